@@ -1,0 +1,130 @@
+"""Group commit: many waiting requests served in one transaction.
+
+Each kind of request has a batch handler `async (uow, items) -> results` that does set-based work, so
+one transaction costs a fixed number of statements however many buyers wait. A result that is an
+exception is raised to that caller only. If a whole batch fails unexpectedly (a conflict with another
+process, a bug), it is rolled back and every item is retried alone, so one bad item cannot sink others.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import StoreError
+from core.ports import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[UnitOfWork, Sequence[Any]], Awaitable[list[Any]]]
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: str
+    item: Any
+    future: asyncio.Future[Any]
+
+
+class GroupCommitter:
+    def __init__(self, uow_factory: UnitOfWorkFactory, *, max_batch: int = 256, retries: int = 3) -> None:
+        self._uow = uow_factory
+        self._handlers: dict[str, BatchHandler] = {}
+        self._after_commit: list[Callable[[set[str]], None]] = []
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.max_batch = max_batch
+        self.retries = retries
+        self.batches = 0
+        self.items = 0
+
+    def register(self, kind: str, handler: BatchHandler) -> None:
+        self._handlers[kind] = handler
+
+    def on_commit(self, callback: Callable[[set[str]], None]) -> None:
+        self._after_commit.append(callback)
+
+    async def submit(self, kind: str, item: Any) -> Any:
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(self._queue), name="group-commit")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(kind, item, fut))
+        return await fut
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            jobs = [await queue.get()]
+            # Let every buyer who is already on the way join this batch.
+            await asyncio.sleep(0)
+            while not queue.empty() and len(jobs) < self.max_batch:
+                jobs.append(queue.get_nowait())
+            live = [j for j in jobs if not j.future.done()]
+            if live:
+                await self._flush(live)
+
+    async def _flush(self, jobs: list[_Job]) -> None:
+        try:
+            results = await self._run_batch(jobs)
+        except Exception as exc:  # noqa: BLE001 - fall back to one transaction per item
+            if len(jobs) > 1:
+                log.warning("batch of %d failed (%s); retrying one by one", len(jobs), type(exc).__name__)
+            for job in jobs:
+                await self._flush_single(job)
+            return
+        self._settle(jobs, results)
+
+    async def _flush_single(self, job: _Job) -> None:
+        last: Exception | None = None
+        for _ in range(self.retries):
+            try:
+                results = await self._run_batch([job])
+            except StoreError as exc:
+                last = exc
+                break
+            except Exception as exc:  # noqa: BLE001
+                last = exc
+                await asyncio.sleep(0.01)
+                continue
+            self._settle([job], results)
+            return
+        if not job.future.done():
+            job.future.set_exception(last or RuntimeError("batch failed"))
+
+    async def _run_batch(self, jobs: list[_Job]) -> list[Any]:
+        by_kind: dict[str, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_kind.setdefault(job.kind, []).append(i)
+        results: list[Any] = [None] * len(jobs)
+        async with self._uow(write=True) as uow:
+            for kind, idx in by_kind.items():
+                out = await self._handlers[kind](uow, [jobs[i].item for i in idx])
+                for i, r in zip(idx, out, strict=True):
+                    results[i] = r
+            await uow.commit()
+        self.batches += 1
+        self.items += len(jobs)
+        for cb in self._after_commit:
+            cb(set(by_kind))
+        return results
+
+    @staticmethod
+    def _settle(jobs: list[_Job], results: list[Any]) -> None:
+        for job, res in zip(jobs, results, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(res, BaseException):
+                job.future.set_exception(res)
+            else:
+                job.future.set_result(res)

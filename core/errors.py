@@ -1,0 +1,39 @@
+"""Typed errors: core raises codes, handlers turn them into localized text."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(str, Enum):
+    SOLD_OUT = "sold_out"
+    NOT_FOUND = "not_found"
+    PRODUCT_UNAVAILABLE = "product_unavailable"
+    KIND_NOT_SUPPORTED = "kind_not_supported"
+    BAD_QUANTITY = "bad_quantity"
+    HOLD_LIMIT = "hold_limit"
+    ORDER_NOT_PAYABLE = "order_not_payable"
+    NOT_YOUR_ORDER = "not_your_order"
+    PROVIDER_DISABLED = "provider_disabled"
+    RATE_LIMITED = "rate_limited"
+    UNKNOWN_SKU = "unknown_sku"
+    VAULT_MISMATCH = "vault_mismatch"
+    BAD_INPUT = "bad_input"
+
+
+class StoreError(Exception):
+    """A business error with a stable code and parameters for the message."""
+
+    def __init__(self, code: ErrorCode, **params: Any) -> None:
+        self.code = code
+        self.params = params
+        detail = ", ".join(f"{k}={v}" for k, v in params.items())
+        super().__init__(f"{code.value}" + (f" ({detail})" if detail else ""))
+
+
+class ConflictError(Exception):
+    """Storage saw a concurrent change; the batch is retried item by item."""
+
+
+class VaultError(Exception):
+    """The vault keys do not fit the database or cannot be read; the store must not start."""

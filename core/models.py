@@ -1,0 +1,202 @@
+"""Domain records. Plain dataclasses; storage maps rows to them."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class Kind(str, Enum):
+    CODE = "code"          # unique codes from a pool, each sold once
+    REUSABLE = "reusable"  # one code sold to many buyers
+    SUPPLIER = "supplier"  # bought from a supplier at sale time (supplier issue)
+    TOPUP = "topup"        # the buyer's account is recharged (supplier issue)
+
+
+class CodeStatus(str, Enum):
+    AVAILABLE = "available"
+    HELD = "held"
+    SOLD = "sold"
+    REUSABLE = "reusable"  # the live code of a reusable product
+    WITHDRAWN = "withdrawn"
+    BURNED = "burned"
+
+
+class OrderStatus(str, Enum):
+    HELD = "held"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+OPEN_STATUSES = (OrderStatus.HELD,)
+
+
+@dataclass(frozen=True, slots=True)
+class Buyer:
+    """A customer on one channel: ('telegram', '12345') or ('wechat', openid)."""
+
+    channel: str
+    external_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.external_id}"
+
+
+@dataclass(slots=True)
+class Product:
+    id: int
+    sku: str
+    kind: Kind
+    title: dict[str, str]
+    description: dict[str, str]
+    category: dict[str, str]
+    price: int
+    currency: str
+    stars: int | None
+    min_qty: int = 1
+    max_qty: int = 10
+    hold_minutes: int | None = None
+    active: bool = True
+    rules: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ProductSpec:
+    """A catalogue entry as configured (no id yet)."""
+
+    sku: str
+    kind: Kind
+    title: dict[str, str]
+    description: dict[str, str]
+    category: dict[str, str]
+    price: int
+    currency: str
+    stars: int | None
+    min_qty: int
+    max_qty: int
+    hold_minutes: int | None
+    active: bool
+    rules: dict[str, Any]
+    position: int = 0
+
+
+@dataclass(slots=True)
+class Order:
+    id: str
+    buyer: Buyer
+    chat_id: str
+    product_id: int
+    qty: int
+    unit_price: int
+    amount: int
+    currency: str
+    stars: int | None
+    status: OrderStatus
+    language: str
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None = None
+    delivered_at: datetime | None = None
+    reusable_code_id: int | None = None
+    note: str = ""
+
+    def price_in(self, currency: str) -> int | None:
+        """The amount due in a currency: the store currency, or XTR (Telegram Stars)."""
+        if currency == self.currency:
+            return self.amount
+        if currency == "XTR" and self.stars is not None:
+            return self.stars * self.qty
+        return None
+
+
+def new_order_id(now: datetime) -> str:
+    """Short, unguessable, roughly time-ordered: 261125 + 8 Crockford base32 characters."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    tail = "".join(secrets.choice(alphabet) for _ in range(8))
+    return f"{now:%y%m%d}{tail}"
+
+
+@dataclass(slots=True)
+class Payment:
+    id: int | None
+    order_id: str | None
+    provider: str
+    provider_txn_id: str
+    amount: int
+    currency: str
+    payer: str
+    status: str  # captured | refund_pending | refunded | refund_failed
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class StoredCode:
+    """A code as stored: ciphertext only."""
+
+    id: int
+    product_id: int
+    status: CodeStatus
+    order_id: str | None
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    expires_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class NewCode:
+    id: int
+    product_id: int
+    status: CodeStatus
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    fingerprint: bytes
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    id: int | None
+    kind: str  # deliver | refund | notify
+    channel: str
+    recipient: str
+    order_id: str | None
+    payload: dict[str, Any]
+    attempts: int = 0
+    status: str = "pending"
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    action: str  # reveal | deliver | import | export | refund | rekey | admin | payment
+    actor: str
+    channel: str
+    at: datetime
+    order_id: str | None = None
+    product_id: int | None = None
+    code_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StockLine:
+    product_id: int
+    sku: str
+    available: int
+    held: int
+    sold: int
+
+
+@dataclass(slots=True)
+class Customer:
+    buyer: Buyer
+    language: str | None
+    state: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,295 @@
+"""Orders: reserve (hold stock), pay once, deliver in the same transaction, expire, refund.
+
+The batch handlers here run inside the group committer: each gets many requests and does set-based
+work, so the number of statements per transaction does not grow with the number of waiting buyers.
+See docs/orders.md for the life of an order.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.clock import Clock
+from core.errors import ConflictError, ErrorCode, StoreError
+from core.models import (
+    AuditEntry,
+    Buyer,
+    Kind,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    Payment,
+    Product,
+    new_order_id,
+)
+from core.ports import UnitOfWork
+
+
+@dataclass(slots=True)
+class ReserveRequest:
+    buyer: Buyer
+    product_id: int
+    qty: int
+    language: str
+    chat_id: str = ""
+
+
+@dataclass(slots=True)
+class PaymentNotice:
+    """A provider says money arrived. (provider, txn_id) is the idempotency key."""
+
+    order_id: str | None
+    provider: str
+    txn_id: str
+    amount: int
+    currency: str
+    payer: Buyer | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PaymentResult:
+    """What happened to one notice."""
+
+    outcome: str  # delivered | duplicate | refunding
+    order: Order | None
+    reason: str = ""
+    payment_id: int | None = None
+
+
+@dataclass(slots=True)
+class OrderPolicy:
+    hold_minutes: int = 15
+    max_open_holds: int = 3
+
+
+class OrderBook:
+    """Batch handlers for the order lifecycle (registered with the GroupCommitter)."""
+
+    def __init__(self, clock: Clock, policy: OrderPolicy) -> None:
+        self.clock = clock
+        self.policy = policy
+
+    # -- reserve -----------------------------------------------------------------------------
+    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
+        """Hold stock for each request; all of an order's codes or none."""
+        now = self.clock.now()
+        products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
+        holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
+        results: list[Any] = [None] * len(reqs)
+        accepted: list[tuple[int, ReserveRequest, Product]] = []
+        for i, r in enumerate(reqs):
+            p = products.get(r.product_id)
+            err = self._check(r, p)
+            if err is None and holds.get(r.buyer.key, 0) >= self.policy.max_open_holds:
+                err = StoreError(ErrorCode.HOLD_LIMIT, limit=self.policy.max_open_holds)
+            if err is not None:
+                results[i] = err
+                continue
+            holds[r.buyer.key] = holds.get(r.buyer.key, 0) + 1
+            accepted.append((i, r, p))  # type: ignore[arg-type]
+
+        # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order.
+        wanted: dict[int, int] = {}
+        for _, r, p in accepted:
+            if p.kind is Kind.CODE:
+                wanted[p.id] = wanted.get(p.id, 0) + r.qty
+        picked = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
+        reusable = await uow.codes.reusable_for(
+            sorted({p.id for _, _, p in accepted if p.kind is Kind.REUSABLE})
+        )
+        assignments: list[tuple[int, str]] = []
+        orders: list[Order] = []
+        for i, r, p in accepted:
+            order = self._new_order(r, p, now)
+            if p.kind is Kind.CODE:
+                pool = picked[p.id]
+                if len(pool) < r.qty:
+                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=len(pool))
+                    continue
+                take, picked[p.id] = pool[: r.qty], pool[r.qty :]
+                assignments.extend((cid, order.id) for cid in take)
+            elif p.kind is Kind.REUSABLE:
+                if p.id not in reusable:
+                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=0)
+                    continue
+                order.reusable_code_id = reusable[p.id]
+            orders.append(order)
+            results[i] = order
+        if orders:
+            await uow.orders.insert_many(orders)
+        if assignments and await uow.codes.hold(assignments) != len(assignments):
+            raise ConflictError("codes were claimed by another process")
+        return results
+
+    def _check(self, r: ReserveRequest, p: Product | None) -> StoreError | None:
+        if p is None:
+            return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
+        if not p.active:
+            return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
+        if p.kind not in (Kind.CODE, Kind.REUSABLE):
+            return StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=p.sku, kind=p.kind.value)
+        if not p.min_qty <= r.qty <= p.max_qty:
+            return StoreError(ErrorCode.BAD_QUANTITY, min=p.min_qty, max=p.max_qty)
+        return None
+
+    def _new_order(self, r: ReserveRequest, p: Product, now: datetime) -> Order:
+        hold = p.hold_minutes or self.policy.hold_minutes
+        return Order(
+            id=new_order_id(now), buyer=r.buyer, chat_id=r.chat_id or r.buyer.external_id,
+            product_id=p.id, qty=r.qty, unit_price=p.price, amount=p.price * r.qty,
+            currency=p.currency, stars=p.stars, status=OrderStatus.HELD, language=r.language,
+            created_at=now, expires_at=now + timedelta(minutes=hold),
+        )
+
+    # -- pay ---------------------------------------------------------------------------------
+    async def pay_batch(self, uow: UnitOfWork, notices: Sequence[PaymentNotice]) -> list[Any]:
+        """Record each payment once; deliver in this transaction, or queue a refund."""
+        now = self.clock.now()
+        existing = await uow.payments.existing([(n.provider, n.txn_id) for n in notices])
+        orders = await uow.orders.get_many(sorted({n.order_id for n in notices if n.order_id}), for_update=True)
+        products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
+        results: list[Any] = [None] * len(notices)
+        seen: set[tuple[str, str]] = set()
+        new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
+        deliver: list[Order] = []
+        reclaim: dict[int, list[Order]] = {}
+        for i, n in enumerate(notices):
+            key = (n.provider, n.txn_id)
+            order = orders.get(n.order_id or "")
+            if key in existing or key in seen:
+                prev = existing.get(key)
+                results[i] = PaymentResult("duplicate", order, payment_id=prev.id if prev else None)
+                continue
+            seen.add(key)
+            reason = self._refund_reason(n, order)
+            pay = Payment(None, order.id if order else None, n.provider, n.txn_id, n.amount, n.currency,
+                          n.payer.key if n.payer else "", "refund_pending" if reason else "captured", now)
+            new_payments.append((i, pay, reason))
+            if reason or order is None:
+                continue
+            if order.status is OrderStatus.HELD:
+                deliver.append(order)
+            else:  # the hold lapsed and the stock went back: try to take it again
+                reclaim.setdefault(order.product_id, []).append(order)
+            order.status = OrderStatus.DELIVERED  # claimed for this batch; a second notice refunds
+
+        # Orders whose hold lapsed: pick fresh stock, or refund.
+        lapsed_fail: set[str] = set()
+        assignments: list[tuple[int, str]] = []
+        reusable_pairs: list[tuple[str, int]] = []
+        for pid, olist in sorted(reclaim.items()):
+            p = products[pid]
+            if not p.active:
+                lapsed_fail.update(o.id for o in olist)
+                continue
+            if p.kind is Kind.REUSABLE:
+                live = (await uow.codes.reusable_for([pid])).get(pid)
+                for o in olist:
+                    if live is None:
+                        lapsed_fail.add(o.id)
+                    else:
+                        reusable_pairs.append((o.id, live))
+                        o.reusable_code_id = live
+                continue
+            pool = await uow.codes.pick_available(pid, sum(o.qty for o in olist), now)
+            for o in olist:
+                if len(pool) < o.qty:
+                    lapsed_fail.add(o.id)
+                    continue
+                assignments.extend((cid, o.id) for cid in pool[: o.qty])
+                pool = pool[o.qty :]
+        if assignments and await uow.codes.hold(assignments) != len(assignments):
+            raise ConflictError("codes were claimed by another process")
+        if reusable_pairs:
+            await uow.orders.set_reusable(reusable_pairs)
+
+        for k, (i, pay, reason) in enumerate(new_payments):
+            if not reason and pay.order_id in lapsed_fail:
+                new_payments[k] = (i, pay, "stock_gone")
+                pay.status = "refund_pending"
+        stored = await uow.payments.insert_many([p for _, p, _ in new_payments])
+
+        delivered_ids = [o.id for o in deliver] + [
+            o.id for olist in reclaim.values() for o in olist if o.id not in lapsed_fail
+        ]
+        pool_orders = [oid for oid in delivered_ids if products[orders[oid].product_id].kind is Kind.CODE]
+        expected = sum(orders[oid].qty for oid in pool_orders)
+        if pool_orders and await uow.codes.sell_held(pool_orders) != expected:
+            raise ConflictError("held codes changed under a payment")
+        if delivered_ids:
+            await uow.orders.set_status(delivered_ids, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        refunding_orders = sorted({p.order_id for _, p, r in new_payments if r == "stock_gone" and p.order_id})
+        if refunding_orders:
+            await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
+
+        outbox: list[OutboxItem] = []
+        audit: list[AuditEntry] = []
+        for (i, _, reason), pay in zip(new_payments, stored, strict=True):
+            order = orders.get(pay.order_id or "")
+            if reason:
+                if order is not None and reason == "stock_gone":
+                    order.status = OrderStatus.REFUNDING
+                recipient = order.chat_id if order else (notices[i].payer.external_id if notices[i].payer else "")
+                channel = order.buyer.channel if order else (notices[i].payer.channel if notices[i].payer else "")
+                outbox.append(OutboxItem(None, "refund", channel, recipient, pay.order_id,
+                                         {"payment_id": pay.id, "reason": reason,
+                                          "language": order.language if order else ""}))
+                results[i] = PaymentResult("refunding", order, reason, pay.id)
+            else:
+                assert order is not None
+                order.paid_at = order.delivered_at = now
+                outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
+                results[i] = PaymentResult("delivered", order, payment_id=pay.id)
+            audit.append(AuditEntry("payment", pay.payer or "provider", pay.provider, now, pay.order_id,
+                                    detail={"payment_id": pay.id, "amount": pay.amount,
+                                            "currency": pay.currency, "refund": reason or None}))
+        if outbox:
+            await uow.outbox.add_many(outbox)
+        if audit:
+            await uow.audit.add_many(audit)
+        return results
+
+    @staticmethod
+    def _refund_reason(n: PaymentNotice, order: Order | None) -> str:
+        if order is None:
+            return "unknown_order"
+        if n.payer is not None and n.payer != order.buyer:
+            return "wrong_payer"
+        due = order.price_in(n.currency)
+        if due is None or due != n.amount:
+            return "amount_mismatch"
+        if order.status in (OrderStatus.DELIVERED, OrderStatus.REFUNDING, OrderStatus.REFUNDED):
+            return "paid_twice"
+        return ""  # held: deliver; expired or cancelled: deliver if stock can be taken again
+
+    # -- expire ------------------------------------------------------------------------------
+    async def expire_holds(self, uow: UnitOfWork, limit: int = 500) -> list[Order]:
+        """Release the stock of holds whose time ran out; returns the lapsed orders."""
+        now = self.clock.now()
+        lapsed = await uow.orders.expired_holds(now, limit)
+        if not lapsed:
+            return []
+        ids = [o.id for o in lapsed]
+        locked = await uow.orders.get_many(ids, for_update=True)
+        ids = [oid for oid, o in locked.items() if o.status is OrderStatus.HELD]
+        if ids:
+            await uow.codes.release(ids)
+            await uow.orders.set_status(ids, OrderStatus.EXPIRED, now)
+        return [locked[i] for i in ids]
+
+    async def cancel(self, uow: UnitOfWork, order_id: str, buyer: Buyer) -> Order:
+        """The buyer gives up an unpaid order: the stock goes back at once."""
+        order = (await uow.orders.get_many([order_id], for_update=True)).get(order_id)
+        if order is None:
+            raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+        if order.buyer != buyer:
+            raise StoreError(ErrorCode.NOT_YOUR_ORDER)
+        if order.status is not OrderStatus.HELD:
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
+        await uow.codes.release([order.id])
+        await uow.orders.set_status([order.id], OrderStatus.CANCELLED, self.clock.now())
+        order.status = OrderStatus.CANCELLED
+        return order

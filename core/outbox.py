@@ -1,0 +1,214 @@
+"""The outbox dispatcher: sends what committed transactions queued (deliveries, refunds, notices).
+
+Rows are written in the same transaction as the change they announce and sent after commit; rows left
+unsent by a crash are sent when the store starts again. Sending is at-least-once between the send and the
+"sent" mark; everything before the send (payment, codes sold) is exactly-once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from core.batching import GroupCommitter
+from core.clock import Clock
+from core.errors import VaultError
+from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product
+from core.ports import Delivery, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
+from core.vault import Vault
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(5 * 2**attempts, 3600))
+
+
+async def load_codes(uow: UnitOfWork, vault: Vault, orders: Sequence[Order]) -> dict[str, list[str]]:
+    """Decrypt the codes of orders (in memory only). Reusable orders get their pinned code."""
+    stored = await uow.codes.for_orders([o.id for o in orders])
+    reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
+    reusable = {c.id: c for c in await uow.codes.get_many(reusable_ids)} if reusable_ids else {}
+    out: dict[str, list[str]] = {}
+    for o in orders:
+        rows = stored.get(o.id, [])
+        if o.reusable_code_id and o.reusable_code_id in reusable:
+            rows = [reusable[o.reusable_code_id]]
+        out[o.id] = [vault.decrypt(c.id, c.key_id, c.nonce, c.ciphertext) for c in rows]
+    return out
+
+
+def reveal_audit(orders: Sequence[Order], codes_by_order: Mapping[str, Any], action: str, actor: str,
+                 channel: str, chat: str, now) -> list[AuditEntry]:  # noqa: ANN001
+    return [
+        AuditEntry(action, actor, channel, now, o.id, o.product_id,
+                   detail={"chat": chat or o.chat_id, "codes": len(codes_by_order.get(o.id, []))})
+        for o in orders
+    ]
+
+
+class OutboxDispatcher:
+    def __init__(self, uow_factory: UnitOfWorkFactory, committer: GroupCommitter, vault: Vault, clock: Clock,
+                 notifiers: Mapping[str, Notifier], gateways: Mapping[str, PaymentGateway],
+                 *, batch: int = 256, concurrency: int = 32) -> None:
+        self.uow = uow_factory
+        self.committer = committer
+        self.vault = vault
+        self.clock = clock
+        self.notifiers = notifiers
+        self.gateways = gateways
+        self.batch = batch
+        self._sem = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        committer.register("outbox_claim", self._claim_batch)
+        committer.register("outbox_done", self._done_batch)
+        committer.on_commit(self._on_commit)
+
+    def _on_commit(self, kinds: set[str]) -> None:
+        if kinds - {"outbox_done", "outbox_claim"}:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wake.set()  # whatever a crash left behind goes out first
+            self._task = asyncio.create_task(self._loop(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=5)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                while await self.dispatch_once() == self.batch:
+                    pass
+            except Exception:  # noqa: BLE001 - keep the loop alive; rows stay pending and are retried
+                log.exception("outbox dispatch failed")
+
+    async def dispatch_once(self) -> int:
+        """Send one batch of due rows; returns how many were attempted."""
+        async with self._lock:
+            # Claiming leases the rows, so a second process (PostgreSQL) never sends them too.
+            items: list[OutboxItem] = await self.committer.submit("outbox_claim", self.batch)
+            if not items:
+                return 0
+            async with self.uow() as uow:
+                orders = await uow.orders.get_many(sorted({i.order_id for i in items if i.order_id}))
+                products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
+                deliver_orders = [orders[i.order_id] for i in items if i.kind == "deliver" and i.order_id in orders]
+                try:
+                    codes = await load_codes(uow, self.vault, deliver_orders)
+                except VaultError:
+                    log.error("outbox: codes of a delivery do not decrypt; leaving it pending")
+                    codes = {}
+            outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
+            await self.committer.submit("outbox_done", list(zip(items, outcomes, strict=True)))
+            return len(items)
+
+    async def _claim_batch(self, uow: UnitOfWork, limits: Sequence[int]) -> list[list[OutboxItem]]:
+        now = self.clock.now()
+        out = []
+        for limit in limits:
+            out.append(await uow.outbox.claim(now, limit, now + LEASE))
+        return out
+
+    async def _send(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
+                    codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
+        async with self._sem:
+            try:
+                extra: dict[str, Any] = {}
+                if item.kind == "deliver":
+                    order = orders[item.order_id or ""]
+                    if order.id not in codes:
+                        return False, "codes unavailable", extra
+                    await self._notifier(item.channel).deliver(
+                        item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
+                    extra["codes"] = len(codes[order.id])
+                elif item.kind == "refund":
+                    await self._refund(item)
+                elif item.kind == "notify":
+                    p = item.payload
+                    await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],
+                                                              p.get("params", {}))
+                else:
+                    return False, f"unknown outbox kind {item.kind}", extra
+                return True, "", extra
+            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+                log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
+                return False, f"{type(exc).__name__}: {exc}"[:500], {}
+
+    def _notifier(self, channel: str) -> Notifier:
+        n = self.notifiers.get(channel)
+        if n is None:
+            raise LookupError(f"no notifier for channel {channel!r}")
+        return n
+
+    async def _refund(self, item: OutboxItem) -> None:
+        async with self.uow() as uow:
+            payment = await uow.payments.get(int(item.payload["payment_id"]))
+        if payment is None or payment.status == "refunded":
+            return
+        gw = self.gateways.get(payment.provider)
+        if gw is None:
+            raise LookupError(f"no payment gateway {payment.provider!r} to refund with")
+        await gw.refund(payment, str(item.payload.get("reason", "")))
+
+    async def _done_batch(self, uow: UnitOfWork, batches: Sequence[list[tuple[OutboxItem, tuple]]]) -> list[None]:
+        now = self.clock.now()
+        sent: list[int] = []
+        failed: list[tuple[int, str, Any, bool]] = []
+        audit: list[AuditEntry] = []
+        follow_up: list[OutboxItem] = []
+        refunded_orders: list[str] = []
+        for pairs in batches:
+            for item, (ok, err, extra) in pairs:
+                assert item.id is not None
+                if not ok:
+                    attempts = item.attempts + 1
+                    failed.append((item.id, err, now + backoff(attempts), attempts >= MAX_ATTEMPTS))
+                    continue
+                sent.append(item.id)
+                if item.kind == "deliver":
+                    audit.append(AuditEntry("deliver", "system", item.channel, now, item.order_id,
+                                            detail={"chat": item.recipient, "codes": extra.get("codes", 0)}))
+                elif item.kind == "refund":
+                    pid = int(item.payload["payment_id"])
+                    await uow.payments.set_status(pid, "refunded")
+                    reason = str(item.payload.get("reason", ""))
+                    if item.order_id and reason == "stock_gone":
+                        refunded_orders.append(item.order_id)
+                    audit.append(AuditEntry("refund", "system", item.channel, now, item.order_id,
+                                            detail={"payment_id": pid, "reason": reason}))
+                    if item.recipient:
+                        follow_up.append(OutboxItem(None, "notify", item.channel, item.recipient, item.order_id, {
+                            "key": "refund.done", "language": item.payload.get("language", ""),
+                            "params": {"order": item.order_id or "", "reason": reason}}))
+        if sent:
+            await uow.outbox.mark_sent(sent, now)
+        if failed:
+            await uow.outbox.mark_failed(failed)
+        if refunded_orders:
+            await uow.orders.set_status(refunded_orders, OrderStatus.REFUNDED, now)
+        if audit:
+            await uow.audit.add_many(audit)
+        if follow_up:
+            await uow.outbox.add_many(follow_up)
+            self._wake.set()
+        return [None] * len(batches)

@@ -1,0 +1,707 @@
+"""The store's one typed settings object, loaded from a YAML file.
+
+Usage::
+
+    settings = load_settings("config.yaml")          # raises ConfigError
+    settings.store.currency, settings.catalog[0].price, ...
+
+Loading steps: read the file, ``yaml.safe_load`` it, replace ``${VAR}`` /
+``${VAR:-default}`` in every string value (``$${`` is a literal ``${``), then
+validate with the pydantic models below. Every problem is reported as a
+:class:`ConfigError` whose message names the key as a dotted path
+(``catalog[2].price``) and says what is wrong; secret values never appear in
+messages or in ``repr(settings)``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import os
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "ConfigError",
+    "Database",
+    "Logging",
+    "Pay",
+    "Product",
+    "Server",
+    "Settings",
+    "Store",
+    "Telegram",
+    "Vault",
+    "Webhook",
+    "Wechat",
+    "load_settings",
+    "localized",
+    "parse_settings",
+]
+
+Loc = tuple[Union[str, int], ...]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConfigError(Exception):
+    """The settings are unusable.
+
+    ``str(err)`` lists every problem as ``dotted.path: what is wrong``;
+    ``err.errors`` holds the same as ``(path, message)`` pairs and
+    ``err.source`` the settings file (or ``None``).
+    """
+
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  {path}: {msg}" if path else f"  {msg}" for path, msg in self.errors)
+        super().__init__(f"invalid settings{where}:\n{lines}")
+
+
+def format_loc(loc: Loc) -> str:
+    """``('catalog', 2, 'price')`` -> ``'catalog[2].price'``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_ERRORS_TYPE = "config_errors"
+
+
+def _fail(*problems: tuple[Loc, str]) -> typing.NoReturn:
+    """Raise one or more problems from inside a validator.
+
+    Each problem's location is relative to the model (or field) being
+    validated; :func:`_convert_validation_error` appends it to pydantic's
+    location so the final message names the exact key.
+    """
+    summary = "; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in problems)
+    raise PydanticCustomError(_ERRORS_TYPE, "{summary}", {"summary": summary, "problems": list(problems)})
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _num_to_str(value: Any) -> Any:
+    # YAML turns `secret: 12345` into an int; a secret is still a string.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_num_to_str)]
+
+
+def _decode_key(text: str) -> bytes | None:
+    text = text.strip()
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(text, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def _check_key32(value: SecretStr) -> SecretStr:
+    raw = _decode_key(value.get_secret_value())
+    if raw is None:
+        raise ValueError("must be base64 (it does not decode)")
+    if len(raw) != 32:
+        raise ValueError(f"must be base64 of exactly 32 bytes (it decodes to {len(raw)} bytes)")
+    return value
+
+
+Key32 = Annotated[SecretStr, BeforeValidator(_num_to_str), AfterValidator(_check_key32)]
+
+
+def _to_localized(value: Any) -> Any:
+    """A plain string becomes ``{"*": text}``; a mapping is kept (values checked by pydantic)."""
+    value = _num_to_str(value)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"*": value}
+    if isinstance(value, Mapping):
+        return {(_num_to_str(k)): _num_to_str(v) for k, v in value.items()}
+    raise ValueError("must be a string or a mapping of language code to string")
+
+
+Localized = Annotated[dict[str, str], BeforeValidator(_to_localized)]
+
+
+def localized(value: Mapping[str, str], lang: str, fallback: str) -> str:
+    """Pick the text for ``lang`` from a normalised localized field.
+
+    Order: ``value[lang]``, ``value["*"]``, ``value[fallback]``, the first
+    value, ``""``. Empty strings count as missing.
+    """
+    if isinstance(value, str):
+        return value
+    for key in (lang, "*", fallback):
+        text = value.get(key)
+        if text:
+            return text
+    for text in value.values():
+        if text:
+            return text
+    return ""
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _to_demo(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low == "auto":
+            return "auto"
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    raise ValueError('must be "auto", true or false')
+
+
+# --------------------------------------------------------------------------- models
+
+class Store(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    name: str = "Card Shop"
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    default_language: str = "en"
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh_CN"], min_length=1)
+    hold_minutes: int = Field(15, ge=1, le=1440)
+    max_open_holds: int = Field(3, ge=1, le=100)
+    low_stock_threshold: int = Field(5, ge=0)
+    demo: Annotated[Literal["auto", True, False], BeforeValidator(_to_demo)] = "auto"
+    support: str = ""
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_hint(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError("must be a 3-letter uppercase currency code such as CNY or USD")
+        return value
+
+    @model_validator(mode="after")
+    def _check_language(self) -> "Store":
+        if self.default_language not in self.languages:
+            _fail((("default_language",), f"must be one of store.languages ({', '.join(self.languages)})"))
+        return self
+
+
+_DB_PREFIXES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+class Database(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    url: str = "sqlite+aiosqlite:///data/store.db"
+    echo: bool = False
+    sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper)] = "FULL"
+    pool_size: int = Field(5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(_DB_PREFIXES):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    def __repr_args__(self) -> Any:
+        # The URL may carry a password: show it masked.
+        for name, value in super().__repr_args__():
+            if name == "url" and isinstance(value, str):
+                value = re.sub(r"(://[^/:@]*:)[^@]*@", r"\1***@", value)
+            yield name, value
+
+
+class Server(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class Vault(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    key_file: str = "data/vault.key"
+    keys: dict[str, Key32] = Field(default_factory=dict)
+    current_key: Optional[str] = None
+    fingerprint_key: Optional[Key32] = None
+
+    @field_validator("keys")
+    @classmethod
+    def _check_key_ids(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        bad = [k for k in value if not _KEY_ID.match(k)]
+        if bad:
+            _fail(*(((k,), "key id must be 1-32 letters, digits, '_' or '-'") for k in bad))
+        return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> "Vault":
+        problems: list[tuple[Loc, str]] = []
+        if self.keys:
+            if self.fingerprint_key is None:
+                problems.append((("fingerprint_key",), "required when vault.keys is set"))
+            if self.current_key is None:
+                self.current_key = list(self.keys)[-1]
+            elif self.current_key not in self.keys:
+                problems.append(
+                    (("current_key",), f"must be one of vault.keys ({', '.join(self.keys)})")
+                )
+        if problems:
+            _fail(*problems)
+        return self
+
+    def decoded_keys(self) -> dict[str, bytes]:
+        """``key_id -> 32 raw bytes`` for every key in ``keys`` (mapping order kept)."""
+        return {k: _decode_key(v.get_secret_value()) or b"" for k, v in self.keys.items()}
+
+    def fingerprint_key_bytes(self) -> bytes | None:
+        """The 32 raw bytes of ``fingerprint_key``, or ``None`` when not set."""
+        if self.fingerprint_key is None:
+            return None
+        return _decode_key(self.fingerprint_key.get_secret_value())
+
+
+class Logging(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
+
+
+_SKU = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    sku: str = Field(pattern=_SKU)
+    title: Localized
+    description: Localized = Field(default_factory=dict)
+    category: Localized = Field(default_factory=dict)
+    price: int = Field(ge=0)
+    stars: Optional[int] = Field(None, ge=1)
+    kind: Literal["code", "reusable", "supplier", "topup"] = "code"
+    min_qty: int = Field(1, ge=1)
+    max_qty: int = Field(10, ge=1)
+    hold_minutes: Optional[int] = Field(None, ge=1, le=1440)
+    active: bool = True
+    rules: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sku", mode="before")
+    @classmethod
+    def _sku_hint(cls, value: Any) -> Any:
+        value = _num_to_str(value)
+        if isinstance(value, str) and not re.match(_SKU, value):
+            raise ValueError(
+                "must be 1-64 characters: letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        if not any(v.strip() for v in value.values()):
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check_qty(self) -> "Product":
+        if self.kind == "reusable":
+            if self.min_qty != 1:
+                _fail((("min_qty",), "must be 1 for kind reusable (one per order)"))
+            self.max_qty = 1
+        elif self.max_qty < self.min_qty:
+            _fail((("max_qty",), f"must be at least min_qty ({self.min_qty})"))
+        return self
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    url: str = ""
+    secret: Secret = SecretStr("")
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr) -> SecretStr:
+        # Telegram accepts 1-256 of A-Z a-z 0-9 _ - as secret_token.
+        text = value.get_secret_value()
+        if text and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", text):
+            raise ValueError("may only contain letters, digits, '_' and '-' (at most 256 characters)")
+        return value
+
+
+class Telegram(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    token: Secret = SecretStr("")
+    api_base: str = "https://api.telegram.org"
+    library: Literal["aiogram", "ptb"] = "aiogram"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook: Webhook = Field(default_factory=Webhook)
+    admins: list[int] = Field(default_factory=list)
+    delete_code_after: Optional[int] = Field(None, ge=1)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token.get_secret_value())
+
+    @model_validator(mode="after")
+    def _check_webhook(self) -> "Telegram":
+        if self.enabled and self.mode == "webhook":
+            problems: list[tuple[Loc, str]] = []
+            if not self.webhook.url:
+                problems.append((("webhook", "url"), "required when telegram.mode is webhook"))
+            if not self.webhook.secret.get_secret_value():
+                problems.append((("webhook", "secret"), "required when telegram.mode is webhook"))
+            if problems:
+                _fail(*problems)
+        return self
+
+
+class Pay(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    mch_id: str = ""
+    api_key: Secret = SecretStr("")
+    api_base: str = "https://api.mch.weixin.qq.com"
+    notify_url: str = ""
+    cert: str = ""
+    key: str = Field("", repr=False)
+
+    @model_validator(mode="after")
+    def _check_required(self) -> "Pay":
+        if self.mch_id:
+            problems: list[tuple[Loc, str]] = []
+            if not self.api_key.get_secret_value():
+                problems.append((("api_key",), "required when wechat.pay.mch_id is set"))
+            if not self.notify_url:
+                problems.append((("notify_url",), "required when wechat.pay.mch_id is set"))
+            if problems:
+                _fail(*problems)
+        return self
+
+
+class Wechat(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    token: Secret = SecretStr("")
+    appid: str = ""
+    secret: Secret = SecretStr("")
+    aes_key: Secret = SecretStr("")
+    api_base: str = "https://api.weixin.qq.com"
+    admins: list[str] = Field(default_factory=list)
+    pay: Pay = Field(default_factory=Pay)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.appid)
+
+    @field_validator("aes_key")
+    @classmethod
+    def _check_aes_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and len(text) != 43:
+            raise ValueError("must be exactly 43 characters (the EncodingAESKey from the WeChat console)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_required(self) -> "Wechat":
+        if self.enabled:
+            problems: list[tuple[Loc, str]] = []
+            if not self.token.get_secret_value():
+                problems.append((("token",), "required when wechat.appid is set"))
+            if not self.secret.get_secret_value():
+                problems.append((("secret",), "required when wechat.appid is set"))
+            if problems:
+                _fail(*problems)
+        return self
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    store: Store = Field(default_factory=Store)
+    database: Database = Field(default_factory=Database)
+    server: Server = Field(default_factory=Server)
+    vault: Vault = Field(default_factory=Vault)
+    logging: Logging = Field(default_factory=Logging)
+    catalog: list[Product] = Field(default_factory=list)
+    telegram: Telegram = Field(default_factory=Telegram)
+    wechat: Wechat = Field(default_factory=Wechat)
+
+    _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", mode="before")
+    @classmethod
+    def _null_section(cls, value: Any) -> Any:
+        # `telegram:` with nothing under it is YAML null: treat as "all defaults".
+        return {} if value is None else value
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _null_catalog(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @model_validator(mode="after")
+    def _check_catalog(self) -> "Settings":
+        seen: dict[str, int] = {}
+        problems: list[tuple[Loc, str]] = []
+        for i, product in enumerate(self.catalog):
+            if product.sku in seen:
+                problems.append(
+                    (("catalog", i, "sku"), f"duplicate sku {product.sku!r} (already used by catalog[{seen[product.sku]}])")
+                )
+            else:
+                seen[product.sku] = i
+        if problems:
+            _fail(*problems)
+        return self
+
+    # -- helpers -------------------------------------------------------------
+
+    @property
+    def config_dir(self) -> Path:
+        """Directory of the settings file; relative paths are resolved against it."""
+        return self._config_dir
+
+    def resolve_path(self, p: str | os.PathLike[str]) -> Path:
+        """Absolute path for ``p``; a relative ``p`` is taken relative to the config directory."""
+        path = Path(p).expanduser()
+        if path.is_absolute():
+            return path
+        return self._config_dir / path
+
+    def database_url_resolved(self) -> str:
+        """``database.url`` with a relative sqlite file path made absolute (config dir based).
+
+        ``sqlite+aiosqlite:///data/store.db`` -> ``sqlite+aiosqlite:////<config dir>/data/store.db``;
+        ``:memory:``, absolute paths and PostgreSQL URLs are returned unchanged.
+        """
+        url = self.database.url
+        prefix = "sqlite+aiosqlite:///"
+        if not url.startswith(prefix):
+            return url
+        rest = url[len(prefix):]
+        path, sep, query = rest.partition("?")
+        if not path or path == ":memory:" or path.startswith("/") or path.startswith("file:"):
+            return url
+        return prefix + str(self.resolve_path(path)) + sep + query
+
+    def channels_configured(self) -> bool:
+        """True when a Telegram token or a WeChat appid is set."""
+        return self.telegram.enabled or self.wechat.enabled
+
+    def demo_mode(self) -> bool:
+        """``store.demo`` true, or ``"auto"`` with no channel configured."""
+        if self.store.demo == "auto":
+            return not self.channels_configured()
+        return bool(self.store.demo)
+
+
+# --------------------------------------------------------------------------- interpolation
+
+_VAR = re.compile(
+    r"\$\$\{"  # escaped literal ${
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|\$\{"  # anything else starting with ${ is malformed
+)
+
+
+def _interpolate(data: Any, env: Mapping[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    problems: list[tuple[str, str]] = []
+
+    def sub(text: str, loc: Loc) -> str:
+        def repl(m: re.Match[str]) -> str:
+            token = m.group(0)
+            if token == "$${":
+                return "${"
+            name = m.group("name")
+            if name is None:
+                problems.append(
+                    (format_loc(loc), "malformed ${...} reference (use ${NAME} or ${NAME:-default}; write $${ for a literal ${)")
+                )
+                return token
+            default = m.group("default")
+            value = env.get(name)
+            if default is not None:
+                return value if value else default
+            if value is None:
+                problems.append((format_loc(loc), f"environment variable {name} is not set (referenced as ${{{name}}})"))
+                return ""
+            return value
+
+        return _VAR.sub(repl, text)
+
+    def walk(node: Any, loc: Loc) -> Any:
+        if isinstance(node, str):
+            return sub(node, loc)
+        if isinstance(node, dict):
+            return {k: walk(v, loc + (k,)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, loc + (i,)) for i, v in enumerate(node)]
+        return node
+
+    return walk(data, ()), problems
+
+
+# --------------------------------------------------------------------------- validation errors
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model class that holds the key at ``loc`` (for "did you mean" hints)."""
+    cls: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        found = _find_model(field.annotation)
+        if found is None:
+            return None
+        cls = found
+    return cls
+
+
+def _find_model(tp: Any) -> type[BaseModel] | None:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _clean_message(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def _convert_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=True):
+        loc: Loc = tuple(err["loc"])
+        etype = err["type"]
+        if etype == _ERRORS_TYPE:
+            for sub_loc, msg in err["ctx"]["problems"]:
+                out.append((format_loc(loc + tuple(sub_loc)), msg))
+            continue
+        if etype == "extra_forbidden":
+            msg = "unknown key"
+            model = _model_at(loc)
+            if model is not None and isinstance(loc[-1], str):
+                close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+                if close:
+                    msg += f" (did you mean {close[0]!r}?)"
+        elif etype == "missing":
+            msg = "required key is missing"
+        else:
+            msg = _clean_message(err["msg"])
+        out.append((format_loc(loc), msg))
+    # keep order, drop repeats
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _parse(data: Any, base_dir: Path, env: Mapping[str, str] | None, source: str | None) -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("", "the top level must be a mapping of sections (store:, database:, ...)")], source)
+    data, problems = _interpolate(data, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        # `from None`: the pydantic error would print input values (secrets).
+        raise ConfigError(_convert_validation_error(exc), source) from None
+    settings._config_dir = Path(base_dir).expanduser().resolve()
+    return settings
+
+
+def parse_settings(data: dict, base_dir: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Validate already-parsed settings; relative paths resolve against ``base_dir``."""
+    return _parse(data, base_dir, env, None)
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate (from ``env``, default ``os.environ``) and validate a YAML settings file."""
+    file = Path(path)
+    source = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("", f"settings file {source} does not exist")], source) from None
+    except IsADirectoryError:
+        raise ConfigError([("", f"settings path {source} is a directory, not a file")], source) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("", f"settings file {source} is not valid UTF-8")], source) from None
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read settings file {source}: {exc.strerror or exc}")], source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([("", _yaml_message(exc))], source) from None
+    return _parse(data, file.parent, env, source)
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or "could not parse"
+    context = getattr(exc, "context", None)
+    what = f"{context}, {problem}" if context else problem
+    if context_mark is not None and mark is not None and context_mark.line != mark.line:
+        what += f" (the construct started at line {context_mark.line + 1})"
+    if mark is not None:
+        return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return f"YAML syntax error: {what}"

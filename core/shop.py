@@ -1,0 +1,201 @@
+"""The shop: one object the handlers and jobs call. Each method is one use case."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from core.batching import GroupCommitter
+from core.clock import Clock
+from core.errors import ErrorCode, StoreError
+from core.models import AuditEntry, Buyer, Customer, Kind, Order, OrderStatus, Product, ProductSpec, StockLine
+from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
+from core.outbox import OutboxDispatcher, load_codes
+from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
+from core.vault import Vault
+
+REVEALS_PER_HOUR = 10
+
+
+@dataclass(slots=True)
+class ProductView:
+    product: Product
+    available: int | None  # None = not counted (reusable: unlimited)
+    low: bool
+
+
+class Shop:
+    def __init__(self, uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, *,
+                 policy: OrderPolicy | None = None, languages: Sequence[str] = ("en", "zh_CN"),
+                 default_language: str = "en", low_stock: int = 5, demo: bool = False,
+                 gateways: Mapping[str, PaymentGateway] | None = None,
+                 notifiers: Mapping[str, Notifier] | None = None, single_process: bool = True,
+                 max_batch: int = 256) -> None:
+        self.uow = uow_factory
+        self.vault = vault
+        self.clock = clock
+        self.languages = list(languages)
+        self.default_language = default_language
+        self.low_stock = low_stock
+        self.demo = demo
+        self.single_process = single_process
+        self.gateways: dict[str, PaymentGateway] = dict(gateways or {})
+        self.notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self.committer = GroupCommitter(uow_factory, max_batch=max_batch)
+        self.book = OrderBook(clock, policy or OrderPolicy())
+        self.committer.register("reserve", self.book.reserve_batch)
+        self.committer.register("pay", self.book.pay_batch)
+        self.committer.register("expire", self._expire_batch)
+        self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
+
+    # -- life ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start sending: whatever a crash left in the outbox goes out first."""
+        if self.single_process:
+            async with self.uow(write=True) as uow:
+                await uow.outbox.release_leases()
+                await uow.commit()
+        self.dispatcher.start()
+
+    async def close(self) -> None:
+        await self.dispatcher.stop()
+        await self.committer.close()
+
+    # -- catalogue ----------------------------------------------------------------------------
+    async def sync_catalog(self, specs: Sequence[ProductSpec]) -> list[Product]:
+        """Create or update products by SKU; products missing from the list are kept (sold history)."""
+        async with self.uow(write=True) as uow:
+            out = [await uow.products.upsert(s) for s in specs]
+            await uow.commit()
+        return out
+
+    async def products(self, category: str | None = None) -> list[Product]:
+        async with self.uow() as uow:
+            items = await uow.products.list(active_only=True)
+        if category is not None:
+            items = [p for p in items if category_key(p) == category]
+        return items
+
+    async def categories(self) -> list[tuple[str, Product]]:
+        """(category key, one product carrying its localized name), in catalogue order."""
+        seen: dict[str, Product] = {}
+        for p in await self.products():
+            seen.setdefault(category_key(p), p)
+        return list(seen.items())
+
+    async def product_view(self, product_id: int) -> ProductView:
+        async with self.uow() as uow:
+            p = await uow.products.get(product_id)
+            if p is None or not p.active:
+                raise StoreError(ErrorCode.NOT_FOUND, product_id=product_id)
+            if p.kind is Kind.REUSABLE:
+                live = await uow.codes.reusable_for([p.id])
+                return ProductView(p, None if p.id in live else 0, False)
+            counts = await uow.codes.available_counts([p.id], cap=self.low_stock + 1)
+        n = counts.get(p.id, 0)
+        return ProductView(p, n, 0 < n <= self.low_stock)
+
+    async def product_by_sku(self, sku: str) -> Product | None:
+        async with self.uow() as uow:
+            return await uow.products.by_sku(sku)
+
+    # -- orders -------------------------------------------------------------------------------
+    async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "") -> Order:
+        """Hold stock for a buyer until the hold lapses; raises SOLD_OUT when there is not enough."""
+        return await self.committer.submit("reserve", ReserveRequest(buyer, product_id, qty, language, chat_id))
+
+    async def pay(self, notice: PaymentNotice) -> PaymentResult:
+        """Record a provider's payment once and deliver (or queue a refund)."""
+        if notice.provider not in self.gateways:
+            raise StoreError(ErrorCode.PROVIDER_DISABLED, provider=notice.provider)
+        return await self.committer.submit("pay", notice)
+
+    async def cancel(self, order_id: str, buyer: Buyer) -> Order:
+        """The buyer cancels an unpaid order; its stock is released at once."""
+        async with self.uow(write=True) as uow:
+            order = await self.book.cancel(uow, order_id, buyer)
+            await uow.commit()
+        return order
+
+    async def expire_holds(self) -> list[Order]:
+        """Release lapsed holds (run by the scheduler)."""
+        return await self.committer.submit("expire", None)
+
+    async def _expire_batch(self, uow, items):  # noqa: ANN001, ANN202
+        lapsed = await self.book.expire_holds(uow)
+        return [lapsed] + [[] for _ in items[1:]]
+
+    async def order_for(self, order_id: str, buyer: Buyer) -> tuple[Order, Product]:
+        async with self.uow() as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            if order.buyer != buyer:
+                raise StoreError(ErrorCode.NOT_YOUR_ORDER)
+            product = await uow.products.get(order.product_id)
+        assert product is not None
+        return order, product
+
+    async def my_orders(self, buyer: Buyer, limit: int = 10, offset: int = 0) -> list[Order]:
+        async with self.uow() as uow:
+            return await uow.orders.for_buyer(buyer, limit, offset)
+
+    async def reveal(self, order_id: str, buyer: Buyer, chat: str = "") -> tuple[Order, Product, list[str]]:
+        """Show a delivered order's codes again: audited and rate-limited."""
+        order, product = await self.order_for(order_id, buyer)
+        if order.status is not OrderStatus.DELIVERED:
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            recent = await uow.audit.count("reveal", buyer.key, since=now - timedelta(hours=1))
+            if recent >= REVEALS_PER_HOUR:
+                raise StoreError(ErrorCode.RATE_LIMITED, limit=REVEALS_PER_HOUR)
+            codes = (await load_codes(uow, self.vault, [order]))[order.id]
+            await uow.audit.add_many([AuditEntry("reveal", buyer.key, buyer.channel, now, order.id, product.id,
+                                                 detail={"chat": chat or order.chat_id, "codes": len(codes)})])
+            await uow.commit()
+        return order, product, codes
+
+    async def stock(self) -> list[StockLine]:
+        async with self.uow() as uow:
+            return await uow.codes.stock()
+
+    # -- customers ----------------------------------------------------------------------------
+    async def customer(self, buyer: Buyer, language_hint: str | None = None) -> Customer:
+        """The customer record, created on first contact with the platform's language if we speak it."""
+        async with self.uow() as uow:
+            c = await uow.customers.get(buyer)
+        if c is not None:
+            return c
+        lang = self.match_language(language_hint)
+        c = Customer(buyer, lang, {}, self.clock.now())
+        async with self.uow(write=True) as uow:
+            await uow.customers.save(c)
+            await uow.commit()
+        return c
+
+    async def save_customer(self, customer: Customer) -> None:
+        async with self.uow(write=True) as uow:
+            await uow.customers.save(customer)
+            await uow.commit()
+
+    def match_language(self, hint: str | None) -> str:
+        if hint:
+            norm = hint.replace("-", "_")
+            for lang in self.languages:
+                if norm.lower() == lang.lower() or norm.split("_")[0].lower() == lang.split("_")[0].lower():
+                    return lang
+        return self.default_language
+
+    async def audit_for(self, order_id: str) -> list[AuditEntry]:
+        async with self.uow() as uow:
+            return await uow.audit.for_order(order_id)
+
+
+def category_key(p: Product) -> str:
+    return p.category.get("*") or p.category.get("en") or next(iter(p.category.values()), "")
+
+
+def spec_kwargs(**kw: Any) -> dict[str, Any]:
+    return kw

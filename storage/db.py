@@ -1,0 +1,130 @@
+"""Engines, the unit of work, and migrations.
+
+SQLite: WAL, FULL sync (payments are money), busy timeout, foreign keys; writers begin with BEGIN IMMEDIATE
+through a one-connection write engine, so writers queue in Python instead of failing with "database is
+locked"; readers use their own pool and never block writers (WAL). PostgreSQL: one asyncpg pool.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storage import repos
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: AsyncEngine, dialect: str, now_fn) -> None:  # noqa: ANN001
+        self._engine = engine
+        self._dialect = dialect
+        self._now = now_fn
+        self._conn: AsyncConnection | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        conn = await self._engine.connect()
+        try:
+            await conn.begin()
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        args = (conn, self._dialect, self._now)
+        self.products = repos.ProductRepo(*args)
+        self.codes = repos.CodeRepo(*args)
+        self.orders = repos.OrderRepo(*args)
+        self.payments = repos.PaymentRepo(*args)
+        self.outbox = repos.OutboxRepo(*args)
+        self.audit = repos.AuditRepo(*args)
+        self.customers = repos.CustomerRepo(*args)
+        self.meta = repos.MetaRepo(*args)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        assert self._conn is not None
+        try:
+            if not self._committed:
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._committed = True
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL", pool_size: int = 5,
+                 now_fn=None) -> None:  # noqa: ANN001
+        from core.clock import SystemClock
+
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        self._now = now_fn or SystemClock().now
+        if self.dialect == "sqlite":
+            db = self.url.database or ""
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            # One write connection: writers wait their turn in the pool, never on SQLite's lock.
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300)
+            self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+            self._sqlite_setup(self.write_engine, "BEGIN IMMEDIATE", sqlite_synchronous)
+            self._sqlite_setup(self.read_engine, "BEGIN", sqlite_synchronous)
+        elif self.dialect == "postgresql":
+            self.write_engine = self.read_engine = create_async_engine(
+                url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}")
+
+    @staticmethod
+    def _sqlite_setup(engine: AsyncEngine, begin: str, synchronous: str) -> None:
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=30000",
+                           "foreign_keys=ON", "temp_store=MEMORY", "cache_size=-16000"):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
+    def uow(self, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.write_engine if write else self.read_engine, self.dialect, self._now)
+
+    async def upgrade(self) -> None:
+        """Apply Alembic migrations up to head."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+
+        def run(sync_conn: Any) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.write_engine.begin() as conn:
+            await conn.run_sync(run)
+
+    async def current_revision(self) -> str | None:
+        from alembic.migration import MigrationContext
+
+        async with self.read_engine.connect() as conn:
+            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,420 @@
+"""Repositories over SQLAlchemy Core. Set-based methods keep a batch's statement count fixed."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.models import (
+    AuditEntry,
+    Buyer,
+    CodeStatus,
+    Customer,
+    Kind,
+    NewCode,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    Payment,
+    Product,
+    ProductSpec,
+    StockLine,
+    StoredCode,
+)
+from storage import tables as t
+
+# Locks are taken in id order in every method that takes them (no deadlocks between batches).
+
+
+class _Repo:
+    def __init__(self, conn: AsyncConnection, dialect: str, now_fn) -> None:  # noqa: ANN001
+        self.c = conn
+        self.pg = dialect == "postgresql"
+        self._now = now_fn
+
+
+def _product(r: Any) -> Product:
+    return Product(r.id, r.sku, Kind(r.kind), r.title, r.description, r.category, r.price, r.currency, r.stars,
+                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {})
+
+
+class ProductRepo(_Repo):
+    async def get(self, product_id: int) -> Product | None:
+        r = (await self.c.execute(select(t.products).where(t.products.c.id == product_id))).first()
+        return _product(r) if r else None
+
+    async def get_many(self, ids: Sequence[int]) -> dict[int, Product]:
+        if not ids:
+            return {}
+        rows = await self.c.execute(select(t.products).where(t.products.c.id.in_(list(ids))))
+        return {r.id: _product(r) for r in rows}
+
+    async def by_sku(self, sku: str) -> Product | None:
+        r = (await self.c.execute(select(t.products).where(t.products.c.sku == sku))).first()
+        return _product(r) if r else None
+
+    async def list(self, active_only: bool = True) -> list[Product]:
+        q = select(t.products).order_by(t.products.c.position, t.products.c.id)
+        if active_only:
+            q = q.where(t.products.c.active.is_(True))
+        return [_product(r) for r in await self.c.execute(q)]
+
+    async def upsert(self, spec: ProductSpec) -> Product:
+        now = self._now()
+        values = {
+            "kind": spec.kind.value, "title": spec.title, "description": spec.description,
+            "category": spec.category, "price": spec.price, "currency": spec.currency, "stars": spec.stars,
+            "min_qty": spec.min_qty, "max_qty": spec.max_qty, "hold_minutes": spec.hold_minutes,
+            "active": spec.active, "rules": spec.rules, "updated_at": now, "position": spec.position,
+        }
+        existing = await self.by_sku(spec.sku)
+        if existing is None:
+            await self.c.execute(t.products.insert().values(sku=spec.sku, created_at=now, **values))
+        else:
+            await self.c.execute(t.products.update().where(t.products.c.id == existing.id).values(**values))
+        got = await self.by_sku(spec.sku)
+        assert got is not None
+        return got
+
+
+def _code(r: Any) -> StoredCode:
+    return StoredCode(r.id, r.product_id, CodeStatus(r.status), r.order_id, r.key_id, r.nonce, r.ciphertext,
+                      r.expires_at)
+
+
+class CodeRepo(_Repo):
+    async def next_ids(self, n: int) -> list[int]:
+        if self.pg:
+            rows = await self.c.execute(text("SELECT nextval('codes_id_seq') FROM generate_series(1, :n)"), {"n": n})
+            return [r[0] for r in rows]
+        # SQLite: the write transaction (BEGIN IMMEDIATE) makes us the only writer.
+        top = (await self.c.execute(select(func.max(t.codes.c.id)))).scalar() or 0
+        return list(range(top + 1, top + 1 + n))
+
+    async def insert_ignore(self, codes: Sequence[NewCode]) -> int:
+        if not codes:
+            return 0
+        rows = [
+            {"id": c.id, "product_id": c.product_id, "status": c.status.value, "order_id": None,
+             "key_id": c.key_id, "nonce": c.nonce, "ciphertext": c.ciphertext, "fingerprint": c.fingerprint,
+             "expires_at": c.expires_at}
+            for c in codes
+        ]
+        if self.pg:
+            stmt = pg_insert(t.codes).on_conflict_do_nothing(constraint="uq_codes_fingerprint").returning(t.codes.c.id)
+            res = await self.c.execute(stmt, rows)
+            return len(res.all())
+        res = await self.c.execute(sqlite_insert(t.codes).on_conflict_do_nothing(), rows)
+        return res.rowcount
+
+    async def pick_available(self, product_id: int, n: int, now: datetime) -> list[int]:
+        if n <= 0:
+            return []
+        c = t.codes.c
+        q = (select(c.id).where(c.product_id == product_id, c.status == CodeStatus.AVAILABLE.value,
+                                or_(c.expires_at.is_(None), c.expires_at > now))
+             .order_by(c.id).limit(n))
+        if self.pg:
+            q = q.with_for_update(skip_locked=True)
+        return list((await self.c.execute(q)).scalars())
+
+    async def hold(self, assignments: Sequence[tuple[int, str]]) -> int:
+        if not assignments:
+            return 0
+        ordered = sorted(assignments)
+        if self.pg:
+            res = await self.c.execute(text(
+                "UPDATE codes SET status='held', order_id=v.o FROM "
+                "(SELECT unnest(CAST(:ids AS bigint[])) AS id, unnest(CAST(:oids AS text[])) AS o) v "
+                "WHERE codes.id = v.id AND codes.status = 'available' RETURNING codes.id"),
+                {"ids": [a for a, _ in ordered], "oids": [b for _, b in ordered]})
+            return len(res.all())
+        stmt = (update(t.codes).where(t.codes.c.id == bindparam("cid"),
+                                      t.codes.c.status == CodeStatus.AVAILABLE.value)
+                .values(status=CodeStatus.HELD.value, order_id=bindparam("oid")))
+        res = await self.c.execute(stmt, [{"cid": a, "oid": b} for a, b in ordered])
+        return res.rowcount
+
+    async def sell_held(self, order_ids: Sequence[str]) -> int:
+        if not order_ids:
+            return 0
+        c = t.codes.c
+        res = await self.c.execute(update(t.codes).where(c.order_id.in_(list(order_ids)),
+                                                         c.status == CodeStatus.HELD.value)
+                                   .values(status=CodeStatus.SOLD.value))
+        return res.rowcount
+
+    async def release(self, order_ids: Sequence[str]) -> int:
+        if not order_ids:
+            return 0
+        c = t.codes.c
+        res = await self.c.execute(update(t.codes).where(c.order_id.in_(list(order_ids)),
+                                                         c.status == CodeStatus.HELD.value)
+                                   .values(status=CodeStatus.AVAILABLE.value, order_id=None))
+        return res.rowcount
+
+    async def reusable_for(self, product_ids: Sequence[int]) -> dict[int, int]:
+        if not product_ids:
+            return {}
+        c = t.codes.c
+        rows = await self.c.execute(select(c.product_id, func.max(c.id)).where(
+            c.product_id.in_(list(product_ids)), c.status == CodeStatus.REUSABLE.value).group_by(c.product_id))
+        return {pid: cid for pid, cid in rows}
+
+    async def for_orders(self, order_ids: Sequence[str]) -> dict[str, list[StoredCode]]:
+        if not order_ids:
+            return {}
+        rows = await self.c.execute(select(t.codes).where(t.codes.c.order_id.in_(list(order_ids)))
+                                    .order_by(t.codes.c.id))
+        out: dict[str, list[StoredCode]] = {}
+        for r in rows:
+            out.setdefault(r.order_id, []).append(_code(r))
+        return out
+
+    async def get_many(self, ids: Sequence[int]) -> list[StoredCode]:
+        if not ids:
+            return []
+        rows = await self.c.execute(select(t.codes).where(t.codes.c.id.in_(list(ids))).order_by(t.codes.c.id))
+        return [_code(r) for r in rows]
+
+    async def not_under_key(self, key_id: str, after_id: int, limit: int) -> list[StoredCode]:
+        c = t.codes.c
+        rows = await self.c.execute(select(t.codes).where(c.key_id != key_id, c.id > after_id)
+                                    .order_by(c.id).limit(limit))
+        return [_code(r) for r in rows]
+
+    async def update_cipher(self, rows: Sequence[tuple[int, str, bytes, bytes]]) -> None:
+        if not rows:
+            return
+        stmt = (update(t.codes).where(t.codes.c.id == bindparam("cid"))
+                .values(key_id=bindparam("kid"), nonce=bindparam("n"), ciphertext=bindparam("ct")))
+        await self.c.execute(stmt, [{"cid": a, "kid": b, "n": n, "ct": ct} for a, b, n, ct in rows])
+
+    async def count_not_under_key(self, key_id: str) -> int:
+        return (await self.c.execute(select(func.count()).select_from(t.codes)
+                                     .where(t.codes.c.key_id != key_id))).scalar() or 0
+
+    async def key_ids(self) -> set[str]:
+        return set((await self.c.execute(select(t.codes.c.key_id).distinct())).scalars())
+
+    async def stock(self) -> list[StockLine]:
+        c = t.codes.c
+        counts: dict[int, dict[str, int]] = {}
+        for pid, status, n in await self.c.execute(
+                select(c.product_id, c.status, func.count()).group_by(c.product_id, c.status)):
+            counts.setdefault(pid, {})[status] = n
+        prods = await self.c.execute(select(t.products.c.id, t.products.c.sku)
+                                     .order_by(t.products.c.position, t.products.c.id))
+        return [StockLine(pid, sku, counts.get(pid, {}).get("available", 0) + counts.get(pid, {}).get("reusable", 0),
+                          counts.get(pid, {}).get("held", 0), counts.get(pid, {}).get("sold", 0))
+                for pid, sku in prods]
+
+    async def available_counts(self, product_ids: Sequence[int], cap: int) -> dict[int, int]:
+        out = {}
+        c = t.codes.c
+        for pid in product_ids:
+            sub = (select(literal_column("1")).select_from(t.codes)
+                   .where(c.product_id == pid, c.status == CodeStatus.AVAILABLE.value).limit(cap).subquery())
+            out[pid] = (await self.c.execute(select(func.count()).select_from(sub))).scalar() or 0
+        return out
+
+
+def _order(r: Any) -> Order:
+    return Order(r.id, Buyer(r.buyer_channel, r.buyer_id), r.chat_id, r.product_id, r.qty, r.unit_price, r.amount,
+                 r.currency, r.stars, OrderStatus(r.status), r.language, r.created_at, r.expires_at, r.paid_at,
+                 r.delivered_at, r.reusable_code_id, r.note)
+
+
+class OrderRepo(_Repo):
+    async def get(self, order_id: str) -> Order | None:
+        r = (await self.c.execute(select(t.orders).where(t.orders.c.id == order_id))).first()
+        return _order(r) if r else None
+
+    async def get_many(self, ids: Sequence[str], for_update: bool = False) -> dict[str, Order]:
+        if not ids:
+            return {}
+        q = select(t.orders).where(t.orders.c.id.in_(sorted(ids))).order_by(t.orders.c.id)
+        if for_update and self.pg:
+            q = q.with_for_update()
+        return {r.id: _order(r) for r in await self.c.execute(q)}
+
+    async def insert_many(self, orders: Sequence[Order]) -> None:
+        await self.c.execute(t.orders.insert(), [
+            {"id": o.id, "buyer_channel": o.buyer.channel, "buyer_id": o.buyer.external_id, "chat_id": o.chat_id,
+             "product_id": o.product_id, "qty": o.qty, "unit_price": o.unit_price, "amount": o.amount,
+             "currency": o.currency, "stars": o.stars, "status": o.status.value, "language": o.language,
+             "created_at": o.created_at, "expires_at": o.expires_at, "paid_at": o.paid_at,
+             "delivered_at": o.delivered_at, "reusable_code_id": o.reusable_code_id, "note": o.note}
+            for o in orders])
+
+    async def set_status(self, ids: Sequence[str], status: OrderStatus, at: datetime, *, paid: bool = False,
+                         delivered: bool = False) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        if paid:
+            values["paid_at"] = at
+        if delivered:
+            values["delivered_at"] = at
+        await self.c.execute(update(t.orders).where(t.orders.c.id.in_(list(ids))).values(**values))
+
+    async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None:
+        stmt = update(t.orders).where(t.orders.c.id == bindparam("oid")).values(reusable_code_id=bindparam("cid"))
+        await self.c.execute(stmt, [{"oid": o, "cid": c} for o, c in pairs])
+
+    async def open_holds(self, buyers: Sequence[Buyer], now: datetime) -> dict[str, int]:
+        if not buyers:
+            return {}
+        c = t.orders.c
+        rows = await self.c.execute(
+            select(c.buyer_channel, c.buyer_id, func.count())
+            .where(tuple_(c.buyer_channel, c.buyer_id).in_([(b.channel, b.external_id) for b in buyers]),
+                   c.status == OrderStatus.HELD.value, c.expires_at > now)
+            .group_by(c.buyer_channel, c.buyer_id))
+        return {f"{ch}:{bid}": n for ch, bid, n in rows}
+
+    async def expired_holds(self, now: datetime, limit: int) -> list[Order]:
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(c.status == OrderStatus.HELD.value, c.expires_at <= now)
+                                    .order_by(c.expires_at).limit(limit))
+        return [_order(r) for r in rows]
+
+    async def for_buyer(self, buyer: Buyer, limit: int, offset: int) -> list[Order]:
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(c.buyer_channel == buyer.channel,
+                                                           c.buyer_id == buyer.external_id)
+                                    .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
+        return [_order(r) for r in rows]
+
+
+def _payment(r: Any) -> Payment:
+    return Payment(r.id, r.order_id, r.provider, r.provider_txn_id, r.amount, r.currency, r.payer, r.status,
+                   r.created_at)
+
+
+class PaymentRepo(_Repo):
+    async def existing(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Payment]:
+        if not keys:
+            return {}
+        c = t.payments.c
+        rows = await self.c.execute(select(t.payments).where(tuple_(c.provider, c.provider_txn_id).in_(list(set(keys)))))
+        return {(r.provider, r.provider_txn_id): _payment(r) for r in rows}
+
+    async def insert_many(self, payments: Sequence[Payment]) -> list[Payment]:
+        if not payments:
+            return []
+        rows = [{"order_id": p.order_id, "provider": p.provider, "provider_txn_id": p.provider_txn_id,
+                 "amount": p.amount, "currency": p.currency, "payer": p.payer, "status": p.status,
+                 "created_at": p.created_at} for p in payments]
+        res = await self.c.execute(t.payments.insert().returning(t.payments.c.id, sort_by_parameter_order=True), rows)
+        for p, (pid,) in zip(payments, res.all(), strict=True):
+            p.id = pid
+        return list(payments)
+
+    async def get(self, payment_id: int) -> Payment | None:
+        r = (await self.c.execute(select(t.payments).where(t.payments.c.id == payment_id))).first()
+        return _payment(r) if r else None
+
+    async def set_status(self, payment_id: int, status: str) -> None:
+        await self.c.execute(update(t.payments).where(t.payments.c.id == payment_id).values(status=status))
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        rows = await self.c.execute(select(t.payments).where(t.payments.c.order_id == order_id)
+                                    .order_by(t.payments.c.id))
+        return [_payment(r) for r in rows]
+
+
+def _outbox(r: Any) -> OutboxItem:
+    return OutboxItem(r.id, r.kind, r.channel, r.recipient, r.order_id, r.payload or {}, r.attempts, r.status)
+
+
+class OutboxRepo(_Repo):
+    async def add_many(self, items: Sequence[OutboxItem]) -> None:
+        now = self._now()
+        await self.c.execute(t.outbox.insert(), [
+            {"kind": i.kind, "channel": i.channel, "recipient": i.recipient, "order_id": i.order_id,
+             "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for i in items])
+
+    async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+        c = t.outbox.c
+        sub = (select(c.id).where(c.status == "pending", c.next_attempt_at <= now).order_by(c.id).limit(limit))
+        if self.pg:
+            sub = sub.with_for_update(skip_locked=True)
+        rows = await self.c.execute(update(t.outbox).where(c.id.in_(sub.scalar_subquery()))
+                                    .values(next_attempt_at=lease_until).returning(t.outbox))
+        return sorted((_outbox(r) for r in rows), key=lambda i: i.id or 0)
+
+    async def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
+        await self.c.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(status="sent", sent_at=at))
+
+    async def mark_failed(self, failures: Sequence[tuple[int, str, datetime, bool]]) -> None:
+        stmt = (update(t.outbox).where(t.outbox.c.id == bindparam("oid"))
+                .values(attempts=t.outbox.c.attempts + 1, last_error=bindparam("err"),
+                        next_attempt_at=bindparam("nxt"), status=bindparam("st")))
+        await self.c.execute(stmt, [{"oid": i, "err": e, "nxt": n, "st": "failed" if g else "pending"}
+                                    for i, e, n, g in failures])
+
+    async def pending_count(self) -> int:
+        return (await self.c.execute(select(func.count()).select_from(t.outbox)
+                                     .where(t.outbox.c.status == "pending"))).scalar() or 0
+
+    async def release_leases(self) -> None:
+        now = self._now()
+        await self.c.execute(update(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.attempts == 0,
+                                                    t.outbox.c.next_attempt_at > now).values(next_attempt_at=now))
+
+
+class AuditRepo(_Repo):
+    async def add_many(self, entries: Sequence[AuditEntry]) -> None:
+        await self.c.execute(t.audit.insert(), [
+            {"at": e.at, "action": e.action, "actor": e.actor, "channel": e.channel, "order_id": e.order_id,
+             "product_id": e.product_id, "code_id": e.code_id, "detail": e.detail} for e in entries])
+
+    async def for_order(self, order_id: str) -> list[AuditEntry]:
+        rows = await self.c.execute(select(t.audit).where(t.audit.c.order_id == order_id).order_by(t.audit.c.id))
+        return [AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {})
+                for r in rows]
+
+    async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int:
+        c = t.audit.c
+        conds = [c.action == action]
+        if actor is not None:
+            conds.append(c.actor == actor)
+        if since is not None:
+            conds.append(c.at >= since)
+        return (await self.c.execute(select(func.count()).select_from(t.audit).where(and_(*conds)))).scalar() or 0
+
+
+class CustomerRepo(_Repo):
+    async def get(self, buyer: Buyer) -> Customer | None:
+        c = t.customers.c
+        r = (await self.c.execute(select(t.customers).where(c.channel == buyer.channel,
+                                                            c.external_id == buyer.external_id))).first()
+        return Customer(buyer, r.language, r.state or {}, r.created_at) if r else None
+
+    async def save(self, customer: Customer) -> None:
+        now = self._now()
+        values = {"channel": customer.buyer.channel, "external_id": customer.buyer.external_id,
+                  "language": customer.language, "state": customer.state, "created_at": customer.created_at,
+                  "updated_at": now}
+        ins = (pg_insert if self.pg else sqlite_insert)(t.customers).values(**values)
+        await self.c.execute(ins.on_conflict_do_update(
+            index_elements=["channel", "external_id"],
+            set_={"language": customer.language, "state": customer.state, "updated_at": now}))
+
+
+class MetaRepo(_Repo):
+    async def get(self, key: str) -> str | None:
+        return (await self.c.execute(select(t.meta.c.value).where(t.meta.c.key == key))).scalar()
+
+    async def set(self, key: str, value: str) -> None:
+        ins = (pg_insert if self.pg else sqlite_insert)(t.meta).values(key=key, value=value)
+        await self.c.execute(ins.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    async def with_prefix(self, prefix: str) -> dict[str, str]:
+        rows = await self.c.execute(select(t.meta).where(t.meta.c.key.like(prefix.replace("%", r"\%") + "%")))
+        return {r.key: r.value for r in rows}

@@ -1,0 +1,172 @@
+"""The schema. Alembic migrations in storage/migrations create it; keep both in step."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on both databases (SQLite keeps no zone: store UTC, read back as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to storage")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+metadata = MetaData()
+# Integer ids that are BIGINT on PostgreSQL and the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+TS = UTCDateTime()
+
+products = Table(
+    "products", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("title", JSON, nullable=False),
+    Column("description", JSON, nullable=False),
+    Column("category", JSON, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("stars", Integer),
+    Column("min_qty", Integer, nullable=False),
+    Column("max_qty", Integer, nullable=False),
+    Column("hold_minutes", Integer),
+    Column("active", Boolean, nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+codes = Table(
+    "codes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=False),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("order_id", String(24)),
+    Column("key_id", String(32), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("fingerprint", LargeBinary, nullable=False),
+    Column("expires_at", TS),
+    UniqueConstraint("product_id", "fingerprint", name="uq_codes_fingerprint"),
+    Index("ix_codes_claim", "product_id", "status", "id"),
+    Index("ix_codes_order", "order_id"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("stars", Integer),
+    Column("status", String(12), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("paid_at", TS),
+    Column("delivered_at", TS),
+    Column("reusable_code_id", BigId),
+    Column("note", Text, nullable=False, server_default=""),
+    Index("ix_orders_buyer", "buyer_channel", "buyer_id", "created_at"),
+    Index("ix_orders_status_expiry", "status", "expires_at"),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("order_id", String(24)),
+    Column("provider", String(24), nullable=False),
+    Column("provider_txn_id", String(128), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payer", String(96), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("provider", "provider_txn_id", name="uq_payments_provider_txn"),
+    Index("ix_payments_order", "order_id"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(96), nullable=False),
+    Column("order_id", String(24)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS),
+    Column("last_error", Text),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(96), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("order_id", String(24)),
+    Column("product_id", Integer),
+    Column("code_id", BigId),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_order", "order_id"),
+    Index("ix_audit_actor", "action", "actor", "at"),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("language", String(16)),
+    Column("state", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)
