@@ -80,6 +80,15 @@ class OutboxDispatcher:
             self._wake.set()  # whatever a crash left behind goes out first
             self._task = asyncio.create_task(self._loop(), name="outbox")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    async def drain(self) -> None:
+        """Send everything that is due now."""
+        while await self.dispatch_once() == self.batch:
+            pass
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -97,8 +106,7 @@ class OutboxDispatcher:
                 pass
             self._wake.clear()
             try:
-                while await self.dispatch_once() == self.batch:
-                    pass
+                await self.drain()
             except Exception:  # noqa: BLE001 - keep the loop alive; rows stay pending and are retried
                 log.exception("outbox dispatch failed")
 

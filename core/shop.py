@@ -1,6 +1,7 @@
 """The shop: one object the handlers and jobs call. Each method is one use case."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -58,7 +59,13 @@ class Shop:
                 await uow.commit()
         self.dispatcher.start()
 
-    async def close(self) -> None:
+    async def close(self, drain_seconds: float = 5.0) -> None:
+        """Stop; what is already due in the outbox gets one last chance to go out first."""
+        if self.dispatcher.running:
+            try:
+                await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_seconds)
+            except (TimeoutError, Exception):  # noqa: BLE001 - unsent rows stay in the outbox for next start
+                pass
         await self.dispatcher.stop()
         await self.committer.close()
 

@@ -1,0 +1,1 @@
+"""Adapters: translate platform updates into (identity, intent) and Screens into platform messages."""

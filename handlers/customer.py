@@ -1,0 +1,333 @@
+"""The customer's conversation: menu, catalogue, product, quantity, buy, pay, my orders, language, help.
+
+Every entry point is parse -> one use case -> Screen. Action ids are short and stable so they fit in
+Telegram's callback_data; WeChat and the console map numbered replies back to them through the stored
+conversation state. Bad action data never raises: the buyer gets "did not understand" and the menu.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from core.errors import ErrorCode, StoreError
+from core.models import Buyer, Customer, Order, OrderStatus, Product
+from core.orders import PaymentNotice
+from core.ports import Delivery
+from core.settings import localized
+from core.shop import Shop, category_key
+from handlers.screen import Action, Screen
+from locales import Translator
+
+log = logging.getLogger(__name__)
+PAGE = 8
+MAX_ACTION_LEN = 64
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Who is talking, where, and the language their app reports (used on first contact)."""
+
+    buyer: Buyer
+    chat_id: str
+    language_hint: str | None = None
+
+
+class CustomerFlow:
+    def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
+                 demo_payments: bool = False, show_stars: bool = False) -> None:
+        self.shop = shop
+        self.i18n = i18n
+        self.shop_name = shop_name
+        self.support = support
+        self.demo_payments = demo_payments
+        self.show_stars = show_stars  # Telegram shows the Stars price
+
+    # -- entry points -------------------------------------------------------------------------
+    async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
+        """A typed message: a command, a number picking an offered action, or anything else."""
+        cust = await self.shop.customer(ctx.buyer, ctx.language_hint)
+        word = text.strip()
+        command = word.split("@", 1)[0].split(" ", 1)[0].lower() if word.startswith("/") else ""
+        if command in ("/start", "/menu"):
+            return await self._act(cust, ctx, "menu")
+        if command == "/help":
+            return await self._act(cust, ctx, "help")
+        if command == "/language":
+            return await self._act(cust, ctx, "lang")
+        if command == "/orders":
+            return await self._act(cust, ctx, "os:0")
+        if word.isdigit():
+            offered = cust.state.get("actions", [])
+            n = int(word)
+            if 1 <= n <= len(offered):
+                return await self._act(cust, ctx, offered[n - 1])
+        return await self._act(cust, ctx, "menu", error="error.unknown")
+
+    async def on_action(self, ctx: Ctx, action_id: str) -> list[Screen]:
+        """A pressed button (or a resolved numbered reply)."""
+        cust = await self.shop.customer(ctx.buyer, ctx.language_hint)
+        return await self._act(cust, ctx, action_id)
+
+    async def _act(self, cust: Customer, ctx: Ctx, action_id: str, error: str | None = None) -> list[Screen]:
+        lang = cust.language or self.shop.default_language
+        try:
+            screens = await self._dispatch(cust, ctx, action_id, lang)
+        except StoreError as exc:
+            screens = [self._error(lang, exc), await self._menu(lang)]
+        except (ValueError, IndexError, KeyError):
+            screens = [await self._menu(lang)]
+            error = "error.unknown"
+        if error:
+            screens[0].body = self.i18n.t(lang, error) + ("\n\n" + screens[0].body if screens[0].body else "")
+            screens[0].error = error
+        # The state lives in the database: numbered replies work after a restart or on another process.
+        offered = [a.id for a in screens[-1].flat_actions()]
+        if cust.state.get("actions") != offered:
+            cust.state["actions"] = offered
+            await self.shop.save_customer(cust)
+        return screens
+
+    async def _dispatch(self, cust: Customer, ctx: Ctx, action_id: str, lang: str) -> list[Screen]:
+        if len(action_id) > MAX_ACTION_LEN:
+            raise ValueError("action too long")
+        name, _, rest = action_id.partition(":")
+        args = rest.split(":") if rest else []
+        if name == "menu":
+            return [await self._menu(lang)]
+        if name == "help":
+            return [self._help(lang)]
+        if name == "lang":
+            if args:
+                return [await self._set_language(cust, args[0])]
+            return [self._languages(lang)]
+        if name == "cat":
+            return [await self._catalog(lang, int(args[0]) if args else 0)]
+        if name == "c":
+            return [await self._category(lang, int(args[0]), int(args[1]) if len(args) > 1 else 0)]
+        if name == "p":
+            return [await self._product(lang, int(args[0]), int(args[1]) if len(args) > 1 else None)]
+        if name == "buy":
+            return [await self._buy(ctx, lang, int(args[0]), int(args[1]))]
+        if name == "pay":
+            return [await self._pay_demo(ctx, lang, args[0])]
+        if name == "x":
+            order = await self.shop.cancel(args[0], ctx.buyer)
+            return [Screen(self.i18n.t(lang, "order.cancelled", order=order.id), actions=self._home(lang))]
+        if name == "os":
+            return [await self._orders(ctx, lang, int(args[0]) if args else 0)]
+        if name == "o":
+            return [await self._order(ctx, lang, args[0])]
+        if name == "k":
+            order, product, codes = await self.shop.reveal(args[0], ctx.buyer, ctx.chat_id)
+            return [self.render_delivery(Delivery(order, product, codes, again=True), lang)]
+        raise ValueError(f"unknown action {name!r}")
+
+    # -- screens ------------------------------------------------------------------------------
+    def _home(self, lang: str) -> list[list[Action]]:
+        return [[Action("menu", self.i18n.t(lang, "nav.menu"))]]
+
+    async def _menu(self, lang: str) -> Screen:
+        t = self.i18n.t
+        body = t(lang, "menu.body")
+        if self.demo_payments:
+            body += "\n" + t(lang, "demo.banner")
+        return Screen(t(lang, "menu.title", shop=self.shop_name), body, actions=[
+            [Action("cat", t(lang, "menu.catalog"))], [Action("os:0", t(lang, "menu.orders"))],
+            [Action("help", t(lang, "menu.help")), Action("lang", t(lang, "menu.language"))]])
+
+    def _help(self, lang: str) -> Screen:
+        body = self.i18n.t(lang, "help.body")
+        if self.support:
+            body += "\n" + self.i18n.t(lang, "help.support", contact=self.support)
+        return Screen(self.i18n.t(lang, "help.title"), body, actions=self._home(lang))
+
+    def _languages(self, lang: str) -> Screen:
+        return Screen(self.i18n.t(lang, "language.title"), actions=[
+            [Action(f"lang:{code}", self.i18n.language_name(code))] for code in self.i18n.languages])
+
+    async def _set_language(self, cust: Customer, code: str) -> Screen:
+        if code not in self.i18n.languages:
+            raise ValueError(code)
+        cust.language = code
+        await self.shop.save_customer(cust)
+        menu = await self._menu(code)
+        menu.body = self.i18n.t(code, "language.set") + "\n\n" + menu.body
+        return menu
+
+    def _title(self, p: Product, lang: str) -> str:
+        return localized(p.title, lang, self.shop.default_language)
+
+    def _price(self, amount: int, currency: str, lang: str) -> str:
+        return self.i18n.money(amount, currency, lang)
+
+    async def _catalog(self, lang: str, page: int) -> Screen:
+        cats = await self.shop.categories()
+        if len(cats) <= 1:
+            return await self._category(lang, 0, page)
+        t = self.i18n.t
+        rows = []
+        for i, (key, p) in enumerate(cats):
+            name = localized(p.category, lang, self.shop.default_language) if key else t(lang, "catalog.uncategorised")
+            rows.append([Action(f"c:{i}", name)])
+        rows.append([Action("menu", t(lang, "nav.back"))])
+        return Screen(t(lang, "catalog.title"), t(lang, "catalog.categories"), actions=rows)
+
+    async def _category(self, lang: str, index: int, page: int) -> Screen:
+        t = self.i18n.t
+        cats = await self.shop.categories()
+        products = await self.shop.products(cats[index][0]) if cats else []
+        if not products:
+            return Screen(t(lang, "catalog.title"), t(lang, "catalog.empty"), actions=self._home(lang))
+        pages = math.ceil(len(products) / PAGE)
+        page = max(0, min(page, pages - 1))
+        rows = [[Action(f"p:{p.id}", t(lang, "catalog.item", title=self._title(p, lang),
+                                          price=self._price(p.price, p.currency, lang)))]
+                for p in products[page * PAGE:(page + 1) * PAGE]]
+        nav = []
+        if page > 0:
+            nav.append(Action(f"c:{index}:{page - 1}", t(lang, "nav.prev")))
+        if page + 1 < pages:
+            nav.append(Action(f"c:{index}:{page + 1}", t(lang, "nav.next")))
+        if nav:
+            rows.append(nav)
+        rows.append([Action("cat" if len(cats) > 1 else "menu", t(lang, "nav.back"))])
+        body = t(lang, "catalog.products")
+        if pages > 1:
+            body += "\n" + t(lang, "catalog.page", page=page + 1, pages=pages)
+        return Screen(t(lang, "catalog.title"), body, actions=rows)
+
+    async def _product(self, lang: str, product_id: int, qty: int | None) -> Screen:
+        t = self.i18n.t
+        view = await self.shop.product_view(product_id)
+        p = view.product
+        qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
+        lines = []
+        desc = localized(p.description, lang, self.shop.default_language)
+        if desc:
+            lines.append(desc)
+        lines.append(t(lang, "product.price", price=self._price(p.price, p.currency, lang)))
+        if p.stars and self.show_stars:
+            lines.append(t(lang, "product.stars", stars=p.stars))
+        if view.available is None:
+            lines.append(t(lang, "product.unlimited"))
+        elif view.available == 0:
+            lines.append(t(lang, "product.sold_out"))
+        elif view.low:
+            lines.append(t(lang, "product.low", n=view.available))
+        else:
+            lines.append(t(lang, "product.in_stock"))
+        rows: list[list[Action]] = []
+        if view.available != 0:
+            if p.max_qty > p.min_qty:
+                lines.append(t(lang, "product.qty", qty=qty, min=p.min_qty, max=p.max_qty))
+                qrow = []
+                if qty > p.min_qty:
+                    qrow.append(Action(f"p:{p.id}:{qty - 1}", t(lang, "product.less")))
+                if qty < p.max_qty:
+                    qrow.append(Action(f"p:{p.id}:{qty + 1}", t(lang, "product.more")))
+                rows.append(qrow)
+            lines.append(t(lang, "product.total", total=self._price(p.price * qty, p.currency, lang)))
+            rows.append([Action(f"buy:{p.id}:{qty}", t(lang, "product.buy"))])
+        rows.append([Action("cat", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
+        return Screen(self._title(p, lang), "\n".join(lines), actions=[r for r in rows if r])
+
+    async def _buy(self, ctx: Ctx, lang: str, product_id: int, qty: int) -> Screen:
+        order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
+        product, = (await self.shop.order_for(order.id, ctx.buyer))[1:]
+        return self._invoice(order, product, lang)
+
+    def _invoice(self, order: Order, product: Product, lang: str) -> Screen:
+        t = self.i18n.t
+        minutes = max(1, round((order.expires_at - order.created_at).total_seconds() / 60))
+        rows = []
+        if self.demo_payments:
+            rows.append([Action(f"pay:{order.id}", t(lang, "order.pay_demo"))])
+        rows.append([Action(f"x:{order.id}", t(lang, "order.cancel"))])
+        return Screen(
+            t(lang, "order.held.title", order=order.id),
+            t(lang, "order.held.body", title=self._title(product, lang), qty=order.qty,
+              total=self._price(order.amount, order.currency, lang), minutes=minutes),
+            actions=rows,
+            invoice={"order_id": order.id, "title": self._title(product, lang), "amount": order.amount,
+                     "currency": order.currency, "stars": (order.stars or 0) * order.qty, "qty": order.qty})
+
+    async def _pay_demo(self, ctx: Ctx, lang: str, order_id: str) -> Screen:
+        """Demo payment (terminal demo only): the same path a real provider's notice takes."""
+        if not self.demo_payments:
+            raise StoreError(ErrorCode.PROVIDER_DISABLED, provider="demo")
+        order, _ = await self.shop.order_for(order_id, ctx.buyer)
+        result = await self.shop.pay(PaymentNotice(order.id, "demo", f"demo-{order.id}", order.amount,
+                                                   order.currency, ctx.buyer))
+        t = self.i18n.t
+        if result.outcome == "duplicate":
+            return Screen(t(lang, "order.already_paid", order=order.id), actions=self._home(lang))
+        if result.outcome == "refunding":
+            reason = t(lang, f"refund.reason.{result.reason}")
+            return Screen(t(lang, "order.refunding", order=order.id, reason=reason), actions=self._home(lang))
+        return Screen(t(lang, "order.paid", order=order.id),
+                      actions=[[Action(f"o:{order.id}", t(lang, "menu.orders"))], *self._home(lang)])
+
+    async def _orders(self, ctx: Ctx, lang: str, page: int) -> Screen:
+        t = self.i18n.t
+        orders = await self.shop.my_orders(ctx.buyer, limit=PAGE + 1, offset=page * PAGE)
+        if not orders and page == 0:
+            return Screen(t(lang, "orders.title"), t(lang, "orders.empty"), actions=self._home(lang))
+        products = {p.id: p for p in await self.shop.products()}
+        rows = []
+        for o in orders[:PAGE]:
+            p = products.get(o.product_id)
+            title = self._title(p, lang) if p else "#" + str(o.product_id)
+            rows.append([Action(f"o:{o.id}", t(lang, "orders.item", order=o.id, title=title, qty=o.qty,
+                                                 status=t(lang, f"status.{o.status.value}")))])
+        nav = []
+        if page > 0:
+            nav.append(Action(f"os:{page - 1}", t(lang, "nav.prev")))
+        if len(orders) > PAGE:
+            nav.append(Action(f"os:{page + 1}", t(lang, "nav.next")))
+        if nav:
+            rows.append(nav)
+        rows.append([Action("menu", t(lang, "nav.menu"))])
+        return Screen(t(lang, "orders.title"), actions=rows)
+
+    async def _order(self, ctx: Ctx, lang: str, order_id: str) -> Screen:
+        t = self.i18n.t
+        order, product = await self.shop.order_for(order_id, ctx.buyer)
+        if order.status is OrderStatus.HELD and order.expires_at > self.shop.clock.now():
+            return self._invoice(order, product, lang)
+        body = t(lang, "order.detail", title=self._title(product, lang), qty=order.qty,
+                 total=self._price(order.amount, order.currency, lang), status=t(lang, f"status.{order.status.value}"),
+                 created=order.created_at.strftime("%Y-%m-%d %H:%M UTC"))
+        rows = []
+        if order.status is OrderStatus.DELIVERED:
+            rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
+        rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
+        return Screen(t(lang, "order.held.title", order=order.id), body, actions=rows)
+
+    def _error(self, lang: str, exc: StoreError) -> Screen:
+        return Screen(self.i18n.t(lang, f"error.{exc.code.value}", **exc.params), error=exc.code.value)
+
+    # -- outbound -----------------------------------------------------------------------------
+    async def remember(self, buyer: Buyer, screen: Screen) -> None:
+        """A screen sent outside a reply (a delivery): numbered replies now refer to its actions."""
+        cust = await self.shop.customer(buyer)
+        offered = [a.id for a in screen.flat_actions()]
+        if cust.state.get("actions") != offered:
+            cust.state["actions"] = offered
+            await self.shop.save_customer(cust)
+
+    def render_delivery(self, delivery: Delivery, lang: str | None = None) -> Screen:
+        """The message carrying codes (first delivery or shown again)."""
+        t = self.i18n.t
+        lang = lang or delivery.order.language
+        o = delivery.order
+        title = t(lang, "delivery.again_title" if delivery.again else "delivery.title", order=o.id)
+        body = t(lang, "delivery.body", title=self._title(delivery.product, lang), qty=o.qty)
+        return Screen(title, body, secrets=list(delivery.codes), footer=t(lang, "delivery.keep"),
+                      actions=[[Action(f"o:{o.id}", t(lang, "menu.orders")), Action("menu", t(lang, "nav.menu"))]])
+
+    def render_notice(self, lang: str, key: str, params: dict) -> Screen:
+        params = dict(params)
+        if "reason" in params and params["reason"]:
+            params["reason"] = self.i18n.t(lang, f"refund.reason.{params['reason']}")
+        return Screen(self.i18n.t(lang or self.shop.default_language, key, **params), actions=self._home(lang))

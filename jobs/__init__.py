@@ -1,0 +1,1 @@
+"""Scheduled jobs (APScheduler): thin, restart-safe wrappers that call core use cases."""

@@ -1,0 +1,31 @@
+"""The scheduler. Jobs have stable ids and only call the shop."""
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.shop import Shop
+
+log = logging.getLogger(__name__)
+
+
+async def expire_holds(shop: Shop) -> None:
+    """Release the stock of unpaid orders whose hold lapsed."""
+    lapsed = await shop.expire_holds()
+    if lapsed:
+        log.info("released %d lapsed holds", len(lapsed))
+
+
+async def dispatch_outbox(shop: Shop) -> None:
+    """Send what is due in the outbox (retries after failures; the dispatcher also runs on every commit)."""
+    await shop.dispatcher.dispatch_once()
+
+
+def build_scheduler(shop: Shop) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(expire_holds, "interval", seconds=30, args=[shop], id="expire-holds",
+                      replace_existing=True, max_instances=1, coalesce=True)
+    scheduler.add_job(dispatch_outbox, "interval", seconds=30, args=[shop], id="dispatch-outbox",
+                      replace_existing=True, max_instances=1, coalesce=True)
+    return scheduler

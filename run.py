@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""The store's entry point and composition root: reads the config, wires core, storage and the bots.
+
+    python run.py [--config PATH]                  run the store (the terminal demo when no channel is set)
+    python run.py [--config PATH] db upgrade       apply database migrations
+    python run.py [--config PATH] codes import SKU FILE
+    python run.py [--config PATH] codes rekey [--new-key]
+    python run.py [--config PATH] stock
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.clock import Clock, SystemClock  # noqa: E402
+from core.errors import StoreError, VaultError  # noqa: E402
+from core.models import Kind, ProductSpec  # noqa: E402
+from core.orders import OrderPolicy  # noqa: E402
+from core.ports import Notifier, PaymentGateway  # noqa: E402
+from core.settings import ConfigError, Settings, load_settings  # noqa: E402
+from core.shop import Shop  # noqa: E402
+from core.vault import KeyRing, Vault, open_vault, read_key_file, write_key_file  # noqa: E402
+
+DEFAULT_CONFIG = ROOT / "config.yaml"
+log = logging.getLogger("store")
+
+
+def product_specs(settings: Settings) -> list[ProductSpec]:
+    return [
+        ProductSpec(sku=p.sku, kind=Kind(p.kind), title=dict(p.title), description=dict(p.description),
+                    category=dict(p.category), price=p.price, currency=settings.store.currency, stars=p.stars,
+                    min_qty=p.min_qty, max_qty=p.max_qty, hold_minutes=p.hold_minutes, active=p.active,
+                    rules=dict(p.rules), position=i)
+        for i, p in enumerate(settings.catalog)
+    ]
+
+
+def config_ring(settings: Settings) -> KeyRing | None:
+    keys = settings.vault.decoded_keys()
+    if not keys:
+        return None
+    fp = settings.vault.fingerprint_key_bytes()
+    assert fp is not None  # validated by settings
+    return KeyRing(keys, settings.vault.current_key or list(keys)[-1], fp)
+
+
+class App:
+    """Everything the store runs on, opened from one Settings object."""
+
+    def __init__(self, settings: Settings, db: Any, vault: Vault, shop: Shop, clock: Clock) -> None:
+        self.settings = settings
+        self.db = db
+        self.vault = vault
+        self.shop = shop
+        self.clock = clock
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None,
+                   notifiers: Mapping[str, Notifier] | None = None,
+                   gateways: Mapping[str, PaymentGateway] | None = None, max_batch: int = 256) -> App:
+        from core.payments import DemoGateway
+        from storage.db import Database
+
+        clock = clock or SystemClock()
+        db = Database(settings.database_url_resolved(), echo=settings.database.echo,
+                      sqlite_synchronous=settings.database.sqlite_synchronous,
+                      pool_size=settings.database.pool_size, now_fn=clock.now)
+        try:
+            await db.upgrade()
+            vault = await open_vault(db.uow, config_ring(settings), settings.resolve_path(settings.vault.key_file))
+            gw: dict[str, PaymentGateway] = dict(gateways or {})
+            if settings.demo_mode():
+                gw.setdefault("demo", DemoGateway())
+            shop = Shop(db.uow, vault, clock, policy=OrderPolicy(settings.store.hold_minutes,
+                                                                   settings.store.max_open_holds),
+                        languages=settings.store.languages, default_language=settings.store.default_language,
+                        low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
+                        notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch)
+            await shop.sync_catalog(product_specs(settings))
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, db, vault, shop, clock)
+
+    async def close(self) -> None:
+        await self.shop.close()
+        await self.db.dispose()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+async def cmd_run(settings: Settings) -> int:
+    from bots.console import ConsoleNotifier, run_console
+    from core.demo import seed_demo_codes
+    from handlers.customer import CustomerFlow
+    from jobs.scheduler import build_scheduler
+    from locales import Translator
+
+    if not settings.demo_mode():
+        print("Telegram and WeChat adapters are not part of this build yet; set store.demo: true or remove "
+              "the channel tokens to run the terminal demo.", file=sys.stderr)
+        return 2
+    i18n = Translator(settings.store.languages, settings.store.default_language)
+    notifier = ConsoleNotifier()
+    app = await App.open(settings, notifiers={"console": notifier})
+    try:
+        await seed_demo_codes(app.db.uow, app.vault, app.clock, await app.shop.products())
+        flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
+                            demo_payments=True)
+        notifier.flow = flow
+        await app.shop.start()
+        scheduler = build_scheduler(app.shop)
+        scheduler.start()
+        try:
+            await run_console(flow, notifier, i18n)
+        finally:
+            scheduler.shutdown(wait=False)
+    finally:
+        await app.close()
+    return 0
+
+
+async def cmd_import(settings: Settings, sku: str, file: str) -> int:
+    from tqdm import tqdm
+
+    from core.inventory import import_codes, looks_binary
+
+    path = Path(file)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        print(f"error: cannot read {file}: {exc.strerror}; nothing imported", file=sys.stderr)
+        return 2
+    with fh:
+        head = fh.read(8192)
+        if not head:
+            print(f"error: {file} is empty; nothing imported", file=sys.stderr)
+            return 2
+        if looks_binary(head):
+            print(f"error: {file} looks like a binary file, not one code per line; nothing imported",
+                  file=sys.stderr)
+            return 2
+        fh.seek(0)
+        size = path.stat().st_size
+        async with await App.open(settings) as app:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=f"import {sku}", file=sys.stderr,
+                      mininterval=0.5, dynamic_ncols=True) as bar:
+                try:
+                    report = await import_codes(app.db.uow, app.vault, app.clock, sku, fh, progress=bar.update)
+                except StoreError as exc:
+                    bar.close()
+                    print(f"error: unknown SKU {sku!r}; nothing imported" if exc.code.value == "unknown_sku"
+                          else f"error: {exc}", file=sys.stderr)
+                    return 2
+    print(f"{sku}: imported {report.imported}, duplicates {report.duplicates}, rejected {report.rejected}")
+    for line_no, reason in report.rejected_lines[:20]:
+        print(f"  rejected line {line_no}: {reason}")
+    if report.rejected > 20:
+        print(f"  … and {report.rejected - 20} more rejected lines")
+    return 1 if report.rejected else 0
+
+
+async def cmd_rekey(settings: Settings, new_key: bool) -> int:
+    from tqdm import tqdm
+
+    from core.inventory import rekey
+
+    if new_key:
+        if settings.vault.keys:
+            print("error: keys come from vault.keys in the config: add the new key there and set "
+                  "vault.current_key, then run `codes rekey`", file=sys.stderr)
+            return 2
+        key_file = settings.resolve_path(settings.vault.key_file)
+        if key_file.exists():
+            ring = read_key_file(key_file).with_new_key()
+            write_key_file(key_file, ring, replace=True)
+            print(f"added key {ring.current} to {key_file}; it is now the current key")
+    async with await App.open(settings) as app:
+        bar = tqdm(unit="codes", desc="rekey", file=sys.stderr, mininterval=0.5)
+        try:
+            report = await rekey(app.db.uow, app.vault, app.clock, progress=bar.update,
+                                 total=lambda n: setattr(bar, "total", n))
+        finally:
+            bar.close()
+    print(f"re-encrypted {report.moved} codes under key {report.key_id}")
+    return 0
+
+
+async def cmd_stock(settings: Settings) -> int:
+    async with await App.open(settings) as app:
+        lines = await app.shop.stock()
+    width = max([len(s.sku) for s in lines] + [3])
+    print(f"{'SKU':<{width}}  {'available':>9}  {'held':>6}  {'sold':>6}")
+    for s in lines:
+        print(f"{s.sku:<{width}}  {s.available:>9}  {s.held:>6}  {s.sold:>6}")
+    return 0
+
+
+async def cmd_db_upgrade(settings: Settings) -> int:
+    from storage.db import Database
+
+    db = Database(settings.database_url_resolved(), sqlite_synchronous=settings.database.sqlite_synchronous)
+    try:
+        await db.upgrade()
+        print(f"database at revision {await db.current_revision()}")
+    finally:
+        await db.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py", description="Card store: chat-bot shop for virtual goods.")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="settings file (default: config.yaml)")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the store (default)")
+    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations")
+    codes = sub.add_parser("codes", help="code pool commands").add_subparsers(dest="codes_command", required=True)
+    imp = codes.add_parser("import", help="import codes: one per line, or CSV with a `code` header")
+    imp.add_argument("sku")
+    imp.add_argument("file")
+    rk = codes.add_parser("rekey", help="re-encrypt every code under the newest vault key")
+    rk.add_argument("--new-key", action="store_true", help="add a fresh key to the key file first")
+    sub.add_parser("stock", help="SKU and available/held/sold counts")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    cmd = args.command or "run"
+    try:
+        if cmd == "run":
+            return asyncio.run(cmd_run(settings))
+        if cmd == "db":
+            return asyncio.run(cmd_db_upgrade(settings))
+        if cmd == "codes" and args.codes_command == "import":
+            return asyncio.run(cmd_import(settings, args.sku, args.file))
+        if cmd == "codes" and args.codes_command == "rekey":
+            return asyncio.run(cmd_rekey(settings, args.new_key))
+        if cmd == "stock":
+            return asyncio.run(cmd_stock(settings))
+    except VaultError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL database per test run."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG_URL = os.environ.get("STORE_TEST_POSTGRES_URL", "")
+
+
+def _pg_admin(url: str):  # noqa: ANN202
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need STORE_TEST_POSTGRES_URL (set by .ci/run), e.g. "
+                    "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    import asyncpg
+
+    base = _pg_admin(PG_URL)
+    name = f"store_test_{secrets.token_hex(4)}"
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at {base.host}:{base.port} is unreachable: {exc}")
+    yield base.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on SQLite and on PostgreSQL (a clean schema per test)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    base = request.getfixturevalue("pg_database")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(base)
+    dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await conn.close()
+
+    asyncio.run(reset())
+    return base
