@@ -24,6 +24,13 @@ PAGE = 8
 MAX_ACTION_LEN = 64
 
 
+def _n(text: str) -> int:
+    """A non-negative number from button data; anything else is garbage (ValueError)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise ValueError("not a number")
+    return int(text)
+
+
 @dataclass(slots=True)
 class Ctx:
     """Who is talking, where, and the language their app reports (used on first contact)."""
@@ -102,20 +109,20 @@ class CustomerFlow:
                 return [await self._set_language(cust, args[0])]
             return [self._languages(lang)]
         if name == "cat":
-            return [await self._catalog(lang, int(args[0]) if args else 0)]
+            return [await self._catalog(lang, _n(args[0]) if args else 0)]
         if name == "c":
-            return [await self._category(lang, int(args[0]), int(args[1]) if len(args) > 1 else 0)]
+            return [await self._category(lang, _n(args[0]), _n(args[1]) if len(args) > 1 else 0)]
         if name == "p":
-            return [await self._product(lang, int(args[0]), int(args[1]) if len(args) > 1 else None)]
+            return [await self._product(lang, _n(args[0]), _n(args[1]) if len(args) > 1 else None)]
         if name == "buy":
-            return [await self._buy(ctx, lang, int(args[0]), int(args[1]))]
+            return [await self._buy(ctx, lang, _n(args[0]), _n(args[1]))]
         if name == "pay":
             return [await self._pay_demo(ctx, lang, args[0])]
         if name == "x":
             order = await self.shop.cancel(args[0], ctx.buyer)
             return [Screen(self.i18n.t(lang, "order.cancelled", order=order.id), actions=self._home(lang))]
         if name == "os":
-            return [await self._orders(ctx, lang, int(args[0]) if args else 0)]
+            return [await self._orders(ctx, lang, _n(args[0]) if args else 0)]
         if name == "o":
             return [await self._order(ctx, lang, args[0])]
         if name == "k":

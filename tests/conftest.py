@@ -14,20 +14,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PG_URL = os.environ.get("STORE_TEST_POSTGRES_URL", "")
+# .ci/run sets this: there, an unreachable PostgreSQL is a failure, not a skip.
+PG_REQUIRED = os.environ.get("STORE_TEST_REQUIRE_POSTGRES") == "1"
 
 
 def _pg_admin(url: str):  # noqa: ANN202
     from sqlalchemy.engine import make_url
 
-    u = make_url(url)
-    return u
+    return make_url(url)
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> str:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
     if not PG_URL:
-        pytest.skip("PostgreSQL tests need STORE_TEST_POSTGRES_URL (set by .ci/run), e.g. "
+        (pytest.fail if PG_REQUIRED else pytest.skip)("PostgreSQL tests need STORE_TEST_POSTGRES_URL (set by .ci/run), e.g. "
                     "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     import asyncpg
 
@@ -45,7 +46,7 @@ def pg_database() -> str:
     try:
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at {base.host}:{base.port} is unreachable: {exc}")
+        (pytest.fail if PG_REQUIRED else pytest.skip)(f"PostgreSQL at {base.host}:{base.port} is unreachable: {exc}")
     yield base.set(database=name).render_as_string(hide_password=False)
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

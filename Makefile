@@ -1,0 +1,28 @@
+# The two commands: `make run` (the store; the terminal demo when no channel is configured) and `make test`.
+# Each creates .venv and installs what it needs on first use (and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) run.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/allocation.py
+	$(PY) bench/pool_scaling.py
+	$(PY) bench/import.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

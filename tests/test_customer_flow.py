@@ -1,0 +1,175 @@
+"""The customer's conversation through the channel-neutral handlers, on a real SQLite store."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from core.inventory import import_codes
+from core.models import Buyer
+from core.settings import parse_settings
+from handlers.customer import Ctx, CustomerFlow
+from locales import Translator
+from run import App
+
+CATALOG = [
+    {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "stars": 70,
+     "category": {"en": "Games", "zh_CN": "游戏"}, "max_qty": 3},
+    {"sku": "VIP", "title": {"en": "VIP month", "zh_CN": "会员月卡"}, "price": 1500,
+     "category": {"en": "Memberships", "zh_CN": "会员"}},
+]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.deliveries: list = []
+        self.arrived = asyncio.Event()
+
+    async def deliver(self, recipient, delivery):  # noqa: ANN001, ANN201
+        self.deliveries.append((recipient, delivery))
+        self.arrived.set()
+
+    async def notify(self, recipient, language, key, params):  # noqa: ANN001, ANN201
+        pass
+
+
+@pytest.fixture
+async def shop(tmp_path: Path):
+    settings = parse_settings({"store": {"demo": True, "name": "Test Shop", "support": "@help"},
+                               "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 's.db'}"},
+                               "vault": {"key_file": str(tmp_path / "k")}, "catalog": CATALOG}, tmp_path)
+    rec = Recorder()
+    app = await App.open(settings, notifiers={"console": rec})
+    await import_codes(app.db.uow, app.vault, app.clock, "GAME", [f"G-{i}\n".encode() for i in range(3)])
+    await app.shop.start()
+    yield app, rec
+    await app.close()
+
+
+def flow_for(app: App, demo: bool = True) -> CustomerFlow:
+    return CustomerFlow(app.shop, Translator(), shop_name="Test Shop", support="@help", demo_payments=demo)
+
+
+def ids(screen) -> list[str]:  # noqa: ANN001
+    return [a.id for a in screen.flat_actions()]
+
+
+def label_of(screen, action_id: str) -> str:  # noqa: ANN001
+    return next(a.label for a in screen.flat_actions() if a.id == action_id)
+
+
+CTX = Ctx(Buyer("console", "alice"), "chat-a", "en-US")
+
+
+async def test_given_a_new_buyer_when_they_browse_buy_and_pay_then_the_code_arrives_and_stays_in_my_orders(shop):
+    app, rec = shop
+    flow = flow_for(app)
+    [menu] = await flow.on_text(CTX, "/start")
+    assert menu.title == "Welcome to Test Shop!" and ids(menu) == ["cat", "os:0", "help", "lang"]
+    [cats] = await flow.on_action(CTX, "cat")
+    assert [a.label for a in cats.flat_actions()][:2] == ["Games", "Memberships"]
+    [games] = await flow.on_action(CTX, "c:0")
+    game_id = ids(games)[0]
+    [page] = await flow.on_action(CTX, game_id)
+    assert "Only 3 left" in page.body and "CN¥10.00" in page.body
+    buy = next(a for a in page.flat_actions() if a.id.startswith("buy:"))
+    assert buy.label == "Buy"
+    [more] = await flow.on_action(CTX, f"{game_id}:2")
+    assert "Quantity: 2" in more.body and "CN¥20.00" in more.body
+    [invoice] = await flow.on_action(CTX, f"buy:{game_id[2:]}:2")
+    order_id = invoice.invoice["order_id"]
+    assert invoice.invoice["amount"] == 2000 and "15 minutes" in invoice.body
+    [paid] = await flow.on_action(CTX, f"pay:{order_id}")
+    assert order_id in paid.title
+    await asyncio.wait_for(rec.arrived.wait(), 5)
+    recipient, delivery = rec.deliveries[0]
+    assert recipient == "chat-a" and sorted(delivery.codes) == sorted(delivery.codes) and len(delivery.codes) == 2
+    screen = flow.render_delivery(delivery)
+    assert screen.secrets == delivery.codes and order_id in screen.title
+    # Paying again (a retried button press) changes nothing.
+    [again] = await flow.on_action(CTX, f"pay:{order_id}")
+    assert "already paid" in again.title
+    [orders] = await flow.on_action(CTX, "os:0")
+    assert ids(orders)[0] == f"o:{order_id}" and "delivered" in orders.flat_actions()[0].label
+    [detail] = await flow.on_action(CTX, f"o:{order_id}")
+    assert f"k:{order_id}" in ids(detail)
+    [shown] = await flow.on_action(CTX, f"k:{order_id}")
+    assert shown.secrets == delivery.codes
+    assert [e.action for e in await app.shop.audit_for(order_id)].count("reveal") == 1
+
+
+async def test_given_chinese_when_the_buyer_switches_language_then_every_screen_is_in_chinese(shop):
+    app, _ = shop
+    flow = flow_for(app)
+    [langs] = await flow.on_action(CTX, "lang")
+    assert [a.label for a in langs.flat_actions()] == ["English", "简体中文"]
+    [menu] = await flow.on_action(CTX, "lang:zh_CN")
+    assert menu.title == "欢迎光临 Test Shop!" and "已切换为简体中文" in menu.body
+    [cats] = await flow.on_action(CTX, "cat")
+    assert [a.label for a in cats.flat_actions()][:2] == ["游戏", "会员"]
+    [games] = await flow.on_action(CTX, "c:0")
+    [page] = await flow.on_action(CTX, ids(games)[0])
+    assert page.title == "游戏点卡" and "仅剩 3 件" in page.body and "¥10.00" in page.body
+    assert any(a.label == "购买" for a in page.flat_actions())
+
+
+async def test_given_a_chinese_telegram_client_when_first_seen_then_the_shop_answers_in_chinese(shop):
+    app, _ = shop
+    [menu] = await flow_for(app).on_text(Ctx(Buyer("console", "li"), "c", "zh-hans"), "/start")
+    assert menu.title.startswith("欢迎光临")
+
+
+@pytest.mark.parametrize("garbage", ["zzz", "p:abc", "buy:1", "buy:x:y", "c:99", "o:NOPE", "k:", "lang:xx",
+                                     "p:" + "9" * 80, "pay:", "x:000000", "os:-5:7", "c:-1", "p:-3", "\x00\xff"])
+async def test_given_garbage_button_data_when_pressed_then_the_buyer_gets_a_clear_answer_and_the_menu(shop, garbage):
+    app, _ = shop
+    screens = await flow_for(app).on_action(CTX, garbage)
+    assert screens[0].error in ("error.unknown", "not_found", "not_your_order", "bad_quantity")
+    assert ids(screens[-1]) == ["cat", "os:0", "help", "lang"]
+
+
+async def test_given_numbered_replies_when_the_store_restarts_then_the_numbers_still_mean_the_same(shop):
+    app, _ = shop
+    await flow_for(app).on_text(CTX, "/start")
+    # A new flow object, as after a restart: the offered actions come from the database.
+    [cats] = await flow_for(app).on_text(CTX, "1")
+    assert cats.title == "Catalogue"
+    [unknown] = await flow_for(app).on_text(CTX, "42")
+    assert unknown.error == "error.unknown"
+
+
+async def test_given_no_demo_mode_when_a_demo_payment_is_attempted_then_it_is_refused(shop):
+    app, rec = shop
+    flow = flow_for(app, demo=False)
+    product = await app.shop.product_by_sku("GAME")
+    [invoice] = await flow.on_action(CTX, f"buy:{product.id}:1")
+    assert not any(a.id.startswith("pay:") for a in invoice.flat_actions())
+    [refused, _menu] = await flow.on_action(CTX, f"pay:{invoice.invoice['order_id']}")
+    assert refused.error == "provider_disabled"
+    assert rec.deliveries == []
+
+
+async def test_given_another_buyers_order_when_someone_asks_for_its_codes_then_it_is_refused(shop):
+    app, _ = shop
+    flow = flow_for(app)
+    product = await app.shop.product_by_sku("GAME")
+    [invoice] = await flow.on_action(CTX, f"buy:{product.id}:1")
+    order_id = invoice.invoice["order_id"]
+    await flow.on_action(CTX, f"pay:{order_id}")
+    mallory = Ctx(Buyer("console", "mallory"), "m", "en")
+    [refused, _] = await flow.on_action(mallory, f"k:{order_id}")
+    assert refused.error == "not_your_order" and not refused.secrets
+    [refused, _] = await flow.on_action(mallory, f"x:{order_id}")
+    assert refused.error == "not_your_order"
+
+
+async def test_given_a_sold_out_product_when_bought_then_the_buyer_is_told_and_nothing_is_held(shop):
+    app, _ = shop
+    flow = flow_for(app)
+    product = await app.shop.product_by_sku("VIP")
+    [page] = await flow.on_action(CTX, f"p:{product.id}")
+    assert "Sold out" in page.body and not any(a.id.startswith("buy:") for a in page.flat_actions())
+    [refused, _] = await flow.on_action(CTX, f"buy:{product.id}:1")
+    assert refused.error == "sold_out" and "0 left" in refused.title
+    assert await app.shop.my_orders(CTX.buyer) == []
