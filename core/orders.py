@@ -79,33 +79,52 @@ class OrderBook:
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
         results: list[Any] = [None] * len(reqs)
-        accepted: list[tuple[int, ReserveRequest, Product]] = []
+        cap = self.policy.max_open_holds
+        # `counted`: within the cap if every earlier request of the same buyer in this batch gets its hold; its
+        # stock is picked up front. The others get a hold only if an earlier one fails (sold out), and pick then.
+        accepted: list[tuple[int, ReserveRequest, Product, bool]] = []
+        tentative = dict(holds)
         for i, r in enumerate(reqs):
             p = products.get(r.product_id)
             err = self._check(r, p)
-            if err is None and holds.get(r.buyer.key, 0) >= self.policy.max_open_holds:
-                err = StoreError(ErrorCode.HOLD_LIMIT, limit=self.policy.max_open_holds)
+            if err is None and holds.get(r.buyer.key, 0) >= cap:
+                err = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
             if err is not None:
                 results[i] = err
                 continue
-            holds[r.buyer.key] = holds.get(r.buyer.key, 0) + 1
-            accepted.append((i, r, p))  # type: ignore[arg-type]
+            accepted.append((i, r, p, tentative.get(r.buyer.key, 0) < cap))  # type: ignore[arg-type]
+            tentative[r.buyer.key] = tentative.get(r.buyer.key, 0) + 1
 
         # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order.
         wanted: dict[int, int] = {}
-        for _, r, p in accepted:
-            if p.kind is Kind.CODE:
+        for _, r, p, counted in accepted:
+            if p.kind is Kind.CODE and counted:
                 wanted[p.id] = wanted.get(p.id, 0) + r.qty
         picked = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
+        exhausted = {pid: len(picked[pid]) < n for pid, n in wanted.items()}
+        known = {pid: set(ids) for pid, ids in picked.items()}
         reusable = await uow.codes.reusable_for(
-            sorted({p.id for _, _, p in accepted if p.kind is Kind.REUSABLE})
+            sorted({p.id for _, _, p, _ in accepted if p.kind is Kind.REUSABLE})
         )
         assignments: list[tuple[int, str]] = []
         orders: list[Order] = []
-        for i, r, p in accepted:
+        for i, r, p, _ in accepted:
+            if holds.get(r.buyer.key, 0) >= cap:  # holds are only charged for orders actually made
+                results[i] = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
+                continue
             order = self._new_order(r, p, now)
             if p.kind is Kind.CODE:
-                pool = picked[p.id]
+                pool = picked.setdefault(p.id, [])
+                if len(pool) < r.qty and not exhausted.get(p.id, False):
+                    # Stock was picked for counted requests only: an uncounted one that got a hold after all
+                    # (or took what was picked for later ones) picks more now. Rare; stops once the pool is dry.
+                    seen = known.setdefault(p.id, set())
+                    ask = len(seen) + r.qty
+                    fresh = await uow.codes.pick_available(p.id, ask, now)
+                    exhausted[p.id] = len(fresh) < ask
+                    extra = [c for c in fresh if c not in seen]
+                    seen.update(extra)
+                    pool = picked[p.id] = pool + extra
                 if len(pool) < r.qty:
                     results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=len(pool))
                     continue
@@ -116,6 +135,7 @@ class OrderBook:
                     results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=0)
                     continue
                 order.reusable_code_id = reusable[p.id]
+            holds[r.buyer.key] = holds.get(r.buyer.key, 0) + 1
             orders.append(order)
             results[i] = order
         if orders:
@@ -232,11 +252,13 @@ class OrderBook:
             if reason:
                 if order is not None and reason == "stock_gone":
                     order.status = OrderStatus.REFUNDING
-                recipient = order.chat_id if order else (notices[i].payer.external_id if notices[i].payer else "")
-                channel = order.buyer.channel if order else (notices[i].payer.channel if notices[i].payer else "")
+                payer = notices[i].payer
+                if order is not None and reason != "wrong_payer":
+                    recipient, channel, language = order.chat_id, order.buyer.channel, order.language
+                else:  # tell the one who paid; a stranger's payment is none of the order's buyer's business
+                    recipient, channel, language = (payer.external_id, payer.channel, "") if payer else ("", "", "")
                 outbox.append(OutboxItem(None, "refund", channel, recipient, pay.order_id,
-                                         {"payment_id": pay.id, "reason": reason,
-                                          "language": order.language if order else ""}))
+                                         {"payment_id": pay.id, "reason": reason, "language": language}))
                 results[i] = PaymentResult("refunding", order, reason, pay.id)
             else:
                 assert order is not None

@@ -7,6 +7,7 @@ unsent by a crash are sent when the store starts again. Sending is at-least-once
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -160,7 +161,12 @@ class OutboxDispatcher:
                 return True, "", extra
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
                 log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
-                return False, f"{type(exc).__name__}: {exc}"[:500], {}
+                error = f"{type(exc).__name__}: {exc}"
+                # The error is stored on the row: a platform error that quotes the message must not put the
+                # plain codes at rest.
+                for code in codes.get(item.order_id or "", []) if item.kind == "deliver" else []:
+                    error = error.replace(code, "***").replace(html.escape(code), "***")
+                return False, error[:500], {}
 
     def _notifier(self, channel: str) -> Notifier:
         n = self.notifiers.get(channel)

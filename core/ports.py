@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -62,7 +62,9 @@ class OrderRepo(Protocol):
         delivered: bool = False,
     ) -> None: ...
     async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None: ...
-    async def open_holds(self, buyers: Sequence[Buyer], now: datetime) -> dict[str, int]: ...
+    async def open_holds(self, buyers: Sequence[Buyer], now: datetime) -> dict[str, int]:
+        """Unexpired held orders per buyer key; the buyers stay locked against other counting transactions
+        until this one ends, so the hold cap cannot be overrun by concurrent processes."""
     async def expired_holds(self, now: datetime, limit: int) -> list[Order]: ...
     async def for_buyer(self, buyer: Buyer, limit: int, offset: int) -> list[Order]: ...
 
@@ -90,6 +92,9 @@ class AuditRepo(Protocol):
     async def add_many(self, entries: Sequence[AuditEntry]) -> None: ...
     async def for_order(self, order_id: str) -> list[AuditEntry]: ...
     async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int: ...
+    async def lock_actor(self, action: str, actor: str) -> None:
+        """Until this transaction ends, other transactions wait here for the same (action, actor): a
+        count-then-add limit (reveals per hour) cannot be overrun by concurrent requests."""
 
 
 class CustomerRepo(Protocol):
@@ -132,7 +137,7 @@ class Delivery:
 
     order: Order
     product: Product
-    codes: list[str]
+    codes: list[str] = field(repr=False)  # never in a repr: logs, tracebacks and error reports would keep it
     again: bool = False  # True for "show codes again"
 
 

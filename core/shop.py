@@ -155,6 +155,7 @@ class Shop:
             raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
         now = self.clock.now()
         async with self.uow(write=True) as uow:
+            await uow.audit.lock_actor("reveal", buyer.key)  # concurrent reveals cannot overrun the limit
             recent = await uow.audit.count("reveal", buyer.key, since=now - timedelta(hours=1))
             if recent >= REVEALS_PER_HOUR:
                 raise StoreError(ErrorCode.RATE_LIMITED, limit=REVEALS_PER_HOUR)

@@ -15,7 +15,7 @@ from core.models import Buyer, Customer, Order, OrderStatus, Product
 from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.settings import localized
-from core.shop import Shop, category_key
+from core.shop import Shop
 from handlers.screen import Action, Screen
 from locales import Translator
 

@@ -1,6 +1,7 @@
 """Repositories over SQLAlchemy Core. Set-based methods keep a batch's statement count fixed."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -224,6 +225,11 @@ class CodeRepo(_Repo):
         return out
 
 
+def _lock_key(name: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock key for a name."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def _order(r: Any) -> Order:
     return Order(r.id, Buyer(r.buyer_channel, r.buyer_id), r.chat_id, r.product_id, r.qty, r.unit_price, r.amount,
                  r.currency, r.stars, OrderStatus(r.status), r.language, r.created_at, r.expires_at, r.paid_at,
@@ -269,6 +275,13 @@ class OrderRepo(_Repo):
         if not buyers:
             return {}
         c = t.orders.c
+        if self.pg:
+            # Holds are counted and then added in one transaction; another process's reserve batch must not
+            # count the same buyer in between (it would grant holds past the cap). Per-buyer advisory locks,
+            # taken in key order (no deadlock between batches), released at commit.
+            keys = sorted({_lock_key(f"holds:{b.key}") for b in buyers})
+            await self.c.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                                 {"keys": keys})
         rows = await self.c.execute(
             select(c.buyer_channel, c.buyer_id, func.count())
             .where(tuple_(c.buyer_channel, c.buyer_id).in_([(b.channel, b.external_id) for b in buyers]),
@@ -387,6 +400,12 @@ class AuditRepo(_Repo):
         if since is not None:
             conds.append(c.at >= since)
         return (await self.c.execute(select(func.count()).select_from(t.audit).where(and_(*conds)))).scalar() or 0
+
+    async def lock_actor(self, action: str, actor: str) -> None:
+        # SQLite: write transactions are already one at a time (BEGIN IMMEDIATE). PostgreSQL: a transaction
+        # advisory lock; statements after it see what the previous holder committed (READ COMMITTED).
+        if self.pg:
+            await self.c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(f"audit:{action}:{actor}")})
 
 
 class CustomerRepo(_Repo):
