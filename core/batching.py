@@ -33,6 +33,7 @@ class GroupCommitter:
         self._uow = uow_factory
         self._handlers: dict[str, BatchHandler] = {}
         self._after_commit: list[Callable[[set[str]], None]] = []
+        self._this_batch: list[Callable[[], None]] = []
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self.max_batch = max_batch
@@ -45,6 +46,10 @@ class GroupCommitter:
 
     def on_commit(self, callback: Callable[[set[str]], None]) -> None:
         self._after_commit.append(callback)
+
+    def after_this_commit(self, callback: Callable[[], None]) -> None:
+        """Called by a batch handler: run callback once the running batch has committed (never if it fails)."""
+        self._this_batch.append(callback)
 
     async def submit(self, kind: str, item: Any) -> Any:
         if self._queue is None or self._task is None or self._task.done():
@@ -107,6 +112,7 @@ class GroupCommitter:
         for i, job in enumerate(jobs):
             by_kind.setdefault(job.kind, []).append(i)
         results: list[Any] = [None] * len(jobs)
+        self._this_batch = []
         async with self._uow(write=True) as uow:
             for kind, idx in by_kind.items():
                 out = await self._handlers[kind](uow, [jobs[i].item for i in idx])
@@ -115,6 +121,9 @@ class GroupCommitter:
             await uow.commit()
         self.batches += 1
         self.items += len(jobs)
+        this_batch, self._this_batch = self._this_batch, []
+        for fn in this_batch:
+            fn()
         for cb in self._after_commit:
             cb(set(by_kind))
         return results

@@ -115,11 +115,13 @@ class Order:
         return None
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
 def new_order_id(now: datetime) -> str:
-    """Short, unguessable, roughly time-ordered: 261125 + 8 Crockford base32 characters."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    tail = "".join(secrets.choice(alphabet) for _ in range(8))
-    return f"{now:%y%m%d}{tail}"
+    """Short, unguessable, roughly time-ordered: 261125 + 8 Crockford base32 characters (40 random bits)."""
+    n = int.from_bytes(secrets.token_bytes(5), "big")
+    return f"{now:%y%m%d}" + "".join(_CROCKFORD[(n >> s) & 31] for s in range(35, -1, -5))
 
 
 @dataclass(slots=True)

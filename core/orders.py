@@ -6,7 +6,7 @@ See docs/orders.md for the life of an order.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,8 @@ from core.models import (
     Product,
     new_order_id,
 )
+from core.outbox import LEASE as HANDOFF_LEASE
+from core.outbox import Handoff, load_stored
 from core.ports import UnitOfWork
 
 
@@ -71,6 +73,8 @@ class OrderBook:
     def __init__(self, clock: Clock, policy: OrderPolicy) -> None:
         self.clock = clock
         self.policy = policy
+        # Set by the shop while its dispatcher runs: receives a payment batch's deliveries (sent after commit).
+        self.delivered_hook: Callable[[list[Handoff]], None] | None = None
 
     # -- reserve -----------------------------------------------------------------------------
     async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
@@ -268,8 +272,18 @@ class OrderBook:
             audit.append(AuditEntry("payment", pay.payer or "provider", pay.provider, now, pay.order_id,
                                     detail={"payment_id": pay.id, "amount": pay.amount,
                                             "currency": pay.currency, "refund": reason or None}))
-        if outbox:
-            await uow.outbox.add_many(outbox)
+        hook = self.delivered_hook
+        deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
+        if deliveries:
+            # Written leased: the running dispatcher gets them handed over after commit, so the polling loop
+            # leaves them alone unless that send fails (then the lease runs out and the loop retries).
+            await uow.outbox.add_many(deliveries, lease_until=now + HANDOFF_LEASE)
+            delivered = [orders[i.order_id or ""] for i in deliveries]
+            stored = await load_stored(uow, delivered)
+            hook([Handoff(i, o, products[o.product_id], stored[o.id])
+                  for i, o in zip(deliveries, delivered, strict=True) if i.id is not None])
+        if len(deliveries) < len(outbox):
+            await uow.outbox.add_many([i for i in outbox if not (deliveries and i.kind == "deliver")])
         if audit:
             await uow.audit.add_many(audit)
         return results

@@ -10,13 +10,14 @@ import asyncio
 import html
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import VaultError
-from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product
+from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import Delivery, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
 
@@ -30,18 +31,32 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(5 * 2**attempts, 3600))
 
 
-async def load_codes(uow: UnitOfWork, vault: Vault, orders: Sequence[Order]) -> dict[str, list[str]]:
-    """Decrypt the codes of orders (in memory only). Reusable orders get their pinned code."""
-    stored = await uow.codes.for_orders([o.id for o in orders])
+async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, list[StoredCode]]:
+    """The encrypted codes of orders. Reusable orders get their pinned code."""
+    stored = await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])
     reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
     reusable = {c.id: c for c in await uow.codes.get_many(reusable_ids)} if reusable_ids else {}
-    out: dict[str, list[str]] = {}
-    for o in orders:
-        rows = stored.get(o.id, [])
-        if o.reusable_code_id and o.reusable_code_id in reusable:
-            rows = [reusable[o.reusable_code_id]]
-        out[o.id] = [vault.decrypt(c.id, c.key_id, c.nonce, c.ciphertext) for c in rows]
-    return out
+    return {o.id: [reusable[o.reusable_code_id]] if o.reusable_code_id in reusable else stored.get(o.id, [])
+            for o in orders}
+
+
+def decrypt_all(vault: Vault, stored: Mapping[str, list[StoredCode]]) -> dict[str, list[str]]:
+    """Plain codes, in memory only, on their way to the buyer."""
+    return {oid: [vault.decrypt(c.id, c.key_id, c.nonce, c.ciphertext) for c in rows] for oid, rows in stored.items()}
+
+
+async def load_codes(uow: UnitOfWork, vault: Vault, orders: Sequence[Order]) -> dict[str, list[str]]:
+    return decrypt_all(vault, await load_stored(uow, orders))
+
+
+@dataclass(slots=True)
+class Handoff:
+    """A delivery committed by a payment batch, handed straight to the dispatcher (its row is leased)."""
+
+    item: OutboxItem
+    order: Order
+    product: Product
+    stored: list[StoredCode]
 
 
 def reveal_audit(orders: Sequence[Order], codes_by_order: Mapping[str, Any], action: str, actor: str,
@@ -68,6 +83,7 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._handoffs: set[asyncio.Task[None]] = set()
         committer.register("outbox_claim", self._claim_batch)
         committer.register("outbox_done", self._done_batch)
         committer.on_commit(self._on_commit)
@@ -87,10 +103,38 @@ class OutboxDispatcher:
 
     async def drain(self) -> None:
         """Send everything that is due now."""
+        while self._handoffs:
+            await asyncio.gather(*list(self._handoffs), return_exceptions=True)
         while await self.dispatch_once() == self.batch:
             pass
 
+    def handoff(self, entries: Sequence[Handoff]) -> None:
+        """Send deliveries a payment batch just committed, without claiming and re-reading them.
+
+        Their rows were written leased, so the polling loop leaves them alone; if this send fails or the
+        process dies, the lease runs out and the loop (or the next start) sends them.
+        """
+        if not entries or self._task is None:
+            return
+        task = asyncio.create_task(self._send_handoff(list(entries)), name="outbox-handoff")
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
+
+    async def _send_handoff(self, entries: list[Handoff]) -> None:
+        try:
+            codes = decrypt_all(self.vault, {e.order.id: e.stored for e in entries})
+        except VaultError:
+            log.error("outbox: codes of a delivery do not decrypt; leaving it for the retry loop")
+            return
+        orders = {e.order.id: e.order for e in entries}
+        products = {e.product.id: e.product for e in entries}
+        items = [e.item for e in entries]
+        outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
+        await self.committer.submit("outbox_done", list(zip(items, outcomes, strict=True)))
+
     async def stop(self) -> None:
+        for task in list(self._handoffs):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             try:

@@ -78,7 +78,8 @@ class PaymentRepo(Protocol):
 
 
 class OutboxRepo(Protocol):
-    async def add_many(self, items: Sequence[OutboxItem]) -> None: ...
+    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None) -> None:
+        """Insert rows (due now, or leased until lease_until); sets the ids of rows unique by (kind, order)."""
     async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         """Due pending rows, leased until lease_until so no other dispatcher takes them."""
     async def mark_sent(self, ids: Sequence[int], at: datetime) -> None: ...

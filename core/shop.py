@@ -58,9 +58,12 @@ class Shop:
                 await uow.outbox.release_leases()
                 await uow.commit()
         self.dispatcher.start()
+        self.book.delivered_hook = lambda entries: self.committer.after_this_commit(
+            lambda: self.dispatcher.handoff(entries))
 
     async def close(self, drain_seconds: float = 5.0) -> None:
         """Stop; what is already due in the outbox gets one last chance to go out first."""
+        self.book.delivered_hook = None
         if self.dispatcher.running:
             try:
                 await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_seconds)

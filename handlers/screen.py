@@ -9,7 +9,7 @@ from typing import Any
 class Action:
     id: str  # stable and short (Telegram callback_data is at most 64 bytes): "p:42", "buy:42:3"
     label: str
-    copy_text: str | None = None  # a copy button (Telegram CopyTextButton); never sent back as an action
+    copy_text: str | None = field(default=None, repr=False)  # a copy button (may carry a code); never an action
 
 
 @dataclass(slots=True)

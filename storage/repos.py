@@ -322,9 +322,13 @@ class PaymentRepo(_Repo):
         rows = [{"order_id": p.order_id, "provider": p.provider, "provider_txn_id": p.provider_txn_id,
                  "amount": p.amount, "currency": p.currency, "payer": p.payer, "status": p.status,
                  "created_at": p.created_at} for p in payments]
-        res = await self.c.execute(t.payments.insert().returning(t.payments.c.id, sort_by_parameter_order=True), rows)
-        for p, (pid,) in zip(payments, res.all(), strict=True):
-            p.id = pid
+        # Ids are mapped back by the unique key: sort_by_parameter_order=True would make SQLAlchemy send one
+        # INSERT per row on SQLite (callers never pass the same key twice).
+        c = t.payments.c
+        res = await self.c.execute(t.payments.insert().returning(c.id, c.provider, c.provider_txn_id), rows)
+        ids = {(r.provider, r.provider_txn_id): r.id for r in res}
+        for p in payments:
+            p.id = ids[(p.provider, p.provider_txn_id)]
         return list(payments)
 
     async def get(self, payment_id: int) -> Payment | None:
@@ -345,12 +349,21 @@ def _outbox(r: Any) -> OutboxItem:
 
 
 class OutboxRepo(_Repo):
-    async def add_many(self, items: Sequence[OutboxItem]) -> None:
+    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None) -> None:
         now = self._now()
-        await self.c.execute(t.outbox.insert(), [
+        c = t.outbox.c
+        res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), [
             {"kind": i.kind, "channel": i.channel, "recipient": i.recipient, "order_id": i.order_id,
-             "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+             "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": lease_until or now,
+             "created_at": now}
             for i in items])
+        # Ids come back for rows that are unique by (kind, order) in this call (a delivery per order).
+        ids: dict[tuple[str, str | None], int | None] = {}
+        for r in res:
+            key = (r.kind, r.order_id)
+            ids[key] = None if key in ids else r.id
+        for i in items:
+            i.id = ids.get((i.kind, i.order_id))
 
     async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         c = t.outbox.c
