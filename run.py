@@ -186,10 +186,11 @@ async def cmd_rekey(settings: Settings, new_key: bool) -> int:
                   "vault.current_key, then run `codes rekey`", file=sys.stderr)
             return 2
         key_file = settings.resolve_path(settings.vault.key_file)
-        if key_file.exists():
-            ring = read_key_file(key_file).with_new_key()
-            write_key_file(key_file, ring, replace=True)
-            print(f"added key {ring.current} to {key_file}; it is now the current key")
+        # Check the key file against the database first: a wrong file must not be extended and rewritten.
+        await (await App.open(settings)).close()
+        ring = read_key_file(key_file).with_new_key()
+        write_key_file(key_file, ring, replace=True)
+        print(f"added key {ring.current} to {key_file}; it is now the current key")
     async with await App.open(settings) as app:
         bar = tqdm(unit="codes", desc="rekey", file=sys.stderr, mininterval=0.5)
         try:
@@ -205,9 +206,9 @@ async def cmd_stock(settings: Settings) -> int:
     async with await App.open(settings) as app:
         lines = await app.shop.stock()
     width = max([len(s.sku) for s in lines] + [3])
-    print(f"{'SKU':<{width}}  {'available':>9}  {'held':>6}  {'sold':>6}")
+    print(f"{'SKU':<{width}}  {'available':>9}  {'held':>6}  {'sold':>6}  {'expired':>7}")
     for s in lines:
-        print(f"{s.sku:<{width}}  {s.available:>9}  {s.held:>6}  {s.sold:>6}")
+        print(f"{s.sku:<{width}}  {s.available:>9}  {s.held:>6}  {s.sold:>6}  {s.expired:>7}")
     return 0
 
 

@@ -191,9 +191,10 @@ class AuditEntry:
 class StockLine:
     product_id: int
     sku: str
-    available: int
+    available: int  # sellable now (expired codes not counted)
     held: int
     sold: int
+    expired: int = 0  # available but past expires_at: never sold
 
 
 @dataclass(slots=True)

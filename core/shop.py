@@ -5,7 +5,6 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from core.batching import GroupCommitter
 from core.clock import Clock
@@ -102,7 +101,7 @@ class Shop:
             if p.kind is Kind.REUSABLE:
                 live = await uow.codes.reusable_for([p.id])
                 return ProductView(p, None if p.id in live else 0, False)
-            counts = await uow.codes.available_counts([p.id], cap=self.low_stock + 1)
+            counts = await uow.codes.available_counts([p.id], self.low_stock + 1, self.clock.now())
         n = counts.get(p.id, 0)
         return ProductView(p, n, 0 < n <= self.low_stock)
 
@@ -170,7 +169,7 @@ class Shop:
 
     async def stock(self) -> list[StockLine]:
         async with self.uow() as uow:
-            return await uow.codes.stock()
+            return await uow.codes.stock(self.clock.now())
 
     # -- customers ----------------------------------------------------------------------------
     async def customer(self, buyer: Buyer, language_hint: str | None = None) -> Customer:
@@ -207,6 +206,3 @@ class Shop:
 def category_key(p: Product) -> str:
     return p.category.get("*") or p.category.get("en") or next(iter(p.category.values()), "")
 
-
-def spec_kwargs(**kw: Any) -> dict[str, Any]:
-    return kw

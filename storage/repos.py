@@ -203,24 +203,32 @@ class CodeRepo(_Repo):
     async def key_ids(self) -> set[str]:
         return set((await self.c.execute(select(t.codes.c.key_id).distinct())).scalars())
 
-    async def stock(self) -> list[StockLine]:
+    async def stock(self, now: datetime) -> list[StockLine]:
         c = t.codes.c
         counts: dict[int, dict[str, int]] = {}
         for pid, status, n in await self.c.execute(
                 select(c.product_id, c.status, func.count()).group_by(c.product_id, c.status)):
             counts.setdefault(pid, {})[status] = n
+        expired = dict((await self.c.execute(
+            select(c.product_id, func.count()).where(c.status == CodeStatus.AVAILABLE.value, c.expires_at <= now)
+            .group_by(c.product_id))).all())
         prods = await self.c.execute(select(t.products.c.id, t.products.c.sku)
                                      .order_by(t.products.c.position, t.products.c.id))
-        return [StockLine(pid, sku, counts.get(pid, {}).get("available", 0) + counts.get(pid, {}).get("reusable", 0),
-                          counts.get(pid, {}).get("held", 0), counts.get(pid, {}).get("sold", 0))
-                for pid, sku in prods]
+        out = []
+        for pid, sku in prods:
+            n = counts.get(pid, {})
+            gone = expired.get(pid, 0)
+            out.append(StockLine(pid, sku, n.get("available", 0) - gone + n.get("reusable", 0), n.get("held", 0),
+                                 n.get("sold", 0), gone))
+        return out
 
-    async def available_counts(self, product_ids: Sequence[int], cap: int) -> dict[int, int]:
+    async def available_counts(self, product_ids: Sequence[int], cap: int, now: datetime) -> dict[int, int]:
         out = {}
         c = t.codes.c
         for pid in product_ids:
             sub = (select(literal_column("1")).select_from(t.codes)
-                   .where(c.product_id == pid, c.status == CodeStatus.AVAILABLE.value).limit(cap).subquery())
+                   .where(c.product_id == pid, c.status == CodeStatus.AVAILABLE.value,
+                          or_(c.expires_at.is_(None), c.expires_at > now)).limit(cap).subquery())
             out[pid] = (await self.c.execute(select(func.count()).select_from(sub))).scalar() or 0
         return out
 

@@ -40,5 +40,5 @@ def test_given_the_default_config_when_a_customer_shops_in_the_terminal_then_the
     stock = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(tmp_path / "config.yaml"),
                             "stock"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     line = next(ln for ln in stock.stdout.splitlines() if ln.startswith("STEAM-50"))
-    assert line.split()[1:] == ["49", "0", "1"]
+    assert line.split()[1:] == ["49", "0", "1", "0"]
     assert code not in stock.stdout + stock.stderr

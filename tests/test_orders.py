@@ -11,6 +11,8 @@ from core.errors import ErrorCode, StoreError
 from core.orders import PaymentNotice
 from core.shop import REVEALS_PER_HOUR
 from tests.helpers import (
+    SKU,
+    import_lines,
     PROVIDER,
     buyer,
     import_n,
@@ -443,3 +445,26 @@ async def test_given_a_freed_hold_slot_in_a_busy_moment_then_neither_that_buyer_
         codes = [r.code if isinstance(r, StoreError) else "held" for r in results]
         assert codes == [ErrorCode.SOLD_OUT, "held", "held", "held", ErrorCode.HOLD_LIMIT, "held"]
         assert await stock_of(app, "CARD-10") == (6, 4, 0)
+
+
+async def test_given_a_code_past_its_expiry_date_then_it_is_never_sold_nor_counted_as_stock(
+        db_url: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with open_shop(db_url, tmp_path, clock=clock) as (app, notifier, _):
+        report = await import_lines(app, [b"code,expires_at\n", b"EXPIRING-1,2026-01-02T00:00:00Z\n",
+                                          b"LASTING-1,\n"])
+        assert report.imported == 2
+        clock.advance(days=2)
+        lines = {s.sku: s for s in await app.shop.stock()}
+        assert (lines[SKU].available, lines[SKU].expired) == (1, 1)
+        view = await app.shop.product_view(await product_id(app))
+        assert view.available == 1 and view.low
+
+        order = await _reserve(app)
+        await pay(app, order)
+        await settle(app)
+        assert notifier.deliveries[0][1].codes == ["LASTING-1"]
+        with pytest.raises(StoreError) as err:
+            await _reserve(app, buyer("late"))
+        assert err.value.code is ErrorCode.SOLD_OUT
+        assert (await app.shop.product_view(await product_id(app))).available == 0

@@ -289,3 +289,18 @@ async def test_given_a_rekey_interrupted_after_its_first_batch_when_run_again_th
         assert await _key_ids(app) == {"k2": 25}
         assert await _all_codes(app) == before
         assert await stock_of(app) == (25, 0, 0)
+
+
+def test_given_a_wrong_key_file_when_rekey_new_key_runs_then_it_refuses_and_leaves_the_file_alone(
+        tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    f = tmp_path / "codes.txt"
+    f.write_text("CODE-ONE\nCODE-TWO\n")
+    assert run_cli(cfg, "codes", "import", SKU, str(f)).returncode == 0
+    key_file = tmp_path / "vault.key"
+    key_file.write_text(KeyRing.generate().to_json())
+    wrong = key_file.read_bytes()
+
+    done = run_cli(cfg, "codes", "rekey", "--new-key")
+    assert done.returncode == 3 and "nothing was changed" in done.stderr
+    assert key_file.read_bytes() == wrong
