@@ -220,5 +220,5 @@ def run_cli(config: Path, *args: str, timeout: float = 120):
 def stock_table(stdout: str) -> dict[str, tuple[int, int, int]]:
     """Parse the `stock` command's table: SKU -> (available, held, sold)."""
     lines = [ln.split() for ln in stdout.strip().splitlines()]
-    assert lines and lines[0] == ["SKU", "available", "held", "sold"], stdout
+    assert lines and lines[0] == ["SKU", "available", "held", "sold", "expired"], stdout
     return {cols[0]: (int(cols[1]), int(cols[2]), int(cols[3])) for cols in lines[1:]}
