@@ -84,10 +84,7 @@ class OrderBook:
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
         results: list[Any] = [None] * len(reqs)
         cap = self.policy.max_open_holds
-        # `counted`: within the cap if every earlier request of the same buyer in this batch gets its hold; its
-        # stock is picked up front. The others get a hold only if an earlier one fails (sold out), and pick then.
-        accepted: list[tuple[int, ReserveRequest, Product, bool]] = []
-        tentative = dict(holds)
+        accepted: list[tuple[int, ReserveRequest, Product]] = []
         for i, r in enumerate(reqs):
             p = products.get(r.product_id)
             err = self._check(r, p)
@@ -95,40 +92,26 @@ class OrderBook:
                 err = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
             if err is not None:
                 results[i] = err
-                continue
-            accepted.append((i, r, p, tentative.get(r.buyer.key, 0) < cap))  # type: ignore[arg-type]
-            tentative[r.buyer.key] = tentative.get(r.buyer.key, 0) + 1
+            else:
+                accepted.append((i, r, p))  # type: ignore[arg-type]
 
-        # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order.
+        # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order. Ids are only
+        # read here; a request refused below (hold cap reached within this batch) simply leaves its share.
         wanted: dict[int, int] = {}
-        for _, r, p, counted in accepted:
-            if p.kind is Kind.CODE and counted:
+        for _, r, p in accepted:
+            if p.kind is Kind.CODE:
                 wanted[p.id] = wanted.get(p.id, 0) + r.qty
         picked = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
-        exhausted = {pid: len(picked[pid]) < n for pid, n in wanted.items()}
-        known = {pid: set(ids) for pid, ids in picked.items()}
-        reusable = await uow.codes.reusable_for(
-            sorted({p.id for _, _, p, _ in accepted if p.kind is Kind.REUSABLE})
-        )
+        reusable = await uow.codes.reusable_for(sorted({p.id for _, _, p in accepted if p.kind is Kind.REUSABLE}))
         assignments: list[tuple[int, str]] = []
         orders: list[Order] = []
-        for i, r, p, _ in accepted:
-            if holds.get(r.buyer.key, 0) >= cap:  # holds are only charged for orders actually made
+        for i, r, p in accepted:
+            if holds.get(r.buyer.key, 0) >= cap:  # holds are charged only for orders actually made
                 results[i] = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
                 continue
             order = self._new_order(r, p, now)
             if p.kind is Kind.CODE:
-                pool = picked.setdefault(p.id, [])
-                if len(pool) < r.qty and not exhausted.get(p.id, False):
-                    # Stock was picked for counted requests only: an uncounted one that got a hold after all
-                    # (or took what was picked for later ones) picks more now. Rare; stops once the pool is dry.
-                    seen = known.setdefault(p.id, set())
-                    ask = len(seen) + r.qty
-                    fresh = await uow.codes.pick_available(p.id, ask, now)
-                    exhausted[p.id] = len(fresh) < ask
-                    extra = [c for c in fresh if c not in seen]
-                    seen.update(extra)
-                    pool = picked[p.id] = pool + extra
+                pool = picked[p.id]
                 if len(pool) < r.qty:
                     results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=len(pool))
                     continue
