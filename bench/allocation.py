@@ -80,6 +80,43 @@ def raw_sqlite_baseline(path: Path, pool: int, orders: int) -> dict[str, float]:
     return {"seconds": seconds, "orders_per_s": (orders - failed) / seconds, "failed": failed, "held": held}
 
 
+async def raw_postgres_baseline(url: str, pool: int, orders: int) -> dict[str, float]:
+    """asyncpg on one connection, one transaction per order: claim one code (SKIP LOCKED), insert the order."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("""
+            CREATE TABLE raw_codes (id BIGSERIAL PRIMARY KEY, sku TEXT NOT NULL, status TEXT NOT NULL,
+                                    order_id TEXT, code BYTEA NOT NULL);
+            CREATE INDEX ix_raw_codes_claim ON raw_codes (sku, status, id);
+            CREATE TABLE raw_orders (id TEXT PRIMARY KEY, buyer TEXT NOT NULL, sku TEXT NOT NULL,
+                                     code_id BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL);
+        """)
+        await conn.copy_records_to_table("raw_codes", records=[(SKU, "available", os.urandom(32)) for _ in range(pool)],
+                                         columns=["sku", "status", "code"])
+        await conn.execute("ANALYZE raw_codes")
+        claim = ("UPDATE raw_codes SET status='held', order_id=$1 WHERE id = (SELECT id FROM raw_codes "
+                 "WHERE sku=$2 AND status='available' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id")
+        insert = "INSERT INTO raw_orders (id, buyer, sku, code_id, created_at) VALUES ($1, $2, $3, $4, $5)"
+        t0 = time.perf_counter()
+        failed = 0
+        for i in range(orders):
+            oid = f"raw{i:08d}"
+            async with conn.transaction():
+                code_id = await conn.fetchval(claim, oid, SKU)
+                if code_id is None:
+                    failed += 1
+                    continue
+                await conn.execute(insert, oid, f"u{i}", SKU, code_id, time.time())
+        seconds = time.perf_counter() - t0
+    finally:
+        await conn.close()
+    return {"seconds": seconds, "orders_per_s": (orders - failed) / seconds, "failed": failed}
+
+
 # -- ours ----------------------------------------------------------------------------------------
 
 async def ours(directory: Path, db_url: str | None, buyers: int, pool: int, warmup: int,
@@ -132,6 +169,10 @@ async def one_round(args: argparse.Namespace, k: int) -> tuple[dict[str, object]
         if args.postgres:
             async with postgres_database(args.postgres) as url:
                 res = await ours(d, url, args.buyers, args.pool, args.warmup, args.max_batch, profile)
+                log(f"raw asyncpg baseline: {args.pool} codes, {args.buyers} orders, one transaction each")
+                raw_pg = await raw_postgres_baseline(url, args.pool, args.buyers)
+                log(f"raw asyncpg: {raw_pg['orders_per_s']:.0f} orders/s ({raw_pg['seconds']:.3f}s)")
+                res["raw_postgres_orders_per_s"] = raw_pg["orders_per_s"]
         else:
             res = await ours(d, None, args.buyers, args.pool, args.warmup, args.max_batch, profile)
         log(f"raw sqlite3 baseline: {args.pool} codes, {args.buyers} orders, one transaction each")
@@ -160,7 +201,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     log(f"best of {args.repeat}: ours {best['orders_per_s']} orders/s, raw {raw['orders_per_s']:.0f} orders/s")
     log(f"ratio ours/raw = {ratio:.2f} (target >= 0.5); duplicates {duplicates} (must be 0); "
         f"delivered {delivered} (must be {args.buyers})")
-    return {
+    figures: dict[str, object] = {
         "bench": "allocation", "backend": "postgresql" if args.postgres else "sqlite", "baseline": "sqlite3",
         "buyers": args.buyers, "pool": args.pool,
         "orders_per_s": best["orders_per_s"], "raw_sqlite_orders_per_s": round(raw["orders_per_s"], 1),
@@ -174,6 +215,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "repeat": args.repeat,
         "ok": bool(duplicates == 0 and delivered == args.buyers and ratio >= 0.5),
     }
+    if args.postgres:
+        raw_pg = max(float(r["raw_postgres_orders_per_s"]) for r, _ in rounds)  # type: ignore[arg-type]
+        ratio_pg = float(best["orders_per_s"]) / raw_pg if raw_pg else 0.0  # type: ignore[arg-type]
+        log(f"ratio ours/raw asyncpg on the same server = {ratio_pg:.2f}")
+        figures.update({"baseline": "sqlite3 and asyncpg", "raw_postgres_orders_per_s": round(raw_pg, 1),
+                        "ratio_vs_raw_postgres": round(ratio_pg, 3),
+                        "ok": bool(duplicates == 0 and delivered == args.buyers and ratio_pg >= 0.5)})
+    return figures
 
 
 def main() -> int:
@@ -182,7 +231,7 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=100_000, help="codes in the pool (default 100000)")
     ap.add_argument("--postgres", metavar="URL", default="",
                     help="run ours on a fresh database on this server, e.g. "
-                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test (baseline stays sqlite3)")
+                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test (baselines: sqlite3, and raw asyncpg on the same server)")
     ap.add_argument("--warmup", type=int, default=0, help="untimed orders before the run (default 0)")
     ap.add_argument("--max-batch", type=int, default=256, help="group-commit batch cap (App.open max_batch)")
     ap.add_argument("--repeat", type=int, default=3,

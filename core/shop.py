@@ -79,9 +79,9 @@ class Shop:
             await uow.commit()
         return out
 
-    async def products(self, category: str | None = None) -> list[Product]:
+    async def products(self, category: str | None = None, *, include_inactive: bool = False) -> list[Product]:
         async with self.uow() as uow:
-            items = await uow.products.list(active_only=True)
+            items = await uow.products.list(active_only=not include_inactive)
         if category is not None:
             items = [p for p in items if category_key(p) == category]
         return items
@@ -104,6 +104,10 @@ class Shop:
             counts = await uow.codes.available_counts([p.id], self.low_stock + 1, self.clock.now())
         n = counts.get(p.id, 0)
         return ProductView(p, n, 0 < n <= self.low_stock)
+
+    async def product(self, product_id: int) -> Product | None:
+        async with self.uow() as uow:
+            return await uow.products.get(product_id)
 
     async def product_by_sku(self, sku: str) -> Product | None:
         async with self.uow() as uow:

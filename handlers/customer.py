@@ -241,7 +241,8 @@ class CustomerFlow:
 
     async def _buy(self, ctx: Ctx, lang: str, product_id: int, qty: int) -> Screen:
         order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
-        product, = (await self.shop.order_for(order.id, ctx.buyer))[1:]
+        product = await self.shop.product(product_id)
+        assert product is not None  # it was just reserved
         return self._invoice(order, product, lang)
 
     def _invoice(self, order: Order, product: Product, lang: str) -> Screen:
@@ -280,7 +281,7 @@ class CustomerFlow:
         orders = await self.shop.my_orders(ctx.buyer, limit=PAGE + 1, offset=page * PAGE)
         if not orders and page == 0:
             return Screen(t(lang, "orders.title"), t(lang, "orders.empty"), actions=self._home(lang))
-        products = {p.id: p for p in await self.shop.products()}
+        products = {p.id: p for p in await self.shop.products(include_inactive=True)}  # withdrawn ones too
         rows = []
         for o in orders[:PAGE]:
             p = products.get(o.product_id)
