@@ -226,6 +226,8 @@ class CustomerFlow:
             lines.append(t(lang, "product.in_stock"))
         rows: list[list[Action]] = []
         if view.available != 0:
+            # Buy comes first so that on numbered channels "1" always means Buy on a product page.
+            rows.append([Action(f"buy:{p.id}:{qty}", t(lang, "product.buy"))])
             if p.max_qty > p.min_qty:
                 lines.append(t(lang, "product.qty", qty=qty, min=p.min_qty, max=p.max_qty))
                 qrow = []
@@ -235,7 +237,6 @@ class CustomerFlow:
                     qrow.append(Action(f"p:{p.id}:{qty + 1}", t(lang, "product.more")))
                 rows.append(qrow)
             lines.append(t(lang, "product.total", total=self._price(p.price * qty, p.currency, lang)))
-            rows.append([Action(f"buy:{p.id}:{qty}", t(lang, "product.buy"))])
         rows.append([Action("cat", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(self._title(p, lang), "\n".join(lines), actions=[r for r in rows if r])
 

@@ -18,7 +18,7 @@ def run_demo(workdir: Path, keys: str) -> subprocess.CompletedProcess[str]:
 def test_given_the_default_config_when_a_customer_shops_in_the_terminal_then_they_pay_and_see_their_code(tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")  # the documented default, data/ under tmp_path
     # Catalogue -> Game cards -> Steam card -> Buy -> Pay (demo)
-    res = run_demo(tmp_path, "1\n1\n1\n2\n1\n")
+    res = run_demo(tmp_path, "1\n1\n1\n1\n1\n")
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "Welcome to Demo Card Shop!" in out and "Demo shop" in out
