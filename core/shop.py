@@ -73,9 +73,11 @@ class Shop:
 
     # -- catalogue ----------------------------------------------------------------------------
     async def sync_catalog(self, specs: Sequence[ProductSpec]) -> list[Product]:
-        """Create or update products by SKU; products missing from the list are kept (sold history)."""
+        """Create or update products by SKU. Products no longer listed are taken off sale, never deleted:
+        their orders, codes and history stay, and listing them again puts them back on sale."""
         async with self.uow(write=True) as uow:
             out = [await uow.products.upsert(s) for s in specs]
+            await uow.products.deactivate_except([s.sku for s in specs])
             await uow.commit()
         return out
 

@@ -82,6 +82,10 @@ class ProductRepo(_Repo):
         assert got is not None
         return got
 
+    async def deactivate_except(self, skus: Sequence[str]) -> None:
+        await self.c.execute(update(t.products).where(t.products.c.sku.not_in(list(skus)),
+                                                      t.products.c.active.is_(True)).values(active=False))
+
 
 def _code(r: Any) -> StoredCode:
     return StoredCode(r.id, r.product_id, CodeStatus(r.status), r.order_id, r.key_id, r.nonce, r.ciphertext,

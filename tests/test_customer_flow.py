@@ -173,3 +173,31 @@ async def test_given_a_sold_out_product_when_bought_then_the_buyer_is_told_and_n
     [refused, _] = await flow.on_action(CTX, f"buy:{product.id}:1")
     assert refused.error == "sold_out" and "0 left" in refused.title
     assert await app.shop.my_orders(CTX.buyer) == []
+
+
+async def test_given_a_product_dropped_from_the_config_when_the_store_restarts_then_it_is_off_sale_but_orders_stay(
+        tmp_path: Path):
+    def settings(catalog):  # noqa: ANN001, ANN202
+        return parse_settings({"store": {"demo": True}, "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 's.db'}"},
+                               "vault": {"key_file": str(tmp_path / "k")}, "catalog": catalog}, tmp_path)
+
+    rec = Recorder()
+    async with await App.open(settings(CATALOG), notifiers={"console": rec}) as app:
+        await import_codes(app.db.uow, app.vault, app.clock, "GAME", [b"G-1\n", b"G-2\n"])
+        await app.shop.start()
+        flow = flow_for(app)
+        game = await app.shop.product_by_sku("GAME")
+        [invoice] = await flow.on_action(CTX, f"buy:{game.id}:1")
+        await flow.on_action(CTX, f"pay:{invoice.invoice['order_id']}")
+    async with await App.open(settings(CATALOG[1:]), notifiers={"console": rec}) as app:
+        flow = flow_for(app)
+        assert [p.sku for p in await app.shop.products()] == ["VIP"]
+        [refused, _] = await flow.on_action(CTX, f"buy:{game.id}:1")
+        assert refused.error == "product_unavailable"
+        [orders] = await flow.on_action(CTX, "os:0")
+        assert "Game card × 1 · delivered" in orders.flat_actions()[0].label
+        [shown] = await flow.on_action(CTX, f"k:{invoice.invoice['order_id']}")
+        assert len(shown.secrets) == 1
+    async with await App.open(settings(CATALOG), notifiers={"console": rec}) as app:
+        assert [p.sku for p in await app.shop.products()] == ["GAME", "VIP"]
+        assert (await app.shop.product_view(game.id)).available == 1
