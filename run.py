@@ -138,7 +138,7 @@ async def cmd_run(settings: Settings) -> int:
 async def cmd_import(settings: Settings, sku: str, file: str) -> int:
     from tqdm import tqdm
 
-    from core.inventory import import_codes, looks_binary
+    from core.inventory import import_codes, looks_binary, read_lines
 
     path = Path(file)
     try:
@@ -161,7 +161,8 @@ async def cmd_import(settings: Settings, sku: str, file: str) -> int:
             with tqdm(total=size, unit="B", unit_scale=True, desc=f"import {sku}", file=sys.stderr,
                       mininterval=0.5, dynamic_ncols=True) as bar:
                 try:
-                    report = await import_codes(app.db.uow, app.vault, app.clock, sku, fh, progress=bar.update)
+                    report = await import_codes(app.db.uow, app.vault, app.clock, sku, read_lines(fh),
+                                                progress=bar.update)
                 except StoreError as exc:
                     bar.close()
                     print(f"error: unknown SKU {sku!r}; nothing imported" if exc.code.value == "unknown_sku"
@@ -172,6 +173,8 @@ async def cmd_import(settings: Settings, sku: str, file: str) -> int:
         print(f"  rejected line {line_no}: {reason}")
     if report.rejected > 20:
         print(f"  … and {report.rejected - 20} more rejected lines")
+    if report.rejected and not (report.imported or report.duplicates):
+        return 2  # not one usable code in the file
     return 1 if report.rejected else 0
 
 

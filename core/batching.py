@@ -88,7 +88,7 @@ class GroupCommitter:
             for job in jobs:
                 await self._flush_single(job)
             return
-        self._settle(jobs, results)
+        self._committed(jobs, results)
 
     async def _flush_single(self, job: _Job) -> None:
         last: Exception | None = None
@@ -102,12 +102,14 @@ class GroupCommitter:
                 last = exc
                 await asyncio.sleep(0.01)
                 continue
-            self._settle([job], results)
+            self._committed([job], results)
             return
         if not job.future.done():
             job.future.set_exception(last or RuntimeError("batch failed"))
 
     async def _run_batch(self, jobs: list[_Job]) -> list[Any]:
+        """One transaction for the jobs. Only the commit is inside: what runs after it lives in _committed,
+        so a failure there can never make the batch run again."""
         by_kind: dict[str, list[int]] = {}
         for i, job in enumerate(jobs):
             by_kind.setdefault(job.kind, []).append(i)
@@ -119,14 +121,19 @@ class GroupCommitter:
                 for i, r in zip(idx, out, strict=True):
                     results[i] = r
             await uow.commit()
+        return results
+
+    def _committed(self, jobs: list[_Job], results: list[Any]) -> None:
         self.batches += 1
         self.items += len(jobs)
+        self._settle(jobs, results)
         this_batch, self._this_batch = self._this_batch, []
-        for fn in this_batch:
-            fn()
-        for cb in self._after_commit:
-            cb(set(by_kind))
-        return results
+        kinds = {j.kind for j in jobs}
+        for fn in [*this_batch, *(lambda cb=cb: cb(kinds) for cb in self._after_commit)]:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the batch is committed; a hook's failure is only logged
+                log.exception("after-commit hook failed")
 
     @staticmethod
     def _settle(jobs: list[_Job], results: list[Any]) -> None:

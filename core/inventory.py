@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -13,6 +14,7 @@ from core.ports import UnitOfWorkFactory
 from core.vault import Vault
 
 MAX_CODE_LEN = 512
+MAX_LINE_BYTES = 64 * 1024  # longer lines are rejected unread (a file with no newlines is not slurped)
 BATCH = 5000
 _CONTROL = {chr(c) for c in range(32)} - {"\t"} | {"\x7f"}
 
@@ -43,7 +45,10 @@ class LineParser:
 
     def header(self, text: str) -> bool:
         """Inspect the first line; True when it is a CSV header (and so carries no code)."""
-        cols = [c.strip().lower() for c in next(csv.reader([text]))] if text.strip() else []
+        try:
+            cols = [c.strip().lower() for c in next(csv.reader([text]))] if text.strip() else []
+        except csv.Error:
+            cols = []
         if cols and cols[0] == "code":
             self.csv = True
             self.expires_col = cols.index("expires_at") if "expires_at" in cols else None
@@ -57,7 +62,10 @@ class LineParser:
         if self.csv:
             if not text.strip():
                 return None
-            row = next(csv.reader([text]), [])
+            try:
+                row = next(csv.reader([text], strict=True), [])
+            except csv.Error:
+                return "bad CSV"
             code = row[0].strip() if row else ""
             if self.expires_col is not None:
                 raw = row[self.expires_col].strip() if len(row) > self.expires_col else ""
@@ -83,6 +91,20 @@ class LineParser:
         return code, expires
 
 
+def read_lines(fh: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """Lines of a binary file; None stands for a line longer than `limit` bytes (skipped, never held whole)."""
+    while True:
+        raw = fh.readline(limit)
+        if not raw:
+            return
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            while (rest := fh.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield raw
+
+
 def decode_line(raw: bytes, first: bool) -> str | None:
     try:
         text = raw.decode("utf-8-sig" if first else "utf-8")
@@ -92,7 +114,7 @@ def decode_line(raw: bytes, first: bool) -> str | None:
 
 
 async def import_codes(
-    uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, sku: str, lines: Iterable[bytes], *,
+    uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, sku: str, lines: Iterable[bytes | None], *,
     actor: str = "cli", channel: str = "cli", progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH,
 ) -> ImportReport:
@@ -110,6 +132,10 @@ async def import_codes(
     consumed = 0
     for line_no, raw in enumerate(lines, start=1):
         report.lines = line_no
+        if raw is None:
+            report.reject(line_no, "too long")
+            consumed += MAX_LINE_BYTES
+            continue
         consumed += len(raw)
         text = decode_line(raw, line_no == 1)
         if text is None:

@@ -173,6 +173,7 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int = 0
     status: str = "pending"
+    lease: str | None = None  # set when claimed; marks are refused once another dispatcher holds the row
 
 
 @dataclass(slots=True)

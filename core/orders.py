@@ -36,6 +36,9 @@ class ReserveRequest:
     qty: int
     language: str
     chat_id: str = ""
+    # Fixed when the request is made: if a commit's outcome is unknown (the connection dropped) and the
+    # batch runs again, the order that did land is found and returned instead of a second one being made.
+    order_id: str = ""
 
 
 @dataclass(slots=True)
@@ -82,10 +85,14 @@ class OrderBook:
         now = self.clock.now()
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
+        landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id])
         results: list[Any] = [None] * len(reqs)
         cap = self.policy.max_open_holds
         accepted: list[tuple[int, ReserveRequest, Product]] = []
         for i, r in enumerate(reqs):
+            if r.order_id in landed:
+                results[i] = landed[r.order_id]
+                continue
             p = products.get(r.product_id)
             err = self._check(r, p)
             if err is None and holds.get(r.buyer.key, 0) >= cap:
@@ -145,7 +152,7 @@ class OrderBook:
     def _new_order(self, r: ReserveRequest, p: Product, now: datetime) -> Order:
         hold = p.hold_minutes or self.policy.hold_minutes
         return Order(
-            id=new_order_id(now), buyer=r.buyer, chat_id=r.chat_id or r.buyer.external_id,
+            id=r.order_id or new_order_id(now), buyer=r.buyer, chat_id=r.chat_id or r.buyer.external_id,
             product_id=p.id, qty=r.qty, unit_price=p.price, amount=p.price * r.qty,
             currency=p.currency, stars=p.stars, status=OrderStatus.HELD, language=r.language,
             created_at=now, expires_at=now + timedelta(minutes=hold),
@@ -292,7 +299,9 @@ class OrderBook:
         if not lapsed:
             return []
         ids = [o.id for o in lapsed]
-        locked = await uow.orders.get_many(ids, for_update=True)
+        # Orders a payment holds locked are skipped, not waited for: the payment decides them, and waiting
+        # could deadlock against a payment batch locking in another order.
+        locked = await uow.orders.get_many(ids, for_update=True, skip_locked=True)
         ids = [oid for oid, o in locked.items() if o.status is OrderStatus.HELD]
         if ids:
             await uow.codes.release(ids)

@@ -7,7 +7,6 @@ unsent by a crash are sent when the store starts again. Sending is at-least-once
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +22,10 @@ from core.vault import Vault
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
+SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
+VAULT_RETRY = timedelta(minutes=10)  # codes that do not decrypt: the keys may be fixed; retry without counting
 
 
 def backoff(attempts: int) -> timedelta:
@@ -40,9 +41,21 @@ async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, lis
             for o in orders}
 
 
+def decrypt_codes(vault: Vault, rows: Sequence[StoredCode]) -> list[str]:
+    """Plain codes of one order, in memory only; raises VaultError when any does not decrypt."""
+    return [vault.decrypt(c.id, c.key_id, c.nonce, c.ciphertext) for c in rows]
+
+
 def decrypt_all(vault: Vault, stored: Mapping[str, list[StoredCode]]) -> dict[str, list[str]]:
-    """Plain codes, in memory only, on their way to the buyer."""
-    return {oid: [vault.decrypt(c.id, c.key_id, c.nonce, c.ciphertext) for c in rows] for oid, rows in stored.items()}
+    """Plain codes, in memory only, on their way to the buyer. An order whose codes do not decrypt is left
+    out (and logged by order id): it must not hold up the other orders of the batch."""
+    out: dict[str, list[str]] = {}
+    for oid, rows in stored.items():
+        try:
+            out[oid] = decrypt_codes(vault, rows)
+        except VaultError as exc:
+            log.error("outbox: the codes of order %s do not decrypt (%s)", oid, exc)
+    return out
 
 
 async def load_codes(uow: UnitOfWork, vault: Vault, orders: Sequence[Order]) -> dict[str, list[str]]:
@@ -59,19 +72,11 @@ class Handoff:
     stored: list[StoredCode]
 
 
-def reveal_audit(orders: Sequence[Order], codes_by_order: Mapping[str, Any], action: str, actor: str,
-                 channel: str, chat: str, now) -> list[AuditEntry]:  # noqa: ANN001
-    return [
-        AuditEntry(action, actor, channel, now, o.id, o.product_id,
-                   detail={"chat": chat or o.chat_id, "codes": len(codes_by_order.get(o.id, []))})
-        for o in orders
-    ]
-
-
 class OutboxDispatcher:
     def __init__(self, uow_factory: UnitOfWorkFactory, committer: GroupCommitter, vault: Vault, clock: Clock,
                  notifiers: Mapping[str, Notifier], gateways: Mapping[str, PaymentGateway],
-                 *, batch: int = 256, concurrency: int = 32) -> None:
+                 *, batch: int = 256, concurrency: int = 32, lease: timedelta = LEASE,
+                 send_timeout: float = SEND_TIMEOUT) -> None:
         self.uow = uow_factory
         self.committer = committer
         self.vault = vault
@@ -79,6 +84,8 @@ class OutboxDispatcher:
         self.notifiers = notifiers
         self.gateways = gateways
         self.batch = batch
+        self.lease = lease
+        self.send_timeout = send_timeout
         self._sem = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -121,11 +128,7 @@ class OutboxDispatcher:
         task.add_done_callback(self._handoffs.discard)
 
     async def _send_handoff(self, entries: list[Handoff]) -> None:
-        try:
-            codes = decrypt_all(self.vault, {e.order.id: e.stored for e in entries})
-        except VaultError:
-            log.error("outbox: codes of a delivery do not decrypt; leaving it for the retry loop")
-            return
+        codes = decrypt_all(self.vault, {e.order.id: e.stored for e in entries})
         orders = {e.order.id: e.order for e in entries}
         products = {e.product.id: e.product for e in entries}
         items = [e.item for e in entries]
@@ -166,11 +169,7 @@ class OutboxDispatcher:
                 orders = await uow.orders.get_many(sorted({i.order_id for i in items if i.order_id}))
                 products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
                 deliver_orders = [orders[i.order_id] for i in items if i.kind == "deliver" and i.order_id in orders]
-                try:
-                    codes = await load_codes(uow, self.vault, deliver_orders)
-                except VaultError:
-                    log.error("outbox: codes of a delivery do not decrypt; leaving it pending")
-                    codes = {}
+                codes = await load_codes(uow, self.vault, deliver_orders)
             outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
             await self.committer.submit("outbox_done", list(zip(items, outcomes, strict=True)))
             return len(items)
@@ -179,38 +178,40 @@ class OutboxDispatcher:
         now = self.clock.now()
         out = []
         for limit in limits:
-            out.append(await uow.outbox.claim(now, limit, now + LEASE))
+            out.append(await uow.outbox.claim(now, limit, now + self.lease))
         return out
 
     async def _send(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
                     codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
-        async with self._sem:
-            try:
-                extra: dict[str, Any] = {}
-                if item.kind == "deliver":
-                    order = orders[item.order_id or ""]
-                    if order.id not in codes:
-                        return False, "codes unavailable", extra
-                    await self._notifier(item.channel).deliver(
-                        item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
-                    extra["codes"] = len(codes[order.id])
-                elif item.kind == "refund":
-                    await self._refund(item)
-                elif item.kind == "notify":
-                    p = item.payload
-                    await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],
-                                                              p.get("params", {}))
-                else:
-                    return False, f"unknown outbox kind {item.kind}", extra
-                return True, "", extra
-            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
-                log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
-                error = f"{type(exc).__name__}: {exc}"
-                # The error is stored on the row: a platform error that quotes the message must not put the
-                # plain codes at rest.
-                for code in codes.get(item.order_id or "", []) if item.kind == "deliver" else []:
-                    error = error.replace(code, "***").replace(html.escape(code), "***")
-                return False, error[:500], {}
+        """(sent, error, extra). Errors of deliveries keep only the exception's type: a platform error may
+        quote the message, and the message carries the codes."""
+        try:
+            async with asyncio.timeout(self.send_timeout), self._sem:
+                return await self._send_one(item, orders, products, codes)
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+            log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
+            if item.kind == "deliver":
+                return False, type(exc).__name__, {}
+            return False, f"{type(exc).__name__}: {exc}"[:500], {}
+
+    async def _send_one(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
+                        codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
+        if item.kind == "deliver":
+            order = orders[item.order_id or ""]
+            if order.id not in codes:
+                return False, "codes do not decrypt", {"vault": True}
+            await self._notifier(item.channel).deliver(
+                item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
+            return True, "", {"codes": len(codes[order.id])}
+        if item.kind == "refund":
+            await self._refund(item)
+        elif item.kind == "notify":
+            p = item.payload
+            await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],
+                                                      p.get("params", {}))
+        else:
+            return False, f"unknown outbox kind {item.kind}", {}
+        return True, "", {}
 
     def _notifier(self, channel: str) -> Notifier:
         n = self.notifiers.get(channel)
@@ -230,8 +231,8 @@ class OutboxDispatcher:
 
     async def _done_batch(self, uow: UnitOfWork, batches: Sequence[list[tuple[OutboxItem, tuple]]]) -> list[None]:
         now = self.clock.now()
-        sent: list[int] = []
-        failed: list[tuple[int, str, Any, bool]] = []
+        sent: list[tuple[int, str | None]] = []
+        failed: list[tuple[int, str | None, str, Any, bool, bool]] = []
         audit: list[AuditEntry] = []
         follow_up: list[OutboxItem] = []
         refunded_orders: list[str] = []
@@ -239,10 +240,14 @@ class OutboxDispatcher:
             for item, (ok, err, extra) in pairs:
                 assert item.id is not None
                 if not ok:
+                    if extra.get("vault"):
+                        failed.append((item.id, item.lease, err, now + VAULT_RETRY, False, False))
+                        continue
                     attempts = item.attempts + 1
-                    failed.append((item.id, err, now + backoff(attempts), attempts >= MAX_ATTEMPTS))
+                    give_up = item.kind == "notify" and attempts >= MAX_ATTEMPTS
+                    failed.append((item.id, item.lease, err, now + backoff(attempts), give_up, True))
                     continue
-                sent.append(item.id)
+                sent.append((item.id, item.lease))
                 if item.kind == "deliver":
                     audit.append(AuditEntry("deliver", "system", item.channel, now, item.order_id,
                                             detail={"chat": item.recipient, "codes": extra.get("codes", 0)}))

@@ -56,7 +56,9 @@ class CodeRepo(Protocol):
 
 class OrderRepo(Protocol):
     async def get(self, order_id: str) -> Order | None: ...
-    async def get_many(self, ids: Sequence[str], for_update: bool = False) -> dict[str, Order]: ...
+    async def get_many(self, ids: Sequence[str], for_update: bool = False, skip_locked: bool = False
+                       ) -> dict[str, Order]:
+        """Orders by id; for_update locks them in id order (PostgreSQL), skip_locked leaves out locked ones."""
     async def insert_many(self, orders: Sequence[Order]) -> None: ...
     async def set_status(
         self, ids: Sequence[str], status: OrderStatus, at: datetime, *, paid: bool = False,
@@ -83,9 +85,10 @@ class OutboxRepo(Protocol):
         """Insert rows (due now, or leased until lease_until); sets the ids of rows unique by (kind, order)."""
     async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         """Due pending rows, leased until lease_until so no other dispatcher takes them."""
-    async def mark_sent(self, ids: Sequence[int], at: datetime) -> None: ...
-    async def mark_failed(self, failures: Sequence[tuple[int, str, datetime, bool]]) -> None:
-        """(id, error, next attempt, give up)."""
+    async def mark_sent(self, rows: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        """(id, lease): only rows still leased by this claimer change."""
+    async def mark_failed(self, failures: Sequence[tuple[int, str | None, str, datetime, bool, bool]]) -> None:
+        """(id, lease, error, next attempt, give up, count the attempt)."""
     async def pending_count(self) -> int: ...
     async def release_leases(self) -> None: ...
 

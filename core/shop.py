@@ -9,9 +9,20 @@ from datetime import timedelta
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.models import AuditEntry, Buyer, Customer, Kind, Order, OrderStatus, Product, ProductSpec, StockLine
+from core.models import (
+    AuditEntry,
+    Buyer,
+    Customer,
+    Kind,
+    Order,
+    OrderStatus,
+    Product,
+    ProductSpec,
+    StockLine,
+    new_order_id,
+)
 from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
-from core.outbox import OutboxDispatcher, load_codes
+from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
 from core.vault import Vault
 
@@ -46,7 +57,6 @@ class Shop:
         self.book = OrderBook(clock, policy or OrderPolicy())
         self.committer.register("reserve", self.book.reserve_batch)
         self.committer.register("pay", self.book.pay_batch)
-        self.committer.register("expire", self._expire_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
 
     # -- life ---------------------------------------------------------------------------------
@@ -118,7 +128,8 @@ class Shop:
     # -- orders -------------------------------------------------------------------------------
     async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "") -> Order:
         """Hold stock for a buyer until the hold lapses; raises SOLD_OUT when there is not enough."""
-        return await self.committer.submit("reserve", ReserveRequest(buyer, product_id, qty, language, chat_id))
+        request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()))
+        return await self.committer.submit("reserve", request)
 
     async def pay(self, notice: PaymentNotice) -> PaymentResult:
         """Record a provider's payment once and deliver (or queue a refund)."""
@@ -134,12 +145,11 @@ class Shop:
         return order
 
     async def expire_holds(self) -> list[Order]:
-        """Release lapsed holds (run by the scheduler)."""
-        return await self.committer.submit("expire", None)
-
-    async def _expire_batch(self, uow, items):  # noqa: ANN001, ANN202
-        lapsed = await self.book.expire_holds(uow)
-        return [lapsed] + [[] for _ in items[1:]]
+        """Release lapsed holds (run by the scheduler). Its own transaction, never batched with payments."""
+        async with self.uow(write=True) as uow:
+            lapsed = await self.book.expire_holds(uow)
+            await uow.commit()
+        return lapsed
 
     async def order_for(self, order_id: str, buyer: Buyer) -> tuple[Order, Product]:
         async with self.uow() as uow:
@@ -167,7 +177,7 @@ class Shop:
             recent = await uow.audit.count("reveal", buyer.key, since=now - timedelta(hours=1))
             if recent >= REVEALS_PER_HOUR:
                 raise StoreError(ErrorCode.RATE_LIMITED, limit=REVEALS_PER_HOUR)
-            codes = (await load_codes(uow, self.vault, [order]))[order.id]
+            codes = decrypt_codes(self.vault, (await load_stored(uow, [order]))[order.id])
             await uow.audit.add_many([AuditEntry("reveal", buyer.key, buyer.channel, now, order.id, product.id,
                                                  detail={"chat": chat or order.chat_id, "codes": len(codes)})])
             await uow.commit()

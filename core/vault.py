@@ -8,9 +8,12 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -18,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import VaultError
 
+log = logging.getLogger(__name__)
 CANARY = b"card-store vault canary v1"
 
 
@@ -85,12 +89,18 @@ def write_key_file(path: Path, ring: KeyRing, *, replace: bool = False) -> None:
             os.fsync(fh.fileno())
         return
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover could carry looser permissions; O_EXCL makes a fresh 0600 file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(ring.to_json())
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_key_file(path: Path) -> KeyRing:
@@ -104,7 +114,26 @@ def read_key_file(path: Path) -> KeyRing:
 class Vault:
     """Encrypts, decrypts and fingerprints codes with a key ring."""
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, reload: Callable[[], KeyRing] | None = None) -> None:
+        self.ring = ring
+        self._aes = {kid: AESGCM(key) for kid, key in ring.keys.items()}
+        self._reload = reload
+
+    def _pick_up_new_keys(self) -> None:
+        """`codes rekey --new-key` may run beside the store: take keys added to the key file since start.
+        Keys are only ever added; a file whose known keys changed is ignored (and logged)."""
+        if self._reload is None:
+            return
+        try:
+            ring = self._reload()
+        except VaultError as exc:
+            log.error("vault: cannot reload the keys: %s", exc)
+            return
+        same = ring.fingerprint_key == self.ring.fingerprint_key and all(
+            ring.keys.get(kid) == key for kid, key in self.ring.keys.items())
+        if not same:
+            log.error("vault: the key file changed its existing keys; keeping the keys loaded at start")
+            return
         self.ring = ring
         self._aes = {kid: AESGCM(key) for kid, key in ring.keys.items()}
 
@@ -119,6 +148,9 @@ class Vault:
 
     def decrypt(self, code_id: int, key_id: str, nonce: bytes, ciphertext: bytes) -> str:
         aes = self._aes.get(key_id)
+        if aes is None:
+            self._pick_up_new_keys()
+            aes = self._aes.get(key_id)
         if aes is None:
             raise VaultError(f"vault: code {code_id} is under key {key_id!r}, which is not loaded")
         try:
@@ -168,11 +200,13 @@ async def open_vault(uow_factory, config_ring: KeyRing | None, key_file: Path) -
         meta = await uow.meta.with_prefix("vault.")
         key_ids_in_use = await uow.codes.key_ids()
         source = "vault.keys in the config"
+        reload = None
         if config_ring is not None:
             ring = config_ring
         elif key_file.exists():
             ring = read_key_file(key_file)
             source = f"the key file {key_file}"
+            reload = partial(read_key_file, key_file)
         elif meta or key_ids_in_use:
             raise VaultError(
                 f"vault: the key file {key_file} is missing, but this database holds codes encrypted with "
@@ -183,7 +217,7 @@ async def open_vault(uow_factory, config_ring: KeyRing | None, key_file: Path) -
             ring = KeyRing.generate()
             write_key_file(key_file, ring)
             source = f"the new key file {key_file}"
-        vault = Vault(ring)
+        vault = Vault(ring, reload)
         fp = meta.get("vault.fingerprint")
         if fp is not None and not hmac.compare_digest(fp, vault.fingerprint_canary()):
             raise VaultError(

@@ -64,11 +64,13 @@ class CustomerFlow:
             return await self._act(cust, ctx, "lang")
         if command == "/orders":
             return await self._act(cust, ctx, "os:0")
-        if word.isdigit():
-            offered = cust.state.get("actions", [])
-            n = int(word)
-            if 1 <= n <= len(offered):
-                return await self._act(cust, ctx, offered[n - 1])
+        offered = cust.state.get("actions", [])
+        try:
+            n = _n(word)
+        except ValueError:
+            n = 0
+        if 1 <= n <= len(offered):
+            return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
 
     async def on_action(self, ctx: Ctx, action_id: str) -> list[Screen]:
@@ -85,6 +87,10 @@ class CustomerFlow:
         except (ValueError, IndexError, KeyError):
             screens = [await self._menu(lang)]
             error = "error.unknown"
+        except Exception as exc:  # noqa: BLE001 - the buyer gets an answer; the log gets the type, never data
+            log.error("action %r failed: %s", action_id.split(":", 1)[0], type(exc).__name__)
+            screens = [await self._menu(lang)]
+            error = "error.internal"
         if error:
             screens[0].body = self.i18n.t(lang, error) + ("\n\n" + screens[0].body if screens[0].body else "")
             screens[0].error = error

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -253,12 +254,13 @@ class OrderRepo(_Repo):
         r = (await self.c.execute(select(t.orders).where(t.orders.c.id == order_id))).first()
         return _order(r) if r else None
 
-    async def get_many(self, ids: Sequence[str], for_update: bool = False) -> dict[str, Order]:
+    async def get_many(self, ids: Sequence[str], for_update: bool = False, skip_locked: bool = False
+                       ) -> dict[str, Order]:
         if not ids:
             return {}
         q = select(t.orders).where(t.orders.c.id.in_(sorted(ids))).order_by(t.orders.c.id)
         if for_update and self.pg:
-            q = q.with_for_update()
+            q = q.with_for_update(skip_locked=skip_locked)
         return {r.id: _order(r) for r in await self.c.execute(q)}
 
     async def insert_many(self, orders: Sequence[Order]) -> None:
@@ -357,18 +359,22 @@ class PaymentRepo(_Repo):
 
 
 def _outbox(r: Any) -> OutboxItem:
-    return OutboxItem(r.id, r.kind, r.channel, r.recipient, r.order_id, r.payload or {}, r.attempts, r.status)
+    return OutboxItem(r.id, r.kind, r.channel, r.recipient, r.order_id, r.payload or {}, r.attempts, r.status,
+                      r.lease)
 
 
 class OutboxRepo(_Repo):
     async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None) -> None:
         now = self._now()
         c = t.outbox.c
+        lease = secrets.token_hex(8) if lease_until else None
         res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), [
             {"kind": i.kind, "channel": i.channel, "recipient": i.recipient, "order_id": i.order_id,
              "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": lease_until or now,
-             "created_at": now}
+             "created_at": now, "lease": lease}
             for i in items])
+        for i in items:
+            i.lease = lease
         # Ids come back for rows that are unique by (kind, order) in this call (a delivery per order).
         ids: dict[tuple[str, str | None], int | None] = {}
         for r in res:
@@ -383,18 +389,23 @@ class OutboxRepo(_Repo):
         if self.pg:
             sub = sub.with_for_update(skip_locked=True)
         rows = await self.c.execute(update(t.outbox).where(c.id.in_(sub.scalar_subquery()))
-                                    .values(next_attempt_at=lease_until).returning(t.outbox))
+                                    .values(next_attempt_at=lease_until, lease=secrets.token_hex(8))
+                                    .returning(t.outbox))
         return sorted((_outbox(r) for r in rows), key=lambda i: i.id or 0)
 
-    async def mark_sent(self, ids: Sequence[int], at: datetime) -> None:
-        await self.c.execute(update(t.outbox).where(t.outbox.c.id.in_(list(ids))).values(status="sent", sent_at=at))
+    async def mark_sent(self, rows: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(status="sent", sent_at=at, lease=None))
+        await self.c.execute(stmt, [{"oid": i, "ls": lease} for i, lease in rows])
 
-    async def mark_failed(self, failures: Sequence[tuple[int, str, datetime, bool]]) -> None:
-        stmt = (update(t.outbox).where(t.outbox.c.id == bindparam("oid"))
-                .values(attempts=t.outbox.c.attempts + 1, last_error=bindparam("err"),
-                        next_attempt_at=bindparam("nxt"), status=bindparam("st")))
-        await self.c.execute(stmt, [{"oid": i, "err": e, "nxt": n, "st": "failed" if g else "pending"}
-                                    for i, e, n, g in failures])
+    async def mark_failed(self, failures: Sequence[tuple[int, str | None, str, datetime, bool, bool]]) -> None:
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(attempts=c.attempts + bindparam("inc"), last_error=bindparam("err"),
+                        next_attempt_at=bindparam("nxt"), status=bindparam("st"), lease=None))
+        await self.c.execute(stmt, [{"oid": i, "ls": lease, "err": e, "nxt": n, "st": "failed" if g else "pending",
+                                     "inc": 1 if counted else 0} for i, lease, e, n, g, counted in failures])
 
     async def pending_count(self) -> int:
         return (await self.c.execute(select(func.count()).select_from(t.outbox)
@@ -402,8 +413,8 @@ class OutboxRepo(_Repo):
 
     async def release_leases(self) -> None:
         now = self._now()
-        await self.c.execute(update(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.attempts == 0,
-                                                    t.outbox.c.next_attempt_at > now).values(next_attempt_at=now))
+        await self.c.execute(update(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.lease.is_not(None))
+                             .values(next_attempt_at=now, lease=None))
 
 
 class AuditRepo(_Repo):

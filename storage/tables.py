@@ -137,6 +137,7 @@ outbox = Table(
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
     Column("last_error", Text),
+    Column("lease", String(32)),  # the claimer's token: only it may mark the row sent or failed
     Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 

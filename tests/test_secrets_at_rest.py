@@ -138,11 +138,12 @@ async def test_given_codes_bought_and_delivered_when_every_table_is_read_then_no
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
         assert_absent(await dump_tables(app), codes, "the tables")
-        # The merchant still learns why the first attempt failed, without the codes.
+        # The merchant still learns what kind of error the first attempt met; its text (which quoted the
+        # message, codes included) is not stored.
         async with app.db.uow() as uow:
             errors = list((await uow.codes.c.execute(select(t.outbox.c.last_error)
                                                      .where(t.outbox.c.last_error.is_not(None)))).scalars())
-        assert len(errors) == 1 and errors[0].startswith("RuntimeError: 400 Bad Request: cannot send message")
+        assert errors == ["RuntimeError"]
 
 
 async def test_given_the_whole_trade_when_logging_at_debug_then_no_code_appears_in_the_log(

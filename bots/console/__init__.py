@@ -40,6 +40,8 @@ class ConsoleNotifier:
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.flow: CustomerFlow | None = None
+        self.busy = False  # while the buyer's own reply is being made, messages wait so they print after it
+        self._waiting: list[tuple[Screen, str]] = []
 
     async def deliver(self, recipient: str, delivery: Delivery) -> None:
         assert self.flow is not None
@@ -56,9 +58,18 @@ class ConsoleNotifier:
 
     def _print(self, screen: Screen, lang: str) -> None:
         assert self.flow is not None
+        if self.busy:
+            self._waiting.append((screen, lang))
+            return
         # It arrives while the buyer may sit at the prompt: print it, then the prompt again.
         self.out.write(render(screen, self.flow.i18n, lang, self.out.isatty()) + "\n> ")
         self.out.flush()
+
+    def release(self) -> None:
+        self.busy = False
+        waiting, self._waiting = self._waiting, []
+        for screen, lang in waiting:
+            self._print(screen, lang)
 
 
 async def run_console(flow: CustomerFlow, notifier: ConsoleNotifier, i18n: Translator,
@@ -82,4 +93,8 @@ async def run_console(flow: CustomerFlow, notifier: ConsoleNotifier, i18n: Trans
         if not line or line.strip().lower() in ("q", "quit", "exit"):
             out.write("\n")
             return
-        await show(await flow.on_text(ctx, line))
+        notifier.busy = True
+        try:
+            await show(await flow.on_text(ctx, line))
+        finally:
+            notifier.release()
