@@ -14,7 +14,6 @@ from typing import Any
 from core.clock import Clock
 from core.errors import ConflictError, ErrorCode, StoreError
 from core.models import (
-    AuditEntry,
     Buyer,
     Kind,
     Order,
@@ -240,7 +239,6 @@ class OrderBook:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
 
         outbox: list[OutboxItem] = []
-        audit: list[AuditEntry] = []
         for (i, _, reason), pay in zip(new_payments, stored, strict=True):
             order = orders.get(pay.order_id or "")
             if reason:
@@ -259,9 +257,6 @@ class OrderBook:
                 order.paid_at = order.delivered_at = now
                 outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
                 results[i] = PaymentResult("delivered", order, payment_id=pay.id)
-            audit.append(AuditEntry("payment", pay.payer or "provider", pay.provider, now, pay.order_id,
-                                    detail={"payment_id": pay.id, "amount": pay.amount,
-                                            "currency": pay.currency, "refund": reason or None}))
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
         if deliveries:
@@ -274,8 +269,6 @@ class OrderBook:
                   for i, o in zip(deliveries, delivered, strict=True) if i.id is not None])
         if len(deliveries) < len(outbox):
             await uow.outbox.add_many([i for i in outbox if not (deliveries and i.kind == "deliver")])
-        if audit:
-            await uow.audit.add_many(audit)
         return results
 
     @staticmethod
