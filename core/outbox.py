@@ -109,9 +109,12 @@ class OutboxDispatcher:
         return self._task is not None
 
     async def drain(self) -> None:
-        """Send everything that is due now."""
+        """Send everything that is due now, hand-offs in flight included (shutdown, tests)."""
         while self._handoffs:
             await asyncio.gather(*list(self._handoffs), return_exceptions=True)
+        await self._poll()
+
+    async def _poll(self) -> None:
         while await self.dispatch_once() == self.batch:
             pass
 
@@ -154,7 +157,7 @@ class OutboxDispatcher:
                 pass
             self._wake.clear()
             try:
-                await self.drain()
+                await self._poll()  # hand-offs are leased and go out on their own; never wait for them here
             except Exception:  # noqa: BLE001 - keep the loop alive; rows stay pending and are retried
                 log.exception("outbox dispatch failed")
 
