@@ -231,7 +231,9 @@ class CustomerFlow:
         else:
             lines.append(t(lang, "product.in_stock"))
         rows: list[list[Action]] = []
-        if view.available != 0:
+        if self.show_stars and not p.stars:
+            lines.append(t(lang, "telegram.no_stars"))
+        elif view.available != 0:
             # Buy comes first so that on numbered channels "1" always means Buy on a product page.
             rows.append([Action(f"buy:{p.id}:{qty}", t(lang, "product.buy"))])
             if p.max_qty > p.min_qty:
@@ -247,8 +249,11 @@ class CustomerFlow:
         return Screen(self._title(p, lang), "\n".join(lines), actions=[r for r in rows if r])
 
     async def _buy(self, ctx: Ctx, lang: str, product_id: int, qty: int) -> Screen:
-        order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
         product = await self.shop.product(product_id)
+        if product is not None and self.show_stars and not product.stars:
+            # Telegram sells digital goods for Stars only: nothing is held for what cannot be paid here.
+            raise StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku)
+        order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
         assert product is not None  # it was just reserved
         return self._invoice(order, product, lang)
 

@@ -1,0 +1,103 @@
+"""The aiogram 3 adapter: a Router any aiogram bot can include, and a Bot API port over aiogram's Bot.
+
+Mount the store in your own aiogram bot:
+
+    frontend = TelegramFrontend(shop, flow, AiogramPort(bot), i18n)
+    dp.include_router(store_router(frontend))
+"""
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LabeledPrice,
+    Message,
+    PreCheckoutQuery,
+)
+
+from bots.telegram.common import Button, OutMessage, TelegramFrontend
+
+
+def make_bot(token: str, api_base: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
+    return Bot(token=token, session=session)
+
+
+def _button(b: Button) -> InlineKeyboardButton:
+    if b.copy_text is not None:
+        return InlineKeyboardButton(text=b.text, copy_text=CopyTextButton(text=b.copy_text))
+    return InlineKeyboardButton(text=b.text, callback_data=b.callback_data)
+
+
+def _markup(msg: OutMessage) -> InlineKeyboardMarkup | None:
+    if not msg.buttons:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(b) for b in row] for row in msg.buttons])
+
+
+class AiogramPort:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: int, message: OutMessage) -> int:
+        if message.document is not None:
+            name, data = message.document
+            sent = await self.bot.send_document(chat_id, BufferedInputFile(data, filename=name),
+                                                caption=message.text[:1024], parse_mode="HTML",
+                                                reply_markup=_markup(message), protect_content=True)
+        else:
+            sent = await self.bot.send_message(chat_id, message.text, parse_mode="HTML",
+                                               reply_markup=_markup(message),
+                                               protect_content=True if message.protect else None)
+        return sent.message_id
+
+    async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
+                           stars: int) -> int:
+        sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,
+                                           currency="XTR", prices=[LabeledPrice(label=label, amount=stars)])
+        return sent.message_id
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        await self.bot.answer_callback_query(callback_id, text=text)
+
+    async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None:
+        await self.bot.answer_pre_checkout_query(query_id, ok=ok, error_message=error)
+
+    async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+
+
+def store_router(frontend: TelegramFrontend) -> Router:
+    """The storefront's handlers: each one line into the channel-neutral frontend."""
+    router = Router(name="card-store")
+
+    @router.message(F.successful_payment)
+    async def paid(message: Message) -> None:
+        sp = message.successful_payment
+        assert sp is not None and message.from_user is not None
+        await frontend.on_successful_payment(message.from_user.id, message.chat.id, sp.invoice_payload,
+                                             sp.telegram_payment_charge_id, sp.total_amount, sp.currency)
+
+    @router.pre_checkout_query()
+    async def pre_checkout(query: PreCheckoutQuery) -> None:
+        await frontend.on_pre_checkout(query.id, query.from_user.id, query.invoice_payload, query.total_amount,
+                                       query.currency, query.from_user.language_code)
+
+    @router.message(F.chat.type == "private", F.text)
+    async def text(message: Message) -> None:
+        assert message.from_user is not None and message.text is not None
+        await frontend.on_text(message.from_user.id, message.chat.id, message.text, message.from_user.language_code)
+
+    @router.callback_query()
+    async def button(query: CallbackQuery) -> None:
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        await frontend.on_callback(query.from_user.id, chat_id, query.id, query.data,
+                                   query.from_user.language_code)
+
+    return router

@@ -1,0 +1,197 @@
+"""What both Telegram adapters (aiogram, python-telegram-bot) share: rendering Screens into Telegram
+messages, the update logic (menu, buttons, invoices, pre-checkout, payments), Stars refunds, delivery.
+
+Each adapter implements `TelegramPort` with its library and feeds updates into `TelegramFrontend`.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.errors import ErrorCode, StoreError
+from core.models import Buyer, OrderStatus, Payment
+from core.orders import PaymentNotice
+from core.ports import Delivery
+from core.shop import Shop
+from handlers.customer import Ctx, CustomerFlow
+from handlers.screen import Screen
+from locales import Translator
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+PROVIDER = "telegram_stars"
+TEXT_LIMIT = 4096
+CODES_INLINE_LIMIT = 3000  # more code text than this goes out as a .txt document
+COPY_BUTTONS_MAX = 8  # one copy button per code, for small orders
+COPY_TEXT_MAX = 256  # Telegram's CopyTextButton limit
+
+
+@dataclass(slots=True)
+class Button:
+    text: str
+    callback_data: str | None = None
+    copy_text: str | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class OutMessage:
+    """One Telegram message, library-neutral. Text is HTML (parse_mode=HTML)."""
+
+    text: str = field(repr=False)
+    buttons: list[list[Button]] = field(default_factory=list)
+    protect: bool = False
+    document: tuple[str, bytes] | None = field(default=None, repr=False)
+
+
+class TelegramPort(Protocol):
+    """The Bot API calls the storefront needs; each library adapter implements them."""
+
+    async def send(self, chat_id: int, message: OutMessage) -> int: ...
+    async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
+                           stars: int) -> int: ...
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None: ...
+    async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
+    async def refund_stars(self, user_id: int, charge_id: str) -> None: ...
+
+
+def render(screen: Screen) -> list[OutMessage]:
+    """A Screen as Telegram messages: bold title, escaped body, codes in spoilers with copy buttons and
+    protected content; too many codes for one message go out as a protected .txt document."""
+    parts = [f"<b>{html.escape(screen.title)}</b>"]
+    if screen.body:
+        parts.append(html.escape(screen.body))
+    buttons = [[Button(a.label, callback_data=a.id) for a in row if a.copy_text is None] for row in screen.actions]
+    buttons = [row for row in buttons if row]
+    if not screen.secrets:
+        return [OutMessage("\n".join(parts)[:TEXT_LIMIT], buttons)]
+    codes_text = "\n".join(f"<tg-spoiler><code>{html.escape(c)}</code></tg-spoiler>" for c in screen.secrets)
+    footer = [html.escape(screen.footer)] if screen.footer else []
+    if len(codes_text) <= CODES_INLINE_LIMIT:
+        copy = [[Button(f"📋 {i}" if len(screen.secrets) > 1 else "📋", copy_text=c)]
+                for i, c in enumerate(screen.secrets, start=1)
+                if len(screen.secrets) <= COPY_BUTTONS_MAX and len(c) <= COPY_TEXT_MAX]
+        text = "\n".join([*parts, codes_text, *footer])
+        return [OutMessage(text, copy + buttons, protect=True)]
+    body = ("\n".join(screen.secrets) + "\n").encode()
+    name = "codes.txt"
+    return [OutMessage("\n".join([*parts, *footer]), buttons, protect=True, document=(name, body))]
+
+
+def buyer_of(user_id: int) -> Buyer:
+    return Buyer(CHANNEL, str(user_id))
+
+
+class TelegramFrontend:
+    """Turns Telegram updates into flow calls and flow screens into Bot API calls."""
+
+    def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator) -> None:
+        self.shop = shop
+        self.flow = flow
+        self.port = port
+        self.i18n = i18n
+
+    async def language(self, user_id: int, hint: str | None) -> str:
+        c = await self.shop.customer(buyer_of(user_id), hint)
+        return c.language or self.shop.default_language
+
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
+        """A message from a buyer in a private chat (commands, or anything typed)."""
+        ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
+        word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
+        if word == "/paysupport":
+            lang = await self.language(user_id, lang_hint)
+            await self.port.send(chat_id, OutMessage(html.escape(self.i18n.t(lang, "telegram.paysupport",
+                                                                             contact=self.flow.support or "—"))))
+            return
+        await self.show(chat_id, await self.flow.on_text(ctx, text), user_id)
+
+    async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
+                          lang_hint: str | None) -> None:
+        """A pressed inline button. Unknown or garbage data gets the menu, never an exception."""
+        await self.port.answer_callback(callback_id)
+        ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
+        await self.show(chat_id, await self.flow.on_action(ctx, data or ""), user_id)
+
+    async def show(self, chat_id: int, screens: list[Screen], user_id: int) -> None:
+        for screen in screens:
+            if screen.invoice is not None:
+                await self._invoice(chat_id, screen, user_id)
+                continue
+            for msg in render(screen):
+                await self.port.send(chat_id, msg)
+
+    async def _invoice(self, chat_id: int, screen: Screen, user_id: int) -> None:
+        inv = screen.invoice
+        assert inv is not None
+        lang = await self.language(user_id, None)
+        title = inv["title"][:32]
+        description = self.i18n.t(lang, "telegram.invoice", title=inv["title"], qty=inv["qty"])[:255]
+        await self.port.send_invoice(chat_id, title, description, inv["order_id"], f"{inv['title']} × {inv['qty']}"[:64],
+                                     int(inv["stars"]))
+        for msg in render(screen):  # the hold time and the cancel button
+            await self.port.send(chat_id, msg)
+
+    async def on_pre_checkout(self, query_id: str, user_id: int, payload: str, total: int, currency: str,
+                              lang_hint: str | None) -> None:
+        """Answered at once from a fast read: ok only for this payer's held, unpaid, unexpired order."""
+        lang = await self.language(user_id, lang_hint)
+        problem = await self._payable(user_id, payload, total, currency)
+        if problem is None:
+            await self.port.answer_pre_checkout(query_id, True)
+        else:
+            await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{problem}"))
+
+    async def _payable(self, user_id: int, payload: str, total: int, currency: str) -> str | None:
+        try:
+            order, _ = await self.shop.order_for(payload, buyer_of(user_id))
+        except StoreError as exc:
+            return "not_yours" if exc.code is ErrorCode.NOT_YOUR_ORDER else "unknown"
+        if order.status is not OrderStatus.HELD or order.expires_at <= self.shop.clock.now():
+            return "expired" if order.status in (OrderStatus.HELD, OrderStatus.EXPIRED) else "not_payable"
+        if currency != "XTR" or order.price_in("XTR") != total:
+            return "amount"
+        return None
+
+    async def on_successful_payment(self, user_id: int, chat_id: int, payload: str, charge_id: str, total: int,
+                                    currency: str) -> None:
+        """Record the payment once by its charge id; the delivery (or a refund) goes out through the outbox."""
+        result = await self.shop.pay(PaymentNotice(payload or None, PROVIDER, charge_id, total, currency,
+                                                   buyer_of(user_id)))
+        if result.outcome == "duplicate":
+            log.info("successful_payment for order %s repeated; nothing to do", payload)
+
+
+class TelegramNotifier:
+    """Deliveries and notices to Telegram buyers (called by the outbox dispatcher)."""
+
+    def __init__(self, flow: CustomerFlow, port: TelegramPort) -> None:
+        self.flow = flow
+        self.port = port
+
+    async def deliver(self, recipient: str, delivery: Delivery) -> None:
+        screen = self.flow.render_delivery(delivery)
+        await self.flow.remember(delivery.order.buyer, screen)
+        for msg in render(screen):
+            await self.port.send(int(recipient), msg)
+
+    async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None:
+        for msg in render(self.flow.render_notice(language, key, params)):
+            await self.port.send(int(recipient), msg)
+
+
+class StarsGateway:
+    """Refunds Telegram Stars payments with refundStarPayment (the charge id is the payment's txn id)."""
+
+    name = PROVIDER
+
+    def __init__(self, port: TelegramPort) -> None:
+        self.port = port
+
+    async def refund(self, payment: Payment, reason: str) -> None:
+        channel, _, user_id = payment.payer.partition(":")
+        if channel != CHANNEL or not user_id.lstrip("-").isdigit():
+            raise ValueError(f"payment {payment.id} has no Telegram payer to refund")
+        await self.port.refund_stars(int(user_id), payment.provider_txn_id)
