@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,45 +138,28 @@ async def cmd_run(settings: Settings) -> int:
     return 0
 
 
-async def open_telegram(settings: Settings, app: App) -> Any:
-    """The aiogram storefront on an open App: returns (bot, dispatcher)."""
-    from aiogram import Dispatcher
-
-    from bots.telegram.aiogram_bot import AiogramPort, make_bot, store_router
-    from bots.telegram.common import CHANNEL, PROVIDER, StarsGateway, TelegramFrontend, TelegramNotifier
-    from handlers.customer import CustomerFlow
-    from locales import Translator
-
-    tg = settings.telegram
-    i18n = Translator(settings.store.languages, settings.store.default_language)
-    bot = make_bot(tg.token.get_secret_value(), tg.api_base)
-    port = AiogramPort(bot)
-    flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
-                        show_stars=True)
-    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port)
-    app.shop.gateways[PROVIDER] = StarsGateway(port)
-    dp = Dispatcher()
-    dp.include_router(store_router(TelegramFrontend(app.shop, flow, port, i18n)))
-    return bot, dp
-
-
 async def cmd_run_telegram(settings: Settings) -> int:
+    from bots.telegram.wiring import build_telegram
     from jobs.scheduler import build_scheduler
 
-    if settings.telegram.library != "aiogram" or settings.telegram.mode != "polling":
-        print("This build runs Telegram with telegram.library: aiogram in telegram.mode: polling; "
-              "python-telegram-bot and webhooks are on the way.", file=sys.stderr)
+    if settings.telegram.mode != "polling":
+        print("This build runs Telegram in telegram.mode: polling; webhooks are on the way.", file=sys.stderr)
         return 2
     async with await App.open(settings) as app:
-        bot, dp = await open_telegram(settings, app)
+        runtime = build_telegram(settings, app)
         await app.shop.start()
         scheduler = build_scheduler(app.shop)
         scheduler.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await dp.start_polling(bot)
+            await runtime.start()
+            await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
-            await bot.session.close()
+            await runtime.stop()
     return 0
 
 

@@ -10,7 +10,8 @@ from bots.telegram.common import buyer_of
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import parse_settings
-from run import App, open_telegram
+from bots.telegram.wiring import build_telegram
+from run import App
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"
@@ -35,16 +36,14 @@ class Shopfront:
 
     async def __aenter__(self) -> Shopfront:
         self.app = await App.open(self.settings, clock=self.clock)
-        self.bot, self.dp = await open_telegram(self.settings, self.app)
+        # Updates handled one at a time: a confirmed update has been fully handled.
+        self.runtime = build_telegram(self.settings, self.app, concurrent_updates=False)
         await self.app.shop.start()
-        self.polling = asyncio.create_task(self.dp.start_polling(
-            self.bot, handle_signals=False, handle_as_tasks=False, polling_timeout=1))
+        await self.runtime.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if not self.polling.done():
-            await self.dp.stop_polling()
-        await self.polling
+        await self.runtime.stop()
         await self.app.close()
 
     async def stock(self, n: int, prefix: str = "TG") -> list[str]:

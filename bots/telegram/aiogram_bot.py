@@ -7,7 +7,10 @@ Mount the store in your own aiogram bot:
 """
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+import asyncio
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import (
@@ -19,9 +22,10 @@ from aiogram.types import (
     LabeledPrice,
     Message,
     PreCheckoutQuery,
+    Update,
 )
 
-from bots.telegram.common import Button, OutMessage, TelegramFrontend
+from bots.telegram.common import Button, Document, OutMessage, TelegramFrontend
 
 
 def make_bot(token: str, api_base: str) -> Bot:
@@ -72,6 +76,11 @@ class AiogramPort:
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
         await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
 
+    async def download(self, file_id: str) -> bytes:
+        buffer = await self.bot.download(file_id)
+        assert buffer is not None
+        return buffer.getvalue()
+
 
 def store_router(frontend: TelegramFrontend) -> Router:
     """The storefront's handlers: each one line into the channel-neutral frontend."""
@@ -94,6 +103,13 @@ def store_router(frontend: TelegramFrontend) -> Router:
         assert message.from_user is not None and message.text is not None
         await frontend.on_text(message.from_user.id, message.chat.id, message.text, message.from_user.language_code)
 
+    @router.message(F.chat.type == "private", F.document)
+    async def document(message: Message) -> None:
+        assert message.from_user is not None and message.document is not None
+        doc = Document(message.document.file_id, message.document.file_name or "", message.document.file_size)
+        await frontend.on_text(message.from_user.id, message.chat.id, message.caption or "",
+                               message.from_user.language_code, doc)
+
     @router.callback_query()
     async def button(query: CallbackQuery) -> None:
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
@@ -101,3 +117,38 @@ def store_router(frontend: TelegramFrontend) -> Router:
                                    query.from_user.language_code)
 
     return router
+
+
+class AiogramRuntime:
+    """The store as its own aiogram bot (Bot + Dispatcher with the store router)."""
+
+    def __init__(self, settings: Any, app: Any, *, concurrent_updates: bool = True) -> None:
+        from bots.telegram.wiring import storefront
+
+        tg = settings.telegram
+        self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
+        self.frontend = storefront(settings, app, AiogramPort(self.bot))
+        self.dp = Dispatcher()
+        self.dp.include_router(store_router(self.frontend))
+        self._concurrent = concurrent_updates
+        self._polling: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Long polling in the background."""
+        self._polling = asyncio.create_task(self.dp.start_polling(
+            self.bot, handle_signals=False, handle_as_tasks=self._concurrent, polling_timeout=10,
+            close_bot_session=False))
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+
+    async def feed_webhook(self, update: dict[str, Any]) -> None:
+        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+
+    async def stop(self) -> None:
+        if self._polling is not None:
+            if not self._polling.done():
+                await self.dp.stop_polling()
+            await self._polling
+            self._polling = None
+        await self.bot.session.close()

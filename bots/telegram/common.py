@@ -55,6 +55,23 @@ class TelegramPort(Protocol):
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None: ...
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
     async def refund_stars(self, user_id: int, charge_id: str) -> None: ...
+    async def download(self, file_id: str) -> bytes: ...
+
+
+@dataclass(slots=True)
+class Document:
+    """A file a user sent (e.g. codes to import), not yet downloaded."""
+
+    file_id: str
+    file_name: str
+    file_size: int | None = None
+
+
+class AdminCommands(Protocol):
+    """Merchant commands (bots/telegram/admin.py). Returns True when the message was an admin command."""
+
+    async def handle(self, user_id: int, chat_id: int, text: str, document: Document | None,
+                     lang_hint: str | None) -> bool: ...
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -87,18 +104,23 @@ def buyer_of(user_id: int) -> Buyer:
 class TelegramFrontend:
     """Turns Telegram updates into flow calls and flow screens into Bot API calls."""
 
-    def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator) -> None:
+    def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator,
+                 admin: AdminCommands | None = None) -> None:
         self.shop = shop
         self.flow = flow
         self.port = port
         self.i18n = i18n
+        self.admin = admin
 
     async def language(self, user_id: int, hint: str | None) -> str:
         c = await self.shop.customer(buyer_of(user_id), hint)
         return c.language or self.shop.default_language
 
-    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
-        """A message from a buyer in a private chat (commands, or anything typed)."""
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None,
+                      document: Document | None = None) -> None:
+        """A message in a private chat: a merchant command, a buyer's command, or anything typed."""
+        if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
+            return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
         if word == "/paysupport":

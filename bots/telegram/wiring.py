@@ -1,0 +1,44 @@
+"""Builds the Telegram storefront for the configured library on an open App.
+
+    runtime = build_telegram(settings, app)    # registers the notifier and the Stars gateway on app.shop
+    await runtime.start()                      # polling in the background (or nothing, in webhook mode)
+    await runtime.feed_webhook(update_dict)    # webhook mode: one update from Telegram
+    await runtime.stop()
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bots.telegram.common import CHANNEL, PROVIDER, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
+from handlers.customer import CustomerFlow
+from locales import Translator
+
+
+class TelegramRuntime(Protocol):
+    frontend: TelegramFrontend
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def feed_webhook(self, update: dict[str, Any]) -> None: ...
+    async def set_webhook(self, url: str, secret: str) -> None: ...
+
+
+def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
+    """The library-neutral part: flow, frontend, and the notifier and gateway the outbox uses."""
+    i18n = Translator(settings.store.languages, settings.store.default_language)
+    flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
+                        show_stars=True)
+    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port)
+    app.shop.gateways[PROVIDER] = StarsGateway(port)
+    return TelegramFrontend(app.shop, flow, port, i18n)
+
+
+def build_telegram(settings: Any, app: Any, *, concurrent_updates: bool = True) -> TelegramRuntime:
+    tg = settings.telegram
+    if tg.library == "aiogram":
+        from bots.telegram.aiogram_bot import AiogramRuntime
+
+        return AiogramRuntime(settings, app, concurrent_updates=concurrent_updates)
+    from bots.telegram.ptb_bot import PtbRuntime  # noqa: PLC0415 - only loaded when chosen
+
+    return PtbRuntime(settings, app, concurrent_updates=concurrent_updates)
