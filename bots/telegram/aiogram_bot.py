@@ -61,6 +61,13 @@ class AiogramPort:
                                                protect_content=True if message.protect else None)
         return sent.message_id
 
+    async def edit(self, chat_id: int, message_id: int, message: OutMessage) -> None:
+        await self.bot.edit_message_text(message.text, chat_id=chat_id, message_id=message_id, parse_mode="HTML",
+                                         reply_markup=_markup(message))
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        await self.bot.delete_message(chat_id, message_id)
+
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
                            stars: int) -> int:
         sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,

@@ -25,12 +25,17 @@ class TelegramRuntime(Protocol):
 
 def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     """The library-neutral part: flow, frontend, and the notifier and gateway the outbox uses."""
+    from bots.telegram.admin import TelegramAdmin
+    from bots.telegram.limits import limited
+
+    port = limited(port)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True)
     app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port)
     app.shop.gateways[PROVIDER] = StarsGateway(port)
-    return TelegramFrontend(app.shop, flow, port, i18n)
+    admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
+    return TelegramFrontend(app.shop, flow, port, i18n, admin)
 
 
 def build_telegram(settings: Any, app: Any, *, concurrent_updates: bool = True) -> TelegramRuntime:
