@@ -37,3 +37,8 @@ class ConflictError(Exception):
 
 class VaultError(Exception):
     """The vault keys do not fit the database or cannot be read; the store must not start."""
+
+
+class RecipientUnreachable(Exception):
+    """The platform will never take messages for this recipient (blocked the bot, deleted the account).
+    The outbox stops retrying; what was to be sent stays where the buyer can see it ("My orders")."""

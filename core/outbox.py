@@ -15,7 +15,7 @@ from typing import Any
 
 from core.batching import GroupCommitter
 from core.clock import Clock
-from core.errors import VaultError
+from core.errors import RecipientUnreachable, VaultError
 from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import Delivery, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
@@ -191,6 +191,9 @@ class OutboxDispatcher:
         try:
             async with asyncio.timeout(self.send_timeout), self._sem:
                 return await self._send_one(item, orders, products, codes)
+        except RecipientUnreachable:
+            log.warning("outbox %s #%s: recipient unreachable; not retried", item.kind, item.id)
+            return False, "RecipientUnreachable", {"unreachable": True}
         except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
             log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
             if item.kind == "deliver":
@@ -247,7 +250,8 @@ class OutboxDispatcher:
                         failed.append((item.id, item.lease, err, now + VAULT_RETRY, False, False))
                         continue
                     attempts = item.attempts + 1
-                    give_up = item.kind == "notify" and attempts >= MAX_ATTEMPTS
+                    # Someone who blocked the bot is not written to again (the codes stay in My orders).
+                    give_up = bool(extra.get("unreachable")) or (item.kind == "notify" and attempts >= MAX_ATTEMPTS)
                     failed.append((item.id, item.lease, err, now + backoff(attempts), give_up, True))
                     continue
                 sent.append((item.id, item.lease))

@@ -373,6 +373,16 @@ class Webhook(BaseModel):
         return value
 
 
+class TelegramLimits(BaseModel):
+    """Outbound rates (Telegram's Bot FAQ); raise them only for a local test server or paid broadcasts."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    overall_per_second: float = Field(30, gt=0)
+    per_chat_burst: int = Field(3, ge=1)  # then about one message a second per chat
+    group_per_minute: int = Field(20, ge=1)
+
+
 class Telegram(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -383,6 +393,7 @@ class Telegram(BaseModel):
     webhook: Webhook = Field(default_factory=Webhook)
     admins: list[int] = Field(default_factory=list)
     delete_code_after: Optional[int] = Field(None, ge=1)
+    limits: TelegramLimits = Field(default_factory=TelegramLimits)
 
     @property
     def enabled(self) -> bool:

@@ -28,7 +28,7 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     from bots.telegram.admin import TelegramAdmin
     from bots.telegram.limits import limited
 
-    port = limited(port)
+    port = limited(port, settings.telegram.limits)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True)

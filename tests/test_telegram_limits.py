@@ -1,0 +1,53 @@
+"""Telegram's limits: a 429 is waited out and the message still arrives; a user who blocked the bot is not
+written to again, and their code stays in "My orders"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bots.telegram.common import buyer_of
+from storage import tables as t
+from tests.fake_bot_api import FakeBotAPI
+from tests.telegram_harness import Shopfront, fake_api
+
+
+@pytest.fixture
+async def api():
+    async for fake in fake_api():
+        yield fake
+
+
+async def test_given_telegram_answers_429_once_then_the_message_is_sent_after_retry_after(
+        api: FakeBotAPI, tmp_path: Path) -> None:
+    async with Shopfront(api, tmp_path) as shop:
+        ann = api.user(601)
+        api.fail_next("sendMessage", status=429, retry_after=1)
+        mark = api.mark()
+        await shop.send(api.message_update(ann, "/start"))
+        sent = await api.wait_for("sendMessage", lambda c: c.status == 200 and c.params["chat_id"] == 601,
+                                  since=mark, timeout=10)
+        attempts = [c.status for c in api.calls("sendMessage")[mark:] if c.params["chat_id"] == 601]
+        assert attempts[:2] == [429, 200]
+        assert sent.at - api.calls("sendMessage")[mark].at >= 0.9  # it waited as told
+        assert "Welcome" in sent.params["text"]
+
+
+async def test_given_a_buyer_who_blocked_the_bot_when_their_payment_arrives_then_it_is_not_retried_forever(
+        api: FakeBotAPI, tmp_path: Path) -> None:
+    async with Shopfront(api, tmp_path) as shop:
+        [code] = await shop.stock(1)
+        ann = api.user(602)
+        product = await shop.app.shop.product_by_sku("GAME")
+        order = await shop.app.shop.reserve(buyer_of(602), product.id, 1, "en", "602")
+        api.block_chat(602)
+        await shop.send(api.successful_payment_update(ann, order.id, 70, "charge-b"))
+        await shop.app.shop.dispatcher.drain()
+        async with shop.app.db.uow() as uow:
+            row = (await uow.codes.c.execute(select(t.outbox).where(t.outbox.c.order_id == order.id))).one()
+        assert (row.status, row.last_error) == ("failed", "RecipientUnreachable")
+        assert [c.status for c in api.calls("sendMessage") if c.params["chat_id"] == 602] == [403]
+        assert api.calls("refundStarPayment") == []  # they paid and the code is theirs
+        _, _, codes = await shop.app.shop.reveal(order.id, buyer_of(602))
+        assert codes == [code]
