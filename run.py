@@ -142,11 +142,12 @@ async def cmd_run_telegram(settings: Settings) -> int:
     from bots.telegram.wiring import build_telegram
     from jobs.scheduler import build_scheduler
 
-    if settings.telegram.mode != "polling":
-        print("This build runs Telegram in telegram.mode: polling; webhooks are on the way.", file=sys.stderr)
-        return 2
+    from bots.http import HttpServer, webhook_path
+
+    tg = settings.telegram
     async with await App.open(settings) as app:
         runtime = build_telegram(settings, app)
+        server = HttpServer(settings.server.host, settings.server.port)
         await app.shop.start()
         scheduler = build_scheduler(app.shop)
         scheduler.start()
@@ -155,10 +156,17 @@ async def cmd_run_telegram(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await runtime.start()
+            if tg.mode == "webhook":
+                secret = tg.webhook.secret.get_secret_value()
+                server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
+                await server.start()
+                await runtime.set_webhook(tg.webhook.url, secret)
+            else:
+                await runtime.start()
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+            await server.stop()
             await runtime.stop()
     return 0
 
