@@ -42,13 +42,16 @@ class Ctx:
 
 class CustomerFlow:
     def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
-                 demo_payments: bool = False, show_stars: bool = False) -> None:
+                 demo_payments: bool = False, show_stars: bool = False, numbered: bool = True) -> None:
         self.shop = shop
         self.i18n = i18n
         self.shop_name = shop_name
         self.support = support
         self.demo_payments = demo_payments
         self.show_stars = show_stars  # Telegram shows the Stars price
+        # Channels where the buyer answers with a number (console, WeChat) keep the offered actions in the
+        # stored state; button channels (Telegram) carry the action in the button and skip that write.
+        self.numbered = numbered
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -96,7 +99,7 @@ class CustomerFlow:
             screens[0].error = error
         # The state lives in the database: numbered replies work after a restart or on another process.
         offered = [a.id for a in screens[-1].flat_actions()]
-        if cust.state.get("actions") != offered:
+        if self.numbered and cust.state.get("actions") != offered:
             cust.state["actions"] = offered
             await self.shop.save_customer(cust)
         return screens
@@ -330,6 +333,8 @@ class CustomerFlow:
     # -- outbound -----------------------------------------------------------------------------
     async def remember(self, buyer: Buyer, screen: Screen) -> None:
         """A screen sent outside a reply (a delivery): numbered replies now refer to its actions."""
+        if not self.numbered:
+            return
         cust = await self.shop.customer(buyer)
         offered = [a.id for a in screen.flat_actions()]
         if cust.state.get("actions") != offered:

@@ -78,7 +78,9 @@ class Database:
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300)
             self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
             self._sqlite_setup(self.write_engine, "BEGIN IMMEDIATE", sqlite_synchronous)
-            self._sqlite_setup(self.read_engine, "BEGIN", sqlite_synchronous)
+            # Readers run without BEGIN: each statement reads its own WAL snapshot, which is all a screen or a
+            # check needs, and saves a round trip to the driver's thread per read.
+            self._sqlite_setup(self.read_engine, None, sqlite_synchronous)
         elif self.dialect == "postgresql":
             self.write_engine = self.read_engine = create_async_engine(
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
@@ -86,7 +88,7 @@ class Database:
             raise ValueError(f"unsupported database {self.dialect!r}")
 
     @staticmethod
-    def _sqlite_setup(engine: AsyncEngine, begin: str, synchronous: str) -> None:
+    def _sqlite_setup(engine: AsyncEngine, begin: str | None, synchronous: str) -> None:
         @event.listens_for(engine.sync_engine, "connect")
         def _connect(dbapi_conn: Any, _rec: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -95,6 +97,9 @@ class Database:
                            "foreign_keys=ON", "temp_store=MEMORY", "cache_size=-16000"):
                 cur.execute(f"PRAGMA {pragma}")
             cur.close()
+
+        if begin is None:
+            return
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:

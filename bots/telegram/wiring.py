@@ -31,7 +31,7 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     port = limited(port, settings.telegram.limits)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
-                        show_stars=True)
+                        show_stars=True, numbered=False)
     app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port)
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
