@@ -1,14 +1,22 @@
-"""Shared harness for the Telegram end-to-end tests: a real store with the configured library polling
-a local fake Bot API (tests/fake_bot_api.py)."""
+"""Shared harness for the Telegram end-to-end tests: a real store with the configured library (aiogram or
+python-telegram-bot) polling a local fake Bot API (tests/fake_bot_api.py).
+
+`Shopfront.send(update)` returns once the store has fully handled the update: aiogram (handle_as_tasks=False)
+confirms an update only after its handler finished; PTB confirms on fetch, so for PTB a last handler group
+marks each update as done. Handler exceptions (which both libraries would only log while polling) are
+recorded and fail the test on exit.
+"""
 from __future__ import annotations
 
+import asyncio
+import traceback
 from pathlib import Path
-
+from typing import Any
 
 from bots.telegram.wiring import build_telegram
 from core.clock import FakeClock
 from core.inventory import import_codes
-from core.settings import parse_settings
+from core.settings import Settings, parse_settings
 from run import App
 from tests.fake_bot_api import FakeBotAPI
 
@@ -19,53 +27,102 @@ CATALOG = [
 ]
 
 
+def store_settings(api: FakeBotAPI, tmp_path: Path, *, library: str = "aiogram",
+                   admins: list[int] | None = None) -> Settings:
+    """A store on a SQLite file in tmp_path whose Telegram bot talks to the fake API."""
+    return parse_settings({
+        "store": {"name": "TG Shop", "support": "@help"},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}"},
+        "vault": {"key_file": str(tmp_path / "vault.key")},
+        "telegram": {"token": TOKEN, "api_base": api.base, "library": library,
+                     "admins": [1] if admins is None else admins},
+        "catalog": CATALOG}, tmp_path, env={})
+
+
 class Shopfront:
-    """The store process: App + aiogram dispatcher polling the fake API."""
+    """The store process: App + the chosen library's bot polling the fake API."""
 
     def __init__(self, api: FakeBotAPI, tmp_path: Path, clock: FakeClock | None = None, *,
                  library: str = "aiogram", admins: list[int] | None = None) -> None:
         self.api = api
-        self.settings = parse_settings({
-            "store": {"name": "TG Shop", "support": "@help"},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}"},
-            "vault": {"key_file": str(tmp_path / "vault.key")},
-            "telegram": {"token": TOKEN, "api_base": api.base, "library": library,
-                         "admins": [1] if admins is None else admins},
-            "catalog": CATALOG}, tmp_path, env={})
+        self.library = library
+        self.settings = store_settings(api, tmp_path, library=library, admins=admins)
         self.clock = clock
+        self.errors: list[str] = []       # handler exceptions, formatted
+        self._handled: dict[int, asyncio.Event] = {}  # PTB: update_id -> all handler groups done
 
     async def __aenter__(self) -> Shopfront:
         self.app = await App.open(self.settings, clock=self.clock)
-        # Updates handled one at a time: a confirmed update has been fully handled.
+        # Updates handled one at a time (aiogram: a confirmed update has been fully handled; PTB: see send()).
         self.runtime = build_telegram(self.settings, self.app, concurrent_updates=False)
+        watch_handlers(self.runtime, self.errors, self._done)
         await self.app.shop.start()
         await self.runtime.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.runtime.stop()
-        await self.app.close()
+        try:
+            await self.runtime.stop()
+        finally:
+            await self.app.close()
+        if exc[0] is None:
+            assert not self.errors, "handler exceptions:\n" + "\n".join(self.errors)
+
+    def _done(self, update_id: int) -> None:
+        self._handled.setdefault(update_id, asyncio.Event()).set()
 
     async def stock(self, n: int, prefix: str = "TG") -> list[str]:
         codes = [f"{prefix}-{i:04d}" for i in range(n)]
         await import_codes(self.app.db.uow, self.app.vault, self.app.clock, "GAME", [(c + "\n").encode() for c in codes])
         return codes
 
-    async def send(self, update: dict) -> dict:
+    async def send(self, update: dict, timeout: float = 5.0) -> dict:
+        """Queue an update and return once the store has handled it."""
         self.api.push_update(update)
-        await self.api.wait_confirmed(update)
+        if self.library == "ptb":
+            done = self._handled.setdefault(update["update_id"], asyncio.Event())
+            try:
+                await asyncio.wait_for(done.wait(), timeout)
+            except TimeoutError:
+                raise TimeoutError(f"update {update['update_id']} not handled within {timeout}s") from None
+        else:
+            await self.api.wait_confirmed(update, timeout)
         return update
 
 
-def buttons(call) -> list[dict]:  # noqa: ANN001
+def watch_handlers(runtime: Any, errors: list[str], done: Any) -> None:
+    """Record handler exceptions of either runtime; for PTB also report each finished update to `done`."""
+    if hasattr(runtime, "application"):  # PtbRuntime
+        from telegram import Update
+        from telegram.ext import TypeHandler
+
+        async def record_ptb(update: object, context: Any) -> None:
+            errors.append("".join(traceback.format_exception(context.error)))
+
+        async def finished(update: Update, context: Any) -> None:
+            done(update.update_id)
+
+        runtime.application.add_error_handler(record_ptb)
+        # Groups run in ascending order, each awaited (blocking handlers), errors included: this one runs last.
+        runtime.application.add_handler(TypeHandler(Update, finished), group=1_000_000)
+        return
+
+    async def record_aiogram(event: Any) -> bool:
+        errors.append("".join(traceback.format_exception(event.exception)))
+        return True
+
+    runtime.dp.errors.register(record_aiogram)
+
+
+def buttons(call) -> list[dict]:
     return [b for row in call.params.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
 
-def data_of(call, text: str) -> str:  # noqa: ANN001
+def data_of(call, text: str) -> str:
     return next(b["callback_data"] for b in buttons(call) if b["text"] == text)
 
 
-async def fake_api():  # noqa: ANN201 - an async generator fixture body for test modules
+async def fake_api():
     async with FakeBotAPI(token=TOKEN) as fake:
         yield fake
 

@@ -1,0 +1,208 @@
+"""The python-telegram-bot (PTB 22) adapter: handlers any PTB Application can add, and a Bot API port over
+PTB's Bot. python-telegram-bot is LGPL-3.0 (used unmodified, as a dependency).
+
+Mount the store in your own PTB bot:
+
+    frontend = storefront(settings, app, PtbPort(application.bot))
+    application.add_handlers(store_handlers(frontend))   # after your own handlers: the first match wins
+
+Note: PTB only logs handler exceptions unless an error handler is registered; `PtbRuntime` registers one that
+logs the exception type (never the update: it may hold codes).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from telegram import (
+    Bot,
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LabeledPrice,
+    Update,
+)
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    PreCheckoutQueryHandler,
+    filters,
+)
+
+from bots.telegram.common import Button, Document, OutMessage, TelegramFrontend
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT = dt.timedelta(seconds=10)
+
+
+def _button(b: Button) -> InlineKeyboardButton:
+    if b.copy_text is not None:
+        return InlineKeyboardButton(b.text, copy_text=CopyTextButton(b.copy_text))
+    return InlineKeyboardButton(b.text, callback_data=b.callback_data)
+
+
+def _markup(msg: OutMessage) -> InlineKeyboardMarkup | None:
+    if not msg.buttons:
+        return None
+    return InlineKeyboardMarkup([[_button(b) for b in row] for row in msg.buttons])
+
+
+class PtbPort:
+    """TelegramPort over python-telegram-bot's Bot (or an Application's ExtBot)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: int, message: OutMessage) -> int:
+        if message.document is not None:
+            name, data = message.document
+            sent = await self.bot.send_document(chat_id, InputFile(data, filename=name),
+                                                caption=message.text[:1024], parse_mode="HTML",
+                                                reply_markup=_markup(message), protect_content=True)
+        else:
+            sent = await self.bot.send_message(chat_id, message.text, parse_mode="HTML",
+                                               reply_markup=_markup(message),
+                                               protect_content=True if message.protect else None)
+        return sent.message_id
+
+    async def edit(self, chat_id: int, message_id: int, message: OutMessage) -> None:
+        await self.bot.edit_message_text(message.text, chat_id=chat_id, message_id=message_id, parse_mode="HTML",
+                                         reply_markup=_markup(message))
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        await self.bot.delete_message(chat_id, message_id)
+
+    async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
+                           stars: int) -> int:
+        # Stars: currency XTR, exactly one price, no provider_token (PTB omits it when None).
+        sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,
+                                           currency="XTR", prices=[LabeledPrice(label, stars)])
+        return sent.message_id
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        await self.bot.answer_callback_query(callback_id, text=text)
+
+    async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None:
+        await self.bot.answer_pre_checkout_query(query_id, ok, error_message=error)
+
+    async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        await self.bot.refund_star_payment(user_id, charge_id)
+
+    async def download(self, file_id: str) -> bytes:
+        file = await self.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+
+# Only new `message` updates, like aiogram's router.message (PTB's message filters also match edits,
+# channel posts and business messages through effective_message).
+_NEW_MESSAGE = filters.UpdateType.MESSAGE
+_PRIVATE = _NEW_MESSAGE & filters.ChatType.PRIVATE
+
+
+def store_handlers(frontend: TelegramFrontend) -> list[BaseHandler[Any, Any, Any]]:
+    """The storefront's handlers, the same routing as aiogram's `store_router`; each one line into the
+    channel-neutral frontend. Add them after your own handlers in the same group (the first match wins)."""
+
+    async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None and message.successful_payment is not None and message.from_user is not None
+        sp = message.successful_payment
+        await frontend.on_successful_payment(message.from_user.id, message.chat.id, sp.invoice_payload,
+                                             sp.telegram_payment_charge_id, sp.total_amount, sp.currency)
+
+    async def pre_checkout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.pre_checkout_query
+        assert query is not None
+        await frontend.on_pre_checkout(query.id, query.from_user.id, query.invoice_payload, query.total_amount,
+                                       query.currency, query.from_user.language_code)
+
+    async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None and message.text is not None
+        await frontend.on_text(message.from_user.id, message.chat.id, message.text, message.from_user.language_code)
+
+    async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None and message.document is not None
+        doc = Document(message.document.file_id, message.document.file_name or "", message.document.file_size)
+        await frontend.on_text(message.from_user.id, message.chat.id, message.caption or "",
+                               message.from_user.language_code, doc)
+
+    async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        # query.message may be an InaccessibleMessage (date 0); it still has its chat.
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        await frontend.on_callback(query.from_user.id, chat_id, query.id, query.data, query.from_user.language_code)
+
+    return [
+        MessageHandler(_NEW_MESSAGE & filters.SUCCESSFUL_PAYMENT, paid),
+        PreCheckoutQueryHandler(pre_checkout),
+        MessageHandler(_PRIVATE & filters.TEXT, text),  # commands included
+        MessageHandler(_PRIVATE & filters.Document.ALL, document),
+        CallbackQueryHandler(button),
+    ]
+
+
+async def log_handler_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """PTB's error handler: the exception type and the update id only (messages and updates may hold codes)."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("Telegram update %s failed: %s", update_id, type(context.error).__name__)
+
+
+def build_application(token: str, api_base: str, *, concurrent_updates: bool = True) -> Application:
+    base = api_base.rstrip("/")
+    return (ApplicationBuilder().token(token)
+            .base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+            .concurrent_updates(concurrent_updates)
+            .build())
+
+
+class PtbRuntime:
+    """The store as its own PTB bot (an Application with the store handlers)."""
+
+    def __init__(self, settings: Any, app: Any, *, concurrent_updates: bool = True) -> None:
+        from bots.telegram.wiring import storefront
+
+        tg = settings.telegram
+        self.application = build_application(tg.token.get_secret_value(), tg.api_base,
+                                              concurrent_updates=concurrent_updates)
+        self.bot = self.application.bot
+        self.frontend = storefront(settings, app, PtbPort(self.bot))
+        self.application.add_handlers(store_handlers(self.frontend))
+        self.application.add_error_handler(log_handler_error)
+
+    async def _ensure_initialized(self) -> None:
+        await self.application.initialize()  # a no-op when already initialized
+
+    async def start(self) -> None:
+        """Long polling in the background (returns once PTB has deleted any webhook and started polling)."""
+        await self._ensure_initialized()
+        await self.application.start()
+        updater = self.application.updater
+        assert updater is not None
+        await updater.start_polling(poll_interval=0.0, timeout=POLL_TIMEOUT, drop_pending_updates=False)
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        await self._ensure_initialized()
+        await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+
+    async def feed_webhook(self, update: dict[str, Any]) -> None:
+        """Process one update now. Handler exceptions go to the error handler (logged), as in polling."""
+        await self._ensure_initialized()
+        await self.application.process_update(Update.de_json(update, self.bot))
+
+    async def stop(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()  # a no-op when never initialized
