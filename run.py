@@ -85,7 +85,8 @@ class App:
                                                                    settings.store.max_open_holds),
                         languages=settings.store.languages, default_language=settings.store.default_language,
                         low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
-                        notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch)
+                        notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
+                        currency=settings.store.currency)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()

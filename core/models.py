@@ -64,6 +64,7 @@ class Product:
     hold_minutes: int | None = None
     active: bool = True
     rules: dict[str, Any] = field(default_factory=dict)
+    source: str = "config"  # config: applied from config.yaml at start | admin: made by a merchant command
 
 
 @dataclass(slots=True)

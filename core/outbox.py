@@ -22,6 +22,9 @@ from core.vault import Vault
 
 log = logging.getLogger(__name__)
 
+# Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
+# other refunds return a stray payment and leave the order as it is.
+ORDER_REFUNDS = frozenset({"stock_gone", "merchant"})
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
@@ -262,7 +265,7 @@ class OutboxDispatcher:
                     pid = int(item.payload["payment_id"])
                     await uow.payments.set_status(pid, "refunded")
                     reason = str(item.payload.get("reason", ""))
-                    if item.order_id and reason == "stock_gone":
+                    if item.order_id and reason in ORDER_REFUNDS:
                         refunded_orders.append(item.order_id)
                     audit.append(AuditEntry("refund", "system", item.channel, now, item.order_id,
                                             detail={"payment_id": pid, "reason": reason}))

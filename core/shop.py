@@ -27,6 +27,7 @@ from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
 from core.vault import Vault
 
 REVEALS_PER_HOUR = 10
+MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
 
 
 @dataclass(slots=True)
@@ -42,7 +43,7 @@ class Shop:
                  default_language: str = "en", low_stock: int = 5, demo: bool = False,
                  gateways: Mapping[str, PaymentGateway] | None = None,
                  notifiers: Mapping[str, Notifier] | None = None, single_process: bool = True,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, currency: str | None = None) -> None:
         self.uow = uow_factory
         self.vault = vault
         self.clock = clock
@@ -57,7 +58,9 @@ class Shop:
         self.book = OrderBook(clock, policy or OrderPolicy())
         self.committer.register("reserve", self.book.reserve_batch)
         self.committer.register("pay", self.book.pay_batch)
+        self.committer.register("customer", self._save_customers)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
+        self.currency = currency  # the store currency, for products a merchant creates by command
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -202,9 +205,15 @@ class Shop:
         return c
 
     async def save_customer(self, customer: Customer) -> None:
-        async with self.uow(write=True) as uow:
-            await uow.customers.save(customer)
-            await uow.commit()
+        """Store a customer's language and conversation state (group-committed with other writes)."""
+        await self.committer.submit("customer", customer)
+
+    @staticmethod
+    async def _save_customers(uow, customers):  # noqa: ANN001, ANN205
+        latest = {c.buyer: c for c in customers}  # the same buyer twice in a batch: the last state wins
+        for c in latest.values():
+            await uow.customers.save(c)
+        return [None] * len(customers)
 
     def match_language(self, hint: str | None) -> str:
         if hint:

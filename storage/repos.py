@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ from core.models import (
 )
 from storage import tables as t
 
+PRODUCT_EDITABLE = {"price", "stars", "title", "active"}
+
 # Locks are taken in id order in every method that takes them (no deadlocks between batches).
 
 
@@ -42,7 +44,7 @@ class _Repo:
 
 def _product(r: Any) -> Product:
     return Product(r.id, r.sku, Kind(r.kind), r.title, r.description, r.category, r.price, r.currency, r.stars,
-                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {})
+                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {}, r.source)
 
 
 class ProductRepo(_Repo):
@@ -66,13 +68,14 @@ class ProductRepo(_Repo):
             q = q.where(t.products.c.active.is_(True))
         return [_product(r) for r in await self.c.execute(q)]
 
-    async def upsert(self, spec: ProductSpec) -> Product:
+    async def upsert(self, spec: ProductSpec, source: str = "config") -> Product:
         now = self._now()
         values = {
             "kind": spec.kind.value, "title": spec.title, "description": spec.description,
             "category": spec.category, "price": spec.price, "currency": spec.currency, "stars": spec.stars,
             "min_qty": spec.min_qty, "max_qty": spec.max_qty, "hold_minutes": spec.hold_minutes,
             "active": spec.active, "rules": spec.rules, "updated_at": now, "position": spec.position,
+            "source": source,
         }
         existing = await self.by_sku(spec.sku)
         if existing is None:
@@ -84,8 +87,17 @@ class ProductRepo(_Repo):
         return got
 
     async def deactivate_except(self, skus: Sequence[str]) -> None:
-        await self.c.execute(update(t.products).where(t.products.c.sku.not_in(list(skus)),
-                                                      t.products.c.active.is_(True)).values(active=False))
+        """Take config products no longer listed off sale; products a merchant made by command stay."""
+        p = t.products.c
+        await self.c.execute(update(t.products).where(p.sku.not_in(list(skus)), p.source == "config",
+                                                      p.active.is_(True)).values(active=False))
+
+    async def update(self, product_id: int, values: Mapping[str, Any]) -> None:
+        unknown = set(values) - PRODUCT_EDITABLE
+        if unknown:
+            raise ValueError(f"product fields not editable: {sorted(unknown)}")
+        await self.c.execute(update(t.products).where(t.products.c.id == product_id)
+                             .values(**values, updated_at=self._now()))
 
 
 def _code(r: Any) -> StoredCode:
@@ -153,6 +165,16 @@ class CodeRepo(_Repo):
         res = await self.c.execute(update(t.codes).where(c.order_id.in_(list(order_ids)),
                                                          c.status == CodeStatus.HELD.value)
                                    .values(status=CodeStatus.SOLD.value))
+        return res.rowcount
+
+    async def burn(self, order_ids: Sequence[str]) -> int:
+        """The codes of refunded orders: never sold again (the buyer has seen them)."""
+        if not order_ids:
+            return 0
+        c = t.codes.c
+        res = await self.c.execute(update(t.codes).where(
+            c.order_id.in_(list(order_ids)), c.status.in_([CodeStatus.SOLD.value, CodeStatus.HELD.value]))
+            .values(status=CodeStatus.BURNED.value))
         return res.rowcount
 
     async def release(self, order_ids: Sequence[str]) -> int:
@@ -316,6 +338,13 @@ class OrderRepo(_Repo):
                                     .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
         return [_order(r) for r in rows]
 
+    async def recent(self, status: OrderStatus | None, limit: int, offset: int) -> list[Order]:
+        c = t.orders.c
+        q = select(t.orders).order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset)
+        if status is not None:
+            q = q.where(c.status == status.value)
+        return [_order(r) for r in await self.c.execute(q)]
+
 
 def _payment(r: Any) -> Payment:
     return Payment(r.id, r.order_id, r.provider, r.provider_txn_id, r.amount, r.currency, r.payer, r.status,
@@ -417,6 +446,10 @@ class OutboxRepo(_Repo):
                              .values(next_attempt_at=now, lease=None))
 
 
+def _audit(r: Any) -> AuditEntry:
+    return AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {})
+
+
 class AuditRepo(_Repo):
     async def add_many(self, entries: Sequence[AuditEntry]) -> None:
         await self.c.execute(t.audit.insert(), [
@@ -425,8 +458,15 @@ class AuditRepo(_Repo):
 
     async def for_order(self, order_id: str) -> list[AuditEntry]:
         rows = await self.c.execute(select(t.audit).where(t.audit.c.order_id == order_id).order_by(t.audit.c.id))
-        return [AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {})
-                for r in rows]
+        return [_audit(r) for r in rows]
+
+    async def latest(self, action: str, actor: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        c = t.audit.c
+        q = select(t.audit).where(c.action == action)
+        if actor is not None:
+            q = q.where(c.actor == actor)
+        rows = await self.c.execute(q.order_by(c.id.desc()).limit(limit))
+        return [_audit(r) for r in rows]
 
     async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int:
         c = t.audit.c

@@ -64,6 +64,9 @@ products = Table(
     Column("active", Boolean, nullable=False),
     Column("rules", JSON, nullable=False),
     Column("position", Integer, nullable=False, server_default="0"),
+    # 'config': applied from config.yaml at every start (taken off sale when no longer listed);
+    # 'admin': created by a merchant command, left alone by the config sync.
+    Column("source", String(8), nullable=False, server_default="config"),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
@@ -106,6 +109,8 @@ orders = Table(
     Column("note", Text, nullable=False, server_default=""),
     Index("ix_orders_buyer", "buyer_channel", "buyer_id", "created_at"),
     Index("ix_orders_status_expiry", "status", "expires_at"),
+    Index("ix_orders_created", "created_at"),  # the merchant's recent orders
+    Index("ix_orders_status_created", "status", "created_at"),  # ... filtered by status
 )
 
 payments = Table(

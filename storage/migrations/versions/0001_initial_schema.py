@@ -99,6 +99,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('rules', sa.JSON(), nullable=False),
     sa.Column('position', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('source', sa.String(length=8), server_default='config', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -147,6 +148,8 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index('ix_orders_buyer', ['buyer_channel', 'buyer_id', 'created_at'], unique=False)
         batch_op.create_index('ix_orders_status_expiry', ['status', 'expires_at'], unique=False)
+        batch_op.create_index('ix_orders_created', ['created_at'], unique=False)
+        batch_op.create_index('ix_orders_status_created', ['status', 'created_at'], unique=False)
 
     
 
@@ -156,6 +159,8 @@ def downgrade() -> None:
         op.execute("DROP SEQUENCE IF EXISTS codes_id_seq")
     
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_status_created')
+        batch_op.drop_index('ix_orders_created')
         batch_op.drop_index('ix_orders_status_expiry')
         batch_op.drop_index('ix_orders_buyer')
 

@@ -1,0 +1,390 @@
+"""Merchant use cases: stock, recent orders, an order's detail and audit trail, refunds, products, code import.
+
+Framework-free, like the rest of core/. Every call names the merchant (`Merchant`: channel + id on it) and
+writes an `admin` audit entry — the command and what it touched, never a code. Refused commands are recorded
+too (`record`), and so are non-merchants trying a merchant command (`record_denied`, action `admin_denied`).
+
+The merchant never sees plain codes: order detail lists how many codes an order has and their row ids, and
+nothing here decrypts.
+"""
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import ErrorCode, StoreError
+from core.inventory import ImportReport, import_codes, looks_binary, read_lines
+from core.models import (
+    AuditEntry,
+    CodeStatus,
+    Kind,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    Payment,
+    Product,
+    ProductSpec,
+    StockLine,
+)
+from core.ports import UnitOfWork
+from core.shop import MERCHANT_REFUND, Shop
+
+ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
+SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (core/settings.py)
+ORDER_ID_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")
+MAX_TITLE = 128
+MAX_PRICE = 10**12
+MAX_STARS = 1_000_000
+IMPORT_TYPES = (".txt", ".csv")
+MAX_IMPORT_BYTES = 20 * 1024 * 1024  # also the most a Telegram bot may download
+REFUNDABLE = (OrderStatus.DELIVERED,)
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """Who runs a merchant command: ('telegram', '12345')."""
+
+    channel: str
+    external_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.external_id}"
+
+
+class AdminError(Exception):
+    """A refused merchant command. `reason` picks the message (`admin.error.<reason>`), params fill it in."""
+
+    def __init__(self, reason: str, **params: Any) -> None:
+        self.reason = reason
+        self.params = params
+        detail = ", ".join(f"{k}={v}" for k, v in params.items())
+        super().__init__(reason + (f" ({detail})" if detail else ""))
+
+
+@dataclass(slots=True)
+class StockRow:
+    line: StockLine
+    product: Product | None
+
+
+@dataclass(slots=True)
+class OrderPage:
+    orders: list[Order]
+    products: dict[int, Product]
+    page: int  # 0-based
+    more: bool
+
+
+@dataclass(slots=True)
+class CodeRef:
+    """A code as the merchant sees it: its row id and status, never its text."""
+
+    id: int
+    status: CodeStatus
+
+
+@dataclass(slots=True)
+class OrderDetail:
+    order: Order
+    product: Product | None
+    payments: list[Payment]
+    codes: list[CodeRef]
+    audit: list[AuditEntry]
+
+
+@dataclass(slots=True)
+class RefundQueued:
+    order: Order
+    payment: Payment
+    codes_burned: int
+
+
+@dataclass(slots=True)
+class ProductChange:
+    """What `/product SKU ...` changes: exactly one of these is set."""
+
+    price: int | None = None
+    stars: int | None = None  # 0 = no Stars price
+    title: tuple[str, str] | None = None  # (language or "*", text)
+    active: bool | None = None
+
+    @property
+    def field(self) -> str:
+        for name in ("price", "stars", "title", "active"):
+            if getattr(self, name) is not None:
+                return name
+        raise ValueError("empty product change")
+
+
+@dataclass(slots=True)
+class ProductEdited:
+    before: Product
+    after: Product
+    field: str
+
+
+def check_sku(sku: str) -> str:
+    if not SKU_RE.match(sku):
+        raise AdminError("bad_sku", sku=sku[:70])
+    return sku
+
+
+def check_price(price: int) -> int:
+    if not 0 <= price <= MAX_PRICE:
+        raise AdminError("bad_price", price=price)
+    return price
+
+
+def check_stars(stars: int) -> int:
+    if not 0 <= stars <= MAX_STARS:
+        raise AdminError("bad_stars", stars=stars)
+    return stars
+
+
+def check_title(title: str) -> str:
+    title = title.strip()
+    if not title or len(title) > MAX_TITLE or any(unicodedata.category(ch) == "Cc" for ch in title):
+        raise AdminError("bad_title", max=MAX_TITLE)
+    return title
+
+
+def check_import_file(file_name: str, size: int | None) -> None:
+    """Only .txt or .csv files, at most MAX_IMPORT_BYTES (checked before anything is downloaded)."""
+    if not file_name.lower().endswith(IMPORT_TYPES):
+        raise AdminError("bad_file_type", name=file_name[:64] or "?")
+    if size is not None and size > MAX_IMPORT_BYTES:
+        raise AdminError("file_too_big", mb=MAX_IMPORT_BYTES // (1024 * 1024))
+
+
+class AdminService:
+    def __init__(self, shop: Shop, *, import_batch: int | None = None) -> None:
+        self.shop = shop
+        self.import_batch = import_batch  # None: the importer's own batch size (as the CLI)
+        # Refunds run through the group committer like payments: its commit wakes the outbox dispatcher.
+        shop.committer.register("admin_refund", self._refund_batch)
+
+    # -- audit ----------------------------------------------------------------------------------
+    def _entry(self, m: Merchant, command: str, *, order_id: str | None = None, product_id: int | None = None,
+               **detail: Any) -> AuditEntry:
+        return AuditEntry("admin", m.key, m.channel, self.shop.clock.now(), order_id, product_id,
+                          detail={"command": command, **detail})
+
+    async def record(self, m: Merchant, command: str, *, order_id: str | None = None,
+                     product_id: int | None = None, **detail: Any) -> None:
+        """An audit entry on its own (views, refusals)."""
+        async with self.shop.uow(write=True) as uow:
+            await uow.audit.add_many([self._entry(m, command, order_id=order_id, product_id=product_id, **detail)])
+            await uow.commit()
+
+    async def record_denied(self, channel: str, external_id: str, command: str) -> None:
+        """Someone who is not a merchant tried a merchant command: nothing was shown or changed."""
+        async with self.shop.uow(write=True) as uow:
+            await uow.audit.add_many([AuditEntry("admin_denied", f"{channel}:{external_id}", channel,
+                                                 self.shop.clock.now(), detail={"command": command})])
+            await uow.commit()
+
+    # -- reading --------------------------------------------------------------------------------
+    async def stock(self, m: Merchant) -> list[StockRow]:
+        lines = await self.shop.stock()
+        products = {p.id: p for p in await self.shop.products(include_inactive=True)}
+        await self.record(m, "stock")
+        return [StockRow(line, products.get(line.product_id)) for line in lines]
+
+    async def orders(self, m: Merchant, status: OrderStatus | None = None, page: int = 0,
+                     per_page: int = 10) -> OrderPage:
+        page = max(0, page)
+        async with self.shop.uow() as uow:
+            orders = await uow.orders.recent(status, per_page + 1, page * per_page)
+            products = await uow.products.get_many(sorted({o.product_id for o in orders}))
+        await self.record(m, "orders", status=status.value if status else "all", page=page + 1)
+        return OrderPage(orders[:per_page], products, page, len(orders) > per_page)
+
+    async def order(self, m: Merchant, order_id: str) -> OrderDetail:
+        order_id = self._order_id(order_id)
+        async with self.shop.uow() as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise AdminError("order_not_found", order=order_id)
+            product = await uow.products.get(order.product_id)
+            payments = await uow.payments.for_order(order.id)
+            if order.reusable_code_id:
+                stored = await uow.codes.get_many([order.reusable_code_id])
+            else:
+                stored = (await uow.codes.for_orders([order.id])).get(order.id, [])
+            trail = await uow.audit.for_order(order.id)
+        await self.record(m, "order", order_id=order.id, product_id=order.product_id)
+        return OrderDetail(order, product, payments, [CodeRef(c.id, c.status) for c in stored], trail)
+
+    @staticmethod
+    def _order_id(raw: str) -> str:
+        if not ORDER_ID_RE.match(raw):
+            raise AdminError("order_not_found", order=raw[:30])
+        return raw.upper()
+
+    # -- refunds --------------------------------------------------------------------------------
+    async def refund(self, m: Merchant, order_id: str) -> RefundQueued:
+        """Refund a delivered order's payment through the outbox (the provider's refund, then the buyer is
+        told); its codes are burned at once. A second refund of the same order is refused."""
+        return await self.shop.committer.submit("admin_refund", (m, self._order_id(order_id)))
+
+    async def _refund_batch(self, uow: UnitOfWork, items: Sequence[tuple[Merchant, str]]) -> list[Any]:
+        now = self.shop.clock.now()
+        orders = await uow.orders.get_many(sorted({oid for _, oid in items}), for_update=True)
+        results: list[Any] = []
+        for m, oid in items:
+            try:
+                results.append(await self._refund_one(uow, m, orders.get(oid), oid, now))
+            except AdminError as exc:
+                results.append(exc)
+        return results
+
+    async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: Any
+                          ) -> RefundQueued:
+        if order is None:
+            raise AdminError("order_not_found", order=oid)
+        if order.status in (OrderStatus.REFUNDING, OrderStatus.REFUNDED):
+            raise AdminError("already_refunded", order=order.id, status=order.status.value)
+        if order.status not in REFUNDABLE:
+            raise AdminError("not_paid", order=order.id, status=order.status.value)
+        captured = [p for p in await uow.payments.for_order(order.id) if p.status == "captured"]
+        if not captured:
+            raise AdminError("no_payment", order=order.id)
+        payment = captured[0]
+        if payment.provider not in self.shop.gateways:
+            raise AdminError("provider_missing", provider=payment.provider)
+        assert payment.id is not None
+        await uow.payments.set_status(payment.id, "refund_pending")
+        payment.status = "refund_pending"
+        await uow.orders.set_status([order.id], OrderStatus.REFUNDING, now)
+        order.status = OrderStatus.REFUNDING  # the same order may come twice in one batch: the second is refused
+        burned = await uow.codes.burn([order.id])
+        await uow.outbox.add_many([OutboxItem(None, "refund", order.buyer.channel, order.chat_id, order.id, {
+            "payment_id": payment.id, "reason": MERCHANT_REFUND, "language": order.language})])
+        await uow.audit.add_many([self._entry(m, "refund", order_id=order.id, product_id=order.product_id,
+                                              payment_id=payment.id, provider=payment.provider,
+                                              amount=payment.amount, currency=payment.currency,
+                                              codes_burned=burned)])
+        return RefundQueued(order, payment, burned)
+
+    # -- products -------------------------------------------------------------------------------
+    async def product(self, m: Merchant, sku: str) -> Product:
+        p = await self.shop.product_by_sku(check_sku(sku))
+        if p is None:
+            raise AdminError("unknown_sku", sku=sku)
+        await self.record(m, "product", product_id=p.id, sku=p.sku)
+        return p
+
+    async def create_product(self, m: Merchant, sku: str, price: int, stars: int, title: str) -> Product:
+        """A new pool product (kind code), on sale at once; it survives config syncs (source 'admin')."""
+        check_sku(sku)
+        check_price(price)
+        check_stars(stars)
+        title = check_title(title)
+        currency = await self._currency()
+        spec = ProductSpec(sku=sku, kind=Kind.CODE, title={"*": title}, description={}, category={}, price=price,
+                           currency=currency, stars=stars or None, min_qty=1, max_qty=10, hold_minutes=None,
+                           active=True, rules={}, position=ADMIN_POSITION)
+        async with self.shop.uow(write=True) as uow:
+            if await uow.products.by_sku(sku) is not None:
+                raise AdminError("sku_exists", sku=sku)
+            product = await uow.products.upsert(spec, source="admin")
+            await uow.audit.add_many([self._entry(m, "product_new", product_id=product.id, sku=sku, price=price,
+                                                  stars=stars, title=title)])
+            await uow.commit()
+        return product
+
+    async def _currency(self) -> str:
+        if self.shop.currency:
+            return self.shop.currency
+        seen: dict[str, int] = {}
+        for p in await self.shop.products(include_inactive=True):
+            seen[p.currency] = seen.get(p.currency, 0) + 1
+        if not seen:
+            raise AdminError("no_currency")
+        return max(seen, key=lambda c: seen[c])
+
+    async def edit_product(self, m: Merchant, sku: str, change: ProductChange) -> ProductEdited:
+        field = change.field
+        title: dict[str, str] | None = None
+        check_sku(sku)
+        if change.price is not None:
+            check_price(change.price)
+        if change.stars is not None:
+            check_stars(change.stars)
+        async with self.shop.uow(write=True) as uow:
+            before = await uow.products.by_sku(sku)
+            if before is None:
+                raise AdminError("unknown_sku", sku=sku)
+            if change.title is not None:
+                lang, text = change.title
+                title = {**before.title, lang: check_title(text)}
+            values: dict[str, Any] = {}
+            if change.price is not None:
+                values["price"] = change.price
+            if change.stars is not None:
+                values["stars"] = change.stars or None  # 0: no Stars price (not sold in Telegram)
+            if title is not None:
+                values["title"] = title
+            if change.active is not None:
+                values["active"] = change.active
+            await uow.products.update(before.id, values)
+            after = await uow.products.get(before.id)
+            assert after is not None
+            old, new = _field_values(before, after, change)
+            await uow.audit.add_many([self._entry(m, "product", product_id=before.id, sku=sku, field=field,
+                                                  old=old, new=new)])
+            await uow.commit()
+        return ProductEdited(before, after, field)
+
+    # -- import ---------------------------------------------------------------------------------
+    async def import_file(self, m: Merchant, sku: str, file_name: str, data: bytes,
+                          progress: Callable[[int], None] | None = None) -> ImportReport:
+        """Import a .txt/.csv file's codes with the CLI's importer (batches land whole; re-runs skip what
+        landed). Refuses empty and binary files and unknown SKUs before anything lands."""
+        check_import_file(file_name, len(data))
+        await self.check_import_target(sku)
+        if not data.strip():
+            raise AdminError("empty_file", name=file_name[:64])
+        if looks_binary(data[:8192]):
+            raise AdminError("binary_file", name=file_name[:64])
+        kw: dict[str, Any] = {"batch_size": self.import_batch} if self.import_batch else {}
+        try:
+            report = await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku,
+                                        read_lines(io.BytesIO(data)), actor=m.key, channel=m.channel,
+                                        progress=progress, **kw)
+        except StoreError as exc:
+            if exc.code is ErrorCode.UNKNOWN_SKU:
+                raise AdminError("unknown_sku", sku=sku) from None
+            if exc.code is ErrorCode.KIND_NOT_SUPPORTED:
+                raise AdminError("kind_not_supported", sku=sku) from None
+            raise
+        product = await self.shop.product_by_sku(sku)
+        await self.record(m, "import", product_id=product.id if product else None, sku=sku,
+                          file=file_name[:64], bytes=len(data), imported=report.imported,
+                          duplicates=report.duplicates, rejected=report.rejected)
+        return report
+
+    async def check_import_target(self, sku: str) -> Product:
+        check_sku(sku)
+        product = await self.shop.product_by_sku(sku)
+        if product is None:
+            raise AdminError("unknown_sku", sku=sku)
+        if product.kind not in (Kind.CODE, Kind.REUSABLE):
+            raise AdminError("kind_not_supported", sku=sku)
+        return product
+
+
+def _field_values(before: Product, after: Product, change: ProductChange) -> tuple[Any, Any]:
+    if change.price is not None:
+        return before.price, after.price
+    if change.stars is not None:
+        return before.stars or 0, after.stars or 0
+    if change.title is not None:
+        lang = change.title[0]
+        return before.title.get(lang, ""), after.title.get(lang, "")
+    return before.active, after.active
