@@ -209,9 +209,17 @@ class OutboxDispatcher:
             order = orders[item.order_id or ""]
             if order.id not in codes:
                 return False, "codes do not decrypt", {"vault": True}
-            await self._notifier(item.channel).deliver(
-                item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
-            return True, "", {"codes": len(codes[order.id])}
+            notifier = self._notifier(item.channel)
+            refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
+            extra: dict[str, Any] = {"codes": len(codes[order.id])}
+            delete_after = getattr(notifier, "delete_after", None)
+            if refs and delete_after:
+                extra["delete"] = (refs, delete_after)
+            return True, "", extra
+        if item.kind == "delete":
+            notifier = self._notifier(item.channel)
+            await notifier.delete(item.recipient, list(item.payload.get("refs", [])))  # type: ignore[attr-defined]
+            return True, "", {}
         if item.kind == "refund":
             await self._refund(item)
         elif item.kind == "notify":
@@ -245,6 +253,7 @@ class OutboxDispatcher:
         audit: list[AuditEntry] = []
         follow_up: list[OutboxItem] = []
         refunded_orders: list[str] = []
+        deletions: list[tuple[Any, OutboxItem]] = []
         for pairs in batches:
             for item, (ok, err, extra) in pairs:
                 assert item.id is not None
@@ -254,13 +263,18 @@ class OutboxDispatcher:
                         continue
                     attempts = item.attempts + 1
                     # Someone who blocked the bot is not written to again (the codes stay in My orders).
-                    give_up = bool(extra.get("unreachable")) or (item.kind == "notify" and attempts >= MAX_ATTEMPTS)
+                    give_up = bool(extra.get("unreachable")) or (
+                        item.kind in ("notify", "delete") and attempts >= MAX_ATTEMPTS)
                     failed.append((item.id, item.lease, err, now + backoff(attempts), give_up, True))
                     continue
                 sent.append((item.id, item.lease))
                 if item.kind == "deliver":
                     audit.append(AuditEntry("deliver", "system", item.channel, now, item.order_id,
                                             detail={"chat": item.recipient, "codes": extra.get("codes", 0)}))
+                    if "delete" in extra:  # the code message goes away later; "My orders" keeps the codes
+                        refs, after = extra["delete"]
+                        deletions.append((now + after, OutboxItem(None, "delete", item.channel, item.recipient,
+                                                                  item.order_id, {"refs": refs})))
                 elif item.kind == "refund":
                     pid = int(item.payload["payment_id"])
                     await uow.payments.set_status(pid, "refunded")
@@ -281,6 +295,8 @@ class OutboxDispatcher:
             await uow.orders.set_status(refunded_orders, OrderStatus.REFUNDED, now)
         if audit:
             await uow.audit.add_many(audit)
+        for due, item in deletions:
+            await uow.outbox.add_many([item], due_at=due)
         if follow_up:
             await uow.outbox.add_many(follow_up)
             self._wake.set()

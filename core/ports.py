@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -88,7 +88,8 @@ class PaymentRepo(Protocol):
 
 
 class OutboxRepo(Protocol):
-    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None) -> None:
+    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None,
+                       due_at: datetime | None = None) -> None:
         """Insert rows (due now, or leased until lease_until); sets the ids of rows unique by (kind, order)."""
     async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         """Due pending rows, leased until lease_until so no other dispatcher takes them."""
@@ -158,8 +159,17 @@ class Delivery:
 class Notifier(Protocol):
     """Sends to a buyer on one channel. Raises on failure; the outbox retries."""
 
-    async def deliver(self, recipient: str, delivery: Delivery) -> None: ...
+    async def deliver(self, recipient: str, delivery: Delivery) -> list[Any] | None:
+        """Send the codes; may return references to the messages sent (for later deletion)."""
     async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None: ...
+
+
+class ForgetfulNotifier(Notifier, Protocol):
+    """A notifier whose code messages are deleted after a while (telegram.delete_code_after)."""
+
+    delete_after: timedelta | None
+
+    async def delete(self, recipient: str, refs: list[Any]) -> None: ...
 
 
 class PaymentGateway(Protocol):

@@ -393,8 +393,9 @@ def _outbox(r: Any) -> OutboxItem:
 
 
 class OutboxRepo(_Repo):
-    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None) -> None:
-        now = self._now()
+    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None,
+                       due_at: datetime | None = None) -> None:
+        now = due_at or self._now()
         c = t.outbox.c
         lease = secrets.token_hex(8) if lease_until else None
         res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), [

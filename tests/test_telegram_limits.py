@@ -51,3 +51,29 @@ async def test_given_a_buyer_who_blocked_the_bot_when_their_payment_arrives_then
         assert api.calls("refundStarPayment") == []  # they paid and the code is theirs
         _, _, codes = await shop.app.shop.reveal(order.id, buyer_of(602))
         assert codes == [code]
+
+
+@pytest.mark.parametrize("library", ["aiogram", "ptb"])
+async def test_given_delete_code_after_when_the_time_passes_then_the_code_message_is_deleted_but_kept_in_my_orders(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    from core.clock import FakeClock
+
+    clock = FakeClock()
+    async with Shopfront(api, tmp_path, clock, library=library, telegram={"delete_code_after": 10}) as shop:
+        [code] = await shop.stock(1)
+        ann = api.user(603)
+        product = await shop.app.shop.product_by_sku("GAME")
+        order = await shop.app.shop.reserve(buyer_of(603), product.id, 1, "en", "603")
+        mark = api.mark()
+        await shop.send(api.successful_payment_update(ann, order.id, 70, "charge-d"))
+        sent = await api.wait_for("sendMessage", lambda c: "tg-spoiler" in c.params["text"], since=mark)
+        await shop.app.shop.dispatcher.drain()
+        message_id = sent.result["message_id"]
+        clock.advance(minutes=9)
+        await shop.app.shop.dispatcher.drain()
+        assert not api.is_deleted(603, message_id)
+        clock.advance(minutes=2)
+        await shop.app.shop.dispatcher.drain()
+        assert api.is_deleted(603, message_id)
+        _, _, codes = await shop.app.shop.reveal(order.id, buyer_of(603))
+        assert codes == [code]

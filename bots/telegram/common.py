@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from core.errors import ErrorCode, StoreError
@@ -192,15 +193,19 @@ class TelegramFrontend:
 class TelegramNotifier:
     """Deliveries and notices to Telegram buyers (called by the outbox dispatcher)."""
 
-    def __init__(self, flow: CustomerFlow, port: TelegramPort) -> None:
+    def __init__(self, flow: CustomerFlow, port: TelegramPort, delete_after: timedelta | None = None) -> None:
         self.flow = flow
         self.port = port
+        self.delete_after = delete_after  # telegram.delete_code_after: the outbox deletes code messages then
 
-    async def deliver(self, recipient: str, delivery: Delivery) -> None:
+    async def deliver(self, recipient: str, delivery: Delivery) -> list[int]:
         screen = self.flow.render_delivery(delivery)
         await self.flow.remember(delivery.order.buyer, screen)
-        for msg in render(screen):
-            await self.port.send(int(recipient), msg)
+        return [await self.port.send(int(recipient), msg) for msg in render(screen)]
+
+    async def delete(self, recipient: str, refs: list[int]) -> None:
+        for message_id in refs:
+            await self.port.delete(int(recipient), int(message_id))
 
     async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None:
         for msg in render(self.flow.render_notice(language, key, params)):

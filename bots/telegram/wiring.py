@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Protocol
 
 from bots.telegram.common import CHANNEL, PROVIDER, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
@@ -32,7 +33,8 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False)
-    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port)
+    minutes = settings.telegram.delete_code_after
+    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
     return TelegramFrontend(app.shop, flow, port, i18n, admin)
