@@ -60,6 +60,10 @@ class CustomerFlow:
         word = text.strip()
         command = word.split("@", 1)[0].split(" ", 1)[0].lower() if word.startswith("/") else ""
         if command in ("/start", "/menu"):
+            payload = word.split(" ", 1)[1].strip()[:64] if " " in word else ""
+            if command == "/start" and payload and "start_payload" not in cust.state:
+                cust.state["start_payload"] = payload  # a deep link's payload, kept for referrals
+                await self.shop.save_customer(cust)
             return await self._act(cust, ctx, "menu")
         if command == "/help":
             return await self._act(cust, ctx, "help")

@@ -201,3 +201,12 @@ async def test_given_a_product_dropped_from_the_config_when_the_store_restarts_t
     async with await App.open(settings(CATALOG), notifiers={"console": rec}) as app:
         assert [p.sku for p in await app.shop.products()] == ["GAME", "VIP"]
         assert (await app.shop.product_view(game.id)).available == 1
+
+
+async def test_given_a_deep_link_when_a_buyer_starts_then_its_payload_is_kept_once(shop):
+    app, _ = shop
+    flow = flow_for(app)
+    [menu] = await flow.on_text(CTX, "/start ref_42")
+    assert menu.title == "Welcome to Test Shop!"
+    await flow.on_text(CTX, "/start other")
+    assert (await app.shop.customer(CTX.buyer)).state["start_payload"] == "ref_42"
