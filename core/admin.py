@@ -20,6 +20,7 @@ from core.errors import ErrorCode, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
     AuditEntry,
+    Buyer,
     CodeStatus,
     Kind,
     Order,
@@ -44,16 +45,8 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024  # also the most a Telegram bot may download
 REFUNDABLE = (OrderStatus.DELIVERED,)
 
 
-@dataclass(frozen=True, slots=True)
-class Merchant:
-    """Who runs a merchant command: ('telegram', '12345')."""
-
-    channel: str
-    external_id: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.channel}:{self.external_id}"
+# A merchant is an identity on a channel, like a buyer: ('telegram', '12345').
+Merchant = Buyer
 
 
 class AdminError(Exception):
