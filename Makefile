@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) bench/allocation.py
 	$(PY) bench/pool_scaling.py
 	$(PY) bench/import.py
+	$(PY) bench/telegram_e2e.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
