@@ -340,7 +340,7 @@ async def test_ptb_handler_errors_are_logged_by_type_only(api: FakeBotAPI, tmp_p
         try:
             api.fail_next("sendMessage", 400, description="Bad Request: SECRET-CODE-77 rejected")
             with caplog.at_level("DEBUG"):
-                await runtime.feed_webhook({"update_id": 7, **api.message_update(api.user(513), "/start K-SECRET")})
+                await runtime.feed_webhook({"update_id": 7, **api.message_update(api.user(513, "K-SECRET"), "/start")})
         finally:
             await runtime.stop()
     errors = [r for r in caplog.records if r.name == "bots.telegram.ptb_bot"]
