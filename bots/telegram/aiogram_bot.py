@@ -28,6 +28,22 @@ from aiogram.types import (
 from bots.telegram.common import Button, Document, OutMessage, TelegramFrontend
 
 
+def _keep_response_models() -> list[type]:
+    """aiogram parses every answer as `Response[<method's return type>]`, a pydantic generic that pydantic
+    caches only weakly: it was rebuilt again and again under load (a fifth of the CPU in bench/telegram_e2e.py).
+    Holding the ones the store uses keeps them cached."""
+    from aiogram import methods
+    from aiogram.methods.base import Response
+
+    used = ("SendMessage", "SendInvoice", "SendDocument", "EditMessageText", "DeleteMessage", "AnswerCallbackQuery",
+            "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe", "SetWebhook",
+            "DeleteWebhook")
+    return [Response[getattr(methods, name).__returning__] for name in used]  # type: ignore[name-defined]
+
+
+_RESPONSE_MODELS = _keep_response_models()
+
+
 def make_bot(token: str, api_base: str) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
     return Bot(token=token, session=session)
