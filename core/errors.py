@@ -17,8 +17,6 @@ class ErrorCode(str, Enum):
     PROVIDER_DISABLED = "provider_disabled"
     RATE_LIMITED = "rate_limited"
     UNKNOWN_SKU = "unknown_sku"
-    VAULT_MISMATCH = "vault_mismatch"
-    BAD_INPUT = "bad_input"
 
 
 class StoreError(Exception):

@@ -33,8 +33,6 @@ class OrderStatus(str, Enum):
     REFUNDED = "refunded"
 
 
-OPEN_STATUSES = (OrderStatus.HELD,)
-
 
 @dataclass(frozen=True, slots=True)
 class Buyer:

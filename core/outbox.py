@@ -11,13 +11,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import RecipientUnreachable, VaultError
 from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product, StoredCode
-from core.ports import Delivery, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
+from core.ports import Delivery, ForgetfulNotifier, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -217,8 +217,8 @@ class OutboxDispatcher:
                 extra["delete"] = (refs, delete_after)
             return True, "", extra
         if item.kind == "delete":
-            notifier = self._notifier(item.channel)
-            await notifier.delete(item.recipient, list(item.payload.get("refs", [])))  # type: ignore[attr-defined]
+            forgetful = cast(ForgetfulNotifier, self._notifier(item.channel))
+            await forgetful.delete(item.recipient, list(item.payload.get("refs", [])))
             return True, "", {}
         if item.kind == "refund":
             await self._refund(item)
