@@ -58,6 +58,25 @@ class HttpServer:
 
         self.app.router.add_post(path, webhook)
 
+    def add_wechat_pay(self, path: str, notify: Any, max_body: int = 64 * 1024) -> None:
+        """WeChat Pay notices (`POST path`, e.g. /wechat/pay/notify): `notify(body) -> (status, xml)` decides
+        (bots/wechat/pay.py WeChatPayGateway.handle_notify). Bodies over max_body are refused unread."""
+        too_large = (b"<xml><return_code><![CDATA[FAIL]]></return_code>"
+                     b"<return_msg><![CDATA[body too large]]></return_msg></xml>")
+
+        async def pay_notify(request: web.Request) -> web.Response:
+            if request.content_length is not None and request.content_length > max_body:
+                return web.Response(status=413, body=too_large, content_type="text/xml")
+            body = bytearray()
+            async for chunk in request.content.iter_chunked(16384):  # chunked bodies: stop at the limit
+                body += chunk
+                if len(body) > max_body:
+                    return web.Response(status=413, body=too_large, content_type="text/xml")
+            status, answer = await notify(bytes(body))
+            return web.Response(status=status, body=answer, content_type="text/xml")
+
+        self.app.router.add_post(path, pay_notify)
+
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

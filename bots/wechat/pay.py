@@ -1,0 +1,374 @@
+"""WeChat Pay API v2, Native mode (the buyer scans a QR code), on wechatpy.
+
+- `create_native` places a unified order (`trade_type=NATIVE`, `out_trade_no` = our order id, `total_fee` =
+  the order amount in fen) and returns its `code_url`; `qr_png` draws it.
+- `handle_notify` is the logic of `POST /wechat/pay/notify`: the MD5 signature, appid, mch_id, the order and
+  the amount are checked; a paid notice goes into `shop.pay` (recorded once per transaction id, delivered in
+  the same transaction); the answer is the SUCCESS XML for every valid notice, repeats included.
+- `reconcile` asks `orderquery` about WeChat orders still unpaid, so a notice that never came loses nothing.
+- `refund` is called by the outbox for payments that cannot be fulfilled (and merchant refunds):
+  `refund.apply` with the merchant certificate, `out_refund_no` derived from the transaction (idempotent).
+
+wechatpy is synchronous (requests): every API call runs in a worker thread (`asyncio.to_thread`), each thread
+with its own client (a requests.Session is not shared between threads). Parsing a notice (at most 64 KiB, no
+I/O) runs on the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from wechatpy.exceptions import InvalidSignatureException, WeChatPayException
+from wechatpy.pay import WeChatPay
+
+from core.errors import ErrorCode, StoreError
+from core.models import Order, OrderStatus, Payment
+from core.orders import PaymentNotice
+from locales import Translator
+
+log = logging.getLogger(__name__)
+# wechatpy logs "key=<api_key>" at DEBUG while signing: never let the merchant key reach a log file.
+logging.getLogger("wechatpy.pay.utils").setLevel(logging.INFO)
+
+PROVIDER = "wechat_pay"
+NOTIFY_PATH = "/wechat/pay/notify"  # where the store's HTTP server takes notices (the path of pay.notify_url)
+CHANNEL = "wechat"  # the buyers who pay with WeChat Pay (Buyer.channel of the WeChat storefront)
+MAX_NOTIFY_BODY = 64 * 1024
+SUCCESS_XML = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+CHINA = timezone(timedelta(hours=8))  # WeChat Pay times (time_start, time_expire) are Beijing time
+CODE_URL_TTL = 100 * 60  # code_url is valid 2 h; a cached one is renewed well before that
+CACHE_SIZE = 10_000
+TIMEOUT = (5, 15)  # (connect, read) seconds for every pay API call
+RECONCILE_MIN_AGE = timedelta(seconds=60)  # give the notice a minute before asking
+RECONCILE_WINDOW = timedelta(hours=24)  # WeChat re-sends notices for about 24 h; look back as far
+RECONCILE_BATCH = 200  # orders asked about per run at most
+RECONCILE_CONCURRENCY = 8
+_XXE = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def fail_xml(reason: str) -> bytes:
+    safe = reason.replace("]]>", "")
+    return f"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[{safe}]]></return_msg></xml>".encode()
+
+
+class WeChatPayError(Exception):
+    """The pay API refused or could not be reached. `code` is WeChat's err_code (or return_code / the
+    exception type); the outbox records the message and retries refunds."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code = code
+        super().__init__(f"{code}: {message}" if message else code)
+
+
+class _Client(WeChatPay):
+    """wechatpy's WeChatPay aimed at the configured pay API server.
+
+    Every pay endpoint wechatpy uses here is relative to API_BASE_URL (pay/unifiedorder, pay/orderquery,
+    secapi/pay/refund). Its only absolute URLs are transfer.get_rsa_key (fraud.mch.weixin.qq.com, not used)
+    and, in get_external_ip, a DNS lookup of api.mch.weixin.qq.com that runs when client_ip is missing: we
+    always pass it. sandbox stays off (it would fetch a sandbox key from the real server).
+    """
+
+    def __init__(self, api_base: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.API_BASE_URL = api_base.rstrip("/") + "/"
+
+
+@dataclass(slots=True)
+class _CodeUrl:
+    url: str
+    at: float
+
+
+class WeChatPayGateway:
+    """WeChat Pay v2 (Native) as a core PaymentGateway; register it as shop.gateways[PROVIDER]."""
+
+    name = PROVIDER
+
+    def __init__(self, settings: Any, shop: Any) -> None:
+        wx = settings.wechat
+        pay = wx.pay
+        self.shop = shop
+        self.appid: str = wx.appid
+        self.mch_id: str = pay.mch_id
+        self.notify_url: str = pay.notify_url
+        self._api_key: str = pay.api_key.get_secret_value()
+        self._cert = str(settings.resolve_path(pay.cert)) if pay.cert else None
+        self._key = str(settings.resolve_path(pay.key)) if pay.key else None
+        self._api_base: str = pay.api_base
+        self._local = threading.local()
+        self._clients: list[_Client] = []  # every thread's client, to close their connections
+        self._codes: OrderedDict[str, _CodeUrl] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._closed_unpaid: OrderedDict[str, None] = OrderedDict()  # past time_expire and unpaid: final
+        self.i18n = Translator(settings.store.languages, settings.store.default_language)
+
+    # -- the wechatpy client, one per thread -------------------------------------------------------
+    def _client(self) -> _Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = _Client(self._api_base, appid=self.appid, api_key=self._api_key, mch_id=self.mch_id,
+                             mch_cert=self._cert, mch_key=self._key, timeout=TIMEOUT)
+            self._local.client = client
+            self._clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close the pay API connections (at shutdown)."""
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await asyncio.to_thread(client._http.close)  # noqa: SLF001 - wechatpy's requests.Session
+
+    async def _call(self, what: str, fn_name: str, **kw: Any) -> dict[str, Any]:
+        """Run one wechatpy call in a thread; its answer's signature is checked."""
+        def run() -> dict[str, Any]:
+            client = self._client()
+            api, method = fn_name.split(".")
+            data = getattr(getattr(client, api), method)(**kw)
+            if not isinstance(data, dict):
+                raise WeChatPayError("BAD_RESPONSE", f"{what}: not XML")
+            if not client.check_signature(dict(data)):
+                raise WeChatPayError("BAD_SIGNATURE", f"{what}: the answer's signature does not match")
+            if data.get("appid") != self.appid or data.get("mch_id") != self.mch_id:
+                raise WeChatPayError("BAD_RESPONSE", f"{what}: answer for another appid or mch_id")
+            return data
+
+        try:
+            return await asyncio.to_thread(run)
+        except WeChatPayException as exc:
+            code = exc.errcode or exc.return_code or "FAIL"
+            raise WeChatPayError(str(code), f"{what}: {exc.errmsg or exc.return_msg or ''}") from None
+        except WeChatPayError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - network errors, timeouts, unreadable answers
+            raise WeChatPayError(type(exc).__name__, f"{what}: {exc}") from None
+
+    # -- paying ------------------------------------------------------------------------------------
+    async def create_native(self, order: Order, title: str, client_ip: str = "127.0.0.1") -> str:
+        """The code_url of a Native unified order for this held order (draw it with qr_png).
+
+        Asking again for the same order returns the same code_url (cached; and the request is the same
+        each time, so WeChat answers a repeat with the same trade). Raises StoreError(ORDER_NOT_PAYABLE)
+        for an order that is no longer held (or already paid at WeChat), WeChatPayError when the pay API
+        refuses or cannot be reached.
+        """
+        if order.status is not OrderStatus.HELD or order.expires_at <= self.shop.clock.now():
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
+        if order.currency != "CNY":
+            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the order is in {order.currency}")
+        cached = self._codes.get(order.id)
+        if cached is not None and time.monotonic() - cached.at < CODE_URL_TTL:
+            return cached.url
+        pending = self._inflight.get(order.id)
+        if pending is None:  # one request per order at a time; others wait for its answer
+            pending = asyncio.ensure_future(self._unified_order(order, title, client_ip))
+            self._inflight[order.id] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(order.id, None))
+        return await asyncio.shield(pending)
+
+    async def _unified_order(self, order: Order, title: str, client_ip: str) -> str:
+        start = order.created_at.astimezone(CHINA)
+        expire = max(order.expires_at, order.created_at + timedelta(minutes=1)).astimezone(CHINA)
+        try:
+            data = await self._call(
+                "unifiedorder", "order.create", trade_type="NATIVE", body=_clip(title or order.id, 128),
+                total_fee=order.amount, notify_url=self.notify_url, client_ip=client_ip, out_trade_no=order.id,
+                product_id=str(order.product_id), fee_type="CNY", time_start=start, time_expire=expire)
+        except WeChatPayError as exc:
+            if exc.code in ("ORDERPAID", "ORDERCLOSED"):
+                raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=exc.code.lower()) from None
+            if exc.code == "OUT_TRADE_NO_USED":
+                # WeChat has a trade for this order made with other parameters (another process, before a
+                # restart): if it was paid, record the payment; either way this order gets no new QR code.
+                paid = await self.query(order.id)
+                if paid is not None:
+                    await self.shop.pay(paid)
+                    raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status="paid") from None
+            raise
+        url = data.get("code_url")
+        if not url:
+            raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no code_url")
+        self._codes[order.id] = _CodeUrl(url, time.monotonic())
+        self._codes.move_to_end(order.id)
+        while len(self._codes) > CACHE_SIZE:
+            self._codes.popitem(last=False)
+        return url
+
+    async def query(self, order_id: str) -> PaymentNotice | None:
+        """orderquery: a PaymentNotice when WeChat says the trade was paid, else None (unpaid, closed,
+        unknown to WeChat)."""
+        try:
+            data = await self._call("orderquery", "order.query", out_trade_no=order_id)
+        except WeChatPayError as exc:
+            if exc.code == "ORDERNOTEXIST":
+                return None
+            raise
+        if data.get("trade_state") not in ("SUCCESS", "REFUND"):  # REFUND: paid, then (partly) refunded
+            return None
+        if data.get("out_trade_no") != order_id or not data.get("transaction_id"):
+            raise WeChatPayError("BAD_RESPONSE", "orderquery: answer for another order")
+        return PaymentNotice(order_id, PROVIDER, data["transaction_id"], int(data["total_fee"]),
+                             data.get("fee_type") or "CNY", None, raw=dict(data))
+
+    # -- refunds -----------------------------------------------------------------------------------
+    async def refund(self, payment: Payment, reason: str) -> None:
+        """Refund a whole payment. out_refund_no is derived from the transaction id, so a retry (the outbox
+        retries until WeChat takes it) is the same refund, never a second one."""
+        if not (self._cert and self._key):
+            raise WeChatPayError("NO_CERT", "refunds need wechat.pay.cert and wechat.pay.key")
+        language = None
+        if payment.order_id:
+            async with self.shop.uow() as uow:
+                order = await uow.orders.get(payment.order_id)
+            language = order.language if order is not None else None
+        desc = self.i18n.t(language, f"wechatpay.refund_reason.{reason}")
+        if desc.startswith("wechatpay."):
+            desc = self.i18n.t(language, "wechatpay.refund_reason.other")
+        await self._call("refund", "refund.apply", total_fee=payment.amount, refund_fee=payment.amount,
+                         out_refund_no=refund_no(payment), transaction_id=payment.provider_txn_id,
+                         out_trade_no=payment.order_id, fee_type=payment.currency or "CNY",
+                         refund_desc=_clip(desc, 80))
+        log.info("wechat pay: refund of payment %s (order %s, %s) accepted", payment.id, payment.order_id, reason)
+
+    # -- notices -----------------------------------------------------------------------------------
+    async def handle_notify(self, body: bytes) -> tuple[int, bytes]:
+        """POST /wechat/pay/notify: (HTTP status, XML answer). WeChat only reads the XML: SUCCESS ends its
+        re-sending, FAIL (with a reason) makes it try again later."""
+        if len(body) > MAX_NOTIFY_BODY:
+            return 413, fail_xml("body too large")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, fail_xml("not UTF-8")
+        if _XXE.search(text):
+            log.warning("wechat pay: refused a notice with a DOCTYPE or ENTITY")
+            return 400, fail_xml("DOCTYPE and ENTITY are not allowed")
+        try:
+            data = self._client().parse_payment_result(text)
+        except InvalidSignatureException:
+            log.warning("wechat pay: refused a notice with a bad signature")
+            return 400, fail_xml("bad signature")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return 400, fail_xml("malformed notice")
+        if data.get("return_code") != "SUCCESS" or data.get("result_code") != "SUCCESS":
+            log.info("wechat pay: notice for %s without a payment (%s/%s)", data.get("out_trade_no"),
+                     data.get("return_code"), data.get("result_code"))
+            return 200, SUCCESS_XML  # nothing was paid: nothing to record, nothing to re-send
+        if data.get("appid") != self.appid or data.get("mch_id") != self.mch_id:
+            log.warning("wechat pay: refused a notice for another appid or mch_id")
+            return 400, fail_xml("wrong appid or mch_id")
+        order_id, txn = data.get("out_trade_no"), data.get("transaction_id")
+        if not isinstance(order_id, str) or not isinstance(txn, str) or not txn:
+            return 400, fail_xml("malformed notice")
+        async with self.shop.uow() as uow:
+            order = await uow.orders.get(order_id)
+        if order is None:
+            log.warning("wechat pay: refused a notice for unknown order %s", order_id)
+            return 400, fail_xml("unknown order")
+        fee_type = data.get("fee_type") or "CNY"
+        if data.get("total_fee") != order.amount or fee_type != order.currency:
+            log.error("wechat pay: notice for order %s says %s %s, the order is %s %s", order_id,
+                      data.get("total_fee"), fee_type, order.amount, order.currency)
+            return 400, fail_xml("amount does not match the order")
+        notice = PaymentNotice(order.id, PROVIDER, txn, order.amount, fee_type, None,
+                               raw={k: v for k, v in data.items() if k != "sign"})
+        try:
+            result = await self.shop.pay(notice)
+        except Exception:  # noqa: BLE001 - not recorded: WeChat sends it again
+            log.exception("wechat pay: recording the payment of order %s failed", order_id)
+            return 500, fail_xml("try again")
+        log.info("wechat pay: order %s transaction %s: %s", order_id, txn, result.outcome)
+        return 200, SUCCESS_XML
+
+
+def refund_no(payment: Payment) -> str:
+    """The merchant refund number of a whole-payment refund: one per transaction (WeChat: up to 64)."""
+    return f"R{payment.provider_txn_id}"[:64]
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    """Cut to at most max_bytes of UTF-8 without splitting a character (WeChat limits fields in bytes)."""
+    raw = text.encode("utf-8")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", "ignore")
+
+
+def qr_png(code_url: str) -> bytes:
+    """The code_url as a QR code PNG (pure Python: qrcode with pypng)."""
+    import qrcode
+    from qrcode.image.pure import PyPNGImage
+
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4,
+                       image_factory=PyPNGImage)
+    qr.add_data(code_url)
+    qr.make(fit=True)
+    buf = io.BytesIO()
+    qr.make_image().save(buf)
+    return buf.getvalue()
+
+
+async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
+                    min_age: timedelta = RECONCILE_MIN_AGE) -> int:
+    """Ask WeChat about its buyers' unpaid orders (held, or lapsed/cancelled in the last 24 h) that are at
+    least min_age old, and record the ones it says were paid; returns how many payments it recorded.
+
+    An order past its time_expire (= the hold's end) that WeChat says is unpaid can never be paid: it is
+    remembered and not asked about again by this process.
+    """
+    now = shop.clock.now()
+    candidates = [o for o in await _unpaid_orders(shop, channel, now - RECONCILE_WINDOW)
+                  if o.created_at <= now - min_age and o.id not in gateway._closed_unpaid]
+    candidates = candidates[:RECONCILE_BATCH]
+    sem = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+
+    async def one(order: Order) -> int:
+        async with sem:
+            try:
+                notice = await gateway.query(order.id)
+            except WeChatPayError as exc:
+                log.warning("wechat pay: orderquery for %s failed: %s", order.id, exc)
+                return 0
+        if notice is None:
+            if order.expires_at + timedelta(minutes=5) < now:
+                gateway._closed_unpaid[order.id] = None
+                while len(gateway._closed_unpaid) > CACHE_SIZE:
+                    gateway._closed_unpaid.popitem(last=False)
+            return 0
+        result = await shop.pay(notice)
+        if result.outcome == "duplicate":
+            return 0
+        log.warning("wechat pay: order %s was paid without a notice (transaction %s): %s", order.id,
+                    notice.txn_id, result.outcome)
+        return 1
+
+    return sum(await asyncio.gather(*(one(o) for o in candidates)))
+
+
+async def _unpaid_orders(shop: Any, channel: str, since: datetime) -> list[Order]:
+    """Held, expired and cancelled orders of the channel whose hold ended after `since` (newest first)."""
+    out: list[Order] = []
+    page = 500
+    async with shop.uow() as uow:
+        for status in (OrderStatus.HELD, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+            offset = 0
+            while True:
+                rows = await uow.orders.recent(status, page, offset)
+                out.extend(o for o in rows if o.buyer.channel == channel and o.expires_at > since)
+                # created_at falls page by page; no order is held longer than a day (store.hold_minutes <= 1440)
+                if len(rows) < page or rows[-1].created_at < since - timedelta(days=1):
+                    break
+                offset += page
+    return out
+
+
+def settings_ready(settings: Any) -> bool:
+    """WeChat Pay is configured (appid and mch_id)."""
+    return bool(settings.wechat.appid and settings.wechat.pay.mch_id)
+
