@@ -3,6 +3,7 @@ posted over HTTP to the store's own aiohttp server, a real SQLite store behind i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from bots.wechat.pay import NOTIFY_PATH, PROVIDER, SUCCESS_XML, WeChatPayError, 
 from core.clock import FakeClock
 from core.errors import StoreError
 from core.models import Buyer, Order
-from core.settings import parse_settings
+from core.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
 from run import App
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
@@ -368,3 +369,45 @@ async def test_refund_without_the_merchant_certificate_waits_in_the_outbox(tmp_p
         async with env.app.db.uow() as uow:
             (payment,) = await uow.payments.for_order(order.id)
         assert payment.status == "refund_pending" and await order_status(env.app, order.id) == "refunding"
+
+
+# -- configuration and secrets -----------------------------------------------------------------------------
+
+async def test_missing_or_half_configured_merchant_certificate_stops_the_start(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path, codes=0) as env:
+        pay = env.app.settings.wechat.pay
+        for change, key in (({"cert": str(tmp_path / "nope.pem")}, "wechat.pay.cert"), ({"key": ""}, "wechat.pay.key")):
+            settings = env.app.settings.model_copy(update={"wechat": env.app.settings.wechat.model_copy(
+                update={"pay": pay.model_copy(update=change)})})
+            with pytest.raises(ConfigError) as err:
+                WeChatPayGateway(settings, env.app.shop)
+            assert key in str(err.value)
+
+
+async def test_the_api_key_never_reaches_the_log_even_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "server.pem"))
+    caplog.set_level(logging.DEBUG)
+    async with wechat_store(tmp_path, codes=1, tls=True) as env:
+        order = await env.reserve("o-alice")
+        await env.gateway.create_native(order, "card")
+        env.clock.advance(minutes=16)
+        await env.app.shop.expire_holds()
+        await env.reserve("o-bob")
+        assert (await env.post(env.fake.notify_xml(order.id)))[0] == 200
+        await settle(env.app)
+        assert len(env.fake.refunds()) == 1
+    assert "Request to WeChat API" in caplog.text  # wechatpy did log at DEBUG ...
+    assert API_KEY not in caplog.text  # ... but never the key it signs with
+
+
+async def test_reconcile_asks_about_every_open_order_in_turn_when_there_are_more_than_a_batch(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path) as env:
+        orders = [await env.reserve(f"o-{i}") for i in range(3)]
+        env.clock.advance(minutes=2)
+        await reconcile(env.app.shop, env.gateway, batch=2)
+        await reconcile(env.app.shop, env.gateway, batch=2)
+        asked = [r["out_trade_no"] for r in env.fake.requests_to("/pay/orderquery")]
+        left_out = {o.id for o in orders} - set(asked[:2])
+        assert len(asked) == 4 and len(left_out) == 1
+        assert left_out < set(asked[2:])  # the one left out the first time is asked the second time

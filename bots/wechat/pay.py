@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from wechatpy.exceptions import InvalidSignatureException, WeChatPayException
@@ -32,6 +33,7 @@ from wechatpy.pay import WeChatPay
 from core.errors import ErrorCode, StoreError
 from core.models import Order, OrderStatus, Payment
 from core.orders import PaymentNotice
+from core.settings import ConfigError
 from locales import Translator
 
 log = logging.getLogger(__name__)
@@ -103,12 +105,20 @@ class WeChatPayGateway:
         self._api_key: str = pay.api_key.get_secret_value()
         self._cert = str(settings.resolve_path(pay.cert)) if pay.cert else None
         self._key = str(settings.resolve_path(pay.key)) if pay.key else None
+        problems = [(f"wechat.pay.{name}", f"file not found: {path}")
+                    for name, path in (("cert", self._cert), ("key", self._key)) if path and not Path(path).is_file()]
+        if bool(self._cert) != bool(self._key):
+            problems.append(("wechat.pay.key" if self._cert else "wechat.pay.cert",
+                             "cert and key go together (the merchant certificate and its private key)"))
+        if problems:
+            raise ConfigError(problems)
         self._api_base: str = pay.api_base
         self._local = threading.local()
         self._clients: list[_Client] = []  # every thread's client, to close their connections
         self._codes: OrderedDict[str, _CodeUrl] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._closed_unpaid: OrderedDict[str, None] = OrderedDict()  # past time_expire and unpaid: final
+        self._asked: dict[str, float] = {}  # order id -> when reconcile last asked WeChat about it
         self.i18n = Translator(settings.store.languages, settings.store.default_language)
 
     # -- the wechatpy client, one per thread -------------------------------------------------------
@@ -315,7 +325,7 @@ def qr_png(code_url: str) -> bytes:
 
 
 async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
-                    min_age: timedelta = RECONCILE_MIN_AGE) -> int:
+                    min_age: timedelta = RECONCILE_MIN_AGE, batch: int = RECONCILE_BATCH) -> int:
     """Ask WeChat about its buyers' unpaid orders (held, or lapsed/cancelled in the last 24 h) that are at
     least min_age old, and record the ones it says were paid; returns how many payments it recorded.
 
@@ -325,7 +335,14 @@ async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHAN
     now = shop.clock.now()
     candidates = [o for o in await _unpaid_orders(shop, channel, now - RECONCILE_WINDOW)
                   if o.created_at <= now - min_age and o.id not in gateway._closed_unpaid]
-    candidates = candidates[:RECONCILE_BATCH]
+    # At most `batch` a run, those asked least recently first: with more open orders than that, every
+    # order still gets its turn.
+    asked = {o.id: gateway._asked[o.id] for o in candidates if o.id in gateway._asked}
+    candidates.sort(key=lambda o: asked.get(o.id, 0.0))
+    candidates = candidates[:batch]
+    for o in candidates:
+        asked[o.id] = time.monotonic()
+    gateway._asked = asked  # only orders still open are remembered
     sem = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
     async def one(order: Order) -> int:
