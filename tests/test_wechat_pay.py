@@ -411,3 +411,19 @@ async def test_reconcile_asks_about_every_open_order_in_turn_when_there_are_more
         left_out = {o.id for o in orders} - set(asked[:2])
         assert len(asked) == 4 and len(left_out) == 1
         assert left_out < set(asked[2:])  # the one left out the first time is asked the second time
+
+
+async def test_a_storm_of_notices_with_repeats_pays_and_delivers_each_order_once(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path, codes=40) as env:
+        orders = [await env.reserve(f"o-{i}") for i in range(40)]
+        for o in orders:
+            await env.gateway.create_native(o, "card")
+        notices = [env.fake.notify_xml(o.id) for o in orders]
+        answers = await asyncio.gather(*(env.post(n) for n in notices * 3))  # every notice three times at once
+        assert answers == [(200, SUCCESS_XML.decode())] * 120
+        await settle(env.app)
+        assert sorted(d.order.id for _, d in env.notifier.deliveries) == sorted(o.id for o in orders)
+        assert len(set(env.notifier.codes())) == 40
+        for o in orders:
+            assert len(await payments_for(env.app, o.id)) == 1
+        assert await stock_of(env.app) == (0, 0, 40)
