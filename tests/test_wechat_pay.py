@@ -158,6 +158,18 @@ async def test_unified_order_errors_surface_as_wechat_pay_errors(tmp_path: Path)
         with pytest.raises(WeChatPayError) as err:
             await env.gateway.create_native(order, "card")
         assert err.value.code == "FAIL"
+        env.fake.api_key = API_KEY
+        await env.gateway.create_native(order, "card")
+        # Another process (or this one before a restart) made the trade with another title: WeChat refuses a
+        # second trade for the order; it was not paid, so this is an error for the caller.
+        other = WeChatPayGateway(env.app.settings, env.app.shop)
+        try:
+            with pytest.raises(WeChatPayError) as err:
+                await other.create_native(order, "another title")
+            assert err.value.code == "OUT_TRADE_NO_USED"
+            assert env.fake.requests_to("/pay/orderquery")[-1]["out_trade_no"] == order.id
+        finally:
+            await other.close()
         env.clock.advance(minutes=16)  # the hold lapsed: no code for it
         with pytest.raises(StoreError):
             await env.gateway.create_native(order, "card")
@@ -217,6 +229,14 @@ async def test_signed_notice_for_another_merchant_or_amount_fails_and_changes_no
         await env.gateway.create_native(order, "card")
         reason = "amount" if "total_fee" in wrong else "appid or mch_id"
         fails(await env.post(env.fake.notify_xml(order.id, **wrong)), reason)
+        await unchanged(env, order)
+
+
+async def test_notice_of_a_failed_payment_is_acknowledged_and_records_nothing(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path) as env:
+        order = await env.reserve("o-alice")
+        await env.gateway.create_native(order, "card")
+        assert await env.post(env.fake.notify_xml(order.id, result_code="FAIL")) == (200, SUCCESS_XML.decode())
         await unchanged(env, order)
 
 
