@@ -289,6 +289,7 @@ class AdminService:
             await uow.audit.add_many([self._entry(m, "product_new", product_id=product.id, sku=sku, price=price,
                                                   stars=stars, title=title)])
             await uow.commit()
+        self.shop.catalog_changed()
         return product
 
     async def _currency(self) -> str:
@@ -332,6 +333,7 @@ class AdminService:
             await uow.audit.add_many([self._entry(m, "product", product_id=before.id, sku=sku, field=field,
                                                   old=old, new=new)])
             await uow.commit()
+        self.shop.catalog_changed()
         return ProductEdited(before, after, field)
 
     # -- import ---------------------------------------------------------------------------------

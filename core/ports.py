@@ -115,6 +115,8 @@ class AuditRepo(Protocol):
 class CustomerRepo(Protocol):
     async def get(self, buyer: Buyer) -> Customer | None: ...
     async def save(self, customer: Customer) -> None: ...
+    async def add_new(self, customers: Sequence[Customer]) -> None:
+        """Insert customers who are not stored yet; existing rows are left as they are."""
 
 
 class MetaRepo(Protocol):

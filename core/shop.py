@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from core.batching import GroupCommitter
@@ -27,6 +30,7 @@ from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
 from core.vault import Vault
 
 REVEALS_PER_HOUR = 10
+CUSTOMER_CACHE = 10_000  # customers kept in memory (the most recently seen)
 MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
 
 
@@ -43,7 +47,8 @@ class Shop:
                  default_language: str = "en", low_stock: int = 5, demo: bool = False,
                  gateways: Mapping[str, PaymentGateway] | None = None,
                  notifiers: Mapping[str, Notifier] | None = None, single_process: bool = True,
-                 max_batch: int = 256, currency: str | None = None) -> None:
+                 max_batch: int = 256, currency: str | None = None, catalog_ttl: float = 2.0,
+                 customer_ttl: float = 2.0) -> None:
         self.uow = uow_factory
         self.vault = vault
         self.clock = clock
@@ -59,8 +64,19 @@ class Shop:
         self.committer.register("reserve", self.book.reserve_batch)
         self.committer.register("pay", self.book.pay_batch)
         self.committer.register("customer", self._save_customers)
+        self.committer.register("customer_new", self._add_customers)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         self.currency = currency  # the store currency, for products a merchant creates by command
+        # Screens read the catalogue from memory: a change made here shows at once, one made by another
+        # process within catalog_ttl seconds. Orders never trust it: reserve reads the product in its own
+        # transaction, so a product taken off sale elsewhere cannot be sold from a stale page.
+        self.catalog_ttl = catalog_ttl
+        self._catalog: tuple[float, list[Product]] | None = None
+        # Button channels read a customer (for the language) on every update: the last few seconds' reads
+        # are kept here, refreshed by this process's own saves. Numbered channels ask for fresh=True: their
+        # replies are resolved against the stored state, which another process may have just changed.
+        self.customer_ttl = customer_ttl
+        self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,11 +108,24 @@ class Shop:
             out = [await uow.products.upsert(s) for s in specs]
             await uow.products.deactivate_except([s.sku for s in specs])
             await uow.commit()
+        self.catalog_changed()
         return out
 
-    async def products(self, category: str | None = None, *, include_inactive: bool = False) -> list[Product]:
+    def catalog_changed(self) -> None:
+        """Forget the cached catalogue (called after every product change made by this process)."""
+        self._catalog = None
+
+    async def _all_products(self) -> list[Product]:
+        cached = self._catalog
+        if cached is not None and time.monotonic() - cached[0] < self.catalog_ttl:
+            return cached[1]
         async with self.uow() as uow:
-            items = await uow.products.list(active_only=not include_inactive)
+            items = await uow.products.list(active_only=False)
+        self._catalog = (time.monotonic(), items)
+        return items
+
+    async def products(self, category: str | None = None, *, include_inactive: bool = False) -> list[Product]:
+        items = [p for p in await self._all_products() if include_inactive or p.active]
         if category is not None:
             items = [p for p in items if category_key(p) == category]
         return items
@@ -109,10 +138,10 @@ class Shop:
         return list(seen.items())
 
     async def product_view(self, product_id: int) -> ProductView:
+        p = await self.product(product_id)
+        if p is None or not p.active:
+            raise StoreError(ErrorCode.NOT_FOUND, product_id=product_id)
         async with self.uow() as uow:
-            p = await uow.products.get(product_id)
-            if p is None or not p.active:
-                raise StoreError(ErrorCode.NOT_FOUND, product_id=product_id)
             if p.kind is Kind.REUSABLE:
                 live = await uow.codes.reusable_for([p.id])
                 return ProductView(p, None if p.id in live else 0, False)
@@ -121,12 +150,11 @@ class Shop:
         return ProductView(p, n, 0 < n <= self.low_stock)
 
     async def product(self, product_id: int) -> Product | None:
-        async with self.uow() as uow:
-            return await uow.products.get(product_id)
+        """A product by id, from the catalogue cache (on sale or not)."""
+        return next((p for p in await self._all_products() if p.id == product_id), None)
 
     async def product_by_sku(self, sku: str) -> Product | None:
-        async with self.uow() as uow:
-            return await uow.products.by_sku(sku)
+        return next((p for p in await self._all_products() if p.sku == sku), None)
 
     # -- orders -------------------------------------------------------------------------------
     async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "") -> Order:
@@ -161,7 +189,10 @@ class Shop:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
             if order.buyer != buyer:
                 raise StoreError(ErrorCode.NOT_YOUR_ORDER)
-            product = await uow.products.get(order.product_id)
+        product = await self.product(order.product_id)
+        if product is None:  # made by another process a moment ago
+            self.catalog_changed()
+            product = await self.product(order.product_id)
         assert product is not None
         return order, product
 
@@ -191,28 +222,43 @@ class Shop:
             return await uow.codes.stock(self.clock.now())
 
     # -- customers ----------------------------------------------------------------------------
-    async def customer(self, buyer: Buyer, language_hint: str | None = None) -> Customer:
-        """The customer record, created on first contact with the platform's language if we speak it."""
+    async def customer(self, buyer: Buyer, language_hint: str | None = None, *, fresh: bool = False) -> Customer:
+        """The customer record, created on first contact with the platform's language if we speak it.
+        A copy: changing it changes nothing until save_customer."""
+        hit = None if fresh else self._customers.get(buyer)
+        if hit is not None and time.monotonic() - hit[0] < self.customer_ttl:
+            return _copy(hit[1])
         async with self.uow() as uow:
             c = await uow.customers.get(buyer)
-        if c is not None:
-            return c
-        lang = self.match_language(language_hint)
-        c = Customer(buyer, lang, {}, self.clock.now())
-        async with self.uow(write=True) as uow:
-            await uow.customers.save(c)
-            await uow.commit()
-        return c
+        if c is None:
+            c = Customer(buyer, self.match_language(language_hint), {}, self.clock.now())
+            await self.committer.submit("customer_new", c)  # group-committed: first contacts share one fsync
+        self._remember(c)
+        return _copy(c)
+
+    def _remember(self, c: Customer) -> None:
+        self._customers[c.buyer] = (time.monotonic(), _copy(c))
+        self._customers.move_to_end(c.buyer)
+        while len(self._customers) > CUSTOMER_CACHE:
+            self._customers.popitem(last=False)
 
     async def save_customer(self, customer: Customer) -> None:
         """Store a customer's language and conversation state (group-committed with other writes)."""
         await self.committer.submit("customer", customer)
+        self._remember(customer)
 
     @staticmethod
     async def _save_customers(uow, customers):  # noqa: ANN001, ANN205
         latest = {c.buyer: c for c in customers}  # the same buyer twice in a batch: the last state wins
         for c in latest.values():
             await uow.customers.save(c)
+        return [None] * len(customers)
+
+    @staticmethod
+    async def _add_customers(uow, customers):  # noqa: ANN001, ANN205
+        """First contacts: inserted unless the customer exists (a concurrent first update already made it,
+        perhaps with a language chosen since): a first contact never overwrites what is stored."""
+        await uow.customers.add_new(list({c.buyer: c for c in customers}.values()))
         return [None] * len(customers)
 
     def match_language(self, hint: str | None) -> str:
@@ -226,6 +272,10 @@ class Shop:
     async def audit_for(self, order_id: str) -> list[AuditEntry]:
         async with self.uow() as uow:
             return await uow.audit.for_order(order_id)
+
+
+def _copy(c: Customer) -> Customer:
+    return replace(c, state=copy.deepcopy(c.state))
 
 
 def category_key(p: Product) -> str:

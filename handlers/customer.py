@@ -56,7 +56,7 @@ class CustomerFlow:
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
         """A typed message: a command, a number picking an offered action, or anything else."""
-        cust = await self.shop.customer(ctx.buyer, ctx.language_hint)
+        cust = await self.shop.customer(ctx.buyer, ctx.language_hint, fresh=self.numbered)
         word = text.strip()
         command = word.split("@", 1)[0].split(" ", 1)[0].lower() if word.startswith("/") else ""
         if command in ("/start", "/menu"):
@@ -82,7 +82,7 @@ class CustomerFlow:
 
     async def on_action(self, ctx: Ctx, action_id: str) -> list[Screen]:
         """A pressed button (or a resolved numbered reply)."""
-        cust = await self.shop.customer(ctx.buyer, ctx.language_hint)
+        cust = await self.shop.customer(ctx.buyer, ctx.language_hint, fresh=self.numbered)
         return await self._act(cust, ctx, action_id)
 
     async def _act(self, cust: Customer, ctx: Ctx, action_id: str, error: str | None = None) -> list[Screen]:
@@ -277,7 +277,8 @@ class CustomerFlow:
               total=self._price(order.amount, order.currency, lang), minutes=minutes),
             actions=rows,
             invoice={"order_id": order.id, "title": self._title(product, lang), "amount": order.amount,
-                     "currency": order.currency, "stars": (order.stars or 0) * order.qty, "qty": order.qty})
+                     "currency": order.currency, "stars": (order.stars or 0) * order.qty, "qty": order.qty, "lang": lang,
+                     "minutes": minutes})
 
     async def _pay_demo(self, ctx: Ctx, lang: str, order_id: str) -> Screen:
         """Demo payment (terminal demo only): the same path a real provider's notice takes."""
@@ -339,7 +340,7 @@ class CustomerFlow:
         """A screen sent outside a reply (a delivery): numbered replies now refer to its actions."""
         if not self.numbered:
             return
-        cust = await self.shop.customer(buyer)
+        cust = await self.shop.customer(buyer, fresh=True)
         offered = [a.id for a in screen.flat_actions()]
         if cust.state.get("actions") != offered:
             cust.state["actions"] = offered

@@ -5,6 +5,7 @@ text. Add a key to both catalogues; tests check the two stay in step.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +41,7 @@ class Translator:
         return self.t(lang, "language.name")
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)  # prices repeat on every screen; Babel's formatting is not cheap
     def money(amount_minor: int, currency: str, lang: str | None) -> str:
         if currency == "XTR":
             return f"⭐{amount_minor}"

@@ -76,7 +76,10 @@ class Database:
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             # One write connection: writers wait their turn in the pool, never on SQLite's lock.
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300)
-            self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+            # A fixed set of reader connections: each aiosqlite connection is a thread and a file open, so
+            # overflow connections made and dropped under load cost more than waiting for a pooled one.
+            self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 2, max_overflow=0,
+                                                   pool_timeout=60)
             self._sqlite_setup(self.write_engine, "BEGIN IMMEDIATE", sqlite_synchronous)
             # Readers run without BEGIN: each statement reads its own WAL snapshot, which is all a screen or a
             # check needs, and saves a round trip to the driver's thread per read.

@@ -35,6 +35,18 @@ PRODUCT_EDITABLE = {"price", "stars", "title", "active"}
 # Locks are taken in id order in every method that takes them (no deadlocks between batches).
 
 
+# Statements run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
+_ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
+_CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
+                                             t.customers.c.external_id == bindparam("external_id"))
+_c = t.codes.c
+_AVAILABLE_CAPPED = select(func.count()).select_from(
+    select(literal_column("1")).select_from(t.codes)
+    .where(_c.product_id == bindparam("pid"), _c.status == CodeStatus.AVAILABLE.value,
+           or_(_c.expires_at.is_(None), _c.expires_at > bindparam("now")))
+    .limit(bindparam("cap")).subquery())
+
+
 class _Repo:
     def __init__(self, conn: AsyncConnection, dialect: str, now_fn) -> None:  # noqa: ANN001
         self.c = conn
@@ -251,12 +263,9 @@ class CodeRepo(_Repo):
 
     async def available_counts(self, product_ids: Sequence[int], cap: int, now: datetime) -> dict[int, int]:
         out = {}
-        c = t.codes.c
         for pid in product_ids:
-            sub = (select(literal_column("1")).select_from(t.codes)
-                   .where(c.product_id == pid, c.status == CodeStatus.AVAILABLE.value,
-                          or_(c.expires_at.is_(None), c.expires_at > now)).limit(cap).subquery())
-            out[pid] = (await self.c.execute(select(func.count()).select_from(sub))).scalar() or 0
+            row = await self.c.execute(_AVAILABLE_CAPPED, {"pid": pid, "now": now, "cap": cap})
+            out[pid] = row.scalar() or 0
         return out
 
 
@@ -273,7 +282,7 @@ def _order(r: Any) -> Order:
 
 class OrderRepo(_Repo):
     async def get(self, order_id: str) -> Order | None:
-        r = (await self.c.execute(select(t.orders).where(t.orders.c.id == order_id))).first()
+        r = (await self.c.execute(_ORDER_BY_ID, {"id": order_id})).first()
         return _order(r) if r else None
 
     async def get_many(self, ids: Sequence[str], for_update: bool = False, skip_locked: bool = False
@@ -487,9 +496,8 @@ class AuditRepo(_Repo):
 
 class CustomerRepo(_Repo):
     async def get(self, buyer: Buyer) -> Customer | None:
-        c = t.customers.c
-        r = (await self.c.execute(select(t.customers).where(c.channel == buyer.channel,
-                                                            c.external_id == buyer.external_id))).first()
+        r = (await self.c.execute(_CUSTOMER_BY_KEY, {"channel": buyer.channel,
+                                                     "external_id": buyer.external_id})).first()
         return Customer(buyer, r.language, r.state or {}, r.created_at) if r else None
 
     async def save(self, customer: Customer) -> None:
@@ -501,6 +509,16 @@ class CustomerRepo(_Repo):
         await self.c.execute(ins.on_conflict_do_update(
             index_elements=["channel", "external_id"],
             set_={"language": customer.language, "state": customer.state, "updated_at": now}))
+
+
+    async def add_new(self, customers: Sequence[Customer]) -> None:
+        if not customers:
+            return
+        now = self._now()
+        rows = [{"channel": c.buyer.channel, "external_id": c.buyer.external_id, "language": c.language,
+                 "state": c.state, "created_at": c.created_at, "updated_at": now} for c in customers]
+        ins = (pg_insert if self.pg else sqlite_insert)(t.customers)
+        await self.c.execute(ins.on_conflict_do_nothing(index_elements=["channel", "external_id"]), rows)
 
 
 class MetaRepo(_Repo):

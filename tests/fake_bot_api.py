@@ -541,6 +541,11 @@ class FakeBotAPI:
             raise ApiError(400, "Bad Request: Stars invoices need exactly one price and no provider_token")
         if not 1 <= len((p.get("payload") or "").encode()) <= 128:
             raise ApiError(400, "Bad Request: invoice payload must be 1-128 bytes")
+        markup = p.get("reply_markup")
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            first = (markup["inline_keyboard"][0] or [{}])[0]
+            if first.get("pay") is not True:
+                raise ApiError(400, "Bad Request: the first button of an invoice must be a Pay button")
         invoice = {"title": p.get("title", ""), "description": p.get("description", ""),
                    "start_parameter": p.get("start_parameter", ""), "currency": p.get("currency", ""),
                    "total_amount": sum(int(price["amount"]) for price in prices)}

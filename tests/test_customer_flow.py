@@ -210,3 +210,39 @@ async def test_given_a_deep_link_when_a_buyer_starts_then_its_payload_is_kept_on
     assert menu.title == "Welcome to Test Shop!"
     await flow.on_text(CTX, "/start other")
     assert (await app.shop.customer(CTX.buyer)).state["start_payload"] == "ref_42"
+
+
+async def test_given_a_new_buyer_whose_first_taps_race_then_the_language_they_chose_is_kept(shop, tmp_path):
+    app, _ = shop
+    flow = CustomerFlow(app.shop, Translator(), shop_name="Test Shop", numbered=False)
+    buyer = Buyer("telegram", "7001")
+    ctx = Ctx(buyer, "7001", "en")
+    # Several first updates at once (menu taps while the language switch is handled): the first-contact rows
+    # made by the others must not overwrite the language stored by the switch.
+    await asyncio.gather(flow.on_text(ctx, "/start"), flow.on_action(ctx, "lang:zh_CN"),
+                         flow.on_text(ctx, "/help"), flow.on_action(ctx, "cat"))
+    await app.close()
+    again = await App.open(app.settings, notifiers={"console": Recorder()})
+    try:
+        stored = await again.shop.customer(buyer, "en", fresh=True)
+        assert stored.language == "zh_CN"
+        screens = await CustomerFlow(again.shop, Translator(), shop_name="Test Shop").on_text(ctx, "/start")
+        assert screens[0].title == "欢迎光临 Test Shop!"
+    finally:
+        await again.close()
+
+
+async def test_given_a_price_changed_by_the_merchant_then_the_next_product_page_shows_it_at_once(shop):
+    from core.admin import AdminService, Merchant, ProductChange  # noqa: PLC0415
+
+    app, _ = shop
+    flow = flow_for(app)
+    ctx = Ctx(Buyer("console", "p1"), "p1", "en")
+    game = await app.shop.product_by_sku("GAME")
+    assert game is not None
+    before = (await flow.on_action(ctx, f"p:{game.id}"))[0]
+    assert "10.00" in before.body
+    service = AdminService(app.shop)
+    await service.edit_product(Merchant("console", "boss"), "GAME", ProductChange(price=1250))
+    after = (await flow.on_action(ctx, f"p:{game.id}"))[0]
+    assert "12.50" in after.body and "10.00" not in after.body

@@ -347,3 +347,32 @@ async def test_ptb_handler_errors_are_logged_by_type_only(api: FakeBotAPI, tmp_p
     assert [r.getMessage() for r in errors] == ["Telegram update 7 failed: BadRequest"]
     assert errors[0].exc_info is None
     assert "SECRET" not in caplog.text
+
+
+async def test_given_a_buy_then_one_invoice_message_says_what_is_held_and_its_cancel_button_releases_the_stock(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    async with Shopfront(api, tmp_path, library=library) as shop:
+        await shop.stock(1)
+        ann = api.user(520, "Ann", "en")
+        page = await browse_to_product(shop, ann)
+        mark = api.mark()
+        invoice, call = await buy(shop, ann, page)
+        order_id = invoice["payload"]
+        assert order_id in invoice["description"] and "15 min" in invoice["description"]
+        rows = invoice["reply_markup"]["inline_keyboard"]
+        assert rows[0][0] == {"text": "Pay ⭐ 70", "pay": True}  # Telegram's rule: Pay comes first
+        assert [c.method for c in api.calls()[mark:] if c.params.get("chat_id") == 520] == [
+            "sendInvoice"]  # no second message: the hold time and the cancel button ride on the invoice
+        cancel = next(b for row in rows for b in row if b.get("callback_data") == f"x:{order_id}")
+
+        mark = api.mark()
+        await shop.send(api.callback_update(ann, cancel["callback_data"], call.result))
+        done = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 520, since=mark)
+        assert "cancelled" in done.params["text"].lower()
+        line = next(li for li in await shop.app.shop.stock() if li.sku == "GAME")
+        assert (line.available, line.held) == (1, 0)
+        # Paying the cancelled invoice now is refused before any Stars move.
+        mark = api.mark()
+        await shop.send(api.pre_checkout_update(ann, order_id, 70))
+        answer = await api.wait_for("answerPreCheckoutQuery", since=mark)
+        assert answer.params["ok"] is False

@@ -35,6 +35,7 @@ class Button:
     text: str
     callback_data: str | None = None
     copy_text: str | None = field(default=None, repr=False)
+    pay: bool = False  # an invoice's Pay button (must come first on an invoice)
 
 
 @dataclass(slots=True)
@@ -55,7 +56,8 @@ class TelegramPort(Protocol):
         """Replace a text message's text and buttons (progress messages)."""
     async def delete(self, chat_id: int, message_id: int) -> None: ...
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
-                           stars: int) -> int: ...
+                           stars: int, buttons: list[list[Button]] | None = None) -> int:
+        """A Stars invoice; `buttons`, when given, start with the Pay button (Telegram's rule)."""
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None: ...
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
     async def refund_stars(self, user_id: int, charge_id: str) -> None: ...
@@ -152,22 +154,25 @@ class TelegramFrontend:
     async def _invoice(self, chat_id: int, screen: Screen, user_id: int) -> None:
         inv = screen.invoice
         assert inv is not None
-        lang = await self.language(user_id, None)
+        lang = inv.get("lang") or await self.language(user_id, None)
         title = inv["title"][:32]
-        description = self.i18n.t(lang, "telegram.invoice", title=inv["title"], qty=inv["qty"])[:255]
-        await self.port.send_invoice(chat_id, title, description, inv["order_id"], f"{inv['title']} × {inv['qty']}"[:64],
-                                     int(inv["stars"]))
-        for msg in render(screen):  # the hold time and the cancel button
-            await self.port.send(chat_id, msg)
+        # One message: the invoice says what is held for how long, and carries Pay and the screen's buttons
+        # (cancel). Telegram limits the description to 255 characters.
+        description = self.i18n.t(lang, "telegram.invoice", order=inv["order_id"], title=inv["title"],
+                                  qty=inv["qty"], minutes=inv["minutes"])[:255]
+        stars = int(inv["stars"])
+        buttons = [[Button(self.i18n.t(lang, "telegram.pay", stars=stars), pay=True)], *render(screen)[0].buttons]
+        await self.port.send_invoice(chat_id, title, description, inv["order_id"],
+                                     f"{inv['title']} × {inv['qty']}"[:64], stars, buttons)
 
     async def on_pre_checkout(self, query_id: str, user_id: int, payload: str, total: int, currency: str,
                               lang_hint: str | None) -> None:
         """Answered at once from a fast read: ok only for this payer's held, unpaid, unexpired order."""
-        lang = await self.language(user_id, lang_hint)
         problem = await self._payable(user_id, payload, total, currency)
         if problem is None:
             await self.port.answer_pre_checkout(query_id, True)
         else:
+            lang = await self.language(user_id, lang_hint)
             await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{problem}"))
 
     async def _payable(self, user_id: int, payload: str, total: int, currency: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 
-from bots.telegram.common import OutMessage, TelegramPort
+from bots.telegram.common import Button, OutMessage, TelegramPort
 from core.errors import RecipientUnreachable
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,9 @@ class LimitedPort:
         await self._call(None, lambda: self.port.delete(chat_id, message_id))
 
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
-                           stars: int) -> int:
+                           stars: int, buttons: list[list[Button]] | None = None) -> int:
         return await self._call(chat_id, lambda: self.port.send_invoice(chat_id, title, description, payload,
-                                                                        label, stars))
+                                                                        label, stars, buttons))
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         # Answers to the user's own taps are not messages: no per-chat wait, never dropped.

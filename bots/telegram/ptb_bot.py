@@ -43,6 +43,8 @@ POLL_TIMEOUT = dt.timedelta(seconds=10)
 
 
 def _button(b: Button) -> InlineKeyboardButton:
+    if b.pay:
+        return InlineKeyboardButton(b.text, pay=True)
     if b.copy_text is not None:
         return InlineKeyboardButton(b.text, copy_text=CopyTextButton(b.copy_text))
     return InlineKeyboardButton(b.text, callback_data=b.callback_data)
@@ -80,10 +82,11 @@ class PtbPort:
         await self.bot.delete_message(chat_id, message_id)
 
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
-                           stars: int) -> int:
+                           stars: int, buttons: list[list[Button]] | None = None) -> int:
         # Stars: currency XTR, exactly one price, no provider_token (PTB omits it when None).
         sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,
-                                           currency="XTR", prices=[LabeledPrice(label, stars)])
+                                           currency="XTR", prices=[LabeledPrice(label, stars)],
+                                           reply_markup=_markup(OutMessage("", buttons or [])))
         return sent.message_id
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
