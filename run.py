@@ -6,6 +6,7 @@
     python run.py [--config PATH] codes import SKU FILE
     python run.py [--config PATH] codes rekey [--new-key]
     python run.py [--config PATH] stock
+    python run.py [--config PATH] wechat menu     create the WeChat custom menu from wechat.menu
 """
 from __future__ import annotations
 
@@ -114,11 +115,7 @@ async def cmd_run(settings: Settings) -> int:
     from locales import Translator
 
     if not settings.demo_mode():
-        if settings.telegram.enabled:
-            return await cmd_run_telegram(settings)
-        print("The WeChat storefront is not part of this build yet; set store.demo: true or remove "
-              "wechat.appid to run the terminal demo.", file=sys.stderr)
-        return 2
+        return await cmd_run_channels(settings)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     notifier = ConsoleNotifier()
     app = await App.open(settings, notifiers={"console": notifier})
@@ -139,36 +136,75 @@ async def cmd_run(settings: Settings) -> int:
     return 0
 
 
-async def cmd_run_telegram(settings: Settings) -> int:
-    from bots.telegram.wiring import build_telegram
-    from jobs.scheduler import build_scheduler
-
+async def cmd_run_channels(settings: Settings) -> int:
+    """The chat storefronts that are configured (Telegram, WeChat, or both) on one App and one HTTP server."""
     from bots.http import HttpServer, webhook_path
+    from jobs.scheduler import build_scheduler
 
     tg = settings.telegram
     async with await App.open(settings) as app:
-        runtime = build_telegram(settings, app)
         server = HttpServer(settings.server.host, settings.server.port)
+        runtime = wechat = None
+        if tg.enabled:
+            from bots.telegram.wiring import build_telegram
+
+            runtime = build_telegram(settings, app)
+        if settings.wechat.enabled:
+            from bots.wechat.wiring import build_wechat
+
+            wechat = build_wechat(settings, app, server)  # /wechat (and /wechat/pay/notify) on the server
         await app.shop.start()
-        scheduler = build_scheduler(app.shop)
+        if wechat is not None:
+            await wechat.start()
+        scheduler = build_scheduler(app.shop, wechat_pay=wechat.gateway if wechat is not None else None)
         scheduler.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            if tg.mode == "webhook":
+            webhook = runtime is not None and tg.mode == "webhook"
+            if webhook:
                 secret = tg.webhook.secret.get_secret_value()
                 server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
+            if webhook or wechat is not None:
                 await server.start()
-                await runtime.set_webhook(tg.webhook.url, secret)
-            else:
-                await runtime.start()
+            if runtime is not None:
+                if webhook:
+                    await runtime.set_webhook(tg.webhook.url, tg.webhook.secret.get_secret_value())
+                else:
+                    await runtime.start()
+            if wechat is not None:
+                log.info("WeChat callback at http://%s:%s/wechat", settings.server.host, server.port)
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
             await server.stop()
-            await runtime.stop()
+            if runtime is not None:
+                await runtime.stop()
+            if wechat is not None:
+                await wechat.stop()
+    return 0
+
+
+async def cmd_wechat_menu(settings: Settings) -> int:
+    """Creates the WeChat custom menu from `wechat.menu` (menu/create)."""
+    from bots.wechat.client import WeChatApiError
+    from bots.wechat.wiring import create_menu
+
+    if not settings.wechat.enabled:
+        print("error: wechat.appid is not set", file=sys.stderr)
+        return 2
+    try:
+        menu = await create_menu(settings)
+    except WeChatApiError as exc:
+        print(f"error: WeChat refused the menu: {exc}", file=sys.stderr)
+        return 1
+    for button in menu["button"]:
+        subs = button.get("sub_button")
+        print(f"{button['name']}: " + (", ".join(f"{b['name']} ({b.get('key') or b.get('url')})" for b in subs)
+                                        if subs else str(button.get("key") or button.get("url"))))
+    print(f"custom menu created ({len(menu['button'])} buttons)")
     return 0
 
 
@@ -278,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     rk = codes.add_parser("rekey", help="re-encrypt every code under the newest vault key")
     rk.add_argument("--new-key", action="store_true", help="add a fresh key to the key file first")
     sub.add_parser("stock", help="SKU and available/held/sold counts")
+    wx = sub.add_parser("wechat", help="WeChat Official Account commands").add_subparsers(dest="wechat_command",
+                                                                                         required=True)
+    wx.add_parser("menu", help="create the custom menu from wechat.menu")
     return p
 
 
@@ -303,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cmd_rekey(settings, args.new_key))
         if cmd == "stock":
             return asyncio.run(cmd_stock(settings))
+        if cmd == "wechat" and args.wechat_command == "menu":
+            return asyncio.run(cmd_wechat_menu(settings))
     except VaultError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -77,6 +77,33 @@ class HttpServer:
 
         self.app.router.add_post(path, pay_notify)
 
+    def add_wechat(self, path: str, callback: Any, max_body: int = 64 * 1024) -> None:
+        """The WeChat Official Account callback (`GET`/`POST path`, e.g. /wechat): `callback.verify(query)` and
+        `callback.refuse(query)` / `callback.receive(query, body)` (bots/wechat/callback.py) return the answer. Bodies over max_body are
+        refused (413) without reading further."""
+
+        def answer(a: Any) -> web.Response:
+            return web.Response(status=a.status, body=a.body, content_type=a.content_type)
+
+        async def verify(request: web.Request) -> web.Response:
+            return answer(await callback.verify(request.query))
+
+        async def receive(request: web.Request) -> web.Response:
+            refused = callback.refuse(request.query)  # a wrong signature: the body is not even read
+            if refused is not None:
+                return answer(refused)
+            if request.content_length is not None and request.content_length > max_body:
+                return web.Response(status=413, text="too large")
+            body = bytearray()
+            async for chunk in request.content.iter_chunked(16384):  # chunked bodies: stop at the limit
+                body += chunk
+                if len(body) > max_body:
+                    return web.Response(status=413, text="too large")
+            return answer(await callback.receive(request.query, bytes(body)))
+
+        self.app.router.add_get(path, verify)
+        self.app.router.add_post(path, receive)
+
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

@@ -50,6 +50,7 @@ __all__ = [
     "Store",
     "Telegram",
     "Vault",
+    "MenuButton",
     "Webhook",
     "Wechat",
     "load_settings",
@@ -435,6 +436,48 @@ class Pay(BaseModel):
         return self
 
 
+# What a WeChat custom-menu CLICK may ask for: the customer flow's entry screens (see handlers/customer.py).
+MENU_ACTIONS = re.compile(r"^(menu|cat|help|lang|os:0|lang:[A-Za-z_]{2,10})$")
+
+
+class MenuButton(BaseModel):
+    """One button of the WeChat custom menu: a flow `action` (a CLICK), a web page `url`, or a `sub_button`
+    list (top-level buttons only)."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    name: str
+    action: str = ""
+    url: str = ""
+    sub_button: list["MenuButton"] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "MenuButton":
+        kinds = [k for k in ("action", "url", "sub_button") if getattr(self, k)]
+        if len(kinds) != 1:
+            _fail(((), "needs exactly one of action, url or sub_button"))
+        if not self.name.strip():
+            _fail((("name",), "must not be empty"))
+        if self.action and not MENU_ACTIONS.match(self.action):
+            _fail((("action",), "must be one of menu, cat, os:0, help, lang, lang:<code>"))
+        if self.url and not re.match(r"^https?://", self.url):
+            _fail((("url",), "must start with http:// or https://"))
+        if len(self.sub_button) > 5:
+            _fail((("sub_button",), "at most 5 buttons (WeChat's limit)"))
+        for i, sub in enumerate(self.sub_button):
+            if sub.sub_button:
+                _fail((("sub_button", i, "sub_button"), "menus have two levels at most"))
+            if len(sub.name.encode()) > 60:
+                _fail((("sub_button", i, "name"), "at most 60 bytes (20 Chinese characters)"))
+        return self
+
+
+def _default_menu() -> list[MenuButton]:
+    return [MenuButton(name="商品", action="cat"), MenuButton(name="我的订单", action="os:0"),
+            MenuButton(name="更多", sub_button=[MenuButton(name="帮助", action="help"),
+                                              MenuButton(name="语言 Language", action="lang")])]
+
+
 class Wechat(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -444,7 +487,27 @@ class Wechat(BaseModel):
     aes_key: Secret = SecretStr("")
     api_base: str = "https://api.weixin.qq.com"
     admins: list[str] = Field(default_factory=list)
+    wecom_webhook: Secret = SecretStr("")  # the URL carries the robot's key: a secret
+    menu: list[MenuButton] = Field(default_factory=_default_menu)
     pay: Pay = Field(default_factory=Pay)
+
+    @field_validator("wecom_webhook")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not re.match(r"^https?://", text):
+            raise ValueError("must be the robot's URL (https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...)")
+        return value
+
+    @field_validator("menu")
+    @classmethod
+    def _check_menu(cls, value: list[MenuButton]) -> list[MenuButton]:
+        if len(value) > 3:
+            raise ValueError("at most 3 top-level buttons (WeChat's limit)")
+        for button in value:
+            if len(button.name.encode()) > 16:
+                raise ValueError(f"top-level name {button.name!r} is longer than 16 bytes (5 Chinese characters)")
+        return value
 
     @property
     def enabled(self) -> bool:

@@ -1,0 +1,144 @@
+"""Merchants on WeChat: the admin commands as text, and alerts.
+
+The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund ID`, `/product …`, `/admin` as
+ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
+"not allowed" (audited as `admin_denied`), except `/orders`, which is a buyer's own "My orders". `/import`
+needs a file, which an Official Account cannot take from a merchant: the answer says to use Telegram or
+`run.py codes import`.
+
+Alerts go to the merchant openids by customer-service message (when their 48-hour window is open) and, when
+`wechat.wecom_webhook` is set, to a WeCom group robot (send-only, at most 20 a minute): a product running
+low after a sale (once an hour per product), and codes held back because the buyer's window was closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from bots.wechat import CHANNEL, LANGUAGE_HINT
+from bots.wechat.client import WeComRobot
+from bots.wechat.frontend import Api, buyer_of
+from core.admin import Merchant
+from core.errors import StoreError
+from core.settings import localized
+from core.shop import Shop
+from handlers.admin import COMMANDS, AdminCtx, AdminFlow, split_command
+from handlers.screen import Screen
+from locales import Translator
+
+log = logging.getLogger(__name__)
+
+BUYER_COMMANDS = {"/orders"}  # merchant commands that mean something else to a buyer
+LOW_STOCK_EVERY = 3600.0  # seconds between two low-stock alerts for one product
+
+
+class WeChatAdmin:
+    def __init__(self, shop: Shop, i18n: Translator, *, admins: list[str]) -> None:
+        self.shop = shop
+        self.i18n = i18n
+        self.admins = set(admins)
+        self.flow = AdminFlow(shop, i18n)
+
+    async def language(self, openid: str) -> str:
+        cust = await self.shop.customer(buyer_of(openid), LANGUAGE_HINT)
+        return cust.language or self.shop.default_language
+
+    async def handle(self, openid: str, text: str) -> list[Screen] | None:
+        """The answer to a merchant command (or its refusal); None when the text is no merchant command."""
+        command, _ = split_command(text)
+        if command not in COMMANDS:
+            return None
+        merchant = openid in self.admins
+        if command in BUYER_COMMANDS and not merchant:
+            return None
+        lang = await self.language(openid)
+        if not merchant:
+            return [await self.flow.deny(CHANNEL, openid, command, lang)]
+        if command == "/import":
+            return [Screen(self.i18n.t(lang, "wechat.admin.no_import"))]
+        ctx = AdminCtx(Merchant(CHANNEL, openid), lang)
+        try:
+            return await self.flow.on_command(ctx, text)
+        except Exception as exc:  # noqa: BLE001 - the merchant gets an answer; the log gets the type only
+            log.error("merchant command %s failed: %s", command, type(exc).__name__)
+            return [Screen(self.i18n.t(lang, "error.internal"), error="internal")]
+
+
+class MerchantAlerts:
+    """Short notes for the merchants; sent in the background, never holding up a delivery."""
+
+    def __init__(self, shop: Shop, api: Api, i18n: Translator, *, admins: list[str],
+                 robot: WeComRobot | None = None, low_stock_every: float = LOW_STOCK_EVERY) -> None:
+        self.shop = shop
+        self.api = api
+        self.i18n = i18n
+        self.admins = list(admins)
+        self.robot = robot
+        self.low_stock_every = low_stock_every
+        self._last_low: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.admins or self.robot)
+
+    def held(self, order_id: str) -> None:
+        if self.enabled:
+            self._spawn(self.send("wechat.alert.held", order=order_id))
+
+    def sold(self, product_id: int) -> None:
+        if self.enabled:
+            self._spawn(self._check_stock(product_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.robot is not None:
+            await self.robot.close()
+
+    async def _check_stock(self, product_id: int) -> None:
+        now = time.monotonic()
+        if now - self._last_low.get(product_id, -self.low_stock_every) < self.low_stock_every:
+            return
+        try:
+            view = await self.shop.product_view(product_id)
+        except StoreError:
+            return  # taken off sale meanwhile
+        if view.available is None or not (view.low or view.available == 0):
+            return
+        self._last_low[product_id] = now
+        p = view.product
+        await self.send("wechat.alert.low_stock", sku=p.sku, n=view.available,
+                        title=lambda lang: localized(p.title, lang, self.shop.default_language))
+
+    async def send(self, key: str, **params: Any) -> None:
+        """To every merchant openid (in their language) and the WeCom robot (in Chinese when the store speaks it)."""
+        for openid in self.admins:
+            try:
+                cust = await self.shop.customer(buyer_of(openid), LANGUAGE_HINT)
+                lang = cust.language or self.shop.default_language
+                await self.api.send_text(openid, self._phrase(lang, key, params))
+            except Exception as exc:  # noqa: BLE001 - an alert is best effort (the window may be closed)
+                log.warning("merchant alert to a WeChat admin not sent: %s", type(exc).__name__)
+        if self.robot is not None:
+            lang = self.shop.match_language(LANGUAGE_HINT)
+            try:
+                await self.robot.send(self._phrase(lang, key, params))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("merchant alert to the WeCom robot not sent: %s", type(exc).__name__)
+
+    def _phrase(self, lang: str, key: str, params: dict[str, Any]) -> str:
+        values = {k: v(lang) if callable(v) else v for k, v in params.items()}
+        return self.i18n.t(lang, key, **values)

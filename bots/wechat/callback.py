@@ -1,0 +1,161 @@
+"""The `/wechat` callback: what WeChat's servers send to the Official Account's server URL.
+
+- GET (URL verification): `signature`, `timestamp`, `nonce` are checked with the token
+  (`wechatpy.utils.check_signature`); the `echostr` is echoed. Wrong: 403.
+- POST: `signature` always checked (wrong or missing: 403, nothing read further); in safe mode
+  (`encrypt_type=aes`, needs `wechat.aes_key`) the body is decrypted with `WeChatCrypto` (which checks
+  `msg_signature`) and the reply is encrypted. A timestamp more than 10 minutes away from our clock is refused
+  as a replay. Bodies over 64 KiB are refused (413); a DOCTYPE or ENTITY anywhere (XXE, billion laughs) is a 400
+  before any XML parser sees it.
+- De-duplication: WeChat re-sends a message 3 times when no answer came within 5 s. The key is the MsgId
+  (events: FromUserName + CreateTime, with the event and its key). A re-send of a message still being handled
+  waits for that one handling and gets its answer; a re-send of a handled message gets the answer again. The
+  flow runs once. (In one process: with several processes behind a balancer, WeChat's re-sends of one
+  message should reach the same process, e.g. by hashing FromUserName.)
+- The answer budget: the reply (a passive text reply) is what the flow produced within `budget` seconds
+  (well under 5 s); whatever is slower goes to the user as customer-service messages (see frontend.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+REPLAY_WINDOW = 600  # seconds between WeChat's timestamp and our clock
+SEEN = 10_000  # answered messages remembered per process
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class HttpAnswer:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+def _plain(status: int, text: str) -> HttpAnswer:
+    return HttpAnswer(status, text.encode())
+
+
+def dedupe_key(msg: Any) -> str:
+    """MsgId for messages; FromUserName + CreateTime for events (they carry no MsgId), plus the event and its
+    key, so two different menu clicks within one second are two events while WeChat's re-sends are not."""
+    if getattr(msg, "type", "") != "event" and getattr(msg, "id", 0):
+        return f"m:{msg.id}"
+    return f"e:{msg.source}:{msg.time}:{getattr(msg, 'event', '')}:{getattr(msg, 'key', '')}"
+
+
+Handler = Callable[[Any], Awaitable[str | None]]
+
+
+class WeChatCallback:
+    """The protocol layer: checks, decryption, de-duplication; `handler(msg)` returns the reply text or None."""
+
+    def __init__(self, token: str, appid: str, handler: Handler, *, aes_key: str = "",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.token = token
+        self.appid = appid
+        self.handler = handler
+        self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
+        self.clock = clock
+        self._inflight: dict[str, asyncio.Future[str | None]] = {}
+        self._answered: OrderedDict[str, str | None] = OrderedDict()
+        self.handled = 0  # messages that reached the handler (tests and the benchmark read it)
+
+    def _signed(self, query: Mapping[str, str]) -> bool:
+        try:
+            check_signature(self.token, query.get("signature", ""), query.get("timestamp", ""),
+                            query.get("nonce", ""))
+        except InvalidSignatureException:
+            return False
+        return True
+
+    def _fresh(self, query: Mapping[str, str]) -> bool:
+        stamp = query.get("timestamp", "")
+        return stamp.isdigit() and abs(int(stamp) - self.clock()) <= REPLAY_WINDOW
+
+    async def verify(self, query: Mapping[str, str]) -> HttpAnswer:
+        """GET: WeChat checks that the server URL belongs to whoever knows the token."""
+        if not self._signed(query):
+            return _plain(403, "wrong signature")
+        return _plain(200, query.get("echostr", ""))
+
+    def refuse(self, query: Mapping[str, str]) -> HttpAnswer | None:
+        """The answer to a POST whose query is not WeChat's (checked before the body is read), else None."""
+        if not self._signed(query):
+            return _plain(403, "wrong signature")
+        if not self._fresh(query):
+            return _plain(403, "stale timestamp")
+        return None
+
+    async def receive(self, query: Mapping[str, str], body: bytes) -> HttpAnswer:
+        """POST: one message or event. Signature first; nothing is parsed before it is checked."""
+        refused = self.refuse(query)
+        if refused is not None:
+            return refused
+        if len(body) > MAX_BODY:
+            return _plain(413, "too large")
+        if _DTD.search(body):
+            return _plain(400, "DTDs are not accepted")
+        aes = query.get("encrypt_type", "raw") == "aes"
+        try:
+            if aes:
+                if self.crypto is None:
+                    return _plain(400, "safe mode is not configured")
+                xml = self.crypto.decrypt_message(body, query.get("msg_signature", ""), query["timestamp"],
+                                                  query["nonce"])
+                if _DTD.search(xml.encode() if isinstance(xml, str) else xml):
+                    return _plain(400, "DTDs are not accepted")
+            else:
+                xml = body
+            msg = parse_message(xml)
+        except (InvalidSignatureException, InvalidAppIdException):
+            return _plain(403, "wrong message signature")
+        except Exception:  # noqa: BLE001 - malformed XML, bad padding, a missing field: the sender's problem
+            return _plain(400, "not a WeChat message")
+        if msg is None or not getattr(msg, "source", None):
+            return _plain(400, "not a WeChat message")
+        reply = await self._once(dedupe_key(msg), msg)
+        if not reply:
+            return _plain(200, "success")
+        xml_reply = TextReply(message=msg, content=reply).render()
+        if aes and self.crypto is not None:
+            xml_reply = self.crypto.encrypt_message(xml_reply, secrets.token_hex(8), query["timestamp"])
+        return HttpAnswer(200, xml_reply.encode(), "application/xml")
+
+    async def _once(self, key: str, msg: Any) -> str | None:
+        if key in self._answered:
+            return self._answered[key]
+        running = self._inflight.get(key)
+        if running is not None:  # WeChat's re-send while the first copy is still being handled
+            return await asyncio.shield(running)
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        reply: str | None = None
+        try:
+            self.handled += 1
+            reply = await self.handler(msg)
+        except Exception as exc:  # noqa: BLE001 - WeChat gets an empty answer; the log gets the type only
+            log.error("wechat message handling failed: %s", type(exc).__name__)
+        finally:
+            del self._inflight[key]
+            self._answered[key] = reply
+            while len(self._answered) > SEEN:
+                self._answered.popitem(last=False)
+            fut.set_result(reply)
+        return reply

@@ -1,0 +1,158 @@
+"""wechatpy's Official Account client, made fit for the store.
+
+- **Configurable API base** (`wechat.api_base`): wechatpy's `API_BASE_URL` is a class attribute, and
+  `fetch_access_token` (and a few `customservice`/`media` calls) use absolute https://api.weixin.qq.com URLs.
+  `StoreWeChatClient` sets the base per instance and rewrites every absolute URL of the official host.
+- **One token refresher**: each fetch of an access token invalidates the previous one, so two threads
+  refreshing at once would break each other's calls. Fetches are serialised, and a thread that waited for
+  another thread's fetch uses that token instead of fetching again.
+- **Off the event loop**: wechatpy is synchronous (requests). `WeChatApi` runs every call in a small thread
+  pool of its own, so a slow WeChat API never blocks other users' messages, and turns errcodes into typed
+  errors (45015/45047: `WindowClosed`; unsubscribed or unknown openid: `RecipientUnreachable`).
+
+Customer-service messages and uploads are logged by errcode only: message text may carry codes.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from core.errors import RecipientUnreachable
+
+log = logging.getLogger(__name__)
+
+OFFICIAL = "https://api.weixin.qq.com"
+T = TypeVar("T")
+
+# errcodes of customer-service sends (developers.weixin.qq.com, 全局返回码)
+WINDOW_CLOSED = 45015   # the user has not written within 48 hours
+QUOTA_USED = 45047      # too many customer-service messages since the user last wrote
+UNREACHABLE = {43004, 40003, 43019}  # unsubscribed, invalid openid, blocked the account
+TOKEN_ERRORS = {40001, 40014, 42001}
+
+
+class WindowClosed(Exception):
+    """WeChat will not take a customer-service message for this user until they write again."""
+
+    def __init__(self, errcode: int) -> None:
+        super().__init__(f"customer-service window closed (errcode {errcode})")
+        self.errcode = errcode
+
+
+class WeChatApiError(Exception):
+    """Any other failure of the WeChat API (the outbox retries)."""
+
+    def __init__(self, errcode: int | None, what: str) -> None:
+        super().__init__(f"{what} failed (errcode {errcode})")
+        self.errcode = errcode
+
+
+class StoreWeChatClient(WeChatClient):
+    """WeChatClient against a configurable API base, with serialised token fetches."""
+
+    def __init__(self, appid: str, secret: str, api_base: str = OFFICIAL, timeout: float = 10.0) -> None:
+        super().__init__(appid, secret, timeout=timeout)
+        self.api_base = api_base.rstrip("/")
+        self.API_BASE_URL = self.api_base + "/cgi-bin/"  # shadows the class attribute for this client
+        self._token_lock = threading.Lock()
+        self._fetched_at = 0.0
+        self.token_fetches = 0
+
+    def _rebase(self, url: str) -> str:
+        if url.startswith(OFFICIAL + "/"):
+            return self.api_base + url[len(OFFICIAL):]
+        return url
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        if not url_or_endpoint.startswith(("http://", "https://")):
+            base = kwargs.pop("api_base_url", self.API_BASE_URL)
+            url_or_endpoint = base + url_or_endpoint
+        return super()._request(method, self._rebase(url_or_endpoint), **kwargs)
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        started = time.monotonic()
+        with self._token_lock:
+            if self._fetched_at > started and self.session.get(self.access_token_key):
+                return {"access_token": self.session.get(self.access_token_key)}  # fetched while we waited
+            result = self._fetch_access_token(url=self.api_base + "/cgi-bin/token", params={
+                "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
+            self._fetched_at = time.monotonic()
+            self.token_fetches += 1
+            return result
+
+
+class WeChatApi:
+    """The Official Account calls the store makes, as coroutines (each runs in a worker thread)."""
+
+    def __init__(self, client: StoreWeChatClient, *, workers: int = 16) -> None:
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wechat-api")
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except WeChatClientException as exc:
+            code = exc.errcode
+            log.warning("wechat %s failed: errcode %s", what, code)
+            if code in (WINDOW_CLOSED, QUOTA_USED):
+                raise WindowClosed(code) from None
+            if code in UNREACHABLE:
+                raise RecipientUnreachable(f"wechat {what}: errcode {code}") from None
+            raise WeChatApiError(code, what) from None
+
+    async def send_text(self, openid: str, text: str) -> None:
+        await self._call("message/custom/send", self.client.message.send_text, openid, text)
+
+    async def send_image(self, openid: str, media_id: str) -> None:
+        await self._call("message/custom/send", self.client.message.send_image, openid, media_id)
+
+    async def upload_image(self, png: bytes, name: str = "pay.png") -> str:
+        """A temporary image (3 days); returns its media_id."""
+        def upload() -> dict[str, Any]:
+            f = io.BytesIO(png)
+            f.name = name  # requests names the multipart part after it
+            return self.client.media.upload("image", f)
+        result = await self._call("media/upload", upload)
+        return str(result["media_id"])
+
+    async def create_menu(self, menu: dict[str, Any]) -> None:
+        await self._call("menu/create", self.client.menu.create, menu)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client._http.close()  # noqa: SLF001 - wechatpy keeps its requests.Session there
+
+
+class WeComRobot:
+    """A WeCom (企业微信) group robot: send-only webhook, at most 20 messages a minute (a leaky bucket)."""
+
+    def __init__(self, url: str, *, per_minute: int = 20) -> None:
+        self.url = url
+        self._limiter = AsyncLimiter(per_minute, 60)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, text: str) -> None:
+        async with self._limiter:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            async with self._session.post(self.url, json={"msgtype": "text", "text": {"content": text}}) as resp:
+                data = await resp.json(content_type=None)
+            if resp.status != 200 or int(data.get("errcode", 0)) != 0:
+                raise WeChatApiError(data.get("errcode"), "wecom robot send")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

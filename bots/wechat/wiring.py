@@ -1,0 +1,103 @@
+"""Builds the WeChat storefront on an open App and the store's HTTP server.
+
+    runtime = build_wechat(settings, app, server)   # notifier "wechat" (and gateway "wechat_pay") on app.shop,
+                                                    # /wechat (and /wechat/pay/notify) on the server
+    await runtime.start() ... await runtime.stop()
+    await create_menu(settings)                     # `run.py wechat menu`
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bots.wechat import CHANNEL
+from bots.wechat.admin import MerchantAlerts, WeChatAdmin
+from bots.wechat.callback import WeChatCallback
+from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
+from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
+from core.settings import MenuButton
+from handlers.customer import CustomerFlow
+from locales import Translator
+
+CALLBACK_PATH = "/wechat"
+
+
+def menu_json(buttons: list[MenuButton]) -> dict[str, Any]:
+    """`wechat.menu` as WeChat's menu/create body: an action is a CLICK whose key is the flow action id."""
+    def one(b: MenuButton) -> dict[str, Any]:
+        if b.sub_button:
+            return {"name": b.name, "sub_button": [one(s) for s in b.sub_button]}
+        if b.url:
+            return {"type": "view", "name": b.name, "url": b.url}
+        return {"type": "click", "name": b.name, "key": b.action}
+    return {"button": [one(b) for b in buttons]}
+
+
+def make_api(settings: Any) -> WeChatApi:
+    wx = settings.wechat
+    return WeChatApi(StoreWeChatClient(wx.appid, wx.secret.get_secret_value(), wx.api_base))
+
+
+class WeChatRuntime:
+    def __init__(self, settings: Any, app: Any, server: Any | None, *, budget: float | None = None) -> None:
+        wx = settings.wechat
+        self.settings = settings
+        self.app = app
+        self.api = make_api(settings)
+        self.i18n = i18n = Translator(settings.store.languages, settings.store.default_language)
+        self.flow = flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name,
+                                        support=settings.store.support, show_stars=False, numbered=True)
+        locks = UserLocks()
+        pending = Pending(app.shop, locks)
+        webhook = wx.wecom_webhook.get_secret_value()
+        self.alerts = MerchantAlerts(app.shop, self.api, i18n, admins=list(wx.admins),
+                                     robot=WeComRobot(webhook) if webhook else None)
+        self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts)
+        app.shop.notifiers[CHANNEL] = self.notifier
+        self.gateway: Any = None
+        qr_png = None
+        if wx.pay.mch_id:
+            from bots.wechat.pay import NOTIFY_PATH, PROVIDER, WeChatPayGateway, qr_png  # noqa: PLC0415
+
+            self.gateway = WeChatPayGateway(settings, app.shop)
+            app.shop.gateways[PROVIDER] = self.gateway
+        self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins))
+        kw = {"budget": budget} if budget is not None else {}
+        self.frontend = WeChatFrontend(app.shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
+                                       qr_png=qr_png, locks=locks, pending=pending, **kw)
+        self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
+                                       aes_key=wx.aes_key.get_secret_value())
+        if server is not None:
+            server.add_wechat(CALLBACK_PATH, self.callback)
+            if self.gateway is not None:
+                server.add_wechat_pay(NOTIFY_PATH, self.gateway.handle_notify)
+
+    async def start(self) -> None:
+        """Before the HTTP server takes messages: the QR drawing process is up."""
+        await self.frontend.start()
+
+    async def idle(self) -> None:
+        """Every follow-up message and alert sent (tests, benchmarks)."""
+        await self.frontend.idle()
+        await self.alerts.idle()
+
+    async def stop(self) -> None:
+        await self.frontend.stop()
+        await self.alerts.stop()
+        if self.gateway is not None:
+            await self.gateway.close()
+        self.api.close()
+
+
+async def create_menu(settings: Any) -> dict[str, Any]:
+    """`run.py wechat menu`: the custom menu from `wechat.menu`, created with menu/create."""
+    api = make_api(settings)
+    try:
+        menu = menu_json(list(settings.wechat.menu))
+        await api.create_menu(menu)
+    finally:
+        api.close()
+    return menu
+
+
+def build_wechat(settings: Any, app: Any, server: Any | None = None, *, budget: float | None = None) -> WeChatRuntime:
+    return WeChatRuntime(settings, app, server, budget=budget)

@@ -1,0 +1,122 @@
+"""Shared harness for the WeChat end-to-end tests: a real store (App, HTTP server, the WeChat storefront)
+whose WeChat API is tests/fake_wechat_api.py and whose callback gets XML from `WeChatServer` (WeChat's side,
+signed with wechatpy's own signer / WeChatCrypto).
+
+    async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path) as shop:
+        reply = await shop.wx.text("o-ann", "1")
+        await shop.idle()                       # QR images, held codes, alerts: all sent
+        api.texts("o-ann")
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bots.http import HttpServer
+from bots.wechat.wiring import build_wechat
+from core.clock import Clock
+from core.inventory import import_codes
+from core.settings import Settings, parse_settings
+from run import App
+from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
+from tests.fake_wechat_pay import FakeWeChatPay, make_cert
+
+APPID = "wx_test_appid"
+SECRET = "test_secret"
+TOKEN = "callback_token"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
+MCH_ID = "1900000109"
+PAY_KEY = "192006250b4c09247ec02edce69f6a2d"
+ADMIN = "o-merchant"
+CATALOG = [
+    {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "max_qty": 3},
+    {"sku": "VIP", "title": {"en": "Video VIP", "zh_CN": "视频会员"}, "price": 1500},
+]
+
+
+def store_settings(api: FakeWeChatAPI, tmp_path: Path, *, wechat: dict[str, Any] | None = None,
+                   store: dict[str, Any] | None = None) -> Settings:
+    return parse_settings({
+        "store": {"name": "WX Shop", "support": "客服微信 shop-help", **(store or {})},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wx.db'}"},
+        "vault": {"key_file": str(tmp_path / "vault.key")},
+        "wechat": {"appid": APPID, "token": TOKEN, "secret": SECRET, "api_base": api.base, "admins": [ADMIN],
+                   **(wechat or {})},
+        "catalog": CATALOG}, tmp_path, env={})
+
+
+class WeChatShop:
+    """The store process serving /wechat on a free port, and WeChat's side posting to it (`wx`)."""
+
+    def __init__(self, api: FakeWeChatAPI, tmp_path: Path, *, clock: Clock | None = None,
+                 wechat: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
+                 budget: float | None = None, pay: FakeWeChatPay | None = None) -> None:
+        self.api = api
+        self.pay = pay
+        wechat = dict(wechat or {})
+        if pay is not None:
+            cert, key = make_cert(tmp_path, "merchant")
+            wechat["pay"] = {"mch_id": MCH_ID, "api_key": PAY_KEY, "api_base": pay.api_base,
+                             "notify_url": "https://shop.example.com/wechat/pay/notify",
+                             "cert": str(cert), "key": str(key)}
+        self.settings = store_settings(api, tmp_path, wechat=wechat, store=store)
+        self.clock = clock
+        self.budget = budget
+
+    async def __aenter__(self) -> WeChatShop:
+        self.app = await App.open(self.settings, clock=self.clock)
+        self.server = HttpServer("127.0.0.1", 0)
+        self.runtime = build_wechat(self.settings, self.app, self.server, budget=self.budget)
+        await self.app.shop.start()
+        await self.runtime.start()
+        await self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        wx = self.settings.wechat
+        self.wx = WeChatServer(self.url + "/wechat", TOKEN, APPID, wx.aes_key.get_secret_value() or None)
+        await self.wx.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.wx.__aexit__()
+            await self.server.stop()
+            await self.runtime.stop()
+        finally:
+            await self.app.close()
+
+    async def stock(self, n: int, sku: str = "GAME", prefix: str = "WX") -> list[str]:
+        codes = [f"{prefix}-{sku}-{i:04d}" for i in range(n)]
+        await import_codes(self.app.db.uow, self.app.vault, self.app.clock, sku, [(c + "\n").encode() for c in codes])
+        return codes
+
+    async def idle(self) -> None:
+        """Follow-up messages, the outbox and alerts: everything due has gone out."""
+        for _ in range(5):
+            await self.runtime.idle()
+            await self.app.shop.dispatcher.drain()
+            await self.runtime.idle()
+
+    async def pay_notice(self, order_id: str, openid: str) -> tuple[int, bytes]:
+        """WeChat Pay tells the store the order was paid: the signed notice POSTed to /wechat/pay/notify."""
+        assert self.pay is not None
+        self.pay.mark_paid(order_id, openid)
+        body = self.pay.notify_xml(order_id)
+        assert self.wx._session is not None
+        async with self.wx._session.post(self.url + "/wechat/pay/notify", data=body,
+                                         headers={"Content-Type": "text/xml"}) as resp:
+            return resp.status, await resp.read()
+
+    async def order_ids(self, openid: str) -> list[str]:
+        from core.models import Buyer
+
+        return [o.id for o in await self.app.shop.my_orders(Buyer("wechat", openid), limit=50)]
+
+
+def option(reply: str, label_part: str) -> str:
+    """The number offered for the option whose line contains label_part ("回复 3 ⬅ 返回" -> "3")."""
+    for line in reply.splitlines():
+        if label_part in line:
+            for word in line.replace(":", " ").split():
+                if word.isdigit():
+                    return word
+    raise AssertionError(f"no option {label_part!r} in:\n{reply}")
