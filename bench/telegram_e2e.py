@@ -37,6 +37,10 @@ from bench.common import emit, log, temp_dir  # noqa: E402
 from tests.fake_bot_api import FakeBotAPI  # noqa: E402
 
 TOKEN = "777:ABC"
+
+
+def run_loop(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
 SPOILER = re.compile(r"<tg-spoiler><code>([^<]+)</code></tg-spoiler>")
 
 
@@ -171,7 +175,7 @@ def child_main() -> int:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         await telegram_side(reader, lambda obj: print(json.dumps(obj), flush=True))
 
-    asyncio.run(main())
+    run_loop(main())
     return 0
 
 
@@ -292,7 +296,7 @@ def main() -> int:
     out: dict[str, object] = {"bench": "telegram_e2e", "customers": args.customers, "rate": args.rate,
                               "concurrency": args.concurrency, "same_process": args.same_process}
     for lib in libraries:
-        out[lib] = {mode: asyncio.run(run(lib, mode, args)) for mode in modes}
+        out[lib] = {mode: run_loop(run(lib, mode, args)) for mode in modes}
     clean = all(r["duplicates"] == 0 and r["lost"] == 0 and not r["errors"]
                 for lib in libraries for r in out[lib].values())  # type: ignore[union-attr]
     paced = out.get("aiogram", {}).get("paced")  # type: ignore[union-attr]

@@ -216,7 +216,7 @@ class AiogramRuntime:
         tg = settings.telegram
         self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
         self.frontend = storefront(settings, app, AiogramPort(self.bot))
-        self.dp = Dispatcher()
+        self.dp = Dispatcher(disable_fsm=True)  # the store keeps conversation state in its database
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
         self._polling: asyncio.Task[None] | None = None
