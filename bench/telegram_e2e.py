@@ -232,6 +232,7 @@ class InProcess:
 # -- the store side -----------------------------------------------------------------------------
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
+    from bots.process import settle_heap
     from bots.telegram.wiring import build_telegram
     from core.inventory import import_codes
     from core.settings import parse_settings
@@ -257,6 +258,7 @@ async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, ob
                 runtime = build_telegram(settings, app)
                 await app.shop.start()
                 await runtime.start()
+                settle_heap()  # as run.py does once the store serves
                 try:
                     # A few customers first, untimed: the libraries build their models on first use.
                     await side.run({"product_id": product.id, "first": args.customers, "customers": args.warmup,
