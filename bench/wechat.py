@@ -56,6 +56,8 @@ APPID, SECRET, TOKEN = "wx_bench_appid", "bench_secret", "bench_token"
 MCH_ID, PAY_KEY = "1900000109", "192006250b4c09247ec02edce69f6a2d"
 SKU = "BENCH-WX"
 CODE = re.compile(r"WXB-[0-9]{6}")
+BUY_REPLY = "库存已为您锁定"
+BOUGHT: dict[str, float] = {}  # WeChat's side: openid -> when the reply to Buy came (time.monotonic)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -91,11 +93,13 @@ async def replies(wx: WeChatServer, users: int, think: float, ramp: float, prefi
         latencies.append((time.perf_counter() - start) * 1000)
         if expect not in reply:
             wrong += 1
+        elif expect == BUY_REPLY:
+            BOUGHT[openid] = time.monotonic()
 
     async def user(i: int) -> None:
         openid = f"{prefix}-{i:05d}"
         await asyncio.sleep(ramp * i / users)
-        for text, expect in (("你好", "回复 1"), ("商品", "测试卡"), ("1", "购买"), ("1", "库存已为您锁定")):
+        for text, expect in (("你好", "回复 1"), ("商品", "测试卡"), ("1", "购买"), ("1", BUY_REPLY)):
             await say(openid, text, expect)
             await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
@@ -132,13 +136,15 @@ async def storm(pay: FakeWeChatPay, url: str, orders: list[tuple[str, int]], not
     return refused, time.perf_counter() - start
 
 
-def code_messages(api: FakeWeChatAPI) -> tuple[int, int, int]:
-    """(customer-service messages carrying codes, codes sent more than once, QR images sent)."""
+def code_messages(api: FakeWeChatAPI) -> tuple[int, int, int, list[float]]:
+    """(customer-service messages carrying codes, codes sent more than once, QR images sent, ms from each
+    Buy reply to its QR image)."""
     texts = [c.body["text"]["content"] for c in api.sends() if c.body.get("msgtype") == "text"]
     deliveries = [t for t in texts if CODE.search(t)]
     codes = Counter(c for t in deliveries for c in CODE.findall(t))
-    images = sum(1 for c in api.sends() if c.body.get("msgtype") == "image")
-    return len(deliveries), sum(n - 1 for n in codes.values() if n > 1), images
+    images = [c for c in api.sends() if c.body.get("msgtype") == "image"]
+    qr_ms = [(c.at - BOUGHT[c.body["touser"]]) * 1000 for c in images if c.body["touser"] in BOUGHT]
+    return len(deliveries), sum(n - 1 for n in codes.values() if n > 1), len(images), qr_ms
 
 
 def wechat_side(conn: Any) -> None:
@@ -230,9 +236,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 reply_seconds = time.perf_counter() - start
                 await runtime.idle()
                 burst_ms = await side.ask(do="burst", users=args.users)
-                _, _, qr_images = await side.ask(do="sent")
+                _, _, qr_images, qr_ms = await side.ask(do="sent")
                 log(f"replies: p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms, "
-                    f"{qr_images} QR images sent; a burst of {args.users} at once: p99 {pct(burst_ms, 99):.1f} ms")
+                    f"{qr_images} QR images sent (p99 {pct(qr_ms, 99):.0f} ms after the reply); a burst of "
+                    f"{args.users} at once: p99 {pct(burst_ms, 99):.1f} ms")
                 distinct = args.notices - int(args.notices * args.repeats)
                 product = await app.shop.product_by_sku(SKU)
                 assert product is not None
@@ -244,7 +251,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                                                         notices=args.notices)
                 while True:  # the outbox sends the codes
                     await app.shop.dispatcher.drain()
-                    deliveries, duplicates, _ = await side.ask(do="sent")
+                    deliveries, duplicates, _, _ = await side.ask(do="sent")
                     if deliveries >= distinct or time.perf_counter() - start > 120:
                         break
                     await asyncio.sleep(0.05)
@@ -263,6 +270,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "reply_ms_p50": round(pct(latencies, 50), 1), "reply_ms_p99": round(p99, 1),
         "reply_ms_max": round(max(latencies), 1), "wrong_replies": wrong,
         "messages_per_s": round(len(latencies) / reply_seconds, 1), "qr_images": qr_images,
+        "qr_ms_p50": round(pct(qr_ms, 50), 1), "qr_ms_p99": round(pct(qr_ms, 99), 1),
         "burst_ms_p50": round(pct(burst_ms, 50), 1), "burst_ms_p99": round(pct(burst_ms, 99), 1),
         "notices": args.notices, "distinct_orders": distinct, "refused_notices": refused,
         "notices_per_s": round(args.notices / storm_seconds, 1),

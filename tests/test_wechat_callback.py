@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from core.models import Buyer
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.wechat_harness import AES_KEY, APPID, SECRET, WeChatShop, option
 
@@ -54,7 +55,7 @@ async def test_a_wrong_or_missing_signature_is_refused_and_nothing_is_processed(
         stale = shop.wx.signed_query(timestamp=int(time.time()) - 3600)  # a replay of an old message
         assert (await shop.wx.post_raw(xml, stale))[0] == 403
         assert shop.runtime.callback.handled == 0
-        assert await shop.app.shop.my_orders(__import__("core.models", fromlist=["Buyer"]).Buyer("wechat", "o-eve")) == []
+        assert await shop.app.shop.my_orders(Buyer("wechat", "o-eve")) == []
 
 
 async def test_xml_with_a_doctype_or_entity_is_rejected_before_parsing(api, tmp_path):

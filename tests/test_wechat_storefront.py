@@ -4,6 +4,7 @@ through wechatpy's real HTTP clients, and WeChat Pay's signed notice arrives at 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -195,3 +196,44 @@ async def test_wechat_buyers_and_merchants_are_told_apart_by_openid(api, tmp_pat
         await shop.wx.text(ANN, "你好")
         cust = await shop.app.shop.customer(Buyer("wechat", ANN))
         assert cust.language == "zh_CN"
+
+
+async def test_codes_and_the_access_token_never_reach_the_log(api, pay, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    async with WeChatShop(api, tmp_path, pay=pay) as shop:
+        codes = await shop.stock(3)
+        order_id = await buy_game(shop)
+        api.fail_next("message/custom/send", 45047)  # the held-back path logs too
+        await shop.pay_notice(order_id, ANN)
+        await shop.idle()
+        await shop.wx.text(ANN, "菜单")
+        await shop.idle()
+        assert any(codes[0] in t for t in api.texts(ANN))
+        await shop.wx.text(ANN, "1")  # the order
+        await shop.wx.text(ANN, "1")  # show the codes again: in the passive reply
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged  # the store did log (DEBUG included)
+    assert not any(c in logged for c in codes)
+    assert api.token not in logged and "access_token=" not in logged
+
+
+async def test_following_by_a_scene_qr_code_keeps_the_scene_and_shows_the_menu(api, tmp_path):
+    async with WeChatShop(api, tmp_path) as shop:
+        reply = await shop.wx.subscribe(ANN, scene="promo42")
+        assert "欢迎光临" in reply and "回复 1" in reply
+        cust = await shop.app.shop.customer(Buyer("wechat", ANN))
+        assert cust.state.get("start_payload") == "promo42"
+        assert await shop.wx.post(shop.wx.event_xml(ANN, "unsubscribe")) == (200, "")  # nothing to say
+
+
+async def test_opening_a_held_order_again_sends_its_qr_code_again(api, pay, tmp_path):
+    async with WeChatShop(api, tmp_path, pay=pay) as shop:
+        await shop.stock(3)
+        order_id = await buy_game(shop)
+        orders = await shop.wx.text(ANN, "订单")
+        held = await shop.wx.text(ANN, option(orders, order_id))
+        assert "库存已为您锁定" in held
+        await shop.idle()
+        images = api.images(ANN)
+        assert len(images) == 2 and read_qr(images[0]) == read_qr(images[1])  # the same trade, the same code
+        assert len(pay.trades) == 1

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 REPLAY_WINDOW = 600  # seconds between WeChat's timestamp and our clock
-SEEN = 10_000  # answered messages remembered per process
+SEEN = 10_000  # answered messages remembered per process (at most; each for REPLAY_WINDOW)
+REPLY_KEPT = 60  # seconds a reply is kept for re-sends (WeChat re-sends within about 15 s)
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -74,7 +75,8 @@ class WeChatCallback:
         self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
         self.clock = clock
         self._inflight: dict[str, asyncio.Future[str | None]] = {}
-        self._answered: OrderedDict[str, str | None] = OrderedDict()
+        self._answered: OrderedDict[str, float] = OrderedDict()  # message key -> when it was answered
+        self._replies: OrderedDict[str, tuple[float, str]] = OrderedDict()  # the answers, for re-sends
         self.handled = 0  # messages that reached the handler (tests and the benchmark read it)
 
     def _signed(self, query: Mapping[str, str]) -> bool:
@@ -139,8 +141,9 @@ class WeChatCallback:
         return HttpAnswer(200, xml_reply.encode(), "application/xml")
 
     async def _once(self, key: str, msg: Any) -> str | None:
-        if key in self._answered:
-            return self._answered[key]
+        if key in self._answered:  # a re-send of an answered message: the same answer while WeChat may ask
+            kept = self._replies.get(key)
+            return kept[1] if kept is not None else None
         running = self._inflight.get(key)
         if running is not None:  # WeChat's re-send while the first copy is still being handled
             return await asyncio.shield(running)
@@ -154,8 +157,24 @@ class WeChatCallback:
             log.error("wechat message handling failed: %s", type(exc).__name__)
         finally:
             del self._inflight[key]
-            self._answered[key] = reply
-            while len(self._answered) > SEEN:
-                self._answered.popitem(last=False)
+            now = self.clock()
+            self._forget_old(now)
+            self._answered[key] = now
+            if reply is not None:
+                self._replies[key] = (now, reply)
             fut.set_result(reply)
         return reply
+
+    def _forget_old(self, now: float) -> None:
+        """Keys are kept for the replay window (a re-send is never handled twice); reply texts only as long as
+        WeChat re-sends (they may show codes again, which should not sit in memory longer than needed)."""
+        while self._answered:
+            key, at = next(iter(self._answered.items()))
+            if len(self._answered) < SEEN and now - at <= REPLAY_WINDOW:
+                break
+            del self._answered[key]
+        while self._replies:
+            key, (at, _) = next(iter(self._replies.items()))
+            if now - at <= REPLY_KEPT and key in self._answered:
+                break
+            del self._replies[key]

@@ -8,7 +8,9 @@
   another thread's fetch uses that token instead of fetching again.
 - **Off the event loop**: wechatpy is synchronous (requests). `WeChatApi` runs every call in a small thread
   pool of its own, so a slow WeChat API never blocks other users' messages, and turns errcodes into typed
-  errors (45015/45047: `WindowClosed`; unsubscribed or unknown openid: `RecipientUnreachable`).
+  errors (45015/45047: `WindowClosed`; unsubscribed or unknown openid: `RecipientUnreachable`). Few threads:
+  requests' Python work holds the GIL, and many busy threads slow the event loop's replies more than they
+  speed up the sends (bench/wechat.py).
 
 Customer-service messages and uploads are logged by errcode only: message text may carry codes.
 """
@@ -31,6 +33,9 @@ from wechatpy.exceptions import WeChatClientException
 from core.errors import RecipientUnreachable
 
 log = logging.getLogger(__name__)
+# urllib3 logs every request line at DEBUG, and the Official Account API takes the access token in the query
+# string: keep the token out of log files.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 OFFICIAL = "https://api.weixin.qq.com"
 T = TypeVar("T")
@@ -95,7 +100,7 @@ class StoreWeChatClient(WeChatClient):
 class WeChatApi:
     """The Official Account calls the store makes, as coroutines (each runs in a worker thread)."""
 
-    def __init__(self, client: StoreWeChatClient, *, workers: int = 16) -> None:
+    def __init__(self, client: StoreWeChatClient, *, workers: int = 4) -> None:
         self.client = client
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wechat-api")
 

@@ -191,7 +191,8 @@ class WeChatFrontend:
     def __init__(self, shop: Shop, flow: CustomerFlow, api: Api, i18n: Translator, *,
                  admin: AdminHook | None = None, gateway: PayGateway | None = None,
                  qr_png: Callable[[str], bytes] | None = None, budget: float = BUDGET,
-                 locks: UserLocks | None = None, pending: Pending | None = None, pay_concurrency: int = 4) -> None:
+                 locks: UserLocks | None = None, pending: Pending | None = None,
+                 pay_concurrency: int = 2) -> None:
         self.shop = shop
         self.flow = flow
         self.api = api
@@ -236,7 +237,11 @@ class WeChatFrontend:
         return None
 
     async def _late(self, task: asyncio.Task[Reply], openid: str) -> None:
-        reply = await task
+        try:
+            reply = await task
+        except Exception as exc:  # noqa: BLE001 - WeChat got "success"; the log gets the type only
+            log.error("wechat message handling failed: %s", type(exc).__name__)
+            return
         steps = list(reply.after)
         if reply.text:
             text = reply.text
