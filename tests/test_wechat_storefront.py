@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from bots.wechat.client import WeComRobot
 from core.models import Buyer
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.fake_wechat_pay import FakeWeChatPay
@@ -237,3 +238,17 @@ async def test_opening_a_held_order_again_sends_its_qr_code_again(api, pay, tmp_
         images = api.images(ANN)
         assert len(images) == 2 and read_qr(images[0]) == read_qr(images[1])  # the same trade, the same code
         assert len(pay.trades) == 1
+
+
+async def test_the_wecom_robot_gets_at_most_20_messages_a_minute(api):
+    robot = WeComRobot(f"{api.base}/cgi-bin/webhook/send?key=robot-key")
+    try:
+        sends = [asyncio.ensure_future(robot.send(f"alert {i}")) for i in range(21)]
+        await api.wait_for(lambda: len(api.robot_texts()) >= 20)
+        await asyncio.sleep(0.5)
+        assert len(api.robot_texts()) == 20  # the 21st waits for the bucket to drain (about 3 s)
+        for s in sends:
+            s.cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
+    finally:
+        await robot.close()

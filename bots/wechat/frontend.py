@@ -173,10 +173,9 @@ class Pending:
             cust.state[PENDING] = entries
             await self.shop.save_customer(cust)
 
-    async def take(self, openid: str) -> list[dict[str, Any]]:
-        """Called under the user's lock (the frontend holds it)."""
-        cust = await self.shop.customer(buyer_of(openid), LANGUAGE_HINT)
-        if not cust.state.get(PENDING):
+    async def take(self, openid: str, seen: Customer) -> list[dict[str, Any]]:
+        """Called under the user's lock (the frontend holds it), with the customer as just read."""
+        if not seen.state.get(PENDING):
             return []
         cust = await fresh_customer(self.shop, openid)
         entries = cust.state.pop(PENDING, None)
@@ -289,10 +288,13 @@ class WeChatFrontend:
                 screens = await self.admin.handle(openid, text)
                 if screens is not None:
                     return self._reply(openid, screens, await self.admin.language(openid))
-            held = await self.pending.take(openid)
             ctx = Ctx(buyer_of(openid), openid, LANGUAGE_HINT)
             screens = await self._screens(ctx, msg, kind, event, text)
-            lang = await self._language(openid)
+            # The flow has just read the customer (and saved it, when the offered actions changed): this read
+            # comes from the shop's cache, and the flow kept any held-back codes in the state it saved.
+            cust = await self.shop.customer(ctx.buyer, LANGUAGE_HINT)
+            lang = cust.language or self.shop.default_language
+            held = await self.pending.take(openid, cust)
             reply = self._reply(openid, screens, lang)
             for screen in screens:
                 if screen.invoice is not None:
