@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import multiprocessing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -355,10 +356,10 @@ class WeChatFrontend:
             try:
                 await self.shop.cancel(order_id, buyer)
             except StoreError:
-                pass
+                return  # no longer held (paid, lapsed, cancelled meanwhile): My orders says what it is
             await self.api.send_text(openid, t(lang, "wechat.pay.failed", order=order_id))
             return
-        minutes = max(1, round((order.expires_at - order.created_at).total_seconds() / 60))
+        minutes = max(1, math.ceil((order.expires_at - self.shop.clock.now()).total_seconds() / 60))  # left
         amount = self.i18n.money(order.amount, order.currency, lang)
         await self.api.send_text(openid, t(lang, "wechat.pay.scan", amount=amount, order=order_id, minutes=minutes))
 
