@@ -252,3 +252,17 @@ async def test_the_wecom_robot_gets_at_most_20_messages_a_minute(api):
         await asyncio.gather(*sends, return_exceptions=True)
     finally:
         await robot.close()
+
+
+async def test_a_buyer_who_unfollowed_is_not_written_to_again_and_keeps_the_code(api, pay, tmp_path):
+    async with WeChatShop(api, tmp_path, pay=pay) as shop:
+        codes = await shop.stock(3)
+        order_id = await buy_game(shop)
+        api.fail_next("message/custom/send", 43004)  # require subscribe: the buyer unfollowed
+        await shop.pay_notice(order_id, ANN)
+        await shop.idle()
+        async with shop.app.db.uow() as uow:
+            assert await uow.outbox.pending_count() == 0  # given up, not retried
+        assert len(api.refused("message/custom/send")) == 1
+        assert not any(codes[0] in t for t in api.texts(ANN))
+        assert (await shop.app.shop.reveal(order_id, Buyer("wechat", ANN)))[2] == [codes[0]]  # in My orders
