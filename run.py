@@ -139,6 +139,7 @@ async def cmd_run(settings: Settings) -> int:
 async def cmd_run_channels(settings: Settings) -> int:
     """The chat storefronts that are configured (Telegram, WeChat, or both) on one App and one HTTP server."""
     from bots.http import HttpServer, webhook_path
+    from bots.process import settle_heap
     from jobs.scheduler import build_scheduler
 
     tg = settings.telegram
@@ -176,6 +177,7 @@ async def cmd_run_channels(settings: Settings) -> int:
                     await runtime.start()
             if wechat is not None:
                 log.info("WeChat callback at http://%s:%s/wechat", settings.server.host, server.port)
+            settle_heap()  # start-up's objects out of the garbage collector's way (bots/process.py)
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)

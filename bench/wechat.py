@@ -44,6 +44,7 @@ import aiohttp  # noqa: E402
 
 from bench.common import emit, log, temp_dir  # noqa: E402
 from bots.http import HttpServer  # noqa: E402
+from bots.process import settle_heap  # noqa: E402
 from bots.wechat.wiring import build_wechat  # noqa: E402
 from core.inventory import import_codes  # noqa: E402
 from core.models import Buyer  # noqa: E402
@@ -224,6 +225,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 await app.shop.start()
                 await runtime.start()
                 await server.start()
+                settle_heap()  # as run.py does once the store serves
                 side.store = f"http://127.0.0.1:{server.port}"
                 log(f"store on {side.store}; {n_codes} codes; WeChat's side in process {side.proc.pid}")
                 await side.ask(do="users", users=5, think=0, ramp=0, prefix="o-warm")  # compile, token, threads
