@@ -69,11 +69,17 @@ class TracedAPI(FakeBotAPI):
                 self.inbox[chat].put_nowait(call)
 
 
-async def expect(api: TracedAPI, chat: int, method: str, lat: list[float], t0: float, timeout: float = 60.0):  # noqa: ANN201
+STEPS: dict[str, list[float]] = defaultdict(list)  # latency per step, for the per-step figures
+
+
+async def expect(api: TracedAPI, chat: int, method: str, lat: list[float], t0: float, step: str,
+                 timeout: float = 60.0):  # noqa: ANN201
     while True:
         call = await asyncio.wait_for(api.inbox[chat].get(), timeout)
         if call.method == method:
-            lat.append((time.perf_counter() - t0) * 1000)
+            ms = (time.perf_counter() - t0) * 1000
+            lat.append(ms)
+            STEPS[step].append(ms)
             return call
 
 
@@ -83,26 +89,26 @@ async def customer(api: TracedAPI, product_id: int, n: int, lat: list[float], de
     chat = {"id": uid, "type": "private"}
     t0 = time.perf_counter()
     api.push_update(api.message_update(user, "/start"))
-    menu = await expect(api, uid, "sendMessage", lat, t0)
+    menu = await expect(api, uid, "sendMessage", lat, t0, "start")
     t0 = time.perf_counter()
     api.push_update(api.callback_update(user, f"p:{product_id}",
                                         {"message_id": menu.result["message_id"], "chat": chat, "date": 0}))
-    page = await expect(api, uid, "sendMessage", lat, t0)
+    page = await expect(api, uid, "sendMessage", lat, t0, "product")
     t0 = time.perf_counter()
     api.push_update(api.callback_update(user, f"buy:{product_id}:1",
                                         {"message_id": page.result["message_id"], "chat": chat, "date": 0}))
-    invoice = await expect(api, uid, "sendInvoice", lat, t0)
+    invoice = await expect(api, uid, "sendInvoice", lat, t0, "buy")
     payload, amount = invoice.params["payload"], invoice.params["prices"][0]["amount"]
     t0 = time.perf_counter()
     pcq = api.pre_checkout_update(user, payload, amount)
     api.query_chat[pcq["pre_checkout_query"]["id"]] = uid
     api.push_update(pcq)
-    answer = await expect(api, uid, "answerPreCheckoutQuery", lat, t0)
+    answer = await expect(api, uid, "answerPreCheckoutQuery", lat, t0, "pre_checkout")
     assert answer.params["ok"] is True, answer.params
     t0 = time.perf_counter()
     api.push_update(api.successful_payment_update(user, payload, amount, f"charge-{n}"))
     while True:
-        msg = await expect(api, uid, "sendMessage", lat, t0)
+        msg = await expect(api, uid, "sendMessage", lat, t0, "paid_to_code")
         codes = SPOILER.findall(msg.params["text"])
         if codes:
             delivered[uid] = codes
@@ -145,11 +151,13 @@ async def shoppers(api: TracedAPI, product_id: int, first: int, customers: int, 
 
         await asyncio.gather(*(gated(first + i) for i in range(customers)))
     seconds = time.perf_counter() - t0
+    steps = {k: pct(v, 99) for k, v in STEPS.items()}
+    STEPS.clear()
     codes = Counter(c for cs in delivered.values() for c in cs)
     return {"purchases_per_s": round(len(delivered) / seconds, 1), "seconds": round(seconds, 2),
             "update_latency_ms_p50": pct(lat, 50), "update_latency_ms_p99": pct(lat, 99),
             "duplicates": sum(n - 1 for n in codes.values() if n > 1), "lost": customers - len(delivered),
-            "errors": dict(errors), "codes": sorted(codes)}
+            "step_latency_ms_p99": steps, "errors": dict(errors), "codes": sorted(codes)}
 
 
 # -- the Telegram side: fake Bot API + customers ------------------------------------------------

@@ -75,6 +75,11 @@ class Handoff:
     stored: list[StoredCode]
 
 
+# Group-commit kinds that never add outbox rows: their commits need not wake the dispatcher (each wake-up is a
+# claim transaction; customers' state writes came with every message on numbered channels).
+QUIET_KINDS = frozenset({"outbox_done", "outbox_claim", "customer", "customer_new", "reserve"})
+
+
 class OutboxDispatcher:
     def __init__(self, uow_factory: UnitOfWorkFactory, committer: GroupCommitter, vault: Vault, clock: Clock,
                  notifiers: Mapping[str, Notifier], gateways: Mapping[str, PaymentGateway],
@@ -99,7 +104,7 @@ class OutboxDispatcher:
         committer.on_commit(self._on_commit)
 
     def _on_commit(self, kinds: set[str]) -> None:
-        if kinds - {"outbox_done", "outbox_claim"}:
+        if kinds - QUIET_KINDS:
             self._wake.set()
 
     def start(self) -> None:

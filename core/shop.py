@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
 from core.vault import Vault
 
+log = logging.getLogger(__name__)
 REVEALS_PER_HOUR = 10
 CUSTOMER_CACHE = 10_000  # customers kept in memory (the most recently seen)
 MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
@@ -77,6 +79,7 @@ class Shop:
         # replies are resolved against the stored state, which another process may have just changed.
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
+        self._pending_writes: _Pending = _Pending()
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,6 +100,8 @@ class Shop:
                 await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_seconds)
             except (TimeoutError, Exception):  # noqa: BLE001 - unsent rows stay in the outbox for next start
                 pass
+        if self._pending_writes:  # first contacts still on their way to the database
+            await asyncio.wait(list(self._pending_writes), timeout=drain_seconds)
         await self.dispatcher.stop()
         await self.committer.close()
 
@@ -232,7 +237,10 @@ class Shop:
             c = await uow.customers.get(buyer)
         if c is None:
             c = Customer(buyer, self.match_language(language_hint), {}, self.clock.now())
-            await self.committer.submit("customer_new", c)  # group-committed: first contacts share one fsync
+            # Stored by the group commit, and not waited for: the first answer to a new customer needs nothing
+            # from this row (its language came from the hint, kept in the cache meanwhile), and a lost row is
+            # simply made again on the next contact.
+            self._pending_writes.add(asyncio.ensure_future(self.committer.submit("customer_new", c)))
         self._remember(c)
         return _copy(c)
 
@@ -272,6 +280,20 @@ class Shop:
     async def audit_for(self, order_id: str) -> list[AuditEntry]:
         async with self.uow() as uow:
             return await uow.audit.for_order(order_id)
+
+
+class _Pending(set):
+    """Writes nobody waits for: kept until done (asyncio keeps only weak references to tasks); a failure is
+    logged, never raised into a buyer's conversation."""
+
+    def add(self, fut: asyncio.Future) -> None:  # type: ignore[override]
+        super().add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: asyncio.Future) -> None:
+        self.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("a background write failed: %s", type(fut.exception()).__name__)
 
 
 def _copy(c: Customer) -> Customer:

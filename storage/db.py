@@ -3,12 +3,20 @@
 SQLite: WAL, FULL sync (payments are money), busy timeout, foreign keys; writers begin with BEGIN IMMEDIATE
 through a one-connection write engine, so writers queue in Python instead of failing with "database is
 locked"; readers use their own pool and never block writers (WAL). PostgreSQL: one asyncpg pool.
+
+SQLite connections are aiosqlite's, each with its own thread. SQLAlchemy's aiosqlite adapter makes four trips
+to that thread per statement (make a cursor, execute, fetch, close); under load every trip waits a turn of the
+event loop, so a group commit of nine statements waited ~36 turns. `OneTripConnection` runs each statement
+(execute + fetch + close) in one trip: the same sqlite3 calls, in the same thread, a quarter of the waits.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import aiosqlite
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -17,6 +25,73 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from storage import repos
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class _OneTripCursor:
+    """The cursor SQLAlchemy's aiosqlite adapter asks for: each execute runs whole in aiosqlite's thread
+    (through its queue, `Connection._execute`) and keeps the rows; fetching and closing need no trip."""
+
+    __slots__ = ("_conn", "description", "rowcount", "lastrowid", "_rows")
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: list[Any] = []
+
+    def _run(self, sql: str, params: Any, many: bool) -> tuple[Any, list[Any], int, int | None]:
+        cur = self._conn._conn.cursor()  # noqa: SLF001 - runs in aiosqlite's own thread
+        try:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
+            rows = cur.fetchall() if cur.description else []
+            return cur.description, rows, cur.rowcount, cur.lastrowid
+        finally:
+            cur.close()
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _OneTripCursor:
+        result = await self._conn._execute(self._run, sql, parameters, False)  # noqa: SLF001
+        self.description, self._rows, self.rowcount, self.lastrowid = result
+        return self
+
+    async def executemany(self, sql: str, parameters: Sequence[Any]) -> _OneTripCursor:
+        result = await self._conn._execute(self._run, sql, parameters, True)  # noqa: SLF001
+        self.description, self._rows, self.rowcount, self.lastrowid = result
+        return self
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class OneTripConnection:
+    """An aiosqlite connection whose cursors run a statement in one trip to its thread (see the module
+    docstring). Everything else (commit, rollback, close, the thread) is aiosqlite's own."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._inner = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def cursor(self) -> _OneTripCursor:
+        return _OneTripCursor(self._inner)
+
+    @classmethod
+    def creator(cls, database: str):  # noqa: ANN206
+        """`async_creator` for create_async_engine: opens `database` like SQLAlchemy's dialect would."""
+        async def connect() -> OneTripConnection:
+            conn = aiosqlite.connect(database, uri=database.startswith("file:"), check_same_thread=False)
+            conn._thread.daemon = True  # noqa: SLF001 - as SQLAlchemy's dialect does: never blocks exit
+            return cls(await conn)
+
+        return connect
 
 
 class SqlUnitOfWork:
@@ -75,11 +150,13 @@ class Database:
             if db and db != ":memory:" and not db.startswith("file:"):
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             # One write connection: writers wait their turn in the pool, never on SQLite's lock.
-            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300)
+            creator = OneTripConnection.creator(db or ":memory:")
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300,
+                                                    async_creator=creator)
             # A fixed set of reader connections: each aiosqlite connection is a thread and a file open, so
             # overflow connections made and dropped under load cost more than waiting for a pooled one.
             self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 2, max_overflow=0,
-                                                   pool_timeout=60)
+                                                   pool_timeout=60, async_creator=creator)
             self._sqlite_setup(self.write_engine, "BEGIN IMMEDIATE", sqlite_synchronous)
             # Readers run without BEGIN: each statement reads its own WAL snapshot, which is all a screen or a
             # check needs, and saves a round trip to the driver's thread per read.

@@ -17,7 +17,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
-from aiogram.methods.base import TelegramMethod, TelegramType
+from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -78,6 +78,21 @@ class JsonSession(AiohttpSession):
             raise TelegramNetworkError(method=method, message=f"{type(e).__name__}: {e}") from e
         response = self.check_response(bot=bot, method=method, status_code=resp.status, content=raw)
         return cast(TelegramType, response.result)
+
+    def check_response(self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int,
+                       content: str) -> Response[TelegramType]:
+        """Successful answers are parsed straight from JSON text by pydantic-core (no dict in between);
+        anything else takes aiogram's path, which maps errors to its exceptions."""
+        if status_code == 200:
+            try:
+                response = Response[method.__returning__].model_validate_json(  # type: ignore[name-defined]
+                    content, context={"bot": bot})
+            except ValueError:
+                pass
+            else:
+                if response.ok:
+                    return response
+        return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
 
 
 _JSON = {"Content-Type": "application/json"}
