@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cmd_stock(settings))
         if cmd == "wechat" and args.wechat_command == "menu":
             return asyncio.run(cmd_wechat_menu(settings))
+    except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except VaultError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

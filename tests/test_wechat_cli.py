@@ -93,3 +93,13 @@ async def test_the_store_process_serves_the_wechat_callback(tmp_path):
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err.decode()
+
+
+async def test_a_missing_wechat_pay_certificate_stops_the_store_with_the_key_named(tmp_path):
+    async with FakeWeChatAPI(APPID, SECRET) as api:
+        cfg = write_config(tmp_path, api, port=free_port(), pay={
+            "mch_id": "1900000109", "api_key": "k" * 32, "notify_url": "https://shop.example.com/wechat/pay/notify",
+            "cert": str(tmp_path / "missing-cert.pem"), "key": str(tmp_path / "missing-key.pem")})
+        code, out, err = await run(cfg)
+        assert code == 2, err
+        assert "wechat.pay.cert" in err and "file not found" in err and "Traceback" not in err
