@@ -4,10 +4,16 @@ SQLite: WAL, FULL sync (payments are money), busy timeout, foreign keys; writers
 through a one-connection write engine, so writers queue in Python instead of failing with "database is
 locked"; readers use their own pool and never block writers (WAL). PostgreSQL: one asyncpg pool.
 
-SQLite connections are aiosqlite's, each with its own thread. SQLAlchemy's aiosqlite adapter makes four trips
-to that thread per statement (make a cursor, execute, fetch, close); under load every trip waits a turn of the
-event loop, so a group commit of nine statements waited ~36 turns. `OneTripConnection` runs each statement
-(execute + fetch + close) in one trip: the same sqlite3 calls, in the same thread, a quarter of the waits.
+SQLite connections are aiosqlite's, each with its own thread, but statements do not go there. SQLAlchemy's
+aiosqlite adapter made four trips to that thread per statement (cursor, execute, fetch, close); under load each
+trip waited for a turn of the busy event loop, and the thread then waited for the GIL again for every row (SQLite
+releases it around each step): a group commit took 100-400 ms, and every buyer waiting on it felt that.
+`OneTripConnection` runs a statement right where it is awaited instead: in WAL mode a reader never waits for a
+lock, and a writer's statements run inside BEGIN IMMEDIATE, when the lock is already held, so none of them waits
+on other connections; what they cost is SQLite's own work on small, indexed statements (microseconds).
+What can wait goes to aiosqlite's thread as before: BEGIN (it may wait for another process's write lock), COMMIT
+(the fsync, and WAL checkpoints), bulk executemany (over BULK_ROWS rows: imports, rekey) and statements marked
+with `repos.OFF_LOOP` (scans of the whole codes table: stock, rekey).
 """
 from __future__ import annotations
 
@@ -27,9 +33,12 @@ from storage import repos
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+BULK_ROWS = 256  # executemany with more rows than this runs in aiosqlite's thread
+
+
 class _OneTripCursor:
-    """The cursor SQLAlchemy's aiosqlite adapter asks for: each execute runs whole in aiosqlite's thread
-    (through its queue, `Connection._execute`) and keeps the rows; fetching and closing need no trip."""
+    """The cursor SQLAlchemy's aiosqlite adapter asks for: each execute runs whole (execute, fetch, close), on
+    the event loop or in aiosqlite's thread (see the module docstring), and keeps the rows."""
 
     __slots__ = ("_conn", "description", "rowcount", "lastrowid", "_rows")
 
@@ -53,12 +62,18 @@ class _OneTripCursor:
             cur.close()
 
     async def execute(self, sql: str, parameters: Any = ()) -> _OneTripCursor:
-        result = await self._conn._execute(self._run, sql, parameters, False)  # noqa: SLF001
+        if sql.startswith("BEGIN") or repos.OFF_LOOP in sql:
+            result = await self._conn._execute(self._run, sql, parameters, False)  # noqa: SLF001
+        else:
+            result = self._run(sql, parameters, False)
         self.description, self._rows, self.rowcount, self.lastrowid = result
         return self
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> _OneTripCursor:
-        result = await self._conn._execute(self._run, sql, parameters, True)  # noqa: SLF001
+        if len(parameters) > BULK_ROWS or repos.OFF_LOOP in sql:
+            result = await self._conn._execute(self._run, sql, parameters, True)  # noqa: SLF001
+        else:
+            result = self._run(sql, parameters, True)
         self.description, self._rows, self.rowcount, self.lastrowid = result
         return self
 
@@ -71,8 +86,8 @@ class _OneTripCursor:
 
 
 class OneTripConnection:
-    """An aiosqlite connection whose cursors run a statement in one trip to its thread (see the module
-    docstring). Everything else (commit, rollback, close, the thread) is aiosqlite's own."""
+    """An aiosqlite connection whose statements and rollbacks run where they are awaited (see the module
+    docstring). Everything else (begin, commit, close, the thread) is aiosqlite's own."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._inner = conn
@@ -82,6 +97,10 @@ class OneTripConnection:
 
     async def cursor(self) -> _OneTripCursor:
         return _OneTripCursor(self._inner)
+
+    async def rollback(self) -> None:
+        """Discarding a transaction (or nothing, on a reader) waits for no lock and writes nothing to disk."""
+        self._inner._conn.rollback()  # noqa: SLF001
 
     @classmethod
     def creator(cls, database: str):  # noqa: ANN206

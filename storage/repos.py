@@ -35,6 +35,10 @@ PRODUCT_EDITABLE = {"price", "stars", "title", "active"}
 # Locks are taken in id order in every method that takes them (no deadlocks between batches).
 
 
+# Marks a statement that may scan the whole codes table: on SQLite it runs in the driver's thread, not on the
+# event loop (storage/db.py). A comment, so PostgreSQL ignores it.
+OFF_LOOP = "/* off-loop */"
+
 # Statements run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
 _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
 _CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
@@ -225,7 +229,7 @@ class CodeRepo(_Repo):
     async def not_under_key(self, key_id: str, after_id: int, limit: int) -> list[StoredCode]:
         c = t.codes.c
         rows = await self.c.execute(select(t.codes).where(c.key_id != key_id, c.id > after_id)
-                                    .order_by(c.id).limit(limit))
+                                    .order_by(c.id).limit(limit).prefix_with(OFF_LOOP))
         return [_code(r) for r in rows]
 
     async def update_cipher(self, rows: Sequence[tuple[int, str, bytes, bytes]]) -> None:
@@ -236,21 +240,21 @@ class CodeRepo(_Repo):
         await self.c.execute(stmt, [{"cid": a, "kid": b, "n": n, "ct": ct} for a, b, n, ct in rows])
 
     async def count_not_under_key(self, key_id: str) -> int:
-        return (await self.c.execute(select(func.count()).select_from(t.codes)
+        return (await self.c.execute(select(func.count()).select_from(t.codes).prefix_with(OFF_LOOP)
                                      .where(t.codes.c.key_id != key_id))).scalar() or 0
 
     async def key_ids(self) -> set[str]:
-        return set((await self.c.execute(select(t.codes.c.key_id).distinct())).scalars())
+        return set((await self.c.execute(select(t.codes.c.key_id).distinct().prefix_with(OFF_LOOP))).scalars())
 
     async def stock(self, now: datetime) -> list[StockLine]:
         c = t.codes.c
         counts: dict[int, dict[str, int]] = {}
         for pid, status, n in await self.c.execute(
-                select(c.product_id, c.status, func.count()).group_by(c.product_id, c.status)):
+                select(c.product_id, c.status, func.count()).group_by(c.product_id, c.status).prefix_with(OFF_LOOP)):
             counts.setdefault(pid, {})[status] = n
         expired = dict((await self.c.execute(
             select(c.product_id, func.count()).where(c.status == CodeStatus.AVAILABLE.value, c.expires_at <= now)
-            .group_by(c.product_id))).all())
+            .group_by(c.product_id).prefix_with(OFF_LOOP))).all())
         prods = await self.c.execute(select(t.products.c.id, t.products.c.sku)
                                      .order_by(t.products.c.position, t.products.c.id))
         out = []
