@@ -88,6 +88,7 @@ class App:
                         low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
+            shop.attach_suppliers(__import__("suppliers").build_suppliers(settings))  # suppliers: (issue 5)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()

@@ -104,6 +104,25 @@ class HttpServer:
         self.app.router.add_get(path, verify)
         self.app.router.add_post(path, receive)
 
+    def add_supplier_callback(self, handle: Any, path: str = "/supplier/{name}/callback",
+                              max_body: int = 64 * 1024) -> None:
+        """Suppliers' top-up results (`POST /supplier/<name>/callback`): `handle(name, body, content_type) ->
+        (status, text)` decides (suppliers.handle_callback: a wrong signature is refused with 403). Bodies over
+        max_body are refused unread."""
+
+        async def callback(request: web.Request) -> web.Response:
+            if request.content_length is not None and request.content_length > max_body:
+                return web.Response(status=413, text="too large")
+            body = bytearray()
+            async for chunk in request.content.iter_chunked(16384):
+                body += chunk
+                if len(body) > max_body:
+                    return web.Response(status=413, text="too large")
+            status, text = await handle(request.match_info["name"], bytes(body), request.content_type)
+            return web.Response(status=status, text=text)
+
+        self.app.router.add_post(path, callback)
+
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

@@ -17,6 +17,7 @@ class ErrorCode(str, Enum):
     PROVIDER_DISABLED = "provider_disabled"
     RATE_LIMITED = "rate_limited"
     UNKNOWN_SKU = "unknown_sku"
+    BAD_ACCOUNT = "bad_account"  # a top-up account that does not fit the product's pattern
 
 
 class StoreError(Exception):
@@ -40,3 +41,15 @@ class VaultError(Exception):
 class RecipientUnreachable(Exception):
     """The platform will never take messages for this recipient (blocked the bot, deleted the account).
     The outbox stops retrying; what was to be sent stays where the buyer can see it ("My orders")."""
+
+
+class SupplierError(Exception):
+    """A supplier call failed. retryable: the same call (same request id) may succeed later (timeouts, 5xx,
+    "busy"); not retryable: the supplier refused (out of stock, balance too low, unknown SKU). The message is
+    the supplier's answer or the transport error, never a code."""
+
+    def __init__(self, message: str, *, retryable: bool, supplier: str = "", code: str = "") -> None:
+        self.retryable = retryable
+        self.supplier = supplier
+        self.code = code  # the supplier's error code, when it gave one
+        super().__init__(f"{supplier}: {message}" if supplier else message)

@@ -11,8 +11,8 @@ from typing import Any
 class Kind(str, Enum):
     CODE = "code"          # unique codes from a pool, each sold once
     REUSABLE = "reusable"  # one code sold to many buyers
-    SUPPLIER = "supplier"  # bought from a supplier at sale time (supplier issue)
-    TOPUP = "topup"        # the buyer's account is recharged (supplier issue)
+    SUPPLIER = "supplier"  # bought from a supplier at sale time (hold -> pay -> buy upstream -> deliver)
+    TOPUP = "topup"        # the buyer's account is recharged by a supplier (直充); no code
 
 
 class CodeStatus(str, Enum):
@@ -26,12 +26,12 @@ class CodeStatus(str, Enum):
 
 class OrderStatus(str, Enum):
     HELD = "held"
+    PENDING = "pending"  # paid; waiting for the supplier (a purchase or a top-up) before it is delivered
     DELIVERED = "delivered"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     REFUNDING = "refunding"
     REFUNDED = "refunded"
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,7 @@ class Order:
     delivered_at: datetime | None = None
     reusable_code_id: int | None = None
     note: str = ""
+    account: str = ""  # topup: the account the supplier recharges (phone number, game UID)
 
     def price_in(self, currency: str) -> int | None:
         """The amount due in a currency: the store currency, or XTR (Telegram Stars)."""
@@ -160,6 +161,7 @@ class NewCode:
     ciphertext: bytes
     fingerprint: bytes
     expires_at: datetime | None
+    order_id: str | None = None  # set for codes bought for one order (kind supplier): stored already sold
 
 
 @dataclass(slots=True)
@@ -203,3 +205,33 @@ class Customer:
     language: str | None
     state: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Where a product comes from: a supplier, its SKU there, and what one costs the shop (minor units of the
+    store currency; the merchant sees the margin). account_pattern: topup products' account check (regex)."""
+
+    supplier: str
+    supplier_sku: str
+    cost: int | None = None
+    account_pattern: str = ""
+
+
+@dataclass(slots=True)
+class SupplyRequest:
+    """One call to a supplier for an order (or a restock): the ledger behind idempotent retries, top-up polling
+    and budgets. request_id is what the supplier sees; retries reuse it."""
+
+    request_id: str
+    supplier: str
+    supplier_sku: str
+    kind: str  # buy | topup
+    status: str  # pending | done | failed
+    created_at: datetime
+    updated_at: datetime
+    order_id: str | None = None
+    qty: int = 1
+    cost: int = 0  # what it cost the shop in total (minor units of the store currency), 0 when unknown
+    upstream_id: str = ""
+    detail: str = ""  # the supplier's message on a failure

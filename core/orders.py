@@ -28,6 +28,9 @@ from core.outbox import Handoff, load_stored
 from core.ports import UnitOfWork
 
 
+SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
+
+
 @dataclass(slots=True)
 class ReserveRequest:
     buyer: Buyer
@@ -38,6 +41,7 @@ class ReserveRequest:
     # Fixed when the request is made: if a commit's outcome is unknown (the connection dropped) and the
     # batch runs again, the order that did land is found and returned instead of a second one being made.
     order_id: str = ""
+    account: str = ""  # topup: the account to recharge (checked against the product's pattern by the shop)
 
 
 @dataclass(slots=True)
@@ -57,7 +61,7 @@ class PaymentNotice:
 class PaymentResult:
     """What happened to one notice."""
 
-    outcome: str  # delivered | duplicate | refunding
+    outcome: str  # delivered | pending (bought from the supplier next) | duplicate | refunding
     order: Order | None
     reason: str = ""
     payment_id: int | None = None
@@ -142,8 +146,8 @@ class OrderBook:
             return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
         if not p.active:
             return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
-        if p.kind not in (Kind.CODE, Kind.REUSABLE):
-            return StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=p.sku, kind=p.kind.value)
+        if p.kind is Kind.TOPUP and not r.account:
+            return StoreError(ErrorCode.BAD_ACCOUNT, sku=p.sku)
         if not p.min_qty <= r.qty <= p.max_qty:
             return StoreError(ErrorCode.BAD_QUANTITY, min=p.min_qty, max=p.max_qty)
         return None
@@ -155,6 +159,7 @@ class OrderBook:
             product_id=p.id, qty=r.qty, unit_price=p.price, amount=p.price * r.qty,
             currency=p.currency, stars=p.stars, status=OrderStatus.HELD, language=r.language,
             created_at=now, expires_at=now + timedelta(minutes=hold),
+            account=r.account if p.kind is Kind.TOPUP else "",
         )
 
     # -- pay ---------------------------------------------------------------------------------
@@ -168,6 +173,7 @@ class OrderBook:
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
         deliver: list[Order] = []
+        supply: list[Order] = []  # supplier and topup orders: paid, then bought upstream (core/suppliers.py)
         reclaim: dict[int, list[Order]] = {}
         for i, n in enumerate(notices):
             key = (n.provider, n.txn_id)
@@ -183,7 +189,12 @@ class OrderBook:
             new_payments.append((i, pay, reason))
             if reason or order is None:
                 continue
-            if order.status is OrderStatus.HELD:
+            if products[order.product_id].kind in SUPPLIED:
+                if products[order.product_id].active:  # nothing was held: nothing can have lapsed
+                    supply.append(order)
+                else:
+                    reclaim.setdefault(order.product_id, []).append(order)  # refunded below (stock_gone)
+            elif order.status is OrderStatus.HELD:
                 deliver.append(order)
             else:  # the hold lapsed and the stock went back: try to take it again
                 reclaim.setdefault(order.product_id, []).append(order)
@@ -234,6 +245,9 @@ class OrderBook:
             raise ConflictError("held codes changed under a payment")
         if delivered_ids:
             await uow.orders.set_status(delivered_ids, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        supply_ids = {o.id for o in supply}
+        if supply_ids:
+            await uow.orders.set_status(sorted(supply_ids), OrderStatus.PENDING, now, paid=True)
         refunding_orders = sorted({p.order_id for _, p, r in new_payments if r == "stock_gone" and p.order_id})
         if refunding_orders:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
@@ -252,6 +266,12 @@ class OrderBook:
                 outbox.append(OutboxItem(None, "refund", channel, recipient, pay.order_id,
                                          {"payment_id": pay.id, "reason": reason, "language": language}))
                 results[i] = PaymentResult("refunding", order, reason, pay.id)
+            elif order is not None and order.id in supply_ids:
+                order.status, order.paid_at = OrderStatus.PENDING, now
+                kind = "topup" if products[order.product_id].kind is Kind.TOPUP else "buy"
+                outbox.append(OutboxItem(None, kind, order.buyer.channel, order.chat_id, order.id,
+                                         {"payment_id": pay.id, "language": order.language}))
+                results[i] = PaymentResult("pending", order, payment_id=pay.id)
             else:
                 assert order is not None
                 order.paid_at = order.delivered_at = now
@@ -280,7 +300,8 @@ class OrderBook:
         due = order.price_in(n.currency)
         if due is None or due != n.amount:
             return "amount_mismatch"
-        if order.status in (OrderStatus.DELIVERED, OrderStatus.REFUNDING, OrderStatus.REFUNDED):
+        if order.status in (OrderStatus.DELIVERED, OrderStatus.REFUNDING, OrderStatus.REFUNDED,
+                            OrderStatus.PENDING):
             return "paid_twice"
         return ""  # held: deliver; expired or cancelled: deliver if stock can be taken again
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
 # other refunds return a stray payment and leave the order as it is.
-ORDER_REFUNDS = frozenset({"stock_gone", "merchant"})
+ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed"})
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
@@ -99,6 +99,8 @@ class OutboxDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._handoffs: set[asyncio.Task[None]] = set()
+        # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/suppliers.py SupplyDesk).
+        self.supply: Any = None
         committer.register("outbox_claim", self._claim_batch)
         committer.register("outbox_done", self._done_batch)
         committer.on_commit(self._on_commit)
@@ -111,6 +113,10 @@ class OutboxDispatcher:
         if self._task is None:
             self._wake.set()  # whatever a crash left behind goes out first
             self._task = asyncio.create_task(self._loop(), name="outbox")
+
+    def wake(self) -> None:
+        """Something was queued outside the group committer: look at the outbox now."""
+        self._wake.set()
 
     @property
     def running(self) -> bool:
@@ -227,6 +233,8 @@ class OutboxDispatcher:
             return True, "", {}
         if item.kind == "refund":
             await self._refund(item)
+        elif item.kind in ("buy", "topup") and self.supply is not None:
+            return await self.supply.handle(item)
         elif item.kind == "notify":
             p = item.payload
             await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],

@@ -20,6 +20,7 @@ from core.models import (
     ProductSpec,
     StockLine,
     StoredCode,
+    SupplyRequest,
 )
 
 
@@ -77,6 +78,9 @@ class OrderRepo(Protocol):
     async def for_buyer(self, buyer: Buyer, limit: int, offset: int) -> list[Order]: ...
     async def recent(self, status: OrderStatus | None, limit: int, offset: int) -> list[Order]:
         """Newest first, optionally only one status (the merchant's order list)."""
+    async def move(self, order_id: str, expected: OrderStatus, status: OrderStatus, at: datetime, *,
+                   delivered: bool = False) -> bool:
+        """Set an order's status only if it is still `expected` (a callback and a poll may race); True if it was."""
 
 
 class PaymentRepo(Protocol):
@@ -125,6 +129,18 @@ class MetaRepo(Protocol):
     async def with_prefix(self, prefix: str) -> dict[str, str]: ...
 
 
+class SupplyRepo(Protocol):
+    """The ledger of supplier calls (core/suppliers.py)."""
+
+    async def get(self, request_id: str) -> SupplyRequest | None: ...
+    async def save(self, request: SupplyRequest) -> None:
+        """Insert, or update the status, upstream id, cost and detail of an existing request id."""
+    async def pending_topups(self, limit: int) -> list[SupplyRequest]:
+        """Top-ups the supplier has accepted but not finished, least recently updated first."""
+    async def spent_since(self, supplier: str, since: datetime) -> int:
+        """What buys and top-ups from a supplier cost since then (minor units; failed ones not counted)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless commit() was called."""
 
@@ -136,6 +152,7 @@ class UnitOfWork(Protocol):
     audit: AuditRepo
     customers: CustomerRepo
     meta: MetaRepo
+    supplies: SupplyRepo
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(
@@ -180,3 +197,45 @@ class PaymentGateway(Protocol):
     name: str
 
     async def refund(self, payment: Payment, reason: str) -> None: ...
+
+
+# -- suppliers (issue 5) ---------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class SupplierProduct:
+    """One item a supplier sells: its SKU there, a title, the price in minor units of the supplier's currency,
+    and how many it has (None: the supplier does not say)."""
+
+    sku: str
+    title: str
+    price: int
+    stock: int | None = None
+
+
+@dataclass(slots=True)
+class TopupResult:
+    """Where a top-up stands at the supplier: pending (finishes by callback or polling), done or failed."""
+
+    request_id: str
+    status: str  # pending | done | failed
+    upstream_id: str = ""  # the supplier's own order number, when it gives one
+    message: str = ""  # the supplier's words on a failure (never shown to buyers as is)
+
+
+class Supplier(Protocol):
+    """An upstream seller the shop buys codes and top-ups from (货源). Raises core.errors.SupplierError.
+
+    request_id is the idempotency key: asking again with the same id never buys twice (a retry after a lost
+    answer gets the same codes / the same top-up)."""
+
+    name: str
+
+    async def balance(self) -> int:
+        """The shop's balance at the supplier, in minor units of the supplier's currency."""
+    async def products(self) -> list[SupplierProduct]: ...
+    async def buy(self, supplier_sku: str, qty: int, request_id: str) -> list[str]:
+        """Plain codes (secrets: never log them); same request_id -> same codes."""
+    async def topup(self, supplier_sku: str, account: str, request_id: str) -> TopupResult: ...
+    async def topup_status(self, request_id: str) -> TopupResult: ...
+    async def check_code(self, supplier_sku: str, code: str) -> str:
+        """valid | used | invalid | unknown (unknown also where the supplier cannot tell)."""

@@ -48,6 +48,7 @@ __all__ = [
     "Server",
     "Settings",
     "Store",
+    "Supplier",
     "Telegram",
     "Vault",
     "MenuButton",
@@ -329,6 +330,21 @@ class Product(BaseModel):
     hold_minutes: Optional[int] = Field(None, ge=1, le=1440)
     active: bool = True
     rules: dict[str, Any] = Field(default_factory=dict)
+    # Where it comes from (suppliers:): required for kinds supplier and topup, optional for code (restock).
+    supplier: str = ""
+    supplier_sku: str = ""
+    cost: Optional[int] = Field(None, ge=0)  # what one costs the shop, minor units of store.currency
+    account_pattern: str = ""  # topup: the account must match this (e.g. ^1[3-9]\d{9}$, a mainland mobile)
+
+    @field_validator("account_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression ({exc})") from None
+        return value
 
     @field_validator("sku", mode="before")
     @classmethod
@@ -346,6 +362,23 @@ class Product(BaseModel):
         if not any(v.strip() for v in value.values()):
             raise ValueError("must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _check_supply(self) -> "Product":
+        if self.kind in ("supplier", "topup"):
+            missing = [((k,), f"required for kind {self.kind}") for k in ("supplier", "supplier_sku")
+                       if not getattr(self, k)]
+            if missing:
+                _fail(*missing)
+        elif self.supplier_sku and not self.supplier:
+            _fail((("supplier",), "required with supplier_sku"))
+        if self.account_pattern and self.kind != "topup":
+            _fail((("account_pattern",), "only for kind topup"))
+        if self.kind == "topup":
+            if self.min_qty != 1:
+                _fail((("min_qty",), "must be 1 for kind topup (one account per order)"))
+            self.max_qty = 1
+        return self
 
     @model_validator(mode="after")
     def _check_qty(self) -> "Product":
@@ -534,6 +567,122 @@ class Wechat(BaseModel):
         return self
 
 
+_SUPPLIER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class SupplierPaths(BaseModel):
+    """Endpoint paths under base_url; "" = the supplier does not offer it."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    balance: str = "/api/balance"
+    products: str = "/api/products"
+    buy: str = "/api/buy"
+    topup: str = "/api/topup"
+    query: str = "/api/query"  # an order by request id: its status, and its codes for a purchase
+    check: str = ""  # a code's status (valid / used / invalid)
+
+
+class SupplierFields(BaseModel):
+    """The request's parameter names at this supplier."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    app_key: str = "app_key"
+    timestamp: str = "timestamp"
+    nonce: str = "nonce"
+    sign: str = "sign"
+    sku: str = "sku"
+    qty: str = "qty"
+    request_id: str = "request_id"
+    account: str = "account"
+    code: str = "code"
+    callback_url: str = "notify_url"
+
+
+class SupplierAnswer(BaseModel):
+    """Where things are in the supplier's JSON answers (and callbacks). Keys of `data` unless said."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    code: str = "code"  # top level: the result code
+    ok: list[str] = Field(default_factory=lambda: ["0"])  # result codes that mean success
+    retry: list[str] = Field(default_factory=list)  # result codes worth retrying (busy, try later)
+    duplicate: list[str] = Field(default_factory=list)  # "request id used already": the store asks `query`
+    message: str = "msg"  # top level
+    data: str = "data"  # top level: the payload ("" = the top level itself)
+    balance: str = "balance"
+    codes: str = "cards"  # a list of strings, or of objects (then card_fields)
+    card_fields: list[str] = Field(default_factory=list)  # e.g. [card_no, card_pwd]: joined by a space
+    status: str = "status"
+    upstream_id: str = "order_no"
+    request_id: str = "request_id"  # in callbacks and query answers
+    products: str = "list"
+    product_sku: str = "sku"
+    product_title: str = "name"
+    product_price: str = "price"
+    product_stock: str = "stock"
+    done: list[str] = Field(default_factory=lambda: ["success"])  # order / top-up statuses
+    pending: list[str] = Field(default_factory=lambda: ["processing"])
+    failed: list[str] = Field(default_factory=lambda: ["failed"])
+    valid: list[str] = Field(default_factory=lambda: ["valid"])  # code statuses (check)
+    used: list[str] = Field(default_factory=lambda: ["used"])
+    invalid: list[str] = Field(default_factory=lambda: ["invalid"])
+
+    @field_validator("ok", "retry", "duplicate", "done", "pending", "failed", "valid", "used", "invalid",
+                     mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]
+        return [_num_to_str(v) for v in value] if isinstance(value, list) else value
+
+
+class Supplier(BaseModel):
+    """One upstream supplier (货源). type http: a signed JSON/form API in the common style of card suppliers."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    type: Literal["http", "store"] = "http"
+    base_url: str = ""
+    app_key: str = ""
+    secret: Secret = SecretStr("")
+    sign: Literal["md5", "hmac-sha256"] = "md5"
+    sign_case: Literal["upper", "lower"] = "upper"
+    sign_key_param: str = "key"  # the string signed ends with &key=<secret>; "" = the secret appended as is
+    body: Literal["form", "json"] = "form"
+    timeout: float = Field(10.0, gt=0, le=30)  # seconds per attempt
+    retries: int = Field(2, ge=0, le=5)  # more attempts of one call after a timeout, 5xx or lost answer
+    backoff: float = Field(0.5, ge=0, le=10)  # seconds before the first retry; doubles
+    amounts: Literal["yuan", "fen"] = "yuan"  # how the supplier writes money ("45.00" yuan, or 4500 fen)
+    callback_url: str = ""  # sent with top-ups: the public URL of this store's /supplier/<name>/callback
+    max_attempts: int = Field(5, ge=1, le=50)  # tries of an order's purchase/top-up before it is refunded
+    paths: SupplierPaths = Field(default_factory=SupplierPaths)
+    fields: SupplierFields = Field(default_factory=SupplierFields)
+    answer: SupplierAnswer = Field(default_factory=SupplierAnswer)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Supplier":
+        problems: list[tuple[Loc, str]] = []
+        if self.type == "store":
+            problems.append((("type",), "the store supplier (another store's B2B API) is not available yet; "
+                                        "use type http"))
+        else:
+            if not re.match(r"^https?://", self.base_url):
+                problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"))
+            if not self.secret.get_secret_value():
+                problems.append((("secret",), "required: the key requests are signed with"))
+        if self.callback_url and not re.match(r"^https?://", self.callback_url):
+            problems.append((("callback_url",), "must start with http:// or https://"))
+        worst = self.timeout * (self.retries + 1) + self.backoff * (2 ** self.retries - 1)
+        if worst > 40:
+            problems.append((("timeout",), f"timeout × (retries + 1) plus backoff is {worst:g} s; at most 40 s "
+                                           "(one supplier call must end well inside the outbox's 45 s send limit)"))
+        if problems:
+            _fail(*problems)
+        return self
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -545,6 +694,7 @@ class Settings(BaseModel):
     catalog: list[Product] = Field(default_factory=list)
     telegram: Telegram = Field(default_factory=Telegram)
     wechat: Wechat = Field(default_factory=Wechat)
+    suppliers: dict[str, Supplier] = Field(default_factory=dict)
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -553,6 +703,17 @@ class Settings(BaseModel):
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".
         return {} if value is None else value
+
+    @field_validator("suppliers", mode="before")
+    @classmethod
+    def _null_suppliers(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            bad = [k for k in value if not isinstance(k, str) or not _SUPPLIER_NAME.match(k)]
+            if bad:
+                _fail(*(((str(k),), "supplier name must be 1-32 letters, digits, '_' or '-'") for k in bad))
+        return value
 
     @field_validator("catalog", mode="before")
     @classmethod
@@ -570,6 +731,10 @@ class Settings(BaseModel):
                 )
             else:
                 seen[product.sku] = i
+            if product.supplier and product.supplier not in self.suppliers:
+                known = ", ".join(self.suppliers) or "none configured"
+                problems.append((("catalog", i, "supplier"), f"unknown supplier {product.supplier!r} "
+                                                            f"(suppliers: {known})"))
         if problems:
             _fail(*problems)
         return self

@@ -27,7 +27,8 @@ from core.models import (
 )
 from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
-from core.ports import Notifier, PaymentGateway, UnitOfWorkFactory
+from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWorkFactory
+from core.suppliers import SupplyDesk, check_account
 from core.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class Shop:
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
+        # Suppliers (issue 5): attached by App.open from the `suppliers:` config (suppliers.build_suppliers).
+        self.supply = SupplyDesk(uow_factory, vault, clock, wake=self.dispatcher.wake)
+        self.dispatcher.supply = self.supply
         self.currency = currency  # the store currency, for products a merchant creates by command
         # Screens read the catalogue from memory: a change made here shows at once, one made by another
         # process within catalog_ttl seconds. Orders never trust it: reserve reads the product in its own
@@ -92,6 +96,14 @@ class Shop:
         self.book.delivered_hook = lambda entries: self.committer.after_this_commit(
             lambda: self.dispatcher.handoff(entries))
 
+    def attach_suppliers(self, suppliers: Mapping[str, Supplier]) -> None:
+        """The configured suppliers by name; `suppliers.offers` (when given) maps store SKUs to them."""
+        self.supply.attach(suppliers)
+
+    @property
+    def suppliers(self) -> dict[str, Supplier]:
+        return self.supply.suppliers
+
     async def close(self, drain_seconds: float = 5.0) -> None:
         """Stop; what is already due in the outbox gets one last chance to go out first."""
         self.book.delivered_hook = None
@@ -104,6 +116,10 @@ class Shop:
             await asyncio.wait(list(self._pending_writes), timeout=drain_seconds)
         await self.dispatcher.stop()
         await self.committer.close()
+        for supplier in self.supply.suppliers.values():
+            aclose = getattr(supplier, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     # -- catalogue ----------------------------------------------------------------------------
     async def sync_catalog(self, specs: Sequence[ProductSpec]) -> list[Product]:
@@ -150,6 +166,8 @@ class Shop:
             if p.kind is Kind.REUSABLE:
                 live = await uow.codes.reusable_for([p.id])
                 return ProductView(p, None if p.id in live else 0, False)
+            if p.kind in (Kind.SUPPLIER, Kind.TOPUP):  # bought when sold: available while a supplier is set
+                return ProductView(p, None if self.supply.supplier_for(p) else 0, False)
             counts = await uow.codes.available_counts([p.id], self.low_stock + 1, self.clock.now())
         n = counts.get(p.id, 0)
         return ProductView(p, n, 0 < n <= self.low_stock)
@@ -162,10 +180,27 @@ class Shop:
         return next((p for p in await self._all_products() if p.sku == sku), None)
 
     # -- orders -------------------------------------------------------------------------------
-    async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "") -> Order:
-        """Hold stock for a buyer until the hold lapses; raises SOLD_OUT when there is not enough."""
-        request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()))
+    async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "",
+                      account: str = "") -> Order:
+        """Hold stock for a buyer until the hold lapses; raises SOLD_OUT when there is not enough.
+        Top-ups carry the account to recharge (BAD_ACCOUNT when it does not fit the product's pattern)."""
+        product = await self.product(product_id)
+        if product is not None and product.kind in (Kind.SUPPLIER, Kind.TOPUP):
+            if self.supply.supplier_for(product) is None:
+                raise StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku)
+            if product.kind is Kind.TOPUP:
+                checked = self.check_account(product, account)
+                if checked is None:
+                    raise StoreError(ErrorCode.BAD_ACCOUNT, sku=product.sku)
+                account = checked
+        request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()),
+                                 account)
         return await self.committer.submit("reserve", request)
+
+    def check_account(self, product: Product, account: str) -> str | None:
+        """A top-up account as it will be sent, or None when it does not fit the product's pattern."""
+        offer = self.supply.offer_for(product)
+        return check_account(account, offer.account_pattern if offer else "")
 
     async def pay(self, notice: PaymentNotice) -> PaymentResult:
         """Record a provider's payment once and deliver (or queue a refund)."""

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from core.errors import ErrorCode, StoreError
-from core.models import Buyer, Customer, Order, OrderStatus, Product
+from core.models import Buyer, Customer, Kind, Order, OrderStatus, Product
 from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.settings import localized
@@ -22,6 +22,9 @@ from locales import Translator
 log = logging.getLogger(__name__)
 PAGE = 8
 MAX_ACTION_LEN = 64
+TOPUP_STATE = "topup"  # conversation state while a top-up's account is asked for: {"p": product id, "a": account}
+TOPUP_ACTIONS = frozenset({"tu", "ta", "tuc"})
+MAX_ACCOUNT_TYPED = 200
 
 
 def _n(text: str) -> int:
@@ -76,6 +79,15 @@ class CustomerFlow:
             n = _n(word)
         except ValueError:
             n = 0
+        topup = cust.state.get(TOPUP_STATE)
+        if isinstance(topup, dict) and word and not word.startswith("/"):
+            # Waiting for a top-up account: what fits the product's pattern is the account; a number that picks
+            # an offered action (and is no account) is that action; anything else is a wrong account.
+            product = await self.shop.product(int(topup.get("p", 0)))
+            fits = product is not None and self.shop.check_account(product, word) is not None
+            if fits or not 1 <= n <= len(offered):
+                topup["typed"] = word[:MAX_ACCOUNT_TYPED]
+                return await self._act(cust, ctx, "ta")
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
@@ -113,6 +125,15 @@ class CustomerFlow:
             raise ValueError("action too long")
         name, _, rest = action_id.partition(":")
         args = rest.split(":") if rest else []
+        if name not in TOPUP_ACTIONS and TOPUP_STATE in cust.state:  # the buyer left the top-up: forget it
+            cust.state.pop(TOPUP_STATE)
+            await self.shop.save_customer(cust)
+        if name == "tu":
+            return [await self._topup_ask(cust, lang, _n(args[0]))]
+        if name == "ta":
+            return [await self._topup_account(cust, lang)]
+        if name == "tuc":
+            return [await self._topup_confirmed(cust, ctx, lang, _n(args[0]))]
         if name == "menu":
             return [await self._menu(lang)]
         if name == "help":
@@ -240,6 +261,8 @@ class CustomerFlow:
         rows: list[list[Action]] = []
         if self.show_stars and not p.stars:
             lines.append(t(lang, "telegram.no_stars"))
+        elif view.available != 0 and p.kind is Kind.TOPUP:  # the account comes first, then the invoice
+            rows.append([Action(f"tu:{p.id}", t(lang, "product.buy"))])
         elif view.available != 0:
             # Buy comes first so that on numbered channels "1" always means Buy on a product page.
             rows.append([Action(f"buy:{p.id}:{qty}", t(lang, "product.buy"))])
@@ -264,6 +287,53 @@ class CustomerFlow:
         assert product is not None  # it was just reserved
         return self._invoice(order, product, lang)
 
+    # -- top-ups: account -> confirmation -> invoice ------------------------------------------------
+    async def _topup_ask(self, cust: Customer, lang: str, product_id: int, error: str = "") -> Screen:
+        """Ask for the account to recharge; the next message the buyer types is taken as the account."""
+        view = await self.shop.product_view(product_id)
+        if view.product.kind is not Kind.TOPUP:
+            raise ValueError("not a top-up product")
+        cust.state[TOPUP_STATE] = {"p": product_id}
+        await self.shop.save_customer(cust)
+        t = self.i18n.t
+        body = (error + "\n\n" if error else "") + t(lang, "topup.ask.body")
+        return Screen(t(lang, "topup.ask.title", title=self._title(view.product, lang)), body,
+                      actions=[[Action(f"p:{product_id}", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))]],
+                      error="bad_account" if error else None)
+
+    async def _topup_account(self, cust: Customer, lang: str) -> Screen:
+        """The buyer typed an account: shown back for confirmation, or asked again when it does not fit."""
+        state = cust.state.get(TOPUP_STATE) or {}
+        product = await self.shop.product(int(state.get("p", 0)))
+        if product is None or product.kind is not Kind.TOPUP or "typed" not in state:
+            raise ValueError("no top-up waiting for an account")
+        typed = str(state.pop("typed"))
+        account = self.shop.check_account(product, typed)
+        t = self.i18n.t
+        if account is None:
+            return await self._topup_ask(cust, lang, product.id, t(lang, "topup.bad_account", account=typed[:40]))
+        state["a"] = account
+        await self.shop.save_customer(cust)
+        return Screen(t(lang, "topup.confirm.title"), t(
+            lang, "topup.confirm.body", title=self._title(product, lang), account=account,
+            total=self._price(product.price, product.currency, lang)), actions=[
+            [Action(f"tuc:{product.id}", t(lang, "topup.confirm"))],
+            [Action(f"tu:{product.id}", t(lang, "topup.change")), Action("menu", t(lang, "nav.menu"))]])
+
+    async def _topup_confirmed(self, cust: Customer, ctx: Ctx, lang: str, product_id: int) -> Screen:
+        """Confirmed: the order is made with the account and the invoice shown."""
+        state = cust.state.get(TOPUP_STATE) or {}
+        if state.get("p") != product_id or not state.get("a"):
+            return await self._topup_ask(cust, lang, product_id)
+        product = await self.shop.product(product_id)
+        if product is not None and self.show_stars and not product.stars:
+            raise StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku)
+        order = await self.shop.reserve(ctx.buyer, product_id, 1, lang, ctx.chat_id, account=str(state["a"]))
+        cust.state.pop(TOPUP_STATE, None)
+        await self.shop.save_customer(cust)
+        assert product is not None
+        return self._invoice(order, product, lang)
+
     def _invoice(self, order: Order, product: Product, lang: str) -> Screen:
         t = self.i18n.t
         minutes = max(1, round((order.expires_at - order.created_at).total_seconds() / 60))
@@ -274,7 +344,8 @@ class CustomerFlow:
         return Screen(
             t(lang, "order.held.title", order=order.id),
             t(lang, "order.held.body", title=self._title(product, lang), qty=order.qty,
-              total=self._price(order.amount, order.currency, lang), minutes=minutes),
+              total=self._price(order.amount, order.currency, lang), minutes=minutes)
+            + ("\n" + t(lang, "topup.account", account=order.account) if order.account else ""),
             actions=rows,
             invoice={"order_id": order.id, "title": self._title(product, lang), "amount": order.amount,
                      "currency": order.currency, "stars": (order.stars or 0) * order.qty, "qty": order.qty, "lang": lang,
@@ -293,6 +364,9 @@ class CustomerFlow:
         if result.outcome == "refunding":
             reason = t(lang, f"refund.reason.{result.reason}")
             return Screen(t(lang, "order.refunding", order=order.id, reason=reason), actions=self._home(lang))
+        if result.outcome == "pending":  # bought from the supplier next: codes or the top-up follow
+            return Screen(t(lang, "topup.pending" if order.account else "supplier.pending"),
+                          actions=[[Action(f"o:{order.id}", t(lang, "menu.orders"))], *self._home(lang)])
         return Screen(t(lang, "order.paid", order=order.id),
                       actions=[[Action(f"o:{order.id}", t(lang, "menu.orders"))], *self._home(lang)])
 
@@ -326,8 +400,12 @@ class CustomerFlow:
         body = t(lang, "order.detail", title=self._title(product, lang), qty=order.qty,
                  total=self._price(order.amount, order.currency, lang), status=t(lang, f"status.{order.status.value}"),
                  created=order.created_at.strftime("%Y-%m-%d %H:%M UTC"))
+        if order.account:
+            body += "\n" + t(lang, "topup.account", account=order.account)
+        if order.status is OrderStatus.PENDING:
+            body += "\n" + t(lang, "topup.pending" if product.kind is Kind.TOPUP else "supplier.pending")
         rows = []
-        if order.status is OrderStatus.DELIVERED:
+        if order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
             rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
         rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "order.held.title", order=order.id), body, actions=rows)

@@ -138,6 +138,7 @@ class SqlUnitOfWork:
         self.audit = repos.AuditRepo(*args)
         self.customers = repos.CustomerRepo(*args)
         self.meta = repos.MetaRepo(*args)
+        self.supplies = repos.SupplyRepo(*args)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

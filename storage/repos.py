@@ -27,6 +27,7 @@ from core.models import (
     ProductSpec,
     StockLine,
     StoredCode,
+    SupplyRequest,
 )
 from storage import tables as t
 
@@ -134,7 +135,7 @@ class CodeRepo(_Repo):
         if not codes:
             return 0
         rows = [
-            {"id": c.id, "product_id": c.product_id, "status": c.status.value, "order_id": None,
+            {"id": c.id, "product_id": c.product_id, "status": c.status.value, "order_id": c.order_id,
              "key_id": c.key_id, "nonce": c.nonce, "ciphertext": c.ciphertext, "fingerprint": c.fingerprint,
              "expires_at": c.expires_at}
             for c in codes
@@ -281,7 +282,7 @@ def _lock_key(name: str) -> int:
 def _order(r: Any) -> Order:
     return Order(r.id, Buyer(r.buyer_channel, r.buyer_id), r.chat_id, r.product_id, r.qty, r.unit_price, r.amount,
                  r.currency, r.stars, OrderStatus(r.status), r.language, r.created_at, r.expires_at, r.paid_at,
-                 r.delivered_at, r.reusable_code_id, r.note)
+                 r.delivered_at, r.reusable_code_id, r.note, r.account or "")
 
 
 class OrderRepo(_Repo):
@@ -304,7 +305,8 @@ class OrderRepo(_Repo):
              "product_id": o.product_id, "qty": o.qty, "unit_price": o.unit_price, "amount": o.amount,
              "currency": o.currency, "stars": o.stars, "status": o.status.value, "language": o.language,
              "created_at": o.created_at, "expires_at": o.expires_at, "paid_at": o.paid_at,
-             "delivered_at": o.delivered_at, "reusable_code_id": o.reusable_code_id, "note": o.note}
+             "delivered_at": o.delivered_at, "reusable_code_id": o.reusable_code_id, "note": o.note,
+             "account": o.account}
             for o in orders])
 
     async def set_status(self, ids: Sequence[str], status: OrderStatus, at: datetime, *, paid: bool = False,
@@ -315,6 +317,15 @@ class OrderRepo(_Repo):
         if delivered:
             values["delivered_at"] = at
         await self.c.execute(update(t.orders).where(t.orders.c.id.in_(list(ids))).values(**values))
+
+    async def move(self, order_id: str, expected: OrderStatus, status: OrderStatus, at: datetime, *,
+                   delivered: bool = False) -> bool:
+        values: dict[str, Any] = {"status": status.value}
+        if delivered:
+            values["delivered_at"] = at
+        res = await self.c.execute(update(t.orders).where(t.orders.c.id == order_id,
+                                                          t.orders.c.status == expected.value).values(**values))
+        return res.rowcount == 1
 
     async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None:
         stmt = update(t.orders).where(t.orders.c.id == bindparam("oid")).values(reusable_code_id=bindparam("cid"))
@@ -523,6 +534,38 @@ class CustomerRepo(_Repo):
                  "state": c.state, "created_at": c.created_at, "updated_at": now} for c in customers]
         ins = (pg_insert if self.pg else sqlite_insert)(t.customers)
         await self.c.execute(ins.on_conflict_do_nothing(index_elements=["channel", "external_id"]), rows)
+
+
+def _supply(r: Any) -> SupplyRequest:
+    return SupplyRequest(r.request_id, r.supplier, r.supplier_sku, r.kind, r.status, r.created_at, r.updated_at,
+                         r.order_id, r.qty, r.cost, r.upstream_id, r.detail)
+
+
+class SupplyRepo(_Repo):
+    async def get(self, request_id: str) -> SupplyRequest | None:
+        r = (await self.c.execute(select(t.supply_requests)
+                                  .where(t.supply_requests.c.request_id == request_id))).first()
+        return _supply(r) if r else None
+
+    async def save(self, request: SupplyRequest) -> None:
+        row = {"request_id": request.request_id, "supplier": request.supplier, "supplier_sku": request.supplier_sku,
+               "kind": request.kind, "status": request.status, "order_id": request.order_id, "qty": request.qty,
+               "cost": request.cost, "upstream_id": request.upstream_id[:128], "detail": request.detail[:1000],
+               "created_at": request.created_at, "updated_at": request.updated_at}
+        ins = (pg_insert if self.pg else sqlite_insert)(t.supply_requests).values(**row)
+        await self.c.execute(ins.on_conflict_do_update(index_elements=["request_id"], set_={
+            k: row[k] for k in ("status", "cost", "upstream_id", "detail", "updated_at")}))
+
+    async def pending_topups(self, limit: int) -> list[SupplyRequest]:
+        c = t.supply_requests.c
+        rows = await self.c.execute(select(t.supply_requests).where(c.kind == "topup", c.status == "pending")
+                                    .order_by(c.updated_at).limit(limit))
+        return [_supply(r) for r in rows]
+
+    async def spent_since(self, supplier: str, since: datetime) -> int:
+        c = t.supply_requests.c
+        return (await self.c.execute(select(func.coalesce(func.sum(c.cost), 0)).where(
+            c.supplier == supplier, c.created_at >= since, c.status != "failed"))).scalar() or 0
 
 
 class MetaRepo(_Repo):

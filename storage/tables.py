@@ -107,6 +107,7 @@ orders = Table(
     Column("delivered_at", TS),
     Column("reusable_code_id", BigId),
     Column("note", Text, nullable=False, server_default=""),
+    Column("account", String(128), nullable=False, server_default=""),  # topup: the account recharged (0002)
     Index("ix_orders_buyer", "buyer_channel", "buyer_id", "created_at"),
     Index("ix_orders_status_expiry", "status", "expires_at"),
     Index("ix_orders_created", "created_at"),  # the merchant's recent orders
@@ -169,6 +170,25 @@ customers = Table(
     Column("state", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# Every call to a supplier for an order or a restock (migration 0002): idempotent retries, top-up polling, budgets.
+supply_requests = Table(
+    "supply_requests", metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("supplier", String(32), nullable=False),
+    Column("supplier_sku", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("order_id", String(24)),
+    Column("qty", Integer, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("upstream_id", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_supply_status", "kind", "status", "updated_at"),
+    Index("ix_supply_supplier", "supplier", "created_at"),
 )
 
 meta = Table(

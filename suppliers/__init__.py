@@ -1,0 +1,60 @@
+"""Supplier adapters (货源对接): implementations of core.ports.Supplier, built from the `suppliers:` config.
+
+    suppliers = build_suppliers(settings)     # {name: Supplier}; suppliers.offers: {store SKU: Offer}
+    shop.attach_suppliers(suppliers)          # run.py App.open does this
+
+`http` (suppliers/http.py) is a configurable signed JSON/form API. `store` (another instance of this store
+through its B2B API) is not built yet: that API does not exist.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from core.errors import SupplierError
+from core.models import Offer
+from core.ports import Supplier
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SupplierSet(dict[str, Supplier]):
+    """The configured suppliers by name, and which store products come from which (`offers`)."""
+
+    def __init__(self, suppliers: dict[str, Supplier], offers: dict[str, Offer]) -> None:
+        super().__init__(suppliers)
+        self.offers = offers
+
+
+def build_suppliers(settings: Settings) -> SupplierSet:
+    """One client per configured supplier (no connection is made until the first call)."""
+    from suppliers.http import HttpSupplier
+
+    suppliers: dict[str, Supplier] = {}
+    for name, conf in settings.suppliers.items():
+        if conf.type == "http":
+            suppliers[name] = HttpSupplier(name, conf, currency_digits=2)
+    offers = {p.sku: Offer(p.supplier, p.supplier_sku or p.sku, p.cost, p.account_pattern)
+              for p in settings.catalog if p.supplier}
+    return SupplierSet(suppliers, offers)
+
+
+async def handle_callback(shop: Any, name: str, body: bytes, content_type: str) -> tuple[int, str]:
+    """A supplier posted a top-up result (bots/http.py add_supplier_callback): (HTTP status, answer).
+
+    Unknown supplier: 404. Missing or wrong signature, or a body that is no flat form/JSON: 403/400, nothing
+    changes. A good one finishes the top-up (done: delivered and the buyer told; failed: refunded), once:
+    repeats are answered `success` too, so the supplier stops sending."""
+    supplier = shop.suppliers.get(name)
+    parse = getattr(supplier, "parse_callback", None)
+    if parse is None:
+        return 404, "unknown supplier"
+    try:
+        result = parse(body, content_type)
+    except SupplierError as exc:
+        log.warning("supplier %s: callback refused: %s", name, exc)
+        return (403 if "signature" in str(exc) else 400), "fail"
+    outcome = await shop.supply.finish_topup(result)
+    log.info("supplier %s: callback for %s: %s -> %s", name, result.request_id, result.status, outcome.status)
+    return 200, "success"
