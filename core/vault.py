@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import VaultError
+from core.models import StoredCode
 
 log = logging.getLogger(__name__)
 CANARY = b"card-store vault canary v1"
@@ -109,6 +110,14 @@ def read_key_file(path: Path) -> KeyRing:
     except OSError as exc:
         raise VaultError(f"vault: cannot read the key file {path} ({exc.strerror})") from None
     return KeyRing.from_json(text, str(path))
+
+
+def _opens(vault: Vault, code: StoredCode, fingerprint: bytes) -> bool:
+    try:
+        plain = vault.decrypt(code.id, code.key_id, code.nonce, code.ciphertext)
+    except Exception:  # noqa: BLE001 - any failure to open means "not this key"
+        return False
+    return hmac.compare_digest(vault.fingerprint(code.product_id, plain), fingerprint)
 
 
 class Vault:
@@ -236,6 +245,17 @@ async def open_vault(uow_factory, config_ring: KeyRing | None, key_file: Path) -
             raise VaultError(
                 f"vault: the database holds codes under keys {sorted(missing)} that {source} lacks; nothing was changed"
             )
+        # Codes under a key whose canary is gone (the meta rows were lost or wiped): before new canaries are
+        # written, one of those codes must decrypt and match its stored fingerprint, or this is the wrong key.
+        for kid in sorted(key_ids_in_use):
+            if f"vault.canary.{kid}" in meta and fp is not None:
+                continue
+            sample = await uow.codes.sample_under_key(kid)
+            if sample is not None and not _opens(vault, *sample):
+                raise VaultError(
+                    f"vault: key {kid!r} from {source} does not open the codes stored under it (wrong key file or "
+                    "key?); nothing was changed"
+                )
         if fp is None:
             await uow.meta.set("vault.fingerprint", vault.fingerprint_canary())
         for kid in ring.keys:

@@ -244,6 +244,10 @@ class CodeRepo(_Repo):
         return (await self.c.execute(select(func.count()).select_from(t.codes).prefix_with(OFF_LOOP)
                                      .where(t.codes.c.key_id != key_id))).scalar() or 0
 
+    async def sample_under_key(self, key_id: str) -> tuple[StoredCode, bytes] | None:
+        r = (await self.c.execute(select(t.codes).where(t.codes.c.key_id == key_id).limit(1))).first()
+        return (_code(r), bytes(r.fingerprint)) if r else None
+
     async def key_ids(self) -> set[str]:
         return set((await self.c.execute(select(t.codes.c.key_id).distinct().prefix_with(OFF_LOOP))).scalars())
 

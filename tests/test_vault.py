@@ -304,3 +304,28 @@ def test_given_a_wrong_key_file_when_rekey_new_key_runs_then_it_refuses_and_leav
     done = run_cli(cfg, "codes", "rekey", "--new-key")
     assert done.returncode == 3 and "nothing was changed" in done.stderr
     assert key_file.read_bytes() == wrong
+
+
+@pytest.mark.parametrize("kind", ["another key ring", "same fingerprint key, other code key"])
+async def test_given_the_key_checks_in_meta_were_wiped_when_a_wrong_key_file_is_used_then_the_codes_refuse_it(
+        db_url: str, tmp_path: Path, kind: str) -> None:
+    async with open_shop(db_url, tmp_path) as (app, _, _):
+        codes = await import_n(app, 3)
+        # The key checks are lost (say, a restore that left out the meta table).
+        async with app.db.write_engine.begin() as conn:
+            await conn.exec_driver_sql("DELETE FROM meta WHERE key LIKE 'vault.%'")
+    key_file = tmp_path / "vault.key"
+    good = key_file.read_bytes()
+    key_file.write_bytes(_other_ring(kind, key_file))
+    with pytest.raises(VaultError, match="does not open the codes stored under it") as err:
+        await App.open(make_settings(db_url, tmp_path))
+    assert "nothing was changed" in str(err.value)
+
+    key_file.write_bytes(good)  # the right key opens them and writes fresh checks; the codes sell as before
+    async with open_shop(db_url, tmp_path) as (app, notifier, _):
+        async with app.db.uow() as uow:
+            assert "vault.canary.k1" in await uow.meta.with_prefix("vault.")
+        order = await app.shop.reserve(buyer(1), await product_id(app), 3, "en")
+        await pay(app, order)
+        await settle(app)
+        assert sorted(notifier.codes()) == sorted(codes)
