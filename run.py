@@ -7,6 +7,8 @@
     python run.py [--config PATH] codes rekey [--new-key]
     python run.py [--config PATH] stock
     python run.py [--config PATH] wechat menu     create the WeChat custom menu from wechat.menu
+    python run.py [--config PATH] jobs            the scheduled jobs: last run, result, next run
+    python run.py [--config PATH] jobs run NAME   run one job now
 """
 from __future__ import annotations
 
@@ -95,6 +97,29 @@ class App:
             raise
         return cls(settings, db, vault, shop, clock)
 
+    def job_runner(self, alerts: Any = None, owner: str | None = None) -> Any:
+        """The scheduler's jobs on this App (core.jobs.JobRunner under the lease in `meta`); alerts to
+        self.alerts (the log, plus the channels added to it)."""
+        from datetime import time, timedelta
+
+        from core.alerts import FanoutAlerts, LogAlerts
+        from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
+        from storage.jobs import SqlJobStore
+
+        js = self.settings.jobs
+        store = SqlJobStore(self.db)
+        self.alerts = FanoutAlerts([alerts or LogAlerts()])
+        runner = JobRunner(store, self.clock, owner=owner, lease=timedelta(seconds=js.lease_seconds),
+                           zone=js.timezone)
+        config = JobsConfig(expiry_margin=timedelta(minutes=js.expiry_margin_minutes),
+                            low_stock=self.settings.store.low_stock_threshold, zone=js.timezone,
+                            backoff_max=timedelta(minutes=js.supplier_backoff_max_minutes),
+                            rules=restock_rules(self.settings.catalog))
+        self.jobs = StoreJobs(self.shop, store, self.alerts, config)
+        at = time.fromisoformat(js.daily_summary_at) if js.daily_summary_at else None
+        self.jobs.register(runner, job_intervals(self.settings), at)
+        return runner
+
     async def close(self) -> None:
         await self.shop.close()
         await self.db.dispose()
@@ -106,13 +131,35 @@ class App:
         await self.close()
 
 
+def job_intervals(settings: Settings) -> dict[str, float]:
+    js = settings.jobs
+    return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
+            "reconcile-wechat-pay": js.reconcile_wechat_pay_seconds, "restock": js.restock_seconds,
+            "stock-alerts": js.stock_alerts_seconds, "expire-codes": js.expire_codes_seconds,
+            "poll-topups": js.poll_topups_seconds}
+
+
+def start_scheduler(app: App, wechat_pay: Any = None) -> tuple[Any, Any]:
+    """The scheduler with every job under the lease; returns (scheduler, runner)."""
+    from jobs.scheduler import build_scheduler
+
+    runner = app.job_runner()
+    scheduler = build_scheduler(app.shop, wechat_pay, runner=runner, every=job_intervals(app.settings))
+    scheduler.start()
+    return scheduler, runner
+
+
+async def stop_scheduler(scheduler: Any, runner: Any) -> None:
+    scheduler.shutdown(wait=False)
+    await runner.release()
+
+
 # -- commands ------------------------------------------------------------------------------------
 
 async def cmd_run(settings: Settings) -> int:
     from bots.console import ConsoleNotifier, run_console
     from core.demo import seed_demo_codes
     from handlers.customer import CustomerFlow
-    from jobs.scheduler import build_scheduler
     from locales import Translator
 
     if not settings.demo_mode():
@@ -126,12 +173,11 @@ async def cmd_run(settings: Settings) -> int:
                             demo_payments=True)
         notifier.flow = flow
         await app.shop.start()
-        scheduler = build_scheduler(app.shop)
-        scheduler.start()
+        scheduler, runner = start_scheduler(app)
         try:
             await run_console(flow, notifier, i18n)
         finally:
-            scheduler.shutdown(wait=False)
+            await stop_scheduler(scheduler, runner)
     finally:
         await app.close()
     return 0
@@ -141,7 +187,6 @@ async def cmd_run_channels(settings: Settings) -> int:
     """The chat storefronts that are configured (Telegram, WeChat, or both) on one App and one HTTP server."""
     from bots.http import HttpServer, webhook_path
     from bots.process import settle_heap
-    from jobs.scheduler import build_scheduler
 
     tg = settings.telegram
     async with await App.open(settings) as app:
@@ -158,8 +203,13 @@ async def cmd_run_channels(settings: Settings) -> int:
         await app.shop.start()
         if wechat is not None:
             await wechat.start()
-        scheduler = build_scheduler(app.shop, wechat_pay=wechat.gateway if wechat is not None else None)
-        scheduler.start()
+        scheduler, runner = start_scheduler(app, wechat.gateway if wechat is not None else None)
+        if runtime is not None and tg.admins:
+            from bots.telegram.alerts import TelegramAlerts
+
+            app.alerts.add(TelegramAlerts(runtime.frontend.port, runtime.frontend.i18n, app.shop, admins=tg.admins))
+        if wechat is not None and wechat.alerts.enabled:
+            app.alerts.add(wechat.alerts)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,7 +231,7 @@ async def cmd_run_channels(settings: Settings) -> int:
             settle_heap()  # start-up's objects out of the garbage collector's way (bots/process.py)
             await stop.wait()
         finally:
-            scheduler.shutdown(wait=False)
+            await stop_scheduler(scheduler, runner)
             await server.stop()
             if runtime is not None:
                 await runtime.stop()
@@ -291,6 +341,53 @@ async def cmd_stock(settings: Settings) -> int:
     return 0
 
 
+async def cmd_jobs(settings: Settings, run: str | None) -> int:
+    """`jobs`: every job's schedule, last run and result, next run, and who holds the scheduler lease.
+    `jobs run NAME`: runs one job now in this process (its alerts go to the log, printed here)."""
+    from jobs.scheduler import add_channel_jobs
+
+    async with await App.open(settings) as app:
+        runner = app.job_runner(owner="cli")
+        add_channel_jobs(runner, app.shop, object() if settings.wechat.pay.mch_id else None,
+                         job_intervals(settings))
+        if run is not None:
+            spec = runner.jobs.get(run)
+            if spec is None:
+                print(f"error: no job {run!r}; jobs: {', '.join(runner.jobs)}", file=sys.stderr)
+                return 2
+            if not spec.manual:
+                print(f"error: {run} runs only inside the running store (it needs the chat channels)",
+                      file=sys.stderr)
+                return 2
+            record = await runner.run_now(run, runner="cli")
+            print(f"{run}: {'ok' if record['ok'] else 'FAILED'} in {record['seconds']:.2f}s: {record['result']}")
+            return 0 if record["ok"] else 1
+        rows = await runner.status()
+        lease = await runner.store.lease()
+    now = app.clock.now()
+    if lease is not None and lease.until > now:
+        print(f"scheduler: running in {lease.owner} (lease until {_when(lease.until)})")
+    else:
+        print("scheduler: not running (no live lease)" + (f"; last holder {lease.owner}" if lease else ""))
+    headers = ("job", "schedule", "last run", "next run", "last result")
+    table = [(r["name"], r["schedule"], _when(r["last_run"]), _when(r["next_run"]),
+              "-" if r["result"] is None else ("" if r["ok"] else "FAILED ") + str(r["result"])) for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers[:-1])]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "  " + headers[-1])
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "-"
+    from datetime import datetime
+
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return f"{at:%Y-%m-%d %H:%M:%S}Z"
+
+
 async def cmd_db_upgrade(settings: Settings) -> int:
     from storage.db import Database
 
@@ -320,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     wx = sub.add_parser("wechat", help="WeChat Official Account commands").add_subparsers(dest="wechat_command",
                                                                                          required=True)
     wx.add_parser("menu", help="create the custom menu from wechat.menu")
+    jb = sub.add_parser("jobs", help="the scheduled jobs: last run, result, next run")
+    jb_sub = jb.add_subparsers(dest="jobs_command")
+    jr = jb_sub.add_parser("run", help="run one job now")
+    jr.add_argument("name")
     return p
 
 
@@ -347,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cmd_stock(settings))
         if cmd == "wechat" and args.wechat_command == "menu":
             return asyncio.run(cmd_wechat_menu(settings))
+        if cmd == "jobs":
+            return asyncio.run(cmd_jobs(settings, args.name if args.jobs_command == "run" else None))
     except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,6 +54,8 @@ __all__ = [
     "MenuButton",
     "Webhook",
     "Wechat",
+    "Jobs",
+    "Restock",
     "load_settings",
     "localized",
     "parse_settings",
@@ -315,6 +317,25 @@ class Logging(BaseModel):
 _SKU = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
+class Restock(BaseModel):
+    """Automatic restock of a code pool (the `restock` job): when fewer than `below` codes are available, buy
+    up to `up_to` from `supplier` (default: the product's supplier), spending at most `daily_budget` (minor
+    units of store.currency) a day on this product."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    below: int = Field(ge=1)
+    up_to: int = Field(ge=1)
+    supplier: str = ""
+    daily_budget: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> "Restock":
+        if self.up_to < self.below:
+            _fail((("up_to",), f"must be at least below ({self.below})"))
+        return self
+
+
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -330,6 +351,7 @@ class Product(BaseModel):
     hold_minutes: Optional[int] = Field(None, ge=1, le=1440)
     active: bool = True
     rules: dict[str, Any] = Field(default_factory=dict)
+    restock: Optional[Restock] = None  # automatic restock from a supplier (kind code; the restock job)
     # Where it comes from (suppliers:): required for kinds supplier and topup, optional for code (restock).
     supplier: str = ""
     supplier_sku: str = ""
@@ -683,6 +705,41 @@ class Supplier(BaseModel):
         return self
 
 
+def _check_hhmm(value: str) -> str:
+    if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError('must be a time of day "HH:MM" (24-hour), or "" for none')
+    return value
+
+
+def _check_zone(value: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as UTC or Asia/Shanghai") from None
+    return value
+
+
+class Jobs(BaseModel):
+    """The scheduler (jobs/scheduler.py, core/jobs.py): intervals in seconds, the daily summary, code expiry."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    lease_seconds: float = Field(60, ge=1, le=3600)
+    expire_holds_seconds: float = Field(30, gt=0)
+    dispatch_outbox_seconds: float = Field(30, gt=0)
+    reconcile_wechat_pay_seconds: float = Field(60, gt=0)
+    restock_seconds: float = Field(60, gt=0)
+    stock_alerts_seconds: float = Field(60, gt=0)
+    expire_codes_seconds: float = Field(300, gt=0)
+    poll_topups_seconds: float = Field(60, gt=0)
+    expiry_margin_minutes: int = Field(60, ge=0)
+    daily_summary_at: Annotated[str, AfterValidator(_check_hhmm)] = "09:00"
+    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
+    supplier_backoff_max_minutes: int = Field(60, ge=1)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -694,11 +751,13 @@ class Settings(BaseModel):
     catalog: list[Product] = Field(default_factory=list)
     telegram: Telegram = Field(default_factory=Telegram)
     wechat: Wechat = Field(default_factory=Wechat)
+    jobs: Jobs = Field(default_factory=Jobs)
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
-    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", mode="before")
+    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs",
+                     mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".
@@ -735,6 +794,26 @@ class Settings(BaseModel):
                 known = ", ".join(self.suppliers) or "none configured"
                 problems.append((("catalog", i, "supplier"), f"unknown supplier {product.supplier!r} "
                                                             f"(suppliers: {known})"))
+        if problems:
+            _fail(*problems)
+        return self
+
+    @model_validator(mode="after")
+    def _check_restock(self) -> "Settings":
+        problems: list[tuple[Loc, str]] = []
+        known = getattr(self, "suppliers", None) or {}
+        for i, product in enumerate(self.catalog):
+            rs = product.restock
+            if rs is None:
+                continue
+            if product.kind != "code":
+                problems.append((("catalog", i, "restock"), "only for kind code (a pool of codes)"))
+            name = rs.supplier or getattr(product, "supplier", "")
+            if not name:
+                problems.append((("catalog", i, "restock", "supplier"), "required (or set the product's supplier)"))
+            elif name not in known:
+                problems.append((("catalog", i, "restock", "supplier"),
+                                 f"no supplier {name!r} in suppliers:" + (f" ({', '.join(known)})" if known else "")))
         if problems:
             _fail(*problems)
         return self

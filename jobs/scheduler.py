@@ -1,14 +1,28 @@
-"""The scheduler. Jobs have stable ids and only call the shop."""
+"""The scheduler. Jobs have stable ids and only call core.
+
+With a core.jobs.JobRunner (run.py always passes one), every job runs through `runner.tick(name)`: it does its
+work only in the process holding the scheduler lease, once per tick. Interval jobs fire at fixed instants
+(multiples of the interval since core.jobs.EPOCH) so that every process's tick for a job is the same tick; a
+heartbeat renews the lease in between. Without a runner (one process embedding the store, see examples/) the
+three original jobs run unleased, as before.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
+from core.jobs import EPOCH, JobRunner
 from core.shop import Shop
 
 log = logging.getLogger(__name__)
+
+DEFAULT_EVERY = {"dispatch-outbox": 30.0, "reconcile-wechat-pay": 60.0}
 
 
 async def expire_holds(shop: Shop) -> None:
@@ -32,14 +46,50 @@ async def reconcile_wechat_pay(shop: Shop, gateway: Any) -> None:
         log.info("recorded %d WeChat Pay payments found by orderquery", found)
 
 
-def build_scheduler(shop: Shop, wechat_pay: Any = None) -> AsyncIOScheduler:
+def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: Any = None,
+                     every: Mapping[str, float] | None = None) -> None:
+    """The jobs that need the running store's channels (not runnable from `run.py jobs run`)."""
+    every = {**DEFAULT_EVERY, **(every or {})}
+
+    async def outbox() -> str:
+        return f"{await shop.dispatcher.dispatch_once()} outbox rows attempted"
+
+    runner.add("dispatch-outbox", outbox, every=timedelta(seconds=every["dispatch-outbox"]), manual=False)
+    if wechat_pay is not None:
+        async def reconcile() -> str:
+            from bots.wechat.pay import reconcile as ask
+
+            return f"{await ask(shop, wechat_pay)} payments found by orderquery"
+
+        runner.add("reconcile-wechat-pay", reconcile, every=timedelta(seconds=every["reconcile-wechat-pay"]),
+                   manual=False)
+
+
+def build_scheduler(shop: Shop, wechat_pay: Any = None, *, runner: JobRunner | None = None,
+                    every: Mapping[str, float] | None = None) -> AsyncIOScheduler:
     """The store's jobs; wechat_pay (a bots.wechat.pay.WeChatPayGateway) adds the WeChat Pay reconciliation."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(expire_holds, "interval", seconds=30, args=[shop], id="expire-holds",
+    if runner is None:
+        scheduler.add_job(expire_holds, "interval", seconds=30, args=[shop], id="expire-holds",
+                          replace_existing=True, max_instances=1, coalesce=True)
+        scheduler.add_job(dispatch_outbox, "interval", seconds=30, args=[shop], id="dispatch-outbox",
+                          replace_existing=True, max_instances=1, coalesce=True)
+        if wechat_pay is not None:
+            scheduler.add_job(reconcile_wechat_pay, "interval", seconds=60, args=[shop, wechat_pay],
+                              id="reconcile-wechat-pay", replace_existing=True, max_instances=1, coalesce=True)
+        return scheduler
+    add_channel_jobs(runner, shop, wechat_pay, every)
+    for name, spec in runner.jobs.items():
+        if spec.every is not None:
+            trigger: Any = IntervalTrigger(seconds=spec.every.total_seconds(), start_date=EPOCH, timezone="UTC")
+            grace = max(1, int(spec.every.total_seconds() / 2))
+        else:
+            trigger = CronTrigger(hour=spec.daily_at.hour, minute=spec.daily_at.minute,  # type: ignore[union-attr]
+                                  timezone=runner.zone)
+            grace = 3600  # a store down at the summary's time sends it when it is back within the hour
+        scheduler.add_job(runner.tick, trigger, args=[name], id=name, replace_existing=True, max_instances=1,
+                          coalesce=True, misfire_grace_time=grace)
+    beat = max(0.5, runner.lease.total_seconds() / 3)
+    scheduler.add_job(runner.heartbeat, IntervalTrigger(seconds=beat, timezone="UTC"), id="scheduler-lease",
                       replace_existing=True, max_instances=1, coalesce=True)
-    scheduler.add_job(dispatch_outbox, "interval", seconds=30, args=[shop], id="dispatch-outbox",
-                      replace_existing=True, max_instances=1, coalesce=True)
-    if wechat_pay is not None:
-        scheduler.add_job(reconcile_wechat_pay, "interval", seconds=60, args=[shop, wechat_pay],
-                          id="reconcile-wechat-pay", replace_existing=True, max_instances=1, coalesce=True)
     return scheduler

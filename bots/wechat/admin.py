@@ -123,6 +123,11 @@ class MerchantAlerts:
         await self.send("wechat.alert.low_stock", sku=p.sku, n=view.available,
                         title=lambda lang: localized(p.title, lang, self.shop.default_language))
 
+    async def alert(self, key: str, params: dict[str, Any]) -> None:
+        """core.alerts.AdminAlerts: the scheduler's alerts (core/jobs.py) go the same way as the ones above."""
+        if self.enabled:
+            await self.send(key, **params)
+
     async def send(self, key: str, **params: Any) -> None:
         """To every merchant openid (in their language) and the WeCom robot (in Chinese when the store speaks it)."""
         for openid in self.admins:
