@@ -227,7 +227,7 @@ class SupplyRequest:
     supplier: str
     supplier_sku: str
     kind: str  # buy | topup
-    status: str  # pending | done | failed
+    status: str  # retrying (not accepted yet) | pending (accepted, not finished) | done | failed
     created_at: datetime
     updated_at: datetime
     order_id: str | None = None

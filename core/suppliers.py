@@ -125,7 +125,7 @@ class SupplyDesk:
             result = await supplier.topup(offer.supplier_sku, order.account, rid)
         except SupplierError as exc:
             if exc.retryable and attempts < limit:
-                await self._note(order, offer, item.kind, rid, "pending", str(exc))
+                await self._note(order, offer, item.kind, rid, str(exc))
                 return False, f"SupplierError: {exc}"[:500], {}
             reason = "topup_failed" if item.kind == "topup" else "supplier_failed"
             log.warning("supplier for order %s failed for good after %d attempts: %s", order.id, attempts, exc)
@@ -191,9 +191,10 @@ class SupplyDesk:
                 await uow.audit.add_many([AuditEntry("supplier", "system", order.buyer.channel, now, order.id,
                                                      order.product_id, detail={"request_id": rid, "topup": "done",
                                                                                "upstream": result.upstream_id})])
-            await uow.supplies.save(self._request(order, offer, "topup", rid,
-                                                  "done" if result.status == "done" else "pending", now,
-                                                  upstream=result.upstream_id))
+            if offer.supplier:
+                await uow.supplies.save(self._request(order, offer, "topup", rid,
+                                                      "done" if result.status == "done" else "pending", now,
+                                                      upstream=result.upstream_id))
             await uow.commit()
         self.wake()
         return SupplyOutcome(order.id, "delivered" if result.status == "done" else "pending")
@@ -229,13 +230,15 @@ class SupplyDesk:
         return SupplyRequest(rid, offer.supplier, offer.supplier_sku, kind, status, now, now, order.id, order.qty,
                              cost, upstream, detail)
 
-    async def _note(self, order: Order, offer: Offer | None, kind: str, rid: str, status: str, detail: str) -> None:
+    async def _note(self, order: Order, offer: Offer | None, kind: str, rid: str, detail: str) -> None:
+        """A failed try the outbox repeats: status `retrying` (not `pending`: polling leaves it alone, the supplier
+        may never have seen it)."""
         if offer is None:
             return
         async with self.uow(write=True) as uow:
             existing = await uow.supplies.get(rid)
-            if existing is None or existing.status == "pending":
-                await uow.supplies.save(self._request(order, offer, kind, rid, status, self.clock.now(),
+            if existing is None or existing.status == "retrying":
+                await uow.supplies.save(self._request(order, offer, kind, rid, "retrying", self.clock.now(),
                                                       detail=detail))
                 await uow.commit()
 

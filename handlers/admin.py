@@ -393,12 +393,20 @@ class AdminFlow:
     def _product_detail(self, lang: str, p: Product) -> Screen:
         t = self.i18n.t
         titles = "; ".join(f"{k}: {v}" for k, v in p.title.items())
-        return Screen(t(lang, "admin.product.title", sku=p.sku), t(
+        body = t(
             lang, "admin.product.detail", titles=titles, price=self._money(p.price, p.currency, lang),
             stars=self._stars(lang, p.stars), kind=p.kind.value,
             state=t(lang, "admin.product.state_on" if p.active else "admin.product.state_off"),
-            source=t(lang, "admin.product.source_admin" if p.source == "admin" else "admin.product.source_config")),
-            footer=t(lang, "admin.usage.product"))
+            source=t(lang, "admin.product.source_admin" if p.source == "admin" else "admin.product.source_config"))
+        offer = self.shop.supply.offer_for(p)
+        if offer is not None:  # where it comes from, what it costs, what the shop keeps
+            if offer.cost is None:
+                body += "\n" + t(lang, "supplier.no_cost", supplier=offer.supplier, supplier_sku=offer.supplier_sku)
+            else:
+                body += "\n" + t(lang, "supplier.product", supplier=offer.supplier, supplier_sku=offer.supplier_sku,
+                                 cost=self._money(offer.cost, p.currency, lang),
+                                 margin=self._money(p.price - offer.cost, p.currency, lang))
+        return Screen(t(lang, "admin.product.title", sku=p.sku), body, footer=t(lang, "admin.usage.product"))
 
     def _edited(self, lang: str, e: ProductEdited) -> Screen:
         t = self.i18n.t

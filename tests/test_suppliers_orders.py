@@ -116,7 +116,7 @@ async def test_given_a_supplier_that_keeps_failing_the_order_is_retried_then_ref
         await settle(app)
         assert await order_status(app, order.id) == "pending" and gateway.refunds == []
         [row] = await supply_rows(app)
-        assert row.status == "pending" and "HTTP 500" in row.detail
+        assert row.status == "retrying" and "HTTP 500" in row.detail
         for _ in range(2):  # the outbox tries again after its backoff, with the same request id
             clock.advance(hours=1)
             await settle(app)
@@ -183,3 +183,19 @@ async def test_codes_bought_upstream_never_reach_the_log_or_the_outbox(sqlite_ur
             rows = (await uow.supplies.c.execute(select(t.outbox))).all()
         dump = repr(rows) + caplog.text
         assert not any(c in dump for c in codes)
+
+
+async def test_the_merchant_sees_where_a_product_comes_from_its_cost_and_margin(sqlite_url, tmp_path, fake):
+    from core.admin import Merchant
+    from handlers.admin import AdminCtx, AdminFlow
+
+    catalog = [*CATALOG, {"sku": "NO-COST", "title": "x", "price": 500, "kind": "supplier", "supplier": "up",
+                          "supplier_sku": "SUP-X"}]
+    async with open_store(sqlite_url, tmp_path, fake, catalog=catalog) as (app, _, _):
+        flow = AdminFlow(app.shop, Translator())
+        [en] = await flow.on_command(AdminCtx(Merchant("test", "m1"), "en"), f"/product {SKU}")
+        assert "Supplier: up, SKU SUP-GAME-10, cost CN¥8.50, margin CN¥1.50" in en.body
+        [zh] = await flow.on_command(AdminCtx(Merchant("test", "m1"), "zh_CN"), f"/product {SKU}")
+        assert "成本 ¥8.50,毛利 ¥1.50" in zh.body
+        [no_cost] = await flow.on_command(AdminCtx(Merchant("test", "m1"), "en"), "/product NO-COST")
+        assert "(no cost set)" in no_cost.body
