@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from core.alerts import AdminAlerts
 from core.inventory import import_codes
-from core.models import AuditEntry, Kind, OutboxItem, Product
+from core.models import AuditEntry, Kind, OutboxItem, Product, SupplyRequest
 from core.settings import localized
 
 log = logging.getLogger(__name__)
@@ -488,6 +488,10 @@ class StoreJobs:
                            "day": day}
                 state.update(seq=seq, spent=int(state.get("spent", 0)) + qty * cost, pending=pending)
                 await uow.meta.set(key, json.dumps(state))
+                now = shop.clock.now()  # the supplier ledger (core/suppliers.py) sees restock purchases too
+                await uow.supplies.save(SupplyRequest(pending["request_id"], rule.supplier, rule.supplier_sku, "buy",
+                                                      "pending", now, now, None, qty, qty * cost,
+                                                      detail=f"restock {rule.sku}"))
                 await uow.commit()
                 result = pending
         if alert is not None:
@@ -530,6 +534,10 @@ class StoreJobs:
             state["pending"] = None
             state["last"] = {"request_id": rid, "bought": bought, "at": now.isoformat()}
             await uow.meta.set(key, json.dumps(state))
+            await uow.supplies.save(SupplyRequest(rid, rule.supplier, rule.supplier_sku, "buy",
+                                                  "done" if bought else "failed", now, now, None, int(pending["qty"]),
+                                                  bought * int(pending["cost"]),
+                                                  detail=f"restock {rule.sku}: bought {bought}"))
             product = await uow.products.by_sku(rule.sku)
             await uow.audit.add_many([AuditEntry("restock", f"supplier:{rule.supplier}", "jobs", now,
                                                  product_id=product.id if product else None, detail={

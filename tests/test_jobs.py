@@ -149,6 +149,10 @@ async def test_restock_buys_up_to_the_line_and_never_over_the_daily_budget(db_ur
         async with app.db.uow() as uow:
             audit = await uow.audit.latest("restock")
         assert [(a.detail["asked"], a.detail["bought"], a.actor) for a in audit] == [(5, 5, "supplier:up")] * 2
+        async with app.db.uow() as uow:  # the supplier ledger has them too (what the shop spent there)
+            assert await uow.supplies.spent_since("up", clock.now() - timedelta(days=2)) == 1000
+            ledger = await uow.supplies.get(up.buys()[0][3])
+        assert ledger is not None and (ledger.status, ledger.qty, ledger.cost, ledger.order_id) == ("done", 5, 500, None)
 
 
 async def test_restock_checks_the_supplier_balance_first(db_url: str, tmp_path: Path) -> None:
@@ -241,6 +245,10 @@ async def test_a_refused_purchase_gives_the_budget_back(db_url: str, tmp_path: P
         state = await restock_state(app)
         assert state["pending"] is None and state["spent"] == 0
         assert alerts.keys() == ["alert.supplier_failing"]
+        async with app.db.uow() as uow:
+            ledger = await uow.supplies.get(up.buys()[0][3])
+            assert ledger is not None and (ledger.status, ledger.cost) == ("failed", 0)
+            assert await uow.supplies.spent_since("up", clock.now() - timedelta(days=1)) == 0
 
 
 # -- alerts -------------------------------------------------------------------------------------------------
@@ -403,3 +411,27 @@ def test_interval_ticks_are_the_same_instants_in_every_process(when: datetime, e
     spec = runner.add("j", nothing, every=timedelta(seconds=30))
     assert runner.slot_start(spec, when) == expected
     assert runner.next_run(spec, when) == expected + timedelta(seconds=30)
+
+
+async def test_two_processes_restocking_at_once_buy_once(db_url: str, tmp_path: Path) -> None:
+    """`run.py jobs run restock` while the scheduler's restock runs: one plan, one purchase."""
+    import asyncio
+
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    async with open_shop(db_url, tmp_path, clock=clock) as (a, _, _), \
+            open_shop(db_url, tmp_path, clock=clock) as (b, _, _):
+        await import_n(a, 1)
+
+        class SlowSupplier(MemorySupplier):
+            async def buy(self, supplier_sku: str, qty: int, request_id: str) -> list[str]:
+                await asyncio.sleep(0.05)
+                return await super().buy(supplier_sku, qty, request_id)
+
+        up = SlowSupplier()
+        ja, _ = store_jobs(a, up, rules=[rule(below=3, up_to=10)])
+        jb, _ = store_jobs(b, up, rules=[rule(below=3, up_to=10)])
+        await asyncio.gather(ja.restock(), jb.restock())
+        assert len(up.orders) == 1 and up.bought() == 9
+        assert {c[3] for c in up.buys()} == set(up.orders)  # any second call used the same request id
+        assert (await stock_of(a))[0] == 10
+        assert (await restock_state(a))["spent"] == 900
