@@ -199,3 +199,17 @@ async def test_the_merchant_sees_where_a_product_comes_from_its_cost_and_margin(
         assert "成本 ¥8.50,毛利 ¥1.50" in zh.body
         [no_cost] = await flow.on_command(AdminCtx(Merchant("test", "m1"), "en"), "/product NO-COST")
         assert "(no cost set)" in no_cost.body
+
+
+async def test_a_buy_row_handled_again_after_delivery_buys_nothing_more(sqlite_url, tmp_path, fake):
+    """A crash after the codes were stored but before the outbox row was marked: the row comes back."""
+    from core.models import OutboxItem
+
+    async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, _):
+        order = await app.shop.reserve(Buyer(CHANNEL, "u8"), (await app.shop.product_by_sku(SKU)).id, 1, "en")
+        await pay(app, order)
+        await settle(app)
+        again = await app.shop.supply.handle(OutboxItem(1, "buy", CHANNEL, "u8", order.id, {}))
+        assert again == (True, "", {})
+        await settle(app)
+        assert fake.purchases == {"B" + order.id: 1} and len(notifier.deliveries) == 1

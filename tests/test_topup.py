@@ -194,3 +194,22 @@ async def test_the_account_is_checked_by_the_core_too_and_numbered_channels_can_
         [menu] = await flow.on_text(ctx, "/start")
         [again] = await flow.on_text(ctx, PHONE)  # the top-up was left: a number is no longer an account
         assert again.error == "error.unknown"
+
+
+async def test_a_callback_and_a_poll_racing_finish_the_topup_once(db_url, tmp_path, fake):
+    import asyncio
+
+    from core.ports import TopupResult
+
+    async with open_store(db_url, tmp_path, fake) as (app, notifier, _, _):
+        order = await checkout(app, "u10")
+        await pay(app, order)
+        await settle(app)
+        rid = "T" + order.id
+        fake.finish(rid, "success")
+        outcomes = await asyncio.gather(fake.send_callback(rid), poll_topups(app.shop),
+                                        app.shop.supply.finish_topup(TopupResult(rid, "done")))
+        assert outcomes[0] == (200, "success")
+        await settle(app)
+        assert await order_status(app, order.id) == "delivered"
+        assert len(notifier.notices_to("u10", "topup.done")) == 1
