@@ -354,16 +354,11 @@ class StoreJobs:
 
     # -- top-ups -----------------------------------------------------------------------------------
     async def poll_topups(self) -> str:
-        """Ask suppliers about pending top-ups (core.suppliers.poll_topups, from the supplier work)."""
-        try:
-            from core import suppliers as supply  # noqa: PLC0415 - may not exist yet
-        except ImportError:
-            return "skipped: core.suppliers is not there yet"
-        poll = getattr(supply, "poll_topups", None)
-        if poll is None:
-            return "skipped: core.suppliers.poll_topups is not there yet"
-        result = await poll(self.shop)
-        return f"polled: {result}"
+        """Ask suppliers about pending top-ups (core.suppliers.poll_topups: finished ones are delivered or
+        refunded there)."""
+        from core.suppliers import poll_topups  # noqa: PLC0415 - the supplier desk, only when this job runs
+
+        return f"{await poll_topups(self.shop)} top-ups finished"
 
     # -- daily summary -----------------------------------------------------------------------------
     async def daily_summary(self, end: datetime | None = None) -> str:

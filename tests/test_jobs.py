@@ -1,5 +1,5 @@
 """The scheduler's use cases (core/jobs.py) on real SQLite and PostgreSQL, a fake clock for time, and a small
-in-memory supplier at the Supplier port (the HTTP supplier has its own tests)."""
+in-memory supplier at the Supplier port (core.ports.Supplier; the HTTP supplier has its own tests)."""
 from __future__ import annotations
 
 import json
@@ -12,17 +12,12 @@ from typing import Any
 import pytest
 
 from core.clock import FakeClock
+from core.errors import SupplierError
 from core.jobs import JobRunner, JobsConfig, RestockRule, StoreJobs
+from core.ports import SupplierProduct
 from storage.jobs import SqlJobStore
 from tests.helpers import SKU, buyer, import_lines, import_n, open_shop, pay, settle, stock_of
 
-try:  # the supplier work's error (core/errors.py); the same shape until it lands
-    from core.errors import SupplierError
-except ImportError:  # pragma: no cover
-    class SupplierError(Exception):  # type: ignore[no-redef]
-        def __init__(self, message: str, *, retryable: bool, supplier: str = "", code: str = "") -> None:
-            super().__init__(message)
-            self.retryable = retryable
 
 UP_SKU = "UP-CARD-10"
 
@@ -45,9 +40,9 @@ class MemorySupplier:
             raise self.fail
         return self.money
 
-    async def products(self) -> list[dict[str, Any]]:
+    async def products(self) -> list[SupplierProduct]:
         self.calls.append(("products",))
-        return [{"sku": UP_SKU, "title": "Game card 10", "price": self.price, "stock": None}]
+        return [SupplierProduct(UP_SKU, "Game card 10", self.price, None)]
 
     async def buy(self, supplier_sku: str, qty: int, request_id: str) -> list[str]:
         self.calls.append(("buy", supplier_sku, qty, request_id))
@@ -435,3 +430,9 @@ async def test_two_processes_restocking_at_once_buy_once(db_url: str, tmp_path: 
         assert {c[3] for c in up.buys()} == set(up.orders)  # any second call used the same request id
         assert (await stock_of(a))[0] == 10
         assert (await restock_state(a))["spent"] == 900
+
+
+async def test_the_top_up_job_asks_the_supplier_desk(sqlite_url: str, tmp_path: Path) -> None:
+    async with open_shop(sqlite_url, tmp_path) as (app, _, _):
+        jobs, _ = store_jobs(app)
+        assert await jobs.poll_topups() == "0 top-ups finished"
