@@ -58,3 +58,12 @@ async def handle_callback(shop: Any, name: str, body: bytes, content_type: str) 
     outcome = await shop.supply.finish_topup(result)
     log.info("supplier %s: callback for %s: %s -> %s", name, result.request_id, result.status, outcome.status)
     return 200, "success"
+
+
+def mount_callbacks(server: Any, shop: Any, settings: Settings) -> bool:
+    """Serve `POST /supplier/<name>/callback` on the store's HTTP server (bots/http.py HttpServer). Returns True
+    when a supplier has a `callback_url`, i.e. the server must be started for the callbacks to arrive."""
+    if not shop.suppliers:
+        return False
+    server.add_supplier_callback(lambda name, body, content_type: handle_callback(shop, name, body, content_type))
+    return any(s.callback_url for s in settings.suppliers.values())

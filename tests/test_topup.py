@@ -42,7 +42,7 @@ async def open_store(url: str, tmp_path: Path, fake: FakeSupplier, clock: FakeCl
     holder: dict[str, App] = {}
     server = HttpServer("127.0.0.1", 0)
     server.add_supplier_callback(lambda name, body, ct: handle_callback(holder["app"].shop, name, body, ct))
-    await server.start()
+    await server.start()  # first: the callback URL (with its port) goes into the supplier's settings
     callback = f"http://127.0.0.1:{server.port}/supplier/up/callback"
     settings = parse_settings({"store": {"demo": False}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")},
@@ -213,3 +213,27 @@ async def test_a_callback_and_a_poll_racing_finish_the_topup_once(db_url, tmp_pa
         await settle(app)
         assert await order_status(app, order.id) == "delivered"
         assert len(notifier.notices_to("u10", "topup.done")) == 1
+
+
+async def test_mount_callbacks_serves_the_route_run_py_starts(sqlite_url, tmp_path, fake):
+    """What run.py does: mount the callbacks on its HttpServer, start it when a supplier has a callback_url."""
+    from suppliers import mount_callbacks
+
+    async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, _, _):
+        server = HttpServer("127.0.0.1", 0)
+        assert mount_callbacks(server, app.shop, app.settings) is True
+        await server.start()
+        try:
+            order = await checkout(app, "u11")
+            await pay(app, order)
+            await settle(app)
+            rid = "T" + order.id
+            fake.finish(rid, "success")
+            url = f"http://127.0.0.1:{server.port}/supplier/up/callback"
+            assert await fake.send_callback(rid, url) == (200, "success")
+            async with aiohttp.ClientSession() as s, s.post(url.replace("/up/", "/nobody/"), data={}) as r:
+                assert r.status == 404
+            await settle(app)
+            assert await order_status(app, order.id) == "delivered"
+        finally:
+            await server.stop()
