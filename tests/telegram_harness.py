@@ -28,25 +28,30 @@ CATALOG = [
 
 
 def store_settings(api: FakeBotAPI, tmp_path: Path, *, library: str = "aiogram",
-                   admins: list[int] | None = None, telegram: dict | None = None) -> Settings:
-    """A store on a SQLite file in tmp_path whose Telegram bot talks to the fake API."""
+                   admins: list[int] | None = None, telegram: dict | None = None,
+                   extra: dict | None = None) -> Settings:
+    """A store on a SQLite file in tmp_path whose Telegram bot talks to the fake API. `extra` adds config
+    sections (e.g. `suppliers`) and `extra["catalog"]` products after the standard ones."""
+    more = dict(extra or {})
     return parse_settings({
         "store": {"name": "TG Shop", "support": "@help"},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "telegram": {"token": TOKEN, "api_base": api.base, "library": library,
                      "admins": [1] if admins is None else admins, **(telegram or {})},
-        "catalog": CATALOG}, tmp_path, env={})
+        "catalog": CATALOG + more.pop("catalog", []), **more}, tmp_path, env={})
 
 
 class Shopfront:
     """The store process: App + the chosen library's bot polling the fake API."""
 
     def __init__(self, api: FakeBotAPI, tmp_path: Path, clock: FakeClock | None = None, *,
-                 library: str = "aiogram", admins: list[int] | None = None, telegram: dict | None = None) -> None:
+                 library: str = "aiogram", admins: list[int] | None = None, telegram: dict | None = None,
+                 extra: dict | None = None) -> None:
         self.api = api
         self.library = library
-        self.settings = store_settings(api, tmp_path, library=library, admins=admins, telegram=telegram)
+        self.settings = store_settings(api, tmp_path, library=library, admins=admins, telegram=telegram,
+                                       extra=extra)
         self.clock = clock
         self.errors: list[str] = []       # handler exceptions, formatted
         self._handled: dict[int, asyncio.Event] = {}  # PTB: update_id -> all handler groups done
