@@ -219,7 +219,10 @@ async def cmd_run_channels(settings: Settings) -> int:
             if webhook:
                 secret = tg.webhook.secret.get_secret_value()
                 server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
-            if webhook or wechat is not None:
+            from suppliers import mount_callbacks
+
+            callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
+            if webhook or wechat is not None or callbacks:
                 await server.start()
             if runtime is not None:
                 if webhook:

@@ -103,3 +103,42 @@ async def test_a_missing_wechat_pay_certificate_stops_the_store_with_the_key_nam
         code, out, err = await run(cfg)
         assert code == 2, err
         assert "wechat.pay.cert" in err and "file not found" in err and "Traceback" not in err
+
+
+async def test_the_store_process_serves_supplier_callbacks_and_refuses_a_bad_signature(tmp_path):
+    import aiohttp  # noqa: PLC0415
+
+    from tests.fake_supplier import FakeSupplier  # noqa: PLC0415
+
+    supplier = await FakeSupplier().start()
+    try:
+        async with FakeWeChatAPI(APPID, SECRET) as api:
+            port = free_port()
+            callback = f"http://127.0.0.1:{port}/supplier/up/callback"
+            cfg = write_config(tmp_path, api, port=port)
+            data = yaml.safe_load(cfg.read_text())
+            data["suppliers"] = {"up": supplier.config(callback_url=callback)}
+            cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
+            proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "run.py"), "--config", str(cfg),
+                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                        env={"WX_SECRET": SECRET, "PATH": "/usr/bin:/bin"})
+            try:
+                forged = {"app_key": supplier.app_key, "request_id": "T-nothing", "status": "success",
+                          "timestamp": "1764000000", "nonce": "n1", "sign": "0" * 32}
+                async with aiohttp.ClientSession() as http:
+                    for _ in range(200):  # wait for the server to listen
+                        try:
+                            async with http.post(callback, data=forged) as r:
+                                status = r.status
+                            break
+                        except aiohttp.ClientConnectionError:
+                            await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("the store did not start listening")
+                assert status == 403  # served, checked, refused
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                _, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, err.decode()
+    finally:
+        await supplier.stop()
