@@ -114,6 +114,7 @@ class App:
         config = JobsConfig(expiry_margin=timedelta(minutes=js.expiry_margin_minutes),
                             low_stock=self.settings.store.low_stock_threshold, zone=js.timezone,
                             backoff_max=timedelta(minutes=js.supplier_backoff_max_minutes),
+                            topup_stuck=timedelta(minutes=js.topup_stuck_minutes),
                             rules=restock_rules(self.settings.catalog))
         self.jobs = StoreJobs(self.shop, store, self.alerts, config)
         at = time.fromisoformat(js.daily_summary_at) if js.daily_summary_at else None

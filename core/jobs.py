@@ -244,6 +244,7 @@ class JobsConfig:
     zone: str = "UTC"
     backoff_max: timedelta = timedelta(hours=1)
     rules: list[RestockRule] = field(default_factory=list)
+    topup_stuck: timedelta = timedelta(hours=1)  # a top-up still pending this long is a merchant's case
 
 
 def _money(amount: int, currency: str) -> str:
@@ -358,7 +359,31 @@ class StoreJobs:
         refunded there)."""
         from core.suppliers import poll_topups  # noqa: PLC0415 - the supplier desk, only when this job runs
 
-        return f"{await poll_topups(self.shop)} top-ups finished"
+        finished = await poll_topups(self.shop)
+        stuck = await self._stuck_topups()
+        return f"{finished} top-ups finished" + (f", {stuck} stuck (merchants told)" if stuck else "")
+
+    async def _stuck_topups(self) -> int:
+        """Top-ups the supplier has not finished long after payment: never refunded automatically (the
+        supplier may still top the account up, and the money would be gone twice); the merchants are told
+        once per top-up, to settle it with the supplier and then refund or not."""
+        now = self.shop.clock.now()
+        async with self.shop.uow() as uow:
+            pending = await uow.supplies.pending_topups(500)
+        old = [r for r in pending if r.created_at <= now - self.config.topup_stuck]
+        told = 0
+        for req in old:
+            key = f"topup.stuck.{req.request_id}"
+            async with self.shop.uow(write=True) as uow:
+                if await uow.meta.get(key) is not None:
+                    continue
+                await uow.meta.set(key, now.isoformat())
+                await uow.commit()
+            await self.alerts.alert("alert.topup_stuck", {
+                "order": req.order_id or "", "supplier": req.supplier,
+                "minutes": int((now - req.created_at).total_seconds() // 60)})
+            told += 1
+        return told
 
     # -- daily summary -----------------------------------------------------------------------------
     async def daily_summary(self, end: datetime | None = None) -> str:

@@ -738,6 +738,7 @@ class Jobs(BaseModel):
     daily_summary_at: Annotated[str, AfterValidator(_check_hhmm)] = "09:00"
     timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
     supplier_backoff_max_minutes: int = Field(60, ge=1)
+    topup_stuck_minutes: int = Field(60, ge=1)
 
 
 class Settings(BaseModel):

@@ -237,3 +237,38 @@ async def test_mount_callbacks_serves_the_route_run_py_starts(sqlite_url, tmp_pa
             assert await order_status(app, order.id) == "delivered"
         finally:
             await server.stop()
+
+
+async def test_a_topup_the_supplier_never_finishes_is_reported_to_the_merchants_once_and_not_refunded(
+        sqlite_url, tmp_path, fake):
+    from datetime import timedelta  # noqa: PLC0415
+
+    from core.jobs import JobsConfig, StoreJobs  # noqa: PLC0415
+    from storage.jobs import SqlJobStore  # noqa: PLC0415
+
+    class Alerts:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict]] = []
+
+        async def alert(self, key: str, params: dict) -> None:
+            self.sent.append((key, params))
+
+    clock = FakeClock()
+    async with open_store(sqlite_url, tmp_path, fake, clock=clock) as (app, notifier, gateway, _):
+        order = await checkout(app, "u9")
+        await pay(app, order)
+        await settle(app)
+        alerts = Alerts()
+        jobs = StoreJobs(app.shop, SqlJobStore(app.db), alerts, JobsConfig(topup_stuck=timedelta(minutes=60)))
+        clock.advance(minutes=30)
+        assert await jobs.poll_topups() == "0 top-ups finished" and alerts.sent == []
+        clock.advance(minutes=31)
+        assert await jobs.poll_topups() == "0 top-ups finished, 1 stuck (merchants told)"
+        assert alerts.sent == [("alert.topup_stuck", {"order": order.id, "supplier": "up", "minutes": 61})]
+        clock.advance(minutes=30)
+        assert await jobs.poll_topups() == "0 top-ups finished"  # told once, not every minute
+        assert await order_status(app, order.id) == "pending" and gateway.refunds == []
+        fake.finish("T" + order.id, "success")  # the supplier finishes after all: the buyer gets it
+        assert await jobs.poll_topups() == "1 top-ups finished"
+        await settle(app)
+        assert await order_status(app, order.id) == "delivered"
