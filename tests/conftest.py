@@ -77,3 +77,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     asyncio.run(reset())
     return base
+
+
+# The Telegram end-to-end tests: each scenario once per library, against a fresh local fake Bot API.
+# (Test modules with another fake of their own, e.g. WeChat's, define their own `api`.)
+@pytest.fixture(params=["aiogram", "ptb"])
+def library(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def api():
+    from tests.telegram_harness import fake_api  # noqa: PLC0415
+
+    async for fake in fake_api():
+        yield fake

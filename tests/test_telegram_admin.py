@@ -9,20 +9,9 @@ import pytest
 
 from bots.telegram.common import buyer_of
 from tests.fake_bot_api import FakeBotAPI
-from tests.telegram_harness import Shopfront, buttons, fake_api
+from tests.telegram_harness import Shopfront, buttons
 
 BOSS = 1
-
-
-@pytest.fixture(params=["aiogram", "ptb"])
-def library(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def api():
-    async for fake in fake_api():
-        yield fake
 
 
 def texts_to(api: FakeBotAPI, chat: int, since: int = 0) -> list[str]:

@@ -10,13 +10,7 @@ from sqlalchemy import select
 from bots.telegram.common import buyer_of
 from storage import tables as t
 from tests.fake_bot_api import FakeBotAPI
-from tests.telegram_harness import Shopfront, fake_api
-
-
-@pytest.fixture
-async def api():
-    async for fake in fake_api():
-        yield fake
+from tests.telegram_harness import Shopfront
 
 
 async def test_given_telegram_answers_429_once_then_the_message_is_sent_after_retry_after(

@@ -16,20 +16,9 @@ from core.clock import FakeClock
 from core.inventory import import_codes
 from run import App
 from tests.fake_bot_api import FakeBotAPI
-from tests.telegram_harness import Shopfront, buttons, data_of, fake_api, store_settings
+from tests.telegram_harness import Shopfront, buttons, data_of, store_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(params=["aiogram", "ptb"])
-def library(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def api():
-    async for fake in fake_api():
-        yield fake
 
 
 async def browse_to_product(shop: Shopfront, user: dict) -> object:

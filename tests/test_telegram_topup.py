@@ -10,22 +10,11 @@ from core.models import OrderStatus
 from core.suppliers import poll_topups
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_supplier import FakeSupplier
-from tests.telegram_harness import Shopfront, buttons, fake_api
+from tests.telegram_harness import Shopfront, buttons
 
 TOPUP = {"sku": "CM-30", "title": {"en": "China Mobile ¥30", "zh_CN": "中国移动话费 30 元"}, "price": 3000,
          "stars": 200, "kind": "topup", "supplier": "up", "supplier_sku": "SUP-CM-30", "cost": 2940,
          "account_pattern": r"^1[3-9]\d{9}$"}
-
-
-@pytest.fixture(params=["aiogram", "ptb"])
-def library(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def api():
-    async for fake in fake_api():
-        yield fake
 
 
 @pytest.fixture

@@ -10,15 +10,9 @@ from bots.telegram.wiring import build_telegram
 from core.settings import parse_settings
 from run import App
 from tests.fake_bot_api import FakeBotAPI
-from tests.telegram_harness import CATALOG, TOKEN, fake_api
+from tests.telegram_harness import CATALOG, TOKEN
 
 SECRET = "s3cret-Token_1"
-
-
-@pytest.fixture
-async def api():
-    async for fake in fake_api():
-        yield fake
 
 
 @pytest.mark.parametrize("library", ["aiogram", "ptb"])
