@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from core.background import Background
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
@@ -83,7 +84,7 @@ class Shop:
         # replies are resolved against the stored state, which another process may have just changed.
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
-        self._pending_writes: _Pending = _Pending()
+        self._pending_writes = Background(log, "a first-contact write")
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -113,7 +114,7 @@ class Shop:
             except (TimeoutError, Exception):  # noqa: BLE001 - unsent rows stay in the outbox for next start
                 pass
         if self._pending_writes:  # first contacts still on their way to the database
-            await asyncio.wait(list(self._pending_writes), timeout=drain_seconds)
+            await self._pending_writes.idle(timeout=drain_seconds)
         await self.dispatcher.stop()
         await self.committer.close()
         for supplier in self.supply.suppliers.values():
@@ -275,7 +276,7 @@ class Shop:
             # Stored by the group commit, and not waited for: the first answer to a new customer needs nothing
             # from this row (its language came from the hint, kept in the cache meanwhile), and a lost row is
             # simply made again on the next contact.
-            self._pending_writes.add(asyncio.ensure_future(self.committer.submit("customer_new", c)))
+            self._pending_writes.spawn(self.committer.submit("customer_new", c))
         self._remember(c)
         return _copy(c)
 
@@ -315,20 +316,6 @@ class Shop:
     async def audit_for(self, order_id: str) -> list[AuditEntry]:
         async with self.uow() as uow:
             return await uow.audit.for_order(order_id)
-
-
-class _Pending(set):
-    """Writes nobody waits for: kept until done (asyncio keeps only weak references to tasks); a failure is
-    logged, never raised into a buyer's conversation."""
-
-    def add(self, fut: asyncio.Future) -> None:  # type: ignore[override]
-        super().add(fut)
-        fut.add_done_callback(self._done)
-
-    def _done(self, fut: asyncio.Future) -> None:
-        self.discard(fut)
-        if not fut.cancelled() and fut.exception() is not None:
-            log.warning("a background write failed: %s", type(fut.exception()).__name__)
 
 
 def _copy(c: Customer) -> Customer:

@@ -1,6 +1,6 @@
 """Merchants on WeChat: the admin commands as text, and alerts.
 
-The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund ID`, `/product …`, `/admin` as
+The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund ID`, `/audit ID`, `/product …`, `/admin` as
 ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
 "not allowed" (audited as `admin_denied`), except `/orders`, which is a buyer's own "My orders". `/import`
 needs a file, which an Official Account cannot take from a merchant: the answer says to use Telegram or
@@ -12,7 +12,6 @@ low after a sale (once an hour per product), and codes held back because the buy
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import WeComRobot
 from bots.wechat.frontend import Api, buyer_of
 from core.admin import Merchant
+from core.background import Background
 from core.errors import StoreError
 from core.settings import localized
 from core.shop import Shop
@@ -78,7 +78,7 @@ class MerchantAlerts:
         self.robot = robot
         self.low_stock_every = low_stock_every
         self._last_low: dict[int, float] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Background(log, "a merchant alert")
 
     @property
     def enabled(self) -> bool:
@@ -86,25 +86,17 @@ class MerchantAlerts:
 
     def held(self, order_id: str) -> None:
         if self.enabled:
-            self._spawn(self.send("wechat.alert.held", order=order_id))
+            self._tasks.spawn(self.send("wechat.alert.held", order=order_id))
 
     def sold(self, product_id: int) -> None:
         if self.enabled:
-            self._spawn(self._check_stock(product_id))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._check_stock(product_id))
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.stop()
         if self.robot is not None:
             await self.robot.close()
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import WindowClosed
+from core.background import Background
 from core.errors import RecipientUnreachable, StoreError
 from core.models import Buyer, Customer
 from core.ports import Delivery
@@ -204,7 +205,7 @@ class WeChatFrontend:
         self.locks = locks or UserLocks()
         self.pending = pending or Pending(shop, self.locks)
         self.keywords = self._keywords(i18n)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Background(log, "a WeChat follow-up")
         self._qr_pool: ProcessPoolExecutor | None = None
         # QR codes in the making at once: each is a unified order, a drawing, an upload and two sends, all in
         # wechatpy's threads; a few at a time keep those threads from crowding the event loop (and the GIL)
@@ -229,11 +230,11 @@ class WeChatFrontend:
         if task in done:
             reply = task.result()
             if reply.after:
-                self._spawn(self._run(msg.source, reply.after))
+                self._tasks.spawn(self._run(msg.source, reply.after))
             return reply.text
         log.warning("wechat: a reply took longer than %.1fs; it goes out as a customer-service message",
                     self.budget)
-        self._spawn(self._late(task, msg.source))
+        self._tasks.spawn(self._late(task, msg.source))
         return None
 
     async def _late(self, task: asyncio.Task[Reply], openid: str) -> None:
@@ -258,20 +259,12 @@ class WeChatFrontend:
             except Exception as exc:  # noqa: BLE001 - the next message still gets its answer
                 log.error("wechat: a follow-up failed: %s", type(exc).__name__)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def idle(self) -> None:
         """Wait until every follow-up (QR images, late replies, held codes) went out (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.stop()
         if self._qr_pool is not None:
             self._qr_pool.shutdown(wait=True, cancel_futures=True)
             self._qr_pool = None
