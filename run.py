@@ -9,6 +9,8 @@
     python run.py [--config PATH] wechat menu     create the WeChat custom menu from wechat.menu
     python run.py [--config PATH] jobs            the scheduled jobs: last run, result, next run
     python run.py [--config PATH] jobs run NAME   run one job now
+    python run.py [--config PATH] audit export --order ID [--format json|csv] [--out FILE]
+    python run.py [--config PATH] codes burn SKU FILE   codes a supplier recalled: burned, buyers reissued
 """
 from __future__ import annotations
 
@@ -345,6 +347,76 @@ async def cmd_stock(settings: Settings) -> int:
     return 0
 
 
+async def cmd_audit_export(settings: Settings, order_id: str, fmt: str, out: str | None) -> int:
+    """Every audit entry of one order as evidence (JSON or CSV); codes only as fingerprint references."""
+    from core.aftersales import export_csv, export_json, order_trail, record_export
+    from storage.aftersales import SqlRecallRepo
+
+    async with await App.open(settings) as app:
+        trail = await order_trail(app.db.uow, order_id.strip().upper(), SqlRecallRepo())
+        if trail is None:
+            print(f"error: no order {order_id!r}", file=sys.stderr)
+            return 2
+        text = (export_csv if fmt == "csv" else export_json)(trail, app.clock.now())
+        if out:
+            try:
+                Path(out).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                print(f"error: cannot write {out}: {exc.strerror}", file=sys.stderr)
+                return 2
+        else:
+            sys.stdout.write(text)
+        await record_export(app.db.uow, app.clock, trail, "cli", "cli", fmt, len(trail.entries))
+    if out:
+        print(f"order {trail.order.id}: {len(trail.entries)} audit entries written to {out} ({fmt})")
+    return 0
+
+
+async def cmd_burn(settings: Settings, sku: str, file: str) -> int:
+    """Codes a supplier recalled: available ones burned, buyers of sold ones reissued (or refunded)."""
+    from tqdm import tqdm
+
+    from core.aftersales import OutboxAlerts, RecallDesk
+    from core.alerts import FanoutAlerts, LogAlerts
+    from core.inventory import looks_binary, read_lines
+    from storage.aftersales import SqlRecallRepo
+
+    path = Path(file)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        print(f"error: cannot read {file}: {exc.strerror}; nothing burned", file=sys.stderr)
+        return 2
+    with fh:
+        head = fh.read(8192)
+        if not head or looks_binary(head):
+            print(f"error: {file} is {'empty' if not head else 'a binary file'}; nothing burned", file=sys.stderr)
+            return 2
+        fh.seek(0)
+        async with await App.open(settings) as app:
+            admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
+                ("wechat", str(a)) for a in settings.wechat.admins]
+            alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(app.db.uow, admins)])
+            desk = RecallDesk(app.db.uow, app.vault, app.clock, SqlRecallRepo(), alerts=alerts)
+            with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"burn {sku}", file=sys.stderr,
+                      mininterval=0.5, dynamic_ncols=True) as bar:
+                try:
+                    r = await desk.burn(sku, read_lines(fh), progress=bar.update)
+                except StoreError as exc:
+                    bar.close()
+                    print(f"error: unknown SKU {sku!r}; nothing burned" if exc.code.value == "unknown_sku"
+                          else f"error: {sku} is a {exc.params.get('kind')} product: only code and supplier "
+                               "products can be burned; nothing burned", file=sys.stderr)
+                    return 2
+    print(f"{sku}: burned available {r.burned_available}, reissued {r.reissued}, refunded {r.refunded}, "
+          f"not found {r.not_found}" + (f", already burned {r.already_burned}" if r.already_burned else "")
+          + (f", held orders swapped {r.held_swapped}" if r.held_swapped else "")
+          + (f", rejected lines {r.rejected}" if r.rejected else ""))
+    if not r.codes:
+        return 2
+    return 1 if r.not_found or r.rejected else 0
+
+
 async def cmd_jobs(settings: Settings, run: str | None) -> int:
     """`jobs`: every job's schedule, last run and result, next run, and who holds the scheduler lease.
     `jobs run NAME`: runs one job now in this process (its alerts go to the log, printed here)."""
@@ -417,6 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     rk = codes.add_parser("rekey", help="re-encrypt every code under the newest vault key")
     rk.add_argument("--new-key", action="store_true", help="add a fresh key to the key file first")
+    burn = codes.add_parser("burn", help="codes a supplier recalled: burn them, reissue or refund their buyers")
+    burn.add_argument("sku")
+    burn.add_argument("file")
+    au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    ax = au.add_parser("export", help="every audit entry of an order, as evidence")
+    ax.add_argument("--order", required=True, help="the order id")
+    ax.add_argument("--format", choices=("json", "csv"), default="json")
+    ax.add_argument("--out", help="write to this file (default: standard output)")
     sub.add_parser("stock", help="SKU and available/held/sold counts")
     wx = sub.add_parser("wechat", help="WeChat Official Account commands").add_subparsers(dest="wechat_command",
                                                                                          required=True)
@@ -450,6 +530,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cmd_rekey(settings, args.new_key))
         if cmd == "stock":
             return asyncio.run(cmd_stock(settings))
+        if cmd == "codes" and args.codes_command == "burn":
+            return asyncio.run(cmd_burn(settings, args.sku, args.file))
+        if cmd == "audit" and args.audit_command == "export":
+            return asyncio.run(cmd_audit_export(settings, args.order, args.format, args.out))
         if cmd == "wechat" and args.wechat_command == "menu":
             return asyncio.run(cmd_wechat_menu(settings))
         if cmd == "jobs":

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.aftersales import AuditTrail, order_trail
 from core.errors import ErrorCode, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
@@ -212,6 +213,17 @@ class AdminService:
             trail = await uow.audit.for_order(order.id)
         await self.record(m, "order", order_id=order.id, product_id=order.product_id)
         return OrderDetail(order, product, payments, [CodeRef(c.id, c.status) for c in stored], trail)
+
+    async def audit(self, m: Merchant, order_id: str) -> AuditTrail:
+        """Every audit entry of an order (reveals, deliveries, reissues, refunds, merchant actions); the
+        command itself is recorded after the trail was read."""
+        order_id = self._order_id(order_id)
+        trail = await order_trail(self.shop.uow, order_id)
+        if trail is None:
+            raise AdminError("order_not_found", order=order_id)
+        await self.record(m, "audit", order_id=trail.order.id, product_id=trail.order.product_id,
+                          entries=len(trail.entries))
+        return trail
 
     @staticmethod
     def _order_id(raw: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, cast
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import RecipientUnreachable, VaultError
-from core.models import AuditEntry, Order, OrderStatus, OutboxItem, Product, StoredCode
+from core.models import AuditEntry, CodeStatus, Order, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import Delivery, ForgetfulNotifier, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
 # other refunds return a stray payment and leave the order as it is.
-ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed"})
+ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled"})
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
@@ -36,8 +36,10 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, list[StoredCode]]:
-    """The encrypted codes of orders. Reusable orders get their pinned code."""
-    stored = await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])
+    """The encrypted codes of orders. Reusable orders get their pinned code. Burned codes (recalled and
+    replaced, core/aftersales.py) are never sent or shown again."""
+    stored = {oid: [c for c in rows if c.status is not CodeStatus.BURNED] for oid, rows in
+              (await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])).items()}
     reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
     reusable = {c.id: c for c in await uow.codes.get_many(reusable_ids)} if reusable_ids else {}
     return {o.id: [reusable[o.reusable_code_id]] if o.reusable_code_id in reusable else stored.get(o.id, [])
@@ -210,7 +212,7 @@ class OutboxDispatcher:
             return False, "RecipientUnreachable", {"unreachable": True}
         except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
             log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
-            if item.kind == "deliver":
+            if item.kind in ("deliver", "reissue"):
                 return False, type(exc).__name__, {}
             return False, f"{type(exc).__name__}: {exc}"[:500], {}
 
@@ -227,6 +229,8 @@ class OutboxDispatcher:
             if refs and delete_after:
                 extra["delete"] = (refs, delete_after)
             return True, "", extra
+        if item.kind == "reissue":  # a recalled code's replacement (core/aftersales.py)
+            return await self._reissue(item, orders[item.order_id or ""], products)
         if item.kind == "delete":
             forgetful = cast(ForgetfulNotifier, self._notifier(item.channel))
             await forgetful.delete(item.recipient, list(item.payload.get("refs", [])))
@@ -242,6 +246,26 @@ class OutboxDispatcher:
         else:
             return False, f"unknown outbox kind {item.kind}", {}
         return True, "", {}
+
+    async def _reissue(self, item: OutboxItem, order: Order, products: Mapping[int, Product]
+                       ) -> tuple[bool, str, dict[str, Any]]:
+        """The buyer is told the old code was recalled, then gets the new one(s) named in the row."""
+        async with self.uow() as uow:
+            stored = await uow.codes.get_many([int(i) for i in item.payload.get("code_ids", [])])
+        try:
+            codes = decrypt_codes(self.vault, stored)
+        except VaultError as exc:
+            log.error("outbox: the replacement codes of order %s do not decrypt (%s)", order.id, exc)
+            return False, "codes do not decrypt", {"vault": True}
+        notifier = self._notifier(item.channel)
+        await notifier.notify(item.recipient, str(item.payload.get("language", "")), "aftersales.recalled",
+                              {"order": order.id, "n": len(codes)})
+        refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes))
+        extra: dict[str, Any] = {"codes": len(codes)}
+        delete_after = getattr(notifier, "delete_after", None)
+        if refs and delete_after:
+            extra["delete"] = (refs, delete_after)
+        return True, "", extra
 
     def _notifier(self, channel: str) -> Notifier:
         n = self.notifiers.get(channel)
@@ -281,9 +305,11 @@ class OutboxDispatcher:
                     failed.append((item.id, item.lease, err, now + backoff(attempts), give_up, True))
                     continue
                 sent.append((item.id, item.lease))
-                if item.kind == "deliver":
-                    audit.append(AuditEntry("deliver", "system", item.channel, now, item.order_id,
-                                            detail={"chat": item.recipient, "codes": extra.get("codes", 0)}))
+                if item.kind in ("deliver", "reissue"):
+                    detail = {"chat": item.recipient, "codes": extra.get("codes", 0)}
+                    if item.kind == "reissue":
+                        detail.update(reissue=True, code_ids=list(item.payload.get("code_ids", [])))
+                    audit.append(AuditEntry("deliver", "system", item.channel, now, item.order_id, detail=detail))
                     if "delete" in extra:  # the code message goes away later; "My orders" keeps the codes
                         refs, after = extra["delete"]
                         deletions.append((now + after, OutboxItem(None, "delete", item.channel, item.recipient,

@@ -6,6 +6,7 @@
     /orders [STATUS|all] [PAGE]              newest first, 10 a page
     /order ID                                detail and audit trail (code ids, never codes)
     /refund ID                               refund a delivered order; its codes are burned
+    /audit ID                                the order's whole audit trail (code ids, never codes)
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -34,6 +35,7 @@ from core.admin import (
     ProductEdited,
     check_import_file,
 )
+from core.aftersales import AuditTrail
 from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.settings import localized
@@ -43,7 +45,8 @@ from locales import Translator
 
 log = logging.getLogger(__name__)
 
-COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product"})
+COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit"})
+AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
 REJECTED_SHOWN = 10
@@ -228,6 +231,10 @@ class AdminFlow:
             return [await self._refund(ctx, args[0])]
         if command == "/product":
             return [await self._product(ctx, rest)]
+        if command == "/audit":
+            if len(args) != 1:
+                raise _Usage("audit")
+            return [self._audit(ctx.language, await self.service.audit(ctx.merchant, args[0]))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
         raise ValueError(f"not a merchant command: {command!r}")
@@ -337,6 +344,28 @@ class AdminFlow:
             detail = ", ".join(f"{k}={str(v)[:40]}" for k, v in e.detail.items())
             lines.append(f"  {e.at:%m-%d %H:%M} {e.action} · {e.actor}" + (f" · {detail}" if detail else ""))
         return Screen(t(lang, "admin.order.title", order=o.id), "\n".join(lines))
+
+    def _audit(self, lang: str, trail: AuditTrail) -> Screen:
+        t = self.i18n.t
+        o, p = trail.order, trail.product
+        lines = [t(lang, "audit.order", status=self._status(lang, o.status.value), buyer=o.buyer.key,
+                   sku=p.sku if p else f"#{o.product_id}", qty=o.qty)]
+        if trail.codes:
+            lines.append(t(lang, "audit.codes", codes=", ".join(
+                f"{c.ref} {t(lang, f'admin.code.{c.status.value}')}" for c in trail.codes[:20])))
+        if not trail.entries:
+            lines.append(t(lang, "audit.empty"))
+        hidden = max(0, len(trail.entries) - AUDIT_SHOWN)
+        if hidden:
+            lines.append(t(lang, "audit.more", n=hidden))
+        for e in trail.entries[hidden:]:
+            key = f"audit.action.{e.action}"
+            label = t(lang, key)
+            action = e.action if label == key else f"{e.action} ({label})"
+            detail = ", ".join(f"{k}={str(e.detail[k])[:60]}" for k in sorted(e.detail))
+            lines.append(f"{e.at:%Y-%m-%d %H:%M:%S} {action} · {e.actor} · {e.channel}" + (f" · {detail}" if detail else ""))
+        return Screen(t(lang, "audit.title", order=o.id), "\n".join(lines),
+                      footer=t(lang, "audit.footer", n=len(trail.entries), order=o.id))
 
     async def _refund(self, ctx: AdminCtx, order_id: str) -> Screen:
         t, lang = self.i18n.t, ctx.language

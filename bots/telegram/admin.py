@@ -1,4 +1,4 @@
-"""Merchant commands in the Telegram chat: /admin, /stock, /import, /orders, /order, /refund, /product.
+"""Merchant commands in the Telegram chat: /admin, /stock, /import, /orders, /order, /refund, /product, /audit.
 
 The frontend offers every private message (text, or a document with its caption) here first. Merchants are
 the user ids in `telegram.admins`; anyone else sending a merchant command gets "not allowed" and nothing

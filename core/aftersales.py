@@ -1,0 +1,367 @@
+"""After-sales (issue 7): an order's audit trail as evidence, and codes a supplier recalled.
+
+- `order_trail` / `export_json` / `export_csv`: every audit entry of an order (reveals with who, when, channel
+  and chat; deliveries, reissues, refunds, merchant actions) in a stable field order, times in UTC ISO 8601.
+  Codes never appear: a code is its row id and a fingerprint reference (`fp:` + the first 8 bytes of its keyed
+  HMAC fingerprint, which cannot be turned back into the code).
+- `RecallDesk.burn`: codes a supplier recalled, given in plain text (matched by the vault's fingerprint, never
+  stored): available ones are burned (never sold); sold ones are burned and their buyer gets a replacement from
+  the pool through the outbox (kind `reissue`: "your code was recalled" and the new code), or, when the pool
+  has none, the order is refunded through the outbox (reason `recalled`). Every touched order gets a `recall`
+  audit entry; the merchants are told through the AdminAlerts port.
+
+Framework-free like the rest of core/: the queries it needs beyond the unit of work are the `RecallRepo` port
+(storage/aftersales.py), handed in by the composition root.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from core.alerts import AdminAlerts
+from core.clock import Clock
+from core.errors import ErrorCode, StoreError
+from core.inventory import MAX_LINE_BYTES, LineParser, decode_line
+from core.models import (
+    AuditEntry,
+    CodeStatus,
+    Kind,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    Payment,
+    Product,
+    StoredCode,
+)
+from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.vault import Vault
+
+EXPORT_FORMAT = "card-store audit export v1"
+RECALL_REFUND = "recalled"  # the refund reason when a recalled code has no replacement (core/outbox.py)
+BATCH = 500  # recalled codes looked up and settled per transaction
+ENTRY_FIELDS = ("seq", "at", "action", "actor", "channel", "chat", "order_id", "product_id", "sku", "code_id",
+                "code_ref", "detail")
+
+
+class RecallRepo(Protocol):
+    """What after-sales needs from storage beyond the unit of work's repositories (storage/aftersales.py)."""
+
+    async def by_fingerprints(self, uow: UnitOfWork, product_id: int, fingerprints: Sequence[bytes]
+                              ) -> list[tuple[StoredCode, bytes]]: ...
+    async def burn_ids(self, uow: UnitOfWork, ids: Sequence[int], statuses: Sequence[CodeStatus]) -> int: ...
+    async def fingerprints(self, uow: UnitOfWork, ids: Sequence[int]) -> dict[int, bytes]: ...
+
+
+def iso(at: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z, microseconds kept: `2026-11-25T16:08:33.123456Z`."""
+    if at is None:
+        return None
+    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def code_ref(code_id: int | None, fingerprint: bytes | None) -> str:
+    """How a code is named in evidence: its row id and a fingerprint prefix, never its text."""
+    if code_id is None:
+        return ""
+    return f"#{code_id}" + (f" fp:{fingerprint[:8].hex()}" if fingerprint else "")
+
+
+# -- the audit trail ---------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class TrailCode:
+    id: int
+    status: CodeStatus
+    ref: str
+
+
+@dataclass(slots=True)
+class AuditTrail:
+    order: Order
+    product: Product | None
+    payments: list[Payment]
+    codes: list[TrailCode]
+    entries: list[AuditEntry]
+    refs: dict[int, str] = field(default_factory=dict)  # code id -> reference, for entries naming a code
+
+
+async def order_trail(uow_factory: UnitOfWorkFactory, order_id: str, recall: RecallRepo | None = None
+                      ) -> AuditTrail | None:
+    """Everything recorded about one order (None when there is no such order)."""
+    async with uow_factory() as uow:
+        order = await uow.orders.get(order_id)
+        if order is None:
+            return None
+        product = await uow.products.get(order.product_id)
+        payments = await uow.payments.for_order(order.id)
+        stored = (await uow.codes.for_orders([order.id])).get(order.id, [])
+        if order.reusable_code_id:
+            stored = [*await uow.codes.get_many([order.reusable_code_id]), *stored]
+        entries = await uow.audit.for_order(order.id)
+        ids = {c.id for c in stored} | {e.code_id for e in entries if e.code_id} | {
+            int(i) for e in entries for i in e.detail.get("code_ids", []) if str(i).isdigit()}
+        fps = await recall.fingerprints(uow, sorted(ids)) if recall is not None and ids else {}
+    refs = {i: code_ref(i, fps.get(i)) for i in ids}
+    codes = [TrailCode(c.id, c.status, refs[c.id]) for c in stored]
+    return AuditTrail(order, product, payments, codes, entries, refs)
+
+
+def _entry_row(seq: int, e: AuditEntry, trail: AuditTrail) -> dict[str, Any]:
+    detail = {k: e.detail[k] for k in sorted(e.detail)}
+    return {
+        "seq": seq, "at": iso(e.at), "action": e.action, "actor": e.actor, "channel": e.channel,
+        "chat": str(detail.get("chat", "")), "order_id": e.order_id or "", "product_id": e.product_id,
+        "sku": trail.product.sku if trail.product and e.product_id in (None, trail.product.id) else "",
+        "code_id": e.code_id, "code_ref": trail.refs.get(e.code_id, "") if e.code_id else "", "detail": detail,
+    }
+
+
+def export_data(trail: AuditTrail, exported_at: datetime) -> dict[str, Any]:
+    """The export as plain data, keys in a fixed order (json.dumps keeps it)."""
+    o, p = trail.order, trail.product
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": iso(exported_at),
+        "order": {
+            "id": o.id, "status": o.status.value, "buyer": o.buyer.key, "channel": o.buyer.channel,
+            "chat": o.chat_id, "product_id": o.product_id, "sku": p.sku if p else "", "qty": o.qty,
+            "amount": o.amount, "currency": o.currency, "stars": (o.stars or 0) * o.qty if o.stars else None,
+            "created_at": iso(o.created_at), "paid_at": iso(o.paid_at), "delivered_at": iso(o.delivered_at),
+        },
+        "payments": [{"id": pay.id, "provider": pay.provider, "txn_id": pay.provider_txn_id, "amount": pay.amount,
+                      "currency": pay.currency, "payer": pay.payer, "status": pay.status,
+                      "created_at": iso(pay.created_at)} for pay in trail.payments],
+        "codes": [{"id": c.id, "status": c.status.value, "ref": c.ref} for c in trail.codes],
+        "entries": [_entry_row(i, e, trail) for i, e in enumerate(trail.entries, start=1)],
+    }
+
+
+def export_json(trail: AuditTrail, exported_at: datetime) -> str:
+    return json.dumps(export_data(trail, exported_at), ensure_ascii=False, indent=2) + "\n"
+
+
+def export_csv(trail: AuditTrail, exported_at: datetime) -> str:
+    """One row per audit entry, columns ENTRY_FIELDS; `detail` is JSON with sorted keys."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ENTRY_FIELDS)
+    for row in export_data(trail, exported_at)["entries"]:
+        row["detail"] = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        w.writerow(["" if row[f] is None else row[f] for f in ENTRY_FIELDS])
+    return buf.getvalue()
+
+
+async def record_export(uow_factory: UnitOfWorkFactory, clock: Clock, trail: AuditTrail, actor: str, channel: str,
+                        fmt: str, entries: int) -> None:
+    """The export itself is written to the order's trail (after it was read: an export never lists itself)."""
+    async with uow_factory(write=True) as uow:
+        await uow.audit.add_many([AuditEntry("export", actor, channel, clock.now(), trail.order.id,
+                                             trail.order.product_id, detail={"format": fmt, "entries": entries})])
+        await uow.commit()
+
+
+# -- recalled codes ----------------------------------------------------------------------------------------
+
+@dataclass
+class BurnReport:
+    sku: str
+    lines: int = 0
+    codes: int = 0  # distinct codes in the file
+    burned_available: int = 0  # available (or withdrawn, or held by an unpaid order) codes burned
+    reissued: int = 0  # orders that got a replacement
+    refunded: int = 0  # orders refunded: no replacement in the pool
+    not_found: int = 0  # codes in the file the pool never had
+    already_burned: int = 0
+    held_swapped: int = 0  # unpaid orders whose held code was swapped for another
+    rejected: int = 0  # unreadable lines
+    orders: list[str] = field(default_factory=list)  # orders reissued or refunded (for the alert)
+
+
+class RecallDesk:
+    """Burns recalled codes and puts their buyers right."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, recall: RecallRepo, *,
+                 alerts: AdminAlerts | None = None, wake: Callable[[], None] | None = None) -> None:
+        self.uow = uow_factory
+        self.vault = vault
+        self.clock = clock
+        self.recall = recall
+        self.alerts = alerts
+        self.wake = wake
+
+    async def burn(self, sku: str, lines: Iterable[bytes | None], *, actor: str = "cli", channel: str = "cli",
+                   progress: Callable[[int], None] | None = None, batch_size: int = BATCH) -> BurnReport:
+        """Burn the codes of `lines` (one per line, or CSV with a `code` header) in SKU's pool."""
+        async with self.uow() as uow:
+            product = await uow.products.by_sku(sku)
+        if product is None:
+            raise StoreError(ErrorCode.UNKNOWN_SKU, sku=sku)
+        if product.kind not in (Kind.CODE, Kind.SUPPLIER):
+            raise StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=sku, kind=product.kind.value)
+        report = BurnReport(sku)
+        parser = LineParser(datetime(1970, 1, 1, tzinfo=timezone.utc))  # recall files: expiry is no reason to skip
+        fp = self.vault.fingerprinter(product.id)
+        seen: set[bytes] = set()
+        pending: list[bytes] = []
+        consumed = 0
+        for line_no, raw in enumerate(lines, start=1):
+            report.lines = line_no
+            consumed += MAX_LINE_BYTES if raw is None else len(raw)
+            text = None if raw is None else decode_line(raw, line_no == 1)
+            if text is None:
+                report.rejected += 1
+                continue
+            if parser.csv is None and parser.header(text):
+                continue
+            parsed = parser.parse(text)
+            if parsed is None:
+                continue
+            if isinstance(parsed, str):
+                report.rejected += 1
+                continue
+            f = fp(parsed[0])
+            if f in seen:
+                continue
+            seen.add(f)
+            pending.append(f)
+            if len(pending) >= batch_size:
+                await self._settle(product, pending, report, actor, channel)
+                pending = []
+                if progress:
+                    progress(consumed)
+                    consumed = 0
+        if pending:
+            await self._settle(product, pending, report, actor, channel)
+        if progress and consumed:
+            progress(consumed)
+        report.codes = len(seen)
+        async with self.uow(write=True) as uow:
+            await uow.audit.add_many([AuditEntry("burn", actor, channel, self.clock.now(), product_id=product.id,
+                                                 detail=_summary(report))])
+            await uow.commit()
+        if self.alerts is not None and (report.burned_available or report.reissued or report.refunded
+                                        or report.held_swapped):
+            await self.alerts.alert("aftersales.alert.burned", {
+                "sku": sku, "burned": report.burned_available, "reissued": report.reissued,
+                "refunded": report.refunded, "not_found": report.not_found,
+                "orders": ", ".join(report.orders[:20]) + (" …" if len(report.orders) > 20 else "")})
+        return report
+
+    async def _settle(self, product: Product, fps: list[bytes], report: BurnReport, actor: str,
+                      channel: str) -> None:
+        now = self.clock.now()
+        queued = False
+        async with self.uow(write=True) as uow:
+            found = await self.recall.by_fingerprints(uow, product.id, fps)
+            report.not_found += len(set(fps) - {f for _, f in found})
+            refs = {c.id: code_ref(c.id, f) for c, f in found}
+            loose: list[int] = []
+            by_order: dict[str, list[StoredCode]] = {}
+            for c, _ in found:
+                if c.status is CodeStatus.BURNED:
+                    report.already_burned += 1
+                elif c.status in (CodeStatus.AVAILABLE, CodeStatus.WITHDRAWN, CodeStatus.REUSABLE) or not c.order_id:
+                    loose.append(c.id)
+                else:  # held or sold: bound to an order
+                    by_order.setdefault(c.order_id, []).append(c)
+            if loose:
+                report.burned_available += await self.recall.burn_ids(
+                    uow, loose, [CodeStatus.AVAILABLE, CodeStatus.WITHDRAWN, CodeStatus.REUSABLE])
+            orders = await uow.orders.get_many(sorted(by_order), for_update=True)
+            audit: list[AuditEntry] = []
+            outbox: list[OutboxItem] = []
+            for oid in sorted(by_order):
+                codes = by_order[oid]
+                order = orders.get(oid)
+                ids = [c.id for c in codes]
+                recalled = [refs[i] for i in ids]
+                held = [c for c in codes if c.status is CodeStatus.HELD]
+                if order is None or order.status not in (OrderStatus.DELIVERED, OrderStatus.HELD) or (
+                        held and order.status is not OrderStatus.HELD):
+                    # Nothing to put right (the order is being refunded, or was): the codes just go.
+                    report.burned_available += await self.recall.burn_ids(uow, ids, [CodeStatus.HELD,
+                                                                                     CodeStatus.SOLD])
+                    continue
+                fresh = await uow.codes.pick_available(product.id, len(ids), now)
+                if order.status is OrderStatus.HELD:  # unpaid: swap the held code, or give the hold up
+                    await self.recall.burn_ids(uow, ids, [CodeStatus.HELD])
+                    report.burned_available += len(ids)
+                    if len(fresh) == len(ids) and await uow.codes.hold([(c, oid) for c in fresh]) == len(fresh):
+                        report.held_swapped += 1
+                        outcome = "swapped"
+                    else:
+                        await uow.codes.release([oid])
+                        await uow.orders.set_status([oid], OrderStatus.CANCELLED, now)
+                        outcome = "cancelled"
+                    audit.append(AuditEntry("recall", actor, channel, now, oid, product.id, detail={
+                        "outcome": outcome, "recalled": recalled, "code_ids": fresh if outcome == "swapped" else []}))
+                    continue
+                burned = await self.recall.burn_ids(uow, ids, [CodeStatus.SOLD])
+                if len(fresh) == len(ids) and await uow.codes.hold([(c, oid) for c in fresh]) == len(fresh):
+                    await uow.codes.sell_held([oid])
+                    outbox.append(OutboxItem(None, "reissue", order.buyer.channel, order.chat_id, oid, {
+                        "code_ids": fresh, "recalled": burned, "language": order.language}))
+                    audit.append(AuditEntry("recall", actor, channel, now, oid, product.id, detail={
+                        "outcome": "reissued", "recalled": recalled, "code_ids": fresh}))
+                    report.reissued += 1
+                    report.orders.append(oid)
+                    continue
+                if fresh:  # not enough for this order: what was picked stays available
+                    pass
+                payment = next((p for p in await uow.payments.for_order(oid) if p.status == "captured"), None)
+                if payment is None:
+                    audit.append(AuditEntry("recall", actor, channel, now, oid, product.id, detail={
+                        "outcome": "no_payment", "recalled": recalled}))
+                    report.orders.append(oid)
+                    continue
+                assert payment.id is not None
+                await uow.payments.set_status(payment.id, "refund_pending")
+                await uow.orders.set_status([oid], OrderStatus.REFUNDING, now)
+                others = await uow.codes.burn([oid])  # the order's other codes go with the refund
+                outbox.append(OutboxItem(None, "refund", order.buyer.channel, order.chat_id, oid, {
+                    "payment_id": payment.id, "reason": RECALL_REFUND, "language": order.language}))
+                audit.append(AuditEntry("recall", actor, channel, now, oid, product.id, detail={
+                    "outcome": "refunding", "recalled": recalled, "payment_id": payment.id,
+                    "codes_burned": burned + others}))
+                report.refunded += 1
+                report.orders.append(oid)
+            if audit:
+                await uow.audit.add_many(audit)
+            if outbox:
+                await uow.outbox.add_many(outbox)
+                queued = True
+            await uow.commit()
+        if queued and self.wake is not None:
+            self.wake()
+
+
+def _summary(r: BurnReport) -> dict[str, Any]:
+    return {"sku": r.sku, "codes": r.codes, "burned_available": r.burned_available, "reissued": r.reissued,
+            "refunded": r.refunded, "not_found": r.not_found, "already_burned": r.already_burned,
+            "held_swapped": r.held_swapped, "rejected": r.rejected}
+
+
+class OutboxAlerts:
+    """AdminAlerts for a process without the chat channels (the CLI): each merchant's alert is an outbox
+    notice, sent by the running store (so a merchant hears of a recall run from the terminal)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, admins: Sequence[tuple[str, str]],
+                 wake: Callable[[], None] | None = None) -> None:
+        self.uow = uow_factory
+        self.admins = list(admins)  # (channel, chat id)
+        self.wake = wake
+
+    async def alert(self, key: str, params: dict[str, Any]) -> None:
+        if not self.admins:
+            return
+        async with self.uow(write=True) as uow:
+            await uow.outbox.add_many([OutboxItem(None, "notify", ch, chat, None, {
+                "key": key, "language": "", "params": dict(params)}) for ch, chat in self.admins])
+            await uow.commit()
+        if self.wake is not None:
+            self.wake()
