@@ -18,6 +18,11 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = "rate_limited"
     UNKNOWN_SKU = "unknown_sku"
     BAD_ACCOUNT = "bad_account"  # a top-up account that does not fit the product's pattern
+    # Rules and risk (issue 6): core/rules.py, core/risk.py
+    RULE_REFUSED = "rule_refused"  # params: rule (a core.rules code) and its figures; text rules.refused.<rule>
+    RISK_REFUSED = "risk_refused"  # the risk check refused the order (the reasons are for merchants only)
+    CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
+    UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet
 
 
 class StoreError(Exception):
@@ -28,6 +33,13 @@ class StoreError(Exception):
         self.params = params
         detail = ", ".join(f"{k}={v}" for k, v in params.items())
         super().__init__(f"{code.value}" + (f" ({detail})" if detail else ""))
+
+    @property
+    def message_key(self) -> str:
+        """The locale key of the buyer's message: `rules.refused.<rule>` for a rule, else `error.<code>`."""
+        if self.code is ErrorCode.RULE_REFUSED and self.params.get("rule"):
+            return f"rules.refused.{self.params['rule']}"
+        return f"error.{self.code.value}"
 
 
 class ConflictError(Exception):

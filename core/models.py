@@ -205,6 +205,9 @@ class Customer:
     language: str | None
     state: dict[str, Any]
     created_at: datetime
+    phone: str = ""  # bound phone, E.164 digits without '+' (links identities; rules and risk, issue 6)
+    level: int = 0  # member level (rules: min_level)
+    reseller: bool = False  # rules: resellers_only
 
 
 @dataclass(frozen=True, slots=True)

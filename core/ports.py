@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.models import (
     AuditEntry,
@@ -22,6 +22,9 @@ from core.models import (
     StoredCode,
     SupplyRequest,
 )
+
+if TYPE_CHECKING:
+    from core.risk import RiskRepo
 
 
 class ProductRepo(Protocol):
@@ -155,6 +158,7 @@ class UnitOfWork(Protocol):
     customers: CustomerRepo
     meta: MetaRepo
     supplies: SupplyRepo
+    risk: RiskRepo  # rules and risk (core/risk.py, issue 6)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

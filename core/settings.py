@@ -358,6 +358,17 @@ class Product(BaseModel):
     cost: Optional[int] = Field(None, ge=0)  # what one costs the shop, minor units of store.currency
     account_pattern: str = ""  # topup: the account must match this (e.g. ^1[3-9]\d{9}$, a mainland mobile)
 
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _check_rules(cls, value: Any) -> Any:
+        # Sale rules (core/rules.py, issue 6): validated here, stored normalized (JSON) with the product.
+        from core.rules import RulesError, normalize_rules
+
+        try:
+            return normalize_rules(value or {})
+        except RulesError as exc:
+            _fail(((exc.key,), exc.message))
+
     @field_validator("account_pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
@@ -741,6 +752,51 @@ class Jobs(BaseModel):
     topup_stuck_minutes: int = Field(60, ge=1)
 
 
+class ValueStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    over: int = Field(ge=0)  # an order worth more than this (minor units of store.currency) ...
+    points: int = Field(ge=0)  # ... scores this many points (the highest step that applies)
+
+
+class Risk(BaseModel):
+    """The risk check of every order (core/risk.py, issue 6); see the README's "Rules and risk"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    challenge_at: int = Field(30, ge=1)
+    review_at: int = Field(60, ge=1)
+    refuse_at: int = Field(90, ge=1)
+    window_minutes: int = Field(10, ge=1, le=1440)
+    buyer_orders: int = Field(5, ge=1)
+    buyer_points: int = Field(30, ge=0)
+    phone_orders: int = Field(8, ge=1)
+    phone_points: int = Field(30, ge=0)
+    chat_orders: int = Field(30, ge=1)
+    chat_points: int = Field(10, ge=0)
+    abandoned: int = Field(3, ge=0)
+    abandoned_points: int = Field(15, ge=0)
+    new_account_minutes: int = Field(10, ge=0)
+    new_account_points: int = Field(10, ge=0)
+    value_steps: list[ValueStep] = Field(default_factory=lambda: [
+        ValueStep(over=50_000, points=10), ValueStep(over=100_000, points=20), ValueStep(over=300_000, points=40)])
+    history_days: int = Field(90, ge=1, le=3650)
+    refund_points: int = Field(20, ge=0)
+    accounts_per_phone: int = Field(3, ge=1)
+    shared_phone_points: int = Field(20, ge=0)
+    review_hold_minutes: int = Field(1440, ge=1, le=10080)
+    challenge_minutes: int = Field(10, ge=1, le=1440)
+    pass_minutes: int = Field(60, ge=0, le=10080)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> "Risk":
+        if not self.challenge_at <= self.review_at <= self.refuse_at:
+            _fail((("review_at",), f"thresholds must rise: challenge_at ({self.challenge_at}) <= review_at "
+                                   f"({self.review_at}) <= refuse_at ({self.refuse_at})"))
+        return self
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -754,10 +810,11 @@ class Settings(BaseModel):
     wechat: Wechat = Field(default_factory=Wechat)
     jobs: Jobs = Field(default_factory=Jobs)
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
+    risk: Risk = Field(default_factory=Risk)
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
-    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs",
+    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs", "risk",
                      mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:

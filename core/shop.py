@@ -29,6 +29,7 @@ from core.models import (
 from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWorkFactory
+from core.risk import Guard, RiskDesk, RiskPolicy
 from core.suppliers import SupplyDesk, check_account
 from core.vault import Vault
 
@@ -52,7 +53,7 @@ class Shop:
                  gateways: Mapping[str, PaymentGateway] | None = None,
                  notifiers: Mapping[str, Notifier] | None = None, single_process: bool = True,
                  max_batch: int = 256, currency: str | None = None, catalog_ttl: float = 2.0,
-                 customer_ttl: float = 2.0) -> None:
+                 customer_ttl: float = 2.0, risk: RiskPolicy | None = None) -> None:
         self.uow = uow_factory
         self.vault = vault
         self.clock = clock
@@ -65,7 +66,13 @@ class Shop:
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.committer = GroupCommitter(uow_factory, max_batch=max_batch)
         self.book = OrderBook(clock, policy or OrderPolicy())
-        self.committer.register("reserve", self.book.reserve_batch)
+        # Rules and risk (issue 6) check every reserve inside its batch, before the order book holds stock.
+        self.guard = Guard(clock, risk, hold_cap=lambda: self.book.policy.max_open_holds,
+                           catalog=self._all_products)
+        self.committer.register("reserve", lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
+                                                                                      self.book.reserve_batch))
+        self.risk = RiskDesk(uow_factory, clock, self.guard,
+                             lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes)
         self.committer.register("pay", self.book.pay_batch)
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)
@@ -198,6 +205,10 @@ class Shop:
                                  account)
         return await self.committer.submit("reserve", request)
 
+    async def pass_challenge(self, buyer: Buyer, token: str, answer: str) -> bool:
+        """The buyer answered a CHALLENGE_REQUIRED: True when right (then reserve again; no challenge for a while)."""
+        return await self.risk.pass_challenge(buyer, token, answer)
+
     def check_account(self, product: Product, account: str) -> str | None:
         """A top-up account as it will be sent, or None when it does not fit the product's pattern."""
         offer = self.supply.offer_for(product)
@@ -230,6 +241,9 @@ class Shop:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
             if order.buyer != buyer:
                 raise StoreError(ErrorCode.NOT_YOUR_ORDER)
+            # Every way to pay starts here (invoice, pre-checkout, WeChat QR, My orders): not while under review.
+            if order.status is OrderStatus.HELD and await self.risk.under_review(uow, order.id):
+                raise StoreError(ErrorCode.UNDER_REVIEW, order_id=order.id)
         product = await self.product(order.product_id)
         if product is None:  # made by another process a moment ago
             self.catalog_changed()

@@ -162,6 +162,10 @@ class CustomerFlow:
         if name == "k":
             order, product, codes = await self.shop.reveal(args[0], ctx.buyer, ctx.chat_id)
             return [self.render_delivery(Delivery(order, product, codes, again=True), lang)]
+        if name == "rp":  # report a problem with an order (handlers/aftersales.py)
+            from handlers.aftersales import report_problem
+
+            return [await report_problem(self, ctx.buyer, lang, args)]
         raise ValueError(f"unknown action {name!r}")
 
     # -- screens ------------------------------------------------------------------------------
@@ -407,11 +411,13 @@ class CustomerFlow:
         rows = []
         if order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
             rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
+            if getattr(self.shop, "problems", None) is not None:  # after-sales (handlers/aftersales.py)
+                rows.append([Action(f"rp:{order.id}", t(lang, "aftersales.report"))])
         rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "order.held.title", order=order.id), body, actions=rows)
 
     def _error(self, lang: str, exc: StoreError) -> Screen:
-        return Screen(self.i18n.t(lang, f"error.{exc.code.value}", **exc.params), error=exc.code.value)
+        return Screen(self.i18n.t(lang, exc.message_key, **exc.params), error=exc.code.value)
 
     # -- outbound -----------------------------------------------------------------------------
     async def remember(self, buyer: Buyer, screen: Screen) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import repos
+from storage.risk import RiskRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -139,6 +140,7 @@ class SqlUnitOfWork:
         self.customers = repos.CustomerRepo(*args)
         self.meta = repos.MetaRepo(*args)
         self.supplies = repos.SupplyRepo(*args)
+        self.risk = RiskRepo(*args)  # rules and risk (issue 6)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

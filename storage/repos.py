@@ -517,7 +517,8 @@ class CustomerRepo(_Repo):
     async def get(self, buyer: Buyer) -> Customer | None:
         r = (await self.c.execute(_CUSTOMER_BY_KEY, {"channel": buyer.channel,
                                                      "external_id": buyer.external_id})).first()
-        return Customer(buyer, r.language, r.state or {}, r.created_at) if r else None
+        return Customer(buyer, r.language, r.state or {}, r.created_at, r.phone or "", r.level or 0,
+                        bool(r.reseller)) if r else None
 
     async def save(self, customer: Customer) -> None:
         now = self._now()

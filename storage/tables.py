@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false, text
 from sqlalchemy.types import TypeDecorator
 
 
@@ -195,4 +196,57 @@ meta = Table(
     "meta", metadata,
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# -- rules and risk (issue 6, migration 0003) ------------------------------------------------------------------
+# A bound phone links a customer's identities (E.164 digits, no '+'); member level and reseller flag for rules.
+customers.append_column(Column("phone", String(20)))
+customers.append_column(Column("level", Integer, nullable=False, server_default="0"))
+customers.append_column(Column("reseller", Boolean, nullable=False, server_default=false()))
+Index("ix_customers_phone", customers.c.phone)
+# Indexed counts for the rules (a buyer's orders of one product) and the risk check (a group chat's orders).
+Index("ix_orders_buyer_product", orders.c.buyer_channel, orders.c.buyer_id, orders.c.product_id, orders.c.created_at)
+Index("ix_orders_chat", orders.c.chat_id, orders.c.created_at)
+
+# What the risk check decided for an order that scored anything (or went to review).
+order_risk = Table(
+    "order_risk", metadata,
+    Column("order_id", String(24), primary_key=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("decision", String(12), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("review", String(12), nullable=False, server_default=""),  # "" | pending | approved | rejected
+    Column("created_at", TS, nullable=False),
+    Column("decided_at", TS),
+    Column("decided_by", String(96), nullable=False, server_default=""),
+    # Only the orders waiting for review are indexed: every other row costs its insert nothing more (a buyer's
+    # rows are found through ix_orders_buyer).
+    Index("ix_order_risk_review", "created_at", sqlite_where=text("review = 'pending'"),
+          postgresql_where=text("review = 'pending'")),
+)
+
+# Banned users (channel:id), phones and payers.
+blacklist = Table(
+    "blacklist", metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("value", String(96), primary_key=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("actor", String(96), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# In-chat challenges: used once; a passed one lets its buyer order unchallenged until valid_until.
+risk_challenges = Table(
+    "risk_challenges", metadata,
+    Column("token", String(32), primary_key=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("answer", String(16), nullable=False),
+    Column("status", String(8), nullable=False),  # open | passed | failed
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("valid_until", TS),
+    Index("ix_risk_challenges_buyer", "buyer_channel", "buyer_id", "valid_until"),
 )
