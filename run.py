@@ -93,6 +93,7 @@ class App:
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
             shop.attach_suppliers(__import__("suppliers").build_suppliers(settings))  # suppliers: (issue 5)
+            shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(__import__("core.risk").risk.policy_from(settings.risk), settings.jobs.timezone)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
@@ -133,6 +134,19 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def problem_desk(shop: Shop, settings: Settings) -> Any:
+    """After-sales reports (core/aftersales.py): per-product reissue policies; tickets and reissues are told to
+    the merchants through outbox notices (and the log)."""
+    from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
+    from core.alerts import FanoutAlerts, LogAlerts
+
+    policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
+    admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
+        ("wechat", str(a)) for a in settings.wechat.admins]
+    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, admins, shop.dispatcher.wake)])
+    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake)
 
 
 def job_intervals(settings: Settings) -> dict[str, float]:

@@ -4,6 +4,9 @@
   and chat; deliveries, reissues, refunds, merchant actions) in a stable field order, times in UTC ISO 8601.
   Codes never appear: a code is its row id and a fingerprint reference (`fp:` + the first 8 bytes of its keyed
   HMAC fingerprint, which cannot be turned back into the code).
+- `ProblemDesk.report`: the buyer reports a problem from "My orders"; within the product's policy (reissues per
+  order, time since delivery, a clean history) the order's codes are burned and replaced at once (outbox kind
+  `reissue`), outside it a ticket goes to the merchants (a `report` audit entry and an alert).
 - `RecallDesk.burn`: codes a supplier recalled, given in plain text (matched by the vault's fingerprint, never
   stored): available ones are burned (never sold); sold ones are burned and their buyer gets a replacement from
   the pool through the outbox (kind `reissue`: "your code was recalled" and the new code), or, when the pool
@@ -20,7 +23,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from core.alerts import AdminAlerts
@@ -365,3 +368,118 @@ class OutboxAlerts:
             await uow.commit()
         if self.wake is not None:
             self.wake()
+
+
+# -- the buyer reports a problem ---------------------------------------------------------------------------
+
+PROBLEMS = ("not_working", "used", "wrong_product", "other")  # what a buyer can report (aftersales.problem.*)
+AUTO_PROBLEMS = frozenset({"not_working", "used"})  # what an automatic reissue can answer
+HISTORY = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ReissuePolicy:
+    """When a buyer's report is answered by a new code at once (per product: `catalog[].aftersales`).
+
+    auto: reissue automatically at all; reissues_per_order: how many times one order may be reissued;
+    window_hours: how long after delivery; max_reports: a clean history is fewer than this many reports by the
+    buyer in the last 30 days (this one not counted)."""
+
+    auto: bool = True
+    reissues_per_order: int = 1
+    window_hours: int = 24
+    max_reports: int = 2
+
+
+@dataclass(slots=True)
+class ProblemOutcome:
+    order: Order
+    outcome: str  # reissued | ticket
+    why: str = ""  # for a ticket: reason | kind | window | limit | history | no_stock | off
+
+
+class ProblemDesk:
+    """A buyer's "report a problem" from My orders: an automatic reissue within the product's policy, or a
+    ticket to the merchants (an `report` audit entry and an alert) outside it."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, *,
+                 policies: dict[str, ReissuePolicy] | None = None, default: ReissuePolicy | None = None,
+                 alerts: AdminAlerts | None = None, wake: Callable[[], None] | None = None) -> None:
+        self.uow = uow_factory
+        self.clock = clock
+        self.policies = dict(policies or {})
+        self.default = default or ReissuePolicy()
+        self.alerts = alerts
+        self.wake = wake
+
+    def policy(self, sku: str) -> ReissuePolicy:
+        return self.policies.get(sku, self.default)
+
+    async def report(self, buyer: Any, order_id: str, problem: str, note: str = "") -> ProblemOutcome:
+        """The buyer says the order's code does not work (or another problem): reissued or a ticket."""
+        if problem not in PROBLEMS:
+            raise StoreError(ErrorCode.NOT_FOUND, problem=problem[:20])
+        now = self.clock.now()
+        queued = False
+        async with self.uow(write=True) as uow:
+            await uow.audit.lock_actor("report", buyer.key)  # two reports at once cannot both be reissued
+            order = (await uow.orders.get_many([order_id], for_update=True)).get(order_id)
+            if order is None:
+                raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            if order.buyer != buyer:
+                raise StoreError(ErrorCode.NOT_YOUR_ORDER)
+            if order.status is not OrderStatus.DELIVERED:
+                raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
+            product = await uow.products.get(order.product_id)
+            assert product is not None
+            policy = self.policy(product.sku)
+            trail = await uow.audit.for_order(order.id)
+            reissues = sum(1 for e in trail if e.action == "report" and e.detail.get("outcome") == "reissued")
+            reports = await uow.audit.count("report", buyer.key, since=now - HISTORY)
+            why = ""
+            if not policy.auto:
+                why = "off"
+            elif problem not in AUTO_PROBLEMS:
+                why = "reason"
+            elif product.kind is not Kind.CODE:
+                why = "kind"
+            elif order.delivered_at is None or now - order.delivered_at > timedelta(hours=policy.window_hours):
+                why = "window"
+            elif reissues >= policy.reissues_per_order:
+                why = "limit"
+            elif reports >= policy.max_reports:
+                why = "history"
+            detail: dict[str, Any] = {"problem": problem, "reissues_before": reissues, "reports_30d": reports}
+            if note:
+                detail["note"] = note[:200]
+            outbox: list[OutboxItem] = []
+            if not why:
+                old = [c.id for c in (await uow.codes.for_orders([order.id])).get(order.id, [])
+                       if c.status is CodeStatus.SOLD]
+                fresh = await uow.codes.pick_available(product.id, len(old), now)
+                if not old or len(fresh) < len(old):
+                    why = "no_stock"
+                else:
+                    burned = await uow.codes.burn([order.id])
+                    if await uow.codes.hold([(c, order.id) for c in fresh]) != len(fresh):
+                        raise StoreError(ErrorCode.SOLD_OUT, sku=product.sku, available=0)
+                    await uow.codes.sell_held([order.id])
+                    outbox.append(OutboxItem(None, "reissue", order.buyer.channel, order.chat_id, order.id, {
+                        "code_ids": fresh, "recalled": burned, "language": order.language,
+                        "notice": "aftersales.replaced"}))
+                    detail.update(outcome="reissued", burned=old, code_ids=fresh)
+            if why:
+                detail.update(outcome="ticket", why=why)
+            await uow.audit.add_many([AuditEntry("report", buyer.key, buyer.channel, now, order.id, product.id,
+                                                 detail=detail)])
+            if outbox:
+                await uow.outbox.add_many(outbox)
+                queued = True
+            await uow.commit()
+        if queued and self.wake is not None:
+            self.wake()
+        if self.alerts is not None:
+            key = "aftersales.alert.ticket" if why else "aftersales.alert.reissued"
+            await self.alerts.alert(key, {"order": order.id, "sku": product.sku, "buyer": buyer.key,
+                                          "problem": problem, "why": why or "-"})
+        return ProblemOutcome(order, "ticket" if why else "reissued", why)

@@ -258,8 +258,8 @@ class OutboxDispatcher:
             log.error("outbox: the replacement codes of order %s do not decrypt (%s)", order.id, exc)
             return False, "codes do not decrypt", {"vault": True}
         notifier = self._notifier(item.channel)
-        await notifier.notify(item.recipient, str(item.payload.get("language", "")), "aftersales.recalled",
-                              {"order": order.id, "n": len(codes)})
+        await notifier.notify(item.recipient, str(item.payload.get("language", "")),
+                              str(item.payload.get("notice", "aftersales.recalled")), {"order": order.id, "n": len(codes)})
         refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes))
         extra: dict[str, Any] = {"codes": len(codes)}
         delete_after = getattr(notifier, "delete_after", None)

@@ -336,6 +336,17 @@ class Restock(BaseModel):
         return self
 
 
+class Aftersales(BaseModel):
+    """When a buyer's report is answered by a new code at once (core/aftersales.py ReissuePolicy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto: bool = True
+    reissues_per_order: int = Field(1, ge=0)
+    window_hours: int = Field(24, ge=0)
+    max_reports: int = Field(2, ge=0)  # a clean history: fewer reports than this by the buyer in 30 days
+
+
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -357,6 +368,7 @@ class Product(BaseModel):
     supplier_sku: str = ""
     cost: Optional[int] = Field(None, ge=0)  # what one costs the shop, minor units of store.currency
     account_pattern: str = ""  # topup: the account must match this (e.g. ^1[3-9]\d{9}$, a mainland mobile)
+    aftersales: Optional[Aftersales] = None  # buyers' reports: automatic reissue policy (issue 7)
 
     @field_validator("rules", mode="before")
     @classmethod
