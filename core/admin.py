@@ -225,6 +225,41 @@ class AdminService:
                           entries=len(trail.entries))
         return trail
 
+    # -- after-sales tickets (core/aftersales.py ProblemDesk) -----------------------------------------
+    def _problems(self) -> Any:
+        desk = getattr(self.shop, "problems", None)
+        if desk is None:
+            raise AdminError("no_aftersales")
+        return desk
+
+    async def reissue(self, m: Merchant, order_id: str) -> tuple[Order, int]:
+        """Answer a ticket with new codes: the order's codes are burned and replaced from the pool."""
+        order_id, desk = self._order_id(order_id), self._problems()
+        try:
+            done = await desk.reissue(m.key, m.channel, order_id)
+        except StoreError:
+            raise AdminError("order_not_found", order=order_id) from None
+        if done is None:
+            raise AdminError("not_reissuable", order=order_id)
+        order, n = done
+        if n == 0:
+            raise AdminError("no_replacement", order=order_id)
+        await self.record(m, "reissue", order_id=order.id, product_id=order.product_id, codes=n)
+        return order, n
+
+    async def reject(self, m: Merchant, order_id: str, answer: str) -> Order:
+        """Turn a ticket down: the buyer gets the merchant's answer in the chat."""
+        order_id, desk = self._order_id(order_id), self._problems()
+        answer = check_title(answer)[:200] if answer.strip() else ""
+        if not answer:
+            raise AdminError("no_answer")
+        try:
+            order = await desk.reject(m.key, m.channel, order_id, answer)
+        except StoreError:
+            raise AdminError("order_not_found", order=order_id) from None
+        await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer)
+        return order
+
     @staticmethod
     def _order_id(raw: str) -> str:
         if not ORDER_ID_RE.match(raw):

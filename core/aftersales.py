@@ -434,7 +434,7 @@ class ProblemDesk:
             assert product is not None
             policy = self.policy(product.sku)
             trail = await uow.audit.for_order(order.id)
-            reissues = sum(1 for e in trail if e.action == "report" and e.detail.get("outcome") == "reissued")
+            reissues = sum(1 for e in trail if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
             reports = await uow.audit.count("report", buyer.key, since=now - HISTORY)
             why = ""
             if not policy.auto:
@@ -483,3 +483,50 @@ class ProblemDesk:
             await self.alerts.alert(key, {"order": order.id, "sku": product.sku, "buyer": buyer.key,
                                           "problem": problem, "why": why or "-"})
         return ProblemOutcome(order, "ticket" if why else "reissued", why)
+
+    # -- the merchant answers a ticket ---------------------------------------------------------------------
+    async def reissue(self, actor: str, channel: str, order_id: str) -> tuple[Order, int] | None:
+        """A merchant replaces a delivered pool order's codes (a ticket's answer): None when the order cannot be
+        reissued (not delivered, not a pool product); (order, 0) when the pool has no replacement."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            order = (await uow.orders.get_many([order_id], for_update=True)).get(order_id)
+            if order is None:
+                raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            product = await uow.products.get(order.product_id)
+            if order.status is not OrderStatus.DELIVERED or product is None or product.kind is not Kind.CODE:
+                return None
+            old = [c.id for c in (await uow.codes.for_orders([order.id])).get(order.id, [])
+                   if c.status is CodeStatus.SOLD]
+            fresh = await uow.codes.pick_available(product.id, len(old), now)
+            if not old or len(fresh) < len(old):
+                return order, 0
+            burned = await uow.codes.burn([order.id])
+            if await uow.codes.hold([(c, order.id) for c in fresh]) != len(fresh):
+                return order, 0
+            await uow.codes.sell_held([order.id])
+            await uow.outbox.add_many([OutboxItem(None, "reissue", order.buyer.channel, order.chat_id, order.id, {
+                "code_ids": fresh, "recalled": burned, "language": order.language, "notice": "aftersales.replaced"})])
+            await uow.audit.add_many([AuditEntry("reissue", actor, channel, now, order.id, product.id, detail={
+                "outcome": "reissued", "burned": old, "code_ids": fresh})])
+            await uow.commit()
+        if self.wake is not None:
+            self.wake()
+        return order, len(fresh)
+
+    async def reject(self, actor: str, channel: str, order_id: str, reason: str) -> Order:
+        """A merchant turns a report down: the buyer gets the reason in the chat."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            await uow.outbox.add_many([OutboxItem(None, "notify", order.buyer.channel, order.chat_id, order.id, {
+                "key": "aftersales.rejected", "language": order.language,
+                "params": {"order": order.id, "answer": reason}})])
+            await uow.audit.add_many([AuditEntry("report", actor, channel, now, order.id, order.product_id,
+                                                 detail={"outcome": "rejected", "answer": reason})])
+            await uow.commit()
+        if self.wake is not None:
+            self.wake()
+        return order

@@ -7,6 +7,8 @@
     /order ID                                detail and audit trail (code ids, never codes)
     /refund ID                               refund a delivered order; its codes are burned
     /audit ID                                the order's whole audit trail (code ids, never codes)
+    /reissue ID                              answer a ticket: the order's codes replaced from the pool
+    /reject ID TEXT                          answer a ticket: the buyer gets TEXT
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -45,7 +47,8 @@ from locales import Translator
 
 log = logging.getLogger(__name__)
 
-COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit"})
+COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
+                      "/reissue", "/reject"})
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -235,6 +238,19 @@ class AdminFlow:
             if len(args) != 1:
                 raise _Usage("audit")
             return [self._audit(ctx.language, await self.service.audit(ctx.merchant, args[0]))]
+        if command == "/reissue":
+            if len(args) != 1:
+                raise _Usage("reissue")
+            order, n = await self.service.reissue(ctx.merchant, args[0])
+            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
+                ctx.language, "aftersales.admin.reissued", order=order.id, n=n, buyer=order.buyer.key))]
+        if command == "/reject":
+            parts = rest.split(maxsplit=1)
+            if len(parts) != 2:
+                raise _Usage("reject")
+            order = await self.service.reject(ctx.merchant, parts[0], parts[1])
+            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
+                ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
         raise ValueError(f"not a merchant command: {command!r}")

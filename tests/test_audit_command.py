@@ -94,3 +94,48 @@ async def test_audit_on_wechat_as_a_text_command(tmp_path: Path) -> None:
                 assert denied[0].detail == {"command": "/audit"}
         finally:
             await pay.stop()
+
+
+async def _press(shop: Shopfront, user: dict, data: str) -> None:
+    here = {"message_id": 1, "chat": {"id": user["id"], "type": "private"}, "date": 0}
+    await shop.send(shop.api.callback_update(user, data, here))
+
+
+async def test_a_ticket_from_the_buyer_reaches_the_merchant_who_reissues_or_rejects_it(api: FakeBotAPI,
+                                                                                      tmp_path: Path) -> None:
+    async with Shopfront(api, tmp_path) as shop:
+        codes = await shop.stock(4)
+        ann, boss = api.user(501), api.user(BOSS, "Boss")
+        first, old = await sold_order(shop, ann, "charge-t1")
+        second, _ = await sold_order(shop, ann, "charge-t2")
+        await delivered_recorded(shop, first)
+
+        # The buyer reports "wrong product" from My orders: outside the automatic policy, a ticket.
+        mark = api.mark()
+        await _press(shop, ann, f"rp:{first}:wrong_product")
+        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 501, since=mark)
+        assert "went to the shop" in told.params["text"]
+        alert = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOSS, since=mark)
+        assert first in alert.params["text"] and "wrong_product" in alert.params["text"]
+
+        # The merchant answers it with a reissue: the buyer gets "a new code" and the code, once.
+        mark = api.mark()
+        answer = await command(shop, boss, f"/reissue {first}")
+        assert "1 new code(s)" in answer and "telegram:501" in answer
+        new = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 501
+                                 and "tg-spoiler" in c.params["text"], since=mark)
+        fresh = new.params["text"].split("<code>")[1].split("</code>")[0]
+        assert fresh in codes and fresh != old
+        assert any("new code for order" in t for t in texts_to(api, 501, mark))
+        assert not any(c in t for t in texts_to(api, BOSS, mark) for c in codes)
+
+        # Another ticket is turned down with a reason the buyer reads in the chat.
+        mark = api.mark()
+        await command(shop, boss, f"/reject {second} The code was redeemed on 11-25 at 09:14 from your account")
+        rejected = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 501, since=mark)
+        assert "redeemed on 11-25" in rejected.params["text"] and second in rejected.params["text"]
+        assert [d["command"] for d in await admin_commands(shop)] == ["reissue", "reject"]
+        trail = await shop.app.shop.audit_for(first)
+        assert [e.detail.get("outcome") for e in trail if e.action in ("report", "reissue")] == ["ticket", "reissued"]
+        assert "does not exist" in await command(shop, boss, "/reissue 261125NOSUCH00")
+        assert "/reject ID TEXT" in await command(shop, boss, f"/reject {second}")
