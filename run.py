@@ -93,6 +93,7 @@ class App:
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
             shop.attach_suppliers(__import__("suppliers").build_suppliers(settings))  # suppliers: (issue 5)
+            __import__("storage.resellers").resellers.attach(shop)  # resellers, the wallet provider (issue 8)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(__import__("core.risk").risk.policy_from(settings.risk), settings.jobs.timezone)
             await shop.sync_catalog(product_specs(settings))
