@@ -241,7 +241,9 @@ async def cmd_run_channels(settings: Settings) -> int:
             from suppliers import mount_callbacks
 
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
-            if webhook or wechat is not None or callbacks:
+            if settings.server.api:  # the B2B API for resellers under /api/v1 (issue 8)
+                __import__("bots.b2b_api").b2b_api.mount_api(server, app.shop, settings)
+            if webhook or wechat is not None or callbacks or settings.server.api:
                 await server.start()
             if runtime is not None:
                 if webhook:
@@ -433,6 +435,14 @@ async def cmd_burn(settings: Settings, sku: str, file: str) -> int:
     return 1 if r.not_found or r.rejected else 0
 
 
+async def cmd_reseller(settings: Settings, args: argparse.Namespace) -> int:
+    """`reseller ...`: reseller accounts, wallet top-ups and statements, API keys (bots/reseller_cli.py)."""
+    from bots.reseller_cli import run as run_reseller
+
+    async with await App.open(settings) as app:
+        return await run_reseller(app, args)
+
+
 async def cmd_jobs(settings: Settings, run: str | None) -> int:
     """`jobs`: every job's schedule, last run and result, next run, and who holds the scheduler lease.
     `jobs run NAME`: runs one job now in this process (its alerts go to the log, printed here)."""
@@ -514,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     ax.add_argument("--format", choices=("json", "csv"), default="json")
     ax.add_argument("--out", help="write to this file (default: standard output)")
     sub.add_parser("stock", help="SKU and available/held/sold counts")
+    __import__("bots.reseller_cli").reseller_cli.add_parser(sub)  # reseller ... (issue 8)
     wx = sub.add_parser("wechat", help="WeChat Official Account commands").add_subparsers(dest="wechat_command",
                                                                                          required=True)
     wx.add_parser("menu", help="create the custom menu from wechat.menu")
@@ -546,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cmd_rekey(settings, args.new_key))
         if cmd == "stock":
             return asyncio.run(cmd_stock(settings))
+        if cmd == "reseller":
+            return asyncio.run(cmd_reseller(settings, args))
         if cmd == "codes" and args.codes_command == "burn":
             return asyncio.run(cmd_burn(settings, args.sku, args.file))
         if cmd == "audit" and args.audit_command == "export":

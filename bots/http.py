@@ -123,6 +123,11 @@ class HttpServer:
 
         self.app.router.add_post(path, callback)
 
+    def add_b2b_api(self, api: Any, prefix: str = "/api/v1") -> None:
+        """The B2B API (bots/b2b_api.py `B2BApi`): resellers' signed requests under prefix, and
+        `prefix/openapi.json`."""
+        api.mount(self.app, prefix)
+
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

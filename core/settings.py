@@ -260,6 +260,10 @@ class Server(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # The B2B API for resellers (bots/b2b_api.py, issue 8) under /api/v1 on this server.
+    api: bool = False
+    api_max_skew_seconds: int = Field(300, ge=30, le=3600)  # signed requests' timestamps within this of our clock
+    api_rate_per_second: int = Field(20, ge=1, le=10_000)  # a new API key's rate limit (`reseller key --rate`)
 
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
