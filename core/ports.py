@@ -36,7 +36,7 @@ class ProductRepo(Protocol):
     async def deactivate_except(self, skus: Sequence[str]) -> None:
         """Take products from the config (source 'config') not in skus off sale; merchant-made ones stay."""
     async def update(self, product_id: int, values: Mapping[str, Any]) -> None:
-        """Set some of price, stars (None: no Stars price), title, active."""
+        """Set some of price, stars (None: no Stars price), title, active, rules (normalized, core/rules.py)."""
 
 
 class CodeRepo(Protocol):

@@ -11,12 +11,14 @@ Scores and reasons of every order that scored anything are stored in `order_risk
 
 Signals (points add up; thresholds in `RiskPolicy`): order velocity per buyer, per linked identity (all accounts
 sharing the bound phone) and per group chat within `window_minutes`; holds that lapsed unpaid in the last 24 h;
-a new account; the order's value (steps: the higher, the more points); refunds and reissues in the last
+a new account; the order's value (steps: the higher, the more points); refunds and problem reports (after-sales
+`report` entries of the buyer: bad codes claimed) in the last
 `history_days`; blacklist hits (user id/openid, phone, payer id: refused); many accounts sharing one phone.
 """
 from __future__ import annotations
 
 import secrets
+import time as _time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,8 +27,18 @@ from zoneinfo import ZoneInfo
 
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.models import AuditEntry, Buyer, Kind, Order, OrderStatus, OutboxItem, Product
-from core.rules import NO_RULES, BuyerFacts, Counts, ProductRules, RulesError, check, normalize_phone, rules_of
+from core.models import AuditEntry, Buyer, Order, OrderStatus, OutboxItem, Product
+from core.rules import (
+    NO_RULES,
+    BuyerFacts,
+    Counts,
+    ProductRules,
+    RulesError,
+    check,
+    normalize_phone,
+    normalize_rules,
+    rules_of,
+)
 
 if TYPE_CHECKING:
     from core.orders import ReserveRequest
@@ -57,7 +69,7 @@ class RiskPolicy:
     new_account_points: int = 10
     value_steps: tuple[tuple[int, int], ...] = ((50_000, 10), (100_000, 20), (300_000, 40))  # (amount over, points)
     history_days: int = 90
-    refund_points: int = 20  # each refund or reissue within history_days
+    refund_points: int = 20  # each refund or after-sales problem report within history_days
     accounts_per_phone: int = 3  # accounts sharing one phone for free; each more adds:
     shared_phone_points: int = 20
     review_hold_minutes: int = 1440  # how long stock stays held while an order waits for review
@@ -111,7 +123,7 @@ class Activity:
 
     recent: int = 0  # orders created within window_minutes
     abandoned: int = 0  # holds that lapsed unpaid within 24 h
-    refunds: int = 0  # orders refunded (or refunding) within history_days, plus reissues
+    refunds: int = 0  # orders refunded (or refunding) within history_days, plus problems reported (after-sales)
     open_holds: int = 0  # unpaid orders still held (the store's hold cap is checked before scoring)
 
 
@@ -186,6 +198,9 @@ class RiskRepo(Protocol):
 
     async def lock_buyers(self, keys: Sequence[str]) -> None:
         """PostgreSQL: the per-buyer (and per-phone) advisory locks the hold count takes; SQLite: nothing."""
+    async def snapshot(self, buyers: Sequence[Buyer], now: datetime, window: datetime, day: datetime,
+                       history: datetime) -> tuple[dict[str, BuyerFacts], dict[str, Activity], set[tuple[str, str]]]:
+        """buyer_facts + activity + the blacklist hits (user, payer, bound phone) of the buyers, in one read."""
     async def buyer_facts(self, buyers: Sequence[Buyer]) -> dict[str, BuyerFacts]: ...
     async def linked(self, phones: Sequence[str]) -> dict[str, list[Buyer]]:
         """The accounts bound to each phone."""
@@ -241,7 +256,8 @@ class Guard:
         self.hold_cap = hold_cap
         self.policy = policy or RiskPolicy()
         self.zone = _utc(zone)
-        self.timings: list[tuple[int, float]] | None = None  # (batch size, seconds) when measured (bench)
+        # When measured (bench/risk.py): (batch size, wall seconds, CPU seconds of this thread) the check added.
+        self.timings: list[tuple[int, float, float]] | None = None
 
     def configure(self, policy: RiskPolicy, zone: str = "UTC") -> None:
         self.policy = policy
@@ -253,9 +269,7 @@ class Guard:
 
     async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest], inner: InnerBatch) -> list[Any]:
         """Check rules, then risk, for every request; hand the ones that may go on to the order book."""
-        import time as _time
-
-        t0 = _time.perf_counter()
+        t0, c0 = _time.perf_counter(), _time.thread_time()
         now = self.clock.now()
         policy = self.policy
         wanted = {r.product_id for r in reqs}
@@ -285,18 +299,25 @@ class Guard:
         chats: dict[str, int] = {}
         challenges: list[tuple[int, Challenge, dict[str, Any]]] = []
         if buyers:
-            # Quotas are counted and then added to in this transaction: on PostgreSQL another process's batch must
-            # not count the same buyers in between, so they are locked first (the locks the hold cap takes later;
-            # released at commit). The risk signals need no lock: they are estimates, not limits.
             quota_buyers = sorted({rkeys[i] for i in fresh if prules.get(reqs[i].product_id, NO_RULES).counted})
-            if quota_buyers:
-                await uow.risk.lock_buyers(quota_buyers)
-            facts = await uow.risk.buyer_facts(buyers)
+            windows = (now - timedelta(minutes=policy.window_minutes), now - timedelta(hours=24),
+                       now - timedelta(days=policy.history_days))
+            activity: dict[str, Activity] = {}
+            banned: set[tuple[str, str]] = set()
+            if policy.enabled:  # facts, activity and bans of the batch's buyers: one read
+                facts, activity, banned = await uow.risk.snapshot(buyers, now, *windows)
+            else:
+                facts = await uow.risk.buyer_facts(buyers)
             phones = sorted({f.phone for f in facts.values() if f.phone})
             linked = await uow.risk.linked(phones) if phones else {}
-            quota_phones = [facts[k].phone for k in quota_buyers if k in facts and facts[k].phone]
-            if quota_phones:
-                await uow.risk.lock_buyers([f"phone:{p}" for p in sorted(set(quota_phones))])
+            if quota_buyers:
+                # Quotas are counted and then added to in this transaction: on PostgreSQL another process's batch
+                # must not count the same people in between. So every buyer of the batch (the locks the hold cap
+                # takes later, then already held) and the quota buyers' phones are locked first, all in one sorted
+                # sweep: no two batches can wait for each other. Released at commit. Risk signals take no lock:
+                # they are estimates, not limits.
+                quota_phones = {facts[k].phone for k in quota_buyers if k in facts and facts[k].phone}
+                await uow.risk.lock_buyers([*by_key, *(f"phone:{p}" for p in quota_phones)])
 
             def person_of(b: Buyer, key: str) -> tuple[str, list[Buyer]]:
                 f = facts.get(key)
@@ -311,16 +332,13 @@ class Guard:
             pcounts = await uow.risk.product_counts(everyone, counted, self.day_start(now), now) if counted else {}
             profiles: dict[str, Profile] = {}
             if policy.enabled:
-                activity = await uow.risk.activity(
-                    everyone, now, now - timedelta(minutes=policy.window_minutes), now - timedelta(hours=24),
-                    now - timedelta(days=policy.history_days))
+                others = [x for x in everyone if x.key not in by_key]  # accounts linked by a phone, not buying now
+                if others:
+                    activity.update(await uow.risk.activity(others, now, *windows))
                 group_chats = sorted({reqs[i].chat_id for i in fresh
                                       if reqs[i].chat_id and reqs[i].chat_id != reqs[i].buyer.external_id})
                 chats = (await uow.risk.chat_orders(group_chats, now - timedelta(minutes=policy.window_minutes))
                          if group_chats else {})
-                entries = [(kind, k) for k in by_key for kind in ("user", "payer")]
-                entries += [("phone", p) for p in phones]
-                banned = await uow.risk.blacklisted(entries)
                 profiles = {k: self.profile(by_key[k], facts.get(k, NO_FACTS), who, ids, linked, activity, banned,
                                             now, k) for k, (who, ids) in people.items()}
             passes: set[str] | None = None
@@ -392,9 +410,9 @@ class Guard:
             for i, c, shown in challenges:
                 results[i] = StoreError(ErrorCode.CHALLENGE_REQUIRED, token=c.token, **shown)
         passing.sort()
-        t_inner = _time.perf_counter()
+        t_inner, c_inner = _time.perf_counter(), _time.thread_time()
         out = await inner(uow, [reqs[i] for i in passing]) if passing else []
-        t_inner = _time.perf_counter() - t_inner
+        t_inner, c_inner = _time.perf_counter() - t_inner, _time.thread_time() - c_inner
         rows: list[OrderRisk] = []
         review_ids: list[str] = []
         for i, res in zip(passing, out, strict=True):
@@ -422,7 +440,7 @@ class Guard:
                 if row is not None and row.review == "pending":
                     results[i] = StoreError(ErrorCode.UNDER_REVIEW, order_id=r.order_id)
         if self.timings is not None:  # what the check added to this batch (bench/risk.py)
-            self.timings.append((len(reqs), _time.perf_counter() - t0 - t_inner))
+            self.timings.append((len(reqs), _time.perf_counter() - t0 - t_inner, _time.thread_time() - c0 - c_inner))
         return results
 
     def profile(self, b: Buyer, f: BuyerFacts, who: str, ids: list[Buyer], linked: Mapping[str, list[Buyer]],
@@ -521,11 +539,31 @@ class RiskDesk:
     """The merchant's side of rules and risk: bans, a buyer's risk, the review queue; and phone binding."""
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, guard: Guard,
-                 hold_minutes: Callable[[Product | None], int]) -> None:
+                 hold_minutes: Callable[[Product | None], int],
+                 catalog_changed: Callable[[], None] | None = None) -> None:
         self.uow = uow
         self.clock = clock
         self.guard = guard
         self.hold_minutes = hold_minutes
+        self.catalog_changed = catalog_changed
+
+    async def set_rules(self, sku: str, rules: Mapping[str, Any], actor: Buyer) -> dict[str, Any]:
+        """A merchant replaces a product's sale rules (validated like the config: RulesError names the key);
+        returns the rules as stored. Audited. A product from the config gets the config's rules back at the next
+        start unless the config is changed too."""
+        stored = normalize_rules(rules)
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            product = await uow.products.by_sku(sku)
+            if product is None:
+                raise StoreError(ErrorCode.NOT_FOUND, sku=sku)
+            await uow.products.update(product.id, {"rules": stored})
+            await uow.audit.add_many([AuditEntry("admin", actor.key, actor.channel, now, product_id=product.id,
+                                                 detail={"command": "rules", "sku": sku, "rules": stored})])
+            await uow.commit()
+        if self.catalog_changed is not None:
+            self.catalog_changed()
+        return stored
 
     @staticmethod
     def ban_value(kind: str, value: str) -> str:

@@ -72,7 +72,8 @@ class Shop:
         self.committer.register("reserve", lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
                                                                                       self.book.reserve_batch))
         self.risk = RiskDesk(uow_factory, clock, self.guard,
-                             lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes)
+                             lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
+                             self.catalog_changed)
         self.committer.register("pay", self.book.pay_batch)
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)

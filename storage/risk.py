@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, text, update
+from sqlalchemy import and_, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -68,9 +68,13 @@ def _stamp(dt: datetime) -> str:
 
 
 def _read_stamp(value: Any) -> datetime | None:
+    """A time read by plain SQL: a datetime, SQLite's text, or (PostgreSQL, as text) seconds since 1970."""
     if value is None or isinstance(value, datetime):
         return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.fromtimestamp(float(value), timezone.utc)
 
 
 class _Driver:
@@ -124,7 +128,7 @@ class _Statements:
             f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT a.actor, 0, 0, count(*), 0 FROM {src} {join} audit AS a ON a.action = 'reissue' "
+            f"SELECT a.actor, 0, 0, count(*), 0 FROM {src} {join} audit AS a ON a.action IN ('report', 'reissue') "
             f"AND a.actor = v.ch || ':' || v.id WHERE a.at >= :history GROUP BY a.actor")
         self.product_counts = q(
             f"SELECT o.buyer_channel, o.buyer_id, o.product_id, "
@@ -135,6 +139,37 @@ class _Statements:
             f"WHERE o.product_id IN {_values_sql(pg, 'pids').replace('text[]', 'int[]')} "
             f"GROUP BY o.buyer_channel, o.buyer_id, o.product_id")
         self.blacklisted = q(f"SELECT kind, value FROM blacklist WHERE value IN {_values_sql(pg, 'vals')}")
+        # The reserve batch's one read (RiskRepo.snapshot): the buyers' facts, their activity and their bans in a
+        # single statement (one round trip, one turn of the event loop on PostgreSQL). Every column is text so the
+        # parts can be one UNION; the first column says which part a row belongs to.
+        def txt(x: str) -> str:
+            return f"CAST({x} AS text)"
+
+        created = "extract(epoch FROM c.created_at)" if pg else "c.created_at"  # PostgreSQL: seconds since 1970
+        reseller = "CAST(c.reseller AS int)" if pg else "c.reseller"
+        key = txt("c.channel || ':' || c.external_id")
+        recent = txt("sum(CASE WHEN o.created_at >= :window THEN 1 ELSE 0 END)")
+        lapsed = txt("sum(CASE WHEN o.created_at >= :day AND o.status = 'expired' THEN 1 ELSE 0 END)")
+        refunded = txt(f"sum(CASE WHEN o.created_at >= :history AND o.status IN {_REFUNDED_SQL} THEN 1 ELSE 0 END)")
+        holding = txt("sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END)")
+        self.snapshot = q(
+            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)} "
+            f"FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id "
+            f"UNION ALL "
+            f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding} "
+            f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
+            f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
+            f"UNION ALL "
+            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0' FROM {src} {join} audit AS a "
+            f"ON a.action IN ('report', 'reissue') AND a.actor = v.ch || ':' || v.id "
+            f"WHERE a.at >= :history GROUP BY a.actor "
+            f"UNION ALL "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
+            f"ON b.kind IN ('user', 'payer') AND b.value = v.ch || ':' || v.id "
+            f"UNION ALL "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} customers AS c "
+            f"ON c.channel = v.ch AND c.external_id = v.id {join} blacklist AS b "
+            f"ON b.kind = 'phone' AND b.value = c.phone")
         self.passes = q(f"SELECT DISTINCT r.buyer_channel, r.buyer_id FROM {src} {join} risk_challenges AS r "
                         f"ON r.buyer_channel = v.ch AND r.buyer_id = v.id WHERE r.valid_until > :now")
         self.chats = q(f"SELECT chat_id, count(*) FROM orders WHERE chat_id IN {_values_sql(pg, 'chats')} "
@@ -164,6 +199,30 @@ class RiskRepo(_Repo):
         locks = sorted({_lock_key(f"holds:{k}") for k in keys})  # in key order: no deadlock between batches
         await self.c.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
                              {"keys": locks})
+
+    async def snapshot(self, buyers: Sequence[Buyer], now: datetime, window: datetime, day: datetime,
+                       history: datetime) -> tuple[dict[str, BuyerFacts], dict[str, Activity], set[tuple[str, str]]]:
+        """buyer_facts, activity and the blacklist hits (user, payer and bound phone) of the buyers, in one read."""
+        if not buyers:
+            return {}, {}, set()
+        rows = await _sql(self.pg).snapshot.run(self.c, {**_pairs_params(self.pg, buyers), "window": window, "day": day,
+                                                         "history": history, "now": now,
+                                                         "since": min(window, day, history)})
+        facts: dict[str, BuyerFacts] = {}
+        activity: dict[str, Activity] = {}
+        banned: set[tuple[str, str]] = set()
+        for part, key, a, b, c, d in rows:
+            if part == "f":
+                facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d))
+            elif part == "a":
+                act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0))
+                prev = activity.get(key)
+                activity[key] = act if prev is None else Activity(
+                    prev.recent + act.recent, prev.abandoned + act.abandoned, prev.refunds + act.refunds,
+                    prev.open_holds + act.open_holds)
+            else:
+                banned.add((key, a))
+        return facts, activity, banned
 
     async def buyer_facts(self, buyers: Sequence[Buyer]) -> dict[str, BuyerFacts]:
         if not buyers:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, OrderStatus
 from tests.helpers import buyer, import_n, order_status, pay, settle, stock_of
@@ -156,7 +155,8 @@ async def test_given_a_buyer_with_a_refund_then_the_next_order_is_challenged(db_
         async with app.db.uow(write=True) as uow:
             from core.models import AuditEntry
 
-            await uow.audit.add_many([AuditEntry("reissue", ALICE.key, "test", app.clock.now(), order.id)])
+            await uow.audit.add_many([AuditEntry("report", ALICE.key, "test", app.clock.now(), order.id,
+                                                 detail={"problem": "used", "outcome": "reissued"})])
             await uow.commit()
         assert (await refusal(app.shop.reserve(ALICE, pid, 1, "en"))).code is ErrorCode.CHALLENGE_REQUIRED
         assert (await app.shop.risk.risk_for(ALICE)).activity.refunds == 2
@@ -336,3 +336,23 @@ async def test_given_an_order_held_for_review_when_the_buyer_opens_it_in_the_cha
             screens = await flow.on_action(ctx, action)
             assert screens[0].error == "under_review" and screens[0].invoice is None
         assert await order_status(app, row.order_id) == "held"
+
+
+async def test_given_a_commit_whose_outcome_was_lost_when_the_reserve_is_retried_then_the_landed_order_is_found(
+        db_url: str, tmp_path: Path) -> None:
+    from core.orders import ReserveRequest
+
+    catalog = [product("A", per_day=1), product("BIG", price=400_000)]
+    async with open_guarded(db_url, tmp_path, catalog, risk=REVIEW) as (app, _, _):
+        await import_n(app, 3, "A")
+        await import_n(app, 3, "BIG", prefix="B")
+        order = await app.shop.reserve(ALICE, await _pid(app, "A"), 1, "en")
+        # The retry of a request whose order landed (same order id): found, not refused by the quota it used up.
+        again = await app.shop.committer.submit("reserve", ReserveRequest(
+            ALICE, order.product_id, 1, "en", order_id=order.id))
+        assert again.id == order.id and await stock_of(app, "A") == (2, 1, 0)
+        err = await refusal(app.shop.reserve(BOB, await _pid(app, "BIG"), 1, "en"))
+        retried = await refusal(app.shop.committer.submit("reserve", ReserveRequest(
+            BOB, await _pid(app, "BIG"), 1, "en", order_id=err.params["order_id"])))
+        assert retried.code is ErrorCode.UNDER_REVIEW and retried.params == err.params
+        assert await stock_of(app, "BIG") == (2, 1, 0)

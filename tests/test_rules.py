@@ -132,7 +132,8 @@ async def test_given_an_open_holds_limit_then_a_second_unpaid_order_of_the_produ
 
 async def test_given_a_sale_window_then_orders_before_and_after_it_are_refused(db_url: str, tmp_path: Path) -> None:
     clock = FakeClock(START)
-    rules = {"sale_start": (START + timedelta(hours=1)).isoformat(), "sale_end": (START + timedelta(hours=2)).isoformat()}
+    rules = {"sale_start": (START + timedelta(hours=1)).isoformat(),
+             "sale_end": (START + timedelta(hours=2)).isoformat()}
     async with open_guarded(db_url, tmp_path, [product("A", **rules)], clock=clock) as (app, _, _):
         await import_n(app, 5, "A")
         pid = await _pid(app, "A")
@@ -251,3 +252,44 @@ async def test_given_a_per_day_limit_when_one_buyer_races_on_two_store_processes
         assert len(results) - len(refused) == 2
         assert {e.params["rule"] for e in refused} == {"per_day"}
         assert await stock_of(app, "A") == (18, 2, 0)
+
+
+async def test_given_buyers_racing_for_limited_and_unlimited_products_on_two_processes_then_every_quota_holds(
+        db_url: str, tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    catalog = [product("A", per_day=1), product("B")]
+    risk = {"buyer_orders": 100}
+    async with open_guarded(db_url, tmp_path, catalog, clock=clock, risk=risk, store={"max_open_holds": 10}) as (
+            app, _, _), open_guarded(db_url, tmp_path, catalog, clock=clock, risk=risk,
+                                     store={"max_open_holds": 10}) as (app2, _, _):
+        await import_n(app, 100, "A")
+        await import_n(app, 100, "B", prefix="B")
+        a, b = await _pid(app, "A"), await _pid(app, "B")
+        people = [buyer(f"p{i}") for i in range(12)]
+        calls = [(app if (i + j) % 2 else app2).shop.reserve(p, a if (i + j) % 3 else b, 1, "en")
+                 for j in range(4) for i, p in enumerate(people)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, StoreError) and r.params.get("rule") == "per_day" or not isinstance(r, Exception)
+                   for r in results), [r for r in results if isinstance(r, Exception)]
+        held_a = [r for r in results if not isinstance(r, Exception) and r.product_id == a]
+        assert sorted(o.buyer.external_id for o in held_a) == sorted({p.external_id for p in people})
+
+
+async def test_given_a_merchant_changing_a_products_rules_then_the_next_order_follows_them(
+        db_url: str, tmp_path: Path) -> None:
+    merchant = Buyer("test", "merchant")
+    async with open_guarded(db_url, tmp_path, [product("A")]) as (app, _, _):
+        await import_n(app, 5, "A")
+        pid = await _pid(app, "A")
+        await app.shop.reserve(ALICE, pid, 1, "en")
+        with pytest.raises(RulesError) as err:
+            await app.shop.risk.set_rules("A", {"per_day": "lots"}, merchant)
+        assert err.value.key == "per_day"
+        assert await app.shop.risk.set_rules("A", {"per_day": 1, "coupon_stacking": False}, merchant) == {
+            "per_day": 1, "coupon_stacking": False}
+        assert (await refusal(app.shop.reserve(ALICE, pid, 1, "en"))).params["rule"] == "per_day"
+        async with app.db.uow() as uow:
+            [entry] = await uow.audit.latest("admin", merchant.key)
+        assert entry.detail["command"] == "rules" and entry.detail["rules"]["per_day"] == 1
+        with pytest.raises(StoreError):
+            await app.shop.risk.set_rules("NOPE", {}, merchant)
