@@ -35,6 +35,10 @@ from core.ports import Notifier, PaymentGateway  # noqa: E402
 from core.settings import ConfigError, Settings, load_settings  # noqa: E402
 from core.shop import Shop  # noqa: E402
 from core.vault import KeyRing, Vault, open_vault, read_key_file, write_key_file  # noqa: E402
+from core.risk import policy_from as risk_policy_from  # noqa: E402
+from storage.resellers import attach as attach_resellers  # noqa: E402
+from bots.reseller_cli import add_parser as add_reseller_parser  # noqa: E402
+from suppliers import build_suppliers  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "config.yaml"
 log = logging.getLogger("store")
@@ -92,10 +96,10 @@ class App:
                         low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
-            shop.attach_suppliers(__import__("suppliers").build_suppliers(settings))  # suppliers: (issue 5)
-            __import__("storage.resellers").resellers.attach(shop)  # resellers, the wallet provider (issue 8)
+            shop.attach_suppliers(build_suppliers(settings))
+            attach_resellers(shop)  # reseller accounts and the wallet payment provider
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
-            shop.guard.configure(__import__("core.risk").risk.policy_from(settings.risk), settings.jobs.timezone)
+            shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()
@@ -238,11 +242,12 @@ async def cmd_run_channels(settings: Settings) -> int:
             if webhook:
                 secret = tg.webhook.secret.get_secret_value()
                 server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
+            from bots.b2b_api import mount_api
             from suppliers import mount_callbacks
 
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
-            if settings.server.api:  # the B2B API for resellers under /api/v1 (issue 8)
-                __import__("bots.b2b_api").b2b_api.mount_api(server, app.shop, settings)
+            if settings.server.api:  # the B2B API for resellers under /api/v1
+                mount_api(server, app.shop, settings)
             if webhook or wechat is not None or callbacks or settings.server.api:
                 await server.start()
             if runtime is not None:
@@ -524,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     ax.add_argument("--format", choices=("json", "csv"), default="json")
     ax.add_argument("--out", help="write to this file (default: standard output)")
     sub.add_parser("stock", help="SKU and available/held/sold counts")
-    __import__("bots.reseller_cli").reseller_cli.add_parser(sub)  # reseller ... (issue 8)
+    add_reseller_parser(sub)  # reseller ...
     wx = sub.add_parser("wechat", help="WeChat Official Account commands").add_subparsers(dest="wechat_command",
                                                                                          required=True)
     wx.add_parser("menu", help="create the custom menu from wechat.menu")
