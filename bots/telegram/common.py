@@ -65,6 +65,62 @@ class TelegramPort(Protocol):
     async def download(self, file_id: str) -> bytes: ...
 
 
+class LibraryPort:
+    """The TelegramPort calls as aiogram and python-telegram-bot both spell them (same method and parameter
+    names). Each adapter subclasses it and supplies its library's types: a keyboard, an uploaded file, a
+    price; and the file download, which the two libraries do differently."""
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    def _markup(self, buttons: list[list[Button]]) -> Any:
+        raise NotImplementedError
+
+    def _file(self, data: bytes, name: str) -> Any:
+        raise NotImplementedError
+
+    def _price(self, label: str, stars: int) -> Any:
+        raise NotImplementedError
+
+    async def download(self, file_id: str) -> bytes:
+        raise NotImplementedError
+
+    async def send(self, chat_id: int, message: OutMessage) -> int:
+        markup = self._markup(message.buttons)
+        if message.document is not None:
+            name, data = message.document
+            sent = await self.bot.send_document(chat_id, self._file(data, name), caption=message.text[:1024],
+                                                parse_mode="HTML", reply_markup=markup, protect_content=True)
+        else:
+            sent = await self.bot.send_message(chat_id, message.text, parse_mode="HTML", reply_markup=markup,
+                                               protect_content=True if message.protect else None)
+        return sent.message_id
+
+    async def edit(self, chat_id: int, message_id: int, message: OutMessage) -> None:
+        await self.bot.edit_message_text(message.text, chat_id=chat_id, message_id=message_id, parse_mode="HTML",
+                                         reply_markup=self._markup(message.buttons))
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        await self.bot.delete_message(chat_id, message_id)
+
+    async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
+                           stars: int, buttons: list[list[Button]] | None = None) -> int:
+        # Stars: currency XTR, exactly one price, no provider_token (both libraries omit it when unset).
+        sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,
+                                           currency="XTR", prices=[self._price(label, stars)],
+                                           reply_markup=self._markup(buttons or []))
+        return sent.message_id
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        await self.bot.answer_callback_query(callback_id, text=text)
+
+    async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None:
+        await self.bot.answer_pre_checkout_query(query_id, ok=ok, error_message=error)
+
+    async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+
+
 @dataclass(slots=True)
 class Document:
     """A file a user sent (e.g. codes to import), not yet downloaded."""

@@ -35,7 +35,7 @@ from telegram.ext import (
     filters,
 )
 
-from bots.telegram.common import Button, Document, OutMessage, TelegramFrontend
+from bots.telegram.common import Button, Document, LibraryPort, OutMessage, TelegramFrontend
 
 log = logging.getLogger(__name__)
 
@@ -56,47 +56,17 @@ def _markup(msg: OutMessage) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([[_button(b) for b in row] for row in msg.buttons])
 
 
-class PtbPort:
+class PtbPort(LibraryPort):
     """TelegramPort over python-telegram-bot's Bot (or an Application's ExtBot)."""
 
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
+    def _markup(self, buttons: list[list[Button]]) -> InlineKeyboardMarkup | None:
+        return _markup(OutMessage("", buttons))
 
-    async def send(self, chat_id: int, message: OutMessage) -> int:
-        if message.document is not None:
-            name, data = message.document
-            sent = await self.bot.send_document(chat_id, InputFile(data, filename=name),
-                                                caption=message.text[:1024], parse_mode="HTML",
-                                                reply_markup=_markup(message), protect_content=True)
-        else:
-            sent = await self.bot.send_message(chat_id, message.text, parse_mode="HTML",
-                                               reply_markup=_markup(message),
-                                               protect_content=True if message.protect else None)
-        return sent.message_id
+    def _file(self, data: bytes, name: str) -> InputFile:
+        return InputFile(data, filename=name)
 
-    async def edit(self, chat_id: int, message_id: int, message: OutMessage) -> None:
-        await self.bot.edit_message_text(message.text, chat_id=chat_id, message_id=message_id, parse_mode="HTML",
-                                         reply_markup=_markup(message))
-
-    async def delete(self, chat_id: int, message_id: int) -> None:
-        await self.bot.delete_message(chat_id, message_id)
-
-    async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
-                           stars: int, buttons: list[list[Button]] | None = None) -> int:
-        # Stars: currency XTR, exactly one price, no provider_token (PTB omits it when None).
-        sent = await self.bot.send_invoice(chat_id, title=title, description=description, payload=payload,
-                                           currency="XTR", prices=[LabeledPrice(label, stars)],
-                                           reply_markup=_markup(OutMessage("", buttons or [])))
-        return sent.message_id
-
-    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
-        await self.bot.answer_callback_query(callback_id, text=text)
-
-    async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None:
-        await self.bot.answer_pre_checkout_query(query_id, ok, error_message=error)
-
-    async def refund_stars(self, user_id: int, charge_id: str) -> None:
-        await self.bot.refund_star_payment(user_id, charge_id)
+    def _price(self, label: str, stars: int) -> LabeledPrice:
+        return LabeledPrice(label, stars)
 
     async def download(self, file_id: str) -> bytes:
         file = await self.bot.get_file(file_id)

@@ -109,13 +109,13 @@ class WeChatApi:
         try:
             return await loop.run_in_executor(self._pool, fn, *args)
         except WeChatClientException as exc:
-            code = exc.errcode
-            log.warning("wechat %s failed: errcode %s", what, code)
-            if code in (WINDOW_CLOSED, QUOTA_USED):
-                raise WindowClosed(code) from None
-            if code in UNREACHABLE:
-                raise RecipientUnreachable(f"wechat {what}: errcode {code}") from None
-            raise WeChatApiError(code, what) from None
+            errcode = exc.errcode  # WeChat's error number, never a message's content
+            log.warning("wechat %s failed: errcode %s", what, errcode)
+            if errcode in (WINDOW_CLOSED, QUOTA_USED):
+                raise WindowClosed(errcode) from None
+            if errcode in UNREACHABLE:
+                raise RecipientUnreachable(f"wechat {what}: errcode {errcode}") from None
+            raise WeChatApiError(errcode, what) from None
 
     async def send_text(self, openid: str, text: str) -> None:
         await self._call("message/custom/send", self.client.message.send_text, openid, text)
