@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from core.alerts import AdminAlerts
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.inventory import MAX_LINE_BYTES, LineParser, decode_line
+from core.inventory import LineParser, parse_lines
 from core.models import (
     AuditEntry,
     CodeStatus,
@@ -212,16 +212,9 @@ class RecallDesk:
         seen: set[bytes] = set()
         pending: list[bytes] = []
         consumed = 0
-        for line_no, raw in enumerate(lines, start=1):
+        for line_no, size, parsed in parse_lines(lines, parser):
             report.lines = line_no
-            consumed += MAX_LINE_BYTES if raw is None else len(raw)
-            text = None if raw is None else decode_line(raw, line_no == 1)
-            if text is None:
-                report.rejected += 1
-                continue
-            if parser.csv is None and parser.header(text):
-                continue
-            parsed = parser.parse(text)
+            consumed += size
             if parsed is None:
                 continue
             if isinstance(parsed, str):

@@ -113,6 +113,23 @@ def decode_line(raw: bytes, first: bool) -> str | None:
     return text.rstrip("\r\n")
 
 
+def parse_lines(lines: Iterable[bytes | None], parser: LineParser
+                ) -> Iterator[tuple[int, int, tuple[str, datetime | None] | str | None]]:
+    """(line number, bytes read, what the line holds) for every line of a code file: a (code, expires_at)
+    pair, the reason it is rejected, or None for a blank line or the CSV header."""
+    for line_no, raw in enumerate(lines, start=1):
+        if raw is None:
+            yield line_no, MAX_LINE_BYTES, "too long"
+            continue
+        text = decode_line(raw, line_no == 1)
+        if text is None:
+            yield line_no, len(raw), "not UTF-8"
+        elif parser.csv is None and parser.header(text):
+            yield line_no, len(raw), None
+        else:
+            yield line_no, len(raw), parser.parse(text)
+
+
 async def import_codes(
     uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, sku: str, lines: Iterable[bytes | None], *,
     actor: str = "cli", channel: str = "cli", progress: Callable[[int], None] | None = None,
@@ -130,20 +147,9 @@ async def import_codes(
     fp = vault.fingerprinter(product.id)
     pending: list[tuple[str, datetime | None]] = []
     consumed = 0
-    for line_no, raw in enumerate(lines, start=1):
+    for line_no, size, parsed in parse_lines(lines, parser):
         report.lines = line_no
-        if raw is None:
-            report.reject(line_no, "too long")
-            consumed += MAX_LINE_BYTES
-            continue
-        consumed += len(raw)
-        text = decode_line(raw, line_no == 1)
-        if text is None:
-            report.reject(line_no, "not UTF-8")
-            continue
-        if parser.csv is None and parser.header(text):
-            continue
-        parsed = parser.parse(text)
+        consumed += size
         if parsed is None:
             continue
         if isinstance(parsed, str):
