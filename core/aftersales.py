@@ -352,7 +352,8 @@ class OutboxAlerts:
         self.admins = list(admins)  # (channel, chat id)
         self.wake = wake
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None:
+    async def alert(self, key: str, params: dict[str, Any], commands: Sequence[tuple[str, str]] = ()) -> None:
+        """Offered commands are not sent from here: the notice text names the order for a typed command."""
         if not self.admins:
             return
         async with self.uow(write=True) as uow:

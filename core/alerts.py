@@ -5,6 +5,10 @@ the merchant's language (bots/telegram/alerts.py: the user ids in `telegram.admi
 MerchantAlerts: the openids in `wechat.admins` and the WeCom robot). Alerts are best effort: a channel that
 cannot send is logged and the others still get it. Whether an alert is due ("once per crossing") is decided
 by the jobs (core/jobs.py) from state kept in the `meta` table, never here.
+
+An alert may offer the merchant commands (`commands`: (label key, command text) pairs such as
+("review.approve", "/approve R1A2B3")). Telegram shows them as buttons that run the command (the callback data
+is the command, checked like a typed one); WeChat lists them as text to send back; the log names them.
 """
 from __future__ import annotations
 
@@ -15,17 +19,21 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 
+Commands = Sequence[tuple[str, str]]  # (label key, merchant command text)
+
+
 class AdminAlerts(Protocol):
     """Tells the merchants something. Raises on failure (FanoutAlerts logs it and carries on)."""
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None: ...
+    async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None: ...
 
 
 class LogAlerts:
     """Every alert in the store's log (always on, so an alert is never only in a chat that failed)."""
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None:
-        log.warning("alert %s %s", key, " ".join(f"{k}={v}" for k, v in sorted(params.items())))
+    async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None:
+        offered = f" commands={'|'.join(c for _, c in commands)}" if commands else ""
+        log.warning("alert %s %s%s", key, " ".join(f"{k}={v}" for k, v in sorted(params.items())), offered)
 
 
 class FanoutAlerts:
@@ -37,9 +45,12 @@ class FanoutAlerts:
     def add(self, channel: AdminAlerts) -> None:
         self.channels.append(channel)
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None:
+    async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None:
         for channel in self.channels:
             try:
-                await channel.alert(key, dict(params))
+                if commands:
+                    await channel.alert(key, dict(params), commands)
+                else:
+                    await channel.alert(key, dict(params))
             except Exception as exc:  # noqa: BLE001 - best effort per channel
                 log.warning("alert %s through %s not sent: %s", key, type(channel).__name__, type(exc).__name__)

@@ -16,6 +16,7 @@ from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.settings import localized
 from core.shop import Shop
+from handlers import risk as risk_ui
 from handlers.screen import Action, Screen
 from locales import Translator
 
@@ -45,7 +46,8 @@ class Ctx:
 
 class CustomerFlow:
     def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
-                 demo_payments: bool = False, show_stars: bool = False, numbered: bool = True) -> None:
+                 demo_payments: bool = False, show_stars: bool = False, numbered: bool = True,
+                 ask_phone: bool = False) -> None:
         self.shop = shop
         self.i18n = i18n
         self.shop_name = shop_name
@@ -55,6 +57,7 @@ class CustomerFlow:
         # Channels where the buyer answers with a number (console, WeChat) keep the offered actions in the
         # stored state; button channels (Telegram) carry the action in the button and skip that write.
         self.numbered = numbered
+        self.ask_phone = ask_phone  # the channel can ask for the buyer's own phone (Telegram's contact button)
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -91,6 +94,10 @@ class CustomerFlow:
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
+
+    async def on_contact(self, ctx: Ctx, phone: str, own: bool) -> list[Screen]:
+        """A contact the buyer shared (Telegram's request-contact keyboard): binds their own phone only."""
+        return await risk_ui.on_contact(self, ctx, phone, own)
 
     async def on_action(self, ctx: Ctx, action_id: str) -> list[Screen]:
         """A pressed button (or a resolved numbered reply)."""
@@ -162,6 +169,8 @@ class CustomerFlow:
         if name == "k":
             order, product, codes = await self.shop.reveal(args[0], ctx.buyer, ctx.chat_id)
             return [self.render_delivery(Delivery(order, product, codes, again=True), lang)]
+        if name == risk_ui.CHALLENGE:  # the buyer's answer to a risk challenge (handlers/risk.py)
+            return await risk_ui.answer_challenge(self, ctx, lang, args)
         if name == "rp":  # report a problem with an order (handlers/aftersales.py)
             from handlers.aftersales import report_problem
 
@@ -287,7 +296,16 @@ class CustomerFlow:
         if product is not None and self.show_stars and not product.stars:
             # Telegram sells digital goods for Stars only: nothing is held for what cannot be paid here.
             raise StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku)
-        order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
+        try:
+            order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
+        except StoreError as exc:
+            if exc.code is ErrorCode.CHALLENGE_REQUIRED:
+                return risk_ui.challenge_screen(self, lang, exc.params, product_id, qty)
+            if exc.code is ErrorCode.RULE_REFUSED and exc.params.get("rule") == "phone_required" and self.ask_phone:
+                screen = risk_ui.ask_phone(self, lang)
+                screen.body = self.i18n.t(lang, exc.message_key, **exc.params) + "\n\n" + screen.body
+                return screen
+            raise
         assert product is not None  # it was just reserved
         return self._invoice(order, product, lang)
 

@@ -23,6 +23,8 @@ class Screen:
     file: tuple[str, bytes] | None = None
     invoice: dict[str, Any] | None = None  # order to be paid: adapters with a payment UI render it
     error: str | None = None  # the error code when this screen reports a refusal
+    ask_contact: str | None = None  # Telegram: a "share my phone" reply keyboard with this label
+    remove_keyboard: bool = False  # Telegram: take that keyboard away again
 
     @property
     def secret(self) -> bool:

@@ -1,7 +1,9 @@
 """Message catalogues (gettext .po, read with Babel) and money formatting.
 
 Message ids are stable keys (`menu.catalog`); the .po files under locales/<lang>/LC_MESSAGES/ carry the
-text. Add a key to both catalogues; tests check the two stay in step.
+text: `messages.po` for the storefront and one file per room (`risk.po`, `aftersales.po`, `resellers.po`, ...),
+all read into one catalogue per language (a key may live in only one file). Add a key to both languages;
+tests check the two stay in step.
 """
 from __future__ import annotations
 
@@ -27,10 +29,16 @@ class Translator:
         self.default = default
         self.catalogs: dict[str, dict[str, str]] = {}
         for lang in languages:
-            path = directory / lang / "LC_MESSAGES" / "messages.po"
-            with path.open("rb") as fh:
-                cat = read_po(fh, locale=lang)
-            self.catalogs[lang] = {m.id: m.string for m in cat if m.id and m.string}
+            merged: dict[str, str] = {}
+            for path in sorted((directory / lang / "LC_MESSAGES").glob("*.po")):
+                with path.open("rb") as fh:
+                    cat = read_po(fh, locale=lang)
+                entries = {m.id: m.string for m in cat if m.id and m.string}
+                twice = merged.keys() & entries.keys()
+                if twice:
+                    raise ValueError(f"{path}: keys also in another catalogue: {sorted(twice)[:5]}")
+                merged.update(entries)
+            self.catalogs[lang] = merged
         self.languages = list(self.catalogs)
 
     def t(self, lang: str | None, key: str, **params: object) -> str:

@@ -60,3 +60,17 @@ def test_money_is_shown_the_way_each_language_writes_it():
     assert Translator.money(1234, "CNY", "en") == "CN¥12.34"
     assert Translator.money(500, "JPY", "en") == "¥500"
     assert Translator.money(70, "XTR", "en") == "⭐70"
+
+
+def test_a_key_in_two_catalogue_files_is_refused_with_both_named(tmp_path):
+    """Each room has its own .po file; the same key in two of them would make one text win silently."""
+    folder = tmp_path / "en" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "messages.po").write_text('msgid "menu.title"\nmsgstr "Shop"\n')
+    (folder / "risk.po").write_text('msgid "risk.x"\nmsgstr "X"\n\nmsgid "menu.title"\nmsgstr "Other"\n')
+    import pytest
+
+    with pytest.raises(ValueError, match="menu.title"):
+        Translator(("en",), directory=tmp_path)
+    (folder / "risk.po").write_text('msgid "risk.x"\nmsgstr "X"\n')
+    assert Translator(("en",), directory=tmp_path).t("en", "risk.x") == "X"

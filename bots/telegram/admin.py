@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 
-from bots.telegram.common import CHANNEL, TEXT_LIMIT, Document, OutMessage, TelegramPort, buyer_of
+from bots.telegram.common import CHANNEL, TEXT_LIMIT, Button, Document, OutMessage, TelegramPort, buyer_of
 from core.admin import Merchant
 from core.shop import Shop
 from handlers.admin import COMMANDS, AdminCtx, AdminFlow, ImportFile, ProgressSink, TableScreen, split_command
@@ -55,6 +55,9 @@ def render_admin(screen: Screen) -> list[OutMessage]:
         if footer and i == len(chunks) - 1:
             parts.append(footer)
         out.append(OutMessage("\n".join(parts)[:TEXT_LIMIT]))
+    # A merchant screen's actions are commands ("/approve R1A2B3"): each button's callback data is the command,
+    # which comes back to TelegramAdmin.handle and is checked like a typed one.
+    out[-1].buttons = [[Button(a.label, callback_data=a.id[:64]) for a in row] for row in screen.actions]
     return out
 
 

@@ -24,13 +24,16 @@ from aiogram.types import (
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    KeyboardButton,
     LabeledPrice,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Message,
     PreCheckoutQuery,
     Update,
 )
 
-from bots.telegram.common import Button, Document, LibraryPort, OutMessage, TelegramFrontend
+from bots.telegram.common import GROUP_TYPES, Button, Document, LibraryPort, OutMessage, TelegramFrontend
 
 
 def _keep_response_models() -> list[type]:
@@ -40,7 +43,7 @@ def _keep_response_models() -> list[type]:
     from aiogram import methods
     from aiogram.methods.base import Response
 
-    used = ("SendMessage", "SendInvoice", "SendDocument", "EditMessageText", "DeleteMessage", "AnswerCallbackQuery",
+    used = ("SendMessage", "SendInvoice", "SendDocument", "SendPhoto", "EditMessageText", "DeleteMessage", "AnswerCallbackQuery",
             "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe", "SetWebhook",
             "DeleteWebhook")
     return [Response[getattr(methods, name).__returning__] for name in used]  # type: ignore[name-defined]
@@ -136,6 +139,12 @@ class AiogramPort(LibraryPort):
     def _file(self, data: bytes, name: str) -> BufferedInputFile:
         return BufferedInputFile(data, filename=name)
 
+    def _reply_keyboard(self, contact_label: str | None) -> ReplyKeyboardMarkup | ReplyKeyboardRemove:
+        if contact_label is None:
+            return ReplyKeyboardRemove(remove_keyboard=True)
+        return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=contact_label, request_contact=True)]],
+                                   resize_keyboard=True, one_time_keyboard=True)
+
     def _price(self, label: str, stars: int) -> LabeledPrice:
         return LabeledPrice(label=label, amount=stars)
 
@@ -159,6 +168,12 @@ def store_router(frontend: TelegramFrontend) -> Router:
 
     async def private_document(message: Message) -> bool:
         return message.chat.type == "private" and message.document is not None
+
+    async def private_contact(message: Message) -> bool:
+        return message.chat.type == "private" and message.contact is not None
+
+    async def group_command(message: Message) -> bool:
+        return message.chat.type in GROUP_TYPES and (message.text or "").startswith("/")
 
     @router.message(has_payment)
     async def paid(message: Message) -> None:
@@ -184,11 +199,24 @@ def store_router(frontend: TelegramFrontend) -> Router:
         await frontend.on_text(message.from_user.id, message.chat.id, message.caption or "",
                                message.from_user.language_code, doc)
 
+    @router.message(private_contact)
+    async def contact(message: Message) -> None:
+        assert message.from_user is not None and message.contact is not None
+        await frontend.on_contact(message.from_user.id, message.chat.id, message.contact.user_id,
+                                  message.contact.phone_number, message.from_user.language_code)
+
+    @router.message(group_command)
+    async def group(message: Message) -> None:
+        if message.from_user is None or message.text is None:
+            return  # an anonymous admin or a channel posting in the group: nobody to sell to
+        await frontend.on_group_text(message.from_user.id, message.chat.id, message.text,
+                                     message.from_user.language_code)
+
     @router.callback_query()
     async def button(query: CallbackQuery) -> None:
-        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-        await frontend.on_callback(query.from_user.id, chat_id, query.id, query.data,
-                                   query.from_user.language_code)
+        chat = query.message.chat if query.message is not None else None
+        await frontend.on_callback(query.from_user.id, chat.id if chat else query.from_user.id, query.id, query.data,
+                                   query.from_user.language_code, in_group=chat is not None and chat.type in GROUP_TYPES)
 
     return router
 

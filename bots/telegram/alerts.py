@@ -14,7 +14,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from bots.telegram.common import TEXT_LIMIT, OutMessage, TelegramPort, buyer_of
+from bots.telegram.common import TEXT_LIMIT, Button, OutMessage, TelegramPort, buyer_of
+from core.alerts import Commands
 from core.shop import Shop
 from locales import Translator
 
@@ -28,14 +29,17 @@ class TelegramAlerts:
         self.shop = shop
         self.admins = list(admins)
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None:
+    async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None:
+        """Offered commands become buttons whose callback data is the command (TelegramAdmin runs it)."""
         failed = 0
         for admin in self.admins:
             try:
                 cust = await self.shop.customer(buyer_of(admin))
                 lang = cust.language or self.shop.default_language
                 text = "🔔 " + html.escape(self.i18n.t(lang, key, **params))
-                await self.port.send(admin, OutMessage(text[:TEXT_LIMIT]))
+                buttons = [[Button(self.i18n.t(lang, label), callback_data=command[:64])]
+                           for label, command in commands]
+                await self.port.send(admin, OutMessage(text[:TEXT_LIMIT], buttons))
             except Exception as exc:  # noqa: BLE001 - best effort per merchant
                 failed += 1
                 log.warning("alert %s to Telegram admin %s not sent: %s", key, admin, type(exc).__name__)

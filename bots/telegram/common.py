@@ -29,6 +29,7 @@ TEXT_LIMIT = 4096
 CODES_INLINE_LIMIT = 3000  # more code text than this goes out as a .txt document
 COPY_BUTTONS_MAX = 8  # one copy button per code, for small orders
 COPY_TEXT_MAX = 256  # Telegram's CopyTextButton limit
+GROUP_TYPES = frozenset({"group", "supergroup"})
 
 
 @dataclass(slots=True)
@@ -47,6 +48,9 @@ class OutMessage:
     buttons: list[list[Button]] = field(default_factory=list)
     protect: bool = False
     document: tuple[str, bytes] | None = field(default=None, repr=False)
+    photo: bytes | None = field(default=None, repr=False)  # sent as a protected photo with the text as caption
+    ask_contact: str | None = None  # a reply keyboard with one "share my contact" button labelled so
+    remove_keyboard: bool = False  # take a reply keyboard (ask_contact) away
 
 
 class TelegramPort(Protocol):
@@ -63,6 +67,8 @@ class TelegramPort(Protocol):
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
     async def refund_stars(self, user_id: int, charge_id: str) -> None: ...
     async def download(self, file_id: str) -> bytes: ...
+    async def username(self) -> str:
+        """The bot's @username (getMe, asked once): group commands may be addressed /buy@username."""
 
 
 class LibraryPort:
@@ -82,15 +88,32 @@ class LibraryPort:
     def _price(self, label: str, stars: int) -> Any:
         raise NotImplementedError
 
+    def _reply_keyboard(self, contact_label: str | None) -> Any:
+        """A one-time reply keyboard with a request_contact button, or (None) one that removes it."""
+        raise NotImplementedError
+
     async def download(self, file_id: str) -> bytes:
         raise NotImplementedError
 
+    async def username(self) -> str:
+        name = getattr(self, "_username", None)
+        if name is None:
+            name = self._username = (await self.bot.get_me()).username or ""
+        return name
+
     async def send(self, chat_id: int, message: OutMessage) -> int:
-        markup = self._markup(message.buttons)
+        if message.ask_contact is not None or message.remove_keyboard:
+            markup = self._reply_keyboard(message.ask_contact)
+        else:
+            markup = self._markup(message.buttons)
         if message.document is not None:
             name, data = message.document
             sent = await self.bot.send_document(chat_id, self._file(data, name), caption=message.text[:1024],
                                                 parse_mode="HTML", reply_markup=markup, protect_content=True)
+        elif message.photo is not None:
+            sent = await self.bot.send_photo(chat_id, self._file(message.photo, "card.png"),
+                                             caption=message.text[:1024], parse_mode="HTML", reply_markup=markup,
+                                             protect_content=True)
         else:
             sent = await self.bot.send_message(chat_id, message.text, parse_mode="HTML", reply_markup=markup,
                                                protect_content=True if message.protect else None)
@@ -131,10 +154,20 @@ class Document:
 
 
 class AdminCommands(Protocol):
-    """Merchant commands (bots/telegram/admin.py). Returns True when the message was an admin command."""
+    """Merchant commands (bots/telegram/admin.py). Returns True when the message was an admin command.
+    A button on a merchant's message carries a command as its callback data ("/approve R1A2B3"); it comes
+    here like a typed command and is checked the same way."""
 
     async def handle(self, user_id: int, chat_id: int, text: str, document: Document | None,
                      lang_hint: str | None) -> bool: ...
+
+
+class GroupCommands(Protocol):
+    """Commands typed in group chats (reseller ordering) and the buttons on the bot's group messages."""
+
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None: ...
+    async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
+                          lang_hint: str | None) -> None: ...
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -145,6 +178,11 @@ def render(screen: Screen) -> list[OutMessage]:
         parts.append(html.escape(screen.body))
     buttons = [[Button(a.label, callback_data=a.id) for a in row if a.copy_text is None] for row in screen.actions]
     buttons = [row for row in buttons if row]
+    if screen.ask_contact is not None or screen.remove_keyboard:  # a reply keyboard replaces the inline one
+        return [OutMessage("\n".join(parts)[:TEXT_LIMIT], ask_contact=screen.ask_contact,
+                           remove_keyboard=screen.remove_keyboard)]
+    if screen.image is not None:  # a card face or a QR code: one protected photo, the text as its caption
+        return [OutMessage("\n".join(parts)[:1024], buttons, protect=True, photo=screen.image)]
     if not screen.secrets:
         return [OutMessage("\n".join(parts)[:TEXT_LIMIT], buttons)]
     codes_text = "\n".join(f"<tg-spoiler><code>{html.escape(c)}</code></tg-spoiler>" for c in screen.secrets)
@@ -168,12 +206,13 @@ class TelegramFrontend:
     """Turns Telegram updates into flow calls and flow screens into Bot API calls."""
 
     def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator,
-                 admin: AdminCommands | None = None) -> None:
+                 admin: AdminCommands | None = None, groups: GroupCommands | None = None) -> None:
         self.shop = shop
         self.flow = flow
         self.port = port
         self.i18n = i18n
         self.admin = admin
+        self.groups = groups  # None: the bot stays silent in groups
 
     async def language(self, user_id: int, hint: str | None) -> str:
         c = await self.shop.customer(buyer_of(user_id), hint)
@@ -193,12 +232,33 @@ class TelegramFrontend:
             return
         await self.show(chat_id, await self.flow.on_text(ctx, text), user_id)
 
+    async def on_contact(self, user_id: int, chat_id: int, contact_user_id: int | None, phone: str,
+                         lang_hint: str | None) -> None:
+        """A shared contact: binds the phone only when it is the sender's own (contact.user_id == sender)."""
+        ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
+        await self.show(chat_id, await self.flow.on_contact(ctx, phone, contact_user_id == user_id), user_id)
+
+    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
+        """A /command typed in a group or supergroup."""
+        if self.groups is not None:
+            await self.groups.on_text(user_id, chat_id, text, lang_hint)
+
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
-                          lang_hint: str | None) -> None:
-        """A pressed inline button. Unknown or garbage data gets the menu, never an exception."""
+                          lang_hint: str | None, *, in_group: bool = False) -> None:
+        """A pressed inline button. Unknown or garbage data gets the menu, never an exception. A button on a
+        group message goes to the group commands; one carrying a merchant command to the merchant commands."""
+        if in_group:
+            if self.groups is not None:
+                await self.groups.on_callback(user_id, chat_id, callback_id, data, lang_hint)
+            else:
+                await self.port.answer_callback(callback_id)
+            return
         # The tap is acknowledged while the answer is made, not before: one round trip less per tap.
         ack = asyncio.ensure_future(self.port.answer_callback(callback_id))
         try:
+            if data and data.startswith("/") and self.admin is not None and \
+                    await self.admin.handle(user_id, chat_id, data, None, lang_hint):
+                return
             ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
             await self.show(chat_id, await self.flow.on_action(ctx, data or ""), user_id)
         finally:

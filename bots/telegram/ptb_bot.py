@@ -20,8 +20,11 @@ from telegram import (
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    KeyboardButton,
     InputFile,
     LabeledPrice,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
 from telegram.ext import (
@@ -35,7 +38,7 @@ from telegram.ext import (
     filters,
 )
 
-from bots.telegram.common import Button, Document, LibraryPort, OutMessage, TelegramFrontend
+from bots.telegram.common import GROUP_TYPES, Button, Document, LibraryPort, OutMessage, TelegramFrontend
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,12 @@ class PtbPort(LibraryPort):
     def _file(self, data: bytes, name: str) -> InputFile:
         return InputFile(data, filename=name)
 
+    def _reply_keyboard(self, contact_label: str | None) -> ReplyKeyboardMarkup | ReplyKeyboardRemove:
+        if contact_label is None:
+            return ReplyKeyboardRemove()
+        return ReplyKeyboardMarkup([[KeyboardButton(contact_label, request_contact=True)]], resize_keyboard=True,
+                                   one_time_keyboard=True)
+
     def _price(self, label: str, stars: int) -> LabeledPrice:
         return LabeledPrice(label, stars)
 
@@ -77,6 +86,7 @@ class PtbPort(LibraryPort):
 # channel posts and business messages through effective_message).
 _NEW_MESSAGE = filters.UpdateType.MESSAGE
 _PRIVATE = _NEW_MESSAGE & filters.ChatType.PRIVATE
+_GROUP = _NEW_MESSAGE & filters.ChatType.GROUPS
 
 
 def store_handlers(frontend: TelegramFrontend) -> list[BaseHandler[Any, Any, Any]]:
@@ -112,14 +122,30 @@ def store_handlers(frontend: TelegramFrontend) -> list[BaseHandler[Any, Any, Any
         query = update.callback_query
         assert query is not None
         # query.message may be an InaccessibleMessage (date 0); it still has its chat.
-        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
-        await frontend.on_callback(query.from_user.id, chat_id, query.id, query.data, query.from_user.language_code)
+        chat = query.message.chat if query.message is not None else None
+        await frontend.on_callback(query.from_user.id, chat.id if chat else query.from_user.id, query.id, query.data,
+                                   query.from_user.language_code, in_group=chat is not None and chat.type in GROUP_TYPES)
+
+    async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None and message.contact is not None
+        await frontend.on_contact(message.from_user.id, message.chat.id, message.contact.user_id,
+                                  message.contact.phone_number, message.from_user.language_code)
+
+    async def group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or message.from_user is None or message.text is None:
+            return  # an anonymous admin or a channel posting in the group: nobody to sell to
+        await frontend.on_group_text(message.from_user.id, message.chat.id, message.text,
+                                     message.from_user.language_code)
 
     return [
         MessageHandler(_NEW_MESSAGE & filters.SUCCESSFUL_PAYMENT, paid),
         PreCheckoutQueryHandler(pre_checkout),
         MessageHandler(_PRIVATE & filters.TEXT, text),  # commands included
         MessageHandler(_PRIVATE & filters.Document.ALL, document),
+        MessageHandler(_PRIVATE & filters.CONTACT, contact),
+        MessageHandler(_GROUP & filters.COMMAND, group),
         CallbackQueryHandler(button),
     ]
 

@@ -32,7 +32,7 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     port = limited(port, settings.telegram.limits)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
-                        show_stars=True, numbered=False)
+                        show_stars=True, numbered=False, ask_phone=True)
     minutes = settings.telegram.delete_code_after
     app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
     app.shop.gateways[PROVIDER] = StarsGateway(port)

@@ -20,6 +20,7 @@ from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import WeComRobot
 from bots.wechat.frontend import Api, buyer_of
 from core.admin import Merchant
+from core.alerts import Commands
 from core.background import Background
 from core.errors import StoreError
 from core.settings import localized
@@ -115,18 +116,19 @@ class MerchantAlerts:
         await self.send("wechat.alert.low_stock", sku=p.sku, n=view.available,
                         title=lambda lang: localized(p.title, lang, self.shop.default_language))
 
-    async def alert(self, key: str, params: dict[str, Any]) -> None:
-        """core.alerts.AdminAlerts: the scheduler's alerts (core/jobs.py) go the same way as the ones above."""
+    async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None:
+        """core.alerts.AdminAlerts: the scheduler's alerts (core/jobs.py) go the same way as the ones above.
+        Offered commands are listed under the text, to be sent back as typed (`/approve R1A2B3`)."""
         if self.enabled:
-            await self.send(key, **params)
+            await self.send(key, _commands=commands, **params)
 
-    async def send(self, key: str, **params: Any) -> None:
+    async def send(self, key: str, _commands: Commands = (), **params: Any) -> None:
         """To every merchant openid (in their language) and the WeCom robot (in Chinese when the store speaks it)."""
         for openid in self.admins:
             try:
                 cust = await self.shop.customer(buyer_of(openid), LANGUAGE_HINT)
                 lang = cust.language or self.shop.default_language
-                await self.api.send_text(openid, self._phrase(lang, key, params))
+                await self.api.send_text(openid, self._phrase(lang, key, params, _commands))
             except Exception as exc:  # noqa: BLE001 - an alert is best effort (the window may be closed)
                 log.warning("merchant alert to a WeChat admin not sent: %s", type(exc).__name__)
         if self.robot is not None:
@@ -136,6 +138,8 @@ class MerchantAlerts:
             except Exception as exc:  # noqa: BLE001
                 log.warning("merchant alert to the WeCom robot not sent: %s", type(exc).__name__)
 
-    def _phrase(self, lang: str, key: str, params: dict[str, Any]) -> str:
+    def _phrase(self, lang: str, key: str, params: dict[str, Any], commands: Commands = ()) -> str:
         values = {k: v(lang) if callable(v) else v for k, v in params.items()}
-        return self.i18n.t(lang, key, **values)
+        lines = [self.i18n.t(lang, key, **values)]
+        lines += [f"{self.i18n.t(lang, label)}: {command}" for label, command in commands]
+        return "\n".join(lines)
