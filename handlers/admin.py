@@ -9,6 +9,7 @@
     /audit ID                                the order's whole audit trail (code ids, never codes)
     /reissue ID                              answer a ticket: the order's codes replaced from the pool
     /reject ID TEXT                          answer a ticket: the buyer gets TEXT
+    /payout RESELLER AMOUNT                  record a commission paid out (minor units; handlers/wallet.py)
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -48,7 +49,7 @@ from locales import Translator
 log = logging.getLogger(__name__)
 
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"})
+                      "/reissue", "/reject", "/payout"})
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -253,6 +254,10 @@ class AdminFlow:
                 ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
+        if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
+            from handlers.wallet import payout_command
+
+            return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
