@@ -273,7 +273,7 @@ def openapi_document() -> dict[str, Any]:
                                "codes"],
                   "properties": {"id": {"type": "string"}, "sku": {"type": "string"}, "qty": str_int,
                                  "unit_price": str_int, "amount": str_int, "currency": {"type": "string"},
-                                 "status": {"type": "string", "enum": ["delivered", "refunding", "refunded"]},
+                                 "status": {"type": "string", "enum": ["delivered", "pending", "refunding", "refunded"]},
                                  "created_at": {"type": "string", "format": "date-time"},
                                  "codes": {"type": "array", "items": {"type": "string"},
                                            "description": "empty once refunded"}}},

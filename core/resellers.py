@@ -621,9 +621,10 @@ class ResellerDesk:
             await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
-            await uow.audit.add_many([AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
-                                                 detail={"codes": o.qty, "via": "api"})
-                                      for _, o, p in made if o.status is OrderStatus.DELIVERED])
+            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id, detail={"codes": o.qty, "via": "api"})
+                         for _, o, p in made if o.status is OrderStatus.DELIVERED]
+            if delivered:
+                await uow.audit.add_many(delivered)
             stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED])
             for i, o, p in made:
                 results[i] = _Made(o, p, stored.get(o.id, []), balance[int(o.buyer.external_id)])

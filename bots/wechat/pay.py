@@ -202,15 +202,20 @@ class WeChatPayGateway:
         return str(data["code_url"])
 
     async def _topup_notice(self, data: dict[str, Any], topup_id: str, txn: str) -> tuple[int, bytes]:
-        """A paid notice for a wallet top-up: credited once (core/resellers.py topup_wallet); a wrong amount or a
-        second payment is refunded by the outbox."""
+        """A paid notice for a wallet top-up: credited once (core/resellers.py topup_wallet). A notice saying
+        another amount is refused unrecorded (like an order's); a second payment of a paid top-up is refunded."""
         desk = getattr(self.shop, "resellers", None)
-        if desk is None or await desk.topup(topup_id) is None:
+        topup = await desk.topup(topup_id) if desk is not None else None
+        if topup is None:
             log.warning("wechat pay: refused a notice for unknown top-up %s", topup_id)
             return 400, fail_xml("unknown order")
+        fee_type = data.get("fee_type") or "CNY"
+        if data.get("total_fee") != topup.amount or fee_type != topup.currency:
+            log.error("wechat pay: notice for top-up %s says %s %s, the top-up is %s %s", topup_id,
+                      data.get("total_fee"), fee_type, topup.amount, topup.currency)
+            return 400, fail_xml("amount does not match the order")
         try:
-            fee = int(data.get("total_fee") or 0)
-            result = await desk.topup_wallet(topup_id, PROVIDER, txn, fee, data.get("fee_type") or "CNY")
+            result = await desk.topup_wallet(topup_id, PROVIDER, txn, topup.amount, fee_type)
         except Exception:  # noqa: BLE001 - not recorded: WeChat sends it again
             log.exception("wechat pay: recording the top-up %s failed", topup_id)
             return 500, fail_xml("try again")
