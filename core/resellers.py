@@ -621,7 +621,8 @@ class ResellerDesk:
             await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
-            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id, detail={"codes": o.qty, "via": "api"})
+            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
+                                    detail={"codes": o.qty, "via": "api"})
                          for _, o, p in made if o.status is OrderStatus.DELIVERED]
             if delivered:
                 await uow.audit.add_many(delivered)
@@ -809,7 +810,7 @@ class ResellerDesk:
             return "not_payable"
         if t.expires_at <= self.clock.now():
             return "expired"
-        if (amount, currency) != ((t.stars, "XTR") if t.stars else (t.amount, t.currency)):
+        if (amount, currency) != _price_of(t):
             return "amount"
         return None
 
@@ -831,7 +832,7 @@ class ResellerDesk:
                 reason = "unknown_order"
             elif payer is not None and payer.key != t.payer:
                 reason = "wrong_payer"
-            elif t.provider != provider or (amount, currency) != ((t.stars, "XTR") if t.stars else (t.amount, t.currency)):
+            elif t.provider != provider or (amount, currency) != _price_of(t):
                 reason = "amount_mismatch"
             elif t.status != "open":
                 reason = "paid_twice"
@@ -960,6 +961,11 @@ class ResellerDesk:
         async with self.uow() as uow:
             return (await self.repo.commission_sum(uow, reseller_id),
                     await self.repo.commission_entries(uow, reseller_id, max(1, min(limit, 500))))
+
+
+def _price_of(t: Topup) -> tuple[int | None, str]:
+    """What the provider charges for a top-up: its Stars (XTR) on Telegram, else its amount in its currency."""
+    return (t.stars, "XTR") if t.stars else (t.amount, t.currency)
 
 
 def partial_policy(product: Product) -> str:
