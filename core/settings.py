@@ -838,7 +838,7 @@ class Resellers(BaseModel):
     def _rates(cls, value: dict[str, int]) -> dict[str, int]:
         bad = [k for k, v in value.items() if not 0 <= v <= 10_000]
         if bad:
-            _fail(*((("commissions", k), "basis points from 0 to 10000") for k in bad))
+            _fail(*(((k,), "basis points from 0 to 10000") for k in bad))
         return value
 
 

@@ -149,3 +149,20 @@ async def test_the_payout_command_records_a_payout_and_refuses_bad_input(db_url:
         (screen,) = await flow_c.on_action(Ctx(Buyer("test", "cmd-owner"), "cmd-owner", "en"), "wc")
         assert "Commission balance: CN¥3.00" in screen.body and f"ref_{r.id}" in screen.body
         assert "-CN¥2.00 paid out" in screen.body and "+CN¥5.00 order" in screen.body
+
+
+def test_wrong_reseller_settings_and_partial_rules_are_refused_naming_the_key(tmp_path: Path) -> None:
+    from core.settings import ConfigError, parse_settings
+
+    base = {"vault": {"key_file": str(tmp_path / "k")}}
+    for section, key in (({"commissions": {"Acme": 10_001}}, "resellers.commissions.Acme"),
+                         ({"commission_bp": -1}, "resellers.commission_bp"),
+                         ({"topup_choices": [{"amount": 0}]}, "resellers.topup_choices[0].amount"),
+                         ({"wait_hours": 0}, "resellers.wait_hours")):
+        with pytest.raises(ConfigError) as info:
+            parse_settings({**base, "resellers": section}, tmp_path, env={})
+        assert key in str(info.value)
+    with pytest.raises(ConfigError) as bad_rule:
+        parse_settings({**base, "catalog": [{"sku": "A", "title": "A", "price": 1, "rules": {"partial": "maybe"}}]},
+                       tmp_path, env={})
+    assert "partial" in str(bad_rule.value) and "refuse, partial, wait" in str(bad_rule.value)
