@@ -897,8 +897,8 @@ class ResellerDesk:
         """In a payment batch's transaction: a commission row for each paid order of a referred customer (at most
         one per order: the ref is unique). A reseller's own identities earn nothing on their own orders."""
         chat = [o for o in orders if o.buyer.channel != CHANNEL and o.amount > 0]
-        if not chat:
-            return
+        if not chat or not (self.commission.default_bp or any(self.commission.by_reseller.values())):
+            return  # no commissions configured: not even the customers' read
         buyers = sorted({o.buyer for o in chat}, key=lambda b: b.key)
         payloads = await self.repo.referrals(uow, buyers)
         ref_of = {k: int(v[len(REF_PREFIX):]) for k, v in payloads.items()
