@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.alerts import FanoutAlerts, LogAlerts  # noqa: E402
 from core.clock import Clock, SystemClock  # noqa: E402
 from core.errors import StoreError, VaultError  # noqa: E402
 from core.models import Kind, ProductSpec  # noqa: E402
@@ -72,6 +73,7 @@ class App:
         self.vault = vault
         self.shop = shop
         self.clock = clock
+        self.alerts: FanoutAlerts = shop.alerts  # type: ignore[assignment]  # one fan-out: the log plus the channels
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -100,6 +102,7 @@ class App:
             attach_resellers(shop)  # reseller accounts and the wallet payment provider
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+            shop.alerts = FanoutAlerts([LogAlerts()])  # the channels add themselves (cmd_run_channels)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()
@@ -111,13 +114,13 @@ class App:
         self.alerts (the log, plus the channels added to it)."""
         from datetime import time, timedelta
 
-        from core.alerts import FanoutAlerts, LogAlerts
         from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
         from storage.jobs import SqlJobStore
 
         js = self.settings.jobs
         store = SqlJobStore(self.db)
-        self.alerts = FanoutAlerts([alerts or LogAlerts()])
+        if alerts is not None:
+            self.alerts.channels = [alerts]
         runner = JobRunner(store, self.clock, owner=owner, lease=timedelta(seconds=js.lease_seconds),
                            zone=js.timezone)
         config = JobsConfig(expiry_margin=timedelta(minutes=js.expiry_margin_minutes),
@@ -145,7 +148,6 @@ def problem_desk(shop: Shop, settings: Settings) -> Any:
     """After-sales reports (core/aftersales.py): per-product reissue policies; tickets and reissues are told to
     the merchants through outbox notices (and the log)."""
     from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
-    from core.alerts import FanoutAlerts, LogAlerts
 
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
@@ -227,12 +229,6 @@ async def cmd_run_channels(settings: Settings) -> int:
         if wechat is not None:
             await wechat.start()
         scheduler, runner = start_scheduler(app, wechat.gateway if wechat is not None else None)
-        if runtime is not None and tg.admins:
-            from bots.telegram.alerts import TelegramAlerts
-
-            app.alerts.add(TelegramAlerts(runtime.frontend.port, runtime.frontend.i18n, app.shop, admins=tg.admins))
-        if wechat is not None and wechat.alerts.enabled:
-            app.alerts.add(wechat.alerts)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -804,6 +804,11 @@ class Risk(BaseModel):
     review_hold_minutes: int = Field(1440, ge=1, le=10080)
     challenge_minutes: int = Field(10, ge=1, le=1440)
     pass_minutes: int = Field(60, ge=0, le=10080)
+    # Incoming updates per user (core/flood.py): `flood_burst` at once, then `flood_per_minute`; an update up to
+    # `flood_max_delay_seconds` early waits for its turn, later ones are dropped (the sender is told once).
+    flood_per_minute: int = Field(60, ge=1, le=6000)
+    flood_burst: int = Field(20, ge=1, le=1000)
+    flood_max_delay_seconds: float = Field(5.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _check_order(self) -> "Risk":

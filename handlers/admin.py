@@ -42,13 +42,14 @@ from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.settings import localized
 from core.shop import Shop
+from handlers import risk_admin
 from handlers.screen import Screen
 from locales import Translator
 
 log = logging.getLogger(__name__)
 
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"})
+                      "/reissue", "/reject"}) | risk_admin.COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -82,6 +83,9 @@ class _Usage(Exception):
     def __init__(self, command: str) -> None:
         super().__init__(command)
         self.command = command
+
+
+Usage = _Usage  # raised by the command modules of other rooms (handlers/risk_admin.py)
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -253,11 +257,14 @@ class AdminFlow:
                 ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
+        if command in risk_admin.COMMANDS:
+            return await risk_admin.run(self, ctx, command, rest)
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
     def _help(self, lang: str) -> Screen:
-        return Screen(self.i18n.t(lang, "admin.help.title"), self.i18n.t(lang, "admin.help.body"))
+        t = self.i18n.t
+        return Screen(t(lang, "admin.help.title"), t(lang, "admin.help.body") + "\n" + t(lang, "risk.admin.help"))
 
     def _title(self, p: Product | None, lang: str) -> str:
         return localized(p.title, lang, self.shop.default_language) if p else ""

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from core.errors import ErrorCode, StoreError
+from core.flood import FloodGate
 from core.models import Buyer, OrderStatus, Payment
 from core.orders import PaymentNotice
 from core.ports import Delivery
@@ -206,13 +207,36 @@ class TelegramFrontend:
     """Turns Telegram updates into flow calls and flow screens into Bot API calls."""
 
     def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator,
-                 admin: AdminCommands | None = None, groups: GroupCommands | None = None) -> None:
+                 admin: AdminCommands | None = None, groups: GroupCommands | None = None,
+                 flood: FloodGate | None = None, exempt: frozenset[int] = frozenset()) -> None:
         self.shop = shop
         self.flow = flow
         self.port = port
         self.i18n = i18n
         self.admin = admin
         self.groups = groups  # None: the bot stays silent in groups
+        self.flood = flood  # incoming updates per user (payments are never held back); `exempt`: the merchants
+        self.exempt = exempt
+
+    async def _admitted(self, user_id: int, chat_id: int, lang_hint: str | None,
+                        callback_id: str | None = None) -> bool:
+        """Flood limit: True to handle the update (after a wait when the sender is fast); False to drop it.
+        The first dropped update of a flood is answered with "slow down"; later ones with nothing."""
+        if self.flood is None or user_id in self.exempt:
+            return True
+        a = self.flood.admit(user_id)
+        if not a.drop:
+            if a.delay:
+                await asyncio.sleep(a.delay)
+            return True
+        text = None
+        if a.warn:
+            text = self.i18n.t(await self.language(user_id, lang_hint), "risk.flood.slow_down")
+        if callback_id is not None:  # a tap always gets its answer, or the button keeps spinning
+            await self.port.answer_callback(callback_id, text)
+        elif text is not None:
+            await self.port.send(chat_id, OutMessage(html.escape(text)))
+        return False
 
     async def language(self, user_id: int, hint: str | None) -> str:
         c = await self.shop.customer(buyer_of(user_id), hint)
@@ -221,6 +245,8 @@ class TelegramFrontend:
     async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None,
                       document: Document | None = None) -> None:
         """A message in a private chat: a merchant command, a buyer's command, or anything typed."""
+        if not await self._admitted(user_id, chat_id, lang_hint):
+            return
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
@@ -235,18 +261,29 @@ class TelegramFrontend:
     async def on_contact(self, user_id: int, chat_id: int, contact_user_id: int | None, phone: str,
                          lang_hint: str | None) -> None:
         """A shared contact: binds the phone only when it is the sender's own (contact.user_id == sender)."""
+        if not await self._admitted(user_id, chat_id, lang_hint):
+            return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         await self.show(chat_id, await self.flow.on_contact(ctx, phone, contact_user_id == user_id), user_id)
 
     async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
-        """A /command typed in a group or supergroup."""
-        if self.groups is not None:
-            await self.groups.on_text(user_id, chat_id, text, lang_hint)
+        """A /command typed in a group or supergroup (a dropped flood is not answered in the group)."""
+        if self.groups is None:
+            return
+        if self.flood is not None and user_id not in self.exempt:
+            a = self.flood.admit(user_id)
+            if a.drop:
+                return
+            if a.delay:
+                await asyncio.sleep(a.delay)
+        await self.groups.on_text(user_id, chat_id, text, lang_hint)
 
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None, *, in_group: bool = False) -> None:
         """A pressed inline button. Unknown or garbage data gets the menu, never an exception. A button on a
         group message goes to the group commands; one carrying a merchant command to the merchant commands."""
+        if not await self._admitted(user_id, chat_id, lang_hint, callback_id):
+            return
         if in_group:
             if self.groups is not None:
                 await self.groups.on_callback(user_id, chat_id, callback_id, data, lang_hint)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bots.telegram.common import CHANNEL, PROVIDER, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
+from core.flood import gate_from
 from handlers.customer import CustomerFlow
 from locales import Translator
 
@@ -37,7 +38,12 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
-    return TelegramFrontend(app.shop, flow, port, i18n, admin)
+    if settings.telegram.admins and getattr(app, "alerts", None) is not None:  # merchant alerts with buttons
+        from bots.telegram.alerts import TelegramAlerts
+
+        app.alerts.add(TelegramAlerts(port, i18n, app.shop, admins=settings.telegram.admins))
+    return TelegramFrontend(app.shop, flow, port, i18n, admin, flood=gate_from(settings.risk),
+                            exempt=frozenset(settings.telegram.admins))
 
 
 def build_telegram(settings: Any, app: Any, *, concurrent_updates: bool = True) -> TelegramRuntime:
