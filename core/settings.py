@@ -688,13 +688,15 @@ class SupplierAnswer(BaseModel):
 
 
 class Supplier(BaseModel):
-    """One upstream supplier (货源). type http: a signed JSON/form API in the common style of card suppliers."""
+    """One upstream supplier (货源). type http: a signed JSON/form API in the common style of card suppliers;
+    type store: another instance of this store through its B2B API (base_url, key_id, secret; suppliers/store.py)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     type: Literal["http", "store"] = "http"
     base_url: str = ""
     app_key: str = ""
+    key_id: str = ""  # type store: the API key id the other store issued us (`run.py reseller key` there)
     secret: Secret = SecretStr("")
     sign: Literal["md5", "hmac-sha256"] = "md5"
     sign_case: Literal["upper", "lower"] = "upper"
@@ -713,14 +715,16 @@ class Supplier(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> "Supplier":
         problems: list[tuple[Loc, str]] = []
-        if self.type == "store":
-            problems.append((("type",), "the store supplier (another store's B2B API) is not available yet; "
-                                        "use type http"))
-        else:
-            if not re.match(r"^https?://", self.base_url):
-                problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"))
-            if not self.secret.get_secret_value():
-                problems.append((("secret",), "required: the key requests are signed with"))
+        if not re.match(r"^https?://", self.base_url):
+            problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"
+                             + (", the other store's server without /api/v1" if self.type == "store" else "")))
+        if not self.secret.get_secret_value():
+            problems.append((("secret",), "required: the key requests are signed with"))
+        if self.type == "store" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.key_id):
+            problems.append((("key_id",), "required for type store: the API key id the other store gave you "
+                                          "(rk_...)"))
+        if self.type == "http" and self.key_id:
+            problems.append((("key_id",), "only for type store (type http signs with app_key and secret)"))
         if self.callback_url and not re.match(r"^https?://", self.callback_url):
             problems.append((("callback_url",), "must start with http:// or https://"))
         worst = self.timeout * (self.retries + 1) + self.backoff * (2 ** self.retries - 1)
