@@ -736,6 +736,26 @@ class Supplier(BaseModel):
         return self
 
 
+class CardFace(BaseModel):
+    """A reseller's custom card face (定制卡面): its codes are also delivered drawn on this card (bots/cardface.py).
+    Keyed by the reseller's name in `card_faces:`; paths relative to the config file; files checked at start."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    display_name: str = Field(min_length=1, max_length=32)
+    background: str = "#1F2937"  # #RRGGBB
+    background_image: str = ""  # PNG/JPEG, covers the card
+    logo: str = ""  # PNG (transparency kept), drawn top left, at most 88 px
+    font: str = ""  # a TTF/OTF with the name's glyphs (a CJK font for Chinese names); "" = built in
+
+    @field_validator("background")
+    @classmethod
+    def _check_colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+            raise ValueError('must be a colour "#RRGGBB", e.g. "#1E3A8A"')
+        return value.upper()
+
+
 def _check_hhmm(value: str) -> str:
     if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
         raise ValueError('must be a time of day "HH:MM" (24-hour), or "" for none')
@@ -831,6 +851,7 @@ class Settings(BaseModel):
     jobs: Jobs = Field(default_factory=Jobs)
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
     risk: Risk = Field(default_factory=Risk)
+    card_faces: dict[str, CardFace] = Field(default_factory=dict)  # reseller name -> its card face
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -840,6 +861,17 @@ class Settings(BaseModel):
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".
         return {} if value is None else value
+
+    @field_validator("card_faces", mode="before")
+    @classmethod
+    def _null_card_faces(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    def card_face_file_problems(self) -> list[tuple[str, str]]:
+        """card_faces.<name>.<file>: files that do not exist (checked once the config's directory is known)."""
+        return [(f"card_faces.{name}.{key}", f"no such file: {self.resolve_path(getattr(face, key))}")
+                for name, face in self.card_faces.items() for key in ("background_image", "logo", "font")
+                if getattr(face, key) and not self.resolve_path(getattr(face, key)).is_file()]
 
     @field_validator("suppliers", mode="before")
     @classmethod
@@ -1061,6 +1093,9 @@ def _parse(data: Any, base_dir: Path, env: Mapping[str, str] | None, source: str
         # `from None`: the pydantic error would print input values (secrets).
         raise ConfigError(_convert_validation_error(exc), source) from None
     settings._config_dir = Path(base_dir).expanduser().resolve()
+    problems = settings.card_face_file_problems()
+    if problems:
+        raise ConfigError(problems, source)
     return settings
 
 
