@@ -146,6 +146,10 @@ class StoreSupplier:
             except ValueError:
                 answer = None
             if not isinstance(answer, dict):
+                if 400 <= status < 500 and status != 429:  # not the B2B API answering: a wrong base_url
+                    raise SupplierError(f"HTTP {status} from {op} without an API answer: is suppliers.{self.name}"
+                                        ".base_url the other store's server?", retryable=False, supplier=self.name,
+                                        code=f"http_{status}")
                 last = f"HTTP {status} with an unreadable answer from {op}"
                 log.warning("supplier %s: %s (attempt %d)", self.name, last, attempt + 1)
                 continue

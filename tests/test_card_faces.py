@@ -101,10 +101,10 @@ def test_the_merchant_sets_a_card_face_and_binds_a_user_from_the_terminal(tmp_pa
     assert "no card face" in run_cli(cfg, "reseller", "cardface", "1").stdout
 
 
-async def test_a_stored_face_is_used_for_bound_users_until_unbound(tmp_path: Path, sqlite_url: str) -> None:
+async def test_a_stored_face_is_used_for_bound_users_until_unbound(tmp_path: Path, db_url: str) -> None:
     from tests.helpers import open_shop
 
-    async with open_shop(sqlite_url, tmp_path) as (app, _, _):
+    async with open_shop(db_url, tmp_path) as (app, _, _):
         desk = app.shop.card_faces
         r = await app.shop.resellers.create("Beta")
         with pytest.raises(CardFaceError) as err:

@@ -146,7 +146,7 @@ async def upstream(tmp_path: Path, *, codes: int = 20, balance: int = 100_000,
 async def downstream(url: str, tmp_path: Path, up: Upstream, *, secret: str | None = None,
                      **conf: Any) -> AsyncIterator[tuple[App, RecordingNotifier, RecordingGateway]]:
     """Store A: its products come from store B (supplier type store)."""
-    (tmp_path / "a").mkdir(exist_ok=True)
+    (tmp_path / "a").mkdir(parents=True, exist_ok=True)
     supplier = {"type": "store", "base_url": up.base_url, "key_id": up.key_id, "secret": secret or up.secret,
                 "timeout": 0.5, "retries": 1, "backoff": 0, **conf}
     settings = parse_settings({"store": {"demo": False}, "database": {"url": url},
@@ -229,6 +229,10 @@ async def test_a_wrong_secret_is_a_clear_error_and_the_buyer_is_refunded(sqlite_
             await a.shop.suppliers["b"].balance()
         assert info.value.code == "bad_signature" and not info.value.retryable
         assert "refused our API key (bad_signature)" in str(info.value) and "suppliers.b.key_id" in str(info.value)
+        async with downstream(f"sqlite+aiosqlite:///{tmp_path}/x.db", tmp_path / "x", up, base_url=up.base_url + "/not-the-api") as (x, _, _):
+            with pytest.raises(SupplierError) as info:
+                await x.shop.suppliers["b"].products()
+            assert not info.value.retryable and "is suppliers.b.base_url the other store's server?" in str(info.value)
         order = await buy_at_a(a, "u3")
         await settle(a)
         assert await order_status(a, order.id) == "refunded"
