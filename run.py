@@ -100,6 +100,7 @@ class App:
                         currency=settings.store.currency)
             shop.attach_suppliers(build_suppliers(settings))
             attach_resellers(shop)  # reseller accounts and the wallet payment provider
+            shop.card_faces = card_face_desk(shop, settings)  # resellers' card faces (定制卡面)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
             shop.alerts = FanoutAlerts([LogAlerts()])  # the channels add themselves (cmd_run_channels)
@@ -142,6 +143,18 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def card_face_desk(shop: Shop, settings: Settings) -> Any:
+    """Resellers' card faces: from the config (`card_faces:`, paths resolved) and `run.py reseller cardface`."""
+    from core.cardfaces import CardFace, CardFaceDesk
+    from storage.cardfaces import SqlCardFaceRepo
+
+    configured = {name: CardFace(f.display_name, f.background,
+                                 *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
+                                                                                        f.font)))
+                  for name, f in settings.card_faces.items()}
+    return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
 
 
 def problem_desk(shop: Shop, settings: Settings) -> Any:

@@ -23,7 +23,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.errors import ConflictError, ErrorCode, StoreError
-from core.models import AuditEntry, Buyer, Kind, Order, OrderStatus, Payment, Product, StoredCode, new_order_id
+from core.models import (
+    AuditEntry,
+    Buyer,
+    Kind,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    Payment,
+    Product,
+    StoredCode,
+    new_order_id,
+)
 from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork
 
@@ -31,6 +42,7 @@ PROVIDER = "wallet"
 CHANNEL = "api"  # the buyer channel of reseller orders: Buyer("api", "<reseller id>")
 MAX_QTY = 1000  # codes in one B2B order (bulk), whatever the product's max_qty for chat buyers
 KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (suspensions show within it)
+SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after the wallet paid
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
 
 
@@ -118,6 +130,7 @@ class _OrderRequest:
     key: str  # the Idempotency-Key
     fingerprint: str  # what was asked (sku, qty): the same key with another request is refused
     order_id: str
+    account: str = ""  # topup products: the account the supplier recharges
 
 
 @dataclass(slots=True)
@@ -165,8 +178,9 @@ class ResellerRepo(Protocol):
         forget_before now and then."""
 
 
-def request_fingerprint(sku: str, qty: int) -> str:
-    return hashlib.sha256(json.dumps([sku, qty]).encode()).hexdigest()[:32]
+def request_fingerprint(sku: str, qty: int, account: str = "") -> str:
+    """What an Idempotency-Key was first used for (a top-up's account included)."""
+    return hashlib.sha256(json.dumps([sku, qty, account] if account else [sku, qty]).encode()).hexdigest()[:32]
 
 
 class WalletGateway:
@@ -372,29 +386,52 @@ class ResellerDesk:
 
     # -- catalogue and orders (the B2B API's use cases) ---------------------------------------------------------
     async def catalog(self, reseller: Reseller) -> list[tuple[Product, int, int | None]]:
-        """Products on sale that the API sells (codes), with this reseller's price and the stock available."""
-        products = [p for p in await self.shop.products() if p.kind in (Kind.CODE, Kind.REUSABLE)]
+        """Products on sale that the API sells, with this reseller's price and the stock available (None:
+        unlimited; supplier and top-up products while their supplier is configured)."""
+        supply = self.shop.supply
+        products = [p for p in await self.shop.products()
+                    if p.kind in (Kind.CODE, Kind.REUSABLE) or supply.supplier_for(p) is not None]
         async with self.uow() as uow:
             counts = await uow.codes.available_counts([p.id for p in products if p.kind is Kind.CODE], MAX_QTY,
                                                       self.clock.now())
             live = await uow.codes.reusable_for([p.id for p in products if p.kind is Kind.REUSABLE])
         return [(p, reseller.price_for(p), counts.get(p.id, 0) if p.kind is Kind.CODE else
-                 (None if p.id in live else 0)) for p in products]
+                 (None if p.id in live or p.kind in SUPPLIED else 0)) for p in products]
 
-    async def order(self, reseller: Reseller, sku: str, qty: int, idempotency_key: str) -> B2BOrder:
+    async def order(self, reseller: Reseller, sku: str, qty: int, idempotency_key: str, account: str = ""
+                    ) -> B2BOrder:
         """Buy qty codes of sku, paid from the wallet, delivered at once. The same Idempotency-Key returns the
-        same order (never a second one or a second debit); reused for another request it is refused."""
+        same order (never a second one or a second debit); reused for another request it is refused.
+        Supplier products are bought upstream after the debit and top-ups recharge `account` (checked against
+        the product's pattern): both are `pending` until the supplier finishes (core/suppliers.py), and a
+        supplier's failure refunds the wallet."""
         product = await self.shop.product_by_sku(sku)
         if product is None:
             raise StoreError(ErrorCode.UNKNOWN_SKU, sku=sku)
-        req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty),
-                            new_order_id(self.clock.now()))
+        if product.kind is Kind.TOPUP:
+            checked = self.shop.check_account(product, account)
+            if checked is None:
+                raise StoreError(ErrorCode.BAD_ACCOUNT, sku=sku)
+            account = checked
+        elif account:
+            raise ResellerError("bad_request", field="account")
+        req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty, account),
+                            new_order_id(self.clock.now()), account)
         res = await self.shop.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
             out = await self.get_order(reseller, res.order_id)
             out.created = False
             return out
         return B2BOrder(res.order, res.product, decrypt_codes(self.vault, res.stored), True, res.balance)
+
+    async def order_by_key(self, reseller: Reseller, idempotency_key: str) -> B2BOrder:
+        """The order an Idempotency-Key made (a caller that lost the answer, or polls a pending top-up)."""
+        async with self.uow() as uow:
+            found = await self.repo.idempotent(uow, [(reseller.id, idempotency_key)])
+        hit = found.get((reseller.id, idempotency_key))
+        if hit is None:
+            raise StoreError(ErrorCode.NOT_FOUND, idempotency_key=idempotency_key[:64])
+        return await self.get_order(reseller, hit[0])
 
     async def get_order(self, reseller: Reseller, order_id: str) -> B2BOrder:
         """A reseller's order with its codes (each read is audited as a reveal)."""
@@ -430,6 +467,7 @@ class ResellerDesk:
                 first[k] = i
                 todo.append(i)
         wanted: dict[int, int] = {}
+        supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.shop.supply.supplier_for(p)}
         for i in todo:
             r, p = reqs[i], products.get(reqs[i].product_id)
             if p is not None and p.kind is Kind.CODE and 1 <= r.qty <= MAX_QTY:
@@ -440,10 +478,11 @@ class ResellerDesk:
         made: list[tuple[int, Order, Product]] = []
         assignments: list[tuple[int, str]] = []
         entries: list[WalletEntry] = []
+        supply: list[OutboxItem] = []
         for i in todo:
             r = reqs[i]
             reseller, p = resellers.get(r.reseller_id), products.get(r.product_id)
-            err = self._refusal(r, reseller, p, pools, live)
+            err = self._refusal(r, reseller, p, pools, live, supplied)
             if err is None:
                 assert reseller is not None and p is not None
                 unit = reseller.price_for(p)
@@ -455,9 +494,14 @@ class ResellerDesk:
                 results[i] = err
                 continue
             assert reseller is not None and p is not None
+            pending = p.kind in SUPPLIED  # bought upstream after this commit (outbox buy / topup)
             order = Order(r.order_id, reseller.buyer, "", p.id, r.qty, unit, amount, p.currency, None,
-                          OrderStatus.DELIVERED, "en", now, now, paid_at=now, delivered_at=now)
-            if p.kind is Kind.CODE:
+                          OrderStatus.PENDING if pending else OrderStatus.DELIVERED, "en", now, now, paid_at=now,
+                          delivered_at=None if pending else now, account=r.account)
+            if pending:
+                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", CHANNEL, "", order.id,
+                                         {"language": "en"}))
+            elif p.kind is Kind.CODE:
                 take, pools[p.id] = pools[p.id][: r.qty], pools[p.id][r.qty :]
                 assignments.extend((cid, order.id) for cid in take)
             else:
@@ -484,8 +528,14 @@ class ResellerDesk:
             await self.repo.add_entries(uow, entries)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
-            await uow.audit.add_many([AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
-                                                 detail={"codes": o.qty, "via": "api"}) for _, o, p in made])
+            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id, detail={"codes": o.qty,
+                                                                                              "via": "api"})
+                         for _, o, p in made if o.status is OrderStatus.DELIVERED]
+            if delivered:
+                await uow.audit.add_many(delivered)
+            if supply:
+                await uow.outbox.add_many(supply)
+                self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
             stored = await load_stored(uow, orders)
             for i, o, p in made:
                 results[i] = _Made(o, p, stored[o.id], balance[int(o.buyer.external_id)])
@@ -504,7 +554,7 @@ class ResellerDesk:
 
     @staticmethod
     def _refusal(r: _OrderRequest, reseller: Reseller | None, p: Product | None, pools: dict[int, list[int]],
-                 live: dict[int, int]) -> Exception | None:
+                 live: dict[int, int], supplied: set[int]) -> Exception | None:
         if reseller is None:
             return ResellerError("unknown_reseller", reseller=r.reseller_id)
         if reseller.status != "active":
@@ -513,9 +563,11 @@ class ResellerDesk:
             return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
         if not p.active:
             return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
-        if p.kind not in (Kind.CODE, Kind.REUSABLE):
-            return StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=p.sku, kind=p.kind.value)
-        top = MAX_QTY if p.kind is Kind.CODE else 1
+        if p.kind in SUPPLIED and p.id not in supplied:
+            return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
+        if p.kind is Kind.TOPUP and not r.account:
+            return StoreError(ErrorCode.BAD_ACCOUNT, sku=p.sku)
+        top = MAX_QTY if p.kind in (Kind.CODE, Kind.SUPPLIER) else 1
         if not 1 <= r.qty <= top:
             return StoreError(ErrorCode.BAD_QUANTITY, min=1, max=top)
         if p.kind is Kind.CODE and len(pools.get(p.id, [])) < r.qty:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -356,15 +357,21 @@ class TelegramFrontend:
 class TelegramNotifier:
     """Deliveries and notices to Telegram buyers (called by the outbox dispatcher)."""
 
-    def __init__(self, flow: CustomerFlow, port: TelegramPort, delete_after: timedelta | None = None) -> None:
+    def __init__(self, flow: CustomerFlow, port: TelegramPort, delete_after: timedelta | None = None,
+                 cards: Callable[[Delivery], Awaitable[list[Screen]]] | None = None) -> None:
         self.flow = flow
         self.port = port
         self.delete_after = delete_after  # telegram.delete_code_after: the outbox deletes code messages then
+        self.cards = cards  # a reseller's card faces (handlers/cardface.py): protected photos after the codes
 
     async def deliver(self, recipient: str, delivery: Delivery) -> list[int]:
         screen = self.flow.render_delivery(delivery)
         await self.flow.remember(delivery.order.buyer, screen)
-        return [await self.port.send(int(recipient), msg) for msg in render(screen)]
+        refs = [await self.port.send(int(recipient), msg) for msg in render(screen)]
+        if self.cards is not None and not delivery.again:
+            for card in await self.cards(delivery):
+                refs.extend([await self.port.send(int(recipient), msg) for msg in render(card)])
+        return refs
 
     async def delete(self, recipient: str, refs: list[int]) -> None:
         for message_id in refs:

@@ -35,7 +35,14 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True)
     minutes = settings.telegram.delete_code_after
-    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
+    cards = None
+    if getattr(app.shop, "card_faces", None) is not None:  # resellers' card faces (run.py attaches the desk)
+        from bots.cardface import paint_card
+        from handlers.cardface import CardFaceScreens
+
+        cards = CardFaceScreens(app.shop.card_faces, paint_card, i18n, settings.store.default_language)
+    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None,
+                                                   cards)
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
     if settings.telegram.admins and getattr(app, "alerts", None) is not None:  # merchant alerts with buttons
