@@ -36,6 +36,7 @@ from core.settings import ConfigError, Settings, load_settings  # noqa: E402
 from core.shop import Shop  # noqa: E402
 from core.vault import KeyRing, Vault, open_vault, read_key_file, write_key_file  # noqa: E402
 from core.risk import policy_from as risk_policy_from  # noqa: E402
+from storage.groups import attach as attach_groups  # noqa: E402
 from storage.resellers import attach as attach_resellers  # noqa: E402
 from bots.reseller_cli import add_parser as add_reseller_parser  # noqa: E402
 from suppliers import build_suppliers  # noqa: E402
@@ -98,6 +99,7 @@ class App:
                         currency=settings.store.currency)
             shop.attach_suppliers(build_suppliers(settings))
             attach_resellers(shop)  # reseller accounts and the wallet payment provider
+            attach_groups(shop, settings)  # reseller group chats: /buy in a linked group (Telegram)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
             await shop.sync_catalog(product_specs(settings))

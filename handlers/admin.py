@@ -13,6 +13,7 @@
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
     /product new SKU PRICE STARS TITLE
+    /reseller, /wallet, /linkgroup, /unlinkgroup   reseller accounts and group chats (handlers/groups.py)
 
 Prices are minor units of the store currency (fen), as in config.yaml. Whether the sender may run these is
 the adapter's business (it knows the platform's merchant ids); `deny` answers everyone else.
@@ -48,7 +49,8 @@ from locales import Translator
 log = logging.getLogger(__name__)
 
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"})
+                      "/reissue", "/reject"}) | {"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"}
+RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -253,9 +255,27 @@ class AdminFlow:
                 ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
+        if command in RESELLER_COMMANDS:
+            return [await self._reseller(ctx, command, args, rest)]
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
+    async def _reseller(self, ctx: AdminCtx, command: str, args: list[str], rest: str) -> Screen:
+        """Reseller accounts, wallets and group links (handlers/groups.py), audited like every command."""
+        desk = getattr(self.shop, "groups", None)
+        if desk is None:
+            raise AdminError("no_resellers")
+        from handlers.groups import ResellerCommands
+
+        try:
+            screen = await ResellerCommands(desk, self.i18n).command(ctx.merchant.key, ctx.language, command,
+                                                                      args, rest)
+        except ValueError:
+            raise _Usage(command.lstrip("/")) from None
+        await self.service.record(ctx.merchant, command.lstrip("/"), **({"refused": screen.error} if screen.error
+                                                                           else {"args": rest[:64]}))
+        return screen
+
     def _help(self, lang: str) -> Screen:
         return Screen(self.i18n.t(lang, "admin.help.title"), self.i18n.t(lang, "admin.help.body"))
 

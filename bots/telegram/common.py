@@ -165,9 +165,13 @@ class AdminCommands(Protocol):
 class GroupCommands(Protocol):
     """Commands typed in group chats (reseller ordering) and the buttons on the bot's group messages."""
 
-    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None: ...
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                      username: str | None = None, reply_to: int | None = None) -> None:
+        """`username`: the sender's @username; `reply_to`: the user id of the message this one replies to."""
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None) -> None: ...
+    async def on_start(self, user_id: int, payload: str) -> bool:
+        """A private /start with a deep-link payload from a group message; True when it was handled."""
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -223,6 +227,9 @@ class TelegramFrontend:
         """A message in a private chat: a merchant command, a buyer's command, or anything typed."""
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
+        if self.groups is not None and text.startswith("/start "):
+            if await self.groups.on_start(user_id, text[len("/start "):].strip()):
+                return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
         if word == "/paysupport":
@@ -238,10 +245,11 @@ class TelegramFrontend:
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         await self.show(chat_id, await self.flow.on_contact(ctx, phone, contact_user_id == user_id), user_id)
 
-    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
-        """A /command typed in a group or supergroup."""
+    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                            username: str | None = None, reply_to: int | None = None) -> None:
+        """A /command typed in a group or supergroup (`reply_to`: the user the message replies to)."""
         if self.groups is not None:
-            await self.groups.on_text(user_id, chat_id, text, lang_hint)
+            await self.groups.on_text(user_id, chat_id, text, lang_hint, username=username, reply_to=reply_to)
 
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None, *, in_group: bool = False) -> None:

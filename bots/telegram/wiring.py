@@ -34,10 +34,18 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
     flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True)
     minutes = settings.telegram.delete_code_after
-    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
+    notifier = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None)
+    app.shop.notifiers[CHANNEL] = notifier
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
-    return TelegramFrontend(app.shop, flow, port, i18n, admin)
+    groups = None
+    desk = getattr(app.shop, "groups", None)  # reseller group chats (run.py attaches them)
+    if desk is not None:
+        from bots.telegram.groups import GroupDeliveryNotifier, TelegramGroups
+
+        groups = TelegramGroups(desk, port, i18n, admins=list(settings.telegram.admins))
+        app.shop.notifiers[desk.deliver_channel] = GroupDeliveryNotifier(groups, notifier)
+    return TelegramFrontend(app.shop, flow, port, i18n, admin, groups)
 
 
 def build_telegram(settings: Any, app: Any, *, concurrent_updates: bool = True) -> TelegramRuntime:
