@@ -109,6 +109,8 @@ class GroupRepo(Protocol):
                          order_id: str | None = None) -> bool:
         """Compare-and-set of a quote's status; False when it was in none of `old`."""
     async def set_message(self, uow: UnitOfWork, token: str, message_id: int) -> None: ...
+    async def unreachable_of(self, uow: UnitOfWork, user: str) -> list[str]:
+        """Order ids of the user's quotes whose codes wait for them to start the bot."""
 
 
 class Throttle:
@@ -379,19 +381,30 @@ class GroupDesk:
         """The member never started the bot: the codes wait (they are in My orders anyway)."""
         return await self._move(order_id, ["paid"], "unreachable")
 
-    async def redeliver(self, order_id: str, user: str) -> bool:
-        """The member started the bot (deep link): the delivery of an unreachable order is queued again."""
+    async def redeliver(self, user: str, order_id: str | None = None) -> list[str]:
+        """The member started the bot: the deliveries of their unreachable orders (or of `order_id`, from the
+        group's deep link) are queued again. Returns the order ids queued."""
+        queued: list[str] = []
+        if order_id is not None:
+            ids = [order_id]
+        else:
+            async with self.uow() as uow:  # a read first: most /start find nothing waiting
+                ids = await self.repo.unreachable_of(uow, user)
+        if not ids:
+            return queued
         async with self.uow(write=True) as uow:
-            g = await self.repo.by_order(uow, order_id)
-            if g is None or g.user != user or g.status != "unreachable":
-                return False
-            if not await self.repo.set_status(uow, g.id, ["unreachable"], "paid", order_id):
-                return False
-            await uow.outbox.add_many([OutboxItem(None, "deliver", self.deliver_channel, user, order_id,
-                                                  {"language": g.language, "again": True})])
+            for oid in ids:
+                g = await self.repo.by_order(uow, oid)
+                if g is None or g.user != user or g.status != "unreachable":
+                    continue
+                if await self.repo.set_status(uow, g.id, ["unreachable"], "paid", oid):
+                    await uow.outbox.add_many([OutboxItem(None, "deliver", self.deliver_channel, user, oid,
+                                                          {"language": g.language, "again": True})])
+                    queued.append(oid)
             await uow.commit()
-        self.shop.dispatcher.wake()
-        return True
+        if queued:
+            self.shop.dispatcher.wake()
+        return queued
 
     async def _move(self, order_id: str, old: list[str], new: str) -> GroupOrder | None:
         async with self.uow(write=True) as uow:

@@ -72,6 +72,7 @@ group_orders = Table(
     Column("message_id", BigInteger),
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
+    Index("ix_group_orders_user", "user", "status"),
 )
 
 
@@ -167,6 +168,12 @@ class SqlGroupRepo:
         res = await self._c(uow).execute(update(group_orders).where(
             group_orders.c.id == token, group_orders.c.status.in_(list(old))).values(**values))
         return res.rowcount == 1
+
+    async def unreachable_of(self, uow: Any, user: str) -> list[str]:
+        q = (select(group_orders.c.order_id).where(group_orders.c.user == user,
+                                                   group_orders.c.status == "unreachable")
+             .order_by(group_orders.c.created_at).limit(50))
+        return [r.order_id for r in await self._c(uow).execute(q) if r.order_id]
 
     async def set_message(self, uow: Any, token: str, message_id: int) -> None:
         await self._c(uow).execute(update(group_orders).where(group_orders.c.id == token)

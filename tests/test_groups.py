@@ -74,9 +74,9 @@ async def test_an_unreachable_member_gets_the_codes_queued_again_once(db_url: st
         order = (await desk.confirm(q.group_order.id, CHAT, BOB)).order
         await settle(app)
         assert (await desk.unreachable(order.id)).status == "unreachable"  # type: ignore[union-attr]
-        assert not await desk.redeliver(order.id, CAROL)  # only the member's own start counts
-        assert await desk.redeliver(order.id, BOB)
-        assert not await desk.redeliver(order.id, BOB)  # a second start queues nothing more
+        assert await desk.redeliver(CAROL, order.id) == []  # only the member's own start counts
+        assert await desk.redeliver(BOB) == [order.id]  # a plain /start finds it too
+        assert await desk.redeliver(BOB, order.id) == []  # a second start queues nothing more
         await settle(app)
         assert len(sent.delivered_to(BOB)) == 2  # the first (failed on Telegram) and the one after start
         assert (await desk.delivered(order.id)).status == "delivered"  # type: ignore[union-attr]

@@ -187,6 +187,22 @@ async def test_a_member_who_never_started_the_bot_gets_a_deep_link_and_the_codes
         await shop.send(api.message_update(bob, f"/start g{order_id}"))
         await shop.app.shop.dispatcher.drain()
         assert not [c for c in api.calls("sendMessage")[mark:] if "tg-spoiler" in c.params["text"]]
+
+        # another order while Bob cannot be written to: a plain /start (no link) delivers it too
+        api.block_chat(BOB)
+        await say(shop, bob, "/buy GAME 1")
+        quote = api.last_message(GROUP)
+        mark = api.mark()
+        await press(shop, bob, next(b["callback_data"] for b in buttons_of(quote) if "Confirm" in b["text"]), quote)
+        await api.wait_for("editMessageText", lambda c: "start=g" in c.params["text"], since=mark)
+        api.unblock_chat(BOB)
+        mark = api.mark()
+        await shop.send(api.message_update(bob, "/start"))
+        delivery = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOB
+                                      and "tg-spoiler" in c.params["text"], since=mark)
+        assert sum(c in delivery.params["text"] for c in codes) == 1
+        await api.wait_for("editMessageText", lambda c: "delivered ✓" in c.params["text"], since=mark)
+        assert await wallet(shop) == 5000 - 2 * 900
         assert not [t for t in group_texts(api) if any(c in t for c in codes)]
 
 

@@ -171,7 +171,7 @@ class GroupCommands(Protocol):
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None) -> None: ...
     async def on_start(self, user_id: int, payload: str) -> bool:
-        """A private /start with a deep-link payload from a group message; True when it was handled."""
+        """A private /start (payload "" or a deep link); True when it was a group message's link, handled."""
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -227,8 +227,9 @@ class TelegramFrontend:
         """A message in a private chat: a merchant command, a buyer's command, or anything typed."""
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
-        if self.groups is not None and text.startswith("/start "):
-            if await self.groups.on_start(user_id, text[len("/start "):].strip()):
+        if self.groups is not None and (text == "/start" or text.startswith("/start ")):
+            # group orders waiting for this member to start the bot are delivered now
+            if await self.groups.on_start(user_id, text[len("/start"):].strip()):
                 return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()

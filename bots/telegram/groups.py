@@ -69,11 +69,11 @@ class TelegramGroups:
             await self._edit(chat_id, answer.message_id, answer.edit)
 
     async def on_start(self, user_id: int, payload: str) -> bool:
-        """/start g<order> from the group's deep link: the codes of that order are sent now. False when the
-        payload is not ours or there is nothing waiting (the ordinary /start goes on)."""
-        if not payload.startswith(START_PREFIX) or len(payload) > 40:
-            return False
-        return await self.desk.redeliver(payload[len(START_PREFIX):], str(user_id))
+        """A private /start: codes of group orders waiting for this member are sent now. True only for the
+        group's deep link (/start g<order>) that queued them; otherwise the ordinary /start goes on."""
+        ours = payload.startswith(START_PREFIX) and 1 < len(payload) <= 40
+        queued = await self.desk.redeliver(str(user_id))  # every order waiting for them, the linked one included
+        return ours and payload[len(START_PREFIX):] in queued
 
     async def _edit(self, chat_id: int, message_id: int, screen: Screen) -> None:
         try:

@@ -59,9 +59,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('order_id')
     )
+    op.create_index('ix_group_orders_user', 'group_orders', ['user', 'status'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_group_orders_user', table_name='group_orders')
     op.drop_table('group_orders')
     op.drop_index('ix_group_members_username', table_name='group_members')
     op.drop_table('group_members')
