@@ -106,3 +106,16 @@ async def test_quotes_refuse_what_the_wallet_or_the_stock_cannot_pay_and_lapse(d
         await desk.unlink(CHAT, actor=BOSS.key)
         with pytest.raises(GroupError, match="not_linked"):
             await desk.quote(CHAT, BOB, SKU, 1, "en")
+
+
+def test_group_settings_are_checked_naming_the_key(tmp_path: Path) -> None:
+    from core.settings import ConfigError, parse_settings
+
+    ok = parse_settings({"telegram": {"groups": {"confirm_minutes": 5, "buys_per_member_per_minute": 2}}}, tmp_path,
+                        env={})
+    assert (ok.telegram.groups.confirm_minutes, ok.telegram.groups.buys_per_member_per_minute,
+            ok.telegram.groups.buys_per_group_per_minute) == (5, 2, 8)
+    with pytest.raises(ConfigError, match=r"telegram\.groups\.buys_per_member_per_minute"):
+        parse_settings({"telegram": {"groups": {"buys_per_member_per_minute": 0}}}, tmp_path, env={})
+    with pytest.raises(ConfigError, match=r"telegram\.groups\.confirm"):
+        parse_settings({"telegram": {"groups": {"confirm": 5}}}, tmp_path, env={})
