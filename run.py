@@ -37,6 +37,7 @@ from core.settings import ConfigError, Settings, load_settings  # noqa: E402
 from core.shop import Shop  # noqa: E402
 from core.vault import KeyRing, Vault, open_vault, read_key_file, write_key_file  # noqa: E402
 from core.risk import policy_from as risk_policy_from  # noqa: E402
+from storage.groups import attach as attach_groups  # noqa: E402
 from storage.resellers import attach as attach_resellers  # noqa: E402
 from bots.reseller_cli import add_parser as add_reseller_parser  # noqa: E402
 from suppliers import build_suppliers  # noqa: E402
@@ -101,6 +102,7 @@ class App:
             shop.attach_suppliers(build_suppliers(settings))
             attach_resellers(shop)  # reseller accounts and the wallet payment provider
             shop.card_faces = card_face_desk(shop, settings)  # resellers' card faces (定制卡面)
+            attach_groups(shop, settings)  # reseller group chats: /buy in a linked group (Telegram)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
             shop.alerts = FanoutAlerts([LogAlerts()])  # the channels add themselves (cmd_run_channels)

@@ -131,6 +131,12 @@ class _OrderRequest:
     fingerprint: str  # what was asked (sku, qty): the same key with another request is refused
     order_id: str
     account: str = ""  # topup products: the account the supplier recharges
+    # A group-chat order (core/groups.py): the member is the order's buyer (their "My orders"), paid from the
+    # reseller's wallet, and the codes go out through the outbox on channel `deliver` to `chat_id`.
+    buyer: Buyer | None = None
+    chat_id: str = ""
+    language: str = "en"
+    deliver: str | None = None
 
 
 @dataclass(slots=True)
@@ -433,6 +439,22 @@ class ResellerDesk:
             raise StoreError(ErrorCode.NOT_FOUND, idempotency_key=idempotency_key[:64])
         return await self.get_order(reseller, hit[0])
 
+    async def order_for_member(self, reseller_id: int, product: Product, qty: int, key: str, *, buyer: Buyer,
+                               chat_id: str, language: str, deliver: str) -> tuple[Order, bool, int | None]:
+        """A group-chat order (core/groups.py): paid from the reseller's wallet, bought by a member (`buyer`),
+        whose codes go out through the outbox on channel `deliver`. The same `key` is the same order, never a
+        second debit. Returns (order, made now, the wallet balance after when made now)."""
+        req = _OrderRequest(reseller_id, product.id, qty, key, request_fingerprint(product.sku, qty),
+                            new_order_id(self.clock.now()), buyer=buyer, chat_id=chat_id, language=language,
+                            deliver=deliver)
+        res = await self.shop.committer.submit("b2b_order", req)
+        if isinstance(res, _Existing):
+            async with self.uow() as uow:
+                order = await uow.orders.get(res.order_id)
+            assert order is not None
+            return order, False, None
+        return res.order, True, res.balance
+
     async def get_order(self, reseller: Reseller, order_id: str) -> B2BOrder:
         """A reseller's order with its codes (each read is audited as a reveal)."""
         async with self.uow(write=True) as uow:
@@ -495,12 +517,12 @@ class ResellerDesk:
                 continue
             assert reseller is not None and p is not None
             pending = p.kind in SUPPLIED  # bought upstream after this commit (outbox buy / topup)
-            order = Order(r.order_id, reseller.buyer, "", p.id, r.qty, unit, amount, p.currency, None,
-                          OrderStatus.PENDING if pending else OrderStatus.DELIVERED, "en", now, now, paid_at=now,
-                          delivered_at=None if pending else now, account=r.account)
-            if pending:
-                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", CHANNEL, "", order.id,
-                                         {"language": "en"}))
+            order = Order(r.order_id, r.buyer or reseller.buyer, r.chat_id, p.id, r.qty, unit, amount, p.currency,
+                          None, OrderStatus.PENDING if pending else OrderStatus.DELIVERED, r.language, now, now,
+                          paid_at=now, delivered_at=None if pending else now, account=r.account)
+            if pending:  # a group order's codes then go to the member like its pool codes would (r.deliver)
+                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", r.deliver or CHANNEL,
+                                         r.chat_id, order.id, {"language": r.language}))
             elif p.kind is Kind.CODE:
                 take, pools[p.id] = pools[p.id][: r.qty], pools[p.id][r.qty :]
                 assignments.extend((cid, order.id) for cid in take)
@@ -508,7 +530,7 @@ class ResellerDesk:
                 order.reusable_code_id = live[p.id]
             balance[reseller.id] -= amount
             entries.append(WalletEntry(None, reseller.id, "debit", -amount, balance[reseller.id],
-                                       f"order:{order.id}", now, order.id, actor=reseller.buyer.key))
+                                       f"order:{order.id}", now, order.id, actor=order.buyer.key))
             made.append((i, order, p))
         if made:
             orders = [o for _, o, _ in made]
@@ -519,26 +541,34 @@ class ResellerDesk:
                 pool_ids = [o.id for o in orders if o.reusable_code_id is None]
                 if await uow.codes.sell_held(pool_ids) != len(assignments):
                     raise ConflictError("held codes changed under a B2B order")
+            payer = {reqs[i].order_id: Buyer(CHANNEL, str(reqs[i].reseller_id)).key for i, _, _ in made}
+            # The payer is always the reseller (api:<id>): a refund credits the wallet back, whoever the buyer.
             await uow.payments.insert_many([
-                Payment(None, o.id, PROVIDER, f"W{o.id}", o.amount, o.currency, o.buyer.key, "captured", now)
+                Payment(None, o.id, PROVIDER, f"W{o.id}", o.amount, o.currency, payer[o.id], "captured", now)
                 for o in orders])
-            for rid in sorted({o.buyer.external_id for o in orders}, key=int):
-                if not await self.repo.set_balance(uow, int(rid), resellers[int(rid)].balance, balance[int(rid)]):
+            for rid in sorted({reqs[i].reseller_id for i, _, _ in made}):
+                if not await self.repo.set_balance(uow, rid, resellers[rid].balance, balance[rid]):
                     raise ConflictError("wallet balance changed under a B2B order")
             await self.repo.add_entries(uow, entries)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
-            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id, detail={"codes": o.qty,
-                                                                                              "via": "api"})
-                         for _, o, p in made if o.status is OrderStatus.DELIVERED]
+            delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
+                                    detail={"codes": o.qty, "via": reqs[i].deliver or "api"})
+                         for i, o, p in made if o.status is OrderStatus.DELIVERED]
             if delivered:
                 await uow.audit.add_many(delivered)
+            sends = [OutboxItem(None, "deliver", reqs[i].deliver, reqs[i].chat_id, o.id,
+                                {"language": o.language})
+                     for i, o, _ in made if reqs[i].deliver and o.status is OrderStatus.DELIVERED]
+            if sends:  # group-chat orders: the codes go to the member through the outbox, after commit
+                await uow.outbox.add_many(sends)
             if supply:
                 await uow.outbox.add_many(supply)
+            if sends or supply:
                 self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
             stored = await load_stored(uow, orders)
             for i, o, p in made:
-                results[i] = _Made(o, p, stored[o.id], balance[int(o.buyer.external_id)])
+                results[i] = _Made(o, p, stored[o.id], balance[reqs[i].reseller_id])
         for i, r in enumerate(reqs):  # a key repeated within this batch: the first request's outcome
             k = (r.reseller_id, r.key)
             if results[i] is None:

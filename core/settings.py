@@ -466,6 +466,17 @@ class TelegramLimits(BaseModel):
     group_per_minute: int = Field(20, ge=1)
 
 
+class TelegramGroups(BaseModel):
+    """Reseller ordering in group chats (issue 8): how long a quote can be confirmed, how many /buy a minute."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    confirm_minutes: int = Field(10, ge=1, le=1440)
+    buys_per_member_per_minute: int = Field(3, ge=1, le=60)
+    # An order takes 2 group messages (the quote, then "delivered"): 8 a minute stays within Telegram's 20.
+    buys_per_group_per_minute: int = Field(8, ge=1, le=600)
+
+
 class Telegram(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -477,6 +488,7 @@ class Telegram(BaseModel):
     admins: list[int] = Field(default_factory=list)
     delete_code_after: Optional[int] = Field(None, ge=1)
     limits: TelegramLimits = Field(default_factory=TelegramLimits)
+    groups: TelegramGroups = Field(default_factory=TelegramGroups)
 
     @property
     def enabled(self) -> bool:

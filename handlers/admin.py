@@ -13,6 +13,7 @@
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
     /product new SKU PRICE STARS TITLE
+    /reseller, /wallet, /linkgroup, /unlinkgroup   reseller accounts and group chats (handlers/groups.py)
 
 Prices are minor units of the store currency (fen), as in config.yaml. Whether the sender may run these is
 the adapter's business (it knows the platform's merchant ids); `deny` answers everyone else.
@@ -48,8 +49,9 @@ from locales import Translator
 
 log = logging.getLogger(__name__)
 
+RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"}) | risk_admin.COMMANDS
+                      "/reissue", "/reject"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -259,9 +261,27 @@ class AdminFlow:
             return await self._import(ctx, args, file, progress)
         if command in risk_admin.COMMANDS:
             return await risk_admin.run(self, ctx, command, rest)
+        if command in RESELLER_COMMANDS:
+            return [await self._reseller(ctx, command, args, rest)]
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
+    async def _reseller(self, ctx: AdminCtx, command: str, args: list[str], rest: str) -> Screen:
+        """Reseller accounts, wallets and group links (handlers/groups.py), audited like every command."""
+        desk = getattr(self.shop, "groups", None)
+        if desk is None:
+            raise AdminError("no_resellers")
+        from handlers.groups import ResellerCommands
+
+        try:
+            screen = await ResellerCommands(desk, self.i18n).command(ctx.merchant.key, ctx.language, command,
+                                                                      args, rest)
+        except ValueError:
+            raise _Usage(command.lstrip("/")) from None
+        await self.service.record(ctx.merchant, command.lstrip("/"), **({"refused": screen.error} if screen.error
+                                                                           else {"args": rest[:64]}))
+        return screen
+
     def _help(self, lang: str) -> Screen:
         t = self.i18n.t
         return Screen(t(lang, "admin.help.title"), t(lang, "admin.help.body") + "\n" + t(lang, "risk.admin.help"))

@@ -167,9 +167,13 @@ class AdminCommands(Protocol):
 class GroupCommands(Protocol):
     """Commands typed in group chats (reseller ordering) and the buttons on the bot's group messages."""
 
-    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None: ...
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                      username: str | None = None, reply_to: int | None = None) -> None:
+        """`username`: the sender's @username; `reply_to`: the user id of the message this one replies to."""
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None) -> None: ...
+    async def on_start(self, user_id: int, payload: str) -> bool:
+        """A private /start (payload "" or a deep link); True when it was a group message's link, handled."""
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -250,6 +254,10 @@ class TelegramFrontend:
             return
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
+        if self.groups is not None and (text == "/start" or text.startswith("/start ")):
+            # group orders waiting for this member to start the bot are delivered now
+            if await self.groups.on_start(user_id, text[len("/start"):].strip()):
+                return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
         if word == "/paysupport":
@@ -267,8 +275,10 @@ class TelegramFrontend:
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         await self.show(chat_id, await self.flow.on_contact(ctx, phone, contact_user_id == user_id), user_id)
 
-    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
-        """A /command typed in a group or supergroup (a dropped flood is not answered in the group)."""
+    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                            username: str | None = None, reply_to: int | None = None) -> None:
+        """A /command typed in a group or supergroup (`reply_to`: the user the message replies to). A dropped
+        flood is not answered in the group."""
         if self.groups is None:
             return
         if self.flood is not None and user_id not in self.exempt:
@@ -277,7 +287,7 @@ class TelegramFrontend:
                 return
             if a.delay:
                 await asyncio.sleep(a.delay)
-        await self.groups.on_text(user_id, chat_id, text, lang_hint)
+        await self.groups.on_text(user_id, chat_id, text, lang_hint, username=username, reply_to=reply_to)
 
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None, *, in_group: bool = False) -> None:

@@ -41,15 +41,22 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
         from handlers.cardface import CardFaceScreens
 
         cards = CardFaceScreens(app.shop.card_faces, paint_card, i18n, settings.store.default_language)
-    app.shop.notifiers[CHANNEL] = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None,
-                                                   cards)
+    notifier = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None, cards)
+    app.shop.notifiers[CHANNEL] = notifier
     app.shop.gateways[PROVIDER] = StarsGateway(port)
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
     if settings.telegram.admins and getattr(app, "alerts", None) is not None:  # merchant alerts with buttons
         from bots.telegram.alerts import TelegramAlerts
 
         app.alerts.add(TelegramAlerts(port, i18n, app.shop, admins=settings.telegram.admins))
-    return TelegramFrontend(app.shop, flow, port, i18n, admin, flood=gate_from(settings.risk),
+    groups = None
+    desk = getattr(app.shop, "groups", None)  # reseller group chats (run.py attaches them)
+    if desk is not None:
+        from bots.telegram.groups import GroupDeliveryNotifier, TelegramGroups
+
+        groups = TelegramGroups(desk, port, i18n, admins=list(settings.telegram.admins))
+        app.shop.notifiers[desk.deliver_channel] = GroupDeliveryNotifier(groups, notifier)
+    return TelegramFrontend(app.shop, flow, port, i18n, admin, groups, flood=gate_from(settings.risk),
                             exempt=frozenset(settings.telegram.admins))
 
 
