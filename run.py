@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.alerts import FanoutAlerts, LogAlerts  # noqa: E402
 from core.clock import Clock, SystemClock  # noqa: E402
 from core.errors import StoreError, VaultError  # noqa: E402
 from core.models import Kind, ProductSpec  # noqa: E402
@@ -36,6 +37,7 @@ from core.settings import ConfigError, Settings, load_settings  # noqa: E402
 from core.shop import Shop  # noqa: E402
 from core.vault import KeyRing, Vault, open_vault, read_key_file, write_key_file  # noqa: E402
 from core.risk import policy_from as risk_policy_from  # noqa: E402
+from storage.groups import attach as attach_groups  # noqa: E402
 from storage.resellers import attach as attach_resellers  # noqa: E402
 from bots.reseller_cli import add_parser as add_reseller_parser  # noqa: E402
 from suppliers import build_suppliers  # noqa: E402
@@ -72,6 +74,7 @@ class App:
         self.vault = vault
         self.shop = shop
         self.clock = clock
+        self.alerts: FanoutAlerts = shop.alerts  # type: ignore[assignment]  # one fan-out: the log plus the channels
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -98,8 +101,11 @@ class App:
                         currency=settings.store.currency)
             shop.attach_suppliers(build_suppliers(settings))
             attach_resellers(shop).configure(settings.resellers)  # reseller accounts, wallets, commissions
+            shop.card_faces = card_face_desk(shop, settings)  # resellers' card faces (定制卡面)
+            attach_groups(shop, settings)  # reseller group chats: /buy in a linked group (Telegram)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+            shop.alerts = FanoutAlerts([LogAlerts()])  # the channels add themselves (cmd_run_channels)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()
@@ -111,13 +117,13 @@ class App:
         self.alerts (the log, plus the channels added to it)."""
         from datetime import time, timedelta
 
-        from core.alerts import FanoutAlerts, LogAlerts
         from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
         from storage.jobs import SqlJobStore
 
         js = self.settings.jobs
         store = SqlJobStore(self.db)
-        self.alerts = FanoutAlerts([alerts or LogAlerts()])
+        if alerts is not None:
+            self.alerts.channels = [alerts]
         runner = JobRunner(store, self.clock, owner=owner, lease=timedelta(seconds=js.lease_seconds),
                            zone=js.timezone)
         config = JobsConfig(expiry_margin=timedelta(minutes=js.expiry_margin_minutes),
@@ -141,11 +147,22 @@ class App:
         await self.close()
 
 
+def card_face_desk(shop: Shop, settings: Settings) -> Any:
+    """Resellers' card faces: from the config (`card_faces:`, paths resolved) and `run.py reseller cardface`."""
+    from core.cardfaces import CardFace, CardFaceDesk
+    from storage.cardfaces import SqlCardFaceRepo
+
+    configured = {name: CardFace(f.display_name, f.background,
+                                 *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
+                                                                                        f.font)))
+                  for name, f in settings.card_faces.items()}
+    return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
+
+
 def problem_desk(shop: Shop, settings: Settings) -> Any:
     """After-sales reports (core/aftersales.py): per-product reissue policies; tickets and reissues are told to
     the merchants through outbox notices (and the log)."""
     from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
-    from core.alerts import FanoutAlerts, LogAlerts
 
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
@@ -227,12 +244,6 @@ async def cmd_run_channels(settings: Settings) -> int:
         if wechat is not None:
             await wechat.start()
         scheduler, runner = start_scheduler(app, wechat.gateway if wechat is not None else None)
-        if runtime is not None and tg.admins:
-            from bots.telegram.alerts import TelegramAlerts
-
-            app.alerts.add(TelegramAlerts(runtime.frontend.port, runtime.frontend.i18n, app.shop, admins=tg.admins))
-        if wechat is not None and wechat.alerts.enabled:
-            app.alerts.add(wechat.alerts)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,11 +41,12 @@ ERRORS: dict[str, int] = {
     "replayed_nonce": 401, "rate_limited": 429, "body_too_large": 413, "bad_request": 400,
     "idempotency_key_required": 400, "idempotency_key_reused": 409, "unknown_sku": 404, "not_found": 404,
     "bad_quantity": 400, "kind_not_supported": 400, "product_unavailable": 409, "sold_out": 409,
-    "insufficient_funds": 402, "account_suspended": 403, "internal": 500,
+    "insufficient_funds": 402, "account_suspended": 403, "internal": 500, "bad_account": 400,
 }
 _STORE_ERRORS = {ErrorCode.UNKNOWN_SKU: "unknown_sku", ErrorCode.NOT_FOUND: "not_found",
                  ErrorCode.BAD_QUANTITY: "bad_quantity", ErrorCode.KIND_NOT_SUPPORTED: "kind_not_supported",
-                 ErrorCode.PRODUCT_UNAVAILABLE: "product_unavailable", ErrorCode.SOLD_OUT: "sold_out"}
+                 ErrorCode.PRODUCT_UNAVAILABLE: "product_unavailable", ErrorCode.SOLD_OUT: "sold_out",
+                 ErrorCode.BAD_ACCOUNT: "bad_account"}
 
 
 def body_hash(body: bytes) -> str:
@@ -100,6 +101,7 @@ class B2BApi:
         app.router.add_get(f"{prefix}/balance", self._signed(self.balance))
         app.router.add_get(f"{prefix}/statement", self._signed(self.statement))
         app.router.add_post(f"{prefix}/orders", self._signed(self.create_order))
+        app.router.add_get(f"{prefix}/orders", self._signed(self.order_by_key))
         app.router.add_get(f"{prefix}/orders/{{order_id}}", self._signed(self.get_order))
 
     # -- authentication ---------------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class B2BApi:
     async def products(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         items = [{"sku": p.sku, "title": p.title.get("en") or p.title.get("*") or next(iter(p.title.values()), ""),
                   "kind": p.kind.value, "price": price, "list_price": p.price, "currency": p.currency,
-                  "available": available, "max_qty": MAX_QTY if p.kind.value == "code" else 1}
+                  "available": available, "max_qty": MAX_QTY if p.kind.value in ("code", "supplier") else 1}
                  for p, price, available in await self.desk.catalog(reseller)]
         return web.json_response({"products": items})
 
@@ -202,16 +204,24 @@ class B2BApi:
             data = json.loads(body)
         except ValueError:
             raise ApiError("bad_request", field="body") from None
-        if not isinstance(data, dict) or set(data) - {"sku", "qty"}:
+        if not isinstance(data, dict) or set(data) - {"sku", "qty", "account"}:
             raise ApiError("bad_request", field="body")
-        sku, qty = data.get("sku"), data.get("qty", 1)
+        sku, qty, account = data.get("sku"), data.get("qty", 1), data.get("account", "")
+        if not isinstance(account, str) or len(account) > 64:
+            raise ApiError("bad_request", field="account")
         if not isinstance(sku, str) or not 1 <= len(sku) <= 64:
             raise ApiError("bad_request", field="sku")
         if not isinstance(qty, int) or isinstance(qty, bool):
             raise ApiError("bad_request", field="qty")
-        out = await self.desk.order(reseller, sku, qty, key)
+        out = await self.desk.order(reseller, sku, qty, key, account)
         return web.json_response({"order": _order(out)}, status=201 if out.created else 200,
                                  headers={"Idempotent-Replayed": "false" if out.created else "true"})
+
+    async def order_by_key(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
+        key = request.query.get("idempotency_key", "")
+        if not IDEMPOTENCY_RE.match(key):
+            raise ApiError("bad_request", field="idempotency_key")
+        return web.json_response({"order": _order(await self.desk.order_by_key(reseller, key))})
 
     async def get_order(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         oid = request.match_info["order_id"]
@@ -223,7 +233,8 @@ class B2BApi:
 def _order(o: B2BOrder) -> dict[str, Any]:
     return {"id": o.order.id, "sku": o.product.sku, "qty": o.order.qty, "unit_price": o.order.unit_price,
             "amount": o.order.amount, "currency": o.order.currency, "status": o.order.status.value,
-            "created_at": o.order.created_at.isoformat(), "codes": list(o.codes)}
+            "created_at": o.order.created_at.isoformat(), "codes": list(o.codes),
+            "account": o.order.account or None}
 
 
 def _entry(e: WalletEntry) -> dict[str, Any]:
@@ -262,7 +273,9 @@ def openapi_document() -> dict[str, Any]:
         "Product": {"type": "object", "additionalProperties": False,
                     "required": ["sku", "title", "kind", "price", "list_price", "currency", "available", "max_qty"],
                     "properties": {"sku": {"type": "string"}, "title": {"type": "string"},
-                                   "kind": {"type": "string", "enum": ["code", "reusable"]},
+                                   "kind": {"type": "string", "enum": ["code", "reusable", "supplier", "topup"],
+                                            "description": "supplier: bought upstream when ordered; topup: "
+                                                           "recharges the order's account, no codes"},
                                    "price": {**str_int, "description": "your price, minor units"},
                                    "list_price": str_int, "currency": {"type": "string"},
                                    "available": {"type": ["integer", "null"],
@@ -270,14 +283,19 @@ def openapi_document() -> dict[str, Any]:
                                    "max_qty": str_int}},
         "Order": {"type": "object", "additionalProperties": False,
                   "required": ["id", "sku", "qty", "unit_price", "amount", "currency", "status", "created_at",
-                               "codes"],
+                               "codes", "account"],
                   "properties": {"id": {"type": "string"}, "sku": {"type": "string"}, "qty": str_int,
                                  "unit_price": str_int, "amount": str_int, "currency": {"type": "string"},
                                  "status": {"type": "string",
-                                            "enum": ["delivered", "pending", "refunding", "refunded"]},
+                                            "enum": ["pending", "delivered", "refunding", "refunded"],
+                                            "description": "pending: a supplier or top-up product the store is "
+                                                           "still buying (GET the order again); refunding/refunded: "
+                                                           "it failed and the wallet is credited back"},
                                  "created_at": {"type": "string", "format": "date-time"},
                                  "codes": {"type": "array", "items": {"type": "string"},
-                                           "description": "empty once refunded"}}},
+                                           "description": "empty while pending, once refunded, and for top-ups"},
+                                 "account": {"type": ["string", "null"],
+                                             "description": "topup: the account recharged"}}},
         "OrderEnvelope": {"type": "object", "required": ["order"], "additionalProperties": False,
                           "properties": {"order": _ref("Order")}},
         "Balance": {"type": "object", "additionalProperties": False,
@@ -292,7 +310,11 @@ def openapi_document() -> dict[str, Any]:
                                  "created_at": {"type": "string", "format": "date-time"}}},
         "NewOrder": {"type": "object", "required": ["sku"], "additionalProperties": False,
                      "properties": {"sku": {"type": "string", "minLength": 1, "maxLength": 64},
-                                    "qty": {"type": "integer", "minimum": 1, "maximum": MAX_QTY, "default": 1}}},
+                                    "qty": {"type": "integer", "minimum": 1, "maximum": MAX_QTY, "default": 1},
+                                    "account": {"type": "string", "maxLength": 64,
+                                                "description": "topup products only: the phone number / game "
+                                                               "UID to recharge, checked against the product's "
+                                                               "pattern"}}},
     }
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -336,7 +358,8 @@ def openapi_document() -> dict[str, Any]:
                                            "a page of the ledger"), **_errors()}}},
             f"{PREFIX}/orders": {"post": {
                 "operationId": "createOrder",
-                "summary": "buy codes, paid from the wallet; the codes are in the answer",
+                "summary": "buy codes, paid from the wallet; the codes are in the answer (supplier and topup "
+                           "products answer pending: GET the order until delivered or refunded)",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
                                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
                                 "description": "the same key returns the same order (200), never a second one"}],
@@ -345,7 +368,13 @@ def openapi_document() -> dict[str, Any]:
                               "200": _json(_ref("OrderEnvelope"), "made before with this Idempotency-Key"),
                               **_errors("idempotency_key_required", "idempotency_key_reused",
                                         "unknown_sku", "bad_quantity", "kind_not_supported", "product_unavailable",
-                                        "sold_out", "insufficient_funds", "account_suspended")}}},
+                                        "sold_out", "insufficient_funds", "account_suspended", "bad_account")}},
+                "get": {
+                    "operationId": "getOrderByKey",
+                    "summary": "the order an Idempotency-Key made (poll a pending order without its id)",
+                    "parameters": [{"name": "idempotency_key", "in": "query", "required": True,
+                                    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}}],
+                    "responses": {"200": _json(_ref("OrderEnvelope"), "the order"), **_errors("not_found")}}},
             f"{PREFIX}/orders/{{order_id}}": {"get": {
                 "operationId": "getOrder", "summary": "one of your orders, with its codes",
                 "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -1,16 +1,18 @@
-"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers.py)."""
+"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers.py, core/cardfaces.py)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
+from core.cardfaces import CardFace, CardFaceError
 from core.models import Buyer
 from core.resellers import ResellerError
 
 
 def add_parser(sub: Any) -> None:
-    rs = sub.add_parser("reseller", help="reseller accounts, wallets and API keys").add_subparsers(
+    rs = sub.add_parser("reseller", help="reseller accounts, wallets, API keys and card faces").add_subparsers(
         dest="reseller_command", required=True)
     add = rs.add_parser("add", help="a new reseller (empty wallet)")
     add.add_argument("name")
@@ -47,6 +49,19 @@ def add_parser(sub: Any) -> None:
     cm = rs.add_parser("commissions", help="a reseller's commission balance and entries, newest first")
     cm.add_argument("id", type=int)
     cm.add_argument("--limit", type=int, default=50)
+    cf = rs.add_parser("cardface", help="a reseller's custom card face (定制卡面): show, set or --clear it")
+    cf.add_argument("id", type=int)
+    cf.add_argument("--name", help="the name on the card (at most 32 characters)")
+    cf.add_argument("--background", help='background colour "#RRGGBB"')
+    cf.add_argument("--background-image", default=None, help="an image file covering the card")
+    cf.add_argument("--logo", default=None, help="a PNG drawn top left")
+    cf.add_argument("--font", default=None, help="a TTF/OTF font (a CJK font for Chinese names)")
+    cf.add_argument("--clear", action="store_true", help="remove the stored card face")
+    bind = rs.add_parser("bind", help="deliveries to a chat user carry this reseller's card face")
+    bind.add_argument("id", type=int)
+    bind.add_argument("user", help="CHANNEL:ID, e.g. telegram:123456789")
+    unbind = rs.add_parser("unbind", help="a chat user no longer gets a reseller's card face")
+    unbind.add_argument("user", help="CHANNEL:ID")
 
 
 def _tier_args(p: argparse.ArgumentParser) -> None:
@@ -122,7 +137,66 @@ async def run(app: Any, args: argparse.Namespace) -> int:
             print(f"commission balance {balance}\nid\tkind\tamount\torder\tat")
             for ce in entries:
                 print(f"{ce.id}\t{ce.kind}\t{ce.amount}\t{ce.order_id or '-'}\t{ce.created_at:%Y-%m-%d %H:%M:%S}")
-    except ResellerError as exc:
+        elif c in ("cardface", "bind", "unbind"):
+            return await _card_faces(app, args)
+    except (ResellerError, CardFaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+async def _card_faces(app: Any, args: argparse.Namespace) -> int:
+    desk = app.shop.card_faces
+    c = args.reseller_command
+    if c in ("bind", "unbind"):
+        channel, _, external = args.user.partition(":")
+        if not channel or not external:
+            raise CardFaceError("bad_user", user=args.user)
+        buyer = Buyer(channel, external)
+        if c == "bind":
+            await desk.bind(args.id, buyer, actor="cli")
+            print(f"{buyer.key} is bound to reseller {args.id}")
+        elif await desk.unbind(buyer, actor="cli"):
+            print(f"{buyer.key} is no longer bound")
+        else:
+            print(f"error: {buyer.key} was not bound", file=sys.stderr)
+            return 2
+        return 0
+    if args.clear:
+        done = await desk.clear_face(args.id, actor="cli")
+        print(f"reseller {args.id}: card face removed" if done else f"reseller {args.id}: no stored card face")
+        return 0
+    current = await desk.face(args.id)
+    given = {"display_name": args.name, "background": args.background, "background_image": args.background_image,
+             "logo": args.logo, "font": args.font}
+    if all(v is None for v in given.values()):
+        print(f"reseller {args.id}: {_face_text(current)}")
+        return 0
+    base = current or CardFace(args.name or "")
+    paths = {k: str(app.settings.resolve_path(v)) if v else "" for k, v in given.items()
+             if k in ("background_image", "logo", "font") and v is not None}
+    face = replace(base, **{k: v for k, v in given.items() if v is not None and k not in paths}, **paths)
+    for key in ("background_image", "logo"):  # an image Pillow cannot open is refused now, not at delivery
+        path = getattr(face, key)
+        if path and key in paths:
+            _check_image(path, key)
+    face = await desk.set_face(args.id, face, actor="cli")
+    print(f"reseller {args.id}: {_face_text(face)}")
+    return 0
+
+
+def _face_text(face: CardFace | None) -> str:
+    if face is None:
+        return "no card face"
+    return (f"card face {face.display_name!r}, background {face.background}"
+            + "".join(f", {k} {getattr(face, k)}" for k in ("background_image", "logo", "font") if getattr(face, k)))
+
+
+def _check_image(path: str, field: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (OSError, UnidentifiedImageError, ValueError):
+        raise CardFaceError("not_an_image", field=field, path=path) from None

@@ -23,6 +23,7 @@ class ErrorCode(str, Enum):
     RISK_REFUSED = "risk_refused"  # the risk check refused the order (the reasons are for merchants only)
     CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
     UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet
+    NOT_YET_DUE = "not_yet_due"  # params: date; paid goods delivered on their effective date (deliver_on_effective)
 
 
 class StoreError(Exception):

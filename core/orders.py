@@ -26,6 +26,7 @@ from core.models import (
 from core.outbox import LEASE as HANDOFF_LEASE
 from core.outbox import Handoff, load_stored
 from core.ports import UnitOfWork
+from core.rules import rules_of
 
 
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
@@ -259,6 +260,7 @@ class OrderBook:
             await paid_hook(uow, paid)
 
         outbox: list[OutboxItem] = []
+        scheduled: list[tuple[datetime, OutboxItem]] = []  # deliveries due later (rules: deliver_on_effective)
         for (i, _, reason), pay in zip(new_payments, stored, strict=True):
             order = orders.get(pay.order_id or "")
             if reason:
@@ -281,7 +283,15 @@ class OrderBook:
             else:
                 assert order is not None
                 order.paid_at = order.delivered_at = now
-                outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
+                due = rules_of(products[order.product_id].rules).delivery_due(now)
+                if due is not None:  # goods that start later: sent on that date; told now that they will be
+                    scheduled.append((due, OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id,
+                                                      {})))
+                    outbox.append(OutboxItem(None, "notify", order.buyer.channel, order.chat_id, order.id, {
+                        "key": "rules.scheduled", "language": order.language,
+                        "params": {"order": order.id, "date": due.strftime("%Y-%m-%d %H:%M UTC")}}))
+                else:
+                    outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
                 results[i] = PaymentResult("delivered", order, payment_id=pay.id)
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
@@ -295,6 +305,8 @@ class OrderBook:
                   for i, o in zip(deliveries, delivered, strict=True) if i.id is not None])
         if len(deliveries) < len(outbox):
             await uow.outbox.add_many([i for i in outbox if not (deliveries and i.kind == "deliver")])
+        for due, item in scheduled:
+            await uow.outbox.add_many([item], due_at=due)
         return results
 
     @staticmethod

@@ -48,6 +48,7 @@ PROVIDER = "wallet"
 CHANNEL = "api"  # the buyer channel of reseller orders: Buyer("api", "<reseller id>")
 MAX_QTY = 1000  # codes in one B2B order (bulk), whatever the product's max_qty for chat buyers
 KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (suspensions show within it)
+SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after the wallet paid
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
 TOPUP_PREFIX = "W"  # wallet top-up ids ("W" + an order-style id): order ids start with a digit
 REF_PREFIX = "ref_"  # the deep-link payload of a reseller's referral link: /start ref_<reseller id>
@@ -202,6 +203,13 @@ class _OrderRequest:
     key: str  # the Idempotency-Key
     fingerprint: str  # what was asked (sku, qty): the same key with another request is refused
     order_id: str
+    account: str = ""  # topup products: the account the supplier recharges
+    # A group-chat order (core/groups.py): the member is the order's buyer (their "My orders"), paid from the
+    # reseller's wallet, and the codes go out through the outbox on channel `deliver` to `chat_id`.
+    buyer: Buyer | None = None
+    chat_id: str = ""
+    language: str = "en"
+    deliver: str | None = None
 
 
 @dataclass(slots=True)
@@ -215,6 +223,11 @@ class _Made:
 @dataclass(slots=True)
 class _Existing:
     order_id: str
+
+
+# A B2B order waiting for stock: (order id, reseller id, product id, qty, created, deadline, deliver channel ("":
+# read over the API; else a group order's codes go to the member through the outbox on that channel)).
+Waiting = tuple[str, int, int, int, datetime, datetime, str]
 
 
 class ResellerRepo(Protocol):
@@ -262,16 +275,15 @@ class ResellerRepo(Protocol):
     async def commission_refs(self, uow: UnitOfWork, refs: Sequence[str]) -> dict[str, CommissionEntry]: ...
     async def commission_sum(self, uow: UnitOfWork, reseller_id: int) -> int: ...
     async def commission_entries(self, uow: UnitOfWork, reseller_id: int, limit: int) -> list[CommissionEntry]: ...
-    async def add_waiting(self, uow: UnitOfWork, rows: Sequence[tuple[str, int, int, int, datetime, datetime]]
-                          ) -> None: ...
-    async def waiting(self, uow: UnitOfWork, product_ids: Sequence[int] | None
-                      ) -> list[tuple[str, int, int, int, datetime, datetime]]:
-        """(order id, reseller id, product id, qty, created, deadline) of waiting B2B orders, oldest first."""
+    async def add_waiting(self, uow: UnitOfWork, rows: Sequence[Waiting]) -> None: ...
+    async def waiting(self, uow: UnitOfWork, product_ids: Sequence[int] | None) -> list[Waiting]:
+        """Waiting B2B orders, oldest first."""
     async def drop_waiting(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None: ...
 
 
-def request_fingerprint(sku: str, qty: int) -> str:
-    return hashlib.sha256(json.dumps([sku, qty]).encode()).hexdigest()[:32]
+def request_fingerprint(sku: str, qty: int, account: str = "") -> str:
+    """What an Idempotency-Key was first used for (a top-up's account included)."""
+    return hashlib.sha256(json.dumps([sku, qty, account] if account else [sku, qty]).encode()).hexdigest()[:32]
 
 
 class WalletGateway:
@@ -490,29 +502,68 @@ class ResellerDesk:
 
     # -- catalogue and orders (the B2B API's use cases) ---------------------------------------------------------
     async def catalog(self, reseller: Reseller) -> list[tuple[Product, int, int | None]]:
-        """Products on sale that the API sells (codes), with this reseller's price and the stock available."""
-        products = [p for p in await self.shop.products() if p.kind in (Kind.CODE, Kind.REUSABLE)]
+        """Products on sale that the API sells, with this reseller's price and the stock available (None:
+        unlimited; supplier and top-up products while their supplier is configured)."""
+        supply = self.shop.supply
+        products = [p for p in await self.shop.products()
+                    if p.kind in (Kind.CODE, Kind.REUSABLE) or supply.supplier_for(p) is not None]
         async with self.uow() as uow:
             counts = await uow.codes.available_counts([p.id for p in products if p.kind is Kind.CODE], MAX_QTY,
                                                       self.clock.now())
             live = await uow.codes.reusable_for([p.id for p in products if p.kind is Kind.REUSABLE])
         return [(p, reseller.price_for(p), counts.get(p.id, 0) if p.kind is Kind.CODE else
-                 (None if p.id in live else 0)) for p in products]
+                 (None if p.id in live or p.kind in SUPPLIED else 0)) for p in products]
 
-    async def order(self, reseller: Reseller, sku: str, qty: int, idempotency_key: str) -> B2BOrder:
+    async def order(self, reseller: Reseller, sku: str, qty: int, idempotency_key: str, account: str = ""
+                    ) -> B2BOrder:
         """Buy qty codes of sku, paid from the wallet, delivered at once. The same Idempotency-Key returns the
-        same order (never a second one or a second debit); reused for another request it is refused."""
+        same order (never a second one or a second debit); reused for another request it is refused.
+        Supplier products are bought upstream after the debit and top-ups recharge `account` (checked against
+        the product's pattern): both are `pending` until the supplier finishes (core/suppliers.py), and a
+        supplier's failure refunds the wallet."""
         product = await self.shop.product_by_sku(sku)
         if product is None:
             raise StoreError(ErrorCode.UNKNOWN_SKU, sku=sku)
-        req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty),
-                            new_order_id(self.clock.now()))
+        if product.kind is Kind.TOPUP:
+            checked = self.shop.check_account(product, account)
+            if checked is None:
+                raise StoreError(ErrorCode.BAD_ACCOUNT, sku=sku)
+            account = checked
+        elif account:
+            raise ResellerError("bad_request", field="account")
+        req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty, account),
+                            new_order_id(self.clock.now()), account)
         res = await self.shop.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
             out = await self.get_order(reseller, res.order_id)
             out.created = False
             return out
         return B2BOrder(res.order, res.product, decrypt_codes(self.vault, res.stored), True, res.balance)
+
+    async def order_by_key(self, reseller: Reseller, idempotency_key: str) -> B2BOrder:
+        """The order an Idempotency-Key made (a caller that lost the answer, or polls a pending top-up)."""
+        async with self.uow() as uow:
+            found = await self.repo.idempotent(uow, [(reseller.id, idempotency_key)])
+        hit = found.get((reseller.id, idempotency_key))
+        if hit is None:
+            raise StoreError(ErrorCode.NOT_FOUND, idempotency_key=idempotency_key[:64])
+        return await self.get_order(reseller, hit[0])
+
+    async def order_for_member(self, reseller_id: int, product: Product, qty: int, key: str, *, buyer: Buyer,
+                               chat_id: str, language: str, deliver: str) -> tuple[Order, bool, int | None]:
+        """A group-chat order (core/groups.py): paid from the reseller's wallet, bought by a member (`buyer`),
+        whose codes go out through the outbox on channel `deliver`. The same `key` is the same order, never a
+        second debit. Returns (order, made now, the wallet balance after when made now)."""
+        req = _OrderRequest(reseller_id, product.id, qty, key, request_fingerprint(product.sku, qty),
+                            new_order_id(self.clock.now()), buyer=buyer, chat_id=chat_id, language=language,
+                            deliver=deliver)
+        res = await self.shop.committer.submit("b2b_order", req)
+        if isinstance(res, _Existing):
+            async with self.uow() as uow:
+                order = await uow.orders.get(res.order_id)
+            assert order is not None
+            return order, False, None
+        return res.order, True, res.balance
 
     async def get_order(self, reseller: Reseller, order_id: str) -> B2BOrder:
         """A reseller's order with its codes (each read is audited as a reveal)."""
@@ -550,6 +601,7 @@ class ResellerDesk:
                 first[k] = i
                 todo.append(i)
         wanted: dict[int, int] = {}
+        supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.shop.supply.supplier_for(p)}
         for pid, qty in [(w[2], w[3]) for w in waiting] + [(reqs[i].product_id, reqs[i].qty) for i in todo]:
             p = products.get(pid)
             if p is not None and p.kind is Kind.CODE and 1 <= qty <= MAX_QTY:
@@ -561,12 +613,13 @@ class ResellerDesk:
         made: list[tuple[int, Order, Product]] = []
         assignments: list[tuple[int, str]] = []
         entries: list[WalletEntry] = []
-        waits: list[tuple[str, int, int, int, datetime, datetime]] = []
+        waits: list[Waiting] = []
+        supply: list[OutboxItem] = []
         for i in todo:
             r = reqs[i]
             reseller, p = resellers.get(r.reseller_id), products.get(r.product_id)
             policy = partial_policy(p) if p is not None else "refuse"
-            err = self._refusal(r, reseller, p, pools, live, policy)
+            err = self._refusal(r, reseller, p, pools, live, supplied, policy)
             if err is None:
                 assert reseller is not None and p is not None
                 unit = reseller.price_for(p)
@@ -578,16 +631,22 @@ class ResellerDesk:
                 results[i] = err
                 continue
             assert reseller is not None and p is not None
+            pending = p.kind in SUPPLIED  # bought upstream after this commit (outbox buy / topup)
             short = p.kind is Kind.CODE and len(pools[p.id]) < r.qty  # only with policy partial or wait
-            status = OrderStatus.PENDING if short and policy == "wait" else OrderStatus.DELIVERED
-            order = Order(r.order_id, reseller.buyer, "", p.id, r.qty, unit, amount, p.currency, None, status, "en",
-                          now, now, paid_at=now, delivered_at=now if status is OrderStatus.DELIVERED else None)
+            waits_for_stock = short and policy == "wait"
+            later = pending or waits_for_stock
+            order = Order(r.order_id, r.buyer or reseller.buyer, r.chat_id, p.id, r.qty, unit, amount, p.currency,
+                          None, OrderStatus.PENDING if later else OrderStatus.DELIVERED, r.language, now, now,
+                          paid_at=now, delivered_at=None if later else now, account=r.account)
             balance[reseller.id] -= amount
             entries.append(WalletEntry(None, reseller.id, "debit", -amount, balance[reseller.id],
-                                       f"order:{order.id}", now, order.id, actor=reseller.buyer.key))
-            if status is OrderStatus.PENDING:
+                                       f"order:{order.id}", now, order.id, actor=order.buyer.key))
+            if pending:  # a group order's codes then go to the member like its pool codes would (r.deliver)
+                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", r.deliver or CHANNEL,
+                                         r.chat_id, order.id, {"language": r.language}))
+            elif waits_for_stock:
                 pools[p.id] = []  # first come first served: later orders of this product queue behind it
-                waits.append((order.id, reseller.id, p.id, r.qty, now, now + self.wait))
+                waits.append((order.id, reseller.id, p.id, r.qty, now, now + self.wait, r.deliver or ""))
             elif p.kind is Kind.CODE:
                 if short:  # policy partial: what there is, the rest credited back at once
                     got = len(pools[p.id])
@@ -611,24 +670,35 @@ class ResellerDesk:
                 pool_ids = [o.id for o in orders if o.reusable_code_id is None and o.status is OrderStatus.DELIVERED]
                 if await uow.codes.sell_held(pool_ids) != len(assignments):
                     raise ConflictError("held codes changed under a B2B order")
+            payer = {reqs[i].order_id: Buyer(CHANNEL, str(reqs[i].reseller_id)).key for i, _, _ in made}
+            # The payer is always the reseller (api:<id>): a refund credits the wallet back, whoever the buyer.
             await uow.payments.insert_many([
-                Payment(None, o.id, PROVIDER, f"W{o.id}", o.amount, o.currency, o.buyer.key, "captured", now)
+                Payment(None, o.id, PROVIDER, f"W{o.id}", o.amount, o.currency, payer[o.id], "captured", now)
                 for o in orders])
-            for rid in sorted({o.buyer.external_id for o in orders}, key=int):
-                if not await self.repo.set_balance(uow, int(rid), resellers[int(rid)].balance, balance[int(rid)]):
+            for rid in sorted({reqs[i].reseller_id for i, _, _ in made}):
+                if not await self.repo.set_balance(uow, rid, resellers[rid].balance, balance[rid]):
                     raise ConflictError("wallet balance changed under a B2B order")
             await self.repo.add_entries(uow, entries)
             await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
             delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
-                                    detail={"codes": o.qty, "via": "api"})
-                         for _, o, p in made if o.status is OrderStatus.DELIVERED]
+                                    detail={"codes": o.qty, "via": reqs[i].deliver or "api"})
+                         for i, o, p in made if o.status is OrderStatus.DELIVERED]
             if delivered:
                 await uow.audit.add_many(delivered)
+            sends = [OutboxItem(None, "deliver", reqs[i].deliver, reqs[i].chat_id, o.id,
+                                {"language": o.language})
+                     for i, o, _ in made if reqs[i].deliver and o.status is OrderStatus.DELIVERED]
+            if sends:  # group-chat orders: the codes go to the member through the outbox, after commit
+                await uow.outbox.add_many(sends)
+            if supply:
+                await uow.outbox.add_many(supply)
+            if sends or supply:
+                self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
             stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED])
             for i, o, p in made:
-                results[i] = _Made(o, p, stored.get(o.id, []), balance[int(o.buyer.external_id)])
+                results[i] = _Made(o, p, stored.get(o.id, []), balance[reqs[i].reseller_id])
         for i, r in enumerate(reqs):  # a key repeated within this batch: the first request's outcome
             k = (r.reseller_id, r.key)
             if results[i] is None:
@@ -644,7 +714,7 @@ class ResellerDesk:
 
     @staticmethod
     def _refusal(r: _OrderRequest, reseller: Reseller | None, p: Product | None, pools: dict[int, list[int]],
-                 live: dict[int, int], policy: str = "refuse") -> Exception | None:
+                 live: dict[int, int], supplied: set[int], policy: str = "refuse") -> Exception | None:
         if reseller is None:
             return ResellerError("unknown_reseller", reseller=r.reseller_id)
         if reseller.status != "active":
@@ -653,9 +723,11 @@ class ResellerDesk:
             return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
         if not p.active:
             return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
-        if p.kind not in (Kind.CODE, Kind.REUSABLE):
-            return StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=p.sku, kind=p.kind.value)
-        top = MAX_QTY if p.kind is Kind.CODE else 1
+        if p.kind in SUPPLIED and p.id not in supplied:
+            return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
+        if p.kind is Kind.TOPUP and not r.account:
+            return StoreError(ErrorCode.BAD_ACCOUNT, sku=p.sku)
+        top = MAX_QTY if p.kind in (Kind.CODE, Kind.SUPPLIER) else 1
         if not 1 <= r.qty <= top:
             return StoreError(ErrorCode.BAD_QUANTITY, min=1, max=top)
         have = len(pools.get(p.id, []))
@@ -707,31 +779,38 @@ class ResellerDesk:
                                       for w in late])
         return [(len(served), len(late))] * len(items)
 
-    async def _serve_waiting(self, uow: UnitOfWork, waiting: Sequence[tuple[str, int, int, int, datetime, datetime]],
-                             pools: dict[int, list[int]], now: datetime) -> set[str]:
+    async def _serve_waiting(self, uow: UnitOfWork, waiting: Sequence[Waiting], pools: dict[int, list[int]],
+                             now: datetime) -> set[str]:
         """Waiting orders served from the pools, oldest first, all of an order's codes or none; the first one that
-        cannot be served stops its product (its pool is emptied: nobody overtakes it)."""
+        cannot be served stops its product (its pool is emptied: nobody overtakes it). A group order's codes go to
+        its member through the outbox, like when it was made."""
         assignments: list[tuple[int, str]] = []
-        served: list[tuple[str, int, int]] = []
-        for oid, _rid, pid, qty, _at, _deadline in waiting:
-            pool = pools.get(pid, [])
-            if len(pool) < qty:
-                pools[pid] = []
+        served: list[Waiting] = []
+        for w in waiting:
+            pool = pools.get(w[2], [])
+            if len(pool) < w[3]:
+                pools[w[2]] = []
                 continue
-            assignments.extend((cid, oid) for cid in pool[:qty])
-            pools[pid] = pool[qty:]
-            served.append((oid, pid, qty))
+            assignments.extend((cid, w[0]) for cid in pool[: w[3]])
+            pools[w[2]] = pool[w[3] :]
+            served.append(w)
         if not served:
             return set()
-        ids = [oid for oid, _, _ in served]
+        ids = [w[0] for w in served]
         if await uow.codes.hold(assignments) != len(assignments) or \
                 await uow.codes.sell_held(ids) != len(assignments):
             raise ConflictError("codes were claimed by another process")
         await uow.orders.set_status(ids, OrderStatus.DELIVERED, now, delivered=True)
         await self.repo.drop_waiting(uow, ids)
-        await uow.audit.add_many([AuditEntry("deliver", "system", CHANNEL, now, oid, pid,
-                                             detail={"codes": qty, "via": "api", "waited": True})
-                                  for oid, pid, qty in served])
+        await uow.audit.add_many([AuditEntry("deliver", "system", CHANNEL, now, w[0], w[2],
+                                             detail={"codes": w[3], "via": w[6] or "api", "waited": True})
+                                  for w in served])
+        to_send = [w for w in served if w[6]]
+        if to_send:
+            orders = await uow.orders.get_many([w[0] for w in to_send])
+            await uow.outbox.add_many([OutboxItem(None, "deliver", w[6], orders[w[0]].chat_id, w[0],
+                                                  {"language": orders[w[0]].language}) for w in to_send])
+            self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
         return set(ids)
 
     # -- refunds ----------------------------------------------------------------------------------------------
@@ -754,7 +833,6 @@ class ResellerDesk:
                 raise ConflictError("wallet balance changed")
             await self.repo.add_entries(uow, [entry])
             await uow.commit()
-
 
     # -- who acts for a reseller in the chat --------------------------------------------------------------------
     async def bind_owner(self, reseller_id: int, buyer: Buyer | None, *, unbind: Buyer | None = None) -> None:

@@ -422,7 +422,9 @@ class Guard:
                 continue
             if a.decision == REVIEW:
                 review_ids.append(res.id)
-                results[i] = StoreError(ErrorCode.UNDER_REVIEW, order_id=res.id)
+                # `held` marks the first answer for this order (the merchants are alerted once, by Shop).
+                results[i] = StoreError(ErrorCode.UNDER_REVIEW, order_id=res.id, held=True, score=a.score,
+                                        reasons=", ".join(f"{x.signal}+{x.points}" for x in a.reasons))
             if a.score > 0 or a.decision == REVIEW:
                 rows.append(OrderRisk(res.id, res.buyer, a.decision, a.score, [_as_dict(x) for x in a.reasons],
                                       "pending" if a.decision == REVIEW else "", now))
@@ -713,6 +715,8 @@ def policy_from(section: Any) -> RiskPolicy:
     """A RiskPolicy from the validated `risk:` settings section (core.settings.Risk)."""
     data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
     steps = data.pop("value_steps", None)
+    for key in [k for k in data if k.startswith("flood_")]:  # the incoming-update limit: core/flood.py
+        data.pop(key)
     if steps is not None:
         data["value_steps"] = tuple(sorted((int(s["over"]), int(s["points"])) for s in steps))
     return RiskPolicy(**data)

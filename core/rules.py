@@ -31,8 +31,8 @@ RESELLERS_ONLY = "resellers_only"
 RULE_CODES = (SALE_NOT_STARTED, SALE_ENDED, PER_DAY, PER_BUYER, OPEN_HOLDS, PHONE_REQUIRED, REGION, MEMBER_LEVEL,
               RESELLERS_ONLY)
 
-KEYS = ("per_day", "per_buyer", "open_holds", "sale_start", "sale_end", "effective_from", "phone_required",
-        "regions", "min_level", "resellers_only", "coupon_stacking", "partial")
+KEYS = ("per_day", "per_buyer", "open_holds", "sale_start", "sale_end", "effective_from", "deliver_on_effective",
+        "phone_required", "regions", "min_level", "resellers_only", "coupon_stacking", "partial")
 PARTIAL = ("refuse", "partial", "wait")  # a B2B order larger than the stock (core/resellers.py)
 
 
@@ -53,6 +53,7 @@ class ProductRules:
     sale_start: datetime | None = None
     sale_end: datetime | None = None
     effective_from: datetime | None = None  # the goods start then (a membership from next month): shown, stored
+    deliver_on_effective: bool = False  # codes paid before effective_from are sent (and shown) from then on
     phone_required: bool = False
     regions_allow: tuple[str, ...] = ()  # calling codes (or longer prefixes) of the bound phone, digits only
     regions_block: tuple[str, ...] = ()
@@ -65,6 +66,12 @@ class ProductRules:
     def counted(self) -> bool:
         """True when checking needs the buyer's past orders of this product (one query per batch)."""
         return self.per_day is not None or self.per_buyer is not None or self.open_holds is not None
+
+    def delivery_due(self, paid_at: datetime) -> datetime | None:
+        """When codes paid at `paid_at` may be sent and shown: None for at once."""
+        if self.deliver_on_effective and self.effective_from is not None and self.effective_from > paid_at:
+            return self.effective_from
+        return None
 
     @property
     def needs_phone(self) -> bool:
@@ -171,11 +178,14 @@ def parse_rules(data: Mapping[str, Any] | None) -> ProductRules:
         per_day=_int(data, "per_day", 1), per_buyer=_int(data, "per_buyer", 1),
         open_holds=_int(data, "open_holds", 1), sale_start=_when(data, "sale_start"),
         sale_end=_when(data, "sale_end"), effective_from=_when(data, "effective_from"),
+        deliver_on_effective=_bool(data, "deliver_on_effective", False),
         phone_required=_bool(data, "phone_required", False), regions_allow=_codes(regions, "allow"),
         regions_block=_codes(regions, "block"), min_level=_int(data, "min_level", 0) or 0,
         resellers_only=_bool(data, "resellers_only", False), coupon_stacking=_bool(data, "coupon_stacking", True),
         partial=_partial(data),
     )
+    if rules.deliver_on_effective and rules.effective_from is None:
+        raise RulesError("deliver_on_effective", "needs effective_from (the date to deliver on)")
     if rules.sale_start and rules.sale_end and rules.sale_end <= rules.sale_start:
         raise RulesError("sale_end", "must be after sale_start")
     if rules.per_day and rules.per_buyer and rules.per_day > rules.per_buyer:
@@ -196,6 +206,8 @@ def normalize_rules(data: Mapping[str, Any] | None) -> dict[str, Any]:
         v = getattr(r, key)
         if v is not None:
             out[key] = v.astimezone(timezone.utc).isoformat()
+    if r.deliver_on_effective:
+        out["deliver_on_effective"] = True
     if r.phone_required:
         out["phone_required"] = True
     if r.regions_allow or r.regions_block:

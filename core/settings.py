@@ -466,6 +466,17 @@ class TelegramLimits(BaseModel):
     group_per_minute: int = Field(20, ge=1)
 
 
+class TelegramGroups(BaseModel):
+    """Reseller ordering in group chats (issue 8): how long a quote can be confirmed, how many /buy a minute."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    confirm_minutes: int = Field(10, ge=1, le=1440)
+    buys_per_member_per_minute: int = Field(3, ge=1, le=60)
+    # An order takes 2 group messages (the quote, then "delivered"): 8 a minute stays within Telegram's 20.
+    buys_per_group_per_minute: int = Field(8, ge=1, le=600)
+
+
 class Telegram(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -477,6 +488,7 @@ class Telegram(BaseModel):
     admins: list[int] = Field(default_factory=list)
     delete_code_after: Optional[int] = Field(None, ge=1)
     limits: TelegramLimits = Field(default_factory=TelegramLimits)
+    groups: TelegramGroups = Field(default_factory=TelegramGroups)
 
     @property
     def enabled(self) -> bool:
@@ -688,13 +700,15 @@ class SupplierAnswer(BaseModel):
 
 
 class Supplier(BaseModel):
-    """One upstream supplier (货源). type http: a signed JSON/form API in the common style of card suppliers."""
+    """One upstream supplier (货源). type http: a signed JSON/form API in the common style of card suppliers;
+    type store: another instance of this store through its B2B API (base_url, key_id, secret; suppliers/store.py)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     type: Literal["http", "store"] = "http"
     base_url: str = ""
     app_key: str = ""
+    key_id: str = ""  # type store: the API key id the other store issued us (`run.py reseller key` there)
     secret: Secret = SecretStr("")
     sign: Literal["md5", "hmac-sha256"] = "md5"
     sign_case: Literal["upper", "lower"] = "upper"
@@ -713,14 +727,16 @@ class Supplier(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> "Supplier":
         problems: list[tuple[Loc, str]] = []
-        if self.type == "store":
-            problems.append((("type",), "the store supplier (another store's B2B API) is not available yet; "
-                                        "use type http"))
-        else:
-            if not re.match(r"^https?://", self.base_url):
-                problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"))
-            if not self.secret.get_secret_value():
-                problems.append((("secret",), "required: the key requests are signed with"))
+        if not re.match(r"^https?://", self.base_url):
+            problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"
+                             + (", the other store's server without /api/v1" if self.type == "store" else "")))
+        if not self.secret.get_secret_value():
+            problems.append((("secret",), "required: the key requests are signed with"))
+        if self.type == "store" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.key_id):
+            problems.append((("key_id",), "required for type store: the API key id the other store gave you "
+                                          "(rk_...)"))
+        if self.type == "http" and self.key_id:
+            problems.append((("key_id",), "only for type store (type http signs with app_key and secret)"))
         if self.callback_url and not re.match(r"^https?://", self.callback_url):
             problems.append((("callback_url",), "must start with http:// or https://"))
         worst = self.timeout * (self.retries + 1) + self.backoff * (2 ** self.retries - 1)
@@ -730,6 +746,26 @@ class Supplier(BaseModel):
         if problems:
             _fail(*problems)
         return self
+
+
+class CardFace(BaseModel):
+    """A reseller's custom card face (定制卡面): its codes are also delivered drawn on this card (bots/cardface.py).
+    Keyed by the reseller's name in `card_faces:`; paths relative to the config file; files checked at start."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    display_name: str = Field(min_length=1, max_length=32)
+    background: str = "#1F2937"  # #RRGGBB
+    background_image: str = ""  # PNG/JPEG, covers the card
+    logo: str = ""  # PNG (transparency kept), drawn top left, at most 88 px
+    font: str = ""  # a TTF/OTF with the name's glyphs (a CJK font for Chinese names); "" = built in
+
+    @field_validator("background")
+    @classmethod
+    def _check_colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+            raise ValueError('must be a colour "#RRGGBB", e.g. "#1E3A8A"')
+        return value.upper()
 
 
 def _check_hhmm(value: str) -> str:
@@ -804,6 +840,11 @@ class Risk(BaseModel):
     review_hold_minutes: int = Field(1440, ge=1, le=10080)
     challenge_minutes: int = Field(10, ge=1, le=1440)
     pass_minutes: int = Field(60, ge=0, le=10080)
+    # Incoming updates per user (core/flood.py): `flood_burst` at once, then `flood_per_minute`; an update up to
+    # `flood_max_delay_seconds` early waits for its turn, later ones are dropped (the sender is told once).
+    flood_per_minute: int = Field(60, ge=1, le=6000)
+    flood_burst: int = Field(20, ge=1, le=1000)
+    flood_max_delay_seconds: float = Field(5.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _check_order(self) -> "Risk":
@@ -857,6 +898,7 @@ class Settings(BaseModel):
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
     risk: Risk = Field(default_factory=Risk)
     resellers: Resellers = Field(default_factory=Resellers)
+    card_faces: dict[str, CardFace] = Field(default_factory=dict)  # reseller name -> its card face
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -866,6 +908,17 @@ class Settings(BaseModel):
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".
         return {} if value is None else value
+
+    @field_validator("card_faces", mode="before")
+    @classmethod
+    def _null_card_faces(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    def card_face_file_problems(self) -> list[tuple[str, str]]:
+        """card_faces.<name>.<file>: files that do not exist (checked once the config's directory is known)."""
+        return [(f"card_faces.{name}.{key}", f"no such file: {self.resolve_path(getattr(face, key))}")
+                for name, face in self.card_faces.items() for key in ("background_image", "logo", "font")
+                if getattr(face, key) and not self.resolve_path(getattr(face, key)).is_file()]
 
     @field_validator("suppliers", mode="before")
     @classmethod
@@ -1087,6 +1140,9 @@ def _parse(data: Any, base_dir: Path, env: Mapping[str, str] | None, source: str
         # `from None`: the pydantic error would print input values (secrets).
         raise ConfigError(_convert_validation_error(exc), source) from None
     settings._config_dir = Path(base_dir).expanduser().resolve()
+    problems = settings.card_face_file_problems()
+    if problems:
+        raise ConfigError(problems, source)
     return settings
 
 

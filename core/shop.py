@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from core.alerts import AdminAlerts
 from core.background import Background
 from core.batching import GroupCommitter
 from core.clock import Clock
@@ -30,6 +31,7 @@ from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, Re
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy
+from core.rules import rules_of
 from core.suppliers import SupplyDesk, check_account
 from core.vault import Vault
 
@@ -93,6 +95,10 @@ class Shop:
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
         self._pending_writes = Background(log, "a first-contact write")
+        # Merchant alerts raised by the shop itself (an order held for review); run.py points this at the App's
+        # FanoutAlerts (log, Telegram admins, WeChat admins).
+        self.alerts: AdminAlerts | None = None
+        self._alerts_sent = Background(log, "a merchant alert")
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,6 +129,8 @@ class Shop:
                 pass
         if self._pending_writes:  # first contacts still on their way to the database
             await self._pending_writes.idle(timeout=drain_seconds)
+        if self._alerts_sent:
+            await self._alerts_sent.idle(timeout=drain_seconds)
         await self.dispatcher.stop()
         await self.committer.close()
         for supplier in self.supply.suppliers.values():
@@ -204,7 +212,26 @@ class Shop:
                 account = checked
         request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()),
                                  account)
-        return await self.committer.submit("reserve", request)
+        try:
+            return await self.committer.submit("reserve", request)
+        except StoreError as exc:
+            if exc.code is ErrorCode.UNDER_REVIEW and exc.params.pop("held", False):
+                self._review_alert(exc, buyer, product, qty)
+            raise
+
+    def _review_alert(self, exc: StoreError, buyer: Buyer, product: Product | None, qty: int) -> None:
+        """Merchants hear of an order held for review at once, with approve/reject buttons (not waited for)."""
+        order_id = str(exc.params.get("order_id"))
+        score, reasons = exc.params.pop("score", 0), exc.params.pop("reasons", "")
+        if self.alerts is None:
+            return
+        amount = product.price * qty if product else 0
+        params = {"order": order_id, "sku": product.sku if product else "?", "qty": qty, "buyer": buyer.key,
+                  "amount": f"{amount} {product.currency if product else ''}".strip(), "score": score,
+                  "reasons": reasons}
+        commands = [("risk.review.approve_button", f"/review approve {order_id}"),
+                    ("risk.review.reject_button", f"/review reject {order_id}")]
+        self._alerts_sent.spawn(self.alerts.alert("risk.alert.review", params, commands))
 
     async def pass_challenge(self, buyer: Buyer, token: str, answer: str) -> bool:
         """The buyer answered a CHALLENGE_REQUIRED: True when right (then reserve again; no challenge for a while)."""
@@ -262,6 +289,9 @@ class Shop:
         if order.status is not OrderStatus.DELIVERED:
             raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
         now = self.clock.now()
+        due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
+        if due is not None and due > now:  # scheduled: the codes are not the buyer's to see before then
+            raise StoreError(ErrorCode.NOT_YET_DUE, date=due.strftime("%Y-%m-%d %H:%M UTC"))
         async with self.uow(write=True) as uow:
             await uow.audit.lock_actor("reveal", buyer.key)  # concurrent reveals cannot overrun the limit
             recent = await uow.audit.count("reveal", buyer.key, since=now - timedelta(hours=1))

@@ -14,6 +14,7 @@
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
     /product new SKU PRICE STARS TITLE
+    /reseller, /wallet, /linkgroup, /unlinkgroup   reseller accounts and group chats (handlers/groups.py)
 
 Prices are minor units of the store currency (fen), as in config.yaml. Whether the sender may run these is
 the adapter's business (it knows the platform's merchant ids); `deny` answers everyone else.
@@ -43,13 +44,15 @@ from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.settings import localized
 from core.shop import Shop
+from handlers import risk_admin
 from handlers.screen import Screen
 from locales import Translator
 
 log = logging.getLogger(__name__)
 
+RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject", "/payout"})
+                      "/reissue", "/reject", "/payout"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -83,6 +86,9 @@ class _Usage(Exception):
     def __init__(self, command: str) -> None:
         super().__init__(command)
         self.command = command
+
+
+Usage = _Usage  # raised by the command modules of other rooms (handlers/risk_admin.py)
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -254,6 +260,10 @@ class AdminFlow:
                 ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
         if command == "/import":
             return await self._import(ctx, args, file, progress)
+        if command in risk_admin.COMMANDS:
+            return await risk_admin.run(self, ctx, command, rest)
+        if command in RESELLER_COMMANDS:
+            return [await self._reseller(ctx, command, args, rest)]
         if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
             from handlers.wallet import payout_command
 
@@ -261,8 +271,25 @@ class AdminFlow:
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
+    async def _reseller(self, ctx: AdminCtx, command: str, args: list[str], rest: str) -> Screen:
+        """Reseller accounts, wallets and group links (handlers/groups.py), audited like every command."""
+        desk = getattr(self.shop, "groups", None)
+        if desk is None:
+            raise AdminError("no_resellers")
+        from handlers.groups import ResellerCommands
+
+        try:
+            screen = await ResellerCommands(desk, self.i18n).command(ctx.merchant.key, ctx.language, command,
+                                                                      args, rest)
+        except ValueError:
+            raise _Usage(command.lstrip("/")) from None
+        await self.service.record(ctx.merchant, command.lstrip("/"), **({"refused": screen.error} if screen.error
+                                                                           else {"args": rest[:64]}))
+        return screen
+
     def _help(self, lang: str) -> Screen:
-        return Screen(self.i18n.t(lang, "admin.help.title"), self.i18n.t(lang, "admin.help.body"))
+        t = self.i18n.t
+        return Screen(t(lang, "admin.help.title"), t(lang, "admin.help.body") + "\n" + t(lang, "risk.admin.help"))
 
     def _title(self, p: Product | None, lang: str) -> str:
         return localized(p.title, lang, self.shop.default_language) if p else ""

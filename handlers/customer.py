@@ -15,6 +15,7 @@ from core.models import Buyer, Customer, Kind, Order, OrderStatus, Product
 from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.settings import localized
+from core.rules import rules_of
 from core.shop import Shop
 from handlers import risk as risk_ui
 from handlers import wallet as wallet_ui
@@ -92,6 +93,9 @@ class CustomerFlow:
             if fits or not 1 <= n <= len(offered):
                 topup["typed"] = word[:MAX_ACCOUNT_TYPED]
                 return await self._act(cust, ctx, "ta")
+        answer = risk_ui.typed_answer(cust.state, word)
+        if answer is not None:  # a challenge is waiting for its answer (numbered channels type it)
+            return await self._act(cust, ctx, answer)
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
@@ -136,6 +140,9 @@ class CustomerFlow:
         if name not in TOPUP_ACTIONS and TOPUP_STATE in cust.state:  # the buyer left the top-up: forget it
             cust.state.pop(TOPUP_STATE)
             await self.shop.save_customer(cust)
+        if risk_ui.STATE in cust.state:  # a challenge is answered (or left) with whatever comes next
+            cust.state.pop(risk_ui.STATE)
+            await self.shop.save_customer(cust)
         if name == "tu":
             return [await self._topup_ask(cust, lang, _n(args[0]))]
         if name == "ta":
@@ -159,7 +166,7 @@ class CustomerFlow:
         if name == "p":
             return [await self._product(lang, _n(args[0]), _n(args[1]) if len(args) > 1 else None)]
         if name == "buy":
-            return [await self._buy(ctx, lang, _n(args[0]), _n(args[1]))]
+            return [await self._buy(ctx, lang, _n(args[0]), _n(args[1]), cust)]
         if name == "pay":
             return [await self._pay_demo(ctx, lang, args[0])]
         if name == "x":
@@ -173,7 +180,7 @@ class CustomerFlow:
             order, product, codes = await self.shop.reveal(args[0], ctx.buyer, ctx.chat_id)
             return [self.render_delivery(Delivery(order, product, codes, again=True), lang)]
         if name == risk_ui.CHALLENGE:  # the buyer's answer to a risk challenge (handlers/risk.py)
-            return await risk_ui.answer_challenge(self, ctx, lang, args)
+            return await risk_ui.answer_challenge(self, ctx, lang, args, cust)
         if name == "rp":  # report a problem with an order (handlers/aftersales.py)
             from handlers.aftersales import report_problem
 
@@ -264,6 +271,10 @@ class CustomerFlow:
         if desc:
             lines.append(desc)
         lines.append(t(lang, "product.price", price=self._price(p.price, p.currency, lang)))
+        rules = rules_of(p.rules)
+        if rules.effective_from is not None:  # a membership that starts later: say when (and when it arrives)
+            key = "rules.effective_delivered_then" if rules.deliver_on_effective else "rules.effective"
+            lines.append(t(lang, key, date=rules.effective_from.strftime("%Y-%m-%d")))
         if p.stars and self.show_stars:
             lines.append(t(lang, "product.stars", stars=p.stars))
         if view.available is None:
@@ -294,7 +305,7 @@ class CustomerFlow:
         rows.append([Action("cat", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(self._title(p, lang), "\n".join(lines), actions=[r for r in rows if r])
 
-    async def _buy(self, ctx: Ctx, lang: str, product_id: int, qty: int) -> Screen:
+    async def _buy(self, ctx: Ctx, lang: str, product_id: int, qty: int, cust: Customer | None = None) -> Screen:
         product = await self.shop.product(product_id)
         if product is not None and self.show_stars and not product.stars:
             # Telegram sells digital goods for Stars only: nothing is held for what cannot be paid here.
@@ -303,6 +314,9 @@ class CustomerFlow:
             order = await self.shop.reserve(ctx.buyer, product_id, qty, lang, ctx.chat_id)
         except StoreError as exc:
             if exc.code is ErrorCode.CHALLENGE_REQUIRED:
+                if self.numbered and cust is not None:  # the next number typed is the answer
+                    cust.state[risk_ui.STATE] = {"t": str(exc.params.get("token", "")), "p": product_id, "q": qty}
+                    await self.shop.save_customer(cust)
                 return risk_ui.challenge_screen(self, lang, exc.params, product_id, qty)
             if exc.code is ErrorCode.RULE_REFUSED and exc.params.get("rule") == "phone_required" and self.ask_phone:
                 screen = risk_ui.ask_phone(self, lang)
@@ -430,7 +444,10 @@ class CustomerFlow:
         if order.status is OrderStatus.PENDING:
             body += "\n" + t(lang, "topup.pending" if product.kind is Kind.TOPUP else "supplier.pending")
         rows = []
-        if order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
+        due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
+        if order.status is OrderStatus.DELIVERED and due is not None and due > self.shop.clock.now():
+            body += "\n" + t(lang, "rules.scheduled_line", date=due.strftime("%Y-%m-%d %H:%M UTC"))
+        elif order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
             rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
             if getattr(self.shop, "problems", None) is not None:  # after-sales (handlers/aftersales.py)
                 rows.append([Action(f"rp:{order.id}", t(lang, "aftersales.report"))])
@@ -458,6 +475,9 @@ class CustomerFlow:
         o = delivery.order
         title = t(lang, "delivery.again_title" if delivery.again else "delivery.title", order=o.id)
         body = t(lang, "delivery.body", title=self._title(delivery.product, lang), qty=o.qty)
+        effective = rules_of(delivery.product.rules).effective_from
+        if effective is not None:
+            body += "\n" + t(lang, "rules.effective", date=effective.strftime("%Y-%m-%d"))
         return Screen(title, body, secrets=list(delivery.codes), footer=t(lang, "delivery.keep"),
                       actions=[[Action(f"o:{o.id}", t(lang, "menu.orders")), Action("menu", t(lang, "nav.menu"))]])
 
@@ -465,4 +485,7 @@ class CustomerFlow:
         params = dict(params)
         if "reason" in params and params["reason"]:
             params["reason"] = self.i18n.t(lang, f"refund.reason.{params['reason']}")
-        return Screen(self.i18n.t(lang or self.shop.default_language, key, **params), actions=self._home(lang))
+        actions = self._home(lang)
+        if key == "risk.review.approved" and params.get("order"):  # the shop let the order go on: pay it here
+            actions = [[Action(f"o:{params['order']}", self.i18n.t(lang, "risk.review.pay"))], *actions]
+        return Screen(self.i18n.t(lang or self.shop.default_language, key, **params), actions=actions)

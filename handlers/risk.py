@@ -13,18 +13,34 @@ from typing import Any
 from handlers.screen import Action, Screen
 
 CHALLENGE = "ch"
+STATE = "challenge"  # numbered channels: {"t": token, "p": product id, "q": qty} while an answer is awaited
 
 
 def challenge_screen(flow: Any, lang: str, params: dict[str, Any], product_id: int, qty: int) -> Screen:
+    """Button channels: one button per option. Numbered channels (WeChat, the console) would number the options
+    and the numbers would clash with the answers, so there the buyer types the answer itself (see STATE)."""
     t = flow.i18n.t
     token = str(params.get("token", ""))
-    rows = [[Action(f"{CHALLENGE}:{token}:{opt}:{product_id}:{qty}", str(opt)) for opt in params.get("options", [])]]
+    options = [str(o) for o in params.get("options", [])]
+    if flow.numbered:
+        body = t(lang, "risk.challenge.type", question=params.get("question", ""), minutes=params.get("minutes", ""),
+                 options=" / ".join(options))
+        return Screen(t(lang, "risk.challenge.title"), body)
+    rows = [[Action(f"{CHALLENGE}:{token}:{opt}:{product_id}:{qty}", opt) for opt in options]]
     rows.append([Action(f"p:{product_id}", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
     body = t(lang, "risk.challenge.ask", question=params.get("question", ""), minutes=params.get("minutes", ""))
     return Screen(t(lang, "risk.challenge.title"), body, actions=rows)
 
 
-async def answer_challenge(flow: Any, ctx: Any, lang: str, args: list[str]) -> list[Screen]:
+def typed_answer(state: dict[str, Any], word: str) -> str | None:
+    """The challenge action for an answer typed on a numbered channel, or None when none is awaited."""
+    ch = state.get(STATE)
+    if not isinstance(ch, dict) or not (word.isascii() and word.isdigit()) or len(word) > 3:
+        return None
+    return f"{CHALLENGE}:{ch.get('t', '')}:{word}:{int(ch.get('p', 0))}:{int(ch.get('q', 1))}"
+
+
+async def answer_challenge(flow: Any, ctx: Any, lang: str, args: list[str], cust: Any = None) -> list[Screen]:
     """The buyer picked an option: right -> the purchase goes on; wrong -> told, back to the product."""
     token, answer, product_id, qty = args[0], args[1], int(args[2]), int(args[3])
     if not token or len(answer) > 3:
@@ -35,7 +51,7 @@ async def answer_challenge(flow: Any, ctx: Any, lang: str, args: list[str]) -> l
         screen.body = t(lang, "risk.challenge.failed") + "\n\n" + screen.body
         screen.error = "challenge_failed"
         return [screen]
-    return [await flow._buy(ctx, lang, product_id, qty)]
+    return [await flow._buy(ctx, lang, product_id, qty, cust)]
 
 
 def ask_phone(flow: Any, lang: str) -> Screen:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from core.models import Buyer
-from core.resellers import ApiKey, CommissionEntry, Reseller, Topup, WalletEntry
+from core.resellers import ApiKey, CommissionEntry, Reseller, Topup, WalletEntry, Waiting
 from storage.tables import TS, BigId, customers, metadata
 
 resellers = Table(
@@ -92,15 +92,6 @@ api_nonces = Table(
 
 
 # -- issue 8, second part (migration 0009_wallet_commissions) ---------------------------------------------------
-# The chat identities that act for a reseller (its own Telegram / WeChat accounts: the "Top up wallet" entry).
-reseller_owners = Table(
-    "reseller_owners", metadata,
-    Column("channel", String(16), primary_key=True),
-    Column("external_id", String(64), primary_key=True),
-    Column("reseller_id", Integer, ForeignKey("resellers.id"), nullable=False),
-    Column("created_at", TS, nullable=False),
-)
-
 # A top-up the reseller asked to pay (Telegram Stars invoice / WeChat Pay QR): its id is the invoice payload or
 # out_trade_no; paid once (status open -> paid -> refunded), the payment's row in `payments` is unique per txn.
 wallet_topups = Table(
@@ -146,6 +137,7 @@ b2b_waiting = Table(
     Column("qty", Integer, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("deadline", TS, nullable=False),
+    Column("deliver", String(24), nullable=False, server_default=""),  # "" API; else the group order's channel
     Index("ix_b2b_waiting_product", "product_id", "id"),
 )
 
@@ -278,27 +270,29 @@ class SqlResellerRepo:
         return seen
 
     # -- second part: owners, top-ups, referrals, commissions, waiting orders -----------------------------------
+    # The chat identity that acts for a reseller is its owner (storage/groups.py `reseller_owners`, one a reseller).
     async def owner_of(self, uow: Any, buyer: Buyer) -> int | None:
-        c = reseller_owners.c
-        r = (await self._c(uow).execute(select(c.reseller_id).where(
-            c.channel == buyer.channel, c.external_id == buyer.external_id))).first()
+        from storage.groups import reseller_owners as ro
+
+        r = (await self._c(uow).execute(select(ro.c.reseller_id).where(ro.c.owner == buyer.key))).first()
         return int(r.reseller_id) if r else None
 
     async def set_owner(self, uow: Any, buyer: Buyer, reseller_id: int | None, at: datetime) -> None:
-        c = reseller_owners.c
-        await self._c(uow).execute(delete(reseller_owners).where(c.channel == buyer.channel,
-                                                                 c.external_id == buyer.external_id))
-        if reseller_id is not None:
-            await self._c(uow).execute(reseller_owners.insert().values(
-                channel=buyer.channel, external_id=buyer.external_id, reseller_id=reseller_id, created_at=at))
+        from storage.groups import reseller_owners as ro
+
+        if reseller_id is None:
+            await self._c(uow).execute(delete(ro).where(ro.c.owner == buyer.key))
+            return
+        await self._c(uow).execute(delete(ro).where((ro.c.owner == buyer.key) | (ro.c.reseller_id == reseller_id)))
+        await self._c(uow).execute(ro.insert().values(reseller_id=reseller_id, owner=buyer.key))
 
     async def owned(self, uow: Any, buyers: Sequence[Buyer]) -> set[str]:
+        from storage.groups import reseller_owners as ro
+
         if not buyers:
             return set()
-        c = reseller_owners.c
-        rows = await self._c(uow).execute(select(c.channel, c.external_id).where(
-            tuple_(c.channel, c.external_id).in_([(b.channel, b.external_id) for b in buyers])))
-        return {f"{r.channel}:{r.external_id}" for r in rows}
+        rows = await self._c(uow).execute(select(ro.c.owner).where(ro.c.owner.in_([b.key for b in buyers])))
+        return {r.owner for r in rows}
 
     async def add_topup(self, uow: Any, t: Topup) -> None:
         await self._c(uow).execute(wallet_topups.insert().values(
@@ -351,21 +345,20 @@ class SqlResellerRepo:
              .order_by(commissions.c.id.desc()).limit(limit))
         return [_commission(r) for r in await self._c(uow).execute(q)]
 
-    async def add_waiting(self, uow: Any, rows: Sequence[tuple[str, int, int, int, datetime, datetime]]) -> None:
+    async def add_waiting(self, uow: Any, rows: Sequence[Waiting]) -> None:
         if rows:
             await self._c(uow).execute(b2b_waiting.insert(), [
-                {"order_id": o, "reseller_id": r, "product_id": p, "qty": q, "created_at": at, "deadline": d}
-                for o, r, p, q, at, d in rows])
+                {"order_id": o, "reseller_id": r, "product_id": p, "qty": q, "created_at": at, "deadline": d,
+                 "deliver": dv} for o, r, p, q, at, d, dv in rows])
 
-    async def waiting(self, uow: Any, product_ids: Sequence[int] | None
-                      ) -> list[tuple[str, int, int, int, datetime, datetime]]:
+    async def waiting(self, uow: Any, product_ids: Sequence[int] | None) -> list[Waiting]:
         c = b2b_waiting.c
         q = select(b2b_waiting).order_by(c.id)
         if product_ids is not None:
             if not product_ids:
                 return []
             q = q.where(c.product_id.in_(list(product_ids)))
-        return [(r.order_id, r.reseller_id, r.product_id, r.qty, r.created_at, r.deadline)
+        return [(r.order_id, r.reseller_id, r.product_id, r.qty, r.created_at, r.deadline, r.deliver)
                 for r in await self._c(uow).execute(q)]
 
     async def drop_waiting(self, uow: Any, order_ids: Sequence[str]) -> None:

@@ -250,3 +250,25 @@ risk_challenges = Table(
     Column("valid_until", TS),
     Index("ix_risk_challenges_buyer", "buyer_channel", "buyer_id", "valid_until"),
 )
+
+# Custom card faces of resellers (issue 8, migration 0010_card_faces); images and fonts are paths, read when drawn.
+card_faces = Table(
+    "card_faces", metadata,
+    Column("reseller_id", Integer, ForeignKey("resellers.id"), primary_key=True),
+    Column("display_name", String(64), nullable=False),
+    Column("background", String(7), nullable=False),  # #RRGGBB
+    Column("background_image", Text, nullable=False, server_default=""),
+    Column("logo", Text, nullable=False, server_default=""),
+    Column("font", Text, nullable=False, server_default=""),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Chat users bound to a reseller (its own accounts, its members): their deliveries carry its card face.
+reseller_users = Table(
+    "reseller_users", metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("reseller_id", Integer, ForeignKey("resellers.id"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_reseller_users_reseller", "reseller_id"),
+)

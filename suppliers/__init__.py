@@ -3,8 +3,8 @@
     suppliers = build_suppliers(settings)     # {name: Supplier}; suppliers.offers: {store SKU: Offer}
     shop.attach_suppliers(suppliers)          # run.py App.open does this
 
-`http` (suppliers/http.py) is a configurable signed JSON/form API. `store` (another instance of this store
-through its B2B API) is not built yet: that API does not exist.
+`http` (suppliers/http.py) is a configurable signed JSON/form API. `store` (suppliers/store.py) is another
+instance of this store, bought from through its signed B2B API (/api/v1).
 """
 from __future__ import annotations
 
@@ -30,11 +30,14 @@ class SupplierSet(dict[str, Supplier]):
 def build_suppliers(settings: Settings) -> SupplierSet:
     """One client per configured supplier (no connection is made until the first call)."""
     from suppliers.http import HttpSupplier
+    from suppliers.store import StoreSupplier
 
     suppliers: dict[str, Supplier] = {}
     for name, conf in settings.suppliers.items():
         if conf.type == "http":
             suppliers[name] = HttpSupplier(name, conf, currency_digits=2)
+        elif conf.type == "store":
+            suppliers[name] = StoreSupplier(name, conf)
     offers = {p.sku: Offer(p.supplier, p.supplier_sku or p.sku, p.cost, p.account_pattern)
               for p in settings.catalog if p.supplier}
     return SupplierSet(suppliers, offers)

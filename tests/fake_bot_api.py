@@ -188,6 +188,10 @@ class FakeBotAPI:
     def calls(self, method: str | None = None) -> list[Call]:
         return [c for c in self._calls if method is None or c.method == method]
 
+    def calls_since(self, mark: int, method: str | None = None) -> list[Call]:
+        """The calls recorded after `mark` (see mark()), of `method` when given."""
+        return [c for c in self._calls[mark:] if method is None or c.method == method]
+
     def mark(self) -> int:
         """The current number of recorded calls: pass it as `since=` to only see later calls."""
         return len(self._calls)
@@ -263,7 +267,8 @@ class FakeBotAPI:
         return msg
 
     def message_update(self, user: dict, text: str | None = None, chat_id: int | None = None, *,
-                       chat: dict | None = None, document: dict | None = None, caption: str | None = None) -> dict:
+                       chat: dict | None = None, document: dict | None = None, caption: str | None = None,
+                       contact: dict | None = None) -> dict:
         """A user's message (in their private chat unless `chat`/`chat_id` is given); a leading /command
         (also /cmd@botname) gets its bot_command entity like the real server adds."""
         if chat:
@@ -273,7 +278,16 @@ class FakeBotAPI:
         if text and (m := COMMAND_RE.match(text)):
             entities = [{"type": "bot_command", "offset": 0, "length": len(m.group(0))}]
         return {"message": self._message(target, user, text=text, entities=entities, document=document,
-                                         caption=caption)}
+                                         caption=caption, contact=contact)}
+
+    @staticmethod
+    def contact(phone: str, user_id: int | None = None, first_name: str = "Ann") -> dict:
+        """A Contact as a message carries it: Telegram sets user_id only when the contact is a Telegram user;
+        sharing one's own contact through a request_contact button gives the sender's own id."""
+        c = {"phone_number": phone, "first_name": first_name}
+        if user_id is not None:
+            c["user_id"] = user_id
+        return c
 
     def callback_update(self, user: dict, data: str, message: dict) -> dict:
         """A press on an inline button with `data`, on `message` (a Message the bot sent)."""

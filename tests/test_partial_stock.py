@@ -174,3 +174,38 @@ async def test_a_waiting_order_is_refunded_to_the_wallet_after_the_wait(db_url: 
         await import_n(app, 3)
         assert await desk.fill_waiting() == (0, 0)
         assert await stock_of(app) == (3, 0, 0)
+
+
+async def test_a_group_order_that_found_too_little_stock_waits_and_its_codes_reach_the_member(
+        db_url: str, tmp_path: Path) -> None:
+    from tests.helpers import RecordingNotifier, settle
+
+    async with open_shop(db_url, tmp_path, catalog=catalog("wait")) as (app, _, _):
+        sent = RecordingNotifier()
+        app.shop.notifiers["telegram_group"] = sent
+        groups, desk = app.shop.groups, app.shop.resellers
+        r = await groups.add_reseller("300", actor="telegram:1")
+        await desk.top_up(r.id, 10_000, actor="telegram:1")
+        await groups.link("-1001", r.id, actor="telegram:1")
+        await groups.seen("-1001", "301", "Bob")
+        await groups.allow("-1001", "300", "@bob", True)
+        await import_n(app, 3)
+        # given Bob's quote for 3 while there are 3, an API order takes 2 before he confirms
+        q = await groups.quote("-1001", "301", SKU, 3, "en")
+        other = await desk.create("Other")
+        await desk.top_up(other.id, 10_000, actor="merchant")
+        assert len((await desk.order(await desk.get(other.id), SKU, 2, "o1")).codes) == 2
+        # when he confirms, the order is paid and waits (policy wait): nothing is sent yet
+        done = await groups.confirm(q.group_order.id, "-1001", "301")
+        assert done.order.status.value == "pending"
+        await settle(app)
+        assert sent.deliveries == []
+        # then the restock completes it and the codes go to Bob through the outbox, once
+        await import_n(app, 5, prefix="NEW")
+        assert await desk.fill_waiting() == (1, 0)
+        await settle(app)
+        assert [who for who, _ in sent.deliveries] == ["301"] and len(sent.codes()) == 3
+        assert await desk.fill_waiting() == (0, 0)
+        await settle(app)
+        assert len(sent.deliveries) == 1
+        assert await consistent(desk, r.id) == 10_000 - 3000

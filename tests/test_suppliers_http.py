@@ -166,8 +166,12 @@ def test_supplier_settings_are_checked_with_messages_naming_the_key(tmp_path):
     text = str(err.value)
     assert "suppliers.up.base_url" in text and "suppliers.up.secret" in text and "suppliers.up.timeout" in text
     with pytest.raises(ConfigError) as err:
-        parse_settings({"suppliers": {"up": {"type": "store"}}}, tmp_path, env={})
-    assert "suppliers.up.type" in str(err.value) and "not available yet" in str(err.value)
+        parse_settings({"suppliers": {"up": {"type": "store", "base_url": "http://b.example", "secret": "s"}}},
+                       tmp_path, env={})
+    assert "suppliers.up.key_id: required for type store" in str(err.value)
+    store = parse_settings({"suppliers": {"up": {"type": "store", "base_url": "https://b.example",
+                                                 "key_id": "rk_0123", "secret": "s"}}}, tmp_path, env={})
+    assert store.suppliers["up"].type == "store"
     ok = {"up": {"base_url": "https://s.example", "secret": "${SUP_SECRET}"}}
     with pytest.raises(ConfigError) as err:
         parse_settings({"suppliers": ok, "catalog": [{"sku": "T", "title": "t", "price": 1, "kind": "topup",

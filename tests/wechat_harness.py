@@ -35,14 +35,15 @@ CATALOG = [
 
 
 def store_settings(api: FakeWeChatAPI, tmp_path: Path, *, wechat: dict[str, Any] | None = None,
-                   store: dict[str, Any] | None = None) -> Settings:
+                   store: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Settings:
+    """`extra` adds config sections (e.g. `risk`)."""
     return parse_settings({
         "store": {"name": "WX Shop", "support": "客服微信 shop-help", **(store or {})},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wx.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "wechat": {"appid": APPID, "token": TOKEN, "secret": SECRET, "api_base": api.base, "admins": [ADMIN],
                    **(wechat or {})},
-        "catalog": CATALOG}, tmp_path, env={})
+        "catalog": CATALOG, **(extra or {})}, tmp_path, env={})
 
 
 class WeChatShop:
@@ -50,7 +51,8 @@ class WeChatShop:
 
     def __init__(self, api: FakeWeChatAPI, tmp_path: Path, *, clock: Clock | None = None,
                  wechat: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
-                 budget: float | None = None, pay: FakeWeChatPay | None = None) -> None:
+                 budget: float | None = None, pay: FakeWeChatPay | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         self.api = api
         self.pay = pay
         wechat = dict(wechat or {})
@@ -59,7 +61,7 @@ class WeChatShop:
             wechat["pay"] = {"mch_id": MCH_ID, "api_key": PAY_KEY, "api_base": pay.api_base,
                              "notify_url": "https://shop.example.com/wechat/pay/notify",
                              "cert": str(cert), "key": str(key)}
-        self.settings = store_settings(api, tmp_path, wechat=wechat, store=store)
+        self.settings = store_settings(api, tmp_path, wechat=wechat, store=store, extra=extra)
         self.clock = clock
         self.budget = budget
 

@@ -1,4 +1,5 @@
-"""Merchant commands in the Telegram chat: /admin, /stock, /import, /orders, /order, /refund, /product, /audit.
+"""Merchant commands in the Telegram chat: /admin, /stock, /import, /orders, /order, /refund, /product, /audit,
+/reseller, /wallet, /linkgroup, /unlinkgroup (a reseller's owner may read their own /wallet).
 
 The frontend offers every private message (text, or a document with its caption) here first. Merchants are
 the user ids in `telegram.admins`; anyone else sending a merchant command gets "not allowed" and nothing
@@ -17,6 +18,7 @@ from bots.telegram.common import CHANNEL, TEXT_LIMIT, Button, Document, OutMessa
 from core.admin import Merchant
 from core.shop import Shop
 from handlers.admin import COMMANDS, AdminCtx, AdminFlow, ImportFile, ProgressSink, TableScreen, split_command
+from handlers.groups import ResellerCommands
 from handlers.screen import Screen
 from locales import Translator
 
@@ -82,6 +84,10 @@ class TelegramAdmin:
         if command in BUYER_COMMANDS and not merchant:
             return False
         lang = (await self.shop.customer(buyer_of(user_id), lang_hint)).language or self.shop.default_language
+        if command == "/wallet" and not merchant and getattr(self.shop, "groups", None) is not None:
+            # a reseller's owner reads their own wallet (handlers/groups.py)
+            await self._send(chat_id, await ResellerCommands(self.shop.groups, self.i18n).own_wallet(str(user_id), lang))
+            return True
         if not merchant:
             await self._send(chat_id, await self.flow.deny(CHANNEL, str(user_id), command, lang))
             return True

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
 from core.errors import ErrorCode, StoreError
+from core.flood import FloodGate
 from core.models import Buyer, OrderStatus, Payment
 from core.orders import PaymentNotice
 from core.ports import Delivery
@@ -166,9 +168,13 @@ class AdminCommands(Protocol):
 class GroupCommands(Protocol):
     """Commands typed in group chats (reseller ordering) and the buttons on the bot's group messages."""
 
-    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None: ...
+    async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                      username: str | None = None, reply_to: int | None = None) -> None:
+        """`username`: the sender's @username; `reply_to`: the user id of the message this one replies to."""
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None) -> None: ...
+    async def on_start(self, user_id: int, payload: str) -> bool:
+        """A private /start (payload "" or a deep link); True when it was a group message's link, handled."""
 
 
 def render(screen: Screen) -> list[OutMessage]:
@@ -207,13 +213,36 @@ class TelegramFrontend:
     """Turns Telegram updates into flow calls and flow screens into Bot API calls."""
 
     def __init__(self, shop: Shop, flow: CustomerFlow, port: TelegramPort, i18n: Translator,
-                 admin: AdminCommands | None = None, groups: GroupCommands | None = None) -> None:
+                 admin: AdminCommands | None = None, groups: GroupCommands | None = None,
+                 flood: FloodGate | None = None, exempt: frozenset[int] = frozenset()) -> None:
         self.shop = shop
         self.flow = flow
         self.port = port
         self.i18n = i18n
         self.admin = admin
         self.groups = groups  # None: the bot stays silent in groups
+        self.flood = flood  # incoming updates per user (payments are never held back); `exempt`: the merchants
+        self.exempt = exempt
+
+    async def _admitted(self, user_id: int, chat_id: int, lang_hint: str | None,
+                        callback_id: str | None = None) -> bool:
+        """Flood limit: True to handle the update (after a wait when the sender is fast); False to drop it.
+        The first dropped update of a flood is answered with "slow down"; later ones with nothing."""
+        if self.flood is None or user_id in self.exempt:
+            return True
+        a = self.flood.admit(user_id)
+        if not a.drop:
+            if a.delay:
+                await asyncio.sleep(a.delay)
+            return True
+        text = None
+        if a.warn:
+            text = self.i18n.t(await self.language(user_id, lang_hint), "risk.flood.slow_down")
+        if callback_id is not None:  # a tap always gets its answer, or the button keeps spinning
+            await self.port.answer_callback(callback_id, text)
+        elif text is not None:
+            await self.port.send(chat_id, OutMessage(html.escape(text)))
+        return False
 
     async def language(self, user_id: int, hint: str | None) -> str:
         c = await self.shop.customer(buyer_of(user_id), hint)
@@ -222,8 +251,14 @@ class TelegramFrontend:
     async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None,
                       document: Document | None = None) -> None:
         """A message in a private chat: a merchant command, a buyer's command, or anything typed."""
+        if not await self._admitted(user_id, chat_id, lang_hint):
+            return
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
+        if self.groups is not None and (text == "/start" or text.startswith("/start ")):
+            # group orders waiting for this member to start the bot are delivered now
+            if await self.groups.on_start(user_id, text[len("/start"):].strip()):
+                return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
         if word == "/paysupport":
@@ -236,18 +271,31 @@ class TelegramFrontend:
     async def on_contact(self, user_id: int, chat_id: int, contact_user_id: int | None, phone: str,
                          lang_hint: str | None) -> None:
         """A shared contact: binds the phone only when it is the sender's own (contact.user_id == sender)."""
+        if not await self._admitted(user_id, chat_id, lang_hint):
+            return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         await self.show(chat_id, await self.flow.on_contact(ctx, phone, contact_user_id == user_id), user_id)
 
-    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None) -> None:
-        """A /command typed in a group or supergroup."""
-        if self.groups is not None:
-            await self.groups.on_text(user_id, chat_id, text, lang_hint)
+    async def on_group_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,
+                            username: str | None = None, reply_to: int | None = None) -> None:
+        """A /command typed in a group or supergroup (`reply_to`: the user the message replies to). A dropped
+        flood is not answered in the group."""
+        if self.groups is None:
+            return
+        if self.flood is not None and user_id not in self.exempt:
+            a = self.flood.admit(user_id)
+            if a.drop:
+                return
+            if a.delay:
+                await asyncio.sleep(a.delay)
+        await self.groups.on_text(user_id, chat_id, text, lang_hint, username=username, reply_to=reply_to)
 
     async def on_callback(self, user_id: int, chat_id: int, callback_id: str, data: str | None,
                           lang_hint: str | None, *, in_group: bool = False) -> None:
         """A pressed inline button. Unknown or garbage data gets the menu, never an exception. A button on a
         group message goes to the group commands; one carrying a merchant command to the merchant commands."""
+        if not await self._admitted(user_id, chat_id, lang_hint, callback_id):
+            return
         if in_group:
             if self.groups is not None:
                 await self.groups.on_callback(user_id, chat_id, callback_id, data, lang_hint)
@@ -330,15 +378,21 @@ class TelegramFrontend:
 class TelegramNotifier:
     """Deliveries and notices to Telegram buyers (called by the outbox dispatcher)."""
 
-    def __init__(self, flow: CustomerFlow, port: TelegramPort, delete_after: timedelta | None = None) -> None:
+    def __init__(self, flow: CustomerFlow, port: TelegramPort, delete_after: timedelta | None = None,
+                 cards: Callable[[Delivery], Awaitable[list[Screen]]] | None = None) -> None:
         self.flow = flow
         self.port = port
         self.delete_after = delete_after  # telegram.delete_code_after: the outbox deletes code messages then
+        self.cards = cards  # a reseller's card faces (handlers/cardface.py): protected photos after the codes
 
     async def deliver(self, recipient: str, delivery: Delivery) -> list[int]:
         screen = self.flow.render_delivery(delivery)
         await self.flow.remember(delivery.order.buyer, screen)
-        return [await self.port.send(int(recipient), msg) for msg in render(screen)]
+        refs = [await self.port.send(int(recipient), msg) for msg in render(screen)]
+        if self.cards is not None and not delivery.again:
+            for card in await self.cards(delivery):
+                refs.extend([await self.port.send(int(recipient), msg) for msg in render(card)])
+        return refs
 
     async def delete(self, recipient: str, refs: list[int]) -> None:
         for message_id in refs:

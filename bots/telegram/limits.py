@@ -110,6 +110,10 @@ class LimitedPort:
     async def download(self, file_id: str) -> bytes:
         return await self._call(None, lambda: self.port.download(file_id))
 
+    async def username(self) -> str:
+        # getMe once (the library port caches it); group commands may be addressed /buy@username
+        return await self._call(None, self.port.username)
+
 
 def limited(port: TelegramPort, limits: Any = None) -> TelegramPort:
     """Wrap a port with the configured limits (core.settings.TelegramLimits) or the defaults."""

@@ -136,8 +136,10 @@ def store_handlers(frontend: TelegramFrontend) -> list[BaseHandler[Any, Any, Any
         message = update.message
         if message is None or message.from_user is None or message.text is None:
             return  # an anonymous admin or a channel posting in the group: nobody to sell to
+        replied = message.reply_to_message.from_user if message.reply_to_message is not None else None
         await frontend.on_group_text(message.from_user.id, message.chat.id, message.text,
-                                     message.from_user.language_code)
+                                     message.from_user.language_code, username=message.from_user.username,
+                                     reply_to=replied.id if replied is not None and not replied.is_bot else None)
 
     return [
         MessageHandler(_NEW_MESSAGE & filters.SUCCESSFUL_PAYMENT, paid),

@@ -32,6 +32,7 @@ from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import WindowClosed
 from core.background import Background
 from core.errors import RecipientUnreachable, StoreError
+from core.flood import FloodGate
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
@@ -194,8 +195,11 @@ class WeChatFrontend:
                  admin: AdminHook | None = None, gateway: PayGateway | None = None,
                  qr_png: Callable[[str], bytes] | None = None, budget: float = BUDGET,
                  locks: UserLocks | None = None, pending: Pending | None = None,
-                 pay_concurrency: int = 2) -> None:
+                 pay_concurrency: int = 2, flood: FloodGate | None = None,
+                 exempt: frozenset[str] = frozenset()) -> None:
         self.shop = shop
+        self.flood = flood  # incoming messages per openid (core/flood.py); `exempt`: the merchants' openids
+        self.exempt = exempt
         self.flow = flow
         self.api = api
         self.i18n = i18n
@@ -273,6 +277,12 @@ class WeChatFrontend:
     # -- one message -----------------------------------------------------------------------------
     async def _process(self, msg: Any) -> Reply:
         openid = str(msg.source)
+        if self.flood is not None and openid not in self.exempt:
+            a = self.flood.admit(openid)
+            if a.drop:  # told once per flood, then silence; nothing else of theirs is read meanwhile
+                return Reply(self.i18n.t(await self._language(openid), "risk.flood.slow_down") if a.warn else None)
+            if a.delay:  # slowed: a late answer goes out as a customer-service message (the budget above)
+                await asyncio.sleep(a.delay)
         async with self.locks(openid):
             kind = msg.type
             event = str(getattr(msg, "event", "")).lower() if kind == "event" else ""

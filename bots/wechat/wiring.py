@@ -14,6 +14,7 @@ from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
+from core.flood import gate_from
 from core.settings import MenuButton
 from handlers.customer import CustomerFlow
 from locales import Translator
@@ -52,6 +53,8 @@ class WeChatRuntime:
         self.alerts = MerchantAlerts(app.shop, self.api, i18n, admins=list(wx.admins),
                                      robot=WeComRobot(webhook) if webhook else None)
         self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts)
+        if self.alerts.enabled and getattr(app, "alerts", None) is not None:  # the shop's alerts reach WeChat too
+            app.alerts.add(self.alerts)
         app.shop.notifiers[CHANNEL] = self.notifier
         self.gateway: Any = None
         qr_png = None
@@ -63,7 +66,8 @@ class WeChatRuntime:
         self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins))
         kw = {"budget": budget} if budget is not None else {}
         self.frontend = WeChatFrontend(app.shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
-                                       qr_png=qr_png, locks=locks, pending=pending, **kw)
+                                       qr_png=qr_png, locks=locks, pending=pending,
+                                       flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
                                        aes_key=wx.aes_key.get_secret_value())
         if server is not None:

@@ -1,15 +1,15 @@
-"""wallet top-ups paid by resellers (Stars, WeChat Pay), the chat identities acting for a reseller, commissions
-(分销) and B2B orders waiting for stock (partial policy `wait`)
+"""wallet top-ups paid by resellers (Stars, WeChat Pay), commissions (分销) and B2B orders waiting for stock
+(partial policy `wait`)
 
 Revision ID: 0009_wallet_commissions
-Revises: 0006_resellers
+Revises: 0008_reseller_groups
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009_wallet_commissions'
-down_revision = '0006_resellers'
+down_revision = '0008_reseller_groups'
 branch_labels = None
 depends_on = None
 
@@ -17,14 +17,6 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 def upgrade() -> None:
-    op.create_table('reseller_owners',
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('external_id', sa.String(length=64), nullable=False),
-    sa.Column('reseller_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id']),
-    sa.PrimaryKeyConstraint('channel', 'external_id')
-    )
     op.create_table('wallet_topups',
     sa.Column('id', sa.String(length=24), nullable=False),
     sa.Column('reseller_id', sa.Integer(), nullable=False),
@@ -65,6 +57,7 @@ def upgrade() -> None:
     sa.Column('qty', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('deadline', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deliver', sa.String(length=24), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['reseller_id'], ['resellers.id']),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('order_id')
@@ -78,4 +71,3 @@ def downgrade() -> None:
     op.drop_index('ix_commissions_reseller', table_name='commissions')
     op.drop_table('commissions')
     op.drop_table('wallet_topups')
-    op.drop_table('reseller_owners')

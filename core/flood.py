@@ -1,0 +1,72 @@
+"""Incoming update limits per sender (issue 6): a flooder is slowed, then ignored for a moment — never crashed on,
+and never able to starve the other buyers.
+
+One token bucket per sender: `burst` updates at once, refilled at `per_minute`. An update beyond that waits for
+its token when that is at most `max_delay` seconds away (the sender is slowed: the update is handled late, in
+order); further ones are dropped until tokens come back, and the sender is told once per such episode. Buckets
+live in this process's memory (a bounded LRU: the oldest sender is forgotten first); with several processes each
+enforces its own share, which is what a flood limit needs.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    delay: float = 0.0  # seconds to wait before handling the update
+    drop: bool = False  # do not handle it
+    warn: bool = False  # dropped, and the first drop of this episode: tell the sender to slow down
+
+
+ADMIT = Admission()
+
+
+class FloodGate:
+    def __init__(self, per_minute: float, burst: int, max_delay: float, *,
+                 clock: Callable[[], float] = time.monotonic, max_senders: int = 100_000) -> None:
+        if per_minute <= 0 or burst < 1 or max_delay < 0:
+            raise ValueError("per_minute > 0, burst >= 1 and max_delay >= 0 are needed")
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.max_delay = max_delay
+        self.clock = clock
+        self.max_senders = max_senders
+        self._buckets: OrderedDict[Hashable, list[float]] = OrderedDict()  # sender -> [tokens, at, warned]
+
+    def admit(self, sender: Hashable) -> Admission:
+        now = self.clock()
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            bucket = self._buckets[sender] = [self.burst, now, 0.0]
+            if len(self._buckets) > self.max_senders:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(sender)
+            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            bucket[2] = 0.0
+            return ADMIT
+        wait = (1.0 - bucket[0]) / self.rate
+        if wait <= self.max_delay:
+            bucket[0] -= 1.0  # the token is taken now: later updates queue behind this one
+            return Admission(delay=wait)
+        warn = not bucket[2]
+        bucket[2] = 1.0
+        return Admission(drop=True, warn=warn)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def gate_from(section: object) -> FloodGate | None:
+    """The gate the `risk:` settings section asks for (None when risk checks are off)."""
+    if not getattr(section, "enabled", True):
+        return None
+    return FloodGate(getattr(section, "flood_per_minute"), getattr(section, "flood_burst"),
+                     getattr(section, "flood_max_delay_seconds"))

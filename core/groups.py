@@ -1,0 +1,419 @@
+"""Reseller group chats (issue 8): a merchant links a group chat to a reseller account, the reseller (the
+account's owner) allows members, and allowed members order with one line (`/buy SKU QTY`). The bot answers in
+the group with a quote (tier price, total, wallet after) that only the ordering member may confirm; the order
+is paid from the reseller's wallet and its codes go to the member in private through the outbox, never into
+the group. Confirming twice (two taps racing) makes one order and one debit: the quote's token is the order's
+idempotency key (core/resellers.py `order_for_member`).
+
+A quote lives in the database (`group_orders`), so a restart or a second process can confirm it:
+
+    pending --confirm--> paid --sent--> delivered
+       |                  | the member never started the bot
+       v                  v
+    cancelled / expired  unreachable --member starts the bot--> paid (the delivery queued again)
+
+Channel-neutral: the adapter names the channel (`telegram`), chats and users are strings.
+"""
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from core.clock import Clock
+from core.errors import ErrorCode, StoreError
+from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
+from core.ports import UnitOfWork
+from core.resellers import MAX_QTY, Reseller, ResellerDesk, ResellerError, WalletEntry
+
+STATEMENT_ROWS = 10  # ledger movements on /wallet
+
+
+class GroupError(Exception):
+    """A group use case refused; `code` names the message (groups.error.<code>)."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        self.code = code
+        self.params = params
+        super().__init__(code + (f" ({params})" if params else ""))
+
+
+@dataclass(slots=True)
+class GroupLink:
+    chat: str
+    reseller_id: int
+    linked_by: str
+    linked_at: datetime
+
+
+@dataclass(slots=True)
+class GroupOrder:
+    """A quote shown in a group, then the order it became."""
+
+    id: str  # the token on the Confirm / Cancel buttons
+    chat: str
+    user: str  # the member who asked (only they may confirm)
+    reseller_id: int
+    product_id: int
+    qty: int
+    unit: int
+    amount: int
+    currency: str
+    status: str  # pending | cancelled | paid | delivered | unreachable
+    language: str
+    created_at: datetime
+    expires_at: datetime
+    order_id: str | None = None
+    message_id: int | None = None
+
+
+@dataclass(slots=True)
+class Quote:
+    group_order: GroupOrder
+    product: Product
+    reseller: Reseller
+    balance_after: int
+
+
+@dataclass(slots=True)
+class Confirmed:
+    group_order: GroupOrder
+    order: Order
+    product: Product
+    created: bool  # False: another tap confirmed it already (no second order, no second debit)
+    balance: int | None
+
+
+class GroupRepo(Protocol):
+    """Group tables (storage/groups.py), on the unit of work's connection."""
+
+    async def set_owner(self, uow: UnitOfWork, reseller_id: int, owner: str) -> None: ...
+    async def owner_of(self, uow: UnitOfWork, reseller_id: int) -> str | None: ...
+    async def by_owner(self, uow: UnitOfWork, owner: str) -> int | None: ...
+    async def resellers(self, uow: UnitOfWork) -> list[tuple[Reseller, str | None]]: ...
+    async def link(self, uow: UnitOfWork, link: GroupLink) -> None:
+        """Links the chat (replacing an earlier link of the same chat)."""
+    async def unlink(self, uow: UnitOfWork, chat: str) -> bool: ...
+    async def link_of(self, uow: UnitOfWork, chat: str) -> GroupLink | None: ...
+    async def seen(self, uow: UnitOfWork, chat: str, user: str, username: str | None, at: datetime) -> None: ...
+    async def member(self, uow: UnitOfWork, chat: str, user: str) -> tuple[str | None, bool] | None: ...
+    async def by_username(self, uow: UnitOfWork, chat: str, username: str) -> str | None: ...
+    async def set_allowed(self, uow: UnitOfWork, chat: str, user: str, allowed: bool, at: datetime) -> None: ...
+    async def add_order(self, uow: UnitOfWork, g: GroupOrder) -> None: ...
+    async def order(self, uow: UnitOfWork, token: str) -> GroupOrder | None: ...
+    async def by_order(self, uow: UnitOfWork, order_id: str) -> GroupOrder | None: ...
+    async def set_status(self, uow: UnitOfWork, token: str, old: Sequence[str], new: str,
+                         order_id: str | None = None) -> bool:
+        """Compare-and-set of a quote's status; False when it was in none of `old`."""
+    async def set_message(self, uow: UnitOfWork, token: str, message_id: int) -> None: ...
+    async def unreachable_of(self, uow: UnitOfWork, user: str) -> list[str]:
+        """Order ids of the user's quotes whose codes wait for them to start the bot."""
+
+
+class Throttle:
+    """At most `limit` events per key in any `window` (a sliding window on the store's clock). In memory:
+    each process counts its own (Telegram sends a group's updates to one webhook process at a time)."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, clock: Clock, limit: int, window: timedelta = timedelta(minutes=1)) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self._hits: dict[str, deque[datetime]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = self.clock.now()
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] >= self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(now)
+        if len(self._hits) > self.MAX_KEYS:
+            for k in [k for k, v in self._hits.items() if not v or now - v[-1] >= self.window]:
+                del self._hits[k]
+        return True
+
+
+class GroupDesk:
+    """Reseller group-chat use cases on one channel (`telegram`). Deliveries go out on `<channel>_group`,
+    whose notifier sends the codes to the member in private and updates the group message."""
+
+    def __init__(self, shop: Any, repo: GroupRepo, *, channel: str, confirm_minutes: int = 10,
+                 buys_per_member: int = 3, buys_per_group: int = 8) -> None:
+        self.shop = shop
+        self.repo = repo
+        self.uow = shop.uow
+        self.clock: Clock = shop.clock
+        self.channel = channel
+        self.deliver_channel = f"{channel}_group"
+        self.confirm_ttl = timedelta(minutes=confirm_minutes)
+        self.member_buys = Throttle(self.clock, buys_per_member)
+        self.group_buys = Throttle(self.clock, buys_per_group)
+
+    @property
+    def resellers(self) -> ResellerDesk:
+        desk = getattr(self.shop, "resellers", None)
+        if desk is None:
+            raise GroupError("no_resellers")
+        return desk
+
+    def buyer(self, user: str) -> Buyer:
+        return Buyer(self.channel, user)
+
+    # -- merchant: accounts and wallets -------------------------------------------------------------------------
+    async def add_reseller(self, owner: str, *, discount_percent: int = 0, credit_limit: int = 0,
+                           actor: str) -> Reseller:
+        """A merchant makes `owner` (a user of this channel) a reseller with a discount tier and a credit limit."""
+        key = self.buyer(owner).key
+        async with self.uow() as uow:
+            if await self.repo.by_owner(uow, key) is not None:
+                raise GroupError("owner_taken", user=owner)
+        r = await self.resellers.create(key, discount_percent=discount_percent, credit_limit=credit_limit)
+        async with self.uow(write=True) as uow:
+            await self.repo.set_owner(uow, r.id, key)
+            await self._audit(uow, actor, op="owner", reseller=r.id, owner=key)
+            await uow.commit()
+        return r
+
+    async def resolve(self, ref: str) -> Reseller:
+        """A reseller named by its owner's user id on this channel, its name, or #id."""
+        ref = ref.strip()
+        async with self.uow() as uow:
+            rid = await self.repo.by_owner(uow, self.buyer(ref).key)
+            if rid is None and ref.startswith("#") and ref[1:].isdigit() and len(ref) < 12:
+                rid = int(ref[1:])
+            r = await self.resellers.repo.get(uow, rid) if rid is not None else \
+                await self.resellers.repo.by_name(uow, ref)
+        if r is None:
+            raise GroupError("unknown_reseller", reseller=ref[:32])
+        return r
+
+    async def owned_by(self, user: str) -> Reseller | None:
+        async with self.uow() as uow:
+            rid = await self.repo.by_owner(uow, self.buyer(user).key)
+            return await self.resellers.repo.get(uow, rid) if rid is not None else None
+
+    async def all(self) -> list[tuple[Reseller, str | None]]:
+        async with self.uow() as uow:
+            return await self.repo.resellers(uow)
+
+    async def statement(self, reseller_id: int, rows: int = STATEMENT_ROWS) -> tuple[Reseller, list[WalletEntry]]:
+        """The wallet: balance, credit limit and the newest movements."""
+        return await self.resellers.get(reseller_id), await self.resellers.statement(reseller_id, limit=rows)
+
+    # -- merchant: linking groups ---------------------------------------------------------------------------------
+    async def link(self, chat: str, reseller_id: int, *, actor: str) -> GroupLink:
+        """Members of this group chat may order for the reseller (once its owner allows them)."""
+        link = GroupLink(chat, reseller_id, actor, self.clock.now())
+        async with self.uow(write=True) as uow:
+            if await self.resellers.repo.get(uow, reseller_id) is None:
+                raise GroupError("unknown_reseller", reseller=str(reseller_id))
+            await self.repo.link(uow, link)
+            await self._audit(uow, actor, op="link_group", reseller=reseller_id, chat=chat)
+            await uow.commit()
+        return link
+
+    async def unlink(self, chat: str, *, actor: str) -> None:
+        async with self.uow(write=True) as uow:
+            if not await self.repo.unlink(uow, chat):
+                raise GroupError("not_linked")
+            await self._audit(uow, actor, op="unlink_group", chat=chat)
+            await uow.commit()
+
+    async def link_of(self, chat: str) -> GroupLink | None:
+        async with self.uow() as uow:
+            return await self.repo.link_of(uow, chat)
+
+    # -- the reseller: members ------------------------------------------------------------------------------------
+    async def seen(self, chat: str, user: str, username: str | None) -> None:
+        """Remembers who typed a command in a linked group (so the owner can /allow @username)."""
+        async with self.uow(write=True) as uow:
+            await self.repo.seen(uow, chat, user, (username or "").lower() or None, self.clock.now())
+            await uow.commit()
+
+    async def allow(self, chat: str, actor: str, target: str, allowed: bool, *, merchant: bool = False) -> str:
+        """The reseller's owner (or a merchant) allows / disallows a member to order in this group. `target` is a
+        user id or @username (of someone the bot saw in the group). Returns the member's user id."""
+        async with self.uow(write=True) as uow:
+            link = await self.repo.link_of(uow, chat)
+            if link is None:
+                raise GroupError("not_linked")
+            if not merchant and await self.repo.owner_of(uow, link.reseller_id) != self.buyer(actor).key:
+                raise GroupError("not_owner")
+            if target.startswith("@"):
+                user = await self.repo.by_username(uow, chat, target[1:].lower())
+                if user is None:
+                    raise GroupError("unknown_member", member=target[:33])
+            elif target.lstrip("-").isdigit() and len(target) < 20:
+                user = target
+            else:
+                raise GroupError("unknown_member", member=target[:33])
+            await self.repo.set_allowed(uow, chat, user, allowed, self.clock.now())
+            await self._audit(uow, self.buyer(actor).key, op="allow" if allowed else "disallow", chat=chat,
+                              member=user, reseller=link.reseller_id)
+            await uow.commit()
+        return user
+
+    # -- members: ordering ------------------------------------------------------------------------------------------
+    def throttled(self, chat: str, user: str) -> bool:
+        """True when this /buy is over the member's or the group's rate (a flood is slowed, not served)."""
+        return not (self.member_buys.allow(f"{chat}:{user}") and self.group_buys.allow(chat))
+
+    async def quote(self, chat: str, user: str, sku: str, qty: int, language: str) -> Quote:
+        """What `qty` of `sku` costs this group's reseller; kept as a pending quote only `user` may confirm."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            link = await self.repo.link_of(uow, chat)
+            if link is None:
+                raise GroupError("not_linked")
+            reseller = await self.resellers.repo.get(uow, link.reseller_id)
+            assert reseller is not None
+            owner = await self.repo.owner_of(uow, reseller.id)
+            member = await self.repo.member(uow, chat, user)
+        if owner != self.buyer(user).key and not (member and member[1]):
+            raise GroupError("not_allowed")
+        if reseller.status != "active":
+            raise GroupError("suspended")
+        product = await self.shop.product_by_sku(sku)
+        if product is None or not product.active or product.kind not in (Kind.CODE, Kind.REUSABLE):
+            raise GroupError("unknown_sku", sku=sku[:32])
+        top = MAX_QTY if product.kind is Kind.CODE else 1
+        if not 1 <= qty <= top:
+            raise GroupError("bad_qty", max=top)
+        if product.kind is Kind.CODE:
+            async with self.uow() as uow:
+                available = (await uow.codes.available_counts([product.id], qty, now)).get(product.id, 0)
+            if available < qty:
+                raise GroupError("sold_out", available=available)
+        unit = reseller.price_for(product)
+        amount = unit * qty
+        if amount > reseller.spendable:
+            raise GroupError("insufficient_funds", amount=amount, available=reseller.spendable,
+                             currency=reseller.currency)
+        g = GroupOrder(secrets.token_urlsafe(9), chat, user, reseller.id, product.id, qty, unit, amount,
+                       product.currency, "pending", language, now, now + self.confirm_ttl)
+        async with self.uow(write=True) as uow:
+            await self.repo.add_order(uow, g)
+            await uow.commit()
+        return Quote(g, product, reseller, reseller.balance - amount)
+
+    async def shown(self, token: str, message_id: int) -> None:
+        """The quote's group message (edited later: paid, delivered, or the member must start the bot)."""
+        async with self.uow(write=True) as uow:
+            await self.repo.set_message(uow, token, message_id)
+            await uow.commit()
+
+    async def pending(self, token: str, user: str) -> GroupOrder:
+        """A quote the member may still answer; anyone else, a stale or an unknown token is refused."""
+        async with self.uow() as uow:
+            g = await self.repo.order(uow, token)
+        if g is None:
+            raise GroupError("unknown_quote")
+        if g.user != user:
+            raise GroupError("not_yours")
+        if g.status != "pending":
+            raise GroupError("done", status=g.status)
+        if g.expires_at <= self.clock.now():
+            raise GroupError("expired")
+        return g
+
+    async def confirm(self, token: str, chat: str, user: str) -> Confirmed:
+        """The member confirms: one order paid from the wallet (however many taps), codes to the member."""
+        async with self.uow() as uow:
+            g = await self.repo.order(uow, token)
+        if g is None or g.chat != chat:
+            raise GroupError("unknown_quote")
+        if g.user != user:
+            raise GroupError("not_yours")
+        if g.status == "cancelled":
+            raise GroupError("done", status=g.status)
+        if g.status == "pending" and g.expires_at <= self.clock.now():
+            raise GroupError("expired")
+        product = await self.shop.product(g.product_id)
+        if product is None:
+            raise GroupError("unknown_quote")
+        try:
+            order, created, balance = await self.resellers.order_for_member(
+                g.reseller_id, product, g.qty, f"group:{g.id}", buyer=self.buyer(user), chat_id=user,
+                language=g.language, deliver=self.deliver_channel)
+        except ResellerError as exc:
+            if exc.code == "insufficient_funds":
+                raise GroupError(exc.code, amount=exc.params.get("needed", g.amount),
+                                 available=exc.params.get("available", 0), currency=g.currency) from None
+            raise GroupError("suspended" if exc.code == "account_suspended" else exc.code) from None
+        except StoreError as exc:
+            if exc.code is ErrorCode.SOLD_OUT:
+                raise GroupError("sold_out", available=exc.params.get("available", 0)) from None
+            raise GroupError("unknown_sku", sku=product.sku) from None
+        if created:
+            async with self.uow(write=True) as uow:
+                await self.repo.set_status(uow, g.id, ["pending"], "paid", order.id)
+                await uow.commit()
+            g.status, g.order_id = "paid", order.id
+        return Confirmed(g, order, product, created, balance)
+
+    async def cancel(self, token: str, chat: str, user: str) -> GroupOrder:
+        g = await self.pending(token, user)
+        if g.chat != chat:
+            raise GroupError("unknown_quote")
+        async with self.uow(write=True) as uow:
+            if not await self.repo.set_status(uow, g.id, ["pending"], "cancelled"):
+                raise GroupError("done", status="paid")
+            await uow.commit()
+        g.status = "cancelled"
+        return g
+
+    # -- delivery (called by the `<channel>_group` notifier) ---------------------------------------------------
+    async def of_order(self, order_id: str) -> GroupOrder | None:
+        async with self.uow() as uow:
+            return await self.repo.by_order(uow, order_id)
+
+    async def delivered(self, order_id: str) -> GroupOrder | None:
+        """The codes reached the member: the quote is done (the group message says delivered)."""
+        return await self._move(order_id, ["paid", "unreachable"], "delivered")
+
+    async def unreachable(self, order_id: str) -> GroupOrder | None:
+        """The member never started the bot: the codes wait (they are in My orders anyway)."""
+        return await self._move(order_id, ["paid"], "unreachable")
+
+    async def redeliver(self, user: str, order_id: str | None = None) -> list[str]:
+        """The member started the bot: the deliveries of their unreachable orders (or of `order_id`, from the
+        group's deep link) are queued again. Returns the order ids queued."""
+        queued: list[str] = []
+        if order_id is not None:
+            ids = [order_id]
+        else:
+            async with self.uow() as uow:  # a read first: most /start find nothing waiting
+                ids = await self.repo.unreachable_of(uow, user)
+        if not ids:
+            return queued
+        async with self.uow(write=True) as uow:
+            for oid in ids:
+                g = await self.repo.by_order(uow, oid)
+                if g is None or g.user != user or g.status != "unreachable":
+                    continue
+                if await self.repo.set_status(uow, g.id, ["unreachable"], "paid", oid):
+                    await uow.outbox.add_many([OutboxItem(None, "deliver", self.deliver_channel, user, oid,
+                                                          {"language": g.language, "again": True})])
+                    queued.append(oid)
+            await uow.commit()
+        if queued:
+            self.shop.dispatcher.wake()
+        return queued
+
+    async def _move(self, order_id: str, old: list[str], new: str) -> GroupOrder | None:
+        async with self.uow(write=True) as uow:
+            g = await self.repo.by_order(uow, order_id)
+            if g is None or not await self.repo.set_status(uow, g.id, old, new, order_id):
+                return None
+            await uow.commit()
+        g.status = new
+        return g
+
+    async def _audit(self, uow: UnitOfWork, actor: str, **detail: Any) -> None:
+        await uow.audit.add_many([AuditEntry("reseller", actor, self.channel, self.clock.now(), detail=detail)])
