@@ -289,7 +289,9 @@ class AdminFlow:
 
     def _help(self, lang: str) -> Screen:
         t = self.i18n.t
-        return Screen(t(lang, "admin.help.title"), t(lang, "admin.help.body") + "\n" + t(lang, "risk.admin.help"))
+        body = "\n".join(t(lang, key) for key in ("admin.help.body", "risk.admin.help", "groups.admin.help",
+                                                   "wallet.admin.help"))
+        return Screen(t(lang, "admin.help.title"), body)
 
     def _title(self, p: Product | None, lang: str) -> str:
         return localized(p.title, lang, self.shop.default_language) if p else ""

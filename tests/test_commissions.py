@@ -133,6 +133,7 @@ async def test_the_payout_command_records_a_payout_and_refuses_bad_input(db_url:
             (screen,) = await flow.on_command(AdminCtx(BOSS, lang), text)
             return screen.title + " " + screen.body
 
+        assert "/payout RESELLER AMOUNT" in await cmd("/admin")  # listed with the other commands
         assert "/payout RESELLER AMOUNT" in await cmd("/payout")
         assert "/payout RESELLER AMOUNT" in await cmd("/payout x 1")
         assert "There is no reseller 99" in await cmd("/payout 99 100")
