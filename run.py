@@ -171,6 +171,20 @@ def problem_desk(shop: Shop, settings: Settings) -> Any:
     return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake)
 
 
+# Libraries that log whole requests at DEBUG (python-telegram-bot: every sendMessage with its text, codes
+# included) or the bot token in every request line at INFO (httpx): never below these levels, whatever
+# `logging.level` says. Codes and tokens are secrets (README "Codes are secrets").
+LIBRARY_LOG_FLOORS = {"telegram": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.WARNING,
+                      "hpack": logging.WARNING, "aiogram.client": logging.INFO, "wechatpy": logging.INFO,
+                      "urllib3": logging.WARNING, "requests": logging.WARNING, "apscheduler": logging.WARNING}
+
+
+def quiet_libraries() -> None:
+    for name, floor in LIBRARY_LOG_FLOORS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(floor, logging.getLogger().getEffectiveLevel()))
+
+
 def job_intervals(settings: Settings) -> dict[str, float]:
     js = settings.jobs
     return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
@@ -562,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    quiet_libraries()
     cmd = args.command or "run"
     try:
         if cmd == "run":

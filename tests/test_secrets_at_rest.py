@@ -206,3 +206,35 @@ async def test_given_a_delivered_order_then_the_reprs_of_what_carries_codes_do_n
                           ("Order", order), ("Product", product)]:
             assert_absent(repr(obj).encode(), codes, f"repr({what})")
             assert_absent(str(obj).encode(), codes, f"str({what})")
+
+
+@pytest.mark.parametrize("library", ["aiogram", "ptb"])
+async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no_code_or_token_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, library: str) -> None:
+    """The store's logging set-up (run.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
+    bot token (httpx at INFO) above those levels, whatever `logging.level` says."""
+    from run import quiet_libraries
+    from tests.telegram_harness import TOKEN, Shopfront, fake_api
+
+    caplog.set_level(logging.DEBUG)
+    saved = {name: logging.getLogger(name).level for name in ("telegram", "httpx", "httpcore", "aiogram.client")}
+    quiet_libraries()
+    try:
+        async for api in fake_api():
+            async with Shopfront(api, tmp_path, library=library) as shop:
+                codes = await shop.stock(1, prefix="SECRET-LOGGED")
+                ann = api.user(701)
+                vip = (await shop.app.shop.products())[0]
+                await shop.send(api.message_update(ann, "/start"))
+                await shop.send(api.callback_update(ann, f"buy:{vip.id}:1", api.last_message(701)))
+                invoice = await api.wait_for("sendInvoice")
+                order_id = invoice.params["payload"]
+                await shop.send(api.pre_checkout_update(ann, order_id, 70))
+                await shop.send(api.successful_payment_update(ann, order_id, 70, "charge-log"))
+                await api.wait_for("sendMessage", lambda c: codes[0] in c.params.get("text", ""))
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    text = "\n".join([caplog.text] + [r.getMessage() for r in caplog.records] + [repr(r.args) for r in caplog.records])
+    assert codes[0] not in text and TOKEN.split(":")[1] + "/" not in text
