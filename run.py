@@ -100,7 +100,7 @@ class App:
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
             shop.attach_suppliers(build_suppliers(settings))
-            attach_resellers(shop)  # reseller accounts and the wallet payment provider
+            attach_resellers(shop).configure(settings.resellers)  # reseller accounts, wallets, commissions
             shop.card_faces = card_face_desk(shop, settings)  # resellers' card faces (定制卡面)
             attach_groups(shop, settings)  # reseller group chats: /buy in a linked group (Telegram)
             shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
@@ -343,6 +343,8 @@ async def cmd_import(settings: Settings, sku: str, file: str) -> int:
                 try:
                     report = await import_codes(app.db.uow, app.vault, app.clock, sku, read_lines(fh),
                                                 progress=bar.update)
+                    if report.imported:
+                        await app.shop.resellers.fill_waiting()  # B2B orders waiting for stock
                 except StoreError as exc:
                     bar.close()
                     print(f"error: unknown SKU {sku!r}; nothing imported" if exc.code.value == "unknown_sku"

@@ -36,6 +36,19 @@ def add_parser(sub: Any) -> None:
     key.add_argument("--rate", type=int, default=None, help="requests a second (default server.api_rate_per_second)")
     rv = rs.add_parser("revoke", help="revoke an API key")
     rv.add_argument("key_id")
+    ow = rs.add_parser("owner", help="let a chat identity act for a reseller (its wallet and commissions)")
+    ow.add_argument("id", type=int)
+    ow.add_argument("who", help="channel:id, e.g. telegram:12345 or wechat:OPENID")
+    ow.add_argument("--remove", action="store_true", help="take that away again")
+    rt = rs.add_parser("refund-topup", help="give a paid wallet top-up back (debits the wallet, refunds the payer)")
+    rt.add_argument("topup_id")
+    po = rs.add_parser("payout", help="record a commission paid out to a reseller (minor units)")
+    po.add_argument("id", type=int)
+    po.add_argument("amount", type=int)
+    po.add_argument("--note", default="")
+    cm = rs.add_parser("commissions", help="a reseller's commission balance and entries, newest first")
+    cm.add_argument("id", type=int)
+    cm.add_argument("--limit", type=int, default=50)
     cf = rs.add_parser("cardface", help="a reseller's custom card face (定制卡面): show, set or --clear it")
     cf.add_argument("id", type=int)
     cf.add_argument("--name", help="the name on the card (at most 32 characters)")
@@ -105,6 +118,25 @@ async def run(app: Any, args: argparse.Namespace) -> int:
                 print(f"error: no API key {args.key_id!r}", file=sys.stderr)
                 return 2
             print(f"revoked {args.key_id}")
+        elif c == "owner":
+            channel, _, ext = args.who.partition(":")
+            if not channel or not ext:
+                raise ResellerError("bad_identity", who=args.who)
+            who = Buyer(channel, ext)
+            await desk.bind_owner(args.id, None if args.remove else who, unbind=who if args.remove else None)
+            print(f"reseller {args.id}: {who.key} {'removed' if args.remove else 'acts for it'}")
+        elif c == "refund-topup":
+            e = await desk.refund_topup(args.topup_id, actor="cli")
+            print(f"reseller {e.reseller_id}: {e.amount}, balance {e.balance_after}; the payment is refunded next")
+        elif c == "payout":
+            e = await desk.payout(args.id, args.amount, actor="cli", note=args.note)
+            balance, _ = await desk.commissions(args.id, limit=1)
+            print(f"reseller {args.id}: paid out {-e.amount} {e.currency}, commission balance {balance}")
+        elif c == "commissions":
+            balance, entries = await desk.commissions(args.id, limit=args.limit)
+            print(f"commission balance {balance}\nid\tkind\tamount\torder\tat")
+            for ce in entries:
+                print(f"{ce.id}\t{ce.kind}\t{ce.amount}\t{ce.order_id or '-'}\t{ce.created_at:%Y-%m-%d %H:%M:%S}")
         elif c in ("cardface", "bind", "unbind"):
             return await _card_faces(app, args)
     except (ResellerError, CardFaceError) as exc:

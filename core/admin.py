@@ -406,6 +406,8 @@ class AdminService:
                 raise AdminError("kind_not_supported", sku=sku) from None
             raise
         product = await self.shop.product_by_sku(sku)
+        if product is not None and report.imported and getattr(self.shop, "resellers", None) is not None:
+            await self.shop.resellers.fill_waiting([product.id])  # B2B orders waiting for stock, oldest first
         await self.record(m, "import", product_id=product.id if product else None, sku=sku,
                           file=file_name[:64], bytes=len(data), imported=report.imported,
                           duplicates=report.duplicates, rejected=report.rejected)

@@ -276,8 +276,18 @@ class StoreJobs:
         runner.add("stock-alerts", self.stock_alerts, every=timedelta(seconds=every["stock-alerts"]))
         runner.add("expire-codes", self.expire_codes, every=timedelta(seconds=every["expire-codes"]))
         runner.add("poll-topups", self.poll_topups, every=timedelta(seconds=every["poll-topups"]))
+        if getattr(self.shop, "resellers", None) is not None:
+            runner.add("b2b-waiting", self.b2b_waiting, every=timedelta(seconds=every.get("b2b-waiting", 60)))
         if daily_summary_at is not None:
             runner.add("daily-summary", self.daily_summary, daily_at=daily_summary_at)
+
+    async def b2b_waiting(self) -> str:
+        """B2B orders waiting for stock (partial policy `wait`): served oldest first, refunded after the wait."""
+        desk = getattr(self.shop, "resellers", None)
+        if desk is None:
+            return "no resellers"
+        served, refunded = await desk.fill_waiting()
+        return f"{served} waiting orders delivered, {refunded} refunded"
 
     def today(self) -> date:
         return self.shop.clock.now().astimezone(self.zone).date()
@@ -534,6 +544,8 @@ class StoreJobs:
                                     [(c + "\n").encode() for c in codes], actor=f"supplier:{rule.supplier}",
                                     channel="jobs")
         await self._settle(rule, rid, bought=len(codes), imported=report.imported)
+        if report.imported:
+            await self.b2b_waiting()  # B2B orders waiting for stock, oldest first
         await self._supplier_ok(rule.supplier)
         return f"bought {len(codes)} ({rid}), imported {report.imported}"
 

@@ -6,7 +6,7 @@ See docs/orders.md for the life of an order.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +82,8 @@ class OrderBook:
         self.policy = policy
         # Set by the shop while its dispatcher runs: receives a payment batch's deliveries (sent after commit).
         self.delivered_hook: Callable[[list[Handoff]], None] | None = None
+        # Called inside each payment batch with the orders it paid (commissions, core/resellers.py).
+        self.paid_hooks: list[Callable[[UnitOfWork, list[Order]], Awaitable[None]]] = []
 
     # -- reserve -----------------------------------------------------------------------------
     async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
@@ -252,6 +254,10 @@ class OrderBook:
         refunding_orders = sorted({p.order_id for _, p, r in new_payments if r == "stock_gone" and p.order_id})
         if refunding_orders:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
+
+        paid = [orders[oid] for oid in delivered_ids] + [o for o in supply]
+        for paid_hook in self.paid_hooks:
+            await paid_hook(uow, paid)
 
         outbox: list[OutboxItem] = []
         scheduled: list[tuple[datetime, OutboxItem]] = []  # deliveries due later (rules: deliver_on_effective)

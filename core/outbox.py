@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -103,6 +103,8 @@ class OutboxDispatcher:
         self._handoffs: set[asyncio.Task[None]] = set()
         # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/suppliers.py SupplyDesk).
         self.supply: Any = None
+        # Called in the transaction that marks orders refunded (commission reversal, core/resellers.py).
+        self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []
         committer.register("outbox_claim", self._claim_batch)
         committer.register("outbox_done", self._done_batch)
         committer.on_commit(self._on_commit)
@@ -332,6 +334,8 @@ class OutboxDispatcher:
             await uow.outbox.mark_failed(failed)
         if refunded_orders:
             await uow.orders.set_status(refunded_orders, OrderStatus.REFUNDED, now)
+            for hook in self.refunded_hooks:
+                await hook(uow, refunded_orders)
         if audit:
             await uow.audit.add_many(audit)
         for due, item in deletions:

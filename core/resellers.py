@@ -10,6 +10,12 @@ more than the balance plus the credit limit, and a refused order holds and debit
 
 `wallet` is a payment provider like Telegram Stars or WeChat Pay: its refund credits the wallet back, once per
 payment (the ledger row's `ref` is unique).
+
+Second part (issue 8): the reseller tops the wallet up itself (a Telegram Stars invoice or a WeChat Pay QR code
+for a `wallet_topups` row; `topup_wallet` records the provider's payment once, keyed by its transaction id, and
+credits one ledger row; `refund_topup` debits it back and refunds through the provider); the merchant's policy
+for B2B orders larger than the stock (`partial` rule: refuse | partial | wait); and commissions (分销) on the paid
+orders of customers a reseller referred (`/start ref_<id>`), reversed on refund, paid out by a merchant.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.errors import ConflictError, ErrorCode, StoreError
@@ -44,6 +50,20 @@ MAX_QTY = 1000  # codes in one B2B order (bulk), whatever the product's max_qty 
 KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (suspensions show within it)
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after the wallet paid
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
+TOPUP_PREFIX = "W"  # wallet top-up ids ("W" + an order-style id): order ids start with a digit
+REF_PREFIX = "ref_"  # the deep-link payload of a reseller's referral link: /start ref_<reseller id>
+PARTIAL_POLICIES = ("refuse", "partial", "wait")
+
+
+def is_topup_id(value: str) -> bool:
+    """True for the id of a wallet top-up (an invoice payload or out_trade_no), never for an order id."""
+    return len(value) == 15 and value.startswith(TOPUP_PREFIX) and value[1:].isalnum()
+
+
+def commission_of(amount: int, rate_bp: int) -> int:
+    """The commission on an order amount at rate_bp basis points (1/100 of a percent), rounded down to the
+    minor unit: the merchant never pays a fraction of a cent more than the rate."""
+    return max(0, amount) * rate_bp // 10_000
 
 
 class ResellerError(Exception):
@@ -101,6 +121,59 @@ class WalletEntry:
 
 
 @dataclass(slots=True)
+class Topup:
+    """A wallet top-up the reseller is paying with a provider (open -> paid -> refunded)."""
+
+    id: str
+    reseller_id: int
+    amount: int  # credited to the wallet (minor units of its currency)
+    currency: str
+    stars: int | None  # the Stars price (Telegram), else None
+    provider: str
+    payer: str  # channel:id the invoice was made for
+    status: str  # open | paid | refunded
+    created_at: datetime
+    expires_at: datetime
+    payment_id: int | None = None
+    paid_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class TopupResult:
+    outcome: str  # credited | duplicate | refunding
+    topup: Topup | None
+    reason: str = ""
+    balance: int | None = None
+
+
+@dataclass(slots=True)
+class CommissionEntry:
+    """+ accrual (a referred customer's paid order), - reversal (that order refunded), - payout (merchant)."""
+
+    id: int | None
+    reseller_id: int
+    kind: str
+    amount: int
+    currency: str
+    ref: str
+    created_at: datetime
+    order_id: str | None = None
+    actor: str = ""
+    note: str = ""
+
+
+@dataclass(slots=True)
+class CommissionPolicy:
+    """Commission rates in basis points: per reseller name, else the default (config `resellers`)."""
+
+    default_bp: int = 0
+    by_reseller: dict[str, int] = field(default_factory=dict)
+
+    def rate(self, reseller: Reseller) -> int:
+        return self.by_reseller.get(reseller.name, self.default_bp)
+
+
+@dataclass(slots=True)
 class ApiKey:
     key_id: str
     reseller_id: int
@@ -152,6 +225,11 @@ class _Existing:
     order_id: str
 
 
+# A B2B order waiting for stock: (order id, reseller id, product id, qty, created, deadline, deliver channel ("":
+# read over the API; else a group order's codes go to the member through the outbox on that channel)).
+Waiting = tuple[str, int, int, int, datetime, datetime, str]
+
+
 class ResellerRepo(Protocol):
     """Reseller tables, on the connection of the unit of work given (storage/resellers.py)."""
 
@@ -182,6 +260,25 @@ class ResellerRepo(Protocol):
                           forget_before: datetime | None) -> set[tuple[str, str]]:
         """Records (key id, nonce) pairs; returns those already recorded (replays). Drops ones older than
         forget_before now and then."""
+    # -- second part: owners, top-ups, commissions, waiting orders
+    async def owner_of(self, uow: UnitOfWork, buyer: Buyer) -> int | None: ...
+    async def set_owner(self, uow: UnitOfWork, buyer: Buyer, reseller_id: int | None, at: datetime) -> None: ...
+    async def owned(self, uow: UnitOfWork, buyers: Sequence[Buyer]) -> set[str]:
+        """Keys (channel:id) of the given buyers that act for some reseller."""
+    async def add_topup(self, uow: UnitOfWork, t: Topup) -> None: ...
+    async def topup(self, uow: UnitOfWork, topup_id: str) -> Topup | None: ...
+    async def move_topup(self, uow: UnitOfWork, topup_id: str, old: str, new: str, values: dict[str, Any]
+                         ) -> bool: ...
+    async def referrals(self, uow: UnitOfWork, buyers: Sequence[Buyer]) -> dict[str, str]:
+        """Buyer key -> the start payload kept on first contact (customers.state), for those that have one."""
+    async def add_commissions(self, uow: UnitOfWork, rows: Sequence[CommissionEntry]) -> None: ...
+    async def commission_refs(self, uow: UnitOfWork, refs: Sequence[str]) -> dict[str, CommissionEntry]: ...
+    async def commission_sum(self, uow: UnitOfWork, reseller_id: int) -> int: ...
+    async def commission_entries(self, uow: UnitOfWork, reseller_id: int, limit: int) -> list[CommissionEntry]: ...
+    async def add_waiting(self, uow: UnitOfWork, rows: Sequence[Waiting]) -> None: ...
+    async def waiting(self, uow: UnitOfWork, product_ids: Sequence[int] | None) -> list[Waiting]:
+        """Waiting B2B orders, oldest first."""
+    async def drop_waiting(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None: ...
 
 
 def request_fingerprint(sku: str, qty: int, account: str = "") -> str:
@@ -226,6 +323,10 @@ class ResellerDesk:
         self.vault = shop.vault
         self._keys: dict[str, tuple[float, ApiKey | None, Reseller | None]] = {}
         self._nonce_sweep = 0.0
+        self.commission = CommissionPolicy()  # rates (config `resellers`, run.py)
+        self.wait = timedelta(hours=24)  # partial policy `wait`: refunded when no stock came within this
+        self.topup_minutes = 15  # how long a top-up invoice / QR code may be paid
+        self.topup_choices: list[tuple[int, int | None]] = []  # (amount, Stars price) offered in the chat
 
     @classmethod
     def attach(cls, shop: Any, repo: ResellerRepo) -> ResellerDesk:
@@ -234,8 +335,19 @@ class ResellerDesk:
         shop.notifiers.setdefault(CHANNEL, ApiNotifier())
         shop.committer.register("b2b_order", desk._order_batch)
         shop.committer.register("api_nonce", desk._nonce_batch)
+        shop.committer.register("b2b_fill", desk._fill_batch)
+        shop.book.paid_hooks.append(desk._accrue)  # commissions, in the payment's own transaction
+        shop.dispatcher.refunded_hooks.append(desk._reverse)  # ... reversed in the refund's
         shop.resellers = desk
         return desk
+
+    def configure(self, cfg: Any) -> ResellerDesk:
+        """Rates, the wait and the top-up time from the `resellers` config section (core/settings.py)."""
+        self.commission = CommissionPolicy(cfg.commission_bp, dict(cfg.commissions))
+        self.wait = timedelta(hours=cfg.wait_hours)
+        self.topup_minutes = cfg.topup_minutes
+        self.topup_choices = [(c.amount, c.stars) for c in cfg.topup_choices]
+        return self
 
     # -- accounts (merchant use cases) ------------------------------------------------------------------------
     async def create(self, name: str, *, discount_percent: int = 0, prices: dict[str, int] | None = None,
@@ -373,8 +485,6 @@ class ResellerDesk:
         return await self.shop.committer.submit("api_nonce", (key_id, nonce, window_seconds))
 
     async def _nonce_batch(self, uow: UnitOfWork, items: Sequence[tuple[str, str, float]]) -> list[Any]:
-        from datetime import timedelta
-
         now = self.clock.now()
         window = max(w for _, _, w in items)
         sweep = time.monotonic() - self._nonce_sweep > 60
@@ -470,12 +580,14 @@ class ResellerDesk:
         return B2BOrder(order, product, decrypt_codes(self.vault, stored), False)
 
     async def _order_batch(self, uow: UnitOfWork, reqs: Sequence[_OrderRequest]) -> list[Any]:
-        """Make, pay (wallet) and sell each B2B order; a refused one holds and debits nothing."""
+        """Make, pay (wallet) and sell each B2B order; a refused one holds and debits nothing. Orders waiting for
+        stock (policy `wait`) are served first, oldest first, so a newer order never takes their codes."""
         now = self.clock.now()
         results: list[Any] = [None] * len(reqs)
         landed = await self.repo.idempotent(uow, sorted({(r.reseller_id, r.key) for r in reqs}))
-        resellers = await self.repo.lock(uow, sorted({r.reseller_id for r in reqs}))
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
+        waiting = await self.repo.waiting(uow, sorted(products))
+        resellers = await self.repo.lock(uow, sorted({r.reseller_id for r in reqs} | {w[1] for w in waiting}))
         first: dict[tuple[int, str], int] = {}
         todo: list[int] = []
         for i, r in enumerate(reqs):
@@ -490,21 +602,24 @@ class ResellerDesk:
                 todo.append(i)
         wanted: dict[int, int] = {}
         supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.shop.supply.supplier_for(p)}
-        for i in todo:
-            r, p = reqs[i], products.get(reqs[i].product_id)
-            if p is not None and p.kind is Kind.CODE and 1 <= r.qty <= MAX_QTY:
-                wanted[p.id] = wanted.get(p.id, 0) + r.qty
+        for pid, qty in [(w[2], w[3]) for w in waiting] + [(reqs[i].product_id, reqs[i].qty) for i in todo]:
+            p = products.get(pid)
+            if p is not None and p.kind is Kind.CODE and 1 <= qty <= MAX_QTY:
+                wanted[p.id] = wanted.get(p.id, 0) + qty
         pools = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
+        await self._serve_waiting(uow, waiting, pools, now)
         live = await uow.codes.reusable_for(sorted({p.id for p in products.values() if p.kind is Kind.REUSABLE}))
         balance = {rid: r.balance for rid, r in resellers.items()}
         made: list[tuple[int, Order, Product]] = []
         assignments: list[tuple[int, str]] = []
         entries: list[WalletEntry] = []
+        waits: list[Waiting] = []
         supply: list[OutboxItem] = []
         for i in todo:
             r = reqs[i]
             reseller, p = resellers.get(r.reseller_id), products.get(r.product_id)
-            err = self._refusal(r, reseller, p, pools, live, supplied)
+            policy = partial_policy(p) if p is not None else "refuse"
+            err = self._refusal(r, reseller, p, pools, live, supplied, policy)
             if err is None:
                 assert reseller is not None and p is not None
                 unit = reseller.price_for(p)
@@ -517,20 +632,34 @@ class ResellerDesk:
                 continue
             assert reseller is not None and p is not None
             pending = p.kind in SUPPLIED  # bought upstream after this commit (outbox buy / topup)
+            short = p.kind is Kind.CODE and len(pools[p.id]) < r.qty  # only with policy partial or wait
+            waits_for_stock = short and policy == "wait"
+            later = pending or waits_for_stock
             order = Order(r.order_id, r.buyer or reseller.buyer, r.chat_id, p.id, r.qty, unit, amount, p.currency,
-                          None, OrderStatus.PENDING if pending else OrderStatus.DELIVERED, r.language, now, now,
-                          paid_at=now, delivered_at=None if pending else now, account=r.account)
-            if pending:  # a group order's codes then go to the member like its pool codes would (r.deliver)
-                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", r.deliver or CHANNEL,
-                                         r.chat_id, order.id, {"language": r.language}))
-            elif p.kind is Kind.CODE:
-                take, pools[p.id] = pools[p.id][: r.qty], pools[p.id][r.qty :]
-                assignments.extend((cid, order.id) for cid in take)
-            else:
-                order.reusable_code_id = live[p.id]
+                          None, OrderStatus.PENDING if later else OrderStatus.DELIVERED, r.language, now, now,
+                          paid_at=now, delivered_at=None if later else now, account=r.account)
             balance[reseller.id] -= amount
             entries.append(WalletEntry(None, reseller.id, "debit", -amount, balance[reseller.id],
                                        f"order:{order.id}", now, order.id, actor=order.buyer.key))
+            if pending:  # a group order's codes then go to the member like its pool codes would (r.deliver)
+                supply.append(OutboxItem(None, "topup" if p.kind is Kind.TOPUP else "buy", r.deliver or CHANNEL,
+                                         r.chat_id, order.id, {"language": r.language}))
+            elif waits_for_stock:
+                pools[p.id] = []  # first come first served: later orders of this product queue behind it
+                waits.append((order.id, reseller.id, p.id, r.qty, now, now + self.wait, r.deliver or ""))
+            elif p.kind is Kind.CODE:
+                if short:  # policy partial: what there is, the rest credited back at once
+                    got = len(pools[p.id])
+                    back = unit * (r.qty - got)
+                    order.qty, order.amount, order.note = got, unit * got, f"partial {got}/{r.qty}"
+                    balance[reseller.id] += back
+                    entries.append(WalletEntry(None, reseller.id, "refund", back, balance[reseller.id],
+                                               f"partial:{order.id}", now, order.id, actor="system",
+                                               note=f"{r.qty - got} of {r.qty} not in stock"))
+                take, pools[p.id] = pools[p.id][: order.qty], pools[p.id][order.qty :]
+                assignments.extend((cid, order.id) for cid in take)
+            else:
+                order.reusable_code_id = live[p.id]
             made.append((i, order, p))
         if made:
             orders = [o for _, o, _ in made]
@@ -538,7 +667,7 @@ class ResellerDesk:
             if assignments:
                 if await uow.codes.hold(assignments) != len(assignments):
                     raise ConflictError("codes were claimed by another process")
-                pool_ids = [o.id for o in orders if o.reusable_code_id is None]
+                pool_ids = [o.id for o in orders if o.reusable_code_id is None and o.status is OrderStatus.DELIVERED]
                 if await uow.codes.sell_held(pool_ids) != len(assignments):
                     raise ConflictError("held codes changed under a B2B order")
             payer = {reqs[i].order_id: Buyer(CHANNEL, str(reqs[i].reseller_id)).key for i, _, _ in made}
@@ -550,6 +679,7 @@ class ResellerDesk:
                 if not await self.repo.set_balance(uow, rid, resellers[rid].balance, balance[rid]):
                     raise ConflictError("wallet balance changed under a B2B order")
             await self.repo.add_entries(uow, entries)
+            await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
             delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
@@ -566,9 +696,9 @@ class ResellerDesk:
                 await uow.outbox.add_many(supply)
             if sends or supply:
                 self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
-            stored = await load_stored(uow, orders)
+            stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED])
             for i, o, p in made:
-                results[i] = _Made(o, p, stored[o.id], balance[reqs[i].reseller_id])
+                results[i] = _Made(o, p, stored.get(o.id, []), balance[reqs[i].reseller_id])
         for i, r in enumerate(reqs):  # a key repeated within this batch: the first request's outcome
             k = (r.reseller_id, r.key)
             if results[i] is None:
@@ -584,7 +714,7 @@ class ResellerDesk:
 
     @staticmethod
     def _refusal(r: _OrderRequest, reseller: Reseller | None, p: Product | None, pools: dict[int, list[int]],
-                 live: dict[int, int], supplied: set[int]) -> Exception | None:
+                 live: dict[int, int], supplied: set[int], policy: str = "refuse") -> Exception | None:
         if reseller is None:
             return ResellerError("unknown_reseller", reseller=r.reseller_id)
         if reseller.status != "active":
@@ -600,11 +730,88 @@ class ResellerDesk:
         top = MAX_QTY if p.kind in (Kind.CODE, Kind.SUPPLIER) else 1
         if not 1 <= r.qty <= top:
             return StoreError(ErrorCode.BAD_QUANTITY, min=1, max=top)
-        if p.kind is Kind.CODE and len(pools.get(p.id, [])) < r.qty:
-            return StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=len(pools.get(p.id, [])))
+        have = len(pools.get(p.id, []))
+        if p.kind is Kind.CODE and have < r.qty and (policy == "refuse" or (policy == "partial" and have == 0)):
+            return StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=have)
         if p.kind is Kind.REUSABLE and p.id not in live:
             return StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=0)
         return None
+
+    # -- orders waiting for stock (partial policy `wait`) ------------------------------------------------------
+    async def fill_waiting(self, product_ids: Sequence[int] | None = None) -> tuple[int, int]:
+        """Complete B2B orders waiting for stock, oldest first, now that codes came in (import, restock job); those
+        waiting longer than the configured wait are refunded to the wallet. Returns (completed, refunded)."""
+        out: tuple[int, int] = await self.shop.committer.submit(
+            "b2b_fill", None if product_ids is None else tuple(sorted(set(product_ids))))
+        return out
+
+    async def _fill_batch(self, uow: UnitOfWork, items: Sequence[tuple[int, ...] | None]) -> list[Any]:
+        now = self.clock.now()
+        scope = None if any(i is None for i in items) else sorted({pid for i in items if i for pid in i})
+        waiting = await self.repo.waiting(uow, scope)
+        if not waiting:
+            return [(0, 0)] * len(items)
+        resellers = await self.repo.lock(uow, sorted({w[1] for w in waiting}))
+        wanted: dict[int, int] = {}
+        for w in waiting:
+            wanted[w[2]] = wanted.get(w[2], 0) + w[3]
+        pools = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
+        served = await self._serve_waiting(uow, waiting, pools, now)
+        late = [w for w in waiting if w[0] not in served and w[5] <= now]
+        if late:
+            orders = await uow.orders.get_many([w[0] for w in late], for_update=True)
+            late = [w for w in late if w[0] in orders and orders[w[0]].status is OrderStatus.PENDING]
+            balance = {rid: r.balance for rid, r in resellers.items()}
+            entries: list[WalletEntry] = []
+            for w in late:
+                o = orders[w[0]]
+                balance[w[1]] += o.amount
+                entries.append(WalletEntry(None, w[1], "refund", o.amount, balance[w[1]], f"waited:{o.id}", now, o.id,
+                                           actor="system", note="no stock within the wait"))
+            for rid in sorted({w[1] for w in late}):
+                if not await self.repo.set_balance(uow, rid, resellers[rid].balance, balance[rid]):
+                    raise ConflictError("wallet balance changed under a refund")
+            await self.repo.add_entries(uow, entries)
+            await uow.orders.set_status([w[0] for w in late], OrderStatus.REFUNDED, now)
+            await self.repo.drop_waiting(uow, [w[0] for w in late])
+            await uow.audit.add_many([AuditEntry("refund", "system", CHANNEL, now, w[0], w[2],
+                                                 detail={"reason": "waited", "amount": orders[w[0]].amount})
+                                      for w in late])
+        return [(len(served), len(late))] * len(items)
+
+    async def _serve_waiting(self, uow: UnitOfWork, waiting: Sequence[Waiting], pools: dict[int, list[int]],
+                             now: datetime) -> set[str]:
+        """Waiting orders served from the pools, oldest first, all of an order's codes or none; the first one that
+        cannot be served stops its product (its pool is emptied: nobody overtakes it). A group order's codes go to
+        its member through the outbox, like when it was made."""
+        assignments: list[tuple[int, str]] = []
+        served: list[Waiting] = []
+        for w in waiting:
+            pool = pools.get(w[2], [])
+            if len(pool) < w[3]:
+                pools[w[2]] = []
+                continue
+            assignments.extend((cid, w[0]) for cid in pool[: w[3]])
+            pools[w[2]] = pool[w[3] :]
+            served.append(w)
+        if not served:
+            return set()
+        ids = [w[0] for w in served]
+        if await uow.codes.hold(assignments) != len(assignments) or \
+                await uow.codes.sell_held(ids) != len(assignments):
+            raise ConflictError("codes were claimed by another process")
+        await uow.orders.set_status(ids, OrderStatus.DELIVERED, now, delivered=True)
+        await self.repo.drop_waiting(uow, ids)
+        await uow.audit.add_many([AuditEntry("deliver", "system", CHANNEL, now, w[0], w[2],
+                                             detail={"codes": w[3], "via": w[6] or "api", "waited": True})
+                                  for w in served])
+        to_send = [w for w in served if w[6]]
+        if to_send:
+            orders = await uow.orders.get_many([w[0] for w in to_send])
+            await uow.outbox.add_many([OutboxItem(None, "deliver", w[6], orders[w[0]].chat_id, w[0],
+                                                  {"language": orders[w[0]].language}) for w in to_send])
+            self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
+        return set(ids)
 
     # -- refunds ----------------------------------------------------------------------------------------------
     async def refund_to_wallet(self, payment: Payment, reason: str) -> None:
@@ -626,6 +833,224 @@ class ResellerDesk:
                 raise ConflictError("wallet balance changed")
             await self.repo.add_entries(uow, [entry])
             await uow.commit()
+
+    # -- who acts for a reseller in the chat --------------------------------------------------------------------
+    async def bind_owner(self, reseller_id: int, buyer: Buyer | None, *, unbind: Buyer | None = None) -> None:
+        """A merchant lets a chat identity (telegram:<id>, wechat:<openid>) act for a reseller (its wallet top-ups
+        and commission view), or takes that away (`unbind`). Audited."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            if await self.repo.get(uow, reseller_id) is None:
+                raise ResellerError("unknown_reseller", reseller=reseller_id)
+            who = buyer or unbind
+            assert who is not None
+            await self.repo.set_owner(uow, who, reseller_id if buyer is not None else None, now)
+            await uow.audit.add_many([AuditEntry("reseller", "merchant", CHANNEL, now, detail={
+                "reseller": reseller_id, "op": "owner" if buyer is not None else "unowner", "who": who.key})])
+            await uow.commit()
+
+    async def reseller_of(self, buyer: Buyer) -> Reseller | None:
+        """The reseller this chat identity acts for (active or not), or None."""
+        async with self.uow() as uow:
+            rid = await self.repo.owner_of(uow, buyer)
+            return await self.repo.get(uow, rid) if rid is not None else None
+
+    # -- top-ups paid by the reseller (Telegram Stars, WeChat Pay) ----------------------------------------------
+    async def start_topup(self, reseller: Reseller, payer: Buyer, amount: int, provider: str,
+                          stars: int | None = None) -> Topup:
+        """A top-up to be paid: its id goes into the Stars invoice (payload) or the WeChat Pay order
+        (out_trade_no); paying it credits `amount` once."""
+        if amount <= 0 or (stars is not None and stars <= 0):
+            raise ResellerError("bad_amount", amount=amount)
+        if reseller.status != "active":
+            raise ResellerError("account_suspended")
+        now = self.clock.now()
+        t = Topup(TOPUP_PREFIX + new_order_id(now), reseller.id, amount, reseller.currency, stars, provider,
+                  payer.key, "open", now, now + timedelta(minutes=self.topup_minutes))
+        async with self.uow(write=True) as uow:
+            await self.repo.add_topup(uow, t)
+            await uow.commit()
+        return t
+
+    async def topup(self, topup_id: str) -> Topup | None:
+        async with self.uow() as uow:
+            return await self.repo.topup(uow, topup_id)
+
+    async def topup_payable(self, topup_id: str, payer: Buyer, amount: int, currency: str) -> str | None:
+        """Before a provider takes the money (Telegram's pre-checkout): None when this payer may pay this amount
+        for this open top-up now, else why not (unknown | not_yours | expired | not_payable | amount)."""
+        t = await self.topup(topup_id)
+        if t is None:
+            return "unknown"
+        if t.payer != payer.key:
+            return "not_yours"
+        if t.status != "open":
+            return "not_payable"
+        if t.expires_at <= self.clock.now():
+            return "expired"
+        if (amount, currency) != _price_of(t):
+            return "amount"
+        return None
+
+    async def topup_wallet(self, topup_id: str, provider: str, txn_id: str, amount: int, currency: str,
+                           payer: Buyer | None = None) -> TopupResult:
+        """A provider says a top-up was paid: recorded once by (provider, txn id); the first payment of an open
+        top-up credits the wallet (one ledger row); a repeat of the notice does nothing; any other payment (another
+        payer, another amount, a top-up paid already, an unknown one) is refunded through the outbox."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            t = await self.repo.topup(uow, topup_id)
+            # The reseller's row is locked before the payment is looked for: a concurrent notice of the same
+            # payment (another process) waits here and then finds it recorded.
+            r = (await self.repo.lock(uow, [t.reseller_id])).get(t.reseller_id) if t is not None else None
+            if await uow.payments.existing([(provider, txn_id)]):
+                return TopupResult("duplicate", await self.repo.topup(uow, topup_id))
+            reason = ""
+            if t is None or r is None:
+                reason = "unknown_order"
+            elif payer is not None and payer.key != t.payer:
+                reason = "wrong_payer"
+            elif t.provider != provider or (amount, currency) != _price_of(t):
+                reason = "amount_mismatch"
+            elif t.status != "open":
+                reason = "paid_twice"
+            who = payer.key if payer is not None else (t.payer if t is not None else "")
+            [pay] = await uow.payments.insert_many([Payment(None, None, provider, txn_id, amount, currency, who,
+                                                            "refund_pending" if reason else "captured", now)])
+            balance = None
+            if reason:
+                channel, _, recipient = who.partition(":")
+                await uow.outbox.add_many([OutboxItem(None, "refund", channel, recipient, None, {
+                    "payment_id": pay.id, "reason": reason, "language": ""})])
+            else:
+                assert t is not None and r is not None
+                if not await self.repo.move_topup(uow, t.id, "open", "paid", {"payment_id": pay.id, "paid_at": now}):
+                    raise ConflictError("top-up changed under its payment")
+                balance = r.balance + t.amount
+                if not await self.repo.set_balance(uow, r.id, r.balance, balance):
+                    raise ConflictError("wallet balance changed")
+                await self.repo.add_entries(uow, [WalletEntry(None, r.id, "topup", t.amount, balance, f"topup:{t.id}",
+                                                              now, actor=who, note=f"{provider} {txn_id}"[:200])])
+                t.status, t.payment_id, t.paid_at = "paid", pay.id, now
+            await uow.audit.add_many([AuditEntry("topup" if not reason else "refund", who or "system", CHANNEL, now,
+                                                 detail={"topup": topup_id, "provider": provider,
+                                                         "payment_id": pay.id, "reason": reason})])
+            await uow.commit()
+        if reason:
+            self.shop.dispatcher.wake()
+            return TopupResult("refunding", t, reason)
+        return TopupResult("credited", t, balance=balance)
+
+    async def refund_topup(self, topup_id: str, *, actor: str) -> WalletEntry:
+        """A merchant gives a paid top-up back: the wallet is debited by it (never below the credit limit) and the
+        payment refunded through its provider (the outbox retries until the provider takes it)."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            t = await self.repo.topup(uow, topup_id)
+            if t is None or t.payment_id is None:
+                raise ResellerError("unknown_topup", topup=topup_id)
+            r = (await self.repo.lock(uow, [t.reseller_id]))[t.reseller_id]
+            if t.status != "paid":
+                raise ResellerError("topup_not_paid", topup=topup_id, status=t.status)
+            if r.balance + r.credit_limit < t.amount:
+                raise ResellerError("insufficient_funds", needed=t.amount, available=r.balance + r.credit_limit)
+            entry = WalletEntry(None, r.id, "topup_back", -t.amount, r.balance - t.amount, f"topup_back:{t.id}", now,
+                                actor=actor, note="top-up refunded")
+            if not await self.repo.move_topup(uow, t.id, "paid", "refunded", {}) or \
+                    not await self.repo.set_balance(uow, r.id, r.balance, entry.balance_after):
+                raise ConflictError("top-up or wallet changed")
+            await self.repo.add_entries(uow, [entry])
+            await uow.payments.set_status(t.payment_id, "refund_pending")
+            channel, _, recipient = t.payer.partition(":")
+            await uow.outbox.add_many([OutboxItem(None, "refund", channel, recipient, None, {
+                "payment_id": t.payment_id, "reason": "topup_refund", "language": ""})])
+            await uow.audit.add_many([AuditEntry("refund", actor, CHANNEL, now, detail={
+                "topup": t.id, "reseller": r.id, "amount": t.amount})])
+            await uow.commit()
+        self.shop.dispatcher.wake()
+        return entry
+
+    # -- commissions (分销) ----------------------------------------------------------------------------------------
+    async def _accrue(self, uow: UnitOfWork, orders: Sequence[Order]) -> None:
+        """In a payment batch's transaction: a commission row for each paid order of a referred customer (at most
+        one per order: the ref is unique). A reseller's own identities earn nothing on their own orders."""
+        chat = [o for o in orders if o.buyer.channel != CHANNEL and o.amount > 0]
+        if not chat or not (self.commission.default_bp or any(self.commission.by_reseller.values())):
+            return  # no commissions configured: not even the customers' read
+        buyers = sorted({o.buyer for o in chat}, key=lambda b: b.key)
+        payloads = await self.repo.referrals(uow, buyers)
+        ref_of = {k: int(v[len(REF_PREFIX):]) for k, v in payloads.items()
+                  if v.startswith(REF_PREFIX) and v[len(REF_PREFIX):].isdigit() and len(v) < 20}
+        if not ref_of:
+            return
+        own = await self.repo.owned(uow, [b for b in buyers if b.key in ref_of])
+        resellers = {rid: await self.repo.get(uow, rid) for rid in sorted(set(ref_of.values()))}
+        now = self.clock.now()
+        rows: list[CommissionEntry] = []
+        for o in chat:
+            r = resellers.get(ref_of.get(o.buyer.key, -1))
+            if r is None or r.status != "active" or o.buyer.key in own:
+                continue
+            amount = commission_of(o.amount, self.commission.rate(r))
+            if amount > 0:
+                rows.append(CommissionEntry(None, r.id, "accrual", amount, o.currency, f"accrue:{o.id}", now, o.id,
+                                            actor=o.buyer.key))
+        if rows:
+            known = await self.repo.commission_refs(uow, [e.ref for e in rows])
+            await self.repo.add_commissions(uow, [e for e in rows if e.ref not in known])
+
+    async def _reverse(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
+        """In the refund's transaction: the commission of each refunded order is taken back (once)."""
+        if not order_ids:
+            return
+        accrued = await self.repo.commission_refs(uow, [f"accrue:{oid}" for oid in order_ids])
+        if not accrued:
+            return
+        done = await self.repo.commission_refs(uow, [f"reverse:{e.order_id}" for e in accrued.values()])
+        now = self.clock.now()
+        await self.repo.add_commissions(uow, [
+            CommissionEntry(None, e.reseller_id, "reversal", -e.amount, e.currency, f"reverse:{e.order_id}", now,
+                            e.order_id, actor="system", note="order refunded")
+            for e in accrued.values() if f"reverse:{e.order_id}" not in done])
+
+    async def payout(self, reseller_id: int, amount: int, *, actor: str, note: str = "") -> CommissionEntry:
+        """A merchant records a commission paid out to a reseller: never more than its commission balance (the
+        reseller's row is locked meanwhile, so two payouts cannot both spend the same balance)."""
+        if amount <= 0:
+            raise ResellerError("bad_amount", amount=amount)
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            r = (await self.repo.lock(uow, [reseller_id])).get(reseller_id)
+            if r is None:
+                raise ResellerError("unknown_reseller", reseller=reseller_id)
+            have = await self.repo.commission_sum(uow, reseller_id)
+            if amount > have:
+                raise ResellerError("insufficient_commission", needed=amount, available=have)
+            e = CommissionEntry(None, reseller_id, "payout", -amount, r.currency,
+                                f"payout:{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}", now, actor=actor, note=note[:200])
+            await self.repo.add_commissions(uow, [e])
+            await uow.audit.add_many([AuditEntry("reseller", actor, CHANNEL, now, detail={
+                "reseller": reseller_id, "op": "payout", "amount": amount})])
+            await uow.commit()
+        return e
+
+    async def commissions(self, reseller_id: int, *, limit: int = 20) -> tuple[int, list[CommissionEntry]]:
+        """The commission balance (accrued - reversed - paid out) and the newest entries."""
+        async with self.uow() as uow:
+            return (await self.repo.commission_sum(uow, reseller_id),
+                    await self.repo.commission_entries(uow, reseller_id, max(1, min(limit, 500))))
+
+
+def _price_of(t: Topup) -> tuple[int | None, str]:
+    """What the provider charges for a top-up: its Stars (XTR) on Telegram, else its amount in its currency."""
+    return (t.stars, "XTR") if t.stars else (t.amount, t.currency)
+
+
+def partial_policy(product: Product) -> str:
+    """What a B2B order larger than the stock does for this product: refuse (default), partial, wait."""
+    from core.rules import rules_of
+
+    return rules_of(product.rules).partial
 
 
 def _check_tier(discount_percent: int, prices: dict[str, int], credit_limit: int) -> None:

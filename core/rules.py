@@ -32,7 +32,8 @@ RULE_CODES = (SALE_NOT_STARTED, SALE_ENDED, PER_DAY, PER_BUYER, OPEN_HOLDS, PHON
               RESELLERS_ONLY)
 
 KEYS = ("per_day", "per_buyer", "open_holds", "sale_start", "sale_end", "effective_from", "deliver_on_effective",
-        "phone_required", "regions", "min_level", "resellers_only", "coupon_stacking")
+        "phone_required", "regions", "min_level", "resellers_only", "coupon_stacking", "partial")
+PARTIAL = ("refuse", "partial", "wait")  # a B2B order larger than the stock (core/resellers.py)
 
 
 class RulesError(ValueError):
@@ -59,6 +60,7 @@ class ProductRules:
     min_level: int = 0
     resellers_only: bool = False
     coupon_stacking: bool = True  # used by coupons (marketing): may a coupon be combined with other discounts
+    partial: str = "refuse"  # B2B orders larger than the stock: refuse | partial (deliver, refund the rest) | wait
 
     @property
     def counted(self) -> bool:
@@ -180,6 +182,7 @@ def parse_rules(data: Mapping[str, Any] | None) -> ProductRules:
         phone_required=_bool(data, "phone_required", False), regions_allow=_codes(regions, "allow"),
         regions_block=_codes(regions, "block"), min_level=_int(data, "min_level", 0) or 0,
         resellers_only=_bool(data, "resellers_only", False), coupon_stacking=_bool(data, "coupon_stacking", True),
+        partial=_partial(data),
     )
     if rules.deliver_on_effective and rules.effective_from is None:
         raise RulesError("deliver_on_effective", "needs effective_from (the date to deliver on)")
@@ -215,7 +218,16 @@ def normalize_rules(data: Mapping[str, Any] | None) -> dict[str, Any]:
         out["resellers_only"] = True
     if not r.coupon_stacking:
         out["coupon_stacking"] = False
+    if r.partial != "refuse":
+        out["partial"] = r.partial
     return out
+
+
+def _partial(data: Mapping[str, Any]) -> str:
+    v = data.get("partial", "refuse")
+    if v not in PARTIAL:
+        raise RulesError("partial", f"must be one of {', '.join(PARTIAL)}")
+    return str(v)
 
 
 _PARSED: dict[str, ProductRules] = {}

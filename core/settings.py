@@ -854,6 +854,35 @@ class Risk(BaseModel):
         return self
 
 
+class TopupChoice(BaseModel):
+    """One amount a reseller may top its wallet up by in the chat (issue 8)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=1, le=100_000_000)  # credited, minor units of the reseller's currency (WeChat Pay: CNY fen)
+    stars: int | None = Field(None, ge=1, le=100_000)  # its Telegram Stars price; none: not offered on Telegram
+
+
+class Resellers(BaseModel):
+    """Reseller wallets paid in the chat, the partial-stock wait and commissions (core/resellers.py, issue 8)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topup_choices: list[TopupChoice] = Field(default_factory=list, max_length=8)  # none: no "Top up wallet" entry
+    topup_minutes: int = Field(15, ge=1, le=1440)  # a top-up invoice / QR code may be paid this long
+    wait_hours: float = Field(24, gt=0, le=720)  # rule partial: wait -- refunded when no stock came within this
+    commission_bp: int = Field(0, ge=0, le=10_000)  # basis points (1/100 %) of a referred customer's paid order
+    commissions: dict[str, int] = Field(default_factory=dict)  # reseller name -> its own rate in basis points
+
+    @field_validator("commissions")
+    @classmethod
+    def _rates(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, v in value.items() if not 0 <= v <= 10_000]
+        if bad:
+            _fail(*(((k,), "basis points from 0 to 10000") for k in bad))
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -868,12 +897,13 @@ class Settings(BaseModel):
     jobs: Jobs = Field(default_factory=Jobs)
     suppliers: dict[str, Supplier] = Field(default_factory=dict)
     risk: Risk = Field(default_factory=Risk)
+    resellers: Resellers = Field(default_factory=Resellers)
     card_faces: dict[str, CardFace] = Field(default_factory=dict)  # reseller name -> its card face
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs", "risk",
-                     mode="before")
+                     "resellers", mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".

@@ -9,6 +9,7 @@
     /audit ID                                the order's whole audit trail (code ids, never codes)
     /reissue ID                              answer a ticket: the order's codes replaced from the pool
     /reject ID TEXT                          answer a ticket: the buyer gets TEXT
+    /payout RESELLER AMOUNT                  record a commission paid out (minor units; handlers/wallet.py)
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
+                      "/reissue", "/reject", "/payout"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -263,6 +264,10 @@ class AdminFlow:
             return await risk_admin.run(self, ctx, command, rest)
         if command in RESELLER_COMMANDS:
             return [await self._reseller(ctx, command, args, rest)]
+        if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
+            from handlers.wallet import payout_command
+
+            return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
@@ -284,7 +289,8 @@ class AdminFlow:
 
     def _help(self, lang: str) -> Screen:
         t = self.i18n.t
-        body = "\n".join(t(lang, key) for key in ("admin.help.body", "risk.admin.help", "groups.admin.help"))
+        body = "\n".join(t(lang, key) for key in ("admin.help.body", "risk.admin.help", "groups.admin.help",
+                                                   "wallet.admin.help"))
         return Screen(t(lang, "admin.help.title"), body)
 
     def _title(self, p: Product | None, lang: str) -> str:

@@ -18,6 +18,7 @@ from core.settings import localized
 from core.rules import rules_of
 from core.shop import Shop
 from handlers import risk as risk_ui
+from handlers import wallet as wallet_ui
 from handlers.screen import Action, Screen
 from locales import Translator
 
@@ -149,7 +150,9 @@ class CustomerFlow:
         if name == "tuc":
             return [await self._topup_confirmed(cust, ctx, lang, _n(args[0]))]
         if name == "menu":
-            return [await self._menu(lang)]
+            return [await wallet_ui.with_entry(self, ctx.buyer, lang, await self._menu(lang))]
+        if name in wallet_ui.ACTIONS:  # a reseller's wallet: top-ups, commissions (handlers/wallet.py)
+            return await wallet_ui.dispatch(self, ctx, lang, name, args)
         if name == "help":
             return [self._help(lang)]
         if name == "lang":

@@ -24,8 +24,9 @@ from sqlalchemy import (
     update,
 )
 
-from core.resellers import ApiKey, Reseller, WalletEntry
-from storage.tables import TS, BigId, metadata
+from core.models import Buyer
+from core.resellers import ApiKey, CommissionEntry, Reseller, Topup, WalletEntry, Waiting
+from storage.tables import TS, BigId, customers, metadata
 
 resellers = Table(
     "resellers", metadata,
@@ -87,6 +88,57 @@ api_nonces = Table(
     Column("nonce", String(64), primary_key=True),
     Column("seen_at", TS, nullable=False),
     Index("ix_api_nonces_seen", "seen_at"),
+)
+
+
+# -- issue 8, second part (migration 0009_wallet_commissions) ---------------------------------------------------
+# A top-up the reseller asked to pay (Telegram Stars invoice / WeChat Pay QR): its id is the invoice payload or
+# out_trade_no; paid once (status open -> paid -> refunded), the payment's row in `payments` is unique per txn.
+wallet_topups = Table(
+    "wallet_topups", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("reseller_id", Integer, ForeignKey("resellers.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # minor units of the wallet's currency credited
+    Column("currency", String(3), nullable=False),
+    Column("stars", Integer),  # the Telegram Stars price, when paid with Stars
+    Column("provider", String(24), nullable=False),
+    Column("payer", String(96), nullable=False),  # channel:id of whom the invoice was made for
+    Column("status", String(12), nullable=False),  # open | paid | refunded
+    Column("payment_id", BigInteger),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("paid_at", TS),
+)
+
+# Commissions (分销): + accrual per paid order of a referred customer, - reversal when it is refunded,
+# - payout recorded by a merchant. The balance is the sum; `ref` is unique (accrue:<order>, reverse:<order>).
+commissions = Table(
+    "commissions", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("reseller_id", Integer, ForeignKey("resellers.id"), nullable=False),
+    Column("kind", String(12), nullable=False),  # accrual | reversal | payout
+    Column("amount", BigInteger, nullable=False),  # signed, minor units
+    Column("currency", String(3), nullable=False),
+    Column("order_id", String(24)),
+    Column("ref", String(96), nullable=False, unique=True),
+    Column("actor", String(96), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Index("ix_commissions_reseller", "reseller_id", "id"),
+)
+
+# B2B orders waiting for stock (partial policy `wait`): completed first come first served on restock.
+b2b_waiting = Table(
+    "b2b_waiting", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),  # arrival order: first come first served
+    Column("order_id", String(24), nullable=False, unique=True),
+    Column("reseller_id", Integer, ForeignKey("resellers.id"), nullable=False),
+    Column("product_id", Integer, nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("deadline", TS, nullable=False),
+    Column("deliver", String(24), nullable=False, server_default=""),  # "" API; else the group order's channel
+    Index("ix_b2b_waiting_product", "product_id", "id"),
 )
 
 
@@ -216,6 +268,107 @@ class SqlResellerRepo:
         if new:  # another process inserting the same pair meanwhile: the unique key fails this batch, retried
             await c.execute(api_nonces.insert(), [{"key_id": k, "nonce": n, "seen_at": at} for k, n in new])
         return seen
+
+    # -- second part: owners, top-ups, referrals, commissions, waiting orders -----------------------------------
+    # The chat identity that acts for a reseller is its owner (storage/groups.py `reseller_owners`, one a reseller).
+    async def owner_of(self, uow: Any, buyer: Buyer) -> int | None:
+        from storage.groups import reseller_owners as ro
+
+        r = (await self._c(uow).execute(select(ro.c.reseller_id).where(ro.c.owner == buyer.key))).first()
+        return int(r.reseller_id) if r else None
+
+    async def set_owner(self, uow: Any, buyer: Buyer, reseller_id: int | None, at: datetime) -> None:
+        from storage.groups import reseller_owners as ro
+
+        if reseller_id is None:
+            await self._c(uow).execute(delete(ro).where(ro.c.owner == buyer.key))
+            return
+        await self._c(uow).execute(delete(ro).where((ro.c.owner == buyer.key) | (ro.c.reseller_id == reseller_id)))
+        await self._c(uow).execute(ro.insert().values(reseller_id=reseller_id, owner=buyer.key))
+
+    async def owned(self, uow: Any, buyers: Sequence[Buyer]) -> set[str]:
+        from storage.groups import reseller_owners as ro
+
+        if not buyers:
+            return set()
+        rows = await self._c(uow).execute(select(ro.c.owner).where(ro.c.owner.in_([b.key for b in buyers])))
+        return {r.owner for r in rows}
+
+    async def add_topup(self, uow: Any, t: Topup) -> None:
+        await self._c(uow).execute(wallet_topups.insert().values(
+            id=t.id, reseller_id=t.reseller_id, amount=t.amount, currency=t.currency, stars=t.stars,
+            provider=t.provider, payer=t.payer, status=t.status, payment_id=t.payment_id, created_at=t.created_at,
+            expires_at=t.expires_at, paid_at=t.paid_at))
+
+    async def topup(self, uow: Any, topup_id: str) -> Topup | None:
+        r = (await self._c(uow).execute(select(wallet_topups).where(wallet_topups.c.id == topup_id))).first()
+        return Topup(r.id, r.reseller_id, r.amount, r.currency, r.stars, r.provider, r.payer, r.status, r.created_at,
+                     r.expires_at, r.payment_id, r.paid_at) if r else None
+
+    async def move_topup(self, uow: Any, topup_id: str, old: str, new: str, values: dict[str, Any]) -> bool:
+        res = await self._c(uow).execute(update(wallet_topups).where(
+            wallet_topups.c.id == topup_id, wallet_topups.c.status == old).values(status=new, **values))
+        return res.rowcount == 1
+
+    async def referrals(self, uow: Any, buyers: Sequence[Buyer]) -> dict[str, str]:
+        if not buyers:
+            return {}
+        c = customers.c
+        rows = await self._c(uow).execute(select(c.channel, c.external_id, c.state).where(
+            tuple_(c.channel, c.external_id).in_([(b.channel, b.external_id) for b in buyers])))
+        out: dict[str, str] = {}
+        for r in rows:
+            payload = (r.state or {}).get("start_payload")
+            if isinstance(payload, str) and payload:
+                out[f"{r.channel}:{r.external_id}"] = payload
+        return out
+
+    async def add_commissions(self, uow: Any, rows: Sequence[CommissionEntry]) -> None:
+        if rows:
+            await self._c(uow).execute(commissions.insert(), [
+                {"reseller_id": e.reseller_id, "kind": e.kind, "amount": e.amount, "currency": e.currency,
+                 "order_id": e.order_id, "ref": e.ref, "actor": e.actor, "note": e.note, "created_at": e.created_at}
+                for e in rows])
+
+    async def commission_refs(self, uow: Any, refs: Sequence[str]) -> dict[str, CommissionEntry]:
+        if not refs:
+            return {}
+        rows = await self._c(uow).execute(select(commissions).where(commissions.c.ref.in_(list(refs))))
+        return {r.ref: _commission(r) for r in rows}
+
+    async def commission_sum(self, uow: Any, reseller_id: int) -> int:
+        q = select(func.coalesce(func.sum(commissions.c.amount), 0)).where(commissions.c.reseller_id == reseller_id)
+        return int((await self._c(uow).execute(q)).scalar_one())
+
+    async def commission_entries(self, uow: Any, reseller_id: int, limit: int) -> list[CommissionEntry]:
+        q = (select(commissions).where(commissions.c.reseller_id == reseller_id)
+             .order_by(commissions.c.id.desc()).limit(limit))
+        return [_commission(r) for r in await self._c(uow).execute(q)]
+
+    async def add_waiting(self, uow: Any, rows: Sequence[Waiting]) -> None:
+        if rows:
+            await self._c(uow).execute(b2b_waiting.insert(), [
+                {"order_id": o, "reseller_id": r, "product_id": p, "qty": q, "created_at": at, "deadline": d,
+                 "deliver": dv} for o, r, p, q, at, d, dv in rows])
+
+    async def waiting(self, uow: Any, product_ids: Sequence[int] | None) -> list[Waiting]:
+        c = b2b_waiting.c
+        q = select(b2b_waiting).order_by(c.id)
+        if product_ids is not None:
+            if not product_ids:
+                return []
+            q = q.where(c.product_id.in_(list(product_ids)))
+        return [(r.order_id, r.reseller_id, r.product_id, r.qty, r.created_at, r.deadline, r.deliver)
+                for r in await self._c(uow).execute(q)]
+
+    async def drop_waiting(self, uow: Any, order_ids: Sequence[str]) -> None:
+        if order_ids:
+            await self._c(uow).execute(delete(b2b_waiting).where(b2b_waiting.c.order_id.in_(list(order_ids))))
+
+
+def _commission(r: Any) -> CommissionEntry:
+    return CommissionEntry(r.id, r.reseller_id, r.kind, r.amount, r.currency, r.ref, r.created_at, r.order_id,
+                           r.actor, r.note)
 
 
 def attach(shop: Any) -> Any:

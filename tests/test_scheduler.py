@@ -18,7 +18,7 @@ from tests.helpers import open_shop
 
 EVERY = 0.5
 LEASE = 1.5
-JOBS = ["expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups", "dispatch-outbox"]
+JOBS = ["expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups", "b2b-waiting", "dispatch-outbox"]
 
 
 class QuietAlerts:

@@ -18,6 +18,7 @@ from core.flood import FloodGate
 from core.models import Buyer, OrderStatus, Payment
 from core.orders import PaymentNotice
 from core.ports import Delivery
+from core.resellers import is_topup_id
 from core.shop import Shop
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
@@ -345,6 +346,8 @@ class TelegramFrontend:
             await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{problem}"))
 
     async def _payable(self, user_id: int, payload: str, total: int, currency: str) -> str | None:
+        if is_topup_id(payload) and getattr(self.shop, "resellers", None) is not None:  # a reseller's wallet top-up
+            return await self.shop.resellers.topup_payable(payload, buyer_of(user_id), total, currency)
         try:
             order, _ = await self.shop.order_for(payload, buyer_of(user_id))
         except StoreError as exc:
@@ -358,6 +361,14 @@ class TelegramFrontend:
     async def on_successful_payment(self, user_id: int, chat_id: int, payload: str, charge_id: str, total: int,
                                     currency: str) -> None:
         """Record the payment once by its charge id; the delivery (or a refund) goes out through the outbox."""
+        if is_topup_id(payload) and getattr(self.shop, "resellers", None) is not None:  # credits the wallet once
+            done = await self.shop.resellers.topup_wallet(payload, PROVIDER, charge_id, total, currency,
+                                                          buyer_of(user_id))
+            if done.outcome == "credited":
+                lang = await self.language(user_id, None)
+                await self.port.send(chat_id, OutMessage(html.escape(self.i18n.t(
+                    lang, "wallet.credited", balance=self.i18n.money(done.balance or 0, done.topup.currency, lang)))))
+            return
         result = await self.shop.pay(PaymentNotice(payload or None, PROVIDER, charge_id, total, currency,
                                                    buyer_of(user_id)))
         if result.outcome == "duplicate":

@@ -108,6 +108,7 @@ class PayGateway(Protocol):
     """bots/wechat/pay.py WeChatPayGateway, as far as the storefront uses it."""
 
     async def create_native(self, order: Any, title: str, client_ip: str = "127.0.0.1") -> str: ...
+    async def create_native_topup(self, topup: Any, title: str, client_ip: str = "127.0.0.1") -> str: ...
 
 
 class AdminHook(Protocol):
@@ -344,6 +345,9 @@ class WeChatFrontend:
         t = self.i18n.t
         buyer = buyer_of(openid)
         order_id = str(invoice["order_id"])
+        if invoice.get("topup"):  # a reseller's wallet top-up: its own QR code, nothing held to give back
+            await self._pay_topup(openid, invoice, lang)
+            return
         try:
             if self.gateway is None or self.qr_png is None:
                 raise LookupError("WeChat Pay is not configured")
@@ -365,6 +369,29 @@ class WeChatFrontend:
         minutes = max(1, math.ceil((order.expires_at - self.shop.clock.now()).total_seconds() / 60))  # left
         amount = self.i18n.money(order.amount, order.currency, lang)
         await self.api.send_text(openid, t(lang, "wechat.pay.scan", amount=amount, order=order_id, minutes=minutes))
+
+    async def _pay_topup(self, openid: str, invoice: dict[str, Any], lang: str) -> None:
+        """A wallet top-up's WeChat Pay QR code (its notice credits the wallet once), then the amount to pay."""
+        t = self.i18n.t
+        topup_id = str(invoice["order_id"])
+        try:
+            if self.gateway is None or self.qr_png is None:
+                raise LookupError("WeChat Pay is not configured")
+            topup = await self.shop.resellers.topup(topup_id)
+            if topup is None or topup.payer != buyer_of(openid).key:
+                raise LookupError("not this buyer's top-up")
+            code_url = await self.gateway.create_native_topup(topup, str(invoice["title"]))
+            media_id = await self.api.upload_image(await self._draw(code_url), f"{topup_id}.png")
+            await self.api.send_image(openid, media_id)
+        except (WindowClosed, RecipientUnreachable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the reseller is told; nothing was paid or held
+            log.error("wechat: no payment QR for top-up %s: %s", topup_id, type(exc).__name__)
+            await self.api.send_text(openid, t(lang, "wechat.pay.failed", order=topup_id))
+            return
+        amount = self.i18n.money(topup.amount, topup.currency, lang)
+        await self.api.send_text(openid, t(lang, "wechat.pay.scan", amount=amount, order=topup_id,
+                                           minutes=invoice["minutes"]))
 
     async def _draw(self, code_url: str) -> bytes:
         """The QR PNG, drawn in a worker process: drawing is pure Python (about 10 ms of CPU), and in a thread

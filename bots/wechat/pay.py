@@ -33,6 +33,7 @@ from wechatpy.pay import WeChatPay
 from core.errors import ErrorCode, StoreError
 from core.models import Order, OrderStatus, Payment
 from core.orders import PaymentNotice
+from core.resellers import is_topup_id
 from core.settings import ConfigError
 from locales import Translator
 
@@ -184,6 +185,43 @@ class WeChatPayGateway:
             pending.add_done_callback(lambda _f: self._inflight.pop(order.id, None))
         return await asyncio.shield(pending)
 
+    async def create_native_topup(self, topup: Any, title: str, client_ip: str = "127.0.0.1") -> str:
+        """The code_url of a Native unified order for a reseller's open wallet top-up (core/resellers.py Topup):
+        out_trade_no is the top-up's id, so its notice credits the wallet (handle_notify)."""
+        if topup.status != "open" or topup.expires_at <= self.shop.clock.now():
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=topup.status)
+        if topup.currency != "CNY":
+            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the wallet is in {topup.currency}")
+        data = await self._call(
+            "unifiedorder", "order.create", trade_type="NATIVE", body=_clip(title or topup.id, 128),
+            total_fee=topup.amount, notify_url=self.notify_url, client_ip=client_ip, out_trade_no=topup.id,
+            product_id="wallet", fee_type="CNY", time_start=topup.created_at.astimezone(CHINA),
+            time_expire=max(topup.expires_at, topup.created_at + timedelta(minutes=1)).astimezone(CHINA))
+        if not data.get("code_url"):
+            raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no code_url")
+        return str(data["code_url"])
+
+    async def _topup_notice(self, data: dict[str, Any], topup_id: str, txn: str) -> tuple[int, bytes]:
+        """A paid notice for a wallet top-up: credited once (core/resellers.py topup_wallet). A notice saying
+        another amount is refused unrecorded (like an order's); a second payment of a paid top-up is refunded."""
+        desk = getattr(self.shop, "resellers", None)
+        topup = await desk.topup(topup_id) if desk is not None else None
+        if topup is None:
+            log.warning("wechat pay: refused a notice for unknown top-up %s", topup_id)
+            return 400, fail_xml("unknown order")
+        fee_type = data.get("fee_type") or "CNY"
+        if data.get("total_fee") != topup.amount or fee_type != topup.currency:
+            log.error("wechat pay: notice for top-up %s says %s %s, the top-up is %s %s", topup_id,
+                      data.get("total_fee"), fee_type, topup.amount, topup.currency)
+            return 400, fail_xml("amount does not match the order")
+        try:
+            result = await desk.topup_wallet(topup_id, PROVIDER, txn, topup.amount, fee_type)
+        except Exception:  # noqa: BLE001 - not recorded: WeChat sends it again
+            log.exception("wechat pay: recording the top-up %s failed", topup_id)
+            return 500, fail_xml("try again")
+        log.info("wechat pay: top-up %s transaction %s: %s %s", topup_id, txn, result.outcome, result.reason)
+        return 200, SUCCESS_XML
+
     async def _unified_order(self, order: Order, title: str, client_ip: str) -> str:
         start = order.created_at.astimezone(CHINA)
         expire = max(order.expires_at, order.created_at + timedelta(minutes=1)).astimezone(CHINA)
@@ -278,6 +316,8 @@ class WeChatPayGateway:
         order_id, txn = data.get("out_trade_no"), data.get("transaction_id")
         if not isinstance(order_id, str) or not isinstance(txn, str) or not txn:
             return 400, fail_xml("malformed notice")
+        if is_topup_id(order_id):  # a reseller's wallet top-up, not an order
+            return await self._topup_notice(data, order_id, txn)
         async with self.shop.uow() as uow:
             order = await uow.orders.get(order_id)
         if order is None:
