@@ -142,16 +142,18 @@ class App:
 
 
 def problem_desk(shop: Shop, settings: Settings) -> Any:
-    """After-sales reports (core/aftersales.py): per-product reissue policies; tickets and reissues are told to
-    the merchants through outbox notices (and the log)."""
+    """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
+    (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
     from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
     from core.alerts import FanoutAlerts, LogAlerts
+    from storage.aftersales import SqlTicketRepo
 
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
         ("wechat", str(a)) for a in settings.wechat.admins]
     alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, admins, shop.dispatcher.wake)])
-    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake)
+    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake,
+                       tickets=SqlTicketRepo(), vault=shop.vault, supply=shop.supply)
 
 
 def job_intervals(settings: Settings) -> dict[str, float]:

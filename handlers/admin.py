@@ -7,8 +7,9 @@
     /order ID                                detail and audit trail (code ids, never codes)
     /refund ID                               refund a delivered order; its codes are burned
     /audit ID                                the order's whole audit trail (code ids, never codes)
-    /reissue ID                              answer a ticket: the order's codes replaced from the pool
-    /reject ID TEXT                          answer a ticket: the buyer gets TEXT
+    /tickets [PAGE]                          open after-sales tickets, with reissue / refund / reject buttons
+    /reissue T12|ID                          answer a ticket: the order's codes replaced from the pool
+    /reject T12|ID TEXT                      answer a ticket: the buyer gets TEXT
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -42,13 +43,14 @@ from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.settings import localized
 from core.shop import Shop
+from handlers import aftersales as aftersales_ui
 from handlers.screen import Screen
 from locales import Translator
 
 log = logging.getLogger(__name__)
 
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject"})
+                      "/reissue", "/reject", "/tickets"})
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -238,26 +240,16 @@ class AdminFlow:
             if len(args) != 1:
                 raise _Usage("audit")
             return [self._audit(ctx.language, await self.service.audit(ctx.merchant, args[0]))]
-        if command == "/reissue":
-            if len(args) != 1:
-                raise _Usage("reissue")
-            order, n = await self.service.reissue(ctx.merchant, args[0])
-            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
-                ctx.language, "aftersales.admin.reissued", order=order.id, n=n, buyer=order.buyer.key))]
-        if command == "/reject":
-            parts = rest.split(maxsplit=1)
-            if len(parts) != 2:
-                raise _Usage("reject")
-            order = await self.service.reject(ctx.merchant, parts[0], parts[1])
-            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
-                ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
+        if command in aftersales_ui.MERCHANT:  # /tickets, /reissue, /reject (handlers/aftersales.py)
+            return await aftersales_ui.merchant(self, ctx, command, rest)
         if command == "/import":
             return await self._import(ctx, args, file, progress)
         raise ValueError(f"not a merchant command: {command!r}")
 
     # -- screens --------------------------------------------------------------------------------
     def _help(self, lang: str) -> Screen:
-        return Screen(self.i18n.t(lang, "admin.help.title"), self.i18n.t(lang, "admin.help.body"))
+        return Screen(self.i18n.t(lang, "admin.help.title"), self.i18n.t(lang, "admin.help.body") + "\n"
+                      + self.i18n.t(lang, "aftersales.admin.help"))
 
     def _title(self, p: Product | None, lang: str) -> str:
         return localized(p.title, lang, self.shop.default_language) if p else ""

@@ -16,6 +16,7 @@ from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.settings import localized
 from core.shop import Shop
+from handlers import aftersales as aftersales_ui
 from handlers import risk as risk_ui
 from handlers.screen import Action, Screen
 from locales import Translator
@@ -91,6 +92,9 @@ class CustomerFlow:
             if fits or not 1 <= n <= len(offered):
                 topup["typed"] = word[:MAX_ACCOUNT_TYPED]
                 return await self._act(cust, ctx, "ta")
+        if aftersales_ui.NOTE in cust.state and word and not word.startswith("/") and not 1 <= n <= len(offered):
+            cust.state[aftersales_ui.NOTE]["typed"] = word[:aftersales_ui.MAX_TYPED]  # a problem's description
+            return await self._act(cust, ctx, "rn")
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
@@ -135,6 +139,8 @@ class CustomerFlow:
         if name not in TOPUP_ACTIONS and TOPUP_STATE in cust.state:  # the buyer left the top-up: forget it
             cust.state.pop(TOPUP_STATE)
             await self.shop.save_customer(cust)
+        if name not in ("rp", "rn") and aftersales_ui.NOTE in cust.state:  # no problem description awaited now
+            await aftersales_ui.forget(self, cust)
         if name == "tu":
             return [await self._topup_ask(cust, lang, _n(args[0]))]
         if name == "ta":
@@ -172,9 +178,11 @@ class CustomerFlow:
         if name == risk_ui.CHALLENGE:  # the buyer's answer to a risk challenge (handlers/risk.py)
             return await risk_ui.answer_challenge(self, ctx, lang, args)
         if name == "rp":  # report a problem with an order (handlers/aftersales.py)
-            from handlers.aftersales import report_problem
-
-            return [await report_problem(self, ctx.buyer, lang, args)]
+            return [await aftersales_ui.report_problem(self, ctx.buyer, lang, args, cust)]
+        if name == "rn":  # the problem's description the buyer typed
+            return [await aftersales_ui.note_typed(self, cust, ctx.buyer, lang)]
+        if name == "hs":  # history: purchases, reveals, tickets
+            return [await aftersales_ui.history(self, ctx.buyer, lang, _n(args[0]) if args else 0)]
         raise ValueError(f"unknown action {name!r}")
 
     # -- screens ------------------------------------------------------------------------------
@@ -411,6 +419,8 @@ class CustomerFlow:
             nav.append(Action(f"os:{page + 1}", t(lang, "nav.next")))
         if nav:
             rows.append(nav)
+        if getattr(self.shop, "problems", None) is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
+            rows.append([Action("hs:0", t(lang, "aftersales.history.button"))])
         rows.append([Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "orders.title"), actions=rows)
 
@@ -426,6 +436,7 @@ class CustomerFlow:
             body += "\n" + t(lang, "topup.account", account=order.account)
         if order.status is OrderStatus.PENDING:
             body += "\n" + t(lang, "topup.pending" if product.kind is Kind.TOPUP else "supplier.pending")
+        body += await aftersales_ui.order_lines(self, order, lang)  # its tickets and their status
         rows = []
         if order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
             rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
@@ -459,6 +470,8 @@ class CustomerFlow:
                       actions=[[Action(f"o:{o.id}", t(lang, "menu.orders")), Action("menu", t(lang, "nav.menu"))]])
 
     def render_notice(self, lang: str, key: str, params: dict) -> Screen:
+        if "_commands" in params:  # a merchant alert offering commands (handlers/aftersales.py)
+            return aftersales_ui.alert_screen(self, lang, key, params)
         params = dict(params)
         if "reason" in params and params["reason"]:
             params["reason"] = self.i18n.t(lang, f"refund.reason.{params['reason']}")
