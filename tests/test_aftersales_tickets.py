@@ -421,7 +421,7 @@ async def test_on_wechat_a_report_with_the_buyers_words_becomes_a_ticket_the_mer
 
                 listing = await shop.wx.text(ADMIN, "/tickets")
                 assert "T1" in listing and "买家描述：卡密提示<地区不符>，无法兑换" in listing
-                assert "已处理" not in listing
+                assert "♻️ 补发 T1: /reissue T1" in listing and "回复 1" not in listing  # typed, not numbered
                 assert "无权操作" in await shop.wx.text("o-ann", "/reject T1 不给")
                 answer = await shop.wx.text(ADMIN, "/reject T1 该卡仅限中国大陆区账号使用")
                 assert order_id in answer
