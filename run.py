@@ -160,15 +160,17 @@ def card_face_desk(shop: Shop, settings: Settings) -> Any:
 
 
 def problem_desk(shop: Shop, settings: Settings) -> Any:
-    """After-sales reports (core/aftersales.py): per-product reissue policies; tickets and reissues are told to
-    the merchants through outbox notices (and the log)."""
+    """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
+    (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
     from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
+    from storage.aftersales import SqlTicketRepo
 
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
         ("wechat", str(a)) for a in settings.wechat.admins]
     alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, admins, shop.dispatcher.wake)])
-    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake)
+    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake,
+                       tickets=SqlTicketRepo(), vault=shop.vault, supply=shop.supply)
 
 
 # Libraries that log whole requests at DEBUG (python-telegram-bot: every sendMessage with its text, codes

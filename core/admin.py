@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.aftersales import AuditTrail, order_trail
+from core.aftersales import AuditTrail, TicketClosed, order_trail
 from core.errors import ErrorCode, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
@@ -232,32 +232,49 @@ class AdminService:
             raise AdminError("no_aftersales")
         return desk
 
-    async def reissue(self, m: Merchant, order_id: str) -> tuple[Order, int]:
-        """Answer a ticket with new codes: the order's codes are burned and replaced from the pool."""
-        order_id, desk = self._order_id(order_id), self._problems()
+    async def _target(self, desk: Any, ref: str) -> tuple[str, int | None]:
+        """(order id, ticket id) for a ticket ref "T12" or an order id."""
         try:
-            done = await desk.reissue(m.key, m.channel, order_id)
+            order_id, ticket_id = await desk.order_of(ref.strip())
+        except TicketClosed as exc:
+            raise AdminError("ticket_not_found", ticket=exc.ref[:12]) from None
+        return self._order_id(order_id), ticket_id
+
+    async def reissue(self, m: Merchant, ref: str) -> tuple[Order, int]:
+        """Answer a ticket (T12, or an order id) with new codes: the order's codes are burned and replaced from
+        the pool; the ticket is closed as reissued."""
+        desk = self._problems()
+        order_id, ticket_id = await self._target(desk, ref)
+        try:
+            done = await desk.reissue(m.key, m.channel, order_id, ticket_id)
         except StoreError:
             raise AdminError("order_not_found", order=order_id) from None
+        except TicketClosed as exc:
+            raise AdminError("ticket_closed", ticket=exc.ref, state=exc.status) from None
         if done is None:
             raise AdminError("not_reissuable", order=order_id)
         order, n = done
         if n == 0:
             raise AdminError("no_replacement", order=order_id)
-        await self.record(m, "reissue", order_id=order.id, product_id=order.product_id, codes=n)
+        await self.record(m, "reissue", order_id=order.id, product_id=order.product_id, codes=n,
+                          **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order, n
 
-    async def reject(self, m: Merchant, order_id: str, answer: str) -> Order:
-        """Turn a ticket down: the buyer gets the merchant's answer in the chat."""
-        order_id, desk = self._order_id(order_id), self._problems()
+    async def reject(self, m: Merchant, ref: str, answer: str) -> Order:
+        """Turn a ticket (T12, or an order id) down: the buyer gets the merchant's answer in the chat."""
+        desk = self._problems()
+        order_id, ticket_id = await self._target(desk, ref)
         answer = check_title(answer)[:200] if answer.strip() else ""
         if not answer:
             raise AdminError("no_answer")
         try:
-            order = await desk.reject(m.key, m.channel, order_id, answer)
+            order = await desk.reject(m.key, m.channel, order_id, answer, ticket_id)
         except StoreError:
             raise AdminError("order_not_found", order=order_id) from None
-        await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer)
+        except TicketClosed as exc:
+            raise AdminError("ticket_closed", ticket=exc.ref, state=exc.status) from None
+        await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
+                          **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order
 
     @staticmethod
@@ -303,12 +320,14 @@ class AdminService:
         await uow.orders.set_status([order.id], OrderStatus.REFUNDING, now)
         order.status = OrderStatus.REFUNDING  # the same order may come twice in one batch: the second is refused
         burned = await uow.codes.burn([order.id])
+        desk = getattr(self.shop, "problems", None)  # the refund answers the order's open tickets (issue 7)
+        closed = await desk.close_refunded(uow, order.id, m.key, now) if desk is not None else []
         await uow.outbox.add_many([OutboxItem(None, "refund", order.buyer.channel, order.chat_id, order.id, {
             "payment_id": payment.id, "reason": MERCHANT_REFUND, "language": order.language})])
         await uow.audit.add_many([self._entry(m, "refund", order_id=order.id, product_id=order.product_id,
                                               payment_id=payment.id, provider=payment.provider,
                                               amount=payment.amount, currency=payment.currency,
-                                              codes_burned=burned)])
+                                              codes_burned=burned, **({"tickets": closed} if closed else {}))])
         return RefundQueued(order, payment, burned)
 
     # -- products -------------------------------------------------------------------------------

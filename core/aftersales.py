@@ -4,9 +4,19 @@
   and chat; deliveries, reissues, refunds, merchant actions) in a stable field order, times in UTC ISO 8601.
   Codes never appear: a code is its row id and a fingerprint reference (`fp:` + the first 8 bytes of its keyed
   HMAC fingerprint, which cannot be turned back into the code).
-- `ProblemDesk.report`: the buyer reports a problem from "My orders"; within the product's policy (reissues per
-  order, time since delivery, a clean history) the order's codes are burned and replaced at once (outbox kind
-  `reissue`), outside it a ticket goes to the merchants (a `report` audit entry and an alert).
+- `ProblemDesk.report`: the buyer reports a problem from "My orders". Where the product's supplier can check a
+  code (`Supplier.check_code`), it is asked first: "valid" (unused) -> no reissue, the buyer is told so and may
+  still open a ticket; "used"/"invalid", or a supplier that cannot answer -> the ordinary policy. Within the
+  product's policy (reissues per order, time since delivery, a clean history) the order's codes are burned and
+  replaced at once (outbox kind `reissue`), outside it a ticket (`tickets` row, `T<id>`) goes to the merchants
+  with reissue / refund / reject buttons (a `report` audit entry and an alert).
+- The merchant decides a ticket (`reissue`, `reject`; a refund closes it through core/admin.py): the ticket is
+  closed in the same transaction as the decision, only while open (never decided twice), and the buyer is told
+  in the chat through the outbox. `history` is the buyer's own purchases, reveals and tickets, newest first.
+
+    report -> [supplier check] -> valid: "unused" (no reissue; "open a ticket anyway")
+                               -> within policy: reissued (burned + new code)
+                               -> outside: ticket open -> reissued | refunded | rejected (reason to the buyer)
 - `RecallDesk.burn`: codes a supplier recalled, given in plain text (matched by the vault's fingerprint, never
   stored): available ones are burned (never sold); sold ones are burned and their buyer gets a replacement from
   the pool through the outbox (kind `reissue`: "your code was recalled" and the new code), or, when the pool
@@ -21,6 +31,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,10 +40,11 @@ from typing import Any, Protocol
 
 from core.alerts import AdminAlerts
 from core.clock import Clock
-from core.errors import ErrorCode, StoreError
+from core.errors import ErrorCode, StoreError, VaultError
 from core.inventory import LineParser, parse_lines
 from core.models import (
     AuditEntry,
+    Buyer,
     CodeStatus,
     Kind,
     Order,
@@ -41,8 +54,11 @@ from core.models import (
     Product,
     StoredCode,
 )
+from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "card-store audit export v1"
 RECALL_REFUND = "recalled"  # the refund reason when a recalled code has no replacement (core/outbox.py)
@@ -353,12 +369,21 @@ class OutboxAlerts:
         self.wake = wake
 
     async def alert(self, key: str, params: dict[str, Any], commands: Sequence[tuple[str, str]] = ()) -> None:
-        """Offered commands are not sent from here: the notice text names the order for a typed command."""
+        """Offered commands ride in the notice's params as `_commands` (label key, command): the chat renders
+        them as buttons or as lines to type (handlers/aftersales.py alert_screen)."""
         if not self.admins:
             return
+        values = dict(params)
+        if commands:
+            values["_commands"] = [[label, command] for label, command in commands]
         async with self.uow(write=True) as uow:
-            await uow.outbox.add_many([OutboxItem(None, "notify", ch, chat, None, {
-                "key": key, "language": "", "params": dict(params)}) for ch, chat in self.admins])
+            items = []
+            for ch, chat in self.admins:  # in the merchant's own language, where the shop knows it
+                known = await uow.customers.get(Buyer(ch, chat))
+                items.append(OutboxItem(None, "notify", ch, chat, None, {
+                    "key": key, "language": known.language if known and known.language else "",
+                    "params": dict(values)}))
+            await uow.outbox.add_many(items)
             await uow.commit()
         if self.wake is not None:
             self.wake()
@@ -369,6 +394,84 @@ class OutboxAlerts:
 PROBLEMS = ("not_working", "used", "wrong_product", "other")  # what a buyer can report (aftersales.problem.*)
 AUTO_PROBLEMS = frozenset({"not_working", "used"})  # what an automatic reissue can answer
 HISTORY = timedelta(days=30)
+MAX_NOTE = 500  # characters of the buyer's own description kept with a ticket
+TICKET_STATUSES = ("open", "reissued", "refunded", "rejected")
+TICKET_REF = re.compile(r"^[Tt](\d{1,9})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_note(text: str) -> str:
+    """The buyer's words as stored: control characters dropped, at most MAX_NOTE characters. Kept as plain text
+    (every channel escapes it when shown; nothing ever runs it)."""
+    return _CONTROL.sub("", text).strip()[:MAX_NOTE]
+
+
+def ticket_id_of(ref: str) -> int | None:
+    """12 for "T12" (or "t12"); None for anything else (an order id starts with a digit)."""
+    m = TICKET_REF.match(ref.strip())
+    return int(m.group(1)) if m else None
+
+
+@dataclass(slots=True)
+class Ticket:
+    id: int | None
+    order_id: str
+    buyer: Buyer
+    problem: str
+    why: str
+    note: str
+    status: str  # open | reissued | refunded | rejected
+    created_at: datetime
+    answer: str = ""
+    decided_at: datetime | None = None
+    decided_by: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"T{self.id}"
+
+
+@dataclass(slots=True)
+class HistoryItem:
+    """One line of a buyer's history: a purchase (a paid order), a reveal of its codes, or a ticket."""
+
+    kind: str  # purchase | reveal | ticket
+    at: datetime
+    order_id: str
+    product_id: int | None = None
+    qty: int = 0
+    status: str = ""  # the order's or the ticket's status
+    chat: str = ""  # reveal: where the codes were shown
+    channel: str = ""
+    ticket: Ticket | None = None
+
+
+class TicketRepo(Protocol):
+    """Tickets in storage (storage/aftersales.py SqlTicketRepo), on the connection of the given unit of work."""
+
+    async def add(self, uow: UnitOfWork, ticket: Ticket) -> int: ...
+    async def get(self, uow: UnitOfWork, ticket_id: int) -> Ticket | None: ...
+    async def open_for_order(self, uow: UnitOfWork, order_id: str) -> Ticket | None: ...
+    async def decide(self, uow: UnitOfWork, ticket_id: int, status: str, actor: str, answer: str,
+                     at: datetime) -> bool:
+        """Close one ticket if it is still open; False when it was not (decided already)."""
+    async def decide_order(self, uow: UnitOfWork, order_id: str, status: str, actor: str, answer: str,
+                           at: datetime) -> list[int]:
+        """Close every open ticket of an order; their ids."""
+    async def for_orders(self, uow: UnitOfWork, order_ids: Sequence[str]) -> dict[str, list[Ticket]]: ...
+    async def open_list(self, uow: UnitOfWork, limit: int, offset: int) -> list[Ticket]:
+        """Open tickets, oldest first (the merchant's queue)."""
+    async def history(self, uow: UnitOfWork, buyer: Buyer, limit: int, offset: int) -> list[HistoryItem]:
+        """The buyer's paid orders, reveals and tickets, newest first."""
+
+
+class TicketClosed(Exception):
+    """The ticket was decided already (or does not exist: status "")."""
+
+    def __init__(self, ref: str, status: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,33 +491,77 @@ class ReissuePolicy:
 @dataclass(slots=True)
 class ProblemOutcome:
     order: Order
-    outcome: str  # reissued | ticket
-    why: str = ""  # for a ticket: reason | kind | window | limit | history | no_stock | off
+    outcome: str  # reissued | ticket | unused (the supplier says the code is valid and unused: nothing reissued)
+    why: str = ""  # for a ticket: reason | kind | window | limit | history | no_stock | off | checked
+    ticket: int | None = None
 
 
 class ProblemDesk:
-    """A buyer's "report a problem" from My orders: an automatic reissue within the product's policy, or a
-    ticket to the merchants (an `report` audit entry and an alert) outside it."""
+    """A buyer's "report a problem" from My orders: a supplier check where one is offered, an automatic reissue
+    within the product's policy, or a ticket to the merchants outside it; and the merchants' answers."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, *,
                  policies: dict[str, ReissuePolicy] | None = None, default: ReissuePolicy | None = None,
-                 alerts: AdminAlerts | None = None, wake: Callable[[], None] | None = None) -> None:
+                 alerts: AdminAlerts | None = None, wake: Callable[[], None] | None = None,
+                 tickets: TicketRepo | None = None, vault: Vault | None = None, supply: Any = None) -> None:
         self.uow = uow_factory
         self.clock = clock
         self.policies = dict(policies or {})
         self.default = default or ReissuePolicy()
         self.alerts = alerts
         self.wake = wake
+        self.tickets = tickets
+        self.vault = vault
+        self.supply = supply  # core.suppliers.SupplyDesk: offer_for / supplier_for (the code check)
 
     def policy(self, sku: str) -> ReissuePolicy:
         return self.policies.get(sku, self.default)
 
-    async def report(self, buyer: Any, order_id: str, problem: str, note: str = "") -> ProblemOutcome:
-        """The buyer says the order's code does not work (or another problem): reissued or a ticket."""
+    async def check_with_supplier(self, buyer: Buyer, order_id: str) -> str:
+        """What the product's supplier says of the order's codes: valid (every code unused) | used | invalid |
+        unknown (it cannot tell) | error (it did not answer) | "" (no supplier check for this product)."""
+        if self.supply is None or self.vault is None:
+            return ""
+        async with self.uow() as uow:
+            order = await uow.orders.get(order_id)
+            if order is None or order.buyer != buyer or order.status is not OrderStatus.DELIVERED:
+                return ""  # refused with the reason inside report()
+            product = await uow.products.get(order.product_id)
+            stored = (await load_stored(uow, [order])).get(order.id, [])
+        offer = self.supply.offer_for(product) if product else None
+        supplier = self.supply.supplier_for(product) if product else None
+        if offer is None or supplier is None or not stored:
+            return ""
+        try:
+            codes = decrypt_codes(self.vault, stored)
+        except VaultError:
+            return "error"
+        verdicts = []
+        try:
+            for code in codes:
+                verdicts.append(await supplier.check_code(offer.supplier_sku, code))
+        except Exception as exc:  # noqa: BLE001 - a supplier that cannot answer leaves the ordinary policy
+            log.warning("code check for order %s failed: %s", order.id, type(exc).__name__)
+            return "error"
+        for bad in ("used", "invalid"):
+            if bad in verdicts:
+                return bad
+        if verdicts and all(v == "valid" for v in verdicts):
+            return "valid"
+        return "unknown"
+
+    async def report(self, buyer: Any, order_id: str, problem: str, note: str = "", *,
+                     ticket: bool = False) -> ProblemOutcome:
+        """The buyer says the order's code does not work (or another problem): checked, reissued or a ticket.
+        `ticket=True`: straight to the merchants (the buyer insists after the supplier said "unused")."""
         if problem not in PROBLEMS:
             raise StoreError(ErrorCode.NOT_FOUND, problem=problem[:20])
+        note = clean_note(note)
+        check = await self.check_with_supplier(buyer, order_id) if problem in AUTO_PROBLEMS and not ticket else ""
         now = self.clock.now()
         queued = False
+        new_ticket = False
+        ticket_id: int | None = None
         async with self.uow(write=True) as uow:
             await uow.audit.lock_actor("report", buyer.key)  # two reports at once cannot both be reissued
             order = (await uow.orders.get_many([order_id], for_update=True)).get(order_id)
@@ -431,7 +578,12 @@ class ProblemDesk:
             reissues = sum(1 for e in trail if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
             reports = await uow.audit.count("report", buyer.key, since=now - HISTORY)
             why = ""
-            if not policy.auto:
+            unused = check == "valid"
+            if unused:
+                pass  # the supplier vouches for the code: nothing is reissued, nobody is bothered
+            elif ticket:
+                why = "checked"
+            elif not policy.auto:
                 why = "off"
             elif problem not in AUTO_PROBLEMS:
                 why = "reason"
@@ -444,10 +596,14 @@ class ProblemDesk:
             elif reports >= policy.max_reports:
                 why = "history"
             detail: dict[str, Any] = {"problem": problem, "reissues_before": reissues, "reports_30d": reports}
+            if check:
+                detail["check"] = check
             if note:
                 detail["note"] = note[:200]
             outbox: list[OutboxItem] = []
-            if not why:
+            if unused:
+                detail.update(outcome="unused")
+            elif not why:
                 old = [c.id for c in (await uow.codes.for_orders([order.id])).get(order.id, [])
                        if c.status is CodeStatus.SOLD]
                 fresh = await uow.codes.pick_available(product.id, len(old), now)
@@ -464,6 +620,15 @@ class ProblemDesk:
                     detail.update(outcome="reissued", burned=old, code_ids=fresh)
             if why:
                 detail.update(outcome="ticket", why=why)
+                if self.tickets is not None:
+                    existing = await self.tickets.open_for_order(uow, order.id)
+                    if existing is not None:  # one open ticket per order: a new report adds to it, no new alert
+                        ticket_id = existing.id
+                    else:
+                        ticket_id = await self.tickets.add(uow, Ticket(None, order.id, buyer, problem, why, note,
+                                                                       "open", now))
+                        new_ticket = True
+                    detail["ticket"] = ticket_id
             await uow.audit.add_many([AuditEntry("report", buyer.key, buyer.channel, now, order.id, product.id,
                                                  detail=detail)])
             if outbox:
@@ -472,16 +637,55 @@ class ProblemDesk:
             await uow.commit()
         if queued and self.wake is not None:
             self.wake()
-        if self.alerts is not None:
-            key = "aftersales.alert.ticket" if why else "aftersales.alert.reissued"
-            await self.alerts.alert(key, {"order": order.id, "sku": product.sku, "buyer": buyer.key,
-                                          "problem": problem, "why": why or "-"})
-        return ProblemOutcome(order, "ticket" if why else "reissued", why)
+        if self.alerts is not None and not unused:
+            params = {"order": order.id, "sku": product.sku, "buyer": buyer.key, "problem": problem,
+                      "why": why or "-"}
+            if ticket_id is not None and new_ticket:
+                ref = f"T{ticket_id}"
+                commands = [("aftersales.button.refund", f"/refund {order.id}"),
+                            ("aftersales.button.reject", f"/reject {ref}")]
+                if product.kind is Kind.CODE:
+                    commands.insert(0, ("aftersales.button.reissue", f"/reissue {ref}"))
+                await self.alerts.alert("aftersales.alert.ticket_open", {**params, "ticket": ref,
+                                                                         "note": note or "-"}, commands)
+            elif ticket_id is None:
+                key = "aftersales.alert.ticket" if why else "aftersales.alert.reissued"
+                await self.alerts.alert(key, params)
+        outcome = "unused" if unused else "ticket" if why else "reissued"
+        return ProblemOutcome(order, outcome, why, ticket_id)
 
     # -- the merchant answers a ticket ---------------------------------------------------------------------
-    async def reissue(self, actor: str, channel: str, order_id: str) -> tuple[Order, int] | None:
+    async def order_of(self, ref: str) -> tuple[str, int | None]:
+        """(order id, ticket id) for "T12"; (the text, None) for anything else. TicketClosed("T12", "") when
+        there is no such ticket."""
+        tid = ticket_id_of(ref)
+        if tid is None:
+            return ref, None
+        if self.tickets is None:
+            raise TicketClosed(ref.upper(), "")
+        async with self.uow() as uow:
+            found = await self.tickets.get(uow, tid)
+        if found is None:
+            raise TicketClosed(f"T{tid}", "")
+        return found.order_id, tid
+
+    async def _close(self, uow: UnitOfWork, order_id: str, ticket_id: int | None, status: str, actor: str,
+                     answer: str, now: datetime) -> list[int]:
+        """Close the named ticket (it must still be open) or, for a bare order id, its open tickets."""
+        if self.tickets is None:
+            return []
+        if ticket_id is not None:
+            if not await self.tickets.decide(uow, ticket_id, status, actor, answer, now):
+                found = await self.tickets.get(uow, ticket_id)
+                raise TicketClosed(f"T{ticket_id}", found.status if found else "")
+            return [ticket_id]
+        return await self.tickets.decide_order(uow, order_id, status, actor, answer, now)
+
+    async def reissue(self, actor: str, channel: str, order_id: str, ticket_id: int | None = None
+                      ) -> tuple[Order, int] | None:
         """A merchant replaces a delivered pool order's codes (a ticket's answer): None when the order cannot be
-        reissued (not delivered, not a pool product); (order, 0) when the pool has no replacement."""
+        reissued (not delivered, not a pool product); (order, 0) when the pool has no replacement. The ticket
+        (or the order's open tickets) is closed as reissued in the same transaction."""
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             order = (await uow.orders.get_many([order_id], for_update=True)).get(order_id)
@@ -495,32 +699,67 @@ class ProblemDesk:
             fresh = await uow.codes.pick_available(product.id, len(old), now)
             if not old or len(fresh) < len(old):
                 return order, 0
+            closed = await self._close(uow, order.id, ticket_id, "reissued", actor, "", now)
             burned = await uow.codes.burn([order.id])
             if await uow.codes.hold([(c, order.id) for c in fresh]) != len(fresh):
                 return order, 0
             await uow.codes.sell_held([order.id])
             await uow.outbox.add_many([OutboxItem(None, "reissue", order.buyer.channel, order.chat_id, order.id, {
                 "code_ids": fresh, "recalled": burned, "language": order.language, "notice": "aftersales.replaced"})])
-            await uow.audit.add_many([AuditEntry("reissue", actor, channel, now, order.id, product.id, detail={
-                "outcome": "reissued", "burned": old, "code_ids": fresh})])
+            detail: dict[str, Any] = {"outcome": "reissued", "burned": old, "code_ids": fresh}
+            if closed:
+                detail["tickets"] = closed
+            await uow.audit.add_many([AuditEntry("reissue", actor, channel, now, order.id, product.id,
+                                                 detail=detail)])
             await uow.commit()
         if self.wake is not None:
             self.wake()
         return order, len(fresh)
 
-    async def reject(self, actor: str, channel: str, order_id: str, reason: str) -> Order:
-        """A merchant turns a report down: the buyer gets the reason in the chat."""
+    async def reject(self, actor: str, channel: str, order_id: str, reason: str, ticket_id: int | None = None
+                     ) -> Order:
+        """A merchant turns a report down: the buyer gets the reason in the chat; the ticket is closed."""
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             order = await uow.orders.get(order_id)
             if order is None:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            closed = await self._close(uow, order.id, ticket_id, "rejected", actor, reason, now)
             await uow.outbox.add_many([OutboxItem(None, "notify", order.buyer.channel, order.chat_id, order.id, {
                 "key": "aftersales.rejected", "language": order.language,
                 "params": {"order": order.id, "answer": reason}})])
+            detail: dict[str, Any] = {"outcome": "rejected", "answer": reason}
+            if closed:
+                detail["tickets"] = closed
             await uow.audit.add_many([AuditEntry("report", actor, channel, now, order.id, order.product_id,
-                                                 detail={"outcome": "rejected", "answer": reason})])
+                                                 detail=detail)])
             await uow.commit()
         if self.wake is not None:
             self.wake()
         return order
+
+    async def close_refunded(self, uow: UnitOfWork, order_id: str, actor: str, now: datetime) -> list[int]:
+        """A merchant's refund of the order (core/admin.py, in its transaction) answers its open tickets."""
+        if self.tickets is None:
+            return []
+        return await self.tickets.decide_order(uow, order_id, "refunded", actor, "", now)
+
+    # -- what the buyer and the merchants see --------------------------------------------------------------
+    async def tickets_for(self, order_ids: Sequence[str]) -> dict[str, list[Ticket]]:
+        if self.tickets is None or not order_ids:
+            return {}
+        async with self.uow() as uow:
+            return await self.tickets.for_orders(uow, order_ids)
+
+    async def open_tickets(self, limit: int, offset: int = 0) -> list[Ticket]:
+        if self.tickets is None:
+            return []
+        async with self.uow() as uow:
+            return await self.tickets.open_list(uow, limit, offset)
+
+    async def history(self, buyer: Buyer, limit: int, offset: int = 0) -> list[HistoryItem]:
+        """The buyer's own purchases, reveals (when and in which chat the codes were shown) and tickets."""
+        if self.tickets is None:
+            return []
+        async with self.uow() as uow:
+            return await self.tickets.history(uow, buyer, limit, offset)

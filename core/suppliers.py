@@ -4,6 +4,10 @@
     hold -> pay -> [outbox `topup`] top up upstream (request id T<order>) -> pending -> done | failed
                                      (finished by the supplier's callback or by poll_topups)
 
+The buyer is told each change in the chat (outbox notices): accepted upstream and under way
+(aftersales.status.topup_pending), done (topup.done; a purchase: the codes), failed and being refunded
+(aftersales.status.topup_failed / supplier_failed), refunded (refund.done, once the provider took it).
+
 A paid supplier/topup order is `pending` until the supplier delivers. A failing supplier is asked again by the
 outbox with backoff and the same request id (never a second purchase); when it refuses for good, or after
 `max_attempts` tries, the payment is refunded through the outbox and the buyer is told (refund.done).
@@ -191,6 +195,9 @@ class SupplyDesk:
                 await uow.audit.add_many([AuditEntry("supplier", "system", order.buyer.channel, now, order.id,
                                                      order.product_id, detail={"request_id": rid, "topup": "done",
                                                                                "upstream": result.upstream_id})])
+            elif (before := await uow.supplies.get(rid)) is None or before.status != "pending":
+                # Accepted upstream, not finished: the buyer hears it is under way (once; done or failed follows).
+                await uow.outbox.add_many([status_notice(order, "aftersales.status.topup_pending")])
             if offer.supplier:
                 await uow.supplies.save(self._request(order, offer, "topup", rid,
                                                       "done" if result.status == "done" else "pending", now,
@@ -250,6 +257,8 @@ class SupplyDesk:
             if current is None or current.status is not OrderStatus.PENDING:
                 return
             await refund_pending_order(uow, current, reason, now)
+            # The buyer hears of the failure now; "refunded" (refund.done) follows once the provider took it.
+            await uow.outbox.add_many([status_notice(current, f"aftersales.status.{reason}")])
             if offer is not None and offer.supplier:
                 await uow.supplies.save(self._request(order, offer, kind, rid, "failed", now, detail=detail))
             await uow.audit.add_many([AuditEntry("supplier", "system", order.buyer.channel, now, order.id,
@@ -267,6 +276,12 @@ async def refund_pending_order(uow: UnitOfWork, order: Order, reason: str, now: 
         await uow.payments.set_status(p.id, "refund_pending")
         await uow.outbox.add_many([OutboxItem(None, "refund", order.buyer.channel, order.chat_id, order.id,
                                               {"payment_id": p.id, "reason": reason, "language": order.language})])
+
+
+def status_notice(order: Order, key: str) -> OutboxItem:
+    """A message to the buyer that their supplier order changed state (aftersales.status.*)."""
+    return OutboxItem(None, "notify", order.buyer.channel, order.chat_id, order.id, {
+        "key": key, "language": order.language, "params": {"order": order.id, "account": order.account}})
 
 
 async def poll_topups(shop: Any) -> int:

@@ -7,8 +7,9 @@
     /order ID                                detail and audit trail (code ids, never codes)
     /refund ID                               refund a delivered order; its codes are burned
     /audit ID                                the order's whole audit trail (code ids, never codes)
-    /reissue ID                              answer a ticket: the order's codes replaced from the pool
-    /reject ID TEXT                          answer a ticket: the buyer gets TEXT
+    /tickets [PAGE]                          open after-sales tickets, with reissue / refund / reject buttons
+    /reissue T12|ID                          answer a ticket: the order's codes replaced from the pool
+    /reject T12|ID TEXT                      answer a ticket: the buyer gets TEXT
     /payout RESELLER AMOUNT                  record a commission paid out (minor units; handlers/wallet.py)
     /product                                 usage
     /product SKU                             the product's settings
@@ -45,6 +46,7 @@ from core.models import OrderStatus, Product
 from core.settings import localized
 from core.shop import Shop
 from handlers import risk_admin
+from handlers import aftersales as aftersales_ui
 from handlers.screen import Screen
 from locales import Translator
 
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject", "/payout"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
+                      "/reissue", "/reject", "/payout", "/tickets"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -245,19 +247,8 @@ class AdminFlow:
             if len(args) != 1:
                 raise _Usage("audit")
             return [self._audit(ctx.language, await self.service.audit(ctx.merchant, args[0]))]
-        if command == "/reissue":
-            if len(args) != 1:
-                raise _Usage("reissue")
-            order, n = await self.service.reissue(ctx.merchant, args[0])
-            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
-                ctx.language, "aftersales.admin.reissued", order=order.id, n=n, buyer=order.buyer.key))]
-        if command == "/reject":
-            parts = rest.split(maxsplit=1)
-            if len(parts) != 2:
-                raise _Usage("reject")
-            order = await self.service.reject(ctx.merchant, parts[0], parts[1])
-            return [Screen(self.i18n.t(ctx.language, "aftersales.admin.title", order=order.id), self.i18n.t(
-                ctx.language, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
+        if command in aftersales_ui.MERCHANT:  # /tickets, /reissue, /reject (handlers/aftersales.py)
+            return await aftersales_ui.merchant(self, ctx, command, rest)
         if command == "/import":
             return await self._import(ctx, args, file, progress)
         if command in risk_admin.COMMANDS:
@@ -289,8 +280,8 @@ class AdminFlow:
 
     def _help(self, lang: str) -> Screen:
         t = self.i18n.t
-        body = "\n".join(t(lang, key) for key in ("admin.help.body", "risk.admin.help", "groups.admin.help",
-                                                   "wallet.admin.help"))
+        body = "\n".join(t(lang, key) for key in ("admin.help.body", "aftersales.admin.help", "risk.admin.help",
+                                                   "groups.admin.help", "wallet.admin.help"))
         return Screen(t(lang, "admin.help.title"), body)
 
     def _title(self, p: Product | None, lang: str) -> str:

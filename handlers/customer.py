@@ -17,6 +17,7 @@ from core.ports import Delivery
 from core.settings import localized
 from core.rules import rules_of
 from core.shop import Shop
+from handlers import aftersales as aftersales_ui
 from handlers import risk as risk_ui
 from handlers import wallet as wallet_ui
 from handlers.screen import Action, Screen
@@ -96,6 +97,9 @@ class CustomerFlow:
         answer = risk_ui.typed_answer(cust.state, word)
         if answer is not None:  # a challenge is waiting for its answer (numbered channels type it)
             return await self._act(cust, ctx, answer)
+        if aftersales_ui.NOTE in cust.state and word and not word.startswith("/") and not 1 <= n <= len(offered):
+            cust.state[aftersales_ui.NOTE]["typed"] = word[:aftersales_ui.MAX_TYPED]  # a problem's description
+            return await self._act(cust, ctx, "rn")
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
@@ -143,6 +147,8 @@ class CustomerFlow:
         if risk_ui.STATE in cust.state:  # a challenge is answered (or left) with whatever comes next
             cust.state.pop(risk_ui.STATE)
             await self.shop.save_customer(cust)
+        if name not in ("rp", "rn") and aftersales_ui.NOTE in cust.state:  # no problem description awaited now
+            await aftersales_ui.forget(self, cust)
         if name == "tu":
             return [await self._topup_ask(cust, lang, _n(args[0]))]
         if name == "ta":
@@ -182,9 +188,11 @@ class CustomerFlow:
         if name == risk_ui.CHALLENGE:  # the buyer's answer to a risk challenge (handlers/risk.py)
             return await risk_ui.answer_challenge(self, ctx, lang, args, cust)
         if name == "rp":  # report a problem with an order (handlers/aftersales.py)
-            from handlers.aftersales import report_problem
-
-            return [await report_problem(self, ctx.buyer, lang, args)]
+            return [await aftersales_ui.report_problem(self, ctx.buyer, lang, args, cust)]
+        if name == "rn":  # the problem's description the buyer typed
+            return [await aftersales_ui.note_typed(self, cust, ctx.buyer, lang)]
+        if name == "hs":  # history: purchases, reveals, tickets
+            return [await aftersales_ui.history(self, ctx.buyer, lang, _n(args[0]) if args else 0)]
         raise ValueError(f"unknown action {name!r}")
 
     # -- screens ------------------------------------------------------------------------------
@@ -428,6 +436,8 @@ class CustomerFlow:
             nav.append(Action(f"os:{page + 1}", t(lang, "nav.next")))
         if nav:
             rows.append(nav)
+        if getattr(self.shop, "problems", None) is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
+            rows.append([Action("hs:0", t(lang, "aftersales.history.button"))])
         rows.append([Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "orders.title"), actions=rows)
 
@@ -443,6 +453,7 @@ class CustomerFlow:
             body += "\n" + t(lang, "topup.account", account=order.account)
         if order.status is OrderStatus.PENDING:
             body += "\n" + t(lang, "topup.pending" if product.kind is Kind.TOPUP else "supplier.pending")
+        body += await aftersales_ui.order_lines(self, order, lang)  # its tickets and their status
         rows = []
         due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
         if order.status is OrderStatus.DELIVERED and due is not None and due > self.shop.clock.now():
@@ -482,6 +493,8 @@ class CustomerFlow:
                       actions=[[Action(f"o:{o.id}", t(lang, "menu.orders")), Action("menu", t(lang, "nav.menu"))]])
 
     def render_notice(self, lang: str, key: str, params: dict) -> Screen:
+        if "_commands" in params:  # a merchant alert offering commands (handlers/aftersales.py)
+            return aftersales_ui.alert_screen(self, lang, key, params)
         params = dict(params)
         if "reason" in params and params["reason"]:
             params["reason"] = self.i18n.t(lang, f"refund.reason.{params['reason']}")

@@ -272,3 +272,24 @@ reseller_users = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_reseller_users_reseller", "reseller_id"),
 )
+
+# After-sales tickets (issue 7): a buyer's report the automatic policy did not settle, until a merchant decides
+# (reissued | refunded | rejected, with the answer the buyer reads). Migration 0007_aftersales_more.
+tickets = Table(
+    "tickets", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", String(24), nullable=False),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("problem", String(24), nullable=False),
+    Column("why", String(24), nullable=False, server_default=""),  # why the policy did not settle it
+    Column("note", Text, nullable=False, server_default=""),  # the buyer's own words ("other"), plain text
+    Column("status", String(12), nullable=False),  # open | reissued | refunded | rejected
+    Column("answer", Text, nullable=False, server_default=""),  # the merchant's reason (rejected)
+    Column("created_at", TS, nullable=False),
+    Column("decided_at", TS),
+    Column("decided_by", String(96), nullable=False, server_default=""),
+    Index("ix_tickets_order", "order_id"),
+    Index("ix_tickets_buyer", "buyer_channel", "buyer_id", "created_at"),
+    Index("ix_tickets_status", "status", "id"),
+)

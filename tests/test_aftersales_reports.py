@@ -123,3 +123,19 @@ async def test_someone_else_cannot_report_or_even_open_the_report_for_an_order(s
     [refused, _menu] = await flow.on_action(eve, f"rp:{order_id}:not_working")
     assert refused.error == "not_your_order"
     assert await outcomes(app, order_id) == []
+
+
+async def test_a_buyer_who_reports_every_order_is_also_stopped_by_the_risk_check_at_the_next_order(store) -> None:
+    app, flow, rec, _ = store
+    orders = [(await bought(app, flow, rec))[0] for _ in range(3)]
+    pid = (await app.shop.product_by_sku("GAME")).id
+    [held] = await flow.on_action(ANN, f"buy:{pid}:1")
+    assert held.invoice is not None  # before the reports, the same buyer orders freely
+    await flow.on_action(ANN, f"x:{held.invoice['order_id']}")
+    answers = [await report(flow, o, "not_working") for o in orders]
+    await settle(app)
+    assert ["replaced" in a for a in answers] == [True, True, False]  # the policy stopped reissuing
+    assert len(rec.notices_to("chat-ann", "aftersales.replaced")) == 2
+    assert (await app.shop.risk.risk_for(ANN.buyer)).activity.refunds == 3  # reports count as refunds do
+    [refused, _menu] = await flow.on_action(ANN, f"buy:{pid}:1")
+    assert refused.error == "under_review"  # 3 reports x 20 points reach the review line (60)

@@ -61,10 +61,20 @@ class WeChatAdmin:
             return [Screen(self.i18n.t(lang, "wechat.admin.no_import"))]
         ctx = AdminCtx(Merchant(CHANNEL, openid), lang)
         try:
-            return await self.flow.on_command(ctx, text)
+            return [_typed(s) for s in await self.flow.on_command(ctx, text)]
         except Exception as exc:  # noqa: BLE001 - the merchant gets an answer; the log gets the type only
             log.error("merchant command %s failed: %s", command, type(exc).__name__)
             return [Screen(self.i18n.t(lang, "error.internal"), error="internal")]
+
+
+def _typed(screen: Screen) -> Screen:
+    """A merchant screen's actions are commands (/tickets' buttons): listed as "label: /command" lines to send
+    back, never as numbered options (a number is no merchant command)."""
+    if screen.actions:
+        screen.footer = "\n".join([*([screen.footer] if screen.footer else []),
+                                   *(f"{a.label}: {a.id}" for a in screen.flat_actions())])
+        screen.actions = []
+    return screen
 
 
 class MerchantAlerts:
