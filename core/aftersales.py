@@ -391,7 +391,13 @@ class OutboxAlerts:
 
 # -- the buyer reports a problem ---------------------------------------------------------------------------
 
-PROBLEMS = ("not_working", "used", "wrong_product", "other")  # what a buyer can report (aftersales.problem.*)
+PROBLEMS = ("not_working", "used", "wrong_product", "topup_missing", "other")  # aftersales.problem.*
+TOPUP_PROBLEMS = ("topup_missing", "other")  # a top-up has no code: only these make sense for it
+
+
+def problems_for(kind: Kind) -> tuple[str, ...]:
+    """What a buyer can report about an order of a product of this kind."""
+    return TOPUP_PROBLEMS if kind is Kind.TOPUP else tuple(p for p in PROBLEMS if p != "topup_missing")
 AUTO_PROBLEMS = frozenset({"not_working", "used"})  # what an automatic reissue can answer
 HISTORY = timedelta(days=30)
 MAX_NOTE = 500  # characters of the buyer's own description kept with a ticket
@@ -573,6 +579,8 @@ class ProblemDesk:
                 raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
             product = await uow.products.get(order.product_id)
             assert product is not None
+            if problem not in problems_for(product.kind):  # e.g. "top-up not received" about a code
+                raise StoreError(ErrorCode.NOT_FOUND, problem=problem[:20])
             policy = self.policy(product.sku)
             trail = await uow.audit.for_order(order.id)
             reissues = sum(1 for e in trail if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")

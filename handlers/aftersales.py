@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.admin import AdminError
-from core.aftersales import MAX_NOTE, PROBLEMS, HistoryItem, Ticket, clean_note, ticket_id_of
+from core.aftersales import MAX_NOTE, HistoryItem, Ticket, clean_note, problems_for, ticket_id_of
 from core.models import Customer, Order
 from core.settings import localized
 from handlers.screen import Action, Screen
@@ -47,8 +47,8 @@ async def report_problem(flow: Any, buyer: Any, lang: str, args: list[str], cust
         raise ValueError("bad report action")
     order_id = args[0]
     if len(args) == 1:
-        await flow.shop.order_for(order_id, buyer)  # someone else's order is refused here already
-        rows = [[Action(f"rp:{order_id}:{p}", t(lang, f"aftersales.problem.{p}"))] for p in PROBLEMS]
+        _, product = await flow.shop.order_for(order_id, buyer)  # someone else's order is refused here already
+        rows = [[Action(f"rp:{order_id}:{p}", t(lang, f"aftersales.problem.{p}"))] for p in problems_for(product.kind)]
         rows.append([Action(f"o:{order_id}", t(lang, "nav.back"))])
         return Screen(t(lang, "aftersales.report_title", order=order_id), t(lang, "aftersales.report_ask"),
                       actions=rows)

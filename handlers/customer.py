@@ -458,8 +458,9 @@ class CustomerFlow:
         due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
         if order.status is OrderStatus.DELIVERED and due is not None and due > self.shop.clock.now():
             body += "\n" + t(lang, "rules.scheduled_line", date=due.strftime("%Y-%m-%d %H:%M UTC"))
-        elif order.status is OrderStatus.DELIVERED and product.kind is not Kind.TOPUP:  # a top-up has no code
-            rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
+        elif order.status is OrderStatus.DELIVERED:
+            if product.kind is not Kind.TOPUP:  # a top-up has no code
+                rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
             if getattr(self.shop, "problems", None) is not None:  # after-sales (handlers/aftersales.py)
                 rows.append([Action(f"rp:{order.id}", t(lang, "aftersales.report"))])
         rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])

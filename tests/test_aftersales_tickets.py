@@ -348,6 +348,17 @@ async def test_topup_status_messages_pending_then_done_and_failed_then_refunded(
         await shop.app.shop.dispatcher.drain()
         assert len([t for t in texts_to(api, 901) if "accepted the top-up" in t]) == 1  # said once
 
+        # Done, yet the phone got nothing: a top-up offers "not received" (not the code problems), a ticket.
+        choices = await answer(shop, ann, f"rp:{ok}")
+        labels = [b["text"] for b in buttons(choices)]
+        assert "📵 Top-up not received" in labels and not any("work" in x for x in labels)
+        mark = api.mark()
+        told = await answer(shop, ann, f"rp:{ok}:topup_missing")
+        assert "ticket" in told.params["text"].lower()
+        assert [tk.problem for tk in await tickets_of(shop, ok)] == ["topup_missing"]
+        assert (await answer(shop, ann, f"rp:{ok}:not_working")).params["text"]  # a code problem: refused
+        assert [tk.problem for tk in await tickets_of(shop, ok)] == ["topup_missing"]
+
         supplier.topup_status = "failed"  # the next top-up fails upstream at once
         mark = api.mark()
         bad = await _pay_topup(shop, bob, "charge-t2")

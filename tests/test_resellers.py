@@ -169,38 +169,3 @@ async def test_top_ups_with_the_same_reference_credit_once(db_url: str, tmp_path
         with pytest.raises(ResellerError) as dup:
             await desk.create("Acme")
         assert dup.value.code == "name_taken"
-
-
-async def test_migration_0006_upgrades_from_its_parent_and_downgrades_cleanly(db_url: str) -> None:
-    """One head; 0006_resellers on top of the migration before it, down again, and up again."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import inspect
-
-    from storage.db import MIGRATIONS, Database
-    from tests.test_suppliers_migration import _alembic
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
-    assert len(script.get_heads()) == 1
-    parent = script.get_revision("0006_resellers").down_revision
-    assert isinstance(parent, str)
-    ours = {"resellers", "wallet_ledger", "api_idempotency", "api_keys", "api_nonces"}
-
-    async def tables(db: Database) -> set[str]:
-        async with db.read_engine.connect() as conn:
-            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-
-    db = Database(db_url)
-    try:
-        await _alembic(db, parent)
-        assert not ours & await tables(db)
-        await _alembic(db, "0006_resellers")
-        assert ours <= await tables(db)
-        await _alembic(db, parent, down=True)
-        assert not ours & await tables(db)
-        await _alembic(db, "heads")
-        assert ours <= await tables(db)
-    finally:
-        await db.dispose()

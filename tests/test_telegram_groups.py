@@ -279,38 +279,3 @@ async def test_the_summary_speaks_chinese_to_a_chinese_member(api: FakeBotAPI, t
         assert "@li" in await say(shop, api.user(OWNER, "Olga", username="olga"), "/allow @li")
         text = await say(shop, li, "/buy GAME 1")
         assert "订单确认" in text and "¥9.00" in text
-
-
-async def test_migration_0008_upgrades_from_its_parent_and_downgrades_cleanly(db_url: str) -> None:
-    """One head; 0008_reseller_groups on top of the migration before it, down again, and up again."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import inspect
-
-    from storage.db import MIGRATIONS, Database
-    from tests.test_suppliers_migration import _alembic
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
-    assert len(script.get_heads()) == 1
-    parent = script.get_revision("0008_reseller_groups").down_revision
-    assert isinstance(parent, str)
-    ours = {"reseller_owners", "reseller_groups", "group_members", "group_orders"}
-
-    async def tables(db: Database) -> set[str]:
-        async with db.read_engine.connect() as conn:
-            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-
-    db = Database(db_url)
-    try:
-        await _alembic(db, parent)
-        assert not ours & await tables(db)
-        await _alembic(db, "0008_reseller_groups")
-        assert ours <= await tables(db)
-        await _alembic(db, parent, down=True)
-        assert not ours & await tables(db)
-        await _alembic(db, "heads")
-        assert ours <= await tables(db)
-    finally:
-        await db.dispose()

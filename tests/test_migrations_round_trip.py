@@ -1,0 +1,56 @@
+"""Every migration of the scale-out tables goes up on top of its parent, down again cleanly, and up again; the
+chain has one head (a merge of two branches that both added a migration would leave two and break `db upgrade`).
+Runs on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from storage.db import MIGRATIONS, Database
+from tests.test_suppliers_migration import _alembic
+
+TABLES = {
+    "0006_resellers": {"resellers", "wallet_ledger", "api_idempotency", "api_keys", "api_nonces"},
+    "0007_aftersales_more": {"tickets"},
+    "0008_reseller_groups": {"reseller_owners", "reseller_groups", "group_members", "group_orders"},
+    "0009_wallet_commissions": {"wallet_topups", "commissions", "b2b_waiting"},
+    "0010_card_faces": {"card_faces", "reseller_users"},
+}
+
+
+def _script() -> ScriptDirectory:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def test_the_migrations_form_one_chain_with_one_head() -> None:
+    script = _script()
+    assert len(script.get_heads()) == 1
+    assert set(TABLES) <= {r.revision for r in script.walk_revisions()}
+
+
+@pytest.mark.parametrize("revision", sorted(TABLES))
+async def test_a_migration_upgrades_from_its_parent_and_downgrades_cleanly(db_url: str, revision: str) -> None:
+    parent = _script().get_revision(revision).down_revision
+    assert isinstance(parent, str)
+    ours = TABLES[revision]
+
+    async def tables(db: Database) -> set[str]:
+        async with db.read_engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+    db = Database(db_url)
+    try:
+        await _alembic(db, parent)
+        assert not ours & await tables(db)
+        await _alembic(db, revision)
+        assert ours <= await tables(db)
+        await _alembic(db, parent, down=True)
+        assert not ours & await tables(db)
+        await _alembic(db, "heads")
+        assert ours <= await tables(db)
+    finally:
+        await db.dispose()
