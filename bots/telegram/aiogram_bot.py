@@ -33,7 +33,15 @@ from aiogram.types import (
     Update,
 )
 
-from bots.telegram.common import GROUP_TYPES, Button, Document, LibraryPort, OutMessage, TelegramFrontend
+from bots.telegram.common import (
+    GROUP_TYPES,
+    Button,
+    Document,
+    LibraryPort,
+    OutMessage,
+    TelegramFrontend,
+    stop_sending,
+)
 
 
 def _keep_response_models() -> list[type]:
@@ -231,7 +239,9 @@ class AiogramRuntime:
 
         tg = settings.telegram
         self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
-        self.frontend = storefront(settings, app, AiogramPort(self.bot))
+        self.app = app
+        self.port = AiogramPort(self.bot)
+        self.frontend = storefront(settings, app, self.port)
         self.dp = Dispatcher(disable_fsm=True)  # the store keeps conversation state in its database
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
@@ -255,4 +265,5 @@ class AiogramRuntime:
                 await self.dp.stop_polling()
             await self._polling
             self._polling = None
+        await stop_sending(self.app, self.port)
         await self.bot.session.close()

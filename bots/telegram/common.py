@@ -81,6 +81,12 @@ class LibraryPort:
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
+        self.closed = False  # set when the bot stops: later sends fail (the outbox keeps them) instead of
+        # quietly opening a new HTTP session nobody closes (aiogram does that on a closed session)
+
+    def _open(self) -> None:
+        if self.closed:
+            raise ConnectionError("the Telegram bot has stopped; the outbox sends this after the next start")
 
     def _markup(self, buttons: list[list[Button]]) -> Any:
         raise NotImplementedError
@@ -105,6 +111,7 @@ class LibraryPort:
         return name
 
     async def send(self, chat_id: int, message: OutMessage) -> int:
+        self._open()
         if message.ask_contact is not None or message.remove_keyboard:
             markup = self._reply_keyboard(message.ask_contact)
         else:
@@ -123,10 +130,12 @@ class LibraryPort:
         return sent.message_id
 
     async def edit(self, chat_id: int, message_id: int, message: OutMessage) -> None:
+        self._open()
         await self.bot.edit_message_text(message.text, chat_id=chat_id, message_id=message_id, parse_mode="HTML",
                                          reply_markup=self._markup(message.buttons))
 
     async def delete(self, chat_id: int, message_id: int) -> None:
+        self._open()
         await self.bot.delete_message(chat_id, message_id)
 
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
@@ -144,6 +153,7 @@ class LibraryPort:
         await self.bot.answer_pre_checkout_query(query_id, ok=ok, error_message=error)
 
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        self._open()
         await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
 
 
@@ -207,6 +217,18 @@ def render(screen: Screen) -> list[OutMessage]:
 
 def buyer_of(user_id: int) -> Buyer:
     return Buyer(CHANNEL, str(user_id))
+
+
+async def stop_sending(app: Any, port: LibraryPort, drain_seconds: float = 5.0) -> None:
+    """A stopping bot first lets the outbox send what is due (codes just paid for), then refuses further sends:
+    whatever comes due later stays in the outbox for the next start."""
+    dispatcher = getattr(getattr(app, "shop", None), "dispatcher", None)
+    if dispatcher is not None and dispatcher.running:
+        try:
+            await asyncio.wait_for(dispatcher.drain(), timeout=drain_seconds)
+        except Exception as exc:  # noqa: BLE001 - unsent rows stay in the outbox
+            log.warning("outbox not drained before the bot stopped: %s", type(exc).__name__)
+    port.closed = True
 
 
 class TelegramFrontend:

@@ -38,7 +38,15 @@ from telegram.ext import (
     filters,
 )
 
-from bots.telegram.common import GROUP_TYPES, Button, Document, LibraryPort, OutMessage, TelegramFrontend
+from bots.telegram.common import (
+    GROUP_TYPES,
+    Button,
+    Document,
+    LibraryPort,
+    OutMessage,
+    TelegramFrontend,
+    stop_sending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +184,9 @@ class PtbRuntime:
         self.application = build_application(tg.token.get_secret_value(), tg.api_base,
                                               concurrent_updates=concurrent_updates)
         self.bot = self.application.bot
-        self.frontend = storefront(settings, app, PtbPort(self.bot))
+        self.app = app
+        self.port = PtbPort(self.bot)
+        self.frontend = storefront(settings, app, self.port)
         self.application.add_handlers(store_handlers(self.frontend))
         self.application.add_error_handler(log_handler_error)
 
@@ -206,4 +216,5 @@ class PtbRuntime:
             await updater.stop()
         if self.application.running:
             await self.application.stop()
+        await stop_sending(self.app, self.port)
         await self.application.shutdown()  # a no-op when never initialized
