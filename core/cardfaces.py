@@ -72,6 +72,8 @@ class CardFaceRepo(Protocol):
     async def unbind(self, uow: UnitOfWork, buyer: Buyer) -> bool: ...
     async def bound(self, uow: UnitOfWork, buyer: Buyer) -> tuple[int, str] | None:
         """(reseller id, reseller name) the user is bound to, or None."""
+    async def any_face(self, uow: UnitOfWork) -> bool:
+        """True when some reseller has a stored card face."""
 
 
 Resolver = Callable[[Buyer], Awaitable[int | None]]
@@ -88,6 +90,8 @@ class CardFaceDesk:
         self.configured = dict(configured or {})
         self.resolvers: list[Resolver] = []  # more ways a user belongs to a reseller (e.g. its group's members)
         self._cache: dict[Buyer, tuple[float, CardFace | None]] = {}
+        self._any: tuple[float, bool] | None = None  # whether any face exists: most shops have none, and then
+        # a delivery costs no lookup of its buyer
 
     async def set_face(self, reseller_id: int, face: CardFace, *, actor: str) -> CardFace:
         """The merchant gives a reseller a card face (audited)."""
@@ -101,6 +105,7 @@ class CardFaceDesk:
                 "reseller": reseller_id, "op": "card_face", "name": face.display_name})])
             await uow.commit()
         self._cache.clear()
+        self._any = None
         return face
 
     async def clear_face(self, reseller_id: int, *, actor: str) -> bool:
@@ -148,6 +153,12 @@ class CardFaceDesk:
         hit = self._cache.get(buyer)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
+        if not self.configured:
+            if self._any is None or time.monotonic() - self._any[0] >= CACHE_SECONDS:
+                async with self.uow() as uow:
+                    self._any = (time.monotonic(), await self.repo.any_face(uow))
+            if not self._any[1]:
+                return None
         face: CardFace | None = None
         async with self.uow() as uow:
             bound = await self.repo.bound(uow, buyer)

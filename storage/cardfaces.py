@@ -59,3 +59,6 @@ class SqlCardFaceRepo:
             select(u.reseller_id, resellers.c.name).join(resellers, resellers.c.id == u.reseller_id)
             .where(u.channel == buyer.channel, u.external_id == buyer.external_id))).first()
         return (r.reseller_id, r.name) if r else None
+
+    async def any_face(self, uow: Any) -> bool:
+        return (await self._c(uow).execute(select(t.card_faces.c.reseller_id).limit(1))).first() is not None
