@@ -317,27 +317,37 @@ async def cmd_wechat_menu(settings: Settings) -> int:
     return 0
 
 
-async def cmd_import(settings: Settings, sku: str, file: str) -> int:
-    from tqdm import tqdm
+def open_codes_file(path: Path, verb: str) -> Any:
+    """A file of codes opened for reading, or None after saying why not (missing, empty, binary):
+    `codes import` and `codes burn` refuse the same files the same way ("nothing <verb>")."""
+    from core.inventory import looks_binary
 
-    from core.inventory import import_codes, looks_binary, read_lines
-
-    path = Path(file)
     try:
         fh = path.open("rb")
     except OSError as exc:
-        print(f"error: cannot read {file}: {exc.strerror}; nothing imported", file=sys.stderr)
+        print(f"error: cannot read {path}: {exc.strerror}; nothing {verb}", file=sys.stderr)
+        return None
+    head = fh.read(8192)
+    problem = "is empty" if not head else "looks like a binary file, not one code per line" if looks_binary(
+        head) else ""
+    if problem:
+        fh.close()
+        print(f"error: {path} {problem}; nothing {verb}", file=sys.stderr)
+        return None
+    fh.seek(0)
+    return fh
+
+
+async def cmd_import(settings: Settings, sku: str, file: str) -> int:
+    from tqdm import tqdm
+
+    from core.inventory import import_codes, read_lines
+
+    path = Path(file)
+    fh = open_codes_file(path, "imported")
+    if fh is None:
         return 2
     with fh:
-        head = fh.read(8192)
-        if not head:
-            print(f"error: {file} is empty; nothing imported", file=sys.stderr)
-            return 2
-        if looks_binary(head):
-            print(f"error: {file} looks like a binary file, not one code per line; nothing imported",
-                  file=sys.stderr)
-            return 2
-        fh.seek(0)
         size = path.stat().st_size
         async with await App.open(settings) as app:
             with tqdm(total=size, unit="B", unit_scale=True, desc=f"import {sku}", file=sys.stderr,
@@ -430,21 +440,14 @@ async def cmd_burn(settings: Settings, sku: str, file: str) -> int:
 
     from core.aftersales import OutboxAlerts, RecallDesk
     from core.alerts import FanoutAlerts, LogAlerts
-    from core.inventory import looks_binary, read_lines
+    from core.inventory import read_lines
     from storage.aftersales import SqlRecallRepo
 
     path = Path(file)
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        print(f"error: cannot read {file}: {exc.strerror}; nothing burned", file=sys.stderr)
+    fh = open_codes_file(path, "burned")
+    if fh is None:
         return 2
     with fh:
-        head = fh.read(8192)
-        if not head or looks_binary(head):
-            print(f"error: {file} is {'empty' if not head else 'a binary file'}; nothing burned", file=sys.stderr)
-            return 2
-        fh.seek(0)
         async with await App.open(settings) as app:
             admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
                 ("wechat", str(a)) for a in settings.wechat.admins]
