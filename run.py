@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
@@ -192,15 +192,15 @@ def job_intervals(settings: Settings) -> dict[str, float]:
     return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
             "reconcile-wechat-pay": js.reconcile_wechat_pay_seconds, "restock": js.restock_seconds,
             "stock-alerts": js.stock_alerts_seconds, "expire-codes": js.expire_codes_seconds,
-            "poll-topups": js.poll_topups_seconds}
+            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds}
 
 
-def start_scheduler(app: App, wechat_pay: Any = None) -> tuple[Any, Any]:
+def start_scheduler(app: App, wechat_pay: Any = None, stars: Any = None) -> tuple[Any, Any]:
     """The scheduler with every job under the lease; returns (scheduler, runner)."""
     from jobs.scheduler import build_scheduler
 
     runner = app.job_runner()
-    scheduler = build_scheduler(app.shop, wechat_pay, runner=runner, every=job_intervals(app.settings))
+    scheduler = build_scheduler(app.shop, wechat_pay, runner=runner, every=job_intervals(app.settings), stars=stars)
     scheduler.start()
     return scheduler, runner
 
@@ -259,7 +259,8 @@ async def cmd_run_channels(settings: Settings) -> int:
         await app.shop.start()
         if wechat is not None:
             await wechat.start()
-        scheduler, runner = start_scheduler(app, wechat.gateway if wechat is not None else None)
+        scheduler, runner = start_scheduler(app, wechat.gateway if wechat is not None else None,
+                                            runtime.port if runtime is not None else None)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -488,7 +489,7 @@ async def cmd_jobs(settings: Settings, run: str | None) -> int:
     async with await App.open(settings) as app:
         runner = app.job_runner(owner="cli")
         add_channel_jobs(runner, app.shop, object() if settings.wechat.pay.mch_id else None,
-                         job_intervals(settings))
+                         job_intervals(settings), cast(Any, object()) if settings.telegram.enabled else None)
         if run is not None:
             spec = runner.jobs.get(run)
             if spec is None:

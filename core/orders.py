@@ -25,6 +25,7 @@ from core.models import (
 )
 from core.outbox import LEASE as HANDOFF_LEASE
 from core.outbox import Handoff, load_stored
+from core.payments import BANNED_PAYER, Outcome, banned_audit, banned_payers
 from core.ports import UnitOfWork
 from core.rules import rules_of
 
@@ -54,18 +55,23 @@ class PaymentNotice:
     txn_id: str
     amount: int
     currency: str
-    payer: Buyer | None = None
+    payer: Buyer | None = None  # who paid (Telegram: the paying user; WeChat Pay: the notice's openid)
     raw: dict[str, Any] = field(default_factory=dict)
+    # False: only the order's own buyer may pay it (a Telegram invoice forwarded to a stranger is refunded).
+    # True: anyone may (a WeChat Pay QR code paid by a friend); a blacklisted payer is refused either way.
+    any_payer: bool = False
 
 
 @dataclass(slots=True)
 class PaymentResult:
     """What happened to one notice."""
 
-    outcome: str  # delivered | pending (bought from the supplier next) | duplicate | refunding
+    outcome: Outcome
     order: Order | None
     reason: str = ""
     payment_id: int | None = None
+    topup: Any = None  # a wallet top-up's payment: the top-up (core/resellers.py Topup) and the new balance
+    balance: int | None = None
 
 
 @dataclass(slots=True)
@@ -172,6 +178,8 @@ class OrderBook:
         existing = await uow.payments.existing([(n.provider, n.txn_id) for n in notices])
         orders = await uow.orders.get_many(sorted({n.order_id for n in notices if n.order_id}), for_update=True)
         products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
+        fresh = [n for n in notices if (n.provider, n.txn_id) not in existing]
+        banned = await banned_payers(uow, [n.payer for n in fresh]) if fresh else {}
         results: list[Any] = [None] * len(notices)
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
@@ -183,10 +191,10 @@ class OrderBook:
             order = orders.get(n.order_id or "")
             if key in existing or key in seen:
                 prev = existing.get(key)
-                results[i] = PaymentResult("duplicate", order, payment_id=prev.id if prev else None)
+                results[i] = PaymentResult(Outcome.DUPLICATE, order, payment_id=prev.id if prev else None)
                 continue
             seen.add(key)
-            reason = self._refund_reason(n, order)
+            reason = BANNED_PAYER if n.payer is not None and n.payer.key in banned else self._refund_reason(n, order)
             pay = Payment(None, order.id if order else None, n.provider, n.txn_id, n.amount, n.currency,
                           n.payer.key if n.payer else "", "refund_pending" if reason else "captured", now)
             new_payments.append((i, pay, reason))
@@ -259,6 +267,13 @@ class OrderBook:
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
 
+        refused = [banned_audit(notices[i].payer, banned[notices[i].payer.key], pay.provider, pay.provider_txn_id,
+                                pay.id, now, pay.order_id)
+                   for (i, _, reason), pay in zip(new_payments, stored, strict=True)
+                   if reason == BANNED_PAYER and notices[i].payer is not None]
+        if refused:
+            await uow.audit.add_many(refused)
+
         outbox: list[OutboxItem] = []
         scheduled: list[tuple[datetime, OutboxItem]] = []  # deliveries due later (rules: deliver_on_effective)
         for (i, _, reason), pay in zip(new_payments, stored, strict=True):
@@ -267,19 +282,19 @@ class OrderBook:
                 if order is not None and reason == "stock_gone":
                     order.status = OrderStatus.REFUNDING
                 payer = notices[i].payer
-                if order is not None and reason != "wrong_payer":
+                if order is not None and reason not in ("wrong_payer", BANNED_PAYER):
                     recipient, channel, language = order.chat_id, order.buyer.channel, order.language
                 else:  # tell the one who paid; a stranger's payment is none of the order's buyer's business
                     recipient, channel, language = (payer.external_id, payer.channel, "") if payer else ("", "", "")
                 outbox.append(OutboxItem(None, "refund", channel, recipient, pay.order_id,
                                          {"payment_id": pay.id, "reason": reason, "language": language}))
-                results[i] = PaymentResult("refunding", order, reason, pay.id)
+                results[i] = PaymentResult(Outcome.REFUNDING, order, reason, pay.id)
             elif order is not None and order.id in supply_ids:
                 order.status, order.paid_at = OrderStatus.PENDING, now
                 kind = "topup" if products[order.product_id].kind is Kind.TOPUP else "buy"
                 outbox.append(OutboxItem(None, kind, order.buyer.channel, order.chat_id, order.id,
                                          {"payment_id": pay.id, "language": order.language}))
-                results[i] = PaymentResult("pending", order, payment_id=pay.id)
+                results[i] = PaymentResult(Outcome.PENDING, order, payment_id=pay.id)
             else:
                 assert order is not None
                 order.paid_at = order.delivered_at = now
@@ -292,7 +307,7 @@ class OrderBook:
                         "params": {"order": order.id, "date": due.strftime("%Y-%m-%d %H:%M UTC")}}))
                 else:
                     outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
-                results[i] = PaymentResult("delivered", order, payment_id=pay.id)
+                results[i] = PaymentResult(Outcome.DELIVERED, order, payment_id=pay.id)
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
         if deliveries:
@@ -313,7 +328,7 @@ class OrderBook:
     def _refund_reason(n: PaymentNotice, order: Order | None) -> str:
         if order is None:
             return "unknown_order"
-        if n.payer is not None and n.payer != order.buyer:
+        if n.payer is not None and n.payer != order.buyer and not n.any_payer:
             return "wrong_payer"
         due = order.price_in(n.currency)
         if due is None or due != n.amount:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
 # other refunds return a stray payment and leave the order as it is.
 ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled"})
+REFUND_PENDING_RETRY = timedelta(seconds=60)  # a refund the provider accepted is asked about this often
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
@@ -238,7 +239,8 @@ class OutboxDispatcher:
             await forgetful.delete(item.recipient, list(item.payload.get("refs", [])))
             return True, "", {}
         if item.kind == "refund":
-            await self._refund(item)
+            if not await self._refund(item):
+                return False, "refund accepted; waiting for the provider to move the money", {"pending": True}
         elif item.kind in ("buy", "topup") and self.supply is not None:
             return await self.supply.handle(item)
         elif item.kind == "notify":
@@ -275,15 +277,17 @@ class OutboxDispatcher:
             raise LookupError(f"no notifier for channel {channel!r}")
         return n
 
-    async def _refund(self, item: OutboxItem) -> None:
+    async def _refund(self, item: OutboxItem) -> bool:
+        """True once the money went back. A provider that only accepts the refund for now (WeChat Pay) says
+        False: the row is asked about again every minute until the provider reports it done."""
         async with self.uow() as uow:
             payment = await uow.payments.get(int(item.payload["payment_id"]))
         if payment is None or payment.status == "refunded":
-            return
+            return True
         gw = self.gateways.get(payment.provider)
         if gw is None:
             raise LookupError(f"no payment gateway {payment.provider!r} to refund with")
-        await gw.refund(payment, str(item.payload.get("reason", "")))
+        return await gw.refund(payment, str(item.payload.get("reason", ""))) is not False
 
     async def _done_batch(self, uow: UnitOfWork, batches: Sequence[list[tuple[OutboxItem, tuple]]]) -> list[None]:
         now = self.clock.now()
@@ -299,6 +303,9 @@ class OutboxDispatcher:
                 if not ok:
                     if extra.get("vault"):
                         failed.append((item.id, item.lease, err, now + VAULT_RETRY, False, False))
+                        continue
+                    if extra.get("pending"):  # a refund on its way at the provider: not a failure
+                        failed.append((item.id, item.lease, err, now + REFUND_PENDING_RETRY, False, False))
                         continue
                     attempts = item.attempts + 1
                     # Someone who blocked the bot is not written to again (the codes stay in My orders).

@@ -108,6 +108,8 @@ class OutboxRepo(Protocol):
         """(id, lease, error, next attempt, give up, count the attempt)."""
     async def pending_count(self) -> int: ...
     async def release_leases(self) -> None: ...
+    async def due_now(self, kind: str, order_id: str) -> None:
+        """Pending, unleased rows of this kind for this order are due at once (not after their backoff)."""
 
 
 class AuditRepo(Protocol):
@@ -202,7 +204,10 @@ class PaymentGateway(Protocol):
 
     name: str
 
-    async def refund(self, payment: Payment, reason: str) -> None: ...
+    async def refund(self, payment: Payment, reason: str) -> bool | None:
+        """Give a whole payment back. True (or None) when the money went back; False when the provider only
+        accepted the refund so far (the outbox asks again). "Already refunded" at the provider is done, not
+        an error. Raises when the provider refused or could not be reached (the outbox retries)."""
 
 
 # -- suppliers (issue 5) ---------------------------------------------------------------------------------------

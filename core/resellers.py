@@ -42,6 +42,7 @@ from core.models import (
     new_order_id,
 )
 from core.outbox import decrypt_codes, load_stored
+from core.payments import BANNED_PAYER, TOPUP_PREFIX, banned_audit, banned_payers, is_topup_id  # noqa: F401
 from core.ports import UnitOfWork
 
 PROVIDER = "wallet"
@@ -50,14 +51,8 @@ MAX_QTY = 1000  # codes in one B2B order (bulk), whatever the product's max_qty 
 KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (suspensions show within it)
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after the wallet paid
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
-TOPUP_PREFIX = "W"  # wallet top-up ids ("W" + an order-style id): order ids start with a digit
 REF_PREFIX = "ref_"  # the deep-link payload of a reseller's referral link: /start ref_<reseller id>
 PARTIAL_POLICIES = ("refuse", "partial", "wait")
-
-
-def is_topup_id(value: str) -> bool:
-    """True for the id of a wallet top-up (an invoice payload or out_trade_no), never for an order id."""
-    return len(value) == 15 and value.startswith(TOPUP_PREFIX) and value[1:].isalnum()
 
 
 def commission_of(amount: int, rate_bp: int) -> int:
@@ -339,6 +334,7 @@ class ResellerDesk:
         shop.book.paid_hooks.append(desk._accrue)  # commissions, in the payment's own transaction
         shop.dispatcher.refunded_hooks.append(desk._reverse)  # ... reversed in the refund's
         shop.resellers = desk
+        shop.payments.topups = desk  # top-up payments come in through the one payment entry
         return desk
 
     def configure(self, cfg: Any) -> ResellerDesk:
@@ -893,7 +889,7 @@ class ResellerDesk:
         return None
 
     async def topup_wallet(self, topup_id: str, provider: str, txn_id: str, amount: int, currency: str,
-                           payer: Buyer | None = None) -> TopupResult:
+                           payer: Buyer | None = None, *, any_payer: bool = False) -> TopupResult:
         """A provider says a top-up was paid: recorded once by (provider, txn id); the first payment of an open
         top-up credits the wallet (one ledger row); a repeat of the notice does nothing; any other payment (another
         payer, another amount, a top-up paid already, an unknown one) is refunded through the outbox."""
@@ -906,9 +902,12 @@ class ResellerDesk:
             if await uow.payments.existing([(provider, txn_id)]):
                 return TopupResult("duplicate", await self.repo.topup(uow, topup_id))
             reason = ""
-            if t is None or r is None:
+            banned = await banned_payers(uow, [payer])
+            if payer is not None and payer.key in banned:
+                reason = BANNED_PAYER
+            elif t is None or r is None:
                 reason = "unknown_order"
-            elif payer is not None and payer.key != t.payer:
+            elif payer is not None and payer.key != t.payer and not any_payer:
                 reason = "wrong_payer"
             elif t.provider != provider or (amount, currency) != _price_of(t):
                 reason = "amount_mismatch"
@@ -935,6 +934,9 @@ class ResellerDesk:
             await uow.audit.add_many([AuditEntry("topup" if not reason else "refund", who or "system", CHANNEL, now,
                                                  detail={"topup": topup_id, "provider": provider,
                                                          "payment_id": pay.id, "reason": reason})])
+            if reason == BANNED_PAYER and payer is not None:
+                await uow.audit.add_many([banned_audit(payer, banned[payer.key], provider, txn_id, pay.id, now,
+                                                       topup=topup_id)])
             await uow.commit()
         if reason:
             self.shop.dispatcher.wake()

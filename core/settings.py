@@ -793,6 +793,7 @@ class Jobs(BaseModel):
     expire_holds_seconds: float = Field(30, gt=0)
     dispatch_outbox_seconds: float = Field(30, gt=0)
     reconcile_wechat_pay_seconds: float = Field(60, gt=0)
+    reconcile_stars_seconds: float = Field(60, gt=0)
     restock_seconds: float = Field(60, gt=0)
     stock_alerts_seconds: float = Field(60, gt=0)
     expire_codes_seconds: float = Field(300, gt=0)

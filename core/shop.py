@@ -29,6 +29,7 @@ from core.models import (
 )
 from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
+from core.payments import PaymentDesk, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy
 from core.rules import rules_of
@@ -80,6 +81,9 @@ class Shop:
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
+        # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
+        self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
+                                    self.risk.under_review, self.dispatcher.wake)
         # Suppliers (issue 5): attached by App.open from the `suppliers:` config (suppliers.build_suppliers).
         self.supply = SupplyDesk(uow_factory, vault, clock, wake=self.dispatcher.wake)
         self.dispatcher.supply = self.supply
@@ -243,10 +247,13 @@ class Shop:
         return check_account(account, offer.account_pattern if offer else "")
 
     async def pay(self, notice: PaymentNotice) -> PaymentResult:
-        """Record a provider's payment once and deliver (or queue a refund)."""
-        if notice.provider not in self.gateways:
-            raise StoreError(ErrorCode.PROVIDER_DISABLED, provider=notice.provider)
-        return await self.committer.submit("pay", notice)
+        """Every payment of every provider comes in here: recorded once, then an order delivered (or bought
+        upstream), a wallet top-up credited, or a refund queued (core/payments.py)."""
+        return await self.payments.accept(notice)
+
+    async def payable(self, reference: str, payer: Buyer, amount: int, currency: str) -> Refusal | None:
+        """Pre-checkout: None when this payment would be accepted now, else why not (reads only)."""
+        return await self.payments.payable(reference, payer, amount, currency)
 
     async def cancel(self, order_id: str, buyer: Buyer) -> Order:
         """The buyer cancels an unpaid order; its stock is released at once."""

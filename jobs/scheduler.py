@@ -18,11 +18,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.jobs import EPOCH, JobRunner
+from core.payments import StarLedger
 from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVERY = {"dispatch-outbox": 30.0, "reconcile-wechat-pay": 60.0}
+DEFAULT_EVERY = {"dispatch-outbox": 30.0, "reconcile-wechat-pay": 60.0, "reconcile-stars": 60.0}
 
 
 async def expire_holds(shop: Shop) -> None:
@@ -47,9 +48,16 @@ async def reconcile_wechat_pay(shop: Shop, gateway: Any) -> None:
 
 
 def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: Any = None,
-                     every: Mapping[str, float] | None = None) -> None:
-    """The jobs that need the running store's channels (not runnable from `run.py jobs run`)."""
+                     every: Mapping[str, float] | None = None, stars: StarLedger | None = None) -> None:
+    """The jobs that need the running store's channels (not runnable from `run.py jobs run`). `stars`: the
+    Telegram bot's Star transactions (its port), for the Stars reconciliation."""
     every = {**DEFAULT_EVERY, **(every or {})}
+    if stars is not None:
+        async def reconcile_stars() -> str:
+            return f"{await shop.payments.reconcile_stars(stars)} unrecorded Stars payments found"
+
+        runner.add("reconcile-stars", reconcile_stars, every=timedelta(seconds=every["reconcile-stars"]),
+                   manual=False)
 
     async def outbox() -> str:
         return f"{await shop.dispatcher.dispatch_once()} outbox rows attempted"
@@ -66,7 +74,7 @@ def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: Any = None,
 
 
 def build_scheduler(shop: Shop, wechat_pay: Any = None, *, runner: JobRunner | None = None,
-                    every: Mapping[str, float] | None = None) -> AsyncIOScheduler:
+                    every: Mapping[str, float] | None = None, stars: StarLedger | None = None) -> AsyncIOScheduler:
     """The store's jobs; wechat_pay (a bots.wechat.pay.WeChatPayGateway) adds the WeChat Pay reconciliation."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     if runner is None:
@@ -78,7 +86,7 @@ def build_scheduler(shop: Shop, wechat_pay: Any = None, *, runner: JobRunner | N
             scheduler.add_job(reconcile_wechat_pay, "interval", seconds=60, args=[shop, wechat_pay],
                               id="reconcile-wechat-pay", replace_existing=True, max_instances=1, coalesce=True)
         return scheduler
-    add_channel_jobs(runner, shop, wechat_pay, every)
+    add_channel_jobs(runner, shop, wechat_pay, every, stars)
     for name, spec in runner.jobs.items():
         if spec.every is not None:
             trigger: Any = IntervalTrigger(seconds=spec.every.total_seconds(), start_date=EPOCH, timezone="UTC")

@@ -469,6 +469,11 @@ class OutboxRepo(_Repo):
         return (await self.c.execute(select(func.count()).select_from(t.outbox)
                                      .where(t.outbox.c.status == "pending"))).scalar() or 0
 
+    async def due_now(self, kind: str, order_id: str) -> None:
+        c = t.outbox.c
+        await self.c.execute(update(t.outbox).where(c.kind == kind, c.order_id == order_id, c.status == "pending",
+                                                    c.lease.is_(None)).values(next_attempt_at=self._now()))
+
     async def release_leases(self) -> None:
         now = self._now()
         await self.c.execute(update(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.lease.is_not(None))

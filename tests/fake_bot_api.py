@@ -123,6 +123,7 @@ class FakeBotAPI:
         self._deleted: set[tuple[int, int]] = set()
         self._files: dict[str, dict] = {}        # file_id -> {"path", "data", "mime", "unique"}
         self._charges: dict[str, dict] = {}      # telegram_payment_charge_id -> {"user_id", "refunded"}
+        self.star_transactions: list[dict] = []  # the bot's Star balance history (getStarTransactions), in order
         self._faults: dict[str, list[tuple[int, int, str | None]]] = {}
         self._blocked: set[int] = set()
         self._waiters: set[asyncio.Future] = set()
@@ -303,7 +304,12 @@ class FakeBotAPI:
     def successful_payment_update(self, user: dict, payload: str, total_amount: int, charge_id: str,
                                   currency: str = "XTR") -> dict:
         """The service message announcing a payment; registers `charge_id` for refundStarPayment."""
-        self._charges[charge_id] = {"user_id": user["id"], "refunded": False}
+        self._charges[charge_id] = {"user_id": user["id"], "refunded": False, "amount": total_amount, "user": user}
+        if currency == "XTR":  # Stars reach the bot's balance: an incoming transaction from the user
+            self.star_transactions.append({
+                "id": charge_id, "amount": total_amount, "date": int(time.time()),
+                "source": {"type": "user", "transaction_type": "invoice_payment", "user": user,
+                           "invoice_payload": payload}})
         payment = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
                    "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
         return {"message": self._message(user["id"], user, successful_payment=payment)}
@@ -575,7 +581,18 @@ class FakeBotAPI:
         if charge["refunded"]:
             raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
         charge["refunded"] = True
+        if any(t["id"] == p["telegram_payment_charge_id"] for t in self.star_transactions):
+            self.star_transactions.append({
+                "id": p["telegram_payment_charge_id"], "amount": charge["amount"], "date": int(time.time()),
+                "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": charge["user"]}})
         return True
+
+    def _m_getStarTransactions(self, p: dict, files: dict) -> dict:
+        """Telegram's order (oldest first); offset = how many to skip; 1 <= limit <= 100 (default 100)."""
+        offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
+        if offset < 0 or not 1 <= limit <= 100:
+            raise ApiError(400, "Bad Request: invalid offset or limit")
+        return {"transactions": self.star_transactions[offset:offset + limit]}
 
     def _m_sendDocument(self, p: dict, files: dict) -> dict:
         return self._bot_message(p, document=self._upload(p, files, "document", "documents"))

@@ -9,6 +9,10 @@ API_BASE_URL):
 - `POST /pay/orderquery` -> trade_state NOTPAY / SUCCESS / REFUND, or err_code ORDERNOTEXIST.
 - `POST /secapi/pay/refund` -> refund_id; the same out_refund_no is the same refund. With `tls=True` the server
   speaks HTTPS and this path needs a client certificate (like WeChat's merchant certificate).
+- `POST /pay/refundquery` (by out_refund_no) -> refund_status_0 SUCCESS / PROCESSING, or REFUNDNOTEXIST. With
+  `instant_refunds=True` (the default) a refund is SUCCESS at once (balance refunds settle in seconds); with
+  False it stays PROCESSING until `refund_notice_xml` settles it and builds the encrypted refund notice
+  (req_info: AES-256-ECB under md5(api key), as WeChat sends it).
 
 Every request is kept in `requests` as (path, fields). `mark_paid` pays a trade (as if the buyer scanned and
 paid; orderquery then says SUCCESS) and `notify_xml` builds the signed notice WeChat would post to notify_url.
@@ -17,6 +21,7 @@ paid; orderquery then says SUCCESS) and `notify_xml` builds the signed notice We
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import secrets
 import ssl
@@ -26,6 +31,7 @@ from typing import Any
 
 import xmltodict
 from aiohttp import web
+from wechatpy.crypto import RefundCrypto
 from wechatpy.pay.utils import calculate_signature, dict_to_xml
 
 # The fields of a unified order that must be the same for a repeat to get the same trade.
@@ -52,6 +58,7 @@ class FakeWeChatPay:
         self.trades: dict[str, Trade] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.refund_errors: list[str] = []  # err_codes the next refund calls answer with (then success)
+        self.instant_refunds = True
         self._txn = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -65,6 +72,7 @@ class FakeWeChatPay:
         app.router.add_post("/pay/unifiedorder", self._unifiedorder)
         app.router.add_post("/pay/orderquery", self._orderquery)
         app.router.add_post("/secapi/pay/refund", self._refund)
+        app.router.add_post("/pay/refundquery", self._refundquery)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         ctx = None
@@ -190,13 +198,47 @@ class FakeWeChatPay:
         if int(f["refund_fee"]) > int(f["total_fee"]) or f["total_fee"] != trade.fields["total_fee"]:
             return self._error("INVALID_REQUEST", "退款金额大于支付金额")
         if f["out_refund_no"] not in trade.refunds:  # the same out_refund_no is the same refund
-            trade.refunds[f["out_refund_no"]] = {**f, "refund_id": f"50000{next(self._txn):023d}"}
+            trade.refunds[f["out_refund_no"]] = {**f, "refund_id": f"50000{next(self._txn):023d}",
+                                                 "status": "SUCCESS" if self.instant_refunds else "PROCESSING"}
         first = trade.refunds[f["out_refund_no"]]
         trade.state = "REFUND"
         return self._answer({"transaction_id": trade.transaction_id, "out_trade_no": trade.out_trade_no,
                              "out_refund_no": f["out_refund_no"], "refund_id": first["refund_id"],
                              "refund_fee": first["refund_fee"], "total_fee": trade.fields["total_fee"],
                              "cash_fee": trade.fields["total_fee"]})
+
+    async def _refundquery(self, request: web.Request) -> web.Response:
+        f = await self._read(request)
+        if isinstance(f, web.Response):
+            return f
+        for trade in self.trades.values():
+            refund = trade.refunds.get(f.get("out_refund_no") or "")
+            if refund is not None:
+                return self._answer({"transaction_id": trade.transaction_id, "out_trade_no": trade.out_trade_no,
+                                     "total_fee": trade.fields["total_fee"], "refund_count": 1,
+                                     "out_refund_no_0": refund["out_refund_no"], "refund_id_0": refund["refund_id"],
+                                     "refund_fee_0": refund["refund_fee"], "refund_status_0": refund["status"]})
+        return self._error("REFUNDNOTEXIST", "退款订单查询失败")
+
+    def refund_notice_xml(self, out_refund_no: str, *, status: str = "SUCCESS", api_key: str | None = None,
+                          settle: bool = True) -> bytes:
+        """The refund result notice WeChat posts to notify_url (settling the refund first, unless told not to).
+        `api_key`: encrypt under another key (a forgery)."""
+        trade, refund = next((t, t.refunds[out_refund_no]) for t in self.trades.values() if out_refund_no in t.refunds)
+        if settle:
+            refund["status"] = status
+        inner = {"transaction_id": trade.transaction_id, "out_trade_no": trade.out_trade_no,
+                 "refund_id": refund["refund_id"], "out_refund_no": out_refund_no,
+                 "total_fee": trade.fields["total_fee"], "refund_fee": refund["refund_fee"],
+                 "settlement_refund_fee": refund["refund_fee"], "refund_status": status,
+                 "success_time": "2026-01-01 12:00:00", "refund_recv_accout": "支付用户零钱",
+                 "refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_request_source": "API"}
+        xml = "<root>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in inner.items()) + "</root>"
+        key = hashlib.md5((api_key or self.api_key).encode()).hexdigest().encode()
+        req_info = RefundCrypto(key).encrypt(xml).decode()
+        outer = {"return_code": "SUCCESS", "appid": self.appid, "mch_id": self.mch_id,
+                 "nonce_str": secrets.token_hex(16), "req_info": req_info}
+        return dict_to_xml(outer).encode("utf-8")
 
     def refunds(self) -> list[dict[str, Any]]:
         """Distinct refunds taken (by out_refund_no)."""

@@ -87,11 +87,15 @@ async def test_a_notice_for_another_amount_is_refused_and_a_refunded_top_up_goes
             async with shop.wx._session.post(shop.url + "/wechat/pay/notify", data=body) as resp:
                 return resp.status
 
-        # a notice saying another amount is refused and records nothing
-        assert await notify(pay.notify_xml(t.id, total_fee=1)) == 400
+        # a (signed) payment of another amount is taken in by the one payment entry and given back: no credit
+        assert await notify(pay.notify_xml(t.id, total_fee=1, transaction_id="4200000000000000000000000777")) == 200
         assert (await desk.get(r.id)).balance == 0 and await desk.statement(r.id) == []
-        # a notice for a top-up the store never made fails too
-        assert await notify(pay.notify_xml("W261125ZZZZZZZZ")) == 400
+        # so is a payment for a top-up the store never made
+        assert await notify(pay.notify_xml("W261125ZZZZZZZZ", transaction_id="4200000000000000000000000778")) == 200
+        async with shop.app.db.uow() as uow:
+            stray = await uow.payments.existing([("wechat_pay", "4200000000000000000000000777"),
+                                                 ("wechat_pay", "4200000000000000000000000778")])
+        assert sorted(p.status for p in stray.values()) == ["refund_pending", "refund_pending"]
         # the true notice credits the open top-up
         assert await notify(pay.notify_xml(t.id)) == 200
         assert (await desk.get(r.id)).balance == 20_000

@@ -217,19 +217,34 @@ async def test_badly_signed_or_tampered_notice_fails_and_changes_nothing(tmp_pat
         tampered = env.fake.notify_xml(order.id).replace(b"<total_fee>1000<", b"<total_fee>1<")
         fails(await env.post(tampered), "bad signature")
         fails(await env.post(b"<xml><return_code>SUCCESS</return_code></xml>"), "bad signature")
-        fails(await env.post(b"not xml at all"), "bad signature")
+        fails(await env.post(b"not xml at all"), "malformed notice")
         await unchanged(env, order)
 
 
-@pytest.mark.parametrize("wrong", [{"appid": "wx-another-app"}, {"mch_id": "1900000999"}, {"total_fee": 1}])
-async def test_signed_notice_for_another_merchant_or_amount_fails_and_changes_nothing(
+@pytest.mark.parametrize("wrong", [{"appid": "wx-another-app"}, {"mch_id": "1900000999"}])
+async def test_signed_notice_for_another_merchant_fails_and_changes_nothing(
         tmp_path: Path, wrong: dict[str, Any]) -> None:
     async with wechat_store(tmp_path) as env:
         order = await env.reserve("o-alice")
         await env.gateway.create_native(order, "card")
-        reason = "amount" if "total_fee" in wrong else "appid or mch_id"
-        fails(await env.post(env.fake.notify_xml(order.id, **wrong)), reason)
+        fails(await env.post(env.fake.notify_xml(order.id, **wrong)), "appid or mch_id")
         await unchanged(env, order)
+
+
+async def test_signed_notice_for_another_amount_is_recorded_and_refunded_never_delivered(tmp_path: Path) -> None:
+    """WeChat signed it, so that money moved: the core's one payment entry records it and gives it back
+    (the same decision reconciliation's orderquery would reach), and the order stays unpaid."""
+    async with wechat_store(tmp_path) as env:
+        order = await env.reserve("o-alice")
+        await env.gateway.create_native(order, "card")
+        assert await env.post(env.fake.notify_xml(order.id, total_fee=1)) == (200, SUCCESS_XML.decode())
+        await settle(env.app)
+        (payment,) = await payments_for(env.app, order.id)
+        assert payment.amount == 1
+        assert await order_status(env.app, order.id) == "held" and env.notifier.deliveries == []
+        assert payment.status == "refund_pending"
+        asked = env.fake.requests_to("/secapi/pay/refund")
+        assert [(r["transaction_id"], r["refund_fee"]) for r in asked] == [(payment.provider_txn_id, "1")]
 
 
 async def test_notice_of_a_failed_payment_is_acknowledged_and_records_nothing(tmp_path: Path) -> None:
@@ -240,11 +255,16 @@ async def test_notice_of_a_failed_payment_is_acknowledged_and_records_nothing(tm
         await unchanged(env, order)
 
 
-async def test_notice_for_an_unknown_order_fails(tmp_path: Path) -> None:
+async def test_signed_notice_for_an_unknown_order_is_recorded_for_a_refund(tmp_path: Path) -> None:
     async with wechat_store(tmp_path) as env:
-        fails(await env.post(env.fake.notify_xml("261125NOSUCHORD", total_fee=1000)), "unknown order")
+        body = env.fake.notify_xml("261125NOSUCHORD", total_fee=1000, transaction_id="4200000000000000000000009999")
+        assert await env.post(body) == (200, SUCCESS_XML.decode())
+        assert await env.post(body) == (200, SUCCESS_XML.decode())  # WeChat's repeat: recorded once
         async with env.app.db.uow() as uow:
-            assert await uow.payments.existing([(PROVIDER, "x")]) == {}
+            found = await uow.payments.existing([(PROVIDER, "4200000000000000000000009999")])
+        (payment,) = found.values()
+        assert payment.order_id is None and payment.status in ("refund_pending", "refunded")
+        assert payment.payer == "wechat:o-payer"
 
 
 async def test_doctype_entity_and_non_utf8_bodies_are_refused(tmp_path: Path) -> None:
@@ -355,9 +375,9 @@ async def test_paid_notice_for_a_lapsed_order_whose_stock_is_gone_is_refunded_wi
         assert [n.key for n in env.notifier.notices_to("o-alice")] == ["refund.done"]
         assert env.notifier.deliveries == [] and await order_status(env.app, other.id) == "held"
 
-        # Refunding the same payment again is the same refund at WeChat (out_refund_no), not a second one.
-        await env.gateway.refund(payment, "stock_gone")
-        assert len(env.fake.refunds()) == 1 and len(env.fake.requests_to("/secapi/pay/refund")) == 2
+        # Refunding the same payment again finds it done at WeChat (refundquery by out_refund_no): no new refund.
+        assert await env.gateway.refund(payment, "stock_gone") is True
+        assert len(env.fake.refunds()) == 1 and len(env.fake.requests_to("/secapi/pay/refund")) == 1
 
 
 async def test_refund_that_wechat_refuses_is_retried_by_the_outbox(tmp_path: Path) -> None:
@@ -447,3 +467,87 @@ async def test_a_storm_of_notices_with_repeats_pays_and_delivers_each_order_once
         for o in orders:
             assert len(await payments_for(env.app, o.id)) == 1
         assert await stock_of(env.app) == (0, 0, 40)
+
+
+# -- the one payment entry: money that moved, and who moved it ------------------------------------------------
+
+async def lapsed_and_refunding(env: Env) -> tuple[Order, str]:
+    """Alice's hold lapses, Bob takes the only code, Alice's payment arrives: a refund for stock_gone."""
+    late = await env.reserve("o-alice")
+    await env.gateway.create_native(late, "card")
+    env.clock.advance(minutes=16)
+    await env.app.shop.expire_holds()
+    await env.reserve("o-bob")
+    txn = env.fake.mark_paid(late.id, "o-alice")
+    assert await env.post(env.fake.notify_xml(late.id, openid="o-alice")) == (200, SUCCESS_XML.decode())
+    await settle(env.app)
+    return late, txn
+
+
+async def test_a_refund_wechat_only_accepted_stays_refunding_until_its_refund_notice_says_the_money_moved(
+        tmp_path: Path) -> None:
+    async with wechat_store(tmp_path, codes=1) as env:
+        env.fake.instant_refunds = False  # a refund to a bank card: accepted now, the money moves later
+        late, txn = await lapsed_and_refunding(env)
+        assert len(env.fake.refunds()) == 1
+        assert await order_status(env.app, late.id) == "refunding"
+        (payment,) = await payments_for(env.app, late.id)
+        assert payment.status == "refund_pending" and env.notifier.notices_to("o-alice") == []
+
+        # A forged refund notice (not encrypted under the merchant's key) changes nothing.
+        forged = env.fake.refund_notice_xml(f"R{txn}", api_key="not-the-merchant-key", settle=False)
+        status, text = await env.post(forged)
+        assert status == 400 and "FAIL" in text
+        await settle(env.app)
+        assert await order_status(env.app, late.id) == "refunding"
+
+        # WeChat's refund notice: the refund is done, the order refunded and Alice told, once.
+        notice = env.fake.refund_notice_xml(f"R{txn}")
+        assert await env.post(notice) == (200, SUCCESS_XML.decode())
+        assert await env.post(notice) == (200, SUCCESS_XML.decode())  # a repeat changes nothing
+        await settle(env.app)
+        assert await order_status(env.app, late.id) == "refunded"
+        (payment,) = await payments_for(env.app, late.id)
+        assert payment.status == "refunded"
+        assert [n.key for n in env.notifier.notices_to("o-alice")] == ["refund.done"]
+        assert len(env.fake.requests_to("/secapi/pay/refund")) == 1
+
+
+async def test_a_refund_whose_notice_never_came_is_found_done_by_refundquery(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path, codes=1) as env:
+        env.fake.instant_refunds = False
+        late, txn = await lapsed_and_refunding(env)
+        assert await order_status(env.app, late.id) == "refunding"
+        env.fake.refund_notice_xml(f"R{txn}")  # settles at WeChat; the notice itself is lost
+        env.clock.advance(minutes=2)  # the outbox asks again
+        await settle(env.app)
+        assert await order_status(env.app, late.id) == "refunded"
+        assert [n.key for n in env.notifier.notices_to("o-alice")] == ["refund.done"]
+
+
+async def test_a_friend_may_pay_a_wechat_qr_code_but_a_banned_payer_is_refunded_and_never_delivered(
+        tmp_path: Path) -> None:
+    async with wechat_store(tmp_path) as env:
+        merchant = Buyer("wechat", "o-merchant")
+        await env.app.shop.risk.ban("payer", "wechat:o-mallory", merchant, "stolen cards")
+        ann = await env.reserve("o-ann")
+        await env.gateway.create_native(ann, "card")
+        env.fake.mark_paid(ann.id, "o-mallory")  # Mallory scans Ann's QR code and pays
+        assert await env.post(env.fake.notify_xml(ann.id, openid="o-mallory")) == (200, SUCCESS_XML.decode())
+        await settle(env.app)
+        assert env.notifier.deliveries == [] and await order_status(env.app, ann.id) == "held"
+        (payment,) = await payments_for(env.app, ann.id)
+        assert payment.payer == "wechat:o-mallory" and payment.status == "refunded"
+        assert [r["transaction_id"] for r in env.fake.refunds()] == [payment.provider_txn_id]
+        async with env.app.db.uow() as uow:
+            (refused,) = await uow.audit.latest("payment_refused")
+        assert refused.actor == "wechat:o-mallory" and refused.order_id == ann.id
+
+        # A friend who is not banned pays Bob's QR code: Bob gets his code.
+        bob = await env.reserve("o-bob")
+        await env.gateway.create_native(bob, "card")
+        env.fake.mark_paid(bob.id, "o-friend")
+        assert await env.post(env.fake.notify_xml(bob.id, openid="o-friend")) == (200, SUCCESS_XML.decode())
+        await settle(env.app)
+        assert await order_status(env.app, bob.id) == "delivered"
+        assert [r for r, _ in env.notifier.deliveries] == ["o-bob"]

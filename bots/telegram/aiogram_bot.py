@@ -33,6 +33,7 @@ from aiogram.types import (
     Update,
 )
 
+from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.common import (
     GROUP_TYPES,
     Button,
@@ -231,6 +232,11 @@ def store_router(frontend: TelegramFrontend) -> Router:
     return router
 
 
+def is_payment_update(update: Update) -> bool:
+    return update.pre_checkout_query is not None or (
+        update.message is not None and update.message.successful_payment is not None)
+
+
 class AiogramRuntime:
     """The store as its own aiogram bot (Bot + Dispatcher with the store router)."""
 
@@ -245,13 +251,16 @@ class AiogramRuntime:
         self.dp = Dispatcher(disable_fsm=True)  # the store keeps conversation state in its database
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
-        self._polling: asyncio.Task[None] | None = None
+        self._polling: PaymentFirstPolling[Update] | None = None
 
     async def start(self) -> None:
-        """Long polling in the background."""
-        self._polling = asyncio.create_task(self.dp.start_polling(
-            self.bot, handle_signals=False, handle_as_tasks=self._concurrent, polling_timeout=10,
-            close_bot_session=False))
+        """Long polling in the background; a payment update is confirmed only once handled (polling.py)."""
+        self._polling = PaymentFirstPolling(
+            lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout,
+                                                         request_timeout=timeout + 30),
+            lambda update: self.dp.feed_update(self.bot, update),
+            lambda update: update.update_id, is_payment_update, timeout=10, concurrent=self._concurrent)
+        self._polling.start()
 
     async def set_webhook(self, url: str, secret: str) -> None:
         await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
@@ -261,9 +270,7 @@ class AiogramRuntime:
 
     async def stop(self) -> None:
         if self._polling is not None:
-            if not self._polling.done():
-                await self.dp.stop_polling()
-            await self._polling
+            await self._polling.stop()
             self._polling = None
         await stop_sending(self.app, self.port)
         await self.bot.session.close()

@@ -10,15 +10,15 @@ import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from core.errors import ErrorCode, StoreError
+from core.errors import StoreError
 from core.flood import FloodGate
-from core.models import Buyer, OrderStatus, Payment
+from core.models import Buyer, Payment
 from core.orders import PaymentNotice
 from core.ports import Delivery
-from core.resellers import is_topup_id
+from core.payments import Outcome, StarTransaction, utc_from_timestamp
 from core.shop import Shop
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
@@ -33,6 +33,7 @@ CODES_INLINE_LIMIT = 3000  # more code text than this goes out as a .txt documen
 COPY_BUTTONS_MAX = 8  # one copy button per code, for small orders
 COPY_TEXT_MAX = 256  # Telegram's CopyTextButton limit
 GROUP_TYPES = frozenset({"group", "supergroup"})
+PAYMENT_ATTEMPTS = 5  # a successful_payment is retried this often (1+2+4+8 s between) before polling moves on
 
 
 @dataclass(slots=True)
@@ -68,7 +69,9 @@ class TelegramPort(Protocol):
         """A Stars invoice; `buttons`, when given, start with the Pay button (Telegram's rule)."""
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None: ...
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
-    async def refund_stars(self, user_id: int, charge_id: str) -> None: ...
+    async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        """Done also when Telegram says the charge was refunded already."""
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTransaction]: ...
     async def download(self, file_id: str) -> bytes: ...
     async def username(self) -> str:
         """The bot's @username (getMe, asked once): group commands may be addressed /buy@username."""
@@ -153,8 +156,30 @@ class LibraryPort:
         await self.bot.answer_pre_checkout_query(query_id, ok=ok, error_message=error)
 
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
+        """Give a Stars payment back. Telegram's CHARGE_ALREADY_REFUNDED means an earlier call went through
+        (its answer was lost, or the store crashed before recording it): that refund is done, not failed."""
         self._open()
-        await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+        try:
+            await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+        except Exception as exc:
+            if "charge_already_refunded" not in str(exc).lower():
+                raise
+            log.info("Stars charge of user %s was refunded before; done", user_id)
+
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTransaction]:
+        """getStarTransactions as the core's StarLedger (the same attribute names in aiogram and PTB)."""
+        self._open()
+        answer = await self.bot.get_star_transactions(offset=offset, limit=limit)
+        out = []
+        for tx in answer.transactions:
+            partner = tx.source if tx.source is not None else tx.receiver
+            user = getattr(partner, "user", None)
+            when = tx.date if isinstance(tx.date, datetime) else utc_from_timestamp(int(tx.date))
+            out.append(StarTransaction(
+                str(tx.id), int(tx.amount), tx.source is not None, str(user.id) if user is not None else "",
+                (getattr(partner, "invoice_payload", None) or "") if tx.source is not None else "",
+                when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)))
+        return out
 
 
 @dataclass(slots=True)
@@ -359,42 +384,38 @@ class TelegramFrontend:
 
     async def on_pre_checkout(self, query_id: str, user_id: int, payload: str, total: int, currency: str,
                               lang_hint: str | None) -> None:
-        """Answered at once from a fast read: ok only for this payer's held, unpaid, unexpired order."""
-        problem = await self._payable(user_id, payload, total, currency)
-        if problem is None:
+        """Answered at once from the core's own decision (reads only): ok only when the payment would be taken."""
+        refusal = await self.shop.payable(payload, buyer_of(user_id), total, currency)
+        if refusal is None:
             await self.port.answer_pre_checkout(query_id, True)
         else:
             lang = await self.language(user_id, lang_hint)
-            await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{problem}"))
-
-    async def _payable(self, user_id: int, payload: str, total: int, currency: str) -> str | None:
-        if is_topup_id(payload) and getattr(self.shop, "resellers", None) is not None:  # a reseller's wallet top-up
-            return await self.shop.resellers.topup_payable(payload, buyer_of(user_id), total, currency)
-        try:
-            order, _ = await self.shop.order_for(payload, buyer_of(user_id))
-        except StoreError as exc:
-            return "not_yours" if exc.code is ErrorCode.NOT_YOUR_ORDER else "unknown"
-        if order.status is not OrderStatus.HELD or order.expires_at <= self.shop.clock.now():
-            return "expired" if order.status in (OrderStatus.HELD, OrderStatus.EXPIRED) else "not_payable"
-        if currency != "XTR" or order.price_in("XTR") != total:
-            return "amount"
-        return None
+            await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{refusal}"))
 
     async def on_successful_payment(self, user_id: int, chat_id: int, payload: str, charge_id: str, total: int,
                                     currency: str) -> None:
-        """Record the payment once by its charge id; the delivery (or a refund) goes out through the outbox."""
-        if is_topup_id(payload) and getattr(self.shop, "resellers", None) is not None:  # credits the wallet once
-            done = await self.shop.resellers.topup_wallet(payload, PROVIDER, charge_id, total, currency,
-                                                          buyer_of(user_id))
-            if done.outcome == "credited":
-                lang = await self.language(user_id, None)
-                await self.port.send(chat_id, OutMessage(html.escape(self.i18n.t(
-                    lang, "wallet.credited", balance=self.i18n.money(done.balance or 0, done.topup.currency, lang)))))
-            return
-        result = await self.shop.pay(PaymentNotice(payload or None, PROVIDER, charge_id, total, currency,
-                                                   buyer_of(user_id)))
-        if result.outcome == "duplicate":
-            log.info("successful_payment for order %s repeated; nothing to do", payload)
+        """Hand the payment to the core's one entry (recorded once by its charge id). Polling confirms this
+        update only after this returns, so it tries hard: a busy database is waited out; what still fails is
+        found by the Stars reconciliation (core/payments.py)."""
+        notice = PaymentNotice(payload or None, PROVIDER, charge_id, total, currency, buyer_of(user_id))
+        for attempt in range(PAYMENT_ATTEMPTS):
+            try:
+                result = await self.shop.pay(notice)
+                break
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried; the reconciliation is the last resort
+                log.warning("recording Stars payment for %s failed (attempt %d): %s", payload, attempt + 1,
+                            type(exc).__name__)
+                if attempt + 1 == PAYMENT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(2.0 ** attempt, 10.0))
+        if result.outcome == Outcome.CREDITED and result.topup is not None:
+            lang = await self.language(user_id, None)
+            await self.port.send(chat_id, OutMessage(html.escape(self.i18n.t(
+                lang, "wallet.credited", balance=self.i18n.money(result.balance or 0, result.topup.currency, lang)))))
+        elif result.outcome == Outcome.DUPLICATE:
+            log.info("successful_payment for %s repeated; nothing to do", payload)
 
 
 class TelegramNotifier:
@@ -433,8 +454,10 @@ class StarsGateway:
     def __init__(self, port: TelegramPort) -> None:
         self.port = port
 
-    async def refund(self, payment: Payment, reason: str) -> None:
+    async def refund(self, payment: Payment, reason: str) -> bool:
+        """Stars go back at once: done when Telegram answers (or says it was done before)."""
         channel, _, user_id = payment.payer.partition(":")
         if channel != CHANNEL or not user_id.lstrip("-").isdigit():
             raise ValueError(f"payment {payment.id} has no Telegram payer to refund")
         await self.port.refund_stars(int(user_id), payment.provider_txn_id)
+        return True

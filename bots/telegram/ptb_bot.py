@@ -38,6 +38,7 @@ from telegram.ext import (
     filters,
 )
 
+from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.common import (
     GROUP_TYPES,
     Button,
@@ -174,6 +175,11 @@ def build_application(token: str, api_base: str, *, concurrent_updates: bool = T
             .build())
 
 
+def is_payment_update(update: Update) -> bool:
+    return update.pre_checkout_query is not None or (
+        update.message is not None and update.message.successful_payment is not None)
+
+
 class PtbRuntime:
     """The store as its own PTB bot (an Application with the store handlers)."""
 
@@ -189,6 +195,8 @@ class PtbRuntime:
         self.frontend = storefront(settings, app, self.port)
         self.application.add_handlers(store_handlers(self.frontend))
         self.application.add_error_handler(log_handler_error)
+        self._concurrent = concurrent_updates
+        self._polling: PaymentFirstPolling[Update] | None = None
 
     async def _ensure_initialized(self) -> None:
         await self.application.initialize()  # a no-op when already initialized
@@ -197,9 +205,12 @@ class PtbRuntime:
         """Long polling in the background (returns once PTB has deleted any webhook and started polling)."""
         await self._ensure_initialized()
         await self.application.start()
-        updater = self.application.updater
-        assert updater is not None
-        await updater.start_polling(poll_interval=0.0, timeout=POLL_TIMEOUT, drop_pending_updates=False)
+        await self.bot.delete_webhook(drop_pending_updates=False)  # as PTB's own start_polling does
+        self._polling = PaymentFirstPolling(
+            lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout),
+            self.application.process_update, lambda update: update.update_id, is_payment_update,
+            timeout=int(POLL_TIMEOUT.total_seconds()), concurrent=self._concurrent)
+        self._polling.start()
 
     async def set_webhook(self, url: str, secret: str) -> None:
         await self._ensure_initialized()
@@ -211,9 +222,9 @@ class PtbRuntime:
         await self.application.process_update(Update.de_json(update, self.bot))
 
     async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        if self._polling is not None:
+            await self._polling.stop()
+            self._polling = None
         if self.application.running:
             await self.application.stop()
         await stop_sending(self.app, self.port)

@@ -16,6 +16,7 @@ I/O) runs on the loop.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import logging
 import re
@@ -27,13 +28,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from wechatpy.exceptions import InvalidSignatureException, WeChatPayException
+import xmltodict
+from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
+from wechatpy.pay.utils import calculate_signature
 
 from core.errors import ErrorCode, StoreError
-from core.models import Order, OrderStatus, Payment
+from core.models import Buyer, Order, OrderStatus, Payment
 from core.orders import PaymentNotice
-from core.resellers import is_topup_id
 from core.settings import ConfigError
 from locales import Translator
 
@@ -146,7 +148,7 @@ class WeChatPayGateway:
             data = getattr(getattr(client, api), method)(**kw)
             if not isinstance(data, dict):
                 raise WeChatPayError("BAD_RESPONSE", f"{what}: not XML")
-            if not client.check_signature(dict(data)):
+            if not signed(data, self._api_key):
                 raise WeChatPayError("BAD_SIGNATURE", f"{what}: the answer's signature does not match")
             if data.get("appid") != self.appid or data.get("mch_id") != self.mch_id:
                 raise WeChatPayError("BAD_RESPONSE", f"{what}: answer for another appid or mch_id")
@@ -201,27 +203,6 @@ class WeChatPayGateway:
             raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no code_url")
         return str(data["code_url"])
 
-    async def _topup_notice(self, data: dict[str, Any], topup_id: str, txn: str) -> tuple[int, bytes]:
-        """A paid notice for a wallet top-up: credited once (core/resellers.py topup_wallet). A notice saying
-        another amount is refused unrecorded (like an order's); a second payment of a paid top-up is refunded."""
-        desk = getattr(self.shop, "resellers", None)
-        topup = await desk.topup(topup_id) if desk is not None else None
-        if topup is None:
-            log.warning("wechat pay: refused a notice for unknown top-up %s", topup_id)
-            return 400, fail_xml("unknown order")
-        fee_type = data.get("fee_type") or "CNY"
-        if data.get("total_fee") != topup.amount or fee_type != topup.currency:
-            log.error("wechat pay: notice for top-up %s says %s %s, the top-up is %s %s", topup_id,
-                      data.get("total_fee"), fee_type, topup.amount, topup.currency)
-            return 400, fail_xml("amount does not match the order")
-        try:
-            result = await desk.topup_wallet(topup_id, PROVIDER, txn, topup.amount, fee_type)
-        except Exception:  # noqa: BLE001 - not recorded: WeChat sends it again
-            log.exception("wechat pay: recording the top-up %s failed", topup_id)
-            return 500, fail_xml("try again")
-        log.info("wechat pay: top-up %s transaction %s: %s %s", topup_id, txn, result.outcome, result.reason)
-        return 200, SUCCESS_XML
-
     async def _unified_order(self, order: Order, title: str, client_ip: str) -> str:
         start = order.created_at.astimezone(CHINA)
         expire = max(order.expires_at, order.created_at + timedelta(minutes=1)).astimezone(CHINA)
@@ -261,17 +242,28 @@ class WeChatPayGateway:
             raise
         if data.get("trade_state") not in ("SUCCESS", "REFUND"):  # REFUND: paid, then (partly) refunded
             return None
-        if data.get("out_trade_no") != order_id or not data.get("transaction_id"):
+        notice = notice_of({k: str(v) if v is not None else "" for k, v in data.items()})
+        if data.get("out_trade_no") != order_id or notice is None:
             raise WeChatPayError("BAD_RESPONSE", "orderquery: answer for another order")
-        return PaymentNotice(order_id, PROVIDER, data["transaction_id"], int(data["total_fee"]),
-                             data.get("fee_type") or "CNY", None, raw=dict(data))
+        return notice
 
     # -- refunds -----------------------------------------------------------------------------------
-    async def refund(self, payment: Payment, reason: str) -> None:
+    async def refund(self, payment: Payment, reason: str) -> bool:
         """Refund a whole payment. out_refund_no is derived from the transaction id, so a retry (the outbox
-        retries until WeChat takes it) is the same refund, never a second one."""
+        retries until the money moved) is the same refund, never a second one.
+
+        True only when WeChat says the money went back (refundquery: SUCCESS); False while the refund is
+        accepted but still processing (the outbox asks again; the refund notice speeds that up). A refund
+        WeChat reports as failed (CHANGE: the buyer's card refused it, REFUNDCLOSE) raises: it needs a person."""
         if not (self._cert and self._key):
             raise WeChatPayError("NO_CERT", "refunds need wechat.pay.cert and wechat.pay.key")
+        status = await self.refund_status(payment)
+        if status == "SUCCESS":
+            return True
+        if status == "PROCESSING":
+            return False
+        if status in ("CHANGE", "REFUNDCLOSE"):
+            raise WeChatPayError(status, f"refund of payment {payment.id} failed at WeChat; see the merchant console")
         language = None
         if payment.order_id:
             async with self.shop.uow() as uow:
@@ -283,13 +275,51 @@ class WeChatPayGateway:
         await self._call("refund", "refund.apply", total_fee=payment.amount, refund_fee=payment.amount,
                          out_refund_no=refund_no(payment), transaction_id=payment.provider_txn_id,
                          out_trade_no=payment.order_id, fee_type=payment.currency or "CNY",
-                         refund_desc=_clip(desc, 80))
+                         refund_desc=_clip(desc, 80), notify_url=self.notify_url)
         log.info("wechat pay: refund of payment %s (order %s, %s) accepted", payment.id, payment.order_id, reason)
+        # A refund to the buyer's balance is usually done at once; otherwise the refund notice or the next
+        # refundquery says when the money moved.
+        return await self.refund_status(payment) == "SUCCESS"
+
+    async def refund_status(self, payment: Payment) -> str | None:
+        """refundquery of this payment's one refund: SUCCESS | PROCESSING | CHANGE | REFUNDCLOSE, None if none."""
+        try:
+            data = await self._call("refundquery", "refund.query", out_refund_no=refund_no(payment))
+        except WeChatPayError as exc:
+            if exc.code == "REFUNDNOTEXIST":
+                return None
+            raise
+        status = data.get("refund_status_0")
+        return str(status) if status else None
+
+    async def _refund_notice(self, text: str) -> tuple[int, bytes]:
+        """A refund result notice: req_info is AES-256-ECB encrypted with md5(api key) (wechatpy decrypts it).
+        A SUCCESS marks the payment refunded; the outbox then closes the order and tells the buyer."""
+        try:  # wechatpy checks the outer appid and mch_id, then decrypts req_info
+            data = self._client().parse_refund_notify_result(text)
+        except Exception:  # noqa: BLE001 - another merchant's, or a req_info not encrypted under our key
+            log.warning("wechat pay: refused a refund notice for another merchant or that does not decrypt")
+            return 400, fail_xml("bad req_info")
+        if not isinstance(data, dict):
+            return 400, fail_xml("malformed notice")
+        txn, status = data.get("transaction_id"), data.get("refund_status")
+        if not isinstance(txn, str) or not txn:
+            return 400, fail_xml("malformed notice")
+        if status == "SUCCESS":
+            found = await self.shop.payments.refund_settled(PROVIDER, txn, str(data.get("out_refund_no", "")))
+            log.info("wechat pay: refund of transaction %s settled (%s)", txn, "recorded" if found else "unknown")
+        else:
+            log.warning("wechat pay: refund of transaction %s reported %s", txn, status)
+        return 200, SUCCESS_XML
 
     # -- notices -----------------------------------------------------------------------------------
     async def handle_notify(self, body: bytes) -> tuple[int, bytes]:
         """POST /wechat/pay/notify: (HTTP status, XML answer). WeChat only reads the XML: SUCCESS ends its
-        re-sending, FAIL (with a reason) makes it try again later."""
+        re-sending, FAIL (with a reason) makes it try again later.
+
+        This only checks that WeChat sent it (the signature, appid, mch_id) and translates it: what the money
+        is for, and whether it delivers, credits a top-up or is refunded, is decided by the core's one payment
+        entry (core/payments.py). A refund result notice (req_info) comes to the same URL."""
         if len(body) > MAX_NOTIFY_BODY:
             return 413, fail_xml("body too large")
         try:
@@ -300,12 +330,14 @@ class WeChatPayGateway:
             log.warning("wechat pay: refused a notice with a DOCTYPE or ENTITY")
             return 400, fail_xml("DOCTYPE and ENTITY are not allowed")
         try:
-            data = self._client().parse_payment_result(text)
-        except InvalidSignatureException:
+            data = parse_xml(text)
+        except ValueError:
+            return 400, fail_xml("malformed notice")
+        if "req_info" in data:
+            return await self._refund_notice(text)
+        if not signed(data, self._api_key):
             log.warning("wechat pay: refused a notice with a bad signature")
             return 400, fail_xml("bad signature")
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return 400, fail_xml("malformed notice")
         if data.get("return_code") != "SUCCESS" or data.get("result_code") != "SUCCESS":
             log.info("wechat pay: notice for %s without a payment (%s/%s)", data.get("out_trade_no"),
                      data.get("return_code"), data.get("result_code"))
@@ -313,30 +345,50 @@ class WeChatPayGateway:
         if data.get("appid") != self.appid or data.get("mch_id") != self.mch_id:
             log.warning("wechat pay: refused a notice for another appid or mch_id")
             return 400, fail_xml("wrong appid or mch_id")
-        order_id, txn = data.get("out_trade_no"), data.get("transaction_id")
-        if not isinstance(order_id, str) or not isinstance(txn, str) or not txn:
+        notice = notice_of(data)
+        if notice is None:
             return 400, fail_xml("malformed notice")
-        if is_topup_id(order_id):  # a reseller's wallet top-up, not an order
-            return await self._topup_notice(data, order_id, txn)
-        async with self.shop.uow() as uow:
-            order = await uow.orders.get(order_id)
-        if order is None:
-            log.warning("wechat pay: refused a notice for unknown order %s", order_id)
-            return 400, fail_xml("unknown order")
-        fee_type = data.get("fee_type") or "CNY"
-        if data.get("total_fee") != order.amount or fee_type != order.currency:
-            log.error("wechat pay: notice for order %s says %s %s, the order is %s %s", order_id,
-                      data.get("total_fee"), fee_type, order.amount, order.currency)
-            return 400, fail_xml("amount does not match the order")
-        notice = PaymentNotice(order.id, PROVIDER, txn, order.amount, fee_type, None,
-                               raw={k: v for k, v in data.items() if k != "sign"})
         try:
             result = await self.shop.pay(notice)
         except Exception:  # noqa: BLE001 - not recorded: WeChat sends it again
-            log.exception("wechat pay: recording the payment of order %s failed", order_id)
+            log.exception("wechat pay: recording the payment of %s failed", notice.order_id)
             return 500, fail_xml("try again")
-        log.info("wechat pay: order %s transaction %s: %s", order_id, txn, result.outcome)
+        log.info("wechat pay: %s transaction %s: %s %s", notice.order_id, notice.txn_id, result.outcome,
+                 result.reason)
         return 200, SUCCESS_XML
+
+
+def parse_xml(text: str) -> dict[str, Any]:
+    """A WeChat Pay XML message as a flat dict of strings (ValueError when it is not one)."""
+    try:
+        doc = xmltodict.parse(text)
+    except Exception as exc:  # noqa: BLE001 - expat errors and xmltodict's own
+        raise ValueError("invalid xml") from exc
+    data = doc.get("xml") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or not all(isinstance(v, (str, type(None))) for v in data.values()):
+        raise ValueError("not a flat <xml> message")
+    return {k: v or "" for k, v in data.items()}
+
+
+def signed(data: dict[str, Any], api_key: str) -> bool:
+    """The MD5 signature of a pay message, compared in constant time (wechatpy compares with ==)."""
+    fields = {k: v for k, v in data.items() if k != "sign" and v not in (None, "")}
+    expected = calculate_signature(fields, api_key)
+    return hmac.compare_digest(str(data.get("sign", "")).encode(), expected.encode())
+
+
+def notice_of(data: dict[str, Any]) -> PaymentNotice | None:
+    """A paid notice or orderquery answer as the core's PaymentNotice (None when fields are missing).
+    Anyone may pay a WeChat Pay QR code (a friend, a parent): the payer is recorded and checked against the
+    blacklist, but need not be the buyer."""
+    ref, txn, fee = data.get("out_trade_no"), data.get("transaction_id"), str(data.get("total_fee", ""))
+    if not isinstance(ref, str) or not ref or not isinstance(txn, str) or not txn or not (fee.isascii()
+                                                                                          and fee.isdigit()):
+        return None
+    openid = data.get("openid")
+    payer = Buyer(CHANNEL, openid) if isinstance(openid, str) and openid else None
+    return PaymentNotice(ref, PROVIDER, txn, int(fee), data.get("fee_type") or "CNY", payer,
+                         raw={k: v for k, v in data.items() if k != "sign"}, any_payer=True)
 
 
 def refund_no(payment: Payment) -> str:
