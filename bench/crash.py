@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,23 +94,17 @@ class Store:
 
 
 class Buyer:
-    def __init__(self, api: KillableAPI, n: int, product_id: int) -> None:
-        self.api, self.n, self.pid = api, n, product_id
+    def __init__(self, api: KillableAPI, store: Store, n: int, product_id: int) -> None:
+        self.api, self.store, self.n, self.pid = api, store, n, product_id
         self.uid = 200_000 + n
         self.user = api.user(self.uid, f"B{n}", "en")
         self.charge: str | None = None
         self.sold_out = False
 
-    async def answer(self, method: str, mark: int, *, chat: bool = True) -> object | None:
-        def mine(c) -> bool:  # noqa: ANN001
-            if chat:
-                return c.params.get("chat_id") == self.uid
-            return True
-
-        try:
-            return await self.api.wait_for(method, mine, since=mark, timeout=STEP_TIMEOUT)
-        except (TimeoutError, AssertionError):
-            return None
+    async def patience(self) -> float:
+        """A person waits while the shop is down (they see no answer yet) and taps again only after that."""
+        await self.store.up.wait()
+        return time.monotonic() + STEP_TIMEOUT
 
     async def run(self, paid: list[str]) -> None:
         chat = {"id": self.uid, "type": "private"}
@@ -133,10 +128,16 @@ class Buyer:
             pcq = self.api.pre_checkout_update(self.user, payload, amount)
             qid = pcq["pre_checkout_query"]["id"]
             self.api.push_update(pcq)
-            try:
-                ans = await self.api.wait_for("answerPreCheckoutQuery", lambda c: c.params.get("pre_checkout_query_id")
-                                              == qid, since=mark, timeout=STEP_TIMEOUT)
-            except (TimeoutError, AssertionError):
+            ans = None
+            deadline = await self.patience()
+            while ans is None and time.monotonic() < deadline:
+                ans = next((c for c in self.api.calls_since(mark, "answerPreCheckoutQuery")
+                            if c.params.get("pre_checkout_query_id") == qid), None)
+                if ans is None:
+                    await asyncio.sleep(0.05)
+                    if not self.store.up.is_set():
+                        deadline = await self.patience()
+            if ans is None:
                 continue
             if ans.params.get("ok") is not True:
                 return
@@ -148,8 +149,10 @@ class Buyer:
         self.api.push_update(self.api.successful_payment_update(self.user, payload, amount, self.charge))
 
     async def _first_of(self, mark: int):  # noqa: ANN202
-        deadline = time.monotonic() + STEP_TIMEOUT
+        deadline = await self.patience()
         while time.monotonic() < deadline:
+            if not self.store.up.is_set():
+                deadline = await self.patience()
             for c in self.api.calls_since(mark):
                 if c.params.get("chat_id") != self.uid or c.status != 200:
                     continue
@@ -189,16 +192,19 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             cfg = write_config(directory, api, args.codes, args.library)
             store = Store(api, cfg, directory / "store.log")
             await store.start()
-            buyers = [Buyer(api, n, 1) for n in range(args.buyers)]
+            buyers = [Buyer(api, store, n, 1) for n in range(args.buyers)]
             paid: list[str] = []
             kinds = ["random", "after_payment", "after_send"]
             plan = [kinds[i % 3] for i in range(args.kills)]
             rng.shuffle(plan)
             armed: asyncio.Event = asyncio.Event()
 
+            kinds_done: Counter[str] = Counter()
+
             def kill_after_send() -> None:
                 if armed.is_set() and store.kill():
                     armed.clear()
+                    kinds_done["after_send"] += 1
                     log(f"kill {store.kills}: after a code message was sent")
 
             api.on_code_sent = lambda: asyncio.get_running_loop().call_soon(kill_after_send)
@@ -208,6 +214,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                     await asyncio.sleep(rng.uniform(0.3, 1.5))
                     if kind == "random":
                         if store.kill():
+                            kinds_done["random"] += 1
                             log(f"kill {store.kills}: at a random moment")
                     elif kind == "after_payment":
                         before = len(paid)
@@ -217,14 +224,17 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                             await asyncio.sleep(0.01)
                         await asyncio.sleep(rng.uniform(0.0, 0.03))
                         if store.kill():
+                            kinds_done["after_payment"] += 1
                             log(f"kill {store.kills}: right after a successful_payment was queued")
                     else:
                         armed.set()
-                        for _ in range(300):
+                        for _ in range(1000):  # up to 10 s for the next code message
                             if not armed.is_set():
                                 break
                             await asyncio.sleep(0.01)
-                        armed.clear()
+                        if armed.is_set():
+                            armed.clear()
+                            kinds_done["after_send_missed"] += 1
                     if not store.up.is_set():
                         await store.start()
 
@@ -273,7 +283,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     double_sold = sum(1 for u in owners.values() if len(u) > 1)
     resent = sum(len(cs) - len(set(cs)) for cs in codes.values())
     figures = {"bench": "crash", "library": args.library, "buyers": args.buyers, "codes": args.codes,
-               "kills": store.kills, "paid": len(paying), "delivered": delivered, "refunded": refunded_n,
+               "kills": store.kills, "kill_kinds": dict(kinds_done), "paid": len(paying), "delivered": delivered, "refunded": refunded_n,
                "lost_paid": lost, "double_sold": double_sold, "resent": resent,
                "sold_out_buyers": sum(1 for b in buyers if b.sold_out), "seconds": round(time.perf_counter() - t0, 1)}
     figures["ok"] = (lost == 0 and double_sold == 0 and len(paying) == delivered + refunded_n
