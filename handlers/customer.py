@@ -50,7 +50,7 @@ class Ctx:
 class CustomerFlow:
     def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
                  demo_payments: bool = False, show_stars: bool = False, numbered: bool = True,
-                 ask_phone: bool = False) -> None:
+                 ask_phone: bool = False, no_reveal: str | None = None) -> None:
         self.shop = shop
         self.i18n = i18n
         self.shop_name = shop_name
@@ -61,6 +61,9 @@ class CustomerFlow:
         # stored state; button channels (Telegram) carry the action in the button and skip that write.
         self.numbered = numbered
         self.ask_phone = ask_phone  # the channel can ask for the buyer's own phone (Telegram's contact button)
+        # A message key: "show codes again" answers it and reveals nothing, on a channel that cannot prove who
+        # is asking (WeChat in plain mode); deliveries still go to the buyer's own chat.
+        self.no_reveal = no_reveal
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -182,6 +185,8 @@ class CustomerFlow:
             return [await self._orders(ctx, lang, _n(args[0]) if args else 0)]
         if name == "o":
             return [await self._order(ctx, lang, args[0])]
+        if name == "k" and self.no_reveal:
+            return [Screen(self.i18n.t(lang, self.no_reveal), actions=self._home(lang))]
         if name == "k":
             order, product, codes = await self.shop.reveal(args[0], ctx.buyer, ctx.chat_id)
             return [self.render_delivery(Delivery(order, product, codes, again=True), lang)]

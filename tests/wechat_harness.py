@@ -6,11 +6,16 @@ signed with wechatpy's own signer / WeChatCrypto).
         reply = await shop.wx.text("o-ann", "1")
         await shop.idle()                       # QR images, held codes, alerts: all sent
         api.texts("o-ann")
+
+The store runs in safe mode (安全模式, `wechat.aes_key` set), as a shop should: merchant commands and codes shown
+again need it. `WeChatShop(..., wechat={"aes_key": ""})` is plain mode.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import xmltodict
 
 from bots.http import HttpServer
 from bots.wechat.wiring import build_wechat
@@ -35,11 +40,12 @@ CATALOG = [
 
 
 def store_settings(api: FakeWeChatAPI, tmp_path: Path, *, wechat: dict[str, Any] | None = None,
-                   store: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Settings:
-    """`extra` adds config sections (e.g. `risk`)."""
+                   store: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                   database: str | None = None) -> Settings:
+    """`extra` adds config sections (e.g. `risk`); `database` another database URL than a SQLite file in tmp_path."""
     return parse_settings({
         "store": {"name": "WX Shop", "support": "客服微信 shop-help", **(store or {})},
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wx.db'}"},
+        "database": {"url": database or f"sqlite+aiosqlite:///{tmp_path / 'wx.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "wechat": {"appid": APPID, "token": TOKEN, "secret": SECRET, "api_base": api.base, "admins": [ADMIN],
                    **(wechat or {})},
@@ -52,16 +58,16 @@ class WeChatShop:
     def __init__(self, api: FakeWeChatAPI, tmp_path: Path, *, clock: Clock | None = None,
                  wechat: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
                  budget: float | None = None, pay: FakeWeChatPay | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, database: str | None = None) -> None:
         self.api = api
         self.pay = pay
-        wechat = dict(wechat or {})
+        wechat = {"aes_key": AES_KEY, **(wechat or {})}
         if pay is not None:
             cert, key = make_cert(tmp_path, "merchant")
             wechat["pay"] = {"mch_id": MCH_ID, "api_key": PAY_KEY, "api_base": pay.api_base,
                              "notify_url": "https://shop.example.com/wechat/pay/notify",
                              "cert": str(cert), "key": str(key)}
-        self.settings = store_settings(api, tmp_path, wechat=wechat, store=store, extra=extra)
+        self.settings = store_settings(api, tmp_path, wechat=wechat, store=store, extra=extra, database=database)
         self.clock = clock
         self.budget = budget
 
@@ -122,3 +128,29 @@ def option(reply: str, label_part: str) -> str:
                 if word.isdigit():
                     return word
     raise AssertionError(f"no option {label_part!r} in:\n{reply}")
+
+
+def sealed(wx: WeChatServer, xml: str, query: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """One message as WeChat sends it, (body, query): encrypted with its msg_signature in safe mode. Posting the
+    same two again is a replay; `query` from another message is a captured callback URL used again."""
+    query = dict(query if query is not None else wx.signed_query())
+    if wx.crypto is None:
+        return xml, query
+    body = wx.crypto.encrypt_message(xml, query["nonce"], query["timestamp"])
+    query.update(encrypt_type="aes", msg_signature=xmltodict.parse(body)["xml"]["MsgSignature"])
+    return body, query
+
+
+def opened(wx: WeChatServer, raw: bytes) -> str:
+    """The text of a passive reply as the user sees it ("" for `success`), decrypted in safe mode."""
+    if raw in (b"", b"success"):
+        return ""
+    if wx.crypto is not None:
+        outer = xmltodict.parse(raw)["xml"]
+        raw = wx.crypto.decrypt_message(raw, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"]).encode()
+    return str(xmltodict.parse(raw)["xml"]["Content"])
+
+
+async def price(shop: WeChatShop, sku: str) -> int:
+    [product] = [p for p in await shop.app.shop.products(include_inactive=True) if p.sku == sku]
+    return product.price

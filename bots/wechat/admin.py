@@ -4,7 +4,9 @@ The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund I
 ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
 "not allowed" (audited as `admin_denied`), except `/orders`, which is a buyer's own "My orders". `/import`
 needs a file, which an Official Account cannot take from a merchant: the answer says to use Telegram or
-`run.py codes import`.
+`run.py codes import`. Merchant commands need safe mode (`wechat.aes_key`): in plain mode anyone who saw one
+genuine callback URL can send a message as any openid, so a merchant's command is refused there with a note
+on how to turn safe mode on (audited as `admin` with `refused: plain_mode`).
 
 Alerts go to the merchant openids by customer-service message (when their 48-hour window is open) and, when
 `wechat.wecom_webhook` is set, to a WeCom group robot (send-only, at most 20 a minute): a product running
@@ -36,10 +38,11 @@ LOW_STOCK_EVERY = 3600.0  # seconds between two low-stock alerts for one product
 
 
 class WeChatAdmin:
-    def __init__(self, shop: Shop, i18n: Translator, *, admins: list[str]) -> None:
+    def __init__(self, shop: Shop, i18n: Translator, *, admins: list[str], safe_mode: bool = True) -> None:
         self.shop = shop
         self.i18n = i18n
         self.admins = set(admins)
+        self.safe_mode = safe_mode
         self.flow = AdminFlow(shop, i18n)
 
     async def language(self, openid: str) -> str:
@@ -57,9 +60,16 @@ class WeChatAdmin:
         lang = await self.language(openid)
         if not merchant:
             return [await self.flow.deny(CHANNEL, openid, command, lang)]
+        ctx = AdminCtx(Merchant(CHANNEL, openid), lang)
+        if not self.safe_mode:
+            log.warning("a merchant command over WeChat refused: plain mode cannot prove who sent it")
+            try:
+                await self.flow.service.record(ctx.merchant, command.lstrip("/") or "?", refused="plain_mode")
+            except Exception as exc:  # noqa: BLE001 - the refusal still goes out
+                log.error("could not audit a refused admin command: %s", type(exc).__name__)
+            return [Screen(self.i18n.t(lang, "wechat.admin.safe_mode_only"), error="plain_mode")]
         if command == "/import":
             return [Screen(self.i18n.t(lang, "wechat.admin.no_import"))]
-        ctx = AdminCtx(Merchant(CHANNEL, openid), lang)
         try:
             return [_typed(s) for s in await self.flow.on_command(ctx, text)]
         except Exception as exc:  # noqa: BLE001 - the merchant gets an answer; the log gets the type only

@@ -1,12 +1,20 @@
 """The `/wechat` callback: what WeChat's servers send to the Official Account's server URL.
 
-- GET (URL verification): `signature`, `timestamp`, `nonce` are checked with the token
-  (`wechatpy.utils.check_signature`); the `echostr` is echoed. Wrong: 403.
-- POST: `signature` always checked (wrong or missing: 403, nothing read further); in safe mode
-  (`encrypt_type=aes`, needs `wechat.aes_key`) the body is decrypted with `WeChatCrypto` (which checks
-  `msg_signature`) and the reply is encrypted. A timestamp more than 10 minutes away from our clock is refused
-  as a replay. Bodies over 64 KiB are refused (413); a DOCTYPE or ENTITY anywhere (XXE, billion laughs) is a 400
-  before any XML parser sees it.
+- GET (URL verification): `signature`, `timestamp`, `nonce` are checked with the token; the `echostr` is
+  echoed. Wrong: 403.
+- POST: `signature` always checked (wrong or missing: 403, nothing read further) and a timestamp more than 10
+  minutes away from our clock is refused (403). The mode is the store's, never the request's: with
+  `wechat.aes_key` set (safe mode, 安全模式) only an encrypted body with a valid `msg_signature` is taken (a
+  plaintext POST, or one without `encrypt_type=aes`, is a 403 and nothing happens), and the reply is
+  encrypted. Without it (plain mode) the `signature` covers the timestamp and nonce but no body, so whoever
+  saw one genuine callback URL could send any message as anyone: plain mode answers buyers, but merchant
+  commands and codes shown again need safe mode (admin.py, wiring.py). Signatures are compared in constant
+  time (wechatpy's own checks use `!=`). Bodies over 64 KiB are refused (413); a DOCTYPE or ENTITY anywhere
+  (XXE, billion laughs) is a 400 before any XML parser sees it.
+- Replays: each (timestamp, nonce) pair is taken once while its timestamp is fresh, in every process (the
+  memory lives in the database: storage/wechat.py). A pair used before gets `success` and nothing is done:
+  WeChat's documentation does not say whether its re-sends keep the timestamp and nonce, and if one does, the
+  message was handled by its first copy and `success` makes WeChat neither complain nor try again.
 - De-duplication: WeChat re-sends a message 3 times when no answer came within 5 s. The key is the MsgId
   (events: FromUserName + CreateTime, with the event and its key). A re-send of a message still being handled
   waits for that one handling and gets its answer; a re-send of a handled message gets the answer again. The
@@ -18,6 +26,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -25,13 +35,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import xmltodict
 from wechatpy import parse_message
-from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.replies import TextReply
-from wechatpy.utils import check_signature
+from wechatpy.utils import WeChatSigner
 
 log = logging.getLogger(__name__)
 
@@ -61,35 +72,73 @@ def dedupe_key(msg: Any) -> str:
     return f"e:{msg.source}:{msg.time}:{getattr(msg, 'event', '')}:{getattr(msg, 'key', '')}"
 
 
+def signature_matches(given: str, *parts: str) -> bool:
+    """sha1 of the sorted parts (WeChat's scheme), compared in constant time: wechatpy compares with `!=`,
+    which tells a guesser by its timing how much of a guess was right."""
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return hmac.compare_digest(signer.signature.encode(), given.encode("utf-8", "replace"))
+
+
+def pair_key(timestamp: str, nonce: str) -> str:
+    """The replay memory's key of one (timestamp, nonce) pair: fixed length, whatever the nonce's."""
+    return hashlib.sha256(f"{timestamp}\n{nonce}".encode("utf-8", "replace")).hexdigest()
+
+
+class ReplayMemory(Protocol):
+    async def first_use(self, key: str, now: float, until: float) -> bool:
+        """Records the pair `key` (forgettable once `until`, epoch seconds, has passed); True the first time."""
+        ...
+
+
+class MemoryReplay:
+    """One process's replay memory (tests, a single process); the store uses the database's
+    (storage/wechat.py), so that a pair one process took is refused by every other."""
+
+    def __init__(self) -> None:
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    async def first_use(self, key: str, now: float, until: float) -> bool:
+        while self._until and next(iter(self._until.values())) < now:  # roughly in order of arrival
+            self._until.popitem(last=False)
+        if key in self._until:
+            return False
+        self._until[key] = until
+        return True
+
+
 Handler = Callable[[Any], Awaitable[str | None]]
 
 
 class WeChatCallback:
-    """The protocol layer: checks, decryption, de-duplication; `handler(msg)` returns the reply text or None."""
+    """The protocol layer: checks, decryption, replays, de-duplication; `handler(msg)` returns the reply text or
+    None."""
 
     def __init__(self, token: str, appid: str, handler: Handler, *, aes_key: str = "",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, replays: ReplayMemory | None = None) -> None:
         self.token = token
         self.appid = appid
         self.handler = handler
         self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
         self.clock = clock
+        self.replays: ReplayMemory = replays if replays is not None else MemoryReplay()
         self._inflight: dict[str, asyncio.Future[str | None]] = {}
         self._answered: OrderedDict[str, float] = OrderedDict()  # message key -> when it was answered
         self._replies: OrderedDict[str, tuple[float, str]] = OrderedDict()  # the answers, for re-sends
         self.handled = 0  # messages that reached the handler (tests and the benchmark read it)
 
+    @property
+    def safe_mode(self) -> bool:
+        return self.crypto is not None
+
     def _signed(self, query: Mapping[str, str]) -> bool:
-        try:
-            check_signature(self.token, query.get("signature", ""), query.get("timestamp", ""),
-                            query.get("nonce", ""))
-        except InvalidSignatureException:
-            return False
-        return True
+        return signature_matches(query.get("signature", ""), self.token, query.get("timestamp", ""),
+                                 query.get("nonce", ""))
 
     def _fresh(self, query: Mapping[str, str]) -> bool:
         stamp = query.get("timestamp", "")
-        return stamp.isdigit() and abs(int(stamp) - self.clock()) <= REPLAY_WINDOW
+        return (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12
+                and abs(int(stamp) - self.clock()) <= REPLAY_WINDOW)
 
     async def verify(self, query: Mapping[str, str]) -> HttpAnswer:
         """GET: WeChat checks that the server URL belongs to whoever knows the token."""
@@ -103,7 +152,21 @@ class WeChatCallback:
             return _plain(403, "wrong signature")
         if not self._fresh(query):
             return _plain(403, "stale timestamp")
+        if self.safe_mode and (query.get("encrypt_type") != "aes" or not query.get("msg_signature")):
+            # The signature covers no body: in safe mode only the encrypted body's msg_signature proves it.
+            log.warning("wechat callback refused: a message without encryption, and the store is in safe mode")
+            return _plain(403, "safe mode: only encrypted messages are accepted")
         return None
+
+    def _decrypt(self, body: bytes, query: Mapping[str, str]) -> bytes | None:
+        """The plaintext of a safe-mode body; None when its msg_signature is wrong. Raises on a malformed one."""
+        assert self.crypto is not None
+        encrypt = xmltodict.parse(body)["xml"]["Encrypt"]
+        if not isinstance(encrypt, str) or not signature_matches(
+                query.get("msg_signature", ""), self.token, query["timestamp"], query["nonce"], encrypt):
+            return None
+        xml = PrpCrypto(self.crypto.key).decrypt(encrypt, self.appid)  # InvalidAppIdException: not ours
+        return xml.encode() if isinstance(xml, str) else bytes(xml)
 
     async def receive(self, query: Mapping[str, str], body: bytes) -> HttpAnswer:
         """POST: one message or event. Signature first; nothing is parsed before it is checked."""
@@ -115,23 +178,32 @@ class WeChatCallback:
         if _DTD.search(body):
             return _plain(400, "DTDs are not accepted")
         aes = query.get("encrypt_type", "raw") == "aes"
+        if aes and not self.safe_mode:
+            return _plain(400, "safe mode is not configured")
         try:
-            if aes:
-                if self.crypto is None:
-                    return _plain(400, "safe mode is not configured")
-                xml = self.crypto.decrypt_message(body, query.get("msg_signature", ""), query["timestamp"],
-                                                  query["nonce"])
-                if _DTD.search(xml.encode() if isinstance(xml, str) else xml):
-                    return _plain(400, "DTDs are not accepted")
-            else:
-                xml = body
+            xml = self._decrypt(body, query) if aes else body
+            if xml is None:
+                log.warning("wechat callback refused: wrong msg_signature")
+                return _plain(403, "wrong message signature")
+            if aes and _DTD.search(xml):
+                return _plain(400, "DTDs are not accepted")
             msg = parse_message(xml)
-        except (InvalidSignatureException, InvalidAppIdException):
+        except InvalidAppIdException:
+            log.warning("wechat callback refused: a message for another appid")
             return _plain(403, "wrong message signature")
         except Exception:  # noqa: BLE001 - malformed XML, bad padding, a missing field: the sender's problem
             return _plain(400, "not a WeChat message")
         if msg is None or not getattr(msg, "source", None):
             return _plain(400, "not a WeChat message")
+        try:
+            first = await self.replays.first_use(pair_key(query["timestamp"], query["nonce"]), self.clock(),
+                                                 int(query["timestamp"]) + REPLAY_WINDOW)
+        except Exception as exc:  # noqa: BLE001 - not known to be new: not handled; WeChat sends it again
+            log.error("wechat callback: the replay memory failed: %s", type(exc).__name__)
+            return _plain(503, "try again")
+        if not first:
+            log.warning("wechat callback: a timestamp and nonce used before; answered success, nothing done")
+            return _plain(200, "success")
         reply = await self._once(dedupe_key(msg), msg)
         if not reply:
             return _plain(200, "success")

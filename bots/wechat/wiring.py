@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bots.wechat import CHANNEL
@@ -20,6 +21,9 @@ from handlers.customer import CustomerFlow
 from locales import Translator
 
 CALLBACK_PATH = "/wechat"
+REVEAL_NEEDS_SAFE_MODE = "wechat.reveal.safe_mode_only"
+
+log = logging.getLogger(__name__)
 
 
 def menu_json(buttons: list[MenuButton]) -> dict[str, Any]:
@@ -44,9 +48,17 @@ class WeChatRuntime:
         self.settings = settings
         self.app = app
         self.api = make_api(settings)
+        aes_key = wx.aes_key.get_secret_value()
+        # Plain mode cannot prove who sent a message (the signature covers no body): nothing that shows codes or
+        # acts as a merchant is answered there (bots/wechat/callback.py).
+        safe = bool(aes_key)
+        if not safe:
+            log.warning("wechat: plain mode (no wechat.aes_key): merchant commands and codes shown again are "
+                        "refused until safe mode is on")
         self.i18n = i18n = Translator(settings.store.languages, settings.store.default_language)
         self.flow = flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name,
-                                        support=settings.store.support, show_stars=False, numbered=True)
+                                        support=settings.store.support, show_stars=False, numbered=True,
+                                        no_reveal=None if safe else REVEAL_NEEDS_SAFE_MODE)
         locks = UserLocks()
         pending = Pending(app.shop, locks)
         webhook = wx.wecom_webhook.get_secret_value()
@@ -63,13 +75,15 @@ class WeChatRuntime:
 
             self.gateway = WeChatPayGateway(settings, app.shop)
             app.shop.gateways[PROVIDER] = self.gateway
-        self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins))
+        self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins), safe_mode=safe)
         kw = {"budget": budget} if budget is not None else {}
         self.frontend = WeChatFrontend(app.shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
                                        qr_png=qr_png, locks=locks, pending=pending,
                                        flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
+        from storage.wechat import SqlReplayMemory  # noqa: PLC0415 - every process shares the taken pairs
+
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
-                                       aes_key=wx.aes_key.get_secret_value())
+                                       aes_key=aes_key, replays=SqlReplayMemory(app.shop.committer))
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:
