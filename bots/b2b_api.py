@@ -42,11 +42,14 @@ ERRORS: dict[str, int] = {
     "idempotency_key_required": 400, "idempotency_key_reused": 409, "unknown_sku": 404, "not_found": 404,
     "bad_quantity": 400, "kind_not_supported": 400, "product_unavailable": 409, "sold_out": 409,
     "insufficient_funds": 402, "account_suspended": 403, "internal": 500, "bad_account": 400,
+    # the rules-and-risk check every order passes; codes of goods that start later (deliver_on_effective)
+    "rule_refused": 403, "risk_refused": 403, "not_yet_due": 409,
 }
 _STORE_ERRORS = {ErrorCode.UNKNOWN_SKU: "unknown_sku", ErrorCode.NOT_FOUND: "not_found",
                  ErrorCode.BAD_QUANTITY: "bad_quantity", ErrorCode.KIND_NOT_SUPPORTED: "kind_not_supported",
                  ErrorCode.PRODUCT_UNAVAILABLE: "product_unavailable", ErrorCode.SOLD_OUT: "sold_out",
-                 ErrorCode.BAD_ACCOUNT: "bad_account"}
+                 ErrorCode.BAD_ACCOUNT: "bad_account", ErrorCode.RULE_REFUSED: "rule_refused",
+                 ErrorCode.RISK_REFUSED: "risk_refused", ErrorCode.NOT_YET_DUE: "not_yet_due"}
 
 
 def body_hash(body: bytes) -> str:
@@ -231,10 +234,13 @@ class B2BApi:
 
 
 def _order(o: B2BOrder) -> dict[str, Any]:
-    return {"id": o.order.id, "sku": o.product.sku, "qty": o.order.qty, "unit_price": o.order.unit_price,
-            "amount": o.order.amount, "currency": o.order.currency, "status": o.order.status.value,
-            "created_at": o.order.created_at.isoformat(), "codes": list(o.codes),
-            "account": o.order.account or None}
+    out = {"id": o.order.id, "sku": o.product.sku, "qty": o.order.qty, "unit_price": o.order.unit_price,
+           "amount": o.order.amount, "currency": o.order.currency, "status": o.order.status.value,
+           "created_at": o.order.created_at.isoformat(), "codes": list(o.codes),
+           "account": o.order.account or None}
+    if o.due is not None:  # paid; the codes are readable from then (GET before it: 409 not_yet_due)
+        out.update(status="scheduled", deliver_at=o.due.isoformat())
+    return out
 
 
 def _entry(e: WalletEntry) -> dict[str, Any]:
@@ -287,10 +293,14 @@ def openapi_document() -> dict[str, Any]:
                   "properties": {"id": {"type": "string"}, "sku": {"type": "string"}, "qty": str_int,
                                  "unit_price": str_int, "amount": str_int, "currency": {"type": "string"},
                                  "status": {"type": "string",
-                                            "enum": ["pending", "delivered", "refunding", "refunded"],
+                                            "enum": ["pending", "scheduled", "delivered", "refunding", "refunded"],
                                             "description": "pending: a supplier or top-up product the store is "
-                                                           "still buying (GET the order again); refunding/refunded: "
+                                                           "still buying (GET the order again); scheduled: paid, "
+                                                           "the codes are delivered at deliver_at (GET before then "
+                                                           "is 409 not_yet_due); refunding/refunded: "
                                                            "it failed and the wallet is credited back"},
+                                 "deliver_at": {"type": "string", "format": "date-time",
+                                                "description": "scheduled orders: when the codes can be read"},
                                  "created_at": {"type": "string", "format": "date-time"},
                                  "codes": {"type": "array", "items": {"type": "string"},
                                            "description": "empty while pending, once refunded, and for top-ups"},
@@ -368,17 +378,20 @@ def openapi_document() -> dict[str, Any]:
                               "200": _json(_ref("OrderEnvelope"), "made before with this Idempotency-Key"),
                               **_errors("idempotency_key_required", "idempotency_key_reused",
                                         "unknown_sku", "bad_quantity", "kind_not_supported", "product_unavailable",
-                                        "sold_out", "insufficient_funds", "account_suspended", "bad_account")}},
+                                        "sold_out", "insufficient_funds", "account_suspended", "bad_account",
+                                        "rule_refused", "risk_refused")}},
                 "get": {
                     "operationId": "getOrderByKey",
                     "summary": "the order an Idempotency-Key made (poll a pending order without its id)",
                     "parameters": [{"name": "idempotency_key", "in": "query", "required": True,
                                     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}}],
-                    "responses": {"200": _json(_ref("OrderEnvelope"), "the order"), **_errors("not_found")}}},
+                    "responses": {"200": _json(_ref("OrderEnvelope"), "the order"),
+                                  **_errors("not_found", "not_yet_due")}}},
             f"{PREFIX}/orders/{{order_id}}": {"get": {
                 "operationId": "getOrder", "summary": "one of your orders, with its codes",
                 "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _json(_ref("OrderEnvelope"), "the order"), **_errors("not_found")}}},
+                "responses": {"200": _json(_ref("OrderEnvelope"), "the order"),
+                              **_errors("not_found", "not_yet_due")}}},
         },
     }
     return doc

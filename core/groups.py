@@ -28,17 +28,37 @@ from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
 from core.ports import UnitOfWork
 from core.resellers import MAX_QTY, Reseller, ResellerDesk, ResellerError, WalletEntry
+from core.rules import rules_of
 
 STATEMENT_ROWS = 10  # ledger movements on /wallet
 
 
 class GroupError(Exception):
-    """A group use case refused; `code` names the message (groups.error.<code>)."""
+    """A group use case refused; `code` names the message (groups.error.<code>; a product rule's own message
+    rules.refused.<rule> for `rule_refused`)."""
 
     def __init__(self, code: str, **params: Any) -> None:
         self.code = code
         self.params = params
         super().__init__(code + (f" ({params})" if params else ""))
+
+    @property
+    def message_key(self) -> str:
+        if self.code == RULE_REFUSED and self.params.get("rule"):
+            return f"rules.refused.{self.params['rule']}"
+        return f"groups.error.{self.code}"
+
+
+RULE_REFUSED, RISK_REFUSED = ErrorCode.RULE_REFUSED.value, ErrorCode.RISK_REFUSED.value
+
+
+def _refused(exc: StoreError) -> GroupError | None:
+    """A refusal of the rules-and-risk check every order passes, as the group is told it (None: another error)."""
+    if exc.code is ErrorCode.RULE_REFUSED:
+        return GroupError(RULE_REFUSED, **exc.params)
+    if exc.code is ErrorCode.RISK_REFUSED:
+        return GroupError(RISK_REFUSED)  # the reasons are for merchants only
+    return None
 
 
 @dataclass(slots=True)
@@ -85,6 +105,7 @@ class Confirmed:
     product: Product
     created: bool  # False: another tap confirmed it already (no second order, no second debit)
     balance: int | None
+    due: datetime | None = None  # rule deliver_on_effective: the codes reach the member then, not now
 
 
 class GroupRepo(Protocol):
@@ -285,6 +306,10 @@ class GroupDesk:
         top = MAX_QTY if product.kind is Kind.CODE else 1
         if not 1 <= qty <= top:
             raise GroupError("bad_qty", max=top)
+        try:  # the product's rules and risk for this member, before stock and wallet (as the order's batch)
+            await self.resellers.check_member_order(reseller, product, qty, buyer=self.buyer(user), group=chat)
+        except StoreError as exc:
+            raise (_refused(exc) or GroupError("unknown_sku", sku=product.sku)) from None
         if product.kind is Kind.CODE:
             async with self.uow() as uow:
                 available = (await uow.codes.available_counts([product.id], qty, now)).get(product.id, 0)
@@ -340,7 +365,7 @@ class GroupDesk:
         try:
             order, created, balance = await self.resellers.order_for_member(
                 g.reseller_id, product, g.qty, f"group:{g.id}", buyer=self.buyer(user), chat_id=user,
-                language=g.language, deliver=self.deliver_channel)
+                language=g.language, deliver=self.deliver_channel, group=g.chat)
         except ResellerError as exc:
             if exc.code == "insufficient_funds":
                 raise GroupError(exc.code, amount=exc.params.get("needed", g.amount),
@@ -349,13 +374,14 @@ class GroupDesk:
         except StoreError as exc:
             if exc.code is ErrorCode.SOLD_OUT:
                 raise GroupError("sold_out", available=exc.params.get("available", 0)) from None
-            raise GroupError("unknown_sku", sku=product.sku) from None
+            raise (_refused(exc) or GroupError("unknown_sku", sku=product.sku)) from None
         if created:
             async with self.uow(write=True) as uow:
                 await self.repo.set_status(uow, g.id, ["pending"], "paid", order.id)
                 await uow.commit()
             g.status, g.order_id = "paid", order.id
-        return Confirmed(g, order, product, created, balance)
+        due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
+        return Confirmed(g, order, product, created, balance, due if due and due > self.clock.now() else None)
 
     async def cancel(self, token: str, chat: str, user: str) -> GroupOrder:
         g = await self.pending(token, user)

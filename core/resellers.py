@@ -44,6 +44,8 @@ from core.models import (
 from core.outbox import decrypt_codes, load_stored
 from core.payments import BANNED_PAYER, TOPUP_PREFIX, banned_audit, banned_payers, is_topup_id  # noqa: F401
 from core.ports import UnitOfWork
+from core.risk import Assessment, Intent
+from core.rules import exemptions, rules_of
 
 PROVIDER = "wallet"
 CHANNEL = "api"  # the buyer channel of reseller orders: Buyer("api", "<reseller id>")
@@ -53,6 +55,11 @@ SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier afte
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
 REF_PREFIX = "ref_"  # the deep-link payload of a reseller's referral link: /start ref_<reseller id>
 PARTIAL_POLICIES = ("refuse", "partial", "wait")
+# What API orders skip of the rules-and-risk check unless configured otherwise (resellers.api_exempt): the risk
+# score. Its signals describe a person in a chat (orders in ten minutes, a new account, a large order); a
+# reseller's system places hundreds of large orders an hour from a prepaid wallet, and could not answer a
+# challenge. Bans still apply.
+DEFAULT_API_EXEMPT = ("risk",)
 
 
 def commission_of(amount: int, rate_bp: int) -> int:
@@ -188,6 +195,8 @@ class B2BOrder:
     codes: list[str] = field(repr=False)
     created: bool  # False: the Idempotency-Key had made it already (a retry)
     balance: int | None = None
+    # rule deliver_on_effective: the codes are the reseller's from then on (none before; the order is scheduled)
+    due: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -205,6 +214,7 @@ class _OrderRequest:
     chat_id: str = ""
     language: str = "en"
     deliver: str | None = None
+    group: str = ""  # the group chat it was ordered in (the risk check's per-chat velocity)
 
 
 @dataclass(slots=True)
@@ -213,6 +223,7 @@ class _Made:
     product: Product
     stored: list[StoredCode] = field(repr=False)
     balance: int
+    due: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -322,6 +333,10 @@ class ResellerDesk:
         self.wait = timedelta(hours=24)  # partial policy `wait`: refunded when no stock came within this
         self.topup_minutes = 15  # how long a top-up invoice / QR code may be paid
         self.topup_choices: list[tuple[int, int | None]] = []  # (amount, Stars price) offered in the chat
+        # What API and group orders are exempt from in the one rules-and-risk check (config resellers.api_exempt
+        # / group_exempt; core/rules.py EXEMPTIBLE). The defaults are the settings' defaults.
+        self.api_exempt = exemptions(DEFAULT_API_EXEMPT)
+        self.group_exempt: frozenset[str] = frozenset()
 
     @classmethod
     def attach(cls, shop: Any, repo: ResellerRepo) -> ResellerDesk:
@@ -343,6 +358,8 @@ class ResellerDesk:
         self.wait = timedelta(hours=cfg.wait_hours)
         self.topup_minutes = cfg.topup_minutes
         self.topup_choices = [(c.amount, c.stars) for c in cfg.topup_choices]
+        self.api_exempt = exemptions(cfg.api_exempt)
+        self.group_exempt = exemptions(cfg.group_exempt)
         return self
 
     # -- accounts (merchant use cases) ------------------------------------------------------------------------
@@ -531,9 +548,11 @@ class ResellerDesk:
                             new_order_id(self.clock.now()), account)
         res = await self.shop.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
-            out = await self.get_order(reseller, res.order_id)
+            out = await self.get_order(reseller, res.order_id, early=True)
             out.created = False
             return out
+        if res.due is not None:  # paid now, the codes are handed over from the effective date (GET the order)
+            return B2BOrder(res.order, res.product, [], True, res.balance, due=res.due)
         return B2BOrder(res.order, res.product, decrypt_codes(self.vault, res.stored), True, res.balance)
 
     async def order_by_key(self, reseller: Reseller, idempotency_key: str) -> B2BOrder:
@@ -546,13 +565,15 @@ class ResellerDesk:
         return await self.get_order(reseller, hit[0])
 
     async def order_for_member(self, reseller_id: int, product: Product, qty: int, key: str, *, buyer: Buyer,
-                               chat_id: str, language: str, deliver: str) -> tuple[Order, bool, int | None]:
+                               chat_id: str, language: str, deliver: str, group: str = ""
+                               ) -> tuple[Order, bool, int | None]:
         """A group-chat order (core/groups.py): paid from the reseller's wallet, bought by a member (`buyer`),
         whose codes go out through the outbox on channel `deliver`. The same `key` is the same order, never a
-        second debit. Returns (order, made now, the wallet balance after when made now)."""
+        second debit. Returns (order, made now, the wallet balance after when made now). The product's rules and
+        risk are checked for the member like any chat order of theirs (resellers.group_exempt aside)."""
         req = _OrderRequest(reseller_id, product.id, qty, key, request_fingerprint(product.sku, qty),
                             new_order_id(self.clock.now()), buyer=buyer, chat_id=chat_id, language=language,
-                            deliver=deliver)
+                            deliver=deliver, group=group)
         res = await self.shop.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
             async with self.uow() as uow:
@@ -561,12 +582,33 @@ class ResellerDesk:
             return order, False, None
         return res.order, True, res.balance
 
-    async def get_order(self, reseller: Reseller, order_id: str) -> B2BOrder:
-        """A reseller's order with its codes (each read is audited as a reveal)."""
+    async def check_member_order(self, reseller: Reseller, product: Product, qty: int, *, buyer: Buyer,
+                                 group: str) -> None:
+        """Raises the refusal (RULE_REFUSED, RISK_REFUSED, ...) a group order would get from the rules-and-risk
+        check now, so a quote is not shown for an order that cannot be made. Locks and writes nothing: the
+        order's own batch decides again when the member confirms."""
+        intent = self._intent(_OrderRequest(reseller.id, product.id, qty, "", "", "", buyer=buyer, group=group),
+                              reseller, product)
+        async with self.uow() as uow:
+            [verdict] = await self.shop.guard.screen(uow, [intent], {product.id: product}, self.clock.now(),
+                                                     preview=True)
+        if isinstance(verdict, StoreError):
+            raise verdict
+
+    async def get_order(self, reseller: Reseller, order_id: str, *, early: bool = False) -> B2BOrder:
+        """A reseller's order with its codes (each read is audited as a reveal). Codes of a product delivered on
+        its effective date (rule deliver_on_effective) are refused until then (NOT_YET_DUE, as "show codes" in
+        the chat); `early`: the order without them instead (a repeated POST answers as the first did)."""
         async with self.uow(write=True) as uow:
             order = await uow.orders.get(order_id)
             if order is None or order.buyer != reseller.buyer:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            product = await uow.products.get(order.product_id)
+            due = self._due(order, product)
+            if due is not None:
+                if not early:
+                    raise StoreError(ErrorCode.NOT_YET_DUE, date=due.strftime("%Y-%m-%d %H:%M UTC"))
+                return B2BOrder(order, product, [], False, due=due)
             stored = (await load_stored(uow, [order]))[order.id] if order.status is OrderStatus.DELIVERED else []
             await uow.audit.add_many([AuditEntry("reveal", reseller.buyer.key, CHANNEL, self.clock.now(), order.id,
                                                  order.product_id, detail={"codes": len(stored), "via": "api"})])
@@ -596,8 +638,29 @@ class ResellerDesk:
             else:
                 first[k] = i
                 todo.append(i)
-        wanted: dict[int, int] = {}
         supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.shop.supply.supplier_for(p)}
+        # The account, the product and the quantity; then the product's rules and risk, decided by the same
+        # function as for every chat order (core/risk.py Guard.screen), with the member as the buyer of a group
+        # order and the reseller (api:<id>) of an API order; then the stock and the wallet.
+        checked: list[int] = []
+        for i in todo:
+            err = self._refusal(reqs[i], resellers.get(reqs[i].reseller_id), products.get(reqs[i].product_id),
+                                supplied)
+            if err is not None:
+                results[i] = err
+            else:
+                checked.append(i)
+        verdicts = await self.shop.guard.screen(uow, [self._intent(reqs[i], resellers[reqs[i].reseller_id],
+                                                                   products[reqs[i].product_id]) for i in checked],
+                                                products, now)
+        assessed: dict[int, Assessment] = {}
+        for i, verdict in zip(checked, verdicts, strict=True):
+            if isinstance(verdict, Assessment):
+                assessed[i] = verdict
+            else:
+                results[i] = verdict
+        todo = [i for i in checked if i in assessed]
+        wanted: dict[int, int] = {}
         for pid, qty in [(w[2], w[3]) for w in waiting] + [(reqs[i].product_id, reqs[i].qty) for i in todo]:
             p = products.get(pid)
             if p is not None and p.kind is Kind.CODE and 1 <= qty <= MAX_QTY:
@@ -613,11 +676,10 @@ class ResellerDesk:
         supply: list[OutboxItem] = []
         for i in todo:
             r = reqs[i]
-            reseller, p = resellers.get(r.reseller_id), products.get(r.product_id)
-            policy = partial_policy(p) if p is not None else "refuse"
-            err = self._refusal(r, reseller, p, pools, live, supplied, policy)
+            reseller, p = resellers[r.reseller_id], products[r.product_id]
+            policy = partial_policy(p)
+            err = self._short(r, p, pools, live, policy)
             if err is None:
-                assert reseller is not None and p is not None
                 unit = reseller.price_for(p)
                 amount = unit * r.qty
                 if balance[reseller.id] + reseller.credit_limit < amount:
@@ -626,7 +688,6 @@ class ResellerDesk:
             if err is not None:
                 results[i] = err
                 continue
-            assert reseller is not None and p is not None
             pending = p.kind in SUPPLIED  # bought upstream after this commit (outbox buy / topup)
             short = p.kind is Kind.CODE and len(pools[p.id]) < r.qty  # only with policy partial or wait
             waits_for_stock = short and policy == "wait"
@@ -678,23 +739,27 @@ class ResellerDesk:
             await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
+            await self.shop.guard.settle(uow, [(assessed[i], o) for i, o, _ in made], now)  # scores, as for chat
+            due = {o.id: d for _, o, p in made if (d := self._due(o, p)) is not None}
             delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
                                     detail={"codes": o.qty, "via": reqs[i].deliver or "api"})
-                         for i, o, p in made if o.status is OrderStatus.DELIVERED]
+                         for i, o, p in made if o.status is OrderStatus.DELIVERED and o.id not in due]
             if delivered:
                 await uow.audit.add_many(delivered)
             sends = [OutboxItem(None, "deliver", reqs[i].deliver, reqs[i].chat_id, o.id,
                                 {"language": o.language})
                      for i, o, _ in made if reqs[i].deliver and o.status is OrderStatus.DELIVERED]
-            if sends:  # group-chat orders: the codes go to the member through the outbox, after commit
-                await uow.outbox.add_many(sends)
+            # group-chat orders: the codes go to the member through the outbox, after commit; goods that start
+            # later on their date (deliver_on_effective), the member told now, as a chat buyer is at payment
+            await self._send(uow, sends, {o.id: o for o in orders}, due)
             if supply:
                 await uow.outbox.add_many(supply)
             if sends or supply:
                 self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
-            stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED])
+            stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED
+                                             and o.id not in due])
             for i, o, p in made:
-                results[i] = _Made(o, p, stored.get(o.id, []), balance[reqs[i].reseller_id])
+                results[i] = _Made(o, p, stored.get(o.id, []), balance[reqs[i].reseller_id], due.get(o.id))
         for i, r in enumerate(reqs):  # a key repeated within this batch: the first request's outcome
             k = (r.reseller_id, r.key)
             if results[i] is None:
@@ -708,9 +773,43 @@ class ResellerDesk:
                     results[i] = res
         return results
 
+    def _intent(self, r: _OrderRequest, reseller: Reseller, p: Product) -> Intent:
+        """A B2B order as the rules-and-risk check sees it: paid at once by a reseller (nothing held), worth what
+        the wallet pays; a group order is its member's (and exempt from resellers.group_exempt), an API order
+        the reseller's (resellers.api_exempt)."""
+        return Intent(r.buyer or reseller.buyer, p.id, r.qty, reseller.price_for(p) * r.qty, group=r.group,
+                      holds=False, reseller=True, exempt=self.group_exempt if r.buyer else self.api_exempt)
+
+    async def _send(self, uow: UnitOfWork, sends: Sequence[OutboxItem], orders: dict[str, Order],
+                    due: dict[str, datetime]) -> None:
+        """Outbox deliveries of group orders: now, or (deliver_on_effective) on their date with a notice now."""
+        if not sends:
+            return
+        now_items = [x for x in sends if x.order_id not in due]
+        if now_items:
+            await uow.outbox.add_many(now_items)
+        for x in sends:
+            when = due.get(x.order_id or "")
+            if when is None:
+                continue
+            o = orders[x.order_id or ""]
+            await uow.outbox.add_many([x], due_at=when)
+            await uow.outbox.add_many([OutboxItem(None, "notify", x.channel, x.recipient, o.id, {
+                "key": "rules.scheduled", "language": o.language,
+                "params": {"order": o.id, "date": when.strftime("%Y-%m-%d %H:%M UTC")}})])
+        self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
+
+    def _due(self, order: Order, product: Product | None) -> datetime | None:
+        """When a delivered order's codes become the buyer's, if that is still to come (deliver_on_effective)."""
+        if order.status is not OrderStatus.DELIVERED or order.paid_at is None or product is None:
+            return None
+        due = rules_of(product.rules).delivery_due(order.paid_at)
+        return due if due is not None and due > self.clock.now() else None
+
     @staticmethod
-    def _refusal(r: _OrderRequest, reseller: Reseller | None, p: Product | None, pools: dict[int, list[int]],
-                 live: dict[int, int], supplied: set[int], policy: str = "refuse") -> Exception | None:
+    def _refusal(r: _OrderRequest, reseller: Reseller | None, p: Product | None, supplied: set[int]
+                 ) -> Exception | None:
+        """What refuses an order before the rules: the account, the product, the quantity."""
         if reseller is None:
             return ResellerError("unknown_reseller", reseller=r.reseller_id)
         if reseller.status != "active":
@@ -726,6 +825,12 @@ class ResellerDesk:
         top = MAX_QTY if p.kind in (Kind.CODE, Kind.SUPPLIER) else 1
         if not 1 <= r.qty <= top:
             return StoreError(ErrorCode.BAD_QUANTITY, min=1, max=top)
+        return None
+
+    @staticmethod
+    def _short(r: _OrderRequest, p: Product, pools: dict[int, list[int]], live: dict[int, int], policy: str
+               ) -> Exception | None:
+        """SOLD_OUT when the stock cannot serve the order under the product's partial policy."""
         have = len(pools.get(p.id, []))
         if p.kind is Kind.CODE and have < r.qty and (policy == "refuse" or (policy == "partial" and have == 0)):
             return StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=have)
@@ -804,9 +909,10 @@ class ResellerDesk:
         to_send = [w for w in served if w[6]]
         if to_send:
             orders = await uow.orders.get_many([w[0] for w in to_send])
-            await uow.outbox.add_many([OutboxItem(None, "deliver", w[6], orders[w[0]].chat_id, w[0],
-                                                  {"language": orders[w[0]].language}) for w in to_send])
-            self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
+            products = await uow.products.get_many(sorted({w[2] for w in to_send}))
+            due = {w[0]: d for w in to_send if (d := self._due(orders[w[0]], products.get(w[2]))) is not None}
+            await self._send(uow, [OutboxItem(None, "deliver", w[6], orders[w[0]].chat_id, w[0],
+                                              {"language": orders[w[0]].language}) for w in to_send], orders, due)
         return set(ids)
 
     # -- refunds ----------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 A product's rules are stored as a JSON dict on the product (products.rules). `parse_rules` turns that dict into a
 `ProductRules` and names the key of anything wrong (the config validation and, later, the merchant's commands use
 the same function); `normalize_rules` gives the dict to store. `check` is pure: the counts it needs are read by
-the reserve batch (core/risk.py `Guard`) in one set-based statement per batch, inside the write transaction.
+core/risk.py `Guard.screen` in one set-based statement per batch, inside the write transaction. Every order goes
+through that one function: chat orders (the reserve batch), B2B API and group orders (core/resellers.py).
 
 Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose message key is `rules.refused.<code>`
 (see StoreError.message_key): the buyer reads which rule stopped the order, in their language.
@@ -11,7 +12,7 @@ Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose me
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -30,6 +31,14 @@ MEMBER_LEVEL = "member_level"
 RESELLERS_ONLY = "resellers_only"
 RULE_CODES = (SALE_NOT_STARTED, SALE_ENDED, PER_DAY, PER_BUYER, OPEN_HOLDS, PHONE_REQUIRED, REGION, MEMBER_LEVEL,
               RESELLERS_ONLY)
+RISK = "risk"  # not a rule: the risk score (core/risk.py), exemptible like one
+
+# What resellers' orders may be exempted from (config `resellers.api_exempt` / `resellers.group_exempt`), by the
+# name the merchant writes -> the code `check` skips. Not here, so kept for every order: the sale window (a sale
+# that has not started has not started for anyone), resellers_only (a wallet order is a reseller's) and
+# deliver_on_effective (codes are not handed out before the goods start).
+EXEMPTIBLE = {"per_day": PER_DAY, "per_buyer": PER_BUYER, "phone_required": PHONE_REQUIRED, "regions": REGION,
+              "min_level": MEMBER_LEVEL, RISK: RISK}
 
 KEYS = ("per_day", "per_buyer", "open_holds", "sale_start", "sale_end", "effective_from", "deliver_on_effective",
         "phone_required", "regions", "min_level", "resellers_only", "coupon_stacking", "partial")
@@ -281,10 +290,22 @@ def refuse(rule: str, **params: Any) -> StoreError:
     return StoreError(ErrorCode.RULE_REFUSED, rule=rule, **params)
 
 
-def check(rules: ProductRules, qty: int, now: datetime, buyer: BuyerFacts, counts: Counts | None
-          ) -> StoreError | None:
+def exemptions(names: Iterable[str]) -> frozenset[str]:
+    """The codes `check` (and the risk check, for "risk") skip for the EXEMPTIBLE names given; ValueError names
+    one that is not exemptible."""
+    out = set()
+    for name in names:
+        if name not in EXEMPTIBLE:
+            raise ValueError(f"{name!r} cannot be exempted (one of: {', '.join(EXEMPTIBLE)})")
+        out.add(EXEMPTIBLE[name])
+    return frozenset(out)
+
+
+def check(rules: ProductRules, qty: int, now: datetime, buyer: BuyerFacts, counts: Counts | None,
+          skip: frozenset[str] = frozenset()) -> StoreError | None:
     """The first rule the order breaks, as the error the buyer is shown; None when every rule allows it.
-    `counts` must include the orders earlier in the same batch (the caller adds them as it accepts orders)."""
+    `counts` must include the orders earlier in the same batch (the caller adds them as it accepts orders).
+    `skip`: rule codes this order is exempt from (see EXEMPTIBLE; OPEN_HOLDS for an order that holds nothing)."""
     if rules is NO_RULES:
         return None
     if rules.sale_start is not None and now < rules.sale_start:
@@ -293,19 +314,20 @@ def check(rules: ProductRules, qty: int, now: datetime, buyer: BuyerFacts, count
         return refuse(SALE_ENDED, end=rules.sale_end.strftime("%Y-%m-%d %H:%M UTC"))
     if rules.resellers_only and not buyer.reseller:
         return refuse(RESELLERS_ONLY)
-    if buyer.level < rules.min_level:
+    if buyer.level < rules.min_level and MEMBER_LEVEL not in skip:
         return refuse(MEMBER_LEVEL, level=rules.min_level)
-    if rules.needs_phone and not buyer.phone:
+    regions = bool(rules.regions_allow or rules.regions_block) and REGION not in skip
+    if ((rules.phone_required and PHONE_REQUIRED not in skip) or regions) and not buyer.phone:
         return refuse(PHONE_REQUIRED)
-    if rules.regions_allow and not any(buyer.phone.startswith(c) for c in rules.regions_allow):
+    if regions and rules.regions_allow and not any(buyer.phone.startswith(c) for c in rules.regions_allow):
         return refuse(REGION, prefix="+" + calling_code(buyer.phone))
-    if rules.regions_block and any(buyer.phone.startswith(c) for c in rules.regions_block):
+    if regions and rules.regions_block and any(buyer.phone.startswith(c) for c in rules.regions_block):
         return refuse(REGION, prefix="+" + calling_code(buyer.phone))
     c = counts or Counts()
-    if rules.open_holds is not None and c.open_holds >= rules.open_holds:
+    if rules.open_holds is not None and c.open_holds >= rules.open_holds and OPEN_HOLDS not in skip:
         return refuse(OPEN_HOLDS, limit=rules.open_holds)
-    if rules.per_buyer is not None and c.total_qty + qty > rules.per_buyer:
+    if rules.per_buyer is not None and c.total_qty + qty > rules.per_buyer and PER_BUYER not in skip:
         return refuse(PER_BUYER, limit=rules.per_buyer, left=max(0, rules.per_buyer - c.total_qty))
-    if rules.per_day is not None and c.day_qty + qty > rules.per_day:
+    if rules.per_day is not None and c.day_qty + qty > rules.per_day and PER_DAY not in skip:
         return refuse(PER_DAY, limit=rules.per_day, left=max(0, rules.per_day - c.day_qty))
     return None

@@ -874,6 +874,27 @@ class Resellers(BaseModel):
     wait_hours: float = Field(24, gt=0, le=720)  # rule partial: wait -- refunded when no stock came within this
     commission_bp: int = Field(0, ge=0, le=10_000)  # basis points (1/100 %) of a referred customer's paid order
     commissions: dict[str, int] = Field(default_factory=dict)  # reseller name -> its own rate in basis points
+    # What B2B orders skip of the product rules and the risk score every order passes (core/rules.py EXEMPTIBLE:
+    # per_day, per_buyer, phone_required, regions, min_level, risk). API orders skip the risk score by default (its
+    # signals describe a person in a chat); group orders are their members' and skip nothing.
+    api_exempt: list[str] = Field(default_factory=lambda: ["risk"], max_length=8)
+    group_exempt: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("api_exempt", "group_exempt", mode="before")
+    @classmethod
+    def _exempt(cls, value: Any) -> Any:
+        from core.rules import EXEMPTIBLE
+
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            bad = [(i, x) for i, x in enumerate(value) if x not in EXEMPTIBLE]
+            if bad:
+                _fail(*(((i,), f"{x!r} cannot be exempted (one of: {', '.join(EXEMPTIBLE)}; the sale window, "
+                                "resellers_only and deliver_on_effective hold for every order)") for i, x in bad))
+        return value
 
     @field_validator("commissions")
     @classmethod

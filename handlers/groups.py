@@ -96,7 +96,7 @@ class GroupFlow:
             await self.desk.unlink(ctx.chat, actor=self.desk.buyer(ctx.user).key)
             return GroupAnswer(Screen(self.t(ctx.language, "groups.unlinked")))
         except GroupError as exc:
-            return GroupAnswer(self._error(ctx.language, exc.code, **exc.params))
+            return GroupAnswer(self._error(ctx.language, exc.code, exc.message_key, **exc.params))
 
     async def _buy(self, ctx: GroupCtx, args: list[str]) -> GroupAnswer | None:
         if self.desk.throttled(ctx.chat, ctx.user):
@@ -130,9 +130,12 @@ class GroupFlow:
                                     g.message_id)
             done = await self.desk.confirm(token, ctx.chat, ctx.user)
         except GroupError as exc:
-            return ButtonAnswer(self.t(lang, f"groups.error.{exc.code}", **self._params(lang, exc.params)))
+            return ButtonAnswer(self.t(lang, exc.message_key, **self._params(lang, exc.params)))
         if not done.created:
             return ButtonAnswer(self.t(lang, "groups.error.done"))
+        if done.due is not None:  # deliver_on_effective: the codes go out on that date
+            when = done.due.strftime("%Y-%m-%d %H:%M UTC")
+            return ButtonAnswer(self.t(lang, "groups.paid_alert_scheduled", date=when))
         # The group message is edited once the codes reached the member (delivered, or the deep link): an edit
         # here could land after that one and undo it.
         return ButtonAnswer(self.t(lang, "groups.paid_alert"))
@@ -170,8 +173,8 @@ class GroupFlow:
                     out[k] = self._money(int(out[k]), cur, lang)  # type: ignore[arg-type]
         return out
 
-    def _error(self, lang: str, code: str, **params: object) -> Screen:
-        return Screen(self.t(lang, f"groups.error.{code}", **self._params(lang, params)), error=code)
+    def _error(self, lang: str, code: str, key: str | None = None, **params: object) -> Screen:
+        return Screen(self.t(lang, key or f"groups.error.{code}", **self._params(lang, params)), error=code)
 
     def _usage(self, lang: str, what: str) -> Screen:
         return Screen(self.t(lang, f"groups.usage.{what}"), error="usage")
