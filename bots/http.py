@@ -3,10 +3,13 @@
 Telegram webhook: `POST <path of telegram.webhook.url>` with the header X-Telegram-Bot-Api-Secret-Token,
 compared in constant time (missing: 401, wrong: 403, nothing processed). Bodies over 1 MiB are refused.
 Updates are processed before the answer, so Telegram re-sends what a crash interrupted; update ids already
-processed (the last 10,000 per process) are answered 200 and skipped.
+processed (the last 10,000 per process) are answered 200 and skipped. An update id is claimed before it is
+handled: a copy arriving while the first is still being handled (Telegram re-sends when an answer is slow)
+waits for it and gets the same answer, so it is handled once and a failed one is still sent again.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -35,6 +38,7 @@ class HttpServer:
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._handling: dict[int, asyncio.Future[int]] = {}  # update id -> the HTTP status its handling ends with
 
     def add_telegram(self, runtime: Any, path: str, secret: str) -> None:
         async def webhook(request: web.Request) -> web.Response:
@@ -50,10 +54,22 @@ class HttpServer:
                 return web.Response(status=400, text="not a Telegram update")
             if update_id in self._seen:
                 return web.Response(text="ok")  # a re-sent update: handled already
-            await runtime.feed_webhook(update)
-            self._seen[update_id] = None
-            while len(self._seen) > SEEN_UPDATES:
-                self._seen.popitem(last=False)
+            first = self._handling.get(update_id)
+            if first is not None:  # the same update is being handled right now: answer as that copy is answered
+                status = await asyncio.shield(first)
+                return web.Response(status=status, text="ok" if status == 200 else "not handled")
+            claim: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._handling[update_id] = claim
+            status = 500  # an exception (or a cancelled request) leaves the id unclaimed: a re-send is handled
+            try:
+                await runtime.feed_webhook(update)
+                status = 200
+                self._seen[update_id] = None
+                while len(self._seen) > SEEN_UPDATES:
+                    self._seen.popitem(last=False)
+            finally:
+                del self._handling[update_id]
+                claim.set_result(status)
             return web.Response(text="ok")
 
         self.app.router.add_post(path, webhook)

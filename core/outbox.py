@@ -2,7 +2,9 @@
 
 Rows are written in the same transaction as the change they announce and sent after commit; rows left
 unsent by a crash are sent when the store starts again. Sending is at-least-once between the send and the
-"sent" mark; everything before the send (payment, codes sold) is exactly-once.
+"sent" mark; everything before the send (payment, codes sold) is exactly-once. A row that takes several
+messages (codes and card faces, a long text in parts, several deletions) records each part that went out in
+its payload (core/ports.py Parts), so a retry sends only the parts that did not.
 """
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import RecipientUnreachable, VaultError
 from core.models import AuditEntry, CodeStatus, Order, OrderStatus, OutboxItem, Product, StoredCode
-from core.ports import Delivery, ForgetfulNotifier, Notifier, PaymentGateway, UnitOfWork, UnitOfWorkFactory
+from core.ports import (
+    Delivery,
+    ForgetfulNotifier,
+    Notifier,
+    Parts,
+    PaymentGateway,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from core.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -30,6 +40,12 @@ MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and re
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
 VAULT_RETRY = timedelta(minutes=10)  # codes that do not decrypt: the keys may be fixed; retry without counting
+PARTS = "parts"  # payload key: the parts of a row's messages that went out (index -> message reference)
+PARTED_KINDS = frozenset({"deliver", "reissue", "delete"})
+
+
+class LeaseLost(Exception):
+    """The row's lease passed to another dispatcher: this one stops sending it."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -80,7 +96,7 @@ class Handoff:
 
 # Group-commit kinds that never add outbox rows: their commits need not wake the dispatcher (each wake-up is a
 # claim transaction; customers' state writes came with every message on numbered channels).
-QUIET_KINDS = frozenset({"outbox_done", "outbox_claim", "customer", "customer_new", "reserve"})
+QUIET_KINDS = frozenset({"outbox_done", "outbox_claim", "outbox_parts", "customer", "customer_new", "reserve"})
 
 
 class OutboxDispatcher:
@@ -108,6 +124,7 @@ class OutboxDispatcher:
         self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []
         committer.register("outbox_claim", self._claim_batch)
         committer.register("outbox_done", self._done_batch)
+        committer.register("outbox_parts", self._parts_batch)
         committer.on_commit(self._on_commit)
 
     def _on_commit(self, kinds: set[str]) -> None:
@@ -203,40 +220,63 @@ class OutboxDispatcher:
             out.append(await uow.outbox.claim(now, limit, now + self.lease))
         return out
 
+    def _parts(self, item: OutboxItem) -> Parts:
+        """The row's record of its parts sent; each save lands only while this claimer holds the row."""
+        async def save(done: dict[str, Any]) -> None:
+            if not await self.committer.submit("outbox_parts", (item.id, item.lease, {**item.payload, PARTS: done})):
+                raise LeaseLost(f"outbox row {item.id} is leased by another dispatcher")
+        return Parts(item.payload.get(PARTS), save)
+
+    async def _parts_batch(self, uow: UnitOfWork, rows: Sequence[tuple[int, str | None, dict[str, Any]]]
+                           ) -> list[bool]:
+        return await uow.outbox.save_payloads(rows)
+
     async def _send(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
                     codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
         """(sent, error, extra). Errors of deliveries keep only the exception's type: a platform error may
-        quote the message, and the message carries the codes."""
+        quote the message, and the message carries the codes. A failure's extra carries the parts that went
+        out and are not saved yet (the failed mark saves them)."""
+        parts = self._parts(item) if item.kind in PARTED_KINDS else None
+
+        def failure(error: str, extra: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
+            if parts is not None and parts.unsaved:
+                extra[PARTS] = dict(parts.done)
+            return False, error, extra
+
         try:
             async with asyncio.timeout(self.send_timeout), self._sem:
-                return await self._send_one(item, orders, products, codes)
+                return await self._send_one(item, orders, products, codes, parts)
         except RecipientUnreachable:
             log.warning("outbox %s #%s: recipient unreachable; not retried", item.kind, item.id)
-            return False, "RecipientUnreachable", {"unreachable": True}
+            return failure("RecipientUnreachable", {"unreachable": True})
         except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
             log.warning("outbox %s #%s failed: %s", item.kind, item.id, type(exc).__name__)
             if item.kind in ("deliver", "reissue"):
-                return False, type(exc).__name__, {}
-            return False, f"{type(exc).__name__}: {exc}"[:500], {}
+                return failure(type(exc).__name__, {})
+            return failure(f"{type(exc).__name__}: {exc}"[:500], {})
 
     async def _send_one(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
-                        codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
+                        codes: Mapping[str, list[str]], parts: Parts | None = None
+                        ) -> tuple[bool, str, dict[str, Any]]:
+        parts = parts if parts is not None else Parts()
         if item.kind == "deliver":
             order = orders[item.order_id or ""]
             if order.id not in codes:
                 return False, "codes do not decrypt", {"vault": True}
             notifier = self._notifier(item.channel)
-            refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes[order.id]))
+            refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes[order.id],
+                                                                   parts=parts))
             extra: dict[str, Any] = {"codes": len(codes[order.id])}
             delete_after = getattr(notifier, "delete_after", None)
             if refs and delete_after:
                 extra["delete"] = (refs, delete_after)
             return True, "", extra
         if item.kind == "reissue":  # a recalled code's replacement (core/aftersales.py)
-            return await self._reissue(item, orders[item.order_id or ""], products)
-        if item.kind == "delete":
+            return await self._reissue(item, orders[item.order_id or ""], products, parts)
+        if item.kind == "delete":  # one part per message: a retry does not delete a deleted one again
             forgetful = cast(ForgetfulNotifier, self._notifier(item.channel))
-            await forgetful.delete(item.recipient, list(item.payload.get("refs", [])))
+            for n, ref in enumerate(item.payload.get("refs", [])):
+                await parts.send(n, lambda ref=ref: forgetful.delete(item.recipient, [ref]))
             return True, "", {}
         if item.kind == "refund":
             if not await self._refund(item):
@@ -251,9 +291,10 @@ class OutboxDispatcher:
             return False, f"unknown outbox kind {item.kind}", {}
         return True, "", {}
 
-    async def _reissue(self, item: OutboxItem, order: Order, products: Mapping[int, Product]
+    async def _reissue(self, item: OutboxItem, order: Order, products: Mapping[int, Product], parts: Parts
                        ) -> tuple[bool, str, dict[str, Any]]:
-        """The buyer is told the old code was recalled, then gets the new one(s) named in the row."""
+        """The buyer is told the old code was recalled, then gets the new one(s) named in the row (the notice
+        is a part of its own: a retry does not tell them again)."""
         async with self.uow() as uow:
             stored = await uow.codes.get_many([int(i) for i in item.payload.get("code_ids", [])])
         try:
@@ -262,9 +303,10 @@ class OutboxDispatcher:
             log.error("outbox: the replacement codes of order %s do not decrypt (%s)", order.id, exc)
             return False, "codes do not decrypt", {"vault": True}
         notifier = self._notifier(item.channel)
-        await notifier.notify(item.recipient, str(item.payload.get("language", "")),
-                              str(item.payload.get("notice", "aftersales.recalled")), {"order": order.id, "n": len(codes)})
-        refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes))
+        await parts.send("notice", lambda: notifier.notify(
+            item.recipient, str(item.payload.get("language", "")), str(item.payload.get("notice", "aftersales.recalled")),
+            {"order": order.id, "n": len(codes)}))
+        refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes, parts=parts))
         extra: dict[str, Any] = {"codes": len(codes)}
         delete_after = getattr(notifier, "delete_after", None)
         if refs and delete_after:
@@ -297,10 +339,13 @@ class OutboxDispatcher:
         follow_up: list[OutboxItem] = []
         refunded_orders: list[str] = []
         deletions: list[tuple[Any, OutboxItem]] = []
+        progress: list[tuple[int, str | None, dict[str, Any]]] = []
         for pairs in batches:
             for item, (ok, err, extra) in pairs:
                 assert item.id is not None
                 if not ok:
+                    if PARTS in extra:  # what went out before the failure is not sent again
+                        progress.append((item.id, item.lease, {**item.payload, PARTS: extra[PARTS]}))
                     if extra.get("vault"):
                         failed.append((item.id, item.lease, err, now + VAULT_RETRY, False, False))
                         continue
@@ -337,6 +382,8 @@ class OutboxDispatcher:
                             "params": {"order": item.order_id or "", "reason": reason}}))
         if sent:
             await uow.outbox.mark_sent(sent, now)
+        if progress:
+            await uow.outbox.save_payloads(progress)  # before the failed mark, which ends the lease
         if failed:
             await uow.outbox.mark_failed(failed)
         if refunded_orders:

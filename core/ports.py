@@ -1,7 +1,7 @@
 """Ports: what the core needs from the outside world. storage/ and bots/ implement them."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -106,6 +106,9 @@ class OutboxRepo(Protocol):
         """(id, lease): only rows still leased by this claimer change."""
     async def mark_failed(self, failures: Sequence[tuple[int, str | None, str, datetime, bool, bool]]) -> None:
         """(id, lease, error, next attempt, give up, count the attempt)."""
+    async def save_payloads(self, rows: Sequence[tuple[int, str | None, dict[str, Any]]]) -> list[bool]:
+        """(id, lease, payload): replace the payload of rows still leased by this claimer; True where it did
+        (the parts of a delivery that went out, core/ports.py Parts)."""
     async def pending_count(self) -> int: ...
     async def release_leases(self) -> None: ...
     async def due_now(self, kind: str, order_id: str) -> None:
@@ -173,6 +176,42 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self, write: bool = False) -> UnitOfWork: ...
 
 
+class Parts:
+    """The messages of one outbox row that went out, by a stable index (their order in the row), with what the
+    platform gave back for each (a message id; None where it gives nothing).
+
+    A notifier sends every message of a delivery through `send`: a part recorded as sent is not sent again (its
+    reference is returned as recorded), so a retry after a failure sends only what did not go out. What went out
+    is saved (`save`, the outbox row's payload) before the next part is sent; the last part's record needs no
+    write of its own: it rides with the row's sent or failed mark. So a crash can repeat at most the one message
+    between its send and its record, and the fast path (a delivery in one message) writes nothing extra."""
+
+    __slots__ = ("done", "_save", "_unsaved")
+
+    def __init__(self, done: Mapping[str, Any] | None = None,
+                 save: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
+        self.done: dict[str, Any] = dict(done or {})
+        self._save = save
+        self._unsaved = False
+
+    @property
+    def unsaved(self) -> bool:
+        """Something went out since the last save (the row's mark must record it)."""
+        return self._unsaved
+
+    async def send(self, index: int | str, send: Callable[[], Awaitable[Any]]) -> Any:
+        key = str(index)
+        if key in self.done:
+            return self.done[key]
+        if self._unsaved and self._save is not None:
+            await self._save(dict(self.done))
+            self._unsaved = False
+        ref = await send()
+        self.done[key] = ref
+        self._unsaved = True
+        return ref
+
+
 @dataclass(slots=True)
 class Delivery:
     """What a buyer receives after payment: plain codes exist only in this object, in memory."""
@@ -181,13 +220,17 @@ class Delivery:
     product: Product
     codes: list[str] = field(repr=False)  # never in a repr: logs, tracebacks and error reports would keep it
     again: bool = False  # True for "show codes again"
+    # Which of its messages went out already (the outbox's record); a delivery outside the outbox starts empty.
+    parts: Parts = field(default_factory=Parts, repr=False, compare=False)
 
 
 class Notifier(Protocol):
     """Sends to a buyer on one channel. Raises on failure; the outbox retries."""
 
     async def deliver(self, recipient: str, delivery: Delivery) -> list[Any] | None:
-        """Send the codes; may return references to the messages sent (for later deletion)."""
+        """Send the codes, each message through `delivery.parts.send(index, ...)` with indexes that stay the
+        same on a retry (a retry sends only the parts not sent); may return references to all the messages
+        of the delivery, earlier attempts' included (for later deletion)."""
     async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None: ...
 
 

@@ -465,6 +465,15 @@ class OutboxRepo(_Repo):
         await self.c.execute(stmt, [{"oid": i, "ls": lease, "err": e, "nxt": n, "st": "failed" if g else "pending",
                                      "inc": 1 if counted else 0} for i, lease, e, n, g, counted in failures])
 
+    async def save_payloads(self, rows: Sequence[tuple[int, str | None, dict[str, Any]]]) -> list[bool]:
+        # One statement per row (the row count tells whether the lease still held); only rows that sent
+        # several messages come here, and few at a time.
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(payload=bindparam("pl", type_=c.payload.type)))
+        return [(await self.c.execute(stmt, {"oid": i, "ls": lease, "pl": payload})).rowcount == 1
+                for i, lease, payload in rows]
+
     async def pending_count(self) -> int:
         return (await self.c.execute(select(func.count()).select_from(t.outbox)
                                      .where(t.outbox.c.status == "pending"))).scalar() or 0

@@ -229,9 +229,11 @@ class FakeBotAPI:
         return (chat_id, message_id) in self._deleted
 
     def fail_next(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1,
-                  description: str | None = None) -> None:
-        """The next `times` calls of `method` fail with `status` (429 carries parameters.retry_after)."""
-        self._faults.setdefault(method.lower(), []).extend([(status, retry_after, description)] * times)
+                  description: str | None = None, *, after: int = 0) -> None:
+        """The next `times` calls of `method` fail with `status` (429 carries parameters.retry_after); `after`
+        calls go through first."""
+        self._faults.setdefault(method.lower(), []).extend(
+            [(0, 0, None)] * after + [(status, retry_after, description)] * times)
 
     def block_chat(self, chat_id: int) -> None:
         self._blocked.add(chat_id)
@@ -392,10 +394,13 @@ class FakeBotAPI:
                 raise ApiError(404, "Not Found: method not found")
             if self._faults.get(raw.lower()):
                 status, retry_after, description = self._faults[raw.lower()].pop(0)
-                if status == 429:
+                if status == 0:
+                    pass  # let through (fail_next's `after`)
+                elif status == 429:
                     raise ApiError(429, description or f"Too Many Requests: retry after {retry_after}",
                                    retry_after=retry_after)
-                raise ApiError(status, description or DEFAULT_ERRORS.get(status, f"Error {status}"))
+                else:
+                    raise ApiError(status, description or DEFAULT_ERRORS.get(status, f"Error {status}"))
             if method.startswith("send") and params.get("chat_id") in self._blocked:
                 raise ApiError(403, BLOCKED)
             result = getattr(self, f"_m_{method}")(params, files)

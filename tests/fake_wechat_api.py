@@ -16,7 +16,8 @@ Served (as the real API: JSON answers with errcode/errmsg, HTTP 200 even for err
 - POST /cgi-bin/menu/create?access_token=   JSON {button: [...]}
 - POST /cgi-bin/webhook/send?key=   a WeCom group robot (send-only), JSON {msgtype: text, text: {content}}
 
-Faults on demand: `fail_next(path, errcode, times)`, `close_window(openid)` (45015 for that user until
+Faults on demand: `fail_next(path, errcode, times)` (`after=n, to=openid`: the customer-service message after
+the next n to that user), `close_window(openid)` (45015 for that user until
 `open_window`), `delay` (seconds every API call waits, to show calls do not block the event loop).
 wechatpy's client is synchronous and runs in threads; this server runs on the test's event loop.
 """
@@ -65,6 +66,7 @@ class FakeWeChatAPI:
         self.menus: list[dict] = []
         self.delay = 0.0
         self._faults: dict[str, list[int]] = {}
+        self._aimed: list[list[Any]] = []  # [openid, errcode, calls to let through first, times]
         self._closed: set[str] = set()
         self._ids = itertools.count(1)
         self._waiters: set[asyncio.Future[None]] = set()
@@ -92,9 +94,23 @@ class FakeWeChatAPI:
             await self._runner.cleanup()
 
     # -- faults --------------------------------------------------------------------------------
-    def fail_next(self, path: str, errcode: int, times: int = 1) -> None:
-        """The next `times` calls of `path` ("message/custom/send", "media/upload", ...) answer errcode."""
+    def fail_next(self, path: str, errcode: int, times: int = 1, *, after: int = 0, to: str | None = None) -> None:
+        """The next `times` calls of `path` ("message/custom/send", "media/upload", ...) answer errcode. With
+        `to` (customer-service messages only): the next ones to that openid, after letting `after` through."""
+        if to is not None:
+            self._aimed.append([to, errcode, after, times])
+            return
         self._faults.setdefault(path.strip("/"), []).extend([errcode] * times)
+
+    def _aimed_fault(self, openid: str) -> int:
+        for fault in self._aimed:
+            if fault[0] == openid and fault[3] > 0:
+                if fault[2] > 0:
+                    fault[2] -= 1
+                    return 0
+                fault[3] -= 1
+                return int(fault[1])
+        return 0
 
     def close_window(self, openid: str) -> None:
         """Customer-service messages to openid get 45015 until open_window (the user wrote again)."""
@@ -175,7 +191,7 @@ class FakeWeChatAPI:
         if self.delay:
             await asyncio.sleep(self.delay)
         body = json.loads(await request.read())
-        errcode = self._check(request, "message/custom/send")
+        errcode = self._check(request, "message/custom/send") or self._aimed_fault(str(body.get("touser")))
         if not errcode and body.get("touser") in self._closed:
             errcode = 45015
         if not errcode and body.get("msgtype") == "image" and body["image"]["media_id"] not in self.media:

@@ -80,6 +80,44 @@ async def test_a_reseller_s_member_gets_each_code_as_a_protected_card_and_an_ord
         assert code not in ours and other not in ours
 
 
+async def test_given_the_card_photo_fails_once_when_the_outbox_retries_then_only_the_photo_is_sent_again_and_both_messages_are_deleted_once(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    from core.clock import FakeClock
+
+    clock = FakeClock()
+    faces = {"Acme": {"display_name": "Acme Games", "background": "#1e3a8a", "logo": str(logo_file(tmp_path))}}
+    async with Shopfront(api, tmp_path, clock, library=library, extra={"card_faces": faces},
+                         telegram={"delete_code_after": 10}) as shop:
+        await shop.stock(2)
+        acme = await shop.app.shop.resellers.create("Acme")
+        await shop.app.shop.card_faces.bind(acme.id, Buyer("telegram", "503"), actor="test")
+        member = api.user(503, "Cat", "en")
+        api.fail_next("sendPhoto", 500)  # the card upload fails once, after the codes went out
+
+        [code], mark = await purchase(shop, member, "charge-photo")
+        await api.wait_for("sendPhoto", lambda c: c.params["chat_id"] == 503, since=mark)
+        await shop.app.shop.dispatcher.drain()
+        clock.advance(seconds=11)  # the failed delivery's backoff
+        await shop.app.shop.dispatcher.drain()
+
+        def to_cat(method: str) -> list:
+            return [c for c in api.calls_since(mark, method) if c.params["chat_id"] == 503 and c.status == 200]
+        codes_messages = [c for c in to_cat("sendMessage") if "tg-spoiler" in c.params["text"]]
+        photos = to_cat("sendPhoto")
+        assert len(codes_messages) == 1 and len(photos) == 1  # each part went out once
+        assert [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(photos[0].files["photo"][1])))] == [code]
+
+        sent = [codes_messages[0].result["message_id"], photos[0].result["message_id"]]
+        mark = api.mark()
+        api.fail_next("deleteMessage", 500, after=1)  # deleting the card fails once, too
+        clock.advance(minutes=11)  # delete_code_after: both the codes message and the card go away
+        await shop.app.shop.dispatcher.drain()
+        clock.advance(seconds=11)
+        await shop.app.shop.dispatcher.drain()
+        assert [api.is_deleted(503, m) for m in sent] == [True, True]
+        assert [c.status for c in api.calls_since(mark, "deleteMessage")] == [200, 500, 200]  # each deleted once
+
+
 def test_the_merchant_sets_a_card_face_and_binds_a_user_from_the_terminal(tmp_path: Path) -> None:
     logo = logo_file(tmp_path)
     cfg = write_config(tmp_path, demo=False)

@@ -75,6 +75,52 @@ async def test_given_a_send_that_never_answers_then_it_is_cut_off_inside_its_lea
         assert (await _outbox_row(app, order.id)).status == "sent"
 
 
+class ThreeMessages:
+    """A chat platform whose deliveries take three messages; the second one hangs the first time it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.hanging = asyncio.Event()
+
+    async def deliver(self, recipient, delivery):  # noqa: ANN001, ANN201
+        return [await delivery.parts.send(n, lambda n=n: self._send(n)) for n in range(3)]
+
+    async def _send(self, n: int) -> int:
+        if n == 1 and not self.hanging.is_set():
+            self.hanging.set()
+            await asyncio.Event().wait()
+        self.sent.append(n)
+        return 100 + n  # the message id
+
+    async def notify(self, *a):  # noqa: ANN002, ANN201
+        pass
+
+
+async def test_given_a_delivery_in_three_messages_when_the_second_hangs_then_the_first_is_already_recorded_and_never_sent_again(
+        db_url: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
+        platform = ThreeMessages()
+        app.shop.notifiers["test"] = platform
+        d = app.shop.dispatcher
+        d.lease, d.send_timeout = timedelta(seconds=2), 0.5
+        await import_n(app, 1)
+        order = await app.shop.reserve(buyer(1), await product_id(app), 1, "en")
+        await pay(app, order)
+
+        sending = asyncio.create_task(d.dispatch_once())
+        await asyncio.wait_for(platform.hanging.wait(), 5)
+        # A crash now would cost the second message only: the first is recorded on the row.
+        assert (await _outbox_row(app, order.id)).payload["parts"] == {"0": 100}
+        assert await sending == 1
+        row = await _outbox_row(app, order.id)
+        assert (row.status, row.last_error) == ("pending", "TimeoutError")
+        clock.advance(seconds=11)
+        await settle(app)
+        assert platform.sent == [0, 1, 2]  # each message once
+        assert (await _outbox_row(app, order.id)).status == "sent"
+
+
 async def test_given_a_lease_taken_over_when_the_first_claimer_reports_then_its_report_is_ignored(
         db_url: str, tmp_path: Path) -> None:
     clock = FakeClock()

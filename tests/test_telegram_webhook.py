@@ -1,6 +1,7 @@
 """Webhook mode: only Telegram (with the secret token) gets in; re-sent updates are handled once."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,33 @@ async def test_given_webhook_mode_then_right_secret_is_served_and_wrong_or_missi
             assert await api.post_update_to(url, start, secret=SECRET) == 200
             assert await api.post_update_to(url, start, secret=SECRET) == 200  # Telegram re-sends it
             sent = [c for c in api.calls("sendMessage") if c.params["chat_id"] == 701]
+            assert len(sent) == 1 and "Welcome" in sent[0].params["text"]
+        finally:
+            await server.stop()
+            await runtime.stop()
+
+
+@pytest.mark.parametrize("library", ["aiogram", "ptb"])
+async def test_given_two_copies_of_one_update_at_the_same_time_then_it_is_handled_once_and_both_are_answered_ok(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    settings = parse_settings({
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}"},
+        "vault": {"key_file": str(tmp_path / "vault.key")},
+        "telegram": {"token": TOKEN, "api_base": api.base, "library": library, "mode": "webhook",
+                     "webhook": {"url": "https://shop.example.com/tg/hook", "secret": SECRET}},
+        "catalog": CATALOG}, tmp_path, env={})
+    async with await App.open(settings) as app:
+        runtime = build_telegram(settings, app)
+        server = HttpServer("127.0.0.1", 0)
+        server.add_telegram(runtime, webhook_path(settings.telegram.webhook.url), SECRET)
+        await server.start()
+        try:
+            url = f"http://127.0.0.1:{server.port}/tg/hook"
+            start = api.message_update(api.user(702), "/start")
+            # Telegram sends an update again when the first answer is slow: both copies arrive together.
+            statuses = await asyncio.gather(*(api.post_update_to(url, start, secret=SECRET) for _ in range(2)))
+            assert statuses == [200, 200]
+            sent = [c for c in api.calls("sendMessage") if c.params["chat_id"] == 702]
             assert len(sent) == 1 and "Welcome" in sent[0].params["text"]
         finally:
             await server.stop()

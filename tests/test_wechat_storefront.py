@@ -266,3 +266,56 @@ async def test_a_buyer_who_unfollowed_is_not_written_to_again_and_keeps_the_code
         assert len(api.refused("message/custom/send")) == 1
         assert not any(codes[0] in t for t in api.texts(ANN))
         assert (await shop.app.shop.reveal(order_id, Buyer("wechat", ANN)))[2] == [codes[0]]  # in My orders
+
+
+LONG_CATALOG = [{"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "max_qty": 4}]
+
+
+async def buy_four_long_codes(shop: WeChatShop) -> tuple[str, list[str]]:
+    """Four codes of 490 characters: their delivery takes more than one customer-service message."""
+    codes = await shop.stock(6, prefix="L" * 480)
+    menu = await shop.wx.subscribe(ANN)
+    page = await shop.wx.text(ANN, option(await shop.wx.text(ANN, option(menu, "商品列表")), "游戏点卡"))
+    for _ in range(3):
+        page = await shop.wx.text(ANN, option(page, "+1"))
+    await shop.wx.text(ANN, option(page, "购买"))
+    await shop.idle()
+    [order_id] = await shop.order_ids(ANN)
+    return order_id, codes
+
+
+async def test_given_a_delivery_in_several_messages_when_the_second_fails_once_then_each_part_arrives_once(
+        api, pay, tmp_path):
+    from datetime import datetime, timezone
+
+    from core.clock import FakeClock
+
+    clock = FakeClock(datetime.now(timezone.utc).replace(microsecond=0))
+    async with WeChatShop(api, tmp_path, pay=pay, clock=clock, extra={"catalog": LONG_CATALOG}) as shop:
+        order_id, codes = await buy_four_long_codes(shop)
+        before = len(api.texts(ANN))
+        api.fail_next("message/custom/send", -1, after=1, to=ANN)  # "system busy" for the delivery's 2nd message
+        await shop.pay_notice(order_id, ANN)
+        await shop.idle()
+        assert [c.errcode for c in api.refused("message/custom/send")] == [-1]
+        clock.advance(seconds=11)  # the failed delivery's backoff
+        await shop.idle()
+        texts = api.texts(ANN)[before:]
+        assert len(texts) >= 2 and "已发货" in texts[0]
+        assert [sum(t.count(c) for t in texts) for c in codes[:4]] == [1, 1, 1, 1]  # every code once, none twice
+
+
+async def test_given_the_window_closes_in_the_middle_of_a_delivery_then_only_the_rest_follows_the_buyer_s_next_message(
+        api, pay, tmp_path):
+    async with WeChatShop(api, tmp_path, pay=pay, extra={"catalog": LONG_CATALOG}) as shop:
+        order_id, codes = await buy_four_long_codes(shop)
+        before = len(api.texts(ANN))
+        api.fail_next("message/custom/send", 45015, after=1, to=ANN)  # the window closes after the 1st part
+        await shop.pay_notice(order_id, ANN)
+        await shop.idle()
+        first = api.texts(ANN)[before:]
+        assert len(first) == 1 and "已发货" in first[0] and codes[3] not in first[0]  # the 2nd part was refused
+        await shop.wx.text(ANN, "你好")  # the buyer writes: the rest of the codes follow the reply
+        await shop.idle()
+        texts = api.texts(ANN)[before:]
+        assert [sum(t.count(c) for t in texts) for c in codes[:4]] == [1, 1, 1, 1]

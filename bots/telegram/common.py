@@ -429,12 +429,18 @@ class TelegramNotifier:
         self.cards = cards  # a reseller's card faces (handlers/cardface.py): protected photos after the codes
 
     async def deliver(self, recipient: str, delivery: Delivery) -> list[int]:
+        """The codes message(s), then the card faces: each message a part of the delivery (numbered in that
+        order, the same on a retry), sent once. Returns the ids of all of them, for delete_code_after."""
+        chat = int(recipient)
         screen = self.flow.render_delivery(delivery)
         await self.flow.remember(delivery.order.buyer, screen)
-        refs = [await self.port.send(int(recipient), msg) for msg in render(screen)]
+        refs: list[int] = []
+        for msg in render(screen):
+            refs.append(await delivery.parts.send(len(refs), lambda msg=msg: self.port.send(chat, msg)))
         if self.cards is not None and not delivery.again:
             for card in await self.cards(delivery):
-                refs.extend([await self.port.send(int(recipient), msg) for msg in render(card)])
+                for msg in render(card):
+                    refs.append(await delivery.parts.send(len(refs), lambda msg=msg: self.port.send(chat, msg)))
         return refs
 
     async def delete(self, recipient: str, refs: list[int]) -> None:

@@ -434,7 +434,9 @@ class WeChatFrontend:
             lang = str(entry.get("language") or await self._language(openid))
             screen = self.flow.render_notice(lang, str(entry.get("key", "")), dict(entry.get("params", {})))
             text = render(screen, self.i18n, lang, options=False)
-        for part in split(text):
+        # Parts of a delivery that went out before the window closed are skipped. This text is the delivery's
+        # without the numbered options at its end, so its parts before the last are the same as the delivery's.
+        for part in split(text)[int(entry.get("sent", 0)):]:
             await self.api.send_text(openid, part)
 
 
@@ -451,16 +453,19 @@ class WeChatNotifier:
         self.alerts = alerts
 
     async def deliver(self, recipient: str, delivery: Delivery) -> None:
+        """The codes as text, in as many messages as WeChat's size limit takes: each a part of the delivery,
+        sent once (a retry sends the parts that did not go out)."""
         order = delivery.order
         screen = self.flow.render_delivery(delivery)
         if self.alerts is not None:
             self.alerts.sold(order.product_id)
         try:
-            for part in split(render(screen, self.i18n, order.language)):
-                await self.api.send_text(recipient, part)
+            for n, part in enumerate(split(render(screen, self.i18n, order.language))):
+                await delivery.parts.send(n, lambda part=part: self.api.send_text(recipient, part))
         except WindowClosed:
-            # The codes stay with the order ("My orders"); they go out when the buyer next writes.
-            await self.pending.add(recipient, {"kind": "deliver", "order": order.id})
+            # The codes stay with the order ("My orders"); what did not go out follows when the buyer next
+            # writes (`sent`: the parts that did, skipped then).
+            await self.pending.add(recipient, {"kind": "deliver", "order": order.id, "sent": len(delivery.parts.done)})
             if self.alerts is not None:
                 self.alerts.held(order.id)
             return
