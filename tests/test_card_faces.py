@@ -70,7 +70,7 @@ async def test_a_reseller_s_member_gets_each_code_as_a_protected_card_and_an_ord
         ordinary = api.user(502, "Bob", "en")
         [other], mark = await purchase(shop, ordinary, "charge-ordinary")
         await asyncio.sleep(0.2)
-        assert [c for c in api.calls("sendPhoto")[mark:] if c.params["chat_id"] == 502] == []
+        assert [c for c in api.calls_since(mark, "sendPhoto") if c.params["chat_id"] == 502] == []
         assert {code, other} <= set(stocked)
 
         # made in memory only: no new file anywhere under the store's directory, and no code in the log

@@ -186,7 +186,7 @@ async def test_a_member_who_never_started_the_bot_gets_a_deep_link_and_the_codes
         mark = api.mark()
         await shop.send(api.message_update(bob, f"/start g{order_id}"))
         await shop.app.shop.dispatcher.drain()
-        assert not [c for c in api.calls("sendMessage")[mark:] if "tg-spoiler" in c.params["text"]]
+        assert not [c for c in api.calls_since(mark, "sendMessage") if "tg-spoiler" in c.params["text"]]
 
         # another order while Bob cannot be written to: a plain /start (no link) delivers it too
         api.block_chat(BOB)
