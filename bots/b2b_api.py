@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from aiolimiter import AsyncLimiter
 
 from core.errors import ErrorCode, StoreError
@@ -32,8 +33,15 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MAX_SKEW = 300  # seconds between the caller's timestamp and the store's clock
 MAX_BODY = 64 * 1024
-NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+# Every pattern is used with fullmatch: `$` would also match before a trailing newline. Numbers are ASCII digits
+# only: str.isdigit() is true for '²' (which int() refuses) and int() reads '１０', ' 10' and '1_0'.
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+IDEMPOTENCY_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what create_api_key makes (rk_ + hex)
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+SIGNATURE_RE = re.compile(r"[0-9A-Fa-f]{64}")
+NUMBER_RE = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1  # the largest id the database holds (64-bit): a larger one overflows in the driver
 
 # error code -> HTTP status. Stable: callers branch on the code (the message is for people).
 ERRORS: dict[str, int] = {
@@ -129,23 +137,32 @@ class B2BApi:
                                         h.get("X-Signature"))
         if not (key_id and ts and nonce and signature):
             raise ApiError("missing_auth")
-        if not ts.isdigit() or len(ts) > 12 or not NONCE_RE.match(nonce):
-            raise ApiError("bad_timestamp" if not ts.isdigit() or len(ts) > 12 else "bad_request")
+        # Header values arrive as whatever bytes were sent (non-UTF-8 ones as surrogates): each is checked
+        # against its exact format before it is compared, converted, signed or looked up.
+        if not TIMESTAMP_RE.fullmatch(ts):
+            raise ApiError("bad_timestamp")
+        if not NONCE_RE.fullmatch(nonce):
+            raise ApiError("bad_request", field="X-Nonce")
+        if not request.raw_path.isascii():  # the path is signed as sent: sent right, it is percent-encoded
+            raise ApiError("bad_request", field="path")
         if abs(self._now() - int(ts)) > self.max_skew:
             raise ApiError("stale_timestamp", max_skew=self.max_skew)
-        found = await self.desk.api_key(key_id[:64])
+        found = await self.desk.api_key(key_id) if KEY_ID_RE.fullmatch(key_id) else None
         if found is None:
             raise ApiError("unknown_key")
         key, reseller = found
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise ApiError("body_too_large", limit=MAX_BODY)
         body = bytearray()
-        async for chunk in request.content.iter_chunked(16384):
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise ApiError("body_too_large", limit=MAX_BODY)
+        try:
+            async for chunk in request.content.iter_chunked(16384):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise ApiError("body_too_large", limit=MAX_BODY)
+        except (RequestPayloadError, ConnectionError):  # broken framing or gzip; the client went away mid-body
+            raise ApiError("bad_request", field="body") from None
         expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body))
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not SIGNATURE_RE.fullmatch(signature) or not hmac.compare_digest(expected, signature.lower()):
             raise ApiError("bad_signature")
         limiter = self._limiters.get(key.key_id)
         if limiter is None or limiter.max_rate != key.rate_per_second:
@@ -184,12 +201,9 @@ class B2BApi:
                                   "currency": r.currency})
 
     async def statement(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
-        q = request.query
-        try:
-            limit = int(q.get("limit", "50"))
-            before = int(q["before"]) if "before" in q else None
-        except ValueError:
-            raise ApiError("bad_request", field="limit/before") from None
+        given = _number(request, "limit")
+        limit = 50 if given is None else given
+        before = _number(request, "before")
         if not 1 <= limit <= 500:
             raise ApiError("bad_request", field="limit")
         rows = await self.desk.statement(reseller.id, limit=limit, before_id=before)
@@ -198,18 +212,20 @@ class B2BApi:
 
     async def create_order(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         key = request.headers.get("Idempotency-Key", "")
-        if not IDEMPOTENCY_RE.match(key):
+        if not IDEMPOTENCY_RE.fullmatch(key):
             raise ApiError("idempotency_key_required")
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             raise ApiError("bad_request", field="body") from None
         if not isinstance(data, dict) or set(data) - {"sku", "qty", "account"}:
             raise ApiError("bad_request", field="body")
         sku, qty, account = data.get("sku"), data.get("qty", 1), data.get("account", "")
-        if not isinstance(account, str) or len(account) > 64:
+        # isprintable(): no control, format (bidi, zero-width), surrogate or unassigned characters; a lone
+        # surrogate (JSON "\ud800") cannot even be written to the database.
+        if not isinstance(account, str) or len(account) > 64 or not account.isprintable():
             raise ApiError("bad_request", field="account")
-        if not isinstance(sku, str) or not 1 <= len(sku) <= 64:
+        if not isinstance(sku, str) or not 1 <= len(sku) <= 64 or not sku.isprintable():
             raise ApiError("bad_request", field="sku")
         if not isinstance(qty, int) or isinstance(qty, bool):
             raise ApiError("bad_request", field="qty")
@@ -219,7 +235,7 @@ class B2BApi:
 
     async def order_by_key(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         key = request.query.get("idempotency_key", "")
-        if not IDEMPOTENCY_RE.match(key):
+        if not IDEMPOTENCY_RE.fullmatch(key):
             raise ApiError("bad_request", field="idempotency_key")
         return web.json_response({"order": _order(await self.desk.order_by_key(reseller, key))})
 
@@ -228,6 +244,16 @@ class B2BApi:
         if not re.fullmatch(r"[0-9A-Za-z]{1,24}", oid):
             raise ApiError("not_found", order_id=oid[:24])
         return web.json_response({"order": _order(await self.desk.get_order(reseller, oid.upper()))})
+
+
+def _number(request: web.Request, name: str) -> int | None:
+    """A query parameter that must be a non-negative integer the database can hold (ASCII digits only)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not NUMBER_RE.fullmatch(raw) or int(raw) > MAX_ID:
+        raise ApiError("bad_request", field=name)
+    return int(raw)
 
 
 def _order(o: B2BOrder) -> dict[str, Any]:
