@@ -3,7 +3,13 @@
 Every request except `GET /api/v1/openapi.json` is signed with the reseller's API key:
 
     X-Api-Key: <key id>     X-Timestamp: <Unix seconds>     X-Nonce: <8-64 of A-Z a-z 0-9 _ ->
-    X-Signature: hex(HMAC-SHA256(secret, METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))))
+    X-Signature: hex(HMAC-SHA256(secret, METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))
+                                         \\n IDEMPOTENCY-KEY))
+
+The Idempotency-Key header is signed too (the last line; empty when the request has none), so nobody between the
+reseller and the store can change or strip it to make a second order of a signed body. There is no compatibility
+mode for clients that sign the five lines without it: every request of such a client is `bad_signature`, at once
+and for every endpoint, rather than orders quietly losing their protection.
 
 A timestamp more than 5 minutes from the store's clock, a nonce this key used before (recorded in the database, so
 every store process refuses it), a wrong signature or an unknown key are refused (401) before anything else
@@ -61,25 +67,32 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def string_to_sign(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> str:
-    return "\n".join((method.upper(), path_qs, timestamp, nonce, body_hash(body)))
+def string_to_sign(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
+                   idempotency_key: str = "") -> str:
+    return "\n".join((method.upper(), path_qs, timestamp, nonce, body_hash(body), idempotency_key))
 
 
-def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The X-Signature of a request (what a client computes; the `store` supplier will use this)."""
-    return hmac.new(secret.encode(), string_to_sign(method, path_qs, timestamp, nonce, body).encode(),
-                    hashlib.sha256).hexdigest()
+def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
+         idempotency_key: str = "") -> str:
+    """The X-Signature of a request (what a client computes; the `store` supplier uses this)."""
+    text = string_to_sign(method, path_qs, timestamp, nonce, body, idempotency_key)
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def signed_headers(key_id: str, secret: str, method: str, path_qs: str, body: bytes = b"", *,
-                   timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
-    """The four auth headers of a request (a client helper: tests, the bench, a `store` supplier)."""
+                   idempotency_key: str | None = None, timestamp: int | None = None,
+                   nonce: str | None = None) -> dict[str, str]:
+    """The auth headers of a request, and its Idempotency-Key header when one is given (a client helper:
+    tests, the bench, the `store` supplier): the key is signed, so it must be sent exactly as given here."""
     import secrets
 
     ts = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or secrets.token_urlsafe(16)
-    return {"X-Api-Key": key_id, "X-Timestamp": ts, "X-Nonce": nonce,
-            "X-Signature": sign(secret, method, path_qs, ts, nonce, body)}
+    headers = {"X-Api-Key": key_id, "X-Timestamp": ts, "X-Nonce": nonce,
+               "X-Signature": sign(secret, method, path_qs, ts, nonce, body, idempotency_key or "")}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
 
 
 class ApiError(Exception):
@@ -135,6 +148,7 @@ class B2BApi:
         h = request.headers
         key_id, ts, nonce, signature = (h.get("X-Api-Key"), h.get("X-Timestamp"), h.get("X-Nonce"),
                                         h.get("X-Signature"))
+        idempotency_key = h.get("Idempotency-Key", "")
         if not (key_id and ts and nonce and signature):
             raise ApiError("missing_auth")
         # Header values arrive as whatever bytes were sent (non-UTF-8 ones as surrogates): each is checked
@@ -145,6 +159,8 @@ class B2BApi:
             raise ApiError("bad_request", field="X-Nonce")
         if not request.raw_path.isascii():  # the path is signed as sent: sent right, it is percent-encoded
             raise ApiError("bad_request", field="path")
+        if idempotency_key and not IDEMPOTENCY_RE.fullmatch(idempotency_key):  # signed: it must be ASCII
+            raise ApiError("idempotency_key_required")
         if abs(self._now() - int(ts)) > self.max_skew:
             raise ApiError("stale_timestamp", max_skew=self.max_skew)
         found = await self.desk.api_key(key_id) if KEY_ID_RE.fullmatch(key_id) else None
@@ -161,7 +177,7 @@ class B2BApi:
                     raise ApiError("body_too_large", limit=MAX_BODY)
         except (RequestPayloadError, ConnectionError):  # broken framing or gzip; the client went away mid-body
             raise ApiError("bad_request", field="body") from None
-        expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body))
+        expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body), idempotency_key)
         if not SIGNATURE_RE.fullmatch(signature) or not hmac.compare_digest(expected, signature.lower()):
             raise ApiError("bad_signature")
         limiter = self._limiters.get(key.key_id)
@@ -346,8 +362,11 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Card Store B2B API", "version": "1.0.0", "description": (
             "Signed requests: X-Signature = hex(HMAC-SHA256(secret, METHOD + '\\n' + PATH?QUERY + '\\n' + "
-            "X-Timestamp + '\\n' + X-Nonce + '\\n' + hex(SHA-256(body)))). Timestamps within 5 minutes; each "
-            "nonce once per key. Amounts are integers in minor units of `currency`.")},
+            "X-Timestamp + '\\n' + X-Nonce + '\\n' + hex(SHA-256(body)) + '\\n' + Idempotency-Key)). The "
+            "Idempotency-Key header is part of what is signed (the empty string when the request has none), so it "
+            "cannot be changed or stripped on the way; a client signing without it gets bad_signature on every "
+            "request (no compatibility mode). Timestamps within 5 minutes; each nonce once per key. Amounts are "
+            "integers in minor units of `currency`.")},
         "servers": [{"url": "/"}],
         "components": {"schemas": schemas, "securitySchemes": {
             "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
@@ -356,7 +375,9 @@ def openapi_document() -> dict[str, Any]:
             "Nonce": {"type": "apiKey", "in": "header", "name": "X-Nonce",
                       "description": "8-64 characters of A-Z a-z 0-9 _ -, never reused by the key"},
             "Signature": {"type": "apiKey", "in": "header", "name": "X-Signature",
-                          "description": "lower-case hex HMAC-SHA256, see info.description"}}},
+                          "description": "lower-case hex HMAC-SHA256 of METHOD, PATH?QUERY, X-Timestamp, X-Nonce, "
+                                         "hex(SHA-256(body)) and Idempotency-Key (empty when none), joined by "
+                                         "'\\n'; see info.description"}}},
         "security": auth,
         "paths": {
             f"{PREFIX}/openapi.json": {"get": {"operationId": "openapi", "security": [],
@@ -388,7 +409,8 @@ def openapi_document() -> dict[str, Any]:
                            "products answer pending: GET the order until delivered or refunded)",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
                                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
-                                "description": "the same key returns the same order (200), never a second one"}],
+                                "description": "the same key returns the same order (200), never a second one; "
+                                               "signed: the last line of the string to sign"}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewOrder")}}},
                 "responses": {"201": _json(_ref("OrderEnvelope"), "made and paid"),
                               "200": _json(_ref("OrderEnvelope"), "made before with this Idempotency-Key"),
