@@ -70,8 +70,8 @@ async def run_clients(base: str, key_id: str, secret: str, clients: int, orders:
     async with aiohttp.ClientSession(connector=conn) as http:
         async def post(key: str) -> tuple[int, dict[str, Any]]:
             body = json.dumps({"sku": SKU, "qty": qty}).encode()
-            h = signed_headers(key_id, secret, "POST", "/api/v1/orders", body)
-            h.update({"Idempotency-Key": key, "Content-Type": "application/json"})
+            h = signed_headers(key_id, secret, "POST", "/api/v1/orders", body, idempotency_key=key)
+            h["Content-Type"] = "application/json"
             async with http.post(base + "/api/v1/orders", data=body, headers=h) as resp:
                 return resp.status, await resp.json()
 

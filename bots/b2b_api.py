@@ -3,7 +3,13 @@
 Every request except `GET /api/v1/openapi.json` is signed with the reseller's API key:
 
     X-Api-Key: <key id>     X-Timestamp: <Unix seconds>     X-Nonce: <8-64 of A-Z a-z 0-9 _ ->
-    X-Signature: hex(HMAC-SHA256(secret, METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))))
+    X-Signature: hex(HMAC-SHA256(secret, METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))
+                                         \\n IDEMPOTENCY-KEY))
+
+The Idempotency-Key header is signed too (the last line; empty when the request has none), so nobody between the
+reseller and the store can change or strip it to make a second order of a signed body. There is no compatibility
+mode for clients that sign the five lines without it: every request of such a client is `bad_signature`, at once
+and for every endpoint, rather than orders quietly losing their protection.
 
 A timestamp more than 5 minutes from the store's clock, a nonce this key used before (recorded in the database, so
 every store process refuses it), a wrong signature or an unknown key are refused (401) before anything else
@@ -22,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from aiolimiter import AsyncLimiter
 
 from core.errors import ErrorCode, StoreError
@@ -32,8 +39,15 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MAX_SKEW = 300  # seconds between the caller's timestamp and the store's clock
 MAX_BODY = 64 * 1024
-NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-IDEMPOTENCY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+# Every pattern is used with fullmatch: `$` would also match before a trailing newline. Numbers are ASCII digits
+# only: str.isdigit() is true for '²' (which int() refuses) and int() reads '１０', ' 10' and '1_0'.
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+IDEMPOTENCY_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what create_api_key makes (rk_ + hex)
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+SIGNATURE_RE = re.compile(r"[0-9A-Fa-f]{64}")
+NUMBER_RE = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1  # the largest id the database holds (64-bit): a larger one overflows in the driver
 
 # error code -> HTTP status. Stable: callers branch on the code (the message is for people).
 ERRORS: dict[str, int] = {
@@ -56,25 +70,32 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def string_to_sign(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> str:
-    return "\n".join((method.upper(), path_qs, timestamp, nonce, body_hash(body)))
+def string_to_sign(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
+                   idempotency_key: str = "") -> str:
+    return "\n".join((method.upper(), path_qs, timestamp, nonce, body_hash(body), idempotency_key))
 
 
-def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The X-Signature of a request (what a client computes; the `store` supplier will use this)."""
-    return hmac.new(secret.encode(), string_to_sign(method, path_qs, timestamp, nonce, body).encode(),
-                    hashlib.sha256).hexdigest()
+def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
+         idempotency_key: str = "") -> str:
+    """The X-Signature of a request (what a client computes; the `store` supplier uses this)."""
+    text = string_to_sign(method, path_qs, timestamp, nonce, body, idempotency_key)
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def signed_headers(key_id: str, secret: str, method: str, path_qs: str, body: bytes = b"", *,
-                   timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
-    """The four auth headers of a request (a client helper: tests, the bench, a `store` supplier)."""
+                   idempotency_key: str | None = None, timestamp: int | None = None,
+                   nonce: str | None = None) -> dict[str, str]:
+    """The auth headers of a request, and its Idempotency-Key header when one is given (a client helper:
+    tests, the bench, the `store` supplier): the key is signed, so it must be sent exactly as given here."""
     import secrets
 
     ts = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or secrets.token_urlsafe(16)
-    return {"X-Api-Key": key_id, "X-Timestamp": ts, "X-Nonce": nonce,
-            "X-Signature": sign(secret, method, path_qs, ts, nonce, body)}
+    headers = {"X-Api-Key": key_id, "X-Timestamp": ts, "X-Nonce": nonce,
+               "X-Signature": sign(secret, method, path_qs, ts, nonce, body, idempotency_key or "")}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
 
 
 class ApiError(Exception):
@@ -130,25 +151,37 @@ class B2BApi:
         h = request.headers
         key_id, ts, nonce, signature = (h.get("X-Api-Key"), h.get("X-Timestamp"), h.get("X-Nonce"),
                                         h.get("X-Signature"))
+        idempotency_key = h.get("Idempotency-Key", "")
         if not (key_id and ts and nonce and signature):
             raise ApiError("missing_auth")
-        if not ts.isdigit() or len(ts) > 12 or not NONCE_RE.match(nonce):
-            raise ApiError("bad_timestamp" if not ts.isdigit() or len(ts) > 12 else "bad_request")
+        # Header values arrive as whatever bytes were sent (non-UTF-8 ones as surrogates): each is checked
+        # against its exact format before it is compared, converted, signed or looked up.
+        if not TIMESTAMP_RE.fullmatch(ts):
+            raise ApiError("bad_timestamp")
+        if not NONCE_RE.fullmatch(nonce):
+            raise ApiError("bad_request", field="X-Nonce")
+        if not request.raw_path.isascii():  # the path is signed as sent: sent right, it is percent-encoded
+            raise ApiError("bad_request", field="path")
+        if idempotency_key and not IDEMPOTENCY_RE.fullmatch(idempotency_key):  # signed: it must be ASCII
+            raise ApiError("idempotency_key_required")
         if abs(self._now() - int(ts)) > self.max_skew:
             raise ApiError("stale_timestamp", max_skew=self.max_skew)
-        found = await self.desk.api_key(key_id[:64])
+        found = await self.desk.api_key(key_id) if KEY_ID_RE.fullmatch(key_id) else None
         if found is None:
             raise ApiError("unknown_key")
         key, reseller = found
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise ApiError("body_too_large", limit=MAX_BODY)
         body = bytearray()
-        async for chunk in request.content.iter_chunked(16384):
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise ApiError("body_too_large", limit=MAX_BODY)
-        expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body))
-        if not hmac.compare_digest(expected, signature.lower()):
+        try:
+            async for chunk in request.content.iter_chunked(16384):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise ApiError("body_too_large", limit=MAX_BODY)
+        except (RequestPayloadError, ConnectionError):  # broken framing or gzip; the client went away mid-body
+            raise ApiError("bad_request", field="body") from None
+        expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body), idempotency_key)
+        if not SIGNATURE_RE.fullmatch(signature) or not hmac.compare_digest(expected, signature.lower()):
             raise ApiError("bad_signature")
         limiter = self._limiters.get(key.key_id)
         if limiter is None or limiter.max_rate != key.rate_per_second:
@@ -187,12 +220,9 @@ class B2BApi:
                                   "currency": r.currency})
 
     async def statement(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
-        q = request.query
-        try:
-            limit = int(q.get("limit", "50"))
-            before = int(q["before"]) if "before" in q else None
-        except ValueError:
-            raise ApiError("bad_request", field="limit/before") from None
+        given = _number(request, "limit")
+        limit = 50 if given is None else given
+        before = _number(request, "before")
         if not 1 <= limit <= 500:
             raise ApiError("bad_request", field="limit")
         rows = await self.desk.statement(reseller.id, limit=limit, before_id=before)
@@ -201,18 +231,20 @@ class B2BApi:
 
     async def create_order(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         key = request.headers.get("Idempotency-Key", "")
-        if not IDEMPOTENCY_RE.match(key):
+        if not IDEMPOTENCY_RE.fullmatch(key):
             raise ApiError("idempotency_key_required")
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             raise ApiError("bad_request", field="body") from None
         if not isinstance(data, dict) or set(data) - {"sku", "qty", "account"}:
             raise ApiError("bad_request", field="body")
         sku, qty, account = data.get("sku"), data.get("qty", 1), data.get("account", "")
-        if not isinstance(account, str) or len(account) > 64:
+        # isprintable(): no control, format (bidi, zero-width), surrogate or unassigned characters; a lone
+        # surrogate (JSON "\ud800") cannot even be written to the database.
+        if not isinstance(account, str) or len(account) > 64 or not account.isprintable():
             raise ApiError("bad_request", field="account")
-        if not isinstance(sku, str) or not 1 <= len(sku) <= 64:
+        if not isinstance(sku, str) or not 1 <= len(sku) <= 64 or not sku.isprintable():
             raise ApiError("bad_request", field="sku")
         if not isinstance(qty, int) or isinstance(qty, bool):
             raise ApiError("bad_request", field="qty")
@@ -222,7 +254,7 @@ class B2BApi:
 
     async def order_by_key(self, request: web.Request, reseller: Reseller, body: bytes) -> web.Response:
         key = request.query.get("idempotency_key", "")
-        if not IDEMPOTENCY_RE.match(key):
+        if not IDEMPOTENCY_RE.fullmatch(key):
             raise ApiError("bad_request", field="idempotency_key")
         return web.json_response({"order": _order(await self.desk.order_by_key(reseller, key))})
 
@@ -231,6 +263,16 @@ class B2BApi:
         if not re.fullmatch(r"[0-9A-Za-z]{1,24}", oid):
             raise ApiError("not_found", order_id=oid[:24])
         return web.json_response({"order": _order(await self.desk.get_order(reseller, oid.upper()))})
+
+
+def _number(request: web.Request, name: str) -> int | None:
+    """A query parameter that must be a non-negative integer the database can hold (ASCII digits only)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not NUMBER_RE.fullmatch(raw) or int(raw) > MAX_ID:
+        raise ApiError("bad_request", field=name)
+    return int(raw)
 
 
 def _order(o: B2BOrder) -> dict[str, Any]:
@@ -330,8 +372,11 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Card Store B2B API", "version": "1.0.0", "description": (
             "Signed requests: X-Signature = hex(HMAC-SHA256(secret, METHOD + '\\n' + PATH?QUERY + '\\n' + "
-            "X-Timestamp + '\\n' + X-Nonce + '\\n' + hex(SHA-256(body)))). Timestamps within 5 minutes; each "
-            "nonce once per key. Amounts are integers in minor units of `currency`.")},
+            "X-Timestamp + '\\n' + X-Nonce + '\\n' + hex(SHA-256(body)) + '\\n' + Idempotency-Key)). The "
+            "Idempotency-Key header is part of what is signed (the empty string when the request has none), so it "
+            "cannot be changed or stripped on the way; a client signing without it gets bad_signature on every "
+            "request (no compatibility mode). Timestamps within 5 minutes; each nonce once per key. Amounts are "
+            "integers in minor units of `currency`.")},
         "servers": [{"url": "/"}],
         "components": {"schemas": schemas, "securitySchemes": {
             "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
@@ -340,7 +385,9 @@ def openapi_document() -> dict[str, Any]:
             "Nonce": {"type": "apiKey", "in": "header", "name": "X-Nonce",
                       "description": "8-64 characters of A-Z a-z 0-9 _ -, never reused by the key"},
             "Signature": {"type": "apiKey", "in": "header", "name": "X-Signature",
-                          "description": "lower-case hex HMAC-SHA256, see info.description"}}},
+                          "description": "lower-case hex HMAC-SHA256 of METHOD, PATH?QUERY, X-Timestamp, X-Nonce, "
+                                         "hex(SHA-256(body)) and Idempotency-Key (empty when none), joined by "
+                                         "'\\n'; see info.description"}}},
         "security": auth,
         "paths": {
             f"{PREFIX}/openapi.json": {"get": {"operationId": "openapi", "security": [],
@@ -372,7 +419,8 @@ def openapi_document() -> dict[str, Any]:
                            "products answer pending: GET the order until delivered or refunded)",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
                                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
-                                "description": "the same key returns the same order (200), never a second one"}],
+                                "description": "the same key returns the same order (200), never a second one; "
+                                               "signed: the last line of the string to sign"}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewOrder")}}},
                 "responses": {"201": _json(_ref("OrderEnvelope"), "made and paid"),
                               "200": _json(_ref("OrderEnvelope"), "made before with this Idempotency-Key"),

@@ -13,11 +13,14 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,21 @@ SEEN_UPDATES = 10_000
 def webhook_path(url: str) -> str:
     path = urlsplit(url).path
     return path if path and path != "/" else "/telegram/webhook"
+
+
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log. Bytes that are not valid HTTP (a raw byte in the URL, broken chunked framing, a gzip
+    body that is not gzip) are the client's mistake, answered 400: one WARNING line without a traceback, so an
+    ERROR still means something broke in the store."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, (BadHttpMessage, RequestPayloadError)):
+            detail = getattr(exc_info, "message", None) or str(exc_info)
+            lines = [line.strip() for line in str(detail).splitlines()]  # "400, message:" comes first
+            first = next((line for line in lines if line and not re.fullmatch(r"\d+, message:", line)), "")
+            self.logger.warning("%s: %s (%s)", str(msg) % args, type(exc_info).__name__, first[:100])
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kw)
 
 
 class HttpServer:
@@ -145,7 +163,8 @@ class HttpServer:
         api.mount(self.app, prefix)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None,
+                                     logger=_ProtocolLog(logging.getLogger("aiohttp.server"), {}))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

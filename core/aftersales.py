@@ -28,8 +28,6 @@ Framework-free like the rest of core/: the queries it needs beyond the unit of w
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import re
@@ -40,6 +38,7 @@ from typing import Any, Protocol
 
 from core.alerts import AdminAlerts
 from core.clock import Clock
+from core.csvfiles import csv_text
 from core.errors import ErrorCode, StoreError, VaultError
 from core.inventory import LineParser, parse_lines
 from core.models import (
@@ -165,14 +164,13 @@ def export_json(trail: AuditTrail, exported_at: datetime) -> str:
 
 
 def export_csv(trail: AuditTrail, exported_at: datetime) -> str:
-    """One row per audit entry, columns ENTRY_FIELDS; `detail` is JSON with sorted keys."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(ENTRY_FIELDS)
+    """One row per audit entry, columns ENTRY_FIELDS; `detail` is JSON with sorted keys. Text that a spreadsheet
+    would run as a formula is quoted (core/csvfiles.py); the JSON export keeps every value as recorded."""
+    rows: list[list[Any]] = [list(ENTRY_FIELDS)]
     for row in export_data(trail, exported_at)["entries"]:
         row["detail"] = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        w.writerow(["" if row[f] is None else row[f] for f in ENTRY_FIELDS])
-    return buf.getvalue()
+        rows.append([row[f] for f in ENTRY_FIELDS])
+    return csv_text(rows)
 
 
 async def record_export(uow_factory: UnitOfWorkFactory, clock: Clock, trail: AuditTrail, actor: str, channel: str,

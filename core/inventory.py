@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 from dataclasses import dataclass, field
@@ -88,7 +89,26 @@ class LineParser:
             return "too long"
         if not _CONTROL.isdisjoint(code):
             return "control characters"
+        if not code.isascii() and (refused := unseen_characters(code)):
+            return refused
         return code, expires
+
+
+def unseen_characters(code: str) -> str | None:
+    """Why a code with characters nobody can see or type is refused, or None. C1 controls (U+0080-U+009F) are
+    control characters; format characters (bidi controls U+202A-202E and U+2066-2069, zero-width U+200B-200F,
+    U+FEFF, soft hyphen, ...) and line/paragraph separators are invisible: a code carrying one looks like another
+    code, is not what the buyer types at the card's issuer, and dodges the duplicate check. A BOM at the very start
+    of the file is no part of a code (decode_line strips it)."""
+    if code.replace("\t", " ").isprintable():  # fast path: str.isprintable is false for every category below
+        return None
+    for ch in code:
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch != "\t":
+            return "control characters"
+        if category in ("Cf", "Zl", "Zp"):
+            return "invisible characters"
+    return None
 
 
 def read_lines(fh: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:

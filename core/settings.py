@@ -719,6 +719,9 @@ class Supplier(BaseModel):
     backoff: float = Field(0.5, ge=0, le=10)  # seconds before the first retry; doubles
     amounts: Literal["yuan", "fen"] = "yuan"  # how the supplier writes money ("45.00" yuan, or 4500 fen)
     callback_url: str = ""  # sent with top-ups: the public URL of this store's /supplier/<name>/callback
+    # A callback's `timestamp` (fields.timestamp; Unix seconds, or milliseconds when 13 digits) must be within this
+    # many seconds of the store's clock, or it is refused; 0 = not checked (a supplier whose callbacks carry none).
+    callback_max_skew: int = Field(300, ge=0, le=86400)
     max_attempts: int = Field(5, ge=1, le=50)  # tries of an order's purchase/top-up before it is refunded
     paths: SupplierPaths = Field(default_factory=SupplierPaths)
     fields: SupplierFields = Field(default_factory=SupplierFields)

@@ -164,19 +164,28 @@ class SupplyDesk:
 
     # -- top-ups -------------------------------------------------------------------------------------
     async def finish_topup(self, result: TopupResult, *, order: Order | None = None,
-                           offer: Offer | None = None) -> SupplyOutcome:
+                           offer: Offer | None = None, supplier: str | None = None) -> SupplyOutcome:
         """Apply what the supplier says about a top-up (its answer, a callback, a poll). Idempotent: a
-        second word on a finished order changes nothing."""
+        second word on a finished order changes nothing. `supplier` (a callback: the supplier whose secret
+        signed it) may only finish its own requests: another supplier's is skipped like an unknown one."""
         oid = order.id if order else order_id_of(result.request_id)
         if oid is None:
             return SupplyOutcome("", "skipped")
-        if order is None or offer is None:
+        sent_to: str | None = None
+        if order is None or offer is None or supplier is not None:
             async with self.uow() as uow:
                 order = await uow.orders.get(oid)
                 product = await uow.products.get(order.product_id) if order else None
+                sent = await uow.supplies.get(request_id_for("topup", oid)) if supplier is not None else None
             if order is None or product is None or product.kind is not Kind.TOPUP:
                 return SupplyOutcome(oid, "skipped")
-            offer = self.offers.get(product.sku) or Offer("", "")
+            offer = offer or self.offers.get(product.sku) or Offer("", "")
+            # Whom the request went to: its supply_requests row (the offer may have changed since), else the offer.
+            sent_to = sent.supplier if sent is not None else offer.supplier
+        if supplier is not None and supplier != sent_to:
+            log.warning("supplier %s sent a result for %r, a request of supplier %s: ignored", supplier,
+                        result.request_id, sent_to or "(none)")
+            return SupplyOutcome(oid, "skipped")
         if order.status is not OrderStatus.PENDING:
             return SupplyOutcome(order.id, "skipped")
         rid = request_id_for("topup", order.id)
@@ -221,7 +230,7 @@ class SupplyDesk:
                 log.warning("polling top-up %s: %s", req.request_id, exc)
                 continue
             if result.status in ("done", "failed"):
-                outcome = await self.finish_topup(result)
+                outcome = await self.finish_topup(result, supplier=req.supplier)
                 finished += outcome.status in ("delivered", "refunding")
             else:
                 async with self.uow(write=True) as uow:  # least recently asked first next time

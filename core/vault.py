@@ -80,8 +80,8 @@ class KeyRing:
 
 
 def write_key_file(path: Path, ring: KeyRing, *, replace: bool = False) -> None:
-    """Write the key file with 0600 permissions; never silently overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the key file with 0600 permissions (a new directory 0700); never silently overwrite."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not replace:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

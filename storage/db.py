@@ -17,6 +17,7 @@ with `repos.OFF_LOOP` (scans of the whole codes table: stock, rekey).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -159,6 +160,17 @@ class SqlUnitOfWork:
         self._committed = True
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create a new database file 0600 (and its directory 0700) before SQLite opens it: SQLite would make it
+    0644, readable by every user of the machine, and it gives the -wal and -shm files the database file's
+    permissions. Existing files and directories are left as the merchant set them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+    except FileExistsError:
+        pass
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL", pool_size: int = 5,
                  now_fn=None) -> None:  # noqa: ANN001
@@ -170,7 +182,7 @@ class Database:
         if self.dialect == "sqlite":
             db = self.url.database or ""
             if db and db != ":memory:" and not db.startswith("file:"):
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(db))
             # One write connection: writers wait their turn in the pool, never on SQLite's lock.
             creator = OneTripConnection.creator(db or ":memory:")
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300,

@@ -46,19 +46,22 @@ def build_suppliers(settings: Settings) -> SupplierSet:
 async def handle_callback(shop: Any, name: str, body: bytes, content_type: str) -> tuple[int, str]:
     """A supplier posted a top-up result (bots/http.py add_supplier_callback): (HTTP status, answer).
 
-    Unknown supplier: 404. Missing or wrong signature, or a body that is no flat form/JSON: 403/400, nothing
-    changes. A good one finishes the top-up (done: delivered and the buyer told; failed: refunded), once:
-    repeats are answered `success` too, so the supplier stops sending."""
+    Unknown supplier: 404. A missing or wrong signature (checked with the secret of the supplier named in the
+    path), or a timestamp further than `callback_max_skew` from the store's clock: 403; a body that is no flat
+    form/JSON: 400; nothing changes. A good one finishes the top-up (done: delivered and the buyer told;
+    failed: refunded), once, and only a request the store sent to this supplier: another supplier's request is
+    answered like an unknown one (`success`, nothing changes, a WARNING in the log). Repeats are answered
+    `success` too, so the supplier stops sending."""
     supplier = shop.suppliers.get(name)
     parse = getattr(supplier, "parse_callback", None)
     if parse is None:
         return 404, "unknown supplier"
     try:
-        result = parse(body, content_type)
+        result = parse(body, content_type, now=shop.supply.clock.now().timestamp())
     except SupplierError as exc:
         log.warning("supplier %s: callback refused: %s", name, exc)
-        return (403 if "signature" in str(exc) else 400), "fail"
-    outcome = await shop.supply.finish_topup(result)
+        return (403 if exc.code in ("bad_signature", "stale_timestamp") else 400), "fail"
+    outcome = await shop.supply.finish_topup(result, supplier=name)
     log.info("supplier %s: callback for %s: %s -> %s", name, result.request_id, result.status, outcome.status)
     return 200, "success"
 

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -145,14 +146,27 @@ class HttpSupplier:
             self._session = None
 
     # -- callbacks ------------------------------------------------------------------------------------
-    def parse_callback(self, body: bytes, content_type: str = "") -> TopupResult:
+    def parse_callback(self, body: bytes, content_type: str = "", *, now: float | None = None) -> TopupResult:
         """A top-up result the supplier posted to us. Raises SupplierError (not retryable) when the signature is
-        missing or wrong, or the body is not a flat form/JSON object."""
+        missing or wrong (code `bad_signature`), the timestamp is missing or further than `callback_max_skew`
+        seconds from `now` (code `stale_timestamp`), or the body is not a flat form/JSON object."""
         params = self._flat(body, content_type)
         f, a = self.conf.fields, self.conf.answer
         given = _text(params.get(f.sign))
         if not given or not self.verify(params):
-            raise SupplierError("callback signature missing or wrong", retryable=False, supplier=self.name)
+            raise SupplierError("callback signature missing or wrong", retryable=False, supplier=self.name,
+                                code="bad_signature")
+        window = self.conf.callback_max_skew
+        if window:
+            # A signed callback caught on the way (a proxy's log) must not be played back later.
+            ts = _text(params.get(f.timestamp))
+            if not re.fullmatch(r"[0-9]{1,13}", ts):
+                raise SupplierError("callback without a timestamp", retryable=False, supplier=self.name,
+                                    code="stale_timestamp")
+            seconds = int(ts) / 1000 if len(ts) == 13 else int(ts)
+            if abs((time.time() if now is None else now) - seconds) > window:
+                raise SupplierError(f"callback timestamp {ts} is more than {window} s from the store's clock",
+                                    retryable=False, supplier=self.name, code="stale_timestamp")
         request_id = _text(params.get(a.request_id) or params.get(f.request_id))
         if not request_id:
             raise SupplierError("callback without a request id", retryable=False, supplier=self.name)
@@ -173,7 +187,7 @@ class HttpSupplier:
         if "json" in content_type or text.lstrip().startswith("{"):
             try:
                 data = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
                 raise SupplierError("callback body is not JSON", retryable=False) from None
             if not isinstance(data, dict):
                 raise SupplierError("callback body is not an object", retryable=False)

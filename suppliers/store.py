@@ -2,7 +2,7 @@
 
 Shops chain: the upstream store made us a reseller (`run.py reseller add` and `reseller key` there) and gave us a
 key id and secret; every request is signed like bots/b2b_api.py says (`signed_headers`: key id, timestamp,
-nonce, body hash). Purchases and top-ups are `POST /api/v1/orders` with our request id as the Idempotency-Key,
+nonce, body hash and the Idempotency-Key). Purchases and top-ups are `POST /api/v1/orders` with our request id as the Idempotency-Key,
 so a retry after a timeout or a lost answer gets the same order and the same codes, never a second purchase;
 a top-up's later status is read with `GET /api/v1/orders?idempotency_key=<request id>`.
 
@@ -96,7 +96,7 @@ class StoreSupplier:
 
     # -- the wire -------------------------------------------------------------------------------------
     async def _order(self, body: dict[str, Any], request_id: str, op: str) -> dict[str, Any]:
-        data = await self._call("POST", "/orders", body, op=op, headers={"Idempotency-Key": request_id})
+        data = await self._call("POST", "/orders", body, op=op, idempotency_key=request_id)
         return self._order_of(data)
 
     def _order_of(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class StoreSupplier:
         return self._session
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, op: str,
-                    headers: dict[str, str] | None = None) -> dict[str, Any]:
+                    idempotency_key: str | None = None) -> dict[str, Any]:
         """One signed call, retried on transport trouble. Returns the JSON answer; raises SupplierError."""
         c = self.conf
         path_qs = PREFIX + path
@@ -128,8 +128,9 @@ class StoreSupplier:
             if attempt:
                 await asyncio.sleep(delay)
                 delay *= 2
-            h = signed_headers(c.key_id, c.secret.get_secret_value(), method, path_qs, raw)  # fresh ts and nonce
-            h.update(headers or {})
+            # a fresh timestamp and nonce each attempt; the same Idempotency-Key, signed with them
+            h = signed_headers(c.key_id, c.secret.get_secret_value(), method, path_qs, raw,
+                               idempotency_key=idempotency_key)
             if raw:
                 h["Content-Type"] = "application/json"
             self.calls += 1

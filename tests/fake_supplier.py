@@ -20,6 +20,8 @@ import asyncio
 import itertools
 import json
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -66,6 +68,7 @@ class FakeSupplier:
         self._n = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.clock: Callable[[], float] = time.time  # the callbacks' timestamps
 
     @property
     def base_url(self) -> str:
@@ -165,18 +168,23 @@ class FakeSupplier:
         if up.kind == "buy" and status == "success" and not up.codes:
             up.codes = [f"SUP-{secrets.token_hex(6).upper()}" for _ in range(up.qty)]
 
-    def callback_body(self, request_id: str, *, wrong_sign: bool = False) -> dict[str, str]:
-        up = self.orders[request_id]
-        body = {"app_key": self.app_key, "request_id": request_id, "order_no": up.order_no, "status": up.status,
-                "timestamp": "1764000000", "nonce": secrets.token_hex(4)}
+    def callback_body(self, request_id: str, *, wrong_sign: bool = False, timestamp: int | str | None = None,
+                      status: str | None = None) -> dict[str, str]:
+        """The signed callback: timestamp = now by `clock` unless given ("" = none); a request id this supplier
+        never had (a forgery) carries `status` (default success)."""
+        up = self.orders.get(request_id)
+        body = {"app_key": self.app_key, "request_id": request_id, "order_no": up.order_no if up else "FORGED-1",
+                "status": status or (up.status if up else "success"),
+                "timestamp": str(int(self.clock()) if timestamp is None else timestamp), "nonce": secrets.token_hex(4)}
         body["sign"] = make_sign(body, "not-the-secret" if wrong_sign else self.secret, self.sign)
         return body
 
-    async def send_callback(self, request_id: str, url: str | None = None, *, wrong_sign: bool = False
-                            ) -> tuple[int, str]:
+    async def send_callback(self, request_id: str, url: str | None = None, *, wrong_sign: bool = False,
+                            timestamp: int | str | None = None, status: str | None = None) -> tuple[int, str]:
         """POST the signed result to the store (to the notify_url the store sent, unless url is given)."""
         target = url or self.orders[request_id].notify_url
-        async with ClientSession() as s, s.post(target, data=self.callback_body(request_id, wrong_sign=wrong_sign)) as r:
+        body = self.callback_body(request_id, wrong_sign=wrong_sign, timestamp=timestamp, status=status)
+        async with ClientSession() as s, s.post(target, data=body) as r:
             return r.status, await r.text()
 
 

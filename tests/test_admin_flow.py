@@ -315,6 +315,23 @@ async def test_given_a_file_of_codes_then_import_reports_progress_and_duplicates
         assert imports[0].channel == "test" and imports[0].detail["imported"] == 10
 
 
+async def test_given_a_chat_import_with_a_bidi_override_the_merchant_is_told_the_line_in_their_language(
+        sqlite_url: str, tmp_path: Path) -> None:
+    async with open_shop(sqlite_url, tmp_path, catalog=CATALOG) as (app, _, _):
+        data = "OK-1\nEVIL\u202e-2\nOK-3\n".encode()
+
+        async def fetch() -> bytes:
+            return data
+
+        async def progress(screen: Screen) -> None:
+            pass
+
+        screens = await flow_for(app, progress_interval=0).on_command(
+            AdminCtx(BOSS, "zh_CN"), f"/import {SKU}", ImportFile("codes.txt", len(data), fetch), progress)
+        assert "2 (含不可见字符（双向控制符、零宽字符）)" in screens[-1].body
+        assert await stock_of(app) == (2, 0, 0)
+
+
 async def test_progress_updates_are_throttled_to_a_first_and_a_final_state_when_the_import_is_quick(
         sqlite_url: str, tmp_path: Path) -> None:
     async with open_shop(sqlite_url, tmp_path, catalog=CATALOG) as (app, _, _):

@@ -118,3 +118,31 @@ def test_given_an_unknown_order_when_exported_then_it_is_refused_naming_it(tmp_p
     assert done.returncode == 2
     assert "no order '261125NOSUCH00'" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+async def test_given_chat_names_that_look_like_formulas_when_exported_as_csv_then_a_spreadsheet_shows_them_as_text(
+        tmp_path: Path) -> None:
+    chats = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-1001234567890", "@SUM(A1)", "\tx", "\rx",
+             "chat-ok"]
+    async with open_shop(sqlite_url_for(tmp_path), tmp_path) as (app, _, _):
+        await import_n(app, 2, prefix="FORMULA")
+        order = await app.shop.reserve(buyer("eve"), await product_id(app), 1, "en")
+        assert (await pay(app, order)).outcome == "delivered"
+        await settle(app)
+        for chat in chats:  # given the codes shown again from chats with such names
+            await app.shop.reveal(order.id, buyer("eve"), chat=chat)
+    cfg = write_config(tmp_path)
+    out = tmp_path / "evidence.csv"
+    # when the order's trail is exported as CSV
+    done = run_cli(cfg, "audit", "export", "--order", order.id, "--format", "csv", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with out.open(encoding="utf-8", newline="") as fh:  # as the csv module wants: a CR in a cell stays one
+        rows = list(csv.reader(fh))
+    body = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    # then every such cell starts with a quote (text, not a formula); numbers and the rest are as they were
+    assert [r["chat"] for r in body if r["action"] == "reveal"] == ["'" + c for c in chats[:-1]] + ["chat-ok"]
+    assert [cell for r in rows for cell in r if cell.startswith(("=", "+", "-", "@", "\t", "\r"))] == []
+    assert [r["seq"] for r in body] == [str(i) for i in range(1, len(body) + 1)]
+    # and the JSON export keeps the evidence exactly as recorded
+    data = json.loads(run_cli(cfg, "audit", "export", "--order", order.id).stdout)
+    assert [e["chat"] for e in data["entries"] if e["action"] == "reveal"] == chats

@@ -46,8 +46,10 @@ class Client:
                    timestamp: int | None = None, nonce: str | None = None, secret: str | None = None,
                    raw: bytes | None = None) -> tuple[int, Any, Any]:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-        h = signed_headers(self.key_id, secret or self.secret, method, path, data, timestamp=timestamp, nonce=nonce)
-        h.update(headers or {})
+        extra = dict(headers or {})
+        h = signed_headers(self.key_id, secret or self.secret, method, path, data, timestamp=timestamp, nonce=nonce,
+                           idempotency_key=extra.pop("Idempotency-Key", None))
+        h.update(extra)
         if data:
             h["Content-Type"] = "application/json"
         async with self.http.request(method, self.base + path, data=data, headers=h) as resp:
@@ -150,6 +152,36 @@ async def test_the_store_refuses_what_is_not_signed_right(db_url: str, tmp_path:
         # nothing was bought by any of it
         assert await stock_of(app) == (50, 0, 0)
         assert (await desk.get(1)).balance == 10_000
+
+
+async def test_an_idempotency_key_changed_or_stripped_after_signing_is_refused_and_buys_nothing(
+        db_url: str, tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    async with api_store(db_url, tmp_path) as (app, desk, api):
+        body = json.dumps({"sku": SKU, "qty": 2}).encode()
+        url, json_type = api.base + "/api/v1/orders", {"Content-Type": "application/json"}
+        # given a reseller's signed order with the Idempotency-Key po-7
+        signed = signed_headers(api.key_id, api.secret, "POST", "/api/v1/orders", body, idempotency_key="po-7")
+        # when someone on the way changes the key (to make a second order of the same body) or strips it
+        changed = {**signed, "Idempotency-Key": "po-8"}
+        stripped = {k: v for k, v in signed.items() if k != "Idempotency-Key"}
+        for headers in (changed, stripped):
+            async with api.http.post(url, data=body, headers={**headers, **json_type}) as resp:
+                # then the store refuses it as not signed right, and nothing is bought
+                assert (resp.status, (await resp.json())["error"]["code"]) == (401, "bad_signature")
+        assert await stock_of(app) == (50, 0, 0) and (await desk.get(1)).balance == 10_000
+        # the request exactly as signed goes through (its nonce was not used up by the forgeries)
+        async with api.http.post(url, data=body, headers={**signed, **json_type}) as resp:
+            assert resp.status == 201
+        # and a client that signs the five lines without the key is refused everywhere, not only for orders
+        ts, nonce = str(int(time.time())), "old-style-client-1"
+        text = "\n".join(["GET", "/api/v1/balance", ts, nonce, hashlib.sha256(b"").hexdigest()])
+        old = {"X-Api-Key": api.key_id, "X-Timestamp": ts, "X-Nonce": nonce,
+               "X-Signature": hmac.new(api.secret.encode(), text.encode(), hashlib.sha256).hexdigest()}
+        async with api.http.get(api.base + "/api/v1/balance", headers=old) as resp:
+            assert (resp.status, (await resp.json())["error"]["code"]) == (401, "bad_signature")
 
 
 async def test_an_idempotent_retry_returns_the_same_order_and_debits_once(db_url: str, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ def _free_port() -> int:
 def _call(base: str, key_id: str, secret: str, method: str, path: str, body: dict | None = None,
           headers: dict[str, str] | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else b""
-    h = {**signed_headers(key_id, secret, method, path, data), **(headers or {}), "Content-Type": "application/json"}
+    extra = dict(headers or {})
+    h = {**signed_headers(key_id, secret, method, path, data, idempotency_key=extra.pop("Idempotency-Key", None)),
+         **extra, "Content-Type": "application/json"}
     req = urllib.request.Request(base + path, data=data or None, headers=h, method=method)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

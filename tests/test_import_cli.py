@@ -63,6 +63,29 @@ def test_given_a_messy_plain_file_when_imported_then_good_codes_land_and_bad_lin
     assert _available(cfg) == 3
 
 
+def test_given_codes_with_bidi_zero_width_or_c1_characters_when_imported_then_those_lines_are_refused_by_number(
+        tmp_path: Path, cfg: Path) -> None:
+    f = _file(tmp_path, "codes.txt", "".join([
+        "\ufeffAAAA-1111\n",        # 1 a BOM at the very start of the file: stripped, the code lands
+        "BBBB\u202e2222\n",         # 2 right-to-left override: shows as BBBB2222 reversed
+        "\u200bCCCC-3333\n",        # 3 zero-width space
+        "DDDD\u2066-4444\u2069\n",  # 4 left-to-right isolate
+        "EEEE\u200d5555\n",         # 5 zero-width joiner
+        "\ufeffFFFF-6666\n",        # 6 a BOM that is not at the start of the file
+        "GGGG\x857777\n",           # 7 C1 control (NEL)
+        "HHHH\u2028-8888\n",        # 8 line separator
+        "卡密-9999\n",               # 9 non-ASCII but visible: lands
+    ]).encode())
+    done = run_cli(cfg, "codes", "import", SKU, str(f))
+    assert done.returncode == 1, done.stderr
+    assert _counts(done.stdout) == (2, 0, 7)
+    assert _rejected(done.stdout) == [(2, "invisible characters"), (3, "invisible characters"),
+                                      (4, "invisible characters"), (5, "invisible characters"),
+                                      (6, "invisible characters"), (7, "control characters"),
+                                      (8, "invisible characters")]
+    assert _available(cfg) == 2
+
+
 def test_given_a_file_already_imported_when_imported_again_then_nothing_new_lands(tmp_path: Path, cfg: Path) -> None:
     f = _file(tmp_path, "codes.txt", b"".join(f"CODE-{i:05d}\n".encode() for i in range(50)))
     first = run_cli(cfg, "codes", "import", SKU, str(f))

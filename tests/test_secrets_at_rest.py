@@ -239,3 +239,28 @@ async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no
     assert caplog.records, "nothing was logged: the check below would prove nothing"
     text = "\n".join([caplog.text] + [r.getMessage() for r in caplog.records] + [repr(r.args) for r in caplog.records])
     assert codes[0] not in text and TOKEN.split(":")[1] + "/" not in text
+
+
+async def test_given_a_new_shop_its_data_directory_is_0700_and_the_database_and_key_files_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from run import App
+    from tests.helpers import PROVIDER, RecordingGateway, import_n, make_settings
+
+    data = tmp_path / "data"
+    old = os.umask(0o022)  # the usual default: new files 0644 and directories 0755 unless asked otherwise
+    try:
+        # given a first start with data/ not there yet, and some writes (SQLite then has its -wal and -shm open)
+        settings = make_settings(f"sqlite+aiosqlite:///{data / 'store.db'}", tmp_path, key_file=data / "vault.key")
+        app = await App.open(settings, notifiers={CHANNEL: RecordingNotifier()}, gateways={PROVIDER: RecordingGateway()})
+        try:
+            await import_n(app, 3)
+            modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in data.iterdir()}
+        finally:
+            await app.close()
+    finally:
+        os.umask(old)
+    # then no other user of the machine can read the codes' ciphertexts, the orders or the key
+    assert oct(stat.S_IMODE(data.stat().st_mode)) == "0o700"
+    assert modes == {"store.db": "0o600", "store.db-wal": "0o600", "store.db-shm": "0o600", "vault.key": "0o600"}

@@ -37,8 +37,10 @@ async def fake():
 
 
 @asynccontextmanager
-async def open_store(url: str, tmp_path: Path, fake: FakeSupplier, clock: FakeClock | None = None, **supplier: Any):
-    """The store with its HTTP server (the supplier's callbacks arrive at /supplier/up/callback)."""
+async def open_store(url: str, tmp_path: Path, fake: FakeSupplier, clock: FakeClock | None = None,
+                     others: dict[str, Any] | None = None, **supplier: Any):
+    """The store with its HTTP server (the supplier's callbacks arrive at /supplier/up/callback); `others`: more
+    configured suppliers, by name."""
     holder: dict[str, App] = {}
     server = HttpServer("127.0.0.1", 0)
     server.add_supplier_callback(lambda name, body, ct: handle_callback(holder["app"].shop, name, body, ct))
@@ -46,7 +48,7 @@ async def open_store(url: str, tmp_path: Path, fake: FakeSupplier, clock: FakeCl
     callback = f"http://127.0.0.1:{server.port}/supplier/up/callback"
     settings = parse_settings({"store": {"demo": False}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")},
-                               "suppliers": {"up": fake.config(callback_url=callback, **supplier)},
+                               "suppliers": {"up": fake.config(callback_url=callback, **supplier), **(others or {})},
                                "catalog": CATALOG}, tmp_path, env={})
     notifier, gateway = RecordingNotifier(), RecordingGateway()
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: notifier}, gateways={PROVIDER: gateway})
@@ -272,3 +274,57 @@ async def test_a_topup_the_supplier_never_finishes_is_reported_to_the_merchants_
         assert await jobs.poll_topups() == "1 top-ups finished"
         await settle(app)
         assert await order_status(app, order.id) == "delivered"
+
+
+async def test_a_callback_signed_by_another_supplier_cannot_finish_this_supplier_s_topup(
+        db_url, tmp_path, fake, caplog):
+    """Another configured supplier (`evil`) signs a 'failed' result for our supplier's top-up with its own secret and
+    posts it to its own callback URL: the signature is good, the request is not its."""
+    evil = await FakeSupplier(app_key="evil-1", secret="evil-secret").start()
+    try:
+        async with open_store(db_url, tmp_path, fake, others={"evil": evil.config()}) as (app, notifier, gateway,
+                                                                                          callback):
+            order = await checkout(app, "u12")
+            await pay(app, order)
+            await settle(app)
+            rid = "T" + order.id
+            # when evil posts a signed result for up's request to /supplier/evil/callback
+            evil_url = callback.replace("/supplier/up/", "/supplier/evil/")
+            caplog.clear()
+            answer = await evil.send_callback(rid, evil_url, status="failed")
+            # then it is answered like an unknown request, nothing changes, and the log says why at WARNING
+            assert answer == (200, "success")
+            unknown = await evil.send_callback("T26010100000000", evil_url, status="failed")
+            assert unknown == answer
+            await settle(app)
+            assert await order_status(app, order.id) == "pending" and gateway.refunds == []
+            assert any(r.levelname == "WARNING" and rid in r.getMessage() and "evil" in r.getMessage()
+                       for r in caplog.records)
+            # and the supplier the request went to still finishes it
+            fake.finish(rid, "success")
+            assert await fake.send_callback(rid) == (200, "success")
+            await settle(app)
+            assert await order_status(app, order.id) == "delivered"
+    finally:
+        await evil.stop()
+
+
+async def test_a_stale_or_undated_callback_is_refused_and_a_fresh_one_is_taken(sqlite_url, tmp_path, fake):
+    import time
+
+    async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, gateway, callback):
+        order = await checkout(app, "u13")
+        await pay(app, order)
+        await settle(app)
+        rid = "T" + order.id
+        fake.finish(rid, "failed")
+        # given a genuine, signed callback captured 301 seconds ago (or one without a timestamp)
+        for stale in (int(time.time()) - 301, int(time.time()) + 301, ""):
+            # when it is played back, then it is refused and nothing changes
+            assert await fake.send_callback(rid, timestamp=stale) == (403, "fail")
+        await settle(app)
+        assert await order_status(app, order.id) == "pending" and gateway.refunds == []
+        # a fresh one (milliseconds are read as such) is taken
+        assert await fake.send_callback(rid, timestamp=int(time.time() * 1000)) == (200, "success")
+        await settle(app)
+        assert await order_status(app, order.id) == "refunded"
