@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, update
+from sqlalchemy import and_, delete, or_, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from core.links import Identity
 from core.models import Buyer, OrderStatus
 from core.risk import Activity, Ban, Challenge, OrderRisk
 from core.rules import BuyerFacts, Counts
@@ -116,8 +118,12 @@ class _Statements:
         def q(sql: str) -> _Driver:
             return _Driver(sql, pg)
 
-        self.facts = q(f"SELECT c.channel, c.external_id, c.phone, c.level, c.reseller, c.created_at FROM {src} "
-                       f"{join} customers AS c ON c.channel = v.ch AND c.external_id = v.id")
+        # A linked account without a customers row yet (its first contact is stored without waiting) still has
+        # its link: both are outer joins, and a buyer with neither is left out.
+        self.facts = q(f"SELECT v.ch, v.id, c.phone, c.level, c.reseller, c.created_at, l.person, l.link_set "
+                       f"FROM {src} LEFT JOIN customers AS c ON c.channel = v.ch AND c.external_id = v.id "
+                       f"LEFT JOIN account_links AS l ON l.channel = v.ch AND l.external_id = v.id "
+                       f"WHERE c.channel IS NOT NULL OR l.person IS NOT NULL")
         # Orders in the windows (ix_orders_buyer), then reissues in the audit (ix_audit_actor): one statement.
         self.activity = q(
             f"SELECT o.buyer_channel || ':' || o.buyer_id, "
@@ -169,7 +175,11 @@ class _Statements:
             f"UNION ALL "
             f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} customers AS c "
             f"ON c.channel = v.ch AND c.external_id = v.id {join} blacklist AS b "
-            f"ON b.kind = 'phone' AND b.value = c.phone")
+            f"ON b.kind = 'phone' AND b.value = c.phone "
+            f"UNION ALL "
+            # linked accounts (core/links.py): the person id and the live link of each buyer that has one
+            f"SELECT 'l', l.channel || ':' || l.external_id, l.person, l.link_set, NULL, NULL FROM {src} {join} "
+            f"account_links AS l ON l.channel = v.ch AND l.external_id = v.id")
         self.passes = q(f"SELECT DISTINCT r.buyer_channel, r.buyer_id FROM {src} {join} risk_challenges AS r "
                         f"ON r.buyer_channel = v.ch AND r.buyer_id = v.id WHERE r.valid_until > :now")
         self.chats = q(f"SELECT chat_id, count(*) FROM orders WHERE chat_id IN {_values_sql(pg, 'chats')} "
@@ -211,9 +221,12 @@ class RiskRepo(_Repo):
         facts: dict[str, BuyerFacts] = {}
         activity: dict[str, Activity] = {}
         banned: set[tuple[str, str]] = set()
+        links: list[tuple[str, str, str]] = []
         for part, key, a, b, c, d in rows:
             if part == "f":
                 facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d))
+            elif part == "l":
+                links.append((key, a or "", b or ""))
             elif part == "a":
                 act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0))
                 prev = activity.get(key)
@@ -222,24 +235,94 @@ class RiskRepo(_Repo):
                     prev.open_holds + act.open_holds)
             else:
                 banned.add((key, a))
+        for key, person, link_set in links:  # the parts come in any order
+            facts[key] = replace(facts.get(key) or BuyerFacts(), person=person, link_set=link_set)
         return facts, activity, banned
 
     async def buyer_facts(self, buyers: Sequence[Buyer]) -> dict[str, BuyerFacts]:
         if not buyers:
             return {}
         rows = await _sql(self.pg).facts.run(self.c, _pairs_params(self.pg, buyers))
-        return {f"{ch}:{bid}": BuyerFacts(phone or "", level or 0, bool(reseller), _read_stamp(created))
-                for ch, bid, phone, level, reseller, created in rows}
+        return {f"{ch}:{bid}": BuyerFacts(phone or "", level or 0, bool(reseller), _read_stamp(created), person or "",
+                                          link_set or "")
+                for ch, bid, phone, level, reseller, created, person, link_set in rows}
 
-    async def linked(self, phones: Sequence[str]) -> dict[str, list[Buyer]]:
-        if not phones:
+    # -- linked accounts (core/links.py) -------------------------------------------------------------------
+    async def identities(self, phones: Sequence[str], persons: Sequence[str]) -> list[Identity]:
+        c, lk = t.customers.c, t.account_links.c
+        on = and_(lk.channel == c.channel, lk.external_id == c.external_id)
+        parts = []
+        if phones:
+            parts.append(select(c.channel, c.external_id, c.phone, lk.person, lk.link_set)
+                         .select_from(t.customers.outerjoin(t.account_links, on))
+                         .where(c.phone.in_(sorted(set(phones)))))
+        if persons:
+            parts.append(select(lk.channel, lk.external_id, c.phone, lk.person, lk.link_set)
+                         .select_from(t.account_links.outerjoin(t.customers, on))
+                         .where(lk.person.in_(sorted(set(persons)))))
+        if not parts:
+            return []
+        rows = await self.c.execute(parts[0] if len(parts) == 1 else union_all(*parts))
+        return [Identity(Buyer(ch, bid), phone or "", person or "", link_set or "")
+                for ch, bid, phone, person, link_set in rows]
+
+    async def links_of(self, buyers: Sequence[Buyer]) -> dict[str, Identity]:
+        if not buyers:
             return {}
-        c = t.customers.c
-        out: dict[str, list[Buyer]] = {}
-        for r in await self.c.execute(select(c.phone, c.channel, c.external_id).where(c.phone.in_(sorted(set(phones))))
-                                      .order_by(c.phone, c.channel, c.external_id)):
-            out.setdefault(r.phone, []).append(Buyer(r.channel, r.external_id))
-        return out
+        lk = t.account_links.c
+        rows = await self.c.execute(select(lk.channel, lk.external_id, lk.person, lk.link_set).where(
+            or_(*[and_(lk.channel == b.channel, lk.external_id == b.external_id) for b in buyers])))
+        return {f"{r.channel}:{r.external_id}": Identity(Buyer(r.channel, r.external_id), "", r.person,
+                                                        r.link_set or "") for r in rows}
+
+    async def set_links(self, buyers: Sequence[Buyer], person: str, link_set: str, now: datetime) -> None:
+        for b in buyers:
+            row = {"channel": b.channel, "external_id": b.external_id, "person": person, "link_set": link_set,
+                   "linked_at": now}
+            ins = (pg_insert if self.pg else sqlite_insert)(t.account_links).values(**row)
+            await self.c.execute(ins.on_conflict_do_update(index_elements=["channel", "external_id"], set_={
+                "person": person, "link_set": link_set, "linked_at": now}))
+
+    async def move_link_set(self, old: str, new: str) -> None:
+        await self.c.execute(update(t.account_links).where(t.account_links.c.link_set == old).values(link_set=new))
+
+    async def leave_link(self, buyer: Buyer) -> bool:
+        lk = t.account_links.c
+        res = await self.c.execute(update(t.account_links).where(
+            lk.channel == buyer.channel, lk.external_id == buyer.external_id, lk.link_set.is_not(None))
+            .values(link_set=None))
+        return res.rowcount == 1
+
+    async def link_set(self, buyer: Buyer) -> list[Buyer]:
+        lk = t.account_links.c
+        mine = select(lk.link_set).where(lk.channel == buyer.channel, lk.external_id == buyer.external_id)
+        rows = await self.c.execute(select(lk.channel, lk.external_id).where(
+            lk.link_set.is_not(None), lk.link_set == mine.scalar_subquery()).order_by(lk.channel, lk.external_id))
+        out = [Buyer(r.channel, r.external_id) for r in rows]
+        return out if buyer in out else [buyer, *out]
+
+    async def add_link_code(self, digest: str, buyer: Buyer, now: datetime, expires_at: datetime) -> None:
+        lc = t.link_codes.c
+        # The account's earlier unused code stops working; long-gone codes of anyone are swept on the way.
+        await self.c.execute(delete(t.link_codes).where(or_(
+            and_(lc.channel == buyer.channel, lc.external_id == buyer.external_id, lc.used_at.is_(None)),
+            lc.expires_at < now - timedelta(days=1))))
+        await self.c.execute(t.link_codes.insert().values(digest=digest, channel=buyer.channel,
+                                                          external_id=buyer.external_id, created_at=now,
+                                                          expires_at=expires_at, used_at=None, used_by=""))
+
+    async def link_code(self, digest: str) -> tuple[Buyer, datetime, datetime | None] | None:
+        lc = t.link_codes.c
+        r = (await self.c.execute(select(lc.channel, lc.external_id, lc.expires_at, lc.used_at)
+                                  .where(lc.digest == digest))).first()
+        return (Buyer(r.channel, r.external_id), r.expires_at, r.used_at) if r else None
+
+    async def use_link_code(self, digest: str, by: Buyer, now: datetime) -> bool:
+        lc = t.link_codes.c
+        res = await self.c.execute(update(t.link_codes).where(lc.digest == digest, lc.used_at.is_(None),
+                                                              lc.expires_at > now)
+                                   .values(used_at=now, used_by=by.key))
+        return res.rowcount == 1
 
     async def activity(self, buyers: Sequence[Buyer], now: datetime, window: datetime, day: datetime,
                        history: datetime) -> dict[str, Activity]:

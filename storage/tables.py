@@ -293,3 +293,30 @@ tickets = Table(
     Index("ix_tickets_buyer", "buyer_channel", "buyer_id", "created_at"),
     Index("ix_tickets_status", "status", "id"),
 )
+
+# Linked accounts (migration 0011_account_links, core/links.py): accounts one person linked with a one-time code
+# share a person id (limits and bans, for good) and, while linked, a link_set (history and the phone binding). An
+# unlinked account keeps its row with link_set NULL: unlinking cannot reset a quota or shake off a ban.
+account_links = Table(
+    "account_links", metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("person", String(24), nullable=False),
+    Column("link_set", String(24)),
+    Column("linked_at", TS, nullable=False),
+    Index("ix_account_links_person", "person"),
+    Index("ix_account_links_set", "link_set"),
+)
+
+# One-time link codes: only a keyed hash of the code is stored; used once, valid for minutes.
+link_codes = Table(
+    "link_codes", metadata,
+    Column("digest", String(64), primary_key=True),  # hex HMAC-SHA256 of the code
+    Column("channel", String(16), nullable=False),  # the account that asked for the code
+    Column("external_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS),
+    Column("used_by", String(96), nullable=False, server_default=""),
+    Index("ix_link_codes_owner", "channel", "external_id"),
+)

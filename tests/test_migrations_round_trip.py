@@ -17,6 +17,7 @@ TABLES = {
     "0008_reseller_groups": {"reseller_owners", "reseller_groups", "group_members", "group_orders"},
     "0009_wallet_commissions": {"wallet_topups", "commissions", "b2b_waiting"},
     "0010_card_faces": {"card_faces", "reseller_users"},
+    "0011_account_links": {"account_links", "link_codes"},
 }
 
 
