@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, text, union_all, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -118,12 +117,8 @@ class _Statements:
         def q(sql: str) -> _Driver:
             return _Driver(sql, pg)
 
-        # A linked account without a customers row yet (its first contact is stored without waiting) still has
-        # its link: both are outer joins, and a buyer with neither is left out.
-        self.facts = q(f"SELECT v.ch, v.id, c.phone, c.level, c.reseller, c.created_at, l.person, l.link_set "
-                       f"FROM {src} LEFT JOIN customers AS c ON c.channel = v.ch AND c.external_id = v.id "
-                       f"LEFT JOIN account_links AS l ON l.channel = v.ch AND l.external_id = v.id "
-                       f"WHERE c.channel IS NOT NULL OR l.person IS NOT NULL")
+        self.facts = q(f"SELECT c.channel, c.external_id, c.phone, c.level, c.reseller, c.created_at, c.person, "
+                       f"c.link_set FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id")
         # Orders in the windows (ix_orders_buyer), then reissues in the audit (ix_audit_actor): one statement.
         self.activity = q(
             f"SELECT o.buyer_channel || ':' || o.buyer_id, "
@@ -158,28 +153,26 @@ class _Statements:
         lapsed = txt("sum(CASE WHEN o.created_at >= :day AND o.status = 'expired' THEN 1 ELSE 0 END)")
         refunded = txt(f"sum(CASE WHEN o.created_at >= :history AND o.status IN {_REFUNDED_SQL} THEN 1 ELSE 0 END)")
         holding = txt("sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END)")
+        # The seventh column: a buyer's link (core/links.py) as "person link_set", from its customers row.
+        link = "c.person || ' ' || COALESCE(c.link_set, '')"
         self.snapshot = q(
-            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)} "
+            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)}, {link} "
             f"FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id "
             f"UNION ALL "
-            f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding} "
+            f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding}, NULL "
             f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0' FROM {src} {join} audit AS a "
+            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0', NULL FROM {src} {join} audit AS a "
             f"ON a.action IN ('report', 'reissue') AND a.actor = v.ch || ':' || v.id "
             f"WHERE a.at >= :history GROUP BY a.actor "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
             f"ON b.kind IN ('user', 'payer') AND b.value = v.ch || ':' || v.id "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} customers AS c "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} customers AS c "
             f"ON c.channel = v.ch AND c.external_id = v.id {join} blacklist AS b "
-            f"ON b.kind = 'phone' AND b.value = c.phone "
-            f"UNION ALL "
-            # linked accounts (core/links.py): the person id and the live link of each buyer that has one
-            f"SELECT 'l', l.channel || ':' || l.external_id, l.person, l.link_set, NULL, NULL FROM {src} {join} "
-            f"account_links AS l ON l.channel = v.ch AND l.external_id = v.id")
+            f"ON b.kind = 'phone' AND b.value = c.phone")
         self.passes = q(f"SELECT DISTINCT r.buyer_channel, r.buyer_id FROM {src} {join} risk_challenges AS r "
                         f"ON r.buyer_channel = v.ch AND r.buyer_id = v.id WHERE r.valid_until > :now")
         self.chats = q(f"SELECT chat_id, count(*) FROM orders WHERE chat_id IN {_values_sql(pg, 'chats')} "
@@ -221,12 +214,11 @@ class RiskRepo(_Repo):
         facts: dict[str, BuyerFacts] = {}
         activity: dict[str, Activity] = {}
         banned: set[tuple[str, str]] = set()
-        links: list[tuple[str, str, str]] = []
-        for part, key, a, b, c, d in rows:
+        for part, key, a, b, c, d, link in rows:
             if part == "f":
-                facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d))
-            elif part == "l":
-                links.append((key, a or "", b or ""))
+                person, _, link_set = (link or "").partition(" ")
+                facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d), person,
+                                        link_set)
             elif part == "a":
                 act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0))
                 prev = activity.get(key)
@@ -235,8 +227,6 @@ class RiskRepo(_Repo):
                     prev.open_holds + act.open_holds)
             else:
                 banned.add((key, a))
-        for key, person, link_set in links:  # the parts come in any order
-            facts[key] = replace(facts.get(key) or BuyerFacts(), person=person, link_set=link_set)
         return facts, activity, banned
 
     async def buyer_facts(self, buyers: Sequence[Buyer]) -> dict[str, BuyerFacts]:
@@ -249,55 +239,45 @@ class RiskRepo(_Repo):
 
     # -- linked accounts (core/links.py) -------------------------------------------------------------------
     async def identities(self, phones: Sequence[str], persons: Sequence[str]) -> list[Identity]:
-        c, lk = t.customers.c, t.account_links.c
-        on = and_(lk.channel == c.channel, lk.external_id == c.external_id)
-        parts = []
-        if phones:
-            parts.append(select(c.channel, c.external_id, c.phone, lk.person, lk.link_set)
-                         .select_from(t.customers.outerjoin(t.account_links, on))
-                         .where(c.phone.in_(sorted(set(phones)))))
-        if persons:
-            parts.append(select(lk.channel, lk.external_id, c.phone, lk.person, lk.link_set)
-                         .select_from(t.account_links.outerjoin(t.customers, on))
-                         .where(lk.person.in_(sorted(set(persons)))))
-        if not parts:
+        c = t.customers.c
+        conds = ([c.phone.in_(sorted(set(phones)))] if phones else []) + (
+            [c.person.in_(sorted(set(persons)))] if persons else [])
+        if not conds:
             return []
-        rows = await self.c.execute(parts[0] if len(parts) == 1 else union_all(*parts))
+        rows = await self.c.execute(select(c.channel, c.external_id, c.phone, c.person, c.link_set)
+                                    .where(or_(*conds)))
         return [Identity(Buyer(ch, bid), phone or "", person or "", link_set or "")
                 for ch, bid, phone, person, link_set in rows]
 
     async def links_of(self, buyers: Sequence[Buyer]) -> dict[str, Identity]:
         if not buyers:
             return {}
-        lk = t.account_links.c
-        rows = await self.c.execute(select(lk.channel, lk.external_id, lk.person, lk.link_set).where(
-            or_(*[and_(lk.channel == b.channel, lk.external_id == b.external_id) for b in buyers])))
+        c = t.customers.c
+        rows = await self.c.execute(select(c.channel, c.external_id, c.person, c.link_set).where(
+            c.person.is_not(None), or_(*[and_(c.channel == b.channel, c.external_id == b.external_id)
+                                         for b in buyers])))
         return {f"{r.channel}:{r.external_id}": Identity(Buyer(r.channel, r.external_id), "", r.person,
                                                         r.link_set or "") for r in rows}
 
     async def set_links(self, buyers: Sequence[Buyer], person: str, link_set: str, now: datetime) -> None:
         for b in buyers:
-            row = {"channel": b.channel, "external_id": b.external_id, "person": person, "link_set": link_set,
-                   "linked_at": now}
-            ins = (pg_insert if self.pg else sqlite_insert)(t.account_links).values(**row)
-            await self.c.execute(ins.on_conflict_do_update(index_elements=["channel", "external_id"], set_={
-                "person": person, "link_set": link_set, "linked_at": now}))
+            await self._upsert_customer(b, now, {"person": person, "link_set": link_set, "linked_at": now})
 
     async def move_link_set(self, old: str, new: str) -> None:
-        await self.c.execute(update(t.account_links).where(t.account_links.c.link_set == old).values(link_set=new))
+        await self.c.execute(update(t.customers).where(t.customers.c.link_set == old).values(link_set=new))
 
     async def leave_link(self, buyer: Buyer) -> bool:
-        lk = t.account_links.c
-        res = await self.c.execute(update(t.account_links).where(
-            lk.channel == buyer.channel, lk.external_id == buyer.external_id, lk.link_set.is_not(None))
+        c = t.customers.c
+        res = await self.c.execute(update(t.customers).where(
+            c.channel == buyer.channel, c.external_id == buyer.external_id, c.link_set.is_not(None))
             .values(link_set=None))
         return res.rowcount == 1
 
     async def link_set(self, buyer: Buyer) -> list[Buyer]:
-        lk = t.account_links.c
-        mine = select(lk.link_set).where(lk.channel == buyer.channel, lk.external_id == buyer.external_id)
-        rows = await self.c.execute(select(lk.channel, lk.external_id).where(
-            lk.link_set.is_not(None), lk.link_set == mine.scalar_subquery()).order_by(lk.channel, lk.external_id))
+        c = t.customers.c
+        mine = select(c.link_set).where(c.channel == buyer.channel, c.external_id == buyer.external_id)
+        rows = await self.c.execute(select(c.channel, c.external_id).where(
+            c.link_set.is_not(None), c.link_set == mine.scalar_subquery()).order_by(c.channel, c.external_id))
         out = [Buyer(r.channel, r.external_id) for r in rows]
         return out if buyer in out else [buyer, *out]
 

@@ -1,5 +1,5 @@
-"""account links: one person's accounts on several channels linked by a one-time code (account_links), and the
-codes themselves, stored as keyed hashes (link_codes)
+"""account links: one person's accounts on several channels linked by a one-time code (customers.person,
+link_set, linked_at), and the codes themselves, stored as keyed hashes (link_codes)
 
 Revision ID: 0011_account_links
 Revises: 0007_aftersales_more
@@ -15,16 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('account_links',
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('external_id', sa.String(length=64), nullable=False),
-    sa.Column('person', sa.String(length=24), nullable=False),
-    sa.Column('link_set', sa.String(length=24), nullable=True),
-    sa.Column('linked_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('channel', 'external_id')
-    )
-    op.create_index('ix_account_links_person', 'account_links', ['person'], unique=False)
-    op.create_index('ix_account_links_set', 'account_links', ['link_set'], unique=False)
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('person', sa.String(length=24), nullable=True))
+        batch_op.add_column(sa.Column('link_set', sa.String(length=24), nullable=True))
+        batch_op.add_column(sa.Column('linked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_customers_person', ['person'], unique=False)
+        batch_op.create_index('ix_customers_link_set', ['link_set'], unique=False)
     op.create_table('link_codes',
     sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -41,6 +37,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_link_codes_owner', table_name='link_codes')
     op.drop_table('link_codes')
-    op.drop_index('ix_account_links_set', table_name='account_links')
-    op.drop_index('ix_account_links_person', table_name='account_links')
-    op.drop_table('account_links')
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customers_link_set')
+        batch_op.drop_index('ix_customers_person')
+        batch_op.drop_column('linked_at')
+        batch_op.drop_column('link_set')
+        batch_op.drop_column('person')
