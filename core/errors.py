@@ -24,6 +24,11 @@ class ErrorCode(str, Enum):
     CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
     UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet
     NOT_YET_DUE = "not_yet_due"  # params: date; paid goods delivered on their effective date (deliver_on_effective)
+    # Linked accounts: core/links.py
+    LINK_CODE_INVALID = "link_code_invalid"  # params: left (wrong codes still allowed this hour)
+    LINK_SELF = "link_self"  # the code was asked for by this very account
+    LINK_CONFLICT = "link_conflict"  # the two accounts belong to different people
+    NOT_LINKED = "not_linked"
 
 
 class StoreError(Exception):

@@ -3,19 +3,19 @@
 `Guard.screen` is the one decision whether an order may go on, for every channel: `Guard.reserve_batch` calls it
 for chat orders (wrapping the order book's reserve batch inside the group commit), core/resellers.py for B2B API
 and group orders in their wallet batch. For the whole batch it reads the buyers' facts, their linked identities
-(a shared phone), their recent activity, the blacklist and (for products with counted rules) their past orders of
-the product, each in one indexed, set-based statement, then checks the product's rules (core/rules.py) and scores
-each request. Refused: a StoreError, nothing held. Challenge: a
+(a shared phone, or a link by code: core/links.py), their recent activity, the blacklist and (for products with
+counted rules) their past orders of the product, each in one indexed, set-based statement, then checks the
+product's rules (core/rules.py) and scores each request. Refused: a StoreError, nothing held. Challenge: a
 StoreError(CHALLENGE_REQUIRED) carrying a token; `pass_challenge` lets the buyer through for a while. Review: the
 order is held (longer, `review_hold_minutes`) with a pending review, and the buyer gets StoreError(UNDER_REVIEW);
 a merchant approves (the order can be paid as held) or rejects (released, the buyer told through the outbox).
 Scores and reasons of every order that scored anything are stored in `order_risk` (migration 0003).
 
-Signals (points add up; thresholds in `RiskPolicy`): order velocity per buyer, per linked identity (all accounts
-sharing the bound phone) and per group chat within `window_minutes`; holds that lapsed unpaid in the last 24 h;
-a new account; the order's value (steps: the higher, the more points); refunds and problem reports (after-sales
-`report` entries of the buyer: bad codes claimed) in the last
-`history_days`; blacklist hits (user id/openid, phone, payer id: refused); many accounts sharing one phone.
+Signals (points add up; thresholds in `RiskPolicy`): order velocity per buyer, per person (all accounts sharing
+the bound phone or linked by a code) and per group chat within `window_minutes`; holds that lapsed unpaid in the
+last 24 h; a new account; the order's value (steps: the higher, the more points); refunds and problem reports
+(after-sales `report` entries of the buyer: bad codes claimed) in the last `history_days`; blacklist hits (user
+id/openid, phone, payer id of any account of the person: refused); many accounts sharing one phone.
 """
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+from core import links
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
+from core.links import LinkRepo, Person
 from core.models import AuditEntry, Buyer, Order, OrderStatus, OutboxItem, Product
 from core.rules import (
     NO_RULES,
@@ -216,8 +218,9 @@ class Ban:
     at: datetime
 
 
-class RiskRepo(Protocol):
-    """Storage for rules and risk (storage/risk.py). Every read is set-based and indexed."""
+class RiskRepo(LinkRepo, Protocol):
+    """Storage for rules and risk (storage/risk.py), linked accounts included. Every read is set-based and
+    indexed."""
 
     async def lock_buyers(self, keys: Sequence[str]) -> None:
         """PostgreSQL: the per-buyer (and per-phone) advisory locks the hold count takes; SQLite: nothing."""
@@ -225,8 +228,6 @@ class RiskRepo(Protocol):
                        history: datetime) -> tuple[dict[str, BuyerFacts], dict[str, Activity], set[tuple[str, str]]]:
         """buyer_facts + activity + the blacklist hits (user, payer, bound phone) of the buyers, in one read."""
     async def buyer_facts(self, buyers: Sequence[Buyer]) -> dict[str, BuyerFacts]: ...
-    async def linked(self, phones: Sequence[str]) -> dict[str, list[Buyer]]:
-        """The accounts bound to each phone."""
     async def activity(self, buyers: Sequence[Buyer], now: datetime, window: datetime, day: datetime,
                        history: datetime) -> dict[str, Activity]: ...
     async def product_counts(self, buyers: Sequence[Buyer], product_ids: Sequence[int], day_start: datetime,
@@ -390,41 +391,42 @@ class Guard:
                 entries = [(kind, b.key) for b in unscored for kind in ("user", "payer")]
                 entries += [("phone", facts[b.key].phone) for b in unscored if b.key in facts and facts[b.key].phone]
                 banned |= await uow.risk.blacklisted(entries)
-        phones = sorted({f.phone for f in facts.values() if f.phone})
-        linked = await uow.risk.linked(phones) if phones else {}
+        # The person behind each account: accounts sharing a bound phone or linked by a code (core/links.py).
+        people = await links.people(uow.risk, {k: links.identity_of(b, facts.get(k)) for k, b in by_key.items()})
         quota_buyers = sorted({keys[i] for i, x in enumerate(intents) if prules[x.product_id].counted})
         if quota_buyers and not preview:
             # Quotas are counted and then added to in this transaction: on PostgreSQL another process's batch
             # must not count the same people in between. So every buyer of the batch (the locks the hold cap
-            # takes later, then already held) and the quota buyers' phones are locked first, all in one sorted
-            # sweep: no two batches can wait for each other. Released at commit. Risk signals take no lock:
-            # they are estimates, not limits.
-            quota_phones = {facts[k].phone for k in quota_buyers if k in facts and facts[k].phone}
-            await uow.risk.lock_buyers([*by_key, *(f"phone:{p}" for p in quota_phones)])
-
-        def person_of(b: Buyer, key: str) -> tuple[str, list[Buyer]]:
-            f = facts.get(key)
-            if f is None or not f.phone:
-                return key, [b]
-            return f"phone:{f.phone}", list({x.key: x for x in [*linked.get(f.phone, []), b]}.values())
-
-        people = {k: person_of(b, k) for k, b in by_key.items()}
-        everyone = (list({x.key: x for who, ids in people.values() for x in ids}.values()) if linked
+            # takes later, then already held) and the quota buyers' people (their phones and link ids) are
+            # locked first, all in one sorted sweep: no two batches can wait for each other. Released at
+            # commit. Risk signals take no lock: they are estimates, not limits.
+            await uow.risk.lock_buyers([*by_key, *(tok for k in quota_buyers for tok in people[k].tokens)])
+        grouped = any(len(p.accounts) > 1 for p in people.values())
+        everyone = (list({x.key: x for p in people.values() for x in p.accounts}.values()) if grouped
                     else list(by_key.values()))
         counted = sorted({x.product_id for x in intents if prules[x.product_id].counted})
         pcounts = await uow.risk.product_counts(everyone, counted, self.day_start(now), now) if counted else {}
         profiles: dict[str, Profile] = {}
         chats: dict[str, int] = {}
+        if policy.enabled and grouped:
+            # A ban of any account (or phone) of a person refuses all of its accounts: the bans of the accounts
+            # and phones the first read did not cover.
+            extra = {(kind, x.key) for p in people.values() for x in p.accounts if x.key not in by_key
+                     for kind in ("user", "payer")}
+            extra |= {("phone", ph) for k, p in people.items() for ph in p.phones
+                      if ph != facts.get(k, NO_FACTS).phone}
+            if extra:
+                banned = banned | await uow.risk.blacklisted(sorted(extra))
         if scored:
-            # accounts linked by a phone to someone scored, not scored in this call themselves
-            others = list({x.key: x for k in scored for x in people[k][1] if x.key not in scored}.values())
+            # the people's other accounts, not scored in this call themselves
+            others = list({x.key: x for k in scored for x in people[k].accounts if x.key not in scored}.values())
             if others:
                 activity.update(await uow.risk.activity(others, now, *windows))
             group_chats = sorted({x.group for i, x in enumerate(intents) if x.group and keys[i] in scored})
             chats = (await uow.risk.chat_orders(group_chats, now - timedelta(minutes=policy.window_minutes))
                      if group_chats else {})
-            profiles = {k: self.profile(by_key[k], facts.get(k, NO_FACTS), people[k][0], people[k][1], linked,
-                                        activity, banned, now, k) for k in scored}
+            profiles = {k: self.profile(by_key[k], facts.get(k, NO_FACTS), people[k], activity, banned, now, k)
+                        for k in scored}
         passes: set[str] | None = None
         cap = self.hold_cap() if self.hold_cap is not None else None
         # What this call already accepted counts like stored orders (a burst lands in one batch).
@@ -440,7 +442,8 @@ class Guard:
             if p.rules and rules is NO_RULES:
                 out.append(StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku))
                 continue
-            who, ids = people[key]
+            person = people[key]
+            who, ids = person.who, person.accounts
             if rules is not NO_RULES:
                 counts = None
                 if rules.counted:
@@ -453,6 +456,8 @@ class Guard:
                     counts = Counts(day + batch_qty.get(k, 0), total + batch_qty.get(k, 0),
                                     holds + batch_holds.get(k, 0))
                 f = facts.get(key, NO_FACTS)
+                if person.phone != f.phone:  # a phone bound by a linked account counts as its own
+                    f = replace(f, phone=person.phone)
                 if x.reseller and not f.reseller:
                     f = replace(f, reseller=True)
                 # An order that holds nothing cannot break a limit on unpaid holds.
@@ -486,8 +491,9 @@ class Guard:
                     batch_orders[who] = batch_orders.get(who, 0) + 1
                 if x.group:
                     batch_orders["chat:" + x.group] = batch_orders.get("chat:" + x.group, 0) + 1
-            elif banned and any((kind, v) in banned for kind, v in (("user", key), ("payer", key),
-                                                                     ("phone", facts.get(key, NO_FACTS).phone)) if v):
+            elif banned and (any((kind, b.key) in banned for b in ids for kind in ("user", "payer")) or any(
+                    ("phone", ph) in banned for ph in {facts.get(key, NO_FACTS).phone, person.phone, *person.phones}
+                    if ph)):
                 out.append(StoreError(ErrorCode.RISK_REFUSED))
                 continue
             if rules.counted:
@@ -519,24 +525,30 @@ class Guard:
             await uow.risk.set_expiry(review_ids, now + timedelta(minutes=self.policy.review_hold_minutes))
         return set(review_ids)
 
-    def profile(self, b: Buyer, f: BuyerFacts, who: str, ids: list[Buyer], linked: Mapping[str, list[Buyer]],
-                activity: Mapping[str, Activity], banned: set[tuple[str, str]], now: datetime,
-                key: str | None = None) -> Profile:
+    def profile(self, b: Buyer, f: BuyerFacts, person: Person, activity: Mapping[str, Activity],
+                banned: set[tuple[str, str]], now: datetime, key: str | None = None) -> Profile:
         """What the risk check knows about one buyer in this batch (from the batch's reads; no I/O)."""
         key = key or b.key
         own = activity.get(key, NO_ACTIVITY)
-        if len(ids) == 1:
+        ids = person.accounts
+        if len(ids) <= 1:
             recent, abandoned, refunds = own.recent, own.abandoned, own.refunds
         else:
             acts = [activity.get(x.key, NO_ACTIVITY) for x in ids]
             recent = sum(a.recent for a in acts)
             abandoned = sum(a.abandoned for a in acts)
             refunds = sum(a.refunds for a in acts)
-        hits = (tuple(k for k, v in (("user", key), ("payer", key), ("phone", f.phone)) if v and (k, v) in banned)
-                if banned else ())
+        hits: tuple[str, ...] = ()
+        if banned:
+            keys = [key] if len(ids) <= 1 else [x.key for x in ids]
+            phones = {f.phone, person.phone, *person.phones} - {""}
+            hits = tuple(kind for kind, values in (("user", keys), ("payer", keys), ("phone", phones))
+                         if any((kind, v) in banned for v in values))
         new = f.created_at is None or now - f.created_at < timedelta(minutes=self.policy.new_account_minutes)
-        accounts = (len(linked.get(f.phone, [])) or 1) if f.phone else 0
-        return Profile(key, who, f.phone, own.recent, recent, abandoned, refunds, own.open_holds, accounts, hits, new)
+        phone = person.phone or f.phone
+        accounts = (person.bound or 1) if phone else 0
+        return Profile(key, person.who, phone, own.recent, recent, abandoned, refunds, own.open_holds, accounts, hits,
+                       new)
 
     def assess(self, prof: Profile, amount: int, group: str, group_orders: int, batch: Mapping[str, int],
                room: int | None = None) -> Assessment:
@@ -552,11 +564,12 @@ class Guard:
         if n > pol.buyer_orders:
             reasons.append(Reason("velocity_buyer", pol.buyer_points * (n - pol.buyer_orders),
                                   f"{n}/{pol.window_minutes}min"))
-        if prof.phone:
+        if prof.who != prof.key:  # a person: a bound phone, or accounts linked by a code (one signal for both)
             n = prof.phone_recent + batch.get(prof.who, 0) + 1
             if n > pol.phone_orders:
                 reasons.append(Reason("velocity_phone", pol.phone_points * (n - pol.phone_orders),
                                       f"{n}/{pol.window_minutes}min"))
+        if prof.phone:
             if prof.accounts > pol.accounts_per_phone:
                 reasons.append(Reason("shared_phone",
                                       pol.shared_phone_points * (prof.accounts - pol.accounts_per_phone),
@@ -688,20 +701,19 @@ class RiskDesk:
         pol = self.guard.policy
         async with self.uow() as uow:
             facts = (await uow.risk.buyer_facts([buyer])).get(buyer.key, BuyerFacts())
-            linked = (await uow.risk.linked([facts.phone])).get(facts.phone, []) if facts.phone else []
-            ids = list({x.key: x for x in [*linked, buyer]}.values())
+            person = (await links.people(uow.risk, {buyer.key: links.identity_of(buyer, facts)}))[buyer.key]
+            ids = person.accounts
             act = await uow.risk.activity(ids, now, now - timedelta(minutes=pol.window_minutes),
                                           now - timedelta(hours=24), now - timedelta(days=pol.history_days))
-            entries = [("user", buyer.key), ("payer", buyer.key)] + ([("phone", facts.phone)] if facts.phone else [])
+            entries = [(kind, x.key) for x in ids for kind in ("user", "payer")]
+            entries += [("phone", p) for p in sorted({facts.phone, person.phone, *person.phones} - {""})]
             banned = await uow.risk.blacklisted(entries)
             orders = await uow.risk.for_buyer(buyer, limit)
-        who = f"phone:{facts.phone}" if facts.phone else buyer.key
-        prof = self.guard.profile(buyer, facts, who, ids, {facts.phone: linked} if facts.phone else {}, act, banned,
-                                  now)
+        prof = self.guard.profile(buyer, facts, person, act, banned, now)
         standing = self.guard.assess(prof, 0, "", 0, {})
         total = Activity(sum(a.recent for a in act.values()), sum(a.abandoned for a in act.values()),
                          sum(a.refunds for a in act.values()))
-        return RiskReport(buyer, facts, [x for x in linked if x != buyer], total, sorted(k for k, _ in banned),
+        return RiskReport(buyer, facts, [x for x in ids if x != buyer], total, sorted({k for k, _ in banned}),
                           standing, orders)
 
     @staticmethod

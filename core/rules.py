@@ -98,6 +98,8 @@ class BuyerFacts:
     level: int = 0
     reseller: bool = False
     created_at: datetime | None = None  # first contact; None: not stored yet (a new customer)
+    person: str = ""  # the person id of linked accounts (core/links.py), "" when never linked
+    link_set: str = ""  # the live link it belongs to ("" when not linked now): shares history and the phone
 
 
 @dataclass(frozen=True, slots=True)

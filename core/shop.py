@@ -15,6 +15,7 @@ from core.background import Background
 from core.batching import GroupCommitter
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
+from core.links import LinkDesk
 from core.models import (
     AuditEntry,
     Buyer,
@@ -77,6 +78,8 @@ class Shop:
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
                              self.catalog_changed)
+        # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
+        self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.committer.register("pay", self.book.pay_batch)
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)
@@ -287,8 +290,25 @@ class Shop:
         return order, product
 
     async def my_orders(self, buyer: Buyer, limit: int = 10, offset: int = 0) -> list[Order]:
+        """The buyer's orders, and those of the accounts linked with it now (core/links.py), newest first."""
         async with self.uow() as uow:
-            return await uow.orders.for_buyer(buyer, limit, offset)
+            return await uow.orders.for_buyers(await uow.risk.link_set(buyer), limit, offset)
+
+    async def linked_order(self, order_id: str, buyer: Buyer) -> tuple[Order, Product]:
+        """An order of an account linked with the buyer, to look at (My orders lists it): NOT_YOUR_ORDER when it
+        is not. Never a way to pay or to see codes: those go through order_for, the buying account's own."""
+        async with self.uow() as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
+            if order.buyer not in await uow.risk.link_set(buyer):
+                raise StoreError(ErrorCode.NOT_YOUR_ORDER)
+        product = await self.product(order.product_id)
+        if product is None:
+            self.catalog_changed()
+            product = await self.product(order.product_id)
+        assert product is not None
+        return order, product
 
     async def reveal(self, order_id: str, buyer: Buyer, chat: str = "") -> tuple[Order, Product, list[str]]:
         """Show a delivered order's codes again: audited and rate-limited."""

@@ -18,6 +18,7 @@ from core.settings import localized
 from core.rules import rules_of
 from core.shop import Shop
 from handlers import aftersales as aftersales_ui
+from handlers import link as link_ui
 from handlers import risk as risk_ui
 from handlers import wallet as wallet_ui
 from handlers.screen import Action, Screen
@@ -83,6 +84,9 @@ class CustomerFlow:
             return await self._act(cust, ctx, "lang")
         if command == "/orders":
             return await self._act(cust, ctx, "os:0")
+        linking = link_ui.command(self, word)  # /link, /link CODE, /unlink and their words (handlers/link.py)
+        if linking is not None:
+            return await self._act(cust, ctx, linking[0] + (":" + linking[1][:60] if linking[1] else ""))
         offered = cust.state.get("actions", [])
         try:
             n = _n(word)
@@ -103,6 +107,8 @@ class CustomerFlow:
         if aftersales_ui.NOTE in cust.state and word and not word.startswith("/") and not 1 <= n <= len(offered):
             cust.state[aftersales_ui.NOTE]["typed"] = word[:aftersales_ui.MAX_TYPED]  # a problem's description
             return await self._act(cust, ctx, "rn")
+        if link_ui.STATE in cust.state and word and not word.startswith("/") and not 1 <= n <= len(offered):
+            return await self._act(cust, ctx, "lr:" + word[:60])  # the code asked for ("I have a code")
         if 1 <= n <= len(offered):
             return await self._act(cust, ctx, offered[n - 1])
         return await self._act(cust, ctx, "menu", error="error.unknown")
@@ -152,6 +158,11 @@ class CustomerFlow:
             await self.shop.save_customer(cust)
         if name not in ("rp", "rn") and aftersales_ui.NOTE in cust.state:  # no problem description awaited now
             await aftersales_ui.forget(self, cust)
+        if name != "lc" and link_ui.STATE in cust.state:  # a link code is awaited only right after asking
+            cust.state.pop(link_ui.STATE)
+            await self.shop.save_customer(cust)
+        if name in link_ui.ACTIONS:  # linking this account with the same person's other one (handlers/link.py)
+            return await link_ui.dispatch(self, cust, ctx.buyer, lang, name, rest)
         if name == "tu":
             return [await self._topup_ask(cust, lang, _n(args[0]))]
         if name == "ta":
@@ -211,7 +222,8 @@ class CustomerFlow:
             body += "\n" + t(lang, "demo.banner")
         return Screen(t(lang, "menu.title", shop=self.shop_name), body, actions=[
             [Action("cat", t(lang, "menu.catalog"))], [Action("os:0", t(lang, "menu.orders"))],
-            [Action("help", t(lang, "menu.help")), Action("lang", t(lang, "menu.language"))]])
+            [Action("help", t(lang, "menu.help")), Action("lang", t(lang, "menu.language"))],
+            [Action("lk", t(lang, "menu.link"))]])
 
     def _help(self, lang: str) -> Screen:
         body = self.i18n.t(lang, "help.body")
@@ -432,8 +444,11 @@ class CustomerFlow:
         for o in orders[:PAGE]:
             p = products.get(o.product_id)
             title = self._title(p, lang) if p else "#" + str(o.product_id)
-            rows.append([Action(f"o:{o.id}", t(lang, "orders.item", order=o.id, title=title, qty=o.qty,
-                                                 status=t(lang, f"status.{o.status.value}")))])
+            label = t(lang, "orders.item", order=o.id, title=title, qty=o.qty,
+                      status=t(lang, f"status.{o.status.value}"))
+            if o.buyer != ctx.buyer:  # bought by a linked account (handlers/link.py)
+                label += " " + t(lang, "link.order_mark", channel=self._channel(lang, o.buyer.channel))
+            rows.append([Action(f"o:{o.id}", label)])
         nav = []
         if page > 0:
             nav.append(Action(f"os:{page - 1}", t(lang, "nav.prev")))
@@ -446,9 +461,30 @@ class CustomerFlow:
         rows.append([Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "orders.title"), actions=rows)
 
+    def _channel(self, lang: str, channel: str) -> str:
+        name = self.i18n.t(lang, f"link.channel.{channel}")
+        return channel if name.startswith("link.channel.") else name
+
+    async def _linked_order(self, ctx: Ctx, lang: str, order_id: str) -> Screen:
+        """An order a linked account bought: what and when, but no codes, payment or reports here: those stay
+        in the chat that bought it."""
+        t = self.i18n.t
+        order, product = await self.shop.linked_order(order_id, ctx.buyer)
+        body = t(lang, "order.detail", title=self._title(product, lang), qty=order.qty,
+                 total=self._price(order.amount, order.currency, lang), status=t(lang, f"status.{order.status.value}"),
+                 created=order.created_at.strftime("%Y-%m-%d %H:%M UTC"))
+        body += "\n\n" + t(lang, "link.order_elsewhere", channel=self._channel(lang, order.buyer.channel))
+        return Screen(t(lang, "order.held.title", order=order.id), body,
+                      actions=[[Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))]])
+
     async def _order(self, ctx: Ctx, lang: str, order_id: str) -> Screen:
         t = self.i18n.t
-        order, product = await self.shop.order_for(order_id, ctx.buyer)
+        try:
+            order, product = await self.shop.order_for(order_id, ctx.buyer)
+        except StoreError as exc:
+            if exc.code is not ErrorCode.NOT_YOUR_ORDER:
+                raise
+            return await self._linked_order(ctx, lang, order_id)
         if order.status is OrderStatus.HELD and order.expires_at > self.shop.clock.now():
             return self._invoice(order, product, lang)
         body = t(lang, "order.detail", title=self._title(product, lang), qty=order.qty,

@@ -366,6 +366,16 @@ class OrderRepo(_Repo):
                                     .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
         return [_order(r) for r in rows]
 
+    async def for_buyers(self, buyers: Sequence[Buyer], limit: int, offset: int) -> list[Order]:
+        """The orders of several accounts of one person (linked accounts), newest first."""
+        if len(buyers) <= 1:
+            return await self.for_buyer(buyers[0], limit, offset) if buyers else []
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(or_(*[
+            and_(c.buyer_channel == b.channel, c.buyer_id == b.external_id) for b in buyers]))
+            .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
+        return [_order(r) for r in rows]
+
     async def recent(self, status: OrderStatus | None, limit: int, offset: int) -> list[Order]:
         c = t.orders.c
         q = select(t.orders).order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from core.links import Identity
 from core.models import Buyer, OrderStatus
 from core.risk import Activity, Ban, Challenge, OrderRisk
 from core.rules import BuyerFacts, Counts
@@ -116,8 +117,8 @@ class _Statements:
         def q(sql: str) -> _Driver:
             return _Driver(sql, pg)
 
-        self.facts = q(f"SELECT c.channel, c.external_id, c.phone, c.level, c.reseller, c.created_at FROM {src} "
-                       f"{join} customers AS c ON c.channel = v.ch AND c.external_id = v.id")
+        self.facts = q(f"SELECT c.channel, c.external_id, c.phone, c.level, c.reseller, c.created_at, c.person, "
+                       f"c.link_set FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id")
         # Orders in the windows (ix_orders_buyer), then reissues in the audit (ix_audit_actor): one statement.
         self.activity = q(
             f"SELECT o.buyer_channel || ':' || o.buyer_id, "
@@ -152,22 +153,24 @@ class _Statements:
         lapsed = txt("sum(CASE WHEN o.created_at >= :day AND o.status = 'expired' THEN 1 ELSE 0 END)")
         refunded = txt(f"sum(CASE WHEN o.created_at >= :history AND o.status IN {_REFUNDED_SQL} THEN 1 ELSE 0 END)")
         holding = txt("sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END)")
+        # The seventh column: a buyer's link (core/links.py) as "person link_set", from its customers row.
+        link = "c.person || ' ' || COALESCE(c.link_set, '')"
         self.snapshot = q(
-            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)} "
+            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)}, {link} "
             f"FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id "
             f"UNION ALL "
-            f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding} "
+            f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding}, NULL "
             f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0' FROM {src} {join} audit AS a "
+            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0', NULL FROM {src} {join} audit AS a "
             f"ON a.action IN ('report', 'reissue') AND a.actor = v.ch || ':' || v.id "
             f"WHERE a.at >= :history GROUP BY a.actor "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
             f"ON b.kind IN ('user', 'payer') AND b.value = v.ch || ':' || v.id "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL FROM {src} {join} customers AS c "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} customers AS c "
             f"ON c.channel = v.ch AND c.external_id = v.id {join} blacklist AS b "
             f"ON b.kind = 'phone' AND b.value = c.phone")
         self.passes = q(f"SELECT DISTINCT r.buyer_channel, r.buyer_id FROM {src} {join} risk_challenges AS r "
@@ -211,9 +214,11 @@ class RiskRepo(_Repo):
         facts: dict[str, BuyerFacts] = {}
         activity: dict[str, Activity] = {}
         banned: set[tuple[str, str]] = set()
-        for part, key, a, b, c, d in rows:
+        for part, key, a, b, c, d, link in rows:
             if part == "f":
-                facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d))
+                person, _, link_set = (link or "").partition(" ")
+                facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d), person,
+                                        link_set)
             elif part == "a":
                 act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0))
                 prev = activity.get(key)
@@ -228,18 +233,76 @@ class RiskRepo(_Repo):
         if not buyers:
             return {}
         rows = await _sql(self.pg).facts.run(self.c, _pairs_params(self.pg, buyers))
-        return {f"{ch}:{bid}": BuyerFacts(phone or "", level or 0, bool(reseller), _read_stamp(created))
-                for ch, bid, phone, level, reseller, created in rows}
+        return {f"{ch}:{bid}": BuyerFacts(phone or "", level or 0, bool(reseller), _read_stamp(created), person or "",
+                                          link_set or "")
+                for ch, bid, phone, level, reseller, created, person, link_set in rows}
 
-    async def linked(self, phones: Sequence[str]) -> dict[str, list[Buyer]]:
-        if not phones:
+    # -- linked accounts (core/links.py) -------------------------------------------------------------------
+    async def identities(self, phones: Sequence[str], persons: Sequence[str]) -> list[Identity]:
+        c = t.customers.c
+        conds = ([c.phone.in_(sorted(set(phones)))] if phones else []) + (
+            [c.person.in_(sorted(set(persons)))] if persons else [])
+        if not conds:
+            return []
+        rows = await self.c.execute(select(c.channel, c.external_id, c.phone, c.person, c.link_set)
+                                    .where(or_(*conds)))
+        return [Identity(Buyer(ch, bid), phone or "", person or "", link_set or "")
+                for ch, bid, phone, person, link_set in rows]
+
+    async def links_of(self, buyers: Sequence[Buyer]) -> dict[str, Identity]:
+        if not buyers:
             return {}
         c = t.customers.c
-        out: dict[str, list[Buyer]] = {}
-        for r in await self.c.execute(select(c.phone, c.channel, c.external_id).where(c.phone.in_(sorted(set(phones))))
-                                      .order_by(c.phone, c.channel, c.external_id)):
-            out.setdefault(r.phone, []).append(Buyer(r.channel, r.external_id))
-        return out
+        rows = await self.c.execute(select(c.channel, c.external_id, c.person, c.link_set).where(
+            c.person.is_not(None), or_(*[and_(c.channel == b.channel, c.external_id == b.external_id)
+                                         for b in buyers])))
+        return {f"{r.channel}:{r.external_id}": Identity(Buyer(r.channel, r.external_id), "", r.person,
+                                                        r.link_set or "") for r in rows}
+
+    async def set_links(self, buyers: Sequence[Buyer], person: str, link_set: str, now: datetime) -> None:
+        for b in buyers:
+            await self._upsert_customer(b, now, {"person": person, "link_set": link_set, "linked_at": now})
+
+    async def move_link_set(self, old: str, new: str) -> None:
+        await self.c.execute(update(t.customers).where(t.customers.c.link_set == old).values(link_set=new))
+
+    async def leave_link(self, buyer: Buyer) -> bool:
+        c = t.customers.c
+        res = await self.c.execute(update(t.customers).where(
+            c.channel == buyer.channel, c.external_id == buyer.external_id, c.link_set.is_not(None))
+            .values(link_set=None))
+        return res.rowcount == 1
+
+    async def link_set(self, buyer: Buyer) -> list[Buyer]:
+        c = t.customers.c
+        mine = select(c.link_set).where(c.channel == buyer.channel, c.external_id == buyer.external_id)
+        rows = await self.c.execute(select(c.channel, c.external_id).where(
+            c.link_set.is_not(None), c.link_set == mine.scalar_subquery()).order_by(c.channel, c.external_id))
+        out = [Buyer(r.channel, r.external_id) for r in rows]
+        return out if buyer in out else [buyer, *out]
+
+    async def add_link_code(self, digest: str, buyer: Buyer, now: datetime, expires_at: datetime) -> None:
+        lc = t.link_codes.c
+        # The account's earlier unused code stops working; long-gone codes of anyone are swept on the way.
+        await self.c.execute(delete(t.link_codes).where(or_(
+            and_(lc.channel == buyer.channel, lc.external_id == buyer.external_id, lc.used_at.is_(None)),
+            lc.expires_at < now - timedelta(days=1))))
+        await self.c.execute(t.link_codes.insert().values(digest=digest, channel=buyer.channel,
+                                                          external_id=buyer.external_id, created_at=now,
+                                                          expires_at=expires_at, used_at=None, used_by=""))
+
+    async def link_code(self, digest: str) -> tuple[Buyer, datetime, datetime | None] | None:
+        lc = t.link_codes.c
+        r = (await self.c.execute(select(lc.channel, lc.external_id, lc.expires_at, lc.used_at)
+                                  .where(lc.digest == digest))).first()
+        return (Buyer(r.channel, r.external_id), r.expires_at, r.used_at) if r else None
+
+    async def use_link_code(self, digest: str, by: Buyer, now: datetime) -> bool:
+        lc = t.link_codes.c
+        res = await self.c.execute(update(t.link_codes).where(lc.digest == digest, lc.used_at.is_(None),
+                                                              lc.expires_at > now)
+                                   .values(used_at=now, used_by=by.key))
+        return res.rowcount == 1
 
     async def activity(self, buyers: Sequence[Buyer], now: datetime, window: datetime, day: datetime,
                        history: datetime) -> dict[str, Activity]:

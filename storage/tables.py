@@ -293,3 +293,26 @@ tickets = Table(
     Index("ix_tickets_buyer", "buyer_channel", "buyer_id", "created_at"),
     Index("ix_tickets_status", "status", "id"),
 )
+
+# Linked accounts (migration 0011_account_links, core/links.py): accounts one person linked with a one-time code
+# share a person id (limits and bans, for good) and, while linked, a link_set (history and the phone binding). An
+# unlinked account keeps its person with link_set NULL: unlinking cannot reset a quota or shake off a ban. On the
+# customers row, so the reserve batch reads them with the facts it reads anyway (no join).
+customers.append_column(Column("person", String(24)))
+customers.append_column(Column("link_set", String(24)))
+customers.append_column(Column("linked_at", TS))
+Index("ix_customers_person", customers.c.person)
+Index("ix_customers_link_set", customers.c.link_set)
+
+# One-time link codes: only a keyed hash of the code is stored; used once, valid for minutes.
+link_codes = Table(
+    "link_codes", metadata,
+    Column("digest", String(64), primary_key=True),  # hex HMAC-SHA256 of the code
+    Column("channel", String(16), nullable=False),  # the account that asked for the code
+    Column("external_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS),
+    Column("used_by", String(96), nullable=False, server_default=""),
+    Index("ix_link_codes_owner", "channel", "external_id"),
+)

@@ -66,7 +66,7 @@ async def test_given_a_new_buyer_when_they_browse_buy_and_pay_then_the_code_arri
     app, rec = shop
     flow = flow_for(app)
     [menu] = await flow.on_text(CTX, "/start")
-    assert menu.title == "Welcome to Test Shop!" and ids(menu) == ["cat", "os:0", "help", "lang"]
+    assert menu.title == "Welcome to Test Shop!" and ids(menu) == ["cat", "os:0", "help", "lang", "lk"]
     [cats] = await flow.on_action(CTX, "cat")
     assert [a.label for a in cats.flat_actions()][:2] == ["Games", "Memberships"]
     [games] = await flow.on_action(CTX, "c:0")
@@ -126,7 +126,7 @@ async def test_given_garbage_button_data_when_pressed_then_the_buyer_gets_a_clea
     app, _ = shop
     screens = await flow_for(app).on_action(CTX, garbage)
     assert screens[0].error in ("error.unknown", "not_found", "not_your_order", "bad_quantity")
-    assert ids(screens[-1]) == ["cat", "os:0", "help", "lang"]
+    assert ids(screens[-1]) == ["cat", "os:0", "help", "lang", "lk"]
 
 
 async def test_given_numbered_replies_when_the_store_restarts_then_the_numbers_still_mean_the_same(shop):
