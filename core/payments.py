@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core import links
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, OrderStatus, Payment
@@ -96,14 +97,27 @@ class StarLedger(Protocol):
 
 
 async def banned_payers(uow: UnitOfWork, payers: Iterable[Buyer | None]) -> dict[str, list[str]]:
-    """payer key -> the blacklist kinds that hit it (a `payer` ban, or a `user` ban of the same account)."""
-    keys = sorted({p.key for p in payers if p is not None})
-    if not keys:
+    """payer key -> the blacklist kinds that hit the person who paid: a `payer` or `user` ban of the paying account
+    or of any account of the same person (linked by a code or a shared phone, core/links.py), or a ban of the
+    person's bound phone."""
+    buyers = {p.key: p for p in payers if p is not None}
+    if not buyers:
         return {}
-    hits = await uow.risk.blacklisted([(kind, k) for k in keys for kind in ("payer", "user")])
+    facts = await uow.risk.buyer_facts(list(buyers.values()))
+    people = await links.people(uow.risk, {k: links.identity_of(b, facts.get(k)) for k, b in buyers.items()})
+    entries: dict[tuple[str, str], set[str]] = {}  # (kind, value) -> the payers it would hit
+    for k, person in people.items():
+        for account in person.accounts:
+            for kind in ("payer", "user"):
+                entries.setdefault((kind, account.key), set()).add(k)
+        for phone in {person.phone, *person.phones, getattr(facts.get(k), "phone", "")} - {""}:
+            entries.setdefault(("phone", phone), set()).add(k)
+    hits = await uow.risk.blacklisted(sorted(entries))
     out: dict[str, list[str]] = {}
     for kind, value in sorted(hits):
-        out.setdefault(value, []).append(kind)
+        for k in entries.get((kind, value), ()):
+            if kind not in out.setdefault(k, []):
+                out[k].append(kind)
     return out
 
 

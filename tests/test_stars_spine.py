@@ -166,6 +166,25 @@ async def test_given_a_banned_payer_then_pre_checkout_refuses_and_a_payment_that
         assert [(e.actor, e.order_id, e.detail["bans"]) for e in refused] == [("telegram:608", order_id, ["payer"])]
 
 
+async def test_given_a_banned_phone_when_a_buyer_who_bound_it_pays_then_the_payment_is_refunded(
+        api: FakeBotAPI, tmp_path: Path) -> None:
+    """The payer is a person: a ban of their bound phone (or of an account linked to theirs) holds at payment."""
+    async with Shopfront(api, tmp_path) as shop:
+        await shop.stock(2)
+        ann = api.user(609, "Ann")
+        order_id = await to_invoice(shop, ann)
+        await shop.app.shop.risk.bind_phone(Buyer("telegram", "609"), "+8613800138000")
+        await shop.app.shop.risk.ban("phone", "+8613800138000", Buyer("telegram", "1"), "fraud ring")
+        mark = api.mark()
+        await shop.send(api.successful_payment_update(ann, order_id, 70, "charge-phone"))
+        await api.wait_for("refundStarPayment", since=mark)
+        await asyncio.sleep(0.2)
+        assert spoilers(api, 609) == []
+        async with shop.app.db.uow() as uow:
+            (refused,) = await uow.audit.latest("payment_refused")
+        assert refused.detail["bans"] == ["phone"]
+
+
 # -- a real store process, killed ------------------------------------------------------------------------------
 
 def store_config(api: FakeBotAPI, tmp_path: Path, library: str) -> Path:
