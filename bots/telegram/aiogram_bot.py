@@ -233,8 +233,8 @@ def store_router(frontend: TelegramFrontend) -> Router:
 
 
 def is_payment_update(update: Update) -> bool:
-    return update.pre_checkout_query is not None or (
-        update.message is not None and update.message.successful_payment is not None)
+    """A payment that must be recorded before Telegram is told the update arrived (bots/telegram/polling.py)."""
+    return update.message is not None and update.message.successful_payment is not None
 
 
 class AiogramRuntime:

@@ -176,8 +176,8 @@ def build_application(token: str, api_base: str, *, concurrent_updates: bool = T
 
 
 def is_payment_update(update: Update) -> bool:
-    return update.pre_checkout_query is not None or (
-        update.message is not None and update.message.successful_payment is not None)
+    """A payment that must be recorded before Telegram is told the update arrived (bots/telegram/polling.py)."""
+    return update.message is not None and update.message.successful_payment is not None
 
 
 class PtbRuntime:
