@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ bench: $(STAMP)
 	$(PY) bench/pool_scaling.py
 	$(PY) bench/import.py
 	$(PY) bench/telegram_e2e.py
+
+# docs/configuration.md is generated from the settings model (core/settings.py); tests/test_docs.py fails when
+# the committed file differs from what this writes.
+docs: $(STAMP)
+	$(PY) tools/config_reference.py --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache

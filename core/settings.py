@@ -203,17 +203,25 @@ def _to_demo(value: Any) -> Any:
 # --------------------------------------------------------------------------- models
 
 class Store(BaseModel):
+    """The shop itself: its name, money, languages and how long stock is held for a buyer."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    name: str = "Card Shop"
-    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
-    default_language: str = "en"
-    languages: list[str] = Field(default_factory=lambda: ["en", "zh_CN"], min_length=1)
-    hold_minutes: int = Field(15, ge=1, le=1440)
-    max_open_holds: int = Field(3, ge=1, le=100)
-    low_stock_threshold: int = Field(5, ge=0)
-    demo: Annotated[Literal["auto", True, False], BeforeValidator(_to_demo)] = "auto"
-    support: str = ""
+    name: str = Field("Card Shop", description="shown in the welcome message")
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$",
+                          description="ISO code; all `price` values are minor units (fen) of it")
+    default_language: str = Field("en", description="language for buyers whose app language we do not speak; "
+                                                    "one of `store.languages`")
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh_CN"], min_length=1,
+                                 description="languages offered (catalogues in `locales/`)")
+    hold_minutes: int = Field(15, ge=1, le=1440, description="how long stock is held for an unpaid order")
+    max_open_holds: int = Field(3, ge=1, le=100, description="unpaid orders one buyer may hold at once")
+    low_stock_threshold: int = Field(5, ge=0, description='"only N left" at or below this; the `stock-alerts` job '
+                                                          "tells the merchants when a pool falls to it")
+    demo: Annotated[Literal["auto", True, False], BeforeValidator(_to_demo)] = Field(
+        "auto", description="`auto`: the terminal demo when no channel (`telegram.token`, `wechat.appid`) is "
+                            "configured; `true` / `false`: demo or not")
+    support: str = Field("", description="support contact shown in Help")
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -233,12 +241,18 @@ _DB_PREFIXES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
 class Database(BaseModel):
+    """Where the store keeps its data: SQLite (embedded, one process) or PostgreSQL (several processes)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    url: str = "sqlite+aiosqlite:///data/store.db"
-    echo: bool = False
-    sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper)] = "FULL"
-    pool_size: int = Field(5, ge=1, le=100)
+    url: str = Field("sqlite+aiosqlite:///data/store.db",
+                     description="or `postgresql+asyncpg://user@host:5432/db`. A new SQLite file is created 0600 "
+                                 "(its `-wal`/`-shm` follow it) and a new directory for it 0700; existing ones keep "
+                                 "their permissions")
+    echo: bool = Field(False, description="log SQL statements (never contains codes: they are encrypted before SQL)")
+    sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper)] = Field(
+        "FULL", description="`FULL` (every commit is durable) or `NORMAL`")
+    pool_size: int = Field(5, ge=1, le=100, description="connection pool size")
 
     @field_validator("url")
     @classmethod
@@ -256,26 +270,42 @@ class Database(BaseModel):
 
 
 class Server(BaseModel):
+    """The HTTP server: Telegram webhooks, the WeChat callback, WeChat Pay and supplier notices, the B2B API."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
-    # The B2B API for resellers (bots/b2b_api.py, issue 8) under /api/v1 on this server.
-    api: bool = False
-    api_max_skew_seconds: int = Field(300, ge=30, le=3600)  # signed requests' timestamps within this of our clock
-    api_rate_per_second: int = Field(20, ge=1, le=10_000)  # a new API key's rate limit (`reseller key --rate`)
+    host: str = Field("127.0.0.1", description="the address the HTTP server listens on")
+    port: int = Field(8080, ge=1, le=65535, description="its port")
+    api: bool = Field(False, description="serve the B2B API for resellers (bots/b2b_api.py) under `/api/v1` on this "
+                                         "server (the server starts for it); see [the API](resellers.md#the-api)")
+    api_max_skew_seconds: int = Field(300, ge=30, le=3600,
+                                      description="signed requests whose `X-Timestamp` is further than this from "
+                                                  "the store's clock are refused")
+    api_rate_per_second: int = Field(20, ge=1, le=10_000,
+                                     description="the rate limit a new API key gets (`reseller key --rate N` sets "
+                                                 "another); each key has its own")
 
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class Vault(BaseModel):
+    """The keys the codes are encrypted with (AES-256-GCM): a key file, or the keys themselves (from the
+    environment). Rotating them: [Keys and backups](operating.md#keys-and-backups)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    key_file: str = "data/vault.key"
-    keys: dict[str, Key32] = Field(default_factory=dict)
-    current_key: Optional[str] = None
-    fingerprint_key: Optional[Key32] = None
+    key_file: str = Field("data/vault.key",
+                          description="key ring file, created 0600 (a new directory 0700) on first run. **Back it "
+                                      "up**: without it the codes cannot be read")
+    keys: dict[str, Key32] = Field(default_factory=dict,
+                                   description="alternatively the keys themselves: `{key_id: base64 of 32 bytes}` "
+                                               "(e.g. `k1: ${STORE_VAULT_K1}`); key ids are 1–32 letters, digits, "
+                                               "`_` or `-`")
+    current_key: Optional[str] = Field(None, description="the key new codes are encrypted with; none: the last of "
+                                                         "`keys`")
+    fingerprint_key: Optional[Key32] = Field(None, description="base64 of 32 bytes; required with `vault.keys` "
+                                                               "(duplicate detection; never rotates)")
 
     @field_validator("keys")
     @classmethod
@@ -313,25 +343,30 @@ class Vault(BaseModel):
 
 
 class Logging(BaseModel):
+    """The store's log (stderr). Codes and tokens never reach it; see [Logs](operating.md#logs)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
+        "INFO", description="the least severe messages logged")
 
 
 _SKU = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Restock(BaseModel):
-    """Automatic restock of a code pool (the `restock` job): when fewer than `below` codes are available, buy
-    up to `up_to` from `supplier` (default: the product's supplier), spending at most `daily_budget` (minor
-    units of store.currency) a day on this product."""
+    """Automatic restock of a `code` pool (the `restock` job, see [Restock](operating.md#restock)):
+    `{below: N, up_to: M, supplier: X, daily_budget: Y}`."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    below: int = Field(ge=1)
-    up_to: int = Field(ge=1)
-    supplier: str = ""
-    daily_budget: int = Field(ge=0)
+    below: int = Field(ge=1, description="when fewer than `below` codes are available, buy `up_to − available`")
+    up_to: int = Field(ge=1, description="the level a restock buys up to (at least `below`)")
+    supplier: str = Field("", description="a name under `suppliers:`; `\"\"`: the product's `supplier`. What is "
+                                          "bought is the product's `supplier_sku` (default: its `sku`) at its `cost` "
+                                          "(default: the supplier's listed price)")
+    daily_budget: int = Field(ge=0, description="most spent on this product's restock a day (`jobs.timezone`'s "
+                                                "day), minor units of `store.currency`")
 
     @model_validator(mode="after")
     def _check_levels(self) -> "Restock":
@@ -341,43 +376,60 @@ class Restock(BaseModel):
 
 
 class Aftersales(BaseModel):
-    """When a buyer's report is answered by a new code at once (core/aftersales.py ReissuePolicy)."""
+    """When a buyer's problem report is answered by a new code at once (core/aftersales.py ReissuePolicy); see
+    [Report a problem](aftersales.md#report-a-problem)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    auto: bool = True
-    reissues_per_order: int = Field(1, ge=0)
-    window_hours: int = Field(24, ge=0)
-    max_reports: int = Field(2, ge=0)  # a clean history: fewer reports than this by the buyer in 30 days
+    auto: bool = Field(True, description="automatic reissue on or off (off: every report is a ticket)")
+    reissues_per_order: int = Field(1, ge=0, description="how many times one order may be reissued automatically")
+    window_hours: int = Field(24, ge=0, description="hours after delivery a report may be reissued automatically")
+    max_reports: int = Field(2, ge=0, description="a clean history: fewer reports than this by the buyer in the "
+                                                  "last 30 days (this one not counted)")
 
 
 class Product(BaseModel):
+    """The products, applied at every start by `sku`: created or updated; a product no longer listed is taken
+    off sale but never deleted (its orders, codes and history stay; listing it again puts it back). Products
+    made with the merchant command `/product new` are never taken off sale by this list."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    sku: str = Field(pattern=_SKU)
-    title: Localized
-    description: Localized = Field(default_factory=dict)
-    category: Localized = Field(default_factory=dict)
-    price: int = Field(ge=0)
-    stars: Optional[int] = Field(None, ge=1)
-    kind: Literal["code", "reusable", "supplier", "topup"] = "code"
-    min_qty: int = Field(1, ge=1)
-    max_qty: int = Field(10, ge=1)
-    hold_minutes: Optional[int] = Field(None, ge=1, le=1440)
-    active: bool = True
-    rules: dict[str, Any] = Field(default_factory=dict)
-    restock: Optional[Restock] = None  # automatic restock from a supplier (kind code; the restock job)
-    # Where it comes from (suppliers:): required for kinds supplier and topup, optional for code (restock).
-    supplier: str = ""
-    supplier_sku: str = ""
-    cost: Optional[int] = Field(None, ge=0)  # what one costs the shop, minor units of store.currency
-    account_pattern: str = ""  # topup: the account must match this (e.g. ^1[3-9]\d{9}$, a mainland mobile)
-    aftersales: Optional[Aftersales] = None  # buyers' reports: automatic reissue policy (issue 7)
+    sku: str = Field(pattern=_SKU, description="`A-Z a-z 0-9 _ . -`, up to 64")
+    title: Localized = Field(description="a string or a per-language map `{en: ..., zh_CN: ...}`")
+    description: Localized = Field(default_factory=dict, description="string or per-language map")
+    category: Localized = Field(default_factory=dict, description="string or per-language map")
+    price: int = Field(ge=0, description="minor units of `store.currency`")
+    stars: Optional[int] = Field(None, ge=1, description="price in Telegram Stars; none: not sold in Telegram")
+    kind: Literal["code", "reusable", "supplier", "topup"] = Field(
+        "code", description="`code` (unique codes, each sold once), `reusable` (one code sold to many; quantity 1), "
+                            "`supplier` (bought from a supplier when sold), `topup` (the supplier recharges the "
+                            "buyer's account; quantity 1): see [Suppliers](suppliers.md)")
+    min_qty: int = Field(1, ge=1, description="least quantity per order")
+    max_qty: int = Field(10, ge=1, description="most per order (chat buyers; a B2B order takes up to 1,000)")
+    hold_minutes: Optional[int] = Field(None, ge=1, le=1440, description="per-product hold; none: "
+                                                                         "`store.hold_minutes`")
+    active: bool = Field(True, description="on sale")
+    rules: dict[str, Any] = Field(default_factory=dict,
+                                  description="sale rules: limits per person, sale window, phone, region, member "
+                                              "level (keys: [Product rules](rules-and-risk.md#product-rules))")
+    restock: Optional[Restock] = Field(None, description="automatic restock of a `code` pool from a supplier; "
+                                                         "none: off")
+    supplier: str = Field("", description="a name under `suppliers:`; required for kinds `supplier` and `topup`, "
+                                          "optional for `code` (where `restock` buys)")
+    supplier_sku: str = Field("", description="the product's SKU at the supplier; required with `supplier` for "
+                                              "those kinds")
+    cost: Optional[int] = Field(None, ge=0, description="what one costs the shop (minor units of "
+                                                        "`store.currency`): margin, restock budgets")
+    account_pattern: str = Field("", description="`topup`: a regular expression the account must match, e.g. "
+                                                 "`^1[3-9]\\d{9}$` (a mainland mobile number)")
+    aftersales: Optional[Aftersales] = Field(None, description="buyers' problem reports answered by an automatic "
+                                                               "reissue; none: the defaults of its section")
 
     @field_validator("rules", mode="before")
     @classmethod
     def _check_rules(cls, value: Any) -> Any:
-        # Sale rules (core/rules.py, issue 6): validated here, stored normalized (JSON) with the product.
+        # Sale rules (core/rules.py): validated here, stored normalized (JSON) with the product.
         from core.rules import RulesError, normalize_rules
 
         try:
@@ -441,10 +493,14 @@ class Product(BaseModel):
 
 
 class Webhook(BaseModel):
+    """Telegram's webhook mode (`telegram.mode: webhook`): both keys are required then."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    url: str = ""
-    secret: Secret = SecretStr("")
+    url: str = Field("", description="the public URL Telegram posts updates to; the store serves its path on "
+                                     "`server.host:server.port` and registers the webhook at start")
+    secret: Secret = Field(SecretStr(""), description="the secret token Telegram sends with every update (letters, "
+                                                      "digits, `_`, `-`; at most 256): updates without it are refused")
 
     @field_validator("secret")
     @classmethod
@@ -457,38 +513,50 @@ class Webhook(BaseModel):
 
 
 class TelegramLimits(BaseModel):
-    """Outbound rates (Telegram's Bot FAQ); raise them only for a local test server or paid broadcasts."""
+    """Outbound rates (leaky buckets; defaults from Telegram's Bot FAQ); raise them only for a local test server or
+    paid broadcasts."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    overall_per_second: float = Field(30, gt=0)
-    per_chat_burst: int = Field(3, ge=1)  # then about one message a second per chat
-    group_per_minute: int = Field(20, ge=1)
+    overall_per_second: float = Field(30, gt=0, description="outbound messages a second, all chats together")
+    per_chat_burst: int = Field(3, ge=1, description="messages one private chat may get at once; then about one a "
+                                                     "second")
+    group_per_minute: int = Field(20, ge=1, description="messages a minute to one group")
 
 
 class TelegramGroups(BaseModel):
-    """Reseller ordering in group chats (issue 8): how long a quote can be confirmed, how many /buy a minute."""
+    """Reseller ordering in group chats: how long a quote can be confirmed, how many `/buy` a minute; see
+    [Ordering in a Telegram group](resellers.md#ordering-in-a-telegram-group)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    confirm_minutes: int = Field(10, ge=1, le=1440)
-    buys_per_member_per_minute: int = Field(3, ge=1, le=60)
-    # An order takes 2 group messages (the quote, then "delivered"): 8 a minute stays within Telegram's 20.
-    buys_per_group_per_minute: int = Field(8, ge=1, le=600)
+    confirm_minutes: int = Field(10, ge=1, le=1440, description="how long a group order's summary can be confirmed")
+    buys_per_member_per_minute: int = Field(3, ge=1, le=60,
+                                            description="`/buy` a member may type in a group a minute (refused ones "
+                                                        'count); more are slowed: one "wait a minute" per group, then '
+                                                        "silence")
+    buys_per_group_per_minute: int = Field(8, ge=1, le=600,
+                                           description="`/buy` a group may type a minute: an order takes two group "
+                                                       'messages (the summary, then "delivered"), so 8 stays within '
+                                                       "Telegram's 20")
 
 
 class Telegram(BaseModel):
+    """The Telegram bot; see [Selling on Telegram](telegram.md)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    token: Secret = SecretStr("")
-    api_base: str = "https://api.telegram.org"
-    library: Literal["aiogram", "ptb"] = "aiogram"
-    mode: Literal["polling", "webhook"] = "polling"
-    webhook: Webhook = Field(default_factory=Webhook)
-    admins: list[int] = Field(default_factory=list)
-    delete_code_after: Optional[int] = Field(None, ge=1)
-    limits: TelegramLimits = Field(default_factory=TelegramLimits)
-    groups: TelegramGroups = Field(default_factory=TelegramGroups)
+    token: Secret = Field(SecretStr(""), description="BotFather token; empty = Telegram off")
+    api_base: str = Field("https://api.telegram.org", description="Bot API server")
+    library: Literal["aiogram", "ptb"] = Field("aiogram", description="`aiogram` or `ptb` (python-telegram-bot): "
+                                                                      "the same storefront on either")
+    mode: Literal["polling", "webhook"] = Field("polling", description="`polling` or `webhook`")
+    webhook: Webhook = Field(default_factory=Webhook, description="required in webhook mode")
+    admins: list[int] = Field(default_factory=list, description="merchant user ids")
+    delete_code_after: Optional[int] = Field(None, ge=1, description="minutes after which code messages are "
+                                                                     "deleted; none: kept")
+    limits: TelegramLimits = Field(default_factory=TelegramLimits, description="outbound message rates")
+    groups: TelegramGroups = Field(default_factory=TelegramGroups, description="reseller ordering in group chats")
 
     @property
     def enabled(self) -> bool:
@@ -508,14 +576,18 @@ class Telegram(BaseModel):
 
 
 class Pay(BaseModel):
+    """WeChat Pay API v2 in Native mode; see [WeChat Pay](wechat-pay.md)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    mch_id: str = ""
-    api_key: Secret = SecretStr("")
-    api_base: str = "https://api.mch.weixin.qq.com"
-    notify_url: str = ""
-    cert: str = ""
-    key: str = Field("", repr=False)
+    mch_id: str = Field("", description="the merchant id; empty = WeChat Pay off. Then `api_key` and `notify_url` "
+                                        "are required")
+    api_key: Secret = Field(SecretStr(""), description="the APIv2 key (32 characters)")
+    api_base: str = Field("https://api.mch.weixin.qq.com", description="pay API server (a proxy, the tests' fake)")
+    notify_url: str = Field("", description="the public URL of this store's `POST /wechat/pay/notify`")
+    cert: str = Field("", description="merchant API certificate file (`apiclient_cert.pem`), for refunds")
+    key: str = Field("", repr=False, description="its private key file (`apiclient_key.pem`), for refunds; a "
+                                                 "missing file, or only one of the two, is refused at start")
 
     @model_validator(mode="after")
     def _check_required(self) -> "Pay":
@@ -540,10 +612,12 @@ class MenuButton(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    name: str
-    action: str = ""
-    url: str = ""
-    sub_button: list["MenuButton"] = Field(default_factory=list)
+    name: str = Field(description="the label: at most 16 bytes at the top (5 Chinese characters), 60 below")
+    action: str = Field("", description="a CLICK opening a screen: `menu`, `cat`, `os:0` (my orders), `help`, "
+                                        "`lang`, `lang:<code>`")
+    url: str = Field("", description="a web page (`http://` or `https://`)")
+    sub_button: list["MenuButton"] = Field(default_factory=list, description="top-level buttons only: at most 5 "
+                                                                             "buttons with `action` or `url`")
 
     @model_validator(mode="after")
     def _check_kind(self) -> "MenuButton":
@@ -573,17 +647,31 @@ def _default_menu() -> list[MenuButton]:
 
 
 class Wechat(BaseModel):
+    """The WeChat Official Account (a verified service account); see [Selling on WeChat](wechat.md)."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    token: Secret = SecretStr("")
-    appid: str = ""
-    secret: Secret = SecretStr("")
-    aes_key: Secret = SecretStr("")
-    api_base: str = "https://api.weixin.qq.com"
-    admins: list[str] = Field(default_factory=list)
-    wecom_webhook: Secret = SecretStr("")  # the URL carries the robot's key: a secret
-    menu: list[MenuButton] = Field(default_factory=_default_menu)
-    pay: Pay = Field(default_factory=Pay)
+    token: Secret = Field(SecretStr(""), description='the callback token (公众号 → 基本配置 → 服务器配置 "Token"): '
+                                                     "signs every callback")
+    appid: str = Field("", description="Official Account appid; empty = WeChat off. Then `token` and `secret` are "
+                                       "required")
+    secret: Secret = Field(SecretStr(""), description="the AppSecret: fetches the access token for the API")
+    aes_key: Secret = Field(SecretStr(""), description="the EncodingAESKey (43 characters) for safe mode (安全模式): "
+                                                       "set it. Empty = plain-text mode, in which merchant commands "
+                                                       'and "show codes again" are refused (see [Use safe mode]'
+                                                       "(wechat.md#use-safe-mode))")
+    api_base: str = Field("https://api.weixin.qq.com", description="API server (a proxy, the tests' fake); the token "
+                                                                   "URL and wechatpy's absolute URLs follow it")
+    admins: list[str] = Field(default_factory=list, description="merchant openids: they get the merchant commands "
+                                                                "and alerts")
+    # The URL carries the robot's key: a secret.
+    wecom_webhook: Secret = Field(SecretStr(""), description="a WeCom (企业微信) group robot's webhook URL "
+                                                             "(`https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="
+                                                             "...`; the key is a secret): merchant alerts also go "
+                                                             "there, at most 20 a minute")
+    menu: list[MenuButton] = Field(default_factory=_default_menu,
+                                   description="the custom menu `run.py wechat menu` creates: at most 3 buttons")
+    pay: Pay = Field(default_factory=Pay, description="WeChat Pay")
 
     @field_validator("wecom_webhook")
     @classmethod
@@ -632,63 +720,69 @@ _SUPPLIER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class SupplierPaths(BaseModel):
-    """Endpoint paths under base_url; "" = the supplier does not offer it."""
+    """Endpoint paths under `base_url`; `""` = the supplier does not offer it."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    balance: str = "/api/balance"
-    products: str = "/api/products"
-    buy: str = "/api/buy"
-    topup: str = "/api/topup"
-    query: str = "/api/query"  # an order by request id: its status, and its codes for a purchase
-    check: str = ""  # a code's status (valid / used / invalid)
+    balance: str = Field("/api/balance", description="the shop's balance at the supplier")
+    products: str = Field("/api/products", description="the supplier's product list (with prices)")
+    buy: str = Field("/api/buy", description="buy N codes")
+    topup: str = Field("/api/topup", description="top an account up")
+    query: str = Field("/api/query", description="an order by request id: its status, and its codes for a purchase")
+    check: str = Field("", description="a code's status (valid / used / invalid): the after-sales check")
 
 
 class SupplierFields(BaseModel):
-    """The request's parameter names at this supplier."""
+    """The supplier's parameter names, in requests (and the callback's timestamp)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    app_key: str = "app_key"
-    timestamp: str = "timestamp"
-    nonce: str = "nonce"
-    sign: str = "sign"
-    sku: str = "sku"
-    qty: str = "qty"
-    request_id: str = "request_id"
-    account: str = "account"
-    code: str = "code"
-    callback_url: str = "notify_url"
+    app_key: str = Field("app_key", description="the shop's key at the supplier")
+    timestamp: str = Field("timestamp", description="Unix seconds; in callbacks too (`callback_max_skew`)")
+    nonce: str = Field("nonce", description="a fresh random string per request")
+    sign: str = Field("sign", description="the signature")
+    sku: str = Field("sku", description="the product's `supplier_sku`")
+    qty: str = Field("qty", description="how many codes")
+    request_id: str = Field("request_id", description="the store's request id (`B<order>`, `T<order>`, a restock "
+                                                      "plan's id): a supplier never buys twice for one")
+    account: str = Field("account", description="the account a top-up recharges")
+    code: str = Field("code", description="the code to check")
+    callback_url: str = Field("notify_url", description="where the supplier posts a top-up's result "
+                                                        "(`callback_url`)")
 
 
 class SupplierAnswer(BaseModel):
-    """Where things are in the supplier's JSON answers (and callbacks). Keys of `data` unless said."""
+    """Where things are in the supplier's JSON answers `{code, msg, data}` (and callbacks), and which values mean
+    ok / retry / duplicate, done / pending / failed, valid / used / invalid. Keys of `data` unless said; a single
+    value may stand for a list of one."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    code: str = "code"  # top level: the result code
-    ok: list[str] = Field(default_factory=lambda: ["0"])  # result codes that mean success
-    retry: list[str] = Field(default_factory=list)  # result codes worth retrying (busy, try later)
-    duplicate: list[str] = Field(default_factory=list)  # "request id used already": the store asks `query`
-    message: str = "msg"  # top level
-    data: str = "data"  # top level: the payload ("" = the top level itself)
-    balance: str = "balance"
-    codes: str = "cards"  # a list of strings, or of objects (then card_fields)
-    card_fields: list[str] = Field(default_factory=list)  # e.g. [card_no, card_pwd]: joined by a space
-    status: str = "status"
-    upstream_id: str = "order_no"
-    request_id: str = "request_id"  # in callbacks and query answers
-    products: str = "list"
-    product_sku: str = "sku"
-    product_title: str = "name"
-    product_price: str = "price"
-    product_stock: str = "stock"
-    done: list[str] = Field(default_factory=lambda: ["success"])  # order / top-up statuses
-    pending: list[str] = Field(default_factory=lambda: ["processing"])
-    failed: list[str] = Field(default_factory=lambda: ["failed"])
-    valid: list[str] = Field(default_factory=lambda: ["valid"])  # code statuses (check)
-    used: list[str] = Field(default_factory=lambda: ["used"])
-    invalid: list[str] = Field(default_factory=lambda: ["invalid"])
+    code: str = Field("code", description="top level: the result code")
+    ok: list[str] = Field(default_factory=lambda: ["0"], description="result codes that mean success")
+    retry: list[str] = Field(default_factory=list, description="result codes worth retrying (busy, try later)")
+    duplicate: list[str] = Field(default_factory=list, description='"request id used already": the store asks '
+                                                                   "`query` for that order instead")
+    message: str = Field("msg", description="top level: the message")
+    data: str = Field("data", description='top level: the payload (`""` = the top level itself)')
+    balance: str = Field("balance", description="the shop's balance")
+    codes: str = Field("cards", description="the codes: a list of strings, or of objects (then `card_fields`)")
+    card_fields: list[str] = Field(default_factory=list, description="e.g. `[card_no, card_pwd]`: joined by a space")
+    status: str = Field("status", description="an order's or top-up's status (`done`, `pending`, `failed`), or a "
+                                              "code's (`valid`, `used`, `invalid`)")
+    upstream_id: str = Field("order_no", description="the supplier's order number")
+    request_id: str = Field("request_id", description="the store's request id, in callbacks and query answers")
+    products: str = Field("list", description="the product list")
+    product_sku: str = Field("sku", description="a listed product's SKU")
+    product_title: str = Field("name", description="its name")
+    product_price: str = Field("price", description="its price (see `amounts`)")
+    product_stock: str = Field("stock", description="its stock")
+    done: list[str] = Field(default_factory=lambda: ["success"], description="order / top-up statuses: done")
+    pending: list[str] = Field(default_factory=lambda: ["processing"], description="... still under way")
+    failed: list[str] = Field(default_factory=lambda: ["failed"], description="... failed (refunded)")
+    valid: list[str] = Field(default_factory=lambda: ["valid"], description="code statuses (check): valid, unused")
+    used: list[str] = Field(default_factory=lambda: ["used"], description="... used")
+    invalid: list[str] = Field(default_factory=lambda: ["invalid"], description="... invalid")
 
     @field_validator("ok", "retry", "duplicate", "done", "pending", "failed", "valid", "used", "invalid",
                      mode="before")
@@ -705,27 +799,38 @@ class Supplier(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    type: Literal["http", "store"] = "http"
-    base_url: str = ""
-    app_key: str = ""
-    key_id: str = ""  # type store: the API key id the other store issued us (`run.py reseller key` there)
-    secret: Secret = SecretStr("")
-    sign: Literal["md5", "hmac-sha256"] = "md5"
-    sign_case: Literal["upper", "lower"] = "upper"
-    sign_key_param: str = "key"  # the string signed ends with &key=<secret>; "" = the secret appended as is
-    body: Literal["form", "json"] = "form"
-    timeout: float = Field(10.0, gt=0, le=30)  # seconds per attempt
-    retries: int = Field(2, ge=0, le=5)  # more attempts of one call after a timeout, 5xx or lost answer
-    backoff: float = Field(0.5, ge=0, le=10)  # seconds before the first retry; doubles
-    amounts: Literal["yuan", "fen"] = "yuan"  # how the supplier writes money ("45.00" yuan, or 4500 fen)
-    callback_url: str = ""  # sent with top-ups: the public URL of this store's /supplier/<name>/callback
-    # A callback's `timestamp` (fields.timestamp; Unix seconds, or milliseconds when 13 digits) must be within this
-    # many seconds of the store's clock, or it is refused; 0 = not checked (a supplier whose callbacks carry none).
-    callback_max_skew: int = Field(300, ge=0, le=86400)
-    max_attempts: int = Field(5, ge=1, le=50)  # tries of an order's purchase/top-up before it is refunded
-    paths: SupplierPaths = Field(default_factory=SupplierPaths)
-    fields: SupplierFields = Field(default_factory=SupplierFields)
-    answer: SupplierAnswer = Field(default_factory=SupplierAnswer)
+    type: Literal["http", "store"] = Field("http", description="`http`; `store`: another instance of this store "
+                                                               "through its B2B API (`base_url`, `key_id`, `secret`)")
+    base_url: str = Field("", description="**required**: the API address (`http://` or `https://`); paths are added "
+                                          "to it. Type `store`: the other store's server, without `/api/v1`")
+    app_key: str = Field("", description="the shop's key at the supplier")
+    key_id: str = Field("", description="required for type `store`: the API key id (`rk_...`) the upstream store "
+                                        "issued you (`run.py reseller key` there); `secret` is its secret")
+    secret: Secret = Field(SecretStr(""), description="**required**: the signing secret (put it in the "
+                                                      "environment)")
+    sign: Literal["md5", "hmac-sha256"] = Field("md5", description="how requests are signed")
+    sign_case: Literal["upper", "lower"] = Field("upper", description="the signature's hex case")
+    sign_key_param: str = Field("key", description="the name in `&key=<secret>` at the end of the signed string "
+                                                   '(`""`: the secret appended as is)')
+    body: Literal["form", "json"] = Field("form", description="request bodies")
+    timeout: float = Field(10.0, gt=0, le=30, description="seconds per attempt. timeout × (retries + 1) plus the "
+                                                           "backoffs: at most 40 s in all")
+    retries: int = Field(2, ge=0, le=5, description="more attempts of one call after a timeout, 5xx or lost answer")
+    backoff: float = Field(0.5, ge=0, le=10, description="seconds before the first retry (doubles)")
+    amounts: Literal["yuan", "fen"] = Field("yuan", description='how the supplier writes money: `yuan` (`"45.00"`) '
+                                                                "or `fen` (`4500`)")
+    callback_url: str = Field("", description="sent with top-ups: the public URL of this store's "
+                                              "`POST /supplier/<name>/callback`")
+    callback_max_skew: int = Field(300, ge=0, le=86400,
+                                   description="a callback whose `timestamp` (Unix seconds, or milliseconds when 13 "
+                                               "digits) is missing or further than this many seconds from the "
+                                               "store's clock is refused (403); `0` = not checked, only for a "
+                                               "supplier whose callbacks carry no timestamp")
+    max_attempts: int = Field(5, ge=1, le=50, description="outbox tries of an order's purchase or top-up before it "
+                                                          "is refunded")
+    paths: SupplierPaths = Field(default_factory=SupplierPaths, description="endpoint paths")
+    fields: SupplierFields = Field(default_factory=SupplierFields, description="the supplier's parameter names")
+    answer: SupplierAnswer = Field(default_factory=SupplierAnswer, description="where things are in its answers")
 
     @model_validator(mode="after")
     def _check(self) -> "Supplier":
@@ -752,16 +857,18 @@ class Supplier(BaseModel):
 
 
 class CardFace(BaseModel):
-    """A reseller's custom card face (定制卡面): its codes are also delivered drawn on this card (bots/cardface.py).
-    Keyed by the reseller's name in `card_faces:`; paths relative to the config file; files checked at start."""
+    """A reseller's custom card face (定制卡面): its codes are also delivered drawn on this card (bots/cardface.py);
+    see [Custom card faces](resellers.md#custom-card-faces). Keyed by the reseller's name in `card_faces:`;
+    paths relative to the config file; files checked at start. Wins over `run.py reseller cardface`."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    display_name: str = Field(min_length=1, max_length=32)
-    background: str = "#1F2937"  # #RRGGBB
-    background_image: str = ""  # PNG/JPEG, covers the card
-    logo: str = ""  # PNG (transparency kept), drawn top left, at most 88 px
-    font: str = ""  # a TTF/OTF with the name's glyphs (a CJK font for Chinese names); "" = built in
+    display_name: str = Field(min_length=1, max_length=32, description="the name drawn on the card")
+    background: str = Field("#1F2937", description='the card\'s colour, `"#RRGGBB"`')
+    background_image: str = Field("", description="PNG/JPEG, covers the card")
+    logo: str = Field("", description="PNG (transparency kept), drawn top left, at most 88 px")
+    font: str = Field("", description="a TTF/OTF with the name's glyphs (a CJK font for Chinese names: the built-in "
+                                      'font has none); `""` = built in')
 
     @field_validator("background")
     @classmethod
@@ -788,67 +895,99 @@ def _check_zone(value: str) -> str:
 
 
 class Jobs(BaseModel):
-    """The scheduler (jobs/scheduler.py, core/jobs.py): intervals in seconds, the daily summary, code expiry."""
+    """The scheduler (jobs/scheduler.py, core/jobs.py): intervals in seconds, the daily summary, code expiry; see
+    [The scheduler](operating.md#the-scheduler)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    lease_seconds: float = Field(60, ge=1, le=3600)
-    expire_holds_seconds: float = Field(30, gt=0)
-    dispatch_outbox_seconds: float = Field(30, gt=0)
-    reconcile_wechat_pay_seconds: float = Field(60, gt=0)
-    reconcile_stars_seconds: float = Field(60, gt=0)
-    restock_seconds: float = Field(60, gt=0)
-    stock_alerts_seconds: float = Field(60, gt=0)
-    expire_codes_seconds: float = Field(300, gt=0)
-    poll_topups_seconds: float = Field(60, gt=0)
-    expiry_margin_minutes: int = Field(60, ge=0)
-    daily_summary_at: Annotated[str, AfterValidator(_check_hhmm)] = "09:00"
-    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
-    supplier_backoff_max_minutes: int = Field(60, ge=1)
-    topup_stuck_minutes: int = Field(60, ge=1)
+    lease_seconds: float = Field(60, ge=1, le=3600, description="the scheduler lease: a process that stops renewing "
+                                                                "it (crashed) is replaced after this long")
+    expire_holds_seconds: float = Field(30, gt=0, description="how often lapsed holds are released (and the buyers "
+                                                              "told)")
+    dispatch_outbox_seconds: float = Field(30, gt=0, description="how often the outbox is swept for retries (sends "
+                                                                 "also start on every commit)")
+    reconcile_wechat_pay_seconds: float = Field(60, gt=0, description="how often WeChat Pay is asked about unpaid "
+                                                                      "orders (with `wechat.pay.mch_id`)")
+    reconcile_stars_seconds: float = Field(60, gt=0, description="how often the bot's Star transactions are read for "
+                                                                 "payments the store missed (with `telegram.token`)")
+    restock_seconds: float = Field(60, gt=0, description="how often pools with `restock` are checked and bought up")
+    stock_alerts_seconds: float = Field(60, gt=0, description="how often low / out-of-stock alerts are checked")
+    expire_codes_seconds: float = Field(300, gt=0, description="how often codes near their `expires_at` are "
+                                                               "withdrawn")
+    poll_topups_seconds: float = Field(60, gt=0, description="how often pending top-ups are asked about at their "
+                                                             "suppliers")
+    expiry_margin_minutes: int = Field(60, ge=0, description="codes are withdrawn this long before their "
+                                                             "`expires_at`")
+    daily_summary_at: Annotated[str, AfterValidator(_check_hhmm)] = Field(
+        "09:00", description='time of day (`HH:MM`, `jobs.timezone`) of the daily summary to the merchants; `""`: '
+                             "none")
+    timezone: Annotated[str, AfterValidator(_check_zone)] = Field(
+        "UTC", description="IANA zone (e.g. `Asia/Shanghai`) for the summary's time, the restock budget's day and "
+                           "the `per_day` rule's day")
+    supplier_backoff_max_minutes: int = Field(60, ge=1, description="a failing supplier is left alone 1 minute after "
+                                                                    "the first failure, doubling up to this")
+    topup_stuck_minutes: int = Field(60, ge=1, description="a paid top-up the supplier has not finished after this "
+                                                           "long is reported to the merchants once (never refunded "
+                                                           "automatically: the supplier may still top the account up)")
 
 
 class ValueStep(BaseModel):
+    """One step of the order-value signal: the highest step the order's value passes scores its points."""
+
     model_config = ConfigDict(extra="forbid")
 
-    over: int = Field(ge=0)  # an order worth more than this (minor units of store.currency) ...
-    points: int = Field(ge=0)  # ... scores this many points (the highest step that applies)
+    over: int = Field(ge=0, description="an order worth more than this (minor units of `store.currency`) ...")
+    points: int = Field(ge=0, description="... scores this many points")
 
 
 class Risk(BaseModel):
-    """The risk check of every order (core/risk.py, issue 6); see the README's "Rules and risk"."""
+    """The risk check of every order (core/risk.py): points add up; the decision is taken on the total. See
+    [Rules and risk](rules-and-risk.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
-    challenge_at: int = Field(30, ge=1)
-    review_at: int = Field(60, ge=1)
-    refuse_at: int = Field(90, ge=1)
-    window_minutes: int = Field(10, ge=1, le=1440)
-    buyer_orders: int = Field(5, ge=1)
-    buyer_points: int = Field(30, ge=0)
-    phone_orders: int = Field(8, ge=1)
-    phone_points: int = Field(30, ge=0)
-    chat_orders: int = Field(30, ge=1)
-    chat_points: int = Field(10, ge=0)
-    abandoned: int = Field(3, ge=0)
-    abandoned_points: int = Field(15, ge=0)
-    new_account_minutes: int = Field(10, ge=0)
-    new_account_points: int = Field(10, ge=0)
+    enabled: bool = Field(True, description="`false`: only the rules are checked")
+    challenge_at: int = Field(30, ge=1, description="score from which an order is challenged (an in-chat question)")
+    review_at: int = Field(60, ge=1, description="... held for a merchant's review")
+    refuse_at: int = Field(90, ge=1, description="... refused (the three thresholds rise)")
+    window_minutes: int = Field(10, ge=1, le=1440, description="the velocity window")
+    buyer_orders: int = Field(5, ge=1, description="orders one account may place within the window for free")
+    buyer_points: int = Field(30, ge=0, description="each more scores this")
+    phone_orders: int = Field(8, ge=1, description="the same for all accounts of one person (sharing the bound "
+                                                   "phone, or linked)")
+    phone_points: int = Field(30, ge=0, description="each more scores this")
+    chat_orders: int = Field(30, ge=1, description="the same for one group chat (a chat that is not the buyer's "
+                                                   "private chat)")
+    chat_points: int = Field(10, ge=0, description="each more scores this")
+    abandoned: int = Field(3, ge=0, description="holds that lapsed unpaid in the last 24 h for free")
+    abandoned_points: int = Field(15, ge=0, description="each more scores this")
+    new_account_minutes: int = Field(10, ge=0, description="a buyer first seen this recently ...")
+    new_account_points: int = Field(10, ge=0, description="... scores this")
     value_steps: list[ValueStep] = Field(default_factory=lambda: [
-        ValueStep(over=50_000, points=10), ValueStep(over=100_000, points=20), ValueStep(over=300_000, points=40)])
-    history_days: int = Field(90, ge=1, le=3650)
-    refund_points: int = Field(20, ge=0)
-    accounts_per_phone: int = Field(3, ge=1)
-    shared_phone_points: int = Field(20, ge=0)
-    review_hold_minutes: int = Field(1440, ge=1, le=10080)
-    challenge_minutes: int = Field(10, ge=1, le=1440)
-    pass_minutes: int = Field(60, ge=0, le=10080)
-    # Incoming updates per user (core/flood.py): `flood_burst` at once, then `flood_per_minute`; an update up to
-    # `flood_max_delay_seconds` early waits for its turn, later ones are dropped (the sender is told once).
-    flood_per_minute: int = Field(60, ge=1, le=6000)
-    flood_burst: int = Field(20, ge=1, le=1000)
-    flood_max_delay_seconds: float = Field(5.0, ge=0, le=60)
+        ValueStep(over=50_000, points=10), ValueStep(over=100_000, points=20), ValueStep(over=300_000, points=40)],
+        description="`{over: amount, points: n}` (minor units of `store.currency`): the highest step the order's "
+                    "value passes")
+    history_days: int = Field(90, ge=1, le=3650, description="each refund of the person's, and each problem they "
+                                                             "reported (after-sales), in this many days ...")
+    refund_points: int = Field(20, ge=0, description="... scores this")
+    accounts_per_phone: int = Field(3, ge=1, description="accounts bound to one phone for free")
+    shared_phone_points: int = Field(20, ge=0, description="each more scores this")
+    review_hold_minutes: int = Field(1440, ge=1, le=10080, description="how long stock stays held while an order "
+                                                                       "waits for review (then it lapses like any "
+                                                                       "hold)")
+    challenge_minutes: int = Field(10, ge=1, le=1440, description="how long a challenge can be answered")
+    pass_minutes: int = Field(60, ge=0, le=10080, description="after a right answer, no challenge for this long "
+                                                              "(review and refusal still apply)")
+    flood_per_minute: int = Field(60, ge=1, le=6000,
+                                  description="incoming updates per user (Telegram user id, WeChat openid; "
+                                              "merchants exempt) after the burst (core/flood.py)")
+    flood_burst: int = Field(20, ge=1, le=1000, description="updates per user at once before `flood_per_minute` "
+                                                            "applies")
+    flood_max_delay_seconds: float = Field(5.0, ge=0, le=60,
+                                           description="an update that comes too early waits up to this long for "
+                                                       "its turn (slowed, in order); later ones are dropped and the "
+                                                       "sender is told once to slow down. Payments and pre-checkout "
+                                                       "queries are never held back")
 
     @model_validator(mode="after")
     def _check_order(self) -> "Risk":
@@ -859,29 +998,44 @@ class Risk(BaseModel):
 
 
 class TopupChoice(BaseModel):
-    """One amount a reseller may top its wallet up by in the chat (issue 8)."""
+    """One amount a reseller may top its wallet up by in the chat."""
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(ge=1, le=100_000_000)  # credited, minor units of the reseller's currency (WeChat Pay: CNY fen)
-    stars: int | None = Field(None, ge=1, le=100_000)  # its Telegram Stars price; none: not offered on Telegram
+    amount: int = Field(ge=1, le=100_000_000, description="credited, minor units of the reseller's currency (WeChat "
+                                                          "Pay: CNY fen)")
+    stars: int | None = Field(None, ge=1, le=100_000, description="its Telegram Stars price; none: not offered on "
+                                                                  "Telegram (WeChat Pay only)")
 
 
 class Resellers(BaseModel):
-    """Reseller wallets paid in the chat, the partial-stock wait and commissions (core/resellers.py, issue 8)."""
+    """Reseller wallets paid in the chat, the partial-stock wait, commissions, and what B2B orders skip of the
+    checks (core/resellers.py); see [Resellers and the B2B API](resellers.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    topup_choices: list[TopupChoice] = Field(default_factory=list, max_length=8)  # none: no "Top up wallet" entry
-    topup_minutes: int = Field(15, ge=1, le=1440)  # a top-up invoice / QR code may be paid this long
-    wait_hours: float = Field(24, gt=0, le=720)  # rule partial: wait -- refunded when no stock came within this
-    commission_bp: int = Field(0, ge=0, le=10_000)  # basis points (1/100 %) of a referred customer's paid order
-    commissions: dict[str, int] = Field(default_factory=dict)  # reseller name -> its own rate in basis points
-    # What B2B orders skip of the product rules and the risk score every order passes (core/rules.py EXEMPTIBLE:
-    # per_day, per_buyer, phone_required, regions, min_level, risk). API orders skip the risk score by default (its
-    # signals describe a person in a chat); group orders are their members' and skip nothing.
-    api_exempt: list[str] = Field(default_factory=lambda: ["risk"], max_length=8)
-    group_exempt: list[str] = Field(default_factory=list, max_length=8)
+    topup_choices: list[TopupChoice] = Field(default_factory=list, max_length=8,
+                                             description="amounts a reseller may top its wallet up by in the "
+                                                         "chat, e.g. `{amount: 10000, stars: 700}`; empty: no "
+                                                         "top-up buttons")
+    topup_minutes: int = Field(15, ge=1, le=1440, description="a top-up invoice / QR code may be paid this long")
+    wait_hours: float = Field(24, gt=0, le=720, description="product rule `partial: wait`: a B2B order still waiting "
+                                                            "for stock after this is refunded to the wallet")
+    commission_bp: int = Field(0, ge=0, le=10_000, description="commission on a referred customer's paid order, "
+                                                               "basis points (1/100 %; 1000 = 10 %), rounded down "
+                                                               "to the fen")
+    commissions: dict[str, int] = Field(default_factory=dict, description="per reseller name its own rate in basis "
+                                                                          "points, e.g. `{Acme: 1500}`")
+    # Why the default: the risk score's signals describe a person in a chat (orders in ten minutes, a new account, a
+    # large order), and a reseller's system places hundreds of large orders an hour from a prepaid wallet.
+    api_exempt: list[str] = Field(default_factory=lambda: ["risk"], max_length=8,
+                                  description="what B2B API orders skip of the product rules and risk every order "
+                                              "passes, by name: `per_day`, `per_buyer`, `phone_required`, "
+                                              "`regions`, `min_level`, `risk` (the score; bans still apply). "
+                                              "Default: the score only (see [Rules and risk](rules-and-risk.md))")
+    group_exempt: list[str] = Field(default_factory=list, max_length=8,
+                                    description="the same for orders members place in a reseller's group chat "
+                                                "(checked for the member)")
 
     @field_validator("api_exempt", "group_exempt", mode="before")
     @classmethod
@@ -909,21 +1063,29 @@ class Resellers(BaseModel):
 
 
 class Settings(BaseModel):
+    """`config.yaml` next to `run.py` is the documented default (`run.py --config PATH` reads another). Any string
+    may use `${VAR}` or `${VAR:-default}` (environment variables; `$${` is a literal `${`) — put secrets there, not
+    in the file. The settings are validated at start: an unknown key, a wrong type or a missing required secret
+    stops the start (exit 2) with a message naming the key (e.g. `catalog[2].price`); secret values never appear
+    in messages. Relative paths are relative to the config file's folder."""
+
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    store: Store = Field(default_factory=Store)
-    database: Database = Field(default_factory=Database)
-    server: Server = Field(default_factory=Server)
-    vault: Vault = Field(default_factory=Vault)
-    logging: Logging = Field(default_factory=Logging)
-    catalog: list[Product] = Field(default_factory=list)
-    telegram: Telegram = Field(default_factory=Telegram)
-    wechat: Wechat = Field(default_factory=Wechat)
-    jobs: Jobs = Field(default_factory=Jobs)
-    suppliers: dict[str, Supplier] = Field(default_factory=dict)
-    risk: Risk = Field(default_factory=Risk)
-    resellers: Resellers = Field(default_factory=Resellers)
-    card_faces: dict[str, CardFace] = Field(default_factory=dict)  # reseller name -> its card face
+    store: Store = Field(default_factory=Store, description="the shop")
+    database: Database = Field(default_factory=Database, description="the database")
+    server: Server = Field(default_factory=Server, description="the HTTP server")
+    vault: Vault = Field(default_factory=Vault, description="the code vault's keys")
+    logging: Logging = Field(default_factory=Logging, description="the log")
+    catalog: list[Product] = Field(default_factory=list, description="the products")
+    telegram: Telegram = Field(default_factory=Telegram, description="the Telegram bot")
+    wechat: Wechat = Field(default_factory=Wechat, description="the WeChat Official Account and WeChat Pay")
+    jobs: Jobs = Field(default_factory=Jobs, description="the scheduler")
+    suppliers: dict[str, Supplier] = Field(default_factory=dict,
+                                           description="upstream suppliers by name (1–32 letters, digits, `_` or `-`)")
+    risk: Risk = Field(default_factory=Risk, description="the risk check of every order")
+    resellers: Resellers = Field(default_factory=Resellers, description="reseller wallets, commissions, exemptions")
+    card_faces: dict[str, CardFace] = Field(default_factory=dict,
+                                            description="resellers' card faces, by reseller name")
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
