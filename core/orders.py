@@ -2,7 +2,7 @@
 
 The batch handlers here run inside the group committer: each gets many requests and does set-based
 work, so the number of statements per transaction does not grow with the number of waiting buyers.
-See docs/orders.md for the life of an order.
+See docs/architecture.md ("The life of an order", "One way to pay").
 """
 from __future__ import annotations
 

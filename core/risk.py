@@ -56,7 +56,7 @@ BAN_KINDS = ("user", "phone", "payer")  # user: channel:id (a Telegram user id o
 
 @dataclass(frozen=True, slots=True)
 class RiskPolicy:
-    """The `risk:` section of the config (defaults documented in the README)."""
+    """The `risk:` section of the config (every key and default: docs/configuration.md)."""
 
     enabled: bool = True
     challenge_at: int = 30
