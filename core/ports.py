@@ -254,6 +254,14 @@ class PaymentGateway(Protocol):
         an error. Raises when the provider refused or could not be reached (the outbox retries)."""
 
 
+class PaymentReconciler(Protocol):
+    """A provider the store can ask what was paid (WeChat Pay's orderquery), so a payment whose notice never
+    came is found; the scheduler runs it (jobs/scheduler.py)."""
+
+    async def reconcile(self) -> int:
+        """Record the payments found paid without a notice; returns how many."""
+
+
 # -- suppliers (issue 5) ---------------------------------------------------------------------------------------
 
 @dataclass(slots=True)

@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
-from bots.b2b_api import B2BApi, signed_headers
+from bots.b2b_api import B2BApi
+from core.signing import signed_headers
 from bots.http import HttpServer
 from core.admin import AdminService
 from core.models import Buyer

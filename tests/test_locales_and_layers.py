@@ -55,6 +55,31 @@ def test_core_imports_no_framework():
     assert leaks == []
 
 
+def _imports(room: str) -> list[tuple[str, str, list[str]]]:
+    """(file, module, imported names) of every import in a room, function-level ones included."""
+    out = []
+    for path in sorted((ROOT / room).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out += [(str(path.relative_to(ROOT)), a.name, []) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                out.append((str(path.relative_to(ROOT)), node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_jobs_and_suppliers_import_no_adapter():
+    leaks = [f"{f}: {m}" for room in ("jobs", "suppliers") for f, m, _ in _imports(room)
+             if m.split(".")[0] == "bots"]
+    assert leaks == []
+
+
+def test_handlers_import_no_adapter_storage_or_framework():
+    """Flows are channel-neutral: they reach the outside world only through core and the Screens they return."""
+    outside = {"bots", "storage", "suppliers", "jobs", "app", "cli", "run"} | FORBIDDEN
+    leaks = [f"{f}: {m}" for f, m, _ in _imports("handlers") if m.split(".")[0] in outside]
+    assert leaks == []
+
+
 def test_money_is_shown_the_way_each_language_writes_it():
     assert Translator.money(1234, "CNY", "zh_CN") == "¥12.34"
     assert Translator.money(1234, "CNY", "en") == "CN¥12.34"

@@ -346,7 +346,7 @@ async def test_scheduler_has_the_reconcile_job_only_with_a_gateway(tmp_path: Pat
     async with wechat_store(tmp_path, codes=0) as env:
         assert env.app.shop and build_scheduler(env.app.shop).get_job("reconcile-wechat-pay") is None
         job = build_scheduler(env.app.shop, env.gateway).get_job("reconcile-wechat-pay")
-        assert job is not None and job.args == (env.app.shop, env.gateway)
+        assert job is not None and job.args == (env.gateway,)
 
 
 # -- refunds -----------------------------------------------------------------------------------------------

@@ -124,6 +124,10 @@ class WeChatPayGateway:
         self._asked: dict[str, float] = {}  # order id -> when reconcile last asked WeChat about it
         self.i18n = Translator(settings.store.languages, settings.store.default_language)
 
+    async def reconcile(self) -> int:
+        """core.ports.PaymentReconciler: this store's unpaid WeChat Pay orders asked about (reconcile below)."""
+        return await reconcile(self.shop, self)
+
     # -- the wechatpy client, one per thread -------------------------------------------------------
     def _client(self) -> _Client:
         client = getattr(self._local, "client", None)
