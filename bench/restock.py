@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 lines = [f"{sku}-{uuid.uuid4().hex[:16]}\n".encode() for _ in range(args.up_to)]
                 await import_codes(app.db.uow, app.vault, app.clock, sku, lines)
             await app.shop.start()
-            from run import job_intervals
+            from app.bootstrap import job_intervals
             from jobs.scheduler import build_scheduler
 
             runner = app.job_runner()

@@ -244,7 +244,7 @@ async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, ob
     from bots.telegram.wiring import build_telegram
     from core.inventory import import_codes
     from core.settings import parse_settings
-    from run import App
+    from app import App
 
     side = InProcess() if args.same_process else ApiProcess()
     with temp_dir("bench-tg-") as d:

@@ -49,7 +49,7 @@ from bots.wechat.wiring import build_wechat  # noqa: E402
 from core.inventory import import_codes  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.settings import parse_settings  # noqa: E402
-from run import App  # noqa: E402
+from app import App  # noqa: E402
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer  # noqa: E402
 from tests.fake_wechat_pay import FakeWeChatPay  # noqa: E402
 

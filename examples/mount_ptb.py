@@ -23,7 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, CommandHandler, Contex
 from bots.telegram.ptb_bot import PtbPort, log_handler_error, store_handlers
 from bots.telegram.wiring import storefront
 from core.settings import Settings, load_settings
-from run import App
+from app import App
 
 
 # -- the merchant's own bot ---------------------------------------------------------------------

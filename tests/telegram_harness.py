@@ -17,7 +17,7 @@ from bots.telegram.wiring import build_telegram
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from run import App
+from app import App
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"

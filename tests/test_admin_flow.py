@@ -11,7 +11,7 @@ from core.models import CodeStatus
 from handlers.admin import AdminCtx, AdminFlow, ImportFile, TableScreen
 from handlers.screen import Screen
 from locales import Translator
-from run import product_specs
+from app.bootstrap import product_specs
 from tests.helpers import (
     SKU,
     buyer,

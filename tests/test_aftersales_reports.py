@@ -14,7 +14,7 @@ from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
+from app import App
 from tests.helpers import RecordingNotifier, settle
 
 CATALOG = [

@@ -11,7 +11,7 @@ from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
+from app import App
 
 CATALOG = [
     {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "stars": 70,

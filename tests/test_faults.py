@@ -185,7 +185,7 @@ def test_given_a_running_store_when_the_merchant_rekeys_with_a_new_key_then_sale
 
     async def scenario() -> None:
         from core.settings import load_settings
-        from run import App
+        from app import App
         from tests.helpers import PROVIDER, RecordingGateway, RecordingNotifier
 
         notifier = RecordingNotifier()

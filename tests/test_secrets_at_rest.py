@@ -213,7 +213,7 @@ async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no
         tmp_path: Path, caplog: pytest.LogCaptureFixture, library: str) -> None:
     """The store's logging set-up (run.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
     bot token (httpx at INFO) above those levels, whatever `logging.level` says."""
-    from run import LIBRARY_LOG_FLOORS, quiet_libraries
+    from app.logs import LIBRARY_LOG_FLOORS, quiet_libraries
     from tests.telegram_harness import TOKEN, Shopfront, fake_api
 
     caplog.set_level(logging.DEBUG)
@@ -245,7 +245,7 @@ async def test_given_a_new_shop_its_data_directory_is_0700_and_the_database_and_
     import os
     import stat
 
-    from run import App
+    from app import App
     from tests.helpers import PROVIDER, RecordingGateway, import_n, make_settings
 
     data = tmp_path / "data"

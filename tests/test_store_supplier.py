@@ -24,7 +24,7 @@ from core.resellers import ResellerDesk
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
+from app import App
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import (
     CHANNEL,

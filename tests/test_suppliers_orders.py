@@ -14,7 +14,7 @@ from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
+from app import App
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle
 

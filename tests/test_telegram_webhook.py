@@ -9,7 +9,7 @@ import pytest
 from bots.http import HttpServer, webhook_path
 from bots.telegram.wiring import build_telegram
 from core.settings import parse_settings
-from run import App
+from app import App
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import CATALOG, TOKEN
 

@@ -17,7 +17,7 @@ from core.settings import parse_settings
 from core.suppliers import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
+from app import App
 from suppliers import handle_callback
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle

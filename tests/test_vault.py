@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from core.errors import VaultError
 from core.inventory import rekey
 from core.vault import KeyRing, Vault, read_key_file, write_key_file
-from run import App
+from app import App
 from storage import tables as t
 from tests.helpers import (
     SKU,

@@ -23,7 +23,7 @@ from core.errors import StoreError
 from core.models import Buyer, Order
 from core.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
-from run import App
+from app import App
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of
 

@@ -22,7 +22,7 @@ from bots.wechat.wiring import build_wechat
 from core.clock import Clock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from run import App
+from app import App
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 
