@@ -77,13 +77,9 @@ async def cmd_run_channels(settings: Settings) -> int:
         server = HttpServer(settings.server.host, settings.server.port)
         runtime = wechat = None
         if tg.enabled:
-            from bots.telegram.wiring import build_telegram
-
-            runtime = build_telegram(settings, app)
+            runtime = app.add_telegram()
         if settings.wechat.enabled:
-            from bots.wechat.wiring import build_wechat
-
-            wechat = build_wechat(settings, app, server)  # /wechat (and /wechat/pay/notify) on the server
+            wechat = app.add_wechat(server)  # /wechat (and /wechat/pay/notify) on the server
         await app.shop.start()
         if wechat is not None:
             await wechat.start()
@@ -103,7 +99,7 @@ async def cmd_run_channels(settings: Settings) -> int:
 
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
             if settings.server.api:  # the B2B API for resellers under /api/v1
-                mount_api(server, app.shop, settings)
+                mount_api(server, app.resellers, settings)
             if webhook or wechat is not None or callbacks or settings.server.api:
                 await server.start()
             if runtime is not None:
@@ -185,7 +181,7 @@ async def cmd_import(settings: Settings, sku: str, file: str) -> int:
                     report = await import_codes(app.db.uow, app.vault, app.clock, sku, read_lines(fh),
                                                 progress=bar.update)
                     if report.imported:
-                        await app.shop.resellers.fill_waiting()  # B2B orders waiting for stock
+                        await app.resellers.fill_waiting()  # B2B orders waiting for stock
                 except StoreError as exc:
                     bar.close()
                     print(f"error: unknown SKU {sku!r}; nothing imported" if exc.code.value == "unknown_sku"

@@ -9,20 +9,40 @@ else composes core; the adapters (bots/), repositories (storage/) and suppliers 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import time, timedelta
+from typing import TYPE_CHECKING, Any
 
-from core.alerts import FanoutAlerts, LogAlerts
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
+from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
+from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
+from core.groups import GroupDesk
+from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
 from core.models import Kind, ProductSpec
 from core.orders import OrderPolicy
-from core.ports import Notifier, PaymentGateway
+from core.payments import DemoGateway, StarLedger
+from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
+from core.resellers import CHANNEL as RESELLER_CHANNEL
+from core.resellers import ResellerDesk
 from core.risk import policy_from as risk_policy_from
 from core.settings import Settings
 from core.shop import Shop
 from core.vault import KeyRing, Vault, open_vault
-from storage.groups import attach as attach_groups
-from storage.resellers import attach as attach_resellers
+from jobs.scheduler import build_scheduler
+from storage.aftersales import SqlTicketRepo
+from storage.cardfaces import SqlCardFaceRepo
+from storage.db import Database
+from storage.groups import SqlGroupRepo
+from storage.jobs import SqlJobStore
+from storage.resellers import SqlResellerRepo
 from suppliers import build_suppliers
+
+if TYPE_CHECKING:
+    from bots.telegram.wiring import TelegramRuntime
+    from bots.wechat.wiring import WeChatRuntime
+
 
 
 def product_specs(settings: Settings) -> list[ProductSpec]:
@@ -45,23 +65,30 @@ def config_ring(settings: Settings) -> KeyRing | None:
 
 
 class App:
-    """Everything the store runs on, opened from one Settings object."""
+    """Everything the store runs on, opened from one Settings object: the services, each declared here.
 
-    def __init__(self, settings: Settings, db: Any, vault: Vault, shop: Shop, clock: Clock) -> None:
+    Features are always built (their config sections have defaults); the shop holds the same desks as declared,
+    optional attributes (core/shop.py) for the flows that reach them through it."""
+
+    def __init__(self, settings: Settings, db: Database, vault: Vault, shop: Shop, clock: Clock, *,
+                 resellers: ResellerDesk, groups: GroupDesk, problems: ProblemDesk, card_faces: CardFaceDesk,
+                 alerts: FanoutAlerts) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
         self.shop = shop
         self.clock = clock
-        self.alerts: FanoutAlerts = shop.alerts  # type: ignore[assignment]  # one fan-out: the log plus the channels
+        self.resellers = resellers  # reseller accounts, wallets, commissions, the B2B API's orders
+        self.groups = groups  # reseller group chats: /buy in a linked group (Telegram)
+        self.problems = problems  # buyers' problem reports, tickets, reissues
+        self.card_faces = card_faces  # resellers' card faces (定制卡面)
+        self.alerts = alerts  # merchant alerts: one fan-out, the log plus the channels plugged in
+        self.jobs: StoreJobs | None = None  # the scheduler's use cases, once job_runner built them
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None,
                    notifiers: Mapping[str, Notifier] | None = None,
                    gateways: Mapping[str, PaymentGateway] | None = None, max_batch: int = 256) -> App:
-        from core.payments import DemoGateway
-        from storage.db import Database
-
         clock = clock or SystemClock()
         db = Database(settings.database_url_resolved(), echo=settings.database.echo,
                       sqlite_synchronous=settings.database.sqlite_synchronous,
@@ -79,26 +106,50 @@ class App:
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
             shop.attach_suppliers(build_suppliers(settings))
-            attach_resellers(shop).configure(settings.resellers)  # reseller accounts, wallets, commissions
-            shop.card_faces = card_face_desk(shop, settings)  # resellers' card faces (定制卡面)
-            attach_groups(shop, settings)  # reseller group chats: /buy in a linked group (Telegram)
-            shop.problems = problem_desk(shop, settings)  # buyers' problem reports (issue 7)
+            shop.resellers = resellers = reseller_desk(shop, settings)
+            shop.card_faces = card_faces = card_face_desk(shop, settings)
+            shop.groups = groups = group_desk(shop, resellers, settings)
+            shop.problems = problems = problem_desk(shop, settings)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
-            shop.alerts = FanoutAlerts([LogAlerts()])  # the channels add themselves (cmd_run_channels)
+            shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, vault, shop, clock)
+        return cls(settings, db, vault, shop, clock, resellers=resellers, groups=groups, problems=problems,
+                   card_faces=card_faces, alerts=alerts)
 
-    def job_runner(self, alerts: Any = None, owner: str | None = None) -> Any:
+    # -- the channels ---------------------------------------------------------------------------------------
+    def plug(self, parts: ChannelParts) -> None:
+        """Registers what a channel's adapter provides: its notifiers, payment gateways and merchant alerts."""
+        for channel, notifier in parts.notifiers.items():
+            self.shop.add_notifier(channel, notifier)
+        for gateway in parts.gateways:
+            self.shop.add_gateway(gateway)
+        for channel_alerts in parts.alerts:
+            self.alerts.add(channel_alerts)
+
+    def add_telegram(self, *, concurrent_updates: bool = True) -> TelegramRuntime:
+        """The Telegram storefront of `telegram:` (aiogram or python-telegram-bot), plugged in."""
+        # The chat libraries load only when their channel is configured (each costs a second of start-up).
+        from bots.telegram.wiring import build_telegram  # noqa: PLC0415
+
+        runtime = build_telegram(self.settings, self, concurrent_updates=concurrent_updates)
+        self.plug(runtime.frontend.parts)
+        return runtime
+
+    def add_wechat(self, server: Any | None = None, *, budget: float | None = None) -> WeChatRuntime:
+        """The WeChat storefront of `wechat:`, plugged in; its callback (and WeChat Pay's notify) on `server`."""
+        from bots.wechat.wiring import build_wechat  # noqa: PLC0415 - see add_telegram
+
+        runtime = build_wechat(self.settings, self, server, budget=budget)
+        self.plug(runtime.parts)
+        return runtime
+
+    # -- the scheduler's jobs -----------------------------------------------------------------------------
+    def job_runner(self, alerts: AdminAlerts | None = None, owner: str | None = None) -> JobRunner:
         """The scheduler's jobs on this App (core.jobs.JobRunner under the lease in `meta`); alerts to
         self.alerts (the log, plus the channels added to it)."""
-        from datetime import time, timedelta
-
-        from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
-        from storage.jobs import SqlJobStore
-
         js = self.settings.jobs
         store = SqlJobStore(self.db)
         if alerts is not None:
@@ -126,11 +177,32 @@ class App:
         await self.close()
 
 
-def card_face_desk(shop: Shop, settings: Settings) -> Any:
-    """Resellers' card faces: from the config (`card_faces:`, paths resolved) and `run.py reseller cardface`."""
-    from core.cardfaces import CardFace, CardFaceDesk
-    from storage.cardfaces import SqlCardFaceRepo
+# -- the features, each built with only what it needs ---------------------------------------------------------
+def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
+    """Reseller accounts, wallets and commissions (`resellers:`); the shop takes wallet payments and refunds
+    (`wallet` gateway), sends nothing to the `api` channel (resellers read their orders), accrues commissions on
+    paid orders, reverses them on refunds, and takes wallet top-ups through its one payment entry."""
+    desk = ResellerDesk(shop.uow, shop.clock, shop.vault, SqlResellerRepo(), committer=shop.committer,
+                        listing=shop, guard=shop.guard, supply=shop.supply, wake=shop.dispatcher.wake,
+                        currency=shop.currency).configure(settings.resellers)
+    shop.add_gateway(desk.gateway)
+    shop.add_notifier(RESELLER_CHANNEL, desk.notifier, replace=False)
+    shop.book.on_paid(desk.accrue)  # commissions, in the payment's own transaction
+    shop.dispatcher.on_refunded(desk.reverse)  # ... reversed in the refund's
+    shop.payments.attach_topups(desk)
+    return desk
 
+
+def group_desk(shop: Shop, resellers: ResellerDesk, settings: Settings) -> GroupDesk:
+    """Reseller group chats on the Telegram channel (`telegram.groups`)."""
+    g = settings.telegram.groups
+    return GroupDesk(shop.uow, shop.clock, SqlGroupRepo(), resellers=resellers, listing=shop,
+                     wake=shop.dispatcher.wake, channel="telegram", confirm_minutes=g.confirm_minutes,
+                     buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
+
+
+def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
+    """Resellers' card faces: from the config (`card_faces:`, paths resolved) and `run.py reseller cardface`."""
     configured = {name: CardFace(f.display_name, f.background,
                                  *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
                                                                                         f.font)))
@@ -138,12 +210,9 @@ def card_face_desk(shop: Shop, settings: Settings) -> Any:
     return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
 
 
-def problem_desk(shop: Shop, settings: Settings) -> Any:
+def problem_desk(shop: Shop, settings: Settings) -> ProblemDesk:
     """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
     (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
-    from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
-    from storage.aftersales import SqlTicketRepo
-
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
         ("wechat", str(a)) for a in settings.wechat.admins]
@@ -160,16 +229,15 @@ def job_intervals(settings: Settings) -> dict[str, float]:
             "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds}
 
 
-def start_scheduler(app: App, wechat_pay: Any = None, stars: Any = None) -> tuple[Any, Any]:
+def start_scheduler(app: App, wechat_pay: PaymentReconciler | None = None, stars: StarLedger | None = None
+                    ) -> tuple[AsyncIOScheduler, JobRunner]:
     """The scheduler with every job under the lease; returns (scheduler, runner)."""
-    from jobs.scheduler import build_scheduler
-
     runner = app.job_runner()
     scheduler = build_scheduler(app.shop, wechat_pay, runner=runner, every=job_intervals(app.settings), stars=stars)
     scheduler.start()
     return scheduler, runner
 
 
-async def stop_scheduler(scheduler: Any, runner: Any) -> None:
+async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None:
     scheduler.shutdown(wait=False)
     await runner.release()

@@ -411,11 +411,11 @@ def openapi_document() -> dict[str, Any]:
     return doc
 
 
-def mount_api(server: Any, shop: Any, settings: Any) -> B2BApi:
-    """The B2B API on the store's HTTP server (run.py, with `server.api: true`)."""
+def mount_api(server: Any, desk: ResellerDesk, settings: Any) -> B2BApi:
+    """The B2B API on the store's HTTP server (`run.py` with `server.api: true`)."""
     from locales import Translator
 
-    api = B2BApi(shop.resellers, Translator(settings.store.languages, settings.store.default_language),
+    api = B2BApi(desk, Translator(settings.store.languages, settings.store.default_language),
                  max_skew=settings.server.api_max_skew_seconds)
     server.add_b2b_api(api)
     return api

@@ -84,7 +84,7 @@ def _prices(items: list[str] | None) -> dict[str, int] | None:
 
 
 async def run(app: Any, args: argparse.Namespace) -> int:
-    desk = app.shop.resellers
+    desk = app.resellers
     c = args.reseller_command
     try:
         if c == "add":
@@ -146,7 +146,7 @@ async def run(app: Any, args: argparse.Namespace) -> int:
 
 
 async def _card_faces(app: Any, args: argparse.Namespace) -> int:
-    desk = app.shop.card_faces
+    desk = app.card_faces
     c = args.reseller_command
     if c in ("bind", "unbind"):
         channel, _, external = args.user.partition(":")

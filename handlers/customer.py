@@ -456,7 +456,7 @@ class CustomerFlow:
             nav.append(Action(f"os:{page + 1}", t(lang, "nav.next")))
         if nav:
             rows.append(nav)
-        if getattr(self.shop, "problems", None) is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
+        if self.shop.problems is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
             rows.append([Action("hs:0", t(lang, "aftersales.history.button"))])
         rows.append([Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "orders.title"), actions=rows)
@@ -502,7 +502,7 @@ class CustomerFlow:
         elif order.status is OrderStatus.DELIVERED:
             if product.kind is not Kind.TOPUP:  # a top-up has no code
                 rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
-            if getattr(self.shop, "problems", None) is not None:  # after-sales (handlers/aftersales.py)
+            if self.shop.problems is not None:  # after-sales (handlers/aftersales.py)
                 rows.append([Action(f"rp:{order.id}", t(lang, "aftersales.report"))])
         rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "order.held.title", order=order.id), body, actions=rows)

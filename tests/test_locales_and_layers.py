@@ -67,6 +67,33 @@ def _imports(room: str) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def _core_services() -> set[str]:
+    """The classes of core/ that make up the running shop (desks, the order book, the dispatcher, ...): built by
+    the composition root (app/bootstrap.py), never by an adapter or a repository."""
+    named = {"Shop", "OrderBook", "Guard", "OutboxDispatcher", "GroupCommitter", "JobRunner", "StoreJobs"}
+    found = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and (node.name.endswith("Desk") or node.name in named):
+                found.add(node.name)
+    return found
+
+
+def test_storage_implements_repositories_and_composes_nothing_of_core():
+    services = _core_services()
+    assert {"Shop", "ResellerDesk", "GroupDesk"} <= services, "the service list is out of date"
+    composed = [f"{f}: {m}.{n}" for f, m, names in _imports("storage") if m.startswith("core")
+                for n in names if n in services]
+    hung = []  # shop.<feature> = ... : a storage module hanging a desk on the shop
+    for path in (ROOT / "storage").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                hung += [f"{path.name}: shop.{t.attr}" for t in targets if isinstance(t, ast.Attribute)
+                         and isinstance(t.value, ast.Name) and t.value.id == "shop"]
+    assert composed + hung == []
+
+
 def test_jobs_and_suppliers_import_no_adapter():
     leaks = [f"{f}: {m}" for room in ("jobs", "suppliers") for f, m, _ in _imports(room)
              if m.split(".")[0] == "bots"]

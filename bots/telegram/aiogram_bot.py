@@ -272,5 +272,5 @@ class AiogramRuntime:
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None
-        await stop_sending(self.app, self.port)
+        await stop_sending(self.app.shop.dispatcher, self.port)
         await self.bot.session.close()

@@ -4,6 +4,7 @@ PTB's Bot. python-telegram-bot is LGPL-3.0 (used unmodified, as a dependency).
 Mount the store in your own PTB bot:
 
     frontend = storefront(settings, app, PtbPort(application.bot))
+    app.plug(frontend.parts)                             # the shop sends and refunds through this bot
     application.add_handlers(store_handlers(frontend))   # after your own handlers: the first match wins
 
 Note: PTB only logs handler exceptions unless an error handler is registered; `PtbRuntime` registers one that
@@ -227,5 +228,5 @@ class PtbRuntime:
             self._polling = None
         if self.application.running:
             await self.application.stop()
-        await stop_sending(self.app, self.port)
+        await stop_sending(self.app.shop.dispatcher, self.port)
         await self.application.shutdown()  # a no-op when never initialized

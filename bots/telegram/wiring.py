@@ -1,6 +1,7 @@
 """Builds the Telegram storefront for the configured library on an open App.
 
-    runtime = build_telegram(settings, app)    # registers the notifier and the Stars gateway on app.shop
+    runtime = app.add_telegram()               # build_telegram, then its notifier, Stars gateway and alerts
+                                               # registered by the composition root (app/bootstrap.py)
     await runtime.start()                      # polling in the background (or nothing, in webhook mode)
     await runtime.feed_webhook(update_dict)    # webhook mode: one update from Telegram
     await runtime.stop()
@@ -10,8 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bots.telegram.common import CHANNEL, PROVIDER, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
+from bots.telegram.common import CHANNEL, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
 from core.flood import gate_from
+from core.ports import ChannelParts
 from handlers.customer import CustomerFlow
 from locales import Translator
 
@@ -26,7 +28,8 @@ class TelegramRuntime(Protocol):
 
 
 def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
-    """The library-neutral part: flow, frontend, and the notifier and gateway the outbox uses."""
+    """The library-neutral part: flow and frontend; `frontend.parts` holds the notifiers, the Stars gateway and
+    the merchant alerts the outbox and the shop use, for the composition root to register (App.plug)."""
     from bots.telegram.admin import TelegramAdmin
     from bots.telegram.limits import limited
 
@@ -36,28 +39,29 @@ def storefront(settings: Any, app: Any, port: TelegramPort) -> TelegramFrontend:
                         show_stars=True, numbered=False, ask_phone=True)
     minutes = settings.telegram.delete_code_after
     cards = None
-    if getattr(app.shop, "card_faces", None) is not None:  # resellers' card faces (run.py attaches the desk)
+    if app.shop.card_faces is not None:  # resellers' card faces
         from bots.cardface import paint_card
         from handlers.cardface import CardFaceScreens
 
         cards = CardFaceScreens(app.shop.card_faces, paint_card, i18n, settings.store.default_language)
     notifier = TelegramNotifier(flow, port, timedelta(minutes=minutes) if minutes else None, cards)
-    app.shop.notifiers[CHANNEL] = notifier
-    app.shop.gateways[PROVIDER] = StarsGateway(port)
+    parts = ChannelParts({CHANNEL: notifier}, [StarsGateway(port)])
     admin = TelegramAdmin(app.shop, port, i18n, admins=list(settings.telegram.admins))
-    if settings.telegram.admins and getattr(app, "alerts", None) is not None:  # merchant alerts with buttons
+    if settings.telegram.admins:  # merchant alerts with buttons
         from bots.telegram.alerts import TelegramAlerts
 
-        app.alerts.add(TelegramAlerts(port, i18n, app.shop, admins=settings.telegram.admins))
+        parts.alerts.append(TelegramAlerts(port, i18n, app.shop, admins=settings.telegram.admins))
     groups = None
-    desk = getattr(app.shop, "groups", None)  # reseller group chats (run.py attaches them)
+    desk = app.shop.groups  # reseller group chats
     if desk is not None:
         from bots.telegram.groups import GroupDeliveryNotifier, TelegramGroups
 
-        groups = TelegramGroups(desk, port, i18n, admins=list(settings.telegram.admins))
-        app.shop.notifiers[desk.deliver_channel] = GroupDeliveryNotifier(groups, notifier)
-    return TelegramFrontend(app.shop, flow, port, i18n, admin, groups, flood=gate_from(settings.risk),
-                            exempt=frozenset(settings.telegram.admins))
+        groups = TelegramGroups(desk, app.shop, port, i18n, admins=list(settings.telegram.admins))
+        parts.notifiers[desk.deliver_channel] = GroupDeliveryNotifier(groups, notifier)
+    frontend = TelegramFrontend(app.shop, flow, port, i18n, admin, groups, flood=gate_from(settings.risk),
+                                exempt=frozenset(settings.telegram.admins))
+    frontend.parts = parts
+    return frontend
 
 
 def build_telegram(settings: Any, app: Any, *, concurrent_updates: bool = True) -> TelegramRuntime:

@@ -94,7 +94,8 @@ class _CodeUrl:
 
 
 class WeChatPayGateway:
-    """WeChat Pay v2 (Native) as a core PaymentGateway; register it as shop.gateways[PROVIDER]."""
+    """WeChat Pay v2 (Native) as a core PaymentGateway (registered by the composition root through the WeChat
+    runtime's parts, bots/wechat/wiring.py) and a core PaymentReconciler."""
 
     name = PROVIDER
 

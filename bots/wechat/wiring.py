@@ -1,6 +1,7 @@
 """Builds the WeChat storefront on an open App and the store's HTTP server.
 
-    runtime = build_wechat(settings, app, server)   # notifier "wechat" (and gateway "wechat_pay") on app.shop,
+    runtime = app.add_wechat(server)                # build_wechat, then its notifier "wechat" (and gateway
+                                                    # "wechat_pay") registered by the composition root;
                                                     # /wechat (and /wechat/pay/notify) on the server
     await runtime.start() ... await runtime.stop()
     await create_menu(settings)                     # `run.py wechat menu`
@@ -16,6 +17,7 @@ from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
 from core.flood import gate_from
+from core.ports import ChannelParts
 from core.settings import MenuButton
 from handlers.customer import CustomerFlow
 from locales import Translator
@@ -65,16 +67,17 @@ class WeChatRuntime:
         self.alerts = MerchantAlerts(app.shop, self.api, i18n, admins=list(wx.admins),
                                      robot=WeComRobot(webhook) if webhook else None)
         self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts)
-        if self.alerts.enabled and getattr(app, "alerts", None) is not None:  # the shop's alerts reach WeChat too
-            app.alerts.add(self.alerts)
-        app.shop.notifiers[CHANNEL] = self.notifier
+        # What this channel gives the shop; the composition root registers it (App.plug).
+        self.parts = ChannelParts({CHANNEL: self.notifier})
+        if self.alerts.enabled:  # the shop's alerts reach WeChat too
+            self.parts.alerts.append(self.alerts)
         self.gateway: Any = None
         qr_png = None
         if wx.pay.mch_id:
-            from bots.wechat.pay import NOTIFY_PATH, PROVIDER, WeChatPayGateway, qr_png  # noqa: PLC0415
+            from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png  # noqa: PLC0415
 
             self.gateway = WeChatPayGateway(settings, app.shop)
-            app.shop.gateways[PROVIDER] = self.gateway
+            self.parts.gateways.append(self.gateway)
         self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins), safe_mode=safe)
         kw = {"budget": budget} if budget is not None else {}
         self.frontend = WeChatFrontend(app.shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
