@@ -1,6 +1,6 @@
 """The scheduler. Jobs have stable ids and only call core.
 
-With a core.jobs.JobRunner (run.py always passes one), every job runs through `runner.tick(name)`: it does its
+With a core.jobs.JobRunner (the composition root, app/, always passes one), every job runs through `runner.tick(name)`: it does its
 work only in the process holding the scheduler lease, once per tick. Interval jobs fire at fixed instants
 (multiples of the interval since core.jobs.EPOCH) so that every process's tick for a job is the same tick; a
 heartbeat renews the lease in between. Without a runner (one process embedding the store, see examples/) the

@@ -1,7 +1,7 @@
 """Supplier adapters (货源对接): implementations of core.ports.Supplier, built from the `suppliers:` config.
 
     suppliers = build_suppliers(settings)     # {name: Supplier}; suppliers.offers: {store SKU: Offer}
-    shop.attach_suppliers(suppliers)          # run.py App.open does this
+    shop.attach_suppliers(suppliers)          # App.open (app/bootstrap.py) does this
 
 `http` (suppliers/http.py) is a configurable signed JSON/form API. `store` (suppliers/store.py) is another
 instance of this store, bought from through its signed B2B API (/api/v1).

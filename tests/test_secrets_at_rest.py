@@ -211,7 +211,7 @@ async def test_given_a_delivered_order_then_the_reprs_of_what_carries_codes_do_n
 @pytest.mark.parametrize("library", ["aiogram", "ptb"])
 async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no_code_or_token_is_logged(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, library: str) -> None:
-    """The store's logging set-up (run.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
+    """The store's logging set-up (app/logs.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
     bot token (httpx at INFO) above those levels, whatever `logging.level` says."""
     from app.logs import LIBRARY_LOG_FLOORS, quiet_libraries
     from tests.telegram_harness import TOKEN, Shopfront, fake_api

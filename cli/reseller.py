@@ -1,4 +1,5 @@
-"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers.py, core/cardfaces.py)."""
+"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers.py, core/cardfaces.py):
+accounts, wallet top-ups and statements, API keys, commissions, card faces."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +7,11 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from app import App
 from core.cardfaces import CardFace, CardFaceError
 from core.models import Buyer
 from core.resellers import ResellerError
+from core.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
@@ -83,7 +86,12 @@ def _prices(items: list[str] | None) -> dict[str, int] | None:
     return out
 
 
-async def run(app: Any, args: argparse.Namespace) -> int:
+async def execute(settings: Settings, args: argparse.Namespace) -> int:
+    async with await App.open(settings) as app:
+        return await _run(app, args)
+
+
+async def _run(app: App, args: argparse.Namespace) -> int:
     desk = app.resellers
     c = args.reseller_command
     try:
@@ -145,7 +153,7 @@ async def run(app: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _card_faces(app: Any, args: argparse.Namespace) -> int:
+async def _card_faces(app: App, args: argparse.Namespace) -> int:
     desk = app.card_faces
     c = args.reseller_command
     if c in ("bind", "unbind"):
