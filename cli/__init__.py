@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from app.logs import quiet_libraries
+from app.logs import configure as configure_logging
 from cli import audit, codes, db, jobs, reseller, stock, wechat
 from cli import run as run_store
 from core.errors import VaultError
@@ -37,11 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    quiet_libraries()
+    command = args.command or "run"
+    configure_logging(settings.logging.level, terminal_demo=command == "run" and settings.demo_mode())
     try:
-        return asyncio.run(GROUPS[args.command or "run"].execute(settings, args))
+        return asyncio.run(GROUPS[command].execute(settings, args))
     except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)
         print(f"error: {exc}", file=sys.stderr)
         return 2

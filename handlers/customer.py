@@ -135,9 +135,11 @@ class CustomerFlow:
             log.error("action %r failed: %s", action_id.split(":", 1)[0], type(exc).__name__)
             screens = [await self._menu(lang)]
             error = "error.internal"
-        if error:
-            screens[0].body = self.i18n.t(lang, error) + ("\n\n" + screens[0].body if screens[0].body else "")
-            screens[0].error = error
+        if error:  # the apology first (every channel shows the title first), then the menu it leads back to
+            first = screens[0]
+            first.body = first.title + ("\n" + first.body if first.body else "")
+            first.title = self.i18n.t(lang, error)
+            first.error = error
         # The state lives in the database: numbered replies work after a restart or on another process.
         offered = [a.id for a in screens[-1].flat_actions()]
         if self.numbered and cust.state.get("actions") != offered:

@@ -129,6 +129,16 @@ async def test_given_garbage_button_data_when_pressed_then_the_buyer_gets_a_clea
     assert ids(screens[-1]) == ["cat", "os:0", "help", "lang", "lk"]
 
 
+async def test_given_a_reply_the_shop_does_not_understand_then_the_apology_comes_before_the_menu(shop):
+    app, _ = shop
+    await flow_for(app).on_text(CTX, "/start")
+    [menu] = await flow_for(app).on_text(CTX, "hello there")
+    assert menu.error == "error.unknown"
+    assert menu.title == "Sorry, I did not understand that. Here is the menu."
+    assert menu.body.startswith("Welcome to Test Shop!")  # the menu follows the apology
+    assert ids(menu) == ["cat", "os:0", "help", "lang", "lk"]
+
+
 async def test_given_numbered_replies_when_the_store_restarts_then_the_numbers_still_mean_the_same(shop):
     app, _ = shop
     await flow_for(app).on_text(CTX, "/start")

@@ -279,7 +279,7 @@ async def test_given_an_internal_failure_then_the_buyer_is_told_in_their_languag
         flow = CustomerFlow(app.shop, Translator(), shop_name="S")
         await app.shop.save_customer((await app.shop.customer(buyer(1), "zh_CN")))
         [screen] = await flow.on_action(Ctx(buyer(1), "c", "zh_CN"), f"k:{order.id}")
-        assert screen.error == "error.internal" and screen.body.startswith("系统出了点问题")
+        assert screen.error == "error.internal" and screen.title.startswith("系统出了点问题")  # the apology first
         assert screen.secrets == []
         assert code not in caplog.text
 
