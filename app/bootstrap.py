@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core.aftersales import OutboxAlerts, ProblemDesk, ReissuePolicy
+from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
 from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
@@ -31,7 +31,7 @@ from core.settings import Settings
 from core.shop import Shop
 from core.vault import KeyRing, Vault, open_vault
 from jobs.scheduler import build_scheduler
-from storage.aftersales import SqlTicketRepo
+from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.cardfaces import SqlCardFaceRepo
 from storage.db import Database
 from storage.groups import SqlGroupRepo
@@ -210,15 +210,26 @@ def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
     return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
 
 
+def merchant_chats(settings: Settings) -> list[tuple[str, str]]:
+    """(channel, chat id) of every merchant the config names: where the outbox sends merchants' notices."""
+    return [("telegram", str(a)) for a in settings.telegram.admins] + [
+        ("wechat", str(a)) for a in settings.wechat.admins]
+
+
 def problem_desk(shop: Shop, settings: Settings) -> ProblemDesk:
     """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
     (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
-    admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
-        ("wechat", str(a)) for a in settings.wechat.admins]
-    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, admins, shop.dispatcher.wake)])
+    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings), shop.dispatcher.wake)])
     return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake,
                        tickets=SqlTicketRepo(), vault=shop.vault, supply=shop.supply)
+
+
+def recall_desk(shop: Shop, settings: Settings) -> RecallDesk:
+    """Codes a supplier recalled (`run.py codes burn`): the merchants hear of each reissue and refund through outbox
+    notices (sent by the running store's dispatcher) and the log."""
+    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings))])
+    return RecallDesk(shop.uow, shop.vault, shop.clock, SqlRecallRepo(), alerts=alerts)
 
 
 def job_intervals(settings: Settings) -> dict[str, float]:

@@ -9,46 +9,46 @@ from typing import Any
 from tqdm import tqdm
 
 from app import App
-from cli.common import open_codes_file
-from core.aftersales import OutboxAlerts, RecallDesk
-from core.alerts import FanoutAlerts, LogAlerts
+from app.bootstrap import recall_desk
+from cli.common import Voice, open_codes_file
 from core.errors import StoreError
 from core.inventory import import_codes, read_lines, rekey
 from core.settings import Settings
 from core.vault import read_key_file, write_key_file
-from storage.aftersales import SqlRecallRepo
 
 
-def add_parser(sub: Any) -> None:
-    codes = sub.add_parser("codes", help="code pool commands").add_subparsers(dest="codes_command", required=True)
-    imp = codes.add_parser("import", help="import codes: one per line, or CSV with a `code` header")
+def add_parser(sub: Any, say: Voice) -> None:
+    codes = sub.add_parser("codes", help=say.t("cli.help.codes")).add_subparsers(dest="codes_command",
+                                                                                  required=True)
+    imp = codes.add_parser("import", help=say.t("cli.help.codes.import"))
     imp.add_argument("sku")
     imp.add_argument("file")
-    rk = codes.add_parser("rekey", help="re-encrypt every code under the newest vault key")
-    rk.add_argument("--new-key", action="store_true", help="add a fresh key to the key file first")
-    burn = codes.add_parser("burn", help="codes a supplier recalled: burn them, reissue or refund their buyers")
+    rk = codes.add_parser("rekey", help=say.t("cli.help.codes.rekey"))
+    rk.add_argument("--new-key", action="store_true", help=say.t("cli.help.codes.new_key"))
+    burn = codes.add_parser("burn", help=say.t("cli.help.codes.burn"))
     burn.add_argument("sku")
     burn.add_argument("file")
 
 
-async def execute(settings: Settings, args: argparse.Namespace) -> int:
+async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> int:
     if args.codes_command == "import":
-        return await cmd_import(settings, args.sku, args.file)
+        return await import_file(settings, args.sku, args.file, say)
     if args.codes_command == "rekey":
-        return await cmd_rekey(settings, args.new_key)
-    return await cmd_burn(settings, args.sku, args.file)
+        return await rekey_all(settings, args.new_key, say)
+    return await burn_file(settings, args.sku, args.file, say)
 
 
-async def cmd_import(settings: Settings, sku: str, file: str) -> int:
+async def import_file(settings: Settings, sku: str, file: str, say: Voice) -> int:
     path = Path(file)
-    fh = open_codes_file(path, "imported")
+    nothing = say.t("cli.codes.nothing_imported")
+    fh = open_codes_file(path, nothing, say)
     if fh is None:
         return 2
     with fh:
         size = path.stat().st_size
         async with await App.open(settings) as app:
-            with tqdm(total=size, unit="B", unit_scale=True, desc=f"import {sku}", file=sys.stderr,
-                      mininterval=0.5, dynamic_ncols=True) as bar:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=say.t("cli.codes.import.progress", sku=sku),
+                      file=sys.stderr, mininterval=0.5, dynamic_ncols=True) as bar:
                 try:
                     report = await import_codes(app.db.uow, app.vault, app.clock, sku, read_lines(fh),
                                                 progress=bar.update)
@@ -56,68 +56,72 @@ async def cmd_import(settings: Settings, sku: str, file: str) -> int:
                         await app.resellers.fill_waiting()  # B2B orders waiting for stock
                 except StoreError as exc:
                     bar.close()
-                    print(f"error: unknown SKU {sku!r}; nothing imported" if exc.code.value == "unknown_sku"
-                          else f"error: {exc}", file=sys.stderr)
+                    if exc.code.value == "unknown_sku":
+                        say.err("cli.codes.unknown_sku", sku=repr(sku), nothing=nothing)
+                    else:
+                        say.err("cli.error", error=exc)
                     return 2
-    print(f"{sku}: imported {report.imported}, duplicates {report.duplicates}, rejected {report.rejected}")
+    say.out("cli.codes.import.done", sku=sku, imported=report.imported, duplicates=report.duplicates,
+            rejected=report.rejected)
     for line_no, reason in report.rejected_lines[:20]:
-        print(f"  rejected line {line_no}: {reason}")
+        say.out("cli.codes.import.rejected_line", line=line_no, reason=reason)
     if report.rejected > 20:
-        print(f"  … and {report.rejected - 20} more rejected lines")
+        say.out("cli.codes.import.more_rejected", count=report.rejected - 20)
     if report.rejected and not (report.imported or report.duplicates):
         return 2  # not one usable code in the file
     return 1 if report.rejected else 0
 
 
-async def cmd_rekey(settings: Settings, new_key: bool) -> int:
+async def rekey_all(settings: Settings, new_key: bool, say: Voice) -> int:
     if new_key:
         if settings.vault.keys:
-            print("error: keys come from vault.keys in the config: add the new key there and set "
-                  "vault.current_key, then run `codes rekey`", file=sys.stderr)
+            say.err("cli.codes.rekey.keys_in_config")
             return 2
         key_file = settings.resolve_path(settings.vault.key_file)
         # Check the key file against the database first: a wrong file must not be extended and rewritten.
         await (await App.open(settings)).close()
         ring = read_key_file(key_file).with_new_key()
         write_key_file(key_file, ring, replace=True)
-        print(f"added key {ring.current} to {key_file}; it is now the current key")
+        say.out("cli.codes.rekey.key_added", key=ring.current, file=key_file)
     async with await App.open(settings) as app:
-        bar = tqdm(unit="codes", desc="rekey", file=sys.stderr, mininterval=0.5)
+        bar = tqdm(unit=say.t("cli.codes.rekey.unit"), desc=say.t("cli.codes.rekey.progress"), file=sys.stderr,
+                   mininterval=0.5)
         try:
             report = await rekey(app.db.uow, app.vault, app.clock, progress=bar.update,
                                  total=lambda n: setattr(bar, "total", n))
         finally:
             bar.close()
-    print(f"re-encrypted {report.moved} codes under key {report.key_id}")
+    say.out("cli.codes.rekey.done", count=report.moved, key=report.key_id)
     return 0
 
 
-async def cmd_burn(settings: Settings, sku: str, file: str) -> int:
+async def burn_file(settings: Settings, sku: str, file: str, say: Voice) -> int:
     """Codes a supplier recalled: available ones burned, buyers of sold ones reissued (or refunded)."""
     path = Path(file)
-    fh = open_codes_file(path, "burned")
+    nothing = say.t("cli.codes.nothing_burned")
+    fh = open_codes_file(path, nothing, say)
     if fh is None:
         return 2
     with fh:
         async with await App.open(settings) as app:
-            admins = [("telegram", str(a)) for a in settings.telegram.admins] + [
-                ("wechat", str(a)) for a in settings.wechat.admins]
-            alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(app.db.uow, admins)])
-            desk = RecallDesk(app.db.uow, app.vault, app.clock, SqlRecallRepo(), alerts=alerts)
-            with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"burn {sku}", file=sys.stderr,
-                      mininterval=0.5, dynamic_ncols=True) as bar:
+            desk = recall_desk(app.shop, settings)
+            with tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                      desc=say.t("cli.codes.burn.progress", sku=sku), file=sys.stderr, mininterval=0.5,
+                      dynamic_ncols=True) as bar:
                 try:
                     r = await desk.burn(sku, read_lines(fh), progress=bar.update)
                 except StoreError as exc:
                     bar.close()
-                    print(f"error: unknown SKU {sku!r}; nothing burned" if exc.code.value == "unknown_sku"
-                          else f"error: {sku} is a {exc.params.get('kind')} product: only code and supplier "
-                               "products can be burned; nothing burned", file=sys.stderr)
+                    if exc.code.value == "unknown_sku":
+                        say.err("cli.codes.unknown_sku", sku=repr(sku), nothing=nothing)
+                    else:
+                        say.err("cli.codes.burn.wrong_kind", sku=sku, kind=exc.params.get("kind"))
                     return 2
-    print(f"{sku}: burned available {r.burned_available}, reissued {r.reissued}, refunded {r.refunded}, "
-          f"not found {r.not_found}" + (f", already burned {r.already_burned}" if r.already_burned else "")
-          + (f", held orders swapped {r.held_swapped}" if r.held_swapped else "")
-          + (f", rejected lines {r.rejected}" if r.rejected else ""))
+    print(say.t("cli.codes.burn.done", sku=sku, burned=r.burned_available, reissued=r.reissued,
+                refunded=r.refunded, not_found=r.not_found)
+          + (say.t("cli.codes.burn.already_burned", count=r.already_burned) if r.already_burned else "")
+          + (say.t("cli.codes.burn.held_swapped", count=r.held_swapped) if r.held_swapped else "")
+          + (say.t("cli.codes.burn.rejected", count=r.rejected) if r.rejected else ""))
     if not r.codes:
         return 2
     return 1 if r.not_found or r.rejected else 0

@@ -4,20 +4,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cli.common import Voice
 from core.settings import Settings
 from storage.db import Database
 
 
-def add_parser(sub: Any) -> None:
-    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="apply migrations")
+def add_parser(sub: Any, say: Voice) -> None:
+    db = sub.add_parser("db", help=say.t("cli.help.db")).add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help=say.t("cli.help.db.upgrade"))
 
 
-async def execute(settings: Settings, args: argparse.Namespace) -> int:
+async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> int:
     db = Database(settings.database_url_resolved(), sqlite_synchronous=settings.database.sqlite_synchronous)
     try:
         await db.upgrade()
-        print(f"database at revision {await db.current_revision()}")
+        say.out("cli.db.revision", revision=await db.current_revision())
     finally:
         await db.dispose()
     return 0

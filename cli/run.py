@@ -15,6 +15,7 @@ from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
 from bots.process import settle_heap
 from core.demo import seed_demo_codes
+from cli.common import Voice
 from core.settings import Settings
 from handlers.customer import CustomerFlow
 from locales import Translator
@@ -23,11 +24,11 @@ from suppliers import mount_callbacks
 log = logging.getLogger("store")
 
 
-def add_parser(sub: Any) -> None:
-    sub.add_parser("run", help="run the store (default)")
+def add_parser(sub: Any, say: Voice) -> None:
+    sub.add_parser("run", help=say.t("cli.help.run"))
 
 
-async def execute(settings: Settings, args: argparse.Namespace) -> int:
+async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> int:
     if not settings.demo_mode():
         return await serve(settings)
     return await demo(settings)

@@ -42,6 +42,21 @@ def test_every_message_key_the_code_uses_exists():
         assert f"status.{status.value}" in tr.catalogs["zh_CN"], status
 
 
+def test_every_command_line_message_is_in_the_catalogue_and_every_cli_key_is_used():
+    """The CLI (cli/) words everything through the `cli` room (cli.po): each key it names exists, and each key of
+    the room is used (a message left behind in the catalogue is a message the code no longer prints)."""
+    tr = Translator(("en", "zh_CN"))
+    src = "\n".join(path.read_text() for path in (ROOT / "cli").rglob("*.py"))
+    used = set(re.findall(r'"(cli\.[a-z_.]+)"', src))
+    prefixes = set(re.findall(r'f"(cli\.[a-z_.]+)\{', src))
+    assert used and prefixes, "no CLI message keys found: the pattern above is out of date"
+    assert used - set(tr.catalogs["en"]) == set()
+    room = {k for k in tr.catalogs["en"] if k.startswith("cli.")}
+    assert {k for k in room if k not in used and not any(k.startswith(p) for p in prefixes)} == set()
+    for prefix in prefixes:
+        assert any(k.startswith(prefix) for k in room), prefix
+
+
 def test_core_imports_no_framework():
     leaks = []
     for path in (ROOT / "core").rglob("*.py"):
