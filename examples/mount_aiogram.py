@@ -20,10 +20,10 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
+from app import App
 from bots.telegram.aiogram_bot import AiogramPort, make_bot, store_router
 from bots.telegram.wiring import storefront
 from core.settings import Settings, load_settings
-from app import App
 
 # -- the merchant's own bot ---------------------------------------------------------------------
 my_router = Router(name="my-bot")

@@ -20,10 +20,10 @@ if str(ROOT) not in sys.path:
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes
 
+from app import App
 from bots.telegram.ptb_bot import PtbPort, log_handler_error, store_handlers
 from bots.telegram.wiring import storefront
 from core.settings import Settings, load_settings
-from app import App
 
 
 # -- the merchant's own bot ---------------------------------------------------------------------

@@ -13,10 +13,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from app import App
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from app import App
 from core.inventory import import_codes
 from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from app import App
 
 CATALOG = [
     {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "stars": 70,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app import App
 from bots.http import HttpServer, webhook_path
 from core.settings import parse_settings
-from app import App
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import CATALOG, TOKEN
 

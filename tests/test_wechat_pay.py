@@ -16,6 +16,7 @@ import png
 import pytest
 import zxingcpp
 
+from app import App
 from bots.http import HttpServer
 from bots.wechat.pay import NOTIFY_PATH, PROVIDER, SUCCESS_XML, WeChatPayError, WeChatPayGateway, qr_png, reconcile
 from core.clock import FakeClock
@@ -23,7 +24,6 @@ from core.errors import StoreError
 from core.models import Buyer, Order
 from core.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
-from app import App
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of
 

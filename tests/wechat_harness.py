@@ -17,11 +17,11 @@ from typing import Any
 
 import xmltodict
 
+from app import App
 from bots.http import HttpServer
 from core.clock import Clock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from app import App
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 
