@@ -47,7 +47,7 @@ async def b2b_store(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any]],
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: RecordingNotifier()},
                          gateways={PROVIDER: RecordingGateway()})
     sent = RecordingNotifier()
-    app.shop.notifiers["telegram_group"] = sent
+    app.shop.add_notifier("telegram_group", sent)
     server = HttpServer("127.0.0.1", 0)
     try:
         for p in catalog:

@@ -57,7 +57,7 @@ async def test_given_a_send_that_never_answers_then_it_is_cut_off_inside_its_lea
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         slow = HangsOnce()
-        app.shop.notifiers["test"] = slow
+        app.shop.add_notifier("test", slow)
         d = app.shop.dispatcher
         d.lease, d.send_timeout = timedelta(seconds=2), 0.3
         await import_n(app, 1)
@@ -101,7 +101,7 @@ async def test_given_a_delivery_in_three_messages_when_the_second_hangs_then_the
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         platform = ThreeMessages()
-        app.shop.notifiers["test"] = platform
+        app.shop.add_notifier("test", platform)
         d = app.shop.dispatcher
         d.lease, d.send_timeout = timedelta(seconds=2), 0.5
         await import_n(app, 1)

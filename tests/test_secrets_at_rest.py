@@ -110,7 +110,7 @@ async def test_given_codes_bought_and_delivered_when_the_sqlite_files_are_read_t
     clock = FakeClock()
     async with open_shop(url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
         assert echo.failures == 1
@@ -134,7 +134,7 @@ async def test_given_codes_bought_and_delivered_when_every_table_is_read_then_no
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
         assert_absent(await dump_tables(app), codes, "the tables")
@@ -153,7 +153,7 @@ async def test_given_the_whole_trade_when_logging_at_debug_then_no_code_appears_
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
     assert caplog.records, "nothing was logged: the check below would prove nothing"

@@ -71,7 +71,7 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
     notifier = RecordingNotifier()
     app = await App.open(settings, clock=clock, notifiers={"wechat": notifier})
     gateway = WeChatPayGateway(settings, app.shop)
-    app.shop.gateways[PROVIDER] = gateway  # the outbox refunds through it
+    app.shop.add_gateway(gateway)  # the outbox refunds through it
     server = HttpServer("127.0.0.1", 0)
     server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify)
     await server.start()
