@@ -134,7 +134,7 @@ class App:
         # The chat libraries load only when their channel is configured (each costs a second of start-up).
         from bots.telegram.wiring import build_telegram  # noqa: PLC0415
 
-        runtime = build_telegram(self.settings, self, concurrent_updates=concurrent_updates)
+        runtime = build_telegram(self.settings, self.shop, concurrent_updates=concurrent_updates)
         self.plug(runtime.frontend.parts)
         return runtime
 
@@ -142,7 +142,7 @@ class App:
         """The WeChat storefront of `wechat:`, plugged in; its callback (and WeChat Pay's notify) on `server`."""
         from bots.wechat.wiring import build_wechat  # noqa: PLC0415 - see add_telegram
 
-        runtime = build_wechat(self.settings, self, server, budget=budget)
+        runtime = build_wechat(self.settings, self.shop, server, budget=budget)
         self.plug(runtime.parts)
         return runtime
 

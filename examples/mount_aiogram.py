@@ -39,7 +39,7 @@ def build(settings: Settings, app: App) -> tuple[Bot, Dispatcher]:
     """Your Bot and Dispatcher with the store mounted next to your own router."""
     tg = settings.telegram
     bot = make_bot(tg.token.get_secret_value(), tg.api_base)  # or your Bot(token); api_base is for test servers
-    frontend = storefront(settings, app, AiogramPort(bot))
+    frontend = storefront(settings, app.shop, AiogramPort(bot))
     app.plug(frontend.parts)                    # the shop delivers and refunds Stars through this bot
     dp = Dispatcher()
     dp.include_router(my_router)                # yours first: the first matching handler wins

@@ -39,7 +39,7 @@ def build(settings: Settings, app: App) -> Application:
     base = tg.api_base.rstrip("/")  # https://api.telegram.org unless you use a local Bot API server
     application = (ApplicationBuilder().token(tg.token.get_secret_value())
                    .base_url(f"{base}/bot").base_file_url(f"{base}/file/bot").build())
-    frontend = storefront(settings, app, PtbPort(application.bot))
+    frontend = storefront(settings, app.shop, PtbPort(application.bot))
     app.plug(frontend.parts)                                    # deliveries and refunds go through this bot
     application.add_handler(CommandHandler("hello", hello))     # yours first: the first match wins
     application.add_handlers(store_handlers(frontend))          # the store takes everything else

@@ -37,6 +37,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, OrderStatus, Payment
 from core.orders import PaymentNotice
 from core.settings import ConfigError
+from core.shop import Shop
 from locales import Translator
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class WeChatPayGateway:
 
     name = PROVIDER
 
-    def __init__(self, settings: Any, shop: Any) -> None:
+    def __init__(self, settings: Any, shop: Shop) -> None:
         wx = settings.wechat
         pay = wx.pay
         self.shop = shop
@@ -421,7 +422,7 @@ def qr_png(code_url: str) -> bytes:
     return buf.getvalue()
 
 
-async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
+async def reconcile(shop: Shop, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
                     min_age: timedelta = RECONCILE_MIN_AGE, batch: int = RECONCILE_BATCH) -> int:
     """Ask WeChat about its buyers' unpaid orders (held, or lapsed/cancelled in the last 24 h) that are at
     least min_age old, and record the ones it says were paid; returns how many payments it recorded.
@@ -465,7 +466,7 @@ async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHAN
     return sum(await asyncio.gather(*(one(o) for o in candidates)))
 
 
-async def _unpaid_orders(shop: Any, channel: str, since: datetime) -> list[Order]:
+async def _unpaid_orders(shop: Shop, channel: str, since: datetime) -> list[Order]:
     """Held, expired and cancelled orders of the channel whose hold ended after `since` (newest first)."""
     out: list[Order] = []
     page = 500
