@@ -122,6 +122,38 @@ def test_handlers_import_no_adapter_storage_or_framework():
     assert leaks == []
 
 
+def test_only_the_entry_points_import_the_composition_root():
+    """app/ builds everything and cli/ runs it; nothing they build reaches back up to them."""
+    leaks = [f"{f}: {m}" for room in ("core", "storage", "handlers", "bots", "jobs", "suppliers", "locales")
+             for f, m, _ in _imports(room) if m.split(".")[0] in ("app", "cli", "run")]
+    assert leaks == []
+
+
+def test_no_adapter_writes_into_the_shops_tables_or_hooks():
+    """Notifiers, gateways and hooks are registered by the composition root through the shop's typed calls
+    (add_notifier, add_gateway, on_paid, on_refunded, attach_topups), never by writing into core's own state. (An
+    adapter fills its own ChannelParts, `parts`, and hands that back.)"""
+    tables = ("notifiers", "gateways", "paid_hooks", "refunded_hooks")
+
+    def core_state(attr: ast.expr) -> bool:
+        return isinstance(attr, ast.Attribute) and attr.attr in tables and not ast.unparse(attr.value).endswith(
+            "parts")
+
+    writes = []
+    for room in ("bots", "storage", "handlers", "jobs", "suppliers", "app", "cli"):
+        for path in (ROOT / room).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                    node, ast.AugAssign | ast.AnnAssign) else []
+                writes += [f"{path.name}: {ast.unparse(t)} =" for t in targets
+                           if isinstance(t, ast.Subscript) and core_state(t.value)
+                           or isinstance(t, ast.Attribute) and t.attr in ("topups", *tables)]
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                        "append", "setdefault", "update") and core_state(node.func.value):
+                    writes.append(f"{path.name}: {ast.unparse(node.func)}(...)")
+    assert writes == []
+
+
 def test_money_is_shown_the_way_each_language_writes_it():
     assert Translator.money(1234, "CNY", "zh_CN") == "¥12.34"
     assert Translator.money(1234, "CNY", "en") == "CN¥12.34"
