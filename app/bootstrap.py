@@ -1,9 +1,11 @@
 """The composition root: the one place that builds the store's services from one Settings object and wires them
-together (the database, the vault, the shop and its desks, the optional features, the scheduler's jobs). Nothing
-else composes core; the adapters (bots/), repositories (storage/) and suppliers are handed what they need here.
+together (the database, the vault, the shop and its desks, the features, the channels, the scheduler's jobs).
+Nothing else composes core; the adapters (bots/), repositories (storage/) and suppliers are handed what they need
+here, and what they provide (notifiers, gateways, alerts, hooks) is registered here through the shop's typed calls.
 
     app = await App.open(settings)         # the store, migrated and synced with the catalogue
-    ...
+    runtime = app.add_telegram()           # a channel, plugged in (app.add_wechat(server) likewise)
+    runner = app.job_runner()              # the scheduler's jobs under the lease (start_scheduler does both)
     await app.close()
 """
 from __future__ import annotations
@@ -42,7 +44,6 @@ from suppliers import build_suppliers
 if TYPE_CHECKING:
     from bots.telegram.wiring import TelegramRuntime
     from bots.wechat.wiring import WeChatRuntime
-
 
 
 def product_specs(settings: Settings) -> list[ProductSpec]:
