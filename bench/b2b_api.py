@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from bench.common import ROOT, SKU, emit, log, postgres_database, sqlite_url, temp_dir, write_code_file, write_config
-from bots.b2b_api import signed_headers
+from core.signing import signed_headers
 
 PRICE = 100  # fen per code (config_data's default price)
 

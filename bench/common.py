@@ -135,7 +135,7 @@ class BenchGateway:
 
 
 async def open_app(settings: Settings, notifier: RecordingNotifier, *, max_batch: int = 256):
-    from run import App
+    from app import App
 
     return await App.open(settings, notifiers={CHANNEL: notifier}, gateways={PROVIDER: BenchGateway()},
                           max_batch=max_batch)

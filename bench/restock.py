@@ -4,7 +4,7 @@ buys them back up from a supplier.
 
     .venv/bin/python bench/restock.py [--pools 10] [--up-to 100] [--below 20] [--tick 1.0] [--in-process]
 
-The store is the real one (run.App on a fresh SQLite file, the outbox, the scheduler from run.py with the
+The store is the real one (app.App on a fresh SQLite file, the outbox, the scheduler from app/ with the
 lease, restock every --tick seconds). The supplier is the `http` supplier (suppliers/http.py, signed requests)
 against the local fake supplier server (tests/fake_supplier.py) when both are there, else (or with
 --in-process) a supplier object in this process; the JSON says which (`supplier`).
@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 lines = [f"{sku}-{uuid.uuid4().hex[:16]}\n".encode() for _ in range(args.up_to)]
                 await import_codes(app.db.uow, app.vault, app.clock, sku, lines)
             await app.shop.start()
-            from run import job_intervals
+            from app.bootstrap import job_intervals
             from jobs.scheduler import build_scheduler
 
             runner = app.job_runner()

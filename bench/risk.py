@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/risk.py [--orders 1000] [--rounds 3] [--postgres URL]
 
-The real store (run.App on a fresh SQLite file, or a fresh PostgreSQL database with --postgres), default `risk:`
+The real store (app.App on a fresh SQLite file, or a fresh PostgreSQL database with --postgres), default `risk:`
 policy, one `code` product. Each round: --orders concurrent orders, of which 50 come from one scalper (one user,
 50 rapid reserve -> pay attempts, one after the other) and the rest from ordinary buyers (one reserve -> pay each),
 all started at once. The guard (core/risk.py) records, per group-commit batch, the time it spent outside the order

@@ -241,10 +241,9 @@ class InProcess:
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
     from bots.process import settle_heap
-    from bots.telegram.wiring import build_telegram
     from core.inventory import import_codes
     from core.settings import parse_settings
-    from run import App
+    from app import App
 
     side = InProcess() if args.same_process else ApiProcess()
     with temp_dir("bench-tg-") as d:
@@ -263,7 +262,7 @@ async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, ob
                                    batch_size=20_000)
                 product = await app.shop.product_by_sku("CARD")
                 assert product is not None
-                runtime = build_telegram(settings, app)
+                runtime = app.add_telegram()
                 await app.shop.start()
                 await runtime.start()
                 settle_heap()  # as run.py does once the store serves

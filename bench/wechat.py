@@ -42,14 +42,13 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 
+from app import App  # noqa: E402
 from bench.common import emit, log, temp_dir  # noqa: E402
 from bots.http import HttpServer  # noqa: E402
 from bots.process import settle_heap  # noqa: E402
-from bots.wechat.wiring import build_wechat  # noqa: E402
 from core.inventory import import_codes  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.settings import parse_settings  # noqa: E402
-from run import App  # noqa: E402
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer  # noqa: E402
 from tests.fake_wechat_pay import FakeWeChatPay  # noqa: E402
 
@@ -217,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             settings = settings_for(directory, bases["api"], bases["pay"])
             app = await App.open(settings)
             server = HttpServer("127.0.0.1", 0)
-            runtime = build_wechat(settings, app, server)
+            runtime = app.add_wechat(server)
             try:
                 n_codes = args.users + args.notices + 10
                 await import_codes(app.db.uow, app.vault, app.clock, SKU,

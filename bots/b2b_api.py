@@ -18,12 +18,10 @@ happens; each key has its own rate limit (429). Errors are JSON `{"error": {"cod
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,10 +31,10 @@ from aiolimiter import AsyncLimiter
 
 from core.errors import ErrorCode, StoreError
 from core.resellers import MAX_QTY, B2BOrder, Reseller, ResellerDesk, ResellerError, WalletEntry
+from core.signing import PREFIX, sign
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/api/v1"
 MAX_SKEW = 300  # seconds between the caller's timestamp and the store's clock
 MAX_BODY = 64 * 1024
 # Every pattern is used with fullmatch: `$` would also match before a trailing newline. Numbers are ASCII digits
@@ -64,38 +62,6 @@ _STORE_ERRORS = {ErrorCode.UNKNOWN_SKU: "unknown_sku", ErrorCode.NOT_FOUND: "not
                  ErrorCode.PRODUCT_UNAVAILABLE: "product_unavailable", ErrorCode.SOLD_OUT: "sold_out",
                  ErrorCode.BAD_ACCOUNT: "bad_account", ErrorCode.RULE_REFUSED: "rule_refused",
                  ErrorCode.RISK_REFUSED: "risk_refused", ErrorCode.NOT_YET_DUE: "not_yet_due"}
-
-
-def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def string_to_sign(method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
-                   idempotency_key: str = "") -> str:
-    return "\n".join((method.upper(), path_qs, timestamp, nonce, body_hash(body), idempotency_key))
-
-
-def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes,
-         idempotency_key: str = "") -> str:
-    """The X-Signature of a request (what a client computes; the `store` supplier uses this)."""
-    text = string_to_sign(method, path_qs, timestamp, nonce, body, idempotency_key)
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
-def signed_headers(key_id: str, secret: str, method: str, path_qs: str, body: bytes = b"", *,
-                   idempotency_key: str | None = None, timestamp: int | None = None,
-                   nonce: str | None = None) -> dict[str, str]:
-    """The auth headers of a request, and its Idempotency-Key header when one is given (a client helper:
-    tests, the bench, the `store` supplier): the key is signed, so it must be sent exactly as given here."""
-    import secrets
-
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or secrets.token_urlsafe(16)
-    headers = {"X-Api-Key": key_id, "X-Timestamp": ts, "X-Nonce": nonce,
-               "X-Signature": sign(secret, method, path_qs, ts, nonce, body, idempotency_key or "")}
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
-    return headers
 
 
 class ApiError(Exception):
@@ -445,11 +411,11 @@ def openapi_document() -> dict[str, Any]:
     return doc
 
 
-def mount_api(server: Any, shop: Any, settings: Any) -> B2BApi:
-    """The B2B API on the store's HTTP server (run.py, with `server.api: true`)."""
+def mount_api(server: Any, desk: ResellerDesk, settings: Any) -> B2BApi:
+    """The B2B API on the store's HTTP server (`run.py` with `server.api: true`)."""
     from locales import Translator
 
-    api = B2BApi(shop.resellers, Translator(settings.store.languages, settings.store.default_language),
+    api = B2BApi(desk, Translator(settings.store.languages, settings.store.default_language),
                  max_skew=settings.server.api_max_skew_seconds)
     server.add_b2b_api(api)
     return api

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.aftersales import AuditTrail, TicketClosed, order_trail
+from core.aftersales import AuditTrail, ProblemDesk, TicketClosed, order_trail
 from core.errors import ErrorCode, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
@@ -226,13 +226,13 @@ class AdminService:
         return trail
 
     # -- after-sales tickets (core/aftersales.py ProblemDesk) -----------------------------------------
-    def _problems(self) -> Any:
-        desk = getattr(self.shop, "problems", None)
+    def _problems(self) -> ProblemDesk:
+        desk = self.shop.problems
         if desk is None:
             raise AdminError("no_aftersales")
         return desk
 
-    async def _target(self, desk: Any, ref: str) -> tuple[str, int | None]:
+    async def _target(self, desk: ProblemDesk, ref: str) -> tuple[str, int | None]:
         """(order id, ticket id) for a ticket ref "T12" or an order id."""
         try:
             order_id, ticket_id = await desk.order_of(ref.strip())
@@ -320,7 +320,7 @@ class AdminService:
         await uow.orders.set_status([order.id], OrderStatus.REFUNDING, now)
         order.status = OrderStatus.REFUNDING  # the same order may come twice in one batch: the second is refused
         burned = await uow.codes.burn([order.id])
-        desk = getattr(self.shop, "problems", None)  # the refund answers the order's open tickets (issue 7)
+        desk = self.shop.problems  # the refund answers the order's open tickets
         closed = await desk.close_refunded(uow, order.id, m.key, now) if desk is not None else []
         await uow.outbox.add_many([OutboxItem(None, "refund", order.buyer.channel, order.chat_id, order.id, {
             "payment_id": payment.id, "reason": MERCHANT_REFUND, "language": order.language})])
@@ -425,7 +425,7 @@ class AdminService:
                 raise AdminError("kind_not_supported", sku=sku) from None
             raise
         product = await self.shop.product_by_sku(sku)
-        if product is not None and report.imported and getattr(self.shop, "resellers", None) is not None:
+        if product is not None and report.imported and self.shop.resellers is not None:
             await self.shop.resellers.fill_waiting([product.id])  # B2B orders waiting for stock, oldest first
         await self.record(m, "import", product_id=product.id if product else None, sku=sku,
                           file=file_name[:64], bytes=len(data), imported=report.imported,

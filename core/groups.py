@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
-from core.ports import UnitOfWork
+from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
 from core.resellers import MAX_QTY, Reseller, ResellerDesk, ResellerError, WalletEntry
 from core.rules import rules_of
 
@@ -164,24 +164,20 @@ class GroupDesk:
     """Reseller group-chat use cases on one channel (`telegram`). Deliveries go out on `<channel>_group`,
     whose notifier sends the codes to the member in private and updates the group message."""
 
-    def __init__(self, shop: Any, repo: GroupRepo, *, channel: str, confirm_minutes: int = 10,
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, repo: GroupRepo, *, resellers: ResellerDesk,
+                 listing: Catalog, wake: Callable[[], None], channel: str, confirm_minutes: int = 10,
                  buys_per_member: int = 3, buys_per_group: int = 8) -> None:
-        self.shop = shop
         self.repo = repo
-        self.uow = shop.uow
-        self.clock: Clock = shop.clock
+        self.uow = uow
+        self.clock = clock
+        self.resellers = resellers  # a group orders for a reseller: its tier, wallet and B2B order batch
+        self.listing = listing  # the shop's catalogue (core.ports.Catalog)
+        self.wake = wake  # the outbox dispatcher: a delivery to send
         self.channel = channel
         self.deliver_channel = f"{channel}_group"
         self.confirm_ttl = timedelta(minutes=confirm_minutes)
         self.member_buys = Throttle(self.clock, buys_per_member)
         self.group_buys = Throttle(self.clock, buys_per_group)
-
-    @property
-    def resellers(self) -> ResellerDesk:
-        desk = getattr(self.shop, "resellers", None)
-        if desk is None:
-            raise GroupError("no_resellers")
-        return desk
 
     def buyer(self, user: str) -> Buyer:
         return Buyer(self.channel, user)
@@ -300,7 +296,7 @@ class GroupDesk:
             raise GroupError("not_allowed")
         if reseller.status != "active":
             raise GroupError("suspended")
-        product = await self.shop.product_by_sku(sku)
+        product = await self.listing.product_by_sku(sku)
         if product is None or not product.active or product.kind not in (Kind.CODE, Kind.REUSABLE):
             raise GroupError("unknown_sku", sku=sku[:32])
         top = MAX_QTY if product.kind is Kind.CODE else 1
@@ -359,7 +355,7 @@ class GroupDesk:
             raise GroupError("done", status=g.status)
         if g.status == "pending" and g.expires_at <= self.clock.now():
             raise GroupError("expired")
-        product = await self.shop.product(g.product_id)
+        product = await self.listing.product(g.product_id)
         if product is None:
             raise GroupError("unknown_quote")
         try:
@@ -429,7 +425,7 @@ class GroupDesk:
                     queued.append(oid)
             await uow.commit()
         if queued:
-            self.shop.dispatcher.wake()
+            self.wake()
         return queued
 
     async def _move(self, order_id: str, old: list[str], new: str) -> GroupOrder | None:

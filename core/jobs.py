@@ -25,13 +25,16 @@ import time as _time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from core.alerts import AdminAlerts
 from core.inventory import import_codes
 from core.models import AuditEntry, Kind, OutboxItem, Product, SupplyRequest
 from core.settings import localized
+
+if TYPE_CHECKING:
+    from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +257,7 @@ def _money(amount: int, currency: str) -> str:
 class StoreJobs:
     """The use cases the scheduler runs. Each returns a one-line result for the job's record."""
 
-    def __init__(self, shop: Any, store: JobStore, alerts: AdminAlerts, config: JobsConfig,
+    def __init__(self, shop: Shop, store: JobStore, alerts: AdminAlerts, config: JobsConfig,
                  suppliers: Mapping[str, Supplier] | None = None) -> None:
         self.shop = shop
         self.store = store
@@ -267,7 +270,7 @@ class StoreJobs:
     def suppliers(self) -> Mapping[str, Supplier]:
         if self._suppliers is not None:
             return self._suppliers
-        return getattr(self.shop, "suppliers", None) or {}
+        return self.shop.suppliers
 
     def register(self, runner: JobRunner, every: Mapping[str, float], daily_summary_at: time | None) -> None:
         """The jobs core owns; jobs/scheduler.py adds the channel ones (outbox, WeChat Pay)."""
@@ -276,14 +279,14 @@ class StoreJobs:
         runner.add("stock-alerts", self.stock_alerts, every=timedelta(seconds=every["stock-alerts"]))
         runner.add("expire-codes", self.expire_codes, every=timedelta(seconds=every["expire-codes"]))
         runner.add("poll-topups", self.poll_topups, every=timedelta(seconds=every["poll-topups"]))
-        if getattr(self.shop, "resellers", None) is not None:
+        if self.shop.resellers is not None:
             runner.add("b2b-waiting", self.b2b_waiting, every=timedelta(seconds=every.get("b2b-waiting", 60)))
         if daily_summary_at is not None:
             runner.add("daily-summary", self.daily_summary, daily_at=daily_summary_at)
 
     async def b2b_waiting(self) -> str:
         """B2B orders waiting for stock (partial policy `wait`): served oldest first, refunded after the wait."""
-        desk = getattr(self.shop, "resellers", None)
+        desk = self.shop.resellers
         if desk is None:
             return "no resellers"
         served, refunded = await desk.fill_waiting()

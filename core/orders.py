@@ -91,6 +91,11 @@ class OrderBook:
         # Called inside each payment batch with the orders it paid (commissions, core/resellers.py).
         self.paid_hooks: list[Callable[[UnitOfWork, list[Order]], Awaitable[None]]] = []
 
+    def on_paid(self, hook: Callable[[UnitOfWork, list[Order]], Awaitable[None]]) -> None:
+        """Run `hook` inside each payment batch's transaction with the orders it paid (registered by the
+        composition root, app/bootstrap.py)."""
+        self.paid_hooks.append(hook)
+
     # -- reserve -----------------------------------------------------------------------------
     async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
         """Hold stock for each request; all of an order's codes or none."""

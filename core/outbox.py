@@ -131,6 +131,11 @@ class OutboxDispatcher:
         if kinds - QUIET_KINDS:
             self._wake.set()
 
+    def on_refunded(self, hook: Callable[[Any, list[str]], Awaitable[None]]) -> None:
+        """Run `hook` in the transaction that marks orders refunded, with their ids (registered by the composition
+        root, app/bootstrap.py)."""
+        self.refunded_hooks.append(hook)
+
     def start(self) -> None:
         if self._task is None:
             self._wake.set()  # whatever a crash left behind goes out first

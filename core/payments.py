@@ -143,7 +143,11 @@ class PaymentDesk:
         self._providers = providers
         self._under_review = under_review
         self._wake = wake  # the outbox dispatcher: a refund queued outside a batch goes out now
-        self.topups: TopupLedger | None = None  # set when resellers are configured
+        self.topups: TopupLedger | None = None  # set when resellers are configured (attach_topups)
+
+    def attach_topups(self, ledger: TopupLedger) -> None:
+        """Wallet top-ups come in through this same entry from now on (the composition root, app/bootstrap.py)."""
+        self.topups = ledger
 
     async def accept(self, notice: PaymentNotice) -> PaymentResult:
         """Record a provider's payment once and decide: deliver, buy upstream, credit a wallet, or refund."""

@@ -24,6 +24,7 @@ from core.models import (
 )
 
 if TYPE_CHECKING:
+    from core.alerts import AdminAlerts
     from core.risk import RiskRepo
 
 
@@ -177,6 +178,16 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self, write: bool = False) -> UnitOfWork: ...
 
 
+class Catalog(Protocol):
+    """The shop's catalogue as the desks read it (core.shop.Shop is one): cached, on sale or not."""
+
+    async def products(self, category: str | None = None, *, include_inactive: bool = False) -> list[Product]: ...
+    async def product(self, product_id: int) -> Product | None: ...
+    async def product_by_sku(self, sku: str) -> Product | None: ...
+    def check_account(self, product: Product, account: str) -> str | None:
+        """A top-up account as it will be sent, or None when it does not fit the product's pattern."""
+
+
 class Parts:
     """The messages of one outbox row that went out, by a stable index (their order in the row), with what the
     platform gave back for each (a message id; None where it gives nothing).
@@ -252,6 +263,25 @@ class PaymentGateway(Protocol):
         """Give a whole payment back. True (or None) when the money went back; False when the provider only
         accepted the refund so far (the outbox asks again). "Already refunded" at the provider is done, not
         an error. Raises when the provider refused or could not be reached (the outbox retries)."""
+
+
+class PaymentReconciler(Protocol):
+    """A provider the store can ask what was paid (WeChat Pay's orderquery), so a payment whose notice never
+    came is found; the scheduler runs it (jobs/scheduler.py)."""
+
+    async def reconcile(self) -> int:
+        """Record the payments found paid without a notice; returns how many."""
+
+
+@dataclass(slots=True)
+class ChannelParts:
+    """What a chat channel's adapter provides the shop (bots/telegram/wiring.py, bots/wechat/wiring.py): it hands
+    them back, and the composition root registers them (app/bootstrap.py App.plug); no adapter writes into the
+    shop's own tables of notifiers and gateways."""
+
+    notifiers: dict[str, Notifier] = field(default_factory=dict)  # channel -> what sends to its buyers
+    gateways: list[PaymentGateway] = field(default_factory=list)  # payment providers, each under its name
+    alerts: list[AdminAlerts] = field(default_factory=list)  # merchant alerts through this channel
 
 
 # -- suppliers (issue 5) ---------------------------------------------------------------------------------------

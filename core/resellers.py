@@ -23,10 +23,10 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ConflictError, ErrorCode, StoreError
 from core.models import (
@@ -43,9 +43,16 @@ from core.models import (
 )
 from core.outbox import decrypt_codes, load_stored
 from core.payments import BANNED_PAYER, TOPUP_PREFIX, banned_audit, banned_payers, is_topup_id  # noqa: F401
-from core.ports import UnitOfWork
+from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
 from core.risk import Assessment, Intent
 from core.rules import exemptions, rules_of
+
+if TYPE_CHECKING:
+    from core.batching import GroupCommitter
+    from core.clock import Clock
+    from core.risk import Guard
+    from core.suppliers import SupplyDesk
+    from core.vault import Vault
 
 PROVIDER = "wallet"
 CHANNEL = "api"  # the buyer channel of reseller orders: Buyer("api", "<reseller id>")
@@ -318,18 +325,26 @@ class ApiNotifier:
 
 
 class ResellerDesk:
-    """Reseller use cases. Attached to a Shop (`ResellerDesk.attach`): registers the `wallet` gateway and the
-    `b2b_order` / `api_nonce` batch handlers on the shop's group committer."""
+    """Reseller use cases. Built by the composition root (app/bootstrap.py) with what it needs; its batch kinds
+    (`b2b_order`, `api_nonce`, `b2b_fill`) go on the committer it is given. What it offers the rest of the shop
+    (the `wallet` gateway, the `api` notifier, the commission hooks, the top-up ledger) the root registers."""
 
-    def __init__(self, shop: Any, repo: ResellerRepo) -> None:
-        self.shop = shop
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, vault: Vault, repo: ResellerRepo, *,
+                 committer: GroupCommitter, listing: Catalog, guard: Guard, supply: SupplyDesk,
+                 wake: Callable[[], None], currency: str | None = None) -> None:
         self.repo = repo
-        self.uow = shop.uow
-        self.clock = shop.clock
-        self.vault = shop.vault
+        self.uow = uow
+        self.clock = clock
+        self.vault = vault
+        self.committer = committer
+        self.listing = listing  # the shop's catalogue (core.ports.Catalog)
+        self.guard = guard
+        self.supply = supply
+        self.wake = wake  # the outbox dispatcher: something new to send
+        self.currency = currency  # a new reseller's wallet currency, when the store has one
         self._keys: dict[str, tuple[float, ApiKey | None, Reseller | None]] = {}
         self._nonce_sweep = 0.0
-        self.commission = CommissionPolicy()  # rates (config `resellers`, run.py)
+        self.commission = CommissionPolicy()  # rates (config `resellers`, configure)
         self.wait = timedelta(hours=24)  # partial policy `wait`: refunded when no stock came within this
         self.topup_minutes = 15  # how long a top-up invoice / QR code may be paid
         self.topup_choices: list[tuple[int, int | None]] = []  # (amount, Stars price) offered in the chat
@@ -337,20 +352,11 @@ class ResellerDesk:
         # / group_exempt; core/rules.py EXEMPTIBLE). The defaults are the settings' defaults.
         self.api_exempt = exemptions(DEFAULT_API_EXEMPT)
         self.group_exempt: frozenset[str] = frozenset()
-
-    @classmethod
-    def attach(cls, shop: Any, repo: ResellerRepo) -> ResellerDesk:
-        desk = cls(shop, repo)
-        shop.gateways[PROVIDER] = WalletGateway(desk)
-        shop.notifiers.setdefault(CHANNEL, ApiNotifier())
-        shop.committer.register("b2b_order", desk._order_batch)
-        shop.committer.register("api_nonce", desk._nonce_batch)
-        shop.committer.register("b2b_fill", desk._fill_batch)
-        shop.book.paid_hooks.append(desk._accrue)  # commissions, in the payment's own transaction
-        shop.dispatcher.refunded_hooks.append(desk._reverse)  # ... reversed in the refund's
-        shop.resellers = desk
-        shop.payments.topups = desk  # top-up payments come in through the one payment entry
-        return desk
+        committer.register("b2b_order", self._order_batch)
+        committer.register("api_nonce", self._nonce_batch)
+        committer.register("b2b_fill", self._fill_batch)
+        self.gateway = WalletGateway(self)  # the `wallet` payment provider
+        self.notifier = ApiNotifier()  # the `api` channel
 
     def configure(self, cfg: Any) -> ResellerDesk:
         """Rates, the wait and the top-up time from the `resellers` config section (core/settings.py)."""
@@ -371,7 +377,7 @@ class ResellerDesk:
             raise ResellerError("bad_name")
         _check_tier(discount_percent, prices or {}, credit_limit)
         r = Reseller(0, name, "active", discount_percent, dict(prices or {}), credit_limit, 0,
-                     currency or self.shop.currency or "CNY", self.clock.now())
+                     currency or self.currency or "CNY", self.clock.now())
         async with self.uow(write=True) as uow:
             if await self.repo.by_name(uow, name) is not None:
                 raise ResellerError("name_taken", name=name)
@@ -495,7 +501,7 @@ class ResellerDesk:
 
     async def replayed(self, key_id: str, nonce: str, window_seconds: float) -> bool:
         """Records a request's nonce; True when this key used it before (a replay)."""
-        return await self.shop.committer.submit("api_nonce", (key_id, nonce, window_seconds))
+        return await self.committer.submit("api_nonce", (key_id, nonce, window_seconds))
 
     async def _nonce_batch(self, uow: UnitOfWork, items: Sequence[tuple[str, str, float]]) -> list[Any]:
         now = self.clock.now()
@@ -517,8 +523,8 @@ class ResellerDesk:
     async def catalog(self, reseller: Reseller) -> list[tuple[Product, int, int | None]]:
         """Products on sale that the API sells, with this reseller's price and the stock available (None:
         unlimited; supplier and top-up products while their supplier is configured)."""
-        supply = self.shop.supply
-        products = [p for p in await self.shop.products()
+        supply = self.supply
+        products = [p for p in await self.listing.products()
                     if p.kind in (Kind.CODE, Kind.REUSABLE) or supply.supplier_for(p) is not None]
         async with self.uow() as uow:
             counts = await uow.codes.available_counts([p.id for p in products if p.kind is Kind.CODE], MAX_QTY,
@@ -534,11 +540,11 @@ class ResellerDesk:
         Supplier products are bought upstream after the debit and top-ups recharge `account` (checked against
         the product's pattern): both are `pending` until the supplier finishes (core/suppliers.py), and a
         supplier's failure refunds the wallet."""
-        product = await self.shop.product_by_sku(sku)
+        product = await self.listing.product_by_sku(sku)
         if product is None:
             raise StoreError(ErrorCode.UNKNOWN_SKU, sku=sku)
         if product.kind is Kind.TOPUP:
-            checked = self.shop.check_account(product, account)
+            checked = self.listing.check_account(product, account)
             if checked is None:
                 raise StoreError(ErrorCode.BAD_ACCOUNT, sku=sku)
             account = checked
@@ -546,7 +552,7 @@ class ResellerDesk:
             raise ResellerError("bad_request", field="account")
         req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty, account),
                             new_order_id(self.clock.now()), account)
-        res = await self.shop.committer.submit("b2b_order", req)
+        res = await self.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
             out = await self.get_order(reseller, res.order_id, early=True)
             out.created = False
@@ -574,7 +580,7 @@ class ResellerDesk:
         req = _OrderRequest(reseller_id, product.id, qty, key, request_fingerprint(product.sku, qty),
                             new_order_id(self.clock.now()), buyer=buyer, chat_id=chat_id, language=language,
                             deliver=deliver, group=group)
-        res = await self.shop.committer.submit("b2b_order", req)
+        res = await self.committer.submit("b2b_order", req)
         if isinstance(res, _Existing):
             async with self.uow() as uow:
                 order = await uow.orders.get(res.order_id)
@@ -590,7 +596,7 @@ class ResellerDesk:
         intent = self._intent(_OrderRequest(reseller.id, product.id, qty, "", "", "", buyer=buyer, group=group),
                               reseller, product)
         async with self.uow() as uow:
-            [verdict] = await self.shop.guard.screen(uow, [intent], {product.id: product}, self.clock.now(),
+            [verdict] = await self.guard.screen(uow, [intent], {product.id: product}, self.clock.now(),
                                                      preview=True)
         if isinstance(verdict, StoreError):
             raise verdict
@@ -613,7 +619,7 @@ class ResellerDesk:
             await uow.audit.add_many([AuditEntry("reveal", reseller.buyer.key, CHANNEL, self.clock.now(), order.id,
                                                  order.product_id, detail={"codes": len(stored), "via": "api"})])
             await uow.commit()
-        product = await self.shop.product(order.product_id)
+        product = await self.listing.product(order.product_id)
         assert product is not None
         return B2BOrder(order, product, decrypt_codes(self.vault, stored), False)
 
@@ -638,7 +644,7 @@ class ResellerDesk:
             else:
                 first[k] = i
                 todo.append(i)
-        supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.shop.supply.supplier_for(p)}
+        supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.supply.supplier_for(p)}
         # The account, the product and the quantity; then the product's rules and risk, decided by the same
         # function as for every chat order (core/risk.py Guard.screen), with the member as the buyer of a group
         # order and the reseller (api:<id>) of an API order; then the stock and the wallet.
@@ -650,7 +656,7 @@ class ResellerDesk:
                 results[i] = err
             else:
                 checked.append(i)
-        verdicts = await self.shop.guard.screen(uow, [self._intent(reqs[i], resellers[reqs[i].reseller_id],
+        verdicts = await self.guard.screen(uow, [self._intent(reqs[i], resellers[reqs[i].reseller_id],
                                                                    products[reqs[i].product_id]) for i in checked],
                                                 products, now)
         assessed: dict[int, Assessment] = {}
@@ -739,7 +745,7 @@ class ResellerDesk:
             await self.repo.add_waiting(uow, waits)
             await self.repo.add_idempotent(uow, [(reqs[i].reseller_id, reqs[i].key, o.id, reqs[i].fingerprint)
                                                  for i, o, _ in made], now)
-            await self.shop.guard.settle(uow, [(assessed[i], o) for i, o, _ in made], now)  # scores, as for chat
+            await self.guard.settle(uow, [(assessed[i], o) for i, o, _ in made], now)  # scores, as for chat
             due = {o.id: d for _, o, p in made if (d := self._due(o, p)) is not None}
             delivered = [AuditEntry("deliver", o.buyer.key, CHANNEL, now, o.id, p.id,
                                     detail={"codes": o.qty, "via": reqs[i].deliver or "api"})
@@ -755,7 +761,7 @@ class ResellerDesk:
             if supply:
                 await uow.outbox.add_many(supply)
             if sends or supply:
-                self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
+                self.committer.after_this_commit(self.wake)
             stored = await load_stored(uow, [o for o in orders if o.status is OrderStatus.DELIVERED
                                              and o.id not in due])
             for i, o, p in made:
@@ -797,7 +803,7 @@ class ResellerDesk:
             await uow.outbox.add_many([OutboxItem(None, "notify", x.channel, x.recipient, o.id, {
                 "key": "rules.scheduled", "language": o.language,
                 "params": {"order": o.id, "date": when.strftime("%Y-%m-%d %H:%M UTC")}})])
-        self.shop.committer.after_this_commit(self.shop.dispatcher.wake)
+        self.committer.after_this_commit(self.wake)
 
     def _due(self, order: Order, product: Product | None) -> datetime | None:
         """When a delivered order's codes become the buyer's, if that is still to come (deliver_on_effective)."""
@@ -842,7 +848,7 @@ class ResellerDesk:
     async def fill_waiting(self, product_ids: Sequence[int] | None = None) -> tuple[int, int]:
         """Complete B2B orders waiting for stock, oldest first, now that codes came in (import, restock job); those
         waiting longer than the configured wait are refunded to the wallet. Returns (completed, refunded)."""
-        out: tuple[int, int] = await self.shop.committer.submit(
+        out: tuple[int, int] = await self.committer.submit(
             "b2b_fill", None if product_ids is None else tuple(sorted(set(product_ids))))
         return out
 
@@ -1045,7 +1051,7 @@ class ResellerDesk:
                                                        topup=topup_id)])
             await uow.commit()
         if reason:
-            self.shop.dispatcher.wake()
+            self.wake()
             return TopupResult("refunding", t, reason)
         return TopupResult("credited", t, balance=balance)
 
@@ -1075,11 +1081,11 @@ class ResellerDesk:
             await uow.audit.add_many([AuditEntry("refund", actor, CHANNEL, now, detail={
                 "topup": t.id, "reseller": r.id, "amount": t.amount})])
             await uow.commit()
-        self.shop.dispatcher.wake()
+        self.wake()
         return entry
 
     # -- commissions (分销) ----------------------------------------------------------------------------------------
-    async def _accrue(self, uow: UnitOfWork, orders: Sequence[Order]) -> None:
+    async def accrue(self, uow: UnitOfWork, orders: Sequence[Order]) -> None:
         """In a payment batch's transaction: a commission row for each paid order of a referred customer (at most
         one per order: the ref is unique). A reseller's own identities earn nothing on their own orders."""
         chat = [o for o in orders if o.buyer.channel != CHANNEL and o.amount > 0]
@@ -1107,7 +1113,7 @@ class ResellerDesk:
             known = await self.repo.commission_refs(uow, [e.ref for e in rows])
             await self.repo.add_commissions(uow, [e for e in rows if e.ref not in known])
 
-    async def _reverse(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
+    async def reverse(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
         """In the refund's transaction: the commission of each refunded order is taken back (once)."""
         if not order_ids:
             return

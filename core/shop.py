@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from core.alerts import AdminAlerts
 from core.background import Background
@@ -36,6 +37,12 @@ from core.risk import Guard, RiskDesk, RiskPolicy
 from core.rules import rules_of
 from core.suppliers import SupplyDesk, check_account
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from core.aftersales import ProblemDesk
+    from core.cardfaces import CardFaceDesk
+    from core.groups import GroupDesk
+    from core.resellers import ResellerDesk
 
 log = logging.getLogger(__name__)
 REVEALS_PER_HOUR = 10
@@ -102,10 +109,26 @@ class Shop:
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
         self._pending_writes = Background(log, "a first-contact write")
-        # Merchant alerts raised by the shop itself (an order held for review); run.py points this at the App's
-        # FanoutAlerts (log, Telegram admins, WeChat admins).
+        # Merchant alerts raised by the shop itself (an order held for review); the composition root points this
+        # at the App's FanoutAlerts (log, Telegram admins, WeChat admins).
         self.alerts: AdminAlerts | None = None
         self._alerts_sent = Background(log, "a merchant alert")
+        # The features built on top of the shop, set by the composition root (app/bootstrap.py) when it builds
+        # them; None on a shop without them.
+        self.resellers: ResellerDesk | None = None  # reseller accounts, wallets, the B2B API's orders
+        self.groups: GroupDesk | None = None  # reseller group chats
+        self.problems: ProblemDesk | None = None  # buyers' problem reports, tickets, reissues
+        self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
+
+    # -- registration (the composition root's calls) ----------------------------------------------
+    def add_gateway(self, gateway: PaymentGateway) -> None:
+        """A payment provider the shop takes payments from and refunds through, under its name."""
+        self.gateways[gateway.name] = gateway
+
+    def add_notifier(self, channel: str, notifier: Notifier, *, replace: bool = True) -> None:
+        """What sends deliveries and notices to the buyers of `channel`; replace=False keeps one already given."""
+        if replace or channel not in self.notifiers:
+            self.notifiers[channel] = notifier
 
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:

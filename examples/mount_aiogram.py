@@ -20,10 +20,10 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
+from app import App
 from bots.telegram.aiogram_bot import AiogramPort, make_bot, store_router
 from bots.telegram.wiring import storefront
 from core.settings import Settings, load_settings
-from run import App
 
 # -- the merchant's own bot ---------------------------------------------------------------------
 my_router = Router(name="my-bot")
@@ -39,7 +39,8 @@ def build(settings: Settings, app: App) -> tuple[Bot, Dispatcher]:
     """Your Bot and Dispatcher with the store mounted next to your own router."""
     tg = settings.telegram
     bot = make_bot(tg.token.get_secret_value(), tg.api_base)  # or your Bot(token); api_base is for test servers
-    frontend = storefront(settings, app, AiogramPort(bot))   # also registers delivery + Stars refunds on app.shop
+    frontend = storefront(settings, app.shop, AiogramPort(bot))
+    app.plug(frontend.parts)                    # the shop delivers and refunds Stars through this bot
     dp = Dispatcher()
     dp.include_router(my_router)                # yours first: the first matching handler wins
     dp.include_router(store_router(frontend))  # the store takes everything else

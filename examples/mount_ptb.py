@@ -20,10 +20,10 @@ if str(ROOT) not in sys.path:
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes
 
+from app import App
 from bots.telegram.ptb_bot import PtbPort, log_handler_error, store_handlers
 from bots.telegram.wiring import storefront
 from core.settings import Settings, load_settings
-from run import App
 
 
 # -- the merchant's own bot ---------------------------------------------------------------------
@@ -39,7 +39,8 @@ def build(settings: Settings, app: App) -> Application:
     base = tg.api_base.rstrip("/")  # https://api.telegram.org unless you use a local Bot API server
     application = (ApplicationBuilder().token(tg.token.get_secret_value())
                    .base_url(f"{base}/bot").base_file_url(f"{base}/file/bot").build())
-    frontend = storefront(settings, app, PtbPort(application.bot))  # also registers delivery + refunds
+    frontend = storefront(settings, app.shop, PtbPort(application.bot))
+    app.plug(frontend.parts)                                    # deliveries and refunds go through this bot
     application.add_handler(CommandHandler("hello", hello))     # yours first: the first match wins
     application.add_handlers(store_handlers(frontend))          # the store takes everything else
     application.add_error_handler(log_handler_error)            # PTB would otherwise swallow errors

@@ -264,7 +264,7 @@ class AdminFlow:
     # -- screens --------------------------------------------------------------------------------
     async def _reseller(self, ctx: AdminCtx, command: str, args: list[str], rest: str) -> Screen:
         """Reseller accounts, wallets and group links (handlers/groups.py), audited like every command."""
-        desk = getattr(self.shop, "groups", None)
+        desk = self.shop.groups
         if desk is None:
             raise AdminError("no_resellers")
         from handlers.groups import ResellerCommands

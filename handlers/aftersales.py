@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.admin import AdminError
-from core.aftersales import MAX_NOTE, HistoryItem, Ticket, clean_note, problems_for, ticket_id_of
+from core.aftersales import MAX_NOTE, HistoryItem, ProblemDesk, Ticket, clean_note, problems_for, ticket_id_of
 from core.models import Customer, Order
 from core.settings import localized
 from handlers.screen import Action, Screen
@@ -29,8 +29,8 @@ TICKETS_PAGE = 10
 MERCHANT = frozenset({"/tickets", "/reissue", "/reject"})
 
 
-def _desk(flow: Any) -> Any:
-    desk = getattr(flow.shop, "problems", None)
+def _desk(flow: Any) -> ProblemDesk:
+    desk = flow.shop.problems
     if desk is None:
         raise ValueError("no after-sales here")
     return desk
@@ -108,7 +108,7 @@ def _ticket_line(flow: Any, lang: str, tk: Ticket) -> str:
 
 async def order_lines(flow: Any, order: Order, lang: str) -> str:
     """Lines for the order screen: each ticket of the order with its status (and the merchant's reason)."""
-    desk = getattr(flow.shop, "problems", None)
+    desk = flow.shop.problems
     if desk is None:
         return ""
     tickets = (await desk.tickets_for([order.id])).get(order.id, [])

@@ -135,9 +135,11 @@ class CustomerFlow:
             log.error("action %r failed: %s", action_id.split(":", 1)[0], type(exc).__name__)
             screens = [await self._menu(lang)]
             error = "error.internal"
-        if error:
-            screens[0].body = self.i18n.t(lang, error) + ("\n\n" + screens[0].body if screens[0].body else "")
-            screens[0].error = error
+        if error:  # the apology first (every channel shows the title first), then the menu it leads back to
+            first = screens[0]
+            first.body = first.title + ("\n" + first.body if first.body else "")
+            first.title = self.i18n.t(lang, error)
+            first.error = error
         # The state lives in the database: numbered replies work after a restart or on another process.
         offered = [a.id for a in screens[-1].flat_actions()]
         if self.numbered and cust.state.get("actions") != offered:
@@ -456,7 +458,7 @@ class CustomerFlow:
             nav.append(Action(f"os:{page + 1}", t(lang, "nav.next")))
         if nav:
             rows.append(nav)
-        if getattr(self.shop, "problems", None) is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
+        if self.shop.problems is not None:  # purchases, reveals, tickets (handlers/aftersales.py)
             rows.append([Action("hs:0", t(lang, "aftersales.history.button"))])
         rows.append([Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "orders.title"), actions=rows)
@@ -502,7 +504,7 @@ class CustomerFlow:
         elif order.status is OrderStatus.DELIVERED:
             if product.kind is not Kind.TOPUP:  # a top-up has no code
                 rows.append([Action(f"k:{order.id}", t(lang, "order.show_codes"))])
-            if getattr(self.shop, "problems", None) is not None:  # after-sales (handlers/aftersales.py)
+            if self.shop.problems is not None:  # after-sales (handlers/aftersales.py)
                 rows.append([Action(f"rp:{order.id}", t(lang, "aftersales.report"))])
         rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
         return Screen(t(lang, "order.held.title", order=order.id), body, actions=rows)

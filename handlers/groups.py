@@ -142,7 +142,7 @@ class GroupFlow:
 
     # -- screens ----------------------------------------------------------------------------------------
     def _title(self, p: Product, lang: str) -> str:
-        return localized(p.title, lang, self.desk.shop.default_language)
+        return localized(p.title, lang, self.i18n.default)  # the store's default language
 
     def _money(self, amount: int, currency: str, lang: str) -> str:
         return self.i18n.money(amount, currency, lang)

@@ -7,10 +7,10 @@ A chat identity that acts for no reseller gets a clear refusal, never someone el
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.models import Buyer
-from core.resellers import REF_PREFIX, Reseller, ResellerError
+from core.resellers import REF_PREFIX, Reseller, ResellerDesk, ResellerError
 from handlers.screen import Action, Screen
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ ACTIONS = frozenset({"wl", "wt", "wc"})
 PROVIDERS = {"telegram": "telegram_stars", "wechat": "wechat_pay"}
 
 
-def _desk(flow: CustomerFlow) -> Any:
-    return getattr(flow.shop, "resellers", None)
+def _desk(flow: CustomerFlow) -> ResellerDesk | None:
+    return flow.shop.resellers
 
 
 async def with_entry(flow: CustomerFlow, buyer: Buyer, lang: str, menu: Screen) -> Screen:
@@ -117,7 +117,7 @@ async def payout_command(flow: AdminFlow, ctx: AdminCtx, args: list[str]) -> Scr
     t, lang = flow.i18n.t, ctx.language
     if len(args) != 2 or not all(a.isascii() and a.isdigit() and len(a) <= 12 for a in args):
         return Screen(t(lang, "admin.usage.title"), t(lang, "wallet.payout.usage"), error="usage")
-    desk = getattr(flow.shop, "resellers", None)
+    desk = flow.shop.resellers
     try:
         if desk is None:
             raise ResellerError("unknown_reseller", reseller=args[0])

@@ -1,6 +1,6 @@
 """The scheduler. Jobs have stable ids and only call core.
 
-With a core.jobs.JobRunner (run.py always passes one), every job runs through `runner.tick(name)`: it does its
+With a core.jobs.JobRunner (the composition root, app/, always passes one), every job runs through `runner.tick(name)`: it does its
 work only in the process holding the scheduler lease, once per tick. Interval jobs fire at fixed instants
 (multiples of the interval since core.jobs.EPOCH) so that every process's tick for a job is the same tick; a
 heartbeat renews the lease in between. Without a runner (one process embedding the store, see examples/) the
@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from core.jobs import EPOCH, JobRunner
 from core.payments import StarLedger
+from core.ports import PaymentReconciler
 from core.shop import Shop
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,14 @@ async def dispatch_outbox(shop: Shop) -> None:
     await shop.dispatcher.dispatch_once()
 
 
-async def reconcile_wechat_pay(shop: Shop, gateway: Any) -> None:
+async def reconcile_wechat_pay(gateway: PaymentReconciler) -> None:
     """Ask WeChat Pay about unpaid orders, so a payment whose notice never came is not lost."""
-    from bots.wechat.pay import reconcile
-
-    found = await reconcile(shop, gateway)
+    found = await gateway.reconcile()
     if found:
         log.info("recorded %d WeChat Pay payments found by orderquery", found)
 
 
-def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: Any = None,
+def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: PaymentReconciler | None = None,
                      every: Mapping[str, float] | None = None, stars: StarLedger | None = None) -> None:
     """The jobs that need the running store's channels (not runnable from `run.py jobs run`). `stars`: the
     Telegram bot's Star transactions (its port), for the Stars reconciliation."""
@@ -65,17 +64,15 @@ def add_channel_jobs(runner: JobRunner, shop: Shop, wechat_pay: Any = None,
     runner.add("dispatch-outbox", outbox, every=timedelta(seconds=every["dispatch-outbox"]), manual=False)
     if wechat_pay is not None:
         async def reconcile() -> str:
-            from bots.wechat.pay import reconcile as ask
-
-            return f"{await ask(shop, wechat_pay)} payments found by orderquery"
+            return f"{await wechat_pay.reconcile()} payments found by orderquery"
 
         runner.add("reconcile-wechat-pay", reconcile, every=timedelta(seconds=every["reconcile-wechat-pay"]),
                    manual=False)
 
 
-def build_scheduler(shop: Shop, wechat_pay: Any = None, *, runner: JobRunner | None = None,
+def build_scheduler(shop: Shop, wechat_pay: PaymentReconciler | None = None, *, runner: JobRunner | None = None,
                     every: Mapping[str, float] | None = None, stars: StarLedger | None = None) -> AsyncIOScheduler:
-    """The store's jobs; wechat_pay (a bots.wechat.pay.WeChatPayGateway) adds the WeChat Pay reconciliation."""
+    """The store's jobs; wechat_pay (the WeChat Pay gateway, bots/wechat/pay.py) adds the WeChat Pay reconciliation."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     if runner is None:
         scheduler.add_job(expire_holds, "interval", seconds=30, args=[shop], id="expire-holds",
@@ -83,7 +80,7 @@ def build_scheduler(shop: Shop, wechat_pay: Any = None, *, runner: JobRunner | N
         scheduler.add_job(dispatch_outbox, "interval", seconds=30, args=[shop], id="dispatch-outbox",
                           replace_existing=True, max_instances=1, coalesce=True)
         if wechat_pay is not None:
-            scheduler.add_job(reconcile_wechat_pay, "interval", seconds=60, args=[shop, wechat_pay],
+            scheduler.add_job(reconcile_wechat_pay, "interval", seconds=60, args=[wechat_pay],
                               id="reconcile-wechat-pay", replace_existing=True, max_instances=1, coalesce=True)
         return scheduler
     add_channel_jobs(runner, shop, wechat_pay, every, stars)

@@ -1,9 +1,9 @@
 """Message catalogues (gettext .po, read with Babel) and money formatting.
 
 Message ids are stable keys (`menu.catalog`); the .po files under locales/<lang>/LC_MESSAGES/ carry the
-text: `messages.po` for the storefront and one file per room (`risk.po`, `aftersales.po`, `resellers.po`, ...),
-all read into one catalogue per language (a key may live in only one file). Add a key to both languages;
-tests check the two stay in step.
+text: `messages.po` for the storefront and one file per room (`risk.po`, `aftersales.po`, `wallet.po`, ...; `cli.po`
+for the command line), all read into one catalogue per language (a key may live in only one file). Add a key to
+both languages; tests check the two stay in step.
 """
 from __future__ import annotations
 
@@ -25,12 +25,17 @@ class _Params(dict):
 
 
 class Translator:
-    def __init__(self, languages: Iterable[str] = ("en", "zh_CN"), default: str = "en", directory: Path = HERE) -> None:
+    def __init__(self, languages: Iterable[str] = ("en", "zh_CN"), default: str = "en", directory: Path = HERE,
+                 rooms: Iterable[str] | None = None) -> None:
+        """`rooms`: read only these catalogue files (`cli` for the command line, which needs no chat text)."""
         self.default = default
         self.catalogs: dict[str, dict[str, str]] = {}
+        only = None if rooms is None else {f"{room}.po" for room in rooms}
         for lang in languages:
             merged: dict[str, str] = {}
             for path in sorted((directory / lang / "LC_MESSAGES").glob("*.po")):
+                if only is not None and path.name not in only:
+                    continue
                 with path.open("rb") as fh:
                     cat = read_po(fh, locale=lang)
                 entries = {m.id: m.string for m in cat if m.id and m.string}
@@ -41,7 +46,7 @@ class Translator:
             self.catalogs[lang] = merged
         self.languages = list(self.catalogs)
 
-    def t(self, lang: str | None, key: str, **params: object) -> str:
+    def t(self, lang: str | None, key: str, /, **params: object) -> str:  # a message may have a {key} of its own
         text = self.catalogs.get(lang or self.default, {}).get(key) or self.catalogs[self.default].get(key) or key
         return text.format_map(_Params(params)) if params else text
 

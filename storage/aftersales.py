@@ -1,6 +1,6 @@
 """After-sales queries (core/aftersales.py `RecallRepo`, `TicketRepo`): codes found by fingerprint, burned by id,
 the fingerprints the audit export shows in place of codes; tickets and the buyer's history. Runs on the
-connection of the unit of work it is given, so it shares that transaction. Wired by run.py (the composition root)."""
+connection of the unit of work it is given, so it shares that transaction. Wired by the composition root (app/)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

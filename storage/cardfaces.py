@@ -1,5 +1,5 @@
 """core.cardfaces.CardFaceRepo over the tables card_faces and reseller_users (migration 0010_card_faces), on the
-connection of the unit of work it is given. Wired by run.py."""
+connection of the unit of work it is given. Wired by the composition root (app/)."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -178,13 +178,3 @@ class SqlGroupRepo:
     async def set_message(self, uow: Any, token: str, message_id: int) -> None:
         await self._c(uow).execute(update(group_orders).where(group_orders.c.id == token)
                                    .values(message_id=message_id))
-
-
-def attach(shop: Any, settings: Any) -> Any:
-    """Reseller group chats on a Shop (run.py App.open), on the Telegram channel (telegram.groups settings)."""
-    from core.groups import GroupDesk
-
-    g = settings.telegram.groups
-    shop.groups = GroupDesk(shop, SqlGroupRepo(), channel="telegram", confirm_minutes=g.confirm_minutes,
-                            buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
-    return shop.groups

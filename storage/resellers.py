@@ -1,5 +1,6 @@
 """Reseller tables (migration 0006_resellers) and core.resellers.ResellerRepo over them. The repository runs on
-the connection of the unit of work it is given, so it shares that transaction. Wired by run.py."""
+the connection of the unit of work it is given, so it shares that transaction. The composition root (app/bootstrap.py)
+hands it to the ResellerDesk."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -369,10 +370,3 @@ class SqlResellerRepo:
 def _commission(r: Any) -> CommissionEntry:
     return CommissionEntry(r.id, r.reseller_id, r.kind, r.amount, r.currency, r.ref, r.created_at, r.order_id,
                            r.actor, r.note)
-
-
-def attach(shop: Any) -> Any:
-    """Resellers on a Shop (run.py App.open): the `wallet` payment provider and the B2B order batches."""
-    from core.resellers import ResellerDesk
-
-    return ResellerDesk.attach(shop, SqlResellerRepo())

@@ -1,7 +1,7 @@
 """Supplier adapters (货源对接): implementations of core.ports.Supplier, built from the `suppliers:` config.
 
     suppliers = build_suppliers(settings)     # {name: Supplier}; suppliers.offers: {store SKU: Offer}
-    shop.attach_suppliers(suppliers)          # run.py App.open does this
+    shop.attach_suppliers(suppliers)          # App.open (app/bootstrap.py) does this
 
 `http` (suppliers/http.py) is a configurable signed JSON/form API. `store` (suppliers/store.py) is another
 instance of this store, bought from through its signed B2B API (/api/v1).
@@ -15,6 +15,7 @@ from core.errors import SupplierError
 from core.models import Offer
 from core.ports import Supplier
 from core.settings import Settings
+from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def build_suppliers(settings: Settings) -> SupplierSet:
     return SupplierSet(suppliers, offers)
 
 
-async def handle_callback(shop: Any, name: str, body: bytes, content_type: str) -> tuple[int, str]:
+async def handle_callback(shop: Shop, name: str, body: bytes, content_type: str) -> tuple[int, str]:
     """A supplier posted a top-up result (bots/http.py add_supplier_callback): (HTTP status, answer).
 
     Unknown supplier: 404. A missing or wrong signature (checked with the secret of the supplier named in the
@@ -66,7 +67,7 @@ async def handle_callback(shop: Any, name: str, body: bytes, content_type: str) 
     return 200, "success"
 
 
-def mount_callbacks(server: Any, shop: Any, settings: Settings) -> bool:
+def mount_callbacks(server: Any, shop: Shop, settings: Settings) -> bool:
     """Serve `POST /supplier/<name>/callback` on the store's HTTP server (bots/http.py HttpServer). Returns True
     when a supplier has a `callback_url`, i.e. the server must be started for the callbacks to arrive."""
     if not shop.suppliers:

@@ -1,7 +1,7 @@
 """The `store` supplier: this store buying from ANOTHER instance of this store through its B2B API (/api/v1).
 
 Shops chain: the upstream store made us a reseller (`run.py reseller add` and `reseller key` there) and gave us a
-key id and secret; every request is signed like bots/b2b_api.py says (`signed_headers`: key id, timestamp,
+key id and secret; every request is signed like core/signing.py says (`signed_headers`: key id, timestamp,
 nonce, body hash and the Idempotency-Key). Purchases and top-ups are `POST /api/v1/orders` with our request id as the Idempotency-Key,
 so a retry after a timeout or a lost answer gets the same order and the same codes, never a second purchase;
 a top-up's later status is read with `GET /api/v1/orders?idempotency_key=<request id>`.
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from bots.b2b_api import PREFIX, signed_headers
+from core.signing import PREFIX, signed_headers
 from core.errors import SupplierError
 from core.ports import SupplierProduct, TopupResult
 from core.settings import Supplier as SupplierConf

@@ -89,7 +89,7 @@ async def open_shop(url: str, tmp_path: Path, *, catalog: Sequence[dict[str, Any
                     store: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, RecordingNotifier,
                                                                                 RecordingGateway]]:
     """A whole store on `url` (schema migrated, vault key file under tmp_path); buyers use channel "test"."""
-    from run import App
+    from app import App
 
     settings = make_settings(url, tmp_path, catalog=catalog, demo=demo, store=store)
     notifier, gateway = RecordingNotifier(), RecordingGateway()

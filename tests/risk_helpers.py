@@ -27,7 +27,7 @@ async def open_guarded(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any
                        store: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, RecordingNotifier,
                                                                                     RecordingGateway]]:
     """A store on `url` with `catalog`, the `risk:` section given (defaults otherwise) and a FakeClock."""
-    from run import App
+    from app import App
 
     settings = parse_settings({"store": {"demo": True, **(store or {})}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")}, "catalog": list(catalog),

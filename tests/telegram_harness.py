@@ -13,11 +13,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bots.telegram.wiring import build_telegram
+from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from run import App
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"
@@ -59,7 +58,7 @@ class Shopfront:
     async def __aenter__(self) -> Shopfront:
         self.app = await App.open(self.settings, clock=self.clock)
         # Updates handled one at a time (aiogram: a confirmed update has been fully handled; PTB: see send()).
-        self.runtime = build_telegram(self.settings, self.app, concurrent_updates=False)
+        self.runtime = self.app.add_telegram(concurrent_updates=False)
         watch_handlers(self.runtime, self.errors, self._done)
         await self.app.shop.start()
         await self.runtime.start()

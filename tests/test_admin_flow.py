@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from app.bootstrap import product_specs
 from core.admin import AdminError, Merchant
 from core.models import CodeStatus
 from handlers.admin import AdminCtx, AdminFlow, ImportFile, TableScreen
 from handlers.screen import Screen
 from locales import Translator
-from run import product_specs
 from tests.helpers import (
     SKU,
     buyer,

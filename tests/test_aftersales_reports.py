@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
 from tests.helpers import RecordingNotifier, settle
 
 CATALOG = [

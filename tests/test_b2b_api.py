@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
-from bots.b2b_api import B2BApi, signed_headers
+from bots.b2b_api import B2BApi
+from core.signing import signed_headers
 from bots.http import HttpServer
 from core.admin import AdminService
 from core.models import Buyer
@@ -79,10 +80,8 @@ def check_against_document(doc: dict[str, Any], method: str, path: str, status: 
 async def api_store(db_url: str, tmp_path: Path, *, codes: int = 50, balance: int = 10_000, rate: int = 50,
                     discount: int = 10) -> AsyncIterator[tuple[Any, ResellerDesk, Client]]:
     """A store with the B2B API on a real HTTP server, a reseller with a funded wallet and an API key."""
-    from storage.resellers import SqlResellerRepo
-
     async with open_shop(db_url, tmp_path, catalog=CATALOG) as (app, _, _):
-        desk = getattr(app.shop, "resellers", None) or ResellerDesk.attach(app.shop, SqlResellerRepo())
+        desk = app.resellers
         await app.shop.start()
         await import_n(app, codes)
         from core.inventory import import_codes

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bots.b2b_api import signed_headers
+from core.signing import signed_headers
 from tests.helpers import SKU, stock_of
 from tests.test_b2b_api import api_store, check_against_document
 

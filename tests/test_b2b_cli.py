@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bots.b2b_api import signed_headers
+from core.signing import signed_headers
 from tests.helpers import ROOT, SKU, code_lines, run_cli, unique_codes, write_config
 
 

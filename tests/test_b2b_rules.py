@@ -39,7 +39,7 @@ async def b2b_store(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any]],
     """A store with `catalog` (10 codes each), a reseller "Acme" owned by OWNER with 500.00 in its wallet and an
     API key, its group CHAT where BOB may order, and the B2B API on a real HTTP server. Yields (app, the
     reseller's client, the notifier of group deliveries)."""
-    from run import App
+    from app import App
 
     settings = parse_settings({"store": {"demo": True}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")}, "catalog": list(catalog),
@@ -47,7 +47,7 @@ async def b2b_store(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any]],
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: RecordingNotifier()},
                          gateways={PROVIDER: RecordingGateway()})
     sent = RecordingNotifier()
-    app.shop.notifiers["telegram_group"] = sent
+    app.shop.add_notifier("telegram_group", sent)
     server = HttpServer("127.0.0.1", 0)
     try:
         for p in catalog:

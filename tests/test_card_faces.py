@@ -76,7 +76,8 @@ async def test_a_reseller_s_member_gets_each_code_as_a_protected_card_and_an_ord
         # made in memory only: no new file anywhere under the store's directory, and no code in the log
         assert {p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".png"} - before == set()
         ours = "\n".join(r.getMessage() for r in caplog.records  # (PTB's own DEBUG lines echo whole requests)
-                         if r.name.split(".")[0] in ("bots", "core", "handlers", "storage", "suppliers", "run"))
+                         if r.name.split(".")[0] in ("app", "bots", "cli", "core", "handlers", "storage", "store",
+                                                     "suppliers"))
         assert code not in ours and other not in ours
 
 

@@ -42,3 +42,21 @@ def test_given_the_default_config_when_a_customer_shops_in_the_terminal_then_the
     line = next(ln for ln in stock.stdout.splitlines() if ln.startswith("STEAM-50"))
     assert line.split()[1:] == ["49", "0", "1", "0"]
     assert code not in stock.stdout + stock.stderr
+
+
+def test_given_a_first_start_when_the_demo_opens_then_the_shop_speaks_first_and_an_unknown_reply_gets_the_apology_first(
+        tmp_path):
+    """What a new merchant sees in the terminal (`make run`, standard error and output on one screen): the shop's
+    welcome before anything else (no migration log lines on a first start), and for a reply the shop does not
+    understand, the apology before the menu it leads back to."""
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    res = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(tmp_path / "config.yaml")],
+                         input="hello\n", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stdout
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert lines[0] == "Welcome to Demo Card Shop!", lines[:3]
+    assert "alembic" not in res.stdout.lower() and " INFO " not in res.stdout
+    answer = res.stdout[res.stdout.index("> ") + 2:]  # after the first prompt: the answer to "hello"
+    assert answer.lstrip().startswith("Sorry, I did not understand that. Here is the menu.")
+    assert answer.index("Sorry, I did not understand") < answer.index("Welcome to Demo Card Shop!")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from app import App
 from core.inventory import import_codes
 from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
 
 CATALOG = [
     {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "stars": 70,
@@ -127,6 +127,16 @@ async def test_given_garbage_button_data_when_pressed_then_the_buyer_gets_a_clea
     screens = await flow_for(app).on_action(CTX, garbage)
     assert screens[0].error in ("error.unknown", "not_found", "not_your_order", "bad_quantity")
     assert ids(screens[-1]) == ["cat", "os:0", "help", "lang", "lk"]
+
+
+async def test_given_a_reply_the_shop_does_not_understand_then_the_apology_comes_before_the_menu(shop):
+    app, _ = shop
+    await flow_for(app).on_text(CTX, "/start")
+    [menu] = await flow_for(app).on_text(CTX, "hello there")
+    assert menu.error == "error.unknown"
+    assert menu.title == "Sorry, I did not understand that. Here is the menu."
+    assert menu.body.startswith("Welcome to Test Shop!")  # the menu follows the apology
+    assert ids(menu) == ["cat", "os:0", "help", "lang", "lk"]
 
 
 async def test_given_numbered_replies_when_the_store_restarts_then_the_numbers_still_mean_the_same(shop):

@@ -57,7 +57,7 @@ async def test_given_a_send_that_never_answers_then_it_is_cut_off_inside_its_lea
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         slow = HangsOnce()
-        app.shop.notifiers["test"] = slow
+        app.shop.add_notifier("test", slow)
         d = app.shop.dispatcher
         d.lease, d.send_timeout = timedelta(seconds=2), 0.3
         await import_n(app, 1)
@@ -101,7 +101,7 @@ async def test_given_a_delivery_in_three_messages_when_the_second_hangs_then_the
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         platform = ThreeMessages()
-        app.shop.notifiers["test"] = platform
+        app.shop.add_notifier("test", platform)
         d = app.shop.dispatcher
         d.lease, d.send_timeout = timedelta(seconds=2), 0.5
         await import_n(app, 1)
@@ -185,7 +185,7 @@ def test_given_a_running_store_when_the_merchant_rekeys_with_a_new_key_then_sale
 
     async def scenario() -> None:
         from core.settings import load_settings
-        from run import App
+        from app import App
         from tests.helpers import PROVIDER, RecordingGateway, RecordingNotifier
 
         notifier = RecordingNotifier()
@@ -279,7 +279,7 @@ async def test_given_an_internal_failure_then_the_buyer_is_told_in_their_languag
         flow = CustomerFlow(app.shop, Translator(), shop_name="S")
         await app.shop.save_customer((await app.shop.customer(buyer(1), "zh_CN")))
         [screen] = await flow.on_action(Ctx(buyer(1), "c", "zh_CN"), f"k:{order.id}")
-        assert screen.error == "error.internal" and screen.body.startswith("系统出了点问题")
+        assert screen.error == "error.internal" and screen.title.startswith("系统出了点问题")  # the apology first
         assert screen.secrets == []
         assert code not in caplog.text
 

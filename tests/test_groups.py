@@ -39,7 +39,7 @@ async def test_confirms_racing_make_one_order_one_debit_one_delivery_and_a_refun
         db_url: str, tmp_path: Path) -> None:
     async with open_shop(db_url, tmp_path) as (app, _, _):
         sent = RecordingNotifier()
-        app.shop.notifiers["telegram_group"] = sent
+        app.shop.add_notifier("telegram_group", sent)
         codes = set(await import_n(app, 10))
         desk, rid = await linked(app)
         q = await desk.quote(CHAT, BOB, SKU, 2, "en")
@@ -67,7 +67,7 @@ async def test_confirms_racing_make_one_order_one_debit_one_delivery_and_a_refun
 async def test_an_unreachable_member_gets_the_codes_queued_again_once(db_url: str, tmp_path: Path) -> None:
     async with open_shop(db_url, tmp_path) as (app, _, _):
         sent = RecordingNotifier()
-        app.shop.notifiers["telegram_group"] = sent
+        app.shop.add_notifier("telegram_group", sent)
         await import_n(app, 5)
         desk, rid = await linked(app)
         q = await desk.quote(CHAT, BOB, SKU, 1, "en")

@@ -196,3 +196,17 @@ def test_given_codes_in_two_products_when_the_merchant_asks_for_stock_then_each_
     done = run_cli(cfg, "stock")
     assert done.returncode == 0
     assert stock_table(done.stdout) == {SKU: (3, 0, 0), "VIP-MONTH": (1, 0, 0)}
+
+
+def test_given_a_chinese_merchant_when_they_run_the_cli_then_help_messages_and_errors_are_in_chinese(tmp_path: Path):
+    """The command line speaks `store.default_language` (through locales/, cli.po) like the rest of the shop."""
+    cfg = write_config(tmp_path, catalog=CATALOG, extra={"store": {"demo": True, "default_language": "zh_CN"}})
+    helped = run_cli(cfg, "--help")
+    assert helped.returncode == 0 and "卡密库存命令" in helped.stdout, helped.stdout  # codes: the code pool
+    codes = _file(tmp_path, "codes.txt", b"ZH-CODE-1\n")
+    unknown = run_cli(cfg, "codes", "import", "NOPE", str(codes))
+    assert unknown.returncode == 2 and "错误：没有 SKU 'NOPE'；未导入任何卡密" in unknown.stderr, unknown.stderr
+    done = run_cli(cfg, "codes", "import", SKU, str(codes))
+    assert done.returncode == 0 and f"{SKU}：导入 1，重复 0，拒绝 0" in done.stdout, done.stdout
+    stock = run_cli(cfg, "stock")
+    assert stock.stdout.splitlines()[0].split() == ["SKU", "可售", "锁定", "已售", "已过期"], stock.stdout

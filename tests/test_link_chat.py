@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from bots.http import HttpServer
-from bots.wechat.wiring import build_wechat
 from core.models import Buyer
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
@@ -45,7 +44,7 @@ async def both_chats(api: FakeBotAPI, wx_api: FakeWeChatAPI, tmp_path: Path,
     wechat = {"appid": APPID, "token": WX_TOKEN, "secret": SECRET, "api_base": wx_api.base}
     async with Shopfront(api, tmp_path, library=library, extra={"catalog": CATALOG, "wechat": wechat}) as shop:
         server = HttpServer("127.0.0.1", 0)
-        runtime = build_wechat(shop.settings, shop.app, server)
+        runtime = shop.app.add_wechat(server)
         await runtime.start()
         await server.start()
         wx = WeChatServer(f"http://127.0.0.1:{server.port}/wechat", WX_TOKEN, APPID)

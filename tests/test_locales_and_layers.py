@@ -42,6 +42,21 @@ def test_every_message_key_the_code_uses_exists():
         assert f"status.{status.value}" in tr.catalogs["zh_CN"], status
 
 
+def test_every_command_line_message_is_in_the_catalogue_and_every_cli_key_is_used():
+    """The CLI (cli/) words everything through the `cli` room (cli.po): each key it names exists, and each key of
+    the room is used (a message left behind in the catalogue is a message the code no longer prints)."""
+    tr = Translator(("en", "zh_CN"))
+    src = "\n".join(path.read_text() for path in (ROOT / "cli").rglob("*.py"))
+    used = set(re.findall(r'"(cli\.[a-z_.]+)"', src))
+    prefixes = set(re.findall(r'f"(cli\.[a-z_.]+)\{', src))
+    assert used and prefixes, "no CLI message keys found: the pattern above is out of date"
+    assert used - set(tr.catalogs["en"]) == set()
+    room = {k for k in tr.catalogs["en"] if k.startswith("cli.")}
+    assert {k for k in room if k not in used and not any(k.startswith(p) for p in prefixes)} == set()
+    for prefix in prefixes:
+        assert any(k.startswith(prefix) for k in room), prefix
+
+
 def test_core_imports_no_framework():
     leaks = []
     for path in (ROOT / "core").rglob("*.py"):
@@ -53,6 +68,90 @@ def test_core_imports_no_framework():
                 names = [node.module]
             leaks += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert leaks == []
+
+
+def _imports(room: str) -> list[tuple[str, str, list[str]]]:
+    """(file, module, imported names) of every import in a room, function-level ones included."""
+    out = []
+    for path in sorted((ROOT / room).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out += [(str(path.relative_to(ROOT)), a.name, []) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                out.append((str(path.relative_to(ROOT)), node.module, [a.name for a in node.names]))
+    return out
+
+
+def _core_services() -> set[str]:
+    """The classes of core/ that make up the running shop (desks, the order book, the dispatcher, ...): built by
+    the composition root (app/bootstrap.py), never by an adapter or a repository."""
+    named = {"Shop", "OrderBook", "Guard", "OutboxDispatcher", "GroupCommitter", "JobRunner", "StoreJobs"}
+    found = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and (node.name.endswith("Desk") or node.name in named):
+                found.add(node.name)
+    return found
+
+
+def test_storage_implements_repositories_and_composes_nothing_of_core():
+    services = _core_services()
+    assert {"Shop", "ResellerDesk", "GroupDesk"} <= services, "the service list is out of date"
+    composed = [f"{f}: {m}.{n}" for f, m, names in _imports("storage") if m.startswith("core")
+                for n in names if n in services]
+    hung = []  # shop.<feature> = ... : a storage module hanging a desk on the shop
+    for path in (ROOT / "storage").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                hung += [f"{path.name}: shop.{t.attr}" for t in targets if isinstance(t, ast.Attribute)
+                         and isinstance(t.value, ast.Name) and t.value.id == "shop"]
+    assert composed + hung == []
+
+
+def test_jobs_and_suppliers_import_no_adapter():
+    leaks = [f"{f}: {m}" for room in ("jobs", "suppliers") for f, m, _ in _imports(room)
+             if m.split(".")[0] == "bots"]
+    assert leaks == []
+
+
+def test_handlers_import_no_adapter_storage_or_framework():
+    """Flows are channel-neutral: they reach the outside world only through core and the Screens they return."""
+    outside = {"bots", "storage", "suppliers", "jobs", "app", "cli", "run"} | FORBIDDEN
+    leaks = [f"{f}: {m}" for f, m, _ in _imports("handlers") if m.split(".")[0] in outside]
+    assert leaks == []
+
+
+def test_only_the_entry_points_import_the_composition_root():
+    """app/ builds everything and cli/ runs it; nothing they build reaches back up to them."""
+    leaks = [f"{f}: {m}" for room in ("core", "storage", "handlers", "bots", "jobs", "suppliers", "locales")
+             for f, m, _ in _imports(room) if m.split(".")[0] in ("app", "cli", "run")]
+    assert leaks == []
+
+
+def test_no_adapter_writes_into_the_shops_tables_or_hooks():
+    """Notifiers, gateways and hooks are registered by the composition root through the shop's typed calls
+    (add_notifier, add_gateway, on_paid, on_refunded, attach_topups), never by writing into core's own state. (An
+    adapter fills its own ChannelParts, `parts`, and hands that back.)"""
+    tables = ("notifiers", "gateways", "paid_hooks", "refunded_hooks")
+
+    def core_state(attr: ast.expr) -> bool:
+        return isinstance(attr, ast.Attribute) and attr.attr in tables and not ast.unparse(attr.value).endswith(
+            "parts")
+
+    writes = []
+    for room in ("bots", "storage", "handlers", "jobs", "suppliers", "app", "cli"):
+        for path in (ROOT / room).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                    node, ast.AugAssign | ast.AnnAssign) else []
+                writes += [f"{path.name}: {ast.unparse(t)} =" for t in targets
+                           if isinstance(t, ast.Subscript) and core_state(t.value)
+                           or isinstance(t, ast.Attribute) and t.attr in ("topups", *tables)]
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                        "append", "setdefault", "update") and core_state(node.func.value):
+                    writes.append(f"{path.name}: {ast.unparse(node.func)}(...)")
+    assert writes == []
 
 
 def test_money_is_shown_the_way_each_language_writes_it():

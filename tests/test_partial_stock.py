@@ -182,7 +182,7 @@ async def test_a_group_order_that_found_too_little_stock_waits_and_its_codes_rea
 
     async with open_shop(db_url, tmp_path, catalog=catalog("wait")) as (app, _, _):
         sent = RecordingNotifier()
-        app.shop.notifiers["telegram_group"] = sent
+        app.shop.add_notifier("telegram_group", sent)
         groups, desk = app.shop.groups, app.shop.resellers
         r = await groups.add_reseller("300", actor="telegram:1")
         await desk.top_up(r.id, 10_000, actor="telegram:1")

@@ -18,9 +18,7 @@ BOSS = Buyer("test", "boss")
 
 
 def desk_of(app) -> ResellerDesk:  # noqa: ANN001
-    from storage.resellers import SqlResellerRepo
-
-    return getattr(app.shop, "resellers", None) or ResellerDesk.attach(app.shop, SqlResellerRepo())
+    return app.resellers
 
 
 async def wallet_is_consistent(desk: ResellerDesk, reseller_id: int) -> int:

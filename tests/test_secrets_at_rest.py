@@ -110,7 +110,7 @@ async def test_given_codes_bought_and_delivered_when_the_sqlite_files_are_read_t
     clock = FakeClock()
     async with open_shop(url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
         assert echo.failures == 1
@@ -134,7 +134,7 @@ async def test_given_codes_bought_and_delivered_when_every_table_is_read_then_no
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
         assert_absent(await dump_tables(app), codes, "the tables")
@@ -153,7 +153,7 @@ async def test_given_the_whole_trade_when_logging_at_debug_then_no_code_appears_
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         echo = EchoingNotifier()
-        app.shop.notifiers[CHANNEL] = echo
+        app.shop.add_notifier(CHANNEL, echo)
         app.shop.dispatcher.notifiers = app.shop.notifiers
         await _trade(app, codes, clock)
     assert caplog.records, "nothing was logged: the check below would prove nothing"
@@ -211,9 +211,9 @@ async def test_given_a_delivered_order_then_the_reprs_of_what_carries_codes_do_n
 @pytest.mark.parametrize("library", ["aiogram", "ptb"])
 async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no_code_or_token_is_logged(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, library: str) -> None:
-    """The store's logging set-up (run.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
+    """The store's logging set-up (app/logs.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
     bot token (httpx at INFO) above those levels, whatever `logging.level` says."""
-    from run import LIBRARY_LOG_FLOORS, quiet_libraries
+    from app.logs import LIBRARY_LOG_FLOORS, quiet_libraries
     from tests.telegram_harness import TOKEN, Shopfront, fake_api
 
     caplog.set_level(logging.DEBUG)
@@ -245,7 +245,7 @@ async def test_given_a_new_shop_its_data_directory_is_0700_and_the_database_and_
     import os
     import stat
 
-    from run import App
+    from app import App
     from tests.helpers import PROVIDER, RecordingGateway, import_n, make_settings
 
     data = tmp_path / "data"

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from app import App
 from bots.b2b_api import B2BApi
 from bots.http import HttpServer
 from core.errors import SupplierError
@@ -24,7 +25,6 @@ from core.resellers import ResellerDesk
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import (
     CHANNEL,

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from app import App
 from core.clock import FakeClock
 from core.models import Buyer
 from core.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle
 

@@ -11,10 +11,10 @@ from types import ModuleType
 
 import pytest
 
+from app import App
 from bots.telegram.common import buyer_of
 from core.clock import FakeClock
 from core.inventory import import_codes
-from run import App
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import Shopfront, buttons, data_of, store_settings
 
@@ -302,11 +302,9 @@ async def test_an_example_mounts_the_store_next_to_the_merchants_own_handlers(ap
 
 async def test_webhook_mode_processes_one_update_without_polling(api: FakeBotAPI, tmp_path: Path,
                                                                  library: str) -> None:
-    from bots.telegram.wiring import build_telegram
-
     settings = store_settings(api, tmp_path, library=library)
     async with await App.open(settings) as app:
-        runtime = build_telegram(settings, app)
+        runtime = app.add_telegram()
         try:
             await runtime.set_webhook("https://shop.example/tg", "s3cret")
             assert api.webhook == {"url": "https://shop.example/tg", "secret_token": "s3cret"}
@@ -321,11 +319,9 @@ async def test_webhook_mode_processes_one_update_without_polling(api: FakeBotAPI
 
 async def test_ptb_handler_errors_are_logged_by_type_only(api: FakeBotAPI, tmp_path: Path,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    from bots.telegram.wiring import build_telegram
-
     settings = store_settings(api, tmp_path, library="ptb")
     async with await App.open(settings) as app:
-        runtime = build_telegram(settings, app)
+        runtime = app.add_telegram()
         try:
             api.fail_next("sendMessage", 400, description="Bad Request: SECRET-CODE-77 rejected")
             with caplog.at_level("DEBUG"):

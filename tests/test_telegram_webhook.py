@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app import App
 from bots.http import HttpServer, webhook_path
-from bots.telegram.wiring import build_telegram
 from core.settings import parse_settings
-from run import App
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import CATALOG, TOKEN
 
@@ -26,7 +25,7 @@ async def test_given_webhook_mode_then_right_secret_is_served_and_wrong_or_missi
                      "webhook": {"url": "https://shop.example.com/tg/hook", "secret": SECRET}},
         "catalog": CATALOG}, tmp_path, env={})
     async with await App.open(settings) as app:
-        runtime = build_telegram(settings, app)
+        runtime = app.add_telegram()
         server = HttpServer("127.0.0.1", 0)
         server.add_telegram(runtime, webhook_path(settings.telegram.webhook.url), SECRET)
         await server.start()
@@ -61,7 +60,7 @@ async def test_given_two_copies_of_one_update_at_the_same_time_then_it_is_handle
                      "webhook": {"url": "https://shop.example.com/tg/hook", "secret": SECRET}},
         "catalog": CATALOG}, tmp_path, env={})
     async with await App.open(settings) as app:
-        runtime = build_telegram(settings, app)
+        runtime = app.add_telegram()
         server = HttpServer("127.0.0.1", 0)
         server.add_telegram(runtime, webhook_path(settings.telegram.webhook.url), SECRET)
         await server.start()

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app import App
 from bots.http import HttpServer
 from core.clock import FakeClock
 from core.models import Buyer
@@ -17,7 +18,6 @@ from core.settings import parse_settings
 from core.suppliers import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
-from run import App
 from suppliers import handle_callback
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle

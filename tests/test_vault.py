@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from app import App
 from core.errors import VaultError
 from core.inventory import rekey
 from core.vault import KeyRing, Vault, read_key_file, write_key_file
-from run import App
 from storage import tables as t
 from tests.helpers import (
     SKU,

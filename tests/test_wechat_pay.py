@@ -16,6 +16,7 @@ import png
 import pytest
 import zxingcpp
 
+from app import App
 from bots.http import HttpServer
 from bots.wechat.pay import NOTIFY_PATH, PROVIDER, SUCCESS_XML, WeChatPayError, WeChatPayGateway, qr_png, reconcile
 from core.clock import FakeClock
@@ -23,7 +24,6 @@ from core.errors import StoreError
 from core.models import Buyer, Order
 from core.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
-from run import App
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of
 
@@ -71,7 +71,7 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
     notifier = RecordingNotifier()
     app = await App.open(settings, clock=clock, notifiers={"wechat": notifier})
     gateway = WeChatPayGateway(settings, app.shop)
-    app.shop.gateways[PROVIDER] = gateway  # the outbox refunds through it
+    app.shop.add_gateway(gateway)  # the outbox refunds through it
     server = HttpServer("127.0.0.1", 0)
     server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify)
     await server.start()
@@ -346,7 +346,7 @@ async def test_scheduler_has_the_reconcile_job_only_with_a_gateway(tmp_path: Pat
     async with wechat_store(tmp_path, codes=0) as env:
         assert env.app.shop and build_scheduler(env.app.shop).get_job("reconcile-wechat-pay") is None
         job = build_scheduler(env.app.shop, env.gateway).get_job("reconcile-wechat-pay")
-        assert job is not None and job.args == (env.app.shop, env.gateway)
+        assert job is not None and job.args == (env.gateway,)
 
 
 # -- refunds -----------------------------------------------------------------------------------------------

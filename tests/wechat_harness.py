@@ -17,12 +17,11 @@ from typing import Any
 
 import xmltodict
 
+from app import App
 from bots.http import HttpServer
-from bots.wechat.wiring import build_wechat
 from core.clock import Clock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
-from run import App
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 
@@ -74,7 +73,7 @@ class WeChatShop:
     async def __aenter__(self) -> WeChatShop:
         self.app = await App.open(self.settings, clock=self.clock)
         self.server = HttpServer("127.0.0.1", 0)
-        self.runtime = build_wechat(self.settings, self.app, self.server, budget=self.budget)
+        self.runtime = self.app.add_wechat(self.server, budget=self.budget)
         await self.app.shop.start()
         await self.runtime.start()
         await self.server.start()

@@ -84,7 +84,7 @@ class TelegramAdmin:
         if command in BUYER_COMMANDS and not merchant:
             return False
         lang = (await self.shop.customer(buyer_of(user_id), lang_hint)).language or self.shop.default_language
-        if command == "/wallet" and not merchant and getattr(self.shop, "groups", None) is not None:
+        if command == "/wallet" and not merchant and self.shop.groups is not None:
             # a reseller's owner reads their own wallet (handlers/groups.py)
             await self._send(chat_id, await ResellerCommands(self.shop.groups, self.i18n).own_wallet(str(user_id), lang))
             return True

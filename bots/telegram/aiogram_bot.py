@@ -43,6 +43,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from core.shop import Shop
 
 
 def _keep_response_models() -> list[type]:
@@ -240,14 +241,14 @@ def is_payment_update(update: Update) -> bool:
 class AiogramRuntime:
     """The store as its own aiogram bot (Bot + Dispatcher with the store router)."""
 
-    def __init__(self, settings: Any, app: Any, *, concurrent_updates: bool = True) -> None:
+    def __init__(self, settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> None:
         from bots.telegram.wiring import storefront
 
         tg = settings.telegram
         self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
-        self.app = app
+        self.shop = shop
         self.port = AiogramPort(self.bot)
-        self.frontend = storefront(settings, app, self.port)
+        self.frontend = storefront(settings, shop, self.port)
         self.dp = Dispatcher(disable_fsm=True)  # the store keeps conversation state in its database
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
@@ -272,5 +273,5 @@ class AiogramRuntime:
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None
-        await stop_sending(self.app, self.port)
+        await stop_sending(self.shop.dispatcher, self.port)
         await self.bot.session.close()

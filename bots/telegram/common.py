@@ -17,7 +17,8 @@ from core.errors import StoreError
 from core.flood import FloodGate
 from core.models import Buyer, Payment
 from core.orders import PaymentNotice
-from core.ports import Delivery
+from core.outbox import OutboxDispatcher
+from core.ports import ChannelParts, Delivery
 from core.payments import Outcome, StarTransaction, utc_from_timestamp
 from core.shop import Shop
 from handlers.customer import Ctx, CustomerFlow
@@ -244,11 +245,10 @@ def buyer_of(user_id: int) -> Buyer:
     return Buyer(CHANNEL, str(user_id))
 
 
-async def stop_sending(app: Any, port: LibraryPort, drain_seconds: float = 5.0) -> None:
+async def stop_sending(dispatcher: OutboxDispatcher, port: LibraryPort, drain_seconds: float = 5.0) -> None:
     """A stopping bot first lets the outbox send what is due (codes just paid for), then refuses further sends:
     whatever comes due later stays in the outbox for the next start."""
-    dispatcher = getattr(getattr(app, "shop", None), "dispatcher", None)
-    if dispatcher is not None and dispatcher.running:
+    if dispatcher.running:
         try:
             await asyncio.wait_for(dispatcher.drain(), timeout=drain_seconds)
         except Exception as exc:  # noqa: BLE001 - unsent rows stay in the outbox
@@ -270,6 +270,7 @@ class TelegramFrontend:
         self.groups = groups  # None: the bot stays silent in groups
         self.flood = flood  # incoming updates per user (payments are never held back); `exempt`: the merchants
         self.exempt = exempt
+        self.parts = ChannelParts()  # what this channel gives the shop (storefront fills it; App.plug registers it)
 
     async def _admitted(self, user_id: int, chat_id: int, lang_hint: str | None,
                         callback_id: str | None = None) -> bool:

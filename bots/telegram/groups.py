@@ -18,6 +18,7 @@ from bots.telegram.common import TelegramNotifier, TelegramPort, buyer_of, rende
 from core.errors import RecipientUnreachable
 from core.groups import GroupDesk, GroupOrder
 from core.ports import Delivery
+from core.shop import Shop
 from handlers.groups import GroupCtx, GroupFlow, parse_group_command
 from handlers.screen import Screen
 from locales import Translator
@@ -30,8 +31,10 @@ START_PREFIX = "g"  # deep-link payload: g<order id> (A-Z0-9, well under Telegra
 class TelegramGroups:
     """Implements bots.telegram.common.GroupCommands."""
 
-    def __init__(self, desk: GroupDesk, port: TelegramPort, i18n: Translator, *, admins: list[int]) -> None:
+    def __init__(self, desk: GroupDesk, shop: Shop, port: TelegramPort, i18n: Translator, *,
+                 admins: list[int]) -> None:
         self.desk = desk
+        self.shop = shop  # the members' language (their customer records)
         self.port = port
         self.i18n = i18n
         self.flow = GroupFlow(desk, i18n)
@@ -39,7 +42,7 @@ class TelegramGroups:
         self._edits: set[asyncio.Task[None]] = set()
 
     async def _language(self, user_id: int, hint: str | None) -> str:
-        shop = self.desk.shop
+        shop = self.shop
         return (await shop.customer(buyer_of(user_id), hint)).language or shop.default_language
 
     async def on_text(self, user_id: int, chat_id: int, text: str, lang_hint: str | None, *,

@@ -3,7 +3,8 @@ PTB's Bot. python-telegram-bot is LGPL-3.0 (used unmodified, as a dependency).
 
 Mount the store in your own PTB bot:
 
-    frontend = storefront(settings, app, PtbPort(application.bot))
+    frontend = storefront(settings, app.shop, PtbPort(application.bot))
+    app.plug(frontend.parts)                             # the shop sends and refunds through this bot
     application.add_handlers(store_handlers(frontend))   # after your own handlers: the first match wins
 
 Note: PTB only logs handler exceptions unless an error handler is registered; `PtbRuntime` registers one that
@@ -48,6 +49,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +185,16 @@ def is_payment_update(update: Update) -> bool:
 class PtbRuntime:
     """The store as its own PTB bot (an Application with the store handlers)."""
 
-    def __init__(self, settings: Any, app: Any, *, concurrent_updates: bool = True) -> None:
+    def __init__(self, settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> None:
         from bots.telegram.wiring import storefront
 
         tg = settings.telegram
         self.application = build_application(tg.token.get_secret_value(), tg.api_base,
                                               concurrent_updates=concurrent_updates)
         self.bot = self.application.bot
-        self.app = app
+        self.shop = shop
         self.port = PtbPort(self.bot)
-        self.frontend = storefront(settings, app, self.port)
+        self.frontend = storefront(settings, shop, self.port)
         self.application.add_handlers(store_handlers(self.frontend))
         self.application.add_error_handler(log_handler_error)
         self._concurrent = concurrent_updates
@@ -227,5 +229,5 @@ class PtbRuntime:
             self._polling = None
         if self.application.running:
             await self.application.stop()
-        await stop_sending(self.app, self.port)
+        await stop_sending(self.shop.dispatcher, self.port)
         await self.application.shutdown()  # a no-op when never initialized

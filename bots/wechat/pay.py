@@ -37,6 +37,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, OrderStatus, Payment
 from core.orders import PaymentNotice
 from core.settings import ConfigError
+from core.shop import Shop
 from locales import Translator
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,12 @@ class _CodeUrl:
 
 
 class WeChatPayGateway:
-    """WeChat Pay v2 (Native) as a core PaymentGateway; register it as shop.gateways[PROVIDER]."""
+    """WeChat Pay v2 (Native) as a core PaymentGateway (registered by the composition root through the WeChat
+    runtime's parts, bots/wechat/wiring.py) and a core PaymentReconciler."""
 
     name = PROVIDER
 
-    def __init__(self, settings: Any, shop: Any) -> None:
+    def __init__(self, settings: Any, shop: Shop) -> None:
         wx = settings.wechat
         pay = wx.pay
         self.shop = shop
@@ -123,6 +125,10 @@ class WeChatPayGateway:
         self._closed_unpaid: OrderedDict[str, None] = OrderedDict()  # past time_expire and unpaid: final
         self._asked: dict[str, float] = {}  # order id -> when reconcile last asked WeChat about it
         self.i18n = Translator(settings.store.languages, settings.store.default_language)
+
+    async def reconcile(self) -> int:
+        """core.ports.PaymentReconciler: this store's unpaid WeChat Pay orders asked about (reconcile below)."""
+        return await reconcile(self.shop, self)
 
     # -- the wechatpy client, one per thread -------------------------------------------------------
     def _client(self) -> _Client:
@@ -416,7 +422,7 @@ def qr_png(code_url: str) -> bytes:
     return buf.getvalue()
 
 
-async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
+async def reconcile(shop: Shop, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
                     min_age: timedelta = RECONCILE_MIN_AGE, batch: int = RECONCILE_BATCH) -> int:
     """Ask WeChat about its buyers' unpaid orders (held, or lapsed/cancelled in the last 24 h) that are at
     least min_age old, and record the ones it says were paid; returns how many payments it recorded.
@@ -460,7 +466,7 @@ async def reconcile(shop: Any, gateway: WeChatPayGateway, *, channel: str = CHAN
     return sum(await asyncio.gather(*(one(o) for o in candidates)))
 
 
-async def _unpaid_orders(shop: Any, channel: str, since: datetime) -> list[Order]:
+async def _unpaid_orders(shop: Shop, channel: str, since: datetime) -> list[Order]:
     """Held, expired and cancelled orders of the channel whose hold ended after `since` (newest first)."""
     out: list[Order] = []
     page = 500

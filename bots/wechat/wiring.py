@@ -1,6 +1,7 @@
 """Builds the WeChat storefront on an open App and the store's HTTP server.
 
-    runtime = build_wechat(settings, app, server)   # notifier "wechat" (and gateway "wechat_pay") on app.shop,
+    runtime = app.add_wechat(server)                # build_wechat, then its notifier "wechat" (and gateway
+                                                    # "wechat_pay") registered by the composition root;
                                                     # /wechat (and /wechat/pay/notify) on the server
     await runtime.start() ... await runtime.stop()
     await create_menu(settings)                     # `run.py wechat menu`
@@ -16,6 +17,8 @@ from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
 from core.flood import gate_from
+from core.ports import ChannelParts
+from core.shop import Shop
 from core.settings import MenuButton
 from handlers.customer import CustomerFlow
 from locales import Translator
@@ -43,10 +46,10 @@ def make_api(settings: Any) -> WeChatApi:
 
 
 class WeChatRuntime:
-    def __init__(self, settings: Any, app: Any, server: Any | None, *, budget: float | None = None) -> None:
+    def __init__(self, settings: Any, shop: Shop, server: Any | None, *, budget: float | None = None) -> None:
         wx = settings.wechat
         self.settings = settings
-        self.app = app
+        self.shop = shop
         self.api = make_api(settings)
         aes_key = wx.aes_key.get_secret_value()
         # Plain mode cannot prove who sent a message (the signature covers no body): nothing that shows codes or
@@ -56,34 +59,35 @@ class WeChatRuntime:
             log.warning("wechat: plain mode (no wechat.aes_key): merchant commands and codes shown again are "
                         "refused until safe mode is on")
         self.i18n = i18n = Translator(settings.store.languages, settings.store.default_language)
-        self.flow = flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name,
+        self.flow = flow = CustomerFlow(shop, i18n, shop_name=settings.store.name,
                                         support=settings.store.support, show_stars=False, numbered=True,
                                         no_reveal=None if safe else REVEAL_NEEDS_SAFE_MODE)
         locks = UserLocks()
-        pending = Pending(app.shop, locks)
+        pending = Pending(shop, locks)
         webhook = wx.wecom_webhook.get_secret_value()
-        self.alerts = MerchantAlerts(app.shop, self.api, i18n, admins=list(wx.admins),
+        self.alerts = MerchantAlerts(shop, self.api, i18n, admins=list(wx.admins),
                                      robot=WeComRobot(webhook) if webhook else None)
         self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts)
-        if self.alerts.enabled and getattr(app, "alerts", None) is not None:  # the shop's alerts reach WeChat too
-            app.alerts.add(self.alerts)
-        app.shop.notifiers[CHANNEL] = self.notifier
+        # What this channel gives the shop; the composition root registers it (App.plug).
+        self.parts = ChannelParts({CHANNEL: self.notifier})
+        if self.alerts.enabled:  # the shop's alerts reach WeChat too
+            self.parts.alerts.append(self.alerts)
         self.gateway: Any = None
         qr_png = None
         if wx.pay.mch_id:
-            from bots.wechat.pay import NOTIFY_PATH, PROVIDER, WeChatPayGateway, qr_png  # noqa: PLC0415
+            from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png  # noqa: PLC0415
 
-            self.gateway = WeChatPayGateway(settings, app.shop)
-            app.shop.gateways[PROVIDER] = self.gateway
-        self.admin = WeChatAdmin(app.shop, i18n, admins=list(wx.admins), safe_mode=safe)
+            self.gateway = WeChatPayGateway(settings, shop)
+            self.parts.gateways.append(self.gateway)
+        self.admin = WeChatAdmin(shop, i18n, admins=list(wx.admins), safe_mode=safe)
         kw = {"budget": budget} if budget is not None else {}
-        self.frontend = WeChatFrontend(app.shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
+        self.frontend = WeChatFrontend(shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
                                        qr_png=qr_png, locks=locks, pending=pending,
                                        flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
         from storage.wechat import SqlReplayMemory  # noqa: PLC0415 - every process shares the taken pairs
 
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
-                                       aes_key=aes_key, replays=SqlReplayMemory(app.shop.committer))
+                                       aes_key=aes_key, replays=SqlReplayMemory(shop.committer))
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:
@@ -117,5 +121,6 @@ async def create_menu(settings: Any) -> dict[str, Any]:
     return menu
 
 
-def build_wechat(settings: Any, app: Any, server: Any | None = None, *, budget: float | None = None) -> WeChatRuntime:
-    return WeChatRuntime(settings, app, server, budget=budget)
+def build_wechat(settings: Any, shop: Shop, server: Any | None = None, *, budget: float | None = None
+                 ) -> WeChatRuntime:
+    return WeChatRuntime(settings, shop, server, budget=budget)

@@ -1,0 +1,255 @@
+"""The composition root: the one place that builds the store's services from one Settings object and wires them
+together (the database, the vault, the shop and its desks, the features, the channels, the scheduler's jobs).
+Nothing else composes core; the adapters (bots/), repositories (storage/) and suppliers are handed what they need
+here, and what they provide (notifiers, gateways, alerts, hooks) is registered here through the shop's typed calls.
+
+    app = await App.open(settings)         # the store, migrated and synced with the catalogue
+    runtime = app.add_telegram()           # a channel, plugged in (app.add_wechat(server) likewise)
+    runner = app.job_runner()              # the scheduler's jobs under the lease (start_scheduler does both)
+    await app.close()
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
+from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
+from core.cardfaces import CardFace, CardFaceDesk
+from core.clock import Clock, SystemClock
+from core.groups import GroupDesk
+from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
+from core.models import Kind, ProductSpec
+from core.orders import OrderPolicy
+from core.payments import DemoGateway, StarLedger
+from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
+from core.resellers import CHANNEL as RESELLER_CHANNEL
+from core.resellers import ResellerDesk
+from core.risk import policy_from as risk_policy_from
+from core.settings import Settings
+from core.shop import Shop
+from core.vault import KeyRing, Vault, open_vault
+from jobs.scheduler import build_scheduler
+from storage.aftersales import SqlRecallRepo, SqlTicketRepo
+from storage.cardfaces import SqlCardFaceRepo
+from storage.db import Database
+from storage.groups import SqlGroupRepo
+from storage.jobs import SqlJobStore
+from storage.resellers import SqlResellerRepo
+from suppliers import build_suppliers
+
+if TYPE_CHECKING:
+    from bots.telegram.wiring import TelegramRuntime
+    from bots.wechat.wiring import WeChatRuntime
+
+
+def product_specs(settings: Settings) -> list[ProductSpec]:
+    return [
+        ProductSpec(sku=p.sku, kind=Kind(p.kind), title=dict(p.title), description=dict(p.description),
+                    category=dict(p.category), price=p.price, currency=settings.store.currency, stars=p.stars,
+                    min_qty=p.min_qty, max_qty=p.max_qty, hold_minutes=p.hold_minutes, active=p.active,
+                    rules=dict(p.rules), position=i)
+        for i, p in enumerate(settings.catalog)
+    ]
+
+
+def config_ring(settings: Settings) -> KeyRing | None:
+    keys = settings.vault.decoded_keys()
+    if not keys:
+        return None
+    fp = settings.vault.fingerprint_key_bytes()
+    assert fp is not None  # validated by settings
+    return KeyRing(keys, settings.vault.current_key or list(keys)[-1], fp)
+
+
+class App:
+    """Everything the store runs on, opened from one Settings object: the services, each declared here.
+
+    Features are always built (their config sections have defaults); the shop holds the same desks as declared,
+    optional attributes (core/shop.py) for the flows that reach them through it."""
+
+    def __init__(self, settings: Settings, db: Database, vault: Vault, shop: Shop, clock: Clock, *,
+                 resellers: ResellerDesk, groups: GroupDesk, problems: ProblemDesk, card_faces: CardFaceDesk,
+                 alerts: FanoutAlerts) -> None:
+        self.settings = settings
+        self.db = db
+        self.vault = vault
+        self.shop = shop
+        self.clock = clock
+        self.resellers = resellers  # reseller accounts, wallets, commissions, the B2B API's orders
+        self.groups = groups  # reseller group chats: /buy in a linked group (Telegram)
+        self.problems = problems  # buyers' problem reports, tickets, reissues
+        self.card_faces = card_faces  # resellers' card faces (定制卡面)
+        self.alerts = alerts  # merchant alerts: one fan-out, the log plus the channels plugged in
+        self.jobs: StoreJobs | None = None  # the scheduler's use cases, once job_runner built them
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None,
+                   notifiers: Mapping[str, Notifier] | None = None,
+                   gateways: Mapping[str, PaymentGateway] | None = None, max_batch: int = 256) -> App:
+        clock = clock or SystemClock()
+        db = Database(settings.database_url_resolved(), echo=settings.database.echo,
+                      sqlite_synchronous=settings.database.sqlite_synchronous,
+                      pool_size=settings.database.pool_size, now_fn=clock.now)
+        try:
+            await db.upgrade()
+            vault = await open_vault(db.uow, config_ring(settings), settings.resolve_path(settings.vault.key_file))
+            gw: dict[str, PaymentGateway] = dict(gateways or {})
+            if settings.demo_mode():
+                gw.setdefault("demo", DemoGateway())
+            shop = Shop(db.uow, vault, clock, policy=OrderPolicy(settings.store.hold_minutes,
+                                                                   settings.store.max_open_holds),
+                        languages=settings.store.languages, default_language=settings.store.default_language,
+                        low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
+                        notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
+                        currency=settings.store.currency)
+            shop.attach_suppliers(build_suppliers(settings))
+            shop.resellers = resellers = reseller_desk(shop, settings)
+            shop.card_faces = card_faces = card_face_desk(shop, settings)
+            shop.groups = groups = group_desk(shop, resellers, settings)
+            shop.problems = problems = problem_desk(shop, settings)
+            shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+            shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
+            await shop.sync_catalog(product_specs(settings))
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, db, vault, shop, clock, resellers=resellers, groups=groups, problems=problems,
+                   card_faces=card_faces, alerts=alerts)
+
+    # -- the channels ---------------------------------------------------------------------------------------
+    def plug(self, parts: ChannelParts) -> None:
+        """Registers what a channel's adapter provides: its notifiers, payment gateways and merchant alerts."""
+        for channel, notifier in parts.notifiers.items():
+            self.shop.add_notifier(channel, notifier)
+        for gateway in parts.gateways:
+            self.shop.add_gateway(gateway)
+        for channel_alerts in parts.alerts:
+            self.alerts.add(channel_alerts)
+
+    def add_telegram(self, *, concurrent_updates: bool = True) -> TelegramRuntime:
+        """The Telegram storefront of `telegram:` (aiogram or python-telegram-bot), plugged in."""
+        # The chat libraries load only when their channel is configured (each costs a second of start-up).
+        from bots.telegram.wiring import build_telegram  # noqa: PLC0415
+
+        runtime = build_telegram(self.settings, self.shop, concurrent_updates=concurrent_updates)
+        self.plug(runtime.frontend.parts)
+        return runtime
+
+    def add_wechat(self, server: Any | None = None, *, budget: float | None = None) -> WeChatRuntime:
+        """The WeChat storefront of `wechat:`, plugged in; its callback (and WeChat Pay's notify) on `server`."""
+        from bots.wechat.wiring import build_wechat  # noqa: PLC0415 - see add_telegram
+
+        runtime = build_wechat(self.settings, self.shop, server, budget=budget)
+        self.plug(runtime.parts)
+        return runtime
+
+    # -- the scheduler's jobs -----------------------------------------------------------------------------
+    def job_runner(self, alerts: AdminAlerts | None = None, owner: str | None = None) -> JobRunner:
+        """The scheduler's jobs on this App (core.jobs.JobRunner under the lease in `meta`); alerts to
+        self.alerts (the log, plus the channels added to it)."""
+        js = self.settings.jobs
+        store = SqlJobStore(self.db)
+        if alerts is not None:
+            self.alerts.channels = [alerts]
+        runner = JobRunner(store, self.clock, owner=owner, lease=timedelta(seconds=js.lease_seconds),
+                           zone=js.timezone)
+        config = JobsConfig(expiry_margin=timedelta(minutes=js.expiry_margin_minutes),
+                            low_stock=self.settings.store.low_stock_threshold, zone=js.timezone,
+                            backoff_max=timedelta(minutes=js.supplier_backoff_max_minutes),
+                            topup_stuck=timedelta(minutes=js.topup_stuck_minutes),
+                            rules=restock_rules(self.settings.catalog))
+        self.jobs = StoreJobs(self.shop, store, self.alerts, config)
+        at = time.fromisoformat(js.daily_summary_at) if js.daily_summary_at else None
+        self.jobs.register(runner, job_intervals(self.settings), at)
+        return runner
+
+    async def close(self) -> None:
+        await self.shop.close()
+        await self.db.dispose()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# -- the features, each built with only what it needs ---------------------------------------------------------
+def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
+    """Reseller accounts, wallets and commissions (`resellers:`); the shop takes wallet payments and refunds
+    (`wallet` gateway), sends nothing to the `api` channel (resellers read their orders), accrues commissions on
+    paid orders, reverses them on refunds, and takes wallet top-ups through its one payment entry."""
+    desk = ResellerDesk(shop.uow, shop.clock, shop.vault, SqlResellerRepo(), committer=shop.committer,
+                        listing=shop, guard=shop.guard, supply=shop.supply, wake=shop.dispatcher.wake,
+                        currency=shop.currency).configure(settings.resellers)
+    shop.add_gateway(desk.gateway)
+    shop.add_notifier(RESELLER_CHANNEL, desk.notifier, replace=False)
+    shop.book.on_paid(desk.accrue)  # commissions, in the payment's own transaction
+    shop.dispatcher.on_refunded(desk.reverse)  # ... reversed in the refund's
+    shop.payments.attach_topups(desk)
+    return desk
+
+
+def group_desk(shop: Shop, resellers: ResellerDesk, settings: Settings) -> GroupDesk:
+    """Reseller group chats on the Telegram channel (`telegram.groups`)."""
+    g = settings.telegram.groups
+    return GroupDesk(shop.uow, shop.clock, SqlGroupRepo(), resellers=resellers, listing=shop,
+                     wake=shop.dispatcher.wake, channel="telegram", confirm_minutes=g.confirm_minutes,
+                     buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
+
+
+def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
+    """Resellers' card faces: from the config (`card_faces:`, paths resolved) and `run.py reseller cardface`."""
+    configured = {name: CardFace(f.display_name, f.background,
+                                 *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
+                                                                                        f.font)))
+                  for name, f in settings.card_faces.items()}
+    return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
+
+
+def merchant_chats(settings: Settings) -> list[tuple[str, str]]:
+    """(channel, chat id) of every merchant the config names: where the outbox sends merchants' notices."""
+    return [("telegram", str(a)) for a in settings.telegram.admins] + [
+        ("wechat", str(a)) for a in settings.wechat.admins]
+
+
+def problem_desk(shop: Shop, settings: Settings) -> ProblemDesk:
+    """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
+    (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
+    policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
+    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings), shop.dispatcher.wake)])
+    return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake,
+                       tickets=SqlTicketRepo(), vault=shop.vault, supply=shop.supply)
+
+
+def recall_desk(shop: Shop, settings: Settings) -> RecallDesk:
+    """Codes a supplier recalled (`run.py codes burn`): the merchants hear of each reissue and refund through outbox
+    notices (sent by the running store's dispatcher) and the log."""
+    alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings))])
+    return RecallDesk(shop.uow, shop.vault, shop.clock, SqlRecallRepo(), alerts=alerts)
+
+
+def job_intervals(settings: Settings) -> dict[str, float]:
+    js = settings.jobs
+    return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
+            "reconcile-wechat-pay": js.reconcile_wechat_pay_seconds, "restock": js.restock_seconds,
+            "stock-alerts": js.stock_alerts_seconds, "expire-codes": js.expire_codes_seconds,
+            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds}
+
+
+def start_scheduler(app: App, wechat_pay: PaymentReconciler | None = None, stars: StarLedger | None = None
+                    ) -> tuple[AsyncIOScheduler, JobRunner]:
+    """The scheduler with every job under the lease; returns (scheduler, runner)."""
+    runner = app.job_runner()
+    scheduler = build_scheduler(app.shop, wechat_pay, runner=runner, every=job_intervals(app.settings), stars=stars)
+    scheduler.start()
+    return scheduler, runner
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None:
+    scheduler.shutdown(wait=False)
+    await runner.release()

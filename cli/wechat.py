@@ -1,0 +1,40 @@
+"""`run.py wechat menu`: the WeChat custom menu from `wechat.menu` (menu/create)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.common import Voice
+from core.settings import Settings
+
+
+def add_parser(sub: Any, say: Voice) -> None:
+    wx = sub.add_parser("wechat", help=say.t("cli.help.wechat")).add_subparsers(dest="wechat_command",
+                                                                                required=True)
+    wx.add_parser("menu", help=say.t("cli.help.wechat.menu"))
+
+
+async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> int:
+    return await create_menu(settings, say)
+
+
+async def create_menu(settings: Settings, say: Voice) -> int:
+    """Creates the WeChat custom menu from `wechat.menu` (menu/create)."""
+    # wechatpy loads only for this command, not for every other one.
+    from bots.wechat.client import WeChatApiError
+    from bots.wechat.wiring import create_menu as menu_create
+
+    if not settings.wechat.enabled:
+        say.err("cli.wechat.no_appid")
+        return 2
+    try:
+        menu = await menu_create(settings)
+    except WeChatApiError as exc:
+        say.err("cli.wechat.refused", error=exc)
+        return 1
+    for button in menu["button"]:
+        subs = button.get("sub_button")
+        print(f"{button['name']}: " + (", ".join(f"{b['name']} ({b.get('key') or b.get('url')})" for b in subs)
+                                        if subs else str(button.get("key") or button.get("url"))))
+    say.out("cli.wechat.created", count=len(menu["button"]))
+    return 0
