@@ -50,6 +50,14 @@ REFUNDABLE = (OrderStatus.DELIVERED,)
 Merchant = Buyer
 
 
+@dataclass(frozen=True, slots=True)
+class MerchantRefund:
+    """A merchant's /refund of an order (group-committed: two merchants at once refund once)."""
+
+    merchant: Merchant
+    order_id: str
+
+
 class AdminError(Exception):
     """A refused merchant command. `reason` picks the message (`admin.error.<reason>`), params fill it in."""
 
@@ -160,7 +168,7 @@ class AdminService:
         self.shop = shop
         self.import_batch = import_batch  # None: the importer's own batch size (as the CLI)
         # Refunds run through the group committer like payments: its commit wakes the outbox dispatcher.
-        shop.committer.register("admin_refund", self._refund_batch)
+        shop.committer.register(MerchantRefund, self._refund_batch)
 
     # -- audit ----------------------------------------------------------------------------------
     def _entry(self, m: Merchant, command: str, *, order_id: str | None = None, product_id: int | None = None,
@@ -287,9 +295,10 @@ class AdminService:
     async def refund(self, m: Merchant, order_id: str) -> RefundQueued:
         """Refund a delivered order's payment through the outbox (the provider's refund, then the buyer is
         told); its codes are burned at once. A second refund of the same order is refused."""
-        return await self.shop.committer.submit("admin_refund", (m, self._order_id(order_id)))
+        return await self.shop.committer.submit(MerchantRefund(m, self._order_id(order_id)))
 
-    async def _refund_batch(self, uow: UnitOfWork, items: Sequence[tuple[Merchant, str]]) -> list[Any]:
+    async def _refund_batch(self, uow: UnitOfWork, refunds: Sequence[MerchantRefund]) -> list[Any]:
+        items = [(r.merchant, r.order_id) for r in refunds]
         now = self.shop.clock.now()
         orders = await uow.orders.get_many(sorted({oid for _, oid in items}), for_update=True)
         results: list[Any] = []

@@ -1,6 +1,9 @@
 """Group commit: many waiting requests served in one transaction.
 
-Each kind of request has a batch handler `async (uow, items) -> results` that does set-based work, so
+Each type of request (a small dataclass, named for what it asks) has a batch handler
+`async (uow, items) -> results`, registered for that type (`register(ReserveRequest, handler)`; `submit(request)`
+finds it by the request's type, so "go to definition" on the request leads to its handler's registration). Each
+handler does set-based work, so
 one transaction costs a fixed number of statements however many buyers wait. A result that is an
 exception is raised to that caller only. If a whole batch fails unexpectedly (a conflict with another
 process, a bug), it is rolled back and every item is retried alone, so one bad item cannot sink others.
@@ -11,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import StoreError
 from core.ports import UnitOfWork, UnitOfWorkFactory
@@ -21,9 +24,18 @@ log = logging.getLogger(__name__)
 BatchHandler = Callable[[UnitOfWork, Sequence[Any]], Awaitable[list[Any]]]
 
 
+class QuietRequest:
+    """A request whose commit never adds outbox rows: the outbox dispatcher is not woken by it (each wake-up is a
+    claim transaction; customers' state writes come with every message on numbered channels)."""
+
+    __slots__ = ()
+
+R = TypeVar("R")
+
+
 @dataclass(slots=True)
 class _Job:
-    kind: str
+    kind: type
     item: Any
     future: asyncio.Future[Any]
 
@@ -31,8 +43,8 @@ class _Job:
 class GroupCommitter:
     def __init__(self, uow_factory: UnitOfWorkFactory, *, max_batch: int = 256, retries: int = 3) -> None:
         self._uow = uow_factory
-        self._handlers: dict[str, BatchHandler] = {}
-        self._after_commit: list[Callable[[set[str]], None]] = []
+        self._handlers: dict[type, BatchHandler] = {}
+        self._after_commit: list[Callable[[set[type]], None]] = []
         self._this_batch: list[Callable[[], None]] = []
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -41,17 +53,24 @@ class GroupCommitter:
         self.batches = 0
         self.items = 0
 
-    def register(self, kind: str, handler: BatchHandler) -> None:
+    def register(self, kind: type[R], handler: Callable[[UnitOfWork, Sequence[R]], Awaitable[list[Any]]]) -> None:
+        """Requests of type `kind` are served by `handler` (one handler per type)."""
+        if kind in self._handlers:
+            raise ValueError(f"a batch handler for {kind.__name__} is registered already")
         self._handlers[kind] = handler
 
-    def on_commit(self, callback: Callable[[set[str]], None]) -> None:
+    def on_commit(self, callback: Callable[[set[type]], None]) -> None:
         self._after_commit.append(callback)
 
     def after_this_commit(self, callback: Callable[[], None]) -> None:
         """Called by a batch handler: run callback once the running batch has committed (never if it fails)."""
         self._this_batch.append(callback)
 
-    async def submit(self, kind: str, item: Any) -> Any:
+    async def submit(self, item: Any) -> Any:
+        """Queue a request for the next batch; its handler is the one registered for its type."""
+        kind = type(item)
+        if kind not in self._handlers:
+            raise LookupError(f"no batch handler for {kind.__name__}")
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue), name="group-commit")
@@ -110,7 +129,7 @@ class GroupCommitter:
     async def _run_batch(self, jobs: list[_Job]) -> list[Any]:
         """One transaction for the jobs. Only the commit is inside: what runs after it lives in _committed,
         so a failure there can never make the batch run again."""
-        by_kind: dict[str, list[int]] = {}
+        by_kind: dict[type, list[int]] = {}
         for i, job in enumerate(jobs):
             by_kind.setdefault(job.kind, []).append(i)
         results: list[Any] = [None] * len(jobs)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.batching import QuietRequest
 from core.clock import Clock
 from core.errors import ConflictError, ErrorCode, StoreError
 from core.models import (
@@ -34,7 +35,7 @@ SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier afte
 
 
 @dataclass(slots=True)
-class ReserveRequest:
+class ReserveRequest(QuietRequest):  # a hold adds no outbox row
     buyer: Buyer
     product_id: int
     qty: int

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from core.batching import GroupCommitter
+from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
 from core.errors import RecipientUnreachable, VaultError
 from core.models import AuditEntry, CodeStatus, Order, OrderStatus, OutboxItem, Product, StoredCode
@@ -94,9 +94,27 @@ class Handoff:
     stored: list[StoredCode]
 
 
-# Group-commit kinds that never add outbox rows: their commits need not wake the dispatcher (each wake-up is a
-# claim transaction; customers' state writes came with every message on numbered channels).
-QUIET_KINDS = frozenset({"outbox_done", "outbox_claim", "outbox_parts", "customer", "customer_new", "reserve"})
+@dataclass(frozen=True, slots=True)
+class ClaimOutbox(QuietRequest):
+    """Lease up to `limit` due rows."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishOutbox(QuietRequest):
+    """Mark claimed rows sent or failed (with what follows from them: refunds done, deletions due, notices)."""
+
+    outcomes: list[tuple[OutboxItem, tuple]]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveParts(QuietRequest):
+    """Record which parts of a delivery went out (while the row is still leased by this claimer)."""
+
+    row_id: int
+    lease: str | None
+    payload: dict[str, Any]
 
 
 class OutboxDispatcher:
@@ -122,13 +140,13 @@ class OutboxDispatcher:
         self.supply: Any = None
         # Called in the transaction that marks orders refunded (commission reversal, core/resellers.py).
         self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []
-        committer.register("outbox_claim", self._claim_batch)
-        committer.register("outbox_done", self._done_batch)
-        committer.register("outbox_parts", self._parts_batch)
+        committer.register(ClaimOutbox, self._claim_batch)
+        committer.register(FinishOutbox, self._done_batch)
+        committer.register(SaveParts, self._parts_batch)
         committer.on_commit(self._on_commit)
 
-    def _on_commit(self, kinds: set[str]) -> None:
-        if kinds - QUIET_KINDS:
+    def _on_commit(self, kinds: set[type]) -> None:
+        if any(not issubclass(k, QuietRequest) for k in kinds):
             self._wake.set()
 
     def on_refunded(self, hook: Callable[[Any, list[str]], Awaitable[None]]) -> None:
@@ -177,7 +195,7 @@ class OutboxDispatcher:
         products = {e.product.id: e.product for e in entries}
         items = [e.item for e in entries]
         outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
-        await self.committer.submit("outbox_done", list(zip(items, outcomes, strict=True)))
+        await self.committer.submit(FinishOutbox(list(zip(items, outcomes, strict=True))))
 
     async def stop(self) -> None:
         for task in list(self._handoffs):
@@ -206,7 +224,7 @@ class OutboxDispatcher:
         """Send one batch of due rows; returns how many were attempted."""
         async with self._lock:
             # Claiming leases the rows, so a second process (PostgreSQL) never sends them too.
-            items: list[OutboxItem] = await self.committer.submit("outbox_claim", self.batch)
+            items: list[OutboxItem] = await self.committer.submit(ClaimOutbox(self.batch))
             if not items:
                 return 0
             async with self.uow() as uow:
@@ -215,26 +233,25 @@ class OutboxDispatcher:
                 deliver_orders = [orders[i.order_id] for i in items if i.kind == "deliver" and i.order_id in orders]
                 codes = await load_codes(uow, self.vault, deliver_orders)
             outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
-            await self.committer.submit("outbox_done", list(zip(items, outcomes, strict=True)))
+            await self.committer.submit(FinishOutbox(list(zip(items, outcomes, strict=True))))
             return len(items)
 
-    async def _claim_batch(self, uow: UnitOfWork, limits: Sequence[int]) -> list[list[OutboxItem]]:
+    async def _claim_batch(self, uow: UnitOfWork, claims: Sequence[ClaimOutbox]) -> list[list[OutboxItem]]:
         now = self.clock.now()
         out = []
-        for limit in limits:
+        for limit in (c.limit for c in claims):
             out.append(await uow.outbox.claim(now, limit, now + self.lease))
         return out
 
     def _parts(self, item: OutboxItem) -> Parts:
         """The row's record of its parts sent; each save lands only while this claimer holds the row."""
         async def save(done: dict[str, Any]) -> None:
-            if not await self.committer.submit("outbox_parts", (item.id, item.lease, {**item.payload, PARTS: done})):
+            if not await self.committer.submit(SaveParts(item.id, item.lease, {**item.payload, PARTS: done})):
                 raise LeaseLost(f"outbox row {item.id} is leased by another dispatcher")
         return Parts(item.payload.get(PARTS), save)
 
-    async def _parts_batch(self, uow: UnitOfWork, rows: Sequence[tuple[int, str | None, dict[str, Any]]]
-                           ) -> list[bool]:
-        return await uow.outbox.save_payloads(rows)
+    async def _parts_batch(self, uow: UnitOfWork, saves: Sequence[SaveParts]) -> list[bool]:
+        return await uow.outbox.save_payloads([(s.row_id, s.lease, s.payload) for s in saves])
 
     async def _send(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
                     codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
@@ -336,7 +353,8 @@ class OutboxDispatcher:
             raise LookupError(f"no payment gateway {payment.provider!r} to refund with")
         return await gw.refund(payment, str(item.payload.get("reason", ""))) is not False
 
-    async def _done_batch(self, uow: UnitOfWork, batches: Sequence[list[tuple[OutboxItem, tuple]]]) -> list[None]:
+    async def _done_batch(self, uow: UnitOfWork, finished: Sequence[FinishOutbox]) -> list[None]:
+        batches = [f.outcomes for f in finished]
         now = self.clock.now()
         sent: list[tuple[int, str | None]] = []
         failed: list[tuple[int, str | None, str, Any, bool, bool]] = []

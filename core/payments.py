@@ -134,7 +134,7 @@ def banned_audit(payer: Buyer, kinds: Sequence[str], provider: str, txn_id: str,
 class PaymentDesk:
     """Accepts every payment (pay an order, credit a top-up, refund) and answers pre-checkout."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, submit: Callable[[str, Any], Awaitable[Any]],
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, submit: Callable[[Any], Awaitable[Any]],
                  providers: Callable[[], Iterable[str]], under_review: Callable[[UnitOfWork, str], Awaitable[bool]],
                  wake: Callable[[], None]) -> None:
         self.uow = uow
@@ -161,7 +161,7 @@ class PaymentDesk:
                                                   notice.currency, notice.payer, any_payer=notice.any_payer)
             return PaymentResult(Outcome(done.outcome), None, done.reason, getattr(done, "payment_id", None),
                                  topup=done.topup, balance=done.balance)
-        return await self._submit("pay", notice)
+        return await self._submit(notice)
 
     async def payable(self, reference: str, payer: Buyer, amount: int, currency: str) -> Refusal | None:
         """None when `payer` may pay `amount` `currency` for this order or top-up now, else why not. Reads only."""

@@ -243,6 +243,22 @@ class _Existing:
 Waiting = tuple[str, int, int, int, datetime, datetime, str]
 
 
+@dataclass(frozen=True, slots=True)
+class NonceUse:
+    """A signed request's nonce, recorded once per API key (a replay finds it taken)."""
+
+    key_id: str
+    nonce: str
+    window_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FillWaiting:
+    """Serve B2B orders waiting for stock (of these products; None: all)."""
+
+    product_ids: tuple[int, ...] | None
+
+
 class ResellerRepo(Protocol):
     """Reseller tables, on the connection of the unit of work given (storage/resellers.py)."""
 
@@ -352,9 +368,9 @@ class ResellerDesk:
         # / group_exempt; core/rules.py EXEMPTIBLE). The defaults are the settings' defaults.
         self.api_exempt = exemptions(DEFAULT_API_EXEMPT)
         self.group_exempt: frozenset[str] = frozenset()
-        committer.register("b2b_order", self._order_batch)
-        committer.register("api_nonce", self._nonce_batch)
-        committer.register("b2b_fill", self._fill_batch)
+        committer.register(_OrderRequest, self._order_batch)
+        committer.register(NonceUse, self._nonce_batch)
+        committer.register(FillWaiting, self._fill_batch)
         self.gateway = WalletGateway(self)  # the `wallet` payment provider
         self.notifier = ApiNotifier()  # the `api` channel
 
@@ -501,9 +517,10 @@ class ResellerDesk:
 
     async def replayed(self, key_id: str, nonce: str, window_seconds: float) -> bool:
         """Records a request's nonce; True when this key used it before (a replay)."""
-        return await self.committer.submit("api_nonce", (key_id, nonce, window_seconds))
+        return await self.committer.submit(NonceUse(key_id, nonce, window_seconds))
 
-    async def _nonce_batch(self, uow: UnitOfWork, items: Sequence[tuple[str, str, float]]) -> list[Any]:
+    async def _nonce_batch(self, uow: UnitOfWork, uses: Sequence[NonceUse]) -> list[Any]:
+        items = [(u.key_id, u.nonce, u.window_seconds) for u in uses]
         now = self.clock.now()
         window = max(w for _, _, w in items)
         sweep = time.monotonic() - self._nonce_sweep > 60
@@ -552,7 +569,7 @@ class ResellerDesk:
             raise ResellerError("bad_request", field="account")
         req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty, account),
                             new_order_id(self.clock.now()), account)
-        res = await self.committer.submit("b2b_order", req)
+        res = await self.committer.submit(req)
         if isinstance(res, _Existing):
             out = await self.get_order(reseller, res.order_id, early=True)
             out.created = False
@@ -580,7 +597,7 @@ class ResellerDesk:
         req = _OrderRequest(reseller_id, product.id, qty, key, request_fingerprint(product.sku, qty),
                             new_order_id(self.clock.now()), buyer=buyer, chat_id=chat_id, language=language,
                             deliver=deliver, group=group)
-        res = await self.committer.submit("b2b_order", req)
+        res = await self.committer.submit(req)
         if isinstance(res, _Existing):
             async with self.uow() as uow:
                 order = await uow.orders.get(res.order_id)
@@ -849,10 +866,11 @@ class ResellerDesk:
         """Complete B2B orders waiting for stock, oldest first, now that codes came in (import, restock job); those
         waiting longer than the configured wait are refunded to the wallet. Returns (completed, refunded)."""
         out: tuple[int, int] = await self.committer.submit(
-            "b2b_fill", None if product_ids is None else tuple(sorted(set(product_ids))))
+            FillWaiting(None if product_ids is None else tuple(sorted(set(product_ids)))))
         return out
 
-    async def _fill_batch(self, uow: UnitOfWork, items: Sequence[tuple[int, ...] | None]) -> list[Any]:
+    async def _fill_batch(self, uow: UnitOfWork, fills: Sequence[FillWaiting]) -> list[Any]:
+        items = [f.product_ids for f in fills]
         now = self.clock.now()
         scope = None if any(i is None for i in items) else sorted({pid for i in items if i for pid in i})
         waiting = await self.repo.waiting(uow, scope)

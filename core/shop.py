@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.alerts import AdminAlerts
 from core.background import Background
-from core.batching import GroupCommitter
+from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
@@ -32,7 +32,7 @@ from core.models import (
 from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import PaymentDesk, Refusal
-from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWorkFactory
+from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy
 from core.rules import rules_of
 from core.suppliers import SupplyDesk, check_account
@@ -55,6 +55,20 @@ class ProductView:
     product: Product
     available: int | None  # None = not counted (reusable: unlimited)
     low: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SaveCustomer(QuietRequest):
+    """Store a customer's language and conversation state (group-committed)."""
+
+    customer: Customer
+
+
+@dataclass(frozen=True, slots=True)
+class AddCustomer(QuietRequest):
+    """Store a first contact unless the customer exists already."""
+
+    customer: Customer
 
 
 class Shop:
@@ -80,16 +94,16 @@ class Shop:
         # Rules and risk (issue 6) check every reserve inside its batch, before the order book holds stock.
         self.guard = Guard(clock, risk, hold_cap=lambda: self.book.policy.max_open_holds,
                            catalog=self._all_products)
-        self.committer.register("reserve", lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
+        self.committer.register(ReserveRequest, lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
                                                                                       self.book.reserve_batch))
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
                              self.catalog_changed)
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
-        self.committer.register("pay", self.book.pay_batch)
-        self.committer.register("customer", self._save_customers)
-        self.committer.register("customer_new", self._add_customers)
+        self.committer.register(PaymentNotice, self.book.pay_batch)
+        self.committer.register(SaveCustomer, self._save_customers)
+        self.committer.register(AddCustomer, self._add_customers)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
@@ -243,7 +257,7 @@ class Shop:
         request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()),
                                  account)
         try:
-            return await self.committer.submit("reserve", request)
+            return await self.committer.submit(request)
         except StoreError as exc:
             if exc.code is ErrorCode.UNDER_REVIEW and exc.params.pop("held", False):
                 self._review_alert(exc, buyer, product, qty)
@@ -371,7 +385,7 @@ class Shop:
             # Stored by the group commit, and not waited for: the first answer to a new customer needs nothing
             # from this row (its language came from the hint, kept in the cache meanwhile), and a lost row is
             # simply made again on the next contact.
-            self._pending_writes.spawn(self.committer.submit("customer_new", c))
+            self._pending_writes.spawn(self.committer.submit(AddCustomer(c)))
         self._remember(c)
         return _copy(c)
 
@@ -383,20 +397,22 @@ class Shop:
 
     async def save_customer(self, customer: Customer) -> None:
         """Store a customer's language and conversation state (group-committed with other writes)."""
-        await self.committer.submit("customer", customer)
+        await self.committer.submit(SaveCustomer(customer))
         self._remember(customer)
 
     @staticmethod
-    async def _save_customers(uow, customers):  # noqa: ANN001, ANN205
+    async def _save_customers(uow: UnitOfWork, saves: Sequence[SaveCustomer]) -> list[None]:
+        customers = [s.customer for s in saves]
         latest = {c.buyer: c for c in customers}  # the same buyer twice in a batch: the last state wins
         for c in latest.values():
             await uow.customers.save(c)
         return [None] * len(customers)
 
     @staticmethod
-    async def _add_customers(uow, customers):  # noqa: ANN001, ANN205
+    async def _add_customers(uow: UnitOfWork, adds: Sequence[AddCustomer]) -> list[None]:
         """First contacts: inserted unless the customer exists (a concurrent first update already made it,
         perhaps with a language chosen since): a first contact never overwrites what is stored."""
+        customers = [a.customer for a in adds]
         await uow.customers.add_new(list({c.buyer: c for c in customers}.values()))
         return [None] * len(customers)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Column, Index, String, Table, delete, select
 
+from core.batching import QuietRequest
 from storage.tables import TS, metadata
 
 SWEEP_EVERY = 60.0  # seconds between two deletions of pairs whose timestamp has gone stale
@@ -28,21 +30,29 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
+@dataclass(frozen=True, slots=True)
+class NoncePair(QuietRequest):
+    """A WeChat callback's (timestamp, nonce), taken once."""
+
+    key: str
+    now: float
+    until: float
+
+
 class SqlReplayMemory:
     """Implements bots.wechat.callback.ReplayMemory. Two processes inserting one pair at once: the primary key
     fails one batch, which the committer retries item by item, and the retry finds the pair taken."""
 
-    KIND = "wechat_nonce"
-
     def __init__(self, committer: Any) -> None:
         self.committer = committer
         self._swept = 0.0
-        committer.register(self.KIND, self._batch)
+        committer.register(NoncePair, self._batch)
 
     async def first_use(self, key: str, now: float, until: float) -> bool:
-        return bool(await self.committer.submit(self.KIND, (key, now, until)))
+        return bool(await self.committer.submit(NoncePair(key, now, until)))
 
-    async def _batch(self, uow: Any, items: Sequence[tuple[str, float, float]]) -> list[Any]:
+    async def _batch(self, uow: Any, pairs: Sequence[NoncePair]) -> list[Any]:
+        items = [(p.key, p.now, p.until) for p in pairs]
         c = uow.codes.c  # the unit of work's connection (as the other repositories use it)
         if time.monotonic() - self._swept > SWEEP_EVERY:
             self._swept = time.monotonic()

@@ -348,11 +348,11 @@ async def test_given_a_commit_whose_outcome_was_lost_when_the_reserve_is_retried
         await import_n(app, 3, "BIG", prefix="B")
         order = await app.shop.reserve(ALICE, await _pid(app, "A"), 1, "en")
         # The retry of a request whose order landed (same order id): found, not refused by the quota it used up.
-        again = await app.shop.committer.submit("reserve", ReserveRequest(
+        again = await app.shop.committer.submit(ReserveRequest(
             ALICE, order.product_id, 1, "en", order_id=order.id))
         assert again.id == order.id and await stock_of(app, "A") == (2, 1, 0)
         err = await refusal(app.shop.reserve(BOB, await _pid(app, "BIG"), 1, "en"))
-        retried = await refusal(app.shop.committer.submit("reserve", ReserveRequest(
+        retried = await refusal(app.shop.committer.submit(ReserveRequest(
             BOB, await _pid(app, "BIG"), 1, "en", order_id=err.params["order_id"])))
         assert retried.code is ErrorCode.UNDER_REVIEW and retried.params == err.params
         assert await stock_of(app, "BIG") == (2, 1, 0)
