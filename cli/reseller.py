@@ -8,9 +8,9 @@ from typing import Any
 
 from app import App
 from cli.common import Voice
-from core.cardfaces import CardFace, CardFaceError
+from core.cardfaces import CardFace, CardFaceCode, CardFaceError
 from core.models import Buyer
-from core.resellers import ResellerError
+from core.resellers import ResellerCode, ResellerError
 from core.settings import Settings
 
 
@@ -82,7 +82,7 @@ def _prices(items: list[str] | None) -> dict[str, int] | None:
     for item in items:
         sku, _, price = item.partition("=")
         if not sku or not price.isdigit():
-            raise ResellerError("bad_price", sku=item)
+            raise ResellerError(ResellerCode.BAD_PRICE, sku=item)
         out[sku] = int(price)
     return out
 
@@ -130,7 +130,7 @@ async def _run(app: App, args: argparse.Namespace, say: Voice) -> int:
         elif c == "owner":
             channel, _, ext = args.who.partition(":")
             if not channel or not ext:
-                raise ResellerError("bad_identity", who=args.who)
+                raise ResellerError(ResellerCode.BAD_IDENTITY, who=args.who)
             who = Buyer(channel, ext)
             await desk.bind_owner(args.id, None if args.remove else who, unbind=who if args.remove else None)
             say.out("cli.reseller.owner_removed" if args.remove else "cli.reseller.owner_added", id=args.id,
@@ -162,7 +162,7 @@ async def _card_faces(app: App, args: argparse.Namespace, say: Voice) -> int:
     if c in ("bind", "unbind"):
         channel, _, external = args.user.partition(":")
         if not channel or not external:
-            raise CardFaceError("bad_user", user=args.user)
+            raise CardFaceError(CardFaceCode.BAD_USER, user=args.user)
         buyer = Buyer(channel, external)
         if c == "bind":
             await desk.bind(args.id, buyer, actor="cli")
@@ -210,4 +210,4 @@ def _check_image(path: str, field: str) -> None:
         with Image.open(path) as img:
             img.verify()
     except (OSError, UnidentifiedImageError, ValueError):
-        raise CardFaceError("not_an_image", field=field, path=path) from None
+        raise CardFaceError(CardFaceCode.NOT_AN_IMAGE, field=field, path=path) from None

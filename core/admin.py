@@ -9,6 +9,8 @@ nothing here decrypts.
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 import io
 import re
 import unicodedata
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.aftersales import AuditTrail, ProblemDesk, TicketClosed, order_trail
-from core.errors import ErrorCode, StoreError
+from core.errors import ErrorCode, Refused, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
     AuditEntry,
@@ -58,14 +60,47 @@ class MerchantRefund:
     order_id: str
 
 
-class AdminError(Exception):
+class AdminCode(StrEnum):
+    """Why a merchant command was refused (the message is `admin.error.<value>`)."""
+
+    ALREADY_REFUNDED = "already_refunded"
+    BAD_FILE_TYPE = "bad_file_type"
+    BAD_LANGUAGE = "bad_language"
+    BAD_PRICE = "bad_price"
+    BAD_SKU = "bad_sku"
+    BAD_STARS = "bad_stars"
+    BAD_STATUS = "bad_status"
+    BAD_TITLE = "bad_title"
+    BINARY_FILE = "binary_file"
+    EMPTY_FILE = "empty_file"
+    FILE_TOO_BIG = "file_too_big"
+    KIND_NOT_SUPPORTED = "kind_not_supported"
+    NO_AFTERSALES = "no_aftersales"
+    NO_ANSWER = "no_answer"
+    NO_CURRENCY = "no_currency"
+    NO_FILE = "no_file"
+    NO_PAYMENT = "no_payment"
+    NO_REPLACEMENT = "no_replacement"
+    NO_RESELLERS = "no_resellers"
+    NOT_PAID = "not_paid"
+    NOT_REISSUABLE = "not_reissuable"
+    ORDER_NOT_FOUND = "order_not_found"
+    PROVIDER_MISSING = "provider_missing"
+    SKU_EXISTS = "sku_exists"
+    TICKET_CLOSED = "ticket_closed"
+    TICKET_NOT_FOUND = "ticket_not_found"
+    UNKNOWN_SKU = "unknown_sku"
+
+
+class AdminError(Refused):
     """A refused merchant command. `reason` picks the message (`admin.error.<reason>`), params fill it in."""
 
-    def __init__(self, reason: str, **params: Any) -> None:
-        self.reason = reason
-        self.params = params
-        detail = ", ".join(f"{k}={v}" for k, v in params.items())
-        super().__init__(reason + (f" ({detail})" if detail else ""))
+    codes = AdminCode
+
+    @property
+    def reason(self) -> str:
+        """The message's key suffix (`admin.error.<reason>`)."""
+        return self.code.value
 
 
 @dataclass(slots=True)
@@ -132,35 +167,35 @@ class ProductEdited:
 
 def check_sku(sku: str) -> str:
     if not SKU_RE.match(sku):
-        raise AdminError("bad_sku", sku=sku[:70])
+        raise AdminError(AdminCode.BAD_SKU, sku=sku[:70])
     return sku
 
 
 def check_price(price: int) -> int:
     if not 0 <= price <= MAX_PRICE:
-        raise AdminError("bad_price", price=price)
+        raise AdminError(AdminCode.BAD_PRICE, price=price)
     return price
 
 
 def check_stars(stars: int) -> int:
     if not 0 <= stars <= MAX_STARS:
-        raise AdminError("bad_stars", stars=stars)
+        raise AdminError(AdminCode.BAD_STARS, stars=stars)
     return stars
 
 
 def check_title(title: str) -> str:
     title = title.strip()
     if not title or len(title) > MAX_TITLE or any(unicodedata.category(ch) == "Cc" for ch in title):
-        raise AdminError("bad_title", max=MAX_TITLE)
+        raise AdminError(AdminCode.BAD_TITLE, max=MAX_TITLE)
     return title
 
 
 def check_import_file(file_name: str, size: int | None) -> None:
     """Only .txt or .csv files, at most MAX_IMPORT_BYTES (checked before anything is downloaded)."""
     if not file_name.lower().endswith(IMPORT_TYPES):
-        raise AdminError("bad_file_type", name=file_name[:64] or "?")
+        raise AdminError(AdminCode.BAD_FILE_TYPE, name=file_name[:64] or "?")
     if size is not None and size > MAX_IMPORT_BYTES:
-        raise AdminError("file_too_big", mb=MAX_IMPORT_BYTES // (1024 * 1024))
+        raise AdminError(AdminCode.FILE_TOO_BIG, mb=MAX_IMPORT_BYTES // (1024 * 1024))
 
 
 class AdminService:
@@ -211,7 +246,7 @@ class AdminService:
         async with self.shop.uow() as uow:
             order = await uow.orders.get(order_id)
             if order is None:
-                raise AdminError("order_not_found", order=order_id)
+                raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id)
             product = await uow.products.get(order.product_id)
             payments = await uow.payments.for_order(order.id)
             if order.reusable_code_id:
@@ -228,7 +263,7 @@ class AdminService:
         order_id = self._order_id(order_id)
         trail = await order_trail(self.shop.uow, order_id)
         if trail is None:
-            raise AdminError("order_not_found", order=order_id)
+            raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id)
         await self.record(m, "audit", order_id=trail.order.id, product_id=trail.order.product_id,
                           entries=len(trail.entries))
         return trail
@@ -237,7 +272,7 @@ class AdminService:
     def _problems(self) -> ProblemDesk:
         desk = self.shop.problems
         if desk is None:
-            raise AdminError("no_aftersales")
+            raise AdminError(AdminCode.NO_AFTERSALES)
         return desk
 
     async def _target(self, desk: ProblemDesk, ref: str) -> tuple[str, int | None]:
@@ -245,7 +280,7 @@ class AdminService:
         try:
             order_id, ticket_id = await desk.order_of(ref.strip())
         except TicketClosed as exc:
-            raise AdminError("ticket_not_found", ticket=exc.ref[:12]) from None
+            raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=exc.ref[:12]) from None
         return self._order_id(order_id), ticket_id
 
     async def reissue(self, m: Merchant, ref: str) -> tuple[Order, int]:
@@ -256,14 +291,14 @@ class AdminService:
         try:
             done = await desk.reissue(m.key, m.channel, order_id, ticket_id)
         except StoreError:
-            raise AdminError("order_not_found", order=order_id) from None
+            raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id) from None
         except TicketClosed as exc:
-            raise AdminError("ticket_closed", ticket=exc.ref, state=exc.status) from None
+            raise AdminError(AdminCode.TICKET_CLOSED, ticket=exc.ref, state=exc.status) from None
         if done is None:
-            raise AdminError("not_reissuable", order=order_id)
+            raise AdminError(AdminCode.NOT_REISSUABLE, order=order_id)
         order, n = done
         if n == 0:
-            raise AdminError("no_replacement", order=order_id)
+            raise AdminError(AdminCode.NO_REPLACEMENT, order=order_id)
         await self.record(m, "reissue", order_id=order.id, product_id=order.product_id, codes=n,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order, n
@@ -274,13 +309,13 @@ class AdminService:
         order_id, ticket_id = await self._target(desk, ref)
         answer = check_title(answer)[:200] if answer.strip() else ""
         if not answer:
-            raise AdminError("no_answer")
+            raise AdminError(AdminCode.NO_ANSWER)
         try:
             order = await desk.reject(m.key, m.channel, order_id, answer, ticket_id)
         except StoreError:
-            raise AdminError("order_not_found", order=order_id) from None
+            raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id) from None
         except TicketClosed as exc:
-            raise AdminError("ticket_closed", ticket=exc.ref, state=exc.status) from None
+            raise AdminError(AdminCode.TICKET_CLOSED, ticket=exc.ref, state=exc.status) from None
         await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order
@@ -288,7 +323,7 @@ class AdminService:
     @staticmethod
     def _order_id(raw: str) -> str:
         if not ORDER_ID_RE.match(raw):
-            raise AdminError("order_not_found", order=raw[:30])
+            raise AdminError(AdminCode.ORDER_NOT_FOUND, order=raw[:30])
         return raw.upper()
 
     # -- refunds --------------------------------------------------------------------------------
@@ -312,17 +347,17 @@ class AdminService:
     async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: Any
                           ) -> RefundQueued:
         if order is None:
-            raise AdminError("order_not_found", order=oid)
+            raise AdminError(AdminCode.ORDER_NOT_FOUND, order=oid)
         if order.status in (OrderStatus.REFUNDING, OrderStatus.REFUNDED):
-            raise AdminError("already_refunded", order=order.id, status=order.status.value)
+            raise AdminError(AdminCode.ALREADY_REFUNDED, order=order.id, status=order.status.value)
         if order.status not in REFUNDABLE:
-            raise AdminError("not_paid", order=order.id, status=order.status.value)
+            raise AdminError(AdminCode.NOT_PAID, order=order.id, status=order.status.value)
         captured = [p for p in await uow.payments.for_order(order.id) if p.status == "captured"]
         if not captured:
-            raise AdminError("no_payment", order=order.id)
+            raise AdminError(AdminCode.NO_PAYMENT, order=order.id)
         payment = captured[0]
         if payment.provider not in self.shop.gateways:
-            raise AdminError("provider_missing", provider=payment.provider)
+            raise AdminError(AdminCode.PROVIDER_MISSING, provider=payment.provider)
         assert payment.id is not None
         await uow.payments.set_status(payment.id, "refund_pending")
         payment.status = "refund_pending"
@@ -343,7 +378,7 @@ class AdminService:
     async def product(self, m: Merchant, sku: str) -> Product:
         p = await self.shop.product_by_sku(check_sku(sku))
         if p is None:
-            raise AdminError("unknown_sku", sku=sku)
+            raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku)
         await self.record(m, "product", product_id=p.id, sku=p.sku)
         return p
 
@@ -359,7 +394,7 @@ class AdminService:
                            active=True, rules={}, position=ADMIN_POSITION)
         async with self.shop.uow(write=True) as uow:
             if await uow.products.by_sku(sku) is not None:
-                raise AdminError("sku_exists", sku=sku)
+                raise AdminError(AdminCode.SKU_EXISTS, sku=sku)
             product = await uow.products.upsert(spec, source="admin")
             await uow.audit.add_many([self._entry(m, "product_new", product_id=product.id, sku=sku, price=price,
                                                   stars=stars, title=title)])
@@ -374,7 +409,7 @@ class AdminService:
         for p in await self.shop.products(include_inactive=True):
             seen[p.currency] = seen.get(p.currency, 0) + 1
         if not seen:
-            raise AdminError("no_currency")
+            raise AdminError(AdminCode.NO_CURRENCY)
         return max(seen, key=lambda c: seen[c])
 
     async def edit_product(self, m: Merchant, sku: str, change: ProductChange) -> ProductEdited:
@@ -388,7 +423,7 @@ class AdminService:
         async with self.shop.uow(write=True) as uow:
             before = await uow.products.by_sku(sku)
             if before is None:
-                raise AdminError("unknown_sku", sku=sku)
+                raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku)
             if change.title is not None:
                 lang, text = change.title
                 title = {**before.title, lang: check_title(text)}
@@ -419,9 +454,9 @@ class AdminService:
         check_import_file(file_name, len(data))
         await self.check_import_target(sku)
         if not data.strip():
-            raise AdminError("empty_file", name=file_name[:64])
+            raise AdminError(AdminCode.EMPTY_FILE, name=file_name[:64])
         if looks_binary(data[:8192]):
-            raise AdminError("binary_file", name=file_name[:64])
+            raise AdminError(AdminCode.BINARY_FILE, name=file_name[:64])
         kw: dict[str, Any] = {"batch_size": self.import_batch} if self.import_batch else {}
         try:
             report = await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku,
@@ -429,9 +464,9 @@ class AdminService:
                                         progress=progress, **kw)
         except StoreError as exc:
             if exc.code is ErrorCode.UNKNOWN_SKU:
-                raise AdminError("unknown_sku", sku=sku) from None
+                raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku) from None
             if exc.code is ErrorCode.KIND_NOT_SUPPORTED:
-                raise AdminError("kind_not_supported", sku=sku) from None
+                raise AdminError(AdminCode.KIND_NOT_SUPPORTED, sku=sku) from None
             raise
         product = await self.shop.product_by_sku(sku)
         if product is not None and report.imported and self.shop.resellers is not None:
@@ -445,9 +480,9 @@ class AdminService:
         check_sku(sku)
         product = await self.shop.product_by_sku(sku)
         if product is None:
-            raise AdminError("unknown_sku", sku=sku)
+            raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku)
         if product.kind not in (Kind.CODE, Kind.REUSABLE):
-            raise AdminError("kind_not_supported", sku=sku)
+            raise AdminError(AdminCode.KIND_NOT_SUPPORTED, sku=sku)
         return product
 
 

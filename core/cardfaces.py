@@ -12,6 +12,8 @@ telegram:<user id>` (`reseller_users`); other ways of binding (a reseller's grou
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.models import AuditEntry, Buyer
+from core.errors import Refused
 from core.ports import UnitOfWork
 
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -28,14 +31,21 @@ NAME_MAX = 32
 CACHE_SECONDS = 5.0  # a bind or face change shows in other processes within this
 
 
-class CardFaceError(Exception):
+class CardFaceCode(StrEnum):
+    """Why a card face or a binding was refused."""
+
+    BAD_COLOUR = "bad_colour"
+    BAD_NAME = "bad_name"
+    BAD_USER = "bad_user"
+    NO_SUCH_FILE = "no_such_file"
+    NOT_AN_IMAGE = "not_an_image"
+    UNKNOWN_RESELLER = "unknown_reseller"
+
+
+class CardFaceError(Refused):
     """A card face or binding refused; `code` is stable, params name what."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        self.code = code
-        self.params = params
-        detail = ", ".join(f"{k}={v}" for k, v in params.items())
-        super().__init__(code + (f" ({detail})" if detail else ""))
+    codes = CardFaceCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +61,13 @@ def check_face(face: CardFace) -> CardFace:
     """The face as stored, or CardFaceError naming the field that is wrong."""
     name = face.display_name.strip()
     if not name or len(name) > NAME_MAX or any(ord(ch) < 32 for ch in name):
-        raise CardFaceError("bad_name", max=NAME_MAX)
+        raise CardFaceError(CardFaceCode.BAD_NAME, max=NAME_MAX)
     if not COLOUR.match(face.background):
-        raise CardFaceError("bad_colour", background=face.background)
+        raise CardFaceError(CardFaceCode.BAD_COLOUR, background=face.background)
     for field_name in ("background_image", "logo", "font"):
         path = getattr(face, field_name)
         if path and not Path(path).is_file():
-            raise CardFaceError("no_such_file", field=field_name, path=path)
+            raise CardFaceError(CardFaceCode.NO_SUCH_FILE, field=field_name, path=path)
     return replace(face, display_name=name, background=face.background.upper())
 
 
@@ -99,7 +109,7 @@ class CardFaceDesk:
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             if await self.repo.reseller_name(uow, reseller_id) is None:
-                raise CardFaceError("unknown_reseller", reseller=reseller_id)
+                raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
             await self.repo.save_face(uow, reseller_id, face, now)
             await uow.audit.add_many([AuditEntry("reseller", actor, "api", now, detail={
                 "reseller": reseller_id, "op": "card_face", "name": face.display_name})])
@@ -123,7 +133,7 @@ class CardFaceDesk:
         async with self.uow() as uow:
             name = await self.repo.reseller_name(uow, reseller_id)
             if name is None:
-                raise CardFaceError("unknown_reseller", reseller=reseller_id)
+                raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
             return self.configured.get(name) or await self.repo.face(uow, reseller_id)
 
     async def bind(self, reseller_id: int, buyer: Buyer, *, actor: str) -> None:
@@ -131,7 +141,7 @@ class CardFaceDesk:
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             if await self.repo.reseller_name(uow, reseller_id) is None:
-                raise CardFaceError("unknown_reseller", reseller=reseller_id)
+                raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
             await self.repo.bind(uow, reseller_id, buyer, now)
             await uow.audit.add_many([AuditEntry("reseller", actor, buyer.channel, now, detail={
                 "reseller": reseller_id, "op": "bind", "user": buyer.key})])

@@ -1,8 +1,8 @@
 """Typed errors: core raises codes, handlers turn them into localized text."""
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, ClassVar
 
 
 class ErrorCode(str, Enum):
@@ -46,6 +46,21 @@ class StoreError(Exception):
         if self.code is ErrorCode.RULE_REFUSED and self.params.get("rule"):
             return f"rules.refused.{self.params['rule']}"
         return f"error.{self.code.value}"
+
+
+class Refused(Exception):
+    """A use case of one business area refused: `code` is a member of that area's enum (`codes`), `params` fill
+    the message. A code outside the enum is a bug and fails where it is raised (ValueError), not in a handler.
+    Subclasses: ResellerError (core/resellers.py), AdminError (core/admin.py), GroupError (core/groups.py),
+    CardFaceError (core/cardfaces.py); the shop's own refusals are StoreError with an ErrorCode."""
+
+    codes: ClassVar[type[StrEnum]]
+
+    def __init__(self, code: StrEnum | str, **params: Any) -> None:
+        self.code = self.codes(code)
+        self.params = params
+        detail = ", ".join(f"{k}={v}" for k, v in params.items())
+        super().__init__(self.code.value + (f" ({detail})" if detail else ""))
 
 
 class ConflictError(Exception):

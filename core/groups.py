@@ -16,6 +16,8 @@ Channel-neutral: the adapter names the channel (`telegram`), chats and users are
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.errors import ErrorCode, StoreError
+from core.errors import ErrorCode, Refused, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
 from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
 from core.resellers import MAX_QTY, Reseller, ResellerDesk, ResellerError, WalletEntry
@@ -33,14 +35,50 @@ from core.rules import rules_of
 STATEMENT_ROWS = 10  # ledger movements on /wallet
 
 
-class GroupError(Exception):
+class GroupCode(StrEnum):
+    """Why a group-chat order was refused (the message is `groups.error.<value>`, or the rule's own for
+    `rule_refused`); a wallet refusal passes through with the reseller desk's code."""
+
+    BAD_AMOUNT = "bad_amount"
+    BAD_CREDIT_LIMIT = "bad_credit_limit"
+    BAD_DISCOUNT = "bad_discount"
+    BAD_IDENTITY = "bad_identity"
+    BAD_NAME = "bad_name"
+    BAD_PRICE = "bad_price"
+    BAD_QTY = "bad_qty"
+    BAD_RATE = "bad_rate"
+    BAD_REQUEST = "bad_request"
+    BAD_STATUS = "bad_status"
+    DONE = "done"
+    DUPLICATE_TOPUP = "duplicate_topup"
+    EXPIRED = "expired"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    INSUFFICIENT_COMMISSION = "insufficient_commission"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    NAME_TAKEN = "name_taken"
+    NOT_A_WALLET_PAYMENT = "not_a_wallet_payment"
+    NOT_ALLOWED = "not_allowed"
+    NOT_LINKED = "not_linked"
+    NOT_OWNER = "not_owner"
+    NOT_YOURS = "not_yours"
+    OWNER_TAKEN = "owner_taken"
+    RISK_REFUSED = "risk_refused"
+    RULE_REFUSED = "rule_refused"
+    SOLD_OUT = "sold_out"
+    SUSPENDED = "suspended"
+    TOPUP_NOT_PAID = "topup_not_paid"
+    UNKNOWN_MEMBER = "unknown_member"
+    UNKNOWN_QUOTE = "unknown_quote"
+    UNKNOWN_RESELLER = "unknown_reseller"
+    UNKNOWN_SKU = "unknown_sku"
+    UNKNOWN_TOPUP = "unknown_topup"
+
+
+class GroupError(Refused):
     """A group use case refused; `code` names the message (groups.error.<code>; a product rule's own message
     rules.refused.<rule> for `rule_refused`)."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        self.code = code
-        self.params = params
-        super().__init__(code + (f" ({params})" if params else ""))
+    codes = GroupCode
 
     @property
     def message_key(self) -> str:
@@ -189,7 +227,7 @@ class GroupDesk:
         key = self.buyer(owner).key
         async with self.uow() as uow:
             if await self.repo.by_owner(uow, key) is not None:
-                raise GroupError("owner_taken", user=owner)
+                raise GroupError(GroupCode.OWNER_TAKEN, user=owner)
         r = await self.resellers.create(key, discount_percent=discount_percent, credit_limit=credit_limit)
         async with self.uow(write=True) as uow:
             await self.repo.set_owner(uow, r.id, key)
@@ -207,7 +245,7 @@ class GroupDesk:
             r = await self.resellers.repo.get(uow, rid) if rid is not None else \
                 await self.resellers.repo.by_name(uow, ref)
         if r is None:
-            raise GroupError("unknown_reseller", reseller=ref[:32])
+            raise GroupError(GroupCode.UNKNOWN_RESELLER, reseller=ref[:32])
         return r
 
     async def owned_by(self, user: str) -> Reseller | None:
@@ -229,7 +267,7 @@ class GroupDesk:
         link = GroupLink(chat, reseller_id, actor, self.clock.now())
         async with self.uow(write=True) as uow:
             if await self.resellers.repo.get(uow, reseller_id) is None:
-                raise GroupError("unknown_reseller", reseller=str(reseller_id))
+                raise GroupError(GroupCode.UNKNOWN_RESELLER, reseller=str(reseller_id))
             await self.repo.link(uow, link)
             await self._audit(uow, actor, op="link_group", reseller=reseller_id, chat=chat)
             await uow.commit()
@@ -238,7 +276,7 @@ class GroupDesk:
     async def unlink(self, chat: str, *, actor: str) -> None:
         async with self.uow(write=True) as uow:
             if not await self.repo.unlink(uow, chat):
-                raise GroupError("not_linked")
+                raise GroupError(GroupCode.NOT_LINKED)
             await self._audit(uow, actor, op="unlink_group", chat=chat)
             await uow.commit()
 
@@ -259,17 +297,17 @@ class GroupDesk:
         async with self.uow(write=True) as uow:
             link = await self.repo.link_of(uow, chat)
             if link is None:
-                raise GroupError("not_linked")
+                raise GroupError(GroupCode.NOT_LINKED)
             if not merchant and await self.repo.owner_of(uow, link.reseller_id) != self.buyer(actor).key:
-                raise GroupError("not_owner")
+                raise GroupError(GroupCode.NOT_OWNER)
             if target.startswith("@"):
                 user = await self.repo.by_username(uow, chat, target[1:].lower())
                 if user is None:
-                    raise GroupError("unknown_member", member=target[:33])
+                    raise GroupError(GroupCode.UNKNOWN_MEMBER, member=target[:33])
             elif target.lstrip("-").isdigit() and len(target) < 20:
                 user = target
             else:
-                raise GroupError("unknown_member", member=target[:33])
+                raise GroupError(GroupCode.UNKNOWN_MEMBER, member=target[:33])
             await self.repo.set_allowed(uow, chat, user, allowed, self.clock.now())
             await self._audit(uow, self.buyer(actor).key, op="allow" if allowed else "disallow", chat=chat,
                               member=user, reseller=link.reseller_id)
@@ -287,34 +325,34 @@ class GroupDesk:
         async with self.uow() as uow:
             link = await self.repo.link_of(uow, chat)
             if link is None:
-                raise GroupError("not_linked")
+                raise GroupError(GroupCode.NOT_LINKED)
             reseller = await self.resellers.repo.get(uow, link.reseller_id)
             assert reseller is not None
             owner = await self.repo.owner_of(uow, reseller.id)
             member = await self.repo.member(uow, chat, user)
         if owner != self.buyer(user).key and not (member and member[1]):
-            raise GroupError("not_allowed")
+            raise GroupError(GroupCode.NOT_ALLOWED)
         if reseller.status != "active":
-            raise GroupError("suspended")
+            raise GroupError(GroupCode.SUSPENDED)
         product = await self.listing.product_by_sku(sku)
         if product is None or not product.active or product.kind not in (Kind.CODE, Kind.REUSABLE):
-            raise GroupError("unknown_sku", sku=sku[:32])
+            raise GroupError(GroupCode.UNKNOWN_SKU, sku=sku[:32])
         top = MAX_QTY if product.kind is Kind.CODE else 1
         if not 1 <= qty <= top:
-            raise GroupError("bad_qty", max=top)
+            raise GroupError(GroupCode.BAD_QTY, max=top)
         try:  # the product's rules and risk for this member, before stock and wallet (as the order's batch)
             await self.resellers.check_member_order(reseller, product, qty, buyer=self.buyer(user), group=chat)
         except StoreError as exc:
-            raise (_refused(exc) or GroupError("unknown_sku", sku=product.sku)) from None
+            raise (_refused(exc) or GroupError(GroupCode.UNKNOWN_SKU, sku=product.sku)) from None
         if product.kind is Kind.CODE:
             async with self.uow() as uow:
                 available = (await uow.codes.available_counts([product.id], qty, now)).get(product.id, 0)
             if available < qty:
-                raise GroupError("sold_out", available=available)
+                raise GroupError(GroupCode.SOLD_OUT, available=available)
         unit = reseller.price_for(product)
         amount = unit * qty
         if amount > reseller.spendable:
-            raise GroupError("insufficient_funds", amount=amount, available=reseller.spendable,
+            raise GroupError(GroupCode.INSUFFICIENT_FUNDS, amount=amount, available=reseller.spendable,
                              currency=reseller.currency)
         g = GroupOrder(secrets.token_urlsafe(9), chat, user, reseller.id, product.id, qty, unit, amount,
                        product.currency, "pending", language, now, now + self.confirm_ttl)
@@ -334,13 +372,13 @@ class GroupDesk:
         async with self.uow() as uow:
             g = await self.repo.order(uow, token)
         if g is None:
-            raise GroupError("unknown_quote")
+            raise GroupError(GroupCode.UNKNOWN_QUOTE)
         if g.user != user:
-            raise GroupError("not_yours")
+            raise GroupError(GroupCode.NOT_YOURS)
         if g.status != "pending":
-            raise GroupError("done", status=g.status)
+            raise GroupError(GroupCode.DONE, status=g.status)
         if g.expires_at <= self.clock.now():
-            raise GroupError("expired")
+            raise GroupError(GroupCode.EXPIRED)
         return g
 
     async def confirm(self, token: str, chat: str, user: str) -> Confirmed:
@@ -348,16 +386,16 @@ class GroupDesk:
         async with self.uow() as uow:
             g = await self.repo.order(uow, token)
         if g is None or g.chat != chat:
-            raise GroupError("unknown_quote")
+            raise GroupError(GroupCode.UNKNOWN_QUOTE)
         if g.user != user:
-            raise GroupError("not_yours")
+            raise GroupError(GroupCode.NOT_YOURS)
         if g.status == "cancelled":
-            raise GroupError("done", status=g.status)
+            raise GroupError(GroupCode.DONE, status=g.status)
         if g.status == "pending" and g.expires_at <= self.clock.now():
-            raise GroupError("expired")
+            raise GroupError(GroupCode.EXPIRED)
         product = await self.listing.product(g.product_id)
         if product is None:
-            raise GroupError("unknown_quote")
+            raise GroupError(GroupCode.UNKNOWN_QUOTE)
         try:
             order, created, balance = await self.resellers.order_for_member(
                 g.reseller_id, product, g.qty, f"group:{g.id}", buyer=self.buyer(user), chat_id=user,
@@ -366,11 +404,11 @@ class GroupDesk:
             if exc.code == "insufficient_funds":
                 raise GroupError(exc.code, amount=exc.params.get("needed", g.amount),
                                  available=exc.params.get("available", 0), currency=g.currency) from None
-            raise GroupError("suspended" if exc.code == "account_suspended" else exc.code) from None
+            raise GroupError(GroupCode.SUSPENDED if exc.code == "account_suspended" else exc.code) from None
         except StoreError as exc:
             if exc.code is ErrorCode.SOLD_OUT:
-                raise GroupError("sold_out", available=exc.params.get("available", 0)) from None
-            raise (_refused(exc) or GroupError("unknown_sku", sku=product.sku)) from None
+                raise GroupError(GroupCode.SOLD_OUT, available=exc.params.get("available", 0)) from None
+            raise (_refused(exc) or GroupError(GroupCode.UNKNOWN_SKU, sku=product.sku)) from None
         if created:
             async with self.uow(write=True) as uow:
                 await self.repo.set_status(uow, g.id, ["pending"], "paid", order.id)
@@ -382,10 +420,10 @@ class GroupDesk:
     async def cancel(self, token: str, chat: str, user: str) -> GroupOrder:
         g = await self.pending(token, user)
         if g.chat != chat:
-            raise GroupError("unknown_quote")
+            raise GroupError(GroupCode.UNKNOWN_QUOTE)
         async with self.uow(write=True) as uow:
             if not await self.repo.set_status(uow, g.id, ["pending"], "cancelled"):
-                raise GroupError("done", status="paid")
+                raise GroupError(GroupCode.DONE, status="paid")
             await uow.commit()
         g.status = "cancelled"
         return g

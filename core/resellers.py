@@ -19,6 +19,8 @@ orders of customers a reseller referred (`/start ref_<id>`), reversed on refund,
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 import hashlib
 import json
 import secrets
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.errors import ConflictError, ErrorCode, StoreError
+from core.errors import ConflictError, ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
     Buyer,
@@ -75,14 +77,34 @@ def commission_of(amount: int, rate_bp: int) -> int:
     return max(0, amount) * rate_bp // 10_000
 
 
-class ResellerError(Exception):
+class ResellerCode(StrEnum):
+    """Why a reseller use case refused (the B2B API returns the value as its error code)."""
+
+    ACCOUNT_SUSPENDED = "account_suspended"
+    BAD_AMOUNT = "bad_amount"
+    BAD_CREDIT_LIMIT = "bad_credit_limit"
+    BAD_DISCOUNT = "bad_discount"
+    BAD_IDENTITY = "bad_identity"
+    BAD_NAME = "bad_name"
+    BAD_PRICE = "bad_price"
+    BAD_RATE = "bad_rate"
+    BAD_REQUEST = "bad_request"
+    BAD_STATUS = "bad_status"
+    DUPLICATE_TOPUP = "duplicate_topup"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    INSUFFICIENT_COMMISSION = "insufficient_commission"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    NAME_TAKEN = "name_taken"
+    NOT_A_WALLET_PAYMENT = "not_a_wallet_payment"
+    TOPUP_NOT_PAID = "topup_not_paid"
+    UNKNOWN_RESELLER = "unknown_reseller"
+    UNKNOWN_TOPUP = "unknown_topup"
+
+
+class ResellerError(Refused):
     """A reseller use case refused; `code` is stable (the B2B API returns it as is)."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        self.code = code
-        self.params = params
-        detail = ", ".join(f"{k}={v}" for k, v in params.items())
-        super().__init__(code + (f" ({detail})" if detail else ""))
+    codes = ResellerCode
 
 
 @dataclass(slots=True)
@@ -390,13 +412,13 @@ class ResellerDesk:
         """A merchant onboards a reseller: a tier (price list and/or discount), a credit limit, an empty wallet."""
         name = name.strip()
         if not name or len(name) > 64:
-            raise ResellerError("bad_name")
+            raise ResellerError(ResellerCode.BAD_NAME)
         _check_tier(discount_percent, prices or {}, credit_limit)
         r = Reseller(0, name, "active", discount_percent, dict(prices or {}), credit_limit, 0,
                      currency or self.currency or "CNY", self.clock.now())
         async with self.uow(write=True) as uow:
             if await self.repo.by_name(uow, name) is not None:
-                raise ResellerError("name_taken", name=name)
+                raise ResellerError(ResellerCode.NAME_TAKEN, name=name)
             r.id = await self.repo.add(uow, r)
             await uow.audit.add_many([AuditEntry("reseller", "merchant", CHANNEL, r.created_at,
                                                  detail={"reseller": r.id, "op": "create", "name": name})])
@@ -408,11 +430,11 @@ class ResellerDesk:
                      status: str | None = None) -> Reseller:
         """A merchant changes a reseller's tier, credit limit or status (active / suspended)."""
         if status is not None and status not in ("active", "suspended"):
-            raise ResellerError("bad_status", status=status)
+            raise ResellerError(ResellerCode.BAD_STATUS, status=status)
         async with self.uow(write=True) as uow:
             r = (await self.repo.lock(uow, [reseller_id])).get(reseller_id)
             if r is None:
-                raise ResellerError("unknown_reseller", reseller=reseller_id)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
             values: dict[str, Any] = {}
             if discount_percent is not None:
                 values["discount_percent"] = discount_percent
@@ -435,7 +457,7 @@ class ResellerDesk:
         async with self.uow() as uow:
             r = await self.repo.get(uow, reseller_id)
         if r is None:
-            raise ResellerError("unknown_reseller", reseller=reseller_id)
+            raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
         return r
 
     async def top_up(self, reseller_id: int, amount: int, *, actor: str, ref: str = "", note: str = ""
@@ -443,15 +465,15 @@ class ResellerDesk:
         """A merchant credits money received (bank transfer, cash) to the wallet. With `ref` (the payment's
         reference) a repeat of the same top-up is the same ledger row, never a second credit."""
         if amount <= 0:
-            raise ResellerError("bad_amount", amount=amount)
+            raise ResellerError(ResellerCode.BAD_AMOUNT, amount=amount)
         now = self.clock.now()
         ref = f"topup:{ref}" if ref else f"topup:{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
         async with self.uow(write=True) as uow:
             r = (await self.repo.lock(uow, [reseller_id])).get(reseller_id)
             if r is None:
-                raise ResellerError("unknown_reseller", reseller=reseller_id)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
             if await self.repo.refs(uow, [ref]):
-                raise ResellerError("duplicate_topup", ref=ref)
+                raise ResellerError(ResellerCode.DUPLICATE_TOPUP, ref=ref)
             entry = WalletEntry(None, reseller_id, "topup", amount, r.balance + amount, ref, now, actor=actor,
                                 note=note)
             if not await self.repo.set_balance(uow, reseller_id, r.balance, entry.balance_after):
@@ -475,13 +497,13 @@ class ResellerDesk:
         """A new API key for a reseller: (key id, secret). The secret is shown once; it is stored encrypted
         by the vault (AES-256-GCM, like codes)."""
         if not 1 <= rate_per_second <= 10_000:
-            raise ResellerError("bad_rate", rate=rate_per_second)
+            raise ResellerError(ResellerCode.BAD_RATE, rate=rate_per_second)
         key_id = "rk_" + secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             if await self.repo.get(uow, reseller_id) is None:
-                raise ResellerError("unknown_reseller", reseller=reseller_id)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
             row = await self.repo.next_key_row(uow)
             vk, nonce, ct = self.vault.encrypt(API_KEY_AAD_BASE + row, secret)
             await self.repo.add_key(uow, ApiKey(key_id, reseller_id, "active", rate_per_second, now, row), vk,
@@ -566,7 +588,7 @@ class ResellerDesk:
                 raise StoreError(ErrorCode.BAD_ACCOUNT, sku=sku)
             account = checked
         elif account:
-            raise ResellerError("bad_request", field="account")
+            raise ResellerError(ResellerCode.BAD_REQUEST, field="account")
         req = _OrderRequest(reseller.id, product.id, qty, idempotency_key, request_fingerprint(sku, qty, account),
                             new_order_id(self.clock.now()), account)
         res = await self.committer.submit(req)
@@ -655,7 +677,7 @@ class ResellerDesk:
             k = (r.reseller_id, r.key)
             if k in landed:
                 oid, fp = landed[k]
-                results[i] = _Existing(oid) if fp == r.fingerprint else ResellerError("idempotency_key_reused")
+                results[i] = _Existing(oid) if fp == r.fingerprint else ResellerError(ResellerCode.IDEMPOTENCY_KEY_REUSED)
             elif k in first:
                 continue  # settled below, like the first request with this key
             else:
@@ -706,7 +728,7 @@ class ResellerDesk:
                 unit = reseller.price_for(p)
                 amount = unit * r.qty
                 if balance[reseller.id] + reseller.credit_limit < amount:
-                    err = ResellerError("insufficient_funds", needed=amount,
+                    err = ResellerError(ResellerCode.INSUFFICIENT_FUNDS, needed=amount,
                                         available=balance[reseller.id] + reseller.credit_limit)
             if err is not None:
                 results[i] = err
@@ -789,7 +811,7 @@ class ResellerDesk:
                 j = first[k]
                 res = results[j]
                 if reqs[j].fingerprint != r.fingerprint:
-                    results[i] = ResellerError("idempotency_key_reused")
+                    results[i] = ResellerError(ResellerCode.IDEMPOTENCY_KEY_REUSED)
                 elif isinstance(res, _Made):
                     results[i] = _Existing(res.order.id)
                 else:
@@ -834,9 +856,9 @@ class ResellerDesk:
                  ) -> Exception | None:
         """What refuses an order before the rules: the account, the product, the quantity."""
         if reseller is None:
-            return ResellerError("unknown_reseller", reseller=r.reseller_id)
+            return ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=r.reseller_id)
         if reseller.status != "active":
-            return ResellerError("account_suspended")
+            return ResellerError(ResellerCode.ACCOUNT_SUSPENDED)
         if p is None:
             return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
         if not p.active:
@@ -944,13 +966,13 @@ class ResellerDesk:
         """The wallet gateway's refund: the payment's amount back to the wallet, once (ledger ref per payment)."""
         channel, _, rid = payment.payer.partition(":")
         if channel != CHANNEL or not rid.isdigit():
-            raise ResellerError("not_a_wallet_payment", payment=payment.id)
+            raise ResellerError(ResellerCode.NOT_A_WALLET_PAYMENT, payment=payment.id)
         ref = f"refund:{payment.id}"
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             r = (await self.repo.lock(uow, [int(rid)])).get(int(rid))
             if r is None:
-                raise ResellerError("unknown_reseller", reseller=rid)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=rid)
             if await self.repo.refs(uow, [ref]):
                 return  # refunded already (a retry of the outbox row)
             entry = WalletEntry(None, r.id, "refund", payment.amount, r.balance + payment.amount, ref, now,
@@ -967,7 +989,7 @@ class ResellerDesk:
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             if await self.repo.get(uow, reseller_id) is None:
-                raise ResellerError("unknown_reseller", reseller=reseller_id)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
             who = buyer or unbind
             assert who is not None
             await self.repo.set_owner(uow, who, reseller_id if buyer is not None else None, now)
@@ -987,9 +1009,9 @@ class ResellerDesk:
         """A top-up to be paid: its id goes into the Stars invoice (payload) or the WeChat Pay order
         (out_trade_no); paying it credits `amount` once."""
         if amount <= 0 or (stars is not None and stars <= 0):
-            raise ResellerError("bad_amount", amount=amount)
+            raise ResellerError(ResellerCode.BAD_AMOUNT, amount=amount)
         if reseller.status != "active":
-            raise ResellerError("account_suspended")
+            raise ResellerError(ResellerCode.ACCOUNT_SUSPENDED)
         now = self.clock.now()
         t = Topup(TOPUP_PREFIX + new_order_id(now), reseller.id, amount, reseller.currency, stars, provider,
                   payer.key, "open", now, now + timedelta(minutes=self.topup_minutes))
@@ -1080,12 +1102,12 @@ class ResellerDesk:
         async with self.uow(write=True) as uow:
             t = await self.repo.topup(uow, topup_id)
             if t is None or t.payment_id is None:
-                raise ResellerError("unknown_topup", topup=topup_id)
+                raise ResellerError(ResellerCode.UNKNOWN_TOPUP, topup=topup_id)
             r = (await self.repo.lock(uow, [t.reseller_id]))[t.reseller_id]
             if t.status != "paid":
-                raise ResellerError("topup_not_paid", topup=topup_id, status=t.status)
+                raise ResellerError(ResellerCode.TOPUP_NOT_PAID, topup=topup_id, status=t.status)
             if r.balance + r.credit_limit < t.amount:
-                raise ResellerError("insufficient_funds", needed=t.amount, available=r.balance + r.credit_limit)
+                raise ResellerError(ResellerCode.INSUFFICIENT_FUNDS, needed=t.amount, available=r.balance + r.credit_limit)
             entry = WalletEntry(None, r.id, "topup_back", -t.amount, r.balance - t.amount, f"topup_back:{t.id}", now,
                                 actor=actor, note="top-up refunded")
             if not await self.repo.move_topup(uow, t.id, "paid", "refunded", {}) or \
@@ -1149,15 +1171,15 @@ class ResellerDesk:
         """A merchant records a commission paid out to a reseller: never more than its commission balance (the
         reseller's row is locked meanwhile, so two payouts cannot both spend the same balance)."""
         if amount <= 0:
-            raise ResellerError("bad_amount", amount=amount)
+            raise ResellerError(ResellerCode.BAD_AMOUNT, amount=amount)
         now = self.clock.now()
         async with self.uow(write=True) as uow:
             r = (await self.repo.lock(uow, [reseller_id])).get(reseller_id)
             if r is None:
-                raise ResellerError("unknown_reseller", reseller=reseller_id)
+                raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=reseller_id)
             have = await self.repo.commission_sum(uow, reseller_id)
             if amount > have:
-                raise ResellerError("insufficient_commission", needed=amount, available=have)
+                raise ResellerError(ResellerCode.INSUFFICIENT_COMMISSION, needed=amount, available=have)
             e = CommissionEntry(None, reseller_id, "payout", -amount, r.currency,
                                 f"payout:{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}", now, actor=actor, note=note[:200])
             await self.repo.add_commissions(uow, [e])
@@ -1187,9 +1209,9 @@ def partial_policy(product: Product) -> str:
 
 def _check_tier(discount_percent: int, prices: dict[str, int], credit_limit: int) -> None:
     if not 0 <= discount_percent <= 100:
-        raise ResellerError("bad_discount", discount=discount_percent)
+        raise ResellerError(ResellerCode.BAD_DISCOUNT, discount=discount_percent)
     if credit_limit < 0:
-        raise ResellerError("bad_credit_limit", credit_limit=credit_limit)
+        raise ResellerError(ResellerCode.BAD_CREDIT_LIMIT, credit_limit=credit_limit)
     for sku, price in prices.items():
         if not isinstance(price, int) or price < 0:
-            raise ResellerError("bad_price", sku=sku)
+            raise ResellerError(ResellerCode.BAD_PRICE, sku=sku)

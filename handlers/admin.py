@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.admin import (
+    AdminCode,
     AdminError,
     AdminService,
     Merchant,
@@ -266,7 +267,7 @@ class AdminFlow:
         """Reseller accounts, wallets and group links (handlers/groups.py), audited like every command."""
         desk = self.shop.groups
         if desk is None:
-            raise AdminError("no_resellers")
+            raise AdminError(AdminCode.NO_RESELLERS)
         from handlers.groups import ResellerCommands
 
         try:
@@ -324,7 +325,7 @@ class AdminFlow:
                 try:
                     status = OrderStatus(arg.lower())
                 except ValueError:
-                    raise AdminError("bad_status", given=arg[:20],
+                    raise AdminError(AdminCode.BAD_STATUS, given=arg[:20],
                                      statuses=", ".join(s.value for s in OrderStatus)) from None
         if len(args) > 2 or page < 1:
             raise _Usage("orders")
@@ -455,7 +456,7 @@ class AdminFlow:
         for lang in self.shop.languages:
             if lang.lower() == norm:
                 return lang
-        raise AdminError("bad_language", language=code[:16], languages=", ".join(self.shop.languages))
+        raise AdminError(AdminCode.BAD_LANGUAGE, language=code[:16], languages=", ".join(self.shop.languages))
 
     def _stars(self, lang: str, stars: int | None) -> str:
         return str(stars) if stars else self.i18n.t(lang, "admin.product.no_stars")
@@ -502,15 +503,15 @@ class AdminFlow:
             raise _Usage("import")
         sku = args[0]
         if file is None:
-            raise AdminError("no_file", sku=sku[:64])
+            raise AdminError(AdminCode.NO_FILE, sku=sku[:64])
         check_import_file(file.name, file.size)  # before anything is downloaded
         await self.service.check_import_target(sku)
         data = await file.fetch()
         check_import_file(file.name, len(data))
         if not data.strip():
-            raise AdminError("empty_file", name=file.name[:64])
+            raise AdminError(AdminCode.EMPTY_FILE, name=file.name[:64])
         if looks_binary(data[:8192]):
-            raise AdminError("binary_file", name=file.name[:64])
+            raise AdminError(AdminCode.BINARY_FILE, name=file.name[:64])
         total = len(data)
 
         def state(done: int) -> Screen:

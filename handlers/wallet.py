@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.models import Buyer
-from core.resellers import REF_PREFIX, Reseller, ResellerDesk, ResellerError
+from core.resellers import REF_PREFIX, Reseller, ResellerCode, ResellerDesk, ResellerError
 from handlers.screen import Action, Screen
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ async def payout_command(flow: AdminFlow, ctx: AdminCtx, args: list[str]) -> Scr
     desk = flow.shop.resellers
     try:
         if desk is None:
-            raise ResellerError("unknown_reseller", reseller=args[0])
+            raise ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=args[0])
         entry = await desk.payout(int(args[0]), int(args[1]), actor=ctx.merchant.key)
         balance, _ = await desk.commissions(entry.reseller_id, limit=1)
     except ResellerError as exc:
