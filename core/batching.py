@@ -54,9 +54,8 @@ class GroupCommitter:
         self.items = 0
 
     def register(self, kind: type[R], handler: Callable[[UnitOfWork, Sequence[R]], Awaitable[list[Any]]]) -> None:
-        """Requests of type `kind` are served by `handler` (one handler per type)."""
-        if kind in self._handlers:
-            raise ValueError(f"a batch handler for {kind.__name__} is registered already")
+        """Requests of type `kind` are served by `handler` (one handler per type: registering again replaces it,
+        e.g. a second merchant-command service on the same shop)."""
         self._handlers[kind] = handler
 
     def on_commit(self, callback: Callable[[set[type]], None]) -> None:

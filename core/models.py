@@ -208,6 +208,9 @@ class Customer:
     phone: str = ""  # bound phone, E.164 digits without '+' (links identities; rules and risk, issue 6)
     level: int = 0  # member level (rules: min_level)
     reseller: bool = False  # rules: resellers_only
+    # The language and state as read (Shop.customer): a save writes only what changed since, so two updates of one
+    # buyer (a language switch, a delivery remembering its screen) cannot undo each other's fields.
+    base: tuple[str | None, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

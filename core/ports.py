@@ -129,7 +129,8 @@ class AuditRepo(Protocol):
 
 
 class CustomerRepo(Protocol):
-    async def get(self, buyer: Buyer) -> Customer | None: ...
+    async def get(self, buyer: Buyer, *, for_update: bool = False) -> Customer | None:
+        """`for_update`: locked until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
     async def save(self, customer: Customer) -> None: ...
     async def add_new(self, customers: Sequence[Customer]) -> None:
         """Insert customers who are not stored yet; existing rows are left as they are."""

@@ -7,9 +7,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.alerts import AdminAlerts
 from core.background import Background
@@ -59,9 +59,15 @@ class ProductView:
 
 @dataclass(frozen=True, slots=True)
 class SaveCustomer(QuietRequest):
-    """Store a customer's language and conversation state (group-committed)."""
+    """Store what changed of a customer: the language (when `language` is set) and the state keys in `put` and
+    `drop`; everything else in the stored row stays as another update left it. `whole`: no snapshot to compare
+    with (a customer made by hand), so language and state are written as they are."""
 
     customer: Customer
+    language: bool = True
+    put: dict[str, Any] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    whole: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,17 +402,38 @@ class Shop:
             self._customers.popitem(last=False)
 
     async def save_customer(self, customer: Customer) -> None:
-        """Store a customer's language and conversation state (group-committed with other writes)."""
-        await self.committer.submit(SaveCustomer(customer))
-        self._remember(customer)
+        """Store what changed of a customer's language and conversation state since it was read (group-committed
+        with other writes): a concurrent update of another field or state key of the same buyer is kept."""
+        if customer.base is None:
+            request = SaveCustomer(customer)
+        else:
+            language, state = customer.base
+            put = {k: v for k, v in customer.state.items() if k not in state or state[k] != v}
+            request = SaveCustomer(customer, customer.language != language, put,
+                                   tuple(k for k in state if k not in customer.state), whole=False)
+        stored: Customer = await self.committer.submit(request)
+        self._remember(stored)
 
     @staticmethod
-    async def _save_customers(uow: UnitOfWork, saves: Sequence[SaveCustomer]) -> list[None]:
-        customers = [s.customer for s in saves]
-        latest = {c.buyer: c for c in customers}  # the same buyer twice in a batch: the last state wins
-        for c in latest.values():
+    async def _save_customers(uow: UnitOfWork, saves: Sequence[SaveCustomer]) -> list[Customer]:
+        """Each buyer's changes applied in arrival order to the row as stored now (locked on PostgreSQL; SQLite
+        writes one transaction at a time), so changes to different fields or state keys all survive."""
+        merged: dict[Buyer, Customer] = {}
+        for s in saves:
+            c = s.customer
+            cur = merged.get(c.buyer)
+            if cur is None and not s.whole:
+                cur = await uow.customers.get(c.buyer, for_update=True)
+            if s.whole or cur is None:
+                cur = replace(c, state=copy.deepcopy(c.state), base=None)
+            else:
+                state = {k: v for k, v in cur.state.items() if k not in s.drop}
+                state.update(copy.deepcopy(s.put))
+                cur = replace(cur, state=state, language=c.language if s.language else cur.language)
+            merged[c.buyer] = cur
+        for c in merged.values():
             await uow.customers.save(c)
-        return [None] * len(customers)
+        return [merged[s.customer.buyer] for s in saves]
 
     @staticmethod
     async def _add_customers(uow: UnitOfWork, adds: Sequence[AddCustomer]) -> list[None]:
@@ -430,7 +457,8 @@ class Shop:
 
 
 def _copy(c: Customer) -> Customer:
-    return replace(c, state=copy.deepcopy(c.state))
+    """A caller's own copy, remembering what it read (save_customer writes only what changed since)."""
+    return replace(c, state=copy.deepcopy(c.state), base=(c.language, copy.deepcopy(c.state)))
 
 
 def category_key(p: Product) -> str:

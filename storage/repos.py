@@ -538,9 +538,9 @@ class AuditRepo(_Repo):
 
 
 class CustomerRepo(_Repo):
-    async def get(self, buyer: Buyer) -> Customer | None:
-        r = (await self.c.execute(_CUSTOMER_BY_KEY, {"channel": buyer.channel,
-                                                     "external_id": buyer.external_id})).first()
+    async def get(self, buyer: Buyer, *, for_update: bool = False) -> Customer | None:
+        q = _CUSTOMER_BY_KEY.with_for_update() if for_update and self.pg else _CUSTOMER_BY_KEY
+        r = (await self.c.execute(q, {"channel": buyer.channel, "external_id": buyer.external_id})).first()
         return Customer(buyer, r.language, r.state or {}, r.created_at, r.phone or "", r.level or 0,
                         bool(r.reseller)) if r else None
 
