@@ -18,6 +18,7 @@ from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
 from run import App
+from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"
@@ -62,6 +63,7 @@ class Shopfront:
         self._handled: dict[int, asyncio.Event] = {}  # PTB: update_id -> all handler groups done
 
     async def __aenter__(self) -> Shopfront:
+        from_template(self.settings.database_url_resolved())  # a new SQLite file starts migrated
         self.app = await App.open(self.settings, clock=self.clock)
         # Updates handled one at a time (aiogram: a confirmed update has been fully handled; PTB: see send()).
         self.runtime = build_telegram(self.settings, self.app, concurrent_updates=False)
