@@ -76,7 +76,7 @@ class Shop:
                                                                                       self.book.reserve_batch))
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
-                             self.catalog_changed)
+                             self.catalog_changed, wake=lambda: self.dispatcher.wake())
         self.committer.register("pay", self.book.pay_batch)
         self.committer.register("customer", self._save_customers)
         self.committer.register("customer_new", self._add_customers)
