@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) run.py $(ARGS)
 
+# Parallel workers (pytest-xdist): many tests wait on sockets, subprocesses and fsync, so one more worker than
+# cores keeps both busy. `make test PYTEST_WORKERS=0` runs in one process; PYTEST_ARGS picks tests.
+# Each worker imports the test modules; with PYTHONDONTWRITEBYTECODE set (some shells set it) pytest rewrites
+# their asserts again every time (2 s of CPU per worker): the test run keeps its bytecode cache.
+PYTEST_WORKERS ?= 3
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/allocation.py

@@ -629,12 +629,13 @@ class RiskDesk:
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, guard: Guard,
                  hold_minutes: Callable[[Product | None], int],
-                 catalog_changed: Callable[[], None] | None = None) -> None:
+                 catalog_changed: Callable[[], None] | None = None, wake: Callable[[], None] | None = None) -> None:
         self.uow = uow
         self.clock = clock
         self.guard = guard
         self.hold_minutes = hold_minutes
         self.catalog_changed = catalog_changed
+        self.wake = wake  # the outbox: a decision's notice goes out now, not at the dispatcher's next round
 
     async def set_rules(self, sku: str, rules: Mapping[str, Any], actor: Buyer) -> dict[str, Any]:
         """A merchant replaces a product's sale rules (validated like the config: RulesError names the key);
@@ -747,6 +748,8 @@ class RiskDesk:
             await uow.audit.add_many([AuditEntry("review", actor.key, actor.channel, now, order.id, order.product_id,
                                                  detail={"decision": "approved"})])
             await uow.commit()
+        if self.wake is not None:
+            self.wake()
         return order
 
     async def reject(self, order_id: str, actor: Buyer, note: str = "") -> Order:
@@ -767,6 +770,8 @@ class RiskDesk:
             await uow.audit.add_many([AuditEntry("review", actor.key, actor.channel, now, order.id, order.product_id,
                                                  detail={"decision": "rejected", "note": note[:200]})])
             await uow.commit()
+        if self.wake is not None:
+            self.wake()
         return order
 
     async def pass_challenge(self, buyer: Buyer, token: str, answer: str) -> bool:

@@ -104,7 +104,7 @@ class Shop:
                                                                                       self.book.reserve_batch))
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
-                             self.catalog_changed)
+                             self.catalog_changed, wake=lambda: self.dispatcher.wake())
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.committer.register(PaymentNotice, self.book.pay_batch)

@@ -53,30 +53,30 @@ def pg_database() -> str:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    """A SQLite file already migrated to head (tests/dbtemplate.py)."""
+    from tests.dbtemplate import from_template
+
+    return from_template(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each storage test runs on SQLite and on PostgreSQL (a clean schema per test)."""
+    """Each storage test runs on SQLite and on PostgreSQL, on a database migrated to head with no rows in it."""
+    from tests.dbtemplate import from_template, pg_migrated
+
+    if request.param == "sqlite":
+        return from_template(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    return pg_migrated(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """For the migrations' own tests: a database with nothing in it, on SQLite and on PostgreSQL."""
+    from tests.dbtemplate import pg_blank
+
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    base = request.getfixturevalue("pg_database")
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(base)
-    dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def reset() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        finally:
-            await conn.close()
-
-    asyncio.run(reset())
-    return base
+    return pg_blank(request.getfixturevalue("pg_database"))
 
 
 # The Telegram end-to-end tests: each scenario once per library, against a fresh local fake Bot API.

@@ -127,6 +127,7 @@ class FakeBotAPI:
         self._faults: dict[str, list[tuple[int, int, str | None]]] = {}
         self._blocked: set[int] = set()
         self._waiters: set[asyncio.Future] = set()
+        self.polls = 0                           # getUpdates requests received, answered or still waiting
         self._closing = False
         self._runner: web.AppRunner | None = None
         # The canonical name of every method served; Telegram matches method names case-insensitively.
@@ -208,6 +209,12 @@ class FakeBotAPI:
             seen = [(c.method, c.status) for c in self._calls[since:] if c.method != "getUpdates"]
             raise TimeoutError(f"no matching {method} call within {timeout}s; recorded: {seen}")
         return call
+
+    async def wait_polling(self, since: int, timeout: float = 5.0) -> None:
+        """Wait until a getUpdates request arrives after `since` (a value of `polls`): the bot is polling. A long
+        poll is recorded in calls() only when answered, up to its `timeout` later."""
+        if not await self._wait_until(lambda: self.polls > since, timeout):
+            raise TimeoutError(f"no getUpdates within {timeout}s")
 
     async def wait_confirmed(self, update: dict | int, timeout: float = 5.0) -> None:
         """Wait until the bot confirmed an update (a getUpdates offset beyond it). With aiogram's
@@ -475,6 +482,7 @@ class FakeBotAPI:
         if self.webhook["url"]:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
                                 "use deleteWebhook to delete the webhook first")
+        self.polls += 1
         offset = p.get("offset") or 0
         if offset > 0:    # confirms every update below offset
             self._queue = [u for u in self._queue if u["update_id"] >= offset]

@@ -90,8 +90,9 @@ async def open_shop(url: str, tmp_path: Path, *, catalog: Sequence[dict[str, Any
                                                                                 RecordingGateway]]:
     """A whole store on `url` (schema migrated, vault key file under tmp_path); buyers use channel "test"."""
     from app import App
+    from tests.dbtemplate import from_template
 
-    settings = make_settings(url, tmp_path, catalog=catalog, demo=demo, store=store)
+    settings = make_settings(from_template(url), tmp_path, catalog=catalog, demo=demo, store=store)
     notifier, gateway = RecordingNotifier(), RecordingGateway()
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: notifier}, gateways={PROVIDER: gateway},
                          max_batch=max_batch)

@@ -17,6 +17,7 @@ from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
+from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI
 
 TOKEN = "777:ABC"
@@ -24,6 +25,11 @@ CATALOG = [
     {"sku": "GAME", "title": {"en": "Game card", "zh_CN": "游戏点卡"}, "price": 1000, "stars": 70, "max_qty": 3},
     {"sku": "NOSTARS", "title": "Web only", "price": 500},
 ]
+# Telegram's outbound rates (one message a second per chat after a burst of 3) would make every scenario wait
+# about a second per reply on the real clock, though none of them is about pacing: the harness lifts them, as
+# the settings allow for a local test server. The pacing itself has its own tests (tests/test_telegram_limits.py);
+# a scenario that passes `telegram={"limits": ...}` gets those limits.
+UNPACED = {"overall_per_second": 100_000, "per_chat_burst": 100_000, "group_per_minute": 100_000}
 
 
 def store_settings(api: FakeBotAPI, tmp_path: Path, *, library: str = "aiogram",
@@ -37,7 +43,7 @@ def store_settings(api: FakeBotAPI, tmp_path: Path, *, library: str = "aiogram",
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "telegram": {"token": TOKEN, "api_base": api.base, "library": library,
-                     "admins": [1] if admins is None else admins, **(telegram or {})},
+                     "admins": [1] if admins is None else admins, "limits": UNPACED, **(telegram or {})},
         "catalog": CATALOG + more.pop("catalog", []), **more}, tmp_path, env={})
 
 
@@ -56,6 +62,7 @@ class Shopfront:
         self._handled: dict[int, asyncio.Event] = {}  # PTB: update_id -> all handler groups done
 
     async def __aenter__(self) -> Shopfront:
+        from_template(self.settings.database_url_resolved())  # a new SQLite file starts migrated
         self.app = await App.open(self.settings, clock=self.clock)
         # Updates handled one at a time (aiogram: a confirmed update has been fully handled; PTB: see send()).
         self.runtime = self.app.add_telegram(concurrent_updates=False)

@@ -38,7 +38,7 @@ def test_the_migrations_form_one_chain_with_one_head() -> None:
 
 
 @pytest.mark.parametrize("revision", sorted(TABLES))
-async def test_a_migration_upgrades_from_its_parent_and_downgrades_cleanly(db_url: str, revision: str) -> None:
+async def test_a_migration_upgrades_from_its_parent_and_downgrades_cleanly(blank_db_url: str, revision: str) -> None:
     parent = _script().get_revision(revision).down_revision
     assert isinstance(parent, str)
     ours = TABLES[revision] | {f"{t}.{c}" for t, cols in COLUMNS.get(revision, {}).items() for c in cols}
@@ -51,7 +51,7 @@ async def test_a_migration_upgrades_from_its_parent_and_downgrades_cleanly(db_ur
                 names |= {f"{table}.{col}" for col in cols & have}
             return names
 
-    db = Database(db_url)
+    db = Database(blank_db_url)
     try:
         await _alembic(db, parent)
         assert not ours & await tables(db)

@@ -296,13 +296,13 @@ async def test_given_a_scalper_among_200_ordinary_buyers_then_he_is_stopped_and_
 
 # -- the schema -----------------------------------------------------------------------------------------------
 
-async def test_0003_upgrades_a_database_of_0002_and_keeps_its_customers(db_url: str) -> None:
+async def test_0003_upgrades_a_database_of_0002_and_keeps_its_customers(blank_db_url: str) -> None:
     from sqlalchemy import text
 
     from storage.db import Database
     from tests.test_suppliers_migration import _alembic
 
-    db = Database(db_url)
+    db = Database(blank_db_url)
     try:
         await _alembic(db, "0002")
         async with db.write_engine.begin() as conn:

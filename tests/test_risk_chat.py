@@ -162,7 +162,8 @@ async def test_given_an_order_held_for_review_when_the_merchant_taps_approve_the
         await shop.send(api.callback_update(merchant, f"/review approve {order_id}", api.last_message(MERCHANT)))
         done = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == MERCHANT, since=mark)
         assert "approved" in done.params["text"]
-        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 605, since=mark)
+        # told at once, not at the outbox's next round (every 5 s)
+        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 605, since=mark, timeout=2.0)
         assert "passed the check" in told.params["text"]
         pay = next(b for b in buttons(told) if b["text"] == "💳 Pay now")
         invoice = await _tap(shop, ann, pay["callback_data"], "sendInvoice")
@@ -205,7 +206,7 @@ async def test_given_an_order_held_for_review_when_a_buyer_presses_approve_then_
         assert f"/review reject {order_id}" in [b["callback_data"] for b in buttons(listing)]
         mark = api.mark()
         await shop.send(api.message_update(merchant, f"/review reject {order_id} resold cards"))
-        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 606, since=mark)
+        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 606, since=mark, timeout=2.0)
         assert f"Order {order_id} did not pass the shop&#x27;s check" in told.params["text"]
         order, _ = await shop.app.shop.order_for(order_id, Buyer("telegram", "606"))
         assert order.status is OrderStatus.CANCELLED

@@ -19,7 +19,7 @@ import yaml
 from core.clock import FakeClock
 from core.models import Buyer
 from tests.fake_bot_api import FakeBotAPI
-from tests.telegram_harness import TOKEN, Shopfront, buttons, data_of
+from tests.telegram_harness import TOKEN, UNPACED, Shopfront, buttons, data_of
 from tests.test_telegram_storefront import browse_to_product, buy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def store_config(api: FakeBotAPI, tmp_path: Path, library: str) -> Path:
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "logging": {"level": "WARNING"},
-        "telegram": {"token": TOKEN, "api_base": api.base, "library": library},
+        "telegram": {"token": TOKEN, "api_base": api.base, "library": library, "limits": UNPACED},
         "jobs": {"reconcile_stars_seconds": 3600},  # only the polling fix is under test here
         "catalog": [{"sku": "GAME", "title": "Game card", "price": 1000, "stars": 70}],
     }))
@@ -206,11 +206,11 @@ def store_config(api: FakeBotAPI, tmp_path: Path, library: str) -> Path:
 
 
 async def start_store(api: FakeBotAPI, cfg: Path, log: Path) -> subprocess.Popen:
-    mark = api.mark()
+    polls = api.polls
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([sys.executable, "run.py", "--config", str(cfg)], cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
-    await api.wait_for("getUpdates", since=mark, timeout=60)
+    await api.wait_polling(polls, timeout=60)
     return proc
 
 

@@ -24,8 +24,8 @@ async def _alembic(db: Database, target: str, down: bool = False) -> None:
         await conn.run_sync(run)
 
 
-async def test_0002_upgrades_a_released_database_and_keeps_its_orders(db_url):
-    db = Database(db_url)
+async def test_0002_upgrades_a_released_database_and_keeps_its_orders(blank_db_url):
+    db = Database(blank_db_url)
     try:
         await _alembic(db, "0001")
         now = datetime(2026, 1, 1, tzinfo=timezone.utc)

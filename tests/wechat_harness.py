@@ -22,6 +22,7 @@ from bots.http import HttpServer
 from core.clock import Clock
 from core.inventory import import_codes
 from core.settings import Settings, parse_settings
+from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 
@@ -71,6 +72,7 @@ class WeChatShop:
         self.budget = budget
 
     async def __aenter__(self) -> WeChatShop:
+        from_template(self.settings.database_url_resolved())  # a new SQLite file starts migrated
         self.app = await App.open(self.settings, clock=self.clock)
         self.server = HttpServer("127.0.0.1", 0)
         self.runtime = self.app.add_wechat(self.server, budget=self.budget)
