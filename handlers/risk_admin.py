@@ -60,7 +60,8 @@ async def run(flow: Any, ctx: Any, command: str, rest: str) -> list[Screen]:
         except StoreError as exc:
             return [Screen(t(lang, "risk.admin.review_failed", order=order_id,
                              reason=t(lang, exc.message_key, **exc.params)), error=exc.code.value)]
-        return [Screen(t(lang, f"risk.admin.{verb}d", order=order.id, buyer=order.buyer.key))]
+        done = "risk.admin.approved" if verb == "approve" else "risk.admin.rejected"
+        return [Screen(t(lang, done, order=order.id, buyer=order.buyer.key))]
     if command in ("/ban", "/unban"):
         if len(args) < 2 or args[0] not in BAN_KINDS or (command == "/unban" and len(args) != 2):
             raise Usage(name)

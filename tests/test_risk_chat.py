@@ -208,6 +208,8 @@ async def test_given_an_order_held_for_review_when_a_buyer_presses_approve_then_
         await shop.send(api.message_update(merchant, f"/review reject {order_id} resold cards"))
         told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 606, since=mark, timeout=2.0)
         assert f"Order {order_id} did not pass the shop&#x27;s check" in told.params["text"]
+        answer = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == MERCHANT, since=mark)
+        assert f"Order {order_id} rejected" in answer.params["text"]  # the merchant reads a sentence, not a key
         order, _ = await shop.app.shop.order_for(order_id, Buyer("telegram", "606"))
         assert order.status is OrderStatus.CANCELLED
         assert (await shop.app.shop.stock())[0].available == 1  # the held code is for sale again
