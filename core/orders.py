@@ -26,7 +26,7 @@ from core.models import (
 )
 from core.outbox import LEASE as HANDOFF_LEASE
 from core.outbox import Handoff, load_stored
-from core.payments import BANNED_PAYER, Outcome, banned_audit, banned_payers
+from core.payments import BANNED_PAYER, BanGate, Outcome, banned_audit, banned_payers
 from core.ports import UnitOfWork
 from core.rules import rules_of
 
@@ -87,6 +87,7 @@ class OrderBook:
     def __init__(self, clock: Clock, policy: OrderPolicy) -> None:
         self.clock = clock
         self.policy = policy
+        self.bans = BanGate()  # shared with the payment desk and the risk desk (Shop)
         # Set by the shop while its dispatcher runs: receives a payment batch's deliveries (sent after commit).
         self.delivered_hook: Callable[[list[Handoff]], None] | None = None
         # Called inside each payment batch with the orders it paid (commissions, core/resellers.py).
@@ -185,7 +186,7 @@ class OrderBook:
         orders = await uow.orders.get_many(sorted({n.order_id for n in notices if n.order_id}), for_update=True)
         products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
         fresh = [n for n in notices if (n.provider, n.txn_id) not in existing]
-        banned = await banned_payers(uow, [n.payer for n in fresh]) if fresh else {}
+        banned = await banned_payers(uow, [n.payer for n in fresh], self.bans) if fresh else {}
         results: list[Any] = [None] * len(notices)
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")

@@ -19,6 +19,7 @@ or refunded.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -96,12 +97,33 @@ class StarLedger(Protocol):
         """The bot's Star transactions in chronological order, skipping the first `offset`."""
 
 
-async def banned_payers(uow: UnitOfWork, payers: Iterable[Buyer | None]) -> dict[str, list[str]]:
+class BanGate:
+    """Whether the blacklist holds anything, remembered for `ttl` seconds: most shops ban nobody, and then a payment
+    or a pre-checkout needs no blacklist reads at all. A ban made in this process counts at once (`changed`, called
+    by core/risk.py); one made by another process within `ttl`."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._until = 0.0
+        self._any = True
+
+    async def any(self, uow: UnitOfWork) -> bool:
+        if time.monotonic() >= self._until:
+            self._any = bool(await uow.risk.bans(1))
+            self._until = time.monotonic() + self.ttl
+        return self._any
+
+    def changed(self) -> None:
+        self._until = 0.0
+
+
+async def banned_payers(uow: UnitOfWork, payers: Iterable[Buyer | None], gate: BanGate | None = None
+                        ) -> dict[str, list[str]]:
     """payer key -> the blacklist kinds that hit the person who paid: a `payer` or `user` ban of the paying account
     or of any account of the same person (linked by a code or a shared phone, core/links.py), or a ban of the
     person's bound phone."""
     buyers = {p.key: p for p in payers if p is not None}
-    if not buyers:
+    if not buyers or (gate is not None and not await gate.any(uow)):
         return {}
     facts = await uow.risk.buyer_facts(list(buyers.values()))
     people = await links.people(uow.risk, {k: links.identity_of(b, facts.get(k)) for k, b in buyers.items()})
@@ -136,14 +158,15 @@ class PaymentDesk:
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, submit: Callable[[Any], Awaitable[Any]],
                  providers: Callable[[], Iterable[str]], under_review: Callable[[UnitOfWork, str], Awaitable[bool]],
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None], bans: BanGate | None = None) -> None:
         self.uow = uow
         self.clock = clock
         self._submit = submit  # the group committer's submit: order payments are batched with the others
         self._providers = providers
         self._under_review = under_review
         self._wake = wake  # the outbox dispatcher: a refund queued outside a batch goes out now
-        self.topups: TopupLedger | None = None  # set when resellers are configured (attach_topups)
+        self.topups: TopupLedger | None = None  # set when resellers are configured
+        self.bans = bans or BanGate() (attach_topups)
 
     def attach_topups(self, ledger: TopupLedger) -> None:
         """Wallet top-ups come in through this same entry from now on (the composition root, app/bootstrap.py)."""
@@ -184,7 +207,7 @@ class PaymentDesk:
                 return Refusal.AMOUNT
             if await self._under_review(uow, order.id):
                 return Refusal.UNDER_REVIEW
-            if await banned_payers(uow, [payer]):
+            if await banned_payers(uow, [payer], self.bans):
                 return Refusal.BANNED
         return None
 
@@ -205,7 +228,7 @@ class PaymentDesk:
 
     async def _banned(self, payer: Buyer) -> bool:
         async with self.uow() as uow:
-            return bool(await banned_payers(uow, [payer]))
+            return bool(await banned_payers(uow, [payer], self.bans))
 
     # -- Stars reconciliation ------------------------------------------------------------------------------
     async def reconcile_stars(self, ledger: StarLedger, *, channel: str = "telegram", page: int = STARS_PAGE,

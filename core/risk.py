@@ -629,13 +629,15 @@ class RiskDesk:
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, guard: Guard,
                  hold_minutes: Callable[[Product | None], int],
-                 catalog_changed: Callable[[], None] | None = None, wake: Callable[[], None] | None = None) -> None:
+                 catalog_changed: Callable[[], None] | None = None, wake: Callable[[], None] | None = None,
+                 bans_changed: Callable[[], None] | None = None) -> None:
         self.uow = uow
         self.clock = clock
         self.guard = guard
         self.hold_minutes = hold_minutes
         self.catalog_changed = catalog_changed
         self.wake = wake  # the outbox: a decision's notice goes out now, not at the dispatcher's next round
+        self.bans_changed = bans_changed  # payments check the blacklist only while it holds anything
 
     async def set_rules(self, sku: str, rules: Mapping[str, Any], actor: Buyer) -> dict[str, Any]:
         """A merchant replaces a product's sale rules (validated like the config: RulesError names the key);
@@ -679,6 +681,8 @@ class RiskDesk:
             await uow.audit.add_many([AuditEntry("ban", actor.key, actor.channel, now,
                                                  detail={"kind": kind, "value": ban.value, "reason": ban.reason})])
             await uow.commit()
+        if self.bans_changed is not None:
+            self.bans_changed()
         return ban
 
     async def unban(self, kind: str, value: str, actor: Buyer) -> bool:
@@ -690,6 +694,8 @@ class RiskDesk:
             await uow.audit.add_many([AuditEntry("unban", actor.key, actor.channel, now,
                                                  detail={"kind": kind, "value": stored, "found": found})])
             await uow.commit()
+        if self.bans_changed is not None:
+            self.bans_changed()
         return found
 
     async def bans(self, limit: int = 50) -> list[Ban]:

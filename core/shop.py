@@ -104,7 +104,8 @@ class Shop:
                                                                                       self.book.reserve_batch))
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
-                             self.catalog_changed, wake=lambda: self.dispatcher.wake())
+                             self.catalog_changed, wake=lambda: self.dispatcher.wake(),
+                             bans_changed=self.book.bans.changed)
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.committer.register(PaymentNotice, self.book.pay_batch)
@@ -113,7 +114,7 @@ class Shop:
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
-                                    self.risk.under_review, self.dispatcher.wake)
+                                    self.risk.under_review, self.dispatcher.wake, self.book.bans)
         # Suppliers (issue 5): attached by App.open from the `suppliers:` config (suppliers.build_suppliers).
         self.supply = SupplyDesk(uow_factory, vault, clock, wake=self.dispatcher.wake)
         self.dispatcher.supply = self.supply
