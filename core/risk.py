@@ -32,6 +32,7 @@ from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.links import LinkRepo, Person
 from core.models import AuditEntry, Buyer, Order, OrderStatus, OutboxItem, Product
+from core.payments import BanGate
 from core.rules import (
     NO_RULES,
     OPEN_HOLDS,
@@ -281,6 +282,8 @@ class Guard:
         self.hold_cap = hold_cap
         self.policy = policy or RiskPolicy()
         self.zone = _utc(zone)
+        # Whether the blacklist holds anything (core/payments.py BanGate; set by the shop): no ban reads when empty.
+        self.bans: BanGate | None = None
         # When measured (bench/risk.py): (batch size, wall seconds, CPU seconds of this thread) the check added.
         self.timings: list[tuple[int, float, float]] | None = None
 
@@ -387,7 +390,8 @@ class Guard:
         unscored = [b for k, b in by_key.items() if k not in scored]
         if unscored:
             facts.update(await uow.risk.buyer_facts(unscored))
-            if policy.enabled:  # exempt from the score, never from a ban
+            # exempt from the score, never from a ban (no read while the blacklist is empty)
+            if policy.enabled and (self.bans is None or await self.bans.any(uow)):
                 entries = [(kind, b.key) for b in unscored for kind in ("user", "payer")]
                 entries += [("phone", facts[b.key].phone) for b in unscored if b.key in facts and facts[b.key].phone]
                 banned |= await uow.risk.blacklisted(entries)
@@ -408,7 +412,7 @@ class Guard:
         pcounts = await uow.risk.product_counts(everyone, counted, self.day_start(now), now) if counted else {}
         profiles: dict[str, Profile] = {}
         chats: dict[str, int] = {}
-        if policy.enabled and grouped:
+        if policy.enabled and grouped and (self.bans is None or await self.bans.any(uow)):
             # A ban of any account (or phone) of a person refuses all of its accounts: the bans of the accounts
             # and phones the first read did not cover.
             extra = {(kind, x.key) for p in people.values() for x in p.accounts if x.key not in by_key

@@ -102,6 +102,7 @@ class Shop:
                            catalog=self._all_products)
         self.committer.register(ReserveRequest, lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
                                                                                       self.book.reserve_batch))
+        self.guard.bans = self.book.bans
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
                              self.catalog_changed, wake=lambda: self.dispatcher.wake(),
