@@ -532,7 +532,7 @@ class StoreJobs:
         return result
 
     async def _buy(self, rule: RestockRule, product: Product, supplier: Supplier, pending: dict[str, Any]) -> str:
-        rid, qty, cost = str(pending["request_id"]), int(pending["qty"]), int(pending["cost"])
+        rid, qty = str(pending["request_id"]), int(pending["qty"])
         try:
             codes = await supplier.buy(rule.supplier_sku, qty, rid)
         except Exception as exc:  # noqa: BLE001

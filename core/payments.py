@@ -165,8 +165,8 @@ class PaymentDesk:
         self._providers = providers
         self._under_review = under_review
         self._wake = wake  # the outbox dispatcher: a refund queued outside a batch goes out now
-        self.topups: TopupLedger | None = None  # set when resellers are configured
-        self.bans = bans or BanGate() (attach_topups)
+        self.topups: TopupLedger | None = None  # set when resellers are configured (attach_topups)
+        self.bans = bans or BanGate()
 
     def attach_topups(self, ledger: TopupLedger) -> None:
         """Wallet top-ups come in through this same entry from now on (the composition root, app/bootstrap.py)."""

@@ -53,7 +53,7 @@ async def test_a_refund_closes_the_orders_open_ticket_and_history_is_the_buyers_
         await import_n(app, 6)
         first = await _delivered(app, "ann")
         second = await _delivered(app, "ann")
-        other = await _delivered(app, "bob")
+        await _delivered(app, "bob")  # someone else's order: never in Ann's history
         await app.shop.reveal(first, buyer("ann"), chat="group-7")
         desk = app.shop.problems
         await desk.report(buyer("ann"), second, "wrong_product")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from jsonschema import Draft202012Validator
 
 from bots.b2b_api import B2BApi

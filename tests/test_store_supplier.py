@@ -32,7 +32,6 @@ from tests.helpers import (
     RecordingGateway,
     RecordingNotifier,
     import_n,
-    open_shop,
     order_status,
     pay,
     settle,

@@ -2,7 +2,6 @@
 request id, lost answers, refusals, callbacks."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 

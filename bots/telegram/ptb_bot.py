@@ -17,7 +17,6 @@ import logging
 from typing import Any
 
 from telegram import (
-    Bot,
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
