@@ -1,4 +1,4 @@
-"""The B2B HTTP API (issue 8) on the store's aiohttp server, under /api/v1: resellers' systems buy codes here.
+"""The B2B HTTP API on the store's aiohttp server, under /api/v1: resellers' systems buy codes here.
 
 Every request except `GET /api/v1/openapi.json` is signed with the reseller's API key:
 

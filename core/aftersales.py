@@ -1,4 +1,4 @@
-"""After-sales (issue 7): an order's audit trail as evidence, and codes a supplier recalled.
+"""After-sales: an order's audit trail as evidence, and codes a supplier recalled.
 
 - `order_trail` / `export_json` / `export_csv`: every audit entry of an order (reveals with who, when, channel
   and chat; deliveries, reissues, refunds, merchant actions) in a stable field order, times in UTC ISO 8601.

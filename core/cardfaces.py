@@ -1,4 +1,4 @@
-"""Custom card faces (定制卡面, issue 8): a reseller's own look for the codes its people receive.
+"""Custom card faces (定制卡面): a reseller's own look for the codes its people receive.
 
 A reseller may have a card face: a display name, a background colour or image, a logo (and a font for names in
 Chinese). When codes are delivered to a chat user bound to that reseller (the reseller's own chat accounts and the

@@ -1,4 +1,4 @@
-"""Incoming update limits per sender (issue 6): a flooder is slowed, then ignored for a moment — never crashed on,
+"""Incoming update limits per sender: a flooder is slowed, then ignored for a moment — never crashed on,
 and never able to starve the other buyers.
 
 One token bucket per sender: `burst` updates at once, refilled at `per_minute`. An update beyond that waits for

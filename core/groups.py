@@ -1,4 +1,4 @@
-"""Reseller group chats (issue 8): a merchant links a group chat to a reseller account, the reseller (the
+"""Reseller group chats: a merchant links a group chat to a reseller account, the reseller (the
 account's owner) allows members, and allowed members order with one line (`/buy SKU QTY`). The bot answers in
 the group with a quote (tier price, total, wallet after) that only the ordering member may confirm; the order
 is paid from the reseller's wallet and its codes go to the member in private through the outbox, never into

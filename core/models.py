@@ -205,7 +205,7 @@ class Customer:
     language: str | None
     state: dict[str, Any]
     created_at: datetime
-    phone: str = ""  # bound phone, E.164 digits without '+' (links identities; rules and risk, issue 6)
+    phone: str = ""  # bound phone, E.164 digits without '+' (links identities; rules and risk)
     level: int = 0  # member level (rules: min_level)
     reseller: bool = False  # rules: resellers_only
     # The language and state as read (Shop.customer): a save writes only what changed since, so two updates of one

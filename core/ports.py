@@ -166,7 +166,7 @@ class UnitOfWork(Protocol):
     customers: CustomerRepo
     meta: MetaRepo
     supplies: SupplyRepo
-    risk: RiskRepo  # rules and risk (core/risk.py, issue 6)
+    risk: RiskRepo  # rules and risk (core/risk.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(
@@ -285,7 +285,7 @@ class ChannelParts:
     alerts: list[AdminAlerts] = field(default_factory=list)  # merchant alerts through this channel
 
 
-# -- suppliers (issue 5) ---------------------------------------------------------------------------------------
+# -- suppliers ---------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class SupplierProduct:

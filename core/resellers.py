@@ -1,4 +1,4 @@
-"""Resellers (issue 8): business buyers with their own price tier, a credit limit and a prepaid wallet.
+"""Resellers: business buyers with their own price tier, a credit limit and a prepaid wallet.
 
 The wallet is a ledger: every movement is a `wallet_ledger` row (top-up by a merchant, debit for an order, refund
 credited back) and the reseller's `balance` column is always the sum of its rows, because both change in the same
@@ -11,7 +11,7 @@ more than the balance plus the credit limit, and a refused order holds and debit
 `wallet` is a payment provider like Telegram Stars or WeChat Pay: its refund credits the wallet back, once per
 payment (the ledger row's `ref` is unique).
 
-Second part (issue 8): the reseller tops the wallet up itself (a Telegram Stars invoice or a WeChat Pay QR code
+Second part: the reseller tops the wallet up itself (a Telegram Stars invoice or a WeChat Pay QR code
 for a `wallet_topups` row; `topup_wallet` records the provider's payment once, keyed by its transaction id, and
 credits one ledger row; `refund_topup` debits it back and refunds through the provider); the merchant's policy
 for B2B orders larger than the stock (`partial` rule: refuse | partial | wait); and commissions (分销) on the paid

@@ -1,4 +1,4 @@
-"""Risk checks (issue 6): every order is scored while it is being reserved; most pass untouched.
+"""Risk checks: every order is scored while it is being reserved; most pass untouched.
 
 `Guard.screen` is the one decision whether an order may go on, for every channel: `Guard.reserve_batch` calls it
 for chat orders (wrapping the order book's reserve batch inside the group commit), core/resellers.py for B2B API

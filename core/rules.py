@@ -1,4 +1,4 @@
-"""Sale rules: who may buy a product, how much and when (`rules:` on a catalogue product; issue 6).
+"""Sale rules: who may buy a product, how much and when (`rules:` on a catalogue product).
 
 A product's rules are stored as a JSON dict on the product (products.rules). `parse_rules` turns that dict into a
 `ProductRules` and names the key of anything wrong (the config validation and, later, the merchant's commands use

@@ -97,7 +97,7 @@ class Shop:
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.committer = GroupCommitter(uow_factory, max_batch=max_batch)
         self.book = OrderBook(clock, policy or OrderPolicy())
-        # Rules and risk (issue 6) check every reserve inside its batch, before the order book holds stock.
+        # Rules and risk check every reserve inside its batch, before the order book holds stock.
         self.guard = Guard(clock, risk, hold_cap=lambda: self.book.policy.max_open_holds,
                            catalog=self._all_products)
         self.committer.register(ReserveRequest, lambda uow, reqs: self.guard.reserve_batch(uow, reqs,
@@ -116,7 +116,7 @@ class Shop:
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
                                     self.risk.under_review, self.dispatcher.wake, self.book.bans)
-        # Suppliers (issue 5): attached by App.open from the `suppliers:` config (suppliers.build_suppliers).
+        # Suppliers: attached by App.open from the `suppliers:` config (suppliers.build_suppliers).
         self.supply = SupplyDesk(uow_factory, vault, clock, wake=self.dispatcher.wake)
         self.dispatcher.supply = self.supply
         self.currency = currency  # the store currency, for products a merchant creates by command

@@ -1,4 +1,4 @@
-"""Supplier products and top-ups inside an order's life (issue 5).
+"""Supplier products and top-ups inside an order's life.
 
     hold -> pay -> [outbox `buy`]   buy upstream (request id B<order>) -> codes into the vault -> deliver
     hold -> pay -> [outbox `topup`] top up upstream (request id T<order>) -> pending -> done | failed

@@ -1,4 +1,4 @@
-"""After-sales in the chat (issue 7), channel-neutral: parse -> one use case (core/aftersales.py ProblemDesk) ->
+"""After-sales in the chat, channel-neutral: parse -> one use case (core/aftersales.py ProblemDesk) ->
 Screen. Called by handlers/customer.py (one line per action) and handlers/admin.py (the merchant commands).
 
 Buyer actions:

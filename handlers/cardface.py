@@ -1,4 +1,4 @@
-"""Card face screens (定制卡面, issue 8): with a delivery to a user bound to a reseller that has a card face, one
+"""Card face screens (定制卡面): with a delivery to a user bound to a reseller that has a card face, one
 extra screen per code whose image is that code drawn on the reseller's card (the painter is the adapter's,
 bots/cardface.py). The code is in the picture only, never in the caption text."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The buyer's side of rules and risk (issue 6): the in-chat challenge and phone binding.
+"""The buyer's side of rules and risk: the in-chat challenge and phone binding.
 
 A reserve the risk check challenges raises CHALLENGE_REQUIRED with a question and four options. The buyer sees
 the question with one button per option (on numbered channels — WeChat, the console — the options are the

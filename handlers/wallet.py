@@ -1,4 +1,4 @@
-"""A reseller's wallet in the chat (issue 8): balance, top-up by Telegram Stars or WeChat Pay, commissions.
+"""A reseller's wallet in the chat: balance, top-up by Telegram Stars or WeChat Pay, commissions.
 
 Entered from the menu ("Wallet", shown to chat identities a merchant bound to a reseller: `run.py reseller owner`)
 and routed by customer.py `_dispatch`. Action ids: `wl` the wallet, `wt:<i>` top up by the i-th configured amount

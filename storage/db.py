@@ -141,7 +141,7 @@ class SqlUnitOfWork:
         self.customers = repos.CustomerRepo(*args)
         self.meta = repos.MetaRepo(*args)
         self.supplies = repos.SupplyRepo(*args)
-        self.risk = RiskRepo(*args)  # rules and risk (issue 6)
+        self.risk = RiskRepo(*args)  # rules and risk
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

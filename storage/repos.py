@@ -31,7 +31,7 @@ from core.models import (
 )
 from storage import tables as t
 
-PRODUCT_EDITABLE = {"price", "stars", "title", "active", "rules"}  # rules: a merchant command (issue 6)
+PRODUCT_EDITABLE = {"price", "stars", "title", "active", "rules"}  # rules: a merchant command
 
 # Locks are taken in id order in every method that takes them (no deadlocks between batches).
 

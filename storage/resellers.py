@@ -92,7 +92,7 @@ api_nonces = Table(
 )
 
 
-# -- issue 8, second part (migration 0009_wallet_commissions) ---------------------------------------------------
+# -- wallets paid by the reseller, commissions, waiting orders (migration 0009_wallet_commissions) ---------------------------------------------------
 # A top-up the reseller asked to pay (Telegram Stars invoice / WeChat Pay QR): its id is the invoice payload or
 # out_trade_no; paid once (status open -> paid -> refunded), the payment's row in `payments` is unique per txn.
 wallet_topups = Table(

@@ -198,7 +198,7 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
-# -- rules and risk (issue 6, migration 0003) ------------------------------------------------------------------
+# -- rules and risk (migration 0003) ------------------------------------------------------------------
 # A bound phone links a customer's identities (E.164 digits, no '+'); member level and reseller flag for rules.
 customers.append_column(Column("phone", String(20)))
 customers.append_column(Column("level", Integer, nullable=False, server_default="0"))
@@ -251,7 +251,7 @@ risk_challenges = Table(
     Index("ix_risk_challenges_buyer", "buyer_channel", "buyer_id", "valid_until"),
 )
 
-# Custom card faces of resellers (issue 8, migration 0010_card_faces); images and fonts are paths, read when drawn.
+# Custom card faces of resellers (migration 0010_card_faces); images and fonts are paths, read when drawn.
 card_faces = Table(
     "card_faces", metadata,
     Column("reseller_id", Integer, ForeignKey("resellers.id"), primary_key=True),
@@ -273,7 +273,7 @@ reseller_users = Table(
     Index("ix_reseller_users_reseller", "reseller_id"),
 )
 
-# After-sales tickets (issue 7): a buyer's report the automatic policy did not settle, until a merchant decides
+# After-sales tickets: a buyer's report the automatic policy did not settle, until a merchant decides
 # (reissued | refunded | rejected, with the answer the buyer reads). Migration 0007_aftersales_more.
 tickets = Table(
     "tickets", metadata,

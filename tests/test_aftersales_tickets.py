@@ -1,4 +1,4 @@
-"""After-sales, second part (issue 7), end to end on Telegram through the real libraries and the local fake Bot
+"""After-sales, second part, end to end on Telegram through the real libraries and the local fake Bot
 API (and the local fake supplier): the supplier's code check before a reissue, tickets that reach the merchants
 with reissue / refund / reject buttons (refused to anyone else), `/tickets`, a refund from a ticket through Stars,
 "other" with the buyer's own words, the ticket's status on the order screen, the buyer's history, and status

@@ -1,4 +1,4 @@
-"""The B2B API over real HTTP (issue 8): signed requests, replays, clock skew, rate limits, idempotent orders paid
+"""The B2B API over real HTTP: signed requests, replays, clock skew, rate limits, idempotent orders paid
 from the wallet, and every response checked against the OpenAPI document the API serves."""
 from __future__ import annotations
 

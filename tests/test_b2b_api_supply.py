@@ -1,4 +1,4 @@
-"""Supplier and top-up products over the B2B API (issue 8): a reseller's API order for a `supplier` product is
+"""Supplier and top-up products over the B2B API: a reseller's API order for a `supplier` product is
 bought upstream (the local fake card supplier) after the wallet pays, `pending` until then, and its codes come
 back when it is done; a `topup` product takes the account in the request (checked against the product's
 pattern), pending -> delivered, or failed -> refunded to the wallet. Every answer is checked against the OpenAPI

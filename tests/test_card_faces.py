@@ -1,4 +1,4 @@
-"""Custom card faces (定制卡面, issue 8) end to end on Telegram, both libraries against the local fake Bot API: a
+"""Custom card faces (定制卡面) end to end on Telegram, both libraries against the local fake Bot API: a
 buyer bound to a reseller with a card face gets each code ALSO as a protected photo of the reseller's card, whose
 QR code decodes back to the code; an ordinary buyer gets no card; the picture and the code reach neither the log
 nor the disk. Plus the merchant's `run.py reseller cardface/bind` and the config's checks."""

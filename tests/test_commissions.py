@@ -1,4 +1,4 @@
-"""Commissions (分销, issue 8): a reseller's referral link (/start ref_<id>) binds a customer; each paid order of that
+"""Commissions (分销): a reseller's referral link (/start ref_<id>) binds a customer; each paid order of that
 customer writes one commission entry (rate per reseller in config, basis points, rounded down to the minor unit);
 a refund reverses it once; a merchant records payouts (/payout, never more than the balance). Exact when payments
 and payouts race. On SQLite and PostgreSQL."""

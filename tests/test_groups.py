@@ -1,4 +1,4 @@
-"""Reseller group chats, core and storage (issue 8): linking, members, quotes, one order however many confirms
+"""Reseller group chats, core and storage: linking, members, quotes, one order however many confirms
 race, redelivery after the member starts the bot, refunds back to the wallet. On SQLite and PostgreSQL; the
 Telegram side is tests/test_telegram_groups.py."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bulk orders larger than the stock (issue 8): the merchant's policy per product (`rules.partial`): refuse (the
+"""Bulk orders larger than the stock: the merchant's policy per product (`rules.partial`): refuse (the
 default), partial (deliver what there is, credit the rest back with a ledger row) or wait (the order stays pending
 and is completed first come first served when stock arrives, or refunded after the wait). Racing orders never get
 a code twice and wallets always equal their ledgers. On SQLite and PostgreSQL."""

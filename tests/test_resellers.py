@@ -1,4 +1,4 @@
-"""Resellers and wallets (issue 8): tier prices, a wallet that is a ledger, orders paid from it in one
+"""Resellers and wallets: tier prices, a wallet that is a ledger, orders paid from it in one
 transaction, no overspend when orders race, refunds credited back. On SQLite and PostgreSQL."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The risk check of every order (issue 6): allow, challenge, review and refuse, each from its signals; a scalper is
+"""The risk check of every order: allow, challenge, review and refuse, each from its signals; a scalper is
 stopped while ordinary buyers in the same rush pass untouched; bans and the review queue. Real SQLite and
 PostgreSQL, FakeClock."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rules and risk in the chat (issue 6), end to end on Telegram through the real libraries and the fake Bot API:
+"""Rules and risk in the chat, end to end on Telegram through the real libraries and the fake Bot API:
 the challenge, phone binding by the user's own contact, review with the merchant's buttons, bans and /risk, and
 the incoming flood limit. The core decisions have their own tests (tests/test_risk.py, tests/test_rules.py)."""
 from __future__ import annotations

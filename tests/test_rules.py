@@ -1,4 +1,4 @@
-"""Sale rules per product (issue 6): each rule refuses in the buyer's language, naming the rule, and holds nothing;
+"""Sale rules per product: each rule refuses in the buyer's language, naming the rule, and holds nothing;
 limits follow the person across accounts sharing a bound phone. Real SQLite and PostgreSQL, FakeClock."""
 from __future__ import annotations
 

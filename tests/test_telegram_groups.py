@@ -1,4 +1,4 @@
-"""Reseller ordering in a Telegram group chat (issue 8), end to end: aiogram or python-telegram-bot polling the
+"""Reseller ordering in a Telegram group chat, end to end: aiogram or python-telegram-bot polling the
 local fake Bot API, a real SQLite store. Merchant = user 1; the reseller's owner = 300; members Bob (301, allowed)
 and Carol (302, not allowed); the group = -1001."""
 from __future__ import annotations

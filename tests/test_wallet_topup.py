@@ -1,4 +1,4 @@
-"""Wallet top-ups paid by the reseller itself (issue 8): a Telegram Stars invoice through the real aiogram / PTB
+"""Wallet top-ups paid by the reseller itself: a Telegram Stars invoice through the real aiogram / PTB
 against the fake Bot API, credited exactly once however often Telegram repeats the payment; a refund of the
 top-up debits the wallet back and refunds the Stars; strangers and garbage get a clear refusal and pay nothing."""
 from __future__ import annotations

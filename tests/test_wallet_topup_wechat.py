@@ -1,4 +1,4 @@
-"""Wallet top-ups by WeChat Pay (issue 8): the reseller picks an amount in the WeChat chat, gets a Native QR code
+"""Wallet top-ups by WeChat Pay: the reseller picks an amount in the WeChat chat, gets a Native QR code
 for a unified order whose out_trade_no is the top-up, and WeChat Pay's signed notice credits the wallet exactly
 once, however often and however concurrently WeChat sends it. Real wechatpy clients against the fake servers."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reseller ordering in Telegram group chats (issue 8): the GroupCommands the frontend hands group commands and
+"""Reseller ordering in Telegram group chats: the GroupCommands the frontend hands group commands and
 the buttons of group messages to, and the notifier of the `telegram_group` outbox channel.
 
 A quote is answered in the group with Confirm / Cancel (only the ordering member may press them; anyone else

@@ -1,5 +1,5 @@
 """reseller groups: owners of reseller accounts, group chats linked to resellers, allowed members, quotes
-shown in groups and the orders they became (issue 8, group-chat ordering)
+shown in groups and the orders they became (group-chat ordering)
 
 Revision ID: 0008_reseller_groups
 Revises: 0010_card_faces
