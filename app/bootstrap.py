@@ -29,7 +29,7 @@ from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
 from core.resellers import CHANNEL as RESELLER_CHANNEL
 from core.resellers import ResellerDesk
 from core.risk import policy_from as risk_policy_from
-from core.settings import Settings
+from config.settings import Settings
 from core.shop import Shop
 from core.vault import KeyRing, Vault, open_vault
 from jobs.scheduler import build_scheduler

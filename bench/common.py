@@ -27,7 +27,7 @@ import yaml
 
 from core.models import Buyer, Payment
 from core.ports import Delivery
-from core.settings import Settings, parse_settings
+from config.settings import Settings, parse_settings
 
 SKU = "BENCH-CODE"
 CHANNEL = "bench"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import CHANNEL, PROVIDER, RecordingNotifier, emit, log, open_app, sqlite_url, temp_dir
 from core.models import Buyer
 from core.orders import PaymentNotice
-from core.settings import parse_settings
+from config.settings import parse_settings
 
 SUP_SKU = "SUP-GAME-10"
 COST = 850  # fen, what the fake supplier lists SUP-GAME-10 at ("8.50" yuan)

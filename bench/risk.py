@@ -47,7 +47,7 @@ from bots.process import settle_heap  # noqa: E402
 from core.errors import StoreError  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.orders import PaymentNotice  # noqa: E402
-from core.settings import parse_settings  # noqa: E402
+from config.settings import parse_settings  # noqa: E402
 
 SCALPER_ORDERS = 50
 

@@ -242,7 +242,7 @@ class InProcess:
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
     from bots.process import settle_heap
     from core.inventory import import_codes
-    from core.settings import parse_settings
+    from config.settings import parse_settings
     from app import App
 
     side = InProcess() if args.same_process else ApiProcess()

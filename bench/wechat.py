@@ -48,7 +48,7 @@ from bots.http import HttpServer  # noqa: E402
 from bots.process import settle_heap  # noqa: E402
 from core.inventory import import_codes  # noqa: E402
 from core.models import Buyer  # noqa: E402
-from core.settings import parse_settings  # noqa: E402
+from config.settings import parse_settings  # noqa: E402
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer  # noqa: E402
 from tests.fake_wechat_pay import FakeWeChatPay  # noqa: E402
 

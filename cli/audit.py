@@ -10,7 +10,7 @@ from typing import Any
 from app import App
 from core.aftersales import export_csv, export_json, order_trail, record_export
 from cli.common import Voice
-from core.settings import Settings
+from config.settings import Settings
 from storage.aftersales import SqlRecallRepo
 
 

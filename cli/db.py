@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from cli.common import Voice
-from core.settings import Settings
+from config.settings import Settings
 from storage.db import Database
 
 

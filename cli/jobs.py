@@ -8,7 +8,7 @@ from typing import Any, cast
 from app import App
 from app.bootstrap import job_intervals
 from cli.common import Voice, cells, ljust, when
-from core.settings import Settings
+from config.settings import Settings
 from jobs.scheduler import add_channel_jobs
 
 

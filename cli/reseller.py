@@ -11,7 +11,7 @@ from cli.common import Voice
 from core.cardfaces import CardFace, CardFaceCode, CardFaceError
 from core.models import Buyer
 from core.resellers import ResellerCode, ResellerError
-from core.settings import Settings
+from config.settings import Settings
 
 
 def add_parser(sub: Any, say: Voice) -> None:

@@ -16,7 +16,7 @@ from bots.http import HttpServer, webhook_path
 from bots.process import settle_heap
 from core.demo import seed_demo_codes
 from cli.common import Voice
-from core.settings import Settings
+from config.settings import Settings
 from handlers.customer import CustomerFlow
 from locales import Translator
 from suppliers import mount_callbacks

@@ -6,7 +6,7 @@ from typing import Any
 
 from app import App
 from cli.common import Voice, cells, ljust, rjust
-from core.settings import Settings
+from config.settings import Settings
 
 
 def add_parser(sub: Any, say: Voice) -> None:

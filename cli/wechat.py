@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from cli.common import Voice
-from core.settings import Settings
+from config.settings import Settings
 
 
 def add_parser(sub: Any, say: Voice) -> None:

@@ -38,7 +38,7 @@ from core.ports import UnitOfWork
 from core.shop import MERCHANT_REFUND, Shop
 
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (core/settings.py)
+SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings.py)
 ORDER_ID_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")
 MAX_TITLE = 128
 MAX_PRICE = 10**12

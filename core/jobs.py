@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from core.alerts import AdminAlerts
 from core.inventory import import_codes
 from core.models import AuditEntry, Kind, OutboxItem, Product, SupplyRequest
-from core.settings import localized
+from core.models import localized
 
 if TYPE_CHECKING:
     from core.shop import Shop
@@ -649,7 +649,7 @@ def _load(raw: str | None) -> dict[str, Any]:
 
 
 def restock_rules(catalog: Sequence[Any]) -> list[RestockRule]:
-    """RestockRules from the settings' catalogue (core.settings.Product entries with `restock:`)."""
+    """RestockRules from the settings' catalogue (config.settings.Product entries with `restock:`)."""
     rules = []
     for p in catalog:
         rs = getattr(p, "restock", None)

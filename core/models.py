@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -241,3 +242,21 @@ class SupplyRequest:
     cost: int = 0  # what it cost the shop in total (minor units of the store currency), 0 when unknown
     upstream_id: str = ""
     detail: str = ""  # the supplier's message on a failure
+
+
+def localized(value: Mapping[str, str], lang: str, fallback: str) -> str:
+    """Pick the text for ``lang`` from a normalised localized field.
+
+    Order: ``value[lang]``, ``value["*"]``, ``value[fallback]``, the first
+    value, ``""``. Empty strings count as missing.
+    """
+    if isinstance(value, str):
+        return value
+    for key in (lang, "*", fallback):
+        text = value.get(key)
+        if text:
+            return text
+    for text in value.values():
+        if text:
+            return text
+    return ""

@@ -397,7 +397,7 @@ class ResellerDesk:
         self.notifier = ApiNotifier()  # the `api` channel
 
     def configure(self, cfg: Any) -> ResellerDesk:
-        """Rates, the wait and the top-up time from the `resellers` config section (core/settings.py)."""
+        """Rates, the wait and the top-up time from the `resellers` config section (config/settings.py)."""
         self.commission = CommissionPolicy(cfg.commission_bp, dict(cfg.commissions))
         self.wait = timedelta(hours=cfg.wait_hours)
         self.topup_minutes = cfg.topup_minutes

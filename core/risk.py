@@ -813,7 +813,7 @@ class RiskDesk:
 
 
 def policy_from(section: Any) -> RiskPolicy:
-    """A RiskPolicy from the validated `risk:` settings section (core.settings.Risk)."""
+    """A RiskPolicy from the validated `risk:` settings section (config.settings.Risk)."""
     data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
     steps = data.pop("value_steps", None)
     for key in [k for k in data if k.startswith("flood_")]:  # the incoming-update limit: core/flood.py

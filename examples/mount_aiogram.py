@@ -23,7 +23,7 @@ from aiogram.types import Message
 from app import App
 from bots.telegram.aiogram_bot import AiogramPort, make_bot, store_router
 from bots.telegram.wiring import storefront
-from core.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 # -- the merchant's own bot ---------------------------------------------------------------------
 my_router = Router(name="my-bot")

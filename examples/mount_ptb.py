@@ -23,7 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, CommandHandler, Contex
 from app import App
 from bots.telegram.ptb_bot import PtbPort, log_handler_error, store_handlers
 from bots.telegram.wiring import storefront
-from core.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 
 # -- the merchant's own bot ---------------------------------------------------------------------

@@ -44,7 +44,7 @@ from core.admin import (
 from core.aftersales import AuditTrail
 from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
-from core.settings import localized
+from core.models import localized
 from core.shop import Shop
 from handlers import risk_admin
 from handlers import aftersales as aftersales_ui

@@ -19,7 +19,7 @@ from typing import Any
 from core.admin import AdminError
 from core.aftersales import MAX_NOTE, HistoryItem, ProblemDesk, Ticket, clean_note, problems_for, ticket_id_of
 from core.models import Customer, Order
-from core.settings import localized
+from core.models import localized
 from handlers.screen import Action, Screen
 
 NOTE = "rp_note"  # conversation state while the buyer's description is awaited: {"o": order id}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from core.cardfaces import CardFace, CardFaceDesk
 from core.ports import Delivery
-from core.settings import localized
+from core.models import localized
 from handlers.screen import Screen
 from locales import Translator
 

@@ -14,7 +14,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Customer, Kind, Order, OrderStatus, Product
 from core.orders import PaymentNotice
 from core.ports import Delivery
-from core.settings import localized
+from core.models import localized
 from core.rules import rules_of
 from core.shop import Shop
 from handlers import aftersales as aftersales_ui

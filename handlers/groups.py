@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from core.groups import GroupDesk, GroupError, GroupOrder, Quote, Throttle
 from core.models import Product
 from core.resellers import Reseller, ResellerError, WalletEntry
-from core.settings import localized
+from core.models import localized
 from handlers.screen import Action, Screen
 from locales import Translator
 

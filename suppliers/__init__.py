@@ -14,7 +14,7 @@ from typing import Any
 from core.errors import SupplierError
 from core.models import Offer
 from core.ports import Supplier
-from core.settings import Settings
+from config.settings import Settings
 from core.shop import Shop
 
 log = logging.getLogger(__name__)

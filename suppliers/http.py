@@ -4,7 +4,7 @@ Every request carries the app key, a timestamp (Unix seconds), a nonce and `sign
 except `sign`, sorted by name, joined as `k=v&k=v`, then
 - md5: MD5 of that string plus `&key=<secret>` (`sign_key_param: ""`: plus the secret as is), hex;
 - hmac-sha256: HMAC-SHA256 of that string with the secret as key, hex;
-upper case unless `sign_case: lower`. Paths and parameter/answer names come from the config (core/settings.py
+upper case unless `sign_case: lower`. Paths and parameter/answer names come from the config (config/settings.py
 SupplierPaths, SupplierFields, SupplierAnswer). Answers are JSON: `{code, msg, data}` by default.
 
 A call is tried 1 + `retries` times on timeouts, connection errors, 5xx and unreadable answers, waiting
@@ -31,7 +31,7 @@ import aiohttp
 
 from core.errors import SupplierError
 from core.ports import SupplierProduct, TopupResult
-from core.settings import Supplier as SupplierConf
+from config.settings import Supplier as SupplierConf
 
 log = logging.getLogger(__name__)
 

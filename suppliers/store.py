@@ -26,7 +26,7 @@ from yarl import URL
 from core.signing import PREFIX, signed_headers
 from core.errors import SupplierError
 from core.ports import SupplierProduct, TopupResult
-from core.settings import Supplier as SupplierConf
+from config.settings import Supplier as SupplierConf
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from app import App  # noqa: E402
 from core.inventory import import_codes  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.orders import PaymentNotice  # noqa: E402
-from core.settings import load_settings  # noqa: E402
+from config.settings import load_settings  # noqa: E402
 
 BUYER = Buyer("test", "crash-buyer")
 

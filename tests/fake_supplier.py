@@ -1,5 +1,5 @@
 """A local fake card supplier (货源) for tests: aiohttp on 127.0.0.1, any port, speaking the store's default
-`http` supplier protocol (core/settings.py SupplierPaths/SupplierFields/SupplierAnswer defaults).
+`http` supplier protocol (config/settings.py SupplierPaths/SupplierFields/SupplierAnswer defaults).
 
 Every request must be signed (suppliers/http.py make_sign with this server's secret); a wrong or missing
 signature is answered `{"code": "40001"}` and counted in `bad_signatures`. Purchases and top-ups are idempotent

@@ -15,7 +15,7 @@ from core.inventory import ImportReport, import_codes
 from core.models import Buyer, Order, Payment
 from core.orders import PaymentNotice, PaymentResult
 from core.ports import Delivery
-from core.settings import parse_settings
+from config.settings import parse_settings
 
 CHANNEL = "test"
 PROVIDER = "test"

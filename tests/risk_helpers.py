@@ -10,7 +10,7 @@ from typing import Any
 
 from core.clock import FakeClock
 from core.errors import StoreError
-from core.settings import parse_settings
+from config.settings import parse_settings
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning

@@ -16,7 +16,7 @@ from typing import Any
 from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
-from core.settings import Settings, parse_settings
+from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI
 

@@ -12,7 +12,7 @@ from app import App
 from core.clock import FakeClock
 from core.inventory import import_codes
 from core.models import Buyer
-from core.settings import parse_settings
+from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.helpers import RecordingNotifier, settle

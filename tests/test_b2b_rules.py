@@ -19,7 +19,7 @@ from core.clock import FakeClock
 from core.errors import ErrorCode
 from core.groups import GroupError
 from core.models import Buyer
-from core.settings import ConfigError, parse_settings
+from config.settings import ConfigError, parse_settings
 from handlers.groups import GroupCtx, GroupFlow
 from locales import Translator
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, import_n, settle, stock_of

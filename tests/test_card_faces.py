@@ -15,7 +15,7 @@ from PIL import Image
 
 from core.cardfaces import CardFace, CardFaceError
 from core.models import Buyer
-from core.settings import ConfigError, parse_settings
+from config.settings import ConfigError, parse_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.helpers import run_cli, write_config
 from tests.telegram_harness import Shopfront

@@ -13,7 +13,7 @@ from core.admin import AdminService
 from core.models import Buyer
 from core.orders import PaymentNotice
 from core.resellers import ResellerDesk, ResellerError, commission_of
-from core.settings import Resellers
+from config.settings import Resellers
 from handlers.admin import AdminCtx, AdminFlow
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
@@ -153,7 +153,7 @@ async def test_the_payout_command_records_a_payout_and_refuses_bad_input(db_url:
 
 
 def test_wrong_reseller_settings_and_partial_rules_are_refused_naming_the_key(tmp_path: Path) -> None:
-    from core.settings import ConfigError, parse_settings
+    from config.settings import ConfigError, parse_settings
 
     base = {"vault": {"key_file": str(tmp_path / "k")}}
     for section, key in (({"commissions": {"Acme": 10_001}}, "resellers.commissions.Acme"),

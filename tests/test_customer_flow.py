@@ -9,7 +9,7 @@ import pytest
 from app import App
 from core.inventory import import_codes
 from core.models import Buyer
-from core.settings import parse_settings
+from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 

@@ -184,7 +184,7 @@ def test_given_a_running_store_when_the_merchant_rekeys_with_a_new_key_then_sale
     assert run_cli(cfg, "codes", "import", SKU, str(codes_file)).returncode == 0
 
     async def scenario() -> None:
-        from core.settings import load_settings
+        from config.settings import load_settings
         from app import App
         from tests.helpers import PROVIDER, RecordingGateway, RecordingNotifier
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["app", "bots", "core", "handlers", "storage", "jobs", "suppliers", "cli", "locales", "tests", "bench",
+CHECKED = ["app", "bots", "config", "core", "handlers", "storage", "jobs", "suppliers", "cli", "locales", "tests", "bench",
            "tools", "examples", "run.py"]
 
 

@@ -109,6 +109,12 @@ def test_storage_implements_repositories_and_composes_nothing_of_core():
     assert composed + hung == []
 
 
+def test_core_reads_no_configuration():
+    """The settings schema is wiring (config/): the composition root hands core the values it needs."""
+    leaks = [f"{f}: {m}" for f, m, _ in _imports("core") if m.split(".")[0] == "config"]
+    assert leaks == []
+
+
 def test_jobs_and_suppliers_import_no_adapter():
     leaks = [f"{f}: {m}" for room in ("jobs", "suppliers") for f, m, _ in _imports(room)
              if m.split(".")[0] == "bots"]

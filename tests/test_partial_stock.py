@@ -15,7 +15,7 @@ from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.resellers import ResellerDesk
-from core.settings import Resellers
+from config.settings import Resellers
 from tests.helpers import SKU, import_n, open_shop, stock_of, unique_codes
 
 BOSS = Buyer("test", "boss")

@@ -12,7 +12,7 @@ from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.rules import RulesError, calling_code, normalize_phone, parse_rules, rules_of
-from core.settings import ConfigError, parse_settings
+from config.settings import ConfigError, parse_settings
 from locales import Translator
 from tests.helpers import buyer, import_n, pay, stock_of
 from tests.risk_helpers import START, open_guarded, product, refusal

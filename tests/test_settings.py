@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import ConfigError, load_settings, localized, parse_settings
+from config.settings import ConfigError, load_settings, parse_settings
+from core.models import localized
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()

@@ -22,7 +22,7 @@ from bots.http import HttpServer
 from core.errors import SupplierError
 from core.models import Buyer
 from core.resellers import ResellerDesk
-from core.settings import parse_settings
+from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.fake_supplier import FakeSupplier

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import SupplierError
-from core.settings import ConfigError, parse_settings
+from config.settings import ConfigError, parse_settings
 from suppliers import build_suppliers
 from suppliers.http import HttpSupplier, make_sign
 from tests.fake_supplier import FakeSupplier

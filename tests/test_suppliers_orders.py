@@ -12,7 +12,7 @@ import pytest
 from app import App
 from core.clock import FakeClock
 from core.models import Buyer
-from core.settings import parse_settings
+from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.fake_supplier import FakeSupplier

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bots.telegram.common import OutMessage, buyer_of
 from bots.telegram.limits import limited
-from core.settings import parse_settings
+from config.settings import parse_settings
 from storage import tables as t
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import Shopfront

@@ -8,7 +8,7 @@ import pytest
 
 from app import App
 from bots.http import HttpServer, webhook_path
-from core.settings import parse_settings
+from config.settings import parse_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import CATALOG, TOKEN
 

@@ -14,7 +14,7 @@ from app import App
 from bots.http import HttpServer
 from core.clock import FakeClock
 from core.models import Buyer
-from core.settings import parse_settings
+from config.settings import parse_settings
 from core.suppliers import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator

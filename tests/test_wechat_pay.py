@@ -22,7 +22,7 @@ from bots.wechat.pay import NOTIFY_PATH, PROVIDER, SUCCESS_XML, WeChatPayError, 
 from core.clock import FakeClock
 from core.errors import StoreError
 from core.models import Buyer, Order
-from core.settings import ConfigError, parse_settings
+from config.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of

@@ -21,7 +21,7 @@ from app import App
 from bots.http import HttpServer
 from core.clock import Clock
 from core.inventory import import_codes
-from core.settings import Settings, parse_settings
+from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert

@@ -28,8 +28,8 @@ from pydantic import BaseModel, BeforeValidator, SecretStr  # noqa: E402
 from pydantic.fields import FieldInfo  # noqa: E402
 from pydantic_core import PydanticUndefined  # noqa: E402
 
-from core import settings as settings_module  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from config import settings as settings_module  # noqa: E402
+from config.settings import Settings  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "configuration.md"
 REGENERATE = "make docs"  # what a reader runs (tools/config_reference.py --write)
@@ -37,7 +37,7 @@ REGENERATE = "make docs"  # what a reader runs (tools/config_reference.py --writ
 HEADER = """\
 # Configuration reference
 
-<!-- Generated from the settings model (core/settings.py) by tools/config_reference.py. Do not edit: change the
+<!-- Generated from the settings model (config/settings.py) by tools/config_reference.py. Do not edit: change the
      descriptions there and run `make docs`. tests/test_docs.py fails when this file and the model differ. -->
 """
 

@@ -116,7 +116,7 @@ class LimitedPort:
 
 
 def limited(port: TelegramPort, limits: Any = None) -> TelegramPort:
-    """Wrap a port with the configured limits (core.settings.TelegramLimits) or the defaults."""
+    """Wrap a port with the configured limits (config.settings.TelegramLimits) or the defaults."""
     if limits is None:
         return LimitedPort(port)
     return LimitedPort(port, overall=limits.overall_per_second, per_chat_burst=limits.per_chat_burst,

@@ -25,7 +25,7 @@ from core.admin import Merchant
 from core.alerts import Commands
 from core.background import Background
 from core.errors import StoreError
-from core.settings import localized
+from core.models import localized
 from core.shop import Shop
 from handlers.admin import COMMANDS, AdminCtx, AdminFlow, split_command
 from handlers.screen import Screen

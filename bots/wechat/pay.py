@@ -36,7 +36,7 @@ from wechatpy.pay.utils import calculate_signature
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, OrderStatus, Payment
 from core.orders import PaymentNotice
-from core.settings import ConfigError
+from config.settings import ConfigError
 from core.shop import Shop
 from locales import Translator
 

@@ -19,7 +19,7 @@ from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotif
 from core.flood import gate_from
 from core.ports import ChannelParts
 from core.shop import Shop
-from core.settings import MenuButton
+from config.settings import MenuButton
 from handlers.customer import CustomerFlow
 from locales import Translator
 

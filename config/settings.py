@@ -39,6 +39,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.models import localized  # noqa: F401 - the settings model uses it, callers import it from here too
+
 __all__ = [
     "ConfigError",
     "Database",
@@ -157,23 +159,6 @@ def _to_localized(value: Any) -> Any:
 
 Localized = Annotated[dict[str, str], BeforeValidator(_to_localized)]
 
-
-def localized(value: Mapping[str, str], lang: str, fallback: str) -> str:
-    """Pick the text for ``lang`` from a normalised localized field.
-
-    Order: ``value[lang]``, ``value["*"]``, ``value[fallback]``, the first
-    value, ``""``. Empty strings count as missing.
-    """
-    if isinstance(value, str):
-        return value
-    for key in (lang, "*", fallback):
-        text = value.get(key)
-        if text:
-            return text
-    for text in value.values():
-        if text:
-            return text
-    return ""
 
 
 def _upper(value: Any) -> Any:

@@ -1,0 +1,3 @@
+"""The store's configuration: the typed settings model (config/settings.py) loaded once from config.yaml.
+
+Wiring, not business: core/ never imports it (the composition root hands each desk the values it needs)."""
