@@ -37,26 +37,15 @@ STATEMENT_ROWS = 10  # ledger movements on /wallet
 
 class GroupCode(StrEnum):
     """Why a group-chat order was refused (the message is `groups.error.<value>`, or the rule's own for
-    `rule_refused`); a wallet refusal passes through with the reseller desk's code."""
+    `rule_refused`). The wallet refusals an order for a member can meet pass through with the reseller desk's code
+    (insufficient_funds, unknown_reseller, idempotency_key_reused, bad_request); account_suspended reads `suspended`."""
 
-    BAD_AMOUNT = "bad_amount"
-    BAD_CREDIT_LIMIT = "bad_credit_limit"
-    BAD_DISCOUNT = "bad_discount"
-    BAD_IDENTITY = "bad_identity"
-    BAD_NAME = "bad_name"
-    BAD_PRICE = "bad_price"
     BAD_QTY = "bad_qty"
-    BAD_RATE = "bad_rate"
     BAD_REQUEST = "bad_request"
-    BAD_STATUS = "bad_status"
     DONE = "done"
-    DUPLICATE_TOPUP = "duplicate_topup"
     EXPIRED = "expired"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-    INSUFFICIENT_COMMISSION = "insufficient_commission"
     INSUFFICIENT_FUNDS = "insufficient_funds"
-    NAME_TAKEN = "name_taken"
-    NOT_A_WALLET_PAYMENT = "not_a_wallet_payment"
     NOT_ALLOWED = "not_allowed"
     NOT_LINKED = "not_linked"
     NOT_OWNER = "not_owner"
@@ -66,12 +55,10 @@ class GroupCode(StrEnum):
     RULE_REFUSED = "rule_refused"
     SOLD_OUT = "sold_out"
     SUSPENDED = "suspended"
-    TOPUP_NOT_PAID = "topup_not_paid"
     UNKNOWN_MEMBER = "unknown_member"
     UNKNOWN_QUOTE = "unknown_quote"
     UNKNOWN_RESELLER = "unknown_reseller"
     UNKNOWN_SKU = "unknown_sku"
-    UNKNOWN_TOPUP = "unknown_topup"
 
 
 class GroupError(Refused):

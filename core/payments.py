@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -157,7 +157,7 @@ class PaymentDesk:
     """Accepts every payment (pay an order, credit a top-up, refund) and answers pre-checkout."""
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, submit: Callable[[Any], Awaitable[Any]],
-                 providers: Callable[[], Iterable[str]], under_review: Callable[[UnitOfWork, str], Awaitable[bool]],
+                 providers: Callable[[], Container[str]], under_review: Callable[[UnitOfWork, str], Awaitable[bool]],
                  wake: Callable[[], None], bans: BanGate | None = None) -> None:
         self.uow = uow
         self.clock = clock
@@ -176,14 +176,13 @@ class PaymentDesk:
         """Record a provider's payment once and decide: deliver, buy upstream, credit a wallet, or refund."""
         from core.orders import PaymentResult
 
-        if notice.provider not in set(self._providers()):
+        if notice.provider not in self._providers():
             raise StoreError(ErrorCode.PROVIDER_DISABLED, provider=notice.provider)
         ref = notice.order_id or ""
         if is_topup_id(ref) and self.topups is not None:
             done = await self.topups.topup_wallet(ref, notice.provider, notice.txn_id, notice.amount,
                                                   notice.currency, notice.payer, any_payer=notice.any_payer)
-            return PaymentResult(Outcome(done.outcome), None, done.reason, getattr(done, "payment_id", None),
-                                 topup=done.topup, balance=done.balance)
+            return PaymentResult(Outcome(done.outcome), None, done.reason, topup=done.topup, balance=done.balance)
         return await self._submit(notice)
 
     async def payable(self, reference: str, payer: Buyer, amount: int, currency: str) -> Refusal | None:
