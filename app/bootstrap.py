@@ -38,7 +38,6 @@ from storage.cardfaces import SqlCardFaceRepo
 from storage.db import Database
 from storage.groups import SqlGroupRepo
 from storage.jobs import SqlJobStore
-from storage.resellers import SqlResellerRepo
 from suppliers import build_suppliers
 
 if TYPE_CHECKING:
@@ -183,14 +182,14 @@ def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
     """Reseller accounts, wallets and commissions (`resellers:`); the shop takes wallet payments and refunds
     (`wallet` gateway), sends nothing to the `api` channel (resellers read their orders), accrues commissions on
     paid orders, reverses them on refunds, and takes wallet top-ups through its one payment entry."""
-    desk = ResellerDesk(shop.uow, shop.clock, shop.vault, SqlResellerRepo(), committer=shop.committer,
-                        listing=shop, guard=shop.guard, supply=shop.supply, wake=shop.dispatcher.wake,
+    desk = ResellerDesk(shop.uow, shop.clock, shop.vault, committer=shop.committer, listing=shop,
+                        guard=shop.guard, supply=shop.supply, wake=shop.dispatcher.wake,
                         currency=shop.currency).configure(settings.resellers)
     shop.add_gateway(desk.gateway)
     shop.add_notifier(RESELLER_CHANNEL, desk.notifier, replace=False)
-    shop.book.on_paid(desk.accrue)  # commissions, in the payment's own transaction
-    shop.dispatcher.on_refunded(desk.reverse)  # ... reversed in the refund's
-    shop.payments.attach_topups(desk)
+    shop.book.on_paid(desk.commission_book.accrue)  # commissions, in the payment's own transaction
+    shop.dispatcher.on_refunded(desk.commission_book.reverse)  # ... reversed in the refund's
+    shop.payments.attach_topups(desk.topups)
     return desk
 
 

@@ -229,8 +229,8 @@ class GroupDesk:
             rid = await self.repo.by_owner(uow, self.buyer(ref).key)
             if rid is None and ref.startswith("#") and ref[1:].isdigit() and len(ref) < 12:
                 rid = int(ref[1:])
-            r = await self.resellers.repo.get(uow, rid) if rid is not None else \
-                await self.resellers.repo.by_name(uow, ref)
+            r = await uow.resellers.get(rid) if rid is not None else \
+                await uow.resellers.by_name(ref)
         if r is None:
             raise GroupError(GroupCode.UNKNOWN_RESELLER, reseller=ref[:32])
         return r
@@ -238,7 +238,7 @@ class GroupDesk:
     async def owned_by(self, user: str) -> Reseller | None:
         async with self.uow() as uow:
             rid = await self.repo.by_owner(uow, self.buyer(user).key)
-            return await self.resellers.repo.get(uow, rid) if rid is not None else None
+            return await uow.resellers.get(rid) if rid is not None else None
 
     async def all(self) -> list[tuple[Reseller, str | None]]:
         async with self.uow() as uow:
@@ -253,7 +253,7 @@ class GroupDesk:
         """Members of this group chat may order for the reseller (once its owner allows them)."""
         link = GroupLink(chat, reseller_id, actor, self.clock.now())
         async with self.uow(write=True) as uow:
-            if await self.resellers.repo.get(uow, reseller_id) is None:
+            if await uow.resellers.get(reseller_id) is None:
                 raise GroupError(GroupCode.UNKNOWN_RESELLER, reseller=str(reseller_id))
             await self.repo.link(uow, link)
             await self._audit(uow, actor, op="link_group", reseller=reseller_id, chat=chat)
@@ -313,7 +313,7 @@ class GroupDesk:
             link = await self.repo.link_of(uow, chat)
             if link is None:
                 raise GroupError(GroupCode.NOT_LINKED)
-            reseller = await self.resellers.repo.get(uow, link.reseller_id)
+            reseller = await uow.resellers.get(link.reseller_id)
             assert reseller is not None
             owner = await self.repo.owner_of(uow, reseller.id)
             member = await self.repo.member(uow, chat, user)

@@ -25,6 +25,7 @@ from core.models import (
 
 if TYPE_CHECKING:
     from core.alerts import AdminAlerts
+    from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
 
 
@@ -167,6 +168,7 @@ class UnitOfWork(Protocol):
     meta: MetaRepo
     supplies: SupplyRepo
     risk: RiskRepo  # rules and risk (core/risk.py)
+    resellers: ResellerRepo  # accounts, wallets, API keys, top-ups, commissions, waiting orders (core/resellers/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -54,7 +54,7 @@ async def dispatch(flow: CustomerFlow, ctx: Ctx, lang: str, name: str, args: lis
 def _choices(flow: CustomerFlow, buyer: Buyer, reseller: Reseller) -> list[tuple[int, int, int | None]]:
     """(index, amount, stars) of the configured amounts this channel can take."""
     out = []
-    for i, (amount, stars) in enumerate(_desk(flow).topup_choices):
+    for i, (amount, stars) in enumerate(_desk(flow).policy.topup_choices):
         if buyer.channel == "telegram" and stars:
             out.append((i, amount, stars))
         elif buyer.channel == "wechat" and reseller.currency == "CNY":

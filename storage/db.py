@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import repos
+from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -142,6 +143,7 @@ class SqlUnitOfWork:
         self.meta = repos.MetaRepo(*args)
         self.supplies = repos.SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
+        self.resellers = SqlResellerRepo(*args)  # accounts, wallets, API keys, top-ups, commissions, waiting orders
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -128,7 +128,7 @@ async def test_wait_racing_orders_are_served_in_arrival_order_and_never_share_a_
         got = await race(desk, [(a, 3, f"a{i}") for i in range(4)] + [(b, 2, f"b{i}") for i in range(4)])
         assert all(g.order.status.value == "pending" for g in got)  # no stock at all: 8 orders, 20 codes wanted
         async with app.shop.uow() as uow:
-            queue = [(w[0], w[3]) for w in await desk.repo.waiting(uow, None)]
+            queue = [(w.order_id, w.qty) for w in await uow.resellers.waiting(None)]
         assert sorted(oid for oid, _ in queue) == sorted(g.order.id for g in got)
         # when 11 codes arrive (the job runs), the queue is served from its head until one does not fit
         await import_n(app, 11, prefix="R1")
