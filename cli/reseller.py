@@ -1,4 +1,4 @@
-"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers.py, core/cardfaces.py):
+"""`run.py reseller ...`: the merchant's reseller use cases from the terminal (core/resellers/, core/cardfaces.py):
 accounts, wallet top-ups and statements, API keys, commissions, card faces."""
 from __future__ import annotations
 

@@ -995,7 +995,7 @@ class TopupChoice(BaseModel):
 
 class Resellers(BaseModel):
     """Reseller wallets paid in the chat, the partial-stock wait, commissions, and what B2B orders skip of the
-    checks (core/resellers.py); see [Resellers and the B2B API](resellers.md)."""
+    checks (core/resellers/batch.py); see [Resellers and the B2B API](resellers.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,7 +3,7 @@ account's owner) allows members, and allowed members order with one line (`/buy 
 the group with a quote (tier price, total, wallet after) that only the ordering member may confirm; the order
 is paid from the reseller's wallet and its codes go to the member in private through the outbox, never into
 the group. Confirming twice (two taps racing) makes one order and one debit: the quote's token is the order's
-idempotency key (core/resellers.py `order_for_member`).
+idempotency key (core/resellers/orders.py `order_for_member`).
 
 A quote lives in the database (`group_orders`), so a restart or a second process can confirm it:
 

@@ -71,7 +71,7 @@ class PaymentResult:
     order: Order | None
     reason: str = ""
     payment_id: int | None = None
-    topup: Any = None  # a wallet top-up's payment: the top-up (core/resellers.py Topup) and the new balance
+    topup: Any = None  # a wallet top-up's payment: the top-up (core.resellers Topup) and the new balance
     balance: int | None = None
 
 
@@ -90,7 +90,7 @@ class OrderBook:
         self.bans = BanGate()  # shared with the payment desk and the risk desk (Shop)
         # Set by the shop while its dispatcher runs: receives a payment batch's deliveries (sent after commit).
         self.delivered_hook: Callable[[list[Handoff]], None] | None = None
-        # Called inside each payment batch with the orders it paid (commissions, core/resellers.py).
+        # Called inside each payment batch with the orders it paid (commissions, core/resellers/commissions.py).
         self.paid_hooks: list[Callable[[UnitOfWork, list[Order]], Awaitable[None]]] = []
 
     def on_paid(self, hook: Callable[[UnitOfWork, list[Order]], Awaitable[None]]) -> None:

@@ -138,7 +138,7 @@ class OutboxDispatcher:
         self._handoffs: set[asyncio.Task[None]] = set()
         # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/suppliers.py SupplyDesk).
         self.supply: Any = None
-        # Called in the transaction that marks orders refunded (commission reversal, core/resellers.py).
+        # Called in the transaction that marks orders refunded (commission reversal, core/resellers/commissions.py).
         self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []
         committer.register(ClaimOutbox, self._claim_batch)
         committer.register(FinishOutbox, self._done_batch)

@@ -6,7 +6,7 @@ transactions), and reseller wallet top-ups paid by either. The desk decides once
 
 - an order's payment is recorded once by (provider, transaction id) and delivers, buys upstream, or refunds
   (core/orders.py `OrderBook.pay_batch`, group-committed);
-- a wallet top-up's payment credits the wallet once (core/resellers.py `topup_wallet`);
+- a wallet top-up's payment credits the wallet once (core/resellers/topups.py `topup_wallet`);
 - a payment from a blacklisted payer is recorded, refunded and audited, never delivered or credited.
 
 `PaymentDesk.payable` answers Telegram's pre-checkout from the same rules, reading only: the checks a payment
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOPUP_PREFIX = "W"  # wallet top-up ids (core/resellers.py): "W" + an order id, never an order id themselves
+TOPUP_PREFIX = "W"  # wallet top-up ids (core/resellers/topups.py): "W" + an order id, never an order id themselves
 STARS = "telegram_stars"
 STARS_CHECKPOINT = "stars.checkpoint"  # meta: how many Star transactions reconciliation has read
 STARS_SINCE = "stars.since"  # meta: transactions older than this are from before the store (never refunded)
@@ -73,7 +73,7 @@ class Refusal(StrEnum):
 
 
 class TopupLedger(Protocol):
-    """Wallet top-ups (core/resellers.py ResellerDesk), when resellers are configured."""
+    """Wallet top-ups (core/resellers/topups.py Topups), when resellers are configured."""
 
     async def topup_payable(self, topup_id: str, payer: Buyer, amount: int, currency: str) -> str | None: ...
     async def topup_wallet(self, topup_id: str, provider: str, txn_id: str, amount: int, currency: str,

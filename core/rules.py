@@ -4,7 +4,7 @@ A product's rules are stored as a JSON dict on the product (products.rules). `pa
 `ProductRules` and names the key of anything wrong (the config validation and, later, the merchant's commands use
 the same function); `normalize_rules` gives the dict to store. `check` is pure: the counts it needs are read by
 core/risk.py `Guard.screen` in one set-based statement per batch, inside the write transaction. Every order goes
-through that one function: chat orders (the reserve batch), B2B API and group orders (core/resellers.py).
+through that one function: chat orders (the reserve batch), B2B API and group orders (core/resellers/batch.py).
 
 Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose message key is `rules.refused.<code>`
 (see StoreError.message_key): the buyer reads which rule stopped the order, in their language.
@@ -42,7 +42,7 @@ EXEMPTIBLE = {"per_day": PER_DAY, "per_buyer": PER_BUYER, "phone_required": PHON
 
 KEYS = ("per_day", "per_buyer", "open_holds", "sale_start", "sale_end", "effective_from", "deliver_on_effective",
         "phone_required", "regions", "min_level", "resellers_only", "coupon_stacking", "partial")
-PARTIAL = ("refuse", "partial", "wait")  # a B2B order larger than the stock (core/resellers.py)
+PARTIAL = ("refuse", "partial", "wait")  # a B2B order larger than the stock (core/resellers/batch.py)
 
 
 class RulesError(ValueError):

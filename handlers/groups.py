@@ -1,4 +1,4 @@
-"""Reseller commands, channel-neutral: parse -> one use case (core/groups.py, core/resellers.py) -> Screen.
+"""Reseller commands, channel-neutral: parse -> one use case (core/groups.py, core/resellers/) -> Screen.
 
 In a group chat linked to a reseller (GroupFlow):
     /buy SKU QTY            an allowed member: a quote with Confirm / Cancel only they may press

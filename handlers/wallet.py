@@ -2,8 +2,8 @@
 
 Entered from the menu ("Wallet", shown to chat identities a merchant bound to a reseller: `run.py reseller owner`)
 and routed by customer.py `_dispatch`. Action ids: `wl` the wallet, `wt:<i>` top up by the i-th configured amount
-(an invoice / QR code for a wallet top-up, core/resellers.py `start_topup`), `wc` commissions and the referral link.
-A chat identity that acts for no reseller gets a clear refusal, never someone else's wallet.
+(an invoice / QR code for a wallet top-up, core/resellers/topups.py `start_topup`), `wc` commissions and the
+referral link. A chat identity that acts for no reseller gets a clear refusal, never someone else's wallet.
 """
 from __future__ import annotations
 

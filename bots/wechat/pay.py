@@ -194,7 +194,7 @@ class WeChatPayGateway:
         return await asyncio.shield(pending)
 
     async def create_native_topup(self, topup: Any, title: str, client_ip: str = "127.0.0.1") -> str:
-        """The code_url of a Native unified order for a reseller's open wallet top-up (core/resellers.py Topup):
+        """The code_url of a Native unified order for a reseller's open wallet top-up (core.resellers Topup):
         out_trade_no is the top-up's id, so its notice credits the wallet (handle_notify)."""
         if topup.status != "open" or topup.expires_at <= self.shop.clock.now():
             raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=topup.status)
