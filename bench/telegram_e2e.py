@@ -91,7 +91,7 @@ async def customer(api: TracedAPI, product_id: int, n: int, lat: list[float], de
     api.push_update(api.message_update(user, "/start"))
     menu = await expect(api, uid, "sendMessage", lat, t0, "start")
     t0 = time.perf_counter()
-    api.push_update(api.callback_update(user, f"p:{product_id}",
+    api.push_update(api.callback_update(user, f"product:{product_id}",
                                         {"message_id": menu.result["message_id"], "chat": chat, "date": 0}))
     page = await expect(api, uid, "sendMessage", lat, t0, "product")
     t0 = time.perf_counter()

@@ -29,9 +29,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from aiolimiter import AsyncLimiter
 
-from core.errors import ErrorCode, StoreError
+from core.errors import StoreError
 from core.resellers import MAX_QTY, B2BOrder, Reseller, ResellerDesk, ResellerError, WalletEntry
 from core.signing import PREFIX, sign
+from handlers import errors
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,6 @@ ERRORS: dict[str, int] = {
     # the rules-and-risk check every order passes; codes of goods that start later (deliver_on_effective)
     "rule_refused": 403, "risk_refused": 403, "not_yet_due": 409,
 }
-_STORE_ERRORS = {ErrorCode.UNKNOWN_SKU: "unknown_sku", ErrorCode.NOT_FOUND: "not_found",
-                 ErrorCode.BAD_QUANTITY: "bad_quantity", ErrorCode.KIND_NOT_SUPPORTED: "kind_not_supported",
-                 ErrorCode.PRODUCT_UNAVAILABLE: "product_unavailable", ErrorCode.SOLD_OUT: "sold_out",
-                 ErrorCode.BAD_ACCOUNT: "bad_account", ErrorCode.RULE_REFUSED: "rule_refused",
-                 ErrorCode.RISK_REFUSED: "risk_refused", ErrorCode.NOT_YET_DUE: "not_yet_due"}
 
 
 class ApiError(Exception):
@@ -102,11 +98,8 @@ class B2BApi:
                 return await handler(request, reseller, body)
             except ApiError as exc:
                 return self._error(request, exc.code, exc.params)
-            except ResellerError as exc:
-                code = exc.code if exc.code in ERRORS else "bad_request"
-                return self._error(request, code, exc.params)
-            except StoreError as exc:
-                return self._error(request, _STORE_ERRORS.get(exc.code) or "bad_request", exc.params)
+            except (ResellerError, StoreError) as exc:  # a refusal: its API code (handlers/errors.py API_CODES)
+                return self._error(request, errors.api_code(exc), exc.params)
             except Exception as exc:  # noqa: BLE001 - never a traceback (or a code) to the caller
                 log.error("B2B API %s %s failed: %s", request.method, request.path, type(exc).__name__)
                 return self._error(request, "internal", {})

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from app import App
 from app.bootstrap import recall_desk
 from cli.common import Voice, open_codes_file
-from core.errors import StoreError
+from core.errors import ErrorCode, StoreError
 from core.inventory import import_codes, read_lines, rekey
 from config.settings import Settings
 from core.vault import read_key_file, write_key_file
@@ -56,10 +56,10 @@ async def import_file(settings: Settings, sku: str, file: str, say: Voice) -> in
                         await app.resellers.fill_waiting()  # B2B orders waiting for stock
                 except StoreError as exc:
                     bar.close()
-                    if exc.code.value == "unknown_sku":
+                    if exc.code is ErrorCode.UNKNOWN_SKU:
                         say.err("cli.codes.unknown_sku", sku=repr(sku), nothing=nothing)
                     else:
-                        say.err("cli.error", error=exc)
+                        say.refused(exc)
                     return 2
     say.out("cli.codes.import.done", sku=sku, imported=report.imported, duplicates=report.duplicates,
             rejected=report.rejected)
@@ -112,7 +112,7 @@ async def burn_file(settings: Settings, sku: str, file: str, say: Voice) -> int:
                     r = await desk.burn(sku, read_lines(fh), progress=bar.update)
                 except StoreError as exc:
                     bar.close()
-                    if exc.code.value == "unknown_sku":
+                    if exc.code is ErrorCode.UNKNOWN_SKU:
                         say.err("cli.codes.unknown_sku", sku=repr(sku), nothing=nothing)
                     else:
                         say.err("cli.codes.burn.wrong_kind", sku=sku, kind=exc.params.get("kind"))

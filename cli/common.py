@@ -8,18 +8,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.errors import Refused
 from core.inventory import looks_binary
+from handlers import errors
 from locales import Translator
 
 
 class Voice:
     """The command line's words: the `cli` room of locales/ (cli.po) in one language, the merchant's
-    `store.default_language`, or English before the settings are read. Help texts, messages and errors all go
-    through it; what is data (SKUs, ids, codes' counts, other systems' error codes) is passed in as it is."""
+    `store.default_language`, or English before the settings are read, and the refusals' room (errors.po). Help
+    texts, messages and errors all go through it; what is data (SKUs, ids, codes' counts, other systems' error
+    codes) is passed in as it is."""
 
     def __init__(self, language: str = "en") -> None:
         self.language = language
-        self._i18n = Translator(dict.fromkeys(("en", language)), default="en", rooms=("cli",))
+        self._i18n = Translator(dict.fromkeys(("en", language)), default="en", rooms=("cli", "errors"))
 
     def t(self, message: str, /, **params: object) -> str:
         return self._i18n.t(self.language, message, **params)
@@ -29,6 +32,10 @@ class Voice:
 
     def err(self, message: str, /, **params: object) -> None:
         print(self.t(message, **params), file=sys.stderr)
+
+    def refused(self, exc: Refused) -> None:
+        """A refusal of the core, in words (handlers/errors.py) and with its code for scripts."""
+        self.err("cli.refused", message=errors.text(self._i18n, self.language, exc), code=exc.code.value)
 
 
 def cells(text: str) -> int:

@@ -151,7 +151,7 @@ async def _run(app: App, args: argparse.Namespace, say: Voice) -> int:
         elif c in ("cardface", "bind", "unbind"):
             return await _card_faces(app, args, say)
     except (ResellerError, CardFaceError) as exc:
-        say.err("cli.error", error=exc)
+        say.refused(exc)
         return 2
     return 0
 

@@ -587,8 +587,10 @@ class Pay(BaseModel):
         return self
 
 
-# What a WeChat custom-menu CLICK may ask for: the customer flow's entry screens (see handlers/customer.py).
-MENU_ACTIONS = re.compile(r"^(menu|cat|help|lang|os:0|lang:[A-Za-z_]{2,10})$")
+# What a WeChat custom-menu CLICK may ask for: the customer flow's entry screens (handlers/actions.py), by today's
+# names or the old ones a menu made before may still carry (cat, os:0, lang).
+MENU_ACTIONS = re.compile(r"^(menu|catalog|orders|orders:0|help|language|language:[A-Za-z_]{2,10}"
+                          r"|cat|os:0|lang|lang:[A-Za-z_]{2,10})$")
 
 
 class MenuButton(BaseModel):
@@ -598,8 +600,8 @@ class MenuButton(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     name: str = Field(description="the label: at most 16 bytes at the top (5 Chinese characters), 60 below")
-    action: str = Field("", description="a CLICK opening a screen: `menu`, `cat`, `os:0` (my orders), `help`, "
-                                        "`lang`, `lang:<code>`")
+    action: str = Field("", description="a CLICK opening a screen: `menu`, `catalog`, `orders`, `help`, "
+                                        "`language`, `language:<code>`")
     url: str = Field("", description="a web page (`http://` or `https://`)")
     sub_button: list["MenuButton"] = Field(default_factory=list, description="top-level buttons only: at most 5 "
                                                                              "buttons with `action` or `url`")
@@ -612,7 +614,7 @@ class MenuButton(BaseModel):
         if not self.name.strip():
             _fail((("name",), "must not be empty"))
         if self.action and not MENU_ACTIONS.match(self.action):
-            _fail((("action",), "must be one of menu, cat, os:0, help, lang, lang:<code>"))
+            _fail((("action",), "must be one of menu, catalog, orders, help, language, language:<code>"))
         if self.url and not re.match(r"^https?://", self.url):
             _fail((("url",), "must start with http:// or https://"))
         if len(self.sub_button) > 5:
@@ -626,9 +628,9 @@ class MenuButton(BaseModel):
 
 
 def _default_menu() -> list[MenuButton]:
-    return [MenuButton(name="商品", action="cat"), MenuButton(name="我的订单", action="os:0"),
+    return [MenuButton(name="商品", action="catalog"), MenuButton(name="我的订单", action="orders"),
             MenuButton(name="更多", sub_button=[MenuButton(name="帮助", action="help"),
-                                              MenuButton(name="语言 Language", action="lang")])]
+                                              MenuButton(name="语言 Language", action="language")])]
 
 
 class Wechat(BaseModel):

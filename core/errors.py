@@ -1,11 +1,14 @@
 """Typed errors: core raises codes, handlers turn them into localized text."""
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
+    """Why the shop refused (StoreError): a buyer's order, payment, reveal, link. The message of each is
+    `error.<value>` (handlers/errors.py maps every refusal to its message)."""
+
     SOLD_OUT = "sold_out"
     NOT_FOUND = "not_found"
     PRODUCT_UNAVAILABLE = "product_unavailable"
@@ -31,28 +34,11 @@ class ErrorCode(str, Enum):
     NOT_LINKED = "not_linked"
 
 
-class StoreError(Exception):
-    """A business error with a stable code and parameters for the message."""
-
-    def __init__(self, code: ErrorCode, **params: Any) -> None:
-        self.code = code
-        self.params = params
-        detail = ", ".join(f"{k}={v}" for k, v in params.items())
-        super().__init__(f"{code.value}" + (f" ({detail})" if detail else ""))
-
-    @property
-    def message_key(self) -> str:
-        """The locale key of the buyer's message: `rules.refused.<rule>` for a rule, else `error.<code>`."""
-        if self.code is ErrorCode.RULE_REFUSED and self.params.get("rule"):
-            return f"rules.refused.{self.params['rule']}"
-        return f"error.{self.code.value}"
-
-
 class Refused(Exception):
     """A use case of one business area refused: `code` is a member of that area's enum (`codes`), `params` fill
     the message. A code outside the enum is a bug and fails where it is raised (ValueError), not in a handler.
-    Subclasses: ResellerError (core/resellers/errors.py), AdminError (core/admin.py), GroupError (core/groups.py),
-    CardFaceError (core/cardfaces.py); the shop's own refusals are StoreError with an ErrorCode."""
+    Subclasses: StoreError (the shop's own, below), ResellerError (core/resellers/errors.py), AdminError (core/admin.py),
+    GroupError (core/groups.py), CardFaceError (core/cardfaces.py). handlers/errors.py words each of them."""
 
     codes: ClassVar[type[StrEnum]]
 
@@ -61,6 +47,13 @@ class Refused(Exception):
         self.params = params
         detail = ", ".join(f"{k}={v}" for k, v in params.items())
         super().__init__(self.code.value + (f" ({detail})" if detail else ""))
+
+
+class StoreError(Refused):
+    """The shop refused: `raise StoreError(ErrorCode.SOLD_OUT, available=2)`."""
+
+    codes = ErrorCode
+    code: ErrorCode
 
 
 class ConflictError(Exception):

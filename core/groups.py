@@ -62,16 +62,10 @@ class GroupCode(StrEnum):
 
 
 class GroupError(Refused):
-    """A group use case refused; `code` names the message (groups.error.<code>; a product rule's own message
-    rules.refused.<rule> for `rule_refused`)."""
+    """A group use case refused; `code` names the message (handlers/errors.py: groups.error.<code>, or a product
+    rule's own message for `rule_refused`)."""
 
     codes = GroupCode
-
-    @property
-    def message_key(self) -> str:
-        if self.code == RULE_REFUSED and self.params.get("rule"):
-            return f"rules.refused.{self.params['rule']}"
-        return f"groups.error.{self.code}"
 
 
 RULE_REFUSED, RISK_REFUSED = ErrorCode.RULE_REFUSED.value, ErrorCode.RISK_REFUSED.value

@@ -6,8 +6,8 @@ the same function); `normalize_rules` gives the dict to store. `check` is pure: 
 core/risk.py `Guard.screen` in one set-based statement per batch, inside the write transaction. Every order goes
 through that one function: chat orders (the reserve batch), B2B API and group orders (core/resellers/batch.py).
 
-Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose message key is `rules.refused.<code>`
-(see StoreError.message_key): the buyer reads which rule stopped the order, in their language.
+Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose message is `rules.refused.<code>`
+(handlers/errors.py): the buyer reads which rule stopped the order, in their language.
 """
 from __future__ import annotations
 

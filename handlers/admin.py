@@ -46,7 +46,7 @@ from core.inventory import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.models import localized
 from core.shop import Shop
-from handlers import risk_admin
+from handlers import errors, risk_admin
 from handlers import aftersales as aftersales_ui
 from handlers.screen import Screen
 from locales import Translator
@@ -212,10 +212,7 @@ class AdminFlow:
         return Screen(self.i18n.t(lang, "admin.not_allowed"), error="not_allowed")
 
     def error(self, lang: str, exc: AdminError) -> Screen:
-        params = dict(exc.params)
-        if "status" in params:  # an order status: in the merchant's language
-            params["status"] = self._status(lang, str(params["status"]))
-        return Screen(self.i18n.t(lang, f"admin.error.{exc.reason}", **params), error=exc.reason)
+        return errors.screen(self.i18n, lang, exc)
 
     async def _refused(self, ctx: AdminCtx, command: str, reason: str, **params: Any) -> None:
         try:

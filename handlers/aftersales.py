@@ -1,12 +1,12 @@
-"""After-sales in the chat, channel-neutral: parse -> one use case (core/aftersales.py ProblemDesk) ->
-Screen. Called by handlers/customer.py (one line per action) and handlers/admin.py (the merchant commands).
+"""After-sales in the chat, channel-neutral: parse -> one use case (core.aftersales ProblemDesk) -> Screen. The
+buyer's actions are routed here (handlers/actions.py Aftersales); handlers/admin.py hands the merchant commands on.
 
 Buyer actions:
-    rp:ORDER                  what is wrong? (does not work / used / wrong product / other)
-    rp:ORDER:PROBLEM          checked with the supplier, reissued within policy, or a ticket
-    rp:ORDER:PROBLEM:t        a ticket even though the supplier said the code is unused
-    rp:ORDER:other            the next message the buyer types is the description (state NOTE), then `rn`
-    hs:PAGE                   history: purchases, reveals (when, where) and tickets, newest first
+    report:ORDER              what is wrong? (does not work / used / wrong product / other)
+    report:ORDER:PROBLEM      checked with the supplier, reissued within policy, or a ticket
+    report:ORDER:PROBLEM:t    a ticket even though the supplier said the code is unused
+    report:ORDER:other        the next message the buyer types is the description (Conversation.report_note)
+    history:PAGE              history: purchases, reveals (when, where) and tickets, newest first
 Merchant commands:
     /tickets [PAGE]           open tickets, oldest first, with reissue / refund / reject buttons
     /reissue T12|ORDER        new codes from the pool; the ticket closed as reissued
@@ -16,21 +16,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.admin import AdminError
 from core.aftersales import MAX_NOTE, HistoryItem, ProblemDesk, Ticket, clean_note, problems_for, ticket_id_of
-from core.models import Customer, Order
-from core.models import localized
+from core.models import Order, localized
+from handlers.actions import Aftersales, Home, Orders
+from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
+from handlers.state import NoteWait
 
-NOTE = "rp_note"  # conversation state while the buyer's description is awaited: {"o": order id}
 MAX_TYPED = 2000  # what is kept of a typed message before it is cut to MAX_NOTE
 HISTORY_PAGE = 10
 TICKETS_PAGE = 10
 MERCHANT = frozenset({"/tickets", "/reissue", "/reject"})
 
+router = Router("aftersales")
 
-def _desk(flow: Any) -> ProblemDesk:
-    desk = flow.shop.problems
+
+def _desk(turn: Turn) -> ProblemDesk:
+    desk = turn.shop.problems
     if desk is None:
         raise ValueError("no after-sales here")
     return desk
@@ -38,94 +40,82 @@ def _desk(flow: Any) -> ProblemDesk:
 
 # -- the buyer -----------------------------------------------------------------------------------------------
 
-async def report_problem(flow: Any, buyer: Any, lang: str, args: list[str], cust: Customer | None = None
-                         ) -> Screen:
+@router.action(Aftersales.REPORT, keeps=("report_note",))
+async def report(turn: Turn, order_id: str, problem: str = "", ticket: str | None = None) -> Screen:
     """Ask what is wrong, then check / reissue / open a ticket, and say which."""
-    t = flow.i18n.t
-    desk = _desk(flow)
-    if not args or len(args) > 3 or (len(args) == 3 and args[2] != "t"):
+    desk = _desk(turn)
+    if ticket not in (None, "t") or (ticket and not problem):
         raise ValueError("bad report action")
-    order_id = args[0]
-    if len(args) == 1:
-        _, product = await flow.shop.order_for(order_id, buyer)  # someone else's order is refused here already
-        rows = [[Action(f"rp:{order_id}:{p}", t(lang, f"aftersales.problem.{p}"))] for p in problems_for(product.kind)]
-        rows.append([Action(f"o:{order_id}", t(lang, "nav.back"))])
-        return Screen(t(lang, "aftersales.report_title", order=order_id), t(lang, "aftersales.report_ask"),
-                      actions=rows)
-    if args[1] == "other" and cust is not None:  # the buyer's own words come next
-        await flow.shop.order_for(order_id, buyer)
-        cust.state[NOTE] = {"o": order_id}
-        await flow.shop.save_customer(cust)
-        return Screen(t(lang, "aftersales.report_title", order=order_id),
-                      t(lang, "aftersales.note.ask", n=MAX_NOTE), actions=[[Action(f"o:{order_id}", t(lang, "nav.back"))]])
-    result = await desk.report(buyer, order_id, args[1], ticket=len(args) == 3)
-    return _answer(flow, lang, result, args[1])
+    if not problem:
+        _, p = await turn.shop.order_for(order_id, turn.buyer)  # someone else's order is refused here already
+        rows = [[Action(Aftersales.REPORT.id(order_id, k), turn.t(f"aftersales.problem.{k}"))]
+                for k in problems_for(p.kind)]
+        rows.append([Action(Orders.ORDER.id(order_id), turn.t("nav.back"))])
+        return Screen(turn.t("aftersales.report_title", order=order_id), turn.t("aftersales.report_ask"), actions=rows)
+    if problem == "other":  # the buyer's own words come next
+        await turn.shop.order_for(order_id, turn.buyer)
+        turn.state.report_note = NoteWait(order_id)
+        await turn.save()
+        return Screen(turn.t("aftersales.report_title", order=order_id), turn.t("aftersales.note.ask", n=MAX_NOTE),
+                      actions=[[Action(Orders.ORDER.id(order_id), turn.t("nav.back"))]])
+    return _answer(turn, await desk.report(turn.buyer, order_id, problem, ticket=ticket is not None), problem)
 
 
-def _answer(flow: Any, lang: str, result: Any, problem: str) -> Screen:
-    t = flow.i18n.t
-    oid = result.order.id
-    rows = [[Action(f"o:{oid}", t(lang, "menu.orders")), Action("menu", t(lang, "nav.menu"))]]
-    if result.outcome == "unused":  # the supplier vouches for the code; the buyer may still ask a person
-        body = t(lang, "aftersales.unused", order=oid)
-        return Screen(t(lang, "aftersales.report_title", order=oid), body, actions=[
-            [Action(f"rp:{oid}:{problem}:t", t(lang, "aftersales.button.ticket_anyway"))], *rows])
-    if result.outcome == "reissued":
-        return Screen(t(lang, "aftersales.report_title", order=oid), t(lang, "aftersales.reissued", order=oid),
-                      actions=rows)
-    body = t(lang, "aftersales.ticket", order=oid)
-    if result.ticket is not None:
-        body += "\n" + t(lang, "aftersales.ticket_ref", ticket=f"T{result.ticket}")
-    return Screen(t(lang, "aftersales.report_title", order=oid), body, actions=rows)
-
-
-async def note_typed(flow: Any, cust: Customer, buyer: Any, lang: str) -> Screen:
+@router.action(Aftersales.REPORT_NOTE, keeps=("report_note",))
+async def report_note(turn: Turn, typed: str) -> Screen:
     """The buyer typed the description of an "other" problem: it goes with a ticket to the merchants."""
-    state = cust.state.pop(NOTE, None)
-    await flow.shop.save_customer(cust)
-    if not isinstance(state, dict) or "typed" not in state:
+    wait = turn.state.report_note
+    turn.state.report_note = None
+    await turn.save()
+    note = clean_note(typed)
+    if wait is None or not note:
         raise ValueError("no description awaited")
-    note = clean_note(str(state["typed"]))
-    if not note:
-        raise ValueError("empty description")
-    result = await _desk(flow).report(buyer, str(state.get("o", "")), "other", note)
-    return _answer(flow, lang, result, "other")
+    return _answer(turn, await _desk(turn).report(turn.buyer, wait.order_id, "other", note), "other")
 
 
-async def forget(flow: Any, cust: Customer) -> None:
-    """The buyer went elsewhere instead of describing the problem: what they type next is no description."""
-    cust.state.pop(NOTE, None)
-    await flow.shop.save_customer(cust)
+def _answer(turn: Turn, result: Any, problem: str) -> Screen:
+    oid = result.order.id
+    title = turn.t("aftersales.report_title", order=oid)
+    rows = [[Action(Orders.ORDER.id(oid), turn.t("menu.orders")), Action(Home.MENU.id(), turn.t("nav.menu"))]]
+    if result.outcome == "unused":  # the supplier vouches for the code; the buyer may still ask a person
+        return Screen(title, turn.t("aftersales.unused", order=oid), actions=[
+            [Action(Aftersales.REPORT.id(oid, problem, "t"), turn.t("aftersales.button.ticket_anyway"))], *rows])
+    if result.outcome == "reissued":
+        return Screen(title, turn.t("aftersales.reissued", order=oid), actions=rows)
+    body = turn.t("aftersales.ticket", order=oid)
+    if result.ticket is not None:
+        body += "\n" + turn.t("aftersales.ticket_ref", ticket=f"T{result.ticket}")
+    return Screen(title, body, actions=rows)
 
 
-def _ticket_line(flow: Any, lang: str, tk: Ticket) -> str:
-    t = flow.i18n.t
+def _ticket_line(t: Any, lang: str, tk: Ticket) -> str:
     line = t(lang, "aftersales.ticket_line", ticket=tk.ref, status=t(lang, f"aftersales.ticket_status.{tk.status}"))
     if tk.status == "rejected" and tk.answer:
         line += " " + t(lang, "aftersales.ticket_reason", answer=tk.answer)
     return line
 
 
-async def order_lines(flow: Any, order: Order, lang: str) -> str:
+async def order_lines(turn: Turn, order: Order) -> str:
     """Lines for the order screen: each ticket of the order with its status (and the merchant's reason)."""
-    desk = flow.shop.problems
+    desk = turn.shop.problems
     if desk is None:
         return ""
     tickets = (await desk.tickets_for([order.id])).get(order.id, [])
-    return "".join("\n" + _ticket_line(flow, lang, tk) for tk in tickets)
+    return "".join("\n" + _ticket_line(turn.flow.i18n.t, turn.lang, tk) for tk in tickets)
 
 
-async def history(flow: Any, buyer: Any, lang: str, page: int) -> Screen:
+@router.action(Aftersales.HISTORY)
+async def history(turn: Turn, page: int = 0) -> Screen:
     """The buyer's own purchases, reveals (when and where the codes were shown) and tickets, paginated."""
-    t = flow.i18n.t
-    items: list[HistoryItem] = await _desk(flow).history(buyer, HISTORY_PAGE + 1, page * HISTORY_PAGE)
-    products = {p.id: p for p in await flow.shop.products(include_inactive=True)}
+    t, lang = turn.flow.i18n.t, turn.lang
+    items: list[HistoryItem] = await _desk(turn).history(turn.buyer, HISTORY_PAGE + 1, page * HISTORY_PAGE)
+    products = {p.id: p for p in await turn.shop.products(include_inactive=True)}
     lines = []
     for it in items[:HISTORY_PAGE]:
         when = it.at.strftime("%Y-%m-%d %H:%M")
         if it.kind == "purchase":
             p = products.get(it.product_id or 0)
-            title = localized(p.title, lang, flow.shop.default_language) if p else f"#{it.product_id}"
+            title = localized(p.title, lang, turn.shop.default_language) if p else f"#{it.product_id}"
             lines.append(t(lang, "aftersales.history.purchase", at=when, order=it.order_id, title=title, qty=it.qty,
                            status=t(lang, f"status.{it.status}")))
         elif it.kind == "reveal":
@@ -133,16 +123,16 @@ async def history(flow: Any, buyer: Any, lang: str, page: int) -> Screen:
                            channel=it.channel))
         elif it.ticket is not None:
             lines.append(t(lang, "aftersales.history.ticket", at=when, order=it.order_id)
-                         + " " + _ticket_line(flow, lang, it.ticket))
+                         + " " + _ticket_line(t, lang, it.ticket))
     if not lines:
         lines.append(t(lang, "aftersales.history.empty"))
     nav = []
     if page > 0:
-        nav.append(Action(f"hs:{page - 1}", t(lang, "nav.prev")))
+        nav.append(Action(Aftersales.HISTORY.id(page - 1), t(lang, "nav.prev")))
     if len(items) > HISTORY_PAGE:
-        nav.append(Action(f"hs:{page + 1}", t(lang, "nav.next")))
+        nav.append(Action(Aftersales.HISTORY.id(page + 1), t(lang, "nav.next")))
     rows = [nav] if nav else []
-    rows.append([Action("os:0", t(lang, "nav.back")), Action("menu", t(lang, "nav.menu"))])
+    rows.append([Action(Orders.ORDERS.id(0), t(lang, "nav.back")), Action(Home.MENU.id(), t(lang, "nav.menu"))])
     return Screen(t(lang, "aftersales.history.title", page=page + 1), "\n".join(lines), actions=rows)
 
 
@@ -175,7 +165,7 @@ async def merchant(admin: Any, ctx: Any, command: str, rest: str) -> list[Screen
     if command == "/reissue":
         if len(args) != 1:
             raise _Usage("reissue")
-        order, n = await _translated(admin, lang, admin.service.reissue(ctx.merchant, args[0]))
+        order, n = await admin.service.reissue(ctx.merchant, args[0])
         return [Screen(t(lang, "aftersales.admin.title", order=order.id), t(
             lang, "aftersales.admin.reissued", order=order.id, n=n, buyer=order.buyer.key))]
     parts = rest.split(maxsplit=1)
@@ -185,20 +175,9 @@ async def merchant(admin: Any, ctx: Any, command: str, rest: str) -> list[Screen
                        t(lang, "aftersales.admin.reject_how", command=f"/reject {ref}"), error="usage")]
     if len(parts) != 2:
         raise _Usage("reject")
-    order = await _translated(admin, lang, admin.service.reject(ctx.merchant, parts[0], parts[1]))
+    order = await admin.service.reject(ctx.merchant, parts[0], parts[1])
     return [Screen(t(lang, "aftersales.admin.title", order=order.id), t(
         lang, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]
-
-
-async def _translated(admin: Any, lang: str, call: Any) -> Any:
-    """A closed ticket's state named in the merchant's language."""
-    try:
-        return await call
-    except AdminError as exc:
-        if exc.reason == "ticket_closed":
-            state = str(exc.params.get("state", ""))
-            exc.params["state"] = admin.i18n.t(lang, f"aftersales.ticket_status.{state}") if state else "-"
-        raise
 
 
 async def _tickets(admin: Any, ctx: Any, page: int) -> Screen:

@@ -23,6 +23,7 @@ from core.groups import GroupDesk, GroupError, GroupOrder, Quote, Throttle
 from core.models import Product
 from core.resellers import Reseller, ResellerError, WalletEntry
 from core.models import localized
+from handlers import errors
 from handlers.screen import Action, Screen
 from locales import Translator
 
@@ -96,7 +97,7 @@ class GroupFlow:
             await self.desk.unlink(ctx.chat, actor=self.desk.buyer(ctx.user).key)
             return GroupAnswer(Screen(self.t(ctx.language, "groups.unlinked")))
         except GroupError as exc:
-            return GroupAnswer(self._error(ctx.language, exc.code, exc.message_key, **exc.params))
+            return GroupAnswer(errors.screen(self.i18n, ctx.language, exc))
 
     async def _buy(self, ctx: GroupCtx, args: list[str]) -> GroupAnswer | None:
         if self.desk.throttled(ctx.chat, ctx.user):
@@ -130,7 +131,7 @@ class GroupFlow:
                                     g.message_id)
             done = await self.desk.confirm(token, ctx.chat, ctx.user)
         except GroupError as exc:
-            return ButtonAnswer(self.t(lang, exc.message_key, **self._params(lang, exc.params)))
+            return ButtonAnswer(errors.text(self.i18n, lang, exc))
         if not done.created:
             return ButtonAnswer(self.t(lang, "groups.error.done"))
         if done.due is not None:  # deliver_on_effective: the codes go out on that date
@@ -164,17 +165,9 @@ class GroupFlow:
     def unreachable_screen(self, g: GroupOrder, link: str) -> Screen:
         return Screen(self.t(g.language, "groups.unreachable", order=g.order_id or "", link=link))
 
-    def _params(self, lang: str, params: dict[str, object]) -> dict[str, object]:
-        out = dict(params)
-        if "currency" in out:
-            cur = str(out.pop("currency"))
-            for k in ("amount", "available"):
-                if isinstance(out.get(k), int):
-                    out[k] = self._money(int(out[k]), cur, lang)  # type: ignore[arg-type]
-        return out
-
-    def _error(self, lang: str, code: str, key: str | None = None, **params: object) -> Screen:
-        return Screen(self.t(lang, key or f"groups.error.{code}", **self._params(lang, params)), error=code)
+    def _error(self, lang: str, code: str) -> Screen:
+        """A refusal of this flow's own (not a core refusal: those go through handlers/errors.py)."""
+        return Screen(self.t(lang, f"groups.error.{code}"), error=code)
 
     def _usage(self, lang: str, what: str) -> Screen:
         return Screen(self.t(lang, f"groups.usage.{what}"), error="usage")
@@ -208,10 +201,8 @@ class ResellerCommands:
                 raise ValueError("unlinkgroup")
             await self.desk.unlink(args[0], actor=actor)
             return Screen(self.t(lang, "groups.unlinked_chat", chat=args[0]))
-        except GroupError as exc:
-            return Screen(self.t(lang, f"groups.error.{exc.code}", **exc.params), error=exc.code)
-        except ResellerError as exc:
-            return Screen(self.t(lang, f"groups.error.{exc.code}", **exc.params), error=exc.code)
+        except (GroupError, ResellerError) as exc:
+            return errors.screen(self.i18n, lang, exc)
 
     async def _reseller(self, actor: str, lang: str, args: list[str]) -> Screen:
         if not args:

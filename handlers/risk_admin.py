@@ -19,6 +19,7 @@ from typing import Any
 from core.errors import StoreError
 from core.models import Buyer
 from core.risk import BAN_KINDS, OrderRisk, RiskReport
+from handlers import errors
 from handlers.screen import Action, Screen
 
 COMMANDS = frozenset({"/review", "/ban", "/unban", "/bans", "/risk"})
@@ -59,7 +60,7 @@ async def run(flow: Any, ctx: Any, command: str, rest: str) -> list[Screen]:
                 order = await desk.reject(order_id, ctx.merchant, rest.split(maxsplit=2)[2] if len(args) > 2 else "")
         except StoreError as exc:
             return [Screen(t(lang, "risk.admin.review_failed", order=order_id,
-                             reason=t(lang, exc.message_key, **exc.params)), error=exc.code.value)]
+                             reason=errors.text(flow.i18n, lang, exc)), error=exc.code.value)]
         done = "risk.admin.approved" if verb == "approve" else "risk.admin.rejected"
         return [Screen(t(lang, done, order=order.id, buyer=order.buyer.key))]
     if command in ("/ban", "/unban"):

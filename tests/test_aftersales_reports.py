@@ -50,12 +50,12 @@ async def bought(app, flow, rec, ctx: Ctx = ANN, sku: str = "GAME") -> tuple[str
 
 
 async def report(flow, order_id: str, problem: str, ctx: Ctx = ANN) -> str:  # noqa: ANN001
-    [detail] = await flow.on_action(ctx, f"o:{order_id}")
-    assert f"rp:{order_id}" in [a.id for a in detail.flat_actions()]
-    [ask] = await flow.on_action(ctx, f"rp:{order_id}")
-    assert [a.id for a in ask.flat_actions()][:4] == [f"rp:{order_id}:{p}" for p in
+    [detail] = await flow.on_action(ctx, f"order:{order_id}")
+    assert f"report:{order_id}" in [a.id for a in detail.flat_actions()]
+    [ask] = await flow.on_action(ctx, f"report:{order_id}")
+    assert [a.id for a in ask.flat_actions()][:4] == [f"report:{order_id}:{p}" for p in
                                                        ("not_working", "used", "wrong_product", "other")]
-    [answer] = await flow.on_action(ctx, f"rp:{order_id}:{problem}")
+    [answer] = await flow.on_action(ctx, f"report:{order_id}:{problem}")
     return answer.body
 
 
@@ -76,7 +76,7 @@ async def test_a_code_that_does_not_work_is_replaced_at_once_and_only_once(store
     assert len(replaced) == 2 and replaced[1].codes != [old] and len(replaced[1].codes) == 1
     assert [n.key for n in rec.notices_to("chat-ann")] == ["aftersales.replaced"]
     # My orders shows the new code; the old one is burned, never sold again.
-    [shown] = await flow.on_action(ANN, f"k:{order_id}")
+    [shown] = await flow.on_action(ANN, f"reveal:{order_id}")
     assert shown.secrets == replaced[1].codes
     assert await outcomes(app, order_id) == [("reissued", "")]
     assert "aftersales.alert.reissued" in caplog.text and order_id in caplog.text and old not in caplog.text
@@ -118,9 +118,9 @@ async def test_someone_else_cannot_report_or_even_open_the_report_for_an_order(s
     app, flow, rec, _ = store
     order_id, _ = await bought(app, flow, rec)
     eve = Ctx(Buyer("console", "eve"), "chat-eve", "en")
-    [refused, _menu] = await flow.on_action(eve, f"rp:{order_id}")
+    [refused, _menu] = await flow.on_action(eve, f"report:{order_id}")
     assert refused.error == "not_your_order"
-    [refused, _menu] = await flow.on_action(eve, f"rp:{order_id}:not_working")
+    [refused, _menu] = await flow.on_action(eve, f"report:{order_id}:not_working")
     assert refused.error == "not_your_order"
     assert await outcomes(app, order_id) == []
 
@@ -131,7 +131,7 @@ async def test_a_buyer_who_reports_every_order_is_also_stopped_by_the_risk_check
     pid = (await app.shop.product_by_sku("GAME")).id
     [held] = await flow.on_action(ANN, f"buy:{pid}:1")
     assert held.invoice is not None  # before the reports, the same buyer orders freely
-    await flow.on_action(ANN, f"x:{held.invoice['order_id']}")
+    await flow.on_action(ANN, f"cancel:{held.invoice['order_id']}")
     answers = [await report(flow, o, "not_working") for o in orders]
     await settle(app)
     assert ["replaced" in a for a in answers] == [True, True, False]  # the policy stopped reissuing

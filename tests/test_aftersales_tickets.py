@@ -103,10 +103,10 @@ async def test_the_supplier_says_the_code_is_unused_so_nothing_is_reissued_but_t
         order_id, code = await paid(shop, ann, "GIFT", "charge-u1")
 
         mark = api.mark()
-        told = await answer(shop, ann, f"rp:{order_id}:not_working")
+        told = await answer(shop, ann, f"report:{order_id}:not_working")
         assert "valid and has not been used" in told.params["text"]
         insist = next(b for b in buttons(told) if b["text"] == "It still does not work: ask the shop")
-        assert insist["callback_data"] == f"rp:{order_id}:not_working:t"
+        assert insist["callback_data"] == f"report:{order_id}:not_working:t"
         await shop.app.shop.dispatcher.drain()
         assert spoilers(api, 501, mark) == []  # no new code
         assert not any(order_id in t for t in texts_to(api, BOSS, mark))  # the merchants are not bothered
@@ -135,7 +135,7 @@ async def test_the_supplier_says_used_or_cannot_answer_then_the_ordinary_policy_
 
         supplier.used_codes.add(used_code)  # redeemed already (by someone): the buyer's claim holds
         mark = api.mark()
-        told = await answer(shop, ann, f"rp:{used_order}:used")
+        told = await answer(shop, ann, f"report:{used_order}:used")
         assert "was replaced" in told.params["text"]
         [fresh] = (await api.wait_for("sendMessage", lambda c: "tg-spoiler" in c.params["text"], since=mark)
                    ).params["text"].split("<code>")[1].split("</code>")[0:1]
@@ -143,7 +143,7 @@ async def test_the_supplier_says_used_or_cannot_answer_then_the_ordinary_policy_
         assert [(r["outcome"], r["check"]) for r in await reports(shop, used_order)] == [("reissued", "used")]
 
         supplier.faults["/api/check"] = ["500"] * 3  # the supplier is down: the shop's own policy decides
-        told = await answer(shop, ann, f"rp:{down_order}:not_working")
+        told = await answer(shop, ann, f"report:{down_order}:not_working")
         assert "was replaced" in told.params["text"]
         assert [(r["outcome"], r["check"]) for r in await reports(shop, down_order)] == [("reissued", "error")]
 
@@ -157,7 +157,7 @@ async def test_a_ticket_reaches_the_merchants_with_buttons_a_stranger_cannot_pre
         ann, eve, boss = api.user(501), api.user(666, "Eve"), api.user(BOSS, "Boss")
         order_id, old = await paid(shop, ann, "GAME", "charge-k1")
 
-        mark = await press(shop, ann, f"rp:{order_id}:wrong_product")
+        mark = await press(shop, ann, f"report:{order_id}:wrong_product")
         alert = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOSS, since=mark)
         assert "T1" in alert.params["text"] and "wrong_product" in alert.params["text"]
         assert [b["callback_data"] for b in buttons(alert)] == ["/reissue T1", f"/refund {order_id}", "/reject T1"]
@@ -171,7 +171,7 @@ async def test_a_ticket_reaches_the_merchants_with_buttons_a_stranger_cannot_pre
         assert spoilers(api, 501, mark) == [] and [t.status for t in await tickets_of(shop, order_id)] == ["open"]
 
         # The buyer sees the ticket open on the order screen.
-        screen = await answer(shop, ann, f"o:{order_id}")
+        screen = await answer(shop, ann, f"order:{order_id}")
         assert "Ticket T1: open, waiting for the shop" in screen.params["text"]
 
         # /tickets lists it with a row of buttons; the merchant presses Reissue there.
@@ -187,7 +187,7 @@ async def test_a_ticket_reaches_the_merchants_with_buttons_a_stranger_cannot_pre
         fresh = new.params["text"].split("<code>")[1].split("</code>")[0]
         assert fresh in codes and fresh != old
         assert [t.status for t in await tickets_of(shop, order_id)] == ["reissued"]
-        screen = await answer(shop, ann, f"o:{order_id}")
+        screen = await answer(shop, ann, f"order:{order_id}")
         assert "Ticket T1: reissued" in screen.params["text"]
 
         # A second press of the same button (two merchants, or a double tap) decides nothing twice.
@@ -207,7 +207,7 @@ async def test_refund_from_a_ticket_goes_through_stars_tells_the_buyer_and_close
         await shop.stock(2)
         ann, boss = api.user(501), api.user(BOSS, "Boss")
         order_id, _ = await paid(shop, ann, "GAME", "charge-r1")
-        mark = await press(shop, ann, f"rp:{order_id}:wrong_product")
+        mark = await press(shop, ann, f"report:{order_id}:wrong_product")
         alert = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOSS, since=mark)
         refund = next(b["callback_data"] for b in buttons(alert) if b["callback_data"].startswith("/refund"))
 
@@ -226,7 +226,7 @@ async def test_refund_from_a_ticket_goes_through_stars_tells_the_buyer_and_close
                 break
             await asyncio.sleep(0.02)
         assert order.status is OrderStatus.REFUNDED
-        screen = await answer(shop, ann, f"o:{order_id}")
+        screen = await answer(shop, ann, f"order:{order_id}")
         assert "Ticket T1: refunded" in screen.params["text"]
         assert "already answered: refunded" in (await answer(shop, boss, "/reject T1 too late")).params["text"]
 
@@ -237,7 +237,7 @@ async def test_reject_asks_for_the_reason_then_the_buyer_reads_it_in_the_chat_on
         await shop.stock(2)
         ann, boss = api.user(501), api.user(BOSS, "Boss")
         order_id, _ = await paid(shop, ann, "GAME", "charge-j1")
-        mark = await press(shop, ann, f"rp:{order_id}:wrong_product")
+        mark = await press(shop, ann, f"report:{order_id}:wrong_product")
         await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOSS, since=mark)  # the alert
 
         how = await answer(shop, boss, "/reject T1")  # the Reject button: a reason cannot ride on a button
@@ -251,11 +251,11 @@ async def test_reject_asks_for_the_reason_then_the_buyer_reads_it_in_the_chat_on
         [ticket] = await tickets_of(shop, order_id)
         assert (ticket.status, ticket.answer, ticket.decided_by) == ("rejected", reason, f"telegram:{BOSS}")
 
-        screen = await answer(shop, ann, f"o:{order_id}")
+        screen = await answer(shop, ann, f"order:{order_id}")
         assert "Ticket T1: rejected — the shop&#x27;s answer: Redeemed on 11-25" in screen.params["text"]
-        orders = await answer(shop, ann, "os:0")
-        assert "hs:0" in [b["callback_data"] for b in buttons(orders)]
-        history = await answer(shop, ann, "hs:0")
+        orders = await answer(shop, ann, "orders:0")
+        assert "history:0" in [b["callback_data"] for b in buttons(orders)]
+        history = await answer(shop, ann, "history:0")
         assert "Ticket T1: rejected" in history.params["text"] and f"bought · order {order_id}" in history.params["text"]
 
 
@@ -265,7 +265,7 @@ async def test_other_takes_the_buyers_next_message_as_the_description_kept_as_pl
         await shop.stock(2)
         ann = api.user(501)
         order_id, _ = await paid(shop, ann, "GAME", "charge-o1")
-        ask = await answer(shop, ann, f"rp:{order_id}:other")
+        ask = await answer(shop, ann, f"report:{order_id}:other")
         assert "Describe the problem" in ask.params["text"]
         assert await reports(shop, order_id) == []  # nothing is reported before the words come
 
@@ -299,23 +299,23 @@ async def test_history_lists_the_buyers_own_purchases_reveals_and_tickets_newest
         mine = [(await paid(shop, ann, "GAME", f"charge-h{i}"))[0] for i in range(5)]
         bobs, _ = await paid(shop, bob, "GAME", "charge-hb")
         for oid in mine:  # each order's codes shown again: 5 reveals
-            await answer(shop, ann, f"k:{oid}")
-        mark = await press(shop, ann, f"rp:{mine[0]}:wrong_product")
+            await answer(shop, ann, f"reveal:{oid}")
+        mark = await press(shop, ann, f"report:{mine[0]}:wrong_product")
         await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == BOSS, since=mark)  # the alert
 
-        first = await answer(shop, ann, "hs:0")
+        first = await answer(shop, ann, "history:0")
         text = first.params["text"]
         assert "page 1" in text and bobs not in text
         lines = [ln for ln in text.splitlines() if " · " in ln]
         assert len(lines) == 10 and "Ticket T1" in lines[0]  # newest first
         assert "codes shown · order" in lines[1] and "in chat 501 (telegram)" in lines[1]
-        assert [b["callback_data"] for b in buttons(first)][:1] == ["hs:1"]
-        second = await answer(shop, ann, "hs:1")
+        assert [b["callback_data"] for b in buttons(first)][:1] == ["history:1"]
+        second = await answer(shop, ann, "history:1")
         rest = [ln for ln in second.params["text"].splitlines() if " · " in ln]
         assert len(rest) == 1 and f"bought · order {mine[0]}" in rest[0]
-        assert "hs:0" in [b["callback_data"] for b in buttons(second)]
+        assert "history:0" in [b["callback_data"] for b in buttons(second)]
 
-        theirs = await answer(shop, bob, "hs:0")
+        theirs = await answer(shop, bob, "history:0")
         assert bobs in theirs.params["text"] and not any(o in theirs.params["text"] for o in mine)
         assert "Ticket" not in theirs.params["text"]
 
@@ -349,14 +349,14 @@ async def test_topup_status_messages_pending_then_done_and_failed_then_refunded(
         assert len([t for t in texts_to(api, 901) if "accepted the top-up" in t]) == 1  # said once
 
         # Done, yet the phone got nothing: a top-up offers "not received" (not the code problems), a ticket.
-        choices = await answer(shop, ann, f"rp:{ok}")
+        choices = await answer(shop, ann, f"report:{ok}")
         labels = [b["text"] for b in buttons(choices)]
         assert "📵 Top-up not received" in labels and not any("work" in x for x in labels)
         mark = api.mark()
-        told = await answer(shop, ann, f"rp:{ok}:topup_missing")
+        told = await answer(shop, ann, f"report:{ok}:topup_missing")
         assert "ticket" in told.params["text"].lower()
         assert [tk.problem for tk in await tickets_of(shop, ok)] == ["topup_missing"]
-        assert (await answer(shop, ann, f"rp:{ok}:not_working")).params["text"]  # a code problem: refused
+        assert (await answer(shop, ann, f"report:{ok}:not_working")).params["text"]  # a code problem: refused
         assert [tk.problem for tk in await tickets_of(shop, ok)] == ["topup_missing"]
 
         supplier.topup_status = "failed"  # the next top-up fails upstream at once

@@ -20,6 +20,7 @@ from core.errors import ErrorCode
 from core.groups import GroupError
 from core.models import Buyer
 from config.settings import ConfigError, parse_settings
+from handlers.errors import message_of
 from handlers.groups import GroupCtx, GroupFlow
 from locales import Translator
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, import_n, settle, stock_of
@@ -132,7 +133,7 @@ async def test_given_a_quote_shown_before_the_sale_ended_when_confirmed_after_th
         with pytest.raises(GroupError) as err:
             await app.shop.groups.confirm(q.group_order.id, CHAT, BOB)
         assert err.value.code == "rule_refused" and err.value.params["rule"] == "sale_ended"
-        assert err.value.message_key == "rules.refused.sale_ended"
+        assert message_of(err.value).key == "rules.refused.sale_ended"
         await settle(app)
         assert sent.deliveries == [] and await balance(app) == 50_000 and await stock_of(app, "END") == (10, 0, 0)
 

@@ -264,7 +264,7 @@ async def test_given_odd_numbers_typed_then_the_buyer_gets_the_menu_not_a_crash(
         ctx = Ctx(Buyer("test", "u1"), "c", "en")
         await flow.on_text(ctx, "/start")
         [menu] = await flow.on_text(ctx, typed)
-        assert menu.error == "error.unknown" and [a.id for a in menu.flat_actions()][0] == "cat"
+        assert menu.error == "error.unknown" and [a.id for a in menu.flat_actions()][0] == "catalog"
 
 
 async def test_given_an_internal_failure_then_the_buyer_is_told_in_their_language_and_sees_no_code(

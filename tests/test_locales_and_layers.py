@@ -5,6 +5,15 @@ import ast
 import re
 from pathlib import Path
 
+from core.admin import AdminCode
+from core.cardfaces import CardFaceCode
+from core.errors import ErrorCode, Refused
+from core.groups import GroupCode
+from core.models import OrderStatus
+from core.payments import Refusal
+from core.resellers import ResellerCode
+from core.rules import RULE_CODES
+from handlers import errors
 from locales import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,20 +35,38 @@ def test_every_message_key_the_code_uses_exists():
     prefixes: set[str] = set()
     for path in list((ROOT / "handlers").rglob("*.py")) + list((ROOT / "bots").rglob("*.py")):
         src = path.read_text()
+        # t(lang, "key", ...) and a handler's turn.t("key", ...)
         used |= set(re.findall(r"""t\(\s*[\w.]+,\s*"([a-z_.]+)""", src))
+        used |= set(re.findall(r"""\bturn\.t\(\s*"([a-z_.]+)""", src))
         prefixes |= set(re.findall(r"""t\(\s*[\w.]+,\s*f"([a-z_.]+)\{""", src))
+        prefixes |= set(re.findall(r"""\bturn\.t\(\s*f"([a-z_.]+)\{""", src))
     assert used, "no message keys found: the pattern above is out of date"
+    assert {"wallet.balance", "catalog.item", "link.intro"} <= used, "handlers' turn.t(...) keys are not found"
     assert used - set(tr.catalogs["en"]) == set()
     for prefix in prefixes:
         assert any(k.startswith(prefix) for k in tr.catalogs["en"]), prefix
-    # The keys built from enums exist for every value.
-    from core.errors import ErrorCode
-    from core.models import OrderStatus
-    for code in ErrorCode:
-        if code.value != "unknown_sku":  # a CLI message, never shown in a chat
-            assert f"error.{code.value}" in tr.catalogs["zh_CN"], code
     for status in OrderStatus:
         assert f"status.{status.value}" in tr.catalogs["zh_CN"], status
+
+
+def test_every_refusal_has_its_message_in_every_language():
+    """Each member of each refusal enum (handlers/errors.py ROOMS) has its message in en and zh_CN; a refused rule
+    says which rule (rules.refused.<code> for every rule), with a message for a refusal that names none."""
+    assert set(errors.ROOMS) == {ErrorCode, ResellerCode, GroupCode, AdminCode, CardFaceCode, Refusal}
+    tr = Translator(("en", "zh_CN"))
+    missing = [f"{lang}: {errors.ROOMS[enum]}.{code.value}" for lang in ("en", "zh_CN") for enum in errors.ROOMS
+               for code in enum if f"{errors.ROOMS[enum]}.{code.value}" not in tr.catalogs[lang]]
+    missing += [f"{lang}: rules.refused.{rule}" for lang in ("en", "zh_CN") for rule in RULE_CODES
+                if f"rules.refused.{rule}" not in tr.catalogs[lang]]
+    assert missing == []
+    # Every Refused subclass in core has its enum in the table.
+    subclasses: set[type[Refused]] = set()
+    todo = [Refused]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            subclasses.add(sub)
+            todo.append(sub)
+    assert {sub.codes for sub in subclasses} <= set(errors.ROOMS)
 
 
 def test_every_command_line_message_is_in_the_catalogue_and_every_cli_key_is_used():

@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, OrderStatus
+from handlers.errors import message_of
 from tests.helpers import buyer, import_n, order_status, pay, settle, stock_of
 from tests.risk_helpers import START, open_guarded, product, refusal
 
@@ -68,7 +69,7 @@ async def test_given_a_high_value_order_from_a_new_account_then_a_challenge_and_
         await import_n(app, 5, "BIG")
         pid = await _pid(app, "BIG")
         err = await refusal(app.shop.reserve(ALICE, pid, 1, "en"))
-        assert err.code is ErrorCode.CHALLENGE_REQUIRED and err.message_key == "error.challenge_required"
+        assert err.code is ErrorCode.CHALLENGE_REQUIRED and message_of(err).key == "error.challenge_required"
         assert len(err.params["options"]) == 4 and _answer(err) in err.params["options"]
         assert await stock_of(app, "BIG") == (5, 0, 0)  # nothing held
         wrong = next(o for o in err.params["options"] if o != _answer(err))
@@ -226,7 +227,7 @@ async def test_given_a_banned_user_phone_or_payer_then_orders_are_refused_until_
         pid = await _pid(app)
         await app.shop.risk.ban("user", ALICE.key, ADMIN, reason="chargebacks")
         err = await refusal(app.shop.reserve(ALICE, pid, 1, "en"))
-        assert err.code is ErrorCode.RISK_REFUSED and err.message_key == "error.risk_refused"
+        assert err.code is ErrorCode.RISK_REFUSED and message_of(err).key == "error.risk_refused"
         assert await stock_of(app, "A") == (10, 0, 0)
         assert (await app.shop.risk.risk_for(ALICE)).banned == ["user"]
         assert await app.shop.risk.unban("user", ALICE.key, ADMIN)

@@ -61,7 +61,7 @@ async def test_given_a_challenged_buyer_when_they_tap_a_wrong_then_the_right_ans
         page = await browse_to_product(shop, ann)
         challenge = await _tap(shop, ann, _buy_button(page))
         assert "Quick check" in challenge.params["text"]
-        options = [b for b in buttons(challenge) if b["callback_data"].startswith("ch:")]
+        options = [b for b in buttons(challenge) if b["callback_data"].startswith("challenge:")]
         assert len(options) == 4 and len({b["text"] for b in options}) == 4
         assert api.calls("sendInvoice") == []  # nothing held yet
         right = _answer(challenge.params["text"])
@@ -71,7 +71,7 @@ async def test_given_a_challenged_buyer_when_they_tap_a_wrong_then_the_right_ans
 
         # The used token cannot be answered again, even rightly (a replayed or guessed button).
         token = wrong["callback_data"].split(":")[1]
-        replay = await _tap(shop, ann, f"ch:{token}:{right}:{wrong['callback_data'].split(':')[3]}:1")
+        replay = await _tap(shop, ann, f"challenge:{token}:{right}:{wrong['callback_data'].split(':')[3]}:1")
         assert "not the right answer" in replay.params["text"]
 
         challenge = await _tap(shop, ann, _buy_button(again))

@@ -13,6 +13,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.rules import RulesError, calling_code, normalize_phone, parse_rules, rules_of
 from config.settings import ConfigError, parse_settings
+from handlers import errors
 from locales import Translator
 from tests.helpers import buyer, import_n, pay, stock_of
 from tests.risk_helpers import START, open_guarded, product, refusal
@@ -28,8 +29,8 @@ async def _pid(app, sku: str) -> int:  # noqa: ANN001
 
 
 def _texts(err: StoreError) -> tuple[str, str]:
-    """What the buyer reads, in English and in Chinese (as handlers/customer.py renders a StoreError)."""
-    return TR.t("en", err.message_key, **err.params), TR.t("zh_CN", err.message_key, **err.params)
+    """What the buyer reads, in English and in Chinese (as the chat renders a refusal: handlers/errors.py)."""
+    return errors.text(TR, "en", err), errors.text(TR, "zh_CN", err)
 
 
 # -- configuration -------------------------------------------------------------------------------------------

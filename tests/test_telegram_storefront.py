@@ -348,7 +348,7 @@ async def test_given_a_buy_then_one_invoice_message_says_what_is_held_and_its_ca
         assert rows[0][0] == {"text": "Pay ⭐ 70", "pay": True}  # Telegram's rule: Pay comes first
         assert [c.method for c in api.calls()[mark:] if c.params.get("chat_id") == 520] == [
             "sendInvoice"]  # no second message: the hold time and the cancel button ride on the invoice
-        cancel = next(b for row in rows for b in row if b.get("callback_data") == f"x:{order_id}")
+        cancel = next(b for row in rows for b in row if b.get("callback_data") == f"cancel:{order_id}")
 
         mark = api.mark()
         await shop.send(api.callback_update(ann, cancel["callback_data"], call.result))

@@ -34,7 +34,7 @@ async def test_given_a_topup_when_the_buyer_types_a_wrong_then_a_right_number_pa
         def last_to_ann():  # noqa: ANN202
             return api.calls("sendMessage")[-1] if api.calls("sendMessage") else None
 
-        await shop.send(api.callback_update(ann, f"p:{pid}", {"message_id": 1, "chat": chat, "date": 0}))
+        await shop.send(api.callback_update(ann, f"product:{pid}", {"message_id": 1, "chat": chat, "date": 0}))
         page = last_to_ann()
         assert "China Mobile" in page.params["text"] and buttons(page)[0]["text"] == "Buy"
         await shop.send(api.callback_update(ann, buttons(page)[0]["callback_data"], page.result))
@@ -45,7 +45,7 @@ async def test_given_a_topup_when_the_buyer_types_a_wrong_then_a_right_number_pa
         await shop.send(api.message_update(ann, "138 0013 8000"))
         confirm = last_to_ann()
         assert "13800138000" in confirm.params["text"]
-        confirm_data = next(b["callback_data"] for b in buttons(confirm) if b["callback_data"].startswith("tuc:"))
+        confirm_data = next(b["callback_data"] for b in buttons(confirm) if b["callback_data"].startswith("topup_confirm:"))
         await shop.send(api.callback_update(ann, confirm_data, confirm.result))
         [invoice] = api.calls("sendInvoice")
         order_id, stars = invoice.params["payload"], invoice.params["prices"][0]["amount"]

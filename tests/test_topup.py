@@ -64,9 +64,9 @@ async def checkout(app: App, buyer: str, account: str = PHONE):
     """Product page -> Buy -> account -> confirm -> invoice; returns the order."""
     flow, ctx = CustomerFlow(app.shop, Translator(), shop_name="Shop", numbered=False), Ctx(Buyer(CHANNEL, buyer), buyer, "en")
     pid = (await app.shop.product_by_sku(SKU)).id
-    await flow.on_action(ctx, f"tu:{pid}")
+    await flow.on_action(ctx, f"topup:{pid}")
     await flow.on_text(ctx, account)
-    [invoice] = await flow.on_action(ctx, f"tuc:{pid}")
+    [invoice] = await flow.on_action(ctx, f"topup_confirm:{pid}")
     order, _ = await app.shop.order_for(invoice.invoice["order_id"], ctx.buyer)
     return order
 
@@ -77,17 +77,17 @@ async def test_given_a_topup_the_buyer_enters_and_confirms_the_account_pays_and_
         flow = CustomerFlow(app.shop, Translator(), shop_name="Shop", numbered=False)
         ctx = Ctx(Buyer(CHANNEL, "u1"), "u1", "en")
         pid = (await app.shop.product_by_sku(SKU)).id
-        [page] = await flow.on_action(ctx, f"p:{pid}")
-        assert [a.id for a in page.flat_actions()][0] == f"tu:{pid}"
-        [ask] = await flow.on_action(ctx, f"tu:{pid}")
+        [page] = await flow.on_action(ctx, f"product:{pid}")
+        assert [a.id for a in page.flat_actions()][0] == f"topup:{pid}"
+        [ask] = await flow.on_action(ctx, f"topup:{pid}")
         assert "mobile number" in ask.body
         [wrong] = await flow.on_text(ctx, "12345")
         assert wrong.error == "bad_account" and "“12345” is not a valid account" in wrong.body
         [confirm] = await flow.on_text(ctx, "138 0013 8000")
         assert confirm.title == "Please confirm" and f"Account: {PHONE}" in confirm.body and "CN¥30.00" in confirm.body
-        assert [a.id for a in confirm.flat_actions()] == [f"tuc:{pid}", f"tu:{pid}", "menu"]
+        assert [a.id for a in confirm.flat_actions()] == [f"topup_confirm:{pid}", f"topup:{pid}", "menu"]
         assert fake.requests == []
-        [invoice] = await flow.on_action(ctx, f"tuc:{pid}")
+        [invoice] = await flow.on_action(ctx, f"topup_confirm:{pid}")
         assert f"Account: {PHONE}" in invoice.body
         order, _ = await app.shop.order_for(invoice.invoice["order_id"], ctx.buyer)
         assert order.account == PHONE
@@ -190,7 +190,7 @@ async def test_the_account_is_checked_by_the_core_too_and_numbered_channels_can_
         assert err.value.code.value == "bad_account"
         flow = CustomerFlow(app.shop, Translator(), shop_name="Shop", numbered=True)
         ctx = Ctx(Buyer(CHANNEL, "u9"), "u9", "en")
-        [ask] = await flow.on_action(ctx, f"tu:{pid}")
+        [ask] = await flow.on_action(ctx, f"topup:{pid}")
         [back] = await flow.on_text(ctx, "1")  # "1" is no phone number: it picks the first offered action (Back)
         assert back.title == "China Mobile ¥30"
         [menu] = await flow.on_text(ctx, "/start")

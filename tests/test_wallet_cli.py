@@ -23,6 +23,7 @@ async def test_the_merchant_binds_an_owner_imports_for_a_waiting_order_and_pays_
     assert owner.returncode == 0 and "test:ann acts for it" in owner.stdout
     bad = run_cli(cfg, "reseller", "owner", "1", "nocolon")
     assert bad.returncode == 2 and "bad_identity" in bad.stderr
+    assert "error: nocolon is not a chat identity" in bad.stderr  # the refusal in words (handlers/errors.py)
     async with open_shop(sqlite_url_for(tmp_path), tmp_path, catalog=CATALOG, demo=False) as (app, _, _):
         desk = app.shop.resellers
         assert (await desk.reseller_of(Buyer("test", "ann"))).name == "Acme"
@@ -46,7 +47,9 @@ async def test_the_merchant_binds_an_owner_imports_for_a_waiting_order_and_pays_
     assert listed.returncode == 0 and "commission balance 200" in listed.stdout and "accrual\t200" in listed.stdout
     over = run_cli(cfg, "reseller", "payout", "1", "201")
     assert over.returncode == 2 and "insufficient_commission" in over.stderr
+    assert "the commission balance is 200, less than 201" in over.stderr
     paid = run_cli(cfg, "reseller", "payout", "1", "150", "--note", "bank 7")
     assert paid.returncode == 0 and "paid out 150 CNY, commission balance 50" in paid.stdout
     unknown = run_cli(cfg, "reseller", "refund-topup", "W000000NOTHERE")
     assert unknown.returncode == 2 and "unknown_topup" in unknown.stderr
+    assert "There is no top-up W000000NOTHERE" in unknown.stderr

@@ -21,6 +21,7 @@ from core.outbox import OutboxDispatcher
 from core.ports import ChannelParts, Delivery
 from core.payments import Outcome, StarTransaction, utc_from_timestamp
 from core.shop import Shop
+from handlers import errors
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
 from locales import Translator
@@ -391,7 +392,7 @@ class TelegramFrontend:
             await self.port.answer_pre_checkout(query_id, True)
         else:
             lang = await self.language(user_id, lang_hint)
-            await self.port.answer_pre_checkout(query_id, False, self.i18n.t(lang, f"telegram.precheckout.{refusal}"))
+            await self.port.answer_pre_checkout(query_id, False, errors.words(self.i18n, lang, refusal))
 
     async def on_successful_payment(self, user_id: int, chat_id: int, payload: str, charge_id: str, total: int,
                                     currency: str) -> None:

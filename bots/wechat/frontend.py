@@ -36,15 +36,17 @@ from core.flood import FloodGate
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
+from handlers.actions import Home, Orders, Shopping
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
+from handlers.state import Conversation
 from locales import Translator
 
 log = logging.getLogger(__name__)
 
 TEXT_BYTES = 2000  # WeChat's text messages (passive and customer-service) take 2048 bytes
-PENDING = "wechat_pending"  # customer state: what could not be sent while the 48-hour window was closed
-KEYWORDS = {"menu": "menu", "catalog": "cat", "orders": "os:0", "help": "help", "language": "lang"}
+KEYWORDS = {"menu": Home.MENU.id(), "catalog": Shopping.CATALOG.id(), "orders": Orders.ORDERS.id(0),
+            "help": Home.HELP.id(), "language": Home.LANGUAGE.id()}
 BUDGET = 3.0  # seconds for the passive reply; WeChat gives up at 5
 
 
@@ -171,18 +173,21 @@ class Pending:
     async def add(self, openid: str, entry: dict[str, Any]) -> None:
         async with self.locks(openid):
             cust = await fresh_customer(self.shop, openid)
-            entries = list(cust.state.get(PENDING, []))
+            state = Conversation(cust)
+            entries = state.wechat_pending or []
             if entry not in entries:
                 entries.append(entry)
-            cust.state[PENDING] = entries
+            state.wechat_pending = entries
             await self.shop.save_customer(cust)
 
     async def take(self, openid: str, seen: Customer) -> list[dict[str, Any]]:
         """Called under the user's lock (the frontend holds it), with the customer as just read."""
-        if not seen.state.get(PENDING):
+        if not Conversation(seen).wechat_pending:
             return []
         cust = await fresh_customer(self.shop, openid)
-        entries = cust.state.pop(PENDING, None)
+        state = Conversation(cust)
+        entries = state.wechat_pending
+        state.wechat_pending = None
         if entries:
             await self.shop.save_customer(cust)
         return list(entries or [])

@@ -1,0 +1,205 @@
+"""Browsing and buying: the catalogue, a category, a product, buy -> the invoice; a top-up's account first (asked,
+typed, confirmed); the answer to a risk challenge (the question itself: handlers/risk.py)."""
+from __future__ import annotations
+
+import math
+
+from core.errors import ErrorCode, StoreError
+from core.models import Kind, Order, Product, localized
+from core.rules import rules_of
+from handlers import risk
+from handlers.actions import Home, Orders, Shopping
+from handlers.router import Router, Turn
+from handlers.screen import Action, Screen
+from handlers.state import TopupWait
+
+PAGE = 8
+router = Router("catalog")
+
+
+@router.action(Shopping.CATALOG)
+async def catalog(turn: Turn, page: int = 0) -> Screen:
+    """The categories; with only one, its products straight away."""
+    cats = await turn.shop.categories()
+    if len(cats) <= 1:
+        return await category(turn, 0, page)
+    rows = []
+    for i, (key, p) in enumerate(cats):
+        name = localized(p.category, turn.lang, turn.shop.default_language) if key else turn.t("catalog.uncategorised")
+        rows.append([Action(Shopping.CATEGORY.id(i), name)])
+    rows.append([Action(Home.MENU.id(), turn.t("nav.back"))])
+    return Screen(turn.t("catalog.title"), turn.t("catalog.categories"), actions=rows)
+
+
+@router.action(Shopping.CATEGORY)
+async def category(turn: Turn, index: int, page: int = 0) -> Screen:
+    """A category's products with their prices, a page at a time."""
+    cats = await turn.shop.categories()
+    products = await turn.shop.products(cats[index][0]) if cats else []
+    if not products:
+        return Screen(turn.t("catalog.title"), turn.t("catalog.empty"), actions=turn.home())
+    pages = math.ceil(len(products) / PAGE)
+    page = max(0, min(page, pages - 1))
+    rows = [[Action(Shopping.PRODUCT.id(p.id), turn.t("catalog.item", title=turn.title(p),
+                                                      price=turn.money(p.price, p.currency)))]
+            for p in products[page * PAGE:(page + 1) * PAGE]]
+    nav = []
+    if page > 0:
+        nav.append(Action(Shopping.CATEGORY.id(index, page - 1), turn.t("nav.prev")))
+    if page + 1 < pages:
+        nav.append(Action(Shopping.CATEGORY.id(index, page + 1), turn.t("nav.next")))
+    if nav:
+        rows.append(nav)
+    rows.append([Action((Shopping.CATALOG if len(cats) > 1 else Home.MENU).id(), turn.t("nav.back"))])
+    body = turn.t("catalog.products")
+    if pages > 1:
+        body += "\n" + turn.t("catalog.page", page=page + 1, pages=pages)
+    return Screen(turn.t("catalog.title"), body, actions=rows)
+
+
+@router.action(Shopping.PRODUCT)
+async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen:
+    """A product: what it is, its price and stock, Buy, and the quantity."""
+    view = await turn.shop.product_view(product_id)
+    p = view.product
+    qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
+    lines = []
+    desc = localized(p.description, turn.lang, turn.shop.default_language)
+    if desc:
+        lines.append(desc)
+    lines.append(turn.t("product.price", price=turn.money(p.price, p.currency)))
+    rules = rules_of(p.rules)
+    if rules.effective_from is not None:  # a membership that starts later: say when (and when it arrives)
+        key = "rules.effective_delivered_then" if rules.deliver_on_effective else "rules.effective"
+        lines.append(turn.t(key, date=rules.effective_from.strftime("%Y-%m-%d")))
+    show_stars = turn.flow.show_stars
+    if p.stars and show_stars:
+        lines.append(turn.t("product.stars", stars=p.stars))
+    if view.available is None:
+        lines.append(turn.t("product.unlimited"))
+    elif view.available == 0:
+        lines.append(turn.t("product.sold_out"))
+    elif view.low:
+        lines.append(turn.t("product.low", n=view.available))
+    else:
+        lines.append(turn.t("product.in_stock"))
+    rows: list[list[Action]] = []
+    if show_stars and not p.stars:
+        lines.append(turn.t("telegram.no_stars"))
+    elif view.available != 0 and p.kind is Kind.TOPUP:  # the account comes first, then the invoice
+        rows.append([Action(Shopping.TOPUP.id(p.id), turn.t("product.buy"))])
+    elif view.available != 0:
+        # Buy comes first so that on numbered channels "1" always means Buy on a product page.
+        rows.append([Action(Shopping.BUY.id(p.id, qty), turn.t("product.buy"))])
+        if p.max_qty > p.min_qty:
+            lines.append(turn.t("product.qty", qty=qty, min=p.min_qty, max=p.max_qty))
+            qrow = []
+            if qty > p.min_qty:
+                qrow.append(Action(Shopping.PRODUCT.id(p.id, qty - 1), turn.t("product.less")))
+            if qty < p.max_qty:
+                qrow.append(Action(Shopping.PRODUCT.id(p.id, qty + 1), turn.t("product.more")))
+            rows.append(qrow)
+        lines.append(turn.t("product.total", total=turn.money(p.price * qty, p.currency)))
+    rows.append([Action(Shopping.CATALOG.id(), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
+    return Screen(turn.title(p), "\n".join(lines), actions=[r for r in rows if r])
+
+
+async def _sellable(turn: Turn, product_id: int) -> Product | None:
+    """The product, refused when this channel cannot take its price: Telegram sells digital goods for Stars only,
+    so nothing is held for what cannot be paid here."""
+    p = await turn.shop.product(product_id)
+    if p is not None and turn.flow.show_stars and not p.stars:
+        raise StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
+    return p
+
+
+@router.action(Shopping.BUY)
+async def buy(turn: Turn, product_id: int, qty: int) -> Screen:
+    """Hold the codes and show the invoice; a risk challenge or a phone the rules want is asked for first."""
+    p = await _sellable(turn, product_id)
+    try:
+        order = await turn.shop.reserve(turn.buyer, product_id, qty, turn.lang, turn.ctx.chat_id)
+    except StoreError as exc:
+        return await risk.ask(turn, exc, product_id, qty)  # or raises exc: the refusal and the menu
+    assert p is not None  # it was just reserved
+    return invoice(turn, order, p)
+
+
+@router.action(Shopping.CHALLENGE)
+async def challenge(turn: Turn, token: str, answer: str, product_id: int, qty: int) -> Screen:
+    """The buyer's answer to a risk challenge: right -> the purchase goes on; wrong -> told, back to the product."""
+    if not token or len(answer) > 3:
+        raise ValueError("garbage challenge")
+    if await turn.shop.pass_challenge(turn.buyer, token, answer):
+        return await buy(turn, product_id, qty)
+    return risk.failed(turn, await product(turn, product_id, qty))
+
+
+# -- top-ups: account -> confirmation -> invoice ---------------------------------------------------------------
+
+@router.action(Shopping.TOPUP, keeps=("topup",))
+async def topup(turn: Turn, product_id: int) -> Screen:
+    """Ask for the account to recharge; the next message the buyer types is taken as the account."""
+    return await _ask_account(turn, product_id)
+
+
+async def _ask_account(turn: Turn, product_id: int, error: str = "") -> Screen:
+    view = await turn.shop.product_view(product_id)
+    if view.product.kind is not Kind.TOPUP:
+        raise ValueError("not a top-up product")
+    turn.state.topup = TopupWait(product_id)
+    await turn.save()
+    body = (error + "\n\n" if error else "") + turn.t("topup.ask.body")
+    return Screen(turn.t("topup.ask.title", title=turn.title(view.product)), body,
+                  actions=[[Action(Shopping.PRODUCT.id(product_id), turn.t("nav.back")),
+                            Action(Home.MENU.id(), turn.t("nav.menu"))]],
+                  error="bad_account" if error else None)
+
+
+@router.action(Shopping.TOPUP_ACCOUNT, keeps=("topup",))
+async def topup_account(turn: Turn, typed: str) -> Screen:
+    """The buyer typed an account: shown back for confirmation, or asked for again when it does not fit."""
+    wait = turn.state.topup
+    p = await turn.shop.product(wait.product_id) if wait is not None else None
+    if p is None or p.kind is not Kind.TOPUP:
+        raise ValueError("no top-up waiting for an account")
+    account = turn.shop.check_account(p, typed)
+    if account is None:
+        return await _ask_account(turn, p.id, turn.t("topup.bad_account", account=typed[:40]))
+    turn.state.topup = TopupWait(p.id, account)
+    await turn.save()
+    return Screen(turn.t("topup.confirm.title"), turn.t(
+        "topup.confirm.body", title=turn.title(p), account=account, total=turn.money(p.price, p.currency)), actions=[
+        [Action(Shopping.TOPUP_CONFIRM.id(p.id), turn.t("topup.confirm"))],
+        [Action(Shopping.TOPUP.id(p.id), turn.t("topup.change")), Action(Home.MENU.id(), turn.t("nav.menu"))]])
+
+
+@router.action(Shopping.TOPUP_CONFIRM, keeps=("topup",))
+async def topup_confirm(turn: Turn, product_id: int) -> Screen:
+    """Confirmed: the order is made with the account and the invoice shown."""
+    wait = turn.state.topup
+    if wait is None or wait.product_id != product_id or not wait.account:
+        return await _ask_account(turn, product_id)
+    p = await _sellable(turn, product_id)
+    order = await turn.shop.reserve(turn.buyer, product_id, 1, turn.lang, turn.ctx.chat_id, account=wait.account)
+    turn.state.topup = None
+    await turn.save()
+    assert p is not None
+    return invoice(turn, order, p)
+
+
+def invoice(turn: Turn, order: Order, p: Product) -> Screen:
+    """A held order to pay: adapters with a payment UI render `invoice` (Telegram Stars, a WeChat Pay QR code)."""
+    minutes = max(1, round((order.expires_at - order.created_at).total_seconds() / 60))
+    rows = []
+    if turn.flow.demo_payments:
+        rows.append([Action(Orders.PAY.id(order.id), turn.t("order.pay_demo"))])
+    rows.append([Action(Orders.CANCEL.id(order.id), turn.t("order.cancel"))])
+    return Screen(
+        turn.t("order.held.title", order=order.id),
+        turn.t("order.held.body", title=turn.title(p), qty=order.qty, total=turn.money(order.amount, order.currency),
+               minutes=minutes)
+        + ("\n" + turn.t("topup.account", account=order.account) if order.account else ""),
+        actions=rows,
+        invoice={"order_id": order.id, "title": turn.title(p), "amount": order.amount, "currency": order.currency,
+                 "stars": (order.stars or 0) * order.qty, "qty": order.qty, "lang": turn.lang, "minutes": minutes})
