@@ -30,7 +30,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import repos
+from storage.cardfaces import CardFaceRepo
+from storage.groups import GroupRepo
 from storage.risk import RiskRepo
+from storage.wechat import NoncePairRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -142,6 +145,9 @@ class SqlUnitOfWork:
         self.meta = repos.MetaRepo(*args)
         self.supplies = repos.SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
+        self.groups = GroupRepo(*args)  # reseller group chats
+        self.card_faces = CardFaceRepo(*args)  # resellers' card faces, bound users
+        self.wechat = NoncePairRepo(*args)  # the WeChat callback's (timestamp, nonce) pairs
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
