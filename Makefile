@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench docs clean
+.PHONY: run test test-fast bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 PYTEST_WORKERS ?= 3
 test: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The fast tier alone (tests/unit: use cases on an in-memory unit of work, pure rules; no database, no network):
+# about a second, for the edit-test loop. `make test` runs it too.
+test-fast: $(STAMP)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -p no:xdist tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/allocation.py

@@ -34,9 +34,7 @@ from core.shop import Shop
 from core.vault import KeyRing, Vault, open_vault
 from jobs.scheduler import build_scheduler
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
-from storage.cardfaces import SqlCardFaceRepo
 from storage.db import Database
-from storage.groups import SqlGroupRepo
 from storage.jobs import SqlJobStore
 from suppliers import build_suppliers
 
@@ -196,7 +194,7 @@ def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
 def group_desk(shop: Shop, resellers: ResellerDesk, settings: Settings) -> GroupDesk:
     """Reseller group chats on the Telegram channel (`telegram.groups`)."""
     g = settings.telegram.groups
-    return GroupDesk(shop.uow, shop.clock, SqlGroupRepo(), resellers=resellers, listing=shop,
+    return GroupDesk(shop.uow, shop.clock, resellers=resellers, listing=shop,
                      wake=shop.dispatcher.wake, channel="telegram", confirm_minutes=g.confirm_minutes,
                      buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
 
@@ -207,7 +205,7 @@ def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
                                  *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
                                                                                         f.font)))
                   for name, f in settings.card_faces.items()}
-    return CardFaceDesk(shop.uow, shop.clock, SqlCardFaceRepo(), configured)
+    return CardFaceDesk(shop.uow, shop.clock, configured)
 
 
 def merchant_chats(settings: Settings) -> list[tuple[str, str]]:

@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from core.models import AuditEntry, Buyer
 from core.errors import Refused
-from core.ports import UnitOfWork
+from core.clock import Clock
+from core.ports import UnitOfWorkFactory
 
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 NAME_MAX = 32
@@ -72,17 +73,18 @@ def check_face(face: CardFace) -> CardFace:
 
 
 class CardFaceRepo(Protocol):
-    """Card faces and bound users, on the unit of work's connection (storage/cardfaces.py)."""
+    """Card faces and bound users (storage/cardfaces.py): `uow.card_faces`, bound to the unit of work's
+    connection."""
 
-    async def reseller_name(self, uow: UnitOfWork, reseller_id: int) -> str | None: ...
-    async def save_face(self, uow: UnitOfWork, reseller_id: int, face: CardFace, at: datetime) -> None: ...
-    async def drop_face(self, uow: UnitOfWork, reseller_id: int) -> bool: ...
-    async def face(self, uow: UnitOfWork, reseller_id: int) -> CardFace | None: ...
-    async def bind(self, uow: UnitOfWork, reseller_id: int, buyer: Buyer, at: datetime) -> None: ...
-    async def unbind(self, uow: UnitOfWork, buyer: Buyer) -> bool: ...
-    async def bound(self, uow: UnitOfWork, buyer: Buyer) -> tuple[int, str] | None:
+    async def reseller_name(self, reseller_id: int) -> str | None: ...
+    async def save_face(self, reseller_id: int, face: CardFace, at: datetime) -> None: ...
+    async def drop_face(self, reseller_id: int) -> bool: ...
+    async def face(self, reseller_id: int) -> CardFace | None: ...
+    async def bind(self, reseller_id: int, buyer: Buyer, at: datetime) -> None: ...
+    async def unbind(self, buyer: Buyer) -> bool: ...
+    async def bound(self, buyer: Buyer) -> tuple[int, str] | None:
         """(reseller id, reseller name) the user is bound to, or None."""
-    async def any_face(self, uow: UnitOfWork) -> bool:
+    async def any_face(self) -> bool:
         """True when some reseller has a stored card face."""
 
 
@@ -92,11 +94,10 @@ Resolver = Callable[[Buyer], Awaitable[int | None]]
 class CardFaceDesk:
     """Card face use cases. `configured`: faces from the config by reseller name (they win over stored ones)."""
 
-    def __init__(self, uow_factory: Any, clock: Any, repo: CardFaceRepo,
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
                  configured: Mapping[str, CardFace] | None = None) -> None:
         self.uow = uow_factory
         self.clock = clock
-        self.repo = repo
         self.configured = dict(configured or {})
         self.resolvers: list[Resolver] = []  # more ways a user belongs to a reseller (e.g. its group's members)
         self._cache: dict[Buyer, tuple[float, CardFace | None]] = {}
@@ -108,9 +109,9 @@ class CardFaceDesk:
         face = check_face(face)
         now = self.clock.now()
         async with self.uow(write=True) as uow:
-            if await self.repo.reseller_name(uow, reseller_id) is None:
+            if await uow.card_faces.reseller_name(reseller_id) is None:
                 raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
-            await self.repo.save_face(uow, reseller_id, face, now)
+            await uow.card_faces.save_face(reseller_id, face, now)
             await uow.audit.add_many([AuditEntry("reseller", actor, "api", now, detail={
                 "reseller": reseller_id, "op": "card_face", "name": face.display_name})])
             await uow.commit()
@@ -120,7 +121,7 @@ class CardFaceDesk:
 
     async def clear_face(self, reseller_id: int, *, actor: str) -> bool:
         async with self.uow(write=True) as uow:
-            dropped = await self.repo.drop_face(uow, reseller_id)
+            dropped = await uow.card_faces.drop_face(reseller_id)
             if dropped:
                 await uow.audit.add_many([AuditEntry("reseller", actor, "api", self.clock.now(), detail={
                     "reseller": reseller_id, "op": "card_face_cleared"})])
@@ -131,18 +132,18 @@ class CardFaceDesk:
     async def face(self, reseller_id: int) -> CardFace | None:
         """The reseller's face as deliveries will use it (config first, then the stored one)."""
         async with self.uow() as uow:
-            name = await self.repo.reseller_name(uow, reseller_id)
+            name = await uow.card_faces.reseller_name(reseller_id)
             if name is None:
                 raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
-            return self.configured.get(name) or await self.repo.face(uow, reseller_id)
+            return self.configured.get(name) or await uow.card_faces.face(reseller_id)
 
     async def bind(self, reseller_id: int, buyer: Buyer, *, actor: str) -> None:
         """A chat user receives this reseller's card faces from now on (one reseller per user; audited)."""
         now = self.clock.now()
         async with self.uow(write=True) as uow:
-            if await self.repo.reseller_name(uow, reseller_id) is None:
+            if await uow.card_faces.reseller_name(reseller_id) is None:
                 raise CardFaceError(CardFaceCode.UNKNOWN_RESELLER, reseller=reseller_id)
-            await self.repo.bind(uow, reseller_id, buyer, now)
+            await uow.card_faces.bind(reseller_id, buyer, now)
             await uow.audit.add_many([AuditEntry("reseller", actor, buyer.channel, now, detail={
                 "reseller": reseller_id, "op": "bind", "user": buyer.key})])
             await uow.commit()
@@ -150,7 +151,7 @@ class CardFaceDesk:
 
     async def unbind(self, buyer: Buyer, *, actor: str) -> bool:
         async with self.uow(write=True) as uow:
-            done = await self.repo.unbind(uow, buyer)
+            done = await uow.card_faces.unbind(buyer)
             if done:
                 await uow.audit.add_many([AuditEntry("reseller", actor, buyer.channel, self.clock.now(), detail={
                     "op": "unbind", "user": buyer.key})])
@@ -166,21 +167,21 @@ class CardFaceDesk:
         if not self.configured:
             if self._any is None or time.monotonic() - self._any[0] >= CACHE_SECONDS:
                 async with self.uow() as uow:
-                    self._any = (time.monotonic(), await self.repo.any_face(uow))
+                    self._any = (time.monotonic(), await uow.card_faces.any_face())
             if not self._any[1]:
                 return None
         face: CardFace | None = None
         async with self.uow() as uow:
-            bound = await self.repo.bound(uow, buyer)
+            bound = await uow.card_faces.bound(buyer)
             if bound is None:
                 for resolve in self.resolvers:
                     rid = await resolve(buyer)
                     if rid is not None:
-                        name = await self.repo.reseller_name(uow, rid)
+                        name = await uow.card_faces.reseller_name(rid)
                         bound = (rid, name) if name is not None else None
                         break
             if bound is not None:
-                face = self.configured.get(bound[1]) or await self.repo.face(uow, bound[0])
+                face = self.configured.get(bound[1]) or await uow.card_faces.face(bound[0])
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[buyer] = (time.monotonic(), face)

@@ -128,28 +128,27 @@ class Confirmed:
 
 
 class GroupRepo(Protocol):
-    """Group tables (storage/groups.py), on the unit of work's connection."""
+    """Group tables (storage/groups.py): `uow.groups`, bound to the unit of work's connection."""
 
-    async def set_owner(self, uow: UnitOfWork, reseller_id: int, owner: str) -> None: ...
-    async def owner_of(self, uow: UnitOfWork, reseller_id: int) -> str | None: ...
-    async def by_owner(self, uow: UnitOfWork, owner: str) -> int | None: ...
-    async def resellers(self, uow: UnitOfWork) -> list[tuple[Reseller, str | None]]: ...
-    async def link(self, uow: UnitOfWork, link: GroupLink) -> None:
+    async def set_owner(self, reseller_id: int, owner: str) -> None: ...
+    async def owner_of(self, reseller_id: int) -> str | None: ...
+    async def by_owner(self, owner: str) -> int | None: ...
+    async def resellers(self) -> list[tuple[Reseller, str | None]]: ...
+    async def link(self, link: GroupLink) -> None:
         """Links the chat (replacing an earlier link of the same chat)."""
-    async def unlink(self, uow: UnitOfWork, chat: str) -> bool: ...
-    async def link_of(self, uow: UnitOfWork, chat: str) -> GroupLink | None: ...
-    async def seen(self, uow: UnitOfWork, chat: str, user: str, username: str | None, at: datetime) -> None: ...
-    async def member(self, uow: UnitOfWork, chat: str, user: str) -> tuple[str | None, bool] | None: ...
-    async def by_username(self, uow: UnitOfWork, chat: str, username: str) -> str | None: ...
-    async def set_allowed(self, uow: UnitOfWork, chat: str, user: str, allowed: bool, at: datetime) -> None: ...
-    async def add_order(self, uow: UnitOfWork, g: GroupOrder) -> None: ...
-    async def order(self, uow: UnitOfWork, token: str) -> GroupOrder | None: ...
-    async def by_order(self, uow: UnitOfWork, order_id: str) -> GroupOrder | None: ...
-    async def set_status(self, uow: UnitOfWork, token: str, old: Sequence[str], new: str,
-                         order_id: str | None = None) -> bool:
+    async def unlink(self, chat: str) -> bool: ...
+    async def link_of(self, chat: str) -> GroupLink | None: ...
+    async def seen(self, chat: str, user: str, username: str | None, at: datetime) -> None: ...
+    async def member(self, chat: str, user: str) -> tuple[str | None, bool] | None: ...
+    async def by_username(self, chat: str, username: str) -> str | None: ...
+    async def set_allowed(self, chat: str, user: str, allowed: bool, at: datetime) -> None: ...
+    async def add_order(self, g: GroupOrder) -> None: ...
+    async def order(self, token: str) -> GroupOrder | None: ...
+    async def by_order(self, order_id: str) -> GroupOrder | None: ...
+    async def set_status(self, token: str, old: Sequence[str], new: str, order_id: str | None = None) -> bool:
         """Compare-and-set of a quote's status; False when it was in none of `old`."""
-    async def set_message(self, uow: UnitOfWork, token: str, message_id: int) -> None: ...
-    async def unreachable_of(self, uow: UnitOfWork, user: str) -> list[str]:
+    async def set_message(self, token: str, message_id: int) -> None: ...
+    async def unreachable_of(self, user: str) -> list[str]:
         """Order ids of the user's quotes whose codes wait for them to start the bot."""
 
 
@@ -183,10 +182,9 @@ class GroupDesk:
     """Reseller group-chat use cases on one channel (`telegram`). Deliveries go out on `<channel>_group`,
     whose notifier sends the codes to the member in private and updates the group message."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, repo: GroupRepo, *, resellers: ResellerDesk,
-                 listing: Catalog, wake: Callable[[], None], channel: str, confirm_minutes: int = 10,
-                 buys_per_member: int = 3, buys_per_group: int = 8) -> None:
-        self.repo = repo
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, resellers: ResellerDesk, listing: Catalog,
+                 wake: Callable[[], None], channel: str, confirm_minutes: int = 10, buys_per_member: int = 3,
+                 buys_per_group: int = 8) -> None:
         self.uow = uow
         self.clock = clock
         self.resellers = resellers  # a group orders for a reseller: its tier, wallet and B2B order batch
@@ -207,11 +205,11 @@ class GroupDesk:
         """A merchant makes `owner` (a user of this channel) a reseller with a discount tier and a credit limit."""
         key = self.buyer(owner).key
         async with self.uow() as uow:
-            if await self.repo.by_owner(uow, key) is not None:
+            if await uow.groups.by_owner(key) is not None:
                 raise GroupError(GroupCode.OWNER_TAKEN, user=owner)
         r = await self.resellers.create(key, discount_percent=discount_percent, credit_limit=credit_limit)
         async with self.uow(write=True) as uow:
-            await self.repo.set_owner(uow, r.id, key)
+            await uow.groups.set_owner(r.id, key)
             await self._audit(uow, actor, op="owner", reseller=r.id, owner=key)
             await uow.commit()
         return r
@@ -220,7 +218,7 @@ class GroupDesk:
         """A reseller named by its owner's user id on this channel, its name, or #id."""
         ref = ref.strip()
         async with self.uow() as uow:
-            rid = await self.repo.by_owner(uow, self.buyer(ref).key)
+            rid = await uow.groups.by_owner(self.buyer(ref).key)
             if rid is None and ref.startswith("#") and ref[1:].isdigit() and len(ref) < 12:
                 rid = int(ref[1:])
             r = await uow.resellers.get(rid) if rid is not None else \
@@ -231,12 +229,12 @@ class GroupDesk:
 
     async def owned_by(self, user: str) -> Reseller | None:
         async with self.uow() as uow:
-            rid = await self.repo.by_owner(uow, self.buyer(user).key)
+            rid = await uow.groups.by_owner(self.buyer(user).key)
             return await uow.resellers.get(rid) if rid is not None else None
 
     async def all(self) -> list[tuple[Reseller, str | None]]:
         async with self.uow() as uow:
-            return await self.repo.resellers(uow)
+            return await uow.groups.resellers()
 
     async def statement(self, reseller_id: int, rows: int = STATEMENT_ROWS) -> tuple[Reseller, list[WalletEntry]]:
         """The wallet: balance, credit limit and the newest movements."""
@@ -249,47 +247,47 @@ class GroupDesk:
         async with self.uow(write=True) as uow:
             if await uow.resellers.get(reseller_id) is None:
                 raise GroupError(GroupCode.UNKNOWN_RESELLER, reseller=str(reseller_id))
-            await self.repo.link(uow, link)
+            await uow.groups.link(link)
             await self._audit(uow, actor, op="link_group", reseller=reseller_id, chat=chat)
             await uow.commit()
         return link
 
     async def unlink(self, chat: str, *, actor: str) -> None:
         async with self.uow(write=True) as uow:
-            if not await self.repo.unlink(uow, chat):
+            if not await uow.groups.unlink(chat):
                 raise GroupError(GroupCode.NOT_LINKED)
             await self._audit(uow, actor, op="unlink_group", chat=chat)
             await uow.commit()
 
     async def link_of(self, chat: str) -> GroupLink | None:
         async with self.uow() as uow:
-            return await self.repo.link_of(uow, chat)
+            return await uow.groups.link_of(chat)
 
     # -- the reseller: members ------------------------------------------------------------------------------------
     async def seen(self, chat: str, user: str, username: str | None) -> None:
         """Remembers who typed a command in a linked group (so the owner can /allow @username)."""
         async with self.uow(write=True) as uow:
-            await self.repo.seen(uow, chat, user, (username or "").lower() or None, self.clock.now())
+            await uow.groups.seen(chat, user, (username or "").lower() or None, self.clock.now())
             await uow.commit()
 
     async def allow(self, chat: str, actor: str, target: str, allowed: bool, *, merchant: bool = False) -> str:
         """The reseller's owner (or a merchant) allows / disallows a member to order in this group. `target` is a
         user id or @username (of someone the bot saw in the group). Returns the member's user id."""
         async with self.uow(write=True) as uow:
-            link = await self.repo.link_of(uow, chat)
+            link = await uow.groups.link_of(chat)
             if link is None:
                 raise GroupError(GroupCode.NOT_LINKED)
-            if not merchant and await self.repo.owner_of(uow, link.reseller_id) != self.buyer(actor).key:
+            if not merchant and await uow.groups.owner_of(link.reseller_id) != self.buyer(actor).key:
                 raise GroupError(GroupCode.NOT_OWNER)
             if target.startswith("@"):
-                user = await self.repo.by_username(uow, chat, target[1:].lower())
+                user = await uow.groups.by_username(chat, target[1:].lower())
                 if user is None:
                     raise GroupError(GroupCode.UNKNOWN_MEMBER, member=target[:33])
             elif target.lstrip("-").isdigit() and len(target) < 20:
                 user = target
             else:
                 raise GroupError(GroupCode.UNKNOWN_MEMBER, member=target[:33])
-            await self.repo.set_allowed(uow, chat, user, allowed, self.clock.now())
+            await uow.groups.set_allowed(chat, user, allowed, self.clock.now())
             await self._audit(uow, self.buyer(actor).key, op="allow" if allowed else "disallow", chat=chat,
                               member=user, reseller=link.reseller_id)
             await uow.commit()
@@ -304,13 +302,13 @@ class GroupDesk:
         """What `qty` of `sku` costs this group's reseller; kept as a pending quote only `user` may confirm."""
         now = self.clock.now()
         async with self.uow() as uow:
-            link = await self.repo.link_of(uow, chat)
+            link = await uow.groups.link_of(chat)
             if link is None:
                 raise GroupError(GroupCode.NOT_LINKED)
             reseller = await uow.resellers.get(link.reseller_id)
             assert reseller is not None
-            owner = await self.repo.owner_of(uow, reseller.id)
-            member = await self.repo.member(uow, chat, user)
+            owner = await uow.groups.owner_of(reseller.id)
+            member = await uow.groups.member(chat, user)
         if owner != self.buyer(user).key and not (member and member[1]):
             raise GroupError(GroupCode.NOT_ALLOWED)
         if reseller.status != "active":
@@ -338,20 +336,20 @@ class GroupDesk:
         g = GroupOrder(secrets.token_urlsafe(9), chat, user, reseller.id, product.id, qty, unit, amount,
                        product.currency, "pending", language, now, now + self.confirm_ttl)
         async with self.uow(write=True) as uow:
-            await self.repo.add_order(uow, g)
+            await uow.groups.add_order(g)
             await uow.commit()
         return Quote(g, product, reseller, reseller.balance - amount)
 
     async def shown(self, token: str, message_id: int) -> None:
         """The quote's group message (edited later: paid, delivered, or the member must start the bot)."""
         async with self.uow(write=True) as uow:
-            await self.repo.set_message(uow, token, message_id)
+            await uow.groups.set_message(token, message_id)
             await uow.commit()
 
     async def pending(self, token: str, user: str) -> GroupOrder:
         """A quote the member may still answer; anyone else, a stale or an unknown token is refused."""
         async with self.uow() as uow:
-            g = await self.repo.order(uow, token)
+            g = await uow.groups.order(token)
         if g is None:
             raise GroupError(GroupCode.UNKNOWN_QUOTE)
         if g.user != user:
@@ -365,7 +363,7 @@ class GroupDesk:
     async def confirm(self, token: str, chat: str, user: str) -> Confirmed:
         """The member confirms: one order paid from the wallet (however many taps), codes to the member."""
         async with self.uow() as uow:
-            g = await self.repo.order(uow, token)
+            g = await uow.groups.order(token)
         if g is None or g.chat != chat:
             raise GroupError(GroupCode.UNKNOWN_QUOTE)
         if g.user != user:
@@ -392,7 +390,7 @@ class GroupDesk:
             raise (_refused(exc) or GroupError(GroupCode.UNKNOWN_SKU, sku=product.sku)) from None
         if created:
             async with self.uow(write=True) as uow:
-                await self.repo.set_status(uow, g.id, ["pending"], "paid", order.id)
+                await uow.groups.set_status(g.id, ["pending"], "paid", order.id)
                 await uow.commit()
             g.status, g.order_id = "paid", order.id
         due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
@@ -403,7 +401,7 @@ class GroupDesk:
         if g.chat != chat:
             raise GroupError(GroupCode.UNKNOWN_QUOTE)
         async with self.uow(write=True) as uow:
-            if not await self.repo.set_status(uow, g.id, ["pending"], "cancelled"):
+            if not await uow.groups.set_status(g.id, ["pending"], "cancelled"):
                 raise GroupError(GroupCode.DONE, status="paid")
             await uow.commit()
         g.status = "cancelled"
@@ -412,7 +410,7 @@ class GroupDesk:
     # -- delivery (called by the `<channel>_group` notifier) ---------------------------------------------------
     async def of_order(self, order_id: str) -> GroupOrder | None:
         async with self.uow() as uow:
-            return await self.repo.by_order(uow, order_id)
+            return await uow.groups.by_order(order_id)
 
     async def delivered(self, order_id: str) -> GroupOrder | None:
         """The codes reached the member: the quote is done (the group message says delivered)."""
@@ -430,15 +428,15 @@ class GroupDesk:
             ids = [order_id]
         else:
             async with self.uow() as uow:  # a read first: most /start find nothing waiting
-                ids = await self.repo.unreachable_of(uow, user)
+                ids = await uow.groups.unreachable_of(user)
         if not ids:
             return queued
         async with self.uow(write=True) as uow:
             for oid in ids:
-                g = await self.repo.by_order(uow, oid)
+                g = await uow.groups.by_order(oid)
                 if g is None or g.user != user or g.status != "unreachable":
                     continue
-                if await self.repo.set_status(uow, g.id, ["unreachable"], "paid", oid):
+                if await uow.groups.set_status(g.id, ["unreachable"], "paid", oid):
                     await uow.outbox.add_many([OutboxItem(None, "deliver", self.deliver_channel, user, oid,
                                                           {"language": g.language, "again": True})])
                     queued.append(oid)
@@ -449,8 +447,8 @@ class GroupDesk:
 
     async def _move(self, order_id: str, old: list[str], new: str) -> GroupOrder | None:
         async with self.uow(write=True) as uow:
-            g = await self.repo.by_order(uow, order_id)
-            if g is None or not await self.repo.set_status(uow, g.id, old, new, order_id):
+            g = await uow.groups.by_order(order_id)
+            if g is None or not await uow.groups.set_status(g.id, old, new, order_id):
                 return None
             await uow.commit()
         g.status = new

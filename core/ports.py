@@ -26,6 +26,8 @@ from core.models import (
 if TYPE_CHECKING:
     from core.alerts import AdminAlerts
     from core.resellers.ports import ResellerRepo
+    from core.cardfaces import CardFaceRepo
+    from core.groups import GroupRepo
     from core.risk import RiskRepo
 
 
@@ -155,8 +157,21 @@ class SupplyRepo(Protocol):
         """What buys and top-ups from a supplier cost since then (minor units; failed ones not counted)."""
 
 
+class NoncePairRepo(Protocol):
+    """(timestamp, nonce) pairs a chat platform's callback took (the WeChat callback, bots/wechat/replays.py): kept
+    until their timestamp goes stale, so a replay is refused by every process."""
+
+    async def sweep(self, before: datetime) -> None:
+        """Forget the pairs that went stale before then."""
+    async def taken(self, pairs: Sequence[str]) -> set[str]:
+        """The pairs (their keys) taken already."""
+    async def add(self, pairs: Mapping[str, datetime]) -> None:
+        """Take the pairs (key -> when it goes stale)."""
+
+
 class UnitOfWork(Protocol):
-    """One transaction. Rolls back unless commit() was called."""
+    """One transaction. Rolls back unless commit() was called. Every repository is bound to the transaction's
+    connection (storage/db.py SqlUnitOfWork; in memory: tests/unit/fakes.py)."""
 
     products: ProductRepo
     codes: CodeRepo
@@ -169,6 +184,9 @@ class UnitOfWork(Protocol):
     supplies: SupplyRepo
     risk: RiskRepo  # rules and risk (core/risk.py)
     resellers: ResellerRepo  # accounts, wallets, API keys, top-ups, commissions, waiting orders (core/resellers/)
+    groups: GroupRepo  # reseller group chats (core/groups.py)
+    card_faces: CardFaceRepo  # resellers' card faces and bound users (core/cardfaces.py)
+    wechat: NoncePairRepo  # the WeChat callback's (timestamp, nonce) pairs (bots/wechat/replays.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

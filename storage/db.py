@@ -31,7 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from storage import repos
 from storage.reseller_repo import SqlResellerRepo
+from storage.cardfaces import CardFaceRepo
+from storage.groups import GroupRepo
 from storage.risk import RiskRepo
+from storage.wechat import NoncePairRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -144,6 +147,9 @@ class SqlUnitOfWork:
         self.supplies = repos.SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
         self.resellers = SqlResellerRepo(*args)  # accounts, wallets, API keys, top-ups, commissions, waiting orders
+        self.groups = GroupRepo(*args)  # reseller group chats
+        self.card_faces = CardFaceRepo(*args)  # resellers' card faces, bound users
+        self.wechat = NoncePairRepo(*args)  # the WeChat callback's (timestamp, nonce) pairs
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

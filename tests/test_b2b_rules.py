@@ -279,7 +279,7 @@ async def test_given_deliver_on_effective_when_a_member_orders_in_the_group_then
         assert told.params["date"] == date
         # "show codes again" in the member's private chat is refused until then, too
         async with app.db.uow() as uow:
-            order_id = (await app.shop.groups.repo.order(uow, q.group_order.id)).order_id
+            order_id = (await uow.groups.order(q.group_order.id)).order_id
         early = await refusal(app.shop.reveal(order_id, Buyer("telegram", BOB)))
         assert early.code is ErrorCode.NOT_YET_DUE
         clock.advance(days=30, minutes=1)

@@ -12,7 +12,7 @@ import pytest
 from core.admin import AdminService
 from core.models import Buyer
 from core.orders import PaymentNotice
-from core.resellers import ResellerDesk, ResellerError, commission_of
+from core.resellers import ResellerDesk, ResellerError
 from config.settings import Resellers
 from handlers.admin import AdminCtx, AdminFlow
 from handlers.customer import Ctx, CustomerFlow
@@ -42,12 +42,6 @@ async def commission(desk: ResellerDesk, rid: int) -> tuple[int, list[tuple[str,
     balance, entries = await desk.commissions(rid, limit=100)
     assert balance == sum(e.amount for e in entries)
     return balance, [(e.kind, e.amount, e.order_id) for e in entries]
-
-
-def test_commission_is_rounded_down_to_the_minor_unit() -> None:
-    assert commission_of(1000, 1000) == 100  # 10% of 10.00
-    assert commission_of(999, 1550) == 154  # 15.5% of 9.99 = 154.845 -> 154
-    assert commission_of(1, 9999) == 0 and commission_of(-500, 1000) == 0
 
 
 async def test_a_referred_customers_paid_orders_earn_commission_once_and_a_refund_reverses_it(

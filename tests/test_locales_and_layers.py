@@ -136,6 +136,26 @@ def test_storage_implements_repositories_and_composes_nothing_of_core():
     assert composed + hung == []
 
 
+def test_every_repository_is_bound_to_the_transaction_of_its_unit_of_work():
+    """Core reaches storage only as `uow.<repo>.method(...)`: storage/db.py builds every repository on the
+    transaction's connection, so no repository method takes the unit of work, and no code outside the tests reaches
+    the connection through another repository (`uow.codes.c`)."""
+    takes_uow, shortcuts = [], []
+    for room in ("core", "storage", "bots", "handlers", "jobs", "suppliers", "app", "cli"):
+        for path in (ROOT / room).rglob("*.py"):
+            name = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text())):
+                if room == "storage" and isinstance(node, ast.ClassDef):
+                    takes_uow += [f"{name}: {node.name}.{f.name}" for f in node.body
+                                  if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                                  and [a.arg for a in f.args.args[:2]] == ["self", "uow"]]
+                if (isinstance(node, ast.Attribute) and node.attr in ("c", "pg")
+                        and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name)
+                        and node.value.value.id == "uow"):
+                    shortcuts.append(f"{name}: {ast.unparse(node)}")
+    assert takes_uow + shortcuts == []
+
+
 def test_core_reads_no_configuration():
     """The settings schema is wiring (config/): the composition root hands core the values it needs."""
     leaks = [f"{f}: {m}" for f, m, _ in _imports("core") if m.split(".")[0] == "config"]

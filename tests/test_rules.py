@@ -11,7 +11,7 @@ import pytest
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
-from core.rules import RulesError, calling_code, normalize_phone, parse_rules, rules_of
+from core.rules import RulesError, parse_rules, rules_of
 from config.settings import ConfigError, parse_settings
 from handlers import errors
 from locales import Translator
@@ -69,13 +69,6 @@ def test_given_rules_in_the_config_then_they_are_stored_normalized_and_read_back
     with pytest.raises(RulesError) as err:
         parse_rules({"open_holds": 0})
     assert err.value.key == "open_holds"
-
-
-def test_phone_numbers_are_normalized_with_their_country_code():
-    assert normalize_phone("+86 138-0013-8000") == normalize_phone("008613800138000") == "8613800138000"
-    assert normalize_phone("12") is None and normalize_phone("+0123456789") is None
-    assert calling_code("8613800138000") == "86" and calling_code("85291234567") == "852"
-    assert calling_code("14155550100") == "1" and calling_code("79161234567") == "7"
 
 
 # -- each rule ----------------------------------------------------------------------------------------------

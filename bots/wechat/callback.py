@@ -12,7 +12,7 @@
   time (wechatpy's own checks use `!=`). Bodies over 64 KiB are refused (413); a DOCTYPE or ENTITY anywhere
   (XXE, billion laughs) is a 400 before any XML parser sees it.
 - Replays: each (timestamp, nonce) pair is taken once while its timestamp is fresh, in every process (the
-  memory lives in the database: storage/wechat.py). A pair used before gets `success` and nothing is done:
+  memory lives in the database: replays.py). A pair used before gets `success` and nothing is done:
   WeChat's documentation does not say whether its re-sends keep the timestamp and nonce, and if one does, the
   message was handled by its first copy and `success` makes WeChat neither complain nor try again.
 - De-duplication: WeChat re-sends a message 3 times when no answer came within 5 s. The key is the MsgId
@@ -93,7 +93,7 @@ class ReplayMemory(Protocol):
 
 class MemoryReplay:
     """One process's replay memory (tests, a single process); the store uses the database's
-    (storage/wechat.py), so that a pair one process took is refused by every other."""
+    (replays.py), so that a pair one process took is refused by every other."""
 
     def __init__(self) -> None:
         self._until: OrderedDict[str, float] = OrderedDict()

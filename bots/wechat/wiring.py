@@ -16,6 +16,7 @@ from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
+from bots.wechat.replays import StoreReplayMemory
 from core.flood import gate_from
 from core.ports import ChannelParts
 from core.shop import Shop
@@ -84,10 +85,9 @@ class WeChatRuntime:
         self.frontend = WeChatFrontend(shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
                                        qr_png=qr_png, locks=locks, pending=pending,
                                        flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
-        from storage.wechat import SqlReplayMemory  # noqa: PLC0415 - every process shares the taken pairs
-
+        # every process shares the pairs taken (replays.py)
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
-                                       aes_key=aes_key, replays=SqlReplayMemory(shop.committer))
+                                       aes_key=aes_key, replays=StoreReplayMemory(shop.committer))
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:
