@@ -414,8 +414,8 @@ class Product(BaseModel):
     @field_validator("rules", mode="before")
     @classmethod
     def _check_rules(cls, value: Any) -> Any:
-        # Sale rules (core/rules.py): validated here, stored normalized (JSON) with the product.
-        from core.rules import RulesError, normalize_rules
+        # Sale rules (core/risk/rules.py): validated here, stored normalized (JSON) with the product.
+        from core.risk import RulesError, normalize_rules
 
         try:
             return normalize_rules(value or {})
@@ -926,7 +926,7 @@ class ValueStep(BaseModel):
 
 
 class Risk(BaseModel):
-    """The risk check of every order (core/risk.py): points add up; the decision is taken on the total. See
+    """The risk check of every order (core/risk/): points add up; the decision is taken on the total. See
     [Rules and risk](rules-and-risk.md)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -1025,7 +1025,7 @@ class Resellers(BaseModel):
     @field_validator("api_exempt", "group_exempt", mode="before")
     @classmethod
     def _exempt(cls, value: Any) -> Any:
-        from core.rules import EXEMPTIBLE
+        from core.risk import EXEMPTIBLE
 
         if value is None:
             return []

@@ -18,8 +18,8 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = "rate_limited"
     UNKNOWN_SKU = "unknown_sku"
     BAD_ACCOUNT = "bad_account"  # a top-up account that does not fit the product's pattern
-    # Rules and risk: core/rules.py, core/risk.py
-    RULE_REFUSED = "rule_refused"  # params: rule (a core.rules code) and its figures; text rules.refused.<rule>
+    # Rules and risk: core/risk/ (rules.py, guard.py)
+    RULE_REFUSED = "rule_refused"  # params: rule (a core.risk rule code) and its figures; text rules.refused.<rule>
     RISK_REFUSED = "risk_refused"  # the risk check refused the order (the reasons are for merchants only)
     CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
     UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet

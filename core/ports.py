@@ -37,7 +37,7 @@ class ProductRepo(Protocol):
     async def deactivate_except(self, skus: Sequence[str]) -> None:
         """Take products from the config (source 'config') not in skus off sale; merchant-made ones stay."""
     async def update(self, product_id: int, values: Mapping[str, Any]) -> None:
-        """Set some of price, stars (None: no Stars price), title, active, rules (normalized, core/rules.py)."""
+        """Set some of price, stars (None: no Stars price), title, active, rules (normalized, core/risk/rules.py)."""
 
 
 class CodeRepo(Protocol):
@@ -166,7 +166,7 @@ class UnitOfWork(Protocol):
     customers: CustomerRepo
     meta: MetaRepo
     supplies: SupplyRepo
-    risk: RiskRepo  # rules and risk (core/risk.py)
+    risk: RiskRepo  # rules and risk (core/risk/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

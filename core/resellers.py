@@ -46,8 +46,7 @@ from core.models import (
 from core.outbox import decrypt_codes, load_stored
 from core.payments import BANNED_PAYER, TOPUP_PREFIX, banned_audit, banned_payers, is_topup_id  # noqa: F401
 from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
-from core.risk import Assessment, Intent
-from core.rules import exemptions, rules_of
+from core.risk import Assessment, Intent, exemptions, rules_of
 
 if TYPE_CHECKING:
     from core.batching import GroupCommitter
@@ -1202,7 +1201,7 @@ def _price_of(t: Topup) -> tuple[int | None, str]:
 
 def partial_policy(product: Product) -> str:
     """What a B2B order larger than the stock does for this product: refuse (default), partial, wait."""
-    from core.rules import rules_of
+    from core.risk import rules_of
 
     return rules_of(product.rules).partial
 

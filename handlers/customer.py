@@ -15,7 +15,7 @@ from core.models import Buyer, Customer, Kind, Order, OrderStatus, Product
 from core.orders import PaymentNotice
 from core.ports import Delivery
 from core.models import localized
-from core.rules import rules_of
+from core.risk import rules_of
 from core.shop import Shop
 from handlers import aftersales as aftersales_ui
 from handlers import link as link_ui

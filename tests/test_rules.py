@@ -11,7 +11,7 @@ import pytest
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
-from core.rules import RulesError, calling_code, normalize_phone, parse_rules, rules_of
+from core.risk import RulesError, calling_code, normalize_phone, parse_rules, rules_of
 from config.settings import ConfigError, parse_settings
 from locales import Translator
 from tests.helpers import buyer, import_n, pay, stock_of
