@@ -361,7 +361,7 @@ class Restock(BaseModel):
 
 
 class Aftersales(BaseModel):
-    """When a buyer's problem report is answered by a new code at once (core/aftersales.py ReissuePolicy); see
+    """When a buyer's problem report is answered by a new code at once (core/aftersales/tickets.py ReissuePolicy); see
     [Report a problem](aftersales.md#report-a-problem)."""
 
     model_config = ConfigDict(extra="forbid")

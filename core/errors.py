@@ -52,7 +52,8 @@ class Refused(Exception):
     """A use case of one business area refused: `code` is a member of that area's enum (`codes`), `params` fill
     the message. A code outside the enum is a bug and fails where it is raised (ValueError), not in a handler.
     Subclasses: ResellerError (core/resellers.py), AdminError (core/admin.py), GroupError (core/groups.py),
-    CardFaceError (core/cardfaces.py); the shop's own refusals are StoreError with an ErrorCode."""
+    CardFaceError (core/cardfaces.py), AftersalesError (core/aftersales/errors.py); the shop's own refusals are
+    StoreError with an ErrorCode."""
 
     codes: ClassVar[type[StrEnum]]
 

@@ -24,6 +24,7 @@ from core.models import (
 )
 
 if TYPE_CHECKING:
+    from core.aftersales import RecallRepo, TicketRepo
     from core.alerts import AdminAlerts
     from core.risk import RiskRepo
 
@@ -167,6 +168,8 @@ class UnitOfWork(Protocol):
     meta: MetaRepo
     supplies: SupplyRepo
     risk: RiskRepo  # rules and risk (core/risk/)
+    tickets: TicketRepo  # after-sales tickets and a buyer's history (core/aftersales/)
+    recalls: RecallRepo  # codes by fingerprint: recalls and the audit export (core/aftersales/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -1,4 +1,4 @@
-"""After-sales in the chat, channel-neutral: parse -> one use case (core/aftersales.py ProblemDesk) ->
+"""After-sales in the chat, channel-neutral: parse -> one use case (core/aftersales/problems.py ProblemDesk) ->
 Screen. Called by handlers/customer.py (one line per action) and handlers/admin.py (the merchant commands).
 
 Buyer actions:
@@ -147,7 +147,7 @@ async def history(flow: Any, buyer: Any, lang: str, page: int) -> Screen:
 
 
 def alert_screen(flow: Any, lang: str, key: str, params: dict[str, Any]) -> Screen:
-    """A merchant alert that came through the outbox offering commands (core/aftersales.py OutboxAlerts):
+    """A merchant alert that came through the outbox offering commands (core/aftersales/alerts.py OutboxAlerts):
     buttons carrying the command on button channels (Telegram), "label: /command" lines to type elsewhere."""
     t = flow.i18n.t
     lang = lang or flow.shop.default_language

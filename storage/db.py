@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import repos
+from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.risk import RiskRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -142,6 +143,8 @@ class SqlUnitOfWork:
         self.meta = repos.MetaRepo(*args)
         self.supplies = repos.SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
+        self.tickets = SqlTicketRepo(*args)  # after-sales tickets and a buyer's history
+        self.recalls = SqlRecallRepo(*args)  # codes by fingerprint: recalls, the audit export
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -229,8 +229,8 @@ class Guard:
             group_chats = sorted({x.group for i, x in enumerate(intents) if x.group and keys[i] in scored})
             chats = (await uow.risk.chat_orders(group_chats, now - timedelta(minutes=policy.window_minutes))
                      if group_chats else {})
-            profiles = {k: scoring.profile(policy, by_key[k], facts.get(k, NO_FACTS), people[k], activity, banned, now, k)
-                        for k in scored}
+            profiles = {k: scoring.profile(policy, by_key[k], facts.get(k, NO_FACTS), people[k], activity, banned,
+                                           now, k) for k in scored}
         passes: set[str] | None = None
         cap = self.hold_cap() if self.hold_cap is not None else None
         # What this call already accepted counts like stored orders (a burst lands in one batch).
@@ -275,8 +275,8 @@ class Guard:
                 if x.holds and cap is not None and prof.open_holds >= cap:
                     out.append(StoreError(ErrorCode.HOLD_LIMIT, limit=cap))
                     continue
-                a = scoring.assess(policy, prof, x.amount, x.group, chats.get(x.group, 0) if x.group else 0, batch_orders,
-                                None if cap is None or not x.holds else max(0, cap - prof.open_holds))
+                a = scoring.assess(policy, prof, x.amount, x.group, chats.get(x.group, 0) if x.group else 0,
+                                   batch_orders, None if cap is None or not x.holds else max(0, cap - prof.open_holds))
                 if a.decision == CHALLENGE:
                     if passes is None:
                         passes = await uow.risk.passes(list(by_key.values()), now)
