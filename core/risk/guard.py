@@ -46,13 +46,12 @@ def _utc(zone: str) -> Any:
         return timezone.utc
 
 
-
 def _group_of(r: ReserveRequest) -> str:
     """The group chat a chat order came from: a chat that is not the buyer's private chat."""
     return r.chat_id if r.chat_id and r.chat_id != r.buyer.external_id else ""
 
 
-_DICTS: dict[Reason, dict[str, Any]] = {}
+_DICTS: dict[Reason, dict[str, Any]] = {}  # each reason's stored form, made once (`settle` writes many)
 
 
 def _as_dict(r: Reason) -> dict[str, Any]:
