@@ -28,7 +28,22 @@ from core.risk.models import (
 )
 from core.risk.policy import ALLOW, CHALLENGE, REFUSE, REVIEW, RiskPolicy, policy_from
 from core.risk.ports import RiskRepo
-from core.risk.rules import EXEMPTIBLE, NO_RULES, PARTIAL, RULE_CODES
+from core.risk.rules import (
+    EXEMPTIBLE,
+    MEMBER_LEVEL,
+    NO_RULES,
+    OPEN_HOLDS,
+    PARTIAL,
+    PER_BUYER,
+    PER_DAY,
+    PHONE_REQUIRED,
+    REGION,
+    RESELLERS_ONLY,
+    RISK,
+    RULE_CODES,
+    SALE_ENDED,
+    SALE_NOT_STARTED,
+)
 from core.risk.rules import KEYS as RULE_KEYS
 from core.risk.rules import (
     BuyerFacts,
@@ -45,8 +60,9 @@ from core.risk.rules import (
 )
 
 __all__ = [
-    "ALLOW", "BAN_KINDS", "CHALLENGE", "EXEMPTIBLE", "NO_ACTIVITY", "NO_RULES", "PARTIAL", "REFUSE", "REVIEW",
-    "RULE_CODES", "RULE_KEYS", "Activity", "Assessment", "Ban", "BuyerFacts", "Challenge", "Counts", "Guard",
+    "ALLOW", "BAN_KINDS", "CHALLENGE", "EXEMPTIBLE", "MEMBER_LEVEL", "NO_ACTIVITY", "NO_RULES", "OPEN_HOLDS", "PARTIAL",
+    "PER_BUYER", "PER_DAY", "PHONE_REQUIRED", "REFUSE", "REGION", "RESELLERS_ONLY", "REVIEW", "RISK", "RULE_CODES",
+    "RULE_KEYS", "SALE_ENDED", "SALE_NOT_STARTED", "Activity", "Assessment", "Ban", "BuyerFacts", "Challenge", "Counts", "Guard",
     "Intent", "OrderRisk", "ProductRules", "Profile", "Reason", "RiskDesk", "RiskPolicy", "RiskReport", "RiskRepo",
     "RulesError", "calling_code", "check", "exemptions", "normalize_phone", "normalize_rules", "parse_rules",
     "policy_from", "rules_of",
