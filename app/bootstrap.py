@@ -33,7 +33,6 @@ from config.settings import Settings
 from core.shop import Shop
 from core.vault import KeyRing, Vault, open_vault
 from jobs.scheduler import build_scheduler
-from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.db import Database
 from storage.jobs import SqlJobStore
 from suppliers import build_suppliers
@@ -215,19 +214,19 @@ def merchant_chats(settings: Settings) -> list[tuple[str, str]]:
 
 
 def problem_desk(shop: Shop, settings: Settings) -> ProblemDesk:
-    """After-sales reports (core/aftersales.py): per-product reissue policies, the supplier's code check, tickets
-    (storage/aftersales.py); tickets and reissues are told to the merchants through outbox notices (and the log)."""
+    """After-sales reports (core/aftersales/): per-product reissue policies, the supplier's code check, tickets
+    (`uow.tickets`); tickets and reissues are told to the merchants through outbox notices (and the log)."""
     policies = {p.sku: ReissuePolicy(**p.aftersales.model_dump()) for p in settings.catalog if p.aftersales}
     alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings), shop.dispatcher.wake)])
     return ProblemDesk(shop.uow, shop.clock, policies=policies, alerts=alerts, wake=shop.dispatcher.wake,
-                       tickets=SqlTicketRepo(), vault=shop.vault, supply=shop.supply)
+                       vault=shop.vault, supply=shop.supply)
 
 
 def recall_desk(shop: Shop, settings: Settings) -> RecallDesk:
     """Codes a supplier recalled (`run.py codes burn`): the merchants hear of each reissue and refund through outbox
     notices (sent by the running store's dispatcher) and the log."""
     alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings))])
-    return RecallDesk(shop.uow, shop.vault, shop.clock, SqlRecallRepo(), alerts=alerts)
+    return RecallDesk(shop.uow, shop.vault, shop.clock, alerts=alerts)
 
 
 def job_intervals(settings: Settings) -> dict[str, float]:

@@ -6,7 +6,7 @@
 The real store (app.App on a fresh SQLite file, or a fresh PostgreSQL database with --postgres), default `risk:`
 policy, one `code` product. Each round: --orders concurrent orders, of which 50 come from one scalper (one user,
 50 rapid reserve -> pay attempts, one after the other) and the rest from ordinary buyers (one reserve -> pay each),
-all started at once. The guard (core/risk.py) records, per group-commit batch, the time it spent outside the order
+all started at once. The guard (core/risk/guard.py) records, per group-commit batch, the time it spent outside the order
 book's own work (its reads, scoring, and the order_risk writes); every order in a batch waited that long, so that is
 the latency the check added to it (`risk_ms_p99`; `risk_cpu_ms_p99` the CPU time of the event loop's thread in
 the same spans, which other processes on the machine do not inflate; `risk_ms_amortized_p99` divides the wall

@@ -11,7 +11,6 @@ from app import App
 from core.aftersales import export_csv, export_json, order_trail, record_export
 from cli.common import Voice
 from config.settings import Settings
-from storage.aftersales import SqlRecallRepo
 
 
 def add_parser(sub: Any, say: Voice) -> None:
@@ -29,7 +28,7 @@ async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> i
 async def export(settings: Settings, order_id: str, fmt: str, out: str | None, say: Voice) -> int:
     """Every audit entry of one order as evidence (JSON or CSV); codes only as fingerprint references."""
     async with await App.open(settings) as app:
-        trail = await order_trail(app.db.uow, order_id.strip().upper(), SqlRecallRepo())
+        trail = await order_trail(app.db.uow, order_id.strip().upper(), fingerprints=True)
         if trail is None:
             say.err("cli.audit.no_order", order=repr(order_id))
             return 2

@@ -361,7 +361,7 @@ class Restock(BaseModel):
 
 
 class Aftersales(BaseModel):
-    """When a buyer's problem report is answered by a new code at once (core/aftersales.py ReissuePolicy); see
+    """When a buyer's problem report is answered by a new code at once (core/aftersales/tickets.py ReissuePolicy); see
     [Report a problem](aftersales.md#report-a-problem)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -414,8 +414,8 @@ class Product(BaseModel):
     @field_validator("rules", mode="before")
     @classmethod
     def _check_rules(cls, value: Any) -> Any:
-        # Sale rules (core/rules.py): validated here, stored normalized (JSON) with the product.
-        from core.rules import RulesError, normalize_rules
+        # Sale rules (core/risk/rules.py): validated here, stored normalized (JSON) with the product.
+        from core.risk import RulesError, normalize_rules
 
         try:
             return normalize_rules(value or {})
@@ -928,7 +928,7 @@ class ValueStep(BaseModel):
 
 
 class Risk(BaseModel):
-    """The risk check of every order (core/risk.py): points add up; the decision is taken on the total. See
+    """The risk check of every order (core/risk/): points add up; the decision is taken on the total. See
     [Rules and risk](rules-and-risk.md)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -1027,7 +1027,7 @@ class Resellers(BaseModel):
     @field_validator("api_exempt", "group_exempt", mode="before")
     @classmethod
     def _exempt(cls, value: Any) -> Any:
-        from core.rules import EXEMPTIBLE
+        from core.risk import EXEMPTIBLE
 
         if value is None:
             return []

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.aftersales import AuditTrail, ProblemDesk, TicketClosed, order_trail
+from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.errors import ErrorCode, Refused, StoreError
 from core.inventory import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
@@ -101,6 +101,11 @@ class AdminError(Refused):
     def reason(self) -> str:
         """The message's key suffix (`admin.error.<reason>`)."""
         return self.code.value
+
+
+# A ticket command refused by after-sales, as the merchant's refusal (same params: ticket, and state when closed).
+TICKET_REFUSALS = {AftersalesCode.TICKET_CLOSED: AdminCode.TICKET_CLOSED,
+                   AftersalesCode.TICKET_NOT_FOUND: AdminCode.TICKET_NOT_FOUND}
 
 
 @dataclass(slots=True)
@@ -268,7 +273,7 @@ class AdminService:
                           entries=len(trail.entries))
         return trail
 
-    # -- after-sales tickets (core/aftersales.py ProblemDesk) -----------------------------------------
+    # -- after-sales tickets (core/aftersales/problems.py ProblemDesk) -----------------------------------------
     def _problems(self) -> ProblemDesk:
         desk = self.shop.problems
         if desk is None:
@@ -279,8 +284,8 @@ class AdminService:
         """(order id, ticket id) for a ticket ref "T12" or an order id."""
         try:
             order_id, ticket_id = await desk.order_of(ref.strip())
-        except TicketClosed as exc:
-            raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=exc.ref[:12]) from None
+        except AftersalesError as exc:
+            raise AdminError(TICKET_REFUSALS[exc.code], **exc.params) from None
         return self._order_id(order_id), ticket_id
 
     async def reissue(self, m: Merchant, ref: str) -> tuple[Order, int]:
@@ -292,8 +297,8 @@ class AdminService:
             done = await desk.reissue(m.key, m.channel, order_id, ticket_id)
         except StoreError:
             raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id) from None
-        except TicketClosed as exc:
-            raise AdminError(AdminCode.TICKET_CLOSED, ticket=exc.ref, state=exc.status) from None
+        except AftersalesError as exc:
+            raise AdminError(TICKET_REFUSALS[exc.code], **exc.params) from None
         if done is None:
             raise AdminError(AdminCode.NOT_REISSUABLE, order=order_id)
         order, n = done
@@ -314,8 +319,8 @@ class AdminService:
             order = await desk.reject(m.key, m.channel, order_id, answer, ticket_id)
         except StoreError:
             raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id) from None
-        except TicketClosed as exc:
-            raise AdminError(AdminCode.TICKET_CLOSED, ticket=exc.ref, state=exc.status) from None
+        except AftersalesError as exc:
+            raise AdminError(TICKET_REFUSALS[exc.code], **exc.params) from None
         await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order

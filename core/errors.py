@@ -21,8 +21,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNKNOWN_SKU = "unknown_sku"
     BAD_ACCOUNT = "bad_account"  # a top-up account that does not fit the product's pattern
-    # Rules and risk: core/rules.py, core/risk.py
-    RULE_REFUSED = "rule_refused"  # params: rule (a core.rules code) and its figures; text rules.refused.<rule>
+    # Rules and risk: core/risk/ (rules.py, guard.py)
+    RULE_REFUSED = "rule_refused"  # params: rule (a core.risk rule code) and its figures; text rules.refused.<rule>
     RISK_REFUSED = "risk_refused"  # the risk check refused the order (the reasons are for merchants only)
     CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
     UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet
@@ -38,7 +38,8 @@ class Refused(Exception):
     """A use case of one business area refused: `code` is a member of that area's enum (`codes`), `params` fill
     the message. A code outside the enum is a bug and fails where it is raised (ValueError), not in a handler.
     Subclasses: StoreError (the shop's own, below), ResellerError (core/resellers/errors.py), AdminError (core/admin.py),
-    GroupError (core/groups.py), CardFaceError (core/cardfaces.py). handlers/errors.py words each of them."""
+    GroupError (core/groups.py), CardFaceError (core/cardfaces.py), AftersalesError (core/aftersales/errors.py).
+    handlers/errors.py words each of them."""
 
     codes: ClassVar[type[StrEnum]]
 

@@ -30,7 +30,7 @@ from core.errors import ErrorCode, Refused, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
 from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
 from core.resellers import MAX_QTY, Reseller, ResellerDesk, ResellerError, WalletEntry
-from core.rules import rules_of
+from core.risk import rules_of
 
 STATEMENT_ROWS = 10  # ledger movements on /wallet
 

@@ -3,7 +3,7 @@
 A buyer asks for a one-time code in one chat (`/link`) and sends it from the other (`/link CODE`); either way
 round works. The two accounts then belong to one person:
 
-- **Limits and bans follow the person** (core/risk.py): per-day and per-buyer quotas, open holds, velocity and
+- **Limits and bans follow the person** (core/risk/): per-day and per-buyer quotas, open holds, velocity and
   every ban (user, payer, phone) of any of its accounts count for all of them.
 - **The phone binding is shared**: a WeChat buyer linked to a Telegram account with a bound phone buys
   phone-only products (WeChat cannot prove a phone's owner; Telegram can).
@@ -287,7 +287,7 @@ def _new_id(prefix: str) -> str:
 
 
 def identity_of(b: Buyer, facts: Any) -> Identity:
-    """An account's Identity from its BuyerFacts (core/rules.py)."""
+    """An account's Identity from its BuyerFacts (core/risk/rules.py)."""
     if facts is None:
         return Identity(b)
     return Identity(b, facts.phone, facts.person, facts.link_set)

@@ -28,7 +28,7 @@ from core.outbox import LEASE as HANDOFF_LEASE
 from core.outbox import Handoff, load_stored
 from core.payments import BANNED_PAYER, BanGate, Outcome, banned_audit, banned_payers
 from core.ports import UnitOfWork
-from core.rules import rules_of
+from core.risk import rules_of
 
 
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held

@@ -54,7 +54,7 @@ def backoff(attempts: int) -> timedelta:
 
 async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, list[StoredCode]]:
     """The encrypted codes of orders. Reusable orders get their pinned code. Burned codes (recalled and
-    replaced, core/aftersales.py) are never sent or shown again."""
+    replaced, core/aftersales/) are never sent or shown again."""
     stored = {oid: [c for c in rows if c.status is not CodeStatus.BURNED] for oid, rows in
               (await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])).items()}
     reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
@@ -293,7 +293,7 @@ class OutboxDispatcher:
             if refs and delete_after:
                 extra["delete"] = (refs, delete_after)
             return True, "", extra
-        if item.kind == "reissue":  # a recalled code's replacement (core/aftersales.py)
+        if item.kind == "reissue":  # a recalled code's replacement (core/aftersales/recalls.py)
             return await self._reissue(item, orders[item.order_id or ""], products, parts)
         if item.kind == "delete":  # one part per message: a retry does not delete a deleted one again
             forgetful = cast(ForgetfulNotifier, self._notifier(item.channel))

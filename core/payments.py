@@ -100,7 +100,7 @@ class StarLedger(Protocol):
 class BanGate:
     """Whether the blacklist holds anything, remembered for `ttl` seconds: most shops ban nobody, and then a payment
     or a pre-checkout needs no blacklist reads at all. A ban made in this process counts at once (`changed`, called
-    by core/risk.py); one made by another process within `ttl`."""
+    by core/risk/guard.py); one made by another process within `ttl`."""
 
     def __init__(self, ttl: float = 2.0) -> None:
         self.ttl = ttl

@@ -24,6 +24,7 @@ from core.models import (
 )
 
 if TYPE_CHECKING:
+    from core.aftersales import RecallRepo, TicketRepo
     from core.alerts import AdminAlerts
     from core.resellers.ports import ResellerRepo
     from core.cardfaces import CardFaceRepo
@@ -40,7 +41,7 @@ class ProductRepo(Protocol):
     async def deactivate_except(self, skus: Sequence[str]) -> None:
         """Take products from the config (source 'config') not in skus off sale; merchant-made ones stay."""
     async def update(self, product_id: int, values: Mapping[str, Any]) -> None:
-        """Set some of price, stars (None: no Stars price), title, active, rules (normalized, core/rules.py)."""
+        """Set some of price, stars (None: no Stars price), title, active, rules (normalized, core/risk/rules.py)."""
 
 
 class CodeRepo(Protocol):
@@ -182,7 +183,9 @@ class UnitOfWork(Protocol):
     customers: CustomerRepo
     meta: MetaRepo
     supplies: SupplyRepo
-    risk: RiskRepo  # rules and risk (core/risk.py)
+    risk: RiskRepo  # rules and risk (core/risk/)
+    tickets: TicketRepo  # after-sales tickets and a buyer's history (core/aftersales/)
+    recalls: RecallRepo  # codes by fingerprint: recalls and the audit export (core/aftersales/)
     resellers: ResellerRepo  # accounts, wallets, API keys, top-ups, commissions, waiting orders (core/resellers/)
     groups: GroupRepo  # reseller group chats (core/groups.py)
     card_faces: CardFaceRepo  # resellers' card faces and bound users (core/cardfaces.py)

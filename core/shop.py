@@ -33,8 +33,7 @@ from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, Re
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import PaymentDesk, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
-from core.risk import Guard, RiskDesk, RiskPolicy
-from core.rules import rules_of
+from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.suppliers import SupplyDesk, check_account
 from core.vault import Vault
 

@@ -1,5 +1,5 @@
-"""After-sales in the chat, channel-neutral: parse -> one use case (core.aftersales ProblemDesk) -> Screen. The
-buyer's actions are routed here (handlers/actions.py Aftersales); handlers/admin.py hands the merchant commands on.
+"""After-sales in the chat, channel-neutral: parse -> one use case (core/aftersales/problems.py ProblemDesk) -> Screen.
+The buyer's actions are routed here (handlers/actions.py Aftersales); handlers/admin.py hands the merchant commands on.
 
 Buyer actions:
     report:ORDER              what is wrong? (does not work / used / wrong product / other)
@@ -137,7 +137,7 @@ async def history(turn: Turn, page: int = 0) -> Screen:
 
 
 def alert_screen(flow: Any, lang: str, key: str, params: dict[str, Any]) -> Screen:
-    """A merchant alert that came through the outbox offering commands (core/aftersales.py OutboxAlerts):
+    """A merchant alert that came through the outbox offering commands (core/aftersales/alerts.py OutboxAlerts):
     buttons carrying the command on button channels (Telegram), "label: /command" lines to type elsewhere."""
     t = flow.i18n.t
     lang = lang or flow.shop.default_language

@@ -6,7 +6,7 @@ import math
 
 from core.errors import ErrorCode, StoreError
 from core.models import Kind, Order, Product, localized
-from core.rules import rules_of
+from core.risk import rules_of
 from handlers import risk
 from handlers.actions import Home, Orders, Shopping
 from handlers.router import Router, Turn

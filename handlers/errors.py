@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.admin import AdminCode
+from core.aftersales import AftersalesCode
 from core.cardfaces import CardFaceCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
@@ -28,6 +29,7 @@ ROOMS: dict[type[StrEnum], str] = {
     GroupCode: "groups.error",  # orders in a reseller's group chat
     AdminCode: "admin.error",  # merchant commands
     CardFaceCode: "cardface.error",  # card faces (the command line)
+    AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

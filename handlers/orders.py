@@ -9,7 +9,7 @@ from core.models import Kind, Order, OrderStatus, Product, localized
 from core.orders import PaymentNotice
 from core.payments import Outcome
 from core.ports import Delivery
-from core.rules import rules_of
+from core.risk import rules_of
 from handlers import aftersales
 from handlers.actions import Aftersales, Home, Orders
 from handlers.catalog import invoice

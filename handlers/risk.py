@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ErrorCode, StoreError
-from core.rules import PHONE_REQUIRED
+from core.risk import PHONE_REQUIRED
 from handlers import errors, home
 from handlers.actions import Home, Shopping
 from handlers.router import Ctx, Turn

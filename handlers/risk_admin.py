@@ -1,4 +1,4 @@
-"""The merchant's side of rules and risk, channel-neutral: parse -> one use case (core/risk.py
+"""The merchant's side of rules and risk, channel-neutral: parse -> one use case (core/risk/desk.py
 RiskDesk) -> Screen. Called by handlers/admin.py for these commands:
 
     /review                              orders held for review, oldest first, each with approve/reject buttons

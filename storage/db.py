@@ -33,6 +33,7 @@ from storage import repos
 from storage.reseller_repo import SqlResellerRepo
 from storage.cardfaces import CardFaceRepo
 from storage.groups import GroupRepo
+from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.risk import RiskRepo
 from storage.wechat import NoncePairRepo
 
@@ -150,6 +151,8 @@ class SqlUnitOfWork:
         self.groups = GroupRepo(*args)  # reseller group chats
         self.card_faces = CardFaceRepo(*args)  # resellers' card faces, bound users
         self.wechat = NoncePairRepo(*args)  # the WeChat callback's (timestamp, nonce) pairs
+        self.tickets = SqlTicketRepo(*args)  # after-sales tickets and a buyer's history
+        self.recalls = SqlRecallRepo(*args)  # codes by fingerprint: recalls, the audit export
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -1,4 +1,4 @@
-"""Storage for rules and risk (core/risk.py RiskRepo). Every read is one set-based statement on an index:
+"""Storage for rules and risk (core/risk/ports.py RiskRepo). Every read is one set-based statement on an index:
 the reserve batch calls these for all its buyers at once."""
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.links import Identity
 from core.models import Buyer, OrderStatus
-from core.risk import Activity, Ban, Challenge, OrderRisk
-from core.rules import BuyerFacts, Counts
+from core.risk import Activity, Ban, BuyerFacts, Challenge, Counts, OrderRisk
 from storage import tables as t
 from storage.repos import _lock_key, _Repo
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from core.aftersales import TicketClosed
+from core.aftersales import AftersalesCode, AftersalesError
 from core.models import CodeStatus
 from tests.helpers import SKU, buyer, import_n, open_shop, pay, settle
 
@@ -30,9 +30,10 @@ async def test_two_merchants_answering_one_ticket_at_once_decide_it_once(db_url:
         results = await asyncio.gather(desk.reissue("telegram:1", "telegram", order_id, 1),
                                        desk.reject("telegram:2", "telegram", order_id, "no", 1),
                                        return_exceptions=True)
-        closed = [r for r in results if isinstance(r, TicketClosed)]
+        closed = [r for r in results if isinstance(r, AftersalesError)]
         assert len(closed) == 1 and not any(isinstance(r, Exception) and r is not closed[0] for r in results)
-        assert closed[0].ref == "T1" and closed[0].status in ("reissued", "rejected")
+        assert closed[0].code is AftersalesCode.TICKET_CLOSED
+        assert closed[0].params["ticket"] == "T1" and closed[0].params["state"] in ("reissued", "rejected")
         [ticket] = (await desk.tickets_for([order_id]))[order_id]
         assert ticket.status in ("reissued", "rejected")
         await settle(app)

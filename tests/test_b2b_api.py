@@ -309,13 +309,12 @@ async def test_every_response_matches_the_openapi_document(sqlite_url: str, tmp_
 async def test_a_recalled_code_of_an_api_order_is_replaced_and_the_next_read_shows_it(sqlite_url: str,
                                                                                      tmp_path: Path) -> None:
     from core.aftersales import RecallDesk
-    from storage.aftersales import SqlRecallRepo
 
     async with api_store(sqlite_url, tmp_path, codes=10) as (app, desk, api):
         _, body, _ = await api.call("POST", "/api/v1/orders", {"sku": SKU, "qty": 2}, headers={"Idempotency-Key": "z"})
         recalled, kept = body["order"]["codes"]
         # the supplier recalls one of the two codes: the store burns it and reissues one from the pool
-        report = await RecallDesk(app.db.uow, app.vault, app.clock, SqlRecallRepo()).burn(SKU, [recalled.encode()])
+        report = await RecallDesk(app.db.uow, app.vault, app.clock).burn(SKU, [recalled.encode()])
         assert report.reissued == 1
         await settle(app)  # the `api` channel's outbox row goes through: nothing waits for a chat
         _, got, _ = await api.call("GET", f"/api/v1/orders/{body['order']['id']}")

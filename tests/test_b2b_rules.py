@@ -1,4 +1,4 @@
-"""B2B API and group-chat orders pass the same product rules and risk check as chat orders (core/risk.py
+"""B2B API and group-chat orders pass the same product rules and risk check as chat orders (core/risk/guard.py
 Guard.screen): the sale window, per-day / per-person limits (a group order counts for its member), bans, and
 deliver_on_effective (codes not handed out before the date). What resellers may skip is a named setting per rule
 (`resellers.api_exempt` / `resellers.group_exempt`). Real SQLite and PostgreSQL, a FakeClock, the API over HTTP."""

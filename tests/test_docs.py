@@ -6,7 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from core.rules import KEYS as RULE_KEYS
+from core.risk import RULE_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -50,7 +50,7 @@ def test_the_reference_names_every_key_with_its_default():
 
 
 def test_every_product_rule_is_in_the_rules_table():
-    # given the rule keys core/rules.py accepts under catalog[].rules (not a pydantic model, so not generated)
+    # given the rule keys core/risk/rules.py accepts under catalog[].rules (not a pydantic model, so not generated)
     text = (DOCS / "rules-and-risk.md").read_text(encoding="utf-8")
     table = text.split("## Product rules", 1)[1].split("\n## ", 1)[0]
     first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]

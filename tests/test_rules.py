@@ -11,7 +11,7 @@ import pytest
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
-from core.rules import RulesError, parse_rules, rules_of
+from core.risk import RulesError, parse_rules, rules_of
 from config.settings import ConfigError, parse_settings
 from handlers import errors
 from locales import Translator

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from core.models import Order, OrderStatus, OutboxItem, Product
 from core.ports import UnitOfWork
-from core.rules import rules_of
+from core.risk import rules_of
 
 if TYPE_CHECKING:
     from core.batching import GroupCommitter

@@ -24,7 +24,7 @@ from core.resellers.orders import ApiNotifier, B2BOrders
 from core.resellers.topups import Topups
 from core.resellers.waiting import WaitingQueue
 from core.resellers.wallets import WalletGateway, Wallets
-from core.rules import exemptions
+from core.risk import exemptions
 
 if TYPE_CHECKING:
     from core.batching import GroupCommitter

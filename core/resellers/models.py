@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.models import Buyer, Kind, Order, Product
-from core.rules import exemptions, rules_of
+from core.risk import exemptions, rules_of
 
 PROVIDER = "wallet"
 CHANNEL = "api"  # the buyer channel of reseller orders: Buyer("api", "<reseller id>")
@@ -147,7 +147,7 @@ class ResellerPolicy:
     topup_minutes: int = 15  # how long a top-up invoice / QR code may be paid
     topup_choices: list[tuple[int, int | None]] = field(default_factory=list)  # (amount, Stars) in the chat
     # What API and group orders are exempt from in the one rules-and-risk check (config resellers.api_exempt
-    # / group_exempt; core/rules.py EXEMPTIBLE). The defaults are the settings' defaults.
+    # / group_exempt; core/risk/rules.py EXEMPTIBLE). The defaults are the settings' defaults.
     api_exempt: frozenset[str] = exemptions(DEFAULT_API_EXEMPT)
     group_exempt: frozenset[str] = frozenset()
 

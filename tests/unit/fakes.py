@@ -46,7 +46,7 @@ from core.models import (
     StoredCode,
 )
 from core.risk import Activity, Ban, Challenge, OrderRisk
-from core.rules import BuyerFacts, Counts
+from core.risk import BuyerFacts, Counts
 
 LIVE = (OrderStatus.HELD, OrderStatus.PENDING, OrderStatus.DELIVERED)  # orders that count against quotas
 REFUNDED = (OrderStatus.REFUNDING, OrderStatus.REFUNDED)

@@ -12,7 +12,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Order, OrderStatus, Product
 from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.risk import ALLOW, CHALLENGE, REFUSE, REVIEW, Assessment, Guard, Intent, RiskDesk, RiskPolicy
-from core.rules import exemptions
+from core.risk import exemptions
 from tests.unit.fakes import FakeUnitOfWorkFactory
 
 ALICE, SCALPER = Buyer("telegram", "alice"), Buyer("telegram", "scalper")

@@ -1,4 +1,4 @@
-"""Product rules (core/rules.py): who may buy a product, how much and when. `check` is the pure decision; the
+"""Product rules (core/risk/rules.py): who may buy a product, how much and when. `check` is the pure decision; the
 limits that count past orders are decided by `Guard.screen` (core/risk.py), the one function every order passes,
 here on the fake unit of work. Each refusal names the rule (the buyer reads `rules.refused.<rule>`)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, OrderStatus, Product
 from core.risk import Assessment, Guard, Intent, RiskPolicy
-from core.rules import (
+from core.risk import (
     NO_RULES,
     BuyerFacts,
     Counts,
@@ -22,6 +22,7 @@ from core.rules import (
     normalize_rules,
     parse_rules,
 )
+from handlers import errors
 from tests.unit.conftest import START
 from tests.unit.fakes import FakeUnitOfWorkFactory
 
@@ -44,7 +45,7 @@ def rule_of(verdict: StoreError | Assessment) -> str | None:
     if isinstance(verdict, Assessment):
         return None
     assert verdict.code is ErrorCode.RULE_REFUSED, verdict
-    assert verdict.message_key == f"rules.refused.{verdict.params['rule']}"  # what the buyer reads names it
+    assert errors.message_of(verdict).key == f"rules.refused.{verdict.params['rule']}"  # what the buyer reads names it
     return verdict.params["rule"]
 
 

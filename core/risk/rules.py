@@ -1,9 +1,9 @@
 """Sale rules: who may buy a product, how much and when (`rules:` on a catalogue product).
 
 A product's rules are stored as a JSON dict on the product (products.rules). `parse_rules` turns that dict into a
-`ProductRules` and names the key of anything wrong (the config validation and, later, the merchant's commands use
+`ProductRules` and names the key of anything wrong (the config validation and the merchant's `RiskDesk.set_rules` use
 the same function); `normalize_rules` gives the dict to store. `check` is pure: the counts it needs are read by
-core/risk.py `Guard.screen` in one set-based statement per batch, inside the write transaction. Every order goes
+`Guard.screen` (guard.py) in one set-based statement per batch, inside the write transaction. Every order goes
 through that one function: chat orders (the reserve batch), B2B API and group orders (core/resellers/batch.py).
 
 Every refusal is a StoreError(ErrorCode.RULE_REFUSED, rule=<code>, ...) whose message is `rules.refused.<code>`
@@ -31,7 +31,7 @@ MEMBER_LEVEL = "member_level"
 RESELLERS_ONLY = "resellers_only"
 RULE_CODES = (SALE_NOT_STARTED, SALE_ENDED, PER_DAY, PER_BUYER, OPEN_HOLDS, PHONE_REQUIRED, REGION, MEMBER_LEVEL,
               RESELLERS_ONLY)
-RISK = "risk"  # not a rule: the risk score (core/risk.py), exemptible like one
+RISK = "risk"  # not a rule: the risk score (scoring.py), exemptible like one
 
 # What resellers' orders may be exempted from (config `resellers.api_exempt` / `resellers.group_exempt`), by the
 # name the merchant writes -> the code `check` skips. Not here, so kept for every order: the sale window (a sale
