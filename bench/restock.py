@@ -122,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             in_process = InProcessSupplier() if fake is None else None
             skus = [p.sku for p in settings.catalog]
-            from core.inventory import import_codes
+            from core.supply import import_codes
 
             for sku in skus:  # full pools to start with (setup)
                 lines = [f"{sku}-{uuid.uuid4().hex[:16]}\n".encode() for _ in range(args.up_to)]

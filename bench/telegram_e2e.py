@@ -241,7 +241,7 @@ class InProcess:
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
     from app.process import settle_heap
-    from core.inventory import import_codes
+    from core.supply import import_codes
     from config.settings import parse_settings
     from app import App
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from core.inventory import looks_binary
+from core.supply import looks_binary
 from locales import Translator
 
 

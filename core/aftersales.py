@@ -40,7 +40,7 @@ from core.alerts import AdminAlerts
 from core.clock import Clock
 from core.csvfiles import csv_text
 from core.errors import ErrorCode, StoreError, VaultError
-from core.inventory import LineParser, parse_lines
+from core.supply import LineParser, parse_lines
 from core.models import (
     AuditEntry,
     Buyer,
@@ -516,7 +516,7 @@ class ProblemDesk:
         self.wake = wake
         self.tickets = tickets
         self.vault = vault
-        self.supply = supply  # core.suppliers.SupplyDesk: offer_for / supplier_for (the code check)
+        self.supply = supply  # core.supply.SupplyDesk: offer_for / supplier_for (the code check)
 
     def policy(self, sku: str) -> ReissuePolicy:
         return self.policies.get(sku, self.default)

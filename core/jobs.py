@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from core.alerts import AdminAlerts
-from core.inventory import import_codes
+from core.supply import import_codes
 from core.models import AuditEntry, Kind, OutboxItem, Product, SupplyRequest
 from core.models import localized
 
@@ -370,7 +370,7 @@ class StoreJobs:
     async def poll_topups(self) -> str:
         """Ask suppliers about pending top-ups (core.suppliers.poll_topups: finished ones are delivered or
         refunded there)."""
-        from core.suppliers import poll_topups  # noqa: PLC0415 - the supplier desk, only when this job runs
+        from core.supply import poll_topups  # noqa: PLC0415 - the supplier desk, only when this job runs
 
         finished = await poll_topups(self.shop)
         stuck = await self._stuck_topups()

@@ -35,7 +35,7 @@ from core.payments import PaymentDesk, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy
 from core.rules import rules_of
-from core.suppliers import SupplyDesk, check_account
+from core.supply import SupplyDesk, check_account
 from core.vault import Vault
 
 if TYPE_CHECKING:

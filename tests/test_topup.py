@@ -15,7 +15,7 @@ from bots.http import HttpServer
 from core.clock import FakeClock
 from core.models import Buyer
 from config.settings import parse_settings
-from core.suppliers import poll_topups
+from core.supply import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from suppliers import handle_callback
