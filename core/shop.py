@@ -24,6 +24,7 @@ from core.models import (
     Kind,
     Order,
     OrderStatus,
+    OutboxItem,
     Product,
     ProductSpec,
     StockLine,
@@ -310,10 +311,17 @@ class Shop:
             await uow.commit()
         return order
 
-    async def expire_holds(self) -> list[Order]:
-        """Release lapsed holds (run by the scheduler). Its own transaction, never batched with payments."""
+    async def expire_holds(self, *, tell_buyers: bool = False) -> list[Order]:
+        """Release lapsed holds (run by the scheduler). Its own transaction, never batched with payments. With
+        tell_buyers (the `expire-holds` job), each buyer is told their invoice lapsed: an outbox notice in the
+        same transaction, in the buyer's language."""
         async with self.uow(write=True) as uow:
             lapsed = await self.book.expire_holds(uow)
+            if lapsed and tell_buyers:
+                await uow.outbox.add_many([
+                    OutboxItem(None, "notify", o.buyer.channel, o.chat_id, o.id,
+                               {"key": "order.lapsed", "language": o.language, "params": {"order": o.id}})
+                    for o in lapsed])
             await uow.commit()
         return lapsed
 

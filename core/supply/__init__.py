@@ -2,7 +2,10 @@
 
 - desk.py: an order's purchase or top-up at an upstream supplier (the outbox kinds `buy` and `topup`), and
   top-ups finished by callback or polling (SupplyDesk).
-- inventory.py: codes into a pool (streaming import of a file, bought codes alike) and re-keying the vault.
+- inventory.py: codes into a pool (the streaming import of a file, bought codes alike) and re-keying the vault.
+- restock.py: pools below their safety line bought back up from a supplier, within a daily budget (RestockDesk).
+- health.py: a failing supplier's backoff, and the merchants' alerts about suppliers (SupplierHealth).
+- stock.py: low and out-of-stock alerts, expiring codes withdrawn (StockWatch).
 
 Code outside the area imports from here (`from core.supply import SupplyDesk`).
 """
@@ -16,6 +19,7 @@ from core.supply.desk import (
     request_id_for,
     status_notice,
 )
+from core.supply.health import SupplierHealth
 from core.supply.inventory import (
     ImportReport,
     LineParser,
@@ -26,9 +30,12 @@ from core.supply.inventory import (
     read_lines,
     rekey,
 )
+from core.supply.restock import RestockDesk, RestockRule, RestockSupplier
+from core.supply.stock import ExpiringCodes, StockWatch
 
 __all__ = [
-    "ImportReport", "LineParser", "RekeyReport", "SupplyDesk", "SupplyOutcome", "check_account", "import_codes",
-    "looks_binary", "order_id_of", "parse_lines", "poll_topups", "read_lines", "refund_pending_order", "rekey",
-    "request_id_for", "status_notice",
+    "ExpiringCodes", "ImportReport", "LineParser", "RekeyReport", "RestockDesk", "RestockRule", "RestockSupplier",
+    "StockWatch", "SupplierHealth", "SupplyDesk", "SupplyOutcome", "check_account", "import_codes", "looks_binary",
+    "order_id_of", "parse_lines", "poll_topups", "read_lines", "refund_pending_order", "rekey", "request_id_for",
+    "status_notice",
 ]
