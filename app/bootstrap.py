@@ -10,7 +10,8 @@ here, and what they provide (notifiers, gateways, alerts, hooks) is registered h
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,6 @@ from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.groups import GroupDesk
-from core.jobs import JobRunner, JobsConfig, StoreJobs, restock_rules
 from core.models import Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
@@ -29,10 +29,15 @@ from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
 from core.resellers import CHANNEL as RESELLER_CHANNEL
 from core.resellers import ResellerDesk
 from core.risk import policy_from as risk_policy_from
+from config.settings import Product as ProductSettings
 from config.settings import Settings
 from core.shop import Shop
+from core.summary import DailySummary
+from core.supply import RestockDesk, RestockRule, RestockSupplier, StockWatch, SupplierHealth
 from core.vault import KeyRing, Vault, open_vault
+from jobs.lease import JobRunner
 from jobs.scheduler import build_scheduler
+from jobs.store import StoreJobs
 from storage.db import Database
 from storage.jobs import SqlJobStore
 from suppliers import build_suppliers
@@ -145,7 +150,7 @@ class App:
 
     # -- the scheduler's jobs -----------------------------------------------------------------------------
     def job_runner(self, alerts: AdminAlerts | None = None, owner: str | None = None) -> JobRunner:
-        """The scheduler's jobs on this App (core.jobs.JobRunner under the lease in `meta`); alerts to
+        """The scheduler's jobs on this App (jobs.lease.JobRunner under the lease in `meta`); alerts to
         self.alerts (the log, plus the channels added to it)."""
         js = self.settings.jobs
         store = SqlJobStore(self.db)
@@ -158,7 +163,7 @@ class App:
                             backoff_max=timedelta(minutes=js.supplier_backoff_max_minutes),
                             topup_stuck=timedelta(minutes=js.topup_stuck_minutes),
                             rules=restock_rules(self.settings.catalog))
-        self.jobs = StoreJobs(self.shop, store, self.alerts, config)
+        self.jobs = store_jobs(self.shop, store, self.alerts, config)
         at = time.fromisoformat(js.daily_summary_at) if js.daily_summary_at else None
         self.jobs.register(runner, job_intervals(self.settings), at)
         return runner
@@ -227,6 +232,43 @@ def recall_desk(shop: Shop, settings: Settings) -> RecallDesk:
     notices (sent by the running store's dispatcher) and the log."""
     alerts = FanoutAlerts([LogAlerts(), OutboxAlerts(shop.uow, merchant_chats(settings))])
     return RecallDesk(shop.uow, shop.vault, shop.clock, alerts=alerts)
+
+
+# -- the scheduler's jobs -------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class JobsConfig:
+    """What the store's jobs are told of the settings (`jobs:`, `store.low_stock_threshold`, the catalogue's
+    `restock:`)."""
+
+    expiry_margin: timedelta = timedelta(hours=1)
+    low_stock: int = 5
+    zone: str = "UTC"
+    backoff_max: timedelta = timedelta(hours=1)
+    rules: list[RestockRule] = field(default_factory=list)
+    topup_stuck: timedelta = timedelta(hours=1)  # a top-up still pending this long is a merchant's case
+
+
+def restock_rules(catalog: Sequence[ProductSettings]) -> list[RestockRule]:
+    """A RestockRule for each product of the catalogue with `restock:`."""
+    return [RestockRule(p.sku, p.restock.below, p.restock.up_to, p.restock.supplier or p.supplier,
+                        p.restock.daily_budget, p.supplier_sku or p.sku, p.cost)
+            for p in catalog if p.restock is not None]
+
+
+def store_jobs(shop: Shop, store: SqlJobStore, alerts: AdminAlerts, config: JobsConfig,
+               suppliers: Mapping[str, RestockSupplier] | None = None) -> StoreJobs:
+    """The store's jobs (jobs/store.py) on the core parts they call, each built with what it uses. `suppliers`:
+    whom restock buys from, when not the shop's own (tests and benches)."""
+    health = SupplierHealth(shop.uow, shop.clock, alerts, backoff_max=config.backoff_max,
+                            topup_stuck=config.topup_stuck)
+    stock = StockWatch(shop.uow, shop.clock, shop, alerts, store, low_stock=config.low_stock,
+                       expiry_margin=config.expiry_margin, language=shop.default_language)
+    resellers = shop.resellers
+    restocking = RestockDesk(shop.uow, shop.vault, shop.clock, shop, health, alerts,
+                             shop.suppliers if suppliers is None else suppliers, config.rules, zone=config.zone,
+                             on_stocked=resellers.fill_waiting if resellers is not None else None)
+    summary = DailySummary(shop.uow, shop.clock, stock, health, alerts, store, zone=config.zone)
+    return StoreJobs(shop, restocking=restocking, stock=stock, health=health, summary=summary)
 
 
 def job_intervals(settings: Settings) -> dict[str, float]:

@@ -4,7 +4,7 @@
     .venv/bin/python bench/allocation.py [--buyers 1000] [--pool 100000] [--postgres URL]
 
 Ours: app.App on a fresh SQLite file (or a fresh PostgreSQL database with --postgres), pool imported with
-core.inventory.import_codes, buyers = asyncio tasks calling shop.reserve then shop.pay, timed until the
+core.supply.import_codes, buyers = asyncio tasks calling shop.reserve then shop.pay, timed until the
 notifier recorded every delivery (sent by the outbox dispatcher).
 Baseline: stdlib sqlite3, same pragmas, one transaction per order (BEGIN IMMEDIATE; UPDATE ... RETURNING;
 INSERT order; COMMIT). The last line is one JSON object.

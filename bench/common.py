@@ -171,8 +171,8 @@ def write_code_file(path: Path, n: int) -> Path:
 
 
 async def import_pool(app: Any, n: int, *, sku: str = SKU, batch_size: int = 20_000) -> int:
-    """Fill the product's pool through core.inventory.import_codes (setup, not timed)."""
-    from core.inventory import import_codes
+    """Fill the product's pool through core.supply.import_codes (setup, not timed)."""
+    from core.supply import import_codes
 
     report = await import_codes(app.db.uow, app.vault, app.clock, sku, code_lines(n), batch_size=batch_size)
     if report.imported != n:

@@ -5,7 +5,7 @@
 
 Same path as bench/allocation.py (reserve -> pay -> outbox delivery recorded by the notifier) on SQLite files.
 The small store is fresh for each round (pool = --small at the start); the large pool is imported once with
-core.inventory.import_codes (setup, not timed) and each round reopens the store on it. Rounds alternate
+core.supply.import_codes (setup, not timed) and each round reopens the store on it. Rounds alternate
 small/large; the best of each is reported. Target: ratio_small_over_large <= 1.5. Last line: one JSON object.
 """
 from __future__ import annotations

@@ -27,10 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.bootstrap import job_intervals
 from bench.common import CHANNEL, PROVIDER, RecordingNotifier, emit, log, open_app, sqlite_url, temp_dir
+from config.settings import parse_settings
 from core.models import Buyer
 from core.orders import PaymentNotice
-from config.settings import parse_settings
+from core.supply import import_codes
+from jobs.scheduler import build_scheduler
 
 SUP_SKU = "SUP-GAME-10"
 COST = 850  # fen, what the fake supplier lists SUP-GAME-10 at ("8.50" yuan)
@@ -122,18 +125,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             in_process = InProcessSupplier() if fake is None else None
             skus = [p.sku for p in settings.catalog]
-            from core.inventory import import_codes
-
             for sku in skus:  # full pools to start with (setup)
                 lines = [f"{sku}-{uuid.uuid4().hex[:16]}\n".encode() for _ in range(args.up_to)]
                 await import_codes(app.db.uow, app.vault, app.clock, sku, lines)
             await app.shop.start()
-            from app.bootstrap import job_intervals
-            from jobs.scheduler import build_scheduler
-
             runner = app.job_runner()
             if in_process is not None:
-                app.jobs._suppliers = {"up": in_process}  # noqa: SLF001 - the bench's supplier
+                app.jobs.restocking.suppliers = {"up": in_process}  # the bench's supplier
             scheduler = build_scheduler(app.shop, runner=runner, every=job_intervals(settings))
             scheduler.start()
             try:

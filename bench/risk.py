@@ -43,7 +43,7 @@ from bench.common import (  # noqa: E402
     sqlite_url,
     temp_dir,
 )
-from bots.process import settle_heap  # noqa: E402
+from app.process import settle_heap  # noqa: E402
 from core.errors import StoreError  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.orders import PaymentNotice  # noqa: E402
@@ -89,7 +89,7 @@ async def one_round(directory: Path, url: str, orders: int, enabled: bool) -> di
                 await buy(b, scalper, i)
 
         # Warm-up (statement compilation, connections): not measured. Then the heap is settled as run.py does
-        # once the store serves (bots/process.py: gc.freeze, a larger young generation).
+        # once the store serves (app/process.py: gc.freeze, a larger young generation).
         await asyncio.gather(*[buy(Buyer(CHANNEL, f"warm-{run}-{i}"), Counter(), 0) for i in range(100)])
         settle_heap()
         app.shop.guard.timings = []

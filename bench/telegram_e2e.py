@@ -240,8 +240,8 @@ class InProcess:
 # -- the store side -----------------------------------------------------------------------------
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
-    from bots.process import settle_heap
-    from core.inventory import import_codes
+    from app.process import settle_heap
+    from core.supply import import_codes
     from config.settings import parse_settings
     from app import App
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import Refused
-from core.inventory import looks_binary
+from core.supply import looks_binary
 from handlers import errors
 from locales import Translator
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from app import App
 from app.bootstrap import start_scheduler, stop_scheduler
+from app.process import settle_heap
 from bots.b2b_api import mount_api
 from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
-from bots.process import settle_heap
 from core.demo import seed_demo_codes
 from cli.common import Voice
 from config.settings import Settings
@@ -91,7 +91,7 @@ async def serve(settings: Settings) -> int:
                     await runtime.start()
             if wechat is not None:
                 log.info("WeChat callback at http://%s:%s/wechat", settings.server.host, server.port)
-            settle_heap()  # start-up's objects out of the garbage collector's way (bots/process.py)
+            settle_heap()  # start-up's objects out of the garbage collector's way (app/process.py)
             await stop.wait()
         finally:
             await stop_scheduler(scheduler, runner)

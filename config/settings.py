@@ -882,7 +882,7 @@ def _check_zone(value: str) -> str:
 
 
 class Jobs(BaseModel):
-    """The scheduler (jobs/scheduler.py, core/jobs.py): intervals in seconds, the daily summary, code expiry; see
+    """The scheduler (jobs/scheduler.py, jobs/store.py): intervals in seconds, the daily summary, code expiry; see
     [The scheduler](operating.md#the-scheduler)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.errors import ErrorCode, Refused, StoreError
-from core.inventory import ImportReport, import_codes, looks_binary, read_lines
+from core.supply import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
     AuditEntry,
     Buyer,

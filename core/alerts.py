@@ -4,7 +4,8 @@ An alert is a message key (`alert.low_stock`, see locales/) and plain parameters
 the merchant's language (bots/telegram/alerts.py: the user ids in `telegram.admins`; bots/wechat/admin.py
 MerchantAlerts: the openids in `wechat.admins` and the WeCom robot). Alerts are best effort: a channel that
 cannot send is logged and the others still get it. Whether an alert is due ("once per crossing") is decided
-by the jobs (core/jobs.py) from state kept in the `meta` table, never here.
+by the use case that raises it (core/supply/stock.py, health.py and restock.py, core/summary.py) from
+state kept in the `meta` table, never here.
 
 An alert may offer the merchant commands (`commands`: (label key, command text) pairs such as
 ("review.approve", "/approve R1A2B3")). Telegram shows them as buttons that run the command (the callback data

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 
 from core.clock import Clock
-from core.inventory import import_codes
+from core.supply import import_codes
 from core.models import Kind, Product
 from core.ports import UnitOfWorkFactory
 from core.vault import Vault

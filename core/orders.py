@@ -191,7 +191,7 @@ class OrderBook:
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
         deliver: list[Order] = []
-        supply: list[Order] = []  # supplier and topup orders: paid, then bought upstream (core/suppliers.py)
+        supply: list[Order] = []  # supplier and topup orders: paid, then bought upstream (core/supply/desk.py)
         reclaim: dict[int, list[Order]] = {}
         for i, n in enumerate(notices):
             key = (n.provider, n.txn_id)

@@ -136,7 +136,7 @@ class OutboxDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._handoffs: set[asyncio.Task[None]] = set()
-        # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/suppliers.py SupplyDesk).
+        # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/supply/desk.py SupplyDesk).
         self.supply: Any = None
         # Called in the transaction that marks orders refunded (commission reversal, core/resellers/commissions.py).
         self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []

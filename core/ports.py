@@ -147,7 +147,7 @@ class MetaRepo(Protocol):
 
 
 class SupplyRepo(Protocol):
-    """The ledger of supplier calls (core/suppliers.py)."""
+    """The ledger of supplier calls (core/supply/desk.py)."""
 
     async def get(self, request_id: str) -> SupplyRequest | None: ...
     async def save(self, request: SupplyRequest) -> None:

@@ -24,6 +24,7 @@ from core.models import (
     Kind,
     Order,
     OrderStatus,
+    OutboxItem,
     Product,
     ProductSpec,
     StockLine,
@@ -34,7 +35,7 @@ from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import PaymentDesk, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
-from core.suppliers import SupplyDesk, check_account
+from core.supply import SupplyDesk, check_account
 from core.vault import Vault
 
 if TYPE_CHECKING:
@@ -309,10 +310,17 @@ class Shop:
             await uow.commit()
         return order
 
-    async def expire_holds(self) -> list[Order]:
-        """Release lapsed holds (run by the scheduler). Its own transaction, never batched with payments."""
+    async def expire_holds(self, *, tell_buyers: bool = False) -> list[Order]:
+        """Release lapsed holds (run by the scheduler). Its own transaction, never batched with payments. With
+        tell_buyers (the `expire-holds` job), each buyer is told their invoice lapsed: an outbox notice in the
+        same transaction, in the buyer's language."""
         async with self.uow(write=True) as uow:
             lapsed = await self.book.expire_holds(uow)
+            if lapsed and tell_buyers:
+                await uow.outbox.add_many([
+                    OutboxItem(None, "notify", o.buyer.channel, o.chat_id, o.id,
+                               {"key": "order.lapsed", "language": o.language, "params": {"order": o.id}})
+                    for o in lapsed])
             await uow.commit()
         return lapsed
 

@@ -42,7 +42,7 @@ from core.admin import (
     check_import_file,
 )
 from core.aftersales import AuditTrail
-from core.inventory import ImportReport, looks_binary
+from core.supply import ImportReport, looks_binary
 from core.models import OrderStatus, Product
 from core.models import localized
 from core.shop import Shop

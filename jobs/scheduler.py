@@ -1,10 +1,11 @@
-"""The scheduler. Jobs have stable ids and only call core.
+"""The scheduler. Jobs have stable ids and only call core: the store's own jobs are jobs/store.py's, the ones
+that need the running store's channels (outbox, WeChat Pay, Stars) are added here.
 
-With a core.jobs.JobRunner (the composition root, app/, always passes one), every job runs through `runner.tick(name)`: it does its
-work only in the process holding the scheduler lease, once per tick. Interval jobs fire at fixed instants
-(multiples of the interval since core.jobs.EPOCH) so that every process's tick for a job is the same tick; a
-heartbeat renews the lease in between. Without a runner (one process embedding the store, see examples/) the
-three original jobs run unleased, as before.
+With a jobs.lease.JobRunner (the composition root, app/, always passes one), every job runs through
+`runner.tick(name)`: it does its work only in the process holding the scheduler lease, once per tick. Interval
+jobs fire at fixed instants (multiples of the interval since jobs.lease.EPOCH) so that every process's tick for a
+job is the same tick; a heartbeat renews the lease in between. Without a runner (one process embedding the store,
+see examples/) the three original jobs run unleased, as before.
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core.jobs import EPOCH, JobRunner
 from core.payments import StarLedger
 from core.ports import PaymentReconciler
 from core.shop import Shop
+from jobs.lease import EPOCH, JobRunner
 
 log = logging.getLogger(__name__)
 

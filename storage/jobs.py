@@ -1,5 +1,6 @@
-"""The scheduler's storage (core.jobs.JobStore): the lease and job records in the `meta` table, and the few
-set-based statements the jobs need (withdrawing expiring codes, the daily summary's figures).
+"""The scheduler's storage: the lease and the jobs' records in the `meta` table (jobs.lease.JobStore), and the
+few set-based statements the jobs need: withdrawing expiring codes (core.supply.ExpiringCodes) and the daily
+summary's figures (core.summary.SummaryFigures).
 
 The lease is one `meta` row (`scheduler.lease`: owner and expiry as JSON), changed only by compare-and-set in
 a write transaction: on PostgreSQL the row is read `FOR UPDATE` (a second process waits, then sees the new
@@ -18,8 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.jobs import JOB_PREFIX, LEASE_KEY, Lease, SalesLine
 from core.models import CodeStatus
+from core.summary import SalesLine
+from jobs.lease import JOB_PREFIX, LEASE_KEY, Lease
 from storage import tables as t
 
 

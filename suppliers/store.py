@@ -9,7 +9,7 @@ a top-up's later status is read with `GET /api/v1/orders?idempotency_key=<reques
 A call is tried 1 + `retries` times on timeouts, connection errors, 5xx, 429 and a refused nonce (each attempt
 has a fresh timestamp and nonce, the same Idempotency-Key), waiting `backoff` seconds (doubling). The upstream
 store's error codes (sold_out, insufficient_funds, bad_signature, ...) are final: SupplierError with that code.
-Codes go from the answer straight to the caller (core/suppliers.py puts them into the vault); they never reach
+Codes go from the answer straight to the caller (core/supply/desk.py puts them into the vault); they never reach
 the log or an exception.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import Clock
-from core.inventory import ImportReport, import_codes
+from core.supply import ImportReport, import_codes
 from core.models import Buyer, Order, Payment
 from core.orders import PaymentNotice, PaymentResult
 from core.ports import Delivery

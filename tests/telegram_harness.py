@@ -15,7 +15,7 @@ from typing import Any
 
 from app import App
 from core.clock import FakeClock
-from core.inventory import import_codes
+from core.supply import import_codes
 from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI

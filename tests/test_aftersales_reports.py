@@ -10,7 +10,7 @@ import pytest
 
 from app import App
 from core.clock import FakeClock
-from core.inventory import import_codes
+from core.supply import import_codes
 from core.models import Buyer
 from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow

@@ -83,7 +83,7 @@ async def api_store(db_url: str, tmp_path: Path, *, codes: int = 50, balance: in
         desk = app.resellers
         await app.shop.start()
         await import_n(app, codes)
-        from core.inventory import import_codes
+        from core.supply import import_codes
         await import_codes(app.db.uow, app.vault, app.clock, "VIP-M", [b"VIP-SHARED-1\n"])
         r = await desk.create("Acme", discount_percent=discount)
         if balance:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import App
-from core.inventory import import_codes
+from core.supply import import_codes
 from core.models import Buyer
 from config.settings import parse_settings
 from handlers.actions import FEATURES, MAX_ACTION_BYTES, OLD_NAMES, Shopping

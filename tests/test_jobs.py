@@ -1,4 +1,4 @@
-"""The scheduler's use cases (core/jobs.py) on real SQLite and PostgreSQL, a fake clock for time, and a small
+"""The scheduler's jobs (jobs/store.py on core/supply/, core/summary.py; the lease: jobs/lease.py) on real SQLite and PostgreSQL, a fake clock for time, and a small
 in-memory supplier at the Supplier port (core.ports.Supplier; the HTTP supplier has its own tests)."""
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import pytest
 
 from core.clock import FakeClock
 from core.errors import SupplierError
-from core.jobs import JobRunner, JobsConfig, RestockRule, StoreJobs
+from app.bootstrap import JobsConfig, store_jobs as build_store_jobs
 from core.ports import SupplierProduct
+from core.supply import RestockRule
+from jobs.lease import JobRunner
+from jobs.store import StoreJobs
 from storage.jobs import SqlJobStore
 from tests.helpers import SKU, buyer, import_lines, import_n, open_shop, pay, settle, stock_of
 
@@ -79,8 +82,8 @@ class RecordingAlerts:
 def store_jobs(app: Any, supplier: MemorySupplier | None = None, *, rules: list[RestockRule] | None = None,
                alerts: RecordingAlerts | None = None, **config: Any) -> tuple[StoreJobs, RecordingAlerts]:
     alerts = alerts or RecordingAlerts()
-    jobs = StoreJobs(app.shop, SqlJobStore(app.db), alerts, JobsConfig(rules=rules or [], **config),
-                     suppliers={supplier.name: supplier} if supplier else {})
+    jobs = build_store_jobs(app.shop, SqlJobStore(app.db), alerts, JobsConfig(rules=rules or [], **config),
+                            suppliers={supplier.name: supplier} if supplier else {})
     return jobs, alerts
 
 

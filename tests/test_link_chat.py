@@ -51,7 +51,7 @@ async def both_chats(api: FakeBotAPI, wx_api: FakeWeChatAPI, tmp_path: Path,
         await wx.__aenter__()
         try:
             for sku in ("LIM", "VIP"):
-                from core.inventory import import_codes
+                from core.supply import import_codes
 
                 await import_codes(shop.app.db.uow, shop.app.vault, shop.app.clock, sku,
                                    [f"{sku}-{i}\n".encode() for i in range(5)])

@@ -113,7 +113,8 @@ def _imports(room: str) -> list[tuple[str, str, list[str]]]:
 def _core_services() -> set[str]:
     """The classes of core/ that make up the running shop (desks, the order book, the dispatcher, ...): built by
     the composition root (app/bootstrap.py), never by an adapter or a repository."""
-    named = {"Shop", "OrderBook", "Guard", "OutboxDispatcher", "GroupCommitter", "JobRunner", "StoreJobs"}
+    named = {"Shop", "OrderBook", "Guard", "OutboxDispatcher", "GroupCommitter", "SupplierHealth", "StockWatch",
+             "DailySummary"}
     found = set()
     for path in (ROOT / "core").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -124,7 +125,8 @@ def _core_services() -> set[str]:
 
 def test_storage_implements_repositories_and_composes_nothing_of_core():
     services = _core_services()
-    assert {"Shop", "ResellerDesk", "GroupDesk"} <= services, "the service list is out of date"
+    assert {"Shop", "ResellerDesk", "GroupDesk", "RestockDesk", "StockWatch"} <= services, \
+        "the service list is out of date"
     composed = [f"{f}: {m}.{n}" for f, m, names in _imports("storage") if m.startswith("core")
                 for n in names if n in services]
     hung = []  # shop.<feature> = ... : a storage module hanging a desk on the shop
@@ -155,6 +157,23 @@ def test_every_repository_is_bound_to_the_transaction_of_its_unit_of_work():
                         and node.value.value.id == "uow"):
                     shortcuts.append(f"{name}: {ast.unparse(node)}")
     assert takes_uow + shortcuts == []
+
+
+def test_core_imports_nothing_from_the_rooms_around_it():
+    """Core is the middle of the house: the adapters, storage, the scheduler, the flows and the composition root
+    call it, never the other way round (their ports are core's Protocols, implemented out there)."""
+    outside = {"jobs", "bots", "storage", "app", "handlers", "cli", "suppliers", "run"}
+    leaks = [f"{f}: {m}" for f, m, _ in _imports("core") if m.split(".")[0] in outside]
+    assert leaks == []
+
+
+def test_the_lease_engine_needs_no_framework_and_jobs_reach_no_storage():
+    """jobs/lease.py (which process runs the jobs, at which tick) is plain Python: storage/jobs.py implements its
+    JobStore and imports it without pulling in APScheduler. jobs/ gets its store from the composition root."""
+    leaks = [f"{f}: {m}" for f, m, _ in _imports("jobs") if f == "jobs/lease.py" and m.split(".")[0] in FORBIDDEN]
+    leaks += [f"{f}: {m}" for f, m, _ in _imports("jobs") if m.split(".")[0] in ("storage", "sqlalchemy", "handlers")]
+    leaks += [f"{f}: {m}" for f, m, _ in _imports("storage") if m.split(".")[0] == "jobs" and m != "jobs.lease"]
+    assert leaks == []
 
 
 def test_core_reads_no_configuration():

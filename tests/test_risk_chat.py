@@ -324,7 +324,7 @@ async def test_given_a_wechat_order_held_for_review_then_the_merchant_gets_the_c
 async def test_given_a_membership_that_starts_next_month_when_paid_then_the_code_arrives_on_that_date_not_before(
         api: FakeBotAPI, tmp_path: Path) -> None:
     from core.clock import FakeClock
-    from core.inventory import import_codes
+    from core.supply import import_codes
 
     clock = FakeClock()  # 2026-01-01
     later = {"catalog": [{"sku": "VIP", "title": "Video VIP", "price": 1500, "stars": 90,

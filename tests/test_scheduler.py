@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.jobs import JobRunner, JobsConfig, StoreJobs
+from app.bootstrap import JobsConfig, store_jobs
+from jobs.lease import JobRunner
 from jobs.scheduler import build_scheduler
 from storage.jobs import SqlJobStore
 from tests.helpers import open_shop
@@ -27,8 +28,9 @@ class QuietAlerts:
 
 
 def scheduled(app: Any, owner: str, runs: list[tuple[str, str, str]]) -> tuple[Any, JobRunner]:
-    runner = JobRunner(SqlJobStore(app.db), app.clock, owner=owner, lease=timedelta(seconds=LEASE))
-    StoreJobs(app.shop, runner.store, QuietAlerts(), JobsConfig()).register(
+    store = SqlJobStore(app.db)
+    runner = JobRunner(store, app.clock, owner=owner, lease=timedelta(seconds=LEASE))
+    store_jobs(app.shop, store, QuietAlerts(), JobsConfig()).register(
         runner, dict.fromkeys(JOBS, EVERY), None)
     scheduler = build_scheduler(app.shop, runner=runner, every={"dispatch-outbox": EVERY})
     for spec in runner.jobs.values():  # record every run: (job, tick, process)

@@ -14,7 +14,7 @@ import pytest
 from app import App
 from bots.telegram.common import buyer_of
 from core.clock import FakeClock
-from core.inventory import import_codes
+from core.supply import import_codes
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import Shopfront, buttons, data_of, store_settings
 

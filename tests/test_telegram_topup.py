@@ -7,7 +7,7 @@ import pytest
 
 from bots.telegram.common import buyer_of
 from core.models import OrderStatus
-from core.suppliers import poll_topups
+from core.supply import poll_topups
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_supplier import FakeSupplier
 from tests.telegram_harness import Shopfront, buttons

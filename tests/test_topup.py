@@ -4,6 +4,7 @@ callback to the store's HTTP server, or by polling — and a failure refunds."""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,15 @@ import aiohttp
 import pytest
 
 from app import App
+from app.bootstrap import JobsConfig, store_jobs
 from bots.http import HttpServer
 from core.clock import FakeClock
 from core.models import Buyer
 from config.settings import parse_settings
-from core.suppliers import poll_topups
+from core.supply import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
+from storage.jobs import SqlJobStore
 from suppliers import handle_callback
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle
@@ -243,11 +246,6 @@ async def test_mount_callbacks_serves_the_route_run_py_starts(sqlite_url, tmp_pa
 
 async def test_a_topup_the_supplier_never_finishes_is_reported_to_the_merchants_once_and_not_refunded(
         sqlite_url, tmp_path, fake):
-    from datetime import timedelta  # noqa: PLC0415
-
-    from core.jobs import JobsConfig, StoreJobs  # noqa: PLC0415
-    from storage.jobs import SqlJobStore  # noqa: PLC0415
-
     class Alerts:
         def __init__(self) -> None:
             self.sent: list[tuple[str, dict]] = []
@@ -261,7 +259,7 @@ async def test_a_topup_the_supplier_never_finishes_is_reported_to_the_merchants_
         await pay(app, order)
         await settle(app)
         alerts = Alerts()
-        jobs = StoreJobs(app.shop, SqlJobStore(app.db), alerts, JobsConfig(topup_stuck=timedelta(minutes=60)))
+        jobs = store_jobs(app.shop, SqlJobStore(app.db), alerts, JobsConfig(topup_stuck=timedelta(minutes=60)))
         clock.advance(minutes=30)
         assert await jobs.poll_topups() == "0 top-ups finished" and alerts.sent == []
         clock.advance(minutes=31)

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from app import App
 from core.errors import VaultError
-from core.inventory import rekey
+from core.supply import rekey
 from core.vault import KeyRing, Vault, read_key_file, write_key_file
 from storage import tables as t
 from tests.helpers import (

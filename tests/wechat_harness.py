@@ -20,7 +20,7 @@ import xmltodict
 from app import App
 from bots.http import HttpServer
 from core.clock import Clock
-from core.inventory import import_codes
+from core.supply import import_codes
 from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer

@@ -137,7 +137,7 @@ class MerchantAlerts:
                         title=lambda lang: localized(p.title, lang, self.shop.default_language))
 
     async def alert(self, key: str, params: dict[str, Any], commands: Commands = ()) -> None:
-        """core.alerts.AdminAlerts: the scheduler's alerts (core/jobs.py) go the same way as the ones above.
+        """core.alerts.AdminAlerts: the scheduler's alerts (jobs/store.py) go the same way as the ones above.
         Offered commands are listed under the text, to be sent back as typed (`/approve R1A2B3`)."""
         if self.enabled:
             await self.send(key, _commands=commands, **params)

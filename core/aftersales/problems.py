@@ -62,7 +62,7 @@ class ProblemDesk:
         self.alerts = alerts
         self.wake = wake
         self.vault = vault
-        self.supply = supply  # core.suppliers.SupplyDesk: offer_for / supplier_for (the code check)
+        self.supply = supply  # core.supply.SupplyDesk: offer_for / supplier_for (the code check)
 
     def policy(self, sku: str) -> ReissuePolicy:
         return self.policies.get(sku, self.default)

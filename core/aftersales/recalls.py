@@ -14,7 +14,7 @@ from core.aftersales.audit import code_ref
 from core.alerts import AdminAlerts
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.inventory import LineParser, parse_lines
+from core.supply import LineParser, parse_lines
 from core.models import AuditEntry, CodeStatus, Kind, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import UnitOfWorkFactory
 from core.vault import Vault

@@ -1,7 +1,7 @@
 """The wallet order batch: every B2B order (API and group chat) is one group-commit request (`OrderRequest`),
 made, debited from the wallet, paid (provider `wallet`) and sold in the batch's transaction, never held. In arrival
 order: the Idempotency-Key (the same key is the same order), the account, the product and the quantity, then the
-product's rules and risk (core/risk.py `Guard.screen`, the same function as a chat order's), then the stock under
+product's rules and risk (core/risk/guard.py `Guard.screen`, the same function as a chat order's), then the stock under
 the product's partial policy, then the wallet; so a batch of racing orders never spends more than the balance plus
 the credit limit, and a refused order holds and debits nothing. Orders waiting for stock are served first."""
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from core.batching import GroupCommitter
     from core.clock import Clock
     from core.risk import Guard
-    from core.suppliers import SupplyDesk
+    from core.supply import SupplyDesk
 
 
 @dataclass(slots=True)
@@ -120,7 +120,7 @@ class OrderBatch:
                 todo.append(i)
         supplied = {pid for pid, p in products.items() if p.kind in SUPPLIED and self.supply.supplier_for(p)}
         # The account, the product and the quantity; then the product's rules and risk, decided by the same
-        # function as for every chat order (core/risk.py Guard.screen), with the member as the buyer of a group
+        # function as for every chat order (core/risk/guard.py Guard.screen), with the member as the buyer of a group
         # order and the reseller (api:<id>) of an API order; then the stock and the wallet.
         checked: list[int] = []
         for i in todo:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from core.batching import GroupCommitter
     from core.clock import Clock
     from core.risk import Guard
-    from core.suppliers import SupplyDesk
+    from core.supply import SupplyDesk
     from core.vault import Vault
 
 

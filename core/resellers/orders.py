@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from core.batching import GroupCommitter
     from core.clock import Clock
     from core.risk import Guard
-    from core.suppliers import SupplyDesk
+    from core.supply import SupplyDesk
     from core.vault import Vault
 
 
@@ -55,7 +55,7 @@ class B2BOrders:
         """Buy qty codes of sku, paid from the wallet, delivered at once. The same Idempotency-Key returns the
         same order (never a second one or a second debit); reused for another request it is refused.
         Supplier products are bought upstream after the debit and top-ups recharge `account` (checked against
-        the product's pattern): both are `pending` until the supplier finishes (core/suppliers.py), and a
+        the product's pattern): both are `pending` until the supplier finishes (core/supply/desk.py), and a
         supplier's failure refunds the wallet."""
         product = await self.listing.product_by_sku(sku)
         if product is None:
@@ -143,7 +143,7 @@ class B2BOrders:
 class ApiNotifier:
     """The `api` channel's notifier: resellers' systems are not written to; they read their orders over the
     signed API (`GET /api/v1/orders/{id}`). So a replacement code the outbox "sends" for a B2B order (a recalled
-    code reissued, core/aftersales.py) is simply there on the next read, and no row waits forever for a channel
+    code reissued, core/aftersales/) is simply there on the next read, and no row waits forever for a channel
     that does not exist."""
 
     async def deliver(self, recipient: str, delivery: Any) -> None:

@@ -1,7 +1,7 @@
 """May this order be made? `Guard.screen` decides it for every channel, the product's rules first, then risk.
 
 `Guard.reserve_batch` calls it for chat orders (wrapping the order book's reserve batch inside the group commit),
-core/resellers.py for B2B API and group orders in their wallet batch. For the whole batch it reads the buyers'
+core/resellers/ for B2B API and group orders in their wallet batch. For the whole batch it reads the buyers'
 facts, their linked identities (a shared phone, or a link by code: core/links.py), their recent activity, the
 blacklist and (for products with counted rules) their past orders of the product, each in one indexed, set-based
 statement, then checks the product's rules (rules.py) and scores each request (scoring.py). Refused: a StoreError,
@@ -155,7 +155,7 @@ class Guard:
     async def screen(self, uow: UnitOfWork, intents: Sequence[Intent], products: Mapping[int, Product],
                      now: datetime, *, preview: bool = False) -> list[StoreError | Assessment]:
         """Whether each order may go on: the product's rules first, then risk. The one place this is decided, for
-        every channel: chat orders (`reserve_batch`), B2B API and group orders (core/resellers.py, in their own
+        every channel: chat orders (`reserve_batch`), B2B API and group orders (core/resellers/, in their own
         batch). Returns per intent the refusal (nothing may be held or sold) or the assessment to go on with
         (ALLOW, or REVIEW for an order that holds). Runs inside the caller's write transaction: what one call
         accepts counts for the next intent of the same person in it. `products` must hold every intent's product

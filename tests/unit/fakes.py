@@ -289,7 +289,7 @@ class FakeAuditRepo(_Repo):
 
 
 class FakeRiskRepo(_Repo):
-    """Rules and risk (core/risk.py RiskRepo, storage/risk.py): the reads computed from the fake's orders, audit,
+    """Rules and risk (core/risk/ports.py RiskRepo, storage/risk.py): the reads computed from the fake's orders, audit,
     customers and blacklist as the SQL computes them."""
 
     async def lock_buyers(self, keys: Sequence[str]) -> None:
@@ -393,7 +393,7 @@ class FakeRiskRepo(_Repo):
 
 
 class FakeTicketRepo(_Repo):
-    """After-sales tickets (core/aftersales.py TicketRepo), bound to the transaction like every repository."""
+    """After-sales tickets (core/aftersales/tickets.py TicketRepo), bound to the transaction like every repository."""
 
     async def add(self, ticket: Ticket) -> int:
         ticket.id = self.s.next_id()

@@ -1,6 +1,6 @@
 """Commissions (分销): a reseller earns a share of each paid order of a customer it referred, at its rate in basis
 points (1/100 of a percent: `resellers.commission_bp`, or its own in `resellers.commissions`), rounded down to the
-minor unit. The pure rules of core/resellers.py; accrual, reversal and payouts on a real database are in
+minor unit. The pure rules of core/resellers/; accrual, reversal and payouts on a real database are in
 tests/test_commissions.py."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Risk scoring (core/risk.py): every order is scored as it is reserved; points add up per signal and the total
+"""Risk scoring (core/risk/): every order is scored as it is reserved; points add up per signal and the total
 decides: allow, challenge (a sum to answer in the chat), review (held for a merchant) or refuse. Most buyers are
 never bothered. `Guard.screen` / `Guard.reserve_batch` on the fake unit of work, with the default `risk:` policy
 (challenge at 30, review at 60, refuse at 90)."""

@@ -1,5 +1,5 @@
 """Product rules (core/risk/rules.py): who may buy a product, how much and when. `check` is the pure decision; the
-limits that count past orders are decided by `Guard.screen` (core/risk.py), the one function every order passes,
+limits that count past orders are decided by `Guard.screen` (core/risk/), the one function every order passes,
 here on the fake unit of work. Each refusal names the rule (the buyer reads `rules.refused.<rule>`)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""After-sales policy (core/aftersales.py ProblemDesk, ReissuePolicy): a buyer who reports a code that does not
+"""After-sales policy (core/aftersales/problems.py ProblemDesk, ReissuePolicy): a buyer who reports a code that does not
 work gets a new one at once when the product's policy allows it (automatic reissue on, within the window after
 delivery, under the reissues per order, a clean history); otherwise the report goes to the merchants as a ticket
 saying why. On the fake unit of work; the merchants' tickets and the chat are in tests/test_aftersales_tickets.py."""

@@ -1,4 +1,5 @@
-"""Inventory use cases: streaming code import, re-keying, stock figures."""
+"""Codes into a pool: the streaming import of a file of codes (the merchant's `codes import` and `/import`, a
+restock's purchase), the line rules every code file follows (also read by recalls), and re-keying the vault."""
 from __future__ import annotations
 
 import csv
