@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from config.settings import Product as ProductSettings
+from config.settings import Settings
 from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
 from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
@@ -29,8 +31,6 @@ from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
 from core.resellers import CHANNEL as RESELLER_CHANNEL
 from core.resellers import ResellerDesk
 from core.risk import policy_from as risk_policy_from
-from config.settings import Product as ProductSettings
-from config.settings import Settings
 from core.shop import Shop
 from core.summary import DailySummary
 from core.supply import RestockDesk, RestockRule, RestockSupplier, StockWatch, SupplierHealth

@@ -25,9 +25,9 @@ if str(ROOT) not in sys.path:
 
 import yaml
 
+from config.settings import Settings, parse_settings
 from core.models import Buyer, Payment
 from core.ports import Delivery
-from config.settings import Settings, parse_settings
 
 SKU = "BENCH-CODE"
 CHANNEL = "bench"

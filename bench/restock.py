@@ -111,8 +111,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     kind = "in-process"
     if not args.in_process:
         try:
-            from tests.fake_supplier import FakeSupplier  # the supplier work's fake server
             import suppliers.http  # noqa: F401
+            from tests.fake_supplier import FakeSupplier  # the supplier work's fake server
             fake = await FakeSupplier().start()
             fake.balance = 100_000_000
             kind = "http+tests/fake_supplier.py"

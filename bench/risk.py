@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.process import settle_heap  # noqa: E402
 from bench.common import (  # noqa: E402
     CHANNEL,
     PROVIDER,
@@ -43,11 +44,10 @@ from bench.common import (  # noqa: E402
     sqlite_url,
     temp_dir,
 )
-from app.process import settle_heap  # noqa: E402
+from config.settings import parse_settings  # noqa: E402
 from core.errors import StoreError  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.orders import PaymentNotice  # noqa: E402
-from config.settings import parse_settings  # noqa: E402
 
 SCALPER_ORDERS = 50
 

@@ -240,10 +240,10 @@ class InProcess:
 # -- the store side -----------------------------------------------------------------------------
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
-    from app.process import settle_heap
-    from core.supply import import_codes
-    from config.settings import parse_settings
     from app import App
+    from app.process import settle_heap
+    from config.settings import parse_settings
+    from core.supply import import_codes
 
     side = InProcess() if args.same_process else ApiProcess()
     with temp_dir("bench-tg-") as d:

@@ -43,12 +43,12 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 
 from app import App  # noqa: E402
+from app.process import settle_heap  # noqa: E402
 from bench.common import emit, log, temp_dir  # noqa: E402
 from bots.http import HttpServer  # noqa: E402
-from app.process import settle_heap  # noqa: E402
-from core.supply import import_codes  # noqa: E402
-from core.models import Buyer  # noqa: E402
 from config.settings import parse_settings  # noqa: E402
+from core.models import Buyer  # noqa: E402
+from core.supply import import_codes  # noqa: E402
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer  # noqa: E402
 from tests.fake_wechat_pay import FakeWeChatPay  # noqa: E402
 

@@ -17,8 +17,8 @@ from app.logs import configure as configure_logging
 from cli import audit, codes, db, jobs, reseller, stock, wechat
 from cli import run as run_store
 from cli.common import Voice
-from core.errors import VaultError
 from config.settings import ConfigError, Settings, load_settings
+from core.errors import VaultError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 # The command groups, in the order `run.py --help` lists them; no command given is `run`.

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from app import App
-from core.aftersales import export_csv, export_json, order_trail, record_export
 from cli.common import Voice
 from config.settings import Settings
+from core.aftersales import export_csv, export_json, order_trail, record_export
 
 
 def add_parser(sub: Any, say: Voice) -> None:

@@ -11,9 +11,9 @@ from tqdm import tqdm
 from app import App
 from app.bootstrap import recall_desk
 from cli.common import Voice, open_codes_file
+from config.settings import Settings
 from core.errors import ErrorCode, StoreError
 from core.supply import import_codes, read_lines, rekey
-from config.settings import Settings
 from core.vault import read_key_file, write_key_file
 
 

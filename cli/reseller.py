@@ -8,10 +8,10 @@ from typing import Any
 
 from app import App
 from cli.common import Voice
+from config.settings import Settings
 from core.cardfaces import CardFace, CardFaceCode, CardFaceError
 from core.models import Buyer
 from core.resellers import ResellerCode, ResellerError
-from config.settings import Settings
 
 
 def add_parser(sub: Any, say: Voice) -> None:

@@ -14,9 +14,9 @@ from app.process import settle_heap
 from bots.b2b_api import mount_api
 from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
-from core.demo import seed_demo_codes
 from cli.common import Voice
 from config.settings import Settings
+from core.demo import seed_demo_codes
 from handlers.customer import CustomerFlow
 from locales import Translator
 from suppliers import mount_callbacks

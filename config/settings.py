@@ -22,7 +22,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -63,7 +63,7 @@ __all__ = [
     "parse_settings",
 ]
 
-Loc = tuple[Union[str, int], ...]
+Loc = tuple[str | int, ...]
 
 
 # --------------------------------------------------------------------------- errors
@@ -216,7 +216,7 @@ class Store(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_language(self) -> "Store":
+    def _check_language(self) -> Store:
         if self.default_language not in self.languages:
             _fail((("default_language",), f"must be one of store.languages ({', '.join(self.languages)})"))
         return self
@@ -287,9 +287,9 @@ class Vault(BaseModel):
                                    description="alternatively the keys themselves: `{key_id: base64 of 32 bytes}` "
                                                "(e.g. `k1: ${STORE_VAULT_K1}`); key ids are 1–32 letters, digits, "
                                                "`_` or `-`")
-    current_key: Optional[str] = Field(None, description="the key new codes are encrypted with; none: the last of "
+    current_key: str | None = Field(None, description="the key new codes are encrypted with; none: the last of "
                                                          "`keys`")
-    fingerprint_key: Optional[Key32] = Field(None, description="base64 of 32 bytes; required with `vault.keys` "
+    fingerprint_key: Key32 | None = Field(None, description="base64 of 32 bytes; required with `vault.keys` "
                                                                "(duplicate detection; never rotates)")
 
     @field_validator("keys")
@@ -301,7 +301,7 @@ class Vault(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_keys(self) -> "Vault":
+    def _check_keys(self) -> Vault:
         problems: list[tuple[Loc, str]] = []
         if self.keys:
             if self.fingerprint_key is None:
@@ -354,7 +354,7 @@ class Restock(BaseModel):
                                                 "day), minor units of `store.currency`")
 
     @model_validator(mode="after")
-    def _check_levels(self) -> "Restock":
+    def _check_levels(self) -> Restock:
         if self.up_to < self.below:
             _fail((("up_to",), f"must be at least below ({self.below})"))
         return self
@@ -385,30 +385,30 @@ class Product(BaseModel):
     description: Localized = Field(default_factory=dict, description="string or per-language map")
     category: Localized = Field(default_factory=dict, description="string or per-language map")
     price: int = Field(ge=0, description="minor units of `store.currency`")
-    stars: Optional[int] = Field(None, ge=1, description="price in Telegram Stars; none: not sold in Telegram")
+    stars: int | None = Field(None, ge=1, description="price in Telegram Stars; none: not sold in Telegram")
     kind: Literal["code", "reusable", "supplier", "topup"] = Field(
         "code", description="`code` (unique codes, each sold once), `reusable` (one code sold to many; quantity 1), "
                             "`supplier` (bought from a supplier when sold), `topup` (the supplier recharges the "
                             "buyer's account; quantity 1): see [Suppliers](suppliers.md)")
     min_qty: int = Field(1, ge=1, description="least quantity per order")
     max_qty: int = Field(10, ge=1, description="most per order (chat buyers; a B2B order takes up to 1,000)")
-    hold_minutes: Optional[int] = Field(None, ge=1, le=1440, description="per-product hold; none: "
+    hold_minutes: int | None = Field(None, ge=1, le=1440, description="per-product hold; none: "
                                                                          "`store.hold_minutes`")
     active: bool = Field(True, description="on sale")
     rules: dict[str, Any] = Field(default_factory=dict,
                                   description="sale rules: limits per person, sale window, phone, region, member "
                                               "level (keys: [Product rules](rules-and-risk.md#product-rules))")
-    restock: Optional[Restock] = Field(None, description="automatic restock of a `code` pool from a supplier; "
+    restock: Restock | None = Field(None, description="automatic restock of a `code` pool from a supplier; "
                                                          "none: off")
     supplier: str = Field("", description="a name under `suppliers:`; required for kinds `supplier` and `topup`, "
                                           "optional for `code` (where `restock` buys)")
     supplier_sku: str = Field("", description="the product's SKU at the supplier; required with `supplier` for "
                                               "those kinds")
-    cost: Optional[int] = Field(None, ge=0, description="what one costs the shop (minor units of "
+    cost: int | None = Field(None, ge=0, description="what one costs the shop (minor units of "
                                                         "`store.currency`): margin, restock budgets")
     account_pattern: str = Field("", description="`topup`: a regular expression the account must match, e.g. "
                                                  "`^1[3-9]\\d{9}$` (a mainland mobile number)")
-    aftersales: Optional[Aftersales] = Field(None, description="buyers' problem reports answered by an automatic "
+    aftersales: Aftersales | None = Field(None, description="buyers' problem reports answered by an automatic "
                                                                "reissue; none: the defaults of its section")
 
     @field_validator("rules", mode="before")
@@ -450,7 +450,7 @@ class Product(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_supply(self) -> "Product":
+    def _check_supply(self) -> Product:
         if self.kind in ("supplier", "topup"):
             missing = [((k,), f"required for kind {self.kind}") for k in ("supplier", "supplier_sku")
                        if not getattr(self, k)]
@@ -467,7 +467,7 @@ class Product(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _check_qty(self) -> "Product":
+    def _check_qty(self) -> Product:
         if self.kind == "reusable":
             if self.min_qty != 1:
                 _fail((("min_qty",), "must be 1 for kind reusable (one per order)"))
@@ -538,7 +538,7 @@ class Telegram(BaseModel):
     mode: Literal["polling", "webhook"] = Field("polling", description="`polling` or `webhook`")
     webhook: Webhook = Field(default_factory=Webhook, description="required in webhook mode")
     admins: list[int] = Field(default_factory=list, description="merchant user ids")
-    delete_code_after: Optional[int] = Field(None, ge=1, description="minutes after which code messages are "
+    delete_code_after: int | None = Field(None, ge=1, description="minutes after which code messages are "
                                                                      "deleted; none: kept")
     limits: TelegramLimits = Field(default_factory=TelegramLimits, description="outbound message rates")
     groups: TelegramGroups = Field(default_factory=TelegramGroups, description="reseller ordering in group chats")
@@ -548,7 +548,7 @@ class Telegram(BaseModel):
         return bool(self.token.get_secret_value())
 
     @model_validator(mode="after")
-    def _check_webhook(self) -> "Telegram":
+    def _check_webhook(self) -> Telegram:
         if self.enabled and self.mode == "webhook":
             problems: list[tuple[Loc, str]] = []
             if not self.webhook.url:
@@ -575,7 +575,7 @@ class Pay(BaseModel):
                                                  "missing file, or only one of the two, is refused at start")
 
     @model_validator(mode="after")
-    def _check_required(self) -> "Pay":
+    def _check_required(self) -> Pay:
         if self.mch_id:
             problems: list[tuple[Loc, str]] = []
             if not self.api_key.get_secret_value():
@@ -603,11 +603,11 @@ class MenuButton(BaseModel):
     action: str = Field("", description="a CLICK opening a screen: `menu`, `catalog`, `orders`, `help`, "
                                         "`language`, `language:<code>`")
     url: str = Field("", description="a web page (`http://` or `https://`)")
-    sub_button: list["MenuButton"] = Field(default_factory=list, description="top-level buttons only: at most 5 "
+    sub_button: list[MenuButton] = Field(default_factory=list, description="top-level buttons only: at most 5 "
                                                                              "buttons with `action` or `url`")
 
     @model_validator(mode="after")
-    def _check_kind(self) -> "MenuButton":
+    def _check_kind(self) -> MenuButton:
         kinds = [k for k in ("action", "url", "sub_button") if getattr(self, k)]
         if len(kinds) != 1:
             _fail(((), "needs exactly one of action, url or sub_button"))
@@ -691,7 +691,7 @@ class Wechat(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_required(self) -> "Wechat":
+    def _check_required(self) -> Wechat:
         if self.enabled:
             problems: list[tuple[Loc, str]] = []
             if not self.token.get_secret_value():
@@ -820,7 +820,7 @@ class Supplier(BaseModel):
     answer: SupplierAnswer = Field(default_factory=SupplierAnswer, description="where things are in its answers")
 
     @model_validator(mode="after")
-    def _check(self) -> "Supplier":
+    def _check(self) -> Supplier:
         problems: list[tuple[Loc, str]] = []
         if not re.match(r"^https?://", self.base_url):
             problems.append((("base_url",), "required: the supplier's API address (http:// or https://)"
@@ -977,7 +977,7 @@ class Risk(BaseModel):
                                                        "queries are never held back")
 
     @model_validator(mode="after")
-    def _check_order(self) -> "Risk":
+    def _check_order(self) -> Risk:
         if not self.challenge_at <= self.review_at <= self.refuse_at:
             _fail((("review_at",), f"thresholds must rise: challenge_at ({self.challenge_at}) <= review_at "
                                    f"({self.review_at}) <= refuse_at ({self.refuse_at})"))
@@ -1111,7 +1111,7 @@ class Settings(BaseModel):
         return [] if value is None else value
 
     @model_validator(mode="after")
-    def _check_catalog(self) -> "Settings":
+    def _check_catalog(self) -> Settings:
         seen: dict[str, int] = {}
         problems: list[tuple[Loc, str]] = []
         for i, product in enumerate(self.catalog):
@@ -1130,7 +1130,7 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _check_restock(self) -> "Settings":
+    def _check_restock(self) -> Settings:
         problems: list[tuple[Loc, str]] = []
         known = getattr(self, "suppliers", None) or {}
         for i, product in enumerate(self.catalog):

@@ -9,18 +9,16 @@ nothing here decrypts.
 """
 from __future__ import annotations
 
-from enum import StrEnum
-
 import io
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.errors import ErrorCode, Refused, StoreError
-from core.supply import ImportReport, import_codes, looks_binary, read_lines
 from core.models import (
     AuditEntry,
     Buyer,
@@ -36,6 +34,7 @@ from core.models import (
 )
 from core.ports import UnitOfWork
 from core.shop import MERCHANT_REFUND, Shop
+from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
 SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings.py)

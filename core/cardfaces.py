@@ -12,19 +12,18 @@ telegram:<user id>` (`reseller_users`); other ways of binding (a reseller's grou
 """
 from __future__ import annotations
 
-from enum import StrEnum
-
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from core.models import AuditEntry, Buyer
-from core.errors import Refused
 from core.clock import Clock
+from core.errors import Refused
+from core.models import AuditEntry, Buyer
 from core.ports import UnitOfWorkFactory
 
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")

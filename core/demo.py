@@ -4,9 +4,9 @@ from __future__ import annotations
 import secrets
 
 from core.clock import Clock
-from core.supply import import_codes
 from core.models import Kind, Product
 from core.ports import UnitOfWorkFactory
+from core.supply import import_codes
 from core.vault import Vault
 
 DEMO_CODES_PER_PRODUCT = 50

@@ -68,5 +68,5 @@ def gate_from(section: object) -> FloodGate | None:
     """The gate the `risk:` settings section asks for (None when risk checks are off)."""
     if not getattr(section, "enabled", True):
         return None
-    return FloodGate(getattr(section, "flood_per_minute"), getattr(section, "flood_burst"),
-                     getattr(section, "flood_max_delay_seconds"))
+    return FloodGate(section.flood_per_minute, section.flood_burst,
+                     section.flood_max_delay_seconds)

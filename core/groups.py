@@ -16,13 +16,12 @@ Channel-neutral: the adapter names the channel (`telegram`), chats and users are
 """
 from __future__ import annotations
 
-from enum import StrEnum
-
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from core.clock import Clock

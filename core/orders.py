@@ -30,7 +30,6 @@ from core.payments import BANNED_PAYER, BanGate, Outcome, banned_audit, banned_p
 from core.ports import UnitOfWork
 from core.risk import rules_of
 
-
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
 
 

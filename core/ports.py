@@ -26,9 +26,9 @@ from core.models import (
 if TYPE_CHECKING:
     from core.aftersales import RecallRepo, TicketRepo
     from core.alerts import AdminAlerts
-    from core.resellers.ports import ResellerRepo
     from core.cardfaces import CardFaceRepo
     from core.groups import GroupRepo
+    from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
 
 

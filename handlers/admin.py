@@ -42,12 +42,11 @@ from core.admin import (
     check_import_file,
 )
 from core.aftersales import AuditTrail
-from core.supply import ImportReport, looks_binary
-from core.models import OrderStatus, Product
-from core.models import localized
+from core.models import OrderStatus, Product, localized
 from core.shop import Shop
-from handlers import errors, risk_admin
+from core.supply import ImportReport, looks_binary
 from handlers import aftersales as aftersales_ui
+from handlers import errors, risk_admin
 from handlers.screen import Screen
 from locales import Translator
 

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 
 from core.cardfaces import CardFace, CardFaceDesk
-from core.ports import Delivery
 from core.models import localized
+from core.ports import Delivery
 from handlers.screen import Screen
 from locales import Translator
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.groups import GroupDesk, GroupError, GroupOrder, Quote, Throttle
-from core.models import Product
+from core.models import Product, localized
 from core.resellers import Reseller, ResellerError, WalletEntry
-from core.models import localized
 from handlers import errors
 from handlers.screen import Action, Screen
 from locales import Translator

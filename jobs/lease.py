@@ -22,7 +22,7 @@ import socket
 import time as _time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ from core.clock import Clock
 
 log = logging.getLogger(__name__)
 
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)  # interval ticks are EPOCH + k * interval, in every process
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # interval ticks are EPOCH + k * interval, in every process
 LEASE_KEY = "scheduler.lease"
 JOB_PREFIX = "job."
 
@@ -117,14 +117,14 @@ class JobRunner:
         assert spec.daily_at is not None
         local = now.astimezone(self.zone)
         today = datetime.combine(local.date(), spec.daily_at, tzinfo=self.zone)
-        return (today if local >= today else today - timedelta(days=1)).astimezone(timezone.utc)
+        return (today if local >= today else today - timedelta(days=1)).astimezone(UTC)
 
     def next_run(self, spec: JobSpec, now: datetime) -> datetime:
         if spec.every is not None:
             return self.slot_start(spec, now) + spec.every
         start = self.slot_start(spec, now).astimezone(self.zone)
         nxt = datetime.combine(start.date() + timedelta(days=1), spec.daily_at or time(), tzinfo=self.zone)
-        return nxt.astimezone(timezone.utc)
+        return nxt.astimezone(UTC)
 
     # -- running ---------------------------------------------------------------------------------
     async def heartbeat(self) -> bool:

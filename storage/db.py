@@ -24,16 +24,15 @@ from types import TracebackType
 from typing import Any
 
 import aiosqlite
-
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage import repos
-from storage.reseller_repo import SqlResellerRepo
+from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.cardfaces import CardFaceRepo
 from storage.groups import GroupRepo
-from storage.aftersales import SqlRecallRepo, SqlTicketRepo
+from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
 from storage.wechat import NoncePairRepo
 

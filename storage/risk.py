@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, text, update
@@ -64,17 +64,17 @@ _NAME = re.compile(r"(?<!:):(\w+)")
 def _stamp(dt: datetime) -> str:
     """A time as SQLAlchemy's SQLite DATETIME writes it (UTCDateTime stores UTC without a zone): the reads below
     compare these strings, so they must be written the same way."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _read_stamp(value: Any) -> datetime | None:
     """A time read by plain SQL: a datetime, SQLite's text, or (PostgreSQL, as text) seconds since 1970."""
     if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromtimestamp(float(value), UTC)
 
 
 class _Driver:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from config.settings import Settings
 from core.errors import SupplierError
 from core.models import Offer
 from core.ports import Supplier
-from config.settings import Settings
 from core.shop import Shop
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 
+from config.settings import Supplier as SupplierConf
 from core.errors import SupplierError
 from core.ports import SupplierProduct, TopupResult
-from config.settings import Supplier as SupplierConf
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from core.signing import PREFIX, signed_headers
+from config.settings import Supplier as SupplierConf
 from core.errors import SupplierError
 from core.ports import SupplierProduct, TopupResult
-from config.settings import Supplier as SupplierConf
+from core.signing import PREFIX, signed_headers
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import App  # noqa: E402
-from core.supply import import_codes  # noqa: E402
+from config.settings import load_settings  # noqa: E402
 from core.models import Buyer  # noqa: E402
 from core.orders import PaymentNotice  # noqa: E402
-from config.settings import load_settings  # noqa: E402
+from core.supply import import_codes  # noqa: E402
 
 BUYER = Buyer("test", "crash-buyer")
 

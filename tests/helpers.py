@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.settings import parse_settings
 from core.clock import Clock
-from core.supply import ImportReport, import_codes
 from core.models import Buyer, Order, Payment
 from core.orders import PaymentNotice, PaymentResult
 from core.ports import Delivery
-from config.settings import parse_settings
+from core.supply import ImportReport, import_codes
 
 CHANNEL = "test"
 PROVIDER = "test"

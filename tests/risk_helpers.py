@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from config.settings import parse_settings
 from core.clock import FakeClock
 from core.errors import StoreError
-from config.settings import parse_settings
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 
 
 def product(sku: str, price: int = 1000, max_qty: int = 5, **rules: Any) -> dict[str, Any]:

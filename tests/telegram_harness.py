@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app import App
+from config.settings import Settings, parse_settings
 from core.clock import FakeClock
 from core.supply import import_codes
-from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from app import App
-from core.clock import FakeClock
-from core.supply import import_codes
-from core.models import Buyer
 from config.settings import parse_settings
+from core.clock import FakeClock
+from core.models import Buyer
+from core.supply import import_codes
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.helpers import RecordingNotifier, settle

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from bots.telegram.common import buyer_of
-from core.supply import import_codes
 from core.models import OrderStatus
-from core.supply import poll_topups
+from core.supply import import_codes, poll_topups
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_supplier import FakeSupplier, Upstream
 from tests.telegram_harness import Shopfront, buttons

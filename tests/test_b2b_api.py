@@ -15,11 +15,11 @@ import aiohttp
 from jsonschema import Draft202012Validator
 
 from bots.b2b_api import B2BApi
-from core.signing import signed_headers
 from bots.http import HttpServer
 from core.admin import AdminService
 from core.models import Buyer
 from core.resellers import ResellerDesk
+from core.signing import signed_headers
 from locales import Translator
 from tests.helpers import SKU, import_n, open_shop, settle, stock_of
 

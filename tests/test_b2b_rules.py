@@ -15,11 +15,11 @@ import pytest
 
 from bots.b2b_api import B2BApi
 from bots.http import HttpServer
+from config.settings import ConfigError, parse_settings
 from core.clock import FakeClock
 from core.errors import ErrorCode
 from core.groups import GroupError
 from core.models import Buyer
-from config.settings import ConfigError, parse_settings
 from handlers.errors import message_of
 from handlers.groups import GroupCtx, GroupFlow
 from locales import Translator

@@ -13,9 +13,9 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from config.settings import ConfigError, parse_settings
 from core.cardfaces import CardFace, CardFaceError
 from core.models import Buyer
-from config.settings import ConfigError, parse_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.helpers import run_cli, write_config
 from tests.telegram_harness import Shopfront

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Resellers
 from core.admin import AdminService
 from core.models import Buyer
 from core.orders import PaymentNotice
 from core.resellers import ResellerDesk, ResellerError
-from config.settings import Resellers
 from handlers.admin import AdminCtx, AdminFlow
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator

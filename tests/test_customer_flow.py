@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from app import App
-from core.supply import import_codes
-from core.models import Buyer
 from config.settings import parse_settings
+from core.models import Buyer
+from core.supply import import_codes
 from handlers.actions import FEATURES, MAX_ACTION_BYTES, OLD_NAMES, Shopping
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator

@@ -184,8 +184,8 @@ def test_given_a_running_store_when_the_merchant_rekeys_with_a_new_key_then_sale
     assert run_cli(cfg, "codes", "import", SKU, str(codes_file)).returncode == 0
 
     async def scenario() -> None:
-        from config.settings import load_settings
         from app import App
+        from config.settings import load_settings
         from tests.helpers import PROVIDER, RecordingGateway, RecordingNotifier
 
         notifier = RecordingNotifier()
@@ -277,7 +277,7 @@ async def test_given_an_internal_failure_then_the_buyer_is_told_in_their_languag
             await uow.codes.c.execute(update(t.codes).values(ciphertext=b"\x00" * 32))
             await uow.commit()
         flow = CustomerFlow(app.shop, Translator(), shop_name="S")
-        await app.shop.save_customer((await app.shop.customer(buyer(1), "zh_CN")))
+        await app.shop.save_customer(await app.shop.customer(buyer(1), "zh_CN"))
         [screen] = await flow.on_action(Ctx(buyer(1), "c", "zh_CN"), f"k:{order.id}")
         assert screen.error == "error.internal" and screen.title.startswith("系统出了点问题")  # the apology first
         assert screen.secrets == []

@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.bootstrap import JobsConfig
+from app.bootstrap import store_jobs as build_store_jobs
 from core.clock import FakeClock
 from core.errors import SupplierError
-from app.bootstrap import JobsConfig, store_jobs as build_store_jobs
 from core.ports import SupplierProduct
 from core.supply import RestockRule
 from jobs.lease import JobRunner
 from jobs.store import StoreJobs
 from storage.jobs import SqlJobStore
 from tests.helpers import SKU, buyer, import_lines, import_n, open_shop, pay, settle, stock_of
-
 
 UP_SKU = "UP-CARD-10"
 
@@ -108,7 +108,7 @@ async def restock_state(app: Any) -> dict[str, Any]:
 # -- restock -----------------------------------------------------------------------------------------------
 
 async def test_restock_buys_up_to_the_line_and_never_over_the_daily_budget(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, notifier, _):
         await import_n(app, 1)
         up = MemorySupplier()
@@ -154,7 +154,7 @@ async def test_restock_buys_up_to_the_line_and_never_over_the_daily_budget(db_ur
 
 
 async def test_restock_checks_the_supplier_balance_first(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         up = MemorySupplier(money=250)
         jobs, alerts = store_jobs(app, up, rules=[rule(below=3, up_to=10, cost=None)])  # cost: the listed price
@@ -179,7 +179,7 @@ async def test_restock_checks_the_supplier_balance_first(db_url: str, tmp_path: 
 
 
 async def test_a_failing_supplier_is_backed_off_and_alerted_once(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         up = MemorySupplier(fail=SupplierError("HTTP 500", retryable=True, supplier="up"))
         jobs, alerts = store_jobs(app, up, rules=[rule()])
@@ -210,7 +210,7 @@ async def test_a_failing_supplier_is_backed_off_and_alerted_once(db_url: str, tm
 
 async def test_a_purchase_whose_answer_was_lost_is_asked_again_with_the_same_request_id(
         db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         up = MemorySupplier(lose_next_answer=True)
         jobs, _ = store_jobs(app, up, rules=[rule(below=3, up_to=10, budget=1000)])
@@ -233,7 +233,7 @@ async def test_a_purchase_whose_answer_was_lost_is_asked_again_with_the_same_req
 
 
 async def test_a_refused_purchase_gives_the_budget_back(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         up = MemorySupplier()
         jobs, alerts = store_jobs(app, up, rules=[rule(below=3, up_to=10, budget=1000)])
@@ -297,7 +297,7 @@ async def test_a_lapsed_hold_is_released_and_the_buyer_is_told(db_url: str, tmp_
 
 
 async def test_codes_are_withdrawn_before_they_expire_and_reported(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         await import_lines(app, [b"code,expires_at\n", b"SOON-1,2026-03-01T10:30:00Z\n",
                                  b"SOON-2,2026-03-01T10:59:00Z\n", b"LATER-1,2026-03-01T13:00:00Z\n",
@@ -318,7 +318,7 @@ async def test_codes_are_withdrawn_before_they_expire_and_reported(db_url: str, 
 
 async def test_the_daily_summary_goes_out_at_its_time_once(db_url: str, tmp_path: Path) -> None:
     # 09:00 in Shanghai is 01:00 UTC.
-    clock = FakeClock(datetime(2026, 3, 1, 0, 30, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 0, 30, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
         await import_n(app, 5)
         jobs, alerts = store_jobs(app, zone="Asia/Shanghai")
@@ -326,7 +326,7 @@ async def test_the_daily_summary_goes_out_at_its_time_once(db_url: str, tmp_path
         jobs.register(runner, dict.fromkeys(["expire-holds", "restock", "stock-alerts", "expire-codes",
                                               "poll-topups"], 60.0), time(9, 0))
         spec = runner.jobs["daily-summary"]
-        assert runner.next_run(spec, clock.now()) == datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
+        assert runner.next_run(spec, clock.now()) == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 
         await sell(app, 2)
         clock.advance(minutes=30)  # 09:00 Shanghai
@@ -336,7 +336,7 @@ async def test_the_daily_summary_goes_out_at_its_time_once(db_url: str, tmp_path
         assert key == "alert.daily_summary"
         assert (params["orders"], params["revenue"], params["stock"]) == (2, "20.00 CNY", f"{SKU} 3")
         assert (params["since"], params["until"]) == ("2026-02-28 09:00", "2026-03-01 09:00")
-        assert runner.next_run(spec, clock.now()) == datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+        assert runner.next_run(spec, clock.now()) == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
         clock.advance(hours=23, minutes=59)
         assert await runner.tick("daily-summary") is False and len(alerts.sent) == 1
@@ -352,7 +352,7 @@ async def test_the_daily_summary_goes_out_at_its_time_once(db_url: str, tmp_path
 async def test_only_the_lease_holder_runs_a_tick_and_a_dead_holders_lease_expires(
         db_url: str, tmp_path: Path) -> None:
     """Two store processes (two Apps, each with its own engine) on one database."""
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, 5, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC))
     runs: list[str] = []
     async with open_shop(db_url, tmp_path, clock=clock) as (a, _, _), \
             open_shop(db_url, tmp_path, clock=clock) as (b, _, _):
@@ -395,10 +395,10 @@ async def test_only_the_lease_holder_runs_a_tick_and_a_dead_holders_lease_expire
 
 
 @pytest.mark.parametrize("when,expected", [
-    (datetime(2026, 3, 1, 10, 0, 0, tzinfo=timezone.utc), datetime(2026, 3, 1, 10, 0, 0, tzinfo=timezone.utc)),
-    (datetime(2026, 3, 1, 10, 0, 29, 999000, tzinfo=timezone.utc),
-     datetime(2026, 3, 1, 10, 0, 0, tzinfo=timezone.utc)),
-    (datetime(2026, 3, 1, 10, 0, 30, tzinfo=timezone.utc), datetime(2026, 3, 1, 10, 0, 30, tzinfo=timezone.utc)),
+    (datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 1, 10, 0, 29, 999000, tzinfo=UTC),
+     datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC), datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)),
 ])
 def test_interval_ticks_are_the_same_instants_in_every_process(when: datetime, expected: datetime) -> None:
     runner = JobRunner(None, FakeClock(), owner="x")  # type: ignore[arg-type]
@@ -415,7 +415,7 @@ async def test_two_processes_restocking_at_once_buy_once(db_url: str, tmp_path: 
     """`run.py jobs run restock` while the scheduler's restock runs: one plan, one purchase."""
     import asyncio
 
-    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (a, _, _), \
             open_shop(db_url, tmp_path, clock=clock) as (b, _, _):
         await import_n(a, 1)

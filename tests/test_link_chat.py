@@ -19,7 +19,8 @@ from core.models import Buyer
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.telegram_harness import Shopfront
-from tests.wechat_harness import APPID, SECRET, TOKEN as WX_TOKEN, option
+from tests.wechat_harness import APPID, SECRET, option
+from tests.wechat_harness import TOKEN as WX_TOKEN
 
 CATALOG = [
     {"sku": "LIM", "title": {"en": "Limited card", "zh_CN": "限购卡"}, "price": 1000, "stars": 70,

@@ -11,10 +11,10 @@ from core.errors import ErrorCode, StoreError
 from core.orders import PaymentNotice
 from core.shop import REVEALS_PER_HOUR
 from tests.helpers import (
-    SKU,
-    import_lines,
     PROVIDER,
+    SKU,
     buyer,
+    import_lines,
     import_n,
     notice_for,
     open_shop,

@@ -5,17 +5,17 @@ a code twice and wallets always equal their ledgers. On SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from config.settings import Resellers
 from core.admin import AdminService
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.resellers import ResellerDesk
-from config.settings import Resellers
 from tests.helpers import SKU, import_n, open_shop, stock_of, unique_codes
 
 BOSS = Buyer("test", "boss")
@@ -155,7 +155,7 @@ async def test_wait_racing_orders_are_served_in_arrival_order_and_never_share_a_
 
 
 async def test_a_waiting_order_is_refunded_to_the_wallet_after_the_wait(db_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, catalog=catalog("wait"), clock=clock) as (app, _, _):
         desk = app.shop.resellers
         desk.configure(Resellers(wait_hours=2))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import ConfigError, parse_settings
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.risk import RulesError, parse_rules, rules_of
-from config.settings import ConfigError, parse_settings
 from handlers import errors
 from locales import Translator
 from tests.helpers import buyer, import_n, pay, stock_of

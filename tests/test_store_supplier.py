@@ -19,10 +19,10 @@ from aiohttp import web
 from app import App
 from bots.b2b_api import B2BApi
 from bots.http import HttpServer
+from config.settings import parse_settings
 from core.errors import SupplierError
 from core.models import Buyer
 from core.resellers import ResellerDesk
-from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.fake_supplier import FakeSupplier

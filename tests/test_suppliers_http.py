@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SupplierError
 from config.settings import ConfigError, parse_settings
+from core.errors import SupplierError
 from suppliers import build_suppliers
 from suppliers.http import HttpSupplier, make_sign
 from tests.fake_supplier import FakeSupplier

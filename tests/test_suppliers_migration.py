@@ -2,7 +2,7 @@
 gets an empty account; downgrading and upgrading again works. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic import command
@@ -28,7 +28,7 @@ async def test_0002_upgrades_a_released_database_and_keeps_its_orders(blank_db_u
     db = Database(blank_db_url)
     try:
         await _alembic(db, "0001")
-        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        now = datetime(2026, 1, 1, tzinfo=UTC)
         async with db.write_engine.begin() as conn:
             await conn.execute(text(
                 "INSERT INTO products (id, sku, kind, title, description, category, price, currency, min_qty, "

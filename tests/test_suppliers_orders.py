@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from app import App
+from config.settings import parse_settings
 from core.clock import FakeClock
 from core.models import Buyer
-from config.settings import parse_settings
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.fake_supplier import FakeSupplier
@@ -50,8 +50,9 @@ def flow_for(app: App) -> CustomerFlow:
 
 
 async def supply_rows(app: App) -> list:
-    from storage import tables as t
     from sqlalchemy import select
+
+    from storage import tables as t
 
     async with app.db.uow() as uow:
         return list((await uow.supplies.c.execute(select(t.supply_requests))).all())
@@ -178,6 +179,7 @@ async def test_codes_bought_upstream_never_reach_the_log_or_the_outbox(sqlite_ur
         codes = notifier.codes()
         assert len(codes) == 3
         from sqlalchemy import select
+
         from storage import tables as t
         async with app.db.uow() as uow:
             rows = (await uow.supplies.c.execute(select(t.outbox))).all()

@@ -14,9 +14,9 @@ import pytest
 from app import App
 from app.bootstrap import JobsConfig, store_jobs
 from bots.http import HttpServer
+from config.settings import parse_settings
 from core.clock import FakeClock
 from core.models import Buyer
-from config.settings import parse_settings
 from core.supply import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config.settings import Resellers
 from core.models import Buyer
 from core.orders import PaymentNotice
-from config.settings import Resellers
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.helpers import PROVIDER, SKU, code_lines, open_shop, run_cli, sqlite_url_for, unique_codes, write_config

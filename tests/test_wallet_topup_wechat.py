@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from core.models import Buyer
 from config.settings import Resellers
+from core.models import Buyer
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.fake_wechat_pay import FakeWeChatPay
 from tests.test_wechat_pay import read_qr

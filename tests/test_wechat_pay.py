@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ import zxingcpp
 from app import App
 from bots.http import HttpServer
 from bots.wechat.pay import NOTIFY_PATH, PROVIDER, SUCCESS_XML, WeChatPayError, WeChatPayGateway, qr_png, reconcile
+from config.settings import ConfigError, parse_settings
 from core.clock import FakeClock
 from core.errors import StoreError
 from core.models import Buyer, Order
-from config.settings import ConfigError, parse_settings
 from jobs.scheduler import build_scheduler
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of
@@ -67,7 +67,7 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
         "wechat": {"appid": APPID, "token": "tok", "secret": "app-secret", "pay": pay},
         "catalog": [{"sku": SKU, "title": {"en": "Game card 10", "zh_CN": "游戏卡 10"}, "price": 1000,
                      "kind": "code", "max_qty": 5}]}, tmp_path, env={})
-    clock = FakeClock(datetime.now(timezone.utc).replace(microsecond=0))
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     notifier = RecordingNotifier()
     app = await App.open(settings, clock=clock, notifiers={"wechat": notifier})
     gateway = WeChatPayGateway(settings, app.shop)

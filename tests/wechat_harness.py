@@ -19,9 +19,9 @@ import xmltodict
 
 from app import App
 from bots.http import HttpServer
+from config.settings import Settings, parse_settings
 from core.clock import Clock
 from core.supply import import_codes
-from config.settings import Settings, parse_settings
 from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert

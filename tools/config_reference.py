@@ -59,7 +59,7 @@ def _is_model(tp: Any) -> bool:
 
 def _optional_inner(tp: Any) -> Any | None:
     """``X | None`` -> ``X``; anything else -> ``None``."""
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1 and len(typing.get_args(tp)) == 2:
             return args[0]

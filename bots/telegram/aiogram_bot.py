@@ -7,11 +7,8 @@ Mount the store in your own aiogram bot:
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any, cast
-
-from aiohttp import ClientError
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -26,14 +23,14 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     KeyboardButton,
     LabeledPrice,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
     Message,
     PreCheckoutQuery,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
+from aiohttp import ClientError
 
-from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.common import (
     GROUP_TYPES,
     Button,
@@ -43,6 +40,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from bots.telegram.polling import PaymentFirstPolling
 from core.shop import Shop
 
 
@@ -85,7 +83,7 @@ class JsonSession(AiohttpSession):
             async with session.post(url, data=self.json_dumps(payload), headers=_JSON,
                                     timeout=self.timeout if timeout is None else timeout) as resp:
                 raw = await resp.text()
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             raise TelegramNetworkError(method=method, message="Request timeout error") from e
         except ClientError as e:
             raise TelegramNetworkError(method=method, message=f"{type(e).__name__}: {e}") from e

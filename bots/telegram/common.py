@@ -10,7 +10,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from core.errors import StoreError
@@ -18,8 +18,8 @@ from core.flood import FloodGate
 from core.models import Buyer, Payment
 from core.orders import PaymentNotice
 from core.outbox import OutboxDispatcher
-from core.ports import ChannelParts, Delivery
 from core.payments import Outcome, StarTransaction, utc_from_timestamp
+from core.ports import ChannelParts, Delivery
 from core.shop import Shop
 from handlers import errors
 from handlers.customer import Ctx, CustomerFlow
@@ -180,7 +180,7 @@ class LibraryPort:
             out.append(StarTransaction(
                 str(tx.id), int(tx.amount), tx.source is not None, str(user.id) if user is not None else "",
                 (getattr(partner, "invoice_payload", None) or "") if tx.source is not None else "",
-                when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)))
+                when if when.tzinfo is not None else when.replace(tzinfo=UTC)))
         return out
 
 

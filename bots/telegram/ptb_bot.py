@@ -20,8 +20,8 @@ from telegram import (
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
     InputFile,
+    KeyboardButton,
     LabeledPrice,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -38,7 +38,6 @@ from telegram.ext import (
     filters,
 )
 
-from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.common import (
     GROUP_TYPES,
     Button,
@@ -48,6 +47,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from bots.telegram.polling import PaymentFirstPolling
 from core.shop import Shop
 
 log = logging.getLogger(__name__)

@@ -33,10 +33,10 @@ from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
 from wechatpy.pay.utils import calculate_signature
 
+from config.settings import ConfigError
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, OrderStatus, Payment
 from core.orders import PaymentNotice
-from config.settings import ConfigError
 from core.shop import Shop
 from locales import Translator
 

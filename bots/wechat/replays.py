@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.batching import GroupCommitter, QuietRequest
 from core.ports import UnitOfWork
@@ -15,7 +15,7 @@ SWEEP_EVERY = 60.0  # seconds between two deletions of pairs whose timestamp has
 
 
 def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 @dataclass(frozen=True, slots=True)

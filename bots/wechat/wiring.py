@@ -17,10 +17,10 @@ from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
 from bots.wechat.replays import StoreReplayMemory
+from config.settings import MenuButton
 from core.flood import gate_from
 from core.ports import ChannelParts
 from core.shop import Shop
-from config.settings import MenuButton
 from handlers.customer import CustomerFlow
 from locales import Translator
 

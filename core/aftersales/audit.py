@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from core.clock import Clock
@@ -24,7 +24,7 @@ def iso(at: datetime | None) -> str | None:
     """UTC ISO 8601 with a Z, microseconds kept: `2026-11-25T16:08:33.123456Z`."""
     if at is None:
         return None
-    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def code_ref(code_id: int | None, fingerprint: bytes | None) -> str:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from core.aftersales.audit import code_ref
 from core.alerts import AdminAlerts
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.supply import LineParser, parse_lines
 from core.models import AuditEntry, CodeStatus, Kind, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import UnitOfWorkFactory
+from core.supply import LineParser, parse_lines
 from core.vault import Vault
 
 RECALL_REFUND = "recalled"  # the refund reason when a recalled code has no replacement (core/outbox.py)
@@ -71,7 +71,7 @@ class RecallDesk:
         if product.kind not in (Kind.CODE, Kind.SUPPLIER):
             raise StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=sku, kind=product.kind.value)
         report = BurnReport(sku)
-        parser = LineParser(datetime(1970, 1, 1, tzinfo=timezone.utc))  # recall files: expiry is no reason to skip
+        parser = LineParser(datetime(1970, 1, 1, tzinfo=UTC))  # recall files: expiry is no reason to skip
         fp = self.vault.fingerprinter(product.id)
         seen: set[bytes] = set()
         pending: list[bytes] = []

@@ -43,9 +43,6 @@ from core.risk.rules import (
     RULE_CODES,
     SALE_ENDED,
     SALE_NOT_STARTED,
-)
-from core.risk.rules import KEYS as RULE_KEYS
-from core.risk.rules import (
     BuyerFacts,
     Counts,
     ProductRules,
@@ -58,6 +55,7 @@ from core.risk.rules import (
     parse_rules,
     rules_of,
 )
+from core.risk.rules import KEYS as RULE_KEYS
 
 __all__ = [
     "ALLOW", "BAN_KINDS", "CHALLENGE", "EXEMPTIBLE", "MEMBER_LEVEL", "NO_ACTIVITY", "NO_RULES", "OPEN_HOLDS", "PARTIAL",

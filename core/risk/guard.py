@@ -15,7 +15,7 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -43,7 +43,7 @@ def _utc(zone: str) -> Any:
     try:
         return ZoneInfo(zone)
     except Exception:  # noqa: BLE001 - validated by settings; a bad zone here falls back to UTC
-        return timezone.utc
+        return UTC
 
 
 def _group_of(r: ReserveRequest) -> str:
@@ -92,7 +92,7 @@ class Guard:
 
     def day_start(self, now: datetime) -> datetime:
         local = now.astimezone(self.zone)
-        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
     async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest], inner: InnerBatch) -> list[Any]:
         """Chat orders: `screen` every request, hand the ones that may go on to the order book (which holds)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from core.errors import ErrorCode, StoreError
@@ -147,7 +147,7 @@ def _when(data: Mapping[str, Any], key: str) -> datetime | None:
                              ) from None
     else:
         raise RulesError(key, "must be an ISO 8601 date or time")
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def calling_prefix(value: Any, key: str) -> str:
@@ -216,7 +216,7 @@ def normalize_rules(data: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("sale_start", "sale_end", "effective_from"):
         v = getattr(r, key)
         if v is not None:
-            out[key] = v.astimezone(timezone.utc).isoformat()
+            out[key] = v.astimezone(UTC).isoformat()
     if r.deliver_on_effective:
         out["deliver_on_effective"] = True
     if r.phone_required:
@@ -262,8 +262,7 @@ def rules_of(stored: Mapping[str, Any] | None) -> ProductRules:
 
 # E.164 country calling codes are prefix-free: 1 and 7 are the one-digit codes, these the two-digit ones, and
 # every other code has three digits.
-_TWO_DIGIT = frozenset("20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 "
-                       "64 65 66 81 82 84 86 90 91 92 93 94 95 98".split())
+_TWO_DIGIT = frozenset(["20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"])
 
 
 def normalize_phone(raw: str) -> str | None:

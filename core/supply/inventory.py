@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
@@ -77,7 +77,7 @@ class LineParser:
                     except ValueError:
                         return "bad expires_at"
                     if expires.tzinfo is None:
-                        expires = expires.replace(tzinfo=timezone.utc)
+                        expires = expires.replace(tzinfo=UTC)
                     if expires <= self.now:
                         return "already expired"
             if not code:

@@ -2,14 +2,14 @@
 database, no network, no sleeping. `make test-fast` runs it alone."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from core.clock import FakeClock
 from tests.unit.fakes import FakeUnitOfWorkFactory
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 
 
 @pytest.fixture

@@ -45,8 +45,7 @@ from core.models import (
     Product,
     StoredCode,
 )
-from core.risk import Activity, Ban, Challenge, OrderRisk
-from core.risk import BuyerFacts, Counts
+from core.risk import Activity, Ban, BuyerFacts, Challenge, Counts, OrderRisk
 
 LIVE = (OrderStatus.HELD, OrderStatus.PENDING, OrderStatus.DELIVERED)  # orders that count against quotas
 REFUNDED = (OrderStatus.REFUNDING, OrderStatus.REFUNDED)

@@ -4,7 +4,7 @@ minor unit. The pure rules of core/resellers/; accrual, reversal and payouts on 
 tests/test_commissions.py."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from core.resellers import CommissionPolicy, Reseller, commission_of
 
 
 def reseller(name: str) -> Reseller:
-    return Reseller(1, name, "active", 0, {}, 0, 0, "CNY", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return Reseller(1, name, "active", 0, {}, 0, 0, "CNY", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_commission_is_rounded_down_to_the_minor_unit() -> None:

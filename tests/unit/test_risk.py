@@ -11,8 +11,7 @@ import pytest
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Order, OrderStatus, Product
 from core.orders import OrderBook, OrderPolicy, ReserveRequest
-from core.risk import ALLOW, CHALLENGE, REFUSE, REVIEW, Assessment, Guard, Intent, RiskDesk, RiskPolicy
-from core.risk import exemptions
+from core.risk import ALLOW, CHALLENGE, REFUSE, REVIEW, Assessment, Guard, Intent, RiskDesk, RiskPolicy, exemptions
 from tests.unit.fakes import FakeUnitOfWorkFactory
 
 ALICE, SCALPER = Buyer("telegram", "alice"), Buyer("telegram", "scalper")

@@ -3,17 +3,20 @@ limits that count past orders are decided by `Guard.screen` (core/risk/), the on
 here on the fake unit of work. Each refusal names the rule (the buyer reads `rules.refused.<rule>`)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, OrderStatus, Product
-from core.risk import Assessment, Guard, Intent, RiskPolicy
 from core.risk import (
     NO_RULES,
+    Assessment,
     BuyerFacts,
     Counts,
+    Guard,
+    Intent,
+    RiskPolicy,
     RulesError,
     calling_code,
     check,
@@ -131,8 +134,8 @@ def test_what_a_reseller_is_exempt_from_is_skipped_but_a_sale_window_holds_for_e
 
 def test_codes_of_a_product_that_starts_later_are_due_on_its_effective_date() -> None:
     rules = parse_rules({"effective_from": "2026-04-01", "deliver_on_effective": True})
-    assert rules.delivery_due(START) == datetime(2026, 4, 1, tzinfo=timezone.utc)
-    assert rules.delivery_due(datetime(2026, 4, 2, tzinfo=timezone.utc)) is None  # paid after: at once
+    assert rules.delivery_due(START) == datetime(2026, 4, 1, tzinfo=UTC)
+    assert rules.delivery_due(datetime(2026, 4, 2, tzinfo=UTC)) is None  # paid after: at once
 
 
 # -- limits that count past orders, through Guard.screen on the fake unit of work ------------------------------

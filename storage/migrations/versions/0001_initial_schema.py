@@ -3,9 +3,8 @@
 Revision ID: 0001
 Revises: 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -17,7 +16,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         # Code ids are allocated before encryption (the id is the cipher's associated data).
         op.execute("CREATE SEQUENCE codes_id_seq")
-    
+
     op.create_table('audit',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -151,13 +150,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_orders_created', ['created_at'], unique=False)
         batch_op.create_index('ix_orders_status_created', ['status', 'created_at'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP SEQUENCE IF EXISTS codes_id_seq")
-    
+
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_status_created')
         batch_op.drop_index('ix_orders_created')
@@ -186,4 +185,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_actor')
 
     op.drop_table('audit')
-    
+

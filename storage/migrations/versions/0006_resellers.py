@@ -4,9 +4,8 @@ vault-encrypted), Idempotency-Keys of B2B orders, nonces of signed API requests
 Revision ID: 0006_resellers
 Revises: 0003
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0006_resellers'
 down_revision = '0003'

@@ -4,9 +4,8 @@ rejects it (with the answer the buyer reads)
 Revision ID: 0007_aftersales_more
 Revises: 0009_wallet_commissions
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0007_aftersales_more'
 down_revision = '0009_wallet_commissions'

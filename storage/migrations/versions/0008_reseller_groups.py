@@ -4,9 +4,8 @@ shown in groups and the orders they became (group-chat ordering)
 Revision ID: 0008_reseller_groups
 Revises: 0010_card_faces
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008_reseller_groups'
 down_revision = '0010_card_faces'

@@ -4,9 +4,8 @@
 Revision ID: 0009_wallet_commissions
 Revises: 0008_reseller_groups
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0009_wallet_commissions'
 down_revision = '0008_reseller_groups'

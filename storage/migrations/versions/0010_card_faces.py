@@ -3,9 +3,8 @@
 Revision ID: 0010_card_faces
 Revises: 0006_resellers
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010_card_faces'
 down_revision = '0006_resellers'

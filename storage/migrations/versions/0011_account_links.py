@@ -4,9 +4,8 @@ link_set, linked_at), and the codes themselves, stored as keyed hashes (link_cod
 Revision ID: 0011_account_links
 Revises: 0011_wechat_nonces
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0011_account_links'
 down_revision = '0011_wechat_nonces'  # re-chained on merge: both branches started at 0007

@@ -3,9 +3,8 @@
 Revision ID: 0011_wechat_nonces
 Revises: 0007_aftersales_more
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0011_wechat_nonces'
 down_revision = '0007_aftersales_more'
