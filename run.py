@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cli import main as cli_main  # after the project root is on sys.path
+    from cli import main as cli_main  # noqa: PLC0415 - importable once the project root is on sys.path (above)
 
     return cli_main(argv)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bots.telegram.runtime import TelegramRuntime, build_telegram
 from config.settings import Product as ProductSettings
 from config.settings import Settings
 from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
@@ -43,7 +44,6 @@ from storage.jobs import SqlJobStore
 from suppliers import build_suppliers
 
 if TYPE_CHECKING:
-    from bots.telegram.wiring import TelegramRuntime
     from bots.wechat.wiring import WeChatRuntime
 
 
@@ -133,16 +133,13 @@ class App:
 
     def add_telegram(self, *, concurrent_updates: bool = True) -> TelegramRuntime:
         """The Telegram storefront of `telegram:` (aiogram or python-telegram-bot), plugged in."""
-        # The chat libraries load only when their channel is configured (each costs a second of start-up).
-        from bots.telegram.wiring import build_telegram  # noqa: PLC0415
-
         runtime = build_telegram(self.settings, self.shop, concurrent_updates=concurrent_updates)
         self.plug(runtime.frontend.parts)
         return runtime
 
     def add_wechat(self, server: Any | None = None, *, budget: float | None = None) -> WeChatRuntime:
         """The WeChat storefront of `wechat:`, plugged in; its callback (and WeChat Pay's notify) on `server`."""
-        from bots.wechat.wiring import build_wechat  # noqa: PLC0415 - see add_telegram
+        from bots.wechat.wiring import build_wechat  # noqa: PLC0415 - wechatpy loads only with a WeChat channel
 
         runtime = build_wechat(self.settings, self.shop, server, budget=budget)
         self.plug(runtime.parts)

@@ -33,6 +33,7 @@ from core.errors import StoreError
 from core.resellers import MAX_QTY, B2BOrder, Reseller, ResellerDesk, ResellerError, WalletEntry
 from core.signing import PREFIX, sign
 from handlers import errors
+from locales import Translator
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +407,6 @@ def openapi_document() -> dict[str, Any]:
 
 def mount_api(server: Any, desk: ResellerDesk, settings: Any) -> B2BApi:
     """The B2B API on the store's HTTP server (`run.py` with `server.api: true`)."""
-    from locales import Translator
-
     api = B2BApi(desk, Translator(settings.store.languages, settings.store.default_language),
                  max_skew=settings.server.api_max_skew_seconds)
     server.add_b2b_api(api)

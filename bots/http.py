@@ -46,7 +46,7 @@ class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             first = next((line for line in lines if line and not re.fullmatch(r"\d+, message:", line)), "")
             self.logger.warning("%s: %s (%s)", str(msg) % args, type(exc_info).__name__, first[:100])
             return
-        self.logger.exception(msg, *args, exc_info=exc_info, **kw)
+        self.logger.error(msg, *args, exc_info=exc_info, **kw)  # what Logger.exception does with exc_info given
 
 
 class HttpServer:
@@ -113,8 +113,8 @@ class HttpServer:
 
     def add_wechat(self, path: str, callback: Any, max_body: int = 64 * 1024) -> None:
         """The WeChat Official Account callback (`GET`/`POST path`, e.g. /wechat): `callback.verify(query)` and
-        `callback.refuse(query)` / `callback.receive(query, body)` (bots/wechat/callback.py) return the answer. Bodies over max_body are
-        refused (413) without reading further."""
+        `callback.refuse(query)` / `callback.receive(query, body)` (bots/wechat/callback.py) return the answer.
+        Bodies over max_body are refused (413) without reading further."""
 
         def answer(a: Any) -> web.Response:
             return web.Response(status=a.status, body=a.body, content_type=a.content_type)

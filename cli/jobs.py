@@ -49,7 +49,8 @@ async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> i
     table = [(r["name"], r["schedule"], when(r["last_run"]), when(r["next_run"]),
               "-" if r["result"] is None else ("" if r["ok"] else failed) + str(r["result"])) for r in rows]
     widths = [max(cells(h), *(cells(row[i]) for row in table)) for i, h in enumerate(headers[:-1])]
-    print("  ".join(ljust(h, w) for h, w in zip(headers, widths)) + "  " + headers[-1])
+    # the last column goes unpadded: widths has one entry fewer than a row
+    print("  ".join(ljust(h, w) for h, w in zip(headers, widths, strict=False)) + "  " + headers[-1])
     for row in table:
-        print("  ".join(ljust(c, w) for c, w in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(ljust(c, w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0

@@ -6,6 +6,8 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from app import App
 from cli.common import Voice
 from config.settings import Settings
@@ -204,8 +206,6 @@ def _face_text(face: CardFace | None, say: Voice) -> str:
 
 
 def _check_image(path: str, field: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             img.verify()

@@ -20,9 +20,9 @@ async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> i
 
 async def create_menu(settings: Settings, say: Voice) -> int:
     """Creates the WeChat custom menu from `wechat.menu` (menu/create)."""
-    # wechatpy loads only for this command, not for every other one.
-    from bots.wechat.client import WeChatApiError
-    from bots.wechat.wiring import create_menu as menu_create
+    # wechatpy loads only for this command, not for every other one (cli/__init__.py imports every group).
+    from bots.wechat.client import WeChatApiError  # noqa: PLC0415 - wechatpy only for this command
+    from bots.wechat.wiring import create_menu as menu_create  # noqa: PLC0415 - likewise
 
     if not settings.wechat.enabled:
         say.err("cli.wechat.no_appid")

@@ -35,7 +35,6 @@ from core.admin import (
     AdminCode,
     AdminError,
     AdminService,
-    Merchant,
     OrderDetail,
     ProductChange,
     ProductEdited,
@@ -47,7 +46,10 @@ from core.shop import Shop
 from core.supply import ImportReport, looks_binary
 from handlers import aftersales as aftersales_ui
 from handlers import errors, risk_admin
+from handlers.groups import ResellerCommands
+from handlers.merchant import AdminCtx, Usage
 from handlers.screen import Screen
+from handlers.wallet import payout_command
 from locales import Translator
 
 log = logging.getLogger(__name__)
@@ -70,27 +72,12 @@ class TableScreen(Screen):
 
 
 @dataclass(slots=True)
-class AdminCtx:
-    merchant: Merchant
-    language: str
-
-
-@dataclass(slots=True)
 class ImportFile:
     """A file the merchant sent, not downloaded yet."""
 
     name: str
     size: int | None
     fetch: Callable[[], Awaitable[bytes]]
-
-
-class _Usage(Exception):
-    def __init__(self, command: str) -> None:
-        super().__init__(command)
-        self.command = command
-
-
-Usage = _Usage  # raised by the command modules of other rooms (handlers/risk_admin.py)
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -104,7 +91,7 @@ def split_command(text: str) -> tuple[str, str]:
 
 def _num(text: str, command: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 13:
-        raise _Usage(command)
+        raise Usage(command)
     return int(text)
 
 
@@ -197,7 +184,7 @@ class AdminFlow:
         lang = ctx.language
         try:
             return await self._dispatch(ctx, command, rest, file, progress)
-        except _Usage as exc:
+        except Usage as exc:
             await self._refused(ctx, command, "usage")
             return [Screen(self.i18n.t(lang, "admin.usage.title"), self.i18n.t(lang, f"admin.usage.{exc.command}"),
                            error="usage")]
@@ -232,17 +219,17 @@ class AdminFlow:
             return [await self._orders(ctx, args)]
         if command == "/order":
             if len(args) != 1:
-                raise _Usage("order")
+                raise Usage("order")
             return [self._order(ctx.language, await self.service.order(ctx.merchant, args[0]))]
         if command == "/refund":
             if len(args) != 1:
-                raise _Usage("refund")
+                raise Usage("refund")
             return [await self._refund(ctx, args[0])]
         if command == "/product":
             return [await self._product(ctx, rest)]
         if command == "/audit":
             if len(args) != 1:
-                raise _Usage("audit")
+                raise Usage("audit")
             return [self._audit(ctx.language, await self.service.audit(ctx.merchant, args[0]))]
         if command in aftersales_ui.MERCHANT:  # /tickets, /reissue, /reject (handlers/aftersales.py)
             return await aftersales_ui.merchant(self, ctx, command, rest)
@@ -253,8 +240,6 @@ class AdminFlow:
         if command in RESELLER_COMMANDS:
             return [await self._reseller(ctx, command, args, rest)]
         if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
-            from handlers.wallet import payout_command
-
             return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")
 
@@ -264,13 +249,11 @@ class AdminFlow:
         desk = self.shop.groups
         if desk is None:
             raise AdminError(AdminCode.NO_RESELLERS)
-        from handlers.groups import ResellerCommands
-
         try:
             screen = await ResellerCommands(desk, self.i18n).command(ctx.merchant.key, ctx.language, command,
                                                                       args, rest)
         except ValueError:
-            raise _Usage(command.lstrip("/")) from None
+            raise Usage(command.lstrip("/")) from None
         await self.service.record(ctx.merchant, command.lstrip("/"), **({"refused": screen.error} if screen.error
                                                                            else {"args": rest[:64]}))
         return screen
@@ -324,7 +307,7 @@ class AdminFlow:
                     raise AdminError(AdminCode.BAD_STATUS, given=arg[:20],
                                      statuses=", ".join(s.value for s in OrderStatus)) from None
         if len(args) > 2 or page < 1:
-            raise _Usage("orders")
+            raise Usage("orders")
         result = await self.service.orders(ctx.merchant, status, page - 1, PER_PAGE)
         title = (t(lang, "admin.orders.title_status", status=self._status(lang, status.value)) if status
                  else t(lang, "admin.orders.title"))
@@ -401,27 +384,29 @@ class AdminFlow:
             label = t(lang, key)
             action = e.action if label == key else f"{e.action} ({label})"
             detail = ", ".join(f"{k}={str(e.detail[k])[:60]}" for k in sorted(e.detail))
-            lines.append(f"{e.at:%Y-%m-%d %H:%M:%S} {action} · {e.actor} · {e.channel}" + (f" · {detail}" if detail else ""))
+            lines.append(f"{e.at:%Y-%m-%d %H:%M:%S} {action} · {e.actor} · {e.channel}"
+                         + (f" · {detail}" if detail else ""))
         return Screen(t(lang, "audit.title", order=o.id), "\n".join(lines),
                       footer=t(lang, "audit.footer", n=len(trail.entries), order=o.id))
 
     async def _refund(self, ctx: AdminCtx, order_id: str) -> Screen:
         t, lang = self.i18n.t, ctx.language
         r = await self.service.refund(ctx.merchant, order_id)
+        amount = self._money(r.payment.amount, r.payment.currency, lang)
         return Screen(t(lang, "admin.refund.title", order=r.order.id), t(
-            lang, "admin.refund.queued", order=r.order.id, amount=self._money(r.payment.amount, r.payment.currency, lang),
-            buyer=r.order.buyer.key, provider=r.payment.provider, codes=r.codes_burned))
+            lang, "admin.refund.queued", order=r.order.id, amount=amount, buyer=r.order.buyer.key,
+            provider=r.payment.provider, codes=r.codes_burned))
 
     # -- products -------------------------------------------------------------------------------
     async def _product(self, ctx: AdminCtx, rest: str) -> Screen:
         t, lang, m = self.i18n.t, ctx.language, ctx.merchant
         parts = rest.split(maxsplit=1)
         if not parts:
-            raise _Usage("product")
+            raise Usage("product")
         if parts[0].lower() == "new":
             spec = (parts[1] if len(parts) > 1 else "").split(maxsplit=3)
             if len(spec) != 4:
-                raise _Usage("product")
+                raise Usage("product")
             sku, price, stars, title = spec
             p = await self.service.create_product(m, sku, _num(price, "product"), _num(stars, "product"), title)
             return Screen(t(lang, "admin.product.created_title", sku=p.sku), t(
@@ -443,7 +428,7 @@ class AdminFlow:
             return ProductChange(price=n) if what == "price" else ProductChange(stars=n)
         if what == "title" and len(words) == 3:
             return ProductChange(title=(self._language(words[1]), words[2]))
-        raise _Usage("product")
+        raise Usage("product")
 
     def _language(self, code: str) -> str:
         norm = code.replace("-", "_").lower()
@@ -485,7 +470,8 @@ class AdminFlow:
             body = t(lang, "admin.product.stars_set", sku=a.sku, old=self._stars(lang, b.stars),
                      new=self._stars(lang, a.stars))
         elif e.field == "title":
-            body = t(lang, "admin.product.title_set", sku=a.sku, title="; ".join(f"{k}: {v}" for k, v in a.title.items()))
+            body = t(lang, "admin.product.title_set", sku=a.sku,
+                     title="; ".join(f"{k}: {v}" for k, v in a.title.items()))
         else:
             body = t(lang, "admin.product.on" if a.active else "admin.product.off", sku=a.sku)
         footer = t(lang, "admin.product.config_note") if a.source != "admin" else ""
@@ -496,7 +482,7 @@ class AdminFlow:
                       progress: ProgressSink | None) -> list[Screen]:
         t, lang = self.i18n.t, ctx.language
         if len(args) != 1:
-            raise _Usage("import")
+            raise Usage("import")
         sku = args[0]
         if file is None:
             raise AdminError(AdminCode.NO_FILE, sku=sku[:64])

@@ -19,6 +19,7 @@ from typing import Any
 from core.aftersales import MAX_NOTE, HistoryItem, ProblemDesk, Ticket, clean_note, problems_for, ticket_id_of
 from core.models import Order, localized
 from handlers.actions import Aftersales, Home, Orders
+from handlers.merchant import Usage
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
 from handlers.state import NoteWait
@@ -154,17 +155,15 @@ def alert_screen(flow: Any, lang: str, key: str, params: dict[str, Any]) -> Scre
 async def merchant(admin: Any, ctx: Any, command: str, rest: str) -> list[Screen]:
     """/tickets, /reissue, /reject for AdminFlow (handlers/admin.py); refusals are AdminErrors (answered and
     audited there)."""
-    from handlers.admin import _Usage  # noqa: PLC0415 - handlers/admin.py imports this module
-
     t, lang = admin.i18n.t, ctx.language
     args = rest.split()
     if command == "/tickets":
         if len(args) > 1 or (args and not (args[0].isascii() and args[0].isdigit() and 0 < int(args[0]) < 10**6)):
-            raise _Usage("tickets")
+            raise Usage("tickets")
         return [await _tickets(admin, ctx, int(args[0]) if args else 1)]
     if command == "/reissue":
         if len(args) != 1:
-            raise _Usage("reissue")
+            raise Usage("reissue")
         order, n = await admin.service.reissue(ctx.merchant, args[0])
         return [Screen(t(lang, "aftersales.admin.title", order=order.id), t(
             lang, "aftersales.admin.reissued", order=order.id, n=n, buyer=order.buyer.key))]
@@ -174,7 +173,7 @@ async def merchant(admin: Any, ctx: Any, command: str, rest: str) -> list[Screen
         return [Screen(t(lang, "aftersales.admin.reject_title", ticket=ref),
                        t(lang, "aftersales.admin.reject_how", command=f"/reject {ref}"), error="usage")]
     if len(parts) != 2:
-        raise _Usage("reject")
+        raise Usage("reject")
     order = await admin.service.reject(ctx.merchant, parts[0], parts[1])
     return [Screen(t(lang, "aftersales.admin.title", order=order.id), t(
         lang, "aftersales.admin.rejected", order=order.id, buyer=order.buyer.key))]

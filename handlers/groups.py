@@ -152,9 +152,9 @@ class GroupFlow:
         body = self.t(lang, "groups.quote.body", product=self._title(q.product, lang), sku=q.product.sku, qty=g.qty,
                       unit=self._money(g.unit, g.currency, lang), total=self._money(g.amount, g.currency, lang),
                       after=self._money(q.balance_after, q.reseller.currency, lang), reseller=q.reseller.name)
-        return Screen(self.t(lang, "groups.quote.title"), body, [[
-            Action(CONFIRM + g.id, self.t(lang, "groups.confirm")), Action(CANCEL + g.id, self.t(lang, "groups.cancel"))]],
-            footer=self.t(lang, "groups.quote.footer"))
+        buttons = [[Action(CONFIRM + g.id, self.t(lang, "groups.confirm")),
+                    Action(CANCEL + g.id, self.t(lang, "groups.cancel"))]]
+        return Screen(self.t(lang, "groups.quote.title"), body, buttons, footer=self.t(lang, "groups.quote.footer"))
 
     def delivered_screen(self, g: GroupOrder, product: Product | None) -> Screen:
         lang = g.language

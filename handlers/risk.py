@@ -48,7 +48,8 @@ def challenge_screen(turn: Turn, params: dict[str, Any], product_id: int, qty: i
                       options=" / ".join(options))
         return Screen(turn.t("risk.challenge.title"), body)
     rows = [[Action(Shopping.CHALLENGE.id(token, opt, product_id, qty), opt) for opt in options]]
-    rows.append([Action(Shopping.PRODUCT.id(product_id), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
+    rows.append([Action(Shopping.PRODUCT.id(product_id), turn.t("nav.back")),
+                 Action(Home.MENU.id(), turn.t("nav.menu"))])
     body = turn.t("risk.challenge.ask", question=params.get("question", ""), minutes=params.get("minutes", ""))
     return Screen(turn.t("risk.challenge.title"), body, actions=rows)
 

@@ -20,6 +20,7 @@ from core.errors import StoreError
 from core.models import Buyer
 from core.risk import BAN_KINDS, OrderRisk, RiskReport
 from handlers import errors
+from handlers.merchant import Usage
 from handlers.screen import Action, Screen
 
 COMMANDS = frozenset({"/review", "/ban", "/unban", "/bans", "/risk"})
@@ -39,9 +40,7 @@ def parse_user(text: str) -> Buyer | None:
 
 
 async def run(flow: Any, ctx: Any, command: str, rest: str) -> list[Screen]:
-    """One risk command; usage errors raise handlers.admin.Usage (answered with the usage text)."""
-    from handlers.admin import Usage
-
+    """One risk command; usage errors raise Usage (handlers/admin.py answers with the usage text)."""
     desk = flow.shop.risk
     lang = ctx.language
     t = flow.i18n.t
@@ -81,7 +80,8 @@ async def run(flow: Any, ctx: Any, command: str, rest: str) -> list[Screen]:
         except ValueError:
             raise Usage(name) from None
         key = "risk.admin.unbanned" if found else "risk.admin.not_banned"
-        return [Screen(t(lang, key, kind=t(lang, f"risk.ban.{kind}"), value=value), error=None if found else "not_found")]
+        return [Screen(t(lang, key, kind=t(lang, f"risk.ban.{kind}"), value=value),
+                       error=None if found else "not_found")]
     if command == "/bans":
         bans = await desk.bans(BANS_SHOWN)
         if not bans:

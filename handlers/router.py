@@ -128,7 +128,8 @@ class Router:
             params = list(inspect.signature(handler).parameters.values())[1:]  # after the turn
             kinds = []
             for p in params:
-                kind = KINDS.get(p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+                annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+                kind = KINDS.get(annotation)
                 if kind is None or p.kind is not p.POSITIONAL_OR_KEYWORD:
                     raise TypeError(f"{handler.__qualname__}: parameter {p.name} must be an int or a str")
                 kinds.append(kind)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from core.resellers import REF_PREFIX, Reseller, ResellerCode, ResellerDesk, ResellerError
 from handlers import errors
 from handlers.actions import Home, Wallet
+from handlers.merchant import AdminCtx
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
 
 if TYPE_CHECKING:
-    from handlers.admin import AdminCtx, AdminFlow
+    from handlers.admin import AdminFlow  # handlers/admin.py hands /payout on to this module
 
 # The payment provider of each chat channel (bots/telegram/common.py PROVIDER, bots/wechat/pay.py PROVIDER).
 PROVIDERS = {"telegram": "telegram_stars", "wechat": "wechat_pay"}
@@ -122,7 +123,8 @@ async def _commissions(turn: Turn, reseller: Reseller) -> Screen:
     if not entries:
         lines.append(turn.t("wallet.no_entries"))
     return Screen(turn.t("wallet.commissions"), "\n".join(lines),
-                  actions=[[Action(Wallet.WALLET.id(), turn.t("wallet.title")), Action(Home.MENU.id(), turn.t("nav.menu"))]])
+                  actions=[[Action(Wallet.WALLET.id(), turn.t("wallet.title")),
+                            Action(Home.MENU.id(), turn.t("nav.menu"))]])
 
 
 async def payout_command(flow: AdminFlow, ctx: AdminCtx, args: list[str]) -> Screen:

@@ -16,6 +16,8 @@ from core.errors import SupplierError
 from core.models import Offer
 from core.ports import Supplier
 from core.shop import Shop
+from suppliers.http import HttpSupplier
+from suppliers.store import StoreSupplier
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,6 @@ class SupplierSet(dict[str, Supplier]):
 
 def build_suppliers(settings: Settings) -> SupplierSet:
     """One client per configured supplier (no connection is made until the first call)."""
-    from suppliers.http import HttpSupplier
-    from suppliers.store import StoreSupplier
-
     suppliers: dict[str, Supplier] = {}
     for name, conf in settings.suppliers.items():
         if conf.type == "http":

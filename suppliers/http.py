@@ -4,8 +4,9 @@ Every request carries the app key, a timestamp (Unix seconds), a nonce and `sign
 except `sign`, sorted by name, joined as `k=v&k=v`, then
 - md5: MD5 of that string plus `&key=<secret>` (`sign_key_param: ""`: plus the secret as is), hex;
 - hmac-sha256: HMAC-SHA256 of that string with the secret as key, hex;
-upper case unless `sign_case: lower`. Paths and parameter/answer names come from the config (config/settings.py
-SupplierPaths, SupplierFields, SupplierAnswer). Answers are JSON: `{code, msg, data}` by default.
+upper case unless `sign_case: lower`. Paths and parameter/answer names come from the config
+(config/settings/suppliers.py SupplierPaths, SupplierFields, SupplierAnswer). Answers are JSON:
+`{code, msg, data}` by default.
 
 A call is tried 1 + `retries` times on timeouts, connection errors, 5xx and unreadable answers, waiting
 `backoff` seconds (doubling) in between; every attempt of a purchase or top-up carries the same request id, so

@@ -2,9 +2,9 @@
 
 Shops chain: the upstream store made us a reseller (`run.py reseller add` and `reseller key` there) and gave us a
 key id and secret; every request is signed like core/signing.py says (`signed_headers`: key id, timestamp,
-nonce, body hash and the Idempotency-Key). Purchases and top-ups are `POST /api/v1/orders` with our request id as the Idempotency-Key,
-so a retry after a timeout or a lost answer gets the same order and the same codes, never a second purchase;
-a top-up's later status is read with `GET /api/v1/orders?idempotency_key=<request id>`.
+nonce, body hash and the Idempotency-Key). Purchases and top-ups are `POST /api/v1/orders` with our request id as
+the Idempotency-Key, so a retry after a timeout or a lost answer gets the same order and the same codes, never a
+second purchase; a top-up's later status is read with `GET /api/v1/orders?idempotency_key=<request id>`.
 
 A call is tried 1 + `retries` times on timeouts, connection errors, 5xx, 429 and a refused nonce (each attempt
 has a fresh timestamp and nonce, the same Idempotency-Key), waiting `backoff` seconds (doubling). The upstream

@@ -246,3 +246,49 @@ def test_a_key_in_two_catalogue_files_is_refused_with_both_named(tmp_path):
         Translator(("en",), directory=tmp_path)
     (folder / "risk.po").write_text('msgid "risk.x"\nmsgstr "X"\n')
     assert Translator(("en",), directory=tmp_path).t("en", "risk.x") == "X"
+
+
+def _module_imports(rooms: tuple[str, ...]) -> dict[str, set[str]]:
+    """module -> the modules of these rooms it imports: function-level imports count (a late import only hides a
+    cycle), imports under `if TYPE_CHECKING:` do not (annotations only, never run)."""
+    modules = {}
+    for room in rooms:
+        for path in (ROOT / room).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.add(node.module)
+                targets |= {f"{node.module}.{a.name}" for a in node.names}  # `from handlers import errors`
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_module_of_the_flows_adapters_or_wiring_imports_itself_back():
+    """handlers/, bots/ and the wiring around them (app, cli, config, suppliers, jobs) form no import cycle, not even
+    one dodged by an import inside a function: code two modules share goes to a third both import
+    (handlers/merchant.py, bots/telegram/wiring.py for the runtimes)."""
+    graph = _module_imports(("handlers", "bots", "app", "cli", "config", "suppliers", "jobs"))
+    cycles, seen = [], set()
+
+    def back_to(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt == start:
+                cycles.append(" -> ".join([*path, start]))
+            elif nxt not in path and nxt not in seen:
+                back_to(start, nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        back_to(start, start, [start])
+        seen.add(start)  # every cycle through it is found by now
+    assert cycles == [], cycles

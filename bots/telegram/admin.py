@@ -86,7 +86,8 @@ class TelegramAdmin:
         lang = (await self.shop.customer(buyer_of(user_id), lang_hint)).language or self.shop.default_language
         if command == "/wallet" and not merchant and self.shop.groups is not None:
             # a reseller's owner reads their own wallet (handlers/groups.py)
-            await self._send(chat_id, await ResellerCommands(self.shop.groups, self.i18n).own_wallet(str(user_id), lang))
+            wallet = await ResellerCommands(self.shop.groups, self.i18n).own_wallet(str(user_id), lang)
+            await self._send(chat_id, wallet)
             return True
         if not merchant:
             await self._send(chat_id, await self.flow.deny(CHANNEL, str(user_id), command, lang))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher, Router, methods
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
@@ -41,6 +41,7 @@ from bots.telegram.common import (
     stop_sending,
 )
 from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.wiring import storefront
 from core.shop import Shop
 
 
@@ -48,12 +49,9 @@ def _keep_response_models() -> list[type]:
     """aiogram parses every answer as `Response[<method's return type>]`, a pydantic generic that pydantic
     caches only weakly: it was rebuilt again and again under load (a fifth of the CPU in bench/telegram_e2e.py).
     Holding the ones the store uses keeps them cached."""
-    from aiogram import methods
-    from aiogram.methods.base import Response
-
-    used = ("SendMessage", "SendInvoice", "SendDocument", "SendPhoto", "EditMessageText", "DeleteMessage", "AnswerCallbackQuery",
-            "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe", "SetWebhook",
-            "DeleteWebhook")
+    used = ("SendMessage", "SendInvoice", "SendDocument", "SendPhoto", "EditMessageText", "DeleteMessage",
+            "AnswerCallbackQuery", "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe",
+            "SetWebhook", "DeleteWebhook")
     return [Response[getattr(methods, name).__returning__] for name in used]  # type: ignore[name-defined]
 
 
@@ -225,8 +223,9 @@ def store_router(frontend: TelegramFrontend) -> Router:
     @router.callback_query()
     async def button(query: CallbackQuery) -> None:
         chat = query.message.chat if query.message is not None else None
+        in_group = chat is not None and chat.type in GROUP_TYPES
         await frontend.on_callback(query.from_user.id, chat.id if chat else query.from_user.id, query.id, query.data,
-                                   query.from_user.language_code, in_group=chat is not None and chat.type in GROUP_TYPES)
+                                   query.from_user.language_code, in_group=in_group)
 
     return router
 
@@ -240,8 +239,6 @@ class AiogramRuntime:
     """The store as its own aiogram bot (Bot + Dispatcher with the store router)."""
 
     def __init__(self, settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> None:
-        from bots.telegram.wiring import storefront
-
         tg = settings.telegram
         self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
         self.shop = shop

@@ -304,10 +304,10 @@ class TelegramFrontend:
             return
         if self.admin is not None and await self.admin.handle(user_id, chat_id, text, document, lang_hint):
             return
-        if self.groups is not None and (text == "/start" or text.startswith("/start ")):
-            # group orders waiting for this member to start the bot are delivered now
-            if await self.groups.on_start(user_id, text[len("/start"):].strip()):
-                return
+        # group orders waiting for this member to start the bot are delivered now
+        if (self.groups is not None and (text == "/start" or text.startswith("/start "))
+                and await self.groups.on_start(user_id, text[len("/start"):].strip())):
+            return
         ctx = Ctx(buyer_of(user_id), str(chat_id), lang_hint)
         word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
         if word == "/paysupport":

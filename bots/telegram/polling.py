@@ -17,6 +17,7 @@ updates, handle one, tell a payment update.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -55,10 +56,8 @@ class PaymentFirstPolling(Generic[U]):
         if self._fetching is not None:
             self._fetching.cancel()
         if self._task is not None:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._running:
             await asyncio.wait(set(self._running), timeout=STOP_GRACE)

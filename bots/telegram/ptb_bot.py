@@ -48,6 +48,7 @@ from bots.telegram.common import (
     stop_sending,
 )
 from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.wiring import storefront
 from core.shop import Shop
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,9 @@ def store_handlers(frontend: TelegramFrontend) -> list[BaseHandler[Any, Any, Any
         assert query is not None
         # query.message may be an InaccessibleMessage (date 0); it still has its chat.
         chat = query.message.chat if query.message is not None else None
+        in_group = chat is not None and chat.type in GROUP_TYPES
         await frontend.on_callback(query.from_user.id, chat.id if chat else query.from_user.id, query.id, query.data,
-                                   query.from_user.language_code, in_group=chat is not None and chat.type in GROUP_TYPES)
+                                   query.from_user.language_code, in_group=in_group)
 
     async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -185,8 +187,6 @@ class PtbRuntime:
     """The store as its own PTB bot (an Application with the store handlers)."""
 
     def __init__(self, settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> None:
-        from bots.telegram.wiring import storefront
-
         tg = settings.telegram
         self.application = build_application(tg.token.get_secret_value(), tg.api_base,
                                               concurrent_updates=concurrent_updates)

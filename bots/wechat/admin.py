@@ -1,7 +1,7 @@
 """Merchants on WeChat: the admin commands as text, and alerts.
 
-The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund ID`, `/audit ID`, `/product …`, `/admin` as
-ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
+The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund ID`, `/audit ID`, `/product …`,
+`/admin` as ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
 "not allowed" (audited as `admin_denied`), except `/orders`, which is a buyer's own "My orders". `/import`
 needs a file, which an Official Account cannot take from a merchant: the answer says to use Telegram or
 `run.py codes import`. Merchant commands need safe mode (`wechat.aes_key`): in plain mode anyone who saw one

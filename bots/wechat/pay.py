@@ -28,7 +28,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import qrcode
 import xmltodict
+from qrcode.image.pure import PyPNGImage
 from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
 from wechatpy.pay.utils import calculate_signature
@@ -410,9 +412,6 @@ def _clip(text: str, max_bytes: int) -> str:
 
 def qr_png(code_url: str) -> bytes:
     """The code_url as a QR code PNG (pure Python: qrcode with pypng)."""
-    import qrcode
-    from qrcode.image.pure import PyPNGImage
-
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4,
                        image_factory=PyPNGImage)
     qr.add_data(code_url)

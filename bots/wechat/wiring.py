@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bots.wechat import CHANNEL
@@ -16,6 +17,7 @@ from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
+from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png
 from bots.wechat.replays import StoreReplayMemory
 from config.settings import MenuButton
 from core.flood import gate_from
@@ -74,16 +76,15 @@ class WeChatRuntime:
         if self.alerts.enabled:  # the shop's alerts reach WeChat too
             self.parts.alerts.append(self.alerts)
         self.gateway: Any = None
-        qr_png = None
+        qr: Callable[[str], bytes] | None = None  # Native pay's QR codes, drawn only with WeChat Pay on
         if wx.pay.mch_id:
-            from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png  # noqa: PLC0415
-
             self.gateway = WeChatPayGateway(settings, shop)
             self.parts.gateways.append(self.gateway)
+            qr = qr_png
         self.admin = WeChatAdmin(shop, i18n, admins=list(wx.admins), safe_mode=safe)
         kw = {"budget": budget} if budget is not None else {}
         self.frontend = WeChatFrontend(shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
-                                       qr_png=qr_png, locks=locks, pending=pending,
+                                       qr_png=qr, locks=locks, pending=pending,
                                        flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
         # every process shares the pairs taken (replays.py)
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
