@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/import.py
 	$(PY) bench/telegram_e2e.py
 
-# docs/configuration.md is generated from the settings model (config/settings.py); tests/test_docs.py fails when
+# docs/configuration.md is generated from the settings model (config/settings/); tests/test_docs.py fails when
 # the committed file differs from what this writes.
 docs: $(STAMP)
 	$(PY) tools/config_reference.py --write

@@ -34,7 +34,7 @@ def test_every_setting_has_a_description_and_every_section_says_what_it_is_for()
     tool = _reference_tool()
     undocumented = [f"{path}.{name}" if path else name for path, name, field in tool.all_fields()
                     if not (field.description or "").strip()]
-    assert not undocumented, ("settings without Field(description=...) in config/settings.py: "
+    assert not undocumented, ("settings without Field(description=...) in config/settings/: "
                               + ", ".join(undocumented))
     bare = [path or "Settings" for path, model in tool.walk() if not (model.__doc__ or "").strip()]
     assert not bare, "settings models without a class docstring: " + ", ".join(bare)

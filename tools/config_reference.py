@@ -37,7 +37,7 @@ REGENERATE = "make docs"  # what a reader runs (tools/config_reference.py --writ
 HEADER = """\
 # Configuration reference
 
-<!-- Generated from the settings model (config/settings.py) by tools/config_reference.py. Do not edit: change the
+<!-- Generated from the settings model (config/settings/) by tools/config_reference.py. Do not edit: change the
      descriptions there and run `make docs`. tests/test_docs.py fails when this file and the model differ. -->
 """
 
