@@ -13,7 +13,7 @@ lock, and a writer's statements run inside BEGIN IMMEDIATE, when the lock is alr
 on other connections; what they cost is SQLite's own work on small, indexed statements (microseconds).
 What can wait goes to aiosqlite's thread as before: BEGIN (it may wait for another process's write lock), COMMIT
 (the fsync, and WAL checkpoints), bulk executemany (over BULK_ROWS rows: imports, rekey) and statements marked
-with `repos.OFF_LOOP` (scans of the whole codes table: stock, rekey).
+with `OFF_LOOP` (scans of the whole codes table: stock, rekey).
 """
 from __future__ import annotations
 
@@ -28,12 +28,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from storage import repos
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
+from storage.base import OFF_LOOP
 from storage.cardfaces import CardFaceRepo
+from storage.catalog import CodeRepo, ProductRepo
 from storage.groups import GroupRepo
+from storage.meta import MetaRepo
+from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
+from storage.people import AuditRepo, CustomerRepo
 from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
+from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -68,7 +73,7 @@ class _OneTripCursor:
             cur.close()
 
     async def execute(self, sql: str, parameters: Any = ()) -> _OneTripCursor:
-        if sql.startswith("BEGIN") or repos.OFF_LOOP in sql:
+        if sql.startswith("BEGIN") or OFF_LOOP in sql:
             result = await self._conn._execute(self._run, sql, parameters, False)  # noqa: SLF001
         else:
             result = self._run(sql, parameters, False)
@@ -76,7 +81,7 @@ class _OneTripCursor:
         return self
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> _OneTripCursor:
-        if len(parameters) > BULK_ROWS or repos.OFF_LOOP in sql:
+        if len(parameters) > BULK_ROWS or OFF_LOOP in sql:
             result = await self._conn._execute(self._run, sql, parameters, True)  # noqa: SLF001
         else:
             result = self._run(sql, parameters, True)
@@ -136,15 +141,15 @@ class SqlUnitOfWork:
             raise
         self._conn = conn
         args = (conn, self._dialect, self._now)
-        self.products = repos.ProductRepo(*args)
-        self.codes = repos.CodeRepo(*args)
-        self.orders = repos.OrderRepo(*args)
-        self.payments = repos.PaymentRepo(*args)
-        self.outbox = repos.OutboxRepo(*args)
-        self.audit = repos.AuditRepo(*args)
-        self.customers = repos.CustomerRepo(*args)
-        self.meta = repos.MetaRepo(*args)
-        self.supplies = repos.SupplyRepo(*args)
+        self.products = ProductRepo(*args)
+        self.codes = CodeRepo(*args)
+        self.orders = OrderRepo(*args)
+        self.payments = PaymentRepo(*args)
+        self.outbox = OutboxRepo(*args)
+        self.audit = AuditRepo(*args)
+        self.customers = CustomerRepo(*args)
+        self.meta = MetaRepo(*args)
+        self.supplies = SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
         self.resellers = SqlResellerRepo(*args)  # accounts, wallets, API keys, top-ups, commissions, waiting orders
         self.groups = GroupRepo(*args)  # reseller group chats
