@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
+from core.batching import Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
@@ -49,14 +50,6 @@ REFUNDABLE = (OrderStatus.DELIVERED,)
 
 # A merchant is an identity on a channel, like a buyer: ('telegram', '12345').
 Merchant = Buyer
-
-
-@dataclass(frozen=True, slots=True)
-class MerchantRefund:
-    """A merchant's /refund of an order (group-committed: two merchants at once refund once)."""
-
-    merchant: Merchant
-    order_id: str
 
 
 class AdminCode(StrEnum):
@@ -95,6 +88,7 @@ class AdminError(Refused):
     """A refused merchant command. `reason` picks the message (`admin.error.<reason>`), params fill it in."""
 
     codes = AdminCode
+    code: AdminCode
 
     @property
     def reason(self) -> str:
@@ -143,6 +137,14 @@ class RefundQueued:
     order: Order
     payment: Payment
     codes_burned: int
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRefund(Request[RefundQueued]):
+    """A merchant's /refund of an order (group-committed: two merchants at once refund once)."""
+
+    merchant: Merchant
+    order_id: str
 
 
 @dataclass(slots=True)

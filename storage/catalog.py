@@ -176,7 +176,7 @@ class CodeRepo(SqlRepo):
         c = t.codes.c
         rows = await self.c.execute(select(c.product_id, func.max(c.id)).where(
             c.product_id.in_(list(product_ids)), c.status == CodeStatus.REUSABLE.value).group_by(c.product_id))
-        return {pid: cid for pid, cid in rows}
+        return dict(rows.tuples())
 
     async def for_orders(self, order_ids: Sequence[str]) -> dict[str, list[StoredCode]]:
         if not order_ids:
@@ -224,9 +224,9 @@ class CodeRepo(SqlRepo):
         for pid, status, n in await self.c.execute(
                 select(c.product_id, c.status, func.count()).group_by(c.product_id, c.status).prefix_with(OFF_LOOP)):
             counts.setdefault(pid, {})[status] = n
-        expired = dict((await self.c.execute(
+        expired: dict[int, int] = dict((await self.c.execute(
             select(c.product_id, func.count()).where(c.status == CodeStatus.AVAILABLE.value, c.expires_at <= now)
-            .group_by(c.product_id).prefix_with(OFF_LOOP))).all())
+            .group_by(c.product_id).prefix_with(OFF_LOOP))).tuples().all())
         prods = await self.c.execute(select(t.products.c.id, t.products.c.sku)
                                      .order_by(t.products.c.position, t.products.c.id))
         out = []

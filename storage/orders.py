@@ -129,7 +129,8 @@ class PaymentRepo(SqlRepo):
         if not keys:
             return {}
         c = t.payments.c
-        rows = await self.c.execute(select(t.payments).where(tuple_(c.provider, c.provider_txn_id).in_(list(set(keys)))))
+        rows = await self.c.execute(select(t.payments)
+                                    .where(tuple_(c.provider, c.provider_txn_id).in_(list(set(keys)))))
         return {(r.provider, r.provider_txn_id): _payment(r) for r in rows}
 
     async def insert_many(self, payments: Sequence[Payment]) -> list[Payment]:

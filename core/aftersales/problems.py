@@ -127,7 +127,8 @@ class ProblemDesk:
                 raise StoreError(ErrorCode.NOT_FOUND, problem=problem[:20])
             policy = self.policy(product.sku)
             trail = await uow.audit.for_order(order.id)
-            reissues = sum(1 for e in trail if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
+            reissues = sum(1 for e in trail
+                           if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
             reports = await uow.audit.count("report", buyer.key, since=now - HISTORY)
             why = ""
             unused = check == "valid"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from core.batching import Request
 from core.models import AuditEntry
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.resellers.errors import ResellerCode, ResellerError
@@ -25,7 +26,7 @@ API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct f
 
 
 @dataclass(frozen=True, slots=True)
-class NonceUse:
+class NonceUse(Request[bool]):
     """A signed request's nonce, recorded once per API key (a replay finds it taken)."""
 
     key_id: str

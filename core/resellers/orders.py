@@ -126,6 +126,7 @@ class B2BOrders:
             if order is None or order.buyer != reseller.buyer:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
             product = await uow.products.get(order.product_id)
+            assert product is not None  # products are never deleted: orders refer to them
             due = self.deliveries.due(order, product)
             if due is not None:
                 if not early:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.batching import Request
 from core.errors import ConflictError
 from core.models import AuditEntry, OrderStatus, OutboxItem
 from core.ports import UnitOfWork
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class FillWaiting:
+class FillWaiting(Request[tuple[int, int]]):
     """Serve B2B orders waiting for stock (of these products; None: all)."""
 
     product_ids: tuple[int, ...] | None

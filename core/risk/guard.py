@@ -306,9 +306,9 @@ class Guard:
             out.append(a)
         if challenges:
             if not preview:
-                await uow.risk.add_challenges([c for _, c, _ in challenges], now)
-            for i, c, shown in challenges:
-                out[i] = StoreError(ErrorCode.CHALLENGE_REQUIRED, token=c.token, **shown)
+                await uow.risk.add_challenges([ch for _, ch, _ in challenges], now)
+            for i, ch, shown in challenges:
+                out[i] = StoreError(ErrorCode.CHALLENGE_REQUIRED, token=ch.token, **shown)
         return out
 
     async def settle(self, uow: UnitOfWork, made: Sequence[tuple[Assessment, Order]], now: datetime) -> set[str]:

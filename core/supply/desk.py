@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
 from core.errors import SupplierError
@@ -39,6 +39,9 @@ from core.models import (
 )
 from core.ports import Supplier, TopupResult, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +296,6 @@ def status_notice(order: Order, key: str) -> OutboxItem:
         "key": key, "language": order.language, "params": {"order": order.id, "account": order.account}})
 
 
-async def poll_topups(shop: Any) -> int:
+async def poll_topups(shop: Shop) -> int:
     """For the scheduler: ask the suppliers about pending top-ups; returns how many finished (done or failed)."""
     return await shop.supply.poll_topups()
