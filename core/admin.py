@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -338,11 +339,12 @@ class AdminService:
         told); its codes are burned at once. A second refund of the same order is refused."""
         return await self.shop.committer.submit(MerchantRefund(m, self._order_id(order_id)))
 
-    async def _refund_batch(self, uow: UnitOfWork, refunds: Sequence[MerchantRefund]) -> list[Any]:
+    async def _refund_batch(self, uow: UnitOfWork, refunds: Sequence[MerchantRefund]
+                            ) -> list[RefundQueued | AdminError]:
         items = [(r.merchant, r.order_id) for r in refunds]
         now = self.shop.clock.now()
         orders = await uow.orders.get_many(sorted({oid for _, oid in items}), for_update=True)
-        results: list[Any] = []
+        results: list[RefundQueued | AdminError] = []
         for m, oid in items:
             try:
                 results.append(await self._refund_one(uow, m, orders.get(oid), oid, now))
@@ -350,7 +352,7 @@ class AdminService:
                 results.append(exc)
         return results
 
-    async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: Any
+    async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: datetime
                           ) -> RefundQueued:
         if order is None:
             raise AdminError(AdminCode.ORDER_NOT_FOUND, order=oid)
@@ -492,7 +494,7 @@ class AdminService:
         return product
 
 
-def _field_values(before: Product, after: Product, change: ProductChange) -> tuple[Any, Any]:
+def _field_values(before: Product, after: Product, change: ProductChange) -> tuple[int | str | bool, int | str | bool]:
     if change.price is not None:
         return before.price, after.price
     if change.stars is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from core.batching import QuietRequest
 from core.clock import Clock
@@ -79,13 +78,13 @@ class OrderBook:
         self.paid_hooks.append(hook)
 
     # -- reserve -----------------------------------------------------------------------------
-    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
+    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Order | Exception | None]:
         """Hold stock for each request; all of an order's codes or none."""
         now = self.clock.now()
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
         landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id])
-        results: list[Any] = [None] * len(reqs)
+        results: list[Order | Exception | None] = [None] * len(reqs)
         cap = self.policy.max_open_holds
         accepted: list[tuple[int, ReserveRequest, Product]] = []
         for i, r in enumerate(reqs):
@@ -98,8 +97,8 @@ class OrderBook:
                 err = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
             if err is not None:
                 results[i] = err
-            else:
-                accepted.append((i, r, p))  # type: ignore[arg-type]
+            elif p is not None:  # always, once _check passed (it refuses a product that is not there)
+                accepted.append((i, r, p))
 
         # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order. Ids are only
         # read here; a request refused below (hold cap reached within this batch) simply leaves its share.
@@ -159,7 +158,7 @@ class OrderBook:
         )
 
     # -- pay ---------------------------------------------------------------------------------
-    async def pay_batch(self, uow: UnitOfWork, notices: Sequence[PaymentNotice]) -> list[Any]:
+    async def pay_batch(self, uow: UnitOfWork, notices: Sequence[PaymentNotice]) -> list[PaymentResult | None]:
         """Record each payment once; deliver in this transaction, or queue a refund."""
         now = self.clock.now()
         existing = await uow.payments.existing([(n.provider, n.txn_id) for n in notices])
@@ -167,7 +166,7 @@ class OrderBook:
         products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
         fresh = [n for n in notices if (n.provider, n.txn_id) not in existing]
         banned = await banned_payers(uow, [n.payer for n in fresh], self.bans) if fresh else {}
-        results: list[Any] = [None] * len(notices)
+        results: list[PaymentResult | None] = [None] * len(notices)
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
         deliver: list[Order] = []

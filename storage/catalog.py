@@ -176,7 +176,7 @@ class CodeRepo(SqlRepo):
         c = t.codes.c
         rows = await self.c.execute(select(c.product_id, func.max(c.id)).where(
             c.product_id.in_(list(product_ids)), c.status == CodeStatus.REUSABLE.value).group_by(c.product_id))
-        return dict(rows.tuples())
+        return dict(rows.tuples().all())  # a list: dict() would take a result (it has keys()) for a mapping
 
     async def for_orders(self, order_ids: Sequence[str]) -> dict[str, list[StoredCode]]:
         if not order_ids:

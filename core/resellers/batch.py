@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.batching import Request
 from core.errors import ConflictError, ErrorCode, StoreError
@@ -97,11 +97,11 @@ class OrderBatch:
         self.wake = wake  # the outbox dispatcher: something new to send
         committer.register(OrderRequest, self.run)
 
-    async def run(self, uow: UnitOfWork, reqs: Sequence[OrderRequest]) -> list[Any]:
+    async def run(self, uow: UnitOfWork, reqs: Sequence[OrderRequest]) -> list[Made | Existing | Exception | None]:
         """Make, pay (wallet) and sell each B2B order; a refused one holds and debits nothing. Orders waiting for
         stock (policy `wait`) are served first, oldest first, so a newer order never takes their codes."""
         now = self.clock.now()
-        results: list[Any] = [None] * len(reqs)
+        results: list[Made | Existing | Exception | None] = [None] * len(reqs)
         landed = await uow.resellers.idempotent(sorted({(r.reseller_id, r.key) for r in reqs}))
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         waiting = await uow.resellers.waiting(sorted(products))

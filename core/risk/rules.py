@@ -150,7 +150,7 @@ def _when(data: Mapping[str, Any], key: str) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def calling_prefix(value: Any, key: str) -> str:
+def calling_prefix(value: object, key: str) -> str:
     text = str(value).strip().lstrip("+")
     if text.startswith("00"):
         text = text[2:]
