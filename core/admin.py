@@ -14,10 +14,12 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
+from core.batching import Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
@@ -37,7 +39,7 @@ from core.shop import MERCHANT_REFUND, Shop
 from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings.py)
+SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings/)
 ORDER_ID_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")
 MAX_TITLE = 128
 MAX_PRICE = 10**12
@@ -49,14 +51,6 @@ REFUNDABLE = (OrderStatus.DELIVERED,)
 
 # A merchant is an identity on a channel, like a buyer: ('telegram', '12345').
 Merchant = Buyer
-
-
-@dataclass(frozen=True, slots=True)
-class MerchantRefund:
-    """A merchant's /refund of an order (group-committed: two merchants at once refund once)."""
-
-    merchant: Merchant
-    order_id: str
 
 
 class AdminCode(StrEnum):
@@ -95,6 +89,7 @@ class AdminError(Refused):
     """A refused merchant command. `reason` picks the message (`admin.error.<reason>`), params fill it in."""
 
     codes = AdminCode
+    code: AdminCode
 
     @property
     def reason(self) -> str:
@@ -143,6 +138,14 @@ class RefundQueued:
     order: Order
     payment: Payment
     codes_burned: int
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRefund(Request[RefundQueued]):
+    """A merchant's /refund of an order (group-committed: two merchants at once refund once)."""
+
+    merchant: Merchant
+    order_id: str
 
 
 @dataclass(slots=True)
@@ -336,11 +339,12 @@ class AdminService:
         told); its codes are burned at once. A second refund of the same order is refused."""
         return await self.shop.committer.submit(MerchantRefund(m, self._order_id(order_id)))
 
-    async def _refund_batch(self, uow: UnitOfWork, refunds: Sequence[MerchantRefund]) -> list[Any]:
+    async def _refund_batch(self, uow: UnitOfWork, refunds: Sequence[MerchantRefund]
+                            ) -> list[RefundQueued | AdminError]:
         items = [(r.merchant, r.order_id) for r in refunds]
         now = self.shop.clock.now()
         orders = await uow.orders.get_many(sorted({oid for _, oid in items}), for_update=True)
-        results: list[Any] = []
+        results: list[RefundQueued | AdminError] = []
         for m, oid in items:
             try:
                 results.append(await self._refund_one(uow, m, orders.get(oid), oid, now))
@@ -348,7 +352,7 @@ class AdminService:
                 results.append(exc)
         return results
 
-    async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: Any
+    async def _refund_one(self, uow: UnitOfWork, m: Merchant, order: Order | None, oid: str, now: datetime
                           ) -> RefundQueued:
         if order is None:
             raise AdminError(AdminCode.ORDER_NOT_FOUND, order=oid)
@@ -490,7 +494,7 @@ class AdminService:
         return product
 
 
-def _field_values(before: Product, after: Product, change: ProductChange) -> tuple[Any, Any]:
+def _field_values(before: Product, after: Product, change: ProductChange) -> tuple[int | str | bool, int | str | bool]:
     if change.price is not None:
         return before.price, after.price
     if change.stars is not None:

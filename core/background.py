@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Background:
@@ -19,7 +21,7 @@ class Background:
         self._what = what
         self._tasks: set[asyncio.Future[Any]] = set()
 
-    def spawn(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
+    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)

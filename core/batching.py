@@ -1,49 +1,60 @@
 """Group commit: many waiting requests served in one transaction.
 
-Each type of request (a small dataclass, named for what it asks) has a batch handler
-`async (uow, items) -> results`, registered for that type (`register(ReserveRequest, handler)`; `submit(request)`
-finds it by the request's type, so "go to definition" on the request leads to its handler's registration). Each
-handler does set-based work, so
-one transaction costs a fixed number of statements however many buyers wait. A result that is an
+Each type of request (a small dataclass, named for what it asks, a `Request[T]` whose caller gets a T back) has a
+batch handler `async (uow, items) -> results`, registered for that type (`register(ReserveRequest, handler)`;
+`submit(request)` finds it by the request's type, so "go to definition" on the request leads to its handler's
+registration). Each handler does set-based work, so one transaction costs a fixed number of statements however
+many buyers wait. A result that is an
 exception is raised to that caller only. If a whole batch fails unexpectedly (a conflict with another
 process, a bug), it is rolled back and every item is retried alone, so one bad item cannot sink others.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from core.errors import StoreError
 from core.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[UnitOfWork, Sequence[Any]], Awaitable[list[Any]]]
+T = TypeVar("T")
 
 
-class QuietRequest:
+class Request(Generic[T]):
+    """A request for the group committer, answered with a T (`submit` returns it) or an exception raised to its
+    caller only. Its batch handler returns one of them per request, in order."""
+
+    __slots__ = ()
+
+
+class QuietRequest(Request[T]):
     """A request whose commit never adds outbox rows: the outbox dispatcher is not woken by it (each wake-up is a
     claim transaction; customers' state writes come with every message on numbered channels)."""
 
     __slots__ = ()
 
-R = TypeVar("R")
+
+Q = TypeVar("Q", bound=Request[Any])
+# (unit of work, the batch's requests of one type) -> one answer (or exception) per request, in order
+BatchHandler = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[object]]]
 
 
 @dataclass(slots=True)
 class _Job:
-    kind: type
-    item: Any
+    kind: type[Request[Any]]
+    item: Request[Any]
     future: asyncio.Future[Any]
 
 
 class GroupCommitter:
     def __init__(self, uow_factory: UnitOfWorkFactory, *, max_batch: int = 256, retries: int = 3) -> None:
         self._uow = uow_factory
-        self._handlers: dict[type, BatchHandler] = {}
+        self._handlers: dict[type[Request[Any]], BatchHandler] = {}
         self._after_commit: list[Callable[[set[type]], None]] = []
         self._this_batch: list[Callable[[], None]] = []
         self._queue: asyncio.Queue[_Job] | None = None
@@ -53,7 +64,8 @@ class GroupCommitter:
         self.batches = 0
         self.items = 0
 
-    def register(self, kind: type[R], handler: Callable[[UnitOfWork, Sequence[R]], Awaitable[list[Any]]]) -> None:
+    def register(self, kind: type[Q], handler: Callable[[UnitOfWork, Sequence[Q]], Awaitable[Sequence[object]]]
+                 ) -> None:
         """Requests of type `kind` are served by `handler` (one handler per type: registering again replaces it,
         e.g. a second merchant-command service on the same shop)."""
         self._handlers[kind] = handler
@@ -65,7 +77,7 @@ class GroupCommitter:
         """Called by a batch handler: run callback once the running batch has committed (never if it fails)."""
         self._this_batch.append(callback)
 
-    async def submit(self, item: Any) -> Any:
+    async def submit(self, item: Request[T]) -> T:
         """Queue a request for the next batch; its handler is the one registered for its type."""
         kind = type(item)
         if kind not in self._handlers:
@@ -73,17 +85,15 @@ class GroupCommitter:
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._run(self._queue), name="group-commit")
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(kind, item, fut))
         return await fut
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self, queue: asyncio.Queue[_Job]) -> None:
@@ -125,13 +135,13 @@ class GroupCommitter:
         if not job.future.done():
             job.future.set_exception(last or RuntimeError("batch failed"))
 
-    async def _run_batch(self, jobs: list[_Job]) -> list[Any]:
+    async def _run_batch(self, jobs: list[_Job]) -> list[object]:
         """One transaction for the jobs. Only the commit is inside: what runs after it lives in _committed,
         so a failure there can never make the batch run again."""
-        by_kind: dict[type, list[int]] = {}
+        by_kind: dict[type[Request[Any]], list[int]] = {}
         for i, job in enumerate(jobs):
             by_kind.setdefault(job.kind, []).append(i)
-        results: list[Any] = [None] * len(jobs)
+        results: list[object] = [None] * len(jobs)
         self._this_batch = []
         async with self._uow(write=True) as uow:
             for kind, idx in by_kind.items():
@@ -141,7 +151,7 @@ class GroupCommitter:
             await uow.commit()
         return results
 
-    def _committed(self, jobs: list[_Job], results: list[Any]) -> None:
+    def _committed(self, jobs: list[_Job], results: list[object]) -> None:
         self.batches += 1
         self.items += len(jobs)
         self._settle(jobs, results)
@@ -154,7 +164,7 @@ class GroupCommitter:
                 log.exception("after-commit hook failed")
 
     @staticmethod
-    def _settle(jobs: list[_Job], results: list[Any]) -> None:
+    def _settle(jobs: list[_Job], results: list[object]) -> None:
         for job, res in zip(jobs, results, strict=True):
             if job.future.done():
                 continue

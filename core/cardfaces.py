@@ -46,6 +46,7 @@ class CardFaceError(Refused):
     """A card face or binding refused; `code` is stable, params name what."""
 
     codes = CardFaceCode
+    code: CardFaceCode
 
 
 @dataclass(frozen=True, slots=True)

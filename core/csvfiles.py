@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_cell(value: Any) -> Any:
+def csv_cell(value: object) -> object:
     """The cell as written: None as empty, text that would start a formula quoted with a leading `'`."""
     if value is None:
         return ""
@@ -24,7 +23,7 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def csv_text(rows: Iterable[Iterable[Any]]) -> str:
+def csv_text(rows: Iterable[Iterable[object]]) -> str:
     """A whole CSV file, every cell through csv_cell. Rows end with CRLF (RFC 4180, what spreadsheets expect):
     the csv module quotes a cell containing a line-end character only when it is in the line terminator, and a
     bare CR left unquoted would split the row in two for every reader."""

@@ -37,9 +37,9 @@ class ErrorCode(StrEnum):
 class Refused(Exception):
     """A use case of one business area refused: `code` is a member of that area's enum (`codes`), `params` fill
     the message. A code outside the enum is a bug and fails where it is raised (ValueError), not in a handler.
-    Subclasses: StoreError (the shop's own, below), ResellerError (core/resellers/errors.py), AdminError (core/admin.py),
-    GroupError (core/groups.py), CardFaceError (core/cardfaces.py), AftersalesError (core/aftersales/errors.py).
-    handlers/errors.py words each of them."""
+    Subclasses: StoreError (the shop's own, below), ResellerError (core/resellers/errors.py), AdminError
+    (core/admin.py), GroupError (core/groups.py), CardFaceError (core/cardfaces.py), AftersalesError
+    (core/aftersales/errors.py). handlers/errors.py words each of them."""
 
     codes: ClassVar[type[StrEnum]]
 

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,22 @@ class FloodGate:
         return len(self._buckets)
 
 
-def gate_from(section: object) -> FloodGate | None:
+class FloodSettings(Protocol):
+    """What the gate reads of the `risk:` settings section (config/settings/ `Risk`)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def flood_per_minute(self) -> float: ...
+    @property
+    def flood_burst(self) -> int: ...
+    @property
+    def flood_max_delay_seconds(self) -> float: ...
+
+
+def gate_from(section: FloodSettings) -> FloodGate | None:
     """The gate the `risk:` settings section asks for (None when risk checks are off)."""
-    if not getattr(section, "enabled", True):
+    if not section.enabled:
         return None
     return FloodGate(section.flood_per_minute, section.flood_burst,
                      section.flood_max_delay_seconds)

@@ -65,6 +65,7 @@ class GroupError(Refused):
     rule's own message for `rule_refused`)."""
 
     codes = GroupCode
+    code: GroupCode
 
 
 RULE_REFUSED, RISK_REFUSED = ErrorCode.RULE_REFUSED.value, ErrorCode.RISK_REFUSED.value

@@ -31,14 +31,15 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, OutboxItem
 
 if TYPE_CHECKING:
-    from core.ports import UnitOfWorkFactory
+    from core.ports import UnitOfWork, UnitOfWorkFactory
+    from core.risk import BuyerFacts
 
 ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read on one screen, typed into another
 CODE_LENGTH = 8
@@ -275,7 +276,7 @@ class LinkDesk:
             return await uow.risk.link_set(buyer)
 
 
-async def _notice(uow: Any, to: Buyer, key: str) -> OutboxItem:
+async def _notice(uow: UnitOfWork, to: Buyer, key: str) -> OutboxItem:
     """A notice to an account's private chat (its chat id is its user id / openid), in its language."""
     cust = await uow.customers.get(to)
     return OutboxItem(None, "notify", to.channel, to.external_id, None,
@@ -286,7 +287,7 @@ def _new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(ALPHABET) for _ in range(15))
 
 
-def identity_of(b: Buyer, facts: Any) -> Identity:
+def identity_of(b: Buyer, facts: BuyerFacts | None) -> Identity:
     """An account's Identity from its BuyerFacts (core/risk/rules.py)."""
     if facts is None:
         return Identity(b)

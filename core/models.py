@@ -5,18 +5,18 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     CODE = "code"          # unique codes from a pool, each sold once
     REUSABLE = "reusable"  # one code sold to many buyers
     SUPPLIER = "supplier"  # bought from a supplier at sale time (hold -> pay -> buy upstream -> deliver)
     TOPUP = "topup"        # the buyer's account is recharged by a supplier (直充); no code
 
 
-class CodeStatus(str, Enum):
+class CodeStatus(StrEnum):
     AVAILABLE = "available"
     HELD = "held"
     SOLD = "sold"
@@ -25,7 +25,7 @@ class CodeStatus(str, Enum):
     BURNED = "burned"
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     HELD = "held"
     PENDING = "pending"  # paid; waiting for the supplier (a purchase or a top-up) before it is delivered
     DELIVERED = "delivered"
@@ -244,8 +244,8 @@ class SupplyRequest:
     detail: str = ""  # the supplier's message on a failure
 
 
-def localized(value: Mapping[str, str], lang: str, fallback: str) -> str:
-    """Pick the text for ``lang`` from a normalised localized field.
+def localized(value: Mapping[str, str] | str, lang: str, fallback: str) -> str:
+    """Pick the text for ``lang`` from a normalised localized field (a plain string is taken as it is).
 
     Order: ``value[lang]``, ``value["*"]``, ``value[fallback]``, the first
     value, ``""``. Empty strings count as missing.

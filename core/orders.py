@@ -7,14 +7,14 @@ See docs/architecture.md ("The life of an order", "One way to pay").
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from core.batching import QuietRequest
 from core.clock import Clock
 from core.errors import ConflictError, ErrorCode, StoreError
 from core.models import (
+    AuditEntry,
     Buyer,
     Kind,
     Order,
@@ -26,7 +26,15 @@ from core.models import (
 )
 from core.outbox import LEASE as HANDOFF_LEASE
 from core.outbox import Handoff, load_stored
-from core.payments import BANNED_PAYER, BanGate, Outcome, banned_audit, banned_payers
+from core.payments import (
+    BANNED_PAYER,
+    BanGate,
+    Outcome,
+    PaymentNotice,
+    PaymentResult,
+    banned_audit,
+    banned_payers,
+)
 from core.ports import UnitOfWork
 from core.risk import rules_of
 
@@ -34,7 +42,7 @@ SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier afte
 
 
 @dataclass(slots=True)
-class ReserveRequest(QuietRequest):  # a hold adds no outbox row
+class ReserveRequest(QuietRequest[Order]):  # a hold adds no outbox row
     buyer: Buyer
     product_id: int
     qty: int
@@ -44,34 +52,6 @@ class ReserveRequest(QuietRequest):  # a hold adds no outbox row
     # batch runs again, the order that did land is found and returned instead of a second one being made.
     order_id: str = ""
     account: str = ""  # topup: the account to recharge (checked against the product's pattern by the shop)
-
-
-@dataclass(slots=True)
-class PaymentNotice:
-    """A provider says money arrived. (provider, txn_id) is the idempotency key."""
-
-    order_id: str | None
-    provider: str
-    txn_id: str
-    amount: int
-    currency: str
-    payer: Buyer | None = None  # who paid (Telegram: the paying user; WeChat Pay: the notice's openid)
-    raw: dict[str, Any] = field(default_factory=dict)
-    # False: only the order's own buyer may pay it (a Telegram invoice forwarded to a stranger is refunded).
-    # True: anyone may (a WeChat Pay QR code paid by a friend); a blacklisted payer is refused either way.
-    any_payer: bool = False
-
-
-@dataclass(slots=True)
-class PaymentResult:
-    """What happened to one notice."""
-
-    outcome: Outcome
-    order: Order | None
-    reason: str = ""
-    payment_id: int | None = None
-    topup: Any = None  # a wallet top-up's payment: the top-up (core.resellers Topup) and the new balance
-    balance: int | None = None
 
 
 @dataclass(slots=True)
@@ -98,13 +78,13 @@ class OrderBook:
         self.paid_hooks.append(hook)
 
     # -- reserve -----------------------------------------------------------------------------
-    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Any]:
+    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest]) -> list[Order | Exception | None]:
         """Hold stock for each request; all of an order's codes or none."""
         now = self.clock.now()
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
         landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id])
-        results: list[Any] = [None] * len(reqs)
+        results: list[Order | Exception | None] = [None] * len(reqs)
         cap = self.policy.max_open_holds
         accepted: list[tuple[int, ReserveRequest, Product]] = []
         for i, r in enumerate(reqs):
@@ -117,8 +97,8 @@ class OrderBook:
                 err = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
             if err is not None:
                 results[i] = err
-            else:
-                accepted.append((i, r, p))  # type: ignore[arg-type]
+            elif p is not None:  # always, once _check passed (it refuses a product that is not there)
+                accepted.append((i, r, p))
 
         # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order. Ids are only
         # read here; a request refused below (hold cap reached within this batch) simply leaves its share.
@@ -178,7 +158,7 @@ class OrderBook:
         )
 
     # -- pay ---------------------------------------------------------------------------------
-    async def pay_batch(self, uow: UnitOfWork, notices: Sequence[PaymentNotice]) -> list[Any]:
+    async def pay_batch(self, uow: UnitOfWork, notices: Sequence[PaymentNotice]) -> list[PaymentResult | None]:
         """Record each payment once; deliver in this transaction, or queue a refund."""
         now = self.clock.now()
         existing = await uow.payments.existing([(n.provider, n.txn_id) for n in notices])
@@ -186,7 +166,7 @@ class OrderBook:
         products = await uow.products.get_many(sorted({o.product_id for o in orders.values()}))
         fresh = [n for n in notices if (n.provider, n.txn_id) not in existing]
         banned = await banned_payers(uow, [n.payer for n in fresh], self.bans) if fresh else {}
-        results: list[Any] = [None] * len(notices)
+        results: list[PaymentResult | None] = [None] * len(notices)
         seen: set[tuple[str, str]] = set()
         new_payments: list[tuple[int, Payment, str]] = []  # (index, payment, refund reason or "")
         deliver: list[Order] = []
@@ -269,14 +249,16 @@ class OrderBook:
         if refunding_orders:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
 
-        paid = [orders[oid] for oid in delivered_ids] + [o for o in supply]
+        paid = [orders[oid] for oid in delivered_ids] + list(supply)
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
 
-        refused = [banned_audit(notices[i].payer, banned[notices[i].payer.key], pay.provider, pay.provider_txn_id,
-                                pay.id, now, pay.order_id)
-                   for (i, _, reason), pay in zip(new_payments, stored, strict=True)
-                   if reason == BANNED_PAYER and notices[i].payer is not None]
+        refused: list[AuditEntry] = []
+        for (i, _, reason), pay in zip(new_payments, stored, strict=True):
+            banned_payer = notices[i].payer
+            if reason == BANNED_PAYER and banned_payer is not None:
+                refused.append(banned_audit(banned_payer, banned[banned_payer.key], pay.provider, pay.provider_txn_id,
+                                            pay.id, now, pay.order_id))
         if refused:
             await uow.audit.add_many(refused)
 
@@ -316,13 +298,13 @@ class OrderBook:
                 results[i] = PaymentResult(Outcome.DELIVERED, order, payment_id=pay.id)
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
-        if deliveries:
+        if hook is not None and deliveries:
             # Written leased: the running dispatcher gets them handed over after commit, so the polling loop
             # leaves them alone unless that send fails (then the lease runs out and the loop retries).
             await uow.outbox.add_many(deliveries, lease_until=now + HANDOFF_LEASE)
             delivered = [orders[i.order_id or ""] for i in deliveries]
-            stored = await load_stored(uow, delivered)
-            hook([Handoff(i, o, products[o.product_id], stored[o.id])
+            ciphertexts = await load_stored(uow, delivered)
+            hook([Handoff(i, o, products[o.product_id], ciphertexts[o.id])
                   for i, o in zip(deliveries, delivered, strict=True) if i.id is not None])
         if len(deliveries) < len(outbox):
             await uow.outbox.add_many([i for i in outbox if not (deliveries and i.kind == "deliver")])

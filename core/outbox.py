@@ -9,11 +9,13 @@ its payload (core/ports.py Parts), so a retry sends only the parts that did not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
@@ -30,6 +32,9 @@ from core.ports import (
 )
 from core.vault import Vault
 
+if TYPE_CHECKING:
+    from core.supply import SupplyDesk
+
 log = logging.getLogger(__name__)
 
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
@@ -42,6 +47,9 @@ SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so
 VAULT_RETRY = timedelta(minutes=10)  # codes that do not decrypt: the keys may be fixed; retry without counting
 PARTS = "parts"  # payload key: the parts of a row's messages that went out (index -> message reference)
 PARTED_KINDS = frozenset({"deliver", "reissue", "delete"})
+
+# What a send came to: (sent, error, extra: what follows from it, e.g. the parts that went out, a deletion due).
+SendOutcome = tuple[bool, str, dict[str, Any]]
 
 
 class LeaseLost(Exception):
@@ -95,21 +103,21 @@ class Handoff:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimOutbox(QuietRequest):
+class ClaimOutbox(QuietRequest[list[OutboxItem]]):
     """Lease up to `limit` due rows."""
 
     limit: int
 
 
 @dataclass(frozen=True, slots=True)
-class FinishOutbox(QuietRequest):
+class FinishOutbox(QuietRequest[None]):
     """Mark claimed rows sent or failed (with what follows from them: refunds done, deletions due, notices)."""
 
-    outcomes: list[tuple[OutboxItem, tuple]]
+    outcomes: list[tuple[OutboxItem, SendOutcome]]
 
 
 @dataclass(frozen=True, slots=True)
-class SaveParts(QuietRequest):
+class SaveParts(QuietRequest[bool]):
     """Record which parts of a delivery went out (while the row is still leased by this claimer)."""
 
     row_id: int
@@ -137,9 +145,9 @@ class OutboxDispatcher:
         self._lock = asyncio.Lock()
         self._handoffs: set[asyncio.Task[None]] = set()
         # Set by the shop: buys from suppliers and top-ups (kinds buy, topup; core/supply/desk.py SupplyDesk).
-        self.supply: Any = None
+        self.supply: SupplyDesk | None = None
         # Called in the transaction that marks orders refunded (commission reversal, core/resellers/commissions.py).
-        self.refunded_hooks: list[Callable[[Any, list[str]], Awaitable[None]]] = []
+        self.refunded_hooks: list[Callable[[UnitOfWork, list[str]], Awaitable[None]]] = []
         committer.register(ClaimOutbox, self._claim_batch)
         committer.register(FinishOutbox, self._done_batch)
         committer.register(SaveParts, self._parts_batch)
@@ -149,7 +157,7 @@ class OutboxDispatcher:
         if any(not issubclass(k, QuietRequest) for k in kinds):
             self._wake.set()
 
-    def on_refunded(self, hook: Callable[[Any, list[str]], Awaitable[None]]) -> None:
+    def on_refunded(self, hook: Callable[[UnitOfWork, list[str]], Awaitable[None]]) -> None:
         """Run `hook` in the transaction that marks orders refunded, with their ids (registered by the composition
         root, app/bootstrap.py)."""
         self.refunded_hooks.append(hook)
@@ -202,18 +210,14 @@ class OutboxDispatcher:
             task.cancel()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=5)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self._poll()  # hand-offs are leased and go out on their own; never wait for them here
@@ -246,7 +250,9 @@ class OutboxDispatcher:
     def _parts(self, item: OutboxItem) -> Parts:
         """The row's record of its parts sent; each save lands only while this claimer holds the row."""
         async def save(done: dict[str, Any]) -> None:
-            if not await self.committer.submit(SaveParts(item.id, item.lease, {**item.payload, PARTS: done})):
+            # A row without an id was never stored as one of its own: nothing to record it on.
+            if item.id is None or not await self.committer.submit(
+                    SaveParts(item.id, item.lease, {**item.payload, PARTS: done})):
                 raise LeaseLost(f"outbox row {item.id} is leased by another dispatcher")
         return Parts(item.payload.get(PARTS), save)
 
@@ -254,13 +260,13 @@ class OutboxDispatcher:
         return await uow.outbox.save_payloads([(s.row_id, s.lease, s.payload) for s in saves])
 
     async def _send(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
-                    codes: Mapping[str, list[str]]) -> tuple[bool, str, dict[str, Any]]:
+                    codes: Mapping[str, list[str]]) -> SendOutcome:
         """(sent, error, extra). Errors of deliveries keep only the exception's type: a platform error may
         quote the message, and the message carries the codes. A failure's extra carries the parts that went
         out and are not saved yet (the failed mark saves them)."""
         parts = self._parts(item) if item.kind in PARTED_KINDS else None
 
-        def failure(error: str, extra: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
+        def failure(error: str, extra: dict[str, Any]) -> SendOutcome:
             if parts is not None and parts.unsaved:
                 extra[PARTS] = dict(parts.done)
             return False, error, extra
@@ -279,7 +285,7 @@ class OutboxDispatcher:
 
     async def _send_one(self, item: OutboxItem, orders: Mapping[str, Order], products: Mapping[int, Product],
                         codes: Mapping[str, list[str]], parts: Parts | None = None
-                        ) -> tuple[bool, str, dict[str, Any]]:
+                        ) -> SendOutcome:
         parts = parts if parts is not None else Parts()
         if item.kind == "deliver":
             order = orders[item.order_id or ""]
@@ -298,7 +304,7 @@ class OutboxDispatcher:
         if item.kind == "delete":  # one part per message: a retry does not delete a deleted one again
             forgetful = cast(ForgetfulNotifier, self._notifier(item.channel))
             for n, ref in enumerate(item.payload.get("refs", [])):
-                await parts.send(n, lambda ref=ref: forgetful.delete(item.recipient, [ref]))
+                await parts.send(n, partial(forgetful.delete, item.recipient, [ref]))
             return True, "", {}
         if item.kind == "refund":
             if not await self._refund(item):
@@ -314,7 +320,7 @@ class OutboxDispatcher:
         return True, "", {}
 
     async def _reissue(self, item: OutboxItem, order: Order, products: Mapping[int, Product], parts: Parts
-                       ) -> tuple[bool, str, dict[str, Any]]:
+                       ) -> SendOutcome:
         """The buyer is told the old code was recalled, then gets the new one(s) named in the row (the notice
         is a part of its own: a retry does not tell them again)."""
         async with self.uow() as uow:
@@ -325,9 +331,9 @@ class OutboxDispatcher:
             log.error("outbox: the replacement codes of order %s do not decrypt (%s)", order.id, exc)
             return False, "codes do not decrypt", {"vault": True}
         notifier = self._notifier(item.channel)
-        await parts.send("notice", lambda: notifier.notify(
-            item.recipient, str(item.payload.get("language", "")), str(item.payload.get("notice", "aftersales.recalled")),
-            {"order": order.id, "n": len(codes)}))
+        language, notice = str(item.payload.get("language", "")), str(item.payload.get("notice", "aftersales.recalled"))
+        await parts.send("notice", lambda: notifier.notify(item.recipient, language, notice,
+                                                           {"order": order.id, "n": len(codes)}))
         refs = await notifier.deliver(item.recipient, Delivery(order, products[order.product_id], codes, parts=parts))
         extra: dict[str, Any] = {"codes": len(codes)}
         delete_after = getattr(notifier, "delete_after", None)
@@ -357,11 +363,11 @@ class OutboxDispatcher:
         batches = [f.outcomes for f in finished]
         now = self.clock.now()
         sent: list[tuple[int, str | None]] = []
-        failed: list[tuple[int, str | None, str, Any, bool, bool]] = []
+        failed: list[tuple[int, str | None, str, datetime, bool, bool]] = []
         audit: list[AuditEntry] = []
         follow_up: list[OutboxItem] = []
         refunded_orders: list[str] = []
-        deletions: list[tuple[Any, OutboxItem]] = []
+        deletions: list[tuple[datetime, OutboxItem]] = []
         progress: list[tuple[int, str | None, dict[str, Any]]] = []
         for pairs in batches:
             for item, (ok, err, extra) in pairs:

@@ -21,19 +21,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core import links
+from core.batching import Request
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.models import AuditEntry, Buyer, OrderStatus, Payment
+from core.models import AuditEntry, Buyer, Order, OrderStatus, Payment
 from core.ports import UnitOfWork, UnitOfWorkFactory
 
 if TYPE_CHECKING:
-    from core.orders import PaymentNotice, PaymentResult
+    from core.resellers.models import Topup, TopupResult
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,40 @@ class Refusal(StrEnum):
     BANNED = "banned"
 
 
+@dataclass(slots=True)
+class PaymentResult:
+    """What happened to one notice."""
+
+    outcome: Outcome
+    order: Order | None
+    reason: str = ""
+    payment_id: int | None = None
+    topup: Topup | None = None  # a wallet top-up's payment: the top-up and the new balance
+    balance: int | None = None
+
+
+@dataclass(slots=True)
+class PaymentNotice(Request[PaymentResult]):
+    """A provider says money arrived. (provider, txn_id) is the idempotency key."""
+
+    order_id: str | None
+    provider: str
+    txn_id: str
+    amount: int
+    currency: str
+    payer: Buyer | None = None  # who paid (Telegram: the paying user; WeChat Pay: the notice's openid)
+    raw: dict[str, Any] = field(default_factory=dict)
+    # False: only the order's own buyer may pay it (a Telegram invoice forwarded to a stranger is refunded).
+    # True: anyone may (a WeChat Pay QR code paid by a friend); a blacklisted payer is refused either way.
+    any_payer: bool = False
+
+
 class TopupLedger(Protocol):
     """Wallet top-ups (core/resellers/topups.py Topups), when resellers are configured."""
 
     async def topup_payable(self, topup_id: str, payer: Buyer, amount: int, currency: str) -> str | None: ...
     async def topup_wallet(self, topup_id: str, provider: str, txn_id: str, amount: int, currency: str,
-                           payer: Buyer | None = None, *, any_payer: bool = False) -> Any: ...
+                           payer: Buyer | None = None, *, any_payer: bool = False) -> TopupResult: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -156,9 +185,10 @@ def banned_audit(payer: Buyer, kinds: Sequence[str], provider: str, txn_id: str,
 class PaymentDesk:
     """Accepts every payment (pay an order, credit a top-up, refund) and answers pre-checkout."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, submit: Callable[[Any], Awaitable[Any]],
-                 providers: Callable[[], Container[str]], under_review: Callable[[UnitOfWork, str], Awaitable[bool]],
-                 wake: Callable[[], None], bans: BanGate | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock,
+                 submit: Callable[[PaymentNotice], Awaitable[PaymentResult]], providers: Callable[[], Container[str]],
+                 under_review: Callable[[UnitOfWork, str], Awaitable[bool]], wake: Callable[[], None],
+                 bans: BanGate | None = None) -> None:
         self.uow = uow
         self.clock = clock
         self._submit = submit  # the group committer's submit: order payments are batched with the others
@@ -174,8 +204,6 @@ class PaymentDesk:
 
     async def accept(self, notice: PaymentNotice) -> PaymentResult:
         """Record a provider's payment once and decide: deliver, buy upstream, credit a wallet, or refund."""
-        from core.orders import PaymentResult
-
         if notice.provider not in self._providers():
             raise StoreError(ErrorCode.PROVIDER_DISABLED, provider=notice.provider)
         ref = notice.order_id or ""
@@ -238,8 +266,6 @@ class PaymentDesk:
 
         The first run stores a start time (now - lookback): older transactions are from before this store (another
         system's sales on the same bot) and are skipped, never refunded."""
-        from core.orders import PaymentNotice
-
         async with self.uow() as uow:
             raw = await uow.meta.get(STARS_CHECKPOINT)
             since_raw = await uow.meta.get(STARS_SINCE)

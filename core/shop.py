@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -30,9 +31,9 @@ from core.models import (
     StockLine,
     new_order_id,
 )
-from core.orders import OrderBook, OrderPolicy, PaymentNotice, PaymentResult, ReserveRequest
+from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
-from core.payments import PaymentDesk, Refusal
+from core.payments import PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.supply import SupplyDesk, check_account
@@ -58,7 +59,7 @@ class ProductView:
 
 
 @dataclass(frozen=True, slots=True)
-class SaveCustomer(QuietRequest):
+class SaveCustomer(QuietRequest[Customer]):
     """Store what changed of a customer: the language (when `language` is set) and the state keys in `put` and
     `drop`; everything else in the stored row stays as another update left it. `whole`: no snapshot to compare
     with (a customer made by hand), so language and state are written as they are."""
@@ -71,7 +72,7 @@ class SaveCustomer(QuietRequest):
 
 
 @dataclass(frozen=True, slots=True)
-class AddCustomer(QuietRequest):
+class AddCustomer(QuietRequest[None]):
     """Store a first contact unless the customer exists already."""
 
     customer: Customer
@@ -175,10 +176,8 @@ class Shop:
         """Stop; what is already due in the outbox gets one last chance to go out first."""
         self.book.delivered_hook = None
         if self.dispatcher.running:
-            try:
+            with contextlib.suppress(Exception):  # timed out or failed: unsent rows stay in the outbox for next start
                 await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_seconds)
-            except (TimeoutError, Exception):  # noqa: BLE001 - unsent rows stay in the outbox for next start
-                pass
         if self._pending_writes:  # first contacts still on their way to the database
             await self._pending_writes.idle(timeout=drain_seconds)
         if self._alerts_sent:

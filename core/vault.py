@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import VaultError
 from core.models import StoredCode
+from core.ports import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 CANARY = b"card-store vault canary v1"
@@ -172,7 +173,7 @@ class Vault:
         msg = product_id.to_bytes(8, "big") + plain.encode()
         return hmac.new(self.ring.fingerprint_key, msg, hashlib.sha256).digest()[:20]
 
-    def fingerprinter(self, product_id: int):  # noqa: ANN201 - hot path helper
+    def fingerprinter(self, product_id: int) -> Callable[[str], bytes]:
         """A fast fingerprint function for one product (used by bulk import)."""
         base = hmac.new(self.ring.fingerprint_key, product_id.to_bytes(8, "big"), hashlib.sha256)
 
@@ -200,7 +201,7 @@ class Vault:
         return hmac.new(self.ring.fingerprint_key, CANARY, hashlib.sha256).hexdigest()
 
 
-async def open_vault(uow_factory, config_ring: KeyRing | None, key_file: Path) -> Vault:  # noqa: ANN001
+async def open_vault(uow_factory: UnitOfWorkFactory, config_ring: KeyRing | None, key_file: Path) -> Vault:
     """Load the keys, check them against the database, and refuse to start on any mismatch.
 
     Nothing is overwritten: a missing key file is only created for a database that holds no codes yet.
@@ -217,9 +218,10 @@ async def open_vault(uow_factory, config_ring: KeyRing | None, key_file: Path) -
             source = f"the key file {key_file}"
             reload = partial(read_key_file, key_file)
         elif meta or key_ids_in_use:
+            canaries = {k.removeprefix("vault.canary.") for k in meta if k.startswith("vault.canary.")}
             raise VaultError(
                 f"vault: the key file {key_file} is missing, but this database holds codes encrypted with "
-                f"keys {sorted(set(k.removeprefix('vault.canary.') for k in meta if k.startswith('vault.canary.')) | key_ids_in_use)}; "
+                f"keys {sorted(canaries | key_ids_in_use)}; "
                 "restore the key file (or set vault.keys); nothing was changed"
             )
         else:

@@ -12,12 +12,13 @@ from sqlalchemy import insert, select, update
 from core.aftersales import HistoryItem, Ticket
 from core.models import Buyer, CodeStatus, StoredCode
 from storage import tables as t
-from storage.repos import _code, _Repo
+from storage.base import SqlRepo
+from storage.catalog import stored_code
 
 CHUNK = 500  # ids / fingerprints per IN (...) list
 
 
-class SqlRecallRepo(_Repo):
+class SqlRecallRepo(SqlRepo):
     """Implements core.aftersales.RecallRepo over the codes table."""
 
     async def by_fingerprints(self, product_id: int, fingerprints: Sequence[bytes]) -> list[tuple[StoredCode, bytes]]:
@@ -30,7 +31,7 @@ class SqlRecallRepo(_Repo):
             if self.pg:
                 q = q.with_for_update()
             for r in await self.c.execute(q):
-                out.append((_code(r), bytes(r.fingerprint)))
+                out.append((stored_code(r), bytes(r.fingerprint)))
         return out
 
     async def burn_ids(self, ids: Sequence[int], statuses: Sequence[CodeStatus]) -> int:
@@ -61,7 +62,7 @@ def _ticket(r: Any) -> Ticket:
                   r.created_at, r.answer, r.decided_at, r.decided_by)
 
 
-class SqlTicketRepo(_Repo):
+class SqlTicketRepo(SqlRepo):
     """Implements core.aftersales.TicketRepo over the tickets table (migration 0007_aftersales_more)."""
 
     async def add(self, ticket: Ticket) -> int:

@@ -9,11 +9,11 @@ from sqlalchemy import delete, select
 from core.cardfaces import CardFace
 from core.models import Buyer
 from storage import tables as t
-from storage.repos import _Repo
+from storage.base import SqlRepo
 from storage.resellers import resellers
 
 
-class CardFaceRepo(_Repo):
+class CardFaceRepo(SqlRepo):
     """Implements core.cardfaces.CardFaceRepo."""
 
     async def reseller_name(self, reseller_id: int) -> str | None:

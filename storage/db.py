@@ -13,28 +13,41 @@ lock, and a writer's statements run inside BEGIN IMMEDIATE, when the lock is alr
 on other connections; what they cost is SQLite's own work on small, indexed statements (microseconds).
 What can wait goes to aiosqlite's thread as before: BEGIN (it may wait for another process's write lock), COMMIT
 (the fsync, and WAL checkpoints), bulk executemany (over BULK_ROWS rows: imports, rekey) and statements marked
-with `repos.OFF_LOOP` (scans of the whole codes table: stock, rekey).
+with `OFF_LOOP` (scans of the whole codes table: stock, rekey).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from storage import repos
+from core.clock import SystemClock
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
+from storage.base import OFF_LOOP, Now
 from storage.cardfaces import CardFaceRepo
+from storage.catalog import CodeRepo, ProductRepo
 from storage.groups import GroupRepo
+from storage.meta import MetaRepo
+from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
+from storage.people import AuditRepo, CustomerRepo
 from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
+from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
+
+if TYPE_CHECKING:
+    from core import aftersales, cardfaces, groups, ports, resellers, risk
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -68,7 +81,7 @@ class _OneTripCursor:
             cur.close()
 
     async def execute(self, sql: str, parameters: Any = ()) -> _OneTripCursor:
-        if sql.startswith("BEGIN") or repos.OFF_LOOP in sql:
+        if sql.startswith("BEGIN") or OFF_LOOP in sql:
             result = await self._conn._execute(self._run, sql, parameters, False)  # noqa: SLF001
         else:
             result = self._run(sql, parameters, False)
@@ -76,7 +89,7 @@ class _OneTripCursor:
         return self
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> _OneTripCursor:
-        if len(parameters) > BULK_ROWS or repos.OFF_LOOP in sql:
+        if len(parameters) > BULK_ROWS or OFF_LOOP in sql:
             result = await self._conn._execute(self._run, sql, parameters, True)  # noqa: SLF001
         else:
             result = self._run(sql, parameters, True)
@@ -109,7 +122,7 @@ class OneTripConnection:
         self._inner._conn.rollback()  # noqa: SLF001
 
     @classmethod
-    def creator(cls, database: str):  # noqa: ANN206
+    def creator(cls, database: str) -> Callable[[], Awaitable[OneTripConnection]]:
         """`async_creator` for create_async_engine: opens `database` like SQLAlchemy's dialect would."""
         async def connect() -> OneTripConnection:
             conn = aiosqlite.connect(database, uri=database.startswith("file:"), check_same_thread=False)
@@ -120,7 +133,27 @@ class OneTripConnection:
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: AsyncEngine, dialect: str, now_fn) -> None:  # noqa: ANN001
+    """One transaction on one connection, every repository bound to it: core/ports.py `UnitOfWork` (each
+    repository is declared as the port it implements, so mypy checks each against it)."""
+
+    products: ports.ProductRepo
+    codes: ports.CodeRepo
+    orders: ports.OrderRepo
+    payments: ports.PaymentRepo
+    outbox: ports.OutboxRepo
+    audit: ports.AuditRepo
+    customers: ports.CustomerRepo
+    meta: ports.MetaRepo
+    supplies: ports.SupplyRepo
+    risk: risk.RiskRepo
+    resellers: resellers.ResellerRepo
+    groups: groups.GroupRepo
+    card_faces: cardfaces.CardFaceRepo
+    wechat: ports.NoncePairRepo
+    tickets: aftersales.TicketRepo
+    recalls: aftersales.RecallRepo
+
+    def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
         self._dialect = dialect
         self._now = now_fn
@@ -136,15 +169,15 @@ class SqlUnitOfWork:
             raise
         self._conn = conn
         args = (conn, self._dialect, self._now)
-        self.products = repos.ProductRepo(*args)
-        self.codes = repos.CodeRepo(*args)
-        self.orders = repos.OrderRepo(*args)
-        self.payments = repos.PaymentRepo(*args)
-        self.outbox = repos.OutboxRepo(*args)
-        self.audit = repos.AuditRepo(*args)
-        self.customers = repos.CustomerRepo(*args)
-        self.meta = repos.MetaRepo(*args)
-        self.supplies = repos.SupplyRepo(*args)
+        self.products = ProductRepo(*args)
+        self.codes = CodeRepo(*args)
+        self.orders = OrderRepo(*args)
+        self.payments = PaymentRepo(*args)
+        self.outbox = OutboxRepo(*args)
+        self.audit = AuditRepo(*args)
+        self.customers = CustomerRepo(*args)
+        self.meta = MetaRepo(*args)
+        self.supplies = SupplyRepo(*args)
         self.risk = RiskRepo(*args)  # rules and risk
         self.resellers = SqlResellerRepo(*args)  # accounts, wallets, API keys, top-ups, commissions, waiting orders
         self.groups = GroupRepo(*args)  # reseller group chats
@@ -175,17 +208,13 @@ def private_sqlite_file(path: Path) -> None:
     0644, readable by every user of the machine, and it gives the -wal and -shm files the database file's
     permissions. Existing files and directories are left as the merchant set them."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
-    except FileExistsError:
-        pass
 
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL", pool_size: int = 5,
-                 now_fn=None) -> None:  # noqa: ANN001
-        from core.clock import SystemClock
-
+                 now_fn: Now | None = None) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self._now = now_fn or SystemClock().now
@@ -234,9 +263,6 @@ class Database:
 
     async def upgrade(self) -> None:
         """Apply Alembic migrations up to head."""
-        from alembic import command
-        from alembic.config import Config
-
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
 
@@ -248,8 +274,6 @@ class Database:
             await conn.run_sync(run)
 
     async def current_revision(self) -> str | None:
-        from alembic.migration import MigrationContext
-
         async with self.read_engine.connect() as conn:
             return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
@@ -257,3 +281,7 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+if TYPE_CHECKING:
+    _SQL_UNIT_OF_WORK: type[ports.UnitOfWork] = SqlUnitOfWork  # mypy checks that it is the one core asks for

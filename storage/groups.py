@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from core.groups import GroupLink, GroupOrder
 from core.resellers import Reseller
-from storage.repos import _Repo
+from storage.base import SqlRepo
 from storage.resellers import _reseller, resellers
 from storage.tables import TS, metadata
 
@@ -82,7 +82,7 @@ def _order(r: Any) -> GroupOrder:
                       r.status, r.language, r.created_at, r.expires_at, r.order_id, r.message_id)
 
 
-class GroupRepo(_Repo):
+class GroupRepo(SqlRepo):
     """Implements core.groups.GroupRepo (`uow.groups`, storage/db.py)."""
 
     async def set_owner(self, reseller_id: int, owner: str) -> None:

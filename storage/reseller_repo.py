@@ -10,8 +10,8 @@ from sqlalchemy import delete, func, select, tuple_, update
 
 from core.models import Buyer
 from core.resellers import ApiKey, CommissionEntry, Reseller, Topup, Waiting, WalletEntry
+from storage.base import SqlRepo
 from storage.groups import reseller_owners as ro
-from storage.repos import _Repo
 from storage.resellers import (
     _commission,
     _entry,
@@ -31,7 +31,7 @@ from storage.resellers import (
 from storage.tables import customers
 
 
-class SqlResellerRepo(_Repo):
+class SqlResellerRepo(SqlRepo):
     """Implements core.resellers.ResellerRepo."""
 
     async def add(self, r: Reseller) -> int:

@@ -16,7 +16,7 @@ from core.links import Identity
 from core.models import Buyer, OrderStatus
 from core.risk import Activity, Ban, BuyerFacts, Challenge, Counts, OrderRisk
 from storage import tables as t
-from storage.repos import _lock_key, _Repo
+from storage.base import SqlRepo, lock_key
 
 _LIVE = [OrderStatus.HELD.value, OrderStatus.PENDING.value, OrderStatus.DELIVERED.value]  # count against quotas
 _REFUNDED = [OrderStatus.REFUNDING.value, OrderStatus.REFUNDED.value]
@@ -193,12 +193,12 @@ def _risk(r: Any) -> OrderRisk:
                      r.created_at, r.decided_at, r.decided_by)
 
 
-class RiskRepo(_Repo):
+class RiskRepo(SqlRepo):
     async def lock_buyers(self, keys: Sequence[str]) -> None:
         if not self.pg or not keys:
             return
         # The same keys as OrderRepo.open_holds (holds:<buyer key>), so rules counts and the hold cap are one lock.
-        locks = sorted({_lock_key(f"holds:{k}") for k in keys})  # in key order: no deadlock between batches
+        locks = sorted({lock_key(f"holds:{k}") for k in keys})  # in key order: no deadlock between batches
         await self.c.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
                              {"keys": locks})
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Column, Index, String, Table, delete, select
 
-from storage.repos import _Repo
+from storage.base import SqlRepo
 from storage.tables import TS, metadata
 
 # One row per (timestamp, nonce) pair taken: its sha256, and when its timestamp goes stale (after which the
@@ -22,7 +22,7 @@ wechat_nonces = Table(
 )
 
 
-class NoncePairRepo(_Repo):
+class NoncePairRepo(SqlRepo):
     """Implements core.ports.NoncePairRepo. Two processes inserting one pair at once: the primary key fails one
     transaction (the group committer retries its items one by one, and the retry finds the pair taken)."""
 

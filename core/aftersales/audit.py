@@ -110,7 +110,7 @@ def export_json(trail: AuditTrail, exported_at: datetime) -> str:
 def export_csv(trail: AuditTrail, exported_at: datetime) -> str:
     """One row per audit entry, columns ENTRY_FIELDS; `detail` is JSON with sorted keys. Text that a spreadsheet
     would run as a formula is quoted (core/csvfiles.py); the JSON export keeps every value as recorded."""
-    rows: list[list[Any]] = [list(ENTRY_FIELDS)]
+    rows: list[list[object]] = [list(ENTRY_FIELDS)]
     for row in export_data(trail, exported_at)["entries"]:
         row["detail"] = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         rows.append([row[f] for f in ENTRY_FIELDS])

@@ -17,3 +17,4 @@ class AftersalesError(Refused):
     """An after-sales use case refused; `code` is an AftersalesCode."""
 
     codes = AftersalesCode
+    code: AftersalesCode

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.aftersales.errors import AftersalesCode, AftersalesError
 from core.aftersales.tickets import (
@@ -44,6 +44,9 @@ from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
 
+if TYPE_CHECKING:
+    from core.supply import SupplyDesk
+
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +57,7 @@ class ProblemDesk:
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, *,
                  policies: dict[str, ReissuePolicy] | None = None, default: ReissuePolicy | None = None,
                  alerts: AdminAlerts | None = None, wake: Callable[[], None] | None = None,
-                 vault: Vault | None = None, supply: Any = None) -> None:
+                 vault: Vault | None = None, supply: SupplyDesk | None = None) -> None:
         self.uow = uow_factory
         self.clock = clock
         self.policies = dict(policies or {})
@@ -100,7 +103,7 @@ class ProblemDesk:
             return "valid"
         return "unknown"
 
-    async def report(self, buyer: Any, order_id: str, problem: str, note: str = "", *,
+    async def report(self, buyer: Buyer, order_id: str, problem: str, note: str = "", *,
                      ticket: bool = False) -> ProblemOutcome:
         """The buyer says the order's code does not work (or another problem): checked, reissued or a ticket.
         `ticket=True`: straight to the merchants (the buyer insists after the supplier said "unused")."""
@@ -127,7 +130,8 @@ class ProblemDesk:
                 raise StoreError(ErrorCode.NOT_FOUND, problem=problem[:20])
             policy = self.policy(product.sku)
             trail = await uow.audit.for_order(order.id)
-            reissues = sum(1 for e in trail if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
+            reissues = sum(1 for e in trail
+                           if e.action in ("report", "reissue") and e.detail.get("outcome") == "reissued")
             reports = await uow.audit.count("report", buyer.key, since=now - HISTORY)
             why = ""
             unused = check == "valid"

@@ -3,6 +3,7 @@ limit, changing them or the status (a suspended reseller buys nothing), and whic
 reseller (its wallet top-ups and commission view). Every change is audited."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.models import AuditEntry, Buyer
@@ -96,7 +97,7 @@ class Accounts:
             return await uow.resellers.get(rid) if rid is not None else None
 
 
-def check_tier(discount_percent: int, prices: dict[str, int], credit_limit: int) -> None:
+def check_tier(discount_percent: int, prices: Mapping[str, object], credit_limit: int) -> None:
     """A tier a merchant may set: a discount of 0-100 %, a credit limit of 0 or more, prices of 0 or more."""
     if not 0 <= discount_percent <= 100:
         raise ResellerError(ResellerCode.BAD_DISCOUNT, discount=discount_percent)

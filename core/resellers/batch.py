@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.batching import Request
 from core.errors import ConflictError, ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OrderStatus, OutboxItem, Payment, Product, StoredCode
 from core.outbox import load_stored
@@ -39,24 +40,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class OrderRequest:
-    reseller_id: int
-    product_id: int
-    qty: int
-    key: str  # the Idempotency-Key
-    fingerprint: str  # what was asked (sku, qty): the same key with another request is refused
-    order_id: str
-    account: str = ""  # topup products: the account the supplier recharges
-    # A group-chat order (core/groups.py): the member is the order's buyer (their "My orders"), paid from the
-    # reseller's wallet, and the codes go out through the outbox on channel `deliver` to `chat_id`.
-    buyer: Buyer | None = None
-    chat_id: str = ""
-    language: str = "en"
-    deliver: str | None = None
-    group: str = ""  # the group chat it was ordered in (the risk check's per-chat velocity)
-
-
-@dataclass(slots=True)
 class Made:
     """An order the batch made: with its codes' ciphertext, when delivered now."""
 
@@ -72,6 +55,24 @@ class Existing:
     """The Idempotency-Key had made this order already (a retry)."""
 
     order_id: str
+
+
+@dataclass(slots=True)
+class OrderRequest(Request[Made | Existing]):
+    reseller_id: int
+    product_id: int
+    qty: int
+    key: str  # the Idempotency-Key
+    fingerprint: str  # what was asked (sku, qty): the same key with another request is refused
+    order_id: str
+    account: str = ""  # topup products: the account the supplier recharges
+    # A group-chat order (core/groups.py): the member is the order's buyer (their "My orders"), paid from the
+    # reseller's wallet, and the codes go out through the outbox on channel `deliver` to `chat_id`.
+    buyer: Buyer | None = None
+    chat_id: str = ""
+    language: str = "en"
+    deliver: str | None = None
+    group: str = ""  # the group chat it was ordered in (the risk check's per-chat velocity)
 
 
 def intent(r: OrderRequest, reseller: Reseller, p: Product, policy: ResellerPolicy) -> Intent:
@@ -96,11 +97,11 @@ class OrderBatch:
         self.wake = wake  # the outbox dispatcher: something new to send
         committer.register(OrderRequest, self.run)
 
-    async def run(self, uow: UnitOfWork, reqs: Sequence[OrderRequest]) -> list[Any]:
+    async def run(self, uow: UnitOfWork, reqs: Sequence[OrderRequest]) -> list[Made | Existing | Exception | None]:
         """Make, pay (wallet) and sell each B2B order; a refused one holds and debits nothing. Orders waiting for
         stock (policy `wait`) are served first, oldest first, so a newer order never takes their codes."""
         now = self.clock.now()
-        results: list[Any] = [None] * len(reqs)
+        results: list[Made | Existing | Exception | None] = [None] * len(reqs)
         landed = await uow.resellers.idempotent(sorted({(r.reseller_id, r.key) for r in reqs}))
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         waiting = await uow.resellers.waiting(sorted(products))
@@ -158,12 +159,11 @@ class OrderBatch:
             reseller, p = resellers[r.reseller_id], products[r.product_id]
             policy = partial_policy(p)
             err = short(r, p, pools, live, policy)
-            if err is None:
-                unit = reseller.price_for(p)
-                amount = unit * r.qty
-                if balance[reseller.id] + reseller.credit_limit < amount:
-                    err = ResellerError(ResellerCode.INSUFFICIENT_FUNDS, needed=amount,
-                                        available=balance[reseller.id] + reseller.credit_limit)
+            unit = reseller.price_for(p)
+            amount = unit * r.qty
+            if err is None and balance[reseller.id] + reseller.credit_limit < amount:
+                err = ResellerError(ResellerCode.INSUFFICIENT_FUNDS, needed=amount,
+                                    available=balance[reseller.id] + reseller.credit_limit)
             if err is not None:
                 results[i] = err
                 continue
@@ -226,8 +226,8 @@ class OrderBatch:
                          for i, o, p in made if o.status is OrderStatus.DELIVERED and o.id not in due]
             if delivered:
                 await uow.audit.add_many(delivered)
-            sends = [OutboxItem(None, "deliver", reqs[i].deliver, reqs[i].chat_id, o.id, {"language": o.language})
-                     for i, o, _ in made if reqs[i].deliver and o.status is OrderStatus.DELIVERED]
+            sends = [OutboxItem(None, "deliver", via, reqs[i].chat_id, o.id, {"language": o.language})
+                     for i, o, _ in made if (via := reqs[i].deliver) and o.status is OrderStatus.DELIVERED]
             # group-chat orders: the codes go to the member through the outbox, after commit; goods that start
             # later on their date (deliver_on_effective), the member told now, as a chat buyer is at payment
             await self.deliveries.send(uow, sends, {o.id: o for o in orders}, due)

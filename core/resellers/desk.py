@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from core.ports import Catalog, UnitOfWorkFactory
 from core.resellers.accounts import Accounts
@@ -27,11 +27,39 @@ from core.resellers.wallets import WalletGateway, Wallets
 from core.risk import exemptions
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from core.batching import GroupCommitter
     from core.clock import Clock
     from core.risk import Guard
     from core.supply import SupplyDesk
     from core.vault import Vault
+
+
+class TopupChoiceSettings(Protocol):
+    @property
+    def amount(self) -> int: ...
+    @property
+    def stars(self) -> int | None: ...
+
+
+class ResellerSettings(Protocol):
+    """What `configure` reads of the `resellers:` settings section (config/settings/ `Resellers`)."""
+
+    @property
+    def commission_bp(self) -> int: ...
+    @property
+    def commissions(self) -> Mapping[str, int]: ...
+    @property
+    def wait_hours(self) -> float: ...
+    @property
+    def topup_minutes(self) -> int: ...
+    @property
+    def topup_choices(self) -> Iterable[TopupChoiceSettings]: ...
+    @property
+    def api_exempt(self) -> Iterable[str]: ...
+    @property
+    def group_exempt(self) -> Iterable[str]: ...
 
 
 class ResellerDesk:
@@ -86,8 +114,8 @@ class ResellerDesk:
         self.payout = self.commission_book.payout
         self.commissions = self.commission_book.commissions
 
-    def configure(self, cfg: Any) -> ResellerDesk:
-        """Rates, the wait and the top-up time from the `resellers` config section (config/settings.py)."""
+    def configure(self, cfg: ResellerSettings) -> ResellerDesk:
+        """Rates, the wait and the top-up time from the `resellers` config section (config/settings/)."""
         p = self.policy
         p.commission = CommissionPolicy(cfg.commission_bp, dict(cfg.commissions))
         p.wait = timedelta(hours=cfg.wait_hours)

@@ -34,3 +34,4 @@ class ResellerError(Refused):
     """A reseller use case refused; `code` is stable (the B2B API returns it as is)."""
 
     codes = ResellerCode
+    code: ResellerCode

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.batching import Request
 from core.models import AuditEntry
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.resellers.errors import ResellerCode, ResellerError
@@ -25,7 +26,7 @@ API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct f
 
 
 @dataclass(frozen=True, slots=True)
-class NonceUse:
+class NonceUse(Request[bool]):
     """A signed request's nonce, recorded once per API key (a replay finds it taken)."""
 
     key_id: str
@@ -95,7 +96,7 @@ class ApiKeys:
         """Records a request's nonce; True when this key used it before (a replay)."""
         return await self.committer.submit(NonceUse(key_id, nonce, window_seconds))
 
-    async def _nonce_batch(self, uow: UnitOfWork, uses: Sequence[NonceUse]) -> list[Any]:
+    async def _nonce_batch(self, uow: UnitOfWork, uses: Sequence[NonceUse]) -> list[bool]:
         now = self.clock.now()
         window = max(u.window_seconds for u in uses)
         sweep = time.monotonic() - self._nonce_sweep > 60
@@ -104,7 +105,7 @@ class ApiKeys:
         pairs = [(u.key_id, u.nonce) for u in uses]
         forget = now - timedelta(seconds=2 * window) if sweep else None
         seen = await uow.resellers.seen_nonces(pairs, now, forget)
-        out: list[Any] = []
+        out: list[bool] = []
         first: set[tuple[str, str]] = set()
         for p in pairs:
             out.append(p in seen or p in first)

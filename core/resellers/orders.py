@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OrderStatus, Product, new_order_id
 from core.outbox import decrypt_codes, load_stored
-from core.ports import Catalog, UnitOfWorkFactory
+from core.ports import Catalog, Delivery, UnitOfWorkFactory
 from core.resellers.batch import Existing, OrderRequest, intent
 from core.resellers.delivery import Deliveries
 from core.resellers.errors import ResellerCode, ResellerError
@@ -126,6 +126,7 @@ class B2BOrders:
             if order is None or order.buyer != reseller.buyer:
                 raise StoreError(ErrorCode.NOT_FOUND, order_id=order_id)
             product = await uow.products.get(order.product_id)
+            assert product is not None  # products are never deleted: orders refer to them
             due = self.deliveries.due(order, product)
             if due is not None:
                 if not early:
@@ -146,7 +147,7 @@ class ApiNotifier:
     code reissued, core/aftersales/) is simply there on the next read, and no row waits forever for a channel
     that does not exist."""
 
-    async def deliver(self, recipient: str, delivery: Any) -> None:
+    async def deliver(self, recipient: str, delivery: Delivery) -> None:
         return None
 
     async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None:

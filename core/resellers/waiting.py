@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.batching import Request
 from core.errors import ConflictError
 from core.models import AuditEntry, OrderStatus, OutboxItem
 from core.ports import UnitOfWork
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class FillWaiting:
+class FillWaiting(Request[tuple[int, int]]):
     """Serve B2B orders waiting for stock (of these products; None: all)."""
 
     product_ids: tuple[int, ...] | None
@@ -42,7 +43,7 @@ class WaitingQueue:
             FillWaiting(None if product_ids is None else tuple(sorted(set(product_ids)))))
         return out
 
-    async def _fill_batch(self, uow: UnitOfWork, fills: Sequence[FillWaiting]) -> list[Any]:
+    async def _fill_batch(self, uow: UnitOfWork, fills: Sequence[FillWaiting]) -> list[tuple[int, int]]:
         items = [f.product_ids for f in fills]
         now = self.clock.now()
         scope = None if any(i is None for i in items) else sorted({pid for i in items if i for pid in i})

@@ -58,10 +58,10 @@ from core.risk.rules import (
 from core.risk.rules import KEYS as RULE_KEYS
 
 __all__ = [
-    "ALLOW", "BAN_KINDS", "CHALLENGE", "EXEMPTIBLE", "MEMBER_LEVEL", "NO_ACTIVITY", "NO_RULES", "OPEN_HOLDS", "PARTIAL",
-    "PER_BUYER", "PER_DAY", "PHONE_REQUIRED", "REFUSE", "REGION", "RESELLERS_ONLY", "REVIEW", "RISK", "RULE_CODES",
-    "RULE_KEYS", "SALE_ENDED", "SALE_NOT_STARTED", "Activity", "Assessment", "Ban", "BuyerFacts", "Challenge", "Counts", "Guard",
-    "Intent", "OrderRisk", "ProductRules", "Profile", "Reason", "RiskDesk", "RiskPolicy", "RiskReport", "RiskRepo",
-    "RulesError", "calling_code", "check", "exemptions", "normalize_phone", "normalize_rules", "parse_rules",
-    "policy_from", "rules_of",
+    "ALLOW", "BAN_KINDS", "CHALLENGE", "EXEMPTIBLE", "MEMBER_LEVEL", "NO_ACTIVITY", "NO_RULES", "OPEN_HOLDS",
+    "PARTIAL", "PER_BUYER", "PER_DAY", "PHONE_REQUIRED", "REFUSE", "REGION", "RESELLERS_ONLY", "REVIEW", "RISK",
+    "RULE_CODES", "RULE_KEYS", "SALE_ENDED", "SALE_NOT_STARTED", "Activity", "Assessment", "Ban", "BuyerFacts",
+    "Challenge", "Counts", "Guard", "Intent", "OrderRisk", "ProductRules", "Profile", "Reason", "RiskDesk",
+    "RiskPolicy", "RiskReport", "RiskRepo", "RulesError", "calling_code", "check", "exemptions", "normalize_phone",
+    "normalize_rules", "parse_rules", "policy_from", "rules_of",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -36,10 +36,11 @@ if TYPE_CHECKING:
 NO_FACTS = BuyerFacts()
 
 
-InnerBatch = Callable[["UnitOfWork", Sequence["ReserveRequest"]], Awaitable[list[Any]]]
+# The order book's reserve batch (core/orders.py): per request its order, or the exception refusing it
+InnerBatch = Callable[["UnitOfWork", Sequence["ReserveRequest"]], Awaitable[list[Order | Exception | None]]]
 
 
-def _utc(zone: str) -> Any:
+def _utc(zone: str) -> tzinfo:
     try:
         return ZoneInfo(zone)
     except Exception:  # noqa: BLE001 - validated by settings; a bad zone here falls back to UTC
@@ -94,7 +95,8 @@ class Guard:
         local = now.astimezone(self.zone)
         return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
-    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest], inner: InnerBatch) -> list[Any]:
+    async def reserve_batch(self, uow: UnitOfWork, reqs: Sequence[ReserveRequest], inner: InnerBatch
+                            ) -> list[Order | Exception | None]:
         """Chat orders: `screen` every request, hand the ones that may go on to the order book (which holds)."""
         t0, c0 = _time.perf_counter(), _time.thread_time()
         now = self.clock.now()
@@ -109,7 +111,7 @@ class Guard:
         # A request whose order may have landed already comes back alone: the group committer retries items one by
         # one after a failed batch (an unknown commit outcome), so only a batch of one needs looking for it.
         landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id]) if len(reqs) == 1 else {}
-        results: list[Any] = [None] * len(reqs)
+        results: list[Order | Exception | None] = [None] * len(reqs)
         passing: list[int] = []
         todo: list[int] = []
         for i, r in enumerate(reqs):
@@ -306,9 +308,9 @@ class Guard:
             out.append(a)
         if challenges:
             if not preview:
-                await uow.risk.add_challenges([c for _, c, _ in challenges], now)
-            for i, c, shown in challenges:
-                out[i] = StoreError(ErrorCode.CHALLENGE_REQUIRED, token=c.token, **shown)
+                await uow.risk.add_challenges([ch for _, ch, _ in challenges], now)
+            for i, ch, shown in challenges:
+                out[i] = StoreError(ErrorCode.CHALLENGE_REQUIRED, token=ch.token, **shown)
         return out
 
     async def settle(self, uow: UnitOfWork, made: Sequence[tuple[Assessment, Order]], now: datetime) -> set[str]:

@@ -2,8 +2,9 @@
 `risk:` section of the config, handed in by the composition root through `policy_from`)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 ALLOW, CHALLENGE, REVIEW, REFUSE = "allow", "challenge", "review", "refuse"
 
@@ -59,9 +60,15 @@ class RiskPolicy:
         return best
 
 
-def policy_from(section: Any) -> RiskPolicy:
-    """A RiskPolicy from the validated `risk:` settings section (config.settings.Risk)."""
-    data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
+class SettingsSection(Protocol):
+    """A validated settings section (a pydantic model, config/settings/)."""
+
+    def model_dump(self) -> dict[str, Any]: ...
+
+
+def policy_from(section: SettingsSection | Mapping[str, Any]) -> RiskPolicy:
+    """A RiskPolicy from the validated `risk:` settings section (config.settings.Risk), or its keys and values."""
+    data = dict(section) if isinstance(section, Mapping) else section.model_dump()
     steps = data.pop("value_steps", None)
     for key in [k for k in data if k.startswith("flood_")]:  # the incoming-update limit: core/flood.py
         data.pop(key)

@@ -150,7 +150,7 @@ def _when(data: Mapping[str, Any], key: str) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def calling_prefix(value: Any, key: str) -> str:
+def calling_prefix(value: object, key: str) -> str:
     text = str(value).strip().lstrip("+")
     if text.startswith("00"):
         text = text[2:]
@@ -262,7 +262,11 @@ def rules_of(stored: Mapping[str, Any] | None) -> ProductRules:
 
 # E.164 country calling codes are prefix-free: 1 and 7 are the one-digit codes, these the two-digit ones, and
 # every other code has three digits.
-_TWO_DIGIT = frozenset(["20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"])
+_TWO_DIGIT = frozenset([
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
+    "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
+    "86", "90", "91", "92", "93", "94", "95", "98"
+])
 
 
 def normalize_phone(raw: str) -> str | None:

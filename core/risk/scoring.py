@@ -67,11 +67,9 @@ def assess(policy: RiskPolicy, prof: Profile, amount: int, group: str, group_ord
         if n > policy.phone_orders:
             reasons.append(Reason("velocity_phone", policy.phone_points * (n - policy.phone_orders),
                                   f"{n}/{policy.window_minutes}min"))
-    if prof.phone:
-        if prof.accounts > policy.accounts_per_phone:
-            reasons.append(Reason("shared_phone",
-                                  policy.shared_phone_points * (prof.accounts - policy.accounts_per_phone),
-                                  str(prof.accounts)))
+    if prof.phone and prof.accounts > policy.accounts_per_phone:
+        reasons.append(Reason("shared_phone", policy.shared_phone_points * (prof.accounts - policy.accounts_per_phone),
+                              str(prof.accounts)))
     if group:
         n = group_orders + batch.get("chat:" + group, 0) + 1
         if n > policy.chat_orders:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.clock import Clock
 from core.errors import SupplierError
@@ -37,8 +37,12 @@ from core.models import (
     Product,
     SupplyRequest,
 )
+from core.outbox import SendOutcome
 from core.ports import Supplier, TopupResult, UnitOfWork, UnitOfWorkFactory
 from core.vault import Vault
+
+if TYPE_CHECKING:
+    from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ class SupplyDesk:
         return self.suppliers.get(offer.supplier) if offer else None
 
     # -- the outbox kinds ----------------------------------------------------------------------------
-    async def handle(self, item: OutboxItem) -> tuple[bool, str, dict[str, Any]]:
+    async def handle(self, item: OutboxItem) -> SendOutcome:
         """One `buy` or `topup` row: (done, error, extra) as the dispatcher expects. A retryable failure is
         returned as not done (the outbox tries again with backoff); a final one refunds and counts as done."""
         async with self.uow() as uow:
@@ -293,6 +297,6 @@ def status_notice(order: Order, key: str) -> OutboxItem:
         "key": key, "language": order.language, "params": {"order": order.id, "account": order.account}})
 
 
-async def poll_topups(shop: Any) -> int:
+async def poll_topups(shop: Shop) -> int:
     """For the scheduler: ask the suppliers about pending top-ups; returns how many finished (done or failed)."""
     return await shop.supply.poll_topups()

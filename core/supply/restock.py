@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 from zoneinfo import ZoneInfo
 
 from core.alerts import AdminAlerts
@@ -31,6 +31,16 @@ from core.vault import Vault
 log = logging.getLogger(__name__)
 
 RESTOCK_PREFIX = "restock."
+
+
+class Plan(TypedDict):
+    """A planned purchase (the `pending` of a product's restock state): its request id, how many, at what unit cost,
+    and the budget's day it counts against."""
+
+    request_id: str
+    qty: int
+    cost: int
+    day: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +62,7 @@ class RestockSupplier(Protocol):
     name: str
 
     async def balance(self) -> int: ...
-    async def products(self) -> list[Any]: ...
+    async def products(self) -> Sequence[object]: ...
     async def buy(self, supplier_sku: str, qty: int, request_id: str) -> list[str]: ...
 
 
@@ -104,7 +114,7 @@ class RestockDesk:
             state = _load(await uow.meta.get(key))
             counts = await uow.codes.available_counts([product.id], rule.up_to, now)
         available = counts.get(product.id, 0)
-        pending = state.get("pending")
+        pending: Plan | None = state.get("pending")
         if pending is None and available >= rule.below:
             return ""
         if not await self.health.ready(rule.supplier, now):
@@ -124,14 +134,15 @@ class RestockDesk:
                                             cost=cost)
             if affordable < 1:
                 return f"supplier balance {balance} below cost {cost}"
-            pending = await self._plan(rule, product, cost, affordable)
-            if isinstance(pending, str):
-                return pending
+            planned = await self._plan(rule, product, cost, affordable)
+            if isinstance(planned, str):
+                return planned
+            pending = planned
             if balances is not None:
                 balances[rule.supplier] = balance - int(pending["qty"]) * int(pending["cost"])
         return await self._buy(rule, supplier, pending)
 
-    async def _plan(self, rule: RestockRule, product: Product, cost: int, affordable: int) -> dict[str, Any] | str:
+    async def _plan(self, rule: RestockRule, product: Product, cost: int, affordable: int) -> Plan | str:
         """Reserve the purchase against today's budget and write its request id, before any supplier call."""
         key = RESTOCK_PREFIX + rule.sku
         day = self.today().isoformat()
@@ -140,7 +151,8 @@ class RestockDesk:
             await uow.audit.lock_actor("restock", rule.sku)  # PostgreSQL: one planner per product at a time
             state = _load(await uow.meta.get(key))
             if state.get("pending"):
-                return state["pending"]  # planned meanwhile (another run): carry on with it
+                planned: Plan = state["pending"]  # planned meanwhile (another run): carry on with it
+                return planned
             if state.get("day") != day:
                 state.update(day=day, spent=0, seq=0)
             counts = await uow.codes.available_counts([product.id], rule.up_to, self.clock.now())
@@ -156,11 +168,10 @@ class RestockDesk:
                                                       "spent": int(state.get("spent", 0)), "cost": cost})
                 await uow.meta.set(key, json.dumps(state))
                 await uow.commit()
-                result: dict[str, Any] | str = f"daily budget left {left} < cost {cost}"
+                result: Plan | str = f"daily budget left {left} < cost {cost}"
             else:
                 seq = int(state.get("seq", 0)) + 1
-                pending = {"request_id": f"rs-{rule.sku}-{day.replace('-', '')}-{seq}", "qty": qty, "cost": cost,
-                           "day": day}
+                pending = Plan(request_id=f"rs-{rule.sku}-{day.replace('-', '')}-{seq}", qty=qty, cost=cost, day=day)
                 state.update(seq=seq, spent=int(state.get("spent", 0)) + qty * cost, pending=pending)
                 await uow.meta.set(key, json.dumps(state))
                 now = self.clock.now()  # the supplier ledger (desk.py) sees restock purchases too
@@ -173,7 +184,7 @@ class RestockDesk:
             await self.alerts.alert(*alert)
         return result
 
-    async def _buy(self, rule: RestockRule, supplier: RestockSupplier, pending: dict[str, Any]) -> str:
+    async def _buy(self, rule: RestockRule, supplier: RestockSupplier, pending: Plan) -> str:
         rid, qty = str(pending["request_id"]), int(pending["qty"])
         try:
             codes = await supplier.buy(rule.supplier_sku, qty, rid)

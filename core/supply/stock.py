@@ -80,8 +80,9 @@ class StockWatch:
             return "nothing expiring"
         products = {p.id: p for p in await self.catalog.products(include_inactive=True)}
         async with self.uow(write=True) as uow:
+            before = cutoff.isoformat()
             await uow.audit.add_many([AuditEntry("withdraw", "system", "jobs", now, product_id=pid,
-                                                 detail={"codes": n, "reason": "expiring", "before": cutoff.isoformat()})
+                                                 detail={"codes": n, "reason": "expiring", "before": before})
                                       for pid, n in sorted(counts.items())])
             await uow.commit()
         for pid, n in sorted(counts.items()):

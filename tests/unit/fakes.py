@@ -15,8 +15,9 @@ semantics are the real one's (storage/db.py SqlUnitOfWork).
 - Repositories hand out copies: changing an object read from them changes nothing until it is written back
   (a use case that forgets the write fails here as it would on the database).
 - Only the methods the fast tier's use cases call are here, each with the semantics of its SQL repository
-  (storage/repos.py, storage/risk.py, ...). A method or repository the fake lacks raises NotImplementedError
-  naming it: add it (with those semantics) when a use case needs it, never a stand-in that pretends.
+  (storage/catalog.py, storage/orders.py, storage/risk.py, ...). A method or repository the fake lacks raises
+  NotImplementedError naming it: add it (with those semantics) when a use case needs it, never a stand-in that
+  pretends.
 """
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('order_risk', schema=None) as batch_op:
         batch_op.create_index('ix_order_risk_review', ['created_at'], unique=False,
-                              sqlite_where=sa.text("review = 'pending'"), postgresql_where=sa.text("review = 'pending'"))
+                              sqlite_where=sa.text("review = 'pending'"),
+                              postgresql_where=sa.text("review = 'pending'"))
 
     op.create_table('blacklist',
     sa.Column('kind', sa.String(length=8), nullable=False),

@@ -1,0 +1,235 @@
+"""An order's storage from hold to delivery: orders (`uow.orders`: holds, status moves by compare-and-set, the hold
+cap's count), payments (`uow.payments`: unique per provider transaction) and the outbox (`uow.outbox`: rows leased
+by token, marked only while the lease holds)."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, func, or_, select, text, tuple_, update
+
+from core.models import Buyer, Order, OrderStatus, OutboxItem, Payment
+from storage import tables as t
+from storage.base import SqlRepo, lock_key
+
+# Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
+_ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
+
+
+def _order(r: Row[Any]) -> Order:
+    return Order(r.id, Buyer(r.buyer_channel, r.buyer_id), r.chat_id, r.product_id, r.qty, r.unit_price, r.amount,
+                 r.currency, r.stars, OrderStatus(r.status), r.language, r.created_at, r.expires_at, r.paid_at,
+                 r.delivered_at, r.reusable_code_id, r.note, r.account or "")
+
+
+class OrderRepo(SqlRepo):
+    async def get(self, order_id: str) -> Order | None:
+        r = (await self.c.execute(_ORDER_BY_ID, {"id": order_id})).first()
+        return _order(r) if r else None
+
+    async def get_many(self, ids: Sequence[str], for_update: bool = False, skip_locked: bool = False
+                       ) -> dict[str, Order]:
+        if not ids:
+            return {}
+        q = select(t.orders).where(t.orders.c.id.in_(sorted(ids))).order_by(t.orders.c.id)
+        if for_update and self.pg:
+            q = q.with_for_update(skip_locked=skip_locked)
+        return {r.id: _order(r) for r in await self.c.execute(q)}
+
+    async def insert_many(self, orders: Sequence[Order]) -> None:
+        await self.c.execute(t.orders.insert(), [
+            {"id": o.id, "buyer_channel": o.buyer.channel, "buyer_id": o.buyer.external_id, "chat_id": o.chat_id,
+             "product_id": o.product_id, "qty": o.qty, "unit_price": o.unit_price, "amount": o.amount,
+             "currency": o.currency, "stars": o.stars, "status": o.status.value, "language": o.language,
+             "created_at": o.created_at, "expires_at": o.expires_at, "paid_at": o.paid_at,
+             "delivered_at": o.delivered_at, "reusable_code_id": o.reusable_code_id, "note": o.note,
+             "account": o.account}
+            for o in orders])
+
+    async def set_status(self, ids: Sequence[str], status: OrderStatus, at: datetime, *, paid: bool = False,
+                         delivered: bool = False) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        if paid:
+            values["paid_at"] = at
+        if delivered:
+            values["delivered_at"] = at
+        await self.c.execute(update(t.orders).where(t.orders.c.id.in_(list(ids))).values(**values))
+
+    async def move(self, order_id: str, expected: OrderStatus, status: OrderStatus, at: datetime, *,
+                   delivered: bool = False) -> bool:
+        values: dict[str, Any] = {"status": status.value}
+        if delivered:
+            values["delivered_at"] = at
+        res = await self.c.execute(update(t.orders).where(t.orders.c.id == order_id,
+                                                          t.orders.c.status == expected.value).values(**values))
+        return res.rowcount == 1
+
+    async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None:
+        stmt = update(t.orders).where(t.orders.c.id == bindparam("oid")).values(reusable_code_id=bindparam("cid"))
+        await self.c.execute(stmt, [{"oid": o, "cid": c} for o, c in pairs])
+
+    async def open_holds(self, buyers: Sequence[Buyer], now: datetime) -> dict[str, int]:
+        if not buyers:
+            return {}
+        c = t.orders.c
+        if self.pg:
+            # Holds are counted and then added in one transaction; another process's reserve batch must not
+            # count the same buyer in between (it would grant holds past the cap). Per-buyer advisory locks,
+            # taken in key order (no deadlock between batches), released at commit.
+            keys = sorted({lock_key(f"holds:{b.key}") for b in buyers})
+            await self.c.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                                 {"keys": keys})
+        rows = await self.c.execute(
+            select(c.buyer_channel, c.buyer_id, func.count())
+            .where(tuple_(c.buyer_channel, c.buyer_id).in_([(b.channel, b.external_id) for b in buyers]),
+                   c.status == OrderStatus.HELD.value, c.expires_at > now)
+            .group_by(c.buyer_channel, c.buyer_id))
+        return {f"{ch}:{bid}": n for ch, bid, n in rows}
+
+    async def expired_holds(self, now: datetime, limit: int) -> list[Order]:
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(c.status == OrderStatus.HELD.value, c.expires_at <= now)
+                                    .order_by(c.expires_at).limit(limit))
+        return [_order(r) for r in rows]
+
+    async def for_buyer(self, buyer: Buyer, limit: int, offset: int) -> list[Order]:
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(c.buyer_channel == buyer.channel,
+                                                           c.buyer_id == buyer.external_id)
+                                    .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
+        return [_order(r) for r in rows]
+
+    async def for_buyers(self, buyers: Sequence[Buyer], limit: int, offset: int) -> list[Order]:
+        """The orders of several accounts of one person (linked accounts), newest first."""
+        if len(buyers) <= 1:
+            return await self.for_buyer(buyers[0], limit, offset) if buyers else []
+        c = t.orders.c
+        rows = await self.c.execute(select(t.orders).where(or_(*[
+            and_(c.buyer_channel == b.channel, c.buyer_id == b.external_id) for b in buyers]))
+            .order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset))
+        return [_order(r) for r in rows]
+
+    async def recent(self, status: OrderStatus | None, limit: int, offset: int) -> list[Order]:
+        c = t.orders.c
+        q = select(t.orders).order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset)
+        if status is not None:
+            q = q.where(c.status == status.value)
+        return [_order(r) for r in await self.c.execute(q)]
+
+
+def _payment(r: Row[Any]) -> Payment:
+    return Payment(r.id, r.order_id, r.provider, r.provider_txn_id, r.amount, r.currency, r.payer, r.status,
+                   r.created_at)
+
+
+class PaymentRepo(SqlRepo):
+    async def existing(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Payment]:
+        if not keys:
+            return {}
+        c = t.payments.c
+        rows = await self.c.execute(select(t.payments)
+                                    .where(tuple_(c.provider, c.provider_txn_id).in_(list(set(keys)))))
+        return {(r.provider, r.provider_txn_id): _payment(r) for r in rows}
+
+    async def insert_many(self, payments: Sequence[Payment]) -> list[Payment]:
+        if not payments:
+            return []
+        rows = [{"order_id": p.order_id, "provider": p.provider, "provider_txn_id": p.provider_txn_id,
+                 "amount": p.amount, "currency": p.currency, "payer": p.payer, "status": p.status,
+                 "created_at": p.created_at} for p in payments]
+        # Ids are mapped back by the unique key: sort_by_parameter_order=True would make SQLAlchemy send one
+        # INSERT per row on SQLite (callers never pass the same key twice).
+        c = t.payments.c
+        res = await self.c.execute(t.payments.insert().returning(c.id, c.provider, c.provider_txn_id), rows)
+        ids = {(r.provider, r.provider_txn_id): r.id for r in res}
+        for p in payments:
+            p.id = ids[(p.provider, p.provider_txn_id)]
+        return list(payments)
+
+    async def get(self, payment_id: int) -> Payment | None:
+        r = (await self.c.execute(select(t.payments).where(t.payments.c.id == payment_id))).first()
+        return _payment(r) if r else None
+
+    async def set_status(self, payment_id: int, status: str) -> None:
+        await self.c.execute(update(t.payments).where(t.payments.c.id == payment_id).values(status=status))
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        rows = await self.c.execute(select(t.payments).where(t.payments.c.order_id == order_id)
+                                    .order_by(t.payments.c.id))
+        return [_payment(r) for r in rows]
+
+
+def _outbox(r: Row[Any]) -> OutboxItem:
+    return OutboxItem(r.id, r.kind, r.channel, r.recipient, r.order_id, r.payload or {}, r.attempts, r.status,
+                      r.lease)
+
+
+class OutboxRepo(SqlRepo):
+    async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None,
+                       due_at: datetime | None = None) -> None:
+        now = due_at or self._now()
+        c = t.outbox.c
+        lease = secrets.token_hex(8) if lease_until else None
+        res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), [
+            {"kind": i.kind, "channel": i.channel, "recipient": i.recipient, "order_id": i.order_id,
+             "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": lease_until or now,
+             "created_at": now, "lease": lease}
+            for i in items])
+        for i in items:
+            i.lease = lease
+        # Ids come back for rows that are unique by (kind, order) in this call (a delivery per order).
+        ids: dict[tuple[str, str | None], int | None] = {}
+        for r in res:
+            key = (r.kind, r.order_id)
+            ids[key] = None if key in ids else r.id
+        for i in items:
+            i.id = ids.get((i.kind, i.order_id))
+
+    async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+        c = t.outbox.c
+        sub = (select(c.id).where(c.status == "pending", c.next_attempt_at <= now).order_by(c.id).limit(limit))
+        if self.pg:
+            sub = sub.with_for_update(skip_locked=True)
+        rows = await self.c.execute(update(t.outbox).where(c.id.in_(sub.scalar_subquery()))
+                                    .values(next_attempt_at=lease_until, lease=secrets.token_hex(8))
+                                    .returning(t.outbox))
+        return sorted((_outbox(r) for r in rows), key=lambda i: i.id or 0)
+
+    async def mark_sent(self, rows: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(status="sent", sent_at=at, lease=None))
+        await self.c.execute(stmt, [{"oid": i, "ls": lease} for i, lease in rows])
+
+    async def mark_failed(self, failures: Sequence[tuple[int, str | None, str, datetime, bool, bool]]) -> None:
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(attempts=c.attempts + bindparam("inc"), last_error=bindparam("err"),
+                        next_attempt_at=bindparam("nxt"), status=bindparam("st"), lease=None))
+        await self.c.execute(stmt, [{"oid": i, "ls": lease, "err": e, "nxt": n, "st": "failed" if g else "pending",
+                                     "inc": 1 if counted else 0} for i, lease, e, n, g, counted in failures])
+
+    async def save_payloads(self, rows: Sequence[tuple[int, str | None, dict[str, Any]]]) -> list[bool]:
+        # One statement per row (the row count tells whether the lease still held); only rows that sent
+        # several messages come here, and few at a time.
+        c = t.outbox.c
+        stmt = (update(t.outbox).where(c.id == bindparam("oid"), c.lease == bindparam("ls"), c.status == "pending")
+                .values(payload=bindparam("pl", type_=c.payload.type)))
+        return [(await self.c.execute(stmt, {"oid": i, "ls": lease, "pl": payload})).rowcount == 1
+                for i, lease, payload in rows]
+
+    async def pending_count(self) -> int:
+        return (await self.c.execute(select(func.count()).select_from(t.outbox)
+                                     .where(t.outbox.c.status == "pending"))).scalar() or 0
+
+    async def due_now(self, kind: str, order_id: str) -> None:
+        c = t.outbox.c
+        await self.c.execute(update(t.outbox).where(c.kind == kind, c.order_id == order_id, c.status == "pending",
+                                                    c.lease.is_(None)).values(next_attempt_at=self._now()))
+
+    async def release_leases(self) -> None:
+        now = self._now()
+        await self.c.execute(update(t.outbox).where(t.outbox.c.status == "pending", t.outbox.c.lease.is_not(None))
+                             .values(next_attempt_at=now, lease=None))

@@ -1,0 +1,85 @@
+"""The people's storage: customers (`uow.customers`: language and conversation state per chat account) and the
+audit log (`uow.audit`: every reveal of a code and every merchant action, with a per-actor lock for limits)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from core.models import AuditEntry, Buyer, Customer
+from storage import tables as t
+from storage.base import SqlRepo, lock_key
+
+# Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
+_CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
+                                             t.customers.c.external_id == bindparam("external_id"))
+
+
+class CustomerRepo(SqlRepo):
+    async def get(self, buyer: Buyer, *, for_update: bool = False) -> Customer | None:
+        q = _CUSTOMER_BY_KEY.with_for_update() if for_update and self.pg else _CUSTOMER_BY_KEY
+        r = (await self.c.execute(q, {"channel": buyer.channel, "external_id": buyer.external_id})).first()
+        return Customer(buyer, r.language, r.state or {}, r.created_at, r.phone or "", r.level or 0,
+                        bool(r.reseller)) if r else None
+
+    async def save(self, customer: Customer) -> None:
+        now = self._now()
+        values = {"channel": customer.buyer.channel, "external_id": customer.buyer.external_id,
+                  "language": customer.language, "state": customer.state, "created_at": customer.created_at,
+                  "updated_at": now}
+        ins = (pg_insert if self.pg else sqlite_insert)(t.customers).values(**values)
+        await self.c.execute(ins.on_conflict_do_update(
+            index_elements=["channel", "external_id"],
+            set_={"language": customer.language, "state": customer.state, "updated_at": now}))
+
+
+    async def add_new(self, customers: Sequence[Customer]) -> None:
+        if not customers:
+            return
+        now = self._now()
+        rows = [{"channel": c.buyer.channel, "external_id": c.buyer.external_id, "language": c.language,
+                 "state": c.state, "created_at": c.created_at, "updated_at": now} for c in customers]
+        ins = (pg_insert if self.pg else sqlite_insert)(t.customers)
+        await self.c.execute(ins.on_conflict_do_nothing(index_elements=["channel", "external_id"]), rows)
+
+
+def _audit(r: Row[Any]) -> AuditEntry:
+    return AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {})
+
+
+class AuditRepo(SqlRepo):
+    async def add_many(self, entries: Sequence[AuditEntry]) -> None:
+        await self.c.execute(t.audit.insert(), [
+            {"at": e.at, "action": e.action, "actor": e.actor, "channel": e.channel, "order_id": e.order_id,
+             "product_id": e.product_id, "code_id": e.code_id, "detail": e.detail} for e in entries])
+
+    async def for_order(self, order_id: str) -> list[AuditEntry]:
+        rows = await self.c.execute(select(t.audit).where(t.audit.c.order_id == order_id).order_by(t.audit.c.id))
+        return [_audit(r) for r in rows]
+
+    async def latest(self, action: str, actor: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        c = t.audit.c
+        q = select(t.audit).where(c.action == action)
+        if actor is not None:
+            q = q.where(c.actor == actor)
+        rows = await self.c.execute(q.order_by(c.id.desc()).limit(limit))
+        return [_audit(r) for r in rows]
+
+    async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int:
+        c = t.audit.c
+        conds = [c.action == action]
+        if actor is not None:
+            conds.append(c.actor == actor)
+        if since is not None:
+            conds.append(c.at >= since)
+        return (await self.c.execute(select(func.count()).select_from(t.audit).where(and_(*conds)))).scalar() or 0
+
+    async def lock_actor(self, action: str, actor: str) -> None:
+        # SQLite: write transactions are already one at a time (BEGIN IMMEDIATE). PostgreSQL: a transaction
+        # advisory lock; statements after it see what the previous holder committed (READ COMMITTED).
+        if self.pg:
+            await self.c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(f"audit:{action}:{actor}")})
