@@ -285,7 +285,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     double_sold = sum(1 for u in owners.values() if len(u) > 1)
     resent = sum(len(cs) - len(set(cs)) for cs in codes.values())
     figures = {"bench": "crash", "library": args.library, "buyers": args.buyers, "codes": args.codes,
-               "kills": store.kills, "kill_kinds": dict(kinds_done), "paid": len(paying), "delivered": delivered, "refunded": refunded_n,
+               "kills": store.kills, "kill_kinds": dict(kinds_done), "paid": len(paying), "delivered": delivered,
+               "refunded": refunded_n,
                "lost_paid": lost, "double_sold": double_sold, "resent": resent,
                "sold_out_buyers": sum(1 for b in buyers if b.sold_out), "seconds": round(time.perf_counter() - t0, 1)}
     figures["ok"] = (lost == 0 and double_sold == 0 and len(paying) == delivered + refunded_n
