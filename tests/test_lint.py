@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["app", "bots", "config", "core", "handlers", "storage", "jobs", "suppliers", "cli", "locales", "tests", "bench",
-           "tools", "examples", "run.py"]
+CHECKED = ["app", "bots", "config", "core", "handlers", "storage", "jobs", "suppliers", "cli", "locales", "tests",
+           "bench", "tools", "examples", "run.py"]
 
 
 def test_the_code_passes_ruff() -> None:

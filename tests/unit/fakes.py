@@ -501,7 +501,7 @@ class FakeUnitOfWork:
         self._state: State | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name.startswith("_"):
+        if name.startswith("_"):
             raise AttributeError(name)
         if name in REPOS:
             raise RuntimeError(f"uow.{name} used outside `async with`")
