@@ -5,7 +5,7 @@ have been delivered or refunded, and no code sold twice.
 
     .venv/bin/python bench/crash.py [--buyers 100] [--codes 60] [--kills 20] [--library aiogram|ptb] [--seed N]
 
-The fake Bot API (tests/fake_bot_api.py) runs in this process; the store is `run.py` as a child process on a
+The fake Bot API (tests/fake_bot_api/) runs in this process; the store is `run.py` as a child process on a
 SQLite file. Kills come in three kinds, spread over the run: at a random instant; right after a
 `successful_payment` update was queued (between update and record); right after a code message reached the
 fake (between send and mark sent). Buyers whose step got no answer (the store was down, or the update was

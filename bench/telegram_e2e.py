@@ -6,7 +6,7 @@
 
 Each customer: /start -> product page -> Buy (sendInvoice) -> pre_checkout_query -> successful_payment -> the
 code message. The store is the real one (App on a fresh SQLite file, the library's polling, the outbox). The
-Bot API (tests/fake_bot_api.py) and the customers run in a second process, as Telegram does not run on the
+Bot API (tests/fake_bot_api/) and the customers run in a second process, as Telegram does not run on the
 store's machine (`--same-process` puts them on the store's event loop, which then pays for both sides).
 
 Two runs per library, each with its own fresh store:

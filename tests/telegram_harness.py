@@ -1,5 +1,5 @@
 """Shared harness for the Telegram end-to-end tests: a real store with the configured library (aiogram or
-python-telegram-bot) polling a local fake Bot API (tests/fake_bot_api.py).
+python-telegram-bot) polling a local fake Bot API (tests/fake_bot_api/).
 
 `Shopfront.send(update)` returns once the store has fully handled the update: aiogram (handle_as_tasks=False)
 confirms an update only after its handler finished; PTB confirms on fetch, so for PTB a last handler group
