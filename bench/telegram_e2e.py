@@ -240,10 +240,10 @@ class InProcess:
 # -- the store side -----------------------------------------------------------------------------
 
 async def run(library: str, mode: str, args: argparse.Namespace) -> dict[str, object]:
-    from app import App  # noqa: PLC0415 - the --telegram-side child runs this file too: only the store side loads the store
-    from app.process import settle_heap  # noqa: PLC0415 - the --telegram-side child runs this file too: only the store side loads the store
-    from config.settings import parse_settings  # noqa: PLC0415 - the --telegram-side child runs this file too: only the store side loads the store
-    from core.supply import import_codes  # noqa: PLC0415 - the --telegram-side child runs this file too: only the store side loads the store
+    from app import App  # noqa: PLC0415 - the --telegram-side child skips the store
+    from app.process import settle_heap  # noqa: PLC0415 - the --telegram-side child skips the store
+    from config.settings import parse_settings  # noqa: PLC0415 - the --telegram-side child skips the store
+    from core.supply import import_codes  # noqa: PLC0415 - the --telegram-side child skips the store
 
     side = InProcess() if args.same_process else ApiProcess()
     with temp_dir("bench-tg-") as d:
