@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import sqlite3
 import sys
@@ -21,22 +22,13 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    SKU,
-    RecordingNotifier,
-    emit,
-    import_pool,
-    log,
-    make_settings,
-    open_app,
-    postgres_database,
-    run_buyers,
-    stock_of,
-    temp_dir,
-    warm_up,
-)
+from bench.common import SKU, emit, log, make_settings, postgres_database, temp_dir
+from bench.shop import RecordingNotifier, import_pool, open_app, run_buyers, stock_of, warm_up
 
 # -- raw sqlite3 baseline ------------------------------------------------------------------------
 
@@ -82,9 +74,6 @@ def raw_sqlite_baseline(path: Path, pool: int, orders: int) -> dict[str, float]:
 
 async def raw_postgres_baseline(url: str, pool: int, orders: int) -> dict[str, float]:
     """asyncpg on one connection, one transaction per order: claim one code (SKIP LOCKED), insert the order."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     try:
@@ -136,8 +125,6 @@ async def ours(directory: Path, db_url: str | None, buyers: int, pool: int, warm
         log(f"ours: {buyers} buyers start")
         prof = None
         if profile:
-            import cProfile
-
             prof = cProfile.Profile()
             prof.enable()
         r = await run_buyers(app, notifier, product.id, buyers, tag="buyer")
@@ -211,8 +198,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "orders_per_s_runs": [r["orders_per_s"] for r, _ in rounds],
         "raw_orders_per_s_runs": [round(w["orders_per_s"], 1) for _, w in rounds],
         "orders_delivered_twice": sum(int(r["orders_delivered_twice"]) for r, _ in rounds),  # type: ignore[call-overload]
-        "errors": merged_errors(r for r, _ in rounds), "stock": best["stock"], "max_batch": args.max_batch, "warmup": args.warmup,
-        "repeat": args.repeat,
+        "errors": merged_errors(r for r, _ in rounds), "stock": best["stock"], "max_batch": args.max_batch,
+        "warmup": args.warmup, "repeat": args.repeat,
         "ok": bool(duplicates == 0 and delivered == args.buyers and ratio >= 0.5),
     }
     if args.postgres:
@@ -231,13 +218,15 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=100_000, help="codes in the pool (default 100000)")
     ap.add_argument("--postgres", metavar="URL", default="",
                     help="run ours on a fresh database on this server, e.g. "
-                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test (baselines: sqlite3, and raw asyncpg on the same server)")
+                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test "
+                         "(baselines: sqlite3, and raw asyncpg on the same server)")
     ap.add_argument("--warmup", type=int, default=0, help="untimed orders before the run (default 0)")
     ap.add_argument("--max-batch", type=int, default=256, help="group-commit batch cap (App.open max_batch)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds (each: fresh store + fresh raw file); the best of each side is reported (default 3)")
     ap.add_argument("--profile", metavar="FILE", default="",
-                    help="write a cProfile of the first round's timed window to FILE (that round then includes its overhead)")
+                    help="write a cProfile of the first round's timed window to FILE "
+                         "(that round then includes its overhead)")
     args = ap.parse_args()
     if args.pool < args.buyers + args.warmup:
         ap.error("--pool must hold at least --buyers + --warmup codes")

@@ -5,7 +5,7 @@ have been delivered or refunded, and no code sold twice.
 
     .venv/bin/python bench/crash.py [--buyers 100] [--codes 60] [--kills 20] [--library aiogram|ptb] [--seed N]
 
-The fake Bot API (tests/fake_bot_api.py) runs in this process; the store is `run.py` as a child process on a
+The fake Bot API (tests/fake_bot_api/) runs in this process; the store is `run.py` as a child process on a
 SQLite file. Kills come in three kinds, spread over the run: at a random instant; right after a
 `successful_payment` update was queued (between update and record); right after a code message reached the
 fake (between send and mark sent). Buyers whose step got no answer (the store was down, or the update was
@@ -285,7 +285,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     double_sold = sum(1 for u in owners.values() if len(u) > 1)
     resent = sum(len(cs) - len(set(cs)) for cs in codes.values())
     figures = {"bench": "crash", "library": args.library, "buyers": args.buyers, "codes": args.codes,
-               "kills": store.kills, "kill_kinds": dict(kinds_done), "paid": len(paying), "delivered": delivered, "refunded": refunded_n,
+               "kills": store.kills, "kill_kinds": dict(kinds_done), "paid": len(paying), "delivered": delivered,
+               "refunded": refunded_n,
                "lost_paid": lost, "double_sold": double_sold, "resent": resent,
                "sold_out_buyers": sum(1 for b in buyers if b.sold_out), "seconds": round(time.perf_counter() - t0, 1)}
     figures["ok"] = (lost == 0 and double_sold == 0 and len(paying) == delivered + refunded_n

@@ -18,18 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    SKU,
-    RecordingNotifier,
-    emit,
-    import_pool,
-    log,
-    make_settings,
-    open_app,
-    run_buyers,
-    temp_dir,
-    warm_up,
-)
+from bench.common import SKU, emit, log, make_settings, temp_dir
+from bench.shop import RecordingNotifier, import_pool, open_app, run_buyers, warm_up
 
 
 async def build_pool(directory: Path, n: int, batch_size: int) -> None:

@@ -6,8 +6,8 @@ buys them back up from a supplier.
 
 The store is the real one (app.App on a fresh SQLite file, the outbox, the scheduler from app/ with the
 lease, restock every --tick seconds). The supplier is the `http` supplier (suppliers/http.py, signed requests)
-against the local fake supplier server (tests/fake_supplier.py) when both are there, else (or with
---in-process) a supplier object in this process; the JSON says which (`supplier`).
+against the local fake supplier server (tests/fake_supplier.py), or with --in-process a supplier object in
+this process; the JSON says which (`supplier`).
 
 Figures: `seconds_to_restocked` (from the moment the last pool crossed its safety line to every pool back at
 `up_to`), `seconds_to_above_line` (every pool back at or above `below`), `overbought` (codes bought beyond
@@ -28,12 +28,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.bootstrap import job_intervals
-from bench.common import CHANNEL, PROVIDER, RecordingNotifier, emit, log, open_app, sqlite_url, temp_dir
+from bench.common import CHANNEL, PROVIDER, emit, log, sqlite_url, temp_dir
+from bench.shop import RecordingNotifier, open_app
 from config.settings import parse_settings
 from core.models import Buyer
 from core.orders import PaymentNotice
 from core.supply import import_codes
 from jobs.scheduler import build_scheduler
+from tests.fake_supplier import FakeSupplier
 
 SUP_SKU = "SUP-GAME-10"
 COST = 850  # fen, what the fake supplier lists SUP-GAME-10 at ("8.50" yuan)
@@ -110,14 +112,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     fake = None
     kind = "in-process"
     if not args.in_process:
-        try:
-            import suppliers.http  # noqa: F401
-            from tests.fake_supplier import FakeSupplier  # the supplier work's fake server
-            fake = await FakeSupplier().start()
-            fake.balance = 100_000_000
-            kind = "http+tests/fake_supplier.py"
-        except ImportError as exc:
-            log(f"no fake supplier server / http supplier ({exc}); using an in-process supplier")
+        fake = await FakeSupplier().start()
+        fake.balance = 100_000_000
+        kind = "http+tests/fake_supplier.py"
     with temp_dir("bench-restock-") as d:
         settings = settings_for(d, args, fake.config(timeout=5, retries=1) if fake else None)
         notifier = RecordingNotifier()

@@ -29,25 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.process import settle_heap  # noqa: E402
-from bench.common import (  # noqa: E402
-    CHANNEL,
-    PROVIDER,
-    SKU,
-    RecordingNotifier,
-    config_data,
-    emit,
-    import_pool,
-    log,
-    open_app,
-    postgres_database,
-    sqlite_url,
-    temp_dir,
-)
-from config.settings import parse_settings  # noqa: E402
-from core.errors import StoreError  # noqa: E402
-from core.models import Buyer  # noqa: E402
-from core.orders import PaymentNotice  # noqa: E402
+from app.process import settle_heap
+from bench.common import CHANNEL, PROVIDER, SKU, config_data, emit, log, postgres_database, sqlite_url, temp_dir
+from bench.shop import RecordingNotifier, import_pool, open_app
+from config.settings import parse_settings
+from core.errors import StoreError
+from core.models import Buyer
+from core.orders import PaymentNotice
 
 SCALPER_ORDERS = 50
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
 import multiprocessing
 import random
@@ -293,8 +294,6 @@ def main() -> int:
     ap.add_argument("--profile", metavar="FILE", help="write a cProfile of the store's process to FILE")
     args = ap.parse_args()
     if args.profile:
-        import cProfile
-
         profiler = cProfile.Profile()
         figures = profiler.runcall(asyncio.run, run(args))
         profiler.dump_stats(args.profile)

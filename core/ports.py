@@ -172,7 +172,7 @@ class NoncePairRepo(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless commit() was called. Every repository is bound to the transaction's
-    connection (storage/db.py SqlUnitOfWork; in memory: tests/unit/fakes.py)."""
+    connection (storage/db.py SqlUnitOfWork; in memory: tests/unit/fakes/)."""
 
     products: ProductRepo
     codes: CodeRepo

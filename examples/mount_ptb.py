@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+# ruff: noqa: E402 - run as a script from anywhere: the project root goes on sys.path before the store's imports
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -24,6 +25,7 @@ from app import App
 from bots.telegram.ptb_bot import PtbPort, log_handler_error, store_handlers
 from bots.telegram.wiring import storefront
 from config.settings import Settings, load_settings
+from jobs.scheduler import build_scheduler
 
 
 # -- the merchant's own bot ---------------------------------------------------------------------
@@ -48,8 +50,6 @@ def build(settings: Settings, app: App) -> Application:
 
 
 async def main(config: str) -> int:
-    from jobs.scheduler import build_scheduler
-
     settings = load_settings(config)
     if not settings.telegram.enabled:
         print("set telegram.token (TELEGRAM_TOKEN) in the config first", file=sys.stderr)

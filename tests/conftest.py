@@ -13,13 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The fast tier (tests/unit, `make test-fast`) loads this file too: the fixtures below import the database drivers and
+# the Telegram harness when a test asks for them, so that tier starts in a second without any of them.
 PG_URL = os.environ.get("STORE_TEST_POSTGRES_URL", "")
 # .ci/run sets this: there, an unreachable PostgreSQL is a failure, not a skip.
 PG_REQUIRED = os.environ.get("STORE_TEST_REQUIRE_POSTGRES") == "1"
 
 
 def _pg_admin(url: str):  # noqa: ANN202
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
     return make_url(url)
 
@@ -28,9 +30,9 @@ def _pg_admin(url: str):  # noqa: ANN202
 def pg_database() -> str:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
     if not PG_URL:
-        (pytest.fail if PG_REQUIRED else pytest.skip)("PostgreSQL tests need STORE_TEST_POSTGRES_URL (set by .ci/run), e.g. "
-                    "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    import asyncpg
+        (pytest.fail if PG_REQUIRED else pytest.skip)("PostgreSQL tests need STORE_TEST_POSTGRES_URL (set by .ci/run), "
+                                                      "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    import asyncpg  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
     base = _pg_admin(PG_URL)
     name = f"store_test_{secrets.token_hex(4)}"
@@ -54,7 +56,7 @@ def pg_database() -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite file already migrated to head (tests/dbtemplate.py)."""
-    from tests.dbtemplate import from_template
+    from tests.dbtemplate import from_template  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
     return from_template(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
 
@@ -62,7 +64,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each storage test runs on SQLite and on PostgreSQL, on a database migrated to head with no rows in it."""
-    from tests.dbtemplate import from_template, pg_migrated
+    from tests.dbtemplate import from_template, pg_migrated  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
     if request.param == "sqlite":
         return from_template(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
@@ -72,7 +74,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """For the migrations' own tests: a database with nothing in it, on SQLite and on PostgreSQL."""
-    from tests.dbtemplate import pg_blank
+    from tests.dbtemplate import pg_blank  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
@@ -88,7 +90,7 @@ def library(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def api():
-    from tests.telegram_harness import fake_api  # noqa: PLC0415
+    from tests.telegram_harness import fake_api  # noqa: PLC0415 - keeps tests/unit free of aiogram, PTB
 
     async for fake in fake_api():
         yield fake

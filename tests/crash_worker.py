@@ -21,11 +21,17 @@ from core.supply import import_codes  # noqa: E402
 BUYER = Buyer("test", "crash-buyer")
 
 
+def say(*words: object) -> None:
+    """One line to the test, which reads this process's stdout."""
+    sys.stdout.write(" ".join(map(str, words)) + "\n")
+    sys.stdout.flush()
+
+
 class HangingNotifier:
     """The network to the buyer is slow: the process dies while the message is still on its way."""
 
     async def deliver(self, recipient, delivery):  # noqa: ANN001, ANN201
-        print("SENDING", delivery.order.id, flush=True)
+        say("SENDING", delivery.order.id)
         await asyncio.Event().wait()
 
     async def notify(self, *a):  # noqa: ANN002, ANN201
@@ -54,7 +60,7 @@ async def pay(cfg: str) -> None:
     product = await app.shop.product_by_sku(settings.catalog[0].sku)
     order = await app.shop.reserve(BUYER, product.id, 2, "en", "chat-1")
     result = await app.shop.pay(PaymentNotice(order.id, "demo", "txn-crash-1", order.amount, order.currency, BUYER))
-    print("PAID", order.id, result.outcome, flush=True)
+    say("PAID", order.id, result.outcome)
     await asyncio.Event().wait()
 
 
@@ -65,7 +71,7 @@ async def resume(cfg: str, out: str) -> None:
     await app.shop.dispatcher.drain()
     async with app.db.uow() as uow:
         pending = await uow.outbox.pending_count()
-    print("PENDING", pending, flush=True)
+    say("PENDING", pending)
     await app.close()
 
 

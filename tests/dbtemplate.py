@@ -5,8 +5,8 @@ store some 650 times. So each test process migrates once, with the store's own `
 - SQLite: a template file, copied to a test's database path when nothing is there yet (`from_template`);
 - PostgreSQL: the process's database is migrated once, and each test's `db_url` deletes every row and restarts
   the sequences (15 ms) while the schema is still exactly the one migrated; anything else (a migration test left
-  an older schema) drops the schema and migrates again. `CREATE DATABASE ... TEMPLATE` measured 0.15-0.5 s here, no faster
-  than migrating, and each database made would have to be dropped again.
+  an older schema) drops the schema and migrates again. `CREATE DATABASE ... TEMPLATE` measured 0.15-0.5 s here, no
+  faster than migrating, and each database made would have to be dropped again.
 `App.open` still runs the migrations' check (finds the head, changes nothing); the migrations themselves have
 their own tests on blank databases (tests/test_migrations_round_trip.py, test_suppliers_migration.py), and every
 CLI test's store process migrates its new database itself.
@@ -21,7 +21,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
+
+from storage.db import Database
 
 _lock = threading.Lock()
 _sqlite_template: Path | None = None
@@ -29,8 +32,6 @@ _pg_schema: dict[str, Any] = {}  # database name -> (its schema right after migr
 
 
 async def _migrate(url: str) -> None:
-    from storage.db import Database
-
     db = Database(url)
     try:
         await db.upgrade()
@@ -108,8 +109,6 @@ async def _fingerprint(conn: Any) -> tuple[Any, ...]:
 
 def pg_blank(url: str) -> str:
     """An empty public schema (for the migration tests)."""
-    import asyncpg
-
     u = make_url(url)
 
     async def blank() -> None:
@@ -128,8 +127,6 @@ async def _empty(conn: Any, tables: list[str], sequences: list[str]) -> None:
     """Delete every row and restart every sequence, as TRUNCATE ... RESTART IDENTITY would. DELETE on the few
     rows a test leaves takes about 15 ms where TRUNCATE, which makes new files for 28 tables, takes 150 ms.
     Foreign keys are not checked meanwhile (session_replication_role, a superuser's setting): every row goes."""
-    import asyncpg
-
     script = "; ".join([f'DELETE FROM "{t}"' for t in tables] + [f'ALTER SEQUENCE "{q}" RESTART' for q in sequences])
     try:
         async with conn.transaction():
@@ -140,8 +137,6 @@ async def _empty(conn: Any, tables: list[str], sequences: list[str]) -> None:
 
 def pg_migrated(url: str) -> str:
     """The database at `url` migrated to head with no rows in any table (identities restarted)."""
-    import asyncpg
-
     u = make_url(url)
     name = u.database or ""
     dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)

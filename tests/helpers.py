@@ -3,6 +3,8 @@ for the outside world, and feed it codes."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -10,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from app import App
 from config.settings import parse_settings
 from core.clock import Clock
 from core.models import Buyer, Order, Payment
 from core.orders import PaymentNotice, PaymentResult
 from core.ports import Delivery
 from core.supply import ImportReport, import_codes
+from tests.dbtemplate import from_template
 
 CHANNEL = "test"
 PROVIDER = "test"
@@ -89,9 +95,6 @@ async def open_shop(url: str, tmp_path: Path, *, catalog: Sequence[dict[str, Any
                     store: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, RecordingNotifier,
                                                                                 RecordingGateway]]:
     """A whole store on `url` (schema migrated, vault key file under tmp_path); buyers use channel "test"."""
-    from app import App
-    from tests.dbtemplate import from_template
-
     settings = make_settings(from_template(url), tmp_path, catalog=catalog, demo=demo, store=store)
     notifier, gateway = RecordingNotifier(), RecordingGateway()
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: notifier}, gateways={PROVIDER: gateway},
@@ -195,8 +198,6 @@ def sqlite_url_for(tmp_path: Path) -> str:
 def write_config(tmp_path: Path, *, url: str | None = None, catalog: Sequence[dict[str, Any]] | None = None,
                  demo: bool = True, name: str = "config.yaml", extra: dict[str, Any] | None = None) -> Path:
     """A settings file equal to what open_shop(url, tmp_path, catalog=...) uses (same database, same key file)."""
-    import yaml
-
     data: dict[str, Any] = {
         "store": {"demo": demo},
         "database": {"url": url or sqlite_url_for(tmp_path)},
@@ -211,9 +212,6 @@ def write_config(tmp_path: Path, *, url: str | None = None, catalog: Sequence[di
 
 def run_cli(config: Path, *args: str, timeout: float = 120):
     """`python run.py --config CONFIG ARGS...` from the project root; returns the CompletedProcess (text)."""
-    import subprocess
-    import sys
-
     return subprocess.run([sys.executable, "run.py", "--config", str(config), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app import App
 from config.settings import parse_settings
 from core.clock import FakeClock
 from core.errors import StoreError
@@ -27,8 +28,6 @@ async def open_guarded(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any
                        store: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, RecordingNotifier,
                                                                                     RecordingGateway]]:
     """A store on `url` with `catalog`, the `risk:` section given (defaults otherwise) and a FakeClock."""
-    from app import App
-
     settings = parse_settings({"store": {"demo": True, **(store or {})}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")}, "catalog": list(catalog),
                                "risk": risk or {}}, tmp_path, env={})

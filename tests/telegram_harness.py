@@ -1,5 +1,5 @@
 """Shared harness for the Telegram end-to-end tests: a real store with the configured library (aiogram or
-python-telegram-bot) polling a local fake Bot API (tests/fake_bot_api.py).
+python-telegram-bot) polling a local fake Bot API (tests/fake_bot_api/).
 
 `Shopfront.send(update)` returns once the store has fully handled the update: aiogram (handle_as_tasks=False)
 confirms an update only after its handler finished; PTB confirms on fetch, so for PTB a last handler group
@@ -12,6 +12,9 @@ import asyncio
 import traceback
 from pathlib import Path
 from typing import Any
+
+from telegram import Update
+from telegram.ext import TypeHandler
 
 from app import App
 from config.settings import Settings, parse_settings
@@ -84,7 +87,8 @@ class Shopfront:
 
     async def stock(self, n: int, prefix: str = "TG") -> list[str]:
         codes = [f"{prefix}-{i:04d}" for i in range(n)]
-        await import_codes(self.app.db.uow, self.app.vault, self.app.clock, "GAME", [(c + "\n").encode() for c in codes])
+        await import_codes(self.app.db.uow, self.app.vault, self.app.clock, "GAME",
+                           [(c + "\n").encode() for c in codes])
         return codes
 
     async def send(self, update: dict, timeout: float = 5.0) -> dict:
@@ -104,9 +108,6 @@ class Shopfront:
 def watch_handlers(runtime: Any, errors: list[str], done: Any) -> None:
     """Record handler exceptions of either runtime; for PTB also report each finished update to `done`."""
     if hasattr(runtime, "application"):  # PtbRuntime
-        from telegram import Update
-        from telegram.ext import TypeHandler
-
         async def record_ptb(update: object, context: Any) -> None:
             errors.append("".join(traceback.format_exception(context.error)))
 

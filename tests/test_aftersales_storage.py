@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from core.admin import Merchant
 from core.aftersales import AftersalesCode, AftersalesError
 from core.models import CodeStatus
+from handlers.admin import AdminFlow
+from locales import Translator
 from tests.helpers import SKU, buyer, import_n, open_shop, pay, settle
 
 
@@ -48,8 +51,6 @@ async def test_two_merchants_answering_one_ticket_at_once_decide_it_once(db_url:
 
 async def test_a_refund_closes_the_orders_open_ticket_and_history_is_the_buyers_own(db_url: str,
                                                                                     tmp_path: Path) -> None:
-    from core.admin import Merchant
-
     async with open_shop(db_url, tmp_path) as (app, _, gateway):
         await import_n(app, 6)
         first = await _delivered(app, "ann")
@@ -58,9 +59,6 @@ async def test_a_refund_closes_the_orders_open_ticket_and_history_is_the_buyers_
         await app.shop.reveal(first, buyer("ann"), chat="group-7")
         desk = app.shop.problems
         await desk.report(buyer("ann"), second, "wrong_product")
-        from handlers.admin import AdminFlow
-        from locales import Translator
-
         await AdminFlow(app.shop, Translator()).service.refund(Merchant("telegram", "1"), second)
         [ticket] = (await desk.tickets_for([second]))[second]
         assert (ticket.status, ticket.decided_by) == ("refunded", "telegram:1")

@@ -3,6 +3,8 @@ from the wallet, and every response checked against the OpenAPI document the API
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,9 +19,11 @@ from jsonschema import Draft202012Validator
 from bots.b2b_api import B2BApi
 from bots.http import HttpServer
 from core.admin import AdminService
+from core.aftersales import RecallDesk
 from core.models import Buyer
 from core.resellers import ResellerDesk
 from core.signing import signed_headers
+from core.supply import import_codes
 from locales import Translator
 from tests.helpers import SKU, import_n, open_shop, settle, stock_of
 
@@ -83,7 +87,6 @@ async def api_store(db_url: str, tmp_path: Path, *, codes: int = 50, balance: in
         desk = app.resellers
         await app.shop.start()
         await import_n(app, codes)
-        from core.supply import import_codes
         await import_codes(app.db.uow, app.vault, app.clock, "VIP-M", [b"VIP-SHARED-1\n"])
         r = await desk.create("Acme", discount_percent=discount)
         if balance:
@@ -154,9 +157,6 @@ async def test_the_store_refuses_what_is_not_signed_right(db_url: str, tmp_path:
 
 async def test_an_idempotency_key_changed_or_stripped_after_signing_is_refused_and_buys_nothing(
         db_url: str, tmp_path: Path) -> None:
-    import hashlib
-    import hmac
-
     async with api_store(db_url, tmp_path) as (app, desk, api):
         body = json.dumps({"sku": SKU, "qty": 2}).encode()
         url, json_type = api.base + "/api/v1/orders", {"Content-Type": "application/json"}
@@ -308,8 +308,6 @@ async def test_every_response_matches_the_openapi_document(sqlite_url: str, tmp_
 
 async def test_a_recalled_code_of_an_api_order_is_replaced_and_the_next_read_shows_it(sqlite_url: str,
                                                                                      tmp_path: Path) -> None:
-    from core.aftersales import RecallDesk
-
     async with api_store(sqlite_url, tmp_path, codes=10) as (app, desk, api):
         _, body, _ = await api.call("POST", "/api/v1/orders", {"sku": SKU, "qty": 2}, headers={"Idempotency-Key": "z"})
         recalled, kept = body["order"]["codes"]

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app import App
 from bots.b2b_api import B2BApi
 from bots.http import HttpServer
 from config.settings import ConfigError, parse_settings
@@ -40,8 +41,6 @@ async def b2b_store(url: str, tmp_path: Path, catalog: Sequence[dict[str, Any]],
     """A store with `catalog` (10 codes each), a reseller "Acme" owned by OWNER with 500.00 in its wallet and an
     API key, its group CHAT where BOB may order, and the B2B API on a real HTTP server. Yields (app, the
     reseller's client, the notifier of group deliveries)."""
-    from app import App
-
     settings = parse_settings({"store": {"demo": True}, "database": {"url": url},
                                "vault": {"key_file": str(tmp_path / "vault.key")}, "catalog": list(catalog),
                                "resellers": resellers or {}, "risk": risk or {}}, tmp_path, env={})

@@ -15,9 +15,10 @@ from PIL import Image
 
 from config.settings import ConfigError, parse_settings
 from core.cardfaces import CardFace, CardFaceError
+from core.clock import FakeClock
 from core.models import Buyer
 from tests.fake_bot_api import FakeBotAPI
-from tests.helpers import run_cli, write_config
+from tests.helpers import open_shop, run_cli, write_config
 from tests.telegram_harness import Shopfront
 from tests.test_telegram_storefront import browse_to_product, buy
 
@@ -81,10 +82,8 @@ async def test_a_reseller_s_member_gets_each_code_as_a_protected_card_and_an_ord
         assert code not in ours and other not in ours
 
 
-async def test_given_the_card_photo_fails_once_when_the_outbox_retries_then_only_the_photo_is_sent_again_and_both_messages_are_deleted_once(
+async def test_given_the_card_photo_fails_once_then_the_retry_sends_only_the_photo_and_both_messages_are_deleted_once(
         api: FakeBotAPI, tmp_path: Path, library: str) -> None:
-    from core.clock import FakeClock
-
     clock = FakeClock()
     faces = {"Acme": {"display_name": "Acme Games", "background": "#1e3a8a", "logo": str(logo_file(tmp_path))}}
     async with Shopfront(api, tmp_path, clock, library=library, extra={"card_faces": faces},
@@ -141,8 +140,6 @@ def test_the_merchant_sets_a_card_face_and_binds_a_user_from_the_terminal(tmp_pa
 
 
 async def test_a_stored_face_is_used_for_bound_users_until_unbound(tmp_path: Path, db_url: str) -> None:
-    from tests.helpers import open_shop
-
     async with open_shop(db_url, tmp_path) as (app, _, _):
         desk = app.shop.card_faces
         r = await app.shop.resellers.create("Beta")

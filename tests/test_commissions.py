@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Resellers
+from config.settings import ConfigError, Resellers, parse_settings
 from core.admin import AdminService
 from core.models import Buyer
 from core.orders import PaymentNotice
@@ -147,8 +147,6 @@ async def test_the_payout_command_records_a_payout_and_refuses_bad_input(db_url:
 
 
 def test_wrong_reseller_settings_and_partial_rules_are_refused_naming_the_key(tmp_path: Path) -> None:
-    from config.settings import ConfigError, parse_settings
-
     base = {"vault": {"key_file": str(tmp_path / "k")}}
     for section, key in (({"commissions": {"Acme": 10_001}}, "resellers.commissions.Acme"),
                          ({"commission_bp": -1}, "resellers.commission_bp"),

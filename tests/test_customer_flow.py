@@ -8,6 +8,7 @@ import pytest
 
 from app import App
 from config.settings import parse_settings
+from core.admin import AdminService, Merchant, ProductChange
 from core.models import Buyer
 from core.supply import import_codes
 from handlers.actions import FEATURES, MAX_ACTION_BYTES, OLD_NAMES, Shopping
@@ -307,8 +308,6 @@ async def test_given_a_new_buyer_whose_first_taps_race_then_the_language_they_ch
 
 
 async def test_given_a_price_changed_by_the_merchant_then_the_next_product_page_shows_it_at_once(shop):
-    from core.admin import AdminService, Merchant, ProductChange  # noqa: PLC0415
-
     app, _ = shop
     flow = flow_for(app)
     ctx = Ctx(Buyer("console", "p1"), "p1", "en")

@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from app import App
+from config.settings import load_settings
 from core.clock import FakeClock
 from core.models import Buyer, OutboxItem
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from storage import tables as t
 from tests.helpers import (
+    PROVIDER,
     SKU,
+    RecordingGateway,
+    RecordingNotifier,
     buyer,
     import_n,
     open_shop,
@@ -96,7 +101,7 @@ class ThreeMessages:
         pass
 
 
-async def test_given_a_delivery_in_three_messages_when_the_second_hangs_then_the_first_is_already_recorded_and_never_sent_again(
+async def test_given_three_messages_when_the_second_hangs_then_the_first_is_already_recorded_and_never_sent_again(
         db_url: str, tmp_path: Path) -> None:
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, clock=clock) as (app, _, _):
@@ -184,10 +189,6 @@ def test_given_a_running_store_when_the_merchant_rekeys_with_a_new_key_then_sale
     assert run_cli(cfg, "codes", "import", SKU, str(codes_file)).returncode == 0
 
     async def scenario() -> None:
-        from app import App
-        from config.settings import load_settings
-        from tests.helpers import PROVIDER, RecordingGateway, RecordingNotifier
-
         notifier = RecordingNotifier()
         async with await App.open(load_settings(cfg), notifiers={"test": notifier},
                                   gateways={PROVIDER: RecordingGateway()}) as app:

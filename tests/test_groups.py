@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import ConfigError, parse_settings
 from core.admin import AdminService
 from core.clock import FakeClock
 from core.groups import GroupError
@@ -109,8 +110,6 @@ async def test_quotes_refuse_what_the_wallet_or_the_stock_cannot_pay_and_lapse(d
 
 
 def test_group_settings_are_checked_naming_the_key(tmp_path: Path) -> None:
-    from config.settings import ConfigError, parse_settings
-
     ok = parse_settings({"telegram": {"groups": {"confirm_minutes": 5, "buys_per_member_per_minute": 2}}}, tmp_path,
                         env={})
     assert (ok.telegram.groups.confirm_minutes, ok.telegram.groups.buys_per_member_per_minute,

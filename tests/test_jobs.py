@@ -1,7 +1,9 @@
-"""The scheduler's jobs (jobs/store.py on core/supply/, core/summary.py; the lease: jobs/lease.py) on real SQLite and PostgreSQL, a fake clock for time, and a small
-in-memory supplier at the Supplier port (core.ports.Supplier; the HTTP supplier has its own tests)."""
+"""The scheduler's jobs (jobs/store.py on core/supply/, core/summary.py; the lease: jobs/lease.py) on real SQLite and
+PostgreSQL, a fake clock for time, and a small in-memory supplier at the Supplier port (core.ports.Supplier; the HTTP
+supplier has its own tests)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -150,7 +152,8 @@ async def test_restock_buys_up_to_the_line_and_never_over_the_daily_budget(db_ur
         async with app.db.uow() as uow:  # the supplier ledger has them too (what the shop spent there)
             assert await uow.supplies.spent_since("up", clock.now() - timedelta(days=2)) == 1000
             ledger = await uow.supplies.get(up.buys()[0][3])
-        assert ledger is not None and (ledger.status, ledger.qty, ledger.cost, ledger.order_id) == ("done", 5, 500, None)
+        assert ledger is not None
+        assert (ledger.status, ledger.qty, ledger.cost, ledger.order_id) == ("done", 5, 500, None)
 
 
 async def test_restock_checks_the_supplier_balance_first(db_url: str, tmp_path: Path) -> None:
@@ -413,8 +416,6 @@ def test_interval_ticks_are_the_same_instants_in_every_process(when: datetime, e
 
 async def test_two_processes_restocking_at_once_buy_once(db_url: str, tmp_path: Path) -> None:
     """`run.py jobs run restock` while the scheduler's restock runs: one plan, one purchase."""
-    import asyncio
-
     clock = FakeClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
     async with open_shop(db_url, tmp_path, clock=clock) as (a, _, _), \
             open_shop(db_url, tmp_path, clock=clock) as (b, _, _):

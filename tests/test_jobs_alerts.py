@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bots.telegram.alerts import TelegramAlerts
 from bots.telegram.common import OutMessage, buyer_of
 from bots.wechat.admin import MerchantAlerts
@@ -73,8 +75,6 @@ async def test_alerts_reach_telegram_and_wechat_merchants_in_their_language(tmp_
 
 
 async def test_telegram_alerts_fail_only_when_no_admin_got_them(tmp_path: Path, sqlite_url: str) -> None:
-    import pytest
-
     async with open_shop(sqlite_url, tmp_path) as (app, _, _):
         alerts = TelegramAlerts(RecordingPort(), Translator(("en", "zh_CN")), app.shop, admins=[666])
         with pytest.raises(RuntimeError):

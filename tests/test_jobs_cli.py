@@ -1,6 +1,7 @@
 """`run.py jobs` and `run.py jobs run NAME` as real processes."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.helpers import SKU, run_cli, write_config
@@ -11,8 +12,6 @@ JOBS = {"expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups"
 
 def table(stdout: str) -> dict[str, list[str]]:
     """job name -> the rest of its line, split on runs of two or more spaces."""
-    import re
-
     lines = stdout.strip().splitlines()
     head = next(i for i, ln in enumerate(lines) if ln.startswith("job "))
     return {cols[0]: cols[1:] for cols in (re.split(r"\s{2,}", ln.strip()) for ln in lines[head + 1:])}

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from bots.http import HttpServer
+from core.links import FAILURES_PER_HOUR
 from core.models import Buyer
+from core.supply import import_codes
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.telegram_harness import Shopfront
@@ -52,8 +54,6 @@ async def both_chats(api: FakeBotAPI, wx_api: FakeWeChatAPI, tmp_path: Path,
         await wx.__aenter__()
         try:
             for sku in ("LIM", "VIP"):
-                from core.supply import import_codes
-
                 await import_codes(shop.app.db.uow, shop.app.vault, shop.app.clock, sku,
                                    [f"{sku}-{i}\n".encode() for i in range(5)])
             yield shop, wx
@@ -139,8 +139,6 @@ async def test_given_a_wechat_link_code_sent_to_the_telegram_bot_then_limits_pho
 
 async def test_given_a_telegram_code_typed_after_a_wechat_keyword_then_they_link_and_wrong_guesses_are_stopped(
         api: FakeBotAPI, wx_api: FakeWeChatAPI, tmp_path: Path) -> None:
-    from core.links import FAILURES_PER_HOUR
-
     async with both_chats(api, wx_api, tmp_path, "aiogram") as (shop, wx):
         ann_tg, eve_tg = api.user(702, "Ann"), api.user(703, "Eve")
         await shop.send(api.message_update(ann_tg, "/start"))

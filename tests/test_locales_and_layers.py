@@ -5,6 +5,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from core.admin import AdminCode
 from core.aftersales import AftersalesCode
 from core.cardfaces import CardFaceCode
@@ -240,7 +242,6 @@ def test_a_key_in_two_catalogue_files_is_refused_with_both_named(tmp_path):
     folder.mkdir(parents=True)
     (folder / "messages.po").write_text('msgid "menu.title"\nmsgstr "Shop"\n')
     (folder / "risk.po").write_text('msgid "risk.x"\nmsgstr "X"\n\nmsgid "menu.title"\nmsgstr "Other"\n')
-    import pytest
 
     with pytest.raises(ValueError, match="menu.title"):
         Translator(("en",), directory=tmp_path)

@@ -413,7 +413,7 @@ async def test_given_the_cap_when_one_buyer_sends_holds_to_three_store_processes
         assert await stock_of(app) == (17, 3, 0)
 
 
-async def test_given_two_open_holds_when_a_sold_out_and_an_available_product_are_asked_for_at_once_then_the_available_one_is_held(
+async def test_given_two_open_holds_when_sold_out_and_available_products_are_asked_at_once_then_the_available_is_held(
         db_url: str, tmp_path: Path) -> None:
     catalog = [{"sku": "CARD-10", "title": "Card 10", "price": 1000, "kind": "code"},
                {"sku": "GONE", "title": "Sold out card", "price": 500, "kind": "code"}]
@@ -429,7 +429,7 @@ async def test_given_two_open_holds_when_a_sold_out_and_an_available_product_are
         assert await stock_of(app) == (2, 3, 0)
 
 
-async def test_given_a_freed_hold_slot_in_a_busy_moment_then_neither_that_buyer_nor_the_next_one_is_told_sold_out_falsely(
+async def test_given_a_freed_hold_slot_in_a_busy_moment_then_neither_that_buyer_nor_the_next_is_told_sold_out_falsely(
         db_url: str, tmp_path: Path) -> None:
     catalog = [{"sku": "CARD-10", "title": "Card 10", "price": 1000, "kind": "code"},
                {"sku": "GONE", "title": "Sold out card", "price": 500, "kind": "code"}]

@@ -16,7 +16,7 @@ from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.resellers import ResellerDesk
-from tests.helpers import SKU, import_n, open_shop, stock_of, unique_codes
+from tests.helpers import SKU, RecordingNotifier, import_n, open_shop, settle, stock_of, unique_codes
 
 BOSS = Buyer("test", "boss")
 
@@ -178,8 +178,6 @@ async def test_a_waiting_order_is_refunded_to_the_wallet_after_the_wait(db_url: 
 
 async def test_a_group_order_that_found_too_little_stock_waits_and_its_codes_reach_the_member(
         db_url: str, tmp_path: Path) -> None:
-    from tests.helpers import RecordingNotifier, settle
-
     async with open_shop(db_url, tmp_path, catalog=catalog("wait")) as (app, _, _):
         sent = RecordingNotifier()
         app.shop.add_notifier("telegram_group", sent)

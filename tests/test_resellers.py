@@ -42,7 +42,8 @@ async def test_a_reseller_buys_at_the_tier_price_paid_from_the_wallet_and_gets_t
         assert (out.order.unit_price, out.order.amount, out.order.status.value) == (900, 6300, "delivered")
         assert await wallet_is_consistent(desk, r.id) == 3700
         rows = await desk.statement(r.id)
-        assert [(e.kind, e.amount, e.balance_after) for e in rows] == [("debit", -6300, 3700), ("topup", 10_000, 10_000)]
+        assert [(e.kind, e.amount, e.balance_after) for e in rows] == [("debit", -6300, 3700),
+                                                                       ("topup", 10_000, 10_000)]
         assert await stock_of(app) == (23, 0, 7)
         # and a price list beats the discount
         await desk.update(r.id, prices={SKU: 500})

@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from core.errors import ErrorCode, StoreError
-from core.models import Buyer, OrderStatus
+from core.models import AuditEntry, Buyer, OrderStatus
+from core.orders import ReserveRequest
+from handlers.customer import Ctx, CustomerFlow
 from handlers.errors import message_of
+from locales import Translator
+from storage.db import Database
 from tests.helpers import buyer, import_n, order_status, pay, settle, stock_of
 from tests.risk_helpers import START, open_guarded, product, refusal
+from tests.test_suppliers_migration import _alembic
 
 ALICE, BOB = buyer("alice"), buyer("bob")
 ADMIN = Buyer("test", "merchant")
@@ -154,8 +160,6 @@ async def test_given_a_buyer_with_a_refund_then_the_next_order_is_challenged(db_
             await uow.commit()
         await app.shop.reserve(ALICE, pid, 1, "en")  # 20 points: still under the challenge line
         async with app.db.uow(write=True) as uow:
-            from core.models import AuditEntry
-
             await uow.audit.add_many([AuditEntry("report", ALICE.key, "test", app.clock.now(), order.id,
                                                  detail={"problem": "used", "outcome": "reissued"})])
             await uow.commit()
@@ -298,11 +302,6 @@ async def test_given_a_scalper_among_200_ordinary_buyers_then_he_is_stopped_and_
 # -- the schema -----------------------------------------------------------------------------------------------
 
 async def test_0003_upgrades_a_database_of_0002_and_keeps_its_customers(blank_db_url: str) -> None:
-    from sqlalchemy import text
-
-    from storage.db import Database
-    from tests.test_suppliers_migration import _alembic
-
     db = Database(blank_db_url)
     try:
         await _alembic(db, "0002")
@@ -323,9 +322,6 @@ async def test_0003_upgrades_a_database_of_0002_and_keeps_its_customers(blank_db
 
 async def test_given_an_order_held_for_review_when_the_buyer_opens_it_in_the_chat_then_there_is_nothing_to_pay(
         db_url: str, tmp_path: Path) -> None:
-    from handlers.customer import Ctx, CustomerFlow
-    from locales import Translator
-
     async with open_guarded(db_url, tmp_path, [product("BIG", price=400_000)], risk=REVIEW) as (app, _, _):
         await import_n(app, 3, "BIG")
         flow = CustomerFlow(app.shop, Translator(), shop_name="Test Shop", demo_payments=True)
@@ -341,8 +337,6 @@ async def test_given_an_order_held_for_review_when_the_buyer_opens_it_in_the_cha
 
 async def test_given_a_commit_whose_outcome_was_lost_when_the_reserve_is_retried_then_the_landed_order_is_found(
         db_url: str, tmp_path: Path) -> None:
-    from core.orders import ReserveRequest
-
     catalog = [product("A", per_day=1), product("BIG", price=400_000)]
     async with open_guarded(db_url, tmp_path, catalog, risk=REVIEW) as (app, _, _):
         await import_n(app, 3, "A")

@@ -7,11 +7,15 @@ import asyncio
 import re
 from pathlib import Path
 
+from core.clock import FakeClock
 from core.flood import FloodGate
 from core.models import Buyer, OrderStatus
+from core.supply import import_codes
 from tests.fake_bot_api import FakeBotAPI
+from tests.fake_wechat_api import FakeWeChatAPI
 from tests.telegram_harness import Shopfront, buttons
 from tests.test_telegram_storefront import browse_to_product
+from tests.wechat_harness import ADMIN, APPID, SECRET, WeChatShop, option
 
 CHALLENGE = {"risk": {"new_account_points": 30}}  # a brand-new account scores 30 = challenge_at
 REVIEW = {"risk": {"new_account_points": 60}}  # = review_at
@@ -271,9 +275,6 @@ async def test_given_a_user_flooding_the_bot_then_they_are_told_once_to_slow_dow
 
 async def test_given_a_challenged_wechat_buyer_then_the_options_are_numbered_and_the_right_number_holds_the_order(
         tmp_path: Path) -> None:
-    from tests.fake_wechat_api import FakeWeChatAPI
-    from tests.wechat_harness import ADMIN, APPID, SECRET, WeChatShop, option
-
     ann = "o-ann"
     async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path, extra=CHALLENGE) as shop:
         await shop.stock(2)
@@ -298,9 +299,6 @@ async def test_given_a_challenged_wechat_buyer_then_the_options_are_numbered_and
 
 async def test_given_a_wechat_order_held_for_review_then_the_merchant_gets_the_commands_to_type_and_approve_works(
         tmp_path: Path) -> None:
-    from tests.fake_wechat_api import FakeWeChatAPI
-    from tests.wechat_harness import ADMIN, APPID, SECRET, WeChatShop, option
-
     ann = "o-bob"
     async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path, extra=REVIEW) as shop:
         await shop.stock(1)
@@ -323,9 +321,6 @@ async def test_given_a_wechat_order_held_for_review_then_the_merchant_gets_the_c
 
 async def test_given_a_membership_that_starts_next_month_when_paid_then_the_code_arrives_on_that_date_not_before(
         api: FakeBotAPI, tmp_path: Path) -> None:
-    from core.clock import FakeClock
-    from core.supply import import_codes
-
     clock = FakeClock()  # 2026-01-01
     later = {"catalog": [{"sku": "VIP", "title": "Video VIP", "price": 1500, "stars": 90,
                           "rules": {"effective_from": "2026-02-01", "deliver_on_effective": True}}]}

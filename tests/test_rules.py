@@ -14,6 +14,7 @@ from core.errors import ErrorCode, StoreError
 from core.models import Buyer
 from core.risk import RulesError, parse_rules, rules_of
 from handlers import errors
+from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from tests.helpers import buyer, import_n, pay, stock_of
 from tests.risk_helpers import START, open_guarded, product, refusal
@@ -216,8 +217,6 @@ async def test_given_two_accounts_sharing_a_phone_then_they_share_one_daily_quot
 
 async def test_given_a_refusal_when_shown_through_the_customer_flow_then_it_names_the_rule(
         db_url: str, tmp_path: Path) -> None:
-    from handlers.customer import Ctx, CustomerFlow
-
     async with open_guarded(db_url, tmp_path, [product("A", phone_required=True)]) as (app, _, _):
         await import_n(app, 5, "A")
         pid = await _pid(app, "A")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 import codecs
 import logging
+import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,26 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app import App
+from app.logs import LIBRARY_LOG_FLOORS, quiet_libraries
 from core.clock import FakeClock
 from core.models import Buyer
 from core.ports import Delivery
+from handlers.customer import CustomerFlow
+from handlers.screen import Screen
+from locales import Translator
 from storage import tables as t
 from tests.helpers import (
     CHANNEL,
+    PROVIDER,
     SKU,
+    RecordingGateway,
     RecordingNotifier,
     buyer,
     code_lines,
     import_lines,
+    import_n,
+    make_settings,
     open_shop,
     pay,
     product_id,
@@ -30,6 +41,7 @@ from tests.helpers import (
     sqlite_url_for,
     write_config,
 )
+from tests.telegram_harness import TOKEN, Shopfront, fake_api
 
 
 def secret_codes(n: int) -> list[str]:
@@ -179,10 +191,6 @@ def test_given_an_import_through_the_cli_at_debug_level_then_its_output_holds_no
 
 async def test_given_a_delivered_order_then_the_reprs_of_what_carries_codes_do_not_show_them(
         db_url: str, tmp_path: Path) -> None:
-    from handlers.customer import CustomerFlow
-    from handlers.screen import Screen
-    from locales import Translator
-
     codes = secret_codes(3)
     async with open_shop(db_url, tmp_path) as (app, notifier, _):
         await import_lines(app, code_lines(codes))
@@ -213,9 +221,6 @@ async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no
         tmp_path: Path, caplog: pytest.LogCaptureFixture, library: str) -> None:
     """The store's logging set-up (app/logs.py) keeps the libraries that log whole requests (PTB at DEBUG) or the
     bot token (httpx at INFO) above those levels, whatever `logging.level` says."""
-    from app.logs import LIBRARY_LOG_FLOORS, quiet_libraries
-    from tests.telegram_harness import TOKEN, Shopfront, fake_api
-
     caplog.set_level(logging.DEBUG)
     # every logger quiet_libraries touches is put back (wechatpy at INFO broke a later WeChat Pay logging test)
     saved = {name: logging.getLogger(name).level for name in LIBRARY_LOG_FLOORS}
@@ -232,7 +237,7 @@ async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no
                 order_id = invoice.params["payload"]
                 await shop.send(api.pre_checkout_update(ann, order_id, 70))
                 await shop.send(api.successful_payment_update(ann, order_id, 70, "charge-log"))
-                await api.wait_for("sendMessage", lambda c: codes[0] in c.params.get("text", ""))
+                await api.wait_for("sendMessage", lambda c, code=codes[0]: code in c.params.get("text", ""))
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
@@ -242,18 +247,13 @@ async def test_given_a_telegram_purchase_with_the_store_logging_at_debug_then_no
 
 
 async def test_given_a_new_shop_its_data_directory_is_0700_and_the_database_and_key_files_0600(tmp_path: Path) -> None:
-    import os
-    import stat
-
-    from app import App
-    from tests.helpers import PROVIDER, RecordingGateway, import_n, make_settings
-
     data = tmp_path / "data"
     old = os.umask(0o022)  # the usual default: new files 0644 and directories 0755 unless asked otherwise
     try:
         # given a first start with data/ not there yet, and some writes (SQLite then has its -wal and -shm open)
         settings = make_settings(f"sqlite+aiosqlite:///{data / 'store.db'}", tmp_path, key_file=data / "vault.key")
-        app = await App.open(settings, notifiers={CHANNEL: RecordingNotifier()}, gateways={PROVIDER: RecordingGateway()})
+        app = await App.open(settings, notifiers={CHANNEL: RecordingNotifier()},
+                             gateways={PROVIDER: RecordingGateway()})
         try:
             await import_n(app, 3)
             modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in data.iterdir()}

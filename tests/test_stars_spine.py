@@ -129,8 +129,8 @@ async def test_given_a_refund_that_went_through_before_when_telegram_says_alread
         await shop.send(second)
         failed = await api.wait_for("refundStarPayment", since=mark)
         assert failed.status == 400  # CHARGE_ALREADY_REFUNDED
-        told = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 607 and "refunded" in c.params["text"],
-                                  since=mark)
+        told = await api.wait_for("sendMessage",
+                                  lambda c: c.params["chat_id"] == 607 and "refunded" in c.params["text"], since=mark)
         assert "already paid" in told.params["text"]
         async with shop.app.db.uow() as uow:
             (payment,) = (await uow.payments.existing([("telegram_stars", "charge-2")])).values()
@@ -214,7 +214,7 @@ async def start_store(api: FakeBotAPI, cfg: Path, log: Path) -> subprocess.Popen
     return proc
 
 
-async def test_given_a_busy_database_when_a_stars_payment_arrives_then_it_is_confirmed_only_once_recorded_and_a_kill_loses_nothing(
+async def test_given_a_busy_database_then_a_stars_payment_is_confirmed_only_once_recorded_and_a_kill_loses_nothing(
         api: FakeBotAPI, tmp_path: Path, library: str) -> None:
     cfg = store_config(api, tmp_path, library)
     log = tmp_path / "store.log"

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from app import App
 from bots.b2b_api import B2BApi
@@ -25,6 +26,7 @@ from core.models import Buyer
 from core.resellers import ResellerDesk
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
+from storage import tables as t
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import (
     CHANNEL,
@@ -176,10 +178,6 @@ async def shown_again(app: App, who: str, order_id: str) -> list[str]:
 
 async def b_orders(up: Upstream) -> list[Any]:
     """Store B's orders placed by store A's reseller account."""
-    from sqlalchemy import select
-
-    from storage import tables as t
-
     async with up.app.db.uow() as uow:
         rows = (await uow.supplies.c.execute(select(t.orders).where(t.orders.c.buyer_id == str(up.reseller_id))
                                              )).all()
@@ -228,7 +226,8 @@ async def test_a_wrong_secret_is_a_clear_error_and_the_buyer_is_refunded(sqlite_
             await a.shop.suppliers["b"].balance()
         assert info.value.code == "bad_signature" and not info.value.retryable
         assert "refused our API key (bad_signature)" in str(info.value) and "suppliers.b.key_id" in str(info.value)
-        async with downstream(f"sqlite+aiosqlite:///{tmp_path}/x.db", tmp_path / "x", up, base_url=up.base_url + "/not-the-api") as (x, _, _):
+        async with downstream(f"sqlite+aiosqlite:///{tmp_path}/x.db", tmp_path / "x", up,
+                              base_url=up.base_url + "/not-the-api") as (x, _, _):
             with pytest.raises(SupplierError) as info:
                 await x.shop.suppliers["b"].products()
             assert not info.value.retryable and "is suppliers.b.base_url the other store's server?" in str(info.value)

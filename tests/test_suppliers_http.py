@@ -2,8 +2,11 @@
 request id, lost answers, refusals, callbacks."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from pathlib import Path
+from urllib.parse import urlencode as enc
 
 import pytest
 
@@ -27,12 +30,9 @@ def client_for(fake: FakeSupplier, tmp_path: Path, **over) -> HttpSupplier:  # n
 
 
 async def test_the_sign_is_md5_over_sorted_non_empty_parameters_plus_the_key():
-    import hashlib
-
     params = {"b": "2", "a": "1", "empty": "", "sign": "ignored"}
     expected = hashlib.md5(b"a=1&b=2&key=k").hexdigest().upper()
     assert make_sign(params, "k") == expected
-    import hmac
     assert make_sign(params, "k", "hmac-sha256", case="lower") == hmac.new(b"k", b"a=1&b=2", "sha256").hexdigest()
 
 
@@ -141,7 +141,6 @@ async def test_a_topup_is_pending_then_done_by_query_and_callbacks_are_verified(
 
 
 def urlencode(d: dict) -> bytes:
-    from urllib.parse import urlencode as enc
     return enc(d).encode()
 
 

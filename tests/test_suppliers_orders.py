@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app import App
 from config.settings import parse_settings
+from core.admin import Merchant
 from core.clock import FakeClock
-from core.models import Buyer
+from core.models import Buyer, OutboxItem
+from handlers.admin import AdminCtx, AdminFlow
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
+from storage import tables as t
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle
 
@@ -50,10 +54,6 @@ def flow_for(app: App) -> CustomerFlow:
 
 
 async def supply_rows(app: App) -> list:
-    from sqlalchemy import select
-
-    from storage import tables as t
-
     async with app.db.uow() as uow:
         return list((await uow.supplies.c.execute(select(t.supply_requests))).all())
 
@@ -178,9 +178,6 @@ async def test_codes_bought_upstream_never_reach_the_log_or_the_outbox(sqlite_ur
         await settle(app)
         codes = notifier.codes()
         assert len(codes) == 3
-        from sqlalchemy import select
-
-        from storage import tables as t
         async with app.db.uow() as uow:
             rows = (await uow.supplies.c.execute(select(t.outbox))).all()
         dump = repr(rows) + caplog.text
@@ -188,9 +185,6 @@ async def test_codes_bought_upstream_never_reach_the_log_or_the_outbox(sqlite_ur
 
 
 async def test_the_merchant_sees_where_a_product_comes_from_its_cost_and_margin(sqlite_url, tmp_path, fake):
-    from core.admin import Merchant
-    from handlers.admin import AdminCtx, AdminFlow
-
     catalog = [*CATALOG, {"sku": "NO-COST", "title": "x", "price": 500, "kind": "supplier", "supplier": "up",
                           "supplier_sku": "SUP-X"}]
     async with open_store(sqlite_url, tmp_path, fake, catalog=catalog) as (app, _, _):
@@ -205,8 +199,6 @@ async def test_the_merchant_sees_where_a_product_comes_from_its_cost_and_margin(
 
 async def test_a_buy_row_handled_again_after_delivery_buys_nothing_more(sqlite_url, tmp_path, fake):
     """A crash after the codes were stored but before the outbox row was marked: the row comes back."""
-    from core.models import OutboxItem
-
     async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, _):
         order = await app.shop.reserve(Buyer(CHANNEL, "u8"), (await app.shop.product_by_sku(SKU)).id, 1, "en")
         await pay(app, order)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bots.telegram.common import OutMessage, buyer_of
 from bots.telegram.limits import limited
 from config.settings import parse_settings
+from core.clock import FakeClock
 from storage import tables as t
 from tests.fake_bot_api import FakeBotAPI
 from tests.telegram_harness import Shopfront
@@ -33,7 +34,7 @@ class TimedPort:
         return [at for chat, at in self.sent if chat == chat_id]
 
 
-async def test_given_the_default_limits_when_five_messages_go_to_one_chat_then_three_go_at_once_then_one_a_second_and_other_chats_wait_for_nobody(
+async def test_given_five_messages_to_one_chat_then_three_go_at_once_then_one_a_second_and_other_chats_wait_for_nobody(
         tmp_path: Path) -> None:
     # The end-to-end harness lifts the limits (tests/telegram_harness.py UNPACED); these are the shipped ones.
     telegram = TimedPort()
@@ -85,8 +86,6 @@ async def test_given_a_buyer_who_blocked_the_bot_when_their_payment_arrives_then
 @pytest.mark.parametrize("library", ["aiogram", "ptb"])
 async def test_given_delete_code_after_when_the_time_passes_then_the_code_message_is_deleted_but_kept_in_my_orders(
         api: FakeBotAPI, tmp_path: Path, library: str) -> None:
-    from core.clock import FakeClock
-
     clock = FakeClock()
     async with Shopfront(api, tmp_path, clock, library=library, telegram={"delete_code_after": 10}) as shop:
         [code] = await shop.stock(1)

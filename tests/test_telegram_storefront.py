@@ -10,9 +10,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from aiogram.types import Update as AiogramUpdate
+from telegram import Update as PtbUpdate
 
 from app import App
-from bots.telegram.common import buyer_of
+from bots.telegram.aiogram_bot import AiogramPort, make_bot
+from bots.telegram.common import Button, OutMessage, buyer_of
+from bots.telegram.ptb_bot import PtbPort, build_application
 from core.clock import FakeClock
 from core.supply import import_codes
 from tests.fake_bot_api import FakeBotAPI
@@ -195,17 +199,11 @@ async def test_given_a_non_admin_when_they_send_codes_with_an_import_caption_the
 # -- the Bot API port of each library ----------------------------------------------------------------
 def make_port(library: str, api: FakeBotAPI):
     if library == "aiogram":
-        from bots.telegram.aiogram_bot import AiogramPort, make_bot
-
         return AiogramPort(make_bot(api.token, api.base))
-    from bots.telegram.ptb_bot import PtbPort, build_application
-
     return PtbPort(build_application(api.token, api.base).bot)
 
 
 async def test_each_port_sends_edits_deletes_documents_and_downloads(api: FakeBotAPI, library: str) -> None:
-    from bots.telegram.common import Button, OutMessage
-
     port = make_port(library, api)
     bot = port.bot
     if library == "ptb":
@@ -261,16 +259,12 @@ async def test_an_example_mounts_the_store_next_to_the_merchants_own_handlers(ap
     async with await App.open(settings) as app:
         built = module.build(settings, app)
         if example == "mount_aiogram":
-            from aiogram.types import Update as AiogramUpdate
-
             bot, dp = built
 
             async def feed(update: dict) -> None:
                 await dp.feed_update(bot, AiogramUpdate.model_validate({**update, "update_id": next(update_ids)},
                                                                           context={"bot": bot}))
         else:
-            from telegram import Update as PtbUpdate
-
             application = built
             errors: list[BaseException] = []
 
@@ -286,7 +280,8 @@ async def test_an_example_mounts_the_store_next_to_the_merchants_own_handlers(ap
         try:
             mark = api.mark()
             await feed(api.message_update(ann, "/hello"))
-            assert [c.params["text"] for c in api.calls()[mark:] if c.method == "sendMessage"] == ["Hello from my own bot!"]
+            sent = [c.params["text"] for c in api.calls()[mark:] if c.method == "sendMessage"]
+            assert sent == ["Hello from my own bot!"]
 
             mark = api.mark()
             await feed(api.message_update(ann, "/start"))

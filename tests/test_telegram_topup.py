@@ -45,7 +45,8 @@ async def test_given_a_topup_when_the_buyer_types_a_wrong_then_a_right_number_pa
         await shop.send(api.message_update(ann, "138 0013 8000"))
         confirm = last_to_ann()
         assert "13800138000" in confirm.params["text"]
-        confirm_data = next(b["callback_data"] for b in buttons(confirm) if b["callback_data"].startswith("topup_confirm:"))
+        confirm_data = next(b["callback_data"] for b in buttons(confirm)
+                            if b["callback_data"].startswith("topup_confirm:"))
         await shop.send(api.callback_update(ann, confirm_data, confirm.result))
         [invoice] = api.calls("sendInvoice")
         order_id, stars = invoice.params["payload"], invoice.params["prices"][0]["amount"]

@@ -3,6 +3,8 @@ pattern, shown back for confirmation), pays, the order is pending until the supp
 callback to the store's HTTP server, or by polling — and a failure refunds."""
 from __future__ import annotations
 
+import asyncio
+import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -16,12 +18,14 @@ from app.bootstrap import JobsConfig, store_jobs
 from bots.http import HttpServer
 from config.settings import parse_settings
 from core.clock import FakeClock
+from core.errors import StoreError
 from core.models import Buyer
+from core.ports import TopupResult
 from core.supply import poll_topups
 from handlers.customer import Ctx, CustomerFlow
 from locales import Translator
 from storage.jobs import SqlJobStore
-from suppliers import handle_callback
+from suppliers import handle_callback, mount_callbacks
 from tests.fake_supplier import FakeSupplier
 from tests.helpers import CHANNEL, PROVIDER, RecordingGateway, RecordingNotifier, order_status, pay, settle
 
@@ -65,7 +69,8 @@ async def open_store(url: str, tmp_path: Path, fake: FakeSupplier, clock: FakeCl
 
 async def checkout(app: App, buyer: str, account: str = PHONE):
     """Product page -> Buy -> account -> confirm -> invoice; returns the order."""
-    flow, ctx = CustomerFlow(app.shop, Translator(), shop_name="Shop", numbered=False), Ctx(Buyer(CHANNEL, buyer), buyer, "en")
+    flow = CustomerFlow(app.shop, Translator(), shop_name="Shop", numbered=False)
+    ctx = Ctx(Buyer(CHANNEL, buyer), buyer, "en")
     pid = (await app.shop.product_by_sku(SKU)).id
     await flow.on_action(ctx, f"topup:{pid}")
     await flow.on_text(ctx, account)
@@ -184,8 +189,6 @@ async def test_a_topup_the_supplier_refuses_or_keeps_failing_is_refunded(sqlite_
 
 async def test_the_account_is_checked_by_the_core_too_and_numbered_channels_can_still_pick_an_action(
         sqlite_url, tmp_path, fake):
-    from core.errors import StoreError
-
     async with open_store(sqlite_url, tmp_path, fake) as (app, _, _, _):
         pid = (await app.shop.product_by_sku(SKU)).id
         with pytest.raises(StoreError) as err:
@@ -202,10 +205,6 @@ async def test_the_account_is_checked_by_the_core_too_and_numbered_channels_can_
 
 
 async def test_a_callback_and_a_poll_racing_finish_the_topup_once(db_url, tmp_path, fake):
-    import asyncio
-
-    from core.ports import TopupResult
-
     async with open_store(db_url, tmp_path, fake) as (app, notifier, _, _):
         order = await checkout(app, "u10")
         await pay(app, order)
@@ -222,8 +221,6 @@ async def test_a_callback_and_a_poll_racing_finish_the_topup_once(db_url, tmp_pa
 
 async def test_mount_callbacks_serves_the_route_run_py_starts(sqlite_url, tmp_path, fake):
     """What run.py does: mount the callbacks on its HttpServer, start it when a supplier has a callback_url."""
-    from suppliers import mount_callbacks
-
     async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, _, _):
         server = HttpServer("127.0.0.1", 0)
         assert mount_callbacks(server, app.shop, app.settings) is True
@@ -308,8 +305,6 @@ async def test_a_callback_signed_by_another_supplier_cannot_finish_this_supplier
 
 
 async def test_a_stale_or_undated_callback_is_refused_and_a_fresh_one_is_taken(sqlite_url, tmp_path, fake):
-    import time
-
     async with open_store(sqlite_url, tmp_path, fake) as (app, notifier, gateway, callback):
         order = await checkout(app, "u13")
         await pay(app, order)

@@ -131,7 +131,7 @@ def test_given_a_code_then_its_fingerprint_is_stable_per_product_and_differs_acr
     assert b"CODE-1" not in fp
 
 
-async def test_given_an_imported_code_when_imported_again_after_a_restart_then_it_is_a_duplicate_but_not_across_products(
+async def test_given_an_imported_code_when_imported_again_after_restart_then_it_is_a_duplicate_but_not_across_products(
         sqlite_url: str, tmp_path: Path) -> None:
     async with open_shop(sqlite_url, tmp_path, catalog=TWO_PRODUCTS) as (app, _, _):
         codes = await import_n(app, 3)
@@ -227,7 +227,7 @@ def test_given_codes_when_the_cli_starts_without_its_key_file_then_it_exits_with
 
 # -- rekey ---------------------------------------------------------------------------------------------------
 
-async def test_given_codes_sold_and_unsold_when_rekeyed_with_a_new_key_via_the_cli_then_all_move_and_still_read_the_same(
+async def test_given_codes_sold_and_unsold_when_rekeyed_to_a_new_key_via_the_cli_then_all_move_and_still_read_the_same(
         tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     cfg = write_config(tmp_path, url=url)

@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from wechatpy.utils import WeChatSigner
 
 from core.models import Buyer
 from tests.fake_wechat_api import FakeWeChatAPI
@@ -186,8 +187,6 @@ async def test_a_stale_future_or_garbled_timestamp_is_refused_even_when_signed(a
 
 
 def _signed_by_token(shop: WeChatShop, timestamp: str, nonce: str) -> dict[str, str]:
-    from wechatpy.utils import WeChatSigner
-
     signer = WeChatSigner()
     signer.add_data(shop.wx.token, timestamp, nonce)
     return {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce}

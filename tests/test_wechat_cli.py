@@ -8,8 +8,10 @@ import socket
 import sys
 from pathlib import Path
 
+import aiohttp
 import yaml
 
+from tests.fake_supplier import FakeSupplier
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.wechat_harness import APPID, SECRET, TOKEN
 
@@ -106,10 +108,6 @@ async def test_a_missing_wechat_pay_certificate_stops_the_store_with_the_key_nam
 
 
 async def test_the_store_process_serves_supplier_callbacks_and_refuses_a_bad_signature(tmp_path):
-    import aiohttp  # noqa: PLC0415
-
-    from tests.fake_supplier import FakeSupplier  # noqa: PLC0415
-
     supplier = await FakeSupplier().start()
     try:
         async with FakeWeChatAPI(APPID, SECRET) as api:

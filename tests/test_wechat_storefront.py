@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 
 from bots.wechat.client import WeComRobot
+from core.clock import FakeClock
 from core.models import Buyer
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.fake_wechat_pay import FakeWeChatPay
@@ -287,10 +288,6 @@ async def buy_four_long_codes(shop: WeChatShop) -> tuple[str, list[str]]:
 
 async def test_given_a_delivery_in_several_messages_when_the_second_fails_once_then_each_part_arrives_once(
         api, pay, tmp_path):
-    from datetime import datetime
-
-    from core.clock import FakeClock
-
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     async with WeChatShop(api, tmp_path, pay=pay, clock=clock, extra={"catalog": LONG_CATALOG}) as shop:
         order_id, codes = await buy_four_long_codes(shop)

@@ -21,6 +21,7 @@ from app import App
 from bots.http import HttpServer
 from config.settings import Settings, parse_settings
 from core.clock import Clock
+from core.models import Buyer
 from core.supply import import_codes
 from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
@@ -116,8 +117,6 @@ class WeChatShop:
             return resp.status, await resp.read()
 
     async def order_ids(self, openid: str) -> list[str]:
-        from core.models import Buyer
-
         return [o.id for o in await self.app.shop.my_orders(Buyer("wechat", openid), limit=50)]
 
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel, BeforeValidator, SecretStr  # noqa: E402
 from pydantic.fields import FieldInfo  # noqa: E402
 from pydantic_core import PydanticUndefined  # noqa: E402
 
-from config.settings import fields as settings_module  # noqa: E402  (the field types: per-language text)
 from config.settings import Settings  # noqa: E402
+from config.settings import fields as settings_module  # noqa: E402  (the field types: per-language text)
 
 OUTPUT = ROOT / "docs" / "configuration.md"
 REGENERATE = "make docs"  # what a reader runs (tools/config_reference.py --write)

@@ -1,4 +1,4 @@
-"""The fast tier: use cases and pure decisions on the fake unit of work (tests/unit/fakes.py) and a FakeClock; no
+"""The fast tier: use cases and pure decisions on the fake unit of work (tests/unit/fakes/) and a FakeClock; no
 database, no network, no sleeping. `make test-fast` runs it alone."""
 from __future__ import annotations
 
