@@ -1,6 +1,6 @@
 """Static checks of the whole tree, run with the tests: ruff with the rule set in pyproject.toml (pyflakes, style,
-bugbear, pyupgrade, no function-level imports; docs/tests-and-benchmarks.md says why each). An undefined name in a rarely taken branch is a crash waiting for
-its day: one in core/payments.py was only found this way."""
+bugbear, pyupgrade, no function-level imports; docs/tests-and-benchmarks.md says why each). An undefined name in
+a rarely taken branch is a crash waiting for its day: one in core/payments.py was only found this way."""
 from __future__ import annotations
 
 import subprocess
