@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ def scheduled(app: Any, owner: str, runs: list[tuple[str, str, str]]) -> tuple[A
     return scheduler, runner
 
 
+async def until(done: Callable[[], bool], timeout: float) -> None:
+    """Wait on the real clock until `done()` (the scheduler's real ticks), failing after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_two_processes_on_postgres_run_each_job_once_per_tick_and_a_dead_holder_is_replaced(
         db_url: str, tmp_path: Path) -> None:
@@ -55,14 +64,18 @@ async def test_two_processes_on_postgres_run_each_job_once_per_tick_and_a_dead_h
         sa.start()
         sb.start()
         try:
-            await asyncio.sleep(3)
+            # Every job ticks at least 4 times (~3 s at 0.5 s; longer on a loaded machine, never a fixed sleep).
+            await until(lambda: all(sum(1 for j, _, _ in runs if j == job) >= 4 for job in JOBS), 20)
             lease = await ra.store.lease()
             assert lease is not None
             holder = lease.owner
             before = len(runs)
             # The holder dies: its scheduler stops, its lease is not released.
             (sa if holder == "A" else sb).shutdown(wait=False)
-            await asyncio.sleep(LEASE + 2.5)
+            survivor = "B" if holder == "A" else "A"
+            # The lease lapses (LEASE s) and the survivor takes every job over.
+            await until(lambda: all(any(j == job and o == survivor for j, _, o in runs[before:]) for job in JOBS),
+                        LEASE + 20)
         finally:
             for s in (sa, sb):
                 if s.running:
@@ -79,7 +92,7 @@ async def test_two_processes_on_postgres_run_each_job_once_per_tick_and_a_dead_h
     assert [o for _, _, o in then].count(holder) <= len(JOBS)  # at most what was in flight when it died
     for job in JOBS:
         mine = sorted(tick for j, tick, o in first if j == job)
-        assert len(mine) >= 4, (job, mine)  # ~ every tick of 3 s at 0.5 s
+        assert len(mine) >= 4, (job, mine)  # every tick at 0.5 s until each job had 4
         assert any(j == job and o == other for j, _, o in then), job  # the survivor took every job over
 
 
