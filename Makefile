@@ -1,5 +1,7 @@
 # The two commands: `make run` (the store; the terminal demo when no channel is configured) and `make test`.
-# Each creates .venv and installs what it needs on first use (and again when pyproject.toml changes).
+# Each creates .venv and installs what it needs on first use (and again when pyproject.toml changes), and the Debian
+# packages it needs when they are missing (tools/system-packages.sh: apt-get as root; otherwise it names them):
+# fonts-noto-cjk for the report charts' Chinese text, and for the tests chromium (browser tests).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@tools/system-packages.sh fonts-noto-cjk
 	$(PY) run.py $(ARGS)
 
 # Parallel workers (pytest-xdist): many tests wait on sockets, subprocesses and fsync, so one more worker than
@@ -22,6 +25,7 @@ run: $(STAMP)
 # their asserts again every time (2 s of CPU per worker): the test run keeps its bytecode cache.
 PYTEST_WORKERS ?= 3
 test: $(STAMP)
+	@tools/system-packages.sh chromium fonts-noto-cjk
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The fast tier alone (tests/unit: use cases on an in-memory unit of work, pure rules; no database, no network):
