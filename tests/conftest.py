@@ -19,6 +19,10 @@ PG_URL = os.environ.get("STORE_TEST_POSTGRES_URL", "")
 # .ci/run sets this: there, an unreachable PostgreSQL is a failure, not a skip.
 PG_REQUIRED = os.environ.get("STORE_TEST_REQUIRE_POSTGRES") == "1"
 
+# Headless Chromium for browser tests (`page`, `browser`) and their screenshot on failure; Playwright's client
+# is all it imports (a tenth of a second), the browser starts only for a test that asks.
+pytest_plugins = ("tests.browser",)
+
 
 def _pg_admin(url: str):  # noqa: ANN202
     from sqlalchemy.engine import make_url  # noqa: PLC0415 - keeps tests/unit free of DB drivers
