@@ -30,9 +30,14 @@ REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
                                                                                            pytest.TestReport]:
-    """Keep each phase's report on the test, so the page fixture's teardown knows whether the test failed."""
+    """Keep each phase's report on the test, so the page fixture's teardown knows whether the test failed; a failed
+    test's report names the screenshot the teardown is about to take (said now: pytest-xdist sends the report on
+    before the teardown runs)."""
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
+    if report.when == "call" and report.failed and "page" in getattr(item, "fixturenames", ()):
+        shot = screenshot_path(item.nodeid)
+        report.sections.append(("browser", f"screenshot of the page when the test failed: {shot}"))
     return report
 
 
@@ -67,12 +72,9 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
     try:
         yield p
         reports = request.node.stash.get(REPORTS, {})
-        if any(r.failed for r in reports.values()):
+        if "call" in reports and reports["call"].failed:
             path = screenshot_path(request.node.nodeid)
             path.parent.mkdir(parents=True, exist_ok=True)
             await p.screenshot(path=str(path), full_page=True)
-            request.node.user_properties.append(("screenshot", str(path)))
-            reports["call" if "call" in reports else "setup"].sections.append(
-                ("browser", f"screenshot of the page when the test failed: {path}"))
     finally:
         await context.close()
