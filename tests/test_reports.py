@@ -58,7 +58,7 @@ def _seed() -> list[Seed]:
     return out
 
 
-async def _load(db: Database, seeds: list[Seed]) -> None:
+async def _load(db: Database, seeds: list[Seed], *, stock: bool = True) -> None:
     at = datetime(2026, 10, 1, tzinfo=UTC)
     async with db.write_engine.begin() as conn:
         await conn.execute(insert(t.products), [
@@ -73,6 +73,8 @@ async def _load(db: Database, seeds: list[Seed]) -> None:
              "created_at": (s.paid_at or at) - timedelta(minutes=1),
              "expires_at": (s.paid_at or at) + timedelta(minutes=30), "paid_at": s.paid_at}
             for s in seeds])
+        if not stock:  # codes need the vault's key when a store opens the database
+            return
         codes = list(STOCK.items())
         rows = [{"id": 1000 * pid + k, "product_id": pid, "status": "available", "key_id": "k", "nonce": b"n",
                  "ciphertext": b"c", "fingerprint": f"{pid}-{k}".encode()} for pid, n in codes for k in range(n)]
