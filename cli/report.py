@@ -13,7 +13,7 @@ from app import App
 from cli.common import Voice
 from config.settings import Settings
 from core.csvfiles import csv_text
-from core.reports import Figures, ReportDesk, ReportsError
+from core.reports import Figures, ReportsError
 from locales import Translator
 
 
@@ -60,7 +60,7 @@ async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> i
         say.err("cli.report.which_period")
         return 2
     async with await App.open(settings) as app:
-        desk = ReportDesk(app.db.uow, app.clock, zone=settings.jobs.timezone)
+        desk = app.shop.reports
         try:
             period = desk.between(args.first, args.last) if args.first else desk.period(args.period or "7d")
         except ReportsError as exc:
