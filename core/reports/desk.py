@@ -1,8 +1,7 @@
 """The report desk: a period's figures from the database's aggregates (`uow.reports`) and the codes in stock."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from core.clock import Clock
 from core.ports import UnitOfWorkFactory
@@ -38,12 +37,9 @@ class ReportDesk:
         async with self.uow() as uow:
             rows = await uow.reports.sales(start, end)
             buyers, repeat = await uow.reports.buyers(start, end)
-            daily: list[tuple[date, dict[str, int]]] = []
-            for day in period.dates():
-                day_start = datetime.combine(day, time(), ZoneInfo(period.zone))
-                day_end = datetime.combine(day + timedelta(days=1), time(), ZoneInfo(period.zone))
-                daily.append((day, await uow.reports.revenue(day_start, day_end)))
+            per_day = await uow.reports.daily(start, end, period.zone)
             stock = await uow.codes.stock(self.clock.now())
+        daily = [(day, per_day.get(day, {})) for day in period.dates()]
         return self._figures(period, rows, buyers, repeat, daily, stock_lines=[(s.sku, s.available) for s in stock])
 
     @staticmethod

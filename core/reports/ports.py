@@ -1,7 +1,7 @@
 """What the reports need from storage (`uow.reports`, storage/reports.py): aggregates computed in the database."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from core.reports.figures import SalesRow
@@ -16,3 +16,6 @@ class ReportRepo(Protocol):
 
     async def revenue(self, start: datetime, end: datetime) -> dict[str, int]:
         """Money kept (paid, not refunded) per currency, for orders paid in [start, end)."""
+
+    async def daily(self, start: datetime, end: datetime, zone: str) -> dict[date, dict[str, int]]:
+        """Money kept per day of `zone` and currency, for orders paid in [start, end) (days with none left out)."""
