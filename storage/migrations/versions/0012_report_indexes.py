@@ -1,4 +1,6 @@
-"""report indexes: orders by the time they were paid, which every report (core/reports/) reads by
+"""report indexes: orders by the time they were paid, which every report (core/reports/) reads by, covering what
+the reports group and sum (status, currency, amount, qty, product, buyer) so a month of orders is read from the
+index alone
 
 Revision ID: 0012_report_indexes
 Revises: 0011_account_links
@@ -12,7 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_orders_paid', 'orders', ['paid_at'], unique=False)
+    op.create_index('ix_orders_paid', 'orders', ['paid_at', 'status', 'currency', 'amount', 'qty', 'product_id',
+                                                 'buyer_channel', 'buyer_id'], unique=False)
 
 
 def downgrade() -> None:
