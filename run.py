@@ -12,6 +12,7 @@ on is built by the composition root, app/.
     python run.py [--config PATH] jobs run NAME   run one job now
     python run.py [--config PATH] audit export --order ID [--format json|csv] [--out FILE]
     python run.py [--config PATH] codes burn SKU FILE   codes a supplier recalled: burned, buyers reissued
+    python run.py [--config PATH] report [--from D --to D | --period 7d] [--csv FILE]   sales figures
     python run.py [--config PATH] reseller ...    reseller accounts, wallets, API keys, card faces
 """
 from __future__ import annotations

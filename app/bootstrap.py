@@ -113,6 +113,7 @@ class App:
             shop.groups = groups = group_desk(shop, resellers, settings)
             shop.problems = problems = problem_desk(shop, settings)
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+            shop.reports.zone = settings.jobs.timezone  # reports count whole days of the store's zone
             shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:

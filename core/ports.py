@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from core.alerts import AdminAlerts
     from core.cardfaces import CardFaceRepo
     from core.groups import GroupRepo
+    from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
 
@@ -190,6 +191,7 @@ class UnitOfWork(Protocol):
     groups: GroupRepo  # reseller group chats (core/groups.py)
     card_faces: CardFaceRepo  # resellers' card faces and bound users (core/cardfaces.py)
     wechat: NoncePairRepo  # the WeChat callback's (timestamp, nonce) pairs (bots/wechat/replays.py)
+    reports: ReportRepo  # a period's sales aggregates (core/reports/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -35,6 +35,7 @@ from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
+from core.reports import ReportDesk
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.supply import SupplyDesk, check_account
 from core.vault import Vault
@@ -142,6 +143,8 @@ class Shop:
         self.groups: GroupDesk | None = None  # reseller group chats
         self.problems: ProblemDesk | None = None  # buyers' problem reports, tickets, reissues
         self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
+        # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
+        self.reports = ReportDesk(uow_factory, clock)
 
     # -- registration (the composition root's calls) ----------------------------------------------
     def add_gateway(self, gateway: PaymentGateway) -> None:

@@ -5,7 +5,6 @@ failed or are retrying, jobs whose last run failed, and suppliers failing now; t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -16,22 +15,10 @@ from core.ports import UnitOfWorkFactory
 from core.supply import StockWatch, SupplierHealth
 
 
-@dataclass(frozen=True, slots=True)
-class SalesLine:
-    """Orders of one product, currency and status paid in a window, with their quantity and amount."""
-
-    sku: str
-    currency: str
-    status: str
-    orders: int
-    qty: int
-    amount: int
-
-
 class SummaryFigures(Protocol):
-    """What the summary counts beyond the repositories (storage/jobs.py SqlJobStore)."""
+    """What the summary counts beyond the repositories (storage/jobs.py SqlJobStore); sales come from the reports'
+    aggregates (`uow.reports`, core/reports/)."""
 
-    async def sales_between(self, start: datetime, end: datetime) -> list[SalesLine]: ...
     async def failures_between(self, start: datetime, end: datetime) -> dict[str, int]: ...
     async def records(self) -> dict[str, dict[str, Any]]:
         """Each scheduled job's record by name (`ok`: whether its last run succeeded)."""
@@ -55,16 +42,16 @@ class DailySummary:
         now = self.clock.now()
         end = end or now
         start = end - timedelta(days=1)
-        lines = await self.figures.sales_between(start, end)
+        pools = {p.id for p in await self.stock.pool_products()}
+        async with self.uow() as uow:
+            lines = await uow.reports.sales(start, end)
+            stock = [s for s in await uow.codes.stock(self.clock.now()) if s.product_id in pools]
         orders = sum(x.orders for x in lines if x.status == "delivered")
         revenue: dict[str, int] = {}
         for x in lines:
             if x.status == "delivered":
                 revenue[x.currency] = revenue.get(x.currency, 0) + x.amount
         refunds = sum(x.orders for x in lines if x.status in ("refunding", "refunded"))
-        pools = {p.id for p in await self.stock.pool_products()}
-        async with self.uow() as uow:
-            stock = [s for s in await uow.codes.stock(self.clock.now()) if s.product_id in pools]
         failures = await self.figures.failures_between(start, end)
         records = await self.figures.records()
         failed_jobs = sorted(name for name, r in records.items() if r.get("ok") is False)

@@ -11,6 +11,7 @@
     /reissue T12|ID                          answer a ticket: the order's codes replaced from the pool
     /reject T12|ID TEXT                      answer a ticket: the buyer gets TEXT
     /payout RESELLER AMOUNT                  record a commission paid out (minor units; handlers/wallet.py)
+    /report [today|7d|30d|D..D]              a period's sales figures (handlers/reports.py)
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -46,6 +47,7 @@ from core.shop import Shop
 from core.supply import ImportReport, looks_binary
 from handlers import aftersales as aftersales_ui
 from handlers import errors, risk_admin
+from handlers import reports as reports_ui
 from handlers.groups import ResellerCommands
 from handlers.merchant import AdminCtx, Usage
 from handlers.screen import Screen
@@ -56,7 +58,8 @@ log = logging.getLogger(__name__)
 
 RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject", "/payout", "/tickets"}) | risk_admin.COMMANDS | RESELLER_COMMANDS
+                      "/reissue", "/reject", "/payout", "/tickets", reports_ui.COMMAND}) | risk_admin.COMMANDS \
+    | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -239,6 +242,8 @@ class AdminFlow:
             return await risk_admin.run(self, ctx, command, rest)
         if command in RESELLER_COMMANDS:
             return [await self._reseller(ctx, command, args, rest)]
+        if command == reports_ui.COMMAND:  # a period's sales figures (handlers/reports.py)
+            return [await reports_ui.report_command(self, ctx, rest)]
         if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
             return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")
@@ -261,7 +266,7 @@ class AdminFlow:
     def _help(self, lang: str) -> Screen:
         t = self.i18n.t
         body = "\n".join(t(lang, key) for key in ("admin.help.body", "aftersales.admin.help", "risk.admin.help",
-                                                   "groups.admin.help", "wallet.admin.help"))
+                                                   "groups.admin.help", "wallet.admin.help", "reports.admin.help"))
         return Screen(t(lang, "admin.help.title"), body)
 
     def _title(self, p: Product | None, lang: str) -> str:

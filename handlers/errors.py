@@ -19,6 +19,7 @@ from core.cardfaces import CardFaceCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
 from core.payments import Refusal
+from core.reports import ReportCode
 from core.resellers import ResellerCode
 from handlers.screen import Screen
 from locales import Translator
@@ -30,6 +31,7 @@ ROOMS: dict[type[StrEnum], str] = {
     AdminCode: "admin.error",  # merchant commands
     CardFaceCode: "cardface.error",  # card faces (the command line)
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
+    ReportCode: "admin.error",  # reports: a merchant's /report period
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

@@ -41,13 +41,14 @@ from storage.groups import GroupRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
+from storage.reports import SqlReportRepo
 from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
 from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, groups, ports, resellers, risk
+    from core import aftersales, cardfaces, groups, ports, reports, resellers, risk
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -152,6 +153,7 @@ class SqlUnitOfWork:
     wechat: ports.NoncePairRepo
     tickets: aftersales.TicketRepo
     recalls: aftersales.RecallRepo
+    reports: reports.ReportRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -185,6 +187,7 @@ class SqlUnitOfWork:
         self.wechat = NoncePairRepo(*args)  # the WeChat callback's (timestamp, nonce) pairs
         self.tickets = SqlTicketRepo(*args)  # after-sales tickets and a buyer's history
         self.recalls = SqlRecallRepo(*args)  # codes by fingerprint: recalls, the audit export
+        self.reports = SqlReportRepo(*args)  # a period's sales aggregates
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

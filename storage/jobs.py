@@ -14,13 +14,12 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import CodeStatus
-from core.summary import SalesLine
 from jobs.lease import JOB_PREFIX, LEASE_KEY, Lease
 from storage import tables as t
 
@@ -114,18 +113,6 @@ class SqlJobStore:
             counts = Counter(r.product_id for r in rows)
             await conn.commit()
         return dict(counts)
-
-    async def sales_between(self, start: datetime, end: datetime) -> list[SalesLine]:
-        """Orders paid in [start, end) that were delivered (refunded ones are counted apart)."""
-        o = t.orders.c
-        async with self.db.read_engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.products.c.sku, o.currency, o.status, func.count(), func.sum(o.qty), func.sum(o.amount))
-                .select_from(t.orders.join(t.products, t.products.c.id == o.product_id))
-                .where(and_(o.paid_at >= start, o.paid_at < end))
-                .group_by(t.products.c.sku, o.currency, o.status))
-            return [SalesLine(sku, cur, status, n, int(qty or 0), int(amount or 0))
-                    for sku, cur, status, n, qty, amount in rows]
 
     async def failures_between(self, start: datetime, end: datetime) -> dict[str, int]:
         """Outbox rows given up in the window, and rows still waiting after failed attempts."""

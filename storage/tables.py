@@ -209,6 +209,9 @@ Index("ix_customers_phone", customers.c.phone)
 # Indexed counts for the rules (a buyer's orders of one product) and the risk check (a group chat's orders).
 Index("ix_orders_buyer_product", orders.c.buyer_channel, orders.c.buyer_id, orders.c.product_id, orders.c.created_at)
 Index("ix_orders_chat", orders.c.chat_id, orders.c.created_at)
+# Reports: orders paid in a period, covering what they group and sum (0012; core/reports/, storage/reports.py).
+Index("ix_orders_paid", orders.c.paid_at, orders.c.status, orders.c.currency, orders.c.amount, orders.c.qty,
+      orders.c.product_id, orders.c.buyer_channel, orders.c.buyer_id)
 
 # What the risk check decided for an order that scored anything (or went to review).
 order_risk = Table(
