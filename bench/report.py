@@ -1,0 +1,147 @@
+"""A 30-day report over a large month of orders: how long `ReportDesk.figures` takes and how much memory the
+process that makes it needs, on SQLite and (with --postgres URL) PostgreSQL.
+
+The store's own schema (Alembic migrations, with the report's covering index) on a fresh SQLite file or a fresh
+PostgreSQL database (created and dropped here). Seeding is not timed: --orders (1,000,000) paid orders spread
+over November 2026 in the report's time zone, across 20 products, CNY and Stars, one in ten refunded, 200,000
+buyers. The report then runs in a child process (`--report-only`), so `peak_rss_mb` is the report's own, not
+the seeding's.
+
+Targets: `seconds_sqlite` <= 5, `seconds_postgres` <= 3, `peak_rss_mb` <= 300. The console's page-load
+figure (`console_p99_ms`) comes with the console. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+from sqlalchemy import insert
+
+from bench.common import emit, log, sqlite_url, temp_dir
+from core.clock import FakeClock
+from core.reports import ReportDesk
+from storage import tables as t
+from storage.db import Database
+
+MONTH = datetime(2026, 10, 31, 16, tzinfo=UTC)  # 1 November, 00:00 in ZONE: every order falls in the report
+NOW = datetime(2026, 12, 1, 1, tzinfo=UTC)
+PRODUCTS = 20
+ZONE = "Asia/Shanghai"
+
+
+def order_rows(n: int, start: int) -> list[dict[str, Any]]:
+    rnd = random.Random(start)
+    rows = []
+    for i in range(start, start + n):
+        at = MONTH + timedelta(seconds=rnd.randrange(30 * 86400))
+        currency = rnd.choice(["CNY", "XTR"])
+        rows.append({"id": f"o{i}", "buyer_channel": rnd.choice(["telegram", "wechat"]),
+                     "buyer_id": str(rnd.randrange(200_000)), "chat_id": "c",
+                     "product_id": rnd.randrange(1, PRODUCTS + 1),
+                     "qty": 1, "unit_price": 100, "amount": 100, "currency": currency, "stars": None,
+                     "status": rnd.choice(["delivered"] * 9 + ["refunded"]), "language": "en", "created_at": at,
+                     "expires_at": at, "paid_at": at})
+    return rows
+
+
+async def seed(url: str, orders: int) -> None:
+    db = Database(url)
+    try:
+        await db.upgrade()
+        async with db.write_engine.begin() as conn:
+            await conn.execute(insert(t.products), [
+                {"id": i, "sku": f"P{i}", "kind": "code", "title": {}, "description": {}, "category": {}, "price": 100,
+                 "currency": "CNY", "stars": None, "min_qty": 1, "max_qty": 5, "hold_minutes": None, "active": True,
+                 "rules": {}, "position": i, "created_at": MONTH, "updated_at": MONTH} for i in range(1, PRODUCTS + 1)])
+            for start in range(0, orders, 20_000):
+                await conn.execute(insert(t.orders), order_rows(min(20_000, orders - start), start))
+                if start % 200_000 == 0:
+                    log(f"seeded {start:,} / {orders:,}")
+        if url.startswith("postgresql"):
+            async with db.write_engine.begin() as conn:
+                await conn.exec_driver_sql("ANALYZE orders")
+    finally:
+        await db.dispose()
+
+
+async def report(url: str) -> dict[str, Any]:
+    db = Database(url)
+    try:
+        desk = ReportDesk(db.uow, FakeClock(NOW), zone=ZONE)
+        period = desk.between("2026-11-01", "2026-11-30")
+        started = time.perf_counter()
+        figures = await desk.figures(period)
+        seconds = time.perf_counter() - started
+    finally:
+        await db.dispose()
+    return {"seconds": round(seconds, 3), "orders_paid": figures.orders_paid, "buyers": figures.buyers,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def report_in_child(url: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--report-only", url], capture_output=True, text=True,
+                         timeout=600, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def on_postgres(admin_url: str, orders: int) -> dict[str, Any]:
+    name = f"store_bench_report_{uuid.uuid4().hex[:8]}"
+    plain = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(plain)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = admin_url.rsplit("/", 1)[0] + "/" + name
+        await seed(url, orders)
+        return report_in_child(url)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"bench": "report", "orders": args.orders, "days": 30}
+    with temp_dir("bench-report-") as d:
+        url = sqlite_url(d / "store.db")
+        started = time.perf_counter()
+        await seed(url, args.orders)
+        log(f"SQLite seeded in {time.perf_counter() - started:.1f} s")
+        sq = report_in_child(url)
+    out.update({"seconds_sqlite": sq["seconds"], "peak_rss_mb_sqlite": sq["peak_rss_mb"],
+                "orders_paid": sq["orders_paid"], "buyers": sq["buyers"]})
+    ok = sq["seconds"] <= 5 and sq["peak_rss_mb"] <= 300 and sq["orders_paid"] == args.orders
+    if args.postgres:
+        pg = await on_postgres(args.postgres, args.orders)
+        out.update({"seconds_postgres": pg["seconds"], "peak_rss_mb_postgres": pg["peak_rss_mb"]})
+        ok = ok and pg["seconds"] <= 3 and pg["peak_rss_mb"] <= 300 and pg["orders_paid"] == sq["orders_paid"]
+    out["ok"] = ok
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=1_000_000)
+    p.add_argument("--postgres", metavar="URL", help="also on PostgreSQL (a database is created and dropped)")
+    p.add_argument("--report-only", metavar="DB_URL", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.report_only:
+        print(json.dumps(asyncio.run(report(args.report_only))))
+        return
+    emit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
