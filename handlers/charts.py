@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from matplotlib import dates as mdates
 from matplotlib import font_manager
@@ -89,17 +90,25 @@ def daily_revenue(days: Sequence[tuple[date, float]], *, title: str, unit: str =
     return _render(fig)
 
 
+V = TypeVar("V", int, float)
+
+
+def _hbars(ax: Axes, bars: Sequence[tuple[str, V]]) -> list[V]:
+    """Named horizontal bars, the first on top; the values, for their labels."""
+    values = [v for _, v in bars]
+    ys = range(len(bars))
+    ax.barh(ys, values, color=BAR)
+    ax.set_yticks(list(ys), [n for n, _ in bars])
+    ax.invert_yaxis()
+    return values
+
+
 def funnel(stages: Sequence[tuple[str, int]], *, title: str, style: ChartStyle | None = None) -> Chart:
     """Named stages as horizontal bars, first stage on top, each labelled with its count and its share of the
     first stage."""
     st = style or default_style()
     fig, ax = _figure(title, st)
-    names = [n for n, _ in stages]
-    counts = [c for _, c in stages]
-    ys = range(len(stages))
-    ax.barh(ys, counts, color=BAR)
-    ax.set_yticks(list(ys), names)
-    ax.invert_yaxis()
+    counts = _hbars(ax, stages)
     first = counts[0] if counts else 0
     labels = [f"{c:,}" + (f"  {c / first:.0%}" if first else "") for c in counts]
     _bar_labels(ax, counts, labels, st)
@@ -111,12 +120,7 @@ def top_products(products: Sequence[tuple[str, float]], *, title: str, unit: str
     """Products as horizontal bars in the order given (the caller sorts: best first, on top)."""
     st = style or default_style()
     fig, ax = _figure(title, st)
-    names = [n for n, _ in products]
-    values = [v for _, v in products]
-    ys = range(len(products))
-    ax.barh(ys, values, color=BAR)
-    ax.set_yticks(list(ys), names)
-    ax.invert_yaxis()
+    values = _hbars(ax, products)
     _bar_labels(ax, values, [_number(v) for v in values], st)
     if unit:
         ax.set_xlabel(unit, fontfamily=st.family)
