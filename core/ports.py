@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from core.aftersales import RecallRepo, TicketRepo
     from core.alerts import AdminAlerts
     from core.cardfaces import CardFaceRepo
+    from core.console import ConsoleRepo
     from core.groups import GroupRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
@@ -192,6 +193,7 @@ class UnitOfWork(Protocol):
     card_faces: CardFaceRepo  # resellers' card faces and bound users (core/cardfaces.py)
     wechat: NoncePairRepo  # the WeChat callback's (timestamp, nonce) pairs (bots/wechat/replays.py)
     reports: ReportRepo  # a period's sales aggregates (core/reports/)
+    console: ConsoleRepo  # the web console's login links and sessions (core/console.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

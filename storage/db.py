@@ -36,6 +36,7 @@ from core.clock import SystemClock
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.base import OFF_LOOP, Now
 from storage.cardfaces import CardFaceRepo
+from storage.console import ConsoleRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.groups import GroupRepo
 from storage.meta import MetaRepo
@@ -48,7 +49,7 @@ from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, groups, ports, reports, resellers, risk
+    from core import aftersales, cardfaces, console, groups, ports, reports, resellers, risk
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -154,6 +155,7 @@ class SqlUnitOfWork:
     tickets: aftersales.TicketRepo
     recalls: aftersales.RecallRepo
     reports: reports.ReportRepo
+    console: console.ConsoleRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -188,6 +190,7 @@ class SqlUnitOfWork:
         self.tickets = SqlTicketRepo(*args)  # after-sales tickets and a buyer's history
         self.recalls = SqlRecallRepo(*args)  # codes by fingerprint: recalls, the audit export
         self.reports = SqlReportRepo(*args)  # a period's sales aggregates
+        self.console = ConsoleRepo(*args)  # the web console's login links and sessions
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

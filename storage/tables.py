@@ -321,3 +321,31 @@ link_codes = Table(
     Column("used_by", String(96), nullable=False, server_default=""),
     Index("ix_link_codes_owner", "channel", "external_id"),
 )
+
+# The web console's one-time login links and sessions (migration 0013_console; core/console.py): only the SHA-256
+# of each token is kept.
+console_links = Table(
+    "console_links", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("merchant_channel", String(16), nullable=False),
+    Column("merchant_id", String(64), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS),
+)
+
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("merchant_channel", String(16), nullable=False),
+    Column("merchant_id", String(64), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("ended_at", TS),
+    Column("agent", String(200), nullable=False, server_default=""),
+    Index("ix_console_sessions_open", "ended_at", "expires_at"),
+)
