@@ -1,0 +1,257 @@
+"""The console's aiohttp sub-application: sessions, CSRF, roles, language, security headers, templates.
+
+Every path under `/console/` but the login pages and the static files needs an open session (else: the login page,
+which says to send `/console` to the bot). Every POST needs the session's CSRF token (form field `csrf`, header
+`X-CSRF-Token`, or `?csrf=` for streamed uploads), else 403 and nothing is done. Pages marked `owner=True` (finances,
+exports, keys, the audit log, sessions) answer staff with 403, audited as `admin_denied`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from core.admin import AdminService, Merchant
+from core.console import ConsoleDesk, Session
+from core.models import Buyer
+from locales import Translator
+
+if TYPE_CHECKING:
+    from app.bootstrap import App
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+COOKIE = "console_session"
+LANG_COOKIE = "console_lang"
+PREFIX = "/console"
+PUBLIC = ("/login", "/static/")  # paths under PREFIX that need no session
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+# The menu: (path, message key, owners only). A page group adds its pages under its path (bots/web/pages/).
+NAV = [("/", "console.nav.dashboard", False), ("/products", "console.nav.products", False),
+       ("/codes", "console.nav.codes", False), ("/orders", "console.nav.orders", False),
+       ("/tickets", "console.nav.tickets", False), ("/reviews", "console.nav.reviews", False),
+       ("/resellers", "console.nav.resellers", True), ("/reports", "console.nav.reports", True),
+       ("/jobs", "console.nav.jobs", False), ("/audit", "console.nav.audit", True),
+       ("/sessions", "console.nav.sessions", True)]
+
+Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
+WEB_KEY = web.AppKey("console", object)
+
+
+@dataclass(slots=True)
+class Req:
+    """One console request as a page sees it: the aiohttp request, the session, the language."""
+
+    request: web.Request
+    web: ConsoleWeb
+    session: Session
+    token: str  # the session's cookie token (the CSRF token is derived from it)
+    lang: str
+
+    @property
+    def merchant(self) -> Merchant:
+        return self.session.merchant
+
+    @property
+    def owner(self) -> bool:
+        return self.session.owner
+
+    def t(self, key: str, /, **params: object) -> str:
+        return self.web.i18n.t(self.lang, key, **params)
+
+    def money(self, amount: int, currency: str) -> str:
+        return self.web.i18n.money(amount, currency, self.lang)
+
+    @property
+    def csrf(self) -> str:
+        return ConsoleDesk.csrf_token(self.token)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
+        return self.web.render(self.request, template, status=status, req=self, **context)
+
+    def url(self, path: str) -> str:
+        return PREFIX + path
+
+
+@dataclass(slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    owner: bool  # owners only (staff: 403)
+
+
+@dataclass(slots=True)
+class Pages:
+    """A page group's routes (bots/web/pages/<group>.py declares `pages = Pages()` and decorates its handlers)."""
+
+    routes: list[Route] = field(default_factory=list)
+
+    def get(self, path: str, *, owner: bool = False) -> Callable[[Handler], Handler]:
+        return self._add("GET", path, owner)
+
+    def post(self, path: str, *, owner: bool = False) -> Callable[[Handler], Handler]:
+        return self._add("POST", path, owner)
+
+    def _add(self, method: str, path: str, owner: bool) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.routes.append(Route(method, path, fn, owner))
+            return fn
+        return deco
+
+
+class ConsoleWeb:
+    """The console's services and its aiohttp sub-application."""
+
+    def __init__(self, app: App, i18n: Translator | None = None) -> None:
+        settings = app.settings
+        self.app = app
+        self.settings = settings
+        self.shop = app.shop
+        self.i18n = i18n or Translator(settings.store.languages, settings.store.default_language)
+        c = settings.console
+        owners = {Buyer("telegram", str(a)) for a in settings.telegram.admins} | {
+            Buyer("wechat", str(a)) for a in settings.wechat.admins}
+        staff = {Buyer(*s.split(":", 1)) for s in c.staff}
+        self.desk = ConsoleDesk(app.shop.uow, app.clock, owners=owners, staff=staff, link_minutes=c.link_minutes,
+                                session_hours=c.session_hours, idle_minutes=c.idle_minutes)
+        self.admin = AdminService(app.shop)
+        self.base_url = settings.server.base_url()
+        self.secure = self.base_url.startswith("https://")
+        self.max_upload = c.max_upload_mb * 1024 * 1024
+        self.sub = web.Application(middlewares=[self._headers, self._gate])
+        self.sub[WEB_KEY] = self
+        self._env = aiohttp_jinja2.setup(self.sub, loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                         autoescape=True, undefined=jinja2.StrictUndefined)
+        versions = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:10] for f in (HERE / "static").iterdir()}
+        self._env.globals.update(prefix=PREFIX, languages=self.i18n.languages, nav=NAV,
+                                 static=lambda name: f"{PREFIX}/static/{name}?v={versions.get(name, '')}")
+        self.sub.router.add_static("/static/", HERE / "static")
+        self._routes: dict[tuple[str, str], Route] = {}
+        from bots.web.pages import ALL, add_public  # noqa: PLC0415 - the page modules import this one (Pages, Req)
+        add_public(self.sub)
+        for pages in ALL:
+            for route in pages.routes:
+                self._add(route)
+
+    def login_link(self, token: str) -> str:
+        return f"{self.base_url}{PREFIX}/login?t={token}"
+
+    def _add(self, route: Route) -> None:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            req: Req = request["console"]
+            if route.owner and not req.owner:
+                await self.admin.record_denied(req.merchant.channel, req.merchant.external_id,
+                                               f"console {route.path}")
+                return req.render("refused.html", status=403, reason="owner_only")
+            return await route.handler(req)
+
+        self._routes[(route.method, route.path)] = route
+        self.sub.router.add_route(route.method, route.path, handle)
+
+    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        lang = context.get("lang") or request.get("lang") or self.i18n.default
+        req = context.get("req")
+        context.setdefault("t", lambda key, **p: self.i18n.t(lang, key, **p))
+        context.setdefault("money", lambda amount, cur: self.i18n.money(amount, cur, lang))
+        context.setdefault("lang", lang)
+        context.setdefault("csrf", req.csrf if req is not None else "")
+        context.setdefault("session", req.session if req is not None else None)
+        context.setdefault("path", request.path)
+        context.setdefault("req", None)
+        return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+    # -- middlewares ----------------------------------------------------------------------------------------
+    def _language(self, request: web.Request) -> str:
+        asked = request.query.get("lang") or request.cookies.get(LANG_COOKIE) or ""
+        if asked in self.i18n.languages:
+            return asked
+        header = request.headers.get("Accept-Language", "").lower()
+        for part in header.split(","):
+            code = part.split(";")[0].strip()
+            if code.startswith("zh") and "zh_CN" in self.i18n.languages:
+                return "zh_CN"
+            if code.startswith("en") and "en" in self.i18n.languages:
+                return "en"
+        return self.i18n.default
+
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        request["lang"] = self._language(request)
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            self._secure(request, exc)
+            raise
+        self._secure(request, response)
+        return response
+
+    def _secure(self, request: web.Request, response: web.StreamResponse) -> None:
+        if response.prepared:
+            return
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")  # a login link's token never leaves in a Referer
+        if not request.path.startswith(PREFIX + "/static/"):
+            h.setdefault("Cache-Control", "no-store")
+        if request.query.get("lang") in self.i18n.languages:
+            response.set_cookie(LANG_COOKIE, request["lang"], path=PREFIX, max_age=365 * 86400, samesite="Strict",
+                                httponly=True, secure=self.secure)
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        rel = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
+        if any(rel.startswith(p) for p in PUBLIC):
+            return await handler(request)  # type: ignore[no-any-return]
+        token = request.cookies.get(COOKIE, "")
+        session = await self.desk.session(token)
+        if session is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther(PREFIX + "/login")
+            return self.render(request, "refused.html", status=401, reason="no_session")
+        req = Req(request, self, session, token, request["lang"])
+        if request.method not in ("GET", "HEAD") and not await self._csrf_ok(request, token):
+            log.warning("console: a %s to %s without a valid CSRF token (session %s)", request.method,
+                        request.path, session.id)
+            return req.render("refused.html", status=403, reason="csrf")
+        request["console"] = req
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def _csrf_ok(self, request: web.Request, token: str) -> bool:
+        given = request.headers.get("X-CSRF-Token") or request.query.get("csrf")
+        if not given and request.content_type == "application/x-www-form-urlencoded":
+            given = str((await request.post()).get("csrf", ""))
+        return ConsoleDesk.csrf_ok(token, given)
+
+    def set_session_cookie(self, response: web.StreamResponse, token: str) -> None:
+        response.set_cookie(COOKIE, token, path=PREFIX, httponly=True, samesite="Strict", secure=self.secure,
+                            max_age=self.desk.session_ttl.total_seconds())
+
+
+def see_other(location: str) -> web.Response:
+    """A 303 to another console page (returned, so cookies can be set on it)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def mount_console(server: Any, app: App, i18n: Translator | None = None) -> ConsoleWeb:
+    """The console on `server` (bots/http.py HttpServer) under /console/."""
+    console = ConsoleWeb(app, i18n)
+
+    async def bare(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(PREFIX + "/")
+
+    server.app.router.add_get(PREFIX, bare)
+    server.app.add_subapp(PREFIX, console.sub)
+    return console
