@@ -46,6 +46,7 @@ NAV = [("/", "console.nav.dashboard", False), ("/products", "console.nav.product
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 WEB_KEY = web.AppKey("console", object)
+LANG = web.RequestKey("console_lang", str)
 
 
 @dataclass(slots=True)
@@ -81,6 +82,9 @@ class Req:
 
     def url(self, path: str) -> str:
         return PREFIX + path
+
+
+REQ = web.RequestKey("console_req", Req)
 
 
 @dataclass(slots=True)
@@ -149,7 +153,7 @@ class ConsoleWeb:
 
     def _add(self, route: Route) -> None:
         async def handle(request: web.Request) -> web.StreamResponse:
-            req: Req = request["console"]
+            req = request[REQ]
             if route.owner and not req.owner:
                 await self.admin.record_denied(req.merchant.channel, req.merchant.external_id,
                                                f"console {route.path}")
@@ -160,7 +164,7 @@ class ConsoleWeb:
         self.sub.router.add_route(route.method, route.path, handle)
 
     def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-        lang = context.get("lang") or request.get("lang") or self.i18n.default
+        lang = context.get("lang") or request.get(LANG) or self.i18n.default
         req = context.get("req")
         context.setdefault("t", lambda key, **p: self.i18n.t(lang, key, **p))
         context.setdefault("money", lambda amount, cur: self.i18n.money(amount, cur, lang))
@@ -187,7 +191,7 @@ class ConsoleWeb:
 
     @web.middleware
     async def _headers(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        request["lang"] = self._language(request)
+        request[LANG] = self._language(request)
         try:
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
@@ -207,7 +211,7 @@ class ConsoleWeb:
         if not request.path.startswith(PREFIX + "/static/"):
             h.setdefault("Cache-Control", "no-store")
         if request.query.get("lang") in self.i18n.languages:
-            response.set_cookie(LANG_COOKIE, request["lang"], path=PREFIX, max_age=365 * 86400, samesite="Strict",
+            response.set_cookie(LANG_COOKIE, request[LANG], path=PREFIX, max_age=365 * 86400, samesite="Strict",
                                 httponly=True, secure=self.secure)
 
     @web.middleware
@@ -221,12 +225,12 @@ class ConsoleWeb:
             if request.method == "GET":
                 raise web.HTTPSeeOther(PREFIX + "/login")
             return self.render(request, "refused.html", status=401, reason="no_session")
-        req = Req(request, self, session, token, request["lang"])
+        req = Req(request, self, session, token, request[LANG])
         if request.method not in ("GET", "HEAD") and not await self._csrf_ok(request, token):
             log.warning("console: a %s to %s without a valid CSRF token (session %s)", request.method,
                         request.path, session.id)
             return req.render("refused.html", status=403, reason="csrf")
-        request["console"] = req
+        request[REQ] = req
         return await handler(request)  # type: ignore[no-any-return]
 
     async def _csrf_ok(self, request: web.Request, token: str) -> bool:
