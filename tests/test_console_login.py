@@ -97,19 +97,17 @@ async def test_staff_are_kept_off_owner_pages(sqlite_url: str, tmp_path: Path) -
 
 
 async def test_sessions_can_be_listed_and_revoked(sqlite_url: str, tmp_path: Path) -> None:
-    async with open_console(sqlite_url, tmp_path) as kit:
-        async with kit.client(OWNER) as http, kit.client(STAFF) as other:
-            sessions = await kit.web.desk.sessions()
-            assert {s.merchant for s in sessions} == {OWNER, STAFF}
-            staff_session = next(s for s in sessions if s.merchant == STAFF)
-            assert await kit.web.desk.revoke([staff_session.id], OWNER) == [staff_session.id]
-            assert (await kit.get(other, "/", allow_redirects=False))[0] == 303
-            assert (await kit.get(http, "/"))[0] == 200
-            assert await kit.web.desk.revoke([staff_session.id], OWNER) == []  # already ended
+    async with open_console(sqlite_url, tmp_path) as kit, kit.client(OWNER) as http, kit.client(STAFF) as other:
+        sessions = await kit.web.desk.sessions()
+        assert {s.merchant for s in sessions} == {OWNER, STAFF}
+        staff_session = next(s for s in sessions if s.merchant == STAFF)
+        assert await kit.web.desk.revoke([staff_session.id], OWNER) == [staff_session.id]
+        assert (await kit.get(other, "/", allow_redirects=False))[0] == 303
+        assert (await kit.get(http, "/"))[0] == 200
+        assert await kit.web.desk.revoke([staff_session.id], OWNER) == []  # already ended
 
 
 async def test_a_merchant_removed_from_the_config_loses_the_console(sqlite_url: str, tmp_path: Path) -> None:
-    async with open_console(sqlite_url, tmp_path) as kit:
-        async with kit.client(STAFF) as http:
-            kit.web.desk.staff.discard(STAFF)
-            assert (await kit.get(http, "/", allow_redirects=False))[0] == 303
+    async with open_console(sqlite_url, tmp_path) as kit, kit.client(STAFF) as http:
+        kit.web.desk.staff.discard(STAFF)
+        assert (await kit.get(http, "/", allow_redirects=False))[0] == 303
