@@ -101,7 +101,8 @@ def digest(token: str) -> str:
 
 class ConsoleDesk:
     def __init__(self, uow: UnitOfWork, clock: Clock, *, owners: set[Buyer], staff: set[Buyer],
-                 link_minutes: int = 10, session_hours: int = 12, idle_minutes: int = 120) -> None:
+                 link_minutes: int = 10, session_hours: int = 12, idle_minutes: int = 120,
+                 base_url: str = "") -> None:
         self.uow = uow
         self.clock = clock
         self.owners = owners
@@ -110,6 +111,10 @@ class ConsoleDesk:
         self.session_ttl = timedelta(hours=session_hours)
         self.idle = timedelta(minutes=idle_minutes)
         self.link_minutes = link_minutes
+        self.base_url = base_url  # the store's public address (`server.public_url`)
+
+    def login_url(self, token: str) -> str:
+        return f"{self.base_url}/console/login?t={token}"
 
     def role_of(self, who: Buyer) -> Role | None:
         if who in self.owners:

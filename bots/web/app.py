@@ -18,9 +18,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from app.bootstrap import console_desk
 from core.admin import AdminService, Merchant
 from core.console import ConsoleDesk, Session
-from core.models import Buyer
 from locales import Translator
 
 if TYPE_CHECKING:
@@ -124,14 +124,11 @@ class ConsoleWeb:
         self.shop = app.shop
         self.i18n = i18n or Translator(settings.store.languages, settings.store.default_language)
         c = settings.console
-        owners = {Buyer("telegram", str(a)) for a in settings.telegram.admins} | {
-            Buyer("wechat", str(a)) for a in settings.wechat.admins}
-        staff = {Buyer(*s.split(":", 1)) for s in c.staff}
-        self.desk = ConsoleDesk(app.shop.uow, app.clock, owners=owners, staff=staff, link_minutes=c.link_minutes,
-                                session_hours=c.session_hours, idle_minutes=c.idle_minutes)
+        if app.shop.console is None:  # mounted with `console.enabled` off (tests): the desk is made here
+            app.shop.console = console_desk(app.shop, settings)
+        self.desk = app.shop.console
         self.admin = AdminService(app.shop)
-        self.base_url = settings.server.base_url()
-        self.secure = self.base_url.startswith("https://")
+        self.secure = self.desk.base_url.startswith("https://")
         self.max_upload = c.max_upload_mb * 1024 * 1024
         self.sub = web.Application(middlewares=[self._headers, self._gate])
         self.sub[WEB_KEY] = self
@@ -149,7 +146,7 @@ class ConsoleWeb:
                 self._add(route)
 
     def login_link(self, token: str) -> str:
-        return f"{self.base_url}{PREFIX}/login?t={token}"
+        return self.desk.login_url(token)
 
     def _add(self, route: Route) -> None:
         async def handle(request: web.Request) -> web.StreamResponse:
