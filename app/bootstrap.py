@@ -87,6 +87,7 @@ class App:
         self.card_faces = card_faces  # resellers' card faces (定制卡面)
         self.alerts = alerts  # merchant alerts: one fan-out, the log plus the channels plugged in
         self.jobs: StoreJobs | None = None  # the scheduler's use cases, once job_runner built them
+        self.runner: JobRunner | None = None  # ... and their schedule in this process (the console's jobs page)
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -166,6 +167,7 @@ class App:
         self.jobs = store_jobs(self.shop, store, self.alerts, config)
         at = time.fromisoformat(js.daily_summary_at) if js.daily_summary_at else None
         self.jobs.register(runner, job_intervals(self.settings), at)
+        self.runner = runner
         return runner
 
     async def close(self) -> None:

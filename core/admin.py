@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
+from core.auditlog import PAGE as AUDIT_PAGE
+from core.auditlog import AuditLogError, AuditPage, AuditQuery, audit_page
 from core.batching import Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
@@ -274,6 +276,21 @@ class AdminService:
         await self.record(m, "audit", order_id=trail.order.id, product_id=trail.order.product_id,
                           entries=len(trail.entries))
         return trail
+
+    async def audit_log(self, m: Merchant, query: AuditQuery, limit: int = AUDIT_PAGE) -> AuditPage:
+        """The whole audit log, newest first, a page at a time, filtered (core/auditlog.py); a bad filter is
+        refused and recorded as refused, a look recorded with its filters after the page was read."""
+        try:
+            page = await audit_page(self.shop.uow, query, limit)
+        except AuditLogError as exc:
+            await self.record(m, "audit_log", refused=exc.code.value, **{k: str(v)[:32] for k, v in exc.params.items()})
+            raise
+        shown = {k: v for k, v in (("action", query.action), ("actor", query.actor[:96]), ("order", query.order_id),
+                                   ("since", query.since and query.since.isoformat()),
+                                   ("until", query.until and query.until.isoformat()), ("page", query.before_id))
+                 if v}
+        await self.record(m, "audit_log", entries=len(page.entries), **shown)
+        return page
 
     # -- after-sales tickets (core/aftersales/problems.py ProblemDesk) -----------------------------------------
     def _problems(self) -> ProblemDesk:

@@ -188,6 +188,7 @@ class AuditEntry:
     product_id: int | None = None
     code_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = field(default=None, compare=False)  # the row's id once stored (newest first = highest)
 
 
 @dataclass(slots=True)

@@ -129,6 +129,10 @@ class AuditRepo(Protocol):
     async def latest(self, action: str, actor: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """Newest first."""
     async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int: ...
+    async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
+                     until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        """Entries matching every filter given (`since` <= at < `until`, id < `before_id`), newest first (highest
+        id), each with its id (core/auditlog.py)."""
     async def lock_actor(self, action: str, actor: str) -> None:
         """Until this transaction ends, other transactions wait here for the same (action, actor): a
         count-then-add limit (reveals per hour) cannot be overrun by concurrent requests."""

@@ -48,7 +48,7 @@ class CustomerRepo(SqlRepo):
 
 
 def _audit(r: Row[Any]) -> AuditEntry:
-    return AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {})
+    return AuditEntry(r.action, r.actor, r.channel, r.at, r.order_id, r.product_id, r.code_id, r.detail or {}, r.id)
 
 
 class AuditRepo(SqlRepo):
@@ -77,6 +77,27 @@ class AuditRepo(SqlRepo):
         if since is not None:
             conds.append(c.at >= since)
         return (await self.c.execute(select(func.count()).select_from(t.audit).where(and_(*conds)))).scalar() or 0
+
+    async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
+                     until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        # Newest first by id: the primary key walks backwards and stops after `limit` matches; an order or an actor
+        # with its action narrows through their indexes (ix_audit_order, ix_audit_actor).
+        c = t.audit.c
+        conds: list[Any] = []
+        if action is not None:
+            conds.append(c.action == action)
+        if actor is not None:
+            conds.append(c.actor == actor)
+        if order_id is not None:
+            conds.append(c.order_id == order_id)
+        if since is not None:
+            conds.append(c.at >= since)
+        if until is not None:
+            conds.append(c.at < until)
+        if before_id is not None:
+            conds.append(c.id < before_id)
+        rows = await self.c.execute(select(t.audit).where(*conds).order_by(c.id.desc()).limit(limit))
+        return [_audit(r) for r in rows]
 
     async def lock_actor(self, action: str, actor: str) -> None:
         # SQLite: write transactions are already one at a time (BEGIN IMMEDIATE). PostgreSQL: a transaction

@@ -125,6 +125,12 @@ class SqlResellerRepo(SqlRepo):
         res = await self.c.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(status=status))
         return res.rowcount == 1
 
+    async def keys(self, reseller_id: int) -> list[ApiKey]:
+        c = api_keys.c
+        q = (select(c.id, c.key_id, c.reseller_id, c.status, c.rate_per_second, c.created_at)
+             .where(c.reseller_id == reseller_id).order_by(c.id.desc()))
+        return [_key(r) for r in await self.c.execute(q)]
+
     async def seen_nonces(self, pairs: Sequence[tuple[str, str]], at: datetime, forget_before: datetime | None
                           ) -> set[tuple[str, str]]:
         if forget_before is not None:

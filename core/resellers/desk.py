@@ -100,6 +100,7 @@ class ResellerDesk:
         self.refund_topup = self.topups.refund_topup
         self.create_api_key = self.api_keys.create_api_key
         self.revoke_api_key = self.api_keys.revoke_api_key
+        self.keys_of = self.api_keys.keys_of
         self.api_key = self.api_keys.api_key
         self.replayed = self.api_keys.replayed
         self.catalog = self.orders.catalog

@@ -64,12 +64,23 @@ class ApiKeys:
             await uow.commit()
         return key_id, secret
 
-    async def revoke_api_key(self, key_id: str) -> bool:
+    async def revoke_api_key(self, key_id: str, *, reseller_id: int | None = None) -> bool:
+        """The key stops working (within KEY_CACHE_SECONDS in other processes); False when there is no such key
+        (of that reseller, when one is named)."""
         async with self.uow(write=True) as uow:
+            if reseller_id is not None:
+                found = await uow.resellers.key(key_id)
+                if found is None or found[0].reseller_id != reseller_id:
+                    return False
             done = await uow.resellers.set_key_status(key_id, "revoked")
             await uow.commit()
         self._cache.pop(key_id, None)
         return done
+
+    async def keys_of(self, reseller_id: int) -> list[ApiKey]:
+        """A reseller's API keys, newest first, by key id and status: never a secret (it was shown once)."""
+        async with self.uow() as uow:
+            return await uow.resellers.keys(reseller_id)
 
     async def api_key(self, key_id: str) -> tuple[ApiKey, Reseller] | None:
         """An active key and its reseller (from a short cache), or None."""

@@ -19,7 +19,7 @@ from core.supply.desk import (
     request_id_for,
     status_notice,
 )
-from core.supply.health import SupplierHealth
+from core.supply.health import SupplierHealth, SupplierTrouble
 from core.supply.inventory import (
     ImportReport,
     LineParser,
@@ -35,7 +35,7 @@ from core.supply.stock import ExpiringCodes, StockWatch
 
 __all__ = [
     "ExpiringCodes", "ImportReport", "LineParser", "RekeyReport", "RestockDesk", "RestockRule", "RestockSupplier",
-    "StockWatch", "SupplierHealth", "SupplyDesk", "SupplyOutcome", "check_account", "import_codes", "looks_binary",
-    "order_id_of", "parse_lines", "poll_topups", "read_lines", "refund_pending_order", "rekey", "request_id_for",
-    "status_notice",
+    "StockWatch", "SupplierHealth", "SupplierTrouble", "SupplyDesk", "SupplyOutcome", "check_account", "import_codes",
+    "looks_binary", "order_id_of", "parse_lines", "poll_topups", "read_lines", "refund_pending_order", "rekey",
+    "request_id_for", "status_notice",
 ]

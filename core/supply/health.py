@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,17 @@ SUPPLIER_PREFIX = "supplier."
 BALANCE_ALERT_PREFIX = "alert.balance."
 TOPUP_STUCK_PREFIX = "topup.stuck."
 SUPPLIER_BACKOFF = timedelta(minutes=1)  # after the first failure; doubles up to backoff_max
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierTrouble:
+    """A supplier failing now (the merchants' jobs page)."""
+
+    name: str
+    failures: int  # in a row
+    error: str  # the last one: exception type and message, cut to 200 characters
+    since: datetime | None
+    retry_at: datetime | None
 
 
 class SupplierHealth:
@@ -91,9 +103,20 @@ class SupplierHealth:
 
     async def failing(self) -> list[str]:
         """The suppliers failing now (their last call failed), by name."""
+        return [t.name for t in await self.troubles()]
+
+    async def troubles(self) -> list[SupplierTrouble]:
+        """The suppliers failing now, by name: failures in a row, the last error, since when, the next try."""
         async with self.uow() as uow:
             states = await uow.meta.with_prefix(SUPPLIER_PREFIX)
-        return sorted(k[len(SUPPLIER_PREFIX):] for k, v in states.items() if json.loads(v).get("failures"))
+        out = []
+        for key, raw in sorted(states.items()):
+            state = _load(raw)
+            if state.get("failures"):
+                out.append(SupplierTrouble(key[len(SUPPLIER_PREFIX):], int(state["failures"]),
+                                           str(state.get("error", "")), _at(state.get("since")),
+                                           _at(state.get("retry_at"))))
+        return out
 
     async def stuck_topups(self) -> int:
         """Tell the merchants, once per top-up, of those the supplier has not finished `topup_stuck` after
@@ -119,3 +142,7 @@ class SupplierHealth:
 
 def _load(raw: str | None) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
+
+
+def _at(raw: object) -> datetime | None:
+    return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None

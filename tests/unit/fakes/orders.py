@@ -96,5 +96,16 @@ class FakeAuditRepo(FakeRepo):
         return sum(1 for e in self.s.audit if e.action == action and (actor is None or e.actor == actor)
                    and (since is None or e.at >= since))
 
+    async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
+                     until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        rows = [copied(e) for e in self.s.audit]
+        for i, e in enumerate(rows, 1):
+            e.id = i  # the fake's ids: the order of addition
+        found = [e for e in reversed(rows) if (action is None or e.action == action)
+                 and (actor is None or e.actor == actor) and (order_id is None or e.order_id == order_id)
+                 and (since is None or e.at >= since) and (until is None or e.at < until)
+                 and (before_id is None or (e.id or 0) < before_id)]
+        return found[:limit]
+
     async def lock_actor(self, action: str, actor: str) -> None:
         """Nothing to lock: write transactions of the fake run one at a time."""
