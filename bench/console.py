@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
-from bench.common import config_data, emit, log, sqlite_url, temp_dir
+from bench.common import config_data, emit, sqlite_url, temp_dir
 from config.settings import parse_settings
 from core.models import Buyer
 
