@@ -143,6 +143,6 @@ async def test_the_console_speaks_chinese_when_asked(sqlite_url: str, tmp_path: 
             assert status == 200 and "今日概览" in html and 'lang="zh-CN"' in html
             status, html = await kit.get(http, "/")  # the choice is kept (cookie)
             assert "今日概览" in html
-        async with aiohttp.ClientSession() as http:
-            async with http.get(kit.base + "/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}) as r:
-                assert "登录店铺后台" in await r.text()
+        async with aiohttp.ClientSession() as http, \
+                http.get(kit.base + "/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}) as r:
+            assert "登录店铺后台" in await r.text()
