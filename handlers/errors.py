@@ -17,6 +17,7 @@ from core.admin import AdminCode
 from core.aftersales import AftersalesCode
 from core.auditlog import AuditLogCode
 from core.cardfaces import CardFaceCode
+from core.console import ConsoleCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
 from core.payments import Refusal
@@ -34,6 +35,7 @@ ROOMS: dict[type[StrEnum], str] = {
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     ReportCode: "admin.error",  # reports: a merchant's /report period
     AuditLogCode: "admin.error",  # the audit log's filters (the console)
+    ConsoleCode: "console.login.refused",  # the web console's sign-in links
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req
+from bots.web.kit import Pages, Req
 from bots.web.pages.shown import Refusal, detail_text, refusal, when
 from core.auditlog import AuditLogCode, AuditLogError, AuditPage, AuditQuery
 from core.reports import ReportsError

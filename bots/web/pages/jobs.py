@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req
+from bots.web.kit import Pages, Req
 from bots.web.pages.shown import when
 from storage.jobs import SqlJobStore
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req, see_other
+from bots.web.kit import Pages, Req, see_other
 from bots.web.pages.shown import Refusal, page_refusal, refusal, when, whole
 from core.resellers import Reseller, ResellerCode, ResellerError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req, see_other
+from bots.web.kit import Pages, Req, see_other
 from bots.web.pages.shown import Refusal, page_refusal, when
 
 pages = Pages()
