@@ -283,12 +283,12 @@ class AdminService:
         try:
             page = await audit_page(self.shop.uow, query, limit)
         except AuditLogError as exc:
-            await self.record(m, "audit_log", refused=exc.code.value, **{k: str(v)[:32] for k, v in exc.params.items()})
+            await self.record(m, "audit_log", refused=exc.code.value, field=str(exc.params.get("field", "")))
             raise
-        shown = {k: v for k, v in (("action", query.action), ("actor", query.actor[:96]), ("order", query.order_id),
-                                   ("since", query.since and query.since.isoformat()),
-                                   ("until", query.until and query.until.isoformat()), ("page", query.before_id))
-                 if v}
+        asked = (("action", query.action), ("actor", query.actor[:96]), ("order", query.order_id),
+                 ("since", query.since and query.since.isoformat()),
+                 ("until", query.until and query.until.isoformat()), ("page", query.before_id))
+        shown: dict[str, Any] = {k: v for k, v in asked if v}
         await self.record(m, "audit_log", entries=len(page.entries), **shown)
         return page
 
