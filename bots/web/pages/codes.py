@@ -22,16 +22,19 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from bots.web.app import ConsoleWeb, Pages, Req, see_other
+from bots.web.kit import Pages, Req, see_other
 from core.admin import AdminCode, AdminError, Merchant, check_import_file
 from core.errors import Refused
 from core.models import Kind
 from core.supply import ImportReport
 from handlers import errors
+
+if TYPE_CHECKING:
+    from bots.web.app import ConsoleWeb
 
 log = logging.getLogger(__name__)
 pages = Pages()

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from babel.numbers import get_currency_precision
 
-from bots.web.app import Pages, Req, see_other
+from bots.web.kit import Pages, Req, see_other
 from core.admin import AdminCode, AdminError, ProductChange, check_sku
 from core.models import Kind, Product, StockLine, localized
 from handlers import errors

@@ -100,7 +100,9 @@
     $("import-submit").disabled = true;
 
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
+    const url = new URL(form.action);
+    url.searchParams.delete("csrf");  // the header carries it (the query is for the form without scripts)
+    xhr.open("POST", url.toString());
     xhr.setRequestHeader("Accept", "application/json");
     xhr.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
     xhr.upload.addEventListener("progress", (ev) => {
