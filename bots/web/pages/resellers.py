@@ -25,9 +25,10 @@ def _id(req: Req) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
 
 
-def _no_such(req: Req, raw: str) -> web.Response:
-    return req.render("resellers_list.html", status=404, rows=[], form={}, refused=refusal(
-        req, ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=raw[:24])))
+async def _no_such(req: Req, raw: str) -> web.Response:
+    """No such reseller: the list, with the refusal above it."""
+    return req.render("resellers_list.html", status=404, rows=await req.web.app.groups.all(), form={},
+                      refused=refusal(req, ResellerError(ResellerCode.UNKNOWN_RESELLER, reseller=raw[:24])))
 
 
 def _number(form: Any, field: str, code: ResellerCode, param: str, most: int = 10**12) -> int | None:
@@ -87,11 +88,11 @@ async def _detail(req: Req, r: Reseller, *, status: int = 200, refused: Refusal 
 async def _reseller(req: Req) -> Reseller | web.Response:
     rid = _id(req)
     if rid is None:
-        return _no_such(req, req.request.match_info["id"])
+        return await _no_such(req, req.request.match_info["id"])
     try:
         return await req.web.app.resellers.get(rid)
     except ResellerError:
-        return _no_such(req, str(rid))
+        return await _no_such(req, str(rid))
 
 
 @pages.get("/resellers/{id}", owner=True)
