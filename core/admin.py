@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -34,8 +34,10 @@ from core.models import (
     ProductSpec,
     StockLine,
 )
+from core.order_search import OrderQuery
+from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork
-from core.shop import MERCHANT_REFUND, Shop
+from core.shop import MERCHANT_REFUND, REVEALS_PER_HOUR, Shop
 from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
@@ -77,8 +79,10 @@ class AdminCode(StrEnum):
     NO_RESELLERS = "no_resellers"
     NOT_PAID = "not_paid"
     NOT_REISSUABLE = "not_reissuable"
+    NOTHING_TO_REVEAL = "nothing_to_reveal"
     ORDER_NOT_FOUND = "order_not_found"
     PROVIDER_MISSING = "provider_missing"
+    REVEAL_LIMIT = "reveal_limit"
     SKU_EXISTS = "sku_exists"
     TICKET_CLOSED = "ticket_closed"
     TICKET_NOT_FOUND = "ticket_not_found"
@@ -263,6 +267,39 @@ class AdminService:
             trail = await uow.audit.for_order(order.id)
         await self.record(m, "order", order_id=order.id, product_id=order.product_id)
         return OrderDetail(order, product, payments, [CodeRef(c.id, c.status) for c in stored], trail)
+
+    async def search_orders(self, m: Merchant, query: OrderQuery, per_page: int = 25) -> OrderPage:
+        """Orders by id, buyer, status and days (core/order_search.py), newest first, one page; audited."""
+        since, until = query.window(self.shop.reports.zone)  # whole days of the store's zone (jobs.timezone)
+        async with self.shop.uow() as uow:
+            orders = await uow.orders.search(order_id=query.order_id, channel=query.channel,
+                                             buyer_id=query.buyer_id, status=query.status, since=since,
+                                             until=until, limit=per_page + 1, offset=query.page * per_page)
+            products = await uow.products.get_many(sorted({o.product_id for o in orders}))
+        await self.record(m, "orders", **query.audit())
+        return OrderPage(orders[:per_page], products, query.page, len(orders) > per_page)
+
+    async def reveal_for_merchant(self, m: Merchant, order_id: str) -> tuple[Order, list[str]]:
+        """A delivered order's codes shown to a merchant (the console's "reveal"): audited as a `reveal` with the
+        merchant as the actor in the transaction that decrypts them, and limited like a buyer's reveals."""
+        order_id = self._order_id(order_id)
+        now = self.shop.clock.now()
+        async with self.shop.uow(write=True) as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id)
+            stored = (await load_stored(uow, [order]))[order.id] if order.status is OrderStatus.DELIVERED else []
+            if not stored:
+                raise AdminError(AdminCode.NOTHING_TO_REVEAL, order=order.id, status=order.status.value)
+            await uow.audit.lock_actor("reveal", m.key)  # concurrent reveals cannot overrun the limit
+            if await uow.audit.count("reveal", m.key, since=now - timedelta(hours=1)) >= REVEALS_PER_HOUR:
+                raise AdminError(AdminCode.REVEAL_LIMIT, limit=REVEALS_PER_HOUR)
+            codes = decrypt_codes(self.shop.vault, stored)
+            await uow.audit.add_many([AuditEntry("reveal", m.key, m.channel, now, order.id, order.product_id,
+                                                 detail={"merchant": True, "codes": len(codes),
+                                                         "code_ids": [c.id for c in stored]})])
+            await uow.commit()
+        return order, codes
 
     async def audit(self, m: Merchant, order_id: str) -> AuditTrail:
         """Every audit entry of an order (reveals, deliveries, reissues, refunds, merchant actions); the

@@ -18,6 +18,7 @@ from core.aftersales import AftersalesCode
 from core.cardfaces import CardFaceCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
+from core.order_search import SearchCode
 from core.payments import Refusal
 from core.reports import ReportCode
 from core.resellers import ResellerCode
@@ -32,6 +33,7 @@ ROOMS: dict[type[StrEnum], str] = {
     CardFaceCode: "cardface.error",  # card faces (the command line)
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     ReportCode: "admin.error",  # reports: a merchant's /report period
+    SearchCode: "admin.error",  # the console's order search
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own
