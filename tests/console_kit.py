@@ -102,8 +102,8 @@ async def open_console(url: str, tmp_path: Path, *, catalog: list[dict[str, Any]
     try:
         web = mount_console(server, app)
         await server.start()
-        web.base_url = f"http://127.0.0.1:{server.port}"
-        yield ConsoleKit(app, web, server, notifier, gateway, web.base_url)
+        web.desk.base_url = f"http://127.0.0.1:{server.port}"
+        yield ConsoleKit(app, web, server, notifier, gateway, web.desk.base_url)
     finally:
         await server.stop()
         await app.close()

@@ -111,3 +111,38 @@ async def test_a_merchant_removed_from_the_config_loses_the_console(sqlite_url: 
     async with open_console(sqlite_url, tmp_path) as kit, kit.client(STAFF) as http:
         kit.web.desk.staff.discard(STAFF)
         assert (await kit.get(http, "/", allow_redirects=False))[0] == 303
+
+
+async def test_the_cookie_and_headers_keep_the_session_to_the_console(sqlite_url: str, tmp_path: Path) -> None:
+    async with open_console(sqlite_url, tmp_path) as kit:
+        async with aiohttp.ClientSession() as http:
+            token = (await kit.link(OWNER)).split("t=", 1)[1]
+            async with http.post(kit.base + "/console/login", data={"t": token}, allow_redirects=False) as r:
+                cookie = r.headers["Set-Cookie"]
+                assert r.status == 303 and r.headers["Location"] == "/console/"
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+            assert "Secure" not in cookie  # plain http on 127.0.0.1: a Secure cookie would never come back
+            async with http.get(kit.base + "/console/login") as r:
+                h = r.headers
+                csp = h["Content-Security-Policy"]
+                assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+                assert h["X-Frame-Options"] == "DENY" and h["Referrer-Policy"] == "no-referrer"
+                assert h["Cache-Control"] == "no-store"
+        # behind https (server.public_url), the cookie is Secure
+        kit.web.secure = True
+        async with aiohttp.ClientSession() as http:
+            token = (await kit.link(OWNER)).split("t=", 1)[1]
+            async with http.post(kit.base + "/console/login", data={"t": token}, allow_redirects=False) as r:
+                assert "Secure" in r.headers["Set-Cookie"]
+
+
+async def test_the_console_speaks_chinese_when_asked(sqlite_url: str, tmp_path: Path) -> None:
+    async with open_console(sqlite_url, tmp_path) as kit:
+        async with kit.client(OWNER) as http:
+            status, html = await kit.get(http, "/?lang=zh_CN")
+            assert status == 200 and "今日概览" in html and 'lang="zh-CN"' in html
+            status, html = await kit.get(http, "/")  # the choice is kept (cookie)
+            assert "今日概览" in html
+        async with aiohttp.ClientSession() as http, \
+                http.get(kit.base + "/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}) as r:
+            assert "登录店铺后台" in await r.text()

@@ -9,129 +9,42 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from core.admin import AdminService, Merchant
-from core.console import ConsoleDesk, Session
-from core.models import Buyer
+from bots.web.kit import COOKIE, LANG, LANG_COOKIE, NAV, PREFIX, PUBLIC, REQ, WEB_KEY, Req, Route
+from bots.web.pages import ALL, add_public
+from core.admin import AdminService
+from core.console import ConsoleDesk
 from locales import Translator
-
-if TYPE_CHECKING:
-    from app.bootstrap import App
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-COOKIE = "console_session"
-LANG_COOKIE = "console_lang"
-PREFIX = "/console"
-PUBLIC = ("/login", "/static/")  # paths under PREFIX that need no session
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-
-# The menu: (path, message key, owners only). A page group adds its pages under its path (bots/web/pages/).
-NAV = [("/", "console.nav.dashboard", False), ("/products", "console.nav.products", False),
-       ("/codes", "console.nav.codes", False), ("/orders", "console.nav.orders", False),
-       ("/tickets", "console.nav.tickets", False), ("/reviews", "console.nav.reviews", False),
-       ("/resellers", "console.nav.resellers", True), ("/reports", "console.nav.reports", True),
-       ("/jobs", "console.nav.jobs", False), ("/audit", "console.nav.audit", True),
-       ("/sessions", "console.nav.sessions", True)]
-
-Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
-WEB_KEY = web.AppKey("console", object)
-LANG = web.RequestKey("console_lang", str)
-
-
-@dataclass(slots=True)
-class Req:
-    """One console request as a page sees it: the aiohttp request, the session, the language."""
-
-    request: web.Request
-    web: ConsoleWeb
-    session: Session
-    token: str  # the session's cookie token (the CSRF token is derived from it)
-    lang: str
-
-    @property
-    def merchant(self) -> Merchant:
-        return self.session.merchant
-
-    @property
-    def owner(self) -> bool:
-        return self.session.owner
-
-    def t(self, key: str, /, **params: object) -> str:
-        return self.web.i18n.t(self.lang, key, **params)
-
-    def money(self, amount: int, currency: str) -> str:
-        return self.web.i18n.money(amount, currency, self.lang)
-
-    @property
-    def csrf(self) -> str:
-        return ConsoleDesk.csrf_token(self.token)
-
-    def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
-        return self.web.render(self.request, template, status=status, req=self, **context)
-
-    def url(self, path: str) -> str:
-        return PREFIX + path
-
-
-REQ = web.RequestKey("console_req", Req)
-
-
-@dataclass(slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    owner: bool  # owners only (staff: 403)
-
-
-@dataclass(slots=True)
-class Pages:
-    """A page group's routes (bots/web/pages/<group>.py declares `pages = Pages()` and decorates its handlers)."""
-
-    routes: list[Route] = field(default_factory=list)
-
-    def get(self, path: str, *, owner: bool = False) -> Callable[[Handler], Handler]:
-        return self._add("GET", path, owner)
-
-    def post(self, path: str, *, owner: bool = False) -> Callable[[Handler], Handler]:
-        return self._add("POST", path, owner)
-
-    def _add(self, method: str, path: str, owner: bool) -> Callable[[Handler], Handler]:
-        def deco(fn: Handler) -> Handler:
-            self.routes.append(Route(method, path, fn, owner))
-            return fn
-        return deco
 
 
 class ConsoleWeb:
     """The console's services and its aiohttp sub-application."""
 
-    def __init__(self, app: App, i18n: Translator | None = None) -> None:
+    def __init__(self, app: Any, i18n: Translator | None = None) -> None:
+        """`app`: the store's app.bootstrap.App (the composition root builds the console; nothing here imports it)."""
         settings = app.settings
         self.app = app
         self.settings = settings
         self.shop = app.shop
         self.i18n = i18n or Translator(settings.store.languages, settings.store.default_language)
         c = settings.console
-        owners = {Buyer("telegram", str(a)) for a in settings.telegram.admins} | {
-            Buyer("wechat", str(a)) for a in settings.wechat.admins}
-        staff = {Buyer(*s.split(":", 1)) for s in c.staff}
-        self.desk = ConsoleDesk(app.shop.uow, app.clock, owners=owners, staff=staff, link_minutes=c.link_minutes,
-                                session_hours=c.session_hours, idle_minutes=c.idle_minutes)
+        if app.shop.console is None:
+            raise ValueError("the console is off (console.enabled: false)")
+        self.desk = app.shop.console
         self.admin = AdminService(app.shop)
-        self.base_url = settings.server.base_url()
-        self.secure = self.base_url.startswith("https://")
+        self.secure = self.desk.base_url.startswith("https://")
         self.max_upload = c.max_upload_mb * 1024 * 1024
         self.sub = web.Application(middlewares=[self._headers, self._gate])
         self.sub[WEB_KEY] = self
@@ -142,14 +55,13 @@ class ConsoleWeb:
                                  static=lambda name: f"{PREFIX}/static/{name}?v={versions.get(name, '')}")
         self.sub.router.add_static("/static/", HERE / "static")
         self._routes: dict[tuple[str, str], Route] = {}
-        from bots.web.pages import ALL, add_public  # noqa: PLC0415 - the page modules import this one (Pages, Req)
         add_public(self.sub)
         for pages in ALL:
             for route in pages.routes:
                 self._add(route)
 
     def login_link(self, token: str) -> str:
-        return f"{self.base_url}{PREFIX}/login?t={token}"
+        return self.desk.login_url(token)
 
     def _add(self, route: Route) -> None:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -244,12 +156,7 @@ class ConsoleWeb:
                             max_age=self.desk.session_ttl.total_seconds())
 
 
-def see_other(location: str) -> web.Response:
-    """A 303 to another console page (returned, so cookies can be set on it)."""
-    return web.Response(status=303, headers={"Location": location})
-
-
-def mount_console(server: Any, app: App, i18n: Translator | None = None) -> ConsoleWeb:
+def mount_console(server: Any, app: Any, i18n: Translator | None = None) -> ConsoleWeb:
     """The console on `server` (bots/http.py HttpServer) under /console/."""
     console = ConsoleWeb(app, i18n)
 

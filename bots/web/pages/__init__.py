@@ -1,4 +1,4 @@
-"""The console's page groups: each module declares `pages = Pages()` (bots/web/app.py) and its handlers."""
+"""The console's page groups: each module declares `pages = Pages()` (bots/web/kit.py) and its handlers."""
 from __future__ import annotations
 
 from bots.web.pages import dashboard, orders, reviews, session, tickets

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req
+from bots.web.kit import Pages, Req
 from storage.jobs import SqlJobStore
 
 pages = Pages()

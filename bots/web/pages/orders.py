@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req
+from bots.web.kit import Pages, Req
 from bots.web.pages.words import refused, title, when
 from core.admin import AdminError
 from core.models import OrderStatus

@@ -2,18 +2,21 @@
 spends nothing); its POST redeems the token (core/console.py) and sets the session cookie."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from aiohttp import web
 
-from bots.web.app import COOKIE, PREFIX, WEB_KEY, ConsoleWeb, Pages, Req, see_other
+from bots.web.kit import COOKIE, PREFIX, WEB_KEY, Pages, Req, see_other
 from core.console import ConsoleError
+
+if TYPE_CHECKING:
+    from bots.web.app import ConsoleWeb
 
 pages = Pages()
 
 
 def _web(request: web.Request) -> ConsoleWeb:
-    console = request.app[WEB_KEY]
-    assert isinstance(console, ConsoleWeb)
-    return console
+    return cast("ConsoleWeb", request.app[WEB_KEY])
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:

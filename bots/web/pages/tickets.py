@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bots.web.app import Pages, Req
+from bots.web.kit import Pages, Req
 from bots.web.pages.words import Shown, refused, when
 from core.admin import TICKET_REFUSALS, AdminCode, AdminError
 from core.aftersales import AftersalesError, ticket_id_of

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bots.web.app import Req
+from bots.web.kit import Req
 from core.errors import Refused
 from core.models import Product, localized
 from handlers import errors
