@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
-from core.batching import Request
+from core.batching import QuietRequest, Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
@@ -152,6 +152,14 @@ class MerchantRefund(Request[RefundQueued]):
     order_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordAudit(QuietRequest[None]):
+    """An audit entry on its own (a merchant's view or refusal), group-committed: fifty merchants loading console
+    pages at once share one transaction instead of queueing for fifty (SQLite has one writer)."""
+
+    entry: AuditEntry
+
+
 @dataclass(slots=True)
 class ProductChange:
     """What `/product SKU ...` changes: exactly one of these is set."""
@@ -215,6 +223,7 @@ class AdminService:
         self.import_batch = import_batch  # None: the importer's own batch size (as the CLI)
         # Refunds run through the group committer like payments: its commit wakes the outbox dispatcher.
         shop.committer.register(MerchantRefund, self._refund_batch)
+        shop.committer.register(RecordAudit, self._record_batch)
 
     # -- audit ----------------------------------------------------------------------------------
     def _entry(self, m: Merchant, command: str, *, order_id: str | None = None, product_id: int | None = None,
@@ -224,10 +233,14 @@ class AdminService:
 
     async def record(self, m: Merchant, command: str, *, order_id: str | None = None,
                      product_id: int | None = None, **detail: Any) -> None:
-        """An audit entry on its own (views, refusals)."""
-        async with self.shop.uow(write=True) as uow:
-            await uow.audit.add_many([self._entry(m, command, order_id=order_id, product_id=product_id, **detail)])
-            await uow.commit()
+        """An audit entry on its own (views, refusals), written by the group committer (returns once committed)."""
+        await self.shop.committer.submit(RecordAudit(self._entry(m, command, order_id=order_id,
+                                                                 product_id=product_id, **detail)))
+
+    @staticmethod
+    async def _record_batch(uow: UnitOfWork, requests: Sequence[RecordAudit]) -> list[None]:
+        await uow.audit.add_many([r.entry for r in requests])
+        return [None] * len(requests)
 
     async def record_denied(self, channel: str, external_id: str, command: str) -> None:
         """Someone who is not a merchant tried a merchant command: nothing was shown or changed."""
@@ -363,6 +376,20 @@ class AdminService:
         await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order
+
+    async def refund_ticket(self, m: Merchant, ref: str) -> RefundQueued:
+        """Refund a ticket's order (T12; the console's ticket button) while the ticket is open: one another merchant
+        answered meanwhile (say, reissued) is refused, not refunded on top. The refund closes it as refunded."""
+        desk = self._problems()
+        order_id, ticket_id = await self._target(desk, ref)
+        if ticket_id is not None:
+            tickets = (await desk.tickets_for([order_id])).get(order_id, [])
+            state = next((tk.status for tk in tickets if tk.id == ticket_id), None)
+            if state is None:
+                raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=f"T{ticket_id}")
+            if state != "open":
+                raise AdminError(AdminCode.TICKET_CLOSED, ticket=f"T{ticket_id}", state=state)
+        return await self.refund(m, order_id)
 
     @staticmethod
     def _order_id(raw: str) -> str:

@@ -77,12 +77,14 @@ async def test_tickets_are_reissued_or_rejected_by_staff_and_refused_in_the_chat
 
 async def test_a_ticket_is_refunded_by_the_owner_only_and_once(db_url: str, tmp_path: Path) -> None:
     async with open_console(db_url, tmp_path) as kit:
-        await import_n(kit.app, 2)
+        await import_n(kit.app, 4)
         order, ref = await ticket_on(kit, buyer("alice"))
+        other, other_ref = await ticket_on(kit, buyer("bob"))
         async with kit.client(STAFF) as http:
             await kit.get(http, "/tickets")
             status, html = await kit.post(http, f"/tickets/{ref}/refund")
             assert (status, refusal(html)) == (403, "owner_only")
+            assert (await kit.post(http, f"/tickets/{other_ref}/reissue"))[0] == 200
         await settle(kit.app)
         assert kit.gateway.refunds == [] and await ticket_status(kit, order.id) == [("open", "", "")]
         async with kit.client(OWNER) as http:
@@ -92,7 +94,11 @@ async def test_a_ticket_is_refunded_by_the_owner_only_and_once(db_url: str, tmp_
             assert status == 200 and f'data-done="{ref}"' in html and "Refund queued" in html
             status, html = await kit.post(http, f"/tickets/{ref}/refund")
             assert (status, refusal(html)) == (409, "ticket_closed")
+            # staff reissued bob's meanwhile: the owner's (stale) refund button is refused, not paid out on top
+            status, html = await kit.post(http, f"/tickets/{other_ref}/refund")
+            assert (status, refusal(html)) == (409, "ticket_closed")
         await settle(kit.app)
+        assert await order_status(kit.app, other.id) == "delivered"
         assert kit.gateway.refunded_txns() == [f"txn-{order.id}"]
         assert await order_status(kit.app, order.id) == "refunded"
         assert await ticket_status(kit, order.id) == [("refunded", OWNER.key, "")]

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from bots.web.kit import Pages, Req
 from bots.web.pages.words import Shown, refused, when
-from core.admin import TICKET_REFUSALS, AdminCode, AdminError
-from core.aftersales import AftersalesError, ticket_id_of
+from core.admin import AdminCode, AdminError
+from core.aftersales import ticket_id_of
 
 pages = Pages()
 PER_PAGE = 20
@@ -70,24 +70,10 @@ async def reject(req: Req) -> web.StreamResponse:
 
 @pages.post("/tickets/{ref}/refund", owner=True)
 async def refund(req: Req) -> web.StreamResponse:
-    """Refund the ticket's order (the chat's /refund; it closes the order's open tickets as refunded). Only while
-    the ticket is open: one another merchant answered meanwhile is refused, as /reissue and /reject refuse it."""
-    admin = req.web.admin
+    """Refund the ticket's order while the ticket is open (AdminService.refund_ticket: the chat's /refund, which
+    closes the order's open tickets as refunded)."""
     try:
-        ref = _ref(req)
-        desk = req.web.shop.problems
-        if desk is None:
-            raise AdminError(AdminCode.NO_AFTERSALES)
-        try:
-            order_id, tid = await desk.order_of(ref)
-        except AftersalesError as exc:
-            raise AdminError(TICKET_REFUSALS[exc.code], **exc.params) from None
-        ticket = next((tk for tk in (await desk.tickets_for([order_id])).get(order_id, []) if tk.id == tid), None)
-        if ticket is None:
-            raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=ref)
-        if ticket.status != "open":
-            raise AdminError(AdminCode.TICKET_CLOSED, ticket=ref, state=ticket.status)
-        r = await admin.refund(req.merchant, order_id)
+        r = await req.web.admin.refund_ticket(req.merchant, ref := _ref(req))
     except AdminError as exc:
         return await _list(req, refusal=await refused(req, exc, "refund"))
     return await _list(req, done=(ref, req.t(
