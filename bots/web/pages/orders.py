@@ -17,6 +17,7 @@ from core.order_search import SearchError, parse_query
 pages = Pages()
 FIELDS = ("id", "buyer", "status", "from", "to")
 PER_PAGE = 25
+TRAIL_SHOWN = 100  # the newest entries of an order's trail (every view of it is one)
 
 
 def _form(req: Req) -> dict[str, str]:
@@ -58,7 +59,7 @@ async def order(req: Req) -> web.StreamResponse:
         return req.render("orders_result.html", status=shown.status, order_id=oid[:30], refusal=shown, done=None)
     return req.render("orders_detail.html", d=detail, when=lambda at: when(req, at), product_title=title(
         req, detail.product), refundable=detail.order.status is OrderStatus.DELIVERED,
-        revealable=detail.order.status is OrderStatus.DELIVERED and bool(detail.codes))
+        revealable=detail.order.status is OrderStatus.DELIVERED and bool(detail.codes), trail_shown=TRAIL_SHOWN)
 
 
 @pages.post("/orders/{id}/refund", owner=True)
