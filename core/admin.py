@@ -10,13 +10,14 @@ nothing here decrypts.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.batching import QuietRequest, Request
@@ -40,6 +41,7 @@ from core.ports import UnitOfWork
 from core.shop import MERCHANT_REFUND, REVEALS_PER_HOUR, Shop
 from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
+log = logging.getLogger(__name__)
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
 SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings/)
 ORDER_ID_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")
@@ -524,29 +526,71 @@ class AdminService:
         """Import a .txt/.csv file's codes with the CLI's importer (batches land whole; re-runs skip what
         landed). Refuses empty and binary files and unknown SKUs before anything lands."""
         check_import_file(file_name, len(data))
-        await self.check_import_target(sku)
+        product = await self.check_import_target(sku)
         if not data.strip():
             raise AdminError(AdminCode.EMPTY_FILE, name=file_name[:64])
         if looks_binary(data[:8192]):
             raise AdminError(AdminCode.BINARY_FILE, name=file_name[:64])
+        return await self._import(m, product, file_name, io.BytesIO(data), len(data), progress, None)
+
+    async def import_stream(self, m: Merchant, sku: str, file_name: str, fh: BinaryIO, size: int,
+                            progress: Callable[[int], None] | None = None,
+                            report: ImportReport | None = None) -> ImportReport:
+        """Import a .txt/.csv file read line by line from `fh` (the console's upload, saved to disk: never held
+        whole in memory); the size cap is the caller's. Refuses empty and binary files and unknown SKUs before
+        anything lands. `report` fills in as batches land: when a later batch fails, it and the audit say what
+        landed."""
+        product = await self.check_import_stream(sku, file_name, fh)
+        return await self._import(m, product, file_name, fh, size, progress, report)
+
+    async def check_import_stream(self, sku: str, file_name: str, fh: BinaryIO) -> Product:
+        """The refusals of `import_stream`, before anything lands: a .txt/.csv name, a product that takes codes,
+        a file that is neither binary nor blank. Leaves `fh` at its start."""
+        check_import_file(file_name, None)
+        product = await self.check_import_target(sku)
+        head = fh.read(8192)
+        if looks_binary(head):
+            raise AdminError(AdminCode.BINARY_FILE, name=file_name[:64])
+        while not head.strip():  # blank so far: read on (in blocks) until a non-blank byte or the end
+            if not head:
+                raise AdminError(AdminCode.EMPTY_FILE, name=file_name[:64])
+            head = fh.read(1 << 16)
+        fh.seek(0)
+        return product
+
+    async def _import(self, m: Merchant, product: Product, file_name: str, fh: BinaryIO, size: int,
+                      progress: Callable[[int], None] | None, report: ImportReport | None) -> ImportReport:
         kw: dict[str, Any] = {"batch_size": self.import_batch} if self.import_batch else {}
+        sku, product_id = product.sku, product.id
+        report = report if report is not None else ImportReport(sku)
         try:
-            report = await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku,
-                                        read_lines(io.BytesIO(data)), actor=m.key, channel=m.channel,
-                                        progress=progress, **kw)
+            await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku, read_lines(fh), actor=m.key,
+                               channel=m.channel, progress=progress, report=report, **kw)
         except StoreError as exc:
             if exc.code is ErrorCode.UNKNOWN_SKU:
                 raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku) from None
             if exc.code is ErrorCode.KIND_NOT_SUPPORTED:
                 raise AdminError(AdminCode.KIND_NOT_SUPPORTED, sku=sku) from None
+            await self._import_failed(m, sku, file_name, size, product_id, report, exc)
             raise
-        product = await self.shop.product_by_sku(sku)
-        if product is not None and report.imported and self.shop.resellers is not None:
-            await self.shop.resellers.fill_waiting([product.id])  # B2B orders waiting for stock, oldest first
-        await self.record(m, "import", product_id=product.id if product else None, sku=sku,
-                          file=file_name[:64], bytes=len(data), imported=report.imported,
-                          duplicates=report.duplicates, rejected=report.rejected)
+        except Exception as exc:
+            await self._import_failed(m, sku, file_name, size, product_id, report, exc)
+            raise
+        if report.imported and self.shop.resellers is not None:
+            await self.shop.resellers.fill_waiting([product_id])  # B2B orders waiting for stock, oldest first
+        await self.record(m, "import", product_id=product_id, sku=sku, file=file_name[:64], bytes=size,
+                          imported=report.imported, duplicates=report.duplicates, rejected=report.rejected)
         return report
+
+    async def _import_failed(self, m: Merchant, sku: str, file_name: str, size: int, product_id: int,
+                             report: ImportReport, exc: Exception) -> None:
+        """An import that stopped part-way: the batches that landed stay (sending the file again skips them)."""
+        try:
+            await self.record(m, "import", product_id=product_id, sku=sku, file=file_name[:64], bytes=size,
+                              imported=report.imported, duplicates=report.duplicates, rejected=report.rejected,
+                              lines=report.lines, failed=type(exc).__name__)
+        except Exception:
+            log.exception("could not audit the failed import into %s", sku)
 
     async def check_import_target(self, sku: str) -> Product:
         check_sku(sku)
