@@ -15,14 +15,14 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, BinaryIO
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.auditlog import PAGE as AUDIT_PAGE
 from core.auditlog import AuditLogError, AuditPage, AuditQuery, audit_page
-from core.batching import Request
+from core.batching import QuietRequest, Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
@@ -37,8 +37,10 @@ from core.models import (
     ProductSpec,
     StockLine,
 )
+from core.order_search import OrderQuery
+from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork
-from core.shop import MERCHANT_REFUND, Shop
+from core.shop import MERCHANT_REFUND, REVEALS_PER_HOUR, Shop
 from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,10 @@ class AdminCode(StrEnum):
     NO_RESELLERS = "no_resellers"
     NOT_PAID = "not_paid"
     NOT_REISSUABLE = "not_reissuable"
+    NOTHING_TO_REVEAL = "nothing_to_reveal"
     ORDER_NOT_FOUND = "order_not_found"
     PROVIDER_MISSING = "provider_missing"
+    REVEAL_LIMIT = "reveal_limit"
     SKU_EXISTS = "sku_exists"
     TICKET_CLOSED = "ticket_closed"
     TICKET_NOT_FOUND = "ticket_not_found"
@@ -152,6 +156,14 @@ class MerchantRefund(Request[RefundQueued]):
     order_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordAudit(QuietRequest[None]):
+    """An audit entry on its own (a merchant's view or refusal), group-committed: fifty merchants loading console
+    pages at once share one transaction instead of queueing for fifty (SQLite has one writer)."""
+
+    entry: AuditEntry
+
+
 @dataclass(slots=True)
 class ProductChange:
     """What `/product SKU ...` changes: exactly one of these is set."""
@@ -215,6 +227,7 @@ class AdminService:
         self.import_batch = import_batch  # None: the importer's own batch size (as the CLI)
         # Refunds run through the group committer like payments: its commit wakes the outbox dispatcher.
         shop.committer.register(MerchantRefund, self._refund_batch)
+        shop.committer.register(RecordAudit, self._record_batch)
 
     # -- audit ----------------------------------------------------------------------------------
     def _entry(self, m: Merchant, command: str, *, order_id: str | None = None, product_id: int | None = None,
@@ -224,10 +237,14 @@ class AdminService:
 
     async def record(self, m: Merchant, command: str, *, order_id: str | None = None,
                      product_id: int | None = None, **detail: Any) -> None:
-        """An audit entry on its own (views, refusals)."""
-        async with self.shop.uow(write=True) as uow:
-            await uow.audit.add_many([self._entry(m, command, order_id=order_id, product_id=product_id, **detail)])
-            await uow.commit()
+        """An audit entry on its own (views, refusals), written by the group committer (returns once committed)."""
+        await self.shop.committer.submit(RecordAudit(self._entry(m, command, order_id=order_id,
+                                                                 product_id=product_id, **detail)))
+
+    @staticmethod
+    async def _record_batch(uow: UnitOfWork, requests: Sequence[RecordAudit]) -> list[None]:
+        await uow.audit.add_many([r.entry for r in requests])
+        return [None] * len(requests)
 
     async def record_denied(self, channel: str, external_id: str, command: str) -> None:
         """Someone who is not a merchant tried a merchant command: nothing was shown or changed."""
@@ -267,6 +284,39 @@ class AdminService:
             trail = await uow.audit.for_order(order.id)
         await self.record(m, "order", order_id=order.id, product_id=order.product_id)
         return OrderDetail(order, product, payments, [CodeRef(c.id, c.status) for c in stored], trail)
+
+    async def search_orders(self, m: Merchant, query: OrderQuery, per_page: int = 25) -> OrderPage:
+        """Orders by id, buyer, status and days (core/order_search.py), newest first, one page; audited."""
+        since, until = query.window(self.shop.reports.zone)  # whole days of the store's zone (jobs.timezone)
+        async with self.shop.uow() as uow:
+            orders = await uow.orders.search(order_id=query.order_id, channel=query.channel,
+                                             buyer_id=query.buyer_id, status=query.status, since=since,
+                                             until=until, limit=per_page + 1, offset=query.page * per_page)
+            products = await uow.products.get_many(sorted({o.product_id for o in orders}))
+        await self.record(m, "orders", **query.audit())
+        return OrderPage(orders[:per_page], products, query.page, len(orders) > per_page)
+
+    async def reveal_for_merchant(self, m: Merchant, order_id: str) -> tuple[Order, list[str]]:
+        """A delivered order's codes shown to a merchant (the console's "reveal"): audited as a `reveal` with the
+        merchant as the actor in the transaction that decrypts them, and limited like a buyer's reveals."""
+        order_id = self._order_id(order_id)
+        now = self.shop.clock.now()
+        async with self.shop.uow(write=True) as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id)
+            stored = (await load_stored(uow, [order]))[order.id] if order.status is OrderStatus.DELIVERED else []
+            if not stored:
+                raise AdminError(AdminCode.NOTHING_TO_REVEAL, order=order.id, status=order.status.value)
+            await uow.audit.lock_actor("reveal", m.key)  # concurrent reveals cannot overrun the limit
+            if await uow.audit.count("reveal", m.key, since=now - timedelta(hours=1)) >= REVEALS_PER_HOUR:
+                raise AdminError(AdminCode.REVEAL_LIMIT, limit=REVEALS_PER_HOUR)
+            codes = decrypt_codes(self.shop.vault, stored)
+            await uow.audit.add_many([AuditEntry("reveal", m.key, m.channel, now, order.id, order.product_id,
+                                                 detail={"merchant": True, "codes": len(codes),
+                                                         "code_ids": [c.id for c in stored]})])
+            await uow.commit()
+        return order, codes
 
     async def audit(self, m: Merchant, order_id: str) -> AuditTrail:
         """Every audit entry of an order (reveals, deliveries, reissues, refunds, merchant actions); the
@@ -345,6 +395,20 @@ class AdminService:
         await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order
+
+    async def refund_ticket(self, m: Merchant, ref: str) -> RefundQueued:
+        """Refund a ticket's order (T12; the console's ticket button) while the ticket is open: one another merchant
+        answered meanwhile (say, reissued) is refused, not refunded on top. The refund closes it as refunded."""
+        desk = self._problems()
+        order_id, ticket_id = await self._target(desk, ref)
+        if ticket_id is not None:
+            tickets = (await desk.tickets_for([order_id])).get(order_id, [])
+            state = next((tk.status for tk in tickets if tk.id == ticket_id), None)
+            if state is None:
+                raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=f"T{ticket_id}")
+            if state != "open":
+                raise AdminError(AdminCode.TICKET_CLOSED, ticket=f"T{ticket_id}", state=state)
+        return await self.refund(m, order_id)
 
     @staticmethod
     def _order_id(raw: str) -> str:
