@@ -113,6 +113,8 @@ class ReportDesk:
     # -- figures ----------------------------------------------------------------------------------
     async def figures(self, period: Period) -> Figures:
         start, end = period.start, period.end
+        if self.events is not None:  # this process's latest views and invoices count too
+            await self.events.flush()
         async with self.uow() as uow:
             rows = relabel(await uow.reports.sales(start, end), await uow.reports.group_sales(start, end))
             buyers, repeat = await uow.reports.buyers(start, end)
