@@ -31,6 +31,7 @@ from storage.tables import metadata
 
 KEPT = tuple(s for s in PAID if s not in REFUNDED)
 IDS_PER_QUERY = 500  # order ids in one IN (...)
+API_PAID_WITHIN = timedelta(days=1)  # a B2B order is paid when it is made (a margin for the clock's edges)
 GROUP_QUOTE_AHEAD = timedelta(days=1, hours=1)  # a quote is confirmed within a day (confirm_minutes <= 1440)
 
 # The funnel's counters: views and invoices per day (of the store's zone), product and channel (0014_report_events).
@@ -61,23 +62,37 @@ def offset_stretches(start: datetime, end: datetime, zone: str) -> list[tuple[da
     return out
 
 
-def _reseller(buyer_id: str | None) -> int | None:
-    return int(buyer_id) if buyer_id is not None and buyer_id.isdigit() else None
-
-
 class SqlReportRepo(SqlRepo):
     async def sales(self, start: datetime, end: datetime) -> list[SalesRow]:
         o = t.orders.c
         p = t.products.c
-        reseller = case((o.buyer_channel == "api", o.buyer_id))  # a B2B API order's buyer is its reseller
         rows = await self.c.execute(
-            select(o.product_id, p.sku, o.currency, o.buyer_channel, o.status, reseller,
+            select(o.product_id, p.sku, o.currency, o.buyer_channel, o.status,
                    func.count(), func.sum(o.qty), func.sum(o.amount))
             .select_from(t.orders.join(t.products, p.id == o.product_id))
             .where(and_(o.paid_at >= start, o.paid_at < end))
-            .group_by(o.product_id, p.sku, o.currency, o.buyer_channel, o.status, reseller))
-        return [SalesRow(int(pid), sku, cur, ch, st, int(n), int(units or 0), int(amount or 0), _reseller(rid))
-                for pid, sku, cur, ch, st, rid, n, units, amount in rows if st in PAID]
+            .group_by(o.product_id, p.sku, o.currency, o.buyer_channel, o.status))
+        return [SalesRow(int(pid), sku, cur, ch, st, int(n), int(units or 0), int(amount or 0))
+                for pid, sku, cur, ch, st, n, units, amount in rows if st in PAID]
+
+    async def api_sales(self, start: datetime, end: datetime) -> list[SalesRow]:
+        """By reseller: each reseller's orders (buyer `api:<id>`) through the buyer's index, paid in the period (and
+        made shortly before: a B2B order is paid when it is made), so the cost follows the resellers' own orders,
+        not every order of the period."""
+        ids = [str(rid) for rid in (await self.c.execute(select(resellers.c.id))).scalars()]
+        if not ids:
+            return []
+        o = t.orders.c
+        p = t.products.c
+        rows = await self.c.execute(
+            select(o.product_id, p.sku, o.currency, o.status, o.buyer_id, func.count(), func.sum(o.qty),
+                   func.sum(o.amount))
+            .select_from(t.orders.join(t.products, p.id == o.product_id))
+            .where(and_(o.buyer_channel == "api", o.buyer_id.in_(ids), o.created_at >= start - API_PAID_WITHIN,
+                        o.created_at < end, o.paid_at >= start, o.paid_at < end))
+            .group_by(o.product_id, p.sku, o.currency, o.status, o.buyer_id))
+        return [SalesRow(int(pid), sku, cur, "api", st, int(n), int(units or 0), int(amount or 0), int(rid))
+                for pid, sku, cur, st, rid, n, units, amount in rows if st in PAID]
 
     async def _group_ids(self, start: datetime, end: datetime) -> dict[str, int]:
         """Order id -> reseller, for the group-chat quotes made in time to be paid in [start, end)."""

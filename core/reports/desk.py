@@ -116,12 +116,14 @@ class ReportDesk:
         if self.events is not None:  # this process's latest views and invoices count too
             await self.events.flush()
         async with self.uow() as uow:
-            rows = relabel(await uow.reports.sales(start, end), await uow.reports.group_sales(start, end))
+            groups = await uow.reports.group_sales(start, end)
+            rows = relabel(await uow.reports.sales(start, end), groups)
+            wallet = groups + await uow.reports.api_sales(start, end)  # paid from a reseller's wallet
             buyers, repeat = await uow.reports.buyers(start, end)
             per_day = await uow.reports.daily(start, end, period.zone)
             events = await uow.reports.events(period.first, period.last)
             purchases = await uow.reports.purchases(end - PURCHASE_WINDOW, end) if self.restocks else {}
-            names = await uow.reports.reseller_names(sorted({r.reseller for r in rows if r.reseller is not None}))
+            names = await uow.reports.reseller_names(sorted({r.reseller for r in wallet if r.reseller is not None}))
             stock = await uow.codes.stock(self.clock.now())
         unit_costs = dict(self.costs)
         for sku, source in self.restocks.items():
@@ -130,11 +132,23 @@ class ReportDesk:
                 unit_costs[sku] = round(cost / units)
         daily = [(day, per_day.get(day, {})) for day in period.dates()]
         return self._figures(period, rows, buyers, repeat, daily, stock_lines=[(s.sku, s.available) for s in stock],
-                             events=events, unit_costs=unit_costs, names=names)
+                             events=events, unit_costs=unit_costs, resellers=self._resellers(wallet, names))
+
+    @staticmethod
+    def _resellers(wallet: list[SalesRow], names: dict[int, str]) -> list[ResellerSales]:
+        """Each reseller's kept orders and revenue, best first."""
+        per: dict[int, tuple[list[int], dict[str, int]]] = {}
+        for r in wallet:
+            if r.reseller is not None and r.status not in REFUNDED:
+                count, money = per.setdefault(r.reseller, ([0], {}))
+                count[0] += r.orders
+                _add(money, r.currency, r.amount)
+        return sorted((ResellerSales(rid, names.get(rid, f"#{rid}"), n[0], money) for rid, (n, money) in per.items()),
+                      key=lambda s: (-sum(s.revenue.values()), s.name))
 
     def _figures(self, period: Period, rows: list[SalesRow], buyers: int, repeat: int,
                  daily: list[tuple[date, dict[str, int]]], *, stock_lines: list[tuple[str, int]],
-                 events: list[EventCount], unit_costs: dict[str, int], names: dict[int, str]) -> Figures:
+                 events: list[EventCount], unit_costs: dict[str, int], resellers: list[ResellerSales]) -> Figures:
         revenue: dict[str, int] = {}
         kept: dict[str, int] = {}
         refunded: dict[str, int] = {}
@@ -143,7 +157,6 @@ class ReportDesk:
         products: dict[tuple[str, str], list[int]] = {}
         units_by_sku: dict[str, int] = {}
         funnel: dict[str, list[int]] = {}  # chat channel -> [views, invoices, paid, delivered]
-        resellers: dict[int, tuple[list[int], dict[str, int]]] = {}
         refunds = paid = 0
         for e in events:
             stages = funnel.setdefault(CHANNELS.get(e.channel, e.channel), [0, 0, 0, 0])
@@ -168,24 +181,17 @@ class ReportDesk:
             p[1] += r.units
             p[2] += r.amount
             _add(units_by_sku, r.sku, r.units)
-            if r.reseller is not None and channel in RESELLER_CHANNELS:
-                count, money = resellers.setdefault(r.reseller, ([0], {}))
-                count[0] += r.orders
-                _add(money, r.currency, r.amount)
         cover = []
         for sku, available in stock_lines:
             per_day = units_by_sku.get(sku, 0) / period.days
             cover.append(StockCover(sku, available, per_day, available / per_day if per_day else None))
-        top_resellers = sorted((ResellerSales(rid, names.get(rid, f"#{rid}"), n[0], money)
-                                for rid, (n, money) in resellers.items()),
-                               key=lambda s: (-sum(s.revenue.values()), s.name))
         return Figures(
             period=period, revenue=revenue, orders_paid=paid, orders_kept=kept, buyers=buyers, repeat_buyers=repeat,
             refunds=refunds, refunded=refunded, by_channel=by_channel, orders_by_channel=orders_by_channel,
             products=[ProductFigures(sku, cur, o, u, a, unit_costs.get(sku), self.currency or cur)
                       for (sku, cur), (o, u, a) in sorted(products.items())],
             daily=daily, stock=cover, funnel_by_channel={ch: Funnel(*s) for ch, s in sorted(funnel.items())},
-            resellers=top_resellers)
+            resellers=resellers)
 
     # -- export -----------------------------------------------------------------------------------
     async def export_orders(self, period: Period, *, actor: str, channel: str) -> OrdersExport:

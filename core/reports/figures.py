@@ -26,7 +26,7 @@ class SalesRow:
     orders: int
     units: int
     amount: int
-    reseller: int | None = None  # the reseller whose wallet paid (B2B API and group orders)
+    reseller: int | None = None  # the reseller whose wallet paid (group_sales, api_sales)
 
 
 @dataclass(frozen=True, slots=True)

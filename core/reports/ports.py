@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 class ReportRepo(Protocol):
     async def sales(self, start: datetime, end: datetime) -> list[SalesRow]:
-        """Orders paid in [start, end), grouped by product, currency, buyer channel and status (and, for the B2B
-        API's orders, by reseller)."""
+        """Orders paid in [start, end), grouped by product, currency, buyer channel and status."""
+
+    async def api_sales(self, start: datetime, end: datetime) -> list[SalesRow]:
+        """The B2B API's orders among them (buyer channel `api`), grouped the same way and by reseller."""
 
     async def group_sales(self, start: datetime, end: datetime) -> list[SalesRow]:
         """The group-chat orders among them (each is also in `sales`, under its member's channel), grouped the
