@@ -9,11 +9,13 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
 from core.models import Buyer
 from core.reports import FlushEvents
+from handlers import charts as chart_module
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
 from storage.reports import report_events
@@ -60,6 +62,20 @@ async def test_report_today_shows_the_days_sales_refunds_and_repeat_buyers(db_ur
         assert [c.title for c in zh_charts] == ["每日销售额（CNY）", "转化漏斗", "热销商品（销量）"]
         audit = await admin_audit(app)
         assert any(e.detail.get("period") == f"{today}..{today}" for e in audit)
+
+
+async def test_without_the_cjk_font_the_figures_go_out_alone_with_a_note(db_url: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> chart_module.ChartStyle:
+        raise chart_module.ChartFontMissing("no CJK font for charts: install fonts-noto-cjk")
+
+    monkeypatch.setattr(chart_module, "default_style", missing)
+    async with open_shop(db_url, tmp_path, catalog=CATALOG) as (app, _, _):
+        await import_n(app, 2)
+        await delivered_order(app, "ann")
+        screens = await report(flow_for(app), "/report")
+        assert len(screens) == 1 and "Orders paid: 1" in screens[0].body
+        assert "The charts could not be drawn" in screens[0].footer
 
 
 async def test_a_buyers_product_views_and_invoice_reach_the_funnel_without_a_transaction_each(
