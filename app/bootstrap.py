@@ -24,8 +24,9 @@ from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
 from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
+from core.console import ConsoleDesk
 from core.groups import GroupDesk
-from core.models import Kind, ProductSpec
+from core.models import Buyer, Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
 from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
@@ -112,6 +113,7 @@ class App:
             shop.card_faces = card_faces = card_face_desk(shop, settings)
             shop.groups = groups = group_desk(shop, resellers, settings)
             shop.problems = problems = problem_desk(shop, settings)
+            shop.console = console_desk(shop, settings) if settings.console.enabled else None
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
             shop.reports.configure(  # whole days of the store's zone; costs from the catalogue or restock purchases
                 zone=settings.jobs.timezone, currency=settings.store.currency,
@@ -211,6 +213,17 @@ def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
                                                                                         f.font)))
                   for name, f in settings.card_faces.items()}
     return CardFaceDesk(shop.uow, shop.clock, configured)
+
+
+def console_desk(shop: Shop, settings: Settings) -> ConsoleDesk:
+    """Who may open the web console (owners: the merchants of the config; `console.staff`), its links, sessions."""
+    c = settings.console
+    owners = {Buyer("telegram", str(a)) for a in settings.telegram.admins} | {
+        Buyer("wechat", str(a)) for a in settings.wechat.admins}
+    staff = {Buyer(*s.split(":", 1)) for s in c.staff}
+    return ConsoleDesk(shop.uow, shop.clock, owners=owners, staff=staff, link_minutes=c.link_minutes,
+                       session_hours=c.session_hours, idle_minutes=c.idle_minutes,
+                       base_url=settings.server.base_url())
 
 
 def merchant_chats(settings: Settings) -> list[tuple[str, str]]:

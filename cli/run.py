@@ -14,6 +14,7 @@ from app.process import settle_heap
 from bots.b2b_api import mount_api
 from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
+from bots.web import mount_console
 from cli.common import Voice
 from config.settings import Settings
 from core.demo import seed_demo_codes
@@ -82,7 +83,10 @@ async def serve(settings: Settings) -> int:
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
             if settings.server.api:  # the B2B API for resellers under /api/v1
                 mount_api(server, app.resellers, settings)
-            if webhook or wechat is not None or callbacks or settings.server.api:
+            if settings.console.enabled:  # the merchant's web console under /console/
+                mount_console(server, app)
+                log.info("web console at %s/console/", settings.server.base_url())
+            if webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled:
                 await server.start()
             if runtime is not None:
                 if webhook:

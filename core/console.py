@@ -29,7 +29,7 @@ from typing import Protocol
 from core.clock import Clock
 from core.errors import Refused
 from core.models import AuditEntry, Buyer
-from core.ports import UnitOfWork
+from core.ports import UnitOfWorkFactory
 
 LINK_BYTES = 32
 TOUCH_EVERY = timedelta(minutes=1)  # a session's last_seen is written at most this often
@@ -45,7 +45,6 @@ class ConsoleCode(StrEnum):
     LINK_UNKNOWN = "link_unknown"
     LINK_USED = "link_used"
     LINK_EXPIRED = "link_expired"
-    SESSION_UNKNOWN = "session_unknown"
 
 
 class ConsoleError(Refused):
@@ -100,8 +99,9 @@ def digest(token: str) -> str:
 
 
 class ConsoleDesk:
-    def __init__(self, uow: UnitOfWork, clock: Clock, *, owners: set[Buyer], staff: set[Buyer],
-                 link_minutes: int = 10, session_hours: int = 12, idle_minutes: int = 120) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, owners: set[Buyer], staff: set[Buyer],
+                 link_minutes: int = 10, session_hours: int = 12, idle_minutes: int = 120,
+                 base_url: str = "") -> None:
         self.uow = uow
         self.clock = clock
         self.owners = owners
@@ -110,6 +110,10 @@ class ConsoleDesk:
         self.session_ttl = timedelta(hours=session_hours)
         self.idle = timedelta(minutes=idle_minutes)
         self.link_minutes = link_minutes
+        self.base_url = base_url  # the store's public address (`server.public_url`)
+
+    def login_url(self, token: str) -> str:
+        return f"{self.base_url}/console/login?t={token}"
 
     def role_of(self, who: Buyer) -> Role | None:
         if who in self.owners:

@@ -16,6 +16,7 @@ from typing import Any
 from core.admin import AdminCode
 from core.aftersales import AftersalesCode
 from core.cardfaces import CardFaceCode
+from core.console import ConsoleCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
 from core.payments import Refusal
@@ -32,6 +33,7 @@ ROOMS: dict[type[StrEnum], str] = {
     CardFaceCode: "cardface.error",  # card faces (the command line)
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     ReportCode: "admin.error",  # reports: a merchant's /report period
+    ConsoleCode: "console.login.refused",  # the web console's sign-in links
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

@@ -36,8 +36,8 @@ from core.clock import SystemClock
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.base import OFF_LOOP, Now
 from storage.cardfaces import CardFaceRepo
-from storage.console import ConsoleRepo
 from storage.catalog import CodeRepo, ProductRepo
+from storage.console import ConsoleRepo
 from storage.groups import GroupRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo

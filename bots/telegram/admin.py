@@ -18,6 +18,7 @@ import logging
 from bots.telegram.common import CHANNEL, TEXT_LIMIT, Button, Document, OutMessage, TelegramPort, buyer_of
 from core.admin import Merchant
 from core.shop import Shop
+from handlers import console_link as console_ui
 from handlers.admin import COMMANDS, AdminCtx, AdminFlow, ImportFile, ProgressSink, TableScreen, split_command
 from handlers.groups import ResellerCommands
 from handlers.screen import Screen
@@ -83,6 +84,11 @@ class TelegramAdmin:
                      lang_hint: str | None) -> bool:
         command, _ = split_command(text)
         merchant = user_id in self.admins
+        if command == console_ui.COMMAND:  # merchants and staff (core/console.py decides, and audits a refusal)
+            lang = (await self.shop.customer(buyer_of(user_id), lang_hint)).language or self.shop.default_language
+            await self._send(chat_id, await console_ui.console_link(self.shop.console, self.i18n,
+                                                                     Merchant(CHANNEL, str(user_id)), lang))
+            return True
         if command not in COMMANDS:
             if document is not None and merchant:  # a file without /import: say how
                 command = "/import"

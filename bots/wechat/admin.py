@@ -29,6 +29,7 @@ from core.background import Background
 from core.errors import StoreError
 from core.models import localized
 from core.shop import Shop
+from handlers import console_link as console_ui
 from handlers.admin import COMMANDS, AdminCtx, AdminFlow, split_command
 from handlers.screen import Screen
 from locales import Translator
@@ -54,6 +55,8 @@ class WeChatAdmin:
     async def handle(self, openid: str, text: str) -> list[Screen] | None:
         """The answer to a merchant command (or its refusal); None when the text is no merchant command."""
         command, _ = split_command(text)
+        if command == console_ui.COMMAND:
+            return [await self._console(openid)]
         if command not in COMMANDS:
             return None
         merchant = openid in self.admins
@@ -79,6 +82,15 @@ class WeChatAdmin:
         except Exception as exc:  # noqa: BLE001 - the merchant gets an answer; the log gets the type only
             log.error("merchant command %s failed: %s", command, type(exc).__name__)
             return [Screen(self.i18n.t(lang, "error.internal"), error="internal")]
+
+    async def _console(self, openid: str) -> Screen:
+        """A console sign-in link for a merchant or staff member; refused in plain mode, where anyone who saw one
+        genuine callback URL could ask for it as any openid (the link would go to them)."""
+        lang = await self.language(openid)
+        if not self.safe_mode:
+            log.warning("/console over WeChat refused: plain mode cannot prove who sent it")
+            return Screen(self.i18n.t(lang, "wechat.admin.safe_mode_only"), error="plain_mode")
+        return await console_ui.console_link(self.shop.console, self.i18n, Merchant(CHANNEL, openid), lang)
 
 
 def _typed(screen: Screen) -> Screen:

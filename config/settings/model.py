@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from config.settings.catalog import Product
+from config.settings.console import Console
 from config.settings.fields import Loc, fail
 from config.settings.jobs import Jobs
 from config.settings.resellers import CardFace, Resellers
@@ -44,11 +45,12 @@ class Settings(BaseModel):
     resellers: Resellers = Field(default_factory=Resellers, description="reseller wallets, commissions, exemptions")
     card_faces: dict[str, CardFace] = Field(default_factory=dict,
                                             description="resellers' card faces, by reseller name")
+    console: Console = Field(default_factory=Console, description="the merchant's web console")
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs", "risk",
-                     "resellers", mode="before")
+                     "resellers", "console", mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".

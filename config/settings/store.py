@@ -108,6 +108,9 @@ class Server(BaseModel):
 
     host: str = Field("127.0.0.1", description="the address the HTTP server listens on")
     port: int = Field(8080, ge=1, le=65535, description="its port")
+    public_url: str = Field("", description="the store's public address as buyers and merchants reach it (e.g. "
+                                            "`https://shop.example.com`, behind a TLS proxy): the console's login "
+                                            "links are built from it; empty: `http://host:port`")
     api: bool = Field(False, description="serve the B2B API for resellers (bots/b2b_api.py) under `/api/v1` on this "
                                          "server (the server starts for it); see [the API](resellers.md#the-api)")
     api_max_skew_seconds: int = Field(300, ge=30, le=3600,
@@ -116,6 +119,18 @@ class Server(BaseModel):
     api_rate_per_second: int = Field(20, ge=1, le=10_000,
                                      description="the rate limit a new API key gets (`reseller key --rate N` sets "
                                                  "another); each key has its own")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an http:// or https:// address (e.g. https://shop.example.com)")
+        return value
+
+    def base_url(self) -> str:
+        """Where the store's pages are reached from outside: `public_url`, else this server's own address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
