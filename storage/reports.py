@@ -108,12 +108,14 @@ class SqlReportRepo(SqlRepo):
         out: dict[tuple[int, str, str, str, str, int], list[int]] = {}
         chunk_ids = sorted(ids)
         for i in range(0, len(chunk_ids), IDS_PER_QUERY):
+            # By id alone, the period checked here: with the range in SQL too, PostgreSQL's generic plan for this
+            # prepared statement reads the period's index instead of 500 primary keys (1 s on the bench).
             rows = await self.c.execute(
-                select(o.id, o.product_id, p.sku, o.currency, o.buyer_channel, o.status, o.qty, o.amount)
+                select(o.id, o.product_id, p.sku, o.currency, o.buyer_channel, o.status, o.qty, o.amount, o.paid_at)
                 .select_from(t.orders.join(t.products, p.id == o.product_id))
-                .where(and_(o.id.in_(chunk_ids[i:i + IDS_PER_QUERY]), o.paid_at >= start, o.paid_at < end)))
-            for oid, pid, sku, cur, ch, st, qty, amount in rows:
-                if st in PAID:
+                .where(o.id.in_(chunk_ids[i:i + IDS_PER_QUERY])))
+            for oid, pid, sku, cur, ch, st, qty, amount, paid in rows:
+                if st in PAID and paid is not None and start <= paid < end:
                     into = out.setdefault((int(pid), sku, cur, ch, st, ids[oid]), [0, 0, 0])
                     into[0] += 1
                     into[1] += int(qty)
