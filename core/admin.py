@@ -10,16 +10,17 @@ nothing here decrypts.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
-from core.batching import Request
+from core.batching import QuietRequest, Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
     AuditEntry,
@@ -34,10 +35,13 @@ from core.models import (
     ProductSpec,
     StockLine,
 )
+from core.order_search import OrderQuery
+from core.outbox import decrypt_codes, load_stored
 from core.ports import UnitOfWork
-from core.shop import MERCHANT_REFUND, Shop
+from core.shop import MERCHANT_REFUND, REVEALS_PER_HOUR, Shop
 from core.supply import ImportReport, import_codes, looks_binary, read_lines
 
+log = logging.getLogger(__name__)
 ADMIN_POSITION = 1_000_000  # merchant-made products list after the configured ones
 SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as in config.yaml (config/settings/)
 ORDER_ID_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")
@@ -77,8 +81,10 @@ class AdminCode(StrEnum):
     NO_RESELLERS = "no_resellers"
     NOT_PAID = "not_paid"
     NOT_REISSUABLE = "not_reissuable"
+    NOTHING_TO_REVEAL = "nothing_to_reveal"
     ORDER_NOT_FOUND = "order_not_found"
     PROVIDER_MISSING = "provider_missing"
+    REVEAL_LIMIT = "reveal_limit"
     SKU_EXISTS = "sku_exists"
     TICKET_CLOSED = "ticket_closed"
     TICKET_NOT_FOUND = "ticket_not_found"
@@ -148,6 +154,14 @@ class MerchantRefund(Request[RefundQueued]):
     order_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordAudit(QuietRequest[None]):
+    """An audit entry on its own (a merchant's view or refusal), group-committed: fifty merchants loading console
+    pages at once share one transaction instead of queueing for fifty (SQLite has one writer)."""
+
+    entry: AuditEntry
+
+
 @dataclass(slots=True)
 class ProductChange:
     """What `/product SKU ...` changes: exactly one of these is set."""
@@ -211,6 +225,7 @@ class AdminService:
         self.import_batch = import_batch  # None: the importer's own batch size (as the CLI)
         # Refunds run through the group committer like payments: its commit wakes the outbox dispatcher.
         shop.committer.register(MerchantRefund, self._refund_batch)
+        shop.committer.register(RecordAudit, self._record_batch)
 
     # -- audit ----------------------------------------------------------------------------------
     def _entry(self, m: Merchant, command: str, *, order_id: str | None = None, product_id: int | None = None,
@@ -220,10 +235,14 @@ class AdminService:
 
     async def record(self, m: Merchant, command: str, *, order_id: str | None = None,
                      product_id: int | None = None, **detail: Any) -> None:
-        """An audit entry on its own (views, refusals)."""
-        async with self.shop.uow(write=True) as uow:
-            await uow.audit.add_many([self._entry(m, command, order_id=order_id, product_id=product_id, **detail)])
-            await uow.commit()
+        """An audit entry on its own (views, refusals), written by the group committer (returns once committed)."""
+        await self.shop.committer.submit(RecordAudit(self._entry(m, command, order_id=order_id,
+                                                                 product_id=product_id, **detail)))
+
+    @staticmethod
+    async def _record_batch(uow: UnitOfWork, requests: Sequence[RecordAudit]) -> list[None]:
+        await uow.audit.add_many([r.entry for r in requests])
+        return [None] * len(requests)
 
     async def record_denied(self, channel: str, external_id: str, command: str) -> None:
         """Someone who is not a merchant tried a merchant command: nothing was shown or changed."""
@@ -263,6 +282,39 @@ class AdminService:
             trail = await uow.audit.for_order(order.id)
         await self.record(m, "order", order_id=order.id, product_id=order.product_id)
         return OrderDetail(order, product, payments, [CodeRef(c.id, c.status) for c in stored], trail)
+
+    async def search_orders(self, m: Merchant, query: OrderQuery, per_page: int = 25) -> OrderPage:
+        """Orders by id, buyer, status and days (core/order_search.py), newest first, one page; audited."""
+        since, until = query.window(self.shop.reports.zone)  # whole days of the store's zone (jobs.timezone)
+        async with self.shop.uow() as uow:
+            orders = await uow.orders.search(order_id=query.order_id, channel=query.channel,
+                                             buyer_id=query.buyer_id, status=query.status, since=since,
+                                             until=until, limit=per_page + 1, offset=query.page * per_page)
+            products = await uow.products.get_many(sorted({o.product_id for o in orders}))
+        await self.record(m, "orders", **query.audit())
+        return OrderPage(orders[:per_page], products, query.page, len(orders) > per_page)
+
+    async def reveal_for_merchant(self, m: Merchant, order_id: str) -> tuple[Order, list[str]]:
+        """A delivered order's codes shown to a merchant (the console's "reveal"): audited as a `reveal` with the
+        merchant as the actor in the transaction that decrypts them, and limited like a buyer's reveals."""
+        order_id = self._order_id(order_id)
+        now = self.shop.clock.now()
+        async with self.shop.uow(write=True) as uow:
+            order = await uow.orders.get(order_id)
+            if order is None:
+                raise AdminError(AdminCode.ORDER_NOT_FOUND, order=order_id)
+            stored = (await load_stored(uow, [order]))[order.id] if order.status is OrderStatus.DELIVERED else []
+            if not stored:
+                raise AdminError(AdminCode.NOTHING_TO_REVEAL, order=order.id, status=order.status.value)
+            await uow.audit.lock_actor("reveal", m.key)  # concurrent reveals cannot overrun the limit
+            if await uow.audit.count("reveal", m.key, since=now - timedelta(hours=1)) >= REVEALS_PER_HOUR:
+                raise AdminError(AdminCode.REVEAL_LIMIT, limit=REVEALS_PER_HOUR)
+            codes = decrypt_codes(self.shop.vault, stored)
+            await uow.audit.add_many([AuditEntry("reveal", m.key, m.channel, now, order.id, order.product_id,
+                                                 detail={"merchant": True, "codes": len(codes),
+                                                         "code_ids": [c.id for c in stored]})])
+            await uow.commit()
+        return order, codes
 
     async def audit(self, m: Merchant, order_id: str) -> AuditTrail:
         """Every audit entry of an order (reveals, deliveries, reissues, refunds, merchant actions); the
@@ -326,6 +378,20 @@ class AdminService:
         await self.record(m, "reject", order_id=order.id, product_id=order.product_id, answer=answer,
                           **({"ticket": f"T{ticket_id}"} if ticket_id else {}))
         return order
+
+    async def refund_ticket(self, m: Merchant, ref: str) -> RefundQueued:
+        """Refund a ticket's order (T12; the console's ticket button) while the ticket is open: one another merchant
+        answered meanwhile (say, reissued) is refused, not refunded on top. The refund closes it as refunded."""
+        desk = self._problems()
+        order_id, ticket_id = await self._target(desk, ref)
+        if ticket_id is not None:
+            tickets = (await desk.tickets_for([order_id])).get(order_id, [])
+            state = next((tk.status for tk in tickets if tk.id == ticket_id), None)
+            if state is None:
+                raise AdminError(AdminCode.TICKET_NOT_FOUND, ticket=f"T{ticket_id}")
+            if state != "open":
+                raise AdminError(AdminCode.TICKET_CLOSED, ticket=f"T{ticket_id}", state=state)
+        return await self.refund(m, order_id)
 
     @staticmethod
     def _order_id(raw: str) -> str:
@@ -460,29 +526,71 @@ class AdminService:
         """Import a .txt/.csv file's codes with the CLI's importer (batches land whole; re-runs skip what
         landed). Refuses empty and binary files and unknown SKUs before anything lands."""
         check_import_file(file_name, len(data))
-        await self.check_import_target(sku)
+        product = await self.check_import_target(sku)
         if not data.strip():
             raise AdminError(AdminCode.EMPTY_FILE, name=file_name[:64])
         if looks_binary(data[:8192]):
             raise AdminError(AdminCode.BINARY_FILE, name=file_name[:64])
+        return await self._import(m, product, file_name, io.BytesIO(data), len(data), progress, None)
+
+    async def import_stream(self, m: Merchant, sku: str, file_name: str, fh: BinaryIO, size: int,
+                            progress: Callable[[int], None] | None = None,
+                            report: ImportReport | None = None) -> ImportReport:
+        """Import a .txt/.csv file read line by line from `fh` (the console's upload, saved to disk: never held
+        whole in memory); the size cap is the caller's. Refuses empty and binary files and unknown SKUs before
+        anything lands. `report` fills in as batches land: when a later batch fails, it and the audit say what
+        landed."""
+        product = await self.check_import_stream(sku, file_name, fh)
+        return await self._import(m, product, file_name, fh, size, progress, report)
+
+    async def check_import_stream(self, sku: str, file_name: str, fh: BinaryIO) -> Product:
+        """The refusals of `import_stream`, before anything lands: a .txt/.csv name, a product that takes codes,
+        a file that is neither binary nor blank. Leaves `fh` at its start."""
+        check_import_file(file_name, None)
+        product = await self.check_import_target(sku)
+        head = fh.read(8192)
+        if looks_binary(head):
+            raise AdminError(AdminCode.BINARY_FILE, name=file_name[:64])
+        while not head.strip():  # blank so far: read on (in blocks) until a non-blank byte or the end
+            if not head:
+                raise AdminError(AdminCode.EMPTY_FILE, name=file_name[:64])
+            head = fh.read(1 << 16)
+        fh.seek(0)
+        return product
+
+    async def _import(self, m: Merchant, product: Product, file_name: str, fh: BinaryIO, size: int,
+                      progress: Callable[[int], None] | None, report: ImportReport | None) -> ImportReport:
         kw: dict[str, Any] = {"batch_size": self.import_batch} if self.import_batch else {}
+        sku, product_id = product.sku, product.id
+        report = report if report is not None else ImportReport(sku)
         try:
-            report = await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku,
-                                        read_lines(io.BytesIO(data)), actor=m.key, channel=m.channel,
-                                        progress=progress, **kw)
+            await import_codes(self.shop.uow, self.shop.vault, self.shop.clock, sku, read_lines(fh), actor=m.key,
+                               channel=m.channel, progress=progress, report=report, **kw)
         except StoreError as exc:
             if exc.code is ErrorCode.UNKNOWN_SKU:
                 raise AdminError(AdminCode.UNKNOWN_SKU, sku=sku) from None
             if exc.code is ErrorCode.KIND_NOT_SUPPORTED:
                 raise AdminError(AdminCode.KIND_NOT_SUPPORTED, sku=sku) from None
+            await self._import_failed(m, sku, file_name, size, product_id, report, exc)
             raise
-        product = await self.shop.product_by_sku(sku)
-        if product is not None and report.imported and self.shop.resellers is not None:
-            await self.shop.resellers.fill_waiting([product.id])  # B2B orders waiting for stock, oldest first
-        await self.record(m, "import", product_id=product.id if product else None, sku=sku,
-                          file=file_name[:64], bytes=len(data), imported=report.imported,
-                          duplicates=report.duplicates, rejected=report.rejected)
+        except Exception as exc:
+            await self._import_failed(m, sku, file_name, size, product_id, report, exc)
+            raise
+        if report.imported and self.shop.resellers is not None:
+            await self.shop.resellers.fill_waiting([product_id])  # B2B orders waiting for stock, oldest first
+        await self.record(m, "import", product_id=product_id, sku=sku, file=file_name[:64], bytes=size,
+                          imported=report.imported, duplicates=report.duplicates, rejected=report.rejected)
         return report
+
+    async def _import_failed(self, m: Merchant, sku: str, file_name: str, size: int, product_id: int,
+                             report: ImportReport, exc: Exception) -> None:
+        """An import that stopped part-way: the batches that landed stay (sending the file again skips them)."""
+        try:
+            await self.record(m, "import", product_id=product_id, sku=sku, file=file_name[:64], bytes=size,
+                              imported=report.imported, duplicates=report.duplicates, rejected=report.rejected,
+                              lines=report.lines, failed=type(exc).__name__)
+        except Exception:
+            log.exception("could not audit the failed import into %s", sku)
 
     async def check_import_target(self, sku: str) -> Product:
         check_sku(sku)

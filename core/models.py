@@ -198,6 +198,8 @@ class StockLine:
     held: int
     sold: int
     expired: int = 0  # available but past expires_at: never sold
+    withdrawn: int = 0  # taken out of sale (expired codes withdrawn by the stock watch)
+    burned: int = 0  # recalled by the supplier or refunded: never sold again
 
 
 @dataclass(slots=True)

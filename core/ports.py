@@ -91,6 +91,11 @@ class OrderRepo(Protocol):
     async def for_buyers(self, buyers: Sequence[Buyer], limit: int, offset: int) -> list[Order]: ...
     async def recent(self, status: OrderStatus | None, limit: int, offset: int) -> list[Order]:
         """Newest first, optionally only one status (the merchant's order list)."""
+    async def search(self, *, order_id: str | None, channel: str | None, buyer_id: str | None,
+                     status: OrderStatus | None, since: datetime | None, until: datetime | None, limit: int,
+                     offset: int) -> list[Order]:
+        """The merchant's order search (core/order_search.py), newest first: each filter given narrows it; a buyer
+        id without a channel matches it on any channel; created_at in [since, until). One indexed query."""
     async def move(self, order_id: str, expected: OrderStatus, status: OrderStatus, at: datetime, *,
                    delivered: bool = False) -> bool:
         """Set an order's status only if it is still `expected` (a callback and a poll may race); True if it was."""

@@ -19,6 +19,7 @@ from core.cardfaces import CardFaceCode
 from core.console import ConsoleCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
+from core.order_search import SearchCode
 from core.payments import Refusal
 from core.reports import ReportCode
 from core.resellers import ResellerCode
@@ -33,6 +34,7 @@ ROOMS: dict[type[StrEnum], str] = {
     CardFaceCode: "cardface.error",  # card faces (the command line)
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     ReportCode: "admin.error",  # reports: a merchant's /report period
+    SearchCode: "admin.error",  # the console's order search
     ConsoleCode: "console.login.refused",  # the web console's sign-in links
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }

@@ -234,7 +234,7 @@ class CodeRepo(SqlRepo):
             n = counts.get(pid, {})
             gone = expired.get(pid, 0)
             out.append(StockLine(pid, sku, n.get("available", 0) - gone + n.get("reusable", 0), n.get("held", 0),
-                                 n.get("sold", 0), gone))
+                                 n.get("sold", 0), gone, n.get("withdrawn", 0), n.get("burned", 0)))
         return out
 
     async def available_counts(self, product_ids: Sequence[int], cap: int, now: datetime) -> dict[int, int]:

@@ -118,6 +118,27 @@ class OrderRepo(SqlRepo):
             q = q.where(c.status == status.value)
         return [_order(r) for r in await self.c.execute(q)]
 
+    async def search(self, *, order_id: str | None, channel: str | None, buyer_id: str | None,
+                     status: OrderStatus | None, since: datetime | None, until: datetime | None, limit: int,
+                     offset: int) -> list[Order]:
+        # Each filter has its index: the primary key, ix_orders_buyer (buyer id, channel, created_at: with or
+        # without the channel), ix_orders_status_created, ix_orders_created.
+        c = t.orders.c
+        q = select(t.orders).order_by(c.created_at.desc(), c.id.desc()).limit(limit).offset(offset)
+        if order_id is not None:
+            q = q.where(c.id == order_id)
+        if buyer_id is not None:
+            q = q.where(c.buyer_id == buyer_id)
+            if channel is not None:
+                q = q.where(c.buyer_channel == channel)
+        if status is not None:
+            q = q.where(c.status == status.value)
+        if since is not None:
+            q = q.where(c.created_at >= since)
+        if until is not None:
+            q = q.where(c.created_at < until)
+        return [_order(r) for r in await self.c.execute(q)]
+
 
 def _payment(r: Row[Any]) -> Payment:
     return Payment(r.id, r.order_id, r.provider, r.provider_txn_id, r.amount, r.currency, r.payer, r.status,

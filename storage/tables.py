@@ -111,7 +111,9 @@ orders = Table(
     Column("reusable_code_id", BigId),
     Column("note", Text, nullable=False, server_default=""),
     Column("account", String(128), nullable=False, server_default=""),  # topup: the account recharged (0002)
-    Index("ix_orders_buyer", "buyer_channel", "buyer_id", "created_at"),
+    # A buyer's orders, newest first; the id leads so the console's search by a bare id (any channel) uses it too
+    # (0015: it was channel, id, created_at).
+    Index("ix_orders_buyer", "buyer_id", "buyer_channel", "created_at"),
     Index("ix_orders_status_expiry", "status", "expires_at"),
     Index("ix_orders_created", "created_at"),  # the merchant's recent orders
     Index("ix_orders_status_created", "status", "created_at"),  # ... filtered by status

@@ -154,16 +154,17 @@ def parse_lines(lines: Iterable[bytes | None], parser: LineParser
 async def import_codes(
     uow_factory: UnitOfWorkFactory, vault: Vault, clock: Clock, sku: str, lines: Iterable[bytes | None], *,
     actor: str = "cli", channel: str = "cli", progress: Callable[[int], None] | None = None,
-    batch_size: int = BATCH,
+    batch_size: int = BATCH, report: ImportReport | None = None,
 ) -> ImportReport:
-    """Import codes into a product's pool. Each batch lands whole or not at all; re-runs skip what landed."""
+    """Import codes into a product's pool. Each batch lands whole or not at all; re-runs skip what landed.
+    `report`: the caller's, filled in as batches land (what landed is known even when a later batch fails)."""
     async with uow_factory() as uow:
         product = await uow.products.by_sku(sku)
     if product is None:
         raise StoreError(ErrorCode.UNKNOWN_SKU, sku=sku)
     if product.kind not in (Kind.CODE, Kind.REUSABLE):
         raise StoreError(ErrorCode.KIND_NOT_SUPPORTED, sku=sku, kind=product.kind.value)
-    report = ImportReport(sku)
+    report = report if report is not None else ImportReport(sku)
     parser = LineParser(clock.now())
     fp = vault.fingerprinter(product.id)
     pending: list[tuple[str, datetime | None]] = []
