@@ -116,7 +116,10 @@ class App:
             shop.problems = problems = problem_desk(shop, settings)
             shop.console = console_desk(shop, settings) if settings.console.enabled else None
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
-            shop.reports.zone = settings.jobs.timezone  # reports count whole days of the store's zone
+            shop.reports.configure(  # whole days of the store's zone; costs from the catalogue or restock purchases
+                zone=settings.jobs.timezone, currency=settings.store.currency,
+                costs={p.sku: p.cost for p in settings.catalog if p.cost is not None},
+                restocks={r.sku: (r.supplier, r.supplier_sku) for r in restock_rules(settings.catalog)})
             shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
             await shop.sync_catalog(product_specs(settings))
         except BaseException:

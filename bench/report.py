@@ -4,8 +4,10 @@ process that makes it needs, on SQLite and (with --postgres URL) PostgreSQL.
 The store's own schema (Alembic migrations, with the report's covering index) on a fresh SQLite file or a fresh
 PostgreSQL database (created and dropped here). Seeding is not timed: --orders (1,000,000) paid orders spread
 over November 2026 in the report's time zone, across 20 products, CNY and Stars, one in ten refunded, 200,000
-buyers. The report then runs in a child process (`--report-only`), so `peak_rss_mb` is the report's own, not
-the seeding's.
+buyers; one in a hundred a reseller's B2B API order and one in a hundred a group-chat order (with its quote), two
+resellers; the funnel's counters for every day, product and channel; restock purchases pricing half the products
+(the other half have a catalogue cost). The report then runs in a child process (`--report-only`), so
+`peak_rss_mb` is the report's own, not the seeding's.
 
 Targets: `seconds_sqlite` <= 5, `seconds_postgres` <= 3, `peak_rss_mb` <= 300. The console's page-load
 figure (`console_p99_ms`) comes with the console. Last line: one JSON object.
@@ -35,26 +37,58 @@ from core.clock import FakeClock
 from core.reports import ReportDesk
 from storage import tables as t
 from storage.db import Database
+from storage.groups import group_orders
+from storage.reports import report_events
+from storage.resellers import resellers
 
 MONTH = datetime(2026, 10, 31, 16, tzinfo=UTC)  # 1 November, 00:00 in ZONE: every order falls in the report
 NOW = datetime(2026, 12, 1, 1, tzinfo=UTC)
 PRODUCTS = 20
 ZONE = "Asia/Shanghai"
+RESELLERS = (1, 2)
+COSTS = {f"P{i}": 60 for i in range(1, PRODUCTS // 2 + 1)}  # a catalogue cost; the rest by restock purchases
+RESTOCKS = {f"P{i}": ("up", f"U{i}") for i in range(PRODUCTS // 2 + 1, PRODUCTS + 1)}
 
 
-def order_rows(n: int, start: int) -> list[dict[str, Any]]:
+def order_rows(n: int, start: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(orders, the group-chat quotes of those that are group orders)."""
     rnd = random.Random(start)
     rows = []
+    quotes = []
     for i in range(start, start + n):
         at = MONTH + timedelta(seconds=rnd.randrange(30 * 86400))
         currency = rnd.choice(["CNY", "XTR"])
-        rows.append({"id": f"o{i}", "buyer_channel": rnd.choice(["telegram", "wechat"]),
-                     "buyer_id": str(rnd.randrange(200_000)), "chat_id": "c",
-                     "product_id": rnd.randrange(1, PRODUCTS + 1),
-                     "qty": 1, "unit_price": 100, "amount": 100, "currency": currency, "stars": None,
-                     "status": rnd.choice(["delivered"] * 9 + ["refunded"]), "language": "en", "created_at": at,
-                     "expires_at": at, "paid_at": at})
-    return rows
+        kind = rnd.randrange(100)
+        channel, buyer = (("api", str(rnd.choice(RESELLERS))) if kind == 0 else
+                          (rnd.choice(["telegram", "wechat"]), str(rnd.randrange(200_000))))
+        product = rnd.randrange(1, PRODUCTS + 1)
+        rows.append({"id": f"o{i}", "buyer_channel": channel, "buyer_id": buyer, "chat_id": "c",
+                     "product_id": product, "qty": 1, "unit_price": 100, "amount": 100, "currency": currency,
+                     "stars": None, "status": rnd.choice(["delivered"] * 9 + ["refunded"]), "language": "en",
+                     "created_at": at, "expires_at": at, "paid_at": at})
+        if kind == 1:  # a group-chat order: its member's channel, and its quote
+            rows[-1]["buyer_channel"] = "telegram"
+            quotes.append({"id": f"q{i}", "chat": "-100", "user": buyer, "reseller_id": rnd.choice(RESELLERS),
+                           "product_id": product, "qty": 1, "unit": 100, "amount": 100, "currency": currency,
+                           "status": "delivered", "language": "en", "order_id": f"o{i}",
+                           "created_at": at - timedelta(minutes=1), "expires_at": at + timedelta(minutes=9)})
+    return rows, quotes
+
+
+def side_rows() -> dict[str, list[dict[str, Any]]]:
+    """Resellers, the funnel's counters and restock purchases."""
+    days = [(MONTH + timedelta(days=d, hours=8)).date() for d in range(30)]
+    return {
+        "resellers": [{"id": rid, "name": f"reseller-{rid}", "status": "active", "prices": {}, "currency": "CNY",
+                       "created_at": MONTH} for rid in RESELLERS],
+        "events": [{"day": day, "product_id": pid, "channel": ch, "kind": kind, "n": 500}
+                   for day in days for pid in range(1, PRODUCTS + 1) for ch in ("telegram", "wechat")
+                   for kind in ("view", "invoice")],
+        "purchases": [{"request_id": f"rs-{sku}-{n}", "supplier": sup, "supplier_sku": ssku, "kind": "buy",
+                       "status": "done", "order_id": None, "qty": 100, "cost": 100 * 55, "upstream_id": "",
+                       "detail": "", "created_at": MONTH + timedelta(days=n), "updated_at": MONTH + timedelta(days=n)}
+                      for sku, (sup, ssku) in RESTOCKS.items() for n in range(3)],
+    }
 
 
 async def seed(url: str, orders: int) -> None:
@@ -66,13 +100,20 @@ async def seed(url: str, orders: int) -> None:
                 {"id": i, "sku": f"P{i}", "kind": "code", "title": {}, "description": {}, "category": {}, "price": 100,
                  "currency": "CNY", "stars": None, "min_qty": 1, "max_qty": 5, "hold_minutes": None, "active": True,
                  "rules": {}, "position": i, "created_at": MONTH, "updated_at": MONTH} for i in range(1, PRODUCTS + 1)])
+            side = side_rows()
+            await conn.execute(insert(resellers), side["resellers"])
+            await conn.execute(insert(report_events), side["events"])
+            await conn.execute(insert(t.supply_requests), side["purchases"])
             for start in range(0, orders, 20_000):
-                await conn.execute(insert(t.orders), order_rows(min(20_000, orders - start), start))
+                rows, quotes = order_rows(min(20_000, orders - start), start)
+                await conn.execute(insert(t.orders), rows)
+                if quotes:
+                    await conn.execute(insert(group_orders), quotes)
                 if start % 200_000 == 0:
                     log(f"seeded {start:,} / {orders:,}")
         if url.startswith("postgresql"):
             async with db.write_engine.begin() as conn:
-                await conn.exec_driver_sql("ANALYZE orders")
+                await conn.exec_driver_sql("ANALYZE")
     finally:
         await db.dispose()
 
@@ -80,13 +121,16 @@ async def seed(url: str, orders: int) -> None:
 async def report(url: str) -> dict[str, Any]:
     db = Database(url)
     try:
-        desk = ReportDesk(db.uow, FakeClock(NOW), zone=ZONE)
+        desk = ReportDesk(db.uow, FakeClock(NOW)).configure(zone=ZONE, currency="CNY", costs=COSTS,
+                                                             restocks=RESTOCKS)
         period = desk.between("2026-11-01", "2026-11-30")
         started = time.perf_counter()
         figures = await desk.figures(period)
         seconds = time.perf_counter() - started
     finally:
         await db.dispose()
+    assert set(figures.by_channel) == {"telegram", "wechat", "group", "b2b"} and len(figures.resellers) == 2
+    assert figures.funnel.views and not figures.uncosted
     return {"seconds": round(seconds, 3), "orders_paid": figures.orders_paid, "buyers": figures.buyers,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 

@@ -1,19 +1,18 @@
 """`run.py report [--from D --to D | --period 7d] [--csv FILE]`: a period's sales figures (core/reports/) in the
-terminal, and as a CSV file through core/csvfiles.py. Figures only: no code, no buyer id, in any output."""
+terminal, and as a CSV file through core/csvfiles.py. Figures only: no code, no buyer id, in any output (reseller
+names aside: they are the merchant's own accounts)."""
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-from babel.numbers import get_currency_precision
 
 from app import App
 from cli.common import Voice
 from config.settings import Settings
 from core.csvfiles import csv_text
 from core.reports import Figures, ReportsError
+from core.reports import decimal as amount
 from locales import Translator
 
 
@@ -23,13 +22,6 @@ def add_parser(sub: Any, say: Voice) -> None:
     rp.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help=say.t("cli.help.report.to"))
     rp.add_argument("--period", help=say.t("cli.help.report.period"))
     rp.add_argument("--csv", metavar="FILE", help=say.t("cli.help.report.csv"))
-
-
-def amount(minor: int, currency: str) -> str:
-    """Minor units as a plain decimal number for a spreadsheet (Stars are whole)."""
-    if currency == "XTR":
-        return str(minor)
-    return str(Decimal(minor).scaleb(-get_currency_precision(currency)))
 
 
 def csv_rows(f: Figures) -> list[list[object]]:
@@ -52,6 +44,17 @@ def csv_rows(f: Figures) -> list[list[object]]:
     rows += [["stock_available", s.sku, "", s.available] for s in f.stock]
     rows += [["days_of_cover", s.sku, "", "" if s.days_of_cover is None else round(s.days_of_cover, 1)]
              for s in f.stock]
+    rows += [[f"funnel_{stage}", ch, "", n] for ch, funnel in sorted(f.funnel_by_channel.items())
+             for stage, n in funnel.stages()]
+    rows += [["product_cost", p.sku, p.cost_currency, amount(p.cost, p.cost_currency)] for p in f.products
+             if p.cost is not None]
+    rows += [["product_margin", p.sku, p.currency, amount(p.margin, p.currency)] for p in f.products
+             if p.margin is not None]
+    rows += [["cost_of_goods", "", c, amount(a, c)] for c, a in sorted(f.cost_of_goods.items())]
+    rows += [["margin", "", c, amount(a, c)] for c, a in sorted(f.margin.items())]
+    rows += [["margin_rate", "", c, round(r, 4)] for c, r in sorted(f.margin_rate.items())]
+    rows += [["reseller_revenue", r.name, c, amount(a, c)] for r in f.resellers for c, a in sorted(r.revenue.items())]
+    rows += [["reseller_orders", r.name, "", r.orders] for r in f.resellers]
     return rows
 
 
@@ -80,6 +83,15 @@ async def execute(settings: Settings, args: argparse.Namespace, say: Voice) -> i
         say.out("cli.report.channel", channel=ch, orders=figures.orders_by_channel.get(ch, 0), revenue=listed(per))
     for p in figures.top_by_revenue(5):
         say.out("cli.report.product", sku=p.sku, units=p.units, revenue=money(p.revenue, p.currency, lang))
+    funnel = figures.funnel
+    if funnel.views or funnel.invoices or funnel.paid:
+        say.out("cli.report.funnel", views=funnel.views, invoices=funnel.invoices, paid=funnel.paid,
+                delivered=funnel.delivered)
+    if figures.cost_of_goods:
+        say.out("cli.report.margin", cost=listed(figures.cost_of_goods), margin=listed(figures.margin),
+                unknown=", ".join(figures.uncosted) or "-")
+    for r in figures.resellers[:5]:
+        say.out("cli.report.reseller", name=r.name, orders=r.orders, revenue=listed(r.revenue))
     if args.csv:
         try:
             Path(args.csv).write_text(csv_text(csv_rows(figures)), encoding="utf-8")

@@ -7,6 +7,12 @@ registration). Each handler does set-based work, so one transaction costs a fixe
 many buyers wait. A result that is an
 exception is raised to that caller only. If a whole batch fails unexpectedly (a conflict with another
 process, a bug), it is rolled back and every item is retried alone, so one bad item cannot sink others.
+
+Riders (`ride(rider)`) are writes nobody waits for that go along with whatever transaction runs next: after the
+batch's handlers, each rider takes what it has gathered in memory and writes it in the same transaction, just before
+the commit (so a row it updates stays locked only for the commit); if the transaction fails, what it took is given
+back for the next one, and the items retried alone go without riders (a rider's failure never fails a sale).
+The report's funnel counts ride this way (core/reports/events.py): a product view costs no transaction of its own.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from core.errors import StoreError
 from core.ports import UnitOfWork, UnitOfWorkFactory
@@ -39,6 +45,17 @@ class QuietRequest(Request[T]):
     __slots__ = ()
 
 
+class Rider(Protocol):
+    """Writes that go along with the next group commit (`GroupCommitter.ride`)."""
+
+    def take(self) -> object | None:
+        """What was gathered since the last take (None: nothing to write); forgotten here until given back."""
+    async def write(self, uow: UnitOfWork, taken: object) -> None:
+        """Write what was taken, in the batch's transaction."""
+    def give_back(self, taken: object) -> None:
+        """The transaction failed: keep what was taken for the next one."""
+
+
 Q = TypeVar("Q", bound=Request[Any])
 # (unit of work, the batch's requests of one type) -> one answer (or exception) per request, in order
 BatchHandler = Callable[[UnitOfWork, Sequence[Any]], Awaitable[Sequence[object]]]
@@ -57,6 +74,7 @@ class GroupCommitter:
         self._handlers: dict[type[Request[Any]], BatchHandler] = {}
         self._after_commit: list[Callable[[set[type]], None]] = []
         self._this_batch: list[Callable[[], None]] = []
+        self._riders: list[Rider] = []
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self.max_batch = max_batch
@@ -69,6 +87,10 @@ class GroupCommitter:
         """Requests of type `kind` are served by `handler` (one handler per type: registering again replaces it,
         e.g. a second merchant-command service on the same shop)."""
         self._handlers[kind] = handler
+
+    def ride(self, rider: Rider) -> None:
+        """`rider` writes what it gathered in every batch's transaction, before the commit."""
+        self._riders.append(rider)
 
     def on_commit(self, callback: Callable[[set[type]], None]) -> None:
         self._after_commit.append(callback)
@@ -122,7 +144,7 @@ class GroupCommitter:
         last: Exception | None = None
         for _ in range(self.retries):
             try:
-                results = await self._run_batch([job])
+                results = await self._run_batch([job], riders=False)
             except StoreError as exc:
                 last = exc
                 break
@@ -135,7 +157,7 @@ class GroupCommitter:
         if not job.future.done():
             job.future.set_exception(last or RuntimeError("batch failed"))
 
-    async def _run_batch(self, jobs: list[_Job]) -> list[object]:
+    async def _run_batch(self, jobs: list[_Job], *, riders: bool = True) -> list[object]:
         """One transaction for the jobs. Only the commit is inside: what runs after it lives in _committed,
         so a failure there can never make the batch run again."""
         by_kind: dict[type[Request[Any]], list[int]] = {}
@@ -143,12 +165,23 @@ class GroupCommitter:
             by_kind.setdefault(job.kind, []).append(i)
         results: list[object] = [None] * len(jobs)
         self._this_batch = []
-        async with self._uow(write=True) as uow:
-            for kind, idx in by_kind.items():
-                out = await self._handlers[kind](uow, [jobs[i].item for i in idx])
-                for i, r in zip(idx, out, strict=True):
-                    results[i] = r
-            await uow.commit()
+        taken: list[tuple[Rider, object]] = []
+        try:
+            async with self._uow(write=True) as uow:
+                for kind, idx in by_kind.items():
+                    out = await self._handlers[kind](uow, [jobs[i].item for i in idx])
+                    for i, r in zip(idx, out, strict=True):
+                        results[i] = r
+                for rider in self._riders if riders else ():
+                    load = rider.take()
+                    if load is not None:
+                        taken.append((rider, load))
+                        await rider.write(uow, load)
+                await uow.commit()
+        except BaseException:
+            for rider, load in taken:
+                rider.give_back(load)
+            raise
         return results
 
     def _committed(self, jobs: list[_Job], results: list[object]) -> None:

@@ -146,7 +146,8 @@ class Shop:
         self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
         self.console: ConsoleDesk | None = None  # the web console's links and sessions (`console.enabled`)
         # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
-        self.reports = ReportDesk(uow_factory, clock)
+        # The funnel's views and invoices ride with the group commits (core/reports/events.py).
+        self.reports = ReportDesk(uow_factory, clock, committer=self.committer)
 
     # -- registration (the composition root's calls) ----------------------------------------------
     def add_gateway(self, gateway: PaymentGateway) -> None:
@@ -188,6 +189,8 @@ class Shop:
         if self._alerts_sent:
             await self._alerts_sent.idle(timeout=drain_seconds)
         await self.dispatcher.stop()
+        if self.reports.events is not None:  # the funnel's last counts
+            await self.reports.events.close()
         await self.committer.close()
         for supplier in self.supply.suppliers.values():
             aclose = getattr(supplier, "aclose", None)
@@ -269,11 +272,13 @@ class Shop:
         request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()),
                                  account)
         try:
-            return await self.committer.submit(request)
+            order = await self.committer.submit(request)
         except StoreError as exc:
             if exc.code is ErrorCode.UNDER_REVIEW and exc.params.pop("held", False):
                 self._review_alert(exc, buyer, product, qty)
             raise
+        self.reports.invoiced(product_id, buyer.channel)  # the funnel: an order held for payment
+        return order
 
     def _review_alert(self, exc: StoreError, buyer: Buyer, product: Product | None, qty: int) -> None:
         """Merchants hear of an order held for review at once, with approve/reject buttons (not waited for)."""

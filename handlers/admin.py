@@ -11,7 +11,8 @@
     /reissue T12|ID                          answer a ticket: the order's codes replaced from the pool
     /reject T12|ID TEXT                      answer a ticket: the buyer gets TEXT
     /payout RESELLER AMOUNT                  record a commission paid out (minor units; handlers/wallet.py)
-    /report [today|7d|30d|D..D]              a period's sales figures (handlers/reports.py)
+    /report [today|7d|30d|D..D]              a period's sales figures and charts (handlers/reports.py)
+    /export [today|7d|30d|D..D]              the period's paid orders as a CSV file (handlers/reports.py)
     /product                                 usage
     /product SKU                             the product's settings
     /product SKU price N | stars N | title LANG TEXT | on | off
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
-                      "/reissue", "/reject", "/payout", "/tickets", reports_ui.COMMAND}) | risk_admin.COMMANDS \
+                      "/reissue", "/reject", "/payout", "/tickets"}) | reports_ui.COMMANDS | risk_admin.COMMANDS \
     | RESELLER_COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
@@ -242,8 +243,8 @@ class AdminFlow:
             return await risk_admin.run(self, ctx, command, rest)
         if command in RESELLER_COMMANDS:
             return [await self._reseller(ctx, command, args, rest)]
-        if command == reports_ui.COMMAND:  # a period's sales figures (handlers/reports.py)
-            return [await reports_ui.report_command(self, ctx, rest)]
+        if command in reports_ui.COMMANDS:  # /report, /export: a period's figures, its orders (handlers/reports.py)
+            return await reports_ui.command(self, ctx, command, rest)
         if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
             return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")

@@ -62,6 +62,8 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     """A product: what it is, its price and stock, Buy, and the quantity."""
     view = await turn.shop.product_view(product_id)
     p = view.product
+    if qty is None:  # opened (from the catalogue, a link); a quantity button only redraws it
+        turn.shop.reports.viewed(p.id, turn.buyer.channel)
     qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
     lines = []
     desc = localized(p.description, turn.lang, turn.shop.default_language)

@@ -19,6 +19,7 @@ TABLES = {
     "0010_card_faces": {"card_faces", "reseller_users"},
     "0011_wechat_nonces": {"wechat_nonces"},
     "0011_account_links": {"link_codes"},
+    "0014_report_events": {"report_events"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},

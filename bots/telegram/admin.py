@@ -1,5 +1,6 @@
 """Merchant commands in the Telegram chat: /admin, /stock, /import, /orders, /order, /refund, /product, /audit,
-/reseller, /wallet, /linkgroup, /unlinkgroup (a reseller's owner may read their own /wallet).
+/reseller, /wallet, /linkgroup, /unlinkgroup (a reseller's owner may read their own /wallet), /report (the text,
+then each chart as a photo), /export (a protected CSV document).
 
 The frontend offers every private message (text, or a document with its caption) here first. Merchants are
 the user ids in `telegram.admins`; anyone else sending a merchant command gets "not allowed" and nothing
@@ -26,11 +27,17 @@ from locales import Translator
 log = logging.getLogger(__name__)
 
 BUYER_COMMANDS = {"/orders"}  # merchant commands that mean something else to a buyer
+CAPTION_LIMIT = 1024  # a photo's or document's caption (the text as shown)
 
 
 def render_admin(screen: Screen) -> list[OutMessage]:
     """A merchant screen as HTML messages: bold title, the body (tables in <pre>), the footer; split into
-    several messages at line ends when longer than Telegram allows."""
+    several messages at line ends when longer than Telegram allows. A screen with a file (an export) or an image
+    (a report's chart) is one protected document or photo whose caption is the title and the body."""
+    if screen.file is not None or screen.image is not None:
+        text = "\n".join(x for x in (screen.body, screen.footer) if x)[:CAPTION_LIMIT - len(screen.title) - 1]
+        caption = "\n".join([f"<b>{html.escape(screen.title)}</b>", *([html.escape(text)] if text else [])])
+        return [OutMessage(caption, document=screen.file, photo=screen.image)]
     title = f"<b>{html.escape(screen.title)}</b>"
     footer = html.escape(screen.footer) if screen.footer else ""
     mono = isinstance(screen, TableScreen)

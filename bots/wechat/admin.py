@@ -4,7 +4,9 @@ The openids in `wechat.admins` send `/stock`, `/orders`, `/order ID`, `/refund I
 `/admin` as ordinary messages; the commands are handlers/admin.py, as in Telegram. Anyone else sending one gets
 "not allowed" (audited as `admin_denied`), except `/orders`, which is a buyer's own "My orders". `/import`
 needs a file, which an Official Account cannot take from a merchant: the answer says to use Telegram or
-`run.py codes import`. Merchant commands need safe mode (`wechat.aes_key`): in plain mode anyone who saw one
+`run.py codes import`; `/export` would send one, which it cannot send either: the answer points to the Telegram bot
+and the web console. `/report` answers with the figures as text, then its charts as customer-service images
+(bots/wechat/frontend.py). Merchant commands need safe mode (`wechat.aes_key`): in plain mode anyone who saw one
 genuine callback URL can send a message as any openid, so a merchant's command is refused there with a note
 on how to turn safe mode on (audited as `admin` with `refused: plain_mode`).
 
@@ -73,6 +75,8 @@ class WeChatAdmin:
             return [Screen(self.i18n.t(lang, "wechat.admin.safe_mode_only"), error="plain_mode")]
         if command == "/import":
             return [Screen(self.i18n.t(lang, "wechat.admin.no_import"))]
+        if command == "/export":  # an Official Account cannot send a merchant a file
+            return [Screen(self.i18n.t(lang, "wechat.admin.no_export"))]
         try:
             return [_typed(s) for s in await self.flow.on_command(ctx, text)]
         except Exception as exc:  # noqa: BLE001 - the merchant gets an answer; the log gets the type only

@@ -296,8 +296,13 @@ class WeChatFrontend:
             text = str(getattr(msg, "content", "") or "") if kind == "text" else ""
             if text and self.admin is not None:
                 screens = await self.admin.handle(openid, text)
-                if screens is not None:
-                    return self._reply(openid, screens, await self.admin.language(openid))
+                if screens is not None:  # a merchant's answer; a report's charts follow as images
+                    reply = self._reply(openid, [s for s in screens if s.image is None],
+                                        await self.admin.language(openid))
+                    for s in screens:
+                        if s.image is not None:
+                            reply.after.append(lambda png=s.image: self._image(openid, png))
+                    return reply
             ctx = Ctx(buyer_of(openid), openid, LANGUAGE_HINT)
             screens = await self._screens(ctx, msg, kind, event, text)
             # The flow has just read the customer (and saved it, when the offered actions changed): this read
@@ -397,6 +402,10 @@ class WeChatFrontend:
         amount = self.i18n.money(topup.amount, topup.currency, lang)
         await self.api.send_text(openid, t(lang, "wechat.pay.scan", amount=amount, order=topup_id,
                                            minutes=invoice["minutes"]))
+
+    async def _image(self, openid: str, png: bytes, name: str = "chart.png") -> None:
+        """A picture by customer-service message (uploaded as temporary media first)."""
+        await self.api.send_image(openid, await self.api.upload_image(png, name))
 
     async def _draw(self, code_url: str) -> bytes:
         """The QR PNG, drawn in a worker process: drawing is pure Python (about 10 ms of CPU), and in a thread

@@ -79,7 +79,9 @@ class Product(BaseModel):
     supplier_sku: str = Field("", description="the product's SKU at the supplier; required with `supplier` for "
                                               "those kinds")
     cost: int | None = Field(None, ge=0, description="what one costs the shop (minor units of "
-                                                        "`store.currency`): margin, restock budgets")
+                                                        "`store.currency`): the reports' cost of goods and "
+                                                        "margin, restock budgets; none: the reports price it by "
+                                                        "its restock purchases")
     account_pattern: str = Field("", description="`topup`: a regular expression the account must match, e.g. "
                                                  "`^1[3-9]\\d{9}$` (a mainland mobile number)")
     aftersales: Aftersales | None = Field(None, description="buyers' problem reports answered by an automatic "

@@ -13,6 +13,7 @@ class ReportCode(StrEnum):
     REPORT_BACKWARDS = "report_backwards"  # params: start, end; the range ends before it starts
     REPORT_TOO_LONG = "report_too_long"  # params: days, most; longer than MAX_DAYS
     REPORT_FUTURE = "report_future"  # params: start, today; the range starts after today
+    REPORT_EXPORT_TOO_BIG = "report_export_too_big"  # params: period, most; more orders than one export takes
 
 
 class ReportsError(Refused):

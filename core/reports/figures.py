@@ -6,7 +6,10 @@ from datetime import date
 
 from core.reports.period import Period
 
-CHANNELS = {"telegram": "telegram", "wechat": "wechat", "api": "b2b"}  # buyer_channel -> report channel
+# buyer_channel -> report channel; a group-chat order (core/groups.py) is its member's (`telegram`), told apart by
+# its quote in `group_orders` and counted as "group" (storage/reports.py `group_sales`)
+CHANNELS = {"telegram": "telegram", "wechat": "wechat", "api": "b2b", "group": "group"}
+RESELLER_CHANNELS = ("b2b", "group")  # orders paid from a reseller's wallet
 PAID = ("pending", "delivered", "refunding", "refunded")  # statuses of an order that was paid
 REFUNDED = ("refunding", "refunded")
 
@@ -23,17 +26,60 @@ class SalesRow:
     orders: int
     units: int
     amount: int
+    reseller: int | None = None  # the reseller whose wallet paid (group_sales, api_sales)
 
 
 @dataclass(frozen=True, slots=True)
 class ProductFigures:
-    """One product's kept sales (refunds left out) in one currency, and its stock cover."""
+    """One product's kept sales (refunds left out) in one currency, and what they cost the shop: `unit_cost` in
+    `cost_currency` (the store currency), None when unknown (no `cost` configured, no supplier purchase recorded)."""
 
     sku: str
     currency: str
     orders: int
     units: int
     revenue: int
+    unit_cost: int | None = None
+    cost_currency: str = ""
+
+    @property
+    def cost(self) -> int | None:
+        """Cost of the goods sold: units × unit cost."""
+        return None if self.unit_cost is None else self.units * self.unit_cost
+
+    @property
+    def margin(self) -> int | None:
+        """Revenue less cost, when both are in one currency (Stars sales have no rate to the store currency)."""
+        cost = self.cost
+        return None if cost is None or self.currency != self.cost_currency else self.revenue - cost
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """The storefront's funnel over a period: product pages opened, orders held for payment (invoices), orders paid,
+    orders delivered (and not refunded). Group-chat and B2B API orders are left out: they skip the first two."""
+
+    views: int = 0
+    invoices: int = 0
+    paid: int = 0
+    delivered: int = 0
+
+    def stages(self) -> list[tuple[str, int]]:
+        return [("view", self.views), ("invoice", self.invoices), ("paid", self.paid), ("delivered", self.delivered)]
+
+    def __add__(self, other: Funnel) -> Funnel:
+        return Funnel(self.views + other.views, self.invoices + other.invoices, self.paid + other.paid,
+                      self.delivered + other.delivered)
+
+
+@dataclass(frozen=True, slots=True)
+class ResellerSales:
+    """What one reseller bought in the period (API and group orders, refunds left out)."""
+
+    reseller_id: int
+    name: str
+    orders: int
+    revenue: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +110,44 @@ class Figures:
     products: list[ProductFigures]
     daily: list[tuple[date, dict[str, int]]]  # each day of the period: revenue per currency
     stock: list[StockCover] = field(default_factory=list)
+    funnel_by_channel: dict[str, Funnel] = field(default_factory=dict)  # chat channels (telegram, wechat, ...)
+    resellers: list[ResellerSales] = field(default_factory=list)  # best first
+
+    @property
+    def funnel(self) -> Funnel:
+        return sum(self.funnel_by_channel.values(), Funnel())
+
+    @property
+    def cost_of_goods(self) -> dict[str, int]:
+        """What the goods sold cost the shop, per cost currency, over the products whose cost is known."""
+        out: dict[str, int] = {}
+        for p in self.products:
+            if p.cost is not None:
+                out[p.cost_currency] = out.get(p.cost_currency, 0) + p.cost
+        return out
+
+    @property
+    def margin(self) -> dict[str, int]:
+        """Revenue less cost per currency, over the products whose cost is known in that currency."""
+        out: dict[str, int] = {}
+        for p in self.products:
+            if p.margin is not None:
+                out[p.currency] = out.get(p.currency, 0) + p.margin
+        return out
+
+    @property
+    def margin_rate(self) -> dict[str, float]:
+        """Margin over the revenue it was made on, per currency."""
+        base: dict[str, int] = {}
+        for p in self.products:
+            if p.margin is not None:
+                base[p.currency] = base.get(p.currency, 0) + p.revenue
+        return {c: m / base[c] for c, m in self.margin.items() if base.get(c)}
+
+    @property
+    def uncosted(self) -> list[str]:
+        """Products sold whose cost is unknown (left out of cost and margin)."""
+        return sorted({p.sku for p in self.products if p.unit_cost is None})
 
     @property
     def average_order(self) -> dict[str, int]:
@@ -80,8 +164,12 @@ class Figures:
 
     @property
     def reseller_revenue(self) -> dict[str, int]:
-        """What resellers bought through the B2B API."""
-        return dict(self.by_channel.get("b2b", {}))
+        """What resellers bought, paid from their wallets: the B2B API and their group chats."""
+        out: dict[str, int] = {}
+        for ch in RESELLER_CHANNELS:
+            for c, a in self.by_channel.get(ch, {}).items():
+                out[c] = out.get(c, 0) + a
+        return out
 
     def top_by_revenue(self, n: int = 5) -> list[ProductFigures]:
         return sorted(self.products, key=lambda p: (-p.revenue, p.sku))[:n]

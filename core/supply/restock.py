@@ -222,7 +222,8 @@ class RestockDesk:
             state["last"] = {"request_id": rid, "bought": bought, "at": now.isoformat()}
             await uow.meta.set(key, json.dumps(state))
             await uow.supplies.save(SupplyRequest(rid, rule.supplier, rule.supplier_sku, "buy",
-                                                  "done" if bought else "failed", now, now, None, int(pending["qty"]),
+                                                  "done" if bought else "failed", now, now, None,
+                                                  bought or int(pending["qty"]),  # done: what came (reports' cost)
                                                   bought * int(pending["cost"]),
                                                   detail=f"restock {rule.sku}: bought {bought}"))
             product = await uow.products.by_sku(rule.sku)

@@ -2,12 +2,12 @@
 on any channel through the index (channel:id and every older use of ix_orders_buyer still do: they give both)
 
 Revision ID: 0015_order_search
-Revises: 0013_console
+Revises: 0014_report_events
 """
 from alembic import op
 
 revision = '0015_order_search'
-down_revision = '0013_console'
+down_revision = '0014_report_events'
 branch_labels = None
 depends_on = None
 

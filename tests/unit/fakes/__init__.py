@@ -20,8 +20,8 @@ semantics are the real one's (storage/db.py SqlUnitOfWork).
 
 The parts: state.py (the rows and the state a transaction copies; the repositories' base), one module per group of
 repositories (catalog.py: products and codes; orders.py: orders, payments, outbox, audit; risk.py; aftersales.py:
-tickets; cardfaces.py; wechat.py: the callback's nonce pairs), and uow.py (the unit of work, which repository
-each attribute is, and the factory with the givens and thens of a test).
+tickets; cardfaces.py; wechat.py: the callback's nonce pairs; reports.py: the funnel's counters), and uow.py (the
+unit of work, which repository each attribute is, and the factory with the givens and thens of a test).
 """
 from tests.unit.fakes.state import Missing
 from tests.unit.fakes.uow import FakeUnitOfWork, FakeUnitOfWorkFactory

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from core.aftersales import Ticket
@@ -71,6 +71,7 @@ class State:
     card_faces: dict[int, CardFace] = field(default_factory=dict)
     reseller_users: dict[Buyer, int] = field(default_factory=dict)
     nonce_pairs: dict[str, datetime] = field(default_factory=dict)
+    report_events: dict[tuple[date, int, str, str], int] = field(default_factory=dict)  # (day, product, channel, kind)
     last_id: int = 0  # one sequence for every table's ids (ids are only compared within a table)
 
     def next_id(self) -> int:

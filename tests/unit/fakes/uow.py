@@ -19,6 +19,7 @@ from tests.unit.fakes.aftersales import FakeTicketRepo
 from tests.unit.fakes.cardfaces import FakeCardFaceRepo
 from tests.unit.fakes.catalog import FakeCodeRepo, FakeProductRepo
 from tests.unit.fakes.orders import FakeAuditRepo, FakeOrderRepo, FakeOutboxRepo, FakePaymentRepo
+from tests.unit.fakes.reports import FakeReportRepo
 from tests.unit.fakes.risk import FakeRiskRepo
 from tests.unit.fakes.state import LONG_AGO, CustomerRow, FakeRepo, Missing, State, copied
 from tests.unit.fakes.wechat import FakeNoncePairRepo
@@ -26,7 +27,7 @@ from tests.unit.fakes.wechat import FakeNoncePairRepo
 REPOS: dict[str, type[FakeRepo]] = {
     "products": FakeProductRepo, "codes": FakeCodeRepo, "orders": FakeOrderRepo, "payments": FakePaymentRepo,
     "outbox": FakeOutboxRepo, "audit": FakeAuditRepo, "risk": FakeRiskRepo, "tickets": FakeTicketRepo,
-    "card_faces": FakeCardFaceRepo, "wechat": FakeNoncePairRepo,
+    "card_faces": FakeCardFaceRepo, "wechat": FakeNoncePairRepo, "reports": FakeReportRepo,
 }
 
 
@@ -43,6 +44,7 @@ class FakeUnitOfWork:
     tickets: FakeTicketRepo
     card_faces: FakeCardFaceRepo
     wechat: FakeNoncePairRepo
+    reports: FakeReportRepo
 
     def __init__(self, factory: FakeUnitOfWorkFactory, write: bool) -> None:
         self._factory = factory
