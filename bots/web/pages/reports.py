@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from babel.numbers import get_currency_precision
 
 from bots.web.kit import Pages, Req
 from bots.web.pages.shown import refusal
+from core.models import localized
 from core.reports import Figures, Period, ReportsError
+from handlers.reports import ChartData, chart_data
 
 pages = Pages()
 CHART_TTL = 60.0
@@ -34,10 +34,11 @@ def _period(req: Req) -> Period:
     return desk.period(q.get("period", "7d")[:40] or "7d")
 
 
-def _currency(req: Req, f: Figures) -> str:
-    """The currency the charts are drawn in: the store's, else the one that took the most (Stars last)."""
+def _currency(f: Figures) -> str:
+    """The currency the daily chart is drawn in (as handlers/reports.py chart_data picks it): the one that took the
+    most, Stars only when nothing else sold."""
     money = [c for c in f.revenue if c != "XTR"] or list(f.revenue)
-    return req.web.shop.currency or (max(money, key=lambda c: (f.revenue[c], c)) if money else "")
+    return max(money, key=lambda c: (f.revenue[c], c)) if money else ""
 
 
 @pages.get("/reports", owner=True)
@@ -54,56 +55,69 @@ async def reports(req: Req) -> web.StreamResponse:
     await req.web.admin.record(req.merchant, "report", period=period.label)
     low = {s.sku for s in f.stock if s.days_of_cover is not None and s.days_of_cover < LOW_COVER_DAYS}
     return req.render("reports.html", f=f, refused=None, asked=asked, quick=QUICK, top=f.top_by_revenue(TOP),
-                      low=low, currency=_currency(req, f), pct=lambda x: f"{x:.0%}")
+                      low=low, currency=_currency(f), pct=lambda x: f"{x:.0%}",
+                      charts=[c for c in CHARTS if c != "funnel" or any(n for _, n in f.funnel.stages())])
 
 
 # -- charts ---------------------------------------------------------------------------------------------------
 _charts: dict[tuple[str, ...], tuple[float, str]] = {}
 _chart_lock = asyncio.Lock()
+CHARTS = ("daily", "funnel", "top")
 
 
-def _daily(req: Req, f: Figures) -> Callable[[Any], Any]:
-    currency = _currency(req, f)
-    unit = 1 if currency in ("XTR", "") else 10 ** get_currency_precision(currency)
-    days = [(d, per.get(currency, 0) / unit) for d, per in f.daily]
-    title = req.t("console.reports.chart.daily", currency=currency)
-    return lambda charts: charts.daily_revenue(days, title=title, unit=currency)
-
-
-def _top(req: Req, f: Figures) -> Callable[[Any], Any]:
-    units: dict[str, int] = {}
-    for p in f.products:
-        units[p.sku] = units.get(p.sku, 0) + p.units
-    best = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
-    title = req.t("console.reports.chart.top")
-    return lambda charts: charts.top_products([(sku, float(n)) for sku, n in best], title=title)
-
-
-CHARTS: dict[str, Callable[[Req, Figures], Callable[[Any], Any]]] = {"daily": _daily, "top": _top}
+def _draw(charts: Any, name: str, data: ChartData) -> Any:
+    """One chart of the chat's three (handlers/reports.py chart_data), drawn by handlers/charts.py: runs in a
+    worker thread."""
+    if name == "daily":
+        return charts.daily_revenue(data.daily, title=data.daily_title, unit=data.currency)
+    if name == "funnel":
+        return charts.funnel(data.funnel, title=data.funnel_title)
+    return charts.top_products(data.top, title=data.top_title)
 
 
 @pages.get("/reports/charts/{name}.svg", owner=True)
 async def chart(req: Req) -> web.StreamResponse:
-    """One chart of the period as SVG (the figures read again: a chart is never older than a minute)."""
+    """One chart of the period as SVG, the chat's chart (the figures read again: never older than a minute)."""
     from handlers import charts  # noqa: PLC0415 - matplotlib loads only when a chart is asked for
 
-    make = CHARTS.get(req.request.match_info["name"])
-    if make is None:
+    name = req.request.match_info["name"]
+    if name not in CHARTS:
         raise web.HTTPNotFound()
     try:
         period = _period(req)
     except ReportsError as exc:
         return web.Response(status=400, text=exc.code.value)
-    key = (req.lang, req.request.match_info["name"], period.label, period.zone)
+    key = (req.lang, name, period.label, period.zone)
     hit = _charts.get(key)
     if hit is None or time.monotonic() - hit[0] > CHART_TTL:
-        draw = make(req, await req.web.shop.reports.figures(period))
+        shop = req.web.shop
+        titles = {p.sku: localized(p.title, req.lang, shop.default_language)
+                  for p in await shop.products(include_inactive=True)}
+        data = chart_data(req.web.i18n, req.lang, await shop.reports.figures(period), titles)
         async with _chart_lock:  # one drawing at a time (matplotlib), off the event loop
             try:
-                drawn = await asyncio.get_running_loop().run_in_executor(None, draw, charts)
+                drawn = await asyncio.get_running_loop().run_in_executor(None, _draw, charts, name, data)
             except charts.ChartFontMissing as exc:
                 return web.Response(status=503, text=str(exc))
         hit = _charts[key] = (time.monotonic(), drawn.svg)
         while len(_charts) > 64:
             _charts.pop(next(iter(_charts)))
     return web.Response(text=hit[1], content_type="image/svg+xml")
+
+
+# -- the orders as CSV --------------------------------------------------------------------------------------------
+@pages.get("/reports/orders.csv", owner=True)
+async def orders_csv(req: Req) -> web.StreamResponse:
+    """The period's paid orders as a CSV file (the chat's /export): never a code, formulas neutralised; audited
+    as `export` (who, the period, the rows). A bad period, or one with too many orders, is refused on the page."""
+    m = req.merchant
+    try:
+        period = _period(req)
+        export = await req.web.shop.reports.export_orders(period, actor=m.key, channel=m.channel)
+    except ReportsError as exc:
+        await req.web.admin.record(m, "export", refused=exc.code.value,
+                                   asked=str(req.request.query_string)[:64])
+        asked = {k: req.request.query.get(k, "")[:40] for k in ("period", "from", "to")}
+        return req.render("reports.html", status=400, f=None, refused=refusal(req, exc), asked=asked, quick=QUICK)
+    return web.Response(body=export.data, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{export.name}"'})
