@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from core.aftersales import AftersalesCode, AftersalesError, AuditTrail, ProblemDesk, order_trail
 from core.auditlog import PAGE as AUDIT_PAGE
-from core.auditlog import AuditLogError, AuditPage, AuditQuery, audit_page
+from core.auditlog import AuditPage, AuditQuery, merchant_look
 from core.batching import QuietRequest, Request
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import (
@@ -330,19 +330,8 @@ class AdminService:
         return trail
 
     async def audit_log(self, m: Merchant, query: AuditQuery, limit: int = AUDIT_PAGE) -> AuditPage:
-        """The whole audit log, newest first, a page at a time, filtered (core/auditlog.py); a bad filter is
-        refused and recorded as refused, a look recorded with its filters after the page was read."""
-        try:
-            page = await audit_page(self.shop.uow, query, limit)
-        except AuditLogError as exc:
-            await self.record(m, "audit_log", refused=exc.code.value, field=str(exc.params.get("field", "")))
-            raise
-        asked = (("action", query.action), ("actor", query.actor[:96]), ("order", query.order_id),
-                 ("since", query.since and query.since.isoformat()),
-                 ("until", query.until and query.until.isoformat()), ("page", query.before_id))
-        shown: dict[str, Any] = {k: v for k, v in asked if v}
-        await self.record(m, "audit_log", entries=len(page.entries), **shown)
-        return page
+        """The whole audit log, newest first, a page at a time, filtered (core/auditlog.py; the look recorded)."""
+        return await merchant_look(self.shop.uow, self, m, query, limit)
 
     # -- after-sales tickets (core/aftersales/problems.py ProblemDesk) -----------------------------------------
     def _problems(self) -> ProblemDesk:

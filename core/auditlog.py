@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 from core.errors import Refused
-from core.models import AuditEntry
+from core.models import AuditEntry, Buyer
 from core.ports import UnitOfWorkFactory
 
 PAGE = 50
@@ -78,3 +79,27 @@ async def audit_page(uow_factory: UnitOfWorkFactory, query: AuditQuery, limit: i
         rows = await uow.audit.search(action=q.action or None, actor=q.actor or None, order_id=q.order_id or None,
                                       since=q.since, until=q.until, before_id=q.before_id, limit=limit + 1)
     return AuditPage(rows[:limit], len(rows) > limit)
+
+
+class Recorder(Protocol):
+    """Where a merchant's look is recorded (core/admin.py AdminService.record: an `admin` entry)."""
+
+    async def record(self, m: Buyer, command: str, *, order_id: str | None = None, product_id: int | None = None,
+                     **detail: Any) -> None: ...
+
+
+async def merchant_look(uow_factory: UnitOfWorkFactory, recorder: Recorder, m: Buyer, query: AuditQuery,
+                        limit: int = PAGE) -> AuditPage:
+    """A merchant's page of the log: a bad filter refused and recorded as refused; a look recorded with its filters
+    after the page was read (`admin`, command `audit_log`)."""
+    try:
+        page = await audit_page(uow_factory, query, limit)
+    except AuditLogError as exc:
+        await recorder.record(m, "audit_log", refused=exc.code.value, field=str(exc.params.get("field", "")))
+        raise
+    asked = (("action", query.action), ("actor", query.actor[:MAX_ACTOR]), ("order", query.order_id),
+             ("since", query.since and query.since.isoformat()), ("until", query.until and query.until.isoformat()),
+             ("page", query.before_id))
+    shown: dict[str, Any] = {k: v for k, v in asked if v}
+    await recorder.record(m, "audit_log", entries=len(page.entries), **shown)
+    return page
