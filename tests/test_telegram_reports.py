@@ -34,7 +34,7 @@ async def test_report_sends_the_text_then_three_chart_photos(api: FakeBotAPI, tm
                 and c.params.get("chat_id") == BOSS]
         assert [c.method for c in sent] == ["sendMessage", "sendPhoto", "sendPhoto", "sendPhoto"]  # text first
         text = sent[0].params["text"]
-        assert text.startswith("<b>Report ") and "Orders paid: 1" in text and "Revenue: ⭐70" in text  # what was paid: Stars
+        assert text.startswith("<b>Report ") and "Orders paid: 1" in text and "Revenue: ⭐70" in text
         assert "Funnel: 0 product views → 1 invoices → 1 paid → 1 delivered" in text
         photos = sent[1:]
         assert [c.params["caption"] for c in photos] == ["<b>Daily revenue (XTR)</b>", "<b>Funnel</b>",
