@@ -252,6 +252,7 @@ class OrderBook:
         paid = [orders[oid] for oid in delivered_ids] + list(supply)
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
+        await uow.orders.settle_currency(self._settle_currency(paid, new_payments, notices))
 
         refused: list[AuditEntry] = []
         for (i, _, reason), pay in zip(new_payments, stored, strict=True):
@@ -311,6 +312,23 @@ class OrderBook:
         for due, item in scheduled:
             await uow.outbox.add_many([item], due_at=due)
         return results
+
+    @staticmethod
+    def _settle_currency(paid: list[Order], new_payments: Sequence[tuple[int, Payment, str]],
+                         notices: Sequence[PaymentNotice]) -> list[Order]:
+        """An order paid in another currency than its own (Telegram Stars for a store priced in CNY) is from now
+        on the order it was paid as: XTR, its Stars price and amount; so the buyer's orders, the merchant's and the
+        reports say what was paid. Hooks of the payment (commissions) ran before, on the store's price."""
+        currency = {pay.order_id: notices[i].currency for i, pay, reason in new_payments if not reason}
+        settled = []
+        for order in paid:
+            cur = currency.get(order.id)
+            if cur is not None and cur != order.currency:
+                due = order.price_in(cur)
+                assert due is not None  # checked by _refund_reason
+                order.currency, order.amount, order.unit_price = cur, due, due // order.qty
+                settled.append(order)
+        return settled
 
     @staticmethod
     def _refund_reason(n: PaymentNotice, order: Order | None) -> str:

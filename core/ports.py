@@ -83,6 +83,8 @@ class OrderRepo(Protocol):
         delivered: bool = False,
     ) -> None: ...
     async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None: ...
+    async def settle_currency(self, orders: Sequence[Order]) -> None:
+        """Store each order's currency, unit price and amount as paid (an order paid in Telegram Stars)."""
     async def open_holds(self, buyers: Sequence[Buyer], now: datetime) -> dict[str, int]:
         """Unexpired held orders per buyer key; the buyers stay locked against other counting transactions
         until this one ends, so the hold cap cannot be overrun by concurrent processes."""

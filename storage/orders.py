@@ -66,6 +66,14 @@ class OrderRepo(SqlRepo):
                                                           t.orders.c.status == expected.value).values(**values))
         return res.rowcount == 1
 
+    async def settle_currency(self, orders: Sequence[Order]) -> None:
+        if not orders:
+            return
+        stmt = update(t.orders).where(t.orders.c.id == bindparam("oid")).values(
+            currency=bindparam("cur"), unit_price=bindparam("unit"), amount=bindparam("amt"))
+        await self.c.execute(stmt, [{"oid": o.id, "cur": o.currency, "unit": o.unit_price, "amt": o.amount}
+                                    for o in orders])
+
     async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None:
         stmt = update(t.orders).where(t.orders.c.id == bindparam("oid")).values(reusable_code_id=bindparam("cid"))
         await self.c.execute(stmt, [{"oid": o, "cid": c} for o, c in pairs])

@@ -34,10 +34,10 @@ async def test_report_sends_the_text_then_three_chart_photos(api: FakeBotAPI, tm
                 and c.params.get("chat_id") == BOSS]
         assert [c.method for c in sent] == ["sendMessage", "sendPhoto", "sendPhoto", "sendPhoto"]  # text first
         text = sent[0].params["text"]
-        assert text.startswith("<b>Report ") and "Orders paid: 1" in text and "Revenue: CN¥10.00" in text
+        assert text.startswith("<b>Report ") and "Orders paid: 1" in text and "Revenue: ⭐70" in text
         assert "Funnel: 0 product views → 1 invoices → 1 paid → 1 delivered" in text
         photos = sent[1:]
-        assert [c.params["caption"] for c in photos] == ["<b>Daily revenue (CNY)</b>", "<b>Funnel</b>",
+        assert [c.params["caption"] for c in photos] == ["<b>Daily revenue (XTR)</b>", "<b>Funnel</b>",
                                                         "<b>Top products (units sold)</b>"]
         for call in photos:
             name, data = call.files["photo"]
@@ -62,7 +62,7 @@ async def test_export_is_a_protected_csv_document_and_only_for_merchants(api: Fa
         text = data.decode("utf-8-sig")
         rows = list(csv.reader(io.StringIO(text)))
         assert len(rows) == 2 and rows[1][0] == order_id and rows[1][5:9] == ["telegram", "telegram:501", "GAME", "1"]
-        assert rows[1][10:] == ["10.00", "CNY"]
+        assert rows[1][10:] == ["70", "XTR"]  # paid in Stars: the order says so
         assert code not in text and not any(c in text for c in codes)
         async with shop.app.db.uow() as uow:
             [entry] = await uow.audit.latest("export", f"telegram:{BOSS}", limit=5)

@@ -35,6 +35,12 @@ class FakeOrderRepo(FakeRepo):
                 if delivered:
                     o.delivered_at = at
 
+    async def settle_currency(self, orders: Sequence[Order]) -> None:
+        for o in orders:
+            if o.id in self.s.orders:
+                row = self.s.orders[o.id]
+                row.currency, row.unit_price, row.amount = o.currency, o.unit_price, o.amount
+
     async def set_reusable(self, pairs: Sequence[tuple[str, int]]) -> None:
         for oid, cid in pairs:
             if oid in self.s.orders:
