@@ -19,7 +19,9 @@ from aiohttp import web
 from bots.web.kit import COOKIE, LANG, LANG_COOKIE, NAV, PREFIX, PUBLIC, REQ, WEB_KEY, Req, Route
 from bots.web.pages import ALL, add_public
 from core.admin import AdminService
+from core.alerts import LogAlerts
 from core.console import ConsoleDesk
+from core.supply import SupplierHealth
 from locales import Translator
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ class ConsoleWeb:
             raise ValueError("the console is off (console.enabled: false)")
         self.desk = app.shop.console
         self.admin = AdminService(app.shop)
+        # The suppliers' health as the jobs keep it (read only here: the scheduler's process writes it)
+        self.health = app.jobs.health if app.jobs is not None else SupplierHealth(app.shop.uow, app.clock,
+                                                                                  LogAlerts())
         self.secure = self.desk.base_url.startswith("https://")
         self.max_upload = c.max_upload_mb * 1024 * 1024
         self.sub = web.Application(middlewares=[self._headers, self._gate])
@@ -78,7 +83,7 @@ class ConsoleWeb:
     def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
         lang = context.get("lang") or request.get(LANG) or self.i18n.default
         req = context.get("req")
-        context.setdefault("t", lambda key, **p: self.i18n.t(lang, key, **p))
+        context.setdefault("t", lambda key, /, **p: self.i18n.t(lang, key, **p))
         context.setdefault("money", lambda amount, cur: self.i18n.money(amount, cur, lang))
         context.setdefault("lang", lang)
         context.setdefault("csrf", req.csrf if req is not None else "")

@@ -3,7 +3,6 @@ and the revenue chart (SVG, the chat's chart drawn by handlers/charts.py, cached
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import timedelta
 
@@ -15,7 +14,6 @@ from storage.jobs import SqlJobStore
 pages = Pages()
 CHART_TTL = 60.0
 SHOWN = 99  # open tickets and reviews are counted up to this ("99+")
-SUPPLIER_PREFIX = "supplier:"  # core/supply/health.py keeps each supplier's state in meta under this prefix
 
 
 @pages.get("/")
@@ -30,16 +28,10 @@ async def dashboard(req: Req) -> web.StreamResponse:
     backlog = await jobs.failures_between(now - timedelta(days=1), now)
     records = await jobs.records()
     failed_jobs = sorted(name for name, r in records.items() if r.get("ok") is False)
-    suppliers = await _failing_suppliers(req)
+    suppliers = await w.health.failing()
     problems = await _open_work(req)
     return req.render("dashboard.html", figures=figures, stock=stock, low=low, backlog=backlog,
                       failed_jobs=failed_jobs, suppliers=suppliers, problems=problems)
-
-
-async def _failing_suppliers(req: Req) -> list[str]:
-    async with req.web.shop.uow() as uow:
-        states = await uow.meta.with_prefix(SUPPLIER_PREFIX)
-    return sorted(k[len(SUPPLIER_PREFIX):] for k, v in states.items() if json.loads(v).get("failures"))
 
 
 async def _open_work(req: Req) -> dict[str, int]:

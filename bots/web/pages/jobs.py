@@ -30,7 +30,7 @@ async def jobs(req: Req) -> web.StreamResponse:
                 for name, record in sorted((await store.records()).items())]
     lease = await store.lease()
     now = req.web.shop.clock.now()
-    troubles = await app.jobs.health.troubles() if app.jobs is not None else []
+    troubles = await req.web.health.troubles()
     return req.render("jobs.html", rows=rows, lease=lease, held=lease is not None and lease.until > now,
                       here=runner is not None and lease is not None and lease.owner == runner.owner,
                       scheduled=runner is not None, troubles=troubles, when=lambda at: when(req, at),
