@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
-from bench.common import config_data, emit, sqlite_url, temp_dir
+from bench.common import config_data, emit, log, sqlite_url, temp_dir
 from config.settings import parse_settings
 from core.models import Buyer
 
@@ -93,7 +93,8 @@ async def load(url: str, *, merchants: int = MERCHANTS, rounds: int = 5, key_dir
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     tokens = await _links(url, key_dir, merchants)
     order = await _an_order(url, key_dir, merchants)
-    child = subprocess.Popen([sys.executable, __file__, "--serve", url, "--port", str(port), "--keys", str(key_dir),
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    child = subprocess.Popen([sys.executable, *profile, __file__, "--serve", url, "--port", str(port), "--keys", str(key_dir),
                               "--merchants", str(merchants)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert child.stdout is not None
@@ -102,6 +103,7 @@ async def load(url: str, *, merchants: int = MERCHANTS, rounds: int = 5, key_dir
         base = f"http://127.0.0.1:{port}/console"
         latencies: list[float] = []
         statuses: dict[int, int] = {}
+        per_page: dict[str, list[float]] = {}
         pages = [p.format(order=order) for p in PAGES]
 
         async def merchant(token: str) -> None:
@@ -114,8 +116,12 @@ async def load(url: str, *, merchants: int = MERCHANTS, rounds: int = 5, key_dir
                         started = time.perf_counter()
                         async with http.get(base + page, allow_redirects=False) as r:
                             await r.read()
-                        latencies.append((time.perf_counter() - started) * 1000)
+                        ms = (time.perf_counter() - started) * 1000
+                        latencies.append(ms)
+                        per_page.setdefault(page.split("?")[0], []).append(ms)
                         statuses[r.status] = statuses.get(r.status, 0) + 1
+                        if r.status != 200:
+                            log(f"console: {page} answered {r.status}")
 
         started = time.perf_counter()
         await asyncio.gather(*(merchant(t) for t in tokens))
@@ -124,11 +130,17 @@ async def load(url: str, *, merchants: int = MERCHANTS, rounds: int = 5, key_dir
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=60)
     latencies.sort()
-    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+    p99 = _p99(latencies)
+    for page, ms in sorted(per_page.items(), key=lambda kv: -_p99(sorted(kv[1]))):
+        log(f"console: {page:<24} p50 {statistics.median(ms):7.1f} ms  p99 {_p99(sorted(ms)):7.1f} ms")
     return {"console_merchants": merchants, "console_requests": len(latencies),
             "console_p50_ms": round(statistics.median(latencies), 1), "console_p99_ms": round(p99, 1),
             "console_requests_per_s": round(len(latencies) / elapsed, 1),
             "console_non_200": sum(n for s, n in statuses.items() if s != 200)}
+
+
+def _p99(ms: list[float]) -> float:
+    return ms[max(0, int(len(ms) * 0.99) - 1)]
 
 
 async def alone(args: argparse.Namespace) -> dict[str, Any]:

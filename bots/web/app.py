@@ -16,7 +16,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bots.web.kit import COOKIE, LANG, LANG_COOKIE, NAV, PREFIX, PUBLIC, REQ, WEB_KEY, Req, Route
+from bots.web.kit import COOKIE, LANG, LANG_COOKIE, NAV, PREFIX, PUBLIC, REQ, WEB_KEY, Glance, Req, Route
 from bots.web.pages import ALL, add_public
 from core.admin import AdminService
 from core.alerts import LogAlerts
@@ -27,6 +27,7 @@ from locales import Translator
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+DASHBOARD_SECONDS = 3.0
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
@@ -46,6 +47,7 @@ class ConsoleWeb:
             raise ValueError("the console is off (console.enabled: false)")
         self.desk = app.shop.console
         self.admin = AdminService(app.shop)
+        self.glance = Glance(DASHBOARD_SECONDS)  # the dashboard's figures, a few seconds old at most
         # The suppliers' health as the jobs keep it (read only here: the scheduler's process writes it)
         self.health = app.jobs.health if app.jobs is not None else SupplierHealth(app.shop.uow, app.clock,
                                                                                   LogAlerts())
@@ -148,7 +150,12 @@ class ConsoleWeb:
                         request.path, session.id)
             return req.render("refused.html", status=403, reason="csrf")
         request[REQ] = req
-        return await handler(request)  # type: ignore[no-any-return]
+        if request.method in ("GET", "HEAD"):
+            return await handler(request)  # type: ignore[no-any-return]
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        finally:
+            self.glance.forget()  # a merchant's change shows on the next dashboard
 
     async def _csrf_ok(self, request: web.Request, token: str) -> bool:
         given = request.headers.get("X-CSRF-Token") or request.query.get("csrf")

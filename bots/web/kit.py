@@ -3,6 +3,8 @@ page group declares (`Pages`), the menu, the cookie names and `see_other`. bots/
 from them; a page module imports only this (no cycle through the app)."""
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -96,6 +98,27 @@ class Pages:
             self.routes.append(Route(method, path, fn, owner))
             return fn
         return deco
+
+
+class Glance:
+    """A page's figures shared by every merchant for `seconds` (the dashboard): one computation at a time, the
+    others wait for it, so 50 merchants opening the dashboard at once read the database once. 0: always fresh."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._value: tuple[float, Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, compute: Callable[[], Awaitable[Any]]) -> Any:
+        if self.seconds <= 0:
+            return await compute()
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._value[0] > self.seconds:
+                self._value = (time.monotonic(), await compute())
+            return self._value[1]
+
+    def forget(self) -> None:
+        self._value = None
 
 
 def see_other(location: str) -> web.Response:

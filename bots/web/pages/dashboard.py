@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +19,11 @@ SHOWN = 99  # open tickets and reviews are counted up to this ("99+")
 
 @pages.get("/")
 async def dashboard(req: Req) -> web.StreamResponse:
+    return req.render("dashboard.html", **await req.web.glance.get(lambda: _glance(req)))
+
+
+async def _glance(req: Req) -> dict[str, Any]:
+    """What the dashboard shows, the same for every merchant (the page hides money from staff)."""
     w = req.web
     shop = w.shop
     figures = await shop.reports.figures(shop.reports.period("today"))
@@ -30,8 +36,8 @@ async def dashboard(req: Req) -> web.StreamResponse:
     failed_jobs = sorted(name for name, r in records.items() if r.get("ok") is False)
     suppliers = await w.health.failing()
     problems = await _open_work(req)
-    return req.render("dashboard.html", figures=figures, stock=stock, low=low, backlog=backlog,
-                      failed_jobs=failed_jobs, suppliers=suppliers, problems=problems)
+    return {"figures": figures, "stock": stock, "low": low, "backlog": backlog, "failed_jobs": failed_jobs,
+            "suppliers": suppliers, "problems": problems}
 
 
 async def _open_work(req: Req) -> dict[str, int]:
