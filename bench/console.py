@@ -94,8 +94,9 @@ async def load(url: str, *, merchants: int = MERCHANTS, rounds: int = 5, key_dir
     tokens = await _links(url, key_dir, merchants)
     order = await _an_order(url, key_dir, merchants)
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    child = subprocess.Popen([sys.executable, *profile, __file__, "--serve", url, "--port", str(port), "--keys", str(key_dir),
-                              "--merchants", str(merchants)], stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, *profile, __file__, "--serve", url, "--port", str(port),
+                              "--keys", str(key_dir), "--merchants", str(merchants)],
+                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert child.stdout is not None
         line = await asyncio.get_running_loop().run_in_executor(None, child.stdout.readline)
