@@ -146,3 +146,20 @@ async def test_the_console_speaks_chinese_when_asked(sqlite_url: str, tmp_path: 
         async with aiohttp.ClientSession() as http, \
                 http.get(kit.base + "/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}) as r:
             assert "登录店铺后台" in await r.text()
+
+
+async def test_a_session_ends_when_idle_too_long_or_too_old(sqlite_url: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with open_console(sqlite_url, tmp_path, clock=clock) as kit:
+        c = kit.app.settings.console
+        async with kit.client(OWNER) as http:
+            clock.advance(minutes=c.idle_minutes - 1)
+            assert (await kit.get(http, "/", allow_redirects=False))[0] == 200  # used in time: still open
+            clock.advance(minutes=c.idle_minutes)
+            assert (await kit.get(http, "/", allow_redirects=False))[0] == 303  # idle too long
+        async with kit.client(OWNER) as http:
+            for _ in range(c.session_hours * 60 // (c.idle_minutes - 1)):
+                clock.advance(minutes=c.idle_minutes - 1)  # busy all along ...
+                assert (await kit.get(http, "/", allow_redirects=False))[0] == 200
+            clock.advance(minutes=c.idle_minutes - 1)
+            assert (await kit.get(http, "/", allow_redirects=False))[0] == 303  # ... but no longer than session_hours
