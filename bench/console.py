@@ -147,7 +147,7 @@ def _p99(ms: list[float]) -> float:
 async def alone(args: argparse.Namespace) -> dict[str, Any]:
     """Without bench/report.py: a small store of its own (the catalogue's product, no orders)."""
     with temp_dir("bench-console-") as d:
-        url = sqlite_url(d / "store.db")
+        url = args.db or sqlite_url(d / "store.db")
         out = await load(url, merchants=args.merchants, rounds=args.rounds, key_dir=d)
     out["ok"] = out["console_p99_ms"] <= 300 and out["console_non_200"] == 0
     return {"bench": "console", **out}
@@ -157,6 +157,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--merchants", type=int, default=MERCHANTS)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--db", metavar="DB_URL", help="an existing store's database (e.g. one bench/report.py seeded "
+                                                  "with --keep) instead of an empty one")
     p.add_argument("--serve", metavar="DB_URL", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--keys", help=argparse.SUPPRESS)

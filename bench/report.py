@@ -64,7 +64,7 @@ def order_rows(n: int, start: int) -> tuple[list[dict[str, Any]], list[dict[str,
         channel, buyer = (("api", str(rnd.choice(RESELLERS))) if kind == 0 else
                           (rnd.choice(["telegram", "wechat"]), str(rnd.randrange(200_000))))
         product = rnd.randrange(1, PRODUCTS + 1)
-        rows.append({"id": f"o{i}", "buyer_channel": channel, "buyer_id": buyer, "chat_id": "c",
+        rows.append({"id": f"O{i}", "buyer_channel": channel, "buyer_id": buyer, "chat_id": "c",
                      "product_id": product, "qty": 1, "unit_price": 100, "amount": 100, "currency": currency,
                      "stars": None, "status": rnd.choice(["delivered"] * 9 + ["refunded"]), "language": "en",
                      "created_at": at, "expires_at": at, "paid_at": at})
@@ -72,7 +72,7 @@ def order_rows(n: int, start: int) -> tuple[list[dict[str, Any]], list[dict[str,
             rows[-1]["buyer_channel"] = "telegram"
             quotes.append({"id": f"q{i}", "chat": "-100", "user": buyer, "reseller_id": rnd.choice(RESELLERS),
                            "product_id": product, "qty": 1, "unit": 100, "amount": 100, "currency": currency,
-                           "status": "delivered", "language": "en", "order_id": f"o{i}",
+                           "status": "delivered", "language": "en", "order_id": f"O{i}",
                            "created_at": at - timedelta(minutes=1), "expires_at": at + timedelta(minutes=9)})
     return rows, quotes
 

@@ -17,7 +17,7 @@ from core.errors import Refused
 from core.models import AuditEntry, Buyer
 from core.ports import UnitOfWorkFactory
 
-PAGE = 50
+PAGE = 25
 MAX_PAGE = 200
 ACTION_RE = re.compile(r"^[a-z_]{1,16}$")  # audit.action is String(16): deliver, reveal, admin, console_login...
 ORDER_RE = re.compile(r"^[0-9A-Za-z]{1,24}$")

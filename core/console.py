@@ -12,7 +12,8 @@ commands audit.
   however many tabs race for it.
 - **Sessions**: another random token, kept in an HttpOnly SameSite=Strict cookie; only its hash is stored. A
   session ends at `console.session_hours` after login, after `console.idle_minutes` without a request, on logout, or
-  when revoked (`run.py console sessions --revoke`).
+  when revoked (`run.py console sessions --revoke`). A process takes a session it read as valid for SEEN_FOR
+  (2) seconds: a revocation made in another process holds there that late at most (in its own, at once).
 - **CSRF**: the token of a session is an HMAC of its cookie token, so it needs no storage; every state change
   must carry it.
 """
@@ -21,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -32,6 +34,8 @@ from core.models import AuditEntry, Buyer
 from core.ports import UnitOfWorkFactory
 
 LINK_BYTES = 32
+SEEN_FOR = 2.0  # seconds a session read from the database is taken as read: a revocation by another process
+                # (run.py console sessions --revoke, another store process) holds there this late at most
 TOUCH_EVERY = timedelta(minutes=1)  # a session's last_seen is written at most this often
 
 
@@ -110,6 +114,7 @@ class ConsoleDesk:
         self.session_ttl = timedelta(hours=session_hours)
         self.idle = timedelta(minutes=idle_minutes)
         self.link_minutes = link_minutes
+        self._seen: dict[str, tuple[float, Session]] = {}  # token hash -> (monotonic, the session as read)
         self.base_url = base_url  # the store's public address (`server.public_url`)
 
     def login_url(self, token: str) -> str:
@@ -174,8 +179,17 @@ class ConsoleDesk:
         """The open session of a cookie token, its role as the config says now; None when there is none."""
         if not token or len(token) > 128:
             return None
-        async with self.uow() as uow:
-            s = await uow.console.session(digest(token))
+        h = digest(token)
+        hit = self._seen.get(h)
+        if hit is not None and time.monotonic() - hit[0] < SEEN_FOR:
+            s: Session | None = hit[1]
+        else:
+            async with self.uow() as uow:
+                s = await uow.console.session(h)
+            if s is not None:
+                self._seen[h] = (time.monotonic(), s)
+                while len(self._seen) > 10_000:
+                    self._seen.pop(next(iter(self._seen)))
         now = self.clock.now()
         if s is None or s.ended_at is not None or s.expires_at <= now or s.last_seen + self.idle <= now:
             return None
@@ -186,6 +200,7 @@ class ConsoleDesk:
             async with self.uow(write=True) as uow:
                 await uow.console.touch(s.id, now)
                 await uow.commit()
+            self._seen[h] = (time.monotonic(), replace(s, last_seen=now))
         return Session(s.id, s.merchant, role, s.created_at, s.expires_at, now, None, s.agent)
 
     async def logout(self, s: Session) -> None:
@@ -196,6 +211,8 @@ class ConsoleDesk:
 
     async def _end(self, who: Buyer, ids: list[int], action: str) -> list[int]:
         now = self.clock.now()
+        gone = set(ids)  # this process forgets them at once; another one within SEEN_FOR seconds
+        self._seen = {h: v for h, v in self._seen.items() if v[1].id not in gone}
         async with self.uow(write=True) as uow:
             ended = await uow.console.end(sorted(set(ids)), now)
             if ended:

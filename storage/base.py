@@ -11,8 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# Marks a statement that may scan the whole codes table: on SQLite it runs in the driver's thread, not on the
-# event loop (storage/db.py). A comment, so PostgreSQL ignores it.
+# Marks a statement that may read many rows (a scan of the codes table, a report's aggregate): on SQLite it runs in
+# the driver's thread, not on the event loop (storage/db.py). A comment, so PostgreSQL ignores it.
 OFF_LOOP = "/* off-loop */"
 
 Now = Callable[[], datetime]

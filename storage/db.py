@@ -13,7 +13,8 @@ lock, and a writer's statements run inside BEGIN IMMEDIATE, when the lock is alr
 on other connections; what they cost is SQLite's own work on small, indexed statements (microseconds).
 What can wait goes to aiosqlite's thread as before: BEGIN (it may wait for another process's write lock), COMMIT
 (the fsync, and WAL checkpoints), bulk executemany (over BULK_ROWS rows: imports, rekey) and statements marked
-with `OFF_LOOP` (scans of the whole codes table: stock, rekey).
+with `OFF_LOOP` (scans of the whole codes table: stock, rekey; the reports' aggregates over a period's orders; the
+console's search of the audit log, which may walk far).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.models import AuditEntry, Buyer, Customer
 from storage import tables as t
-from storage.base import SqlRepo, lock_key
+from storage.base import OFF_LOOP, SqlRepo, lock_key
 
 # Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
 _CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
@@ -96,7 +96,8 @@ class AuditRepo(SqlRepo):
             conds.append(c.at < until)
         if before_id is not None:
             conds.append(c.id < before_id)
-        rows = await self.c.execute(select(t.audit).where(*conds).order_by(c.id.desc()).limit(limit))
+        rows = await self.c.execute(select(t.audit).where(*conds).order_by(c.id.desc()).limit(limit)
+                                    .prefix_with(OFF_LOOP))  # a rare filter may walk far
         return [_audit(r) for r in rows]
 
     async def lock_actor(self, action: str, actor: str) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from core.reports import EventCount, OrderLine, SalesRow
 from core.reports.figures import PAID, REFUNDED
 from storage import tables as t
-from storage.base import SqlRepo
+from storage.base import OFF_LOOP, SqlRepo
 from storage.groups import group_orders
 from storage.resellers import resellers
 from storage.tables import metadata
@@ -71,7 +71,7 @@ class SqlReportRepo(SqlRepo):
                    func.count(), func.sum(o.qty), func.sum(o.amount))
             .select_from(t.orders.join(t.products, p.id == o.product_id))
             .where(and_(o.paid_at >= start, o.paid_at < end))
-            .group_by(o.product_id, p.sku, o.currency, o.buyer_channel, o.status))
+            .group_by(o.product_id, p.sku, o.currency, o.buyer_channel, o.status).prefix_with(OFF_LOOP))
         return [SalesRow(int(pid), sku, cur, ch, st, int(n), int(units or 0), int(amount or 0))
                 for pid, sku, cur, ch, st, n, units, amount in rows if st in PAID]
 
@@ -90,7 +90,7 @@ class SqlReportRepo(SqlRepo):
             .select_from(t.orders.join(t.products, p.id == o.product_id))
             .where(and_(o.buyer_channel == "api", o.buyer_id.in_(ids), o.created_at >= start - API_PAID_WITHIN,
                         o.created_at < end, o.paid_at >= start, o.paid_at < end))
-            .group_by(o.product_id, p.sku, o.currency, o.status, o.buyer_id))
+            .group_by(o.product_id, p.sku, o.currency, o.status, o.buyer_id).prefix_with(OFF_LOOP))
         return [SalesRow(int(pid), sku, cur, "api", st, int(n), int(units or 0), int(amount or 0), int(rid))
                 for pid, sku, cur, st, rid, n, units, amount in rows if st in PAID]
 
@@ -113,7 +113,7 @@ class SqlReportRepo(SqlRepo):
             rows = await self.c.execute(
                 select(o.id, o.product_id, p.sku, o.currency, o.buyer_channel, o.status, o.qty, o.amount, o.paid_at)
                 .select_from(t.orders.join(t.products, p.id == o.product_id))
-                .where(o.id.in_(chunk_ids[i:i + IDS_PER_QUERY])))
+                .where(o.id.in_(chunk_ids[i:i + IDS_PER_QUERY])).prefix_with(OFF_LOOP))
             for oid, pid, sku, cur, ch, st, qty, amount, paid in rows:
                 if st in PAID and paid is not None and start <= paid < end:
                     into = out.setdefault((int(pid), sku, cur, ch, st, ids[oid]), [0, 0, 0])
@@ -131,7 +131,7 @@ class SqlReportRepo(SqlRepo):
         n = per.c.n
         row = (await self.c.execute(select(func.coalesce(func.sum(case((n >= 1, 1), else_=0)), 0),
                                            func.coalesce(func.sum(case((n >= 2, 1), else_=0)), 0))
-                                    .select_from(per))).one()
+                                    .select_from(per).prefix_with(OFF_LOOP))).one()
         return int(row[0]), int(row[1])
 
     async def revenue(self, start: datetime, end: datetime) -> dict[str, int]:
@@ -139,7 +139,7 @@ class SqlReportRepo(SqlRepo):
         rows = await self.c.execute(
             select(o.currency, func.sum(case((o.status.in_(KEPT), o.amount), else_=0)))
             .where(and_(o.paid_at >= start, o.paid_at < end))
-            .group_by(o.currency))
+            .group_by(o.currency).prefix_with(OFF_LOOP))
         return {cur: int(amount or 0) for cur, amount in rows if amount}
 
     async def daily(self, start: datetime, end: datetime, zone: str) -> dict[date, dict[str, int]]:
@@ -154,7 +154,8 @@ class SqlReportRepo(SqlRepo):
                      for a, b, off in offset_stretches(start, end, zone)]
         for a, b, day in parts:
             rows = await self.c.execute(select(day, o.currency, kept)
-                                        .where(and_(o.paid_at >= a, o.paid_at < b)).group_by(day, o.currency))
+                                        .where(and_(o.paid_at >= a, o.paid_at < b)).group_by(day, o.currency)
+                                        .prefix_with(OFF_LOOP))
             for d, cur, amount in rows:
                 if amount:
                     key = d if isinstance(d, date) else date.fromisoformat(str(d))
@@ -205,7 +206,7 @@ class SqlReportRepo(SqlRepo):
                    o.qty, o.unit_price, o.amount, o.currency)
             .select_from(t.orders.join(t.products, p.id == o.product_id))
             .where(and_(o.paid_at >= start, o.paid_at < end))
-            .order_by(o.paid_at, o.id).limit(limit))).all()
+            .order_by(o.paid_at, o.id).limit(limit).prefix_with(OFF_LOOP))).all()
         groups = await self._group_ids(start, end) if rows else {}
         return [OrderLine(oid, created, paid, delivered, st, "group" if oid in groups else ch, f"{ch}:{who}", sku,
                           int(qty), int(unit), int(amount), cur)

@@ -161,15 +161,15 @@ async def test_the_detail_shows_payments_codes_by_row_id_and_the_trail_never_a_c
                     pages.append(page)
                 for page in pages:
                     assert not [c for c in codes if c in page]  # no GET page ever carries a code
-        async with kit.app.shop.uow(write=True) as uow:  # a much-viewed order: its trail shows the newest 100
+        async with kit.app.shop.uow(write=True) as uow:  # a much-viewed order: its trail shows the newest 30
             await uow.audit.add_many([AuditEntry("admin", OWNER.key, "telegram", kit.app.clock.now(), order.id,
                                                  detail={"command": "order", "n": i}) for i in range(120)])
             await uow.commit()
         async with kit.client(OWNER) as http:
             _, html = await kit.get(http, f"/orders/{order.id}")
-            assert len(re.findall(r'<tr data-action="', html)) == 100 and "earlier entries are not shown" in html
+            assert len(re.findall(r'<tr data-action="', html)) == 30 and "earlier entries are not shown" in html
             shown = {int(n) for n in re.findall(r"n=(\d+)</td>", html)}
-            assert shown == set(range(20, 120))  # the oldest twenty (and the delivery) are left out
+            assert shown == set(range(90, 120))  # the older ones (and the delivery) are left out
             _, html = await kit.get(http, f"/orders/{held.id}")
             assert 'id="reveal"' not in html and 'id="refund"' not in html  # nothing to show or refund yet
             for bad in ("NOPE0000", "x" * 40, "R1%27--"):

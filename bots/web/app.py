@@ -21,6 +21,7 @@ from bots.web.pages import ALL, add_public
 from core.admin import AdminService
 from core.alerts import LogAlerts
 from core.console import ConsoleDesk
+from core.reports import Figures, Period
 from core.supply import SupplierHealth
 from locales import Translator
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 DASHBOARD_SECONDS = 3.0
+REPORT_SECONDS = 30.0
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
@@ -48,6 +50,7 @@ class ConsoleWeb:
         self.desk = app.shop.console
         self.admin = AdminService(app.shop)
         self.glance = Glance(DASHBOARD_SECONDS)  # the dashboard's figures, a few seconds old at most
+        self.report_figures = Glance(REPORT_SECONDS)  # a period's figures, by period
         # The suppliers' health as the jobs keep it (read only here: the scheduler's process writes it)
         self.health = app.jobs.health if app.jobs is not None else SupplierHealth(app.shop.uow, app.clock,
                                                                                   LogAlerts())
@@ -56,7 +59,10 @@ class ConsoleWeb:
         self.sub = web.Application(middlewares=[self._headers, self._gate])
         self.sub[WEB_KEY] = self
         self._env = aiohttp_jinja2.setup(self.sub, loader=jinja2.FileSystemLoader(HERE / "templates"),
-                                         autoescape=True, undefined=jinja2.StrictUndefined)
+                                         autoescape=True, undefined=jinja2.StrictUndefined,
+                                         auto_reload=False)  # templates are read once: no stat per page
+        for name in self._env.list_templates(extensions=["html"]):
+            self._env.get_template(name)  # compiled now: the first merchants after a start do not wait on it
         versions = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:10] for f in (HERE / "static").iterdir()}
         self._env.globals.update(prefix=PREFIX, languages=self.i18n.languages, nav=NAV,
                                  static=lambda name: f"{PREFIX}/static/{name}?v={versions.get(name, '')}")
@@ -66,6 +72,13 @@ class ConsoleWeb:
         for pages in ALL:
             for route in pages.routes:
                 self._add(route)
+
+    async def figures(self, period: Period) -> Figures:
+        """A period's figures (core/reports/), shared by the merchants looking at the same period for
+        REPORT_SECONDS: a report of a big month costs seconds of the database's time, once, not once a merchant."""
+        result: Figures = await self.report_figures.get(lambda: self.shop.reports.figures(period),
+                                                        (period.start, period.end))
+        return result
 
     def login_link(self, token: str) -> str:
         return self.desk.login_url(token)
@@ -155,7 +168,8 @@ class ConsoleWeb:
         try:
             return await handler(request)  # type: ignore[no-any-return]
         finally:
-            self.glance.forget()  # a merchant's change shows on the next dashboard
+            self.glance.forget()  # a merchant's change shows on the next dashboard and report
+            self.report_figures.forget()
 
     async def _csrf_ok(self, request: web.Request, token: str) -> bool:
         given = request.headers.get("X-CSRF-Token") or request.query.get("csrf")

@@ -101,24 +101,32 @@ class Pages:
 
 
 class Glance:
-    """A page's figures shared by every merchant for `seconds` (the dashboard): one computation at a time, the
-    others wait for it, so 50 merchants opening the dashboard at once read the database once. 0: always fresh."""
+    """Figures shared by every merchant for `seconds` (the dashboard, a report's figures), by key: one computation
+    of a key at a time, the others wait for it, so 50 merchants opening the same page at once read the database
+    once. 0: always fresh."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, keep: int = 64) -> None:
         self.seconds = seconds
-        self._value: tuple[float, Any] | None = None
-        self._lock = asyncio.Lock()
+        self.keep = keep
+        self._values: dict[Any, tuple[float, Any]] = {}
+        self._locks: dict[Any, asyncio.Lock] = {}
 
-    async def get(self, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def get(self, compute: Callable[[], Awaitable[Any]], key: Any = None) -> Any:
         if self.seconds <= 0:
             return await compute()
-        async with self._lock:
-            if self._value is None or time.monotonic() - self._value[0] > self.seconds:
-                self._value = (time.monotonic(), await compute())
-            return self._value[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self._values.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.seconds:
+                hit = self._values[key] = (time.monotonic(), await compute())
+                while len(self._values) > self.keep:
+                    old = next(iter(self._values))
+                    self._values.pop(old)
+                    self._locks.pop(old, None)
+            return hit[1]
 
     def forget(self) -> None:
-        self._value = None
+        self._values.clear()
 
 
 def see_other(location: str) -> web.Response:

@@ -26,7 +26,7 @@ async def _glance(req: Req) -> dict[str, Any]:
     """What the dashboard shows, the same for every merchant (the page hides money from staff)."""
     w = req.web
     shop = w.shop
-    figures = await shop.reports.figures(shop.reports.period("today"))
+    figures = await w.figures(shop.reports.period("today"))
     low = w.settings.store.low_stock_threshold
     stock = [s for s in await shop.stock() if s.available <= low]
     jobs = SqlJobStore(w.app.db)
@@ -58,7 +58,7 @@ async def revenue_chart(req: Req) -> web.StreamResponse:
     from handlers import charts  # noqa: PLC0415 - matplotlib loads only when a chart is asked for
 
     shop = req.web.shop
-    figures = await shop.reports.figures(shop.reports.period("7d"))
+    figures = await req.web.figures(shop.reports.period("7d"))
     currency = shop.currency or next(iter(sorted(figures.revenue)), "")
     key = (req.lang, f"{figures.period.start:%Y%m%d}:{currency}:{figures.revenue.get(currency, 0)}")
     hit = _charts.get(key)

@@ -17,7 +17,7 @@ from core.order_search import SearchError, parse_query
 pages = Pages()
 FIELDS = ("id", "buyer", "status", "from", "to")
 PER_PAGE = 25
-TRAIL_SHOWN = 100  # the newest entries of an order's trail (every view of it is one)
+TRAIL_SHOWN = 30  # the newest entries of an order's trail (every view of it is one)
 
 
 def _form(req: Req) -> dict[str, str]:

@@ -51,7 +51,7 @@ async def reports(req: Req) -> web.StreamResponse:
         await req.web.admin.record(req.merchant, "report", refused=exc.code.value,
                                    asked=" ".join(v for v in asked.values() if v)[:64])
         return req.render("reports.html", status=400, f=None, refused=refusal(req, exc), asked=asked, quick=QUICK)
-    f = await req.web.shop.reports.figures(period)
+    f = await req.web.figures(period)
     await req.web.admin.record(req.merchant, "report", period=period.label)
     low = {s.sku for s in f.stock if s.days_of_cover is not None and s.days_of_cover < LOW_COVER_DAYS}
     return req.render("reports.html", f=f, refused=None, asked=asked, quick=QUICK, top=f.top_by_revenue(TOP),
@@ -93,7 +93,7 @@ async def chart(req: Req) -> web.StreamResponse:
         shop = req.web.shop
         titles = {p.sku: localized(p.title, req.lang, shop.default_language)
                   for p in await shop.products(include_inactive=True)}
-        data = chart_data(req.web.i18n, req.lang, await shop.reports.figures(period), titles)
+        data = chart_data(req.web.i18n, req.lang, await req.web.figures(period), titles)
         async with _chart_lock:  # one drawing at a time (matplotlib), off the event loop
             try:
                 drawn = await asyncio.get_running_loop().run_in_executor(None, _draw, charts, name, data)
