@@ -163,7 +163,7 @@ def test_every_word_the_work_pages_use_is_in_both_languages() -> None:
     root = Path(__file__).resolve().parents[1] / "bots" / "web"
     sources = [*(root / "templates").glob("orders_*.html"), root / "templates" / "tickets.html",
                root / "templates" / "reviews.html", *((root / "pages" / f"{m}.py") for m in ("orders", "tickets",
-                                                                                              "reviews", "words"))]
+                                                                                              "reviews", "shown"))]
     keys = {k for f in sources for k in re.findall(r"""\bt\(\s*["']([a-z_][a-z0-9_.]+)["']""", f.read_text())}
     used = {k for k in keys if not k.endswith(".")}
     prefixes = keys - used  # t("status." ~ o.status.value), req.t("risk.reason." + signal)

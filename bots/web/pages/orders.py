@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bots.web.kit import Pages, Req
-from bots.web.pages.words import refused, title, when
+from bots.web.pages.shown import refused, title, when
 from core.admin import AdminError
 from core.models import OrderStatus
 from core.order_search import SearchError, parse_query

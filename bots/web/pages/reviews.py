@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bots.web.kit import Pages, Req
-from bots.web.pages.words import Shown, status_of, when
+from bots.web.pages.shown import Shown, status_of, when
 from core.admin import ORDER_ID_RE
 from core.errors import ErrorCode, StoreError
 from handlers import errors

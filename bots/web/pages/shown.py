@@ -1,5 +1,6 @@
-"""What the owner pages (resellers, jobs, audit, sessions, reports) share: a refusal as the page shows it, times in
-the store's zone, whole numbers read from a form."""
+"""What the console's pages share: a refusal as the page shows it (in the chat's words, handlers/errors.py, with its
+code in `data-refusal`; on the work pages with an HTTP status by its kind and an audit entry like a refused chat
+command), times in the store's zone, a product's title, whole numbers read from a form."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,39 @@ from zoneinfo import ZoneInfo
 
 from bots.web.kit import Req
 from core.errors import Refused
+from core.models import Product, localized
 from handlers import errors
+
+NOT_FOUND = frozenset({"order_not_found", "ticket_not_found", "not_found"})
+TOO_MANY = frozenset({"reveal_limit", "rate_limited"})
+BAD_INPUT = frozenset({"no_answer", "dates_backwards"})
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A refusal as a page shows it."""
+
+    code: str
+    text: str
+    status: int
+
+
+def status_of(code: str) -> int:
+    if code in NOT_FOUND:
+        return 404
+    if code in TOO_MANY:
+        return 429
+    if code.startswith("bad_") or code in BAD_INPUT:
+        return 400
+    return 409  # the order or ticket is not in a state for it (refunded already, closed, ...)
+
+
+async def refused(req: Req, exc: Refused, command: str, **audit: str) -> Shown:
+    """The refusal shown, and recorded as the chat records a refused merchant command (nothing else changed)."""
+    code = exc.code.value
+    params = {k: str(v)[:64] for k, v in {**exc.params, **audit}.items()}
+    await req.web.admin.record(req.merchant, command, refused=code, via="console", **params)
+    return Shown(code, errors.text(req.web.i18n, req.lang, exc), status_of(code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +84,7 @@ def whole(text: str | None, *, most: int = 10**12) -> int | None:
 def detail_text(value: object) -> str:
     """An audit detail's value as text (JSON for lists and maps); the template escapes it."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def title(req: Req, product: Product | None) -> str:
+    return localized(product.title, req.lang, req.web.shop.default_language) if product else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bots.web.kit import Pages, Req
-from bots.web.pages.words import Shown, refused, when
+from bots.web.pages.shown import Shown, refused, when
 from core.admin import AdminCode, AdminError
 from core.aftersales import ticket_id_of
 
