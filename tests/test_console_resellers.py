@@ -64,12 +64,22 @@ async def test_an_api_key_secret_is_shown_once_and_revoked_keys_stop_working(db_
     async with open_console(db_url, tmp_path) as kit, kit.client(OWNER) as http:
         desk = kit.app.resellers
         acme = await desk.create("Acme")
-        status, html = await kit.post(http, f"/resellers/{acme.id}/keys", {"rate": "7"})
+        await kit.get(http, f"/resellers/{acme.id}")  # the page's CSRF token
+        async with http.post(f"{kit.base}/console/resellers/{acme.id}/keys", allow_redirects=False,
+                             data={"rate": "7", "csrf": kit.csrf[id(http)]}) as r:
+            assert r.status == 303  # post/redirect/get: to the one page that shows the secret
+            shown_url = r.headers["Location"].removeprefix("/console")
+        status, html = await kit.get(http, shown_url)
         assert status == 200
         key_id = re.search(r'data-key-id="(rk_[0-9a-f]+)"', html).group(1)
         secret = re.search(r'<p class="secret" data-secret>([^<]+)</p>', html).group(1)
         found = await desk.api_key(key_id)
         assert found is not None and found[0].secret == secret and found[0].rate_per_second == 7
+
+        # reloading that page shows it no more, and makes no second key
+        status, again = await kit.get(http, shown_url)
+        assert status == 410 and secret not in again and 'data-refusal="shown"' in again
+        assert len(await desk.keys_of(acme.id)) == 1
 
         # never again: not on the account's page, not in the audit log
         status, html = await kit.get(http, f"/resellers/{acme.id}")

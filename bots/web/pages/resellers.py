@@ -6,6 +6,8 @@ a refusal too (with its code), as the chat audits its commands."""
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +17,8 @@ from bots.web.pages.shown import Refusal, page_refusal, refusal, when, whole
 from core.resellers import Reseller, ResellerCode, ResellerError
 
 pages = Pages()
+SHOW_FOR = 300.0  # seconds a new key's secret waits for its page
+SHOW_ONCE: dict[str, tuple[float, int, int, tuple[str, str]]] = {}  # nonce -> (when, session, reseller, (id, secret))
 STATEMENT_ROWS = 50
 KEY_ID_RE = re.compile(r"^rk_[0-9a-f]{16}$")
 STATUSES = ("active", "suspended")
@@ -160,7 +164,25 @@ async def new_key(req: Req) -> web.StreamResponse:
         await _record(req, "api_key", r.id, refused=exc.code.value)
         return await _detail(req, r, status=400, refused=refusal(req, exc))
     await _record(req, "api_key", r.id, key_id=key_id, rate=rate)
-    return await _detail(req, r, secret=(key_id, secret))
+    # Post/redirect/get: the secret waits (in this process's memory, a few minutes at most) for the one page that
+    # shows it; reloading that page shows it no more and makes no second key.
+    nonce = secrets.token_urlsafe(16)
+    SHOW_ONCE[nonce] = (time.monotonic(), req.session.id, r.id, (key_id, secret))
+    for stale in [n for n, v in SHOW_ONCE.items() if time.monotonic() - v[0] > SHOW_FOR]:
+        SHOW_ONCE.pop(stale, None)
+    return see_other(req.url(f"/resellers/{r.id}/keys/new/{nonce}"))
+
+
+@pages.get("/resellers/{id}/keys/new/{nonce}", owner=True)
+async def shown_key(req: Req) -> web.StreamResponse:
+    """The page that shows a new key's secret: once, to the session that made it."""
+    r = await _reseller(req)
+    if isinstance(r, web.Response):
+        return r
+    held = SHOW_ONCE.pop(req.request.match_info["nonce"], None)
+    if held is None or held[1] != req.session.id or held[2] != r.id or time.monotonic() - held[0] > SHOW_FOR:
+        return await _detail(req, r, status=410, refused=page_refusal(req, "shown", "console.resellers.shown"))
+    return await _detail(req, r, secret=held[3])
 
 
 @pages.post("/resellers/{id}/keys/{key_id}/revoke", owner=True)
