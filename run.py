@@ -7,6 +7,7 @@ on is built by the composition root, app/.
     python run.py [--config PATH] codes import SKU FILE
     python run.py [--config PATH] codes rekey [--new-key]
     python run.py [--config PATH] stock
+    python run.py [--config PATH] telegram setup  set the bot's commands and descriptions in Telegram
     python run.py [--config PATH] wechat menu     create the WeChat custom menu from wechat.menu
     python run.py [--config PATH] jobs            the scheduled jobs: last run, result, next run
     python run.py [--config PATH] jobs run NAME   run one job now

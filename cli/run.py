@@ -43,7 +43,7 @@ async def demo(settings: Settings) -> int:
     try:
         await seed_demo_codes(app.db.uow, app.vault, app.clock, await app.shop.products())
         flow = CustomerFlow(app.shop, i18n, shop_name=settings.store.name, support=settings.store.support,
-                            demo_payments=True)
+                            demo_payments=True, terms=settings.store.terms)
         notifier.flow = flow
         await app.shop.start()
         scheduler, runner = start_scheduler(app)

@@ -22,11 +22,12 @@ class Name(StrEnum):
 
 
 class Home(Name):
-    """handlers/home.py: the menu, help, the language."""
+    """handlers/home.py: the menu, help, the language, the terms of sale."""
 
     MENU = "menu"
     HELP = "help"
     LANGUAGE = "language"  # language[:CODE]
+    TERMS = "terms"  # the terms of sale (store.terms)
 
 
 class Shopping(Name):

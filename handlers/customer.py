@@ -11,7 +11,7 @@ process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from core.errors import Refused
 from core.models import Buyer, Customer
@@ -33,7 +33,7 @@ MAX_ACCOUNT_TYPED = 200
 class CustomerFlow:
     def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
                  demo_payments: bool = False, show_stars: bool = False, numbered: bool = True,
-                 ask_phone: bool = False, no_reveal: str | None = None) -> None:
+                 ask_phone: bool = False, no_reveal: str | None = None, terms: Mapping[str, str] | None = None) -> None:
         self.shop = shop
         self.i18n = i18n
         self.shop_name = shop_name
@@ -47,6 +47,7 @@ class CustomerFlow:
         # A message key: "show codes again" answers it and reveals nothing, on a channel that cannot prove who
         # is asking (WeChat in plain mode); deliveries still go to the buyer's own chat.
         self.no_reveal = no_reveal
+        self.terms = dict(terms or {})  # store.terms per language ({} : the default text of locales/)
         self.router = Router("customer", aliases=OLD_NAMES).include(
             home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router)
 
@@ -65,6 +66,8 @@ class CustomerFlow:
             return await self._act(cust, ctx, Home.MENU)
         if command == "/help":
             return await self._act(cust, ctx, Home.HELP)
+        if command == "/terms":
+            return await self._act(cust, ctx, Home.TERMS)
         if command == "/language":
             return await self._act(cust, ctx, Home.LANGUAGE)
         if command == "/orders":

@@ -1,6 +1,7 @@
-"""The menu, help and the language: where every conversation starts and comes back to."""
+"""The menu, help, the language and the terms of sale: where every conversation starts and comes back to."""
 from __future__ import annotations
 
+from core.models import localized
 from handlers import wallet
 from handlers.actions import Home, Link, Orders, Shopping
 from handlers.router import Router, Turn
@@ -33,6 +34,15 @@ async def help_(turn: Turn) -> Screen:
     if turn.flow.support:
         body += "\n" + turn.t("help.support", contact=turn.flow.support)
     return Screen(turn.t("help.title"), body, actions=turn.home())
+
+
+@router.action(Home.TERMS)
+async def terms(turn: Turn) -> Screen:
+    """The shop's terms of sale (`store.terms`, in the buyer's language), or the default text of locales/."""
+    text = localized(turn.flow.terms, turn.lang, turn.shop.default_language) if turn.flow.terms else ""
+    if not text.strip():
+        text = turn.t("terms.body", shop=turn.flow.shop_name, contact=turn.flow.support or "—")
+    return Screen(turn.t("terms.title"), text.strip(), actions=turn.home())
 
 
 @router.action(Home.LANGUAGE)

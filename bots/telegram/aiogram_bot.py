@@ -16,6 +16,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
     BufferedInputFile,
     CallbackQuery,
     CopyTextButton,
@@ -40,6 +42,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from bots.telegram.face import Face, FaceTask, apply_face, bot_face
 from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.wiring import storefront
 from core.shop import Shop
@@ -51,7 +54,7 @@ def _keep_response_models() -> list[type]:
     Holding the ones the store uses keeps them cached."""
     used = ("SendMessage", "SendInvoice", "SendDocument", "SendPhoto", "EditMessageText", "DeleteMessage",
             "AnswerCallbackQuery", "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe",
-            "SetWebhook", "DeleteWebhook")
+            "SetWebhook", "DeleteWebhook", "SetMyCommands", "SetMyDescription", "SetMyShortDescription")
     return [Response[getattr(methods, name).__returning__] for name in used]  # type: ignore[name-defined]
 
 
@@ -154,6 +157,12 @@ class AiogramPort(LibraryPort):
     def _price(self, label: str, stars: int) -> LabeledPrice:
         return LabeledPrice(label=label, amount=stars)
 
+    def _commands(self, commands: list[tuple[str, str]]) -> list[BotCommand]:
+        return [BotCommand(command=name, description=text) for name, text in commands]
+
+    def _chat_scope(self, chat_id: int) -> BotCommandScopeChat:
+        return BotCommandScopeChat(chat_id=chat_id)
+
     async def download(self, file_id: str) -> bytes:
         buffer = await self.bot.download(file_id)
         assert buffer is not None
@@ -241,6 +250,7 @@ class AiogramRuntime:
     def __init__(self, settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> None:
         tg = settings.telegram
         self.bot = make_bot(tg.token.get_secret_value(), tg.api_base)
+        self.settings = settings
         self.shop = shop
         self.port = AiogramPort(self.bot)
         self.frontend = storefront(settings, shop, self.port)
@@ -248,9 +258,11 @@ class AiogramRuntime:
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
         self._polling: PaymentFirstPolling[Update] | None = None
+        self.face = FaceTask()  # the bot's commands and descriptions, set in the background at start (face.py)
 
     async def start(self) -> None:
         """Long polling in the background; a payment update is confirmed only once handled (polling.py)."""
+        self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         self._polling = PaymentFirstPolling(
             lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout,
                                                          request_timeout=timeout + 30),
@@ -259,12 +271,20 @@ class AiogramRuntime:
         self._polling.start()
 
     async def set_webhook(self, url: str, secret: str) -> None:
+        self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
 
     async def feed_webhook(self, update: dict[str, Any]) -> None:
         await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
 
+    async def set_face(self) -> Face:
+        """The face set now (`run.py telegram setup`); Telegram's refusal is raised."""
+        face = await bot_face(self.settings, self.shop, self.frontend.i18n)
+        await apply_face(self.port, face)
+        return face
+
     async def stop(self) -> None:
+        await self.face.stop()
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None

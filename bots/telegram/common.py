@@ -106,8 +106,35 @@ class LibraryPort:
         """A one-time reply keyboard with a request_contact button, or (None) one that removes it."""
         raise NotImplementedError
 
+    def _commands(self, commands: list[tuple[str, str]]) -> list[Any]:
+        """BotCommand objects of the library."""
+        raise NotImplementedError
+
+    def _chat_scope(self, chat_id: int) -> Any:
+        """BotCommandScopeChat of the library."""
+        raise NotImplementedError
+
     async def download(self, file_id: str) -> bytes:
         raise NotImplementedError
+
+    # The bot's face (bots/telegram/face.py): language "" is every language without its own texts.
+    async def set_commands(self, commands: list[tuple[str, str]], language: str = "",
+                           chat_id: int | None = None) -> None:
+        """setMyCommands: the "/" menu of everyone (chat_id None) or of one chat (a merchant's)."""
+        self._open()
+        await self.bot.set_my_commands(self._commands(commands),
+                                       scope=self._chat_scope(chat_id) if chat_id is not None else None,
+                                       language_code=language or None)
+
+    async def set_description(self, text: str, language: str = "") -> None:
+        """setMyDescription: what an empty chat with the bot shows."""
+        self._open()
+        await self.bot.set_my_description(description=text, language_code=language or None)
+
+    async def set_short_description(self, text: str, language: str = "") -> None:
+        """setMyShortDescription: the bot's profile line (and its link previews)."""
+        self._open()
+        await self.bot.set_my_short_description(short_description=text, language_code=language or None)
 
     async def username(self) -> str:
         name = getattr(self, "_username", None)

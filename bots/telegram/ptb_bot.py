@@ -17,6 +17,8 @@ import logging
 from typing import Any
 
 from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
     CopyTextButton,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -47,6 +49,7 @@ from bots.telegram.common import (
     TelegramFrontend,
     stop_sending,
 )
+from bots.telegram.face import Face, FaceTask, apply_face, bot_face
 from bots.telegram.polling import PaymentFirstPolling
 from bots.telegram.wiring import storefront
 from core.shop import Shop
@@ -87,6 +90,12 @@ class PtbPort(LibraryPort):
 
     def _price(self, label: str, stars: int) -> LabeledPrice:
         return LabeledPrice(label, stars)
+
+    def _commands(self, commands: list[tuple[str, str]]) -> list[BotCommand]:
+        return [BotCommand(name, text) for name, text in commands]
+
+    def _chat_scope(self, chat_id: int) -> BotCommandScopeChat:
+        return BotCommandScopeChat(chat_id)
 
     async def download(self, file_id: str) -> bytes:
         file = await self.bot.get_file(file_id)
@@ -191,6 +200,7 @@ class PtbRuntime:
         self.application = build_application(tg.token.get_secret_value(), tg.api_base,
                                               concurrent_updates=concurrent_updates)
         self.bot = self.application.bot
+        self.settings = settings
         self.shop = shop
         self.port = PtbPort(self.bot)
         self.frontend = storefront(settings, shop, self.port)
@@ -198,6 +208,7 @@ class PtbRuntime:
         self.application.add_error_handler(log_handler_error)
         self._concurrent = concurrent_updates
         self._polling: PaymentFirstPolling[Update] | None = None
+        self.face = FaceTask()  # the bot's commands and descriptions, set in the background at start (face.py)
 
     async def _ensure_initialized(self) -> None:
         await self.application.initialize()  # a no-op when already initialized
@@ -205,6 +216,7 @@ class PtbRuntime:
     async def start(self) -> None:
         """Long polling in the background (returns once PTB has deleted any webhook and started polling)."""
         await self._ensure_initialized()
+        self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         await self.application.start()
         await self.bot.delete_webhook(drop_pending_updates=False)  # as PTB's own start_polling does
         self._polling = PaymentFirstPolling(
@@ -215,6 +227,7 @@ class PtbRuntime:
 
     async def set_webhook(self, url: str, secret: str) -> None:
         await self._ensure_initialized()
+        self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
 
     async def feed_webhook(self, update: dict[str, Any]) -> None:
@@ -222,7 +235,15 @@ class PtbRuntime:
         await self._ensure_initialized()
         await self.application.process_update(Update.de_json(update, self.bot))
 
+    async def set_face(self) -> Face:
+        """The face set now (`run.py telegram setup`); Telegram's refusal is raised."""
+        await self._ensure_initialized()
+        face = await bot_face(self.settings, self.shop, self.frontend.i18n)
+        await apply_face(self.port, face)
+        return face
+
     async def stop(self) -> None:
+        await self.face.stop()
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None

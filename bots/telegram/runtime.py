@@ -5,6 +5,7 @@ python-telegram-bot (ptb_bot.py), and only the chosen one is imported (aiogram a
                                                # registered by the composition root (app/bootstrap.py)
     await runtime.start()                      # polling in the background (or nothing, in webhook mode)
     await runtime.feed_webhook(update_dict)    # webhook mode: one update from Telegram
+    await runtime.set_face()                   # `run.py telegram setup` (start does it in the background)
     await runtime.stop()
 
 Either runtime builds the library-neutral storefront with bots/telegram/wiring.py `storefront`.
@@ -17,6 +18,7 @@ from core.shop import Shop
 
 if TYPE_CHECKING:
     from bots.telegram.common import TelegramFrontend
+    from bots.telegram.face import Face
 
 
 class TelegramRuntime(Protocol):
@@ -26,6 +28,8 @@ class TelegramRuntime(Protocol):
     async def stop(self) -> None: ...
     async def feed_webhook(self, update: dict[str, Any]) -> None: ...
     async def set_webhook(self, url: str, secret: str) -> None: ...
+    async def set_face(self) -> Face:
+        """The bot's commands and descriptions set now (bots/telegram/face.py); Telegram's refusal is raised."""
 
 
 def build_telegram(settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> TelegramRuntime:

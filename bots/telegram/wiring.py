@@ -30,7 +30,8 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
     port = limited(port, settings.telegram.limits)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
-                        show_stars=True, numbered=False, ask_phone=True)
+                        show_stars=True, numbered=False, ask_phone=True,
+                        terms=settings.store.terms)
     minutes = settings.telegram.delete_code_after
     cards = None
     if shop.card_faces is not None:  # resellers' card faces

@@ -64,7 +64,7 @@ class WeChatRuntime:
         self.i18n = i18n = Translator(settings.store.languages, settings.store.default_language)
         self.flow = flow = CustomerFlow(shop, i18n, shop_name=settings.store.name,
                                         support=settings.store.support, show_stars=False, numbered=True,
-                                        no_reveal=None if safe else REVEAL_NEEDS_SAFE_MODE)
+                                        no_reveal=None if safe else REVEAL_NEEDS_SAFE_MODE, terms=settings.store.terms)
         locks = UserLocks()
         pending = Pending(shop, locks)
         webhook = wx.wecom_webhook.get_secret_value()

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from config.settings.fields import Key32, Loc, decode_key, fail
+from config.settings.fields import Key32, Loc, Localized, decode_key, fail
 
 
 def _upper(value: Any) -> Any:
@@ -54,6 +54,10 @@ class Store(BaseModel):
         "auto", description="`auto`: the terminal demo when no channel (`telegram.token`, `wechat.appid`) is "
                             "configured; `true` / `false`: demo or not")
     support: str = Field("", description="support contact shown in Help")
+    terms: Localized = Field(default_factory=dict,
+                             description="the shop's terms of sale, answered to `/terms` (Telegram asks sellers of "
+                                         "digital goods for it): a string or a per-language map `{en: ..., "
+                                         "zh_CN: ...}`; empty: a short default text from locales/")
 
     @field_validator("currency", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
-"""The Bot API methods of the bot itself, of polling and webhooks, commands, messages (send, edit, delete) and
-files (send, download), each with the checks of the real server that bite in production (text length,
-"message is not modified", no getUpdates while a webhook is set). Payments are in stars.py.
+"""The Bot API methods of the bot itself, of polling and webhooks, commands and descriptions, messages (send, edit,
+delete) and files (send, download), each with the checks of the real server that bite in production (text length,
+"message is not modified", no getUpdates while a webhook is set, the limits of commands and descriptions).
+Payments are in stars.py.
 
 A method is `_m_<name>(params, files)`; the server routes `{base}/bot{token}/<name>` to it (names match
 case-insensitively, as Telegram's do).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 
 from tests.fake_bot_api.state import BotState
@@ -64,8 +66,31 @@ class BotMethods(BotState):
     def _commands_key(p: dict) -> str:
         return json.dumps([p.get("scope") or {"type": "default"}, p.get("language_code") or ""], sort_keys=True)
 
+    @staticmethod
+    def _language_code(p: dict) -> str:
+        code = p.get("language_code") or ""
+        if code and not re.fullmatch(r"[a-z]{2}", code):  # Telegram: a two-letter ISO 639-1 code, or none
+            raise ApiError(400, "Bad Request: invalid language code specified")
+        return code
+
+    @staticmethod
+    def _utf16(text: str) -> int:
+        return len(text.encode("utf-16-le")) // 2
+
     def _m_setMyCommands(self, p: dict, files: dict) -> bool:
-        self.commands[self._commands_key(p)] = p.get("commands") or []
+        self._language_code(p)
+        commands = p.get("commands") or []
+        if len(commands) > 100:
+            raise ApiError(400, "Bad Request: too many commands")
+        for c in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", c.get("command") or ""):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= self._utf16((c.get("description") or "").strip()) <= 256:
+                raise ApiError(400, "Bad Request: command description is invalid")
+        scope = p.get("scope") or {"type": "default"}
+        if scope.get("type") == "chat" and not isinstance(scope.get("chat_id"), int):
+            raise ApiError(400, "Bad Request: chat not found")
+        self.commands[self._commands_key(p)] = commands
         return True
 
     def _m_deleteMyCommands(self, p: dict, files: dict) -> bool:
@@ -74,6 +99,27 @@ class BotMethods(BotState):
 
     def _m_getMyCommands(self, p: dict, files: dict) -> list[dict]:
         return self.commands.get(self._commands_key(p), [])
+
+    # ------------------------------------------------------------------ the bot's descriptions
+    def _m_setMyDescription(self, p: dict, files: dict) -> bool:
+        text = p.get("description") or ""
+        if self._utf16(text) > 512:
+            raise ApiError(400, "Bad Request: description is too long")
+        self.descriptions[self._language_code(p)] = text
+        return True
+
+    def _m_getMyDescription(self, p: dict, files: dict) -> dict:
+        return {"description": self.descriptions.get(self._language_code(p), "")}
+
+    def _m_setMyShortDescription(self, p: dict, files: dict) -> bool:
+        text = p.get("short_description") or ""
+        if self._utf16(text) > 120:
+            raise ApiError(400, "Bad Request: short description is too long")
+        self.short_descriptions[self._language_code(p)] = text
+        return True
+
+    def _m_getMyShortDescription(self, p: dict, files: dict) -> dict:
+        return {"short_description": self.short_descriptions.get(self._language_code(p), "")}
 
     # ------------------------------------------------------------------ messages
     def _m_sendMessage(self, p: dict, files: dict) -> dict:

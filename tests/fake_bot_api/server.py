@@ -93,6 +93,12 @@ class FakeBotAPI(UpdateBuilders, BotMethods, StarsPayments):
         return [copy.deepcopy(m) for m in self._sent.get(chat_id, [])
                 if include_deleted or (chat_id, m["message_id"]) not in self._deleted]
 
+    def my_commands(self, language: str = "", chat_id: int | None = None) -> list[tuple[str, str]]:
+        """The "/" menu set for a language_code ("" the default) in the default scope or one chat's."""
+        scope = {"type": "default"} if chat_id is None else {"type": "chat", "chat_id": chat_id}
+        found = self.commands.get(self._commands_key({"scope": scope, "language_code": language}), [])
+        return [(c["command"], c["description"]) for c in found]
+
     def last_message(self, chat_id: int) -> dict | None:
         sent = self.sent_to(chat_id)
         return sent[-1] if sent else None

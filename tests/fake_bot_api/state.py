@@ -28,6 +28,8 @@ class BotState:
         self.base = ""
         self.webhook: dict[str, Any] = {"url": "", "secret_token": None}
         self.commands: dict[str, list[dict]] = {}  # key: json of [scope, language_code]
+        self.descriptions: dict[str, str] = {}  # language_code ("" for the default) -> setMyDescription's text
+        self.short_descriptions: dict[str, str] = {}  # likewise, setMyShortDescription's
         self._calls: list[Call] = []
         self._queue: list[dict] = []             # unconfirmed updates, ascending update_id
         self._next_update_id = 1000
