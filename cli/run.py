@@ -14,6 +14,7 @@ from app.process import settle_heap
 from bots.b2b_api import mount_api
 from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
+from bots.miniapp import mount_miniapp
 from bots.web import mount_console
 from cli.common import Voice
 from config.settings import Settings
@@ -86,7 +87,12 @@ async def serve(settings: Settings) -> int:
             if settings.console.enabled:  # the merchant's web console under /console/
                 mount_console(server, app)
                 log.info("web console at %s/console/", settings.server.base_url())
-            if webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled:
+            miniapp = tg.enabled and tg.webapp.enabled and bool(settings.server.public_url)
+            if miniapp:  # the Mini App's API under /app/api/ (read-only for now)
+                mount_miniapp(server, app)
+                log.info("Mini App API at %s/app/api/", settings.server.base_url())
+            if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
+                    or miniapp):
                 await server.start()
             if runtime is not None:
                 if webhook:

@@ -37,7 +37,7 @@ from config.settings.resellers import CardFace, Resellers, TopupChoice
 from config.settings.risk import Risk, ValueStep
 from config.settings.store import Database, Logging, Server, Store, Vault
 from config.settings.suppliers import Supplier, SupplierAnswer, SupplierFields, SupplierPaths
-from config.settings.telegram import Telegram, TelegramGroups, TelegramLimits, Webhook
+from config.settings.telegram import Telegram, TelegramGroups, TelegramLimits, TelegramWebApp, Webhook
 from config.settings.wechat import MenuButton, Pay, Wechat
 from core.models import localized  # exported from here before (the products' per-language text is read with it)
 
@@ -64,6 +64,7 @@ __all__ = [
     "Telegram",
     "TelegramGroups",
     "TelegramLimits",
+    "TelegramWebApp",
     "TopupChoice",
     "ValueStep",
     "Vault",

@@ -59,6 +59,19 @@ class TelegramGroups(BaseModel):
                                                        "Telegram's 20")
 
 
+class TelegramWebApp(BaseModel):
+    """The Mini App's server side (`/app/api/` on the store's HTTP server, when `server.public_url` is set); see
+    [Mini App (server side)](telegram.md#mini-app-server-side)."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    enabled: bool = Field(True, description="serve the Mini App's API when Telegram is on and `server.public_url` "
+                                            "is set; false: never")
+    max_age_seconds: int = Field(3600, ge=60, le=86400,
+                                 description="how old a Mini App's `initData` (its `auth_date`) may be; older "
+                                             "requests are refused with 401")
+
+
 class Telegram(BaseModel):
     """The Telegram bot; see [Selling on Telegram](telegram.md)."""
 
@@ -75,6 +88,7 @@ class Telegram(BaseModel):
                                                                      "deleted; none: kept")
     limits: TelegramLimits = Field(default_factory=TelegramLimits, description="outbound message rates")
     groups: TelegramGroups = Field(default_factory=TelegramGroups, description="reseller ordering in group chats")
+    webapp: TelegramWebApp = Field(default_factory=TelegramWebApp, description="the Mini App's server side")
 
     @property
     def enabled(self) -> bool:
