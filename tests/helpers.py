@@ -3,8 +3,11 @@ for the outside world, and feed it codes."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -221,3 +224,35 @@ def stock_table(stdout: str) -> dict[str, tuple[int, int, int]]:
     lines = [ln.split() for ln in stdout.strip().splitlines()]
     assert lines and lines[0] == ["SKU", "available", "held", "sold", "expired"], stdout
     return {cols[0]: (int(cols[1]), int(cols[2]), int(cols[3])) for cols in lines[1:]}
+
+
+# -- the store as a process ------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_store(config: Path, port: int, timeout: float = 30) -> subprocess.Popen[str]:
+    """`run.py --config CONFIG` as a merchant runs it, returned once its HTTP server listens on `port` (an async
+    test whose fakes the store talks to calls it through asyncio.to_thread, so they keep answering)."""
+    proc = subprocess.Popen([sys.executable, "run.py", "--config", str(config)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                _, err = proc.communicate(timeout=30)
+                raise AssertionError(f"the store did not start: {err[-2000:]}") from None
+            time.sleep(0.1)
+
+
+def stop_store(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, as systemd stops it: the store must end cleanly (exit 0)."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

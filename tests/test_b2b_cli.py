@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from core.signing import signed_headers
-from tests.helpers import ROOT, SKU, code_lines, run_cli, unique_codes, write_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import ROOT, SKU, code_lines, free_port, run_cli, unique_codes, write_config
 
 
 def _call(base: str, key_id: str, secret: str, method: str, path: str, body: dict | None = None,
@@ -37,7 +30,7 @@ def _call(base: str, key_id: str, secret: str, method: str, path: str, body: dic
 
 
 def test_a_reseller_onboarded_by_cli_buys_from_the_running_store(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, demo=False, extra={"server": {"port": port, "api": True, "api_rate_per_second": 50}})
     codes = tmp_path / "codes.txt"
     codes.write_bytes(b"".join(code_lines(unique_codes(20))))

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,37 +14,19 @@ from PIL import Image
 from playwright.async_api import Page
 
 from tests.browser import ARTIFACTS, require_chromium
-from tests.helpers import ROOT, write_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import ROOT, free_port, start_store, stop_store, write_config
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[str]:
     """`run.py` with the B2B API on its HTTP server, as a merchant runs it; yields the server's base URL."""
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, demo=False, extra={"server": {"port": port, "api": True}})
-    proc = subprocess.Popen([sys.executable, "run.py", "--config", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    proc = start_store(cfg, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the store did not start"
-                time.sleep(0.2)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        stop_store(proc)
 
 
 async def test_the_api_address_shows_its_document_and_refuses_unsigned_calls(store: str, page: Page) -> None:

@@ -3,12 +3,6 @@ server, with the console's links issued by the store's own desk on the same data
 would), so what `cli/run.py` wires is what is tested."""
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -18,35 +12,20 @@ from core.clock import SystemClock
 from core.console import ConsoleDesk
 from core.models import Buyer
 from storage.db import Database
-from tests.helpers import ROOT, write_config
+from tests.helpers import free_port, start_store, stop_store, write_config
 
 OWNER = Buyer("telegram", "111")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_run_py_serves_the_console_and_signs_in_through_a_link(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, demo=False, extra={
         "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
         "telegram": {"admins": [int(OWNER.external_id)]},
         "console": {"enabled": True}})
-    proc = subprocess.Popen([sys.executable, "run.py", "--config", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_store(cfg, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/console/login", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the store did not start"
-                time.sleep(0.2)
         settings = load_settings(cfg)
         db = Database(settings.database_url_resolved())
         try:
@@ -66,7 +45,5 @@ async def test_run_py_serves_the_console_and_signs_in_through_a_link(tmp_path: P
             async with http.get(base + "/console/static/console.css") as r:
                 assert r.status == 200 and "text/css" in r.headers["Content-Type"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        stop_store(proc)
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,38 +10,24 @@ import aiohttp
 
 from core.webapp_auth import sign_init_data
 from tests.fake_bot_api import FakeBotAPI
-from tests.helpers import ROOT, write_config
+from tests.helpers import free_port, start_store, stop_store, write_config
 from tests.telegram_harness import TOKEN
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_run_py_serves_the_mini_app_api_behind_init_data(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     async with FakeBotAPI(token=TOKEN) as api:
         cfg = write_config(tmp_path, demo=False, extra={
             "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
             "telegram": {"token": TOKEN, "api_base": api.base}})
-        proc = subprocess.Popen([sys.executable, "run.py", "--config", str(cfg)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = await asyncio.to_thread(start_store, cfg, port)  # the fake Bot API answers meanwhile
         url = f"http://127.0.0.1:{port}/app/api/catalog"
         init = sign_init_data({"auth_date": str(int(time.time())), "user": '{"id":5,"language_code":"en"}'}, TOKEN)
         try:
             async with aiohttp.ClientSession() as http:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        async with http.get(url) as r:
-                            assert r.status == 401
-                            assert (await r.json())["error"] == {"code": "unauthorized", "reason": "missing"}
-                            break
-                    except aiohttp.ClientConnectionError:
-                        assert proc.poll() is None and time.monotonic() < deadline, "the store did not start"
-                        await asyncio.sleep(0.2)
+                async with http.get(url) as r:
+                    assert r.status == 401
+                    assert (await r.json())["error"] == {"code": "unauthorized", "reason": "missing"}
                 async with http.get(url, headers={"Authorization": f"tma {init}"}) as r:
                     assert r.status == 200
                     assert [p["title"] for p in (await r.json())["products"]] == ["Game card 10"]
@@ -53,6 +35,4 @@ async def test_run_py_serves_the_mini_app_api_behind_init_data(tmp_path: Path) -
                 async with http.get(url, headers={"Authorization": f"tma {other}"}) as r:
                     assert r.status == 401
         finally:
-            proc.send_signal(signal.SIGTERM)
-            _, err = await asyncio.to_thread(proc.communicate, timeout=30)
-        assert proc.returncode == 0, err
+            await asyncio.to_thread(stop_store, proc)

@@ -94,7 +94,7 @@ class ProblemDesk:
             for code in codes:
                 verdicts.append(await supplier.check_code(offer.supplier_sku, code))
         except Exception as exc:  # noqa: BLE001 - a supplier that cannot answer leaves the ordinary policy
-            log.warning("code check for order %s failed: %s", order.id, type(exc).__name__)
+            log.warning("supplier check of order %s failed: %s", order.id, type(exc).__name__)
             return "error"
         for bad in ("used", "invalid"):
             if bad in verdicts:
