@@ -10,25 +10,25 @@ bought from a supplier when sold); `in_stock` says whether it can be bought now.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
+from bots.miniapp.hosts import Identity, TelegramIdentity, Unauthorized, Visitor
 from core.clock import Clock
 from core.errors import StoreError
 from core.models import Product, localized
 from core.shop import ProductView, Shop, category_key
-from core.webapp_auth import InitDataRefused, WebAppInit, check_init_data
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/app/api"
-SCHEME = "tma"
 MAX_QUERY = 100  # characters of a search
 ERRORS = {"unauthorized": 401, "bad_request": 400, "not_found": 404, "method_not_allowed": 405, "internal": 500}
-INIT_KEY = web.RequestKey("miniapp_init", WebAppInit)
+VISITOR_KEY = web.RequestKey("miniapp_visitor", Visitor)
+HOST_KEY = web.RequestKey("miniapp_host", Identity)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,31 +39,31 @@ def error(code: str, **extra: Any) -> web.Response:
 
 
 class MiniAppApi:
-    """The routes over the store's Shop; `bot_token` checks initData, `max_age` is how old it may be."""
+    """The routes over the store's Shop, for the hosts given (bots/miniapp/hosts.py): a request is answered for
+    the host whose Authorization scheme it carries."""
 
-    def __init__(self, shop: Shop, clock: Clock, bot_token: str, max_age: timedelta) -> None:
-        if not bot_token:
-            raise ValueError("the Mini App needs the bot's token (telegram.token)")
+    def __init__(self, shop: Shop, clock: Clock, hosts: Sequence[Identity]) -> None:
         self.shop = shop
         self.clock = clock
-        self._token = bot_token
-        self.max_age = max_age
+        self.hosts = {h.scheme: h for h in hosts}
         self.sub = web.Application(middlewares=[self._gate])
         self.sub.router.add_get("/catalog", self.catalog)
         self.sub.router.add_get("/search", self.search)
         self.sub.router.add_get("/products/{product_id}", self.product)
 
-    # -- the gate: initData first, then the route ------------------------------------------------------------
+    # -- the gate: the host's credentials first, then the route ---------------------------------------------------
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         scheme, _, data = request.headers.get("Authorization", "").partition(" ")
+        host = self.hosts.get(scheme.lower())
         try:
-            if scheme.lower() != SCHEME:
-                data = ""
-            init = check_init_data(data.strip(), self._token, self.clock.now(), self.max_age)
-        except InitDataRefused as refused:
-            return error("unauthorized", reason=refused.reason.value)
-        request[INIT_KEY] = init
+            if host is None:
+                raise Unauthorized("missing")
+            visitor = host.identify(data)
+        except Unauthorized as refused:
+            return error("unauthorized", reason=refused.reason)
+        request[HOST_KEY] = host
+        request[VISITOR_KEY] = visitor
         try:
             response = await handler(request)
         except web.HTTPNotFound:
@@ -79,7 +79,7 @@ class MiniAppApi:
         return response
 
     def language(self, request: web.Request) -> str:
-        return self.shop.match_language(request[INIT_KEY].user.language_code)
+        return self.shop.match_language(request[VISITOR_KEY].language_hint)
 
     # -- routes ------------------------------------------------------------------------------------------------
     async def catalog(self, request: web.Request) -> web.Response:
@@ -131,6 +131,7 @@ class MiniAppApi:
 def mount_miniapp(server: Any, app: Any) -> MiniAppApi:
     """The Mini App's API on `server` (bots/http.py HttpServer) under /app/api/."""
     tg = app.settings.telegram
-    api = MiniAppApi(app.shop, app.clock, tg.token.get_secret_value(), timedelta(seconds=tg.webapp.max_age_seconds))
+    hosts = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))]
+    api = MiniAppApi(app.shop, app.clock, hosts)
     server.app.add_subapp(PREFIX, api.sub)
     return api
