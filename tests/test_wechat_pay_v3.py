@@ -251,7 +251,9 @@ async def test_v3_notices_without_headers_or_json_or_in_v2_form_are_refused(tmp_
         order = await env.native_paid()
         headers, body = env.fake.v3_notice(order.id)
         refused(await env.fake.send({"Content-Type": "application/json"}, body), "bad signature")
-        refused(await env.fake.send(headers | {"Wechatpay-Serial": "0123ABCD"}, body), "bad signature")
+        for serial in ("0123ABCD", "0123ABCE", "0123ABCF"):  # serials nobody has: no download storm
+            refused(await env.fake.send(headers | {"Wechatpay-Serial": serial}, body), "bad signature")
+        assert len(env.fake.requests_to("/v3/certificates")) == 1  # fetched a moment ago: not again
         refused(await env.fake.send(headers, body.replace(b'"TRANSACTION.SUCCESS"', b'"REFUND.SUCCESS"')),
                 "bad signature")
         refused(await env.fake.send(headers, b"not json"), "malformed notice")

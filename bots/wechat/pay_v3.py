@@ -55,6 +55,7 @@ from core.shop import Shop
 
 log = logging.getLogger(__name__)
 
+CERT_REFETCH = 60.0  # seconds between platform certificate downloads at most
 NOTICE_MAX_SKEW = 300  # seconds a notice's Wechatpay-Timestamp may be off (WeChat Pay's advice: 5 minutes)
 HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial",
            "Wechatpay-Signature-Type")
@@ -83,6 +84,15 @@ class _Core(Core):  # type: ignore[misc]  # wechatpayv3 has no type hints
     def _init_certificates(self) -> None:
         if not self._deferred:
             super()._init_certificates()
+
+    def _update_certificates(self) -> None:
+        """wechatpayv3 downloads the certificates again whenever an answer or notice names a serial it lacks: at
+        most once a minute, so forged notices with made-up serials cannot make the store hammer WeChat."""
+        now = time.monotonic()
+        if self._certificates and now - getattr(self, "_fetched_at", -CERT_REFETCH) < CERT_REFETCH:
+            return
+        self._fetched_at = now
+        super()._update_certificates()
 
     def ready(self) -> None:
         if self._public_key is None and not self._certificates:
