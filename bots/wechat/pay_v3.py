@@ -70,7 +70,7 @@ def fail(status: int, message: str) -> tuple[int, bytes]:
     return status, answer("FAIL", message)
 
 
-class _Core(Core):  # type: ignore[misc]  # wechatpayv3 has no type hints
+class _Core(Core):
     """wechatpayv3's Core aimed at the configured pay API server before anything is fetched: its __init__
     would download platform certificates from https://api.mch.weixin.qq.com at once. Certificates are loaded
     (platform_cert_dir, else /v3/certificates) by `ready()`, in a worker thread."""
@@ -99,7 +99,7 @@ class _Core(Core):  # type: ignore[misc]  # wechatpayv3 has no type hints
             self._init_certificates()  # raises when no platform certificate could be had
 
 
-class _Client(WeChatPay):  # type: ignore[misc]
+class _Client(WeChatPay):
     """wechatpayv3's WeChatPay (direct merchant) on _Core."""
 
     def __init__(self, api_base: str, *, appid: str, mchid: str, notify_url: str, **core: Any) -> None:
@@ -365,12 +365,13 @@ def notice_of(data: dict[str, Any]) -> PaymentNotice | None:
     """A v3 transaction (notice resource or query answer) as the core's PaymentNotice (None when fields are
     missing). As on v2 anyone may pay a Native code: the payer is recorded and checked, not required."""
     ref, txn = data.get("out_trade_no"), data.get("transaction_id")
-    amount = data.get("amount") if isinstance(data.get("amount"), dict) else {}
+    amount = data.get("amount")
+    amount = amount if isinstance(amount, dict) else {}
     total, currency = amount.get("total"), amount.get("currency") or "CNY"
     if not isinstance(ref, str) or not ref or not isinstance(txn, str) or not txn or type(total) is not int:
         return None
-    payer_info = data.get("payer") if isinstance(data.get("payer"), dict) else {}
-    openid = payer_info.get("openid")
+    payer_info = data.get("payer")
+    openid = payer_info.get("openid") if isinstance(payer_info, dict) else None
     payer = Buyer(CHANNEL, openid) if isinstance(openid, str) and openid else None
     raw = {k: v for k, v in data.items() if isinstance(v, (str, int))}
     return PaymentNotice(ref, PROVIDER, txn, total, str(currency), payer, raw=raw, any_payer=True)
