@@ -106,8 +106,8 @@ class FakeWeChatPay:
         answers and notices as the platform public key of that id instead of a platform certificate."""
         self.appid, self.mch_id, self.api_key = appid, mch_id, api_key
         self.apiv3_key, self.merchant_keys, self.public_key_id = apiv3_key, dict(merchant_keys or {}), public_key_id
-        self.platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.platform_cert = _self_signed(self.platform_key, "Tenpay.com Root CA")
+        self._platform_key: rsa.RSAPrivateKey | None = None  # made on first use (v3 only)
+        self._platform_cert: x509.Certificate | None = None
         self.notify_target = ""  # where notices go (the store's notify URL); empty = the trade's notify_url
         self.notified: list[tuple[int, str]] = []  # the store's answers to notices this fake sent
         self.tls = tls
@@ -366,6 +366,24 @@ class FakeWeChatPay:
         return answer
 
     # -- API v3 --------------------------------------------------------------------------------------
+    @property
+    def platform_key(self) -> rsa.RSAPrivateKey:
+        """The key WeChat Pay signs v3 answers and notices with (set another to play a man in the middle)."""
+        if self._platform_key is None:
+            self._platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return self._platform_key
+
+    @platform_key.setter
+    def platform_key(self, key: rsa.RSAPrivateKey) -> None:
+        self.platform_cert  # noqa: B018 - the certificate stays the one of the first key
+        self._platform_key = key
+
+    @property
+    def platform_cert(self) -> x509.Certificate:
+        if self._platform_cert is None:
+            self._platform_cert = _self_signed(self.platform_key, "Tenpay.com Root CA")
+        return self._platform_cert
+
     @property
     def platform_serial(self) -> str:
         return format(self.platform_cert.serial_number, "X")
