@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -421,3 +422,26 @@ async def test_v3_missing_or_unreadable_key_files_stop_the_start(tmp_path: Path)
             with pytest.raises(ConfigError) as err:
                 WeChatPayV3Gateway(settings, env.app.shop)
             assert key in str(err.value) and words in str(err.value)
+
+
+async def test_v3_signed_notice_for_an_unknown_order_is_recorded_once_for_a_refund(tmp_path: Path) -> None:
+    async with v3_store(tmp_path) as env:
+        notice = env.fake.v3_notice("261205NOSUCHORD", total=1000, transaction_id="4200000000000000000000009999")
+        assert await env.fake.send(*notice) == (204, "")
+        assert await env.fake.send(*notice) == (204, "")  # WeChat's repeat: recorded once
+        async with env.app.db.uow() as uow:
+            found = await uow.payments.existing([(PROVIDER, "4200000000000000000000009999")])
+        (payment,) = found.values()
+        assert payment.order_id is None and payment.status in ("refund_pending", "refunded")
+        assert payment.payer == "wechat:o-payer"
+
+
+async def test_v3_keys_never_reach_the_log_even_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with v3_store(tmp_path, codes=1) as env:
+        late, _ = await lapsed_and_refunding(env)  # orders, a notice, a refund: every kind of call
+        assert await order_status(env.app, late.id) == "refunded"
+        private_pem = Path(env.app.settings.wechat.pay.key).read_text()
+    body = "".join(private_pem.splitlines()[1:-1])
+    assert "wechat pay:" in caplog.text  # the store did log ...
+    assert APIV3_KEY not in caplog.text and body[:40] not in caplog.text  # ... but no key
