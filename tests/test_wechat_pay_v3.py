@@ -149,7 +149,11 @@ async def test_v3_platform_public_key_mode_needs_no_certificate_download(tmp_pat
     async with v3_store(tmp_path, public_key=True) as env:
         order = await env.native_paid()
         assert env.fake.requests_to("/v3/certificates") == []
-        assert await env.fake.send(*env.fake.v3_notice(order.id)) == (204, "")
+        headers, body = env.fake.v3_notice(order.id)
+        for serial in ("0123ABCD", "0123ABCE", "0123ABCF"):  # forged serials: one look for certificates, not three
+            refused(await env.fake.send(headers | {"Wechatpay-Serial": serial}, body), "bad signature")
+        assert len(env.fake.requests_to("/v3/certificates")) == 1
+        assert await env.fake.send(headers, body) == (204, "")
         await settle(env.app)
         assert await order_status(env.app, order.id) == "delivered"
 

@@ -89,8 +89,9 @@ class _Core(Core):
         """wechatpayv3 downloads the certificates again whenever an answer or notice names a serial it lacks: at
         most once a minute, so forged notices with made-up serials cannot make the store hammer WeChat."""
         now = time.monotonic()
-        if self._certificates and now - getattr(self, "_fetched_at", -CERT_REFETCH) < CERT_REFETCH:
-            return
+        fetched = getattr(self, "_fetched_at", None)
+        if fetched is not None and now - fetched < CERT_REFETCH:
+            return  # also in public-key mode, where a made-up serial would otherwise fetch every time
         self._fetched_at = now
         super()._update_certificates()
 
