@@ -18,6 +18,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pydantic import SecretStr
 
 from app import App
 from bots.http import HttpServer
@@ -449,3 +450,16 @@ async def test_v3_keys_never_reach_the_log_even_at_debug(tmp_path: Path, caplog:
     body = "".join(private_pem.splitlines()[1:-1])
     assert "wechat pay:" in caplog.text  # the store did log ...
     assert APIV3_KEY not in caplog.text and body[:40] not in caplog.text  # ... but no key
+
+
+async def test_v3_with_a_wrong_apiv3_key_says_no_platform_certificate_and_makes_no_trade(tmp_path: Path) -> None:
+    async with v3_store(tmp_path) as env:
+        pay = env.app.settings.wechat.pay.model_copy(update={"apiv3_key": SecretStr("w" * 32)})
+        settings = env.app.settings.model_copy(update={"wechat": env.app.settings.wechat.model_copy(
+            update={"pay": pay})})
+        wrong = WeChatPayV3Gateway(settings, env.app.shop)
+        order = await env.reserve("o-alice")
+        with pytest.raises(WeChatPayError) as err:
+            await wrong.create_native(order, "card")
+        assert err.value.code == "NO_PLATFORM_CERT" and "apiv3_key" in str(err.value)
+        assert env.fake.trades == {} and len(env.fake.requests_to("/v3/certificates")) == 1
