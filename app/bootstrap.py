@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bots.telegram.runtime import TelegramRuntime, build_telegram
-from config.settings import Product as ProductSettings
 from config.settings import ConfigError, Settings
+from config.settings import Product as ProductSettings
 from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
 from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk

@@ -38,9 +38,9 @@ from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.base import OFF_LOOP, Now
 from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
-from storage.images import ImageRepo
 from storage.console import ConsoleRepo
 from storage.groups import GroupRepo
+from storage.images import ImageRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
