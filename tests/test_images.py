@@ -23,6 +23,7 @@ from bots.miniapp import mount_miniapp
 from config.settings import ConfigError, parse_settings
 from core.images import ImageCode, ImageError, ImageLimits, check_image
 from tests.dbtemplate import from_template
+from tests.helpers import DEFAULT_CATALOG, SKU, run_cli, write_config
 from tests.test_miniapp_api import CATALOG, TOKEN, signed
 
 LIMITS = ImageLimits()
@@ -222,3 +223,14 @@ def test_the_limits_are_settings_with_bounds(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         parse_settings({"store": {"images": {"max_side": 100000}}}, tmp_path, env={})
     assert "store.images.max_side" in str(refused.value)
+
+
+def test_run_py_stops_with_exit_2_naming_the_product_and_opens_no_database(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "bomb.png").write_bytes(claimed_png(50000, 50000))
+    config = write_config(tmp_path, catalog=[{**DEFAULT_CATALOG[0], "image": "pics/bomb.png"}])
+    done = run_cli(config, "stock")
+    assert done.returncode == 2, done.stderr
+    assert f"catalog[0].image: product {SKU}: {tmp_path / 'pics' / 'bomb.png'} claims" in done.stderr
+    assert "store.images.max_side" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "store.db").exists()  # stopped before anything was opened
