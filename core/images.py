@@ -123,8 +123,10 @@ def check_image(data: bytes, limits: ImageLimits) -> StoredImage:
 
 def _encode(im: Image.Image, family: str, icc: bytes | None) -> StoredImage:
     fmt, ext, content_type = OUTPUT[family]
-    clean = im.copy()
+    clean = im  # ours alone (opened from the upload's bytes, or exif_transpose's copy): changed in place
     transparency = clean.info.get("transparency") if clean.mode in ("P", "L", "RGB") else None
+    if clean.mode in ("CMYK", "LAB"):
+        icc = None  # converted to RGB below: a CMYK profile would describe other numbers
     clean.info = {}  # nothing of the original's metadata rides along (save() reads some from here)
     if fmt == "JPEG":
         if clean.mode not in ("L", "RGB"):

@@ -26,6 +26,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('products') as batch:
-        batch.drop_column('image')
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy of products would drop the table that orders
+    # and codes point at, which SQLite's foreign keys refuse once there are orders.
+    op.drop_column('products', 'image')
     op.drop_table('product_images')
