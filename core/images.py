@@ -97,6 +97,9 @@ def check_image(data: bytes, limits: ImageLimits) -> StoredImage:
     if len(data) > limits.max_bytes:
         raise ImageError(ImageCode.TOO_LARGE, size=len(data), max=limits.max_bytes,
                          max_kb=limits.max_bytes // 1024)
+    claimed = _claimed_size(data)
+    if claimed is not None and not _fits(claimed, limits):  # the first guard: a bomb's pixels are never allocated
+        raise ImageError(ImageCode.TOO_MANY_PIXELS, width=claimed[0], height=claimed[1], max=limits.max_side)
     try:
         # Only the header is read here: the format and the size it claims. Pillow's bomb guard runs in open().
         im = Image.open(io.BytesIO(data), formats=FORMATS)
@@ -106,7 +109,7 @@ def check_image(data: bytes, limits: ImageLimits) -> StoredImage:
         raise ImageError(ImageCode.NOT_AN_IMAGE) from None
     with im:
         width, height = im.size
-        if width > limits.max_side or height > limits.max_side or width < 1 or height < 1:
+        if not _fits((width, height), limits):
             raise ImageError(ImageCode.TOO_MANY_PIXELS, width=width, height=height, max=limits.max_side)
         family = im.format or ""
         if family not in OUTPUT:
@@ -119,6 +122,27 @@ def check_image(data: bytes, limits: ImageLimits) -> StoredImage:
         except (OSError, ValueError, SyntaxError, EOFError, MemoryError):
             raise ImageError(ImageCode.BROKEN) from None
         return _encode(upright, family, im.info.get("icc_profile"))
+
+
+def _fits(size: tuple[int, int], limits: ImageLimits) -> bool:
+    return 1 <= size[0] <= limits.max_side and 1 <= size[1] <= limits.max_side
+
+
+def _claimed_size(data: bytes) -> tuple[int, int] | None:
+    """The size the header claims, read by the allowed formats' own header readers (Pillow's registry) without
+    Pillow's bomb check, so the refusal can say what the file claims; None when none of them recognises it (then
+    Image.open says what it is)."""
+    Image.init()
+    for fmt in FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and accept(data[:16]) is not True:
+            continue
+        try:
+            with factory(io.BytesIO(data), "") as im:
+                return (int(im.size[0]), int(im.size[1]))
+        except Exception:  # noqa: BLE001 - any header a reader cannot make sense of: Image.open refuses it next
+            return None
+    return None
 
 
 def _encode(im: Image.Image, family: str, icc: bytes | None) -> StoredImage:

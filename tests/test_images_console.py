@@ -83,6 +83,8 @@ async def test_bad_uploads_are_refused_in_the_merchants_words_and_change_nothing
             assert status == (413 if case == "oversized" else 400), case
             assert f'data-refusal="{code.value}"' in html and "Nothing was changed." in html, case
             assert await current(kit) == before, case
+            if case == "bomb":
+                assert "The picture claims 50000×50000 pixels; at most 4096×4096 is accepted." in html
         # Past the limit by a little (read in chunks until it passes) and by a lot (refused from its length).
         for size in (LIMITS.max_bytes + 1, LIMITS.max_bytes + 200_000):
             status, html = await upload(kit, http, png() + b"\0" * size)
