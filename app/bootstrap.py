@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bots.telegram.runtime import TelegramRuntime, build_telegram
+from config.settings import ConfigError, Settings
 from config.settings import Product as ProductSettings
-from config.settings import Settings
 from core.aftersales import OutboxAlerts, ProblemDesk, RecallDesk, ReissuePolicy
 from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
 from core.groups import GroupDesk
+from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
 from core.models import Buyer, Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
@@ -58,6 +59,45 @@ def product_specs(settings: Settings) -> list[ProductSpec]:
     ]
 
 
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(settings.store.images.max_bytes, settings.store.images.max_side)
+
+
+_IMAGE_PROBLEMS = {
+    ImageCode.TOO_LARGE: "is {size} bytes; the most is {max} (store.images.max_bytes)",
+    ImageCode.NOT_AN_IMAGE: "is not a PNG, JPEG, WebP or GIF picture",
+    ImageCode.TOO_MANY_PIXELS: "claims {width}x{height} pixels; the most is {max} a side (store.images.max_side)",
+    ImageCode.BROKEN: "is a picture that cannot be decoded whole (truncated or corrupt)",
+}
+
+
+def catalog_images(settings: Settings) -> dict[str, StoredImage]:
+    """The catalogue's pictures (`catalog[].image`) by SKU, each checked as an upload is (core/images.py); any
+    that is missing, too big, not a picture or a decompression bomb: ConfigError naming the product and why."""
+    limits = image_limits(settings)
+    out: dict[str, StoredImage] = {}
+    problems: list[tuple[str, str]] = []
+    for i, p in enumerate(settings.catalog):
+        if not p.image:
+            continue
+        path = settings.resolve_path(p.image)
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(limits.max_bytes + 1)  # never more than the limit and one byte
+            if len(data) > limits.max_bytes:
+                raise ImageError(ImageCode.TOO_LARGE, size=path.stat().st_size, max=limits.max_bytes)
+            out[p.sku] = check_image(data, limits)
+        except OSError as exc:
+            problems.append((f"catalog[{i}].image", f"product {p.sku}: cannot read {path} "
+                                                    f"({exc.strerror or type(exc).__name__})"))
+        except ImageError as exc:
+            problems.append((f"catalog[{i}].image", f"product {p.sku}: {path} "
+                                                    + _IMAGE_PROBLEMS[exc.code].format(**exc.params)))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 def config_ring(settings: Settings) -> KeyRing | None:
     keys = settings.vault.decoded_keys()
     if not keys:
@@ -75,7 +115,7 @@ class App:
 
     def __init__(self, settings: Settings, db: Database, vault: Vault, shop: Shop, clock: Clock, *,
                  resellers: ResellerDesk, groups: GroupDesk, problems: ProblemDesk, card_faces: CardFaceDesk,
-                 alerts: FanoutAlerts) -> None:
+                 alerts: FanoutAlerts, images: ImageDesk) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
@@ -86,6 +126,7 @@ class App:
         self.problems = problems  # buyers' problem reports, tickets, reissues
         self.card_faces = card_faces  # resellers' card faces (定制卡面)
         self.alerts = alerts  # merchant alerts: one fan-out, the log plus the channels plugged in
+        self.images = images  # product pictures: the catalogue's, the console's uploads, /app/img/ (core/images.py)
         self.jobs: StoreJobs | None = None  # the scheduler's use cases, once job_runner built them
         self.runner: JobRunner | None = None  # ... and their schedule in this process (the console's jobs page)
 
@@ -94,6 +135,7 @@ class App:
                    notifiers: Mapping[str, Notifier] | None = None,
                    gateways: Mapping[str, PaymentGateway] | None = None, max_batch: int = 256) -> App:
         clock = clock or SystemClock()
+        pictures = catalog_images(settings)  # a bad picture stops the start before anything is opened
         db = Database(settings.database_url_resolved(), echo=settings.database.echo,
                       sqlite_synchronous=settings.database.sqlite_synchronous,
                       pool_size=settings.database.pool_size, now_fn=clock.now)
@@ -122,11 +164,13 @@ class App:
                 restocks={r.sku: (r.supplier, r.supplier_sku) for r in restock_rules(settings.catalog)})
             shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
             await shop.sync_catalog(product_specs(settings))
+            images = ImageDesk(shop.uow, clock, image_limits(settings), shop.catalog_changed)
+            await images.apply_catalog(pictures)
         except BaseException:
             await db.dispose()
             raise
         return cls(settings, db, vault, shop, clock, resellers=resellers, groups=groups, problems=problems,
-                   card_faces=card_faces, alerts=alerts)
+                   card_faces=card_faces, alerts=alerts, images=images)
 
     # -- the channels ---------------------------------------------------------------------------------------
     def plug(self, parts: ChannelParts) -> None:

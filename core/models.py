@@ -64,6 +64,7 @@ class Product:
     active: bool = True
     rules: dict[str, Any] = field(default_factory=dict)
     source: str = "config"  # config: applied from config.yaml at start | admin: made by a merchant command
+    image: str | None = None  # the name of its picture (core/images.py), served at /app/img/<name>
 
 
 @dataclass(slots=True)

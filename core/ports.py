@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
     from core.groups import GroupRepo
+    from core.images import ImageRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
@@ -205,6 +206,7 @@ class UnitOfWork(Protocol):
     wechat: NoncePairRepo  # the WeChat callback's (timestamp, nonce) pairs (bots/wechat/replays.py)
     reports: ReportRepo  # a period's sales aggregates (core/reports/)
     console: ConsoleRepo  # the web console's login links and sessions (core/console.py)
+    images: ImageRepo  # product pictures and each product's current one (core/images.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -20,6 +20,7 @@ from core.cardfaces import CardFaceCode
 from core.console import ConsoleCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
+from core.images import ImageCode
 from core.order_search import SearchCode
 from core.payments import Refusal
 from core.reports import ReportCode
@@ -33,6 +34,7 @@ ROOMS: dict[type[StrEnum], str] = {
     GroupCode: "groups.error",  # orders in a reseller's group chat
     AdminCode: "admin.error",  # merchant commands
     CardFaceCode: "cardface.error",  # card faces (the command line)
+    ImageCode: "images.error",  # product pictures (the console's upload)
     AftersalesCode: "admin.error",  # tickets: only merchants answer them, in the words of their other commands
     ReportCode: "admin.error",  # reports: a merchant's /report period
     SearchCode: "admin.error",  # the console's order search

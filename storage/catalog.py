@@ -28,7 +28,7 @@ _AVAILABLE_CAPPED = select(func.count()).select_from(
 
 def _product(r: Row[Any]) -> Product:
     return Product(r.id, r.sku, Kind(r.kind), r.title, r.description, r.category, r.price, r.currency, r.stars,
-                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {}, r.source)
+                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {}, r.source, r.image)
 
 
 class ProductRepo(SqlRepo):

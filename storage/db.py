@@ -40,6 +40,7 @@ from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
 from storage.groups import GroupRepo
+from storage.images import ImageRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
@@ -50,7 +51,7 @@ from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, console, groups, ports, reports, resellers, risk
+    from core import aftersales, cardfaces, console, groups, images, ports, reports, resellers, risk
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -157,6 +158,7 @@ class SqlUnitOfWork:
     recalls: aftersales.RecallRepo
     reports: reports.ReportRepo
     console: console.ConsoleRepo
+    images: images.ImageRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -192,6 +194,7 @@ class SqlUnitOfWork:
         self.recalls = SqlRecallRepo(*args)  # codes by fingerprint: recalls, the audit export
         self.reports = SqlReportRepo(*args)  # a period's sales aggregates
         self.console = ConsoleRepo(*args)  # the web console's login links and sessions
+        self.images = ImageRepo(*args)  # product pictures (core/images.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

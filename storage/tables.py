@@ -72,6 +72,19 @@ products = Table(
     Column("source", String(8), nullable=False, server_default="config"),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("image", String(40)),  # the name of its picture in product_images (0016); none: no picture
+)
+
+# Product pictures (core/images.py; migration 0016_product_images): the re-encoded bytes, named by their content
+# (sha256 prefix + extension), never changed under a name; served at /app/img/<name>.
+product_images = Table(
+    "product_images", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("content_type", String(16), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
 )
 
 codes = Table(

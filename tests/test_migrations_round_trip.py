@@ -20,9 +20,11 @@ TABLES = {
     "0011_wechat_nonces": {"wechat_nonces"},
     "0011_account_links": {"link_codes"},
     "0014_report_events": {"report_events"},
+    "0016_product_images": {"product_images"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
+    "0016_product_images": {"products": {"image"}},
 }
 
 

@@ -17,8 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from bots.miniapp.hosts import Identity, TelegramIdentity, Unauthorized, Visitor
+from bots.miniapp.images import mount_images
 from core.clock import Clock
 from core.errors import StoreError
+from core.images import image_url
 from core.models import Product, localized
 from core.shop import ProductView, Shop, category_key
 
@@ -122,6 +124,7 @@ class MiniAppApi:
             "id": p.id, "sku": p.sku, "title": localized(p.title, lang, fallback),
             "category": category_key(p), "stars": p.stars, "min_qty": p.min_qty, "max_qty": p.max_qty,
             "available": v.available, "in_stock": v.available is None or v.available > 0, "low": v.low,
+            "image": image_url(p.image),
         }
         if full:
             out["description"] = localized(p.description, lang, fallback)
@@ -130,6 +133,7 @@ class MiniAppApi:
 
 def mount_miniapp(server: Any, app: Any) -> MiniAppApi:
     """The Mini App's API on `server` (bots/http.py HttpServer) under /app/api/."""
+    mount_images(server, app)  # /app/img/: public pictures (bots/miniapp/images.py)
     tg = app.settings.telegram
     hosts = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))]
     api = MiniAppApi(app.shop, app.clock, hosts)

@@ -47,6 +47,18 @@ class Aftersales(BaseModel):
                                                   "last 30 days (this one not counted)")
 
 
+class Images(BaseModel):
+    """Product pictures (`catalog[].image` and the console's upload), checked before they are kept: PNG, JPEG, WebP
+    or GIF, re-encoded without their metadata; see [Images](storefront.md#images)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(1024 * 1024, ge=1024, le=16 * 1024 * 1024,
+                           description="largest picture file accepted, in bytes (default 1 MiB)")
+    max_side: int = Field(4096, ge=16, le=8192, description="widest and highest picture accepted, in pixels (read "
+                                                            "from the file's header before it is decoded)")
+
+
 class Product(BaseModel):
     """The products, applied at every start by `sku`: created or updated; a product no longer listed is taken
     off sale but never deleted (its orders, codes and history stay; listing it again puts it back). Products
@@ -86,6 +98,9 @@ class Product(BaseModel):
                                                  "`^1[3-9]\\d{9}$` (a mainland mobile number)")
     aftersales: Aftersales | None = Field(None, description="buyers' problem reports answered by an automatic "
                                                                "reissue; none: the defaults of its section")
+    image: str = Field("", description="a picture file (PNG, JPEG, WebP or GIF; limits: `store.images`), relative "
+                                       "to the config file's folder, checked at every start and shown in the Mini "
+                                       "App; \"\": none from the config (one uploaded in the console stays)")
 
     @field_validator("rules", mode="before")
     @classmethod

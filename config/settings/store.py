@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from config.settings.catalog import Images
 from config.settings.fields import Key32, Loc, Localized, decode_key, fail
 
 
@@ -58,6 +59,7 @@ class Store(BaseModel):
                              description="the shop's terms of sale, answered to `/terms` (Telegram asks sellers of "
                                          "digital goods for it): a string or a per-language map `{en: ..., "
                                          "zh_CN: ...}`; empty: a short default text from locales/")
+    images: Images = Field(default_factory=Images, description="limits of product pictures")
 
     @field_validator("currency", mode="before")
     @classmethod

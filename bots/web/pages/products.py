@@ -1,18 +1,24 @@
 """Products: every product (configured and merchant-made) with its prices, rules and stock by state; owners change
 price, Stars price, title and on/off sale through the chat's `/product SKU ...` use case (core/admin.py
 `edit_product`, audited with the merchant's identity). A refused value is shown in the chat's words and changes
-nothing. Staff see the products but not the forms (a price is finance: the POST is owners-only)."""
+nothing. Staff see the products but not the forms (a price is finance: the POST is owners-only).
+
+A product's picture (core/images.py; shown in the Mini App): owners upload one (multipart, the CSRF token in the
+form's URL, the file read in chunks and never past `store.images.max_bytes`) or remove it. A refused picture (too
+big, not a picture, a decompression bomb, truncated) changes nothing and says why in the merchant's language; both
+the change and a refusal are audited as product changes (`field: image`)."""
 from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from babel.numbers import get_currency_precision
 
 from bots.web.kit import Pages, Req, see_other
 from core.admin import AdminCode, AdminError, ProductChange, check_sku
+from core.images import ImageCode, ImageError
 from core.models import Kind, Product, StockLine, localized
 from handlers import errors
 
@@ -21,6 +27,9 @@ POOL_KINDS = (Kind.CODE, Kind.REUSABLE)  # kinds with a stock of codes (the othe
 STATES = ("available", "held", "sold", "expired", "withdrawn", "burned")
 FIELDS = ("price", "stars", "title", "active")
 RULE_TEXT = 60  # a rule's value is clipped to this many characters in the summary
+SAVED = (*FIELDS, "image", "image_removed")
+ENVELOPE = 16 * 1024  # multipart headers and boundaries around the picture, on top of its size limit
+CHUNK = 1 << 16
 
 
 @pages.get("/products")
@@ -39,7 +48,71 @@ async def product(req: Req) -> web.StreamResponse:
     if p is None:
         return _unknown(req)
     saved = req.request.query.get("saved", "")
-    return await _page(req, p, saved=saved if saved in FIELDS else "")
+    return await _page(req, p, saved=saved if saved in SAVED else "")
+
+
+@pages.get("/products/{sku}/image")
+async def picture(req: Req) -> web.StreamResponse:
+    """The product's current picture (the page shows it here even where the Mini App's /app/img/ is not served)."""
+    p = await _product(req)
+    image = await req.web.app.images.get(p.image) if p is not None and p.image else None
+    if image is None:
+        return web.Response(status=404, text="no picture")
+    return web.Response(body=image.data, content_type=image.content_type)
+
+
+@pages.post("/products/{sku}/image", owner=True)
+async def upload_image(req: Req) -> web.StreamResponse:
+    """A new picture for the product (multipart field `file`), checked before anything changes."""
+    p = await _product(req)
+    if p is None:
+        return _unknown(req)
+    desk = req.web.app.images
+    cap = desk.limits.max_bytes
+    try:
+        length = req.request.content_length
+        if length is not None and length > cap + ENVELOPE:  # said up front: nothing is read
+            raise ImageError(ImageCode.TOO_LARGE, size=length, max=cap, max_kb=cap // 1024)
+        data = await _picture(req, cap)
+        if data is None:
+            return await _page(req, p, status=400, refusal="no_file", message=req.t("images.console.no_file"))
+        await desk.set_product_image(req.merchant.key, req.merchant.channel, p.sku, data)
+    except ImageError as exc:
+        await req.web.admin.record(req.merchant, "product", product_id=p.id, sku=p.sku, field="image",
+                                   refused=exc.code.value)
+        return await _page(req, p, status=413 if exc.code is ImageCode.TOO_LARGE else 400,
+                           refusal=exc.code.value, message=errors.text(req.web.i18n, req.lang, exc))
+    return see_other(req.url(f"/products/{p.sku}?saved=image"))
+
+
+@pages.post("/products/{sku}/image/remove", owner=True)
+async def remove_image(req: Req) -> web.StreamResponse:
+    """The product shown without a picture (the picture itself stays under its name: pages may hold its URL)."""
+    p = await _product(req)
+    if p is None:
+        return _unknown(req)
+    await req.web.app.images.set_product_image(req.merchant.key, req.merchant.channel, p.sku, None)
+    return see_other(req.url(f"/products/{p.sku}?saved=image_removed"))
+
+
+async def _picture(req: Req, cap: int) -> bytes | None:
+    """The form's `file` part, read in chunks: ImageError as soon as it passes `cap`; None without one."""
+    if not req.request.content_type.startswith("multipart/"):
+        return None
+    try:
+        reader = await req.request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name != "file":
+                continue
+            data = bytearray()
+            while chunk := await part.read_chunk(CHUNK):
+                data += chunk
+                if len(data) > cap:
+                    raise ImageError(ImageCode.TOO_LARGE, size=len(data), max=cap, max_kb=cap // 1024)
+            return bytes(data) if data else None
+    except ValueError:  # a malformed multipart body
+        return None
+    return None
 
 
 @pages.post("/products/{sku}", owner=True)
@@ -119,7 +192,9 @@ async def _page(req: Req, p: Product, *, status: int = 200, saved: str = "", ref
                       saved=saved, refusal=refusal, message=message, typed=typed,
                       titles=[("*", p.title.get("*", ""))] + [(lang, p.title.get(lang, ""))
                                                               for lang in req.web.shop.languages],
-                      price_input=_major(p.price, p.currency), step=_step(p.currency))
+                      price_input=_major(p.price, p.currency), step=_step(p.currency),
+                      image_max_kb=req.web.app.images.limits.max_bytes // 1024,
+                      image_max_side=req.web.app.images.limits.max_side)
 
 
 def _row(req: Req, p: Product, line: StockLine | None) -> dict[str, Any]:
