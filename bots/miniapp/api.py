@@ -118,8 +118,7 @@ class MiniAppApi:
         except web.HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback to the page
-            log.error("Mini App %s %s failed: %s", request.method, request.rel_url.raw_path.split("/")[1:3],
-                      type(exc).__name__)
+            log.error("Mini App %s %s failed: %s", request.method, request.path, type(exc).__name__)
             return error("internal")
         response.headers["Cache-Control"] = "no-store"  # per buyer (language), behind Authorization
         return response
