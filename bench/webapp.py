@@ -8,7 +8,10 @@ API, the outbox); this process runs the fake Bot API (tests/fake_bot_api/) and t
 phones are not on the store's machine. Each user, as the page does, with its own signed initData: `GET /me`,
 `GET /catalog`, `GET /search`, `GET /products/ID`, then per purchase `POST /orders` (an invoice link issued by
 `createInvoiceLink`), pays the link as Telegram would (the bot gets the pre_checkout_query, answers it, then the
-successful_payment), polls `GET /orders/ID` every 250 ms until delivered, and reveals the codes.
+successful_payment), polls `GET /orders/ID` every 250 ms until delivered, and reveals the codes. Between two
+taps a user thinks `--think` seconds (0.5; uniformly 0.5x-1.5x); `--think 0` fires every request as soon as the
+last one answered (a saturation run: then the latency is the queueing of 200 users on a 2-core machine).
+`--reveal` (1.0): the share of purchases whose codes the page asks for (each an audited `Shop.reveal`).
 
 Figures: `api_p99_ms` (every API request of every user; target <= 100), `purchases_per_s` (delivered purchases
 over the run's wall time), `duplicates` (a code delivered to more than one order, in the chat or on reveal; 0),
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import random
 import re
 import signal
 import socket
@@ -87,13 +91,18 @@ class RoutedAPI(FakeBotAPI):
 
 
 class Users:
-    def __init__(self, api: RoutedAPI, base: str, http: aiohttp.ClientSession) -> None:
-        self.api, self.base, self.http = api, base, http
+    def __init__(self, api: RoutedAPI, base: str, http: aiohttp.ClientSession, think: float,
+                 reveal: float) -> None:
+        self.api, self.base, self.http, self.think, self.reveal = api, base, http, think, reveal
         self.latencies: list[float] = []
         self.by_route: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
         self.delivered: dict[str, list[str]] = {}  # order id -> revealed codes
         self.lost: list[str] = []
+
+    async def tap(self) -> None:
+        if self.think:
+            await asyncio.sleep(self.think * random.uniform(0.5, 1.5))
 
     async def call(self, method: str, path: str, auth: str, body: Any = None) -> tuple[int, Any]:
         t0 = time.perf_counter()
@@ -113,12 +122,16 @@ class Users:
         auth = "tma " + sign_init_data({"auth_date": str(int(time.time())),
                                         "user": json.dumps({"id": uid, "first_name": "U", "language_code": "en"})},
                                        TOKEN)
+        await self.tap()  # the users open the shop over a moment, not all in the same millisecond
         await self.call("GET", "/me", auth)
         _, catalog = await self.call("GET", "/catalog", auth)
+        await self.tap()
         await self.call("GET", "/search?q=bench", auth)
         pid = catalog["products"][0]["id"]
+        await self.tap()
         await self.call("GET", f"/products/{pid}", auth)
         for _ in range(purchases):
+            await self.tap()
             status, placed = await self.call("POST", "/orders", auth, {"product_id": pid, "qty": 1})
             if status != 201:
                 continue
@@ -142,6 +155,10 @@ class Users:
                     break
             if oid in self.lost:
                 continue
+            if random.random() >= self.reveal:
+                self.delivered[oid] = []
+                continue
+            await self.tap()
             status, revealed = await self.call("POST", f"/orders/{oid}/reveal", auth)
             self.delivered[oid] = revealed.get("codes", []) if status == 200 else []
 
@@ -195,6 +212,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--purchases", type=int, default=3, help="purchases per user")
+    ap.add_argument("--think", type=float, default=0.5, help="seconds a user takes between two taps (0: none)")
+    ap.add_argument("--reveal", type=float, default=1.0, help="the share of purchases whose codes the page shows")
     ap.add_argument("--postgres", default="", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -220,7 +239,7 @@ async def main() -> None:
                 log(f"{args.users} users x {args.purchases} purchases")
                 conn = aiohttp.TCPConnector(limit=args.users)
                 async with aiohttp.ClientSession(connector=conn) as http:
-                    users = Users(api, base, http)
+                    users = Users(api, base, http, args.think, args.reveal)
                     t0 = time.perf_counter()
                     await asyncio.gather(*[users.user(10_000 + i, args.purchases) for i in range(args.users)])
                     wall = time.perf_counter() - t0
@@ -236,7 +255,8 @@ async def main() -> None:
     duplicates = sum(1 for n in per_order.values() if n > 1) + sum(1 for n in in_chats.values() if n > 1)
     delivered = len(users.delivered)
     figures = {
-        "users": args.users, "purchases": wanted, "delivered": delivered, "seconds": round(wall, 2),
+        "users": args.users, "think_s": args.think, "purchases": wanted, "delivered": delivered,
+        "seconds": round(wall, 2),
         "api_requests": len(users.latencies), "api_p50_ms": percentile(users.latencies, 0.5),
         "api_p99_ms": percentile(users.latencies, 0.99),
         "purchases_per_s": round(delivered / wall, 1) if wall else 0.0,
