@@ -276,6 +276,8 @@ async def test_the_menu_button_and_the_menus_open_shop_button_open_the_mini_app(
         assert call.params["menu_button"] == {"type": "web_app", "text": "Shop",
                                               "web_app": {"url": f"{PUBLIC}/app/"}}
         assert call.status == 200 and api.menu_buttons[None]["web_app"]["url"] == f"{PUBLIC}/app/"
+        button = await page.shop.runtime.bot.get_chat_menu_button()  # as the library reads it back
+        assert (button.type, button.web_app.url) == ("web_app", f"{PUBLIC}/app/")
         mark = api.mark()
         await page.shop.send(api.message_update(api.user(701), "/start"))
         menu = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 701, since=mark)
