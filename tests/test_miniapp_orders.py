@@ -210,7 +210,11 @@ async def test_orders_are_the_buyers_own_and_codes_wait_for_delivery(sqlite_url:
         status, body = await page.order(gid, 1, 501)
         assert status == 201, body
         oid = body["order"]["id"]
+        status, again = await page.call("POST", f"/orders/{oid}/pay", 501)  # the page was closed before paying
+        assert (status, again["order"]["id"]) == (200, oid)
+        assert page.api.invoice_of(again["pay"]["url"])["payload"] == oid
         for method, path in (("GET", f"/orders/{oid}"), ("POST", f"/orders/{oid}/reveal"),
+                             ("POST", f"/orders/{oid}/pay"),
                              ("POST", f"/orders/{oid}/cancel"), ("GET", "/orders/NOPE"), ("GET", "/orders/a.b")):
             status, answer = await page.call(method, path, 502)  # another buyer
             assert (status, answer["error"]["code"]) == (404, "not_found"), path
@@ -223,6 +227,8 @@ async def test_orders_are_the_buyers_own_and_codes_wait_for_delivery(sqlite_url:
         assert (status, body["order"]["status"]) == (200, "cancelled")
         assert await page.available("GAME") == 2  # released at once
         status, answer = await page.call("POST", f"/orders/{oid}/cancel", 501)
+        assert (status, answer["error"]["code"]) == (409, "order_not_payable")
+        status, answer = await page.call("POST", f"/orders/{oid}/pay", 501)  # nothing to pay any more
         assert (status, answer["error"]["code"]) == (409, "order_not_payable")
 
 

@@ -25,7 +25,7 @@ from aiohttp import web
 from bots.miniapp.hosts import Identity, TelegramHost, TelegramIdentity, Unauthorized, Visitor
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
-from core.models import Order, Product, localized
+from core.models import Order, OrderStatus, Product, localized
 from core.shop import ProductView, Shop, category_key
 from handlers import errors
 from locales import Translator
@@ -93,6 +93,7 @@ class MiniAppApi:
         self.sub.router.add_get("/products/{product_id}", self.product)
         self.sub.router.add_post("/orders", self.place)
         self.sub.router.add_get("/orders/{order_id}", self.order)
+        self.sub.router.add_post("/orders/{order_id}/pay", self.pay_again)
         self.sub.router.add_post("/orders/{order_id}/reveal", self.reveal)
         self.sub.router.add_post("/orders/{order_id}/cancel", self.cancel)
 
@@ -310,6 +311,31 @@ class MiniAppApi:
         except StoreError as exc:
             return self.refused(exc, lang)
         return web.json_response({"order": self._order(request[HOST_KEY], order, product, lang)})
+
+    async def pay_again(self, request: web.Request) -> web.Response:
+        """`POST /app/api/orders/<id>/pay`: how to pay the buyer's own held order again (the page was closed
+        before paying, or a merchant approved an order held for review): `{"order", "pay"}`; 409 when not held."""
+        host = request[HOST_KEY]
+        visitor = request[VISITOR_KEY]
+        lang = await self.language(request)
+        pay_with: Callable[..., Awaitable[dict[str, Any]]] | None = getattr(host, "pay", None)
+        order_id = self._order_id(request)
+        if order_id is None:
+            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
+        if pay_with is None:
+            return error("unavailable", message=self.i18n.t(lang, "miniapp.error.pay_unavailable"))
+        try:
+            order, product = await self.shop.order_for(order_id, visitor.buyer)
+        except StoreError as exc:
+            return self.refused(exc, lang)
+        if order.status is not OrderStatus.HELD or order.expires_at <= self.clock.now():
+            return self.refused(StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value), lang)
+        try:
+            pay = await pay_with(order, product, visitor, request.remote or "")
+        except Exception as exc:  # noqa: BLE001 - the platform refused or is unreachable; the hold stays
+            log.warning("Mini App order %s: payment could not be started (%s)", order.id, type(exc).__name__)
+            return error("pay_unavailable", message=self.i18n.t(lang, "miniapp.error.pay_retry"))
+        return web.json_response({"order": self._order(host, order, product, lang), "pay": pay})
 
     async def reveal(self, request: web.Request) -> web.Response:
         """`POST /app/api/orders/<id>/reveal`: a delivered order's codes, after this request's fresh credentials;
