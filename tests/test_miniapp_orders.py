@@ -332,3 +332,20 @@ async def test_invoice_links_wait_out_telegram_and_a_refusal_releases_the_hold(s
         assert await page.available("GAME") == 3
         assert [o.status.value for o in await page.shop.app.shop.my_orders(Buyer("telegram", "805"))] == [
             "cancelled"]
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("https://old.example/app/", {"type": "default"}),  # the store's Mini App button, left from when it was on
+    ("https://blog.example/shop", "kept"),  # a button the merchant set by hand for something else
+])
+async def test_with_the_mini_app_off_its_menu_button_goes_and_others_stay(before: str, after: Any,
+                                                                          tmp_path: Path) -> None:
+    async with FakeBotAPI(token=TOKEN) as api:
+        button = {"type": "web_app", "text": "Shop", "web_app": {"url": before}}
+        api.menu_buttons[None] = button
+        async with Shopfront(api, tmp_path, telegram={"webapp": {"enabled": False}},
+                             extra={"server": {"public_url": PUBLIC}}) as shop:
+            face = shop.runtime.face.task  # type: ignore[attr-defined]
+            assert face is not None and await face is True  # the bot's face, set at start, is done
+            assert [c.status for c in api.calls("getChatMenuButton")] == [200]
+        assert api.menu_buttons[None] == (button if after == "kept" else after)

@@ -198,6 +198,18 @@ class LibraryPort:
         self._open()
         await self.bot.set_chat_menu_button(menu_button=self._menu_button(text, url))
 
+    async def menu_button_url(self) -> str | None:
+        """getChatMenuButton (every chat): the URL of a web_app menu button, None for any other button."""
+        self._open()
+        button = await self.bot.get_chat_menu_button()
+        web_app = getattr(button, "web_app", None)
+        return getattr(web_app, "url", None) if getattr(button, "type", "") == "web_app" else None
+
+    async def reset_menu_button(self) -> None:
+        """setChatMenuButton without a button: Telegram's default (the "/" commands)."""
+        self._open()
+        await self.bot.set_chat_menu_button()
+
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         await self.bot.answer_callback_query(callback_id, text=text)
 

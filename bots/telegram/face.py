@@ -12,7 +12,8 @@ commands and the buyer ones.
 
 With the Mini App on (`telegram.webapp.enabled` and an https `server.public_url`), the bot's menu button (every
 chat) becomes a web_app button "Shop" (in `store.default_language`: setChatMenuButton has no language_code)
-opening `<public_url>/app/`.
+opening `<public_url>/app/`; with it off, a menu button opening a `/app/` page (the store's, set before) is
+reset to Telegram's default.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ MERCHANT_ORDER = ("admin", "console", "stock", "orders", "order", "refund", "tic
                   "export", "product", "import", "audit", "review", "risk", "ban", "unban", "bans", "reseller",
                   "wallet", "payout", "linkgroup", "unlinkgroup")
 CATEGORIES_SHOWN = 12
+MINI_APP_PATH = "/app/"  # where the store serves the Mini App's page
 
 
 class FacePort(Protocol):
@@ -49,6 +51,8 @@ class FacePort(Protocol):
     async def set_description(self, text: str, language: str = "") -> None: ...
     async def set_short_description(self, text: str, language: str = "") -> None: ...
     async def set_menu_button(self, text: str, url: str) -> None: ...
+    async def menu_button_url(self) -> str | None: ...
+    async def reset_menu_button(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -75,7 +79,7 @@ def webapp_url(settings: Any) -> str | None:
     public = settings.server.public_url
     if not (settings.telegram.enabled and settings.telegram.webapp.enabled and public.startswith("https://")):
         return None
-    return public.rstrip("/") + "/app/"
+    return public.rstrip("/") + MINI_APP_PATH
 
 
 def telegram_code(lang: str) -> str:
@@ -169,6 +173,10 @@ async def apply_face(port: FacePort, face: Face) -> None:
             await port.set_commands(w.merchant, w.language, chat_id)
     if face.menu_button is not None:
         await port.set_menu_button(*face.menu_button)
+    else:  # the Mini App is off: a menu button the store set for it goes (one set by hand elsewhere stays)
+        url = await port.menu_button_url()
+        if url is not None and url.rstrip("/").endswith(MINI_APP_PATH.rstrip("/")):
+            await port.reset_menu_button()
 
 
 async def set_face_quietly(port: FacePort, settings: Any, shop: Shop, i18n: Translator) -> bool:
