@@ -84,7 +84,7 @@ async def mini_app(tmp_path: Path, db_url: str | None = None, *, library: str = 
             await server.stop()
 
 
-async def buy_and_pay(page: Page, user_id: int = 501) -> None:
+async def buy_and_pay(page: Page, user_id: int = 501) -> str:
     """The buy journey: order -> invoice link -> paid through the bot's updates -> delivered -> chat -> reveal."""
     codes = await page.shop.stock(3)
     api = page.api
@@ -129,13 +129,22 @@ async def buy_and_pay(page: Page, user_id: int = 501) -> None:
     assert sorted(body["codes"]) == sorted(in_chat)
     reveals = [e for e in await page.shop.app.shop.audit_for(order["id"]) if e.action == "reveal"]
     assert [e.detail["chat"] for e in reveals] == [f"miniapp:{user_id}"]
+    return str(order["id"])
 
 
 async def test_a_mini_app_purchase_is_paid_by_an_invoice_link_through_the_bot(db_url: str, tmp_path: Path) -> None:
     async with mini_app(tmp_path, db_url) as page:
-        await buy_and_pay(page)
+        oid = await buy_and_pay(page)
         create = page.api.calls("createInvoiceLink")
         assert len(create) == 1 and "provider_token" not in create[0].params
+        # reveals are limited like the chat's: ten an hour (one was made above)
+        for _ in range(9):
+            status, _ = await page.call("POST", f"/orders/{oid}/reveal", 501)
+            assert status == 200
+        status, answer = await page.call("POST", f"/orders/{oid}/reveal", 501)
+        assert (status, answer["error"]["code"]) == (429, "rate_limited")
+        status, _ = await page.call("POST", f"/orders/{oid}/cancel", 501)  # paid: nothing to cancel
+        assert status == 409
 
 
 async def test_the_same_purchase_on_python_telegram_bot(sqlite_url: str, tmp_path: Path) -> None:
