@@ -343,16 +343,17 @@ async def test_invoice_links_wait_out_telegram_and_a_refusal_releases_the_hold(s
             "cancelled"]
 
 
-@pytest.mark.parametrize(("before", "after"), [
-    ("https://old.example/app/", {"type": "default"}),  # the store's Mini App button, left from when it was on
-    ("https://blog.example/shop", "kept"),  # a button the merchant set by hand for something else
+@pytest.mark.parametrize(("library", "before", "after"), [
+    ("aiogram", "https://old.example/app/", {"type": "default"}),  # the store's Mini App button, left from before
+    ("ptb", "https://old.example/app/", {"type": "default"}),
+    ("aiogram", "https://blog.example/shop", "kept"),  # a button the merchant set by hand for something else
 ])
-async def test_with_the_mini_app_off_its_menu_button_goes_and_others_stay(before: str, after: Any,
+async def test_with_the_mini_app_off_its_menu_button_goes_and_others_stay(library: str, before: str, after: Any,
                                                                           tmp_path: Path) -> None:
     async with FakeBotAPI(token=TOKEN) as api:
         button = {"type": "web_app", "text": "Shop", "web_app": {"url": before}}
         api.menu_buttons[None] = button
-        async with Shopfront(api, tmp_path, telegram={"webapp": {"enabled": False}},
+        async with Shopfront(api, tmp_path, library=library, telegram={"webapp": {"enabled": False}},
                              extra={"server": {"public_url": PUBLIC}}) as shop:
             face = shop.runtime.face.task  # type: ignore[attr-defined]
             assert face is not None and await face is True  # the bot's face, set at start, is done
