@@ -64,11 +64,13 @@ class LimitedPort:
             self._chats.popitem(last=False)
         return limiter
 
-    async def _call(self, chat_id: int | None, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, chat_id: int | None, call: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
+        """`paced`: waits its turn in the overall bucket (messages); an unpaced call only waits out 429s."""
         for attempt in range(RETRIES_ON_429 + 1):
             if chat_id is not None:
                 await self._chat_limiter(chat_id).acquire()
-            await self.overall.acquire()
+            if paced:
+                await self.overall.acquire()
             try:
                 return await call()
             except Exception as exc:
@@ -95,6 +97,15 @@ class LimitedPort:
                            stars: int, buttons: list[list[Button]] | None = None) -> int:
         return await self._call(chat_id, lambda: self.port.send_invoice(chat_id, title, description, payload,
                                                                         label, stars, buttons))
+
+    async def create_invoice_link(self, title: str, description: str, payload: str, label: str, stars: int) -> str:
+        # Not a message (the 30 a second are messages), and a buyer in the Mini App waits for it: not queued
+        # behind the outbox's deliveries; a 429 is still waited out.
+        return await self._call(None, lambda: self.port.create_invoice_link(title, description, payload, label,
+                                                                            stars), paced=False)
+
+    async def set_menu_button(self, text: str, url: str) -> None:
+        await self._call(None, lambda: self.port.set_menu_button(text, url))
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         # Answers to the user's own taps are not messages: no per-chat wait, never dropped.
