@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bots.miniapp.hosts import Identity, TelegramIdentity, Unauthorized, Visitor
+from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import StoreError
 from core.models import Product, localized
@@ -134,4 +135,5 @@ def mount_miniapp(server: Any, app: Any) -> MiniAppApi:
     hosts = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))]
     api = MiniAppApi(app.shop, app.clock, hosts)
     server.app.add_subapp(PREFIX, api.sub)
+    mount_page(server, app)  # the page itself: /app/ and /app/static/ (bots/miniapp/page.py)
     return api
