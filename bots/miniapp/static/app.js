@@ -163,7 +163,7 @@ const SCREENS = {
     const cards = data.products.map((p) => h('li', {}, h('button', { class: 'card', type: 'button',
       'data-product': p.id, onclick: () => go('product', { id: p.id, qty: p.min_qty }) },
     picture(p, ''), h('span', { class: 'info' }, h('span', { class: 'title' }, p.title),
-      h('span', { class: 'price' }, p.price.text), stock(p)))));
+      p.price ? h('span', { class: 'price' }, p.price.text) : null, stock(p)))));
     const empty = q ? t('webapp.search.none', { q }) : t('webapp.empty');
     show([
       h('header', { class: 'topbar' }, h('h1', {}, me.shop || '')), note(notice), form, chips,
@@ -182,7 +182,8 @@ const SCREENS = {
     const sum = h('p', { class: 'price', id: 'total' }, t('webapp.total', { total: total() }));
     const less = h('button', { type: 'button', 'aria-label': t('webapp.qty.less'), onclick: () => step(-1) }, '−');
     const more = h('button', { type: 'button', 'aria-label': t('webapp.qty.more'), onclick: () => step(1) }, '+');
-    const buyButton = host === 'wechat' && p.in_stock ? h('button', { class: 'primary', type: 'button', id: 'buy',
+    const buyable = p.in_stock && p.price && p.buyable !== false;
+    const buyButton = host === 'wechat' && buyable ? h('button', { class: 'primary', type: 'button', id: 'buy',
       onclick: () => buy(p, args.qty) }) : null;
     const refresh = () => {
       out.textContent = String(args.qty);
@@ -191,16 +192,16 @@ const SCREENS = {
       more.disabled = args.qty >= most;
       const label = t('webapp.buy', { total: total() });
       if (buyButton) buyButton.textContent = label;
-      if (p.in_stock) setMain(label, () => buy(p, args.qty));
+      if (buyable) setMain(label, () => buy(p, args.qty));
     };
     const step = (by) => { args.qty = Math.max(p.min_qty, Math.min(args.qty + by, most)); refresh(); };
     refresh();
     show([
       topbar(), note(notice && notice.text, notice && notice.bad),
       h('article', { class: 'product' }, picture(p, p.title), h('h1', {}, p.title),
-        h('p', { class: 'price' }, t('webapp.price.each', { price: p.price.text })), stock(p),
+        p.price ? h('p', { class: 'price' }, t('webapp.price.each', { price: p.price.text })) : null, stock(p),
         p.description ? h('p', { class: 'description' }, p.description) : null,
-        p.in_stock ? [
+        buyable ? [
           h('div', { class: 'stepper', role: 'group', 'aria-labelledby': 'qty-label' },
             h('span', { id: 'qty-label' }, t('webapp.qty.label')), less, out, more),
           h('p', { class: 'hint' }, t('webapp.qty.range', { min: p.min_qty, max: most })), sum, buyButton,
@@ -208,22 +209,25 @@ const SCREENS = {
     ]);
   },
 
+  // A risk question (403 challenge_required): the server's words, an answer field and its choices if it has any
   async challenge(args) {
-    const input = h('input', { id: 'answer', name: 'answer', autocomplete: 'off', required: true });
-    const form = h('form', { onsubmit: (e) => {
-      e.preventDefault();
-      buy(args.product, args.qty, { token: args.challenge.token, answer: input.value.trim() });
-    } }, h('p', { id: 'question' }, args.challenge.question),
-    h('div', { class: 'field' }, h('label', { for: 'answer' }, t('webapp.challenge.answer')), input),
-    h('button', { class: 'primary', type: 'submit' }, t('webapp.challenge.submit')));
-    show([topbar(t('webapp.challenge.title')), note(args.error, true), form]);
+    const { token, question, options } = args.challenge;
+    const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() });
+    const input = h('input', { id: 'answer', name: 'answer', autocomplete: 'off', required: true, maxlength: 16 });
+    const choices = (options || []).map((o) => h('button', { class: 'chip', type: 'button', onclick: () => answer(o) }, o));
+    const form = h('form', { onsubmit: (e) => { e.preventDefault(); answer(input.value); } },
+      h('p', { id: 'question' }, args.message || question),
+      choices.length ? h('div', { class: 'chips', role: 'group', 'aria-labelledby': 'question' }, choices) : null,
+      h('div', { class: 'field' }, h('label', { for: 'answer' }, t('webapp.challenge.answer')), input),
+      h('button', { class: 'primary', type: 'submit' }, t('webapp.challenge.submit')));
+    show([topbar(t('webapp.challenge.title')), form]);
     input.focus();
   },
 
   async order(args, live) {
     let order = args.order;
     for (let polls = 0; ; polls++) {
-      drawOrder(order, args, polls >= POLL_LIMIT);
+      drawOrder(order, polls >= POLL_LIMIT);
       if (!['held', 'pending'].includes(order.status) || polls >= POLL_LIMIT) return;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       if (!live()) return;
@@ -238,7 +242,7 @@ const SCREENS = {
 };
 
 // -- an order: paying, waiting, delivered -----------------------------------------------------------------------
-function drawOrder(order, args, slow) {
+function drawOrder(order, slow) {
   const heading = [topbar(t('webapp.order', { id: order.id })), h('p', {}, order.title + ' × ' + order.qty + ' · '
     + order.amount.text)];
   if (order.status === 'delivered') {
@@ -265,7 +269,6 @@ function drawOrder(order, args, slow) {
     const text = order.status === 'expired' || order.status === 'cancelled' ? t('webapp.expired') : t('webapp.error');
     show([heading, note(text, true), continueButton()]);
   }
-  if (args.error) root.append(note(args.error, true));
 }
 
 function copyButton(text) {
@@ -307,7 +310,7 @@ async function buy(product, qty, challenge) {
     await payFor(order, pay, product, qty);
   } catch (e) {
     if (e.code === 'challenge_required' && e.error.challenge) {
-      const args = { product, qty, challenge: e.error.challenge, error: challenge ? e.message : '' };
+      const args = { product, qty, challenge: e.error.challenge, message: e.message };
       if (stack[stack.length - 1].screen === 'challenge') replace('challenge', args); else go('challenge', args);
     } else if (e.status === 401) {
       fatal(e);
