@@ -88,8 +88,8 @@ async def serve(settings: Settings) -> int:
                 mount_console(server, app)
                 log.info("web console at %s/console/", settings.server.base_url())
             miniapp = tg.enabled and tg.webapp.enabled and bool(settings.server.public_url)
-            if miniapp:  # the Mini App's API under /app/api/ (read-only for now)
-                mount_miniapp(server, app)
+            if miniapp:  # the Mini App's API under /app/api/ (its invoices issued by the running bot)
+                mount_miniapp(server, app, runtime)
                 log.info("Mini App API at %s/app/api/", settings.server.base_url())
             if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
                     or miniapp):
