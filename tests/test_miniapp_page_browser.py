@@ -5,11 +5,13 @@ the page asks of it (openInvoice, the Main and Back buttons); the page's vendore
 then, and is tested on its own against a recording `TelegramWebviewProxy` as a Telegram app provides it."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from playwright.async_api import Page, expect
 
@@ -54,6 +56,15 @@ def page_url(shop: Any) -> str:
 
 def card(page: Page, title: str) -> Any:
     return page.locator("button.card", has_text=title)
+
+
+async def until(page: Page, js: str, timeout: float = 10) -> None:
+    """Wait for a condition on the page (Playwright's wait_for_function evaluates strings, which the page's CSP
+    rightly refuses)."""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(js):
+        assert time.monotonic() < deadline, f"not within {timeout}s: {js}"
+        await asyncio.sleep(0.05)
 
 
 async def main_button(page: Page) -> dict[str, Any]:
@@ -118,7 +129,7 @@ async def test_browse_search_buy_pay_and_see_the_codes(page: Page, tmp_path: Pat
 
         # Buy: the order is held and the page opens the invoice link the fake Bot API issued
         await page.evaluate("window.__tg.pressMain()")
-        await page.wait_for_function("window.__tg.invoices.length === 1")
+        await until(page, "window.__tg.invoices.length === 1")
         link = (await page.evaluate("window.__tg.invoices"))[0]
         invoice = shop.api.invoice_of(link)
         assert (invoice["currency"], invoice["total_amount"]) == ("XTR", 140)
@@ -213,3 +224,89 @@ async def test_over_the_rules_limit_the_page_shows_the_rules_words(page: Page, t
         await expect(alert).to_have_text(body["error"]["message"])
         assert await page.evaluate("window.__tg.invoices") == []  # nothing to pay
         assert await shop.held_by(BUYER) == []
+
+
+async def test_a_risk_question_is_asked_and_answered_in_the_page(page: Page, tmp_path: Path) -> None:
+    async with mini_app(tmp_path, extra={"catalog": CATALOG, "risk": {"new_account_points": 30}}) as shop:
+        await shop.shop.stock(2)
+        await open_page(page, page_url(shop), user())
+        await card(page, "Game card").click()
+        await page.evaluate("window.__tg.pressMain()")
+        question = page.locator("#question")
+        await expect(question).to_contain_text(re.compile(r"\d \+ \d"))  # the server's words, with its sum
+        a, b = (int(x) for x in re.findall(r"(\d) \+ (\d)", await question.inner_text())[0])
+        choices = page.get_by_role("group").get_by_role("button")
+        await expect(choices).to_have_count(4)
+        wrong = next(t for t in await choices.all_text_contents() if t != str(a + b))
+        await page.get_by_role("button", name=wrong, exact=True).click()  # a wrong pick: the product, and why
+        await expect(page.get_by_role("alert")).to_have_text("That was not the right answer. Please try again.")
+        assert await page.evaluate("window.__tg.invoices") == []
+
+        await page.evaluate("window.__tg.pressMain()")  # a new question, answered in the field
+        await expect(question).to_contain_text(re.compile(r"\d \+ \d"))
+        a, b = (int(x) for x in re.findall(r"(\d) \+ (\d)", await question.inner_text())[0])
+        await page.get_by_label("Your answer").fill(str(a + b))
+        await page.get_by_role("button", name="Continue").click()
+        await until(page, "window.__tg.invoices.length === 1")
+        link = (await page.evaluate("window.__tg.invoices"))[0]
+        assert shop.api.invoice_of(link)["total_amount"] == 70
+
+
+async def test_the_vendored_bridge_speaks_telegrams_protocol(page: Page, tmp_path: Path) -> None:
+    """No Telegram.WebApp given: the page's own tg.js reads the launch fragment and talks to a recording
+    TelegramWebviewProxy (what the Telegram apps provide) in Telegram's documented events."""
+    async with mini_app(tmp_path, extra={"catalog": CATALOG}) as shop:
+        await shop.shop.stock(2)
+        await page.add_init_script(script="""
+            window.__posted = [];
+            window.TelegramWebviewProxy = { postEvent(type, data) { window.__posted.push([type, JSON.parse(data)]); } };
+        """)
+        theme = {"bg_color": "#112233", "text_color": "#eeeeee", "button_color": "#ff8800",
+                 "button_text_color": "#000000"}
+        fragment = urlencode({"tgWebAppData": init_data(user()), "tgWebAppVersion": "8.0",
+                              "tgWebAppPlatform": "android", "tgWebAppThemeParams": json.dumps(theme)})
+        await page.goto(page_url(shop) + "/#" + fragment)
+        await expect(card(page, "Game card")).to_be_visible()  # the API took the fragment's initData
+
+        async def posted(kind: str) -> list[Any]:
+            return [data for name, data in await page.evaluate("window.__posted") if name == kind]
+
+        async def receive(kind: str, data: Any = None) -> None:
+            await page.evaluate("([k, d]) => window.Telegram.WebView.receiveEvent(k, d)", [kind, data])
+
+        names = [name for name, _ in await page.evaluate("window.__posted")]
+        assert {"web_app_ready", "web_app_expand", "web_app_request_theme"} <= set(names)
+        background = "getComputedStyle(document.body).backgroundColor"
+        assert await page.evaluate(background) == "rgb(17, 34, 51)"  # the theme, and its dark scheme
+        assert await page.evaluate("document.documentElement.dataset.scheme") == "dark"
+
+        await card(page, "Game card").click()
+        await expect(page.get_by_role("heading", name="Game card")).to_be_visible()
+        assert (await posted("web_app_setup_back_button"))[-1] == {"is_visible": True}
+        assert (await posted("web_app_setup_main_button"))[-1] == {
+            "is_visible": True, "is_active": True, "is_progress_visible": False, "text": "Buy · ⭐70",
+            "color": "#ff8800", "text_color": "#000000"}
+
+        await receive("main_button_pressed")
+        await until(page, "window.__posted.some(([n]) => n === 'web_app_open_invoice')")
+        [opened] = await posted("web_app_open_invoice")
+        invoice = shop.api.invoice_of("https://t.me/$" + opened["slug"])  # the slug of the link the bot made
+        assert invoice["total_amount"] == 70
+        await receive("invoice_closed", {"slug": opened["slug"], "status": "cancelled"})
+        await expect(page.get_by_role("alert")).to_have_text("The payment was cancelled. Nothing was charged.")
+        await expect(page.get_by_role("heading", name="Game card")).to_be_visible()
+        for _ in range(50):  # the page let go of the held order
+            status, body = await shop.call("GET", f"/orders/{invoice['payload']}", BUYER)
+            if body["order"]["status"] == "cancelled":
+                break
+            await asyncio.sleep(0.1)
+        assert body["order"]["status"] == "cancelled"
+
+        await receive("theme_changed", {"theme_params": {"bg_color": "#ffffff", "text_color": "#000000"}})
+        assert await page.evaluate(background) == "rgb(255, 255, 255)"
+        assert await page.evaluate("document.documentElement.dataset.scheme") == "light"
+
+        await receive("back_button_pressed")
+        await expect(card(page, "Game card")).to_be_visible()
+        assert (await posted("web_app_setup_back_button"))[-1] == {"is_visible": False}
+        assert (await posted("web_app_setup_main_button"))[-1] == {"is_visible": False}
