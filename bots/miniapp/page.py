@@ -157,3 +157,8 @@ def mount_page(server: Any, app: Any) -> ShopPage:
     server.app.router.add_get(PAGE_PATH, page.serve_page)
     server.app.router.add_get(STATIC_PREFIX + "/{version}/{name}", page.serve_asset)
     return page
+
+
+def first_load_bytes() -> int:
+    """The page's compressed first load in bytes (bench/webapp.py's first_load_kb), with the shipped catalogues."""
+    return ShopPage(Translator(rooms=("webapp",))).first_load_bytes()
