@@ -21,14 +21,14 @@
     hideProgress() { log('main.progress', false); return main; },
     setParams(p) { if ('text' in p) main.setText(p.text); if (p.is_visible) main.show(); return main; },
     onClick(fn) { (handlers.mainButtonClicked ||= []).push(fn); return main; },
-    offClick(fn) { handlers.mainButtonClicked = (handlers.mainButtonClicked || []).filter((f) => f !== fn); return main; },
+    offClick(fn) { app.offEvent('mainButtonClicked', fn); return main; },
   };
   const back = {
     get isVisible() { return rec.back.visible; },
     show() { rec.back.visible = true; log('back.show'); return back; },
     hide() { rec.back.visible = false; log('back.hide'); return back; },
     onClick(fn) { (handlers.backButtonClicked ||= []).push(fn); return back; },
-    offClick(fn) { handlers.backButtonClicked = (handlers.backButtonClicked || []).filter((f) => f !== fn); return back; },
+    offClick(fn) { app.offEvent('backButtonClicked', fn); return back; },
   };
   let pending = null;
   const app = {

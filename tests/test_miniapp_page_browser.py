@@ -87,6 +87,9 @@ async def test_browse_search_buy_pay_and_see_the_codes(page: Page, tmp_path: Pat
         await expect(card(page, "Game card")).to_contain_text("⭐70")
         await expect(card(page, "Game card")).to_contain_text("3 left")
         await expect(card(page, "Streaming month")).to_contain_text("Sold out")
+        await expect(card(page, "Web only")).to_contain_text("Not sold here")  # no Stars price
+        chips = page.get_by_role("navigation", name="Categories").get_by_role("button")
+        await expect(chips).to_have_text(["All", "Video", "Gifts"])  # uncategorised products are under All
         assert await page.evaluate("window.__tg.back.visible") is False  # the first screen has no Back
         assert (await main_button(page))["visible"] is False
 

@@ -101,6 +101,7 @@ function show(children) {
 function topbar(title) {
   const backButton = host === 'wechat' && stack.length > 1
     ? h('button', { class: 'back', type: 'button', onclick: back }, '‹ ' + t('webapp.back')) : null;
+  if (!backButton && !title) return null;
   return h('header', { class: 'topbar' }, backButton, title ? h('h1', {}, title) : null);
 }
 
@@ -129,6 +130,7 @@ function picture(product, alt) {
 }
 
 function stock(product) {
+  if (product.buyable === false) return h('span', { class: 'stock' }, t('webapp.not_here'));
   if (!product.in_stock) return h('span', { class: 'stock low' }, t('webapp.stock.sold_out'));
   if (product.low && product.available !== null) {
     return h('span', { class: 'stock low' }, t('webapp.stock.left', { n: product.available }));
@@ -159,7 +161,8 @@ const SCREENS = {
         draw();
       } }, name);
     const chips = h('nav', { class: 'chips', 'aria-label': t('webapp.categories') },
-      chip(null, t('webapp.category.all')), categories.map((c) => chip(c.key, c.name)));
+      chip(null, t('webapp.category.all')),
+      categories.filter((c) => c.key && c.name).map((c) => chip(c.key, c.name))); // uncategorised: under All
     const cards = data.products.map((p) => h('li', {}, h('button', { class: 'card', type: 'button',
       'data-product': p.id, onclick: () => go('product', { id: p.id, qty: p.min_qty }) },
     picture(p, ''), h('span', { class: 'info' }, h('span', { class: 'title' }, p.title),
@@ -168,7 +171,8 @@ const SCREENS = {
     show([
       h('header', { class: 'topbar' }, h('h1', {}, me.shop || '')), note(notice), form, chips,
       q ? h('h2', {}, t('webapp.search.results', { q })) : h('h2', { class: 'visually-hidden' }, t('webapp.products')),
-      cards.length ? h('ul', { class: 'grid', 'aria-label': t('webapp.products') }, cards) : h('p', { class: 'hint' }, empty),
+      cards.length ? h('ul', { class: 'grid', 'aria-label': t('webapp.products') }, cards)
+        : h('p', { class: 'hint' }, empty),
     ]);
   },
 
@@ -214,7 +218,8 @@ const SCREENS = {
     const { token, question, options } = args.challenge;
     const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() });
     const input = h('input', { id: 'answer', name: 'answer', autocomplete: 'off', required: true, maxlength: 16 });
-    const choices = (options || []).map((o) => h('button', { class: 'chip', type: 'button', onclick: () => answer(o) }, o));
+    const choices = (options || []).map((o) => h('button', { class: 'chip', type: 'button',
+      onclick: () => answer(o) }, o));
     const form = h('form', { onsubmit: (e) => { e.preventDefault(); answer(input.value); } },
       h('p', { id: 'question' }, args.message || question),
       choices.length ? h('div', { class: 'chips', role: 'group', 'aria-labelledby': 'question' }, choices) : null,

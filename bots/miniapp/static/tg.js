@@ -103,7 +103,9 @@ function install() {
   let backSent = null;
   function syncBack() {
     const state = JSON.stringify({ is_visible: back.isVisible });
-    if (state !== backSent) { backSent = state; postEvent('web_app_setup_back_button', { is_visible: back.isVisible }); }
+    if (state === backSent) return;
+    backSent = state;
+    postEvent('web_app_setup_back_button', { is_visible: back.isVisible });
   }
   Object.assign(back, {
     show() { back.isVisible = true; syncBack(); return back; },
@@ -115,7 +117,9 @@ function install() {
 
   // MainButton: web_app_setup_main_button {is_visible, is_active, is_progress_visible, text, color, text_color};
   // the client answers main_button_pressed
-  const main = { text: 'Continue', isVisible: false, isActive: true, isProgressVisible: false, color: '', textColor: '' };
+  const main = {
+    text: 'Continue', isVisible: false, isActive: true, isProgressVisible: false, color: '', textColor: '',
+  };
   let mainSent = null;
   function syncMain() {
     const p = main.isVisible ? {
