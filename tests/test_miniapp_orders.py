@@ -66,12 +66,14 @@ class Page:
 
 @asynccontextmanager
 async def mini_app(tmp_path: Path, db_url: str | None = None, *, library: str = "aiogram",
-                   extra: dict[str, Any] | None = None) -> AsyncIterator[Page]:
+                   extra: dict[str, Any] | None = None, telegram: dict[str, Any] | None = None
+                   ) -> AsyncIterator[Page]:
     """The store (App + the library's bot polling a fake Bot API) with the Mini App API on its HTTP server."""
     more: dict[str, Any] = {"server": {"public_url": PUBLIC}, "catalog": [LIMITED], **(extra or {})}
     if db_url is not None:
         more["database"] = {"url": db_url}
-    async with FakeBotAPI(token=TOKEN) as api, Shopfront(api, tmp_path, library=library, extra=more) as shop:
+    async with FakeBotAPI(token=TOKEN) as api, Shopfront(api, tmp_path, library=library, extra=more,
+                                                                 telegram=telegram) as shop:
         server = HttpServer("127.0.0.1", 0)
         mount_miniapp(server, shop.app, shop.runtime)
         await server.start()
@@ -290,3 +292,35 @@ async def test_without_an_https_address_there_is_no_mini_app_button(tmp_path: Pa
         assert all("web_app" not in b for row in menu.params["reply_markup"]["inline_keyboard"] for b in row)
         await asyncio.sleep(0.2)  # the face was set in the background meanwhile
         assert api.calls("setChatMenuButton") == []
+
+
+async def test_invoice_links_wait_out_telegram_and_a_refusal_releases_the_hold(sqlite_url: str,
+                                                                               tmp_path: Path) -> None:
+    slow = {"limits": {"overall_per_second": 1, "per_chat_burst": 100, "group_per_minute": 20}}
+    async with mini_app(tmp_path, sqlite_url, telegram=slow) as page:
+        await page.shop.stock(3)
+        gid = await page.pid("GAME")
+        # Invoice links are not messages: buyers do not queue behind the 1-a-second message rate
+        started = time.monotonic()
+        users = (801, 802, 803)
+        answers = await asyncio.gather(*[page.order(gid, 1, user) for user in users])
+        assert [status for status, _ in answers] == [201, 201, 201]
+        assert time.monotonic() - started < 1.0
+        for user, (_, body) in zip(users, answers, strict=True):  # the stock back
+            status, _ = await page.call("POST", f"/orders/{body['order']['id']}/cancel", user)
+            assert status == 200
+
+        # Telegram asks to slow down: waited out, the buyer still gets the link
+        page.api.fail_next("createInvoiceLink", 429, retry_after=1)
+        status, body = await page.order(gid, 1, 804)
+        assert status == 201 and body["pay"]["url"].startswith("https://t.me/$")
+        await page.call("POST", f"/orders/{body['order']['id']}/cancel", 804)
+
+        # Telegram refuses the link: the hold is released, the page told, nothing lost
+        page.api.fail_next("createInvoiceLink", 400, description="Bad Request: something is wrong")
+        status, answer = await page.order(gid, 1, 805)
+        assert (status, answer["error"]["code"]) == (502, "pay_unavailable")
+        assert answer["error"]["message"].startswith("The payment could not be started; nothing was held.")
+        assert await page.available("GAME") == 3
+        assert [o.status.value for o in await page.shop.app.shop.my_orders(Buyer("telegram", "805"))] == [
+            "cancelled"]

@@ -64,11 +64,13 @@ class LimitedPort:
             self._chats.popitem(last=False)
         return limiter
 
-    async def _call(self, chat_id: int | None, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, chat_id: int | None, call: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
+        """`paced`: waits its turn in the overall bucket (messages); an unpaced call only waits out 429s."""
         for attempt in range(RETRIES_ON_429 + 1):
             if chat_id is not None:
                 await self._chat_limiter(chat_id).acquire()
-            await self.overall.acquire()
+            if paced:
+                await self.overall.acquire()
             try:
                 return await call()
             except Exception as exc:
@@ -97,9 +99,10 @@ class LimitedPort:
                                                                         label, stars, buttons))
 
     async def create_invoice_link(self, title: str, description: str, payload: str, label: str, stars: int) -> str:
-        # Not a message to a chat: only the overall rate applies.
+        # Not a message (the 30 a second are messages), and a buyer in the Mini App waits for it: not queued
+        # behind the outbox's deliveries; a 429 is still waited out.
         return await self._call(None, lambda: self.port.create_invoice_link(title, description, payload, label,
-                                                                            stars))
+                                                                            stars), paced=False)
 
     async def set_menu_button(self, text: str, url: str) -> None:
         await self._call(None, lambda: self.port.set_menu_button(text, url))
