@@ -38,8 +38,9 @@ def user(language: str = "en", uid: int = BUYER) -> dict[str, Any]:
     return {"id": uid, "first_name": "Ann", "language_code": language}
 
 
-def init_data(u: dict[str, Any], *, token: str = TOKEN) -> str:
-    return sign_init_data({"auth_date": str(int(time.time())), "query_id": "AAHq", "user": json.dumps(u)}, token)
+def init_data(u: dict[str, Any], *, token: str = TOKEN, age: float = 0) -> str:
+    fields = {"auth_date": str(int(time.time() - age)), "query_id": "AAHq", "user": json.dumps(u)}
+    return sign_init_data(fields, token)
 
 
 async def open_page(page: Page, base: str, u: dict[str, Any], *, init: str | None = None,
@@ -198,7 +199,7 @@ async def test_the_page_fits_a_360_pixel_phone(page: Page, tmp_path: Path) -> No
         assert await page.evaluate(overflow) <= 0
 
 
-async def test_forged_init_data_shows_open_the_shop_again(page: Page, tmp_path: Path) -> None:
+async def test_forged_other_bots_or_stale_init_data_shows_open_the_shop_again(page: Page, tmp_path: Path) -> None:
     async with mini_app(tmp_path, extra={"catalog": CATALOG}) as shop:
         good = init_data(user())
         forged = good.replace(str(BUYER), "502")  # someone else's id under the first one's signature
@@ -211,6 +212,11 @@ async def test_forged_init_data_shows_open_the_shop_again(page: Page, tmp_path: 
         page2 = await page.context.new_page()
         await open_page(page2, page_url(shop), user("zh-hans"), init=other_bot)
         await expect(page2.locator('[data-state="unauthorized"]')).to_contain_text("重新打开商店")
+
+        stale = init_data(user(), age=3601)  # older than telegram.webapp.max_age_seconds
+        page3 = await page.context.new_page()
+        await open_page(page3, page_url(shop), user(), init=stale)
+        await expect(page3.locator('[data-state="unauthorized"]')).to_contain_text("open the shop again")
 
 
 async def test_over_the_rules_limit_the_page_shows_the_rules_words(page: Page, tmp_path: Path) -> None:
