@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bots.miniapp.hosts import Identity, TelegramHost, TelegramIdentity, Unauthorized, Visitor
 from bots.miniapp.images import mount_images
+from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.images import image_url
@@ -384,4 +385,5 @@ def mount_miniapp(server: Any, app: Any, telegram: Any = None) -> MiniAppApi:
         host = TelegramIdentity(token, app.clock, max_age)
     api = MiniAppApi(app.shop, app.clock, [host], i18n, settings.store.name)
     server.app.add_subapp(PREFIX, api.sub)
+    mount_page(server, app)  # the page itself: /app/ and /app/static/ (bots/miniapp/page.py)
     return api
