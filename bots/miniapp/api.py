@@ -128,10 +128,12 @@ class MiniAppApi:
         return out
 
 
-def mount_miniapp(server: Any, app: Any) -> MiniAppApi:
-    """The Mini App's API on `server` (bots/http.py HttpServer) under /app/api/."""
+def mount_miniapp(server: Any, app: Any, hosts: Sequence[Identity] = ()) -> MiniAppApi:
+    """The Mini App's API on `server` (bots/http.py HttpServer) under /app/api/: Telegram's host when Telegram is
+    on, and `hosts` (the WeChat H5 shop's, bots/wechat/h5.py mount_h5)."""
     tg = app.settings.telegram
-    hosts = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))]
-    api = MiniAppApi(app.shop, app.clock, hosts)
+    own = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))
+           ] if tg.enabled and tg.webapp.enabled else []
+    api = MiniAppApi(app.shop, app.clock, [*own, *hosts])
     server.app.add_subapp(PREFIX, api.sub)
     return api
