@@ -3,10 +3,12 @@ when it is on."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from cli.common import Voice
 from config.settings import Settings
+from locales import Translator
 
 
 def add_parser(sub: Any, say: Voice) -> None:
@@ -29,12 +31,16 @@ async def create_menu(settings: Settings, say: Voice) -> int:
     if not settings.wechat.enabled:
         say.err("cli.wechat.no_appid")
         return 2
+    def h5_err(key: str) -> None:  # the H5 shop's words are in its own room (wechat_h5.po), not cli.po
+        words = Translator(dict.fromkeys(("en", say.language)), default="en", rooms=("wechat_h5",))
+        print(words.t(say.language, key), file=sys.stderr)
+
     if settings.wechat.h5.enabled and not settings.server.public_url:
-        say.err("wechat.h5.menu.no_public_url")
+        h5_err("wechat.h5.menu.no_public_url")
     try:
         menu = await menu_create(settings)
     except MenuFull:
-        say.err("wechat.h5.menu.full")
+        h5_err("wechat.h5.menu.full")
         return 2
     except WeChatApiError as exc:
         say.err("cli.wechat.refused", error=exc)
