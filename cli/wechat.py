@@ -36,11 +36,11 @@ async def create_menu(settings: Settings, say: Voice) -> int:
         print(words.t(say.language, key), file=sys.stderr)
 
     if settings.wechat.h5.enabled and not settings.server.public_url:
-        h5_err("wechat.h5.menu.no_public_url")
+        h5_err("wechat.webshop.menu.no_public_url")
     try:
         menu = await menu_create(settings)
     except MenuFull:
-        h5_err("wechat.h5.menu.full")
+        h5_err("wechat.webshop.menu.full")
         return 2
     except WeChatApiError as exc:
         say.err("cli.wechat.refused", error=exc)

@@ -5,6 +5,7 @@ a bad, used or expired code, or a state this browser was not given, gets an erro
 expired session token is 401 on the API."""
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -21,9 +22,10 @@ from bots.miniapp import mount_miniapp
 from bots.wechat.h5 import STATE_COOKIE, Sessions, mount_h5
 from core.clock import FakeClock
 from core.models import Buyer
+from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
-from tests.helpers import free_port
+from tests.helpers import free_port, start_store, stop_store, write_config
 from tests.wechat_harness import AES_KEY, APPID, MCH_ID, PAY_KEY, SECRET, TOKEN, option, store_settings
 
 OPENID = "o-h5-ann-0123456789abcdefgh"
@@ -49,7 +51,6 @@ class H5Kit:
             "server": {"host": "127.0.0.1", "port": self.port, "public_url": self.url}})
 
     async def __aenter__(self) -> H5Kit:
-        from tests.dbtemplate import from_template
         from_template(self.settings.database_url_resolved())
         self.app = await App.open(self.settings, clock=self.clock)
         self.server = HttpServer("127.0.0.1", self.port)
@@ -261,9 +262,6 @@ async def test_forged_expired_or_malformed_session_tokens_are_401(tmp_path: Path
 
 
 async def test_run_py_serves_the_h5_shop_and_its_api(tmp_path: Path) -> None:
-    import asyncio
-
-    from tests.helpers import start_store, stop_store, write_config
     async with FakeWeChatAPI(APPID, SECRET) as api:
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -159,8 +159,8 @@ def placeholder_page(host: WeChatHost, meta: dict[str, str], lang: str, i18n: Tr
     metas = "".join(f'<meta name="{html.escape(k)}" content="{html.escape(v)}">' for k, v in meta.items())
     return (f'<!doctype html><html lang="{lang.replace("_", "-")}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">{metas}'
-            f"<title>{html.escape(i18n.t(lang, 'wechat.h5.title'))}</title></head>"
-            f"<body><p>{html.escape(i18n.t(lang, 'wechat.h5.loading'))}</p></body></html>")
+            f"<title>{html.escape(i18n.t(lang, 'wechat.webshop.title'))}</title></head>"
+            f"<body><p>{html.escape(i18n.t(lang, 'wechat.webshop.loading'))}</p></body></html>")
 
 
 class H5Shop:
@@ -214,16 +214,16 @@ class H5Shop:
         """Back from WeChat's authorize page: a session for the openid the code proves, or an error page."""
         if not self.sessions.state_ok(state, request.cookies.get(STATE_COOKIE)):
             log.warning("wechat h5: sign-in refused (state not issued to this browser, or stale)")
-            return self._error(request, "wechat.h5.error.state", 400)
+            return self._error(request, "wechat.webshop.error.state", 400)
         if not code or len(code) > 128:
-            return self._error(request, "wechat.h5.error.code", 400)
+            return self._error(request, "wechat.webshop.error.code", 400)
         try:
             openid = await self.oauth.openid(code)
             token = self.sessions.issue(openid)
         except CodeRefused:
-            return self._error(request, "wechat.h5.error.code", 400)
+            return self._error(request, "wechat.webshop.error.code", 400)
         except (WeChatApiError, ValueError):
-            return self._error(request, "wechat.h5.error.unavailable", 502)
+            return self._error(request, "wechat.webshop.error.unavailable", 502)
         response = redirect(self.url)
         self._cookie(response, SESSION_COOKIE, token, self.sessions.seconds)
         response.del_cookie(STATE_COOKIE, path=self.cookie_path)
@@ -234,10 +234,10 @@ class H5Shop:
         t = self.i18n.t
         body = (f'<!doctype html><html lang="{lang.replace("_", "-")}"><head><meta charset="utf-8">'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{html.escape(t(lang, 'wechat.h5.error.title'))}</title></head><body>"
-                f"<h1>{html.escape(t(lang, 'wechat.h5.error.title'))}</h1>"
+                f"<title>{html.escape(t(lang, 'wechat.webshop.error.title'))}</title></head><body>"
+                f"<h1>{html.escape(t(lang, 'wechat.webshop.error.title'))}</h1>"
                 f'<p id="reason">{html.escape(t(lang, key))}</p>'
-                f'<p><a id="retry" href="{html.escape(self.url)}">{html.escape(t(lang, "wechat.h5.error.retry"))}'
+                f'<p><a id="retry" href="{html.escape(self.url)}">{html.escape(t(lang, "wechat.webshop.error.retry"))}'
                 f"</a></p></body></html>")
         response = web.Response(text=body, status=status, content_type="text/html",
                                 headers={"Cache-Control": "no-store"})

@@ -119,7 +119,7 @@ async def create_menu(settings: Any) -> dict[str, Any]:
     menu = menu_json(list(settings.wechat.menu))
     if h5_enabled(settings):
         i18n = Translator(settings.store.languages, settings.store.default_language)
-        name = i18n.t(menu_language(settings), "wechat.h5.menu_button")
+        name = i18n.t(menu_language(settings), "wechat.webshop.menu_button")
         menu, _ = add_shop_button(menu, name, settings.server.public_url.rstrip("/") + H5_PATH)
     api = make_api(settings)
     try:
