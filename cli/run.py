@@ -91,8 +91,8 @@ async def serve(settings: Settings) -> int:
             miniapp = tg.enabled and tg.webapp.enabled and bool(settings.server.public_url)
             h5 = wechat is not None and settings.wechat.h5.enabled and bool(settings.server.public_url)
             hosts = [mount_h5(server, app, wechat)] if h5 else []  # the WeChat H5 shop at /h5/ (bots/wechat/h5.py)
-            if miniapp or h5:  # the Mini App's API under /app/api/ (read-only for now)
-                mount_miniapp(server, app, hosts=hosts)
+            if miniapp or h5:  # the Mini App's API under /app/api/ (its invoices issued by the running bot)
+                mount_miniapp(server, app, runtime if miniapp else None, hosts=hosts)
                 log.info("Mini App API at %s/app/api/", settings.server.base_url())
             if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
                     or miniapp or h5):

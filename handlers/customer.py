@@ -33,7 +33,8 @@ MAX_ACCOUNT_TYPED = 200
 class CustomerFlow:
     def __init__(self, shop: Shop, i18n: Translator, *, shop_name: str, support: str = "",
                  demo_payments: bool = False, show_stars: bool = False, numbered: bool = True,
-                 ask_phone: bool = False, no_reveal: str | None = None, terms: Mapping[str, str] | None = None) -> None:
+                 ask_phone: bool = False, no_reveal: str | None = None, terms: Mapping[str, str] | None = None,
+                 webapp_url: str | None = None) -> None:
         self.shop = shop
         self.i18n = i18n
         self.shop_name = shop_name
@@ -48,6 +49,7 @@ class CustomerFlow:
         # is asking (WeChat in plain mode); deliveries still go to the buyer's own chat.
         self.no_reveal = no_reveal
         self.terms = dict(terms or {})  # store.terms per language ({} : the default text of locales/)
+        self.webapp_url = webapp_url  # Telegram: the Mini App's https address; the menu gets an "Open shop" button
         self.router = Router("customer", aliases=OLD_NAMES).include(
             home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router)
 

@@ -15,10 +15,13 @@ def menu_screen(turn: Turn) -> Screen:
     body = turn.t("menu.body")
     if turn.flow.demo_payments:
         body += "\n" + turn.t("demo.banner")
-    return Screen(turn.t("menu.title", shop=turn.flow.shop_name), body, actions=[
-        [Action(Shopping.CATALOG.id(), turn.t("menu.catalog"))], [Action(Orders.ORDERS.id(0), turn.t("menu.orders"))],
-        [Action(Home.HELP.id(), turn.t("menu.help")), Action(Home.LANGUAGE.id(), turn.t("menu.language"))],
-        [Action(Link.LINK.id(), turn.t("menu.link"))]])
+    rows = [[Action(Shopping.CATALOG.id(), turn.t("menu.catalog"))],
+            [Action(Orders.ORDERS.id(0), turn.t("menu.orders"))],
+            [Action(Home.HELP.id(), turn.t("menu.help")), Action(Home.LANGUAGE.id(), turn.t("menu.language"))],
+            [Action(Link.LINK.id(), turn.t("menu.link"))]]
+    if turn.flow.webapp_url:  # Telegram with the Mini App on: "Open shop" first (a web_app button)
+        rows.insert(0, [Action(Home.MENU.id(), turn.t("miniapp.open_shop"), web_app=turn.flow.webapp_url)])
+    return Screen(turn.t("menu.title", shop=turn.flow.shop_name), body, actions=rows)
 
 
 @router.action(Home.MENU)

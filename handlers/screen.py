@@ -10,6 +10,8 @@ class Action:
     id: str  # stable and short (Telegram callback_data is at most 64 bytes): "p:42", "buy:42:3"
     label: str
     copy_text: str | None = field(default=None, repr=False)  # a copy button (may carry a code); never an action
+    web_app: str | None = None  # Telegram: a button opening this https URL as a Mini App (never an action); other
+    # channels leave it out (flat_actions)
 
 
 @dataclass(slots=True)
@@ -31,7 +33,8 @@ class Screen:
         return bool(self.secrets)
 
     def flat_actions(self) -> list[Action]:
-        return [a for row in self.actions for a in row if a.copy_text is None]
+        """The actions a buyer can choose (numbered channels list these): not copy buttons, not Mini App buttons."""
+        return [a for row in self.actions for a in row if a.copy_text is None and a.web_app is None]
 
     def __repr__(self) -> str:  # never print codes by accident
         return f"Screen(title={self.title!r}, actions={len(self.flat_actions())}, secrets={len(self.secrets)})"

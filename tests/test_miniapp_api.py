@@ -86,7 +86,7 @@ async def test_the_catalogue_in_the_buyers_language_with_stars_and_stock(db_url:
         assert (items["STREAM"]["available"], items["STREAM"]["in_stock"]) == (0, False)
         assert "code" not in json.dumps(body).lower().replace("language_code", "")  # no code ever travels here
 
-        zh = signed({"id": 4242, "first_name": "Li", "language_code": "zh-hans"})
+        zh = signed({"id": 4343, "first_name": "Li", "language_code": "zh-hans"})  # a new buyer, app in Chinese
         status, body = await kit.get("/catalog", zh)
         assert (status, body["language"]) == (200, "zh_CN")
         assert [c["name"] for c in body["categories"]] == ["游戏", "视频"]

@@ -1,55 +1,100 @@
-"""`/app/api/`: the Mini App's JSON API (read-only: catalogue, search, one product).
+"""`/app/api/`: the in-app storefront's JSON API (docs/storefront.md): who is asking, the catalogue, search, one
+product, and buying: an order held by the one core pipeline (`Shop.reserve`: rules, risk, holds), paid the host's
+way (Telegram: a Stars invoice link; bots/miniapp/hosts.py), looked at, its codes revealed (audited), cancelled.
 
-Answers are JSON. Errors are `{"error": {"code": <stable code>, ...}}` with the HTTP status of ERRORS; a refused
-initData adds `"reason"` (core/webapp_auth.py InitDataRefusal: missing, bad_hash, expired, ...), so the page can
-tell "open the shop again" from a bug. Texts are in the buyer's language, from Telegram's `user.language_code`
-(zh_CN / en, else the store's default). Prices are in Telegram Stars (`stars`; null when the product has no Stars
-price). `available`: codes on sale now (counted up to the low-stock mark + 1), null when not counted (reusable or
-bought from a supplier when sold); `in_stock` says whether it can be bought now.
+Answers are JSON with `Cache-Control: no-store`. Errors are `{"error": {"code": <stable code>, "message": <the
+buyer's language>, ...}}` with the HTTP status of STATUS; a refused credential adds `"reason"` (core/webapp_auth.py
+InitDataRefusal: missing, bad_hash, expired, ...) and has no message (whose language?). Texts are in the buyer's
+language: their stored choice (the chat's /language), else the app's (Telegram's `user.language_code`), else the
+store's default. Prices are in the host's currency (Telegram: Stars); a product the host cannot sell (no Stars
+price) is shown with `price: null`, `buyable: false` and refused at checkout. The page never sends a price: an order
+request is exactly `{"product_id", "qty"}` (+ `"challenge"` answering a risk challenge); anything else is 400 and
+nothing is held.
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
-from bots.miniapp.hosts import Identity, TelegramIdentity, Unauthorized, Visitor
+from bots.miniapp.hosts import Identity, TelegramHost, TelegramIdentity, Unauthorized, Visitor
 from core.clock import Clock
-from core.errors import StoreError
-from core.models import Product, localized
+from core.errors import ErrorCode, StoreError
+from core.models import Order, Product, localized
 from core.shop import ProductView, Shop, category_key
+from handlers import errors
+from locales import Translator
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/app/api"
 MAX_QUERY = 100  # characters of a search
-ERRORS = {"unauthorized": 401, "bad_request": 400, "not_found": 404, "method_not_allowed": 405, "internal": 500}
+MAX_BODY = 2048  # bytes of an order request (a few small fields)
+MAX_QTY = 1_000_000  # beyond any product's max_qty: a bigger number is a malformed request, not a quantity
+MAX_ANSWER = 16  # characters of a challenge's answer or ...
+MAX_TOKEN = 128  # ... token
+ORDER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+ORDER_FIELDS = frozenset({"product_id", "qty", "challenge"})
+STRINGS_PREFIX = "webapp."  # the catalogue keys `GET /app/api/me` hands the page (locales/*/webapp.po)
+REVEAL_CHAT = "miniapp"  # the reveal's audit entry says it was the Mini App: detail.chat = "miniapp:<chat id>"
+
+# The HTTP status of each error code the API answers (refusals of the core keep their own code).
+STATUS = {
+    "unauthorized": 401, "bad_request": 400, "not_found": 404, "method_not_allowed": 405, "internal": 500,
+    "pay_unavailable": 502, "challenge_failed": 403, "unavailable": 503,
+    ErrorCode.SOLD_OUT: 409, ErrorCode.NOT_FOUND: 404, ErrorCode.PRODUCT_UNAVAILABLE: 409,
+    ErrorCode.KIND_NOT_SUPPORTED: 422, ErrorCode.BAD_QUANTITY: 422, ErrorCode.HOLD_LIMIT: 429,
+    ErrorCode.ORDER_NOT_PAYABLE: 409, ErrorCode.PROVIDER_DISABLED: 409, ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNKNOWN_SKU: 404, ErrorCode.BAD_ACCOUNT: 422, ErrorCode.RULE_REFUSED: 422,
+    ErrorCode.RISK_REFUSED: 403, ErrorCode.CHALLENGE_REQUIRED: 403, ErrorCode.UNDER_REVIEW: 403,
+    ErrorCode.NOT_YET_DUE: 409,
+}
 VISITOR_KEY = web.RequestKey("miniapp_visitor", Visitor)
 HOST_KEY = web.RequestKey("miniapp_host", Identity)
+LANG_KEY = web.RequestKey("miniapp_language", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error(code: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"code": code, **extra}}, status=ERRORS[code],
+    return web.json_response({"error": {"code": code, **extra}}, status=STATUS.get(code, 400),
                              headers={"Cache-Control": "no-store"})
+
+
+class BadRequest(Exception):
+    """A malformed order request: 400 and nothing held. `field` names what was wrong."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
 
 
 class MiniAppApi:
     """The routes over the store's Shop, for the hosts given (bots/miniapp/hosts.py): a request is answered for
-    the host whose Authorization scheme it carries."""
+    the host whose Authorization scheme it carries. Buying needs a host that can pay (`Host.pay`); an identity
+    alone (no Telegram bot running) answers the orders routes with 503."""
 
-    def __init__(self, shop: Shop, clock: Clock, hosts: Sequence[Identity]) -> None:
+    def __init__(self, shop: Shop, clock: Clock, hosts: Sequence[Identity], i18n: Translator,
+                 shop_name: str = "") -> None:
         self.shop = shop
         self.clock = clock
+        self.i18n = i18n
+        self.shop_name = shop_name
         self.hosts = {h.scheme: h for h in hosts}
         self.sub = web.Application(middlewares=[self._gate])
+        self.sub.router.add_get("/me", self.me)
         self.sub.router.add_get("/catalog", self.catalog)
         self.sub.router.add_get("/search", self.search)
         self.sub.router.add_get("/products/{product_id}", self.product)
+        self.sub.router.add_post("/orders", self.place)
+        self.sub.router.add_get("/orders/{order_id}", self.order)
+        self.sub.router.add_post("/orders/{order_id}/reveal", self.reveal)
+        self.sub.router.add_post("/orders/{order_id}/cancel", self.cancel)
 
     # -- the gate: the host's credentials first, then the route ---------------------------------------------------
     @web.middleware
@@ -73,35 +118,65 @@ class MiniAppApi:
         except web.HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback to the page
-            log.error("Mini App %s %s failed: %s", request.method, request.path, type(exc).__name__)
+            log.error("Mini App %s %s failed: %s", request.method, request.rel_url.raw_path.split("/")[1:3],
+                      type(exc).__name__)
             return error("internal")
         response.headers["Cache-Control"] = "no-store"  # per buyer (language), behind Authorization
         return response
 
-    def language(self, request: web.Request) -> str:
-        return self.shop.match_language(request[VISITOR_KEY].language_hint)
+    async def language(self, request: web.Request) -> str:
+        """The buyer's language: their stored choice (the chat's /language), else the app's."""
+        lang = request.get(LANG_KEY)
+        if lang is None:
+            visitor = request[VISITOR_KEY]
+            customer = await self.shop.customer(visitor.buyer, visitor.language_hint)
+            lang = request[LANG_KEY] = customer.language or self.shop.match_language(visitor.language_hint)
+        return lang
 
-    # -- routes ------------------------------------------------------------------------------------------------
+    def refused(self, exc: StoreError, lang: str, **extra: Any) -> web.Response:
+        """A refusal of the core in the words the chat shows (handlers/errors.py), with its stable code."""
+        code = exc.code
+        if code is ErrorCode.NOT_YOUR_ORDER:  # another buyer's order is not there, as far as this one knows
+            code = ErrorCode.NOT_FOUND
+            exc = StoreError(ErrorCode.NOT_FOUND)
+        body: dict[str, Any] = {"code": code.value, "message": errors.text(self.i18n, lang, exc), **extra}
+        if code is ErrorCode.RULE_REFUSED and exc.params.get("rule"):
+            body["rule"] = exc.params["rule"]
+        return web.json_response({"error": body}, status=STATUS.get(code, 400))
+
+    # -- who is asking ---------------------------------------------------------------------------------------------
+    async def me(self, request: web.Request) -> web.Response:
+        """`GET /app/api/me`: what the page needs to draw itself: the host, the buyer's language and the texts."""
+        host = request[HOST_KEY]
+        lang = await self.language(request)
+        keys = [k for k in self.i18n.catalogs.get(self.i18n.default, {}) if k.startswith(STRINGS_PREFIX)]
+        return web.json_response({"host": host.name, "language": lang, "currency": host.currency,
+                                  "shop": self.shop_name, "strings": {k: self.i18n.t(lang, k) for k in keys}})
+
+    # -- the catalogue ---------------------------------------------------------------------------------------------
     async def catalog(self, request: web.Request) -> web.Response:
         """`GET /app/api/catalog[?category=<key>]`: the categories and the products on sale (of one category)."""
-        lang = self.language(request)
+        lang = await self.language(request)
         category = request.query.get("category") or None
         cats = [{"key": key, "name": localized(p.category, lang, self.shop.default_language) or key}
                 for key, p in await self.shop.categories()]
         if category is not None and category not in {c["key"] for c in cats}:
             return error("not_found", field="category")
         views = await self.shop.product_views(await self.shop.products(category))
+        host = request[HOST_KEY]
         return web.json_response({"language": lang, "categories": cats,
-                                  "products": [self._product(v, lang) for v in views]})
+                                  "products": [self._product(host, v, lang) for v in views]})
 
     async def search(self, request: web.Request) -> web.Response:
         """`GET /app/api/search?q=<words>`: products on sale matching every word (any language)."""
         q = request.query.get("q", "").strip()
         if not q or len(q) > MAX_QUERY:
             return error("bad_request", field="q", max_length=MAX_QUERY)
-        lang = self.language(request)
+        lang = await self.language(request)
         views = await self.shop.product_views(await self.shop.search(q))
-        return web.json_response({"language": lang, "query": q, "products": [self._product(v, lang) for v in views]})
+        host = request[HOST_KEY]
+        return web.json_response({"language": lang, "query": q,
+                                  "products": [self._product(host, v, lang) for v in views]})
 
     async def product(self, request: web.Request) -> web.Response:
         """`GET /app/api/products/<id>`: one product on sale, with its description."""
@@ -112,28 +187,174 @@ class MiniAppApi:
             view = await self.shop.product_view(int(raw))
         except StoreError:  # unknown or off sale
             return error("not_found")
-        lang = self.language(request)
-        return web.json_response({"language": lang, "product": self._product(view, lang, full=True)})
+        lang = await self.language(request)
+        return web.json_response({"language": lang, "product": self._product(request[HOST_KEY], view, lang,
+                                                                             full=True)})
 
-    def _product(self, v: ProductView, lang: str, *, full: bool = False) -> dict[str, Any]:
+    def _money(self, amount: int | None, currency: str, lang: str) -> dict[str, Any] | None:
+        if amount is None:
+            return None
+        return {"amount": amount, "currency": currency, "text": self.i18n.money(amount, currency, lang)}
+
+    def _product(self, host: Identity, v: ProductView, lang: str, *, full: bool = False) -> dict[str, Any]:
         p: Product = v.product
         fallback = self.shop.default_language
+        price = host.unit_price(p)
         out: dict[str, Any] = {
             "id": p.id, "sku": p.sku, "title": localized(p.title, lang, fallback),
             "category": category_key(p), "stars": p.stars, "min_qty": p.min_qty, "max_qty": p.max_qty,
             "available": v.available, "in_stock": v.available is None or v.available > 0, "low": v.low,
+            "price": self._money(price, host.currency, lang), "buyable": price is not None,
+            "image": None,
         }
         if full:
             out["description"] = localized(p.description, lang, fallback)
         return out
 
+    # -- orders ----------------------------------------------------------------------------------------------------
+    def _order(self, host: Identity, order: Order, product: Product | None, lang: str) -> dict[str, Any]:
+        title = localized(product.title, lang, self.shop.default_language) if product is not None else ""
+        amount = order.price_in(host.currency)
+        return {"id": order.id, "status": order.status.value, "product_id": order.product_id, "title": title,
+                "qty": order.qty,
+                "amount": self._money(amount, host.currency, lang) or self._money(order.amount, order.currency,
+                                                                                   lang),
+                "expires_at": order.expires_at.isoformat()}
 
-def mount_miniapp(server: Any, app: Any, hosts: Sequence[Identity] = ()) -> MiniAppApi:
-    """The Mini App's API on `server` (bots/http.py HttpServer) under /app/api/: Telegram's host when Telegram is
-    on, and `hosts` (the WeChat H5 shop's, bots/wechat/h5.py mount_h5)."""
-    tg = app.settings.telegram
-    own = [TelegramIdentity(tg.token.get_secret_value(), app.clock, timedelta(seconds=tg.webapp.max_age_seconds))
-           ] if tg.enabled and tg.webapp.enabled else []
-    api = MiniAppApi(app.shop, app.clock, [*own, *hosts])
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        """The order request: at most MAX_BODY bytes of JSON, exactly the fields ORDER_FIELDS allows."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise BadRequest("body")
+        raw = b""
+        while len(raw) <= MAX_BODY:
+            chunk = await request.content.read(MAX_BODY + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+        if len(raw) > MAX_BODY:
+            raise BadRequest("body")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("body") from None
+        if not isinstance(body, dict):
+            raise BadRequest("body")
+        extra = sorted(set(body) - ORDER_FIELDS)
+        if extra:
+            raise BadRequest(extra[0])
+        for name in ("product_id", "qty"):
+            value = body.get(name)
+            if type(value) is not int or not 0 <= value <= (MAX_QTY if name == "qty" else 2 ** 62):
+                raise BadRequest(name)
+        if "challenge" in body:
+            ch = body["challenge"]
+            if (not isinstance(ch, dict) or set(ch) != {"token", "answer"} or not isinstance(ch["token"], str)
+                    or not isinstance(ch["answer"], str) or not 0 < len(ch["token"]) <= MAX_TOKEN
+                    or not 0 < len(ch["answer"]) <= MAX_ANSWER):
+                raise BadRequest("challenge")
+        return body
+
+    async def place(self, request: web.Request) -> web.Response:
+        """`POST /app/api/orders` `{"product_id", "qty"[, "challenge": {"token", "answer"}]}`: the order held by
+        Shop.reserve and how to pay it: `201 {"order", "pay"}`; a refusal holds nothing."""
+        host = request[HOST_KEY]
+        visitor = request[VISITOR_KEY]
+        lang = await self.language(request)
+        try:
+            body = await self._body(request)
+        except BadRequest as bad:
+            return error("bad_request", field=bad.field, message=self.i18n.t(lang, "miniapp.error.bad_request"))
+        pay_with: Callable[..., Awaitable[dict[str, Any]]] | None = getattr(host, "pay", None)
+        if pay_with is None:  # a host that can only identify (no bot to issue invoices)
+            return error("unavailable", message=self.i18n.t(lang, "miniapp.error.pay_unavailable"))
+        pid, qty = body["product_id"], body["qty"]
+        product = await self.shop.product(pid)
+        if product is None or not product.active:
+            return self.refused(StoreError(ErrorCode.NOT_FOUND, product_id=pid), lang)
+        if host.unit_price(product) is None:  # e.g. no Stars price: nothing is held for what cannot be paid here
+            return self.refused(StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku), lang)
+        challenge = body.get("challenge")
+        if challenge is not None and not await self.shop.pass_challenge(visitor.buyer, challenge["token"],
+                                                                         challenge["answer"]):
+            return error("challenge_failed", message=self.i18n.t(lang, "risk.challenge.failed"))
+        try:
+            order = await self.shop.reserve(visitor.buyer, pid, qty, lang, chat_id=visitor.chat_id)
+        except StoreError as exc:
+            if exc.code is ErrorCode.CHALLENGE_REQUIRED:
+                p = exc.params
+                return self.refused(exc, lang, challenge={
+                    "token": str(p.get("token", "")), "question": str(p.get("question", "")),
+                    "options": [str(o) for o in p.get("options", [])], "minutes": p.get("minutes")})
+            return self.refused(exc, lang)
+        try:
+            pay = await pay_with(order, product, visitor, request.remote or "")
+        except Exception as exc:  # noqa: BLE001 - the platform refused or is unreachable: let the hold go
+            log.warning("Mini App order %s: payment could not be started (%s); its hold is released", order.id,
+                        type(exc).__name__)
+            await self.shop.cancel(order.id, visitor.buyer)
+            return error("pay_unavailable", message=self.i18n.t(lang, "miniapp.error.pay_unavailable"))
+        return web.json_response({"order": self._order(host, order, product, lang), "pay": pay}, status=201)
+
+    def _order_id(self, request: web.Request) -> str | None:
+        raw = request.match_info["order_id"]
+        return raw if ORDER_ID.fullmatch(raw) else None
+
+    async def order(self, request: web.Request) -> web.Response:
+        """`GET /app/api/orders/<id>`: one of the buyer's own orders (404 for anyone else's)."""
+        lang = await self.language(request)
+        order_id = self._order_id(request)
+        if order_id is None:
+            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
+        try:
+            order, product = await self.shop.order_for(order_id, request[VISITOR_KEY].buyer)
+        except StoreError as exc:
+            return self.refused(exc, lang)
+        return web.json_response({"order": self._order(request[HOST_KEY], order, product, lang)})
+
+    async def reveal(self, request: web.Request) -> web.Response:
+        """`POST /app/api/orders/<id>/reveal`: a delivered order's codes, after this request's fresh credentials;
+        audited as a reveal (detail.chat "miniapp:<chat id>") and limited like the chat's (Shop.reveal)."""
+        lang = await self.language(request)
+        visitor = request[VISITOR_KEY]
+        order_id = self._order_id(request)
+        if order_id is None:
+            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
+        try:
+            order, product, codes = await self.shop.reveal(order_id, visitor.buyer,
+                                                           chat=f"{REVEAL_CHAT}:{visitor.chat_id}")
+        except StoreError as exc:
+            return self.refused(exc, lang)
+        return web.json_response({"order": self._order(request[HOST_KEY], order, product, lang), "codes": codes})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """`POST /app/api/orders/<id>/cancel`: the buyer's held order cancelled, its stock released at once."""
+        lang = await self.language(request)
+        order_id = self._order_id(request)
+        if order_id is None:
+            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
+        try:
+            order = await self.shop.cancel(order_id, request[VISITOR_KEY].buyer)
+        except StoreError as exc:
+            return self.refused(exc, lang)
+        return web.json_response({"order": self._order(request[HOST_KEY], order,
+                                                       await self.shop.product(order.product_id), lang)})
+
+
+def mount_miniapp(server: Any, app: Any, telegram: Any = None, *, hosts: Sequence[Identity] = ()) -> MiniAppApi:
+    """The in-app storefront's API on `server` (bots/http.py HttpServer) under /app/api/. `telegram`: the running
+    Telegram runtime (app.add_telegram()), whose bot issues the invoice links; without it the page can browse
+    but not buy. `hosts`: more hosts (the WeChat H5 shop's, bots/wechat/h5.py mount_h5); Telegram's is there
+    when Telegram and its Mini App are on."""
+    settings = app.settings
+    tg = settings.telegram
+    i18n = Translator(settings.store.languages, settings.store.default_language)
+    token, max_age = tg.token.get_secret_value(), timedelta(seconds=tg.webapp.max_age_seconds)
+    host: Identity | None
+    if telegram is not None:
+        host = TelegramHost(token, app.clock, max_age, telegram.frontend.port, i18n, settings.store.default_language)
+    else:
+        host = TelegramIdentity(token, app.clock, max_age) if tg.enabled and tg.webapp.enabled else None
+    api = MiniAppApi(app.shop, app.clock, [*([host] if host else []), *hosts], i18n, settings.store.name)
     server.app.add_subapp(PREFIX, api.sub)
     return api

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from bots.telegram.common import invoice_words
 from core.clock import Clock
-from core.models import Buyer, Order, Product
+from core.models import Buyer, Order, Product, localized
 from core.webapp_auth import InitDataRefused, check_init_data
+
+if TYPE_CHECKING:
+    from bots.telegram.common import TelegramPort
+    from locales import Translator
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,10 @@ class Identity(Protocol):
 
     def identify(self, credentials: str) -> Visitor:
         """The visitor these credentials prove, or Unauthorized."""
+        ...
+
+    def unit_price(self, product: Product) -> int | None:
+        """One unit's price in `currency` (minor units; Stars are whole), None when the product is not sold here."""
         ...
 
 
@@ -83,3 +92,29 @@ class TelegramIdentity:
             raise Unauthorized(refused.reason.value) from None
         uid = str(init.user.id)
         return Visitor(self.name, Buyer("telegram", uid), uid, init.user.language_code)
+
+    def unit_price(self, product: Product) -> int | None:
+        return product.stars or None  # Telegram sells digital goods for Stars only
+
+
+class TelegramHost(TelegramIdentity):
+    """The Telegram Mini App: pays a held order with a Stars invoice link (`createInvoiceLink`, XTR, one price,
+    payload = the order id) that the page opens with `Telegram.WebApp.openInvoice`. The invoice says what the
+    chat's invoice says (bots/telegram/common.py invoice_words); paying it is the bot's own pre_checkout_query /
+    successful_payment, into Shop.pay."""
+
+    def __init__(self, bot_token: str, clock: Clock, max_age: timedelta, port: TelegramPort, i18n: Translator,
+                 default_language: str) -> None:
+        super().__init__(bot_token, clock, max_age)
+        self.port = port
+        self.i18n = i18n
+        self.default_language = default_language
+
+    async def pay(self, order: Order, product: Product, visitor: Visitor, client_ip: str) -> dict[str, Any]:
+        lang = order.language or self.default_language
+        title = localized(product.title, lang, self.default_language)
+        minutes = max(1, round((order.expires_at - order.created_at).total_seconds() / 60))
+        words = invoice_words(self.i18n, lang, order.id, title, order.qty, minutes)
+        url = await self.port.create_invoice_link(words.title, words.description, order.id, words.label,
+                                                  order.price_in(self.currency) or 0)
+        return {"kind": "telegram_invoice", "url": url}

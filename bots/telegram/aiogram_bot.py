@@ -25,11 +25,13 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     KeyboardButton,
     LabeledPrice,
+    MenuButtonWebApp,
     Message,
     PreCheckoutQuery,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
+    WebAppInfo,
 )
 from aiohttp import ClientError
 
@@ -54,7 +56,8 @@ def _keep_response_models() -> list[type]:
     Holding the ones the store uses keeps them cached."""
     used = ("SendMessage", "SendInvoice", "SendDocument", "SendPhoto", "EditMessageText", "DeleteMessage",
             "AnswerCallbackQuery", "AnswerPreCheckoutQuery", "RefundStarPayment", "GetFile", "GetUpdates", "GetMe",
-            "SetWebhook", "DeleteWebhook", "SetMyCommands", "SetMyDescription", "SetMyShortDescription")
+            "SetWebhook", "DeleteWebhook", "SetMyCommands", "SetMyDescription", "SetMyShortDescription",
+            "CreateInvoiceLink", "SetChatMenuButton")
     return [Response[getattr(methods, name).__returning__] for name in used]  # type: ignore[name-defined]
 
 
@@ -120,6 +123,8 @@ def _button(b: Button) -> InlineKeyboardButton:
         return InlineKeyboardButton(text=b.text, pay=True)
     if b.copy_text is not None:
         return InlineKeyboardButton(text=b.text, copy_text=CopyTextButton(text=b.copy_text))
+    if b.web_app is not None:
+        return InlineKeyboardButton(text=b.text, web_app=WebAppInfo(url=b.web_app))
     return InlineKeyboardButton(text=b.text, callback_data=b.callback_data)
 
 
@@ -128,7 +133,8 @@ def _markup(msg: OutMessage) -> InlineKeyboardMarkup | None:
         return None
     if any(b.copy_text is not None for row in msg.buttons for b in row):
         return _build_markup(msg.buttons)  # copy buttons carry codes: never kept in a cache
-    return _cached_markup(tuple(tuple((b.text, b.callback_data, b.pay) for b in row) for row in msg.buttons))
+    return _cached_markup(tuple(tuple((b.text, b.callback_data, b.pay, b.web_app) for b in row)
+                                for row in msg.buttons))
 
 
 def _build_markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup:
@@ -136,9 +142,10 @@ def _build_markup(buttons: list[list[Button]]) -> InlineKeyboardMarkup:
 
 
 @functools.lru_cache(maxsize=2048)
-def _cached_markup(key: tuple[tuple[tuple[str, str | None, bool], ...], ...]) -> InlineKeyboardMarkup:
+def _cached_markup(key: tuple[tuple[tuple[str, str | None, bool, str | None], ...], ...]) -> InlineKeyboardMarkup:
     """Menus and product pages are the same for every customer: their pydantic keyboards are built once."""
-    return _build_markup([[Button(text, data, pay=pay) for text, data, pay in row] for row in key])
+    return _build_markup([[Button(text, data, pay=pay, web_app=web_app) for text, data, pay, web_app in row]
+                          for row in key])
 
 
 class AiogramPort(LibraryPort):
@@ -162,6 +169,9 @@ class AiogramPort(LibraryPort):
 
     def _chat_scope(self, chat_id: int) -> BotCommandScopeChat:
         return BotCommandScopeChat(chat_id=chat_id)
+
+    def _menu_button(self, text: str, url: str) -> MenuButtonWebApp:
+        return MenuButtonWebApp(text=text, web_app=WebAppInfo(url=url))
 
     async def download(self, file_id: str) -> bytes:
         buffer = await self.bot.download(file_id)

@@ -44,6 +44,7 @@ class Button:
     callback_data: str | None = None
     copy_text: str | None = field(default=None, repr=False)
     pay: bool = False  # an invoice's Pay button (must come first on an invoice)
+    web_app: str | None = None  # opens this https URL as a Mini App (WebAppInfo)
 
 
 @dataclass(slots=True)
@@ -69,6 +70,11 @@ class TelegramPort(Protocol):
     async def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
                            stars: int, buttons: list[list[Button]] | None = None) -> int:
         """A Stars invoice; `buttons`, when given, start with the Pay button (Telegram's rule)."""
+    async def create_invoice_link(self, title: str, description: str, payload: str, label: str, stars: int) -> str:
+        """createInvoiceLink: a Stars invoice as a link (the Mini App opens it with Telegram.WebApp.openInvoice);
+        paying it comes back as the usual pre_checkout_query and successful_payment."""
+    async def set_menu_button(self, text: str, url: str) -> None:
+        """setChatMenuButton (every chat): a web_app menu button opening `url` (https)."""
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None: ...
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None: ...
     async def refund_stars(self, user_id: int, charge_id: str) -> None:
@@ -112,6 +118,10 @@ class LibraryPort:
 
     def _chat_scope(self, chat_id: int) -> Any:
         """BotCommandScopeChat of the library."""
+        raise NotImplementedError
+
+    def _menu_button(self, text: str, url: str) -> Any:
+        """MenuButtonWebApp of the library."""
         raise NotImplementedError
 
     async def download(self, file_id: str) -> bytes:
@@ -177,6 +187,16 @@ class LibraryPort:
                                            currency="XTR", prices=[self._price(label, stars)],
                                            reply_markup=self._markup(buttons or []))
         return sent.message_id
+
+    async def create_invoice_link(self, title: str, description: str, payload: str, label: str, stars: int) -> str:
+        self._open()
+        link = await self.bot.create_invoice_link(title=title, description=description, payload=payload,
+                                                  currency="XTR", prices=[self._price(label, stars)])
+        return str(link)
+
+    async def set_menu_button(self, text: str, url: str) -> None:
+        self._open()
+        await self.bot.set_chat_menu_button(menu_button=self._menu_button(text, url))
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         await self.bot.answer_callback_query(callback_id, text=text)
@@ -247,7 +267,8 @@ def render(screen: Screen) -> list[OutMessage]:
     parts = [f"<b>{html.escape(screen.title)}</b>"]
     if screen.body:
         parts.append(html.escape(screen.body))
-    buttons = [[Button(a.label, callback_data=a.id) for a in row if a.copy_text is None] for row in screen.actions]
+    buttons = [[Button(a.label, web_app=a.web_app) if a.web_app else Button(a.label, callback_data=a.id)
+                for a in row if a.copy_text is None] for row in screen.actions]
     buttons = [row for row in buttons if row]
     if screen.ask_contact is not None or screen.remove_keyboard:  # a reply keyboard replaces the inline one
         return [OutMessage("\n".join(parts)[:TEXT_LIMIT], ask_contact=screen.ask_contact,
@@ -267,6 +288,22 @@ def render(screen: Screen) -> list[OutMessage]:
     body = ("\n".join(screen.secrets) + "\n").encode()
     name = "codes.txt"
     return [OutMessage("\n".join([*parts, *footer]), buttons, protect=True, document=(name, body))]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceWords:
+    """What a Stars invoice says, within Telegram's limits (title 32, description 255, price label 64)."""
+
+    title: str
+    description: str
+    label: str
+
+
+def invoice_words(i18n: Translator, lang: str, order_id: str, title: str, qty: int, minutes: int) -> InvoiceWords:
+    """The words of a held order's invoice in the buyer's language: the chat's invoice and the Mini App's invoice
+    link (bots/miniapp/hosts.py) say the same."""
+    description = i18n.t(lang, "telegram.invoice", order=order_id, title=title, qty=qty, minutes=minutes)
+    return InvoiceWords(title[:32], description[:255], f"{title} × {qty}"[:64])
 
 
 def buyer_of(user_id: int) -> Buyer:
@@ -401,15 +438,13 @@ class TelegramFrontend:
         inv = screen.invoice
         assert inv is not None
         lang = inv.get("lang") or await self.language(user_id, None)
-        title = inv["title"][:32]
         # One message: the invoice says what is held for how long, and carries Pay and the screen's buttons
-        # (cancel). Telegram limits the description to 255 characters.
-        description = self.i18n.t(lang, "telegram.invoice", order=inv["order_id"], title=inv["title"],
-                                  qty=inv["qty"], minutes=inv["minutes"])[:255]
+        # (cancel).
+        words = invoice_words(self.i18n, lang, inv["order_id"], inv["title"], inv["qty"], inv["minutes"])
         stars = int(inv["stars"])
         buttons = [[Button(self.i18n.t(lang, "telegram.pay", stars=stars), pay=True)], *render(screen)[0].buttons]
-        await self.port.send_invoice(chat_id, title, description, inv["order_id"],
-                                     f"{inv['title']} × {inv['qty']}"[:64], stars, buttons)
+        await self.port.send_invoice(chat_id, words.title, words.description, inv["order_id"], words.label, stars,
+                                     buttons)
 
     async def on_pre_checkout(self, query_id: str, user_id: int, payload: str, total: int, currency: str,
                               lang_hint: str | None) -> None:

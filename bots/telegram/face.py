@@ -9,6 +9,10 @@ Per language of `store.languages` Telegram gets the texts under its two-letter `
 and those of `store.default_language` also with no language_code (every other app language). Buyers get the
 buyer commands; each merchant (`telegram.admins`) gets, in their own chat (BotCommandScopeChat), the merchant
 commands and the buyer ones.
+
+With the Mini App on (`telegram.webapp.enabled` and an https `server.public_url`), the bot's menu button (every
+chat) becomes a web_app button "Shop" (in `store.default_language`: setChatMenuButton has no language_code)
+opening `<public_url>/app/`.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class FacePort(Protocol):
                            chat_id: int | None = None) -> None: ...
     async def set_description(self, text: str, language: str = "") -> None: ...
     async def set_short_description(self, text: str, language: str = "") -> None: ...
+    async def set_menu_button(self, text: str, url: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,6 +66,16 @@ class Words:
 class Face:
     words: list[Words]
     merchants: list[int] = field(default_factory=list)
+    menu_button: tuple[str, str] | None = None  # (text, url) of the web_app menu button; None: left as it is
+
+
+def webapp_url(settings: Any) -> str | None:
+    """The Mini App's address (`<server.public_url>/app/`) when it is served and Telegram can open it: Telegram
+    opens web_app buttons on https addresses only."""
+    public = settings.server.public_url
+    if not (settings.telegram.enabled and settings.telegram.webapp.enabled and public.startswith("https://")):
+        return None
+    return public.rstrip("/") + "/app/"
 
 
 def telegram_code(lang: str) -> str:
@@ -138,7 +153,9 @@ async def bot_face(settings: Any, shop: Shop, i18n: Translator) -> Face:
         short = _list_within(i18n, lang, "face.short", SHORT_DESCRIPTION_LIMIT, names, **params) if names \
             else fit(i18n.t(lang, "face.short_none", **params), SHORT_DESCRIPTION_LIMIT)
         words.append(Words(code, described("face.buyer.", list(BUYER_COMMANDS)), merchant, description, short))
-    return Face(words, list(settings.telegram.admins))
+    url = webapp_url(settings)
+    menu = (i18n.t(store.default_language, "miniapp.menu_button"), url) if url else None
+    return Face(words, list(settings.telegram.admins), menu)
 
 
 async def apply_face(port: FacePort, face: Face) -> None:
@@ -150,6 +167,8 @@ async def apply_face(port: FacePort, face: Face) -> None:
     for chat_id in face.merchants:
         for w in face.words:
             await port.set_commands(w.merchant, w.language, chat_id)
+    if face.menu_button is not None:
+        await port.set_menu_button(*face.menu_button)
 
 
 async def set_face_quietly(port: FacePort, settings: Any, shop: Shop, i18n: Translator) -> bool:

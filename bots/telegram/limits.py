@@ -96,6 +96,14 @@ class LimitedPort:
         return await self._call(chat_id, lambda: self.port.send_invoice(chat_id, title, description, payload,
                                                                         label, stars, buttons))
 
+    async def create_invoice_link(self, title: str, description: str, payload: str, label: str, stars: int) -> str:
+        # Not a message to a chat: only the overall rate applies.
+        return await self._call(None, lambda: self.port.create_invoice_link(title, description, payload, label,
+                                                                            stars))
+
+    async def set_menu_button(self, text: str, url: str) -> None:
+        await self._call(None, lambda: self.port.set_menu_button(text, url))
+
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         # Answers to the user's own taps are not messages: no per-chat wait, never dropped.
         await self._call(None, lambda: self.port.answer_callback(callback_id, text))

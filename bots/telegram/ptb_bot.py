@@ -25,9 +25,11 @@ from telegram import (
     InputFile,
     KeyboardButton,
     LabeledPrice,
+    MenuButtonWebApp,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
+    WebAppInfo,
 )
 from telegram.ext import (
     Application,
@@ -64,6 +66,8 @@ def _button(b: Button) -> InlineKeyboardButton:
         return InlineKeyboardButton(b.text, pay=True)
     if b.copy_text is not None:
         return InlineKeyboardButton(b.text, copy_text=CopyTextButton(b.copy_text))
+    if b.web_app is not None:
+        return InlineKeyboardButton(b.text, web_app=WebAppInfo(b.web_app))
     return InlineKeyboardButton(b.text, callback_data=b.callback_data)
 
 
@@ -96,6 +100,9 @@ class PtbPort(LibraryPort):
 
     def _chat_scope(self, chat_id: int) -> BotCommandScopeChat:
         return BotCommandScopeChat(chat_id)
+
+    def _menu_button(self, text: str, url: str) -> MenuButtonWebApp:
+        return MenuButtonWebApp(text, WebAppInfo(url))
 
     async def download(self, file_id: str) -> bytes:
         file = await self.bot.get_file(file_id)

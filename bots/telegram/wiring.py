@@ -14,6 +14,7 @@ from bots.cardface import paint_card
 from bots.telegram.admin import TelegramAdmin
 from bots.telegram.alerts import TelegramAlerts
 from bots.telegram.common import CHANNEL, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
+from bots.telegram.face import webapp_url
 from bots.telegram.groups import GroupDeliveryNotifier, TelegramGroups
 from bots.telegram.limits import limited
 from core.flood import gate_from
@@ -31,7 +32,7 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True,
-                        terms=settings.store.terms)
+                        terms=settings.store.terms, webapp_url=webapp_url(settings))
     minutes = settings.telegram.delete_code_after
     cards = None
     if shop.card_faces is not None:  # resellers' card faces

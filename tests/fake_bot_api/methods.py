@@ -100,6 +100,26 @@ class BotMethods(BotState):
     def _m_getMyCommands(self, p: dict, files: dict) -> list[dict]:
         return self.commands.get(self._commands_key(p), [])
 
+    # ------------------------------------------------------------------ the menu button
+    def _m_setChatMenuButton(self, p: dict, files: dict) -> bool:
+        button = p.get("menu_button") or {"type": "default"}
+        kind = button.get("type")
+        if kind == "web_app":
+            if not 1 <= len(button.get("text") or "") <= 64:  # Telegram: the button's text, 1-64 characters
+                raise ApiError(400, "Bad Request: menu button text is invalid")
+            self._check_web_app(button.get("web_app"))
+        elif kind not in ("default", "commands"):
+            raise ApiError(400, "Bad Request: unsupported menu button type")
+        chat_id = p.get("chat_id")
+        if chat_id is not None and not isinstance(chat_id, int):
+            raise ApiError(400, "Bad Request: chat not found")
+        self.menu_buttons[chat_id] = button
+        return True
+
+    def _m_getChatMenuButton(self, p: dict, files: dict) -> dict:
+        chat_id = p.get("chat_id")
+        return self.menu_buttons.get(chat_id) or self.menu_buttons.get(None) or {"type": "default"}
+
     # ------------------------------------------------------------------ the bot's descriptions
     def _m_setMyDescription(self, p: dict, files: dict) -> bool:
         text = p.get("description") or ""

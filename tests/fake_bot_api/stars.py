@@ -49,6 +49,41 @@ class StarsPayments(BotState):
                    "total_amount": sum(int(price["amount"]) for price in prices)}
         return self._bot_message(p, invoice=invoice)
 
+    def _m_createInvoiceLink(self, p: dict, files: dict) -> str:
+        """A Stars invoice as a link https://t.me/$<slug>, remembered by its slug (`pay_link_updates` pays it)."""
+        prices = p.get("prices") or []
+        if p.get("currency") != "XTR":
+            raise ApiError(400, "Bad Request: CURRENCY_INVALID (the fake issues Stars invoice links only)")
+        if len(prices) != 1 or p.get("provider_token"):
+            raise ApiError(400, "Bad Request: Stars invoices need exactly one price and no provider_token")
+        if not 1 <= len((p.get("payload") or "").encode()) <= 128:
+            raise ApiError(400, "Bad Request: invoice payload must be 1-128 bytes")
+        if not 1 <= len(p.get("title") or "") <= 32:
+            raise ApiError(400, "Bad Request: invoice title must be 1-32 characters")
+        if not 1 <= len(p.get("description") or "") <= 255:
+            raise ApiError(400, "Bad Request: invoice description must be 1-255 characters")
+        amount = int(prices[0]["amount"])
+        if amount < 1:
+            raise ApiError(400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+        slug = f"inv{next(self._ids)}x{len(self.invoice_links)}"
+        self.invoice_links[slug] = {"title": p["title"], "description": p["description"], "payload": p["payload"],
+                                    "currency": "XTR", "total_amount": amount, "label": prices[0].get("label")}
+        return f"https://t.me/${slug}"
+
+    def invoice_of(self, link: str) -> dict:
+        """The invoice a link of createInvoiceLink stands for (KeyError: not one this fake issued)."""
+        return self.invoice_links[link.rsplit("$", 1)[-1]]
+
+    def pay_link_updates(self, user: dict, link: str, charge_id: str | None = None) -> tuple[dict, dict]:
+        """What Telegram sends the bot when `user` pays an invoice link in the app: the pre_checkout_query, then
+        (once the bot said ok) the successful_payment. Push the first, wait for answerPreCheckoutQuery, then the
+        second."""
+        invoice = self.invoice_of(link)
+        pre = self.pre_checkout_update(user, invoice["payload"], invoice["total_amount"], invoice["currency"])
+        paid = self.successful_payment_update(user, invoice["payload"], invoice["total_amount"],
+                                              charge_id or f"link-charge-{next(self._ids)}", invoice["currency"])
+        return pre, paid
+
     def _m_answerPreCheckoutQuery(self, p: dict, files: dict) -> bool:
         return True
 

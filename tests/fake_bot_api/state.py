@@ -42,6 +42,8 @@ class BotState:
         self._files: dict[str, dict] = {}        # file_id -> {"path", "data", "mime", "unique"}
         self._charges: dict[str, dict] = {}      # telegram_payment_charge_id -> {"user_id", "refunded"}
         self.star_transactions: list[dict] = []  # the bot's Star balance history (getStarTransactions), in order
+        self.invoice_links: dict[str, dict] = {}  # createInvoiceLink: slug -> the invoice (a test pays it)
+        self.menu_buttons: dict[int | None, dict] = {}  # setChatMenuButton: chat id (None: every chat) -> button
         self._faults: dict[str, list[tuple[int, int, str | None]]] = {}
         self._blocked: set[int] = set()
         self._waiters: set[asyncio.Future] = set()
@@ -107,7 +109,16 @@ class BotState:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(data.encode()) <= 64:
                     raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                if "web_app" in button:
+                    BotState._check_web_app(button["web_app"])
         return markup
+
+    @staticmethod
+    def _check_web_app(web_app: Any) -> None:
+        """A WebAppInfo: Telegram opens Mini Apps on https addresses only."""
+        url = web_app.get("url") if isinstance(web_app, dict) else None
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise ApiError(400, "Bad Request: BUTTON_URL_INVALID: only HTTPS links are allowed for web_app")
 
     def _bot_message(self, p: dict, **content: Any) -> dict:
         chat_id = self._chat_id(p)

@@ -21,7 +21,8 @@ from typing import Any
 
 # Fields that carry JSON-serialised objects/lists in form data: decoded into Python objects when recorded.
 JSON_FIELDS = {"reply_markup", "prices", "entities", "caption_entities", "allowed_updates", "commands",
-               "link_preview_options", "reply_parameters", "scope", "media", "suggested_tip_amounts", "results"}
+               "link_preview_options", "reply_parameters", "scope", "media", "suggested_tip_amounts", "results",
+               "menu_button"}
 # Fields whose JSON-encoded scalars ("42", "true") are turned back into int / bool.
 INT_FIELDS = {"chat_id", "message_id", "user_id", "offset", "limit", "timeout", "cache_time", "from_chat_id",
               "message_thread_id", "reply_to_message_id", "max_tip_amount", "max_connections",
