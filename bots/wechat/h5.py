@@ -1,7 +1,8 @@
 """The WeChat H5 shop: `/h5/` on the store's HTTP server, opened from the Official Account's menu inside WeChat.
 
 The buyer is learnt by OAuth2 `snsapi_base` (silent: no consent screen), then the page talks to the Mini App API
-(`/app/api/`, bots/miniapp/) as the `wxh5` host (`WeChatHost`, bots/miniapp/hosts.py) and pays held orders with
+(`/app/api/`, bots/miniapp/) as the `wxh5` host (`WeChatHost`, or `WeChatIdentity` without WeChat Pay;
+bots/miniapp/hosts.py) and pays held orders with
 WeChat Pay's in-app sheet (JSAPI).
 
     GET /h5/                    no valid session cookie: 302 to WeChat's authorize page, with a signed,
@@ -42,7 +43,6 @@ from aiohttp import web
 from bots.miniapp.hosts import Unauthorized, Visitor
 from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import CodeRefused, H5OAuth, WeChatApiError
-from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, Product, localized
 from core.shop import Shop
 from locales import Translator
@@ -120,41 +120,50 @@ class Sessions:
         return hmac.compare_digest(m[1], nonce) and int(m[2]) > self.now()
 
 
-class WeChatHost:
-    """The WeChat H5 shop as a Mini App host (bots/miniapp/hosts.py): buyers by H5 session token, prices in the
-    store's currency, held orders paid by JSAPI (`gateway.create_jsapi`, WeChat Pay v2 or v3)."""
+class WeChatIdentity:
+    """The WeChat H5 shop as a Mini App host that can identify but not take payments (WeChat Pay is not configured,
+    or its gateway has no JSAPI): the page browses; an order is refused before anything is held."""
 
     name = CHANNEL
     scheme = SCHEME
 
-    def __init__(self, sessions: Sessions, shop: Shop, gateway: Any | None) -> None:
+    def __init__(self, sessions: Sessions, shop: Shop) -> None:
         self.sessions = sessions
         self.shop = shop
         self.currency: str = shop.currency
-        self.gateway = gateway
 
     def identify(self, credentials: str) -> Visitor:
         openid = self.sessions.openid(credentials)
         return Visitor(self.name, Buyer(CHANNEL, openid), openid, LANGUAGE_HINT)
 
+    def unit_price(self, product: Product) -> int | None:
+        return product.price if product.currency == self.currency else None
+
     async def language(self, buyer: Buyer) -> str:
         cust = await self.shop.customer(buyer, LANGUAGE_HINT)
         return cust.language or self.shop.default_language
 
+
+class WeChatHost(WeChatIdentity):
+    """The WeChat H5 shop as a Mini App host (bots/miniapp/hosts.py): buyers by H5 session token, prices in the
+    store's currency, held orders paid by JSAPI (`gateway.create_jsapi`, WeChat Pay v2 or v3)."""
+
+    def __init__(self, sessions: Sessions, shop: Shop, gateway: Any) -> None:
+        super().__init__(sessions, shop)
+        self.gateway = gateway
+
     async def pay(self, order: Order, product: Product, visitor: Visitor, client_ip: str) -> dict[str, Any]:
-        """`{"kind": "wechat_jsapi", "params": <getBrandWCPayRequest's six>}`; PROVIDER_DISABLED when WeChat
-        Pay is not configured (or cannot do JSAPI)."""
-        create = getattr(self.gateway, "create_jsapi", None)
-        if create is None:
-            raise StoreError(ErrorCode.PROVIDER_DISABLED, provider="wechat_pay")
+        """`{"kind": "wechat_jsapi", "params": <getBrandWCPayRequest's six>}` for the buyer's openid, the title in
+        the buyer's language."""
         title = localized(product.title, await self.language(visitor.buyer), self.shop.default_language)
-        return {"kind": "wechat_jsapi", "params": await create(order, title, visitor.chat_id, client_ip)}
+        params = await self.gateway.create_jsapi(order, title, visitor.chat_id, client_ip)
+        return {"kind": "wechat_jsapi", "params": params}
 
 
-PageMaker = Callable[[WeChatHost, dict[str, str], str], str]
+PageMaker = Callable[[WeChatIdentity, dict[str, str], str], str]
 
 
-def placeholder_page(host: WeChatHost, meta: dict[str, str], lang: str, i18n: Translator) -> str:
+def placeholder_page(host: WeChatIdentity, meta: dict[str, str], lang: str, i18n: Translator) -> str:
     """The page until the shared front-end (bots/miniapp/page.py) serves this host."""
     metas = "".join(f'<meta name="{html.escape(k)}" content="{html.escape(v)}">' for k, v in meta.items())
     return (f'<!doctype html><html lang="{lang.replace("_", "-")}"><head><meta charset="utf-8">'
@@ -166,7 +175,7 @@ def placeholder_page(host: WeChatHost, meta: dict[str, str], lang: str, i18n: Tr
 class H5Shop:
     """The `/h5/` routes: the OAuth2 round trip, the session cookie, the page."""
 
-    def __init__(self, host: WeChatHost, oauth: H5OAuth, i18n: Translator, public_url: str,
+    def __init__(self, host: WeChatIdentity, oauth: H5OAuth, i18n: Translator, public_url: str,
                  page: PageMaker | None = None) -> None:
         self.host = host
         self.sessions = host.sessions
@@ -250,7 +259,7 @@ def h5_enabled(settings: Any) -> bool:
     return bool(settings.wechat.enabled and settings.wechat.h5.enabled and settings.server.public_url)
 
 
-def mount_h5(server: Any, app: Any, wechat: Any, page: PageMaker | None = None) -> WeChatHost:
+def mount_h5(server: Any, app: Any, wechat: Any, page: PageMaker | None = None) -> WeChatIdentity:
     """`/h5/` on `server` (bots/http.py HttpServer) for the WeChat runtime `wechat` (its gateway pays); returns the
     host for the Mini App API's hosts."""
     h5 = build_h5(app.settings, app.shop, wechat.gateway, page)
@@ -268,7 +277,8 @@ def build_h5(settings: Any, shop: Shop, gateway: Any | None, page: PageMaker | N
     public_url = settings.server.public_url
     sessions = Sessions(lambda: shop.vault.ring.fingerprint_key, lambda: shop.clock.now().timestamp(),
                         wx.h5.session_hours)
-    host = WeChatHost(sessions, shop, gateway)
+    # WeChat Pay on (v2 or v3, its gateway makes JSAPI orders): a host that pays; else one that only browses.
+    host = WeChatHost(sessions, shop, gateway) if hasattr(gateway, "create_jsapi") else WeChatIdentity(sessions, shop)
     oauth = H5OAuth(wx.appid, wx.secret.get_secret_value(), public_url.rstrip("/") + PATH, api_base=wx.api_base,
                     oauth_base=wx.h5.oauth_base)
     return H5Shop(host, oauth, Translator(settings.store.languages, settings.store.default_language), public_url,
