@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from bots.miniapp.hosts import Identity, TelegramHost, TelegramIdentity, Unauthorized, Visitor
+from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import Order, Product, localized
@@ -357,4 +358,5 @@ def mount_miniapp(server: Any, app: Any, telegram: Any = None, *, hosts: Sequenc
         host = TelegramIdentity(token, app.clock, max_age) if tg.enabled and tg.webapp.enabled else None
     api = MiniAppApi(app.shop, app.clock, [*([host] if host else []), *hosts], i18n, settings.store.name)
     server.app.add_subapp(PREFIX, api.sub)
+    mount_page(server, app)  # the page itself: /app/ and /app/static/ (bots/miniapp/page.py)
     return api
