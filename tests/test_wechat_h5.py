@@ -101,7 +101,7 @@ class H5Kit:
 
 
 def token_of(page: str) -> str:
-    m = re.search(r'<meta name="wxh5-session" content="([^"]+)"', page)
+    m = re.search(r'<meta name="store-session" content="([^"]+)"', page)
     assert m, page[:500]
     return m.group(1)
 

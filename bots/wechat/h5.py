@@ -11,7 +11,8 @@ WeChat Pay's in-app sheet (JSAPI).
                                 (`sns/oauth2/access_token`), a session cookie set, 302 to /h5/ (the code never
                                 stays in the address bar); a bad state or code: a localized error page with
                                 "try again", nothing created
-    GET /h5/ (session cookie)   the shop page, its session token in `<meta name="wxh5-session">`
+    GET /h5/ (session cookie)   the shop page (bots/miniapp/page.py, host "wechat"), its session token in
+                                `<meta name="store-session">`
 
 The session token (`Authorization: wxh5 <token>`, and the HttpOnly cookie that lets /h5/ skip the round trip)
 is `<openid>.<expires (unix seconds)>.<hex HMAC-SHA256>`: stateless, nothing stored. The HMAC key is derived
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bots.miniapp.hosts import Unauthorized, Visitor
+from bots.miniapp.page import ShopPage
 from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import CodeRefused, H5OAuth, WeChatApiError
 from core.models import Buyer, Order, Product, localized
@@ -53,7 +55,7 @@ PATH = "/h5/"
 SCHEME = "wxh5"
 SESSION_COOKIE = "wxh5"
 STATE_COOKIE = "wxh5_state"
-META = "wxh5-session"  # the <meta> the page reads its session token from
+META = "store-session"  # the <meta> the page reads its session token from (bots/miniapp/static/api.js)
 STATE_TTL = 600  # seconds for the round trip through WeChat's authorize page
 OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")  # WeChat openids: 28 characters of [A-Za-z0-9_-]
 STATE = re.compile(r"^([0-9a-f]{16})([0-9]{10})([0-9a-f]{32})$")
@@ -160,23 +162,11 @@ class WeChatHost(WeChatIdentity):
         return {"kind": "wechat_jsapi", "params": params}
 
 
-PageMaker = Callable[[WeChatIdentity, dict[str, str], str], str]
-
-
-def placeholder_page(host: WeChatIdentity, meta: dict[str, str], lang: str, i18n: Translator) -> str:
-    """The page until the shared front-end (bots/miniapp/page.py) serves this host."""
-    metas = "".join(f'<meta name="{html.escape(k)}" content="{html.escape(v)}">' for k, v in meta.items())
-    return (f'<!doctype html><html lang="{lang.replace("_", "-")}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">{metas}'
-            f"<title>{html.escape(i18n.t(lang, 'wechat.webshop.title'))}</title></head>"
-            f"<body><p>{html.escape(i18n.t(lang, 'wechat.webshop.loading'))}</p></body></html>")
-
-
 class H5Shop:
     """The `/h5/` routes: the OAuth2 round trip, the session cookie, the page."""
 
     def __init__(self, host: WeChatIdentity, oauth: H5OAuth, i18n: Translator, public_url: str,
-                 page: PageMaker | None = None) -> None:
+                 page: ShopPage) -> None:
         self.host = host
         self.sessions = host.sessions
         self.oauth = oauth
@@ -207,17 +197,13 @@ class H5Shop:
             return await self._back(request, q.get("code", ""), q.get("state", ""))
         token = request.cookies.get(SESSION_COOKIE, "")
         try:
-            openid = self.sessions.openid(token)
+            self.sessions.openid(token)
         except Unauthorized:
             state, nonce = self.sessions.state()
             response = redirect(self.oauth.authorize_url(state))
             self._cookie(response, STATE_COOKIE, nonce, STATE_TTL)
             return response
-        lang = await self.host.language(Buyer(CHANNEL, openid))
-        meta = {META: token}
-        body = self.page(self.host, meta, lang) if self.page is not None else placeholder_page(
-            self.host, meta, lang, self.i18n)
-        return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
+        return self.page.response(CHANNEL, {META: token}, request=request)
 
     async def _back(self, request: web.Request, code: str, state: str) -> web.StreamResponse:
         """Back from WeChat's authorize page: a session for the openid the code proves, or an error page."""
@@ -259,10 +245,10 @@ def h5_enabled(settings: Any) -> bool:
     return bool(settings.wechat.enabled and settings.wechat.h5.enabled and settings.server.public_url)
 
 
-def mount_h5(server: Any, app: Any, wechat: Any, page: PageMaker | None = None) -> WeChatIdentity:
+def mount_h5(server: Any, app: Any, wechat: Any) -> WeChatIdentity:
     """`/h5/` on `server` (bots/http.py HttpServer) for the WeChat runtime `wechat` (its gateway pays); returns the
     host for the Mini App API's hosts."""
-    h5 = build_h5(app.settings, app.shop, wechat.gateway, page)
+    h5 = build_h5(app.settings, app.shop, wechat.gateway)
     h5.mount(server.app)
     server.app.on_cleanup.append(lambda _app: _close(h5))
     return h5.host
@@ -272,7 +258,7 @@ async def _close(h5: H5Shop) -> None:
     h5.oauth.close()
 
 
-def build_h5(settings: Any, shop: Shop, gateway: Any | None, page: PageMaker | None = None) -> H5Shop:
+def build_h5(settings: Any, shop: Shop, gateway: Any | None) -> H5Shop:
     wx = settings.wechat
     public_url = settings.server.public_url
     sessions = Sessions(lambda: shop.vault.ring.fingerprint_key, lambda: shop.clock.now().timestamp(),
@@ -281,8 +267,11 @@ def build_h5(settings: Any, shop: Shop, gateway: Any | None, page: PageMaker | N
     host = WeChatHost(sessions, shop, gateway) if hasattr(gateway, "create_jsapi") else WeChatIdentity(sessions, shop)
     oauth = H5OAuth(wx.appid, wx.secret.get_secret_value(), public_url.rstrip("/") + PATH, api_base=wx.api_base,
                     oauth_base=wx.h5.oauth_base)
-    return H5Shop(host, oauth, Translator(settings.store.languages, settings.store.default_language), public_url,
-                  page)
+    store = settings.store
+    # The shared page (bots/miniapp/page.py); its assets are served under /app/static/ by mount_miniapp's page, the
+    # same files under the same version.
+    page = ShopPage(Translator(store.languages, store.default_language, rooms=("webapp",)))
+    return H5Shop(host, oauth, Translator(store.languages, store.default_language), public_url, page)
 
 
 # -- the custom menu's Shop button (`run.py wechat menu`) --------------------------------------------------------
