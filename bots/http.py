@@ -92,22 +92,25 @@ class HttpServer:
 
         self.app.router.add_post(path, webhook)
 
-    def add_wechat_pay(self, path: str, notify: Any, max_body: int = 64 * 1024) -> None:
+    def add_wechat_pay(self, path: str, notify: Any, max_body: int = 64 * 1024, *, v3: bool = False) -> None:
         """WeChat Pay notices (`POST path`, e.g. /wechat/pay/notify): `notify(body) -> (status, xml)` decides
-        (bots/wechat/pay.py WeChatPayGateway.handle_notify). Bodies over max_body are refused unread."""
-        too_large = (b"<xml><return_code><![CDATA[FAIL]]></return_code>"
+        (bots/wechat/pay.py WeChatPayGateway.handle_notify); with v3, `notify(body, headers) -> (status, json)`
+        (bots/wechat/pay_v3.py). Bodies over max_body are refused unread."""
+        too_large = (b'{"code": "FAIL", "message": "body too large"}' if v3 else
+                     b"<xml><return_code><![CDATA[FAIL]]></return_code>"
                      b"<return_msg><![CDATA[body too large]]></return_msg></xml>")
+        content_type = "application/json" if v3 else "text/xml"
 
         async def pay_notify(request: web.Request) -> web.Response:
             if request.content_length is not None and request.content_length > max_body:
-                return web.Response(status=413, body=too_large, content_type="text/xml")
+                return web.Response(status=413, body=too_large, content_type=content_type)
             body = bytearray()
             async for chunk in request.content.iter_chunked(16384):  # chunked bodies: stop at the limit
                 body += chunk
                 if len(body) > max_body:
-                    return web.Response(status=413, body=too_large, content_type="text/xml")
-            status, answer = await notify(bytes(body))
-            return web.Response(status=status, body=answer, content_type="text/xml")
+                    return web.Response(status=413, body=too_large, content_type=content_type)
+            status, answer = await (notify(bytes(body), request.headers) if v3 else notify(bytes(body)))
+            return web.Response(status=status, body=answer or None, content_type=content_type)
 
         self.app.router.add_post(path, pay_notify)
 

@@ -1,10 +1,11 @@
-"""A local fake of the WeChat Pay API v2 server, for tests and benchmarks (aiohttp on 127.0.0.1, any port).
+"""A local fake of the WeChat Pay API server, v2 and v3, for tests and benchmarks (aiohttp on 127.0.0.1, any port).
 
-It speaks the protocol as wechatpy sends it: XML bodies signed with MD5 over the sorted `k=v` pairs plus
+**API v2.** It speaks the protocol as wechatpy sends it: XML bodies signed with MD5 over the sorted `k=v` pairs plus
 `key=<api key>` (wechatpy's own calculate_signature), signed XML answers. Endpoints (the paths wechatpy adds to
 API_BASE_URL):
 
-- `POST /pay/unifiedorder` -> `code_url`. A repeat with the same out_trade_no and the same parameters gets the
+- `POST /pay/unifiedorder` -> `code_url` (NATIVE) or `prepay_id` (JSAPI, which needs the buyer's `openid`, as
+  WeChat does). A repeat with the same out_trade_no and the same parameters gets the
   same trade (as WeChat does); other parameters -> err_code OUT_TRADE_NO_USED; a paid trade -> ORDERPAID.
 - `POST /pay/orderquery` -> trade_state NOTPAY / SUCCESS / REFUND, or err_code ORDERNOTEXIST.
 - `POST /secapi/pay/refund` -> refund_id; the same out_refund_no is the same refund. With `tls=True` the server
@@ -17,24 +18,64 @@ API_BASE_URL):
 Every request is kept in `requests` as (path, fields). `mark_paid` pays a trade (as if the buyer scanned and
 paid; orderquery then says SUCCESS) and `notify_xml` builds the signed notice WeChat would post to notify_url.
 `make_cert` writes a self-signed certificate and key (PEM) for the TLS server and the merchant.
+
+**API v3** (when built with `apiv3_key` and `merchant_keys`; as wechatpayv3 sends it). Every request must carry
+the merchant's `Authorization: WECHATPAY2-SHA256-RSA2048 mchid=..,nonce_str=..,signature=..,timestamp=..,
+serial_no=..` (RSA-SHA256 over `METHOD\nPATH?QUERY\ntimestamp\nnonce\nbody\n`, checked with the merchant public
+key of that serial; else 401 SIGN_ERROR). Answers are signed with the fake's platform key (`Wechatpay-*`
+headers): `Wechatpay-Serial` is the platform certificate's serial, or `public_key_id` when the fake runs in
+public-key mode (`FakeWeChatPay(..., public_key_id="PUB_KEY_ID_...")`; the key is `platform_public_key_pem`).
+
+- `GET /v3/certificates` -> the platform certificate, AES-256-GCM encrypted under the APIv3 key.
+- `POST /v3/pay/transactions/native` -> `code_url`; `POST /v3/pay/transactions/jsapi` (needs `payer.openid`)
+  -> `prepay_id`. A repeat with the same parameters is the same trade; other parameters -> 403
+  OUT_TRADE_NO_USED; a paid trade -> 403 ORDERPAID.
+- `GET /v3/pay/transactions/out-trade-no/{no}?mchid=` -> trade_state NOTPAY / SUCCESS / REFUND, or 404
+  ORDER_NOT_EXIST.
+- `POST /v3/refund/domestic/refunds`, `GET /v3/refund/domestic/refunds/{out_refund_no}` -> status SUCCESS /
+  PROCESSING (as `instant_refunds` says), or 404 RESOURCE_NOT_EXISTS.
+
+Notices: `v3_notice(out_trade_no, ...)` -> (headers, body) of the signed, encrypted notice WeChat would post
+(marks the trade paid first); overrides make bad ones: `total`, `mchid`, `appid` (another amount or merchant,
+correctly signed), `sign_key` (signed with another key), `tamper` (the ciphertext altered, then signed),
+`timestamp` (an old one). `v3_refund_notice(out_refund_no)` likewise. `await send(headers, body)` posts one to
+`notify_target` (set it to the store's notify URL) and returns (status, answer text); posting the same
+twice is a replay.
+
+**Paying as the buyer would (both versions):** `await pay_prepay(prepay_id, openid, params=None, notify=True)`
+is the buyer confirming WeChat's pay sheet: the trade of that prepay_id is paid by openid (which must be the
+openid the JSAPI order was made for; else ValueError, as WeChat refuses), `params` (the getBrandWCPayRequest
+parameters, when given) must carry a valid paySign (MD5 with the API key on v2, RSA with the merchant key on
+v3; else ValueError), and the signed notice is posted to `notify_target` (or the trade's notify_url) unless
+`notify=False` (a notice that never comes). Returns the transaction id; the store's answers are in `notified`.
+`make_v3_merchant` writes a merchant RSA key (PKCS#8 PEM) and returns (key file, certificate serial, public key).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import ipaddress
 import itertools
+import json
+import re
 import secrets
 import ssl
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import xmltodict
 from aiohttp import web
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from wechatpy.crypto import RefundCrypto
 from wechatpy.pay.utils import calculate_signature, dict_to_xml
@@ -51,14 +92,24 @@ class Trade:
     state: str = "NOTPAY"  # NOTPAY | SUCCESS | REFUND
     transaction_id: str = ""
     openid: str = ""
+    version: int = 2  # the API that made it (its notice is sent in that API's form)
+    prepay_id: str = ""  # JSAPI
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)  # out_refund_no -> request fields
 
 
 class FakeWeChatPay:
-    def __init__(self, appid: str, mch_id: str, api_key: str, *, tls: tuple[Path, Path, Path] | None = None
-                 ) -> None:
-        """tls: (server cert, server key, client CA) to serve HTTPS and check merchant certificates."""
+    def __init__(self, appid: str, mch_id: str, api_key: str = "", *, tls: tuple[Path, Path, Path] | None = None,
+                 apiv3_key: str = "", merchant_keys: dict[str, rsa.RSAPublicKey] | None = None,
+                 public_key_id: str = "") -> None:
+        """tls: (server cert, server key, client CA) to serve HTTPS and check merchant certificates.
+        apiv3_key, merchant_keys (certificate serial -> merchant public key): API v3; public_key_id: sign v3
+        answers and notices as the platform public key of that id instead of a platform certificate."""
         self.appid, self.mch_id, self.api_key = appid, mch_id, api_key
+        self.apiv3_key, self.merchant_keys, self.public_key_id = apiv3_key, dict(merchant_keys or {}), public_key_id
+        self.platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.platform_cert = _self_signed(self.platform_key, "Tenpay.com Root CA")
+        self.notify_target = ""  # where notices go (the store's notify URL); empty = the trade's notify_url
+        self.notified: list[tuple[int, str]] = []  # the store's answers to notices this fake sent
         self.tls = tls
         self.trades: dict[str, Trade] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -78,6 +129,11 @@ class FakeWeChatPay:
         app.router.add_post("/pay/orderquery", self._orderquery)
         app.router.add_post("/secapi/pay/refund", self._refund)
         app.router.add_post("/pay/refundquery", self._refundquery)
+        app.router.add_get("/v3/certificates", self._v3_certificates)
+        app.router.add_post("/v3/pay/transactions/{kind:native|jsapi}", self._v3_pay)
+        app.router.add_get("/v3/pay/transactions/out-trade-no/{no}", self._v3_query)
+        app.router.add_post("/v3/refund/domestic/refunds", self._v3_refund)
+        app.router.add_get("/v3/refund/domestic/refunds/{no}", self._v3_refund_query)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         ctx = None
@@ -120,7 +176,8 @@ class FakeWeChatPay:
         data = {
             "appid": appid or self.appid, "mch_id": mch_id or self.mch_id, "nonce_str": secrets.token_hex(16),
             "result_code": result_code, "return_code": "SUCCESS", "openid": openid, "is_subscribe": "Y",
-            "trade_type": "NATIVE", "bank_type": "OTHERS", "total_fee": str(fee), "cash_fee": str(fee),
+            "trade_type": trade.fields.get("trade_type", "NATIVE") if trade else "NATIVE", "bank_type": "OTHERS",
+            "total_fee": str(fee), "cash_fee": str(fee),
             "fee_type": "CNY", "out_trade_no": out_trade_no, "time_end": "20260101120000",
             "transaction_id": transaction_id or (trade.transaction_id if trade else f"42000{next(self._txn):023d}"),
         }
@@ -158,6 +215,8 @@ class FakeWeChatPay:
                    if not f.get(k)]
         if f.get("trade_type") == "NATIVE" and not f.get("product_id"):
             missing.append("product_id")
+        if f.get("trade_type") == "JSAPI" and not f.get("openid"):
+            missing.append("openid")
         if missing:
             return self._answer({"return_code": "FAIL", "return_msg": f"缺少参数 {','.join(missing)}"}, signed=False)
         trade = self.trades.get(f["out_trade_no"])
@@ -167,10 +226,15 @@ class FakeWeChatPay:
             if any(trade.fields.get(k) != f.get(k) for k in SAME_ORDER):
                 return self._error("OUT_TRADE_NO_USED", "商户订单号重复")
         else:
-            trade = Trade(f["out_trade_no"], f, f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(6)}")
-            self.trades[trade.out_trade_no] = trade
-        return self._answer({"trade_type": "NATIVE", "prepay_id": f"wx{trade.out_trade_no}",
-                             "code_url": trade.code_url})
+            trade = self._new_trade(f["out_trade_no"], f, 2)
+        data = {"trade_type": f["trade_type"], "prepay_id": trade.prepay_id}
+        return self._answer(data if f["trade_type"] == "JSAPI" else data | {"code_url": trade.code_url})
+
+    def _new_trade(self, out_trade_no: str, fields: dict[str, Any], version: int) -> Trade:
+        trade = Trade(out_trade_no, fields, f"weixin://wxpay/bizpayurl?pr={secrets.token_urlsafe(6)}",
+                      version=version, prepay_id=f"wx{secrets.token_hex(14)}")
+        self.trades[out_trade_no] = trade
+        return trade
 
     async def _orderquery(self, request: web.Request) -> web.Response:
         f = await self._read(request)
@@ -179,7 +243,8 @@ class FakeWeChatPay:
         trade = self.trades.get(f.get("out_trade_no") or "")
         if trade is None:
             return self._error("ORDERNOTEXIST", "此交易订单号不存在")
-        data = {"out_trade_no": trade.out_trade_no, "trade_state": trade.state, "trade_type": "NATIVE",
+        data = {"out_trade_no": trade.out_trade_no, "trade_state": trade.state,
+                "trade_type": trade.fields.get("trade_type") or "NATIVE",
                 "total_fee": trade.fields["total_fee"], "fee_type": trade.fields.get("fee_type") or "CNY"}
         if trade.state != "NOTPAY":
             data |= {"transaction_id": trade.transaction_id, "openid": trade.openid, "time_end": "20260101120000",
@@ -249,6 +314,281 @@ class FakeWeChatPay:
         """Distinct refunds taken (by out_refund_no)."""
         return [r for t in self.trades.values() for r in t.refunds.values()]
 
+
+    # -- paying as the buyer would (v2 and v3) -------------------------------------------------------
+    async def pay_prepay(self, prepay_id: str, openid: str, *, params: dict[str, str] | None = None,
+                         notify: bool = True) -> str:
+        """The buyer confirms WeChat's pay sheet for a JSAPI prepay_id (see the module docstring). Returns the
+        transaction id."""
+        trade = next((t for t in self.trades.values() if t.prepay_id == prepay_id and t.fields.get("openid")), None)
+        if trade is None:
+            raise ValueError(f"no JSAPI trade with prepay_id {prepay_id}")
+        if trade.fields["openid"] != openid:
+            raise ValueError("this order was made for another WeChat user")
+        if params is not None:
+            self.check_pay_sign(params)
+            if params.get("package") != f"prepay_id={prepay_id}" or params.get("appId") != self.appid:
+                raise ValueError("the parameters are for another prepay_id or app")
+        txn = self.mark_paid(trade.out_trade_no, openid)
+        if notify:
+            if trade.version == 3:
+                headers, body = self.v3_notice(trade.out_trade_no, openid=openid)
+            else:
+                headers, body = {"Content-Type": "text/xml"}, self.notify_xml(trade.out_trade_no, openid=openid)
+            await self.send(headers, body, trade.fields.get("notify_url", ""))
+        return txn
+
+    def check_pay_sign(self, params: dict[str, str]) -> None:
+        """What WeChat's client checks before it shows the pay sheet: the paySign (ValueError if wrong)."""
+        sign = params.get("paySign", "")
+        if params.get("signType") == "MD5":
+            fields = {k: params.get(k, "") for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
+            if not hmac.compare_digest(sign, calculate_signature(fields, self.api_key)):
+                raise ValueError("支付验证签名失败 (MD5)")
+            return
+        if params.get("signType") != "RSA":
+            raise ValueError(f"unknown signType {params.get('signType')!r}")
+        message = "".join(f"{params.get(k, '')}\n" for k in ("appId", "timeStamp", "nonceStr", "package")).encode()
+        for key in self.merchant_keys.values():
+            try:
+                key.verify(base64.b64decode(sign), message, padding.PKCS1v15(), hashes.SHA256())
+                return
+            except (InvalidSignature, ValueError):
+                continue
+        raise ValueError("支付验证签名失败 (RSA)")
+
+    async def send(self, headers: dict[str, str], body: bytes, url: str = "") -> tuple[int, str]:
+        """Post a notice to notify_target (else url) as WeChat would; returns the store's (status, answer)."""
+        async with aiohttp.ClientSession() as http, http.post(self.notify_target or url, data=body,
+                                                              headers=headers) as r:
+            answer = (r.status, await r.text())
+        self.notified.append(answer)
+        return answer
+
+    # -- API v3 --------------------------------------------------------------------------------------
+    @property
+    def platform_serial(self) -> str:
+        return format(self.platform_cert.serial_number, "X")
+
+    @property
+    def platform_public_key_pem(self) -> str:
+        return self.platform_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def _encrypt(self, plaintext: str, associated_data: str, key: str | None = None) -> dict[str, str]:
+        nonce = secrets.token_hex(6)  # 12 characters, used as bytes (as WeChat does)
+        data = AESGCM((key or self.apiv3_key).encode()).encrypt(nonce.encode(), plaintext.encode(),
+                                                                associated_data.encode())
+        return {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": associated_data,
+                "ciphertext": base64.b64encode(data).decode()}
+
+    def _v3_signed(self, body: str, *, sign_key: rsa.RSAPrivateKey | None = None, timestamp: int | None = None
+                   ) -> dict[str, str]:
+        stamp, nonce = str(int(time.time()) if timestamp is None else timestamp), secrets.token_hex(16)
+        signature = (sign_key or self.platform_key).sign(f"{stamp}\n{nonce}\n{body}\n".encode(), padding.PKCS1v15(),
+                                                         hashes.SHA256())
+        return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce,
+                "Wechatpay-Signature": base64.b64encode(signature).decode(),
+                "Wechatpay-Serial": self.public_key_id or self.platform_serial,
+                "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
+
+    def _v3_answer(self, data: dict[str, Any] | None, status: int = 200) -> web.Response:
+        body = json.dumps(data, ensure_ascii=False) if data is not None else ""
+        return web.Response(status=status, text=body or None, content_type="application/json",
+                            headers=self._v3_signed(body))
+
+    def _v3_error(self, status: int, code: str, message: str) -> web.Response:
+        return self._v3_answer({"code": code, "message": message}, status)
+
+    async def _v3_read(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The merchant's signed request (its JSON body, {} for a GET), or the error answer."""
+        body = await request.text()
+        self.requests.append((request.path, json.loads(body) if body else dict(request.query)))
+        auth = request.headers.get("Authorization", "")
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', auth))
+        key = self.merchant_keys.get(fields.get("serial_no", ""))
+        if not auth.startswith("WECHATPAY2-SHA256-RSA2048 ") or key is None or fields.get("mchid") != self.mch_id:
+            return self._v3_error(401, "SIGN_ERROR", "商户证书序列号或商户号错误")
+        if abs(time.time() - int(fields.get("timestamp") or 0)) > 300:
+            return self._v3_error(401, "SIGN_ERROR", "请求时间戳过期")
+        message = f"{request.method}\n{request.raw_path}\n{fields['timestamp']}\n{fields.get('nonce_str')}\n{body}\n"
+        try:
+            key.verify(base64.b64decode(fields.get("signature", "")), message.encode(), padding.PKCS1v15(),
+                       hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return self._v3_error(401, "SIGN_ERROR", "签名错误")
+        return json.loads(body) if body else {}
+
+    async def _v3_certificates(self, request: web.Request) -> web.Response:
+        f = await self._v3_read(request)
+        if isinstance(f, web.Response):
+            return f
+        pem = self.platform_cert.public_bytes(serialization.Encoding.PEM).decode()
+        return self._v3_answer({"data": [{
+            "serial_no": self.platform_serial,
+            "effective_time": self.platform_cert.not_valid_before_utc.isoformat(),
+            "expire_time": self.platform_cert.not_valid_after_utc.isoformat(),
+            "encrypt_certificate": self._encrypt(pem, "certificate")}]})
+
+    async def _v3_pay(self, request: web.Request) -> web.Response:
+        f = await self._v3_read(request)
+        if isinstance(f, web.Response):
+            return f
+        kind = request.match_info["kind"].upper()
+        amount, payer = f.get("amount") or {}, f.get("payer") or {}
+        missing = [k for k in ("appid", "mchid", "description", "out_trade_no", "notify_url") if not f.get(k)]
+        if not isinstance(amount.get("total"), int):
+            missing.append("amount.total")
+        if kind == "JSAPI" and not payer.get("openid"):
+            missing.append("payer.openid")
+        if missing:
+            return self._v3_error(400, "PARAM_ERROR", f"缺少参数 {','.join(missing)}")
+        if f["appid"] != self.appid or f["mchid"] != self.mch_id:
+            return self._v3_error(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
+        # The trade kept in v2 field names, so orderquery, refunds and notices work for both versions.
+        fields = {"appid": f["appid"], "mch_id": f["mchid"], "body": f["description"],
+                  "out_trade_no": f["out_trade_no"], "total_fee": str(amount["total"]),
+                  "fee_type": amount.get("currency") or "CNY", "trade_type": kind, "notify_url": f["notify_url"],
+                  "time_expire": f.get("time_expire"), **({"openid": payer["openid"]} if kind == "JSAPI" else {})}
+        trade = self.trades.get(f["out_trade_no"])
+        if trade is not None:
+            if trade.state != "NOTPAY":
+                return self._v3_error(403, "ORDERPAID", "该订单已支付")
+            if any(trade.fields.get(k) != fields.get(k) for k in (*SAME_ORDER, "openid")):
+                return self._v3_error(403, "OUT_TRADE_NO_USED", "商户订单号重复")
+        else:
+            trade = self._new_trade(f["out_trade_no"], fields, 3)
+        return self._v3_answer({"prepay_id": trade.prepay_id} if kind == "JSAPI" else {"code_url": trade.code_url})
+
+    def _v3_transaction(self, trade: Trade) -> dict[str, Any]:
+        total = int(trade.fields["total_fee"])
+        data: dict[str, Any] = {
+            "appid": self.appid, "mchid": self.mch_id, "out_trade_no": trade.out_trade_no,
+            "trade_type": trade.fields.get("trade_type") or "NATIVE", "trade_state": trade.state,
+            "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "REFUND": "转入退款"}[trade.state],
+            "amount": {"total": total, "currency": trade.fields.get("fee_type") or "CNY"}}
+        if trade.state != "NOTPAY":
+            data |= {"transaction_id": trade.transaction_id, "bank_type": "OTHERS", "payer": {"openid": trade.openid},
+                     "success_time": "2026-01-01T12:00:00+08:00",
+                     "amount": data["amount"] | {"payer_total": total, "payer_currency": "CNY"}}
+        return data
+
+    async def _v3_query(self, request: web.Request) -> web.Response:
+        f = await self._v3_read(request)
+        if isinstance(f, web.Response):
+            return f
+        if request.query.get("mchid") != self.mch_id:
+            return self._v3_error(400, "PARAM_ERROR", "mchid")
+        trade = self.trades.get(request.match_info["no"])
+        if trade is None:
+            return self._v3_error(404, "ORDER_NOT_EXIST", "订单不存在")
+        return self._v3_answer(self._v3_transaction(trade))
+
+    def _v3_refund_of(self, trade: Trade, refund: dict[str, Any]) -> dict[str, Any]:
+        return {"refund_id": refund["refund_id"], "out_refund_no": refund["out_refund_no"],
+                "transaction_id": trade.transaction_id, "out_trade_no": trade.out_trade_no, "channel": "ORIGINAL",
+                "user_received_account": "支付用户零钱", "status": refund["status"],
+                "create_time": "2026-01-01T12:00:00+08:00",
+                "amount": {"total": int(trade.fields["total_fee"]), "refund": int(refund["refund_fee"]),
+                           "payer_total": int(trade.fields["total_fee"]), "payer_refund": int(refund["refund_fee"]),
+                           "currency": "CNY"}}
+
+    async def _v3_refund(self, request: web.Request) -> web.Response:
+        f = await self._v3_read(request)
+        if isinstance(f, web.Response):
+            return f
+        txn, amount = f.get("transaction_id"), f.get("amount") or {}
+        trade = (next((t for t in self.trades.values() if t.transaction_id == txn), None) if txn
+                 else self.trades.get(f.get("out_trade_no") or ""))
+        if trade is None or trade.state == "NOTPAY":
+            return self._v3_error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+        if self.refund_errors:
+            return self._v3_error(403, self.refund_errors.pop(0), "injected")
+        if (not f.get("out_refund_no") or amount.get("total") != int(trade.fields["total_fee"])
+                or not isinstance(amount.get("refund"), int) or amount["refund"] > amount["total"]):
+            return self._v3_error(400, "INVALID_REQUEST", "退款金额大于支付金额")
+        if f["out_refund_no"] not in trade.refunds:
+            trade.refunds[f["out_refund_no"]] = {
+                "out_refund_no": f["out_refund_no"], "transaction_id": trade.transaction_id,
+                "out_trade_no": trade.out_trade_no, "refund_fee": str(amount["refund"]),
+                "total_fee": str(amount["total"]), "refund_desc": f.get("reason", ""),
+                "notify_url": f.get("notify_url", ""), "refund_id": f"50000{next(self._txn):023d}",
+                "status": "SUCCESS" if self.instant_refunds else "PROCESSING"}
+        trade.state = "REFUND"
+        return self._v3_answer(self._v3_refund_of(trade, trade.refunds[f["out_refund_no"]]))
+
+    async def _v3_refund_query(self, request: web.Request) -> web.Response:
+        f = await self._v3_read(request)
+        if isinstance(f, web.Response):
+            return f
+        for trade in self.trades.values():
+            refund = trade.refunds.get(request.match_info["no"])
+            if refund is not None:
+                return self._v3_answer(self._v3_refund_of(trade, refund))
+        return self._v3_error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+
+    def _v3_event(self, event_type: str, summary: str, resource: dict[str, Any], original_type: str, *,
+                  sign_key: rsa.RSAPrivateKey | None, tamper: bool, timestamp: int | None, apiv3_key: str | None
+                  ) -> tuple[dict[str, str], bytes]:
+        encrypted = self._encrypt(json.dumps(resource, ensure_ascii=False), original_type, apiv3_key)
+        if tamper:  # one byte of the ciphertext changed; the notice is then signed as it is
+            raw = bytearray(base64.b64decode(encrypted["ciphertext"]))
+            raw[0] ^= 0x01
+            encrypted["ciphertext"] = base64.b64encode(bytes(raw)).decode()
+        doc = {"id": str(uuid.uuid4()), "create_time": "2026-01-01T12:00:00+08:00", "resource_type": "encrypt-resource",
+               "event_type": event_type, "summary": summary, "resource": {"original_type": original_type, **encrypted}}
+        body = json.dumps(doc, ensure_ascii=False)
+        headers = {"Content-Type": "application/json"} | self._v3_signed(body, sign_key=sign_key, timestamp=timestamp)
+        return headers, body.encode()
+
+    def v3_notice(self, out_trade_no: str, *, total: int | None = None, mchid: str | None = None,
+                  appid: str | None = None, openid: str = "o-payer", transaction_id: str | None = None,
+                  sign_key: rsa.RSAPrivateKey | None = None, tamper: bool = False, timestamp: int | None = None,
+                  apiv3_key: str | None = None) -> tuple[dict[str, str], bytes]:
+        """The TRANSACTION.SUCCESS notice WeChat posts for a paid trade (marked paid first when this fake made it)."""
+        trade = self.trades.get(out_trade_no)
+        if trade is not None:
+            self.mark_paid(out_trade_no, openid)
+            resource = self._v3_transaction(trade)
+        else:
+            txn = transaction_id or f"42000{next(self._txn):023d}"
+            resource = {"appid": self.appid, "mchid": self.mch_id, "out_trade_no": out_trade_no,
+                        "transaction_id": txn, "trade_type": "NATIVE", "trade_state": "SUCCESS",
+                        "payer": {"openid": openid}, "amount": {"total": total or 0, "currency": "CNY"}}
+        if total is not None:
+            resource["amount"] = resource["amount"] | {"total": total, "payer_total": total}
+        resource |= {k: v for k, v in (("mchid", mchid), ("appid", appid), ("transaction_id", transaction_id)) if v}
+        return self._v3_event("TRANSACTION.SUCCESS", "支付成功", resource, "transaction", sign_key=sign_key,
+                              tamper=tamper, timestamp=timestamp, apiv3_key=apiv3_key)
+
+    def v3_refund_notice(self, out_refund_no: str, *, status: str = "SUCCESS", settle: bool = True,
+                         sign_key: rsa.RSAPrivateKey | None = None) -> tuple[dict[str, str], bytes]:
+        """The REFUND.<status> notice (settling the refund first, unless told not to)."""
+        trade, refund = next((t, t.refunds[out_refund_no]) for t in self.trades.values() if out_refund_no in t.refunds)
+        if settle:
+            refund["status"] = status
+        resource = self._v3_refund_of(trade, refund) | {"mchid": self.mch_id, "refund_status": status}
+        return self._v3_event(f"REFUND.{status}", "退款成功", resource, "refund", sign_key=sign_key, tamper=False,
+                              timestamp=None, apiv3_key=None)
+
+
+def _self_signed(key: Any, name: str) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+
+
+def make_v3_merchant(directory: Path) -> tuple[Path, str, rsa.RSAPublicKey]:
+    """A merchant API key for v3 (RSA 2048, PKCS#8 PEM as apiclient_key.pem), the serial of its certificate
+    (as the merchant platform shows it) and its public key (for FakeWeChatPay's merchant_keys)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = directory / "apiclient_key.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    serial = format(_self_signed(key, "merchant").serial_number, "X")
+    return path, serial, key.public_key()
 
 def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (usable as its own CA) and its key, as PEM files."""

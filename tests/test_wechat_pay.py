@@ -3,7 +3,9 @@ posted over HTTP to the store's own aiohttp server, a real SQLite store behind i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,8 +52,8 @@ class Env:
 
 
 @asynccontextmanager
-async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, cert: bool = True
-                       ) -> AsyncIterator[Env]:
+async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, cert: bool = True,
+                       db_url: str | None = None) -> AsyncIterator[Env]:
     server_tls = client = None
     if tls:
         server_tls, client = make_cert(tmp_path, "server"), make_cert(tmp_path, "merchant")
@@ -62,7 +64,7 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
         pair = client or make_cert(tmp_path, "merchant")
         pay |= {"cert": str(pair[0]), "key": str(pair[1])}
     settings = parse_settings({
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
+        "database": {"url": db_url or f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
         "wechat": {"appid": APPID, "token": "tok", "secret": "app-secret", "pay": pay},
         "catalog": [{"sku": SKU, "title": {"en": "Game card 10", "zh_CN": "游戏卡 10"}, "price": 1000,
@@ -75,6 +77,7 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
     server = HttpServer("127.0.0.1", 0)
     server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify)
     await server.start()
+    fake.notify_target = f"http://127.0.0.1:{server.port}{NOTIFY_PATH}"  # where pay_prepay's notices go
     try:
         if codes:
             await import_n(app, codes)
@@ -173,6 +176,60 @@ async def test_unified_order_errors_surface_as_wechat_pay_errors(tmp_path: Path)
         env.clock.advance(minutes=16)  # the hold lapsed: no code for it
         with pytest.raises(StoreError):
             await env.gateway.create_native(order, "card")
+
+
+# -- JSAPI (paying inside WeChat) --------------------------------------------------------------------------
+
+async def test_jsapi_parameters_are_md5_signed_with_the_api_key_and_the_buyer_pays_them(
+        tmp_path: Path, db_url: str) -> None:
+    async with wechat_store(tmp_path, db_url=db_url) as env:
+        order = await env.reserve("o-alice")
+        params = await env.gateway.create_jsapi(order, "游戏卡 10", "o-alice")
+        (req,) = env.fake.requests_to("/pay/unifiedorder")
+        assert req["trade_type"] == "JSAPI" and req["openid"] == "o-alice" and req["out_trade_no"] == order.id
+        assert req["total_fee"] == "1000" and req["notify_url"] == NOTIFY_URL and "product_id" not in req
+        prepay_id = env.fake.trades[order.id].prepay_id
+        assert set(params) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
+        assert (params["appId"], params["package"], params["signType"]) == (APPID, f"prepay_id={prepay_id}", "MD5")
+        assert params["timeStamp"].isdigit() and abs(int(params["timeStamp"]) - time.time()) < 60
+        # WeChat Pay v2: MD5 over the five fields, sorted, with key=<API key>, upper-case hex.
+        text = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "paySign") + f"&key={API_KEY}"
+        assert params["paySign"] == hashlib.md5(text.encode()).hexdigest().upper()
+        again = await env.gateway.create_jsapi(order, "游戏卡 10", "o-alice")  # cached prepay_id, signed afresh
+        assert again["package"] == params["package"] and len(env.fake.requests_to("/pay/unifiedorder")) == 1
+
+        with pytest.raises(ValueError, match="签名"):
+            await env.fake.pay_prepay(prepay_id, "o-alice", params=params | {"timeStamp": "1"})
+        with pytest.raises(ValueError, match="another WeChat user"):
+            await env.fake.pay_prepay(prepay_id, "o-mallory", params=params)
+        await unchanged(env, order)
+        txn = await env.fake.pay_prepay(prepay_id, "o-alice", params=params)
+        assert env.fake.notified == [(200, SUCCESS_XML.decode())]
+        await settle(env.app)
+        assert await order_status(env.app, order.id) == "delivered"
+        (payment,) = await payments_for(env.app, order.id)
+        assert payment.provider_txn_id == txn and payment.payer == "wechat:o-alice"
+        assert len(env.notifier.delivered_to("o-alice")) == 1
+
+
+async def test_jsapi_needs_the_openid_and_a_payable_order(tmp_path: Path) -> None:
+    async with wechat_store(tmp_path) as env:
+        order = await env.reserve("o-alice")
+        with pytest.raises(WeChatPayError) as err:
+            await env.gateway.create_jsapi(order, "card", "")
+        assert err.value.code == "PARAM_ERROR" and env.fake.requests_to("/pay/unifiedorder") == []
+        # The pay server refuses a JSAPI order without the buyer's openid, as WeChat does.
+        with pytest.raises(WeChatPayError) as err:
+            await env.gateway._unified(order, "card", "127.0.0.1", trade_type="JSAPI")  # noqa: SLF001
+        assert "openid" in str(err.value)
+        # A QR code was made for the order first: WeChat has its trade as NATIVE, so no JSAPI trade for it.
+        await env.gateway.create_native(order, "card")
+        with pytest.raises(WeChatPayError) as err:
+            await env.gateway.create_jsapi(order, "card", "o-alice")
+        assert err.value.code == "OUT_TRADE_NO_USED"
+        env.clock.advance(minutes=16)
+        with pytest.raises(StoreError):
+            await env.gateway.create_jsapi(order, "card", "o-alice")
 
 
 # -- notices -----------------------------------------------------------------------------------------------

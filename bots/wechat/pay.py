@@ -1,7 +1,11 @@
-"""WeChat Pay API v2, Native mode (the buyer scans a QR code), on wechatpy.
+"""WeChat Pay API v2 on wechatpy: Native (the buyer scans a QR code) and JSAPI (the in-app pay sheet of an H5 page
+opened inside WeChat). API v3 (bots/wechat/pay_v3.py) shares PayGatewayBase: the checks before paying, the
+per-order caches, reconciliation and the refund flow.
 
 - `create_native` places a unified order (`trade_type=NATIVE`, `out_trade_no` = our order id, `total_fee` =
   the order amount in fen) and returns its `code_url`; `qr_png` draws it.
+- `create_jsapi` places a unified order `trade_type=JSAPI` with the buyer's openid and returns the six
+  parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', ...)` (paySign: MD5 with the API key).
 - `handle_notify` is the logic of `POST /wechat/pay/notify`: the MD5 signature, appid, mch_id, the order and
   the amount are checked; a paid notice goes into `shop.pay` (recorded once per transaction id, delivered in
   the same transaction); the answer is the SUCCESS XML for every valid notice, repeats included.
@@ -20,9 +24,11 @@ import hmac
 import io
 import logging
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -92,15 +98,22 @@ class _Client(WeChatPay):
 
 @dataclass(slots=True)
 class _CodeUrl:
-    url: str
+    url: str  # a code_url (Native) or a prepay_id (JSAPI)
     at: float
 
 
-class WeChatPayGateway:
-    """WeChat Pay v2 (Native) as a core PaymentGateway (registered by the composition root through the WeChat
-    runtime's parts, bots/wechat/wiring.py) and a core PaymentReconciler."""
+REFUND_FAILED = ("CHANGE", "REFUNDCLOSE", "ABNORMAL", "CLOSED")  # v2 and v3 names of a refund that needs a person
+
+
+class PayGatewayBase:
+    """What WeChat Pay v2 and v3 share: the checks before paying, one request per order at a time, the
+    code_url / prepay_id cached per order under WeChat's 2 h validity, what an OUT_TRADE_NO_USED means,
+    reconciliation and the refund flow. Subclasses talk to their API (`_native`, `_prepay`, `_jsapi_params`,
+    `query`, `refund_status`, `_refund_apply`, `handle_notify`, `close`)."""
 
     name = PROVIDER
+    version = 2
+    notify_headers = False  # handle_notify(body) (v2); v3 also needs the request's headers
 
     def __init__(self, settings: Any, shop: Shop) -> None:
         wx = settings.wechat
@@ -109,19 +122,7 @@ class WeChatPayGateway:
         self.appid: str = wx.appid
         self.mch_id: str = pay.mch_id
         self.notify_url: str = pay.notify_url
-        self._api_key: str = pay.api_key.get_secret_value()
-        self._cert = str(settings.resolve_path(pay.cert)) if pay.cert else None
-        self._key = str(settings.resolve_path(pay.key)) if pay.key else None
-        problems = [(f"wechat.pay.{name}", f"file not found: {path}")
-                    for name, path in (("cert", self._cert), ("key", self._key)) if path and not Path(path).is_file()]
-        if bool(self._cert) != bool(self._key):
-            problems.append(("wechat.pay.key" if self._cert else "wechat.pay.cert",
-                             "cert and key go together (the merchant certificate and its private key)"))
-        if problems:
-            raise ConfigError(problems)
         self._api_base: str = pay.api_base
-        self._local = threading.local()
-        self._clients: list[_Client] = []  # every thread's client, to close their connections
         self._codes: OrderedDict[str, _CodeUrl] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._closed_unpaid: OrderedDict[str, None] = OrderedDict()  # past time_expire and unpaid: final
@@ -131,6 +132,153 @@ class WeChatPayGateway:
     async def reconcile(self) -> int:
         """core.ports.PaymentReconciler: this store's unpaid WeChat Pay orders asked about (reconcile below)."""
         return await reconcile(self.shop, self)
+
+    # -- what each API version does ----------------------------------------------------------------
+    async def _native(self, order: Order, title: str, client_ip: str) -> str:
+        raise NotImplementedError
+
+    async def _prepay(self, order: Order, title: str, openid: str, client_ip: str) -> str:
+        raise NotImplementedError
+
+    def _jsapi_params(self, prepay_id: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def query(self, order_id: str) -> PaymentNotice | None:
+        raise NotImplementedError
+
+    async def refund_status(self, payment: Payment) -> str | None:
+        raise NotImplementedError
+
+    async def _refund_apply(self, payment: Payment, desc: str) -> None:
+        raise NotImplementedError
+
+    def _refund_ready(self) -> None:
+        """Raise WeChatPayError when refunds cannot be made (v2 without the merchant certificate)."""
+
+    async def close(self) -> None:
+        """Close the pay API connections (at shutdown)."""
+
+    # -- paying ------------------------------------------------------------------------------------
+    def _payable(self, order: Order) -> None:
+        if order.status is not OrderStatus.HELD or order.expires_at <= self.shop.clock.now():
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
+        if order.currency != "CNY":
+            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the order is in {order.currency}")
+
+    async def create_native(self, order: Order, title: str, client_ip: str = "127.0.0.1") -> str:
+        """The code_url of a Native order for this held order (draw it with qr_png).
+
+        Asking again for the same order returns the same code_url (cached; and the request is the same
+        each time, so WeChat answers a repeat with the same trade). Raises StoreError(ORDER_NOT_PAYABLE)
+        for an order that is no longer held (or already paid at WeChat), WeChatPayError when the pay API
+        refuses or cannot be reached.
+        """
+        self._payable(order)
+        return await self._once(order.id, order, lambda: self._native(order, title, client_ip))
+
+    async def create_jsapi(self, order: Order, title: str, openid: str, client_ip: str = "127.0.0.1"
+                           ) -> dict[str, str]:
+        """The parameters of `WeixinJSBridge.invoke('getBrandWCPayRequest', params)` for this held order, paid
+        inside WeChat by `openid` (the buyer on the H5 page): appId, timeStamp, nonceStr, package
+        ("prepay_id=..."), signType and paySign. The prepay_id is cached per order and openid (valid 2 h);
+        the parameters are signed afresh each time. Raises as create_native does."""
+        self._payable(order)
+        if not openid:
+            raise WeChatPayError("PARAM_ERROR", "JSAPI needs the buyer's openid")
+        prepay_id = await self._once(f"{order.id}\njsapi\n{openid}", order,
+                                     lambda: self._prepay(order, title, openid, client_ip))
+        return self._jsapi_params(prepay_id)
+
+    async def _once(self, key: str, order: Order, make: Callable[[], Awaitable[str]]) -> str:
+        cached = self._codes.get(key)
+        if cached is not None and time.monotonic() - cached.at < CODE_URL_TTL:
+            return cached.url
+        pending = self._inflight.get(key)
+        if pending is None:  # one request per order at a time; others wait for its answer
+            pending = asyncio.ensure_future(self._placing(key, order, make))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _placing(self, key: str, order: Order, make: Callable[[], Awaitable[str]]) -> str:
+        try:
+            url = await make()
+        except WeChatPayError as exc:
+            if exc.code in ("ORDERPAID", "ORDERCLOSED", "ORDER_CLOSED"):
+                raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=exc.code.lower()) from None
+            if exc.code == "OUT_TRADE_NO_USED":
+                # WeChat has a trade for this order made with other parameters (another process, before a
+                # restart, the other way of paying): if it was paid, record the payment; either way this order
+                # gets no new trade.
+                paid = await self.query(order.id)
+                if paid is not None:
+                    await self.shop.pay(paid)
+                    raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status="paid") from None
+            raise
+        self._codes[key] = _CodeUrl(url, time.monotonic())
+        self._codes.move_to_end(key)
+        while len(self._codes) > CACHE_SIZE:
+            self._codes.popitem(last=False)
+        return url
+
+    def _topup_payable(self, topup: Any) -> None:
+        if topup.status != "open" or topup.expires_at <= self.shop.clock.now():
+            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=topup.status)
+        if topup.currency != "CNY":
+            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the wallet is in {topup.currency}")
+
+    # -- refunds -----------------------------------------------------------------------------------
+    async def refund(self, payment: Payment, reason: str) -> bool:
+        """Refund a whole payment. out_refund_no is derived from the transaction id, so a retry (the outbox
+        retries until the money moved) is the same refund, never a second one.
+
+        True only when WeChat says the money went back (refund query: SUCCESS); False while the refund is
+        accepted but still processing (the outbox asks again; the refund notice speeds that up). A refund
+        WeChat reports as failed (v2 CHANGE / REFUNDCLOSE, v3 ABNORMAL / CLOSED) raises: it needs a person."""
+        self._refund_ready()
+        status = await self.refund_status(payment)
+        if status == "SUCCESS":
+            return True
+        if status == "PROCESSING":
+            return False
+        if status in REFUND_FAILED:
+            raise WeChatPayError(status, f"refund of payment {payment.id} failed at WeChat; see the merchant console")
+        language = None
+        if payment.order_id:
+            async with self.shop.uow() as uow:
+                order = await uow.orders.get(payment.order_id)
+            language = order.language if order is not None else None
+        desc = self.i18n.t(language, f"wechatpay.refund_reason.{reason}")
+        if desc.startswith("wechatpay."):
+            desc = self.i18n.t(language, "wechatpay.refund_reason.other")
+        await self._refund_apply(payment, _clip(desc, 80))
+        log.info("wechat pay: refund of payment %s (order %s, %s) accepted", payment.id, payment.order_id, reason)
+        # A refund to the buyer's balance is usually done at once; otherwise the refund notice or the next
+        # refund query says when the money moved.
+        return await self.refund_status(payment) == "SUCCESS"
+
+
+class WeChatPayGateway(PayGatewayBase):
+    """WeChat Pay v2 (Native and JSAPI) as a core PaymentGateway (registered by the composition root through the
+    WeChat runtime's parts, bots/wechat/wiring.py) and a core PaymentReconciler."""
+
+    def __init__(self, settings: Any, shop: Shop) -> None:
+        super().__init__(settings, shop)
+        pay = settings.wechat.pay
+        self._api_key: str = pay.api_key.get_secret_value()
+        self._cert = str(settings.resolve_path(pay.cert)) if pay.cert else None
+        self._key = str(settings.resolve_path(pay.key)) if pay.key else None
+        problems = [(f"wechat.pay.{name}", f"file not found: {path}")
+                    for name, path in (("cert", self._cert), ("key", self._key)) if path and not Path(path).is_file()]
+        if bool(self._cert) != bool(self._key):
+            problems.append(("wechat.pay.key" if self._cert else "wechat.pay.cert",
+                             "cert and key go together (the merchant certificate and its private key)"))
+        if not self._api_key:
+            problems.append(("wechat.pay.api_key", "required for WeChat Pay API v2"))
+        if problems:
+            raise ConfigError(problems)
+        self._local = threading.local()
+        self._clients: list[_Client] = []  # every thread's client, to close their connections
 
     # -- the wechatpy client, one per thread -------------------------------------------------------
     def _client(self) -> _Client:
@@ -173,35 +321,10 @@ class WeChatPayGateway:
             raise WeChatPayError(type(exc).__name__, f"{what}: {exc}") from None
 
     # -- paying ------------------------------------------------------------------------------------
-    async def create_native(self, order: Order, title: str, client_ip: str = "127.0.0.1") -> str:
-        """The code_url of a Native unified order for this held order (draw it with qr_png).
-
-        Asking again for the same order returns the same code_url (cached; and the request is the same
-        each time, so WeChat answers a repeat with the same trade). Raises StoreError(ORDER_NOT_PAYABLE)
-        for an order that is no longer held (or already paid at WeChat), WeChatPayError when the pay API
-        refuses or cannot be reached.
-        """
-        if order.status is not OrderStatus.HELD or order.expires_at <= self.shop.clock.now():
-            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=order.status.value)
-        if order.currency != "CNY":
-            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the order is in {order.currency}")
-        cached = self._codes.get(order.id)
-        if cached is not None and time.monotonic() - cached.at < CODE_URL_TTL:
-            return cached.url
-        pending = self._inflight.get(order.id)
-        if pending is None:  # one request per order at a time; others wait for its answer
-            pending = asyncio.ensure_future(self._unified_order(order, title, client_ip))
-            self._inflight[order.id] = pending
-            pending.add_done_callback(lambda _f: self._inflight.pop(order.id, None))
-        return await asyncio.shield(pending)
-
     async def create_native_topup(self, topup: Any, title: str, client_ip: str = "127.0.0.1") -> str:
         """The code_url of a Native unified order for a reseller's open wallet top-up (core.resellers Topup):
         out_trade_no is the top-up's id, so its notice credits the wallet (handle_notify)."""
-        if topup.status != "open" or topup.expires_at <= self.shop.clock.now():
-            raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=topup.status)
-        if topup.currency != "CNY":
-            raise WeChatPayError("FEE_TYPE", f"WeChat Pay takes CNY, the wallet is in {topup.currency}")
+        self._topup_payable(topup)
         data = await self._call(
             "unifiedorder", "order.create", trade_type="NATIVE", body=_clip(title or topup.id, 128),
             total_fee=topup.amount, notify_url=self.notify_url, client_ip=client_ip, out_trade_no=topup.id,
@@ -211,33 +334,32 @@ class WeChatPayGateway:
             raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no code_url")
         return str(data["code_url"])
 
-    async def _unified_order(self, order: Order, title: str, client_ip: str) -> str:
+    async def _unified(self, order: Order, title: str, client_ip: str, **kw: Any) -> dict[str, Any]:
         start = order.created_at.astimezone(CHINA)
         expire = max(order.expires_at, order.created_at + timedelta(minutes=1)).astimezone(CHINA)
-        try:
-            data = await self._call(
-                "unifiedorder", "order.create", trade_type="NATIVE", body=_clip(title or order.id, 128),
-                total_fee=order.amount, notify_url=self.notify_url, client_ip=client_ip, out_trade_no=order.id,
-                product_id=str(order.product_id), fee_type="CNY", time_start=start, time_expire=expire)
-        except WeChatPayError as exc:
-            if exc.code in ("ORDERPAID", "ORDERCLOSED"):
-                raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status=exc.code.lower()) from None
-            if exc.code == "OUT_TRADE_NO_USED":
-                # WeChat has a trade for this order made with other parameters (another process, before a
-                # restart): if it was paid, record the payment; either way this order gets no new QR code.
-                paid = await self.query(order.id)
-                if paid is not None:
-                    await self.shop.pay(paid)
-                    raise StoreError(ErrorCode.ORDER_NOT_PAYABLE, status="paid") from None
-            raise
-        url = data.get("code_url")
-        if not url:
+        return await self._call(
+            "unifiedorder", "order.create", body=_clip(title or order.id, 128), total_fee=order.amount,
+            notify_url=self.notify_url, client_ip=client_ip, out_trade_no=order.id, fee_type="CNY",
+            time_start=start, time_expire=expire, **kw)
+
+    async def _native(self, order: Order, title: str, client_ip: str) -> str:
+        data = await self._unified(order, title, client_ip, trade_type="NATIVE", product_id=str(order.product_id))
+        if not data.get("code_url"):
             raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no code_url")
-        self._codes[order.id] = _CodeUrl(url, time.monotonic())
-        self._codes.move_to_end(order.id)
-        while len(self._codes) > CACHE_SIZE:
-            self._codes.popitem(last=False)
-        return url
+        return str(data["code_url"])
+
+    async def _prepay(self, order: Order, title: str, openid: str, client_ip: str) -> str:
+        data = await self._unified(order, title, client_ip, trade_type="JSAPI", user_id=openid)
+        if not data.get("prepay_id"):
+            raise WeChatPayError("BAD_RESPONSE", "unifiedorder: no prepay_id")
+        return str(data["prepay_id"])
+
+    def _jsapi_params(self, prepay_id: str) -> dict[str, str]:
+        """Signed as WeChat Pay v2 documents: MD5 with the API key over appId, timeStamp, nonceStr, package and
+        signType (wechatpy's calculate_signature)."""
+        params = {"appId": self.appid, "timeStamp": str(int(time.time())), "nonceStr": secrets.token_hex(16),
+                  "package": f"prepay_id={prepay_id}", "signType": "MD5"}
+        return params | {"paySign": calculate_signature(params, self._api_key)}
 
     async def query(self, order_id: str) -> PaymentNotice | None:
         """orderquery: a PaymentNotice when WeChat says the trade was paid, else None (unpaid, closed,
@@ -256,38 +378,15 @@ class WeChatPayGateway:
         return notice
 
     # -- refunds -----------------------------------------------------------------------------------
-    async def refund(self, payment: Payment, reason: str) -> bool:
-        """Refund a whole payment. out_refund_no is derived from the transaction id, so a retry (the outbox
-        retries until the money moved) is the same refund, never a second one.
-
-        True only when WeChat says the money went back (refundquery: SUCCESS); False while the refund is
-        accepted but still processing (the outbox asks again; the refund notice speeds that up). A refund
-        WeChat reports as failed (CHANGE: the buyer's card refused it, REFUNDCLOSE) raises: it needs a person."""
+    def _refund_ready(self) -> None:
         if not (self._cert and self._key):
             raise WeChatPayError("NO_CERT", "refunds need wechat.pay.cert and wechat.pay.key")
-        status = await self.refund_status(payment)
-        if status == "SUCCESS":
-            return True
-        if status == "PROCESSING":
-            return False
-        if status in ("CHANGE", "REFUNDCLOSE"):
-            raise WeChatPayError(status, f"refund of payment {payment.id} failed at WeChat; see the merchant console")
-        language = None
-        if payment.order_id:
-            async with self.shop.uow() as uow:
-                order = await uow.orders.get(payment.order_id)
-            language = order.language if order is not None else None
-        desc = self.i18n.t(language, f"wechatpay.refund_reason.{reason}")
-        if desc.startswith("wechatpay."):
-            desc = self.i18n.t(language, "wechatpay.refund_reason.other")
+
+    async def _refund_apply(self, payment: Payment, desc: str) -> None:
         await self._call("refund", "refund.apply", total_fee=payment.amount, refund_fee=payment.amount,
                          out_refund_no=refund_no(payment), transaction_id=payment.provider_txn_id,
                          out_trade_no=payment.order_id, fee_type=payment.currency or "CNY",
-                         refund_desc=_clip(desc, 80), notify_url=self.notify_url)
-        log.info("wechat pay: refund of payment %s (order %s, %s) accepted", payment.id, payment.order_id, reason)
-        # A refund to the buyer's balance is usually done at once; otherwise the refund notice or the next
-        # refundquery says when the money moved.
-        return await self.refund_status(payment) == "SUCCESS"
+                         refund_desc=desc, notify_url=self.notify_url)
 
     async def refund_status(self, payment: Payment) -> str | None:
         """refundquery of this payment's one refund: SUCCESS | PROCESSING | CHANGE | REFUNDCLOSE, None if none."""
@@ -421,7 +520,7 @@ def qr_png(code_url: str) -> bytes:
     return buf.getvalue()
 
 
-async def reconcile(shop: Shop, gateway: WeChatPayGateway, *, channel: str = CHANNEL,
+async def reconcile(shop: Shop, gateway: PayGatewayBase, *, channel: str = CHANNEL,
                     min_age: timedelta = RECONCILE_MIN_AGE, batch: int = RECONCILE_BATCH) -> int:
     """Ask WeChat about its buyers' unpaid orders (held, or lapsed/cancelled in the last 24 h) that are at
     least min_age old, and record the ones it says were paid; returns how many payments it recorded.

@@ -20,6 +20,7 @@ from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotif
 from bots.wechat.h5 import PATH as H5_PATH
 from bots.wechat.h5 import add_shop_button, h5_enabled, menu_language
 from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png
+from bots.wechat.pay_v3 import WeChatPayV3Gateway
 from bots.wechat.replays import StoreReplayMemory
 from config.settings import MenuButton
 from core.flood import gate_from
@@ -79,8 +80,8 @@ class WeChatRuntime:
             self.parts.alerts.append(self.alerts)
         self.gateway: Any = None
         qr: Callable[[str], bytes] | None = None  # Native pay's QR codes, drawn only with WeChat Pay on
-        if wx.pay.mch_id:
-            self.gateway = WeChatPayGateway(settings, shop)
+        if wx.pay.mch_id:  # wechat.pay.version picks the API; both have the same surface (bots/wechat/pay.py)
+            self.gateway = (WeChatPayV3Gateway if wx.pay.version == 3 else WeChatPayGateway)(settings, shop)
             self.parts.gateways.append(self.gateway)
             qr = qr_png
         self.admin = WeChatAdmin(shop, i18n, admins=list(wx.admins), safe_mode=safe)
@@ -94,7 +95,8 @@ class WeChatRuntime:
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:
-                server.add_wechat_pay(NOTIFY_PATH, self.gateway.handle_notify)
+                # one notify_url whatever the version; v3 notices need their headers (docs/wechat-pay.md)
+                server.add_wechat_pay(NOTIFY_PATH, self.gateway.handle_notify, v3=self.gateway.notify_headers)
 
     async def start(self) -> None:
         """Before the HTTP server takes messages: the QR drawing process is up."""

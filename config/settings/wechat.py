@@ -3,6 +3,7 @@ menu and WeChat Pay (`wechat.pay`)."""
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -10,30 +11,60 @@ from config.settings.fields import Loc, Secret, fail
 
 
 class Pay(BaseModel):
-    """WeChat Pay API v2 in Native mode; see [WeChat Pay](wechat-pay.md)."""
+    """WeChat Pay, API v2 or v3, Native (QR code) and JSAPI (inside WeChat); see [WeChat Pay](wechat-pay.md)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    mch_id: str = Field("", description="the merchant id; empty = WeChat Pay off. Then `api_key` and `notify_url` "
-                                        "are required")
-    api_key: Secret = Field(SecretStr(""), description="the APIv2 key (32 characters)")
+    mch_id: str = Field("", description="the merchant id; empty = WeChat Pay off. Then `notify_url` and (v2) "
+                                        "`api_key` or (v3) `apiv3_key`, `cert_serial_no` and `key` are required")
+    version: Literal[2, 3] = Field(2, description="the pay API: 2 (XML, MD5 with `api_key`) or 3 (JSON, RSA "
+                                                  "signatures with the merchant key, AES-GCM notices; through "
+                                                  "wechatpayv3)")
+    api_key: Secret = Field(SecretStr(""), description="the APIv2 key (32 characters); v2")
     api_base: str = Field("https://api.mch.weixin.qq.com", description="pay API server (a proxy, the tests' fake)")
     notify_url: str = Field("", description="the public URL of this store's `POST /wechat/pay/notify`")
     cert: str = Field("", description="merchant API certificate file (`apiclient_cert.pem`), for refunds")
-    key: str = Field("", repr=False, description="its private key file (`apiclient_key.pem`), for refunds; a "
-                                                 "missing file, or only one of the two, is refused at start")
+    key: str = Field("", repr=False, description="its private key file (`apiclient_key.pem`): v2 refunds; v3 signs "
+                                                 "every request and the JSAPI paySign with it. A missing file, or "
+                                                 "(v2) only one of cert/key, is refused at start")
+    apiv3_key: Secret = Field(SecretStr(""), description="v3: the APIv3 key (32 characters, 商户平台 → API安全 → "
+                                                         "APIv3密钥): decrypts notices and downloaded platform "
+                                                         "certificates")
+    cert_serial_no: str = Field("", description="v3: the serial number of the merchant API certificate "
+                                                "(`openssl x509 -noout -serial -in apiclient_cert.pem`)")
+    platform_public_key: str = Field("", description="v3: the WeChat Pay platform public key file (`pub_key.pem`, "
+                                                     "商户平台 → API安全 → 微信支付公钥) with "
+                                                     "`platform_public_key_id`; empty = platform certificates are "
+                                                     "downloaded from `/v3/certificates` and verified")
+    platform_public_key_id: str = Field("", description="v3: its id (`PUB_KEY_ID_...`)")
+    platform_cert_dir: str = Field("", description="v3 without a platform public key: a directory where downloaded "
+                                                   "platform certificates are kept between starts (optional)")
 
     @model_validator(mode="after")
     def _check_required(self) -> Pay:
         if self.mch_id:
             problems: list[tuple[Loc, str]] = []
-            if not self.api_key.get_secret_value():
-                problems.append((("api_key",), "required when wechat.pay.mch_id is set"))
+            if self.version == 2 and not self.api_key.get_secret_value():
+                problems.append((("api_key",), "required when wechat.pay.mch_id is set (version 2)"))
+            if self.version == 3:
+                problems += [((name,), "required for WeChat Pay API v3 (wechat.pay.version: 3)")
+                             for name in ("apiv3_key", "cert_serial_no", "key") if not _value(getattr(self, name))]
+                if len(self.apiv3_key.get_secret_value().encode()) not in (0, 32):
+                    problems.append((("apiv3_key",), "must be 32 characters (the APIv3 key from the merchant "
+                                                     "platform)"))
+                if bool(self.platform_public_key) != bool(self.platform_public_key_id):
+                    problems.append((("platform_public_key_id" if self.platform_public_key
+                                      else "platform_public_key",),
+                                     "platform_public_key and platform_public_key_id go together"))
             if not self.notify_url:
                 problems.append((("notify_url",), "required when wechat.pay.mch_id is set"))
             if problems:
                 fail(*problems)
         return self
+
+
+def _value(v: str | SecretStr) -> str:
+    return v.get_secret_value() if isinstance(v, SecretStr) else v
 
 
 # What a WeChat custom-menu CLICK may ask for: the customer flow's entry screens (handlers/actions.py), by today's
