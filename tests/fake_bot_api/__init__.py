@@ -24,8 +24,8 @@ commands of [a-z0-9_]{1,32} with 1-256 char descriptions, descriptions <= 512 / 
 two-letter language codes, invoice links (createInvoiceLink: XTR with exactly one price and no provider_token,
 payload 1-128 bytes, title 1-32, description 1-255; `api.invoice_of(link)`, and `api.pay_link_updates(user, link)`
 builds the pre_checkout_query and successful_payment of paying one), web_app buttons and menu buttons on https
-addresses only (`api.menu_buttons`). `api.my_commands(lang, chat_id)`, `api.descriptions`, `api.short_descriptions`: what
-the bot set.
+addresses only (`api.menu_buttons`). `api.my_commands(lang, chat_id)`, `api.descriptions`,
+`api.short_descriptions`: what the bot set.
 Not modelled: parse_mode (text is stored as sent, tags included), media groups, inline mode, chat members.
 Everything runs on the test's event loop: call the sync helpers from that loop, not from other threads.
 
