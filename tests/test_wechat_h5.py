@@ -22,10 +22,12 @@ from bots.miniapp import mount_miniapp
 from bots.wechat.h5 import STATE_COOKIE, Sessions, mount_h5
 from core.clock import FakeClock
 from core.models import Buyer
+from core.supply import import_codes
 from tests.dbtemplate import from_template
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.fake_wechat_pay import FakeWeChatPay, make_cert
 from tests.helpers import free_port, start_store, stop_store, write_config
+from tests.test_wechat_pay_v3 import APIV3_KEY, v3_pay_settings
 from tests.wechat_harness import AES_KEY, APPID, MCH_ID, PAY_KEY, SECRET, TOKEN, option, store_settings
 
 OPENID = "o-h5-ann-0123456789abcdefgh"
@@ -35,18 +37,15 @@ class H5Kit:
     """A store serving /wechat, /h5/ and /app/api/ (the WeChat host) on a known port, and a browser-like client
     (cookies kept) for it."""
 
-    def __init__(self, api: FakeWeChatAPI, tmp_path: Path, *, pay: FakeWeChatPay | None = None,
-                 clock: FakeClock | None = None, h5: dict[str, Any] | None = None, database: str | None = None,
-                 pay_extra: dict[str, Any] | None = None) -> None:
-        self.api, self.pay, self.clock = api, pay, clock
+    def __init__(self, api: FakeWeChatAPI, tmp_path: Path, *, pay: dict[str, Any] | None = None,
+                 clock: FakeClock | None = None, database: str | None = None) -> None:
+        """`pay`: the `wechat.pay` section (v2_pay / v3_pay below); its notify_url is this store's."""
+        self.api, self.clock = api, clock
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        wechat: dict[str, Any] = {"aes_key": AES_KEY, "h5": {"oauth_base": api.base, **(h5 or {})}}
+        wechat: dict[str, Any] = {"aes_key": AES_KEY, "h5": {"oauth_base": api.base}}
         if pay is not None:
-            cert, key = make_cert(tmp_path, "merchant")
-            wechat["pay"] = {"mch_id": MCH_ID, "api_key": PAY_KEY, "api_base": pay.api_base,
-                             "notify_url": f"{self.url}/wechat/pay/notify", "cert": str(cert), "key": str(key),
-                             **(pay_extra or {})}
+            wechat["pay"] = {**pay, "notify_url": f"{self.url}/wechat/pay/notify"}
         self.settings = store_settings(api, tmp_path, wechat=wechat, database=database, extra={
             "server": {"host": "127.0.0.1", "port": self.port, "public_url": self.url}})
 
@@ -98,6 +97,37 @@ class H5Kit:
     async def api_get(self, path: str, token: str, scheme: str = "wxh5") -> tuple[int, Any]:
         async with self.http.get(f"{self.url}/app/api{path}", headers={"Authorization": f"{scheme} {token}"}) as r:
             return r.status, await r.json()
+
+    async def api_post(self, path: str, token: str, body: Any = None) -> tuple[int, Any]:
+        async with self.http.post(f"{self.url}/app/api{path}", json=body,
+                                  headers={"Authorization": f"wxh5 {token}"}) as r:
+            return r.status, await r.json()
+
+    async def stock(self, n: int, sku: str = "GAME") -> list[str]:
+        codes = [f"H5-{sku}-{secrets.token_hex(4)}" for _ in range(n)]
+        await import_codes(self.app.db.uow, self.app.vault, self.app.clock, sku, [(c + "\n").encode() for c in codes])
+        return codes
+
+    async def idle(self) -> None:
+        """The outbox and the chat's follow-up messages: everything due has gone out."""
+        for _ in range(5):
+            await self.runtime.idle()
+            await self.app.shop.dispatcher.drain()
+
+
+def v2_pay(tmp_path: Path, fake: FakeWeChatPay) -> dict[str, Any]:
+    cert, key = make_cert(tmp_path, "merchant")
+    return {"mch_id": MCH_ID, "api_key": PAY_KEY, "api_base": fake.api_base, "cert": str(cert), "key": str(key)}
+
+
+def v3_pay(tmp_path: Path, fake: FakeWeChatPay) -> dict[str, Any]:
+    return v3_pay_settings(fake, tmp_path)
+
+
+async def fake_pay(version: int) -> FakeWeChatPay:
+    if version == 3:
+        return await FakeWeChatPay(APPID, MCH_ID, apiv3_key=APIV3_KEY).start()
+    return await FakeWeChatPay(APPID, MCH_ID, PAY_KEY).start()
 
 
 def token_of(page: str) -> str:
