@@ -67,6 +67,7 @@ async def serve(settings: Settings) -> int:
             runtime = app.add_telegram()
         if settings.wechat.enabled:
             wechat = app.add_wechat(server)  # /wechat (and /wechat/pay/notify) on the server
+            from bots.wechat.h5 import mount_h5  # noqa: PLC0415 - wechatpy loads only with a WeChat channel
         await app.shop.start()
         if wechat is not None:
             await wechat.start()
@@ -88,11 +89,13 @@ async def serve(settings: Settings) -> int:
                 mount_console(server, app)
                 log.info("web console at %s/console/", settings.server.base_url())
             miniapp = tg.enabled and tg.webapp.enabled and bool(settings.server.public_url)
-            if miniapp:  # the Mini App's API under /app/api/ (its invoices issued by the running bot)
-                mount_miniapp(server, app, runtime)
+            h5 = wechat is not None and settings.wechat.h5.enabled and bool(settings.server.public_url)
+            hosts = [mount_h5(server, app, wechat)] if h5 else []  # the WeChat H5 shop at /h5/ (bots/wechat/h5.py)
+            if miniapp or h5:  # the Mini App's API under /app/api/ (its invoices issued by the running bot)
+                mount_miniapp(server, app, runtime if miniapp else None, hosts=hosts)
                 log.info("Mini App API at %s/app/api/", settings.server.base_url())
             if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
-                    or miniapp):
+                    or miniapp or h5):
                 await server.start()
             if runtime is not None:
                 if webhook:

@@ -15,6 +15,12 @@ Served (as the real API: JSON answers with errcode/errmsg, HTTP 200 even for err
 - POST /cgi-bin/media/upload?access_token=&type=image   multipart field "media" -> media_id
 - POST /cgi-bin/menu/create?access_token=   JSON {button: [...]}
 - POST /cgi-bin/webhook/send?key=   a WeCom group robot (send-only), JSON {msgtype: text, text: {content}}
+- GET  /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=&state=   WeChat's OAuth2 page
+  (open.weixin.qq.com; point `wechat.h5.oauth_base` at `base`): the buyer agrees at once and is sent back, 302 to
+  `redirect_uri?code=CODE&state=STATE`, as the openid the test chose (`oauth_openid`).
+- GET  /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code   -> {access_token, openid,
+  scope, ...}. As WeChat: a code works once and for 5 minutes (`age_codes(seconds)` makes them older), otherwise
+  errcode 40029 (invalid code); a wrong secret is 40125.
 
 Faults on demand: `fail_next(path, errcode, times)` (`after=n, to=openid`: the customer-service message after
 the next n to that user), `close_window(openid)` (45015 for that user until
@@ -32,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import aiohttp
 import xmltodict
@@ -39,7 +46,9 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-ERRMSG = {40001: "invalid credential, access_token is invalid or not latest",
+CODE_TTL = 300  # an OAuth2 code is good for 5 minutes, once
+ERRMSG = {40029: "invalid code", 40125: "invalid appsecret",
+          40001: "invalid credential, access_token is invalid or not latest",
           40013: "invalid appid", 45015: "response out of time limit or subscription is canceled",
           45047: "out of response count limit", 43004: "require subscribe", 40007: "invalid media_id"}
 
@@ -65,6 +74,9 @@ class FakeWeChatAPI:
         self.media: dict[str, bytes] = {}
         self.menus: list[dict] = []
         self.delay = 0.0
+        self.oauth_openid = "o-h5-buyer"  # who agrees on the OAuth2 page
+        self._codes: dict[str, tuple[str, float]] = {}  # code -> (openid, when issued)
+        self.authorized: list[dict[str, str]] = []  # the OAuth2 page's requests (query), in order
         self._faults: dict[str, list[int]] = {}
         self._aimed: list[list[Any]] = []  # [openid, errcode, calls to let through first, times]
         self._closed: set[str] = set()
@@ -81,6 +93,8 @@ class FakeWeChatAPI:
         app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         app.router.add_post("/cgi-bin/webhook/send", self._robot)
+        app.router.add_get("/connect/oauth2/authorize", self._authorize)
+        app.router.add_get("/sns/oauth2/access_token", self._oauth_token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -229,6 +243,43 @@ class FakeWeChatAPI:
         body = json.loads(await request.read())
         self._record(Call("webhook/send", dict(request.query), body))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+    # -- OAuth2 (web pages) ---------------------------------------------------------------------------
+    def age_codes(self, seconds: float) -> None:
+        """Every OAuth2 code issued so far is `seconds` older (past 300: expired)."""
+        self._codes = {c: (o, at - seconds) for c, (o, at) in self._codes.items()}
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        self.authorized.append(dict(q))
+        if q.get("appid") != self.appid:
+            return web.Response(status=400, text="appid invalid (10003)")  # WeChat shows an error page
+        if q.get("response_type") != "code" or q.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
+            return web.Response(status=400, text="scope or response_type invalid (10005)")
+        redirect = q.get("redirect_uri", "")
+        if not redirect.startswith(("http://", "https://")):
+            return web.Response(status=400, text="redirect_uri invalid (10003)")
+        code = secrets.token_hex(16)
+        self._codes[code] = (self.oauth_openid, time.monotonic())
+        sep = "&" if "?" in redirect else "?"
+        raise web.HTTPFound(f"{redirect}{sep}{urlencode({'code': code, 'state': q.get('state', '')})}")
+
+    async def _oauth_token(self, request: web.Request) -> web.Response:
+        q = request.query
+        self._record(Call("sns/oauth2/access_token", {k: v for k, v in q.items() if k != "secret"}, None))
+        if q.get("appid") != self.appid:
+            return self._answer(40013)
+        if q.get("secret") != self.secret:
+            return self._answer(40125)
+        if q.get("grant_type") != "authorization_code":
+            return self._answer(40029)
+        issued = self._codes.pop(q.get("code", ""), None)  # once, used or not
+        if issued is None or time.monotonic() - issued[1] > CODE_TTL:
+            return self._answer(40029)
+        return web.json_response({"access_token": f"SNS-{secrets.token_hex(8)}", "expires_in": 7200,
+                                  "refresh_token": f"SNSR-{secrets.token_hex(8)}", "openid": issued[0],
+                                  "scope": "snsapi_base"})
 
 
 class WeChatServer:

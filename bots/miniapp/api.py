@@ -369,21 +369,22 @@ class MiniAppApi:
                                                        await self.shop.product(order.product_id), lang)})
 
 
-def mount_miniapp(server: Any, app: Any, telegram: Any = None) -> MiniAppApi:
+def mount_miniapp(server: Any, app: Any, telegram: Any = None, *, hosts: Sequence[Identity] = ()) -> MiniAppApi:
     """The in-app storefront's API on `server` (bots/http.py HttpServer) under /app/api/. `telegram`: the running
     Telegram runtime (app.add_telegram()), whose bot issues the invoice links; without it the page can browse
-    but not buy."""
+    but not buy. `hosts`: more hosts (the WeChat H5 shop's, bots/wechat/h5.py mount_h5); Telegram's is there
+    when Telegram and its Mini App are on."""
     mount_images(server, app)  # /app/img/: public pictures (bots/miniapp/images.py)
     settings = app.settings
     tg = settings.telegram
     i18n = Translator(settings.store.languages, settings.store.default_language)
     token, max_age = tg.token.get_secret_value(), timedelta(seconds=tg.webapp.max_age_seconds)
-    host: Identity
+    host: Identity | None
     if telegram is not None:
         host = TelegramHost(token, app.clock, max_age, telegram.frontend.port, i18n, settings.store.default_language)
     else:
-        host = TelegramIdentity(token, app.clock, max_age)
-    api = MiniAppApi(app.shop, app.clock, [host], i18n, settings.store.name)
+        host = TelegramIdentity(token, app.clock, max_age) if tg.enabled and tg.webapp.enabled else None
+    api = MiniAppApi(app.shop, app.clock, [*([host] if host else []), *hosts], i18n, settings.store.name)
     server.app.add_subapp(PREFIX, api.sub)
     mount_page(server, app)  # the page itself: /app/ and /app/static/ (bots/miniapp/page.py)
     return api

@@ -13,6 +13,9 @@
   speed up the sends (bench/wechat.py).
 
 Customer-service messages and uploads are logged by errcode only: message text may carry codes.
+
+`H5OAuth` is the web-page login of the H5 shop (OAuth2 `snsapi_base`) on wechatpy's `WeChatOAuth`, aimed at the
+configured API base and authorize page, with a timeout, off the event loop.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
+from wechatpy.oauth import WeChatOAuth
 
 from core.errors import RecipientUnreachable
 
@@ -138,6 +142,81 @@ class WeChatApi:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client._http.close()  # noqa: SLF001 - wechatpy keeps its requests.Session there
+
+
+class CodeRefused(Exception):
+    """WeChat would not exchange an OAuth2 code (40029: invalid, used or expired; 40163: used)."""
+
+    def __init__(self, errcode: int | None) -> None:
+        super().__init__(f"oauth2 code refused (errcode {errcode})")
+        self.errcode = errcode
+
+
+class _OAuth(WeChatOAuth):  # type: ignore[misc]
+    """wechatpy's WeChatOAuth against a configurable API base and authorize page, with a timeout."""
+
+    def __init__(self, appid: str, secret: str, redirect_uri: str, api_base: str, oauth_base: str,
+                 timeout: float) -> None:
+        super().__init__(appid, secret, redirect_uri, scope="snsapi_base")
+        self.API_BASE_URL = api_base.rstrip("/") + "/"
+        self.OAUTH_BASE_URL = oauth_base.rstrip("/") + "/connect/"
+        self.timeout = timeout
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self.timeout)
+        return super()._request(method, url_or_endpoint, **kwargs)
+
+
+class H5OAuth:
+    """OAuth2 `snsapi_base` for the H5 shop: where to send the buyer, and the openid a returned code proves.
+
+    The code exchange (`sns/oauth2/access_token`, with the AppSecret in its query) runs in a worker thread; each
+    thread has its own WeChatOAuth (it keeps the last answer on itself). The AppSecret and codes are never
+    logged: failures are logged by errcode."""
+
+    def __init__(self, appid: str, secret: str, redirect_uri: str, *, api_base: str = OFFICIAL,
+                 oauth_base: str = "https://open.weixin.qq.com", timeout: float = 10.0) -> None:
+        self._args = (appid, secret, redirect_uri, api_base, oauth_base, timeout)
+        self._url = _OAuth(appid, "", redirect_uri, api_base, oauth_base, timeout)  # builds URLs, never calls
+        self._local = threading.local()
+        self._clients: list[_OAuth] = [self._url]
+
+    def authorize_url(self, state: str) -> str:
+        """`<oauth_base>/connect/oauth2/authorize?appid=..&redirect_uri=..&response_type=code&scope=snsapi_base
+        &state=..#wechat_redirect`."""
+        self._url.state = state  # on the event loop only: no other caller in between
+        return str(self._url.authorize_url)
+
+    def _client(self) -> _OAuth:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = _OAuth(*self._args)
+            self._clients.append(client)
+        return client
+
+    async def openid(self, code: str) -> str:
+        """The openid of the buyer who came back with `code`; CodeRefused when WeChat will not take the code,
+        WeChatApiError when it cannot be asked."""
+        def exchange() -> dict[str, Any]:
+            return dict(self._client().fetch_access_token(code))
+        try:
+            answer = await asyncio.to_thread(exchange)
+        except WeChatClientException as exc:
+            log.warning("wechat sns/oauth2/access_token refused: errcode %s", exc.errcode)
+            if exc.errcode in (40029, 40163):
+                raise CodeRefused(exc.errcode) from None
+            raise WeChatApiError(exc.errcode, "sns/oauth2/access_token") from None
+        except Exception as exc:  # noqa: BLE001 - network errors, timeouts, unreadable answers
+            log.warning("wechat sns/oauth2/access_token failed: %s", type(exc).__name__)
+            raise WeChatApiError(None, "sns/oauth2/access_token") from None
+        openid = answer.get("openid")
+        if not isinstance(openid, str) or not openid:
+            raise WeChatApiError(None, "sns/oauth2/access_token (no openid)")
+        return openid
+
+    def close(self) -> None:
+        for client in self._clients:
+            client._http.close()  # noqa: SLF001 - wechatpy keeps its requests.Session there
 
 
 class WeComRobot:

@@ -17,6 +17,8 @@ from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
+from bots.wechat.h5 import PATH as H5_PATH
+from bots.wechat.h5 import add_shop_button, h5_enabled, menu_language
 from bots.wechat.pay import NOTIFY_PATH, WeChatPayGateway, qr_png
 from bots.wechat.pay_v3 import WeChatPayV3Gateway
 from bots.wechat.replays import StoreReplayMemory
@@ -114,10 +116,15 @@ class WeChatRuntime:
 
 
 async def create_menu(settings: Any) -> dict[str, Any]:
-    """`run.py wechat menu`: the custom menu from `wechat.menu`, created with menu/create."""
+    """`run.py wechat menu`: the custom menu from `wechat.menu`, created with menu/create; with the H5 shop on, its
+    Shop button too (bots/wechat/h5.py; MenuFull when there is no room, nothing created)."""
+    menu = menu_json(list(settings.wechat.menu))
+    if h5_enabled(settings):
+        i18n = Translator(settings.store.languages, settings.store.default_language)
+        name = i18n.t(menu_language(settings), "wechat.webshop.menu_button")
+        menu, _ = add_shop_button(menu, name, settings.server.public_url.rstrip("/") + H5_PATH)
     api = make_api(settings)
     try:
-        menu = menu_json(list(settings.wechat.menu))
         await api.create_menu(menu)
     finally:
         api.close()

@@ -107,6 +107,27 @@ class MenuButton(BaseModel):
         return self
 
 
+class H5(BaseModel):
+    """The WeChat H5 shop at `/h5/` (OAuth2 `snsapi_base`, JSAPI payment); see [The H5 shop](wechat.md#the-h5-shop)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="serve the H5 shop at `<server.public_url>/h5/` and the Mini App API for "
+                                            "it (needs `server.public_url`); `run.py wechat menu` adds a Shop button")
+    session_hours: int = Field(12, ge=1, le=720, description="how long a page's session (after the silent OAuth2 "
+                                                             "login) is good for; then the page logs in again")
+    oauth_base: str = Field("https://open.weixin.qq.com", description="where buyers are sent to authorize "
+                                                                    "(`/connect/oauth2/authorize`; the tests' fake)")
+
+    @field_validator("oauth_base")
+    @classmethod
+    def _check_oauth_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s?#]+$", value):
+            raise ValueError("must be an http:// or https:// address without a path (https://open.weixin.qq.com)")
+        return value
+
+
 def _default_menu() -> list[MenuButton]:
     return [MenuButton(name="商品", action="catalog"), MenuButton(name="我的订单", action="orders"),
             MenuButton(name="更多", sub_button=[MenuButton(name="帮助", action="help"),
@@ -131,6 +152,7 @@ class Wechat(BaseModel):
                                                                    "URL and wechatpy's absolute URLs follow it")
     admins: list[str] = Field(default_factory=list, description="merchant openids: they get the merchant commands "
                                                                 "and alerts")
+    h5: H5 = Field(default_factory=H5, description="the H5 shop opened from the menu (`/h5/`)")
     # The URL carries the robot's key: a secret.
     wecom_webhook: Secret = Field(SecretStr(""), description="a WeCom (企业微信) group robot's webhook URL "
                                                              "(`https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="
