@@ -63,6 +63,19 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
     if cert:
         pair = client or make_cert(tmp_path, "merchant")
         pay |= {"cert": str(pair[0]), "key": str(pair[1])}
+    async with pay_store(tmp_path, db_url, fake, pay, WeChatPayGateway, codes=codes) as store, \
+            aiohttp.ClientSession() as http:
+        app, gateway, notifier, clock, url = store
+        yield Env(app, gateway, fake, notifier, clock, url, http)
+
+
+@asynccontextmanager
+async def pay_store(tmp_path: Path, db_url: str | None, fake: FakeWeChatPay, pay: dict[str, Any], gateway_class: Any,
+                    *, codes: int = 10, v3: bool = False) -> AsyncIterator[tuple[Any, Any, RecordingNotifier,
+                                                                                  FakeClock, str]]:
+    """A store selling SKU with WeChat Pay (`pay`: its wechat.pay settings, `gateway_class` v2 or v3) whose notify
+    endpoint is served and named to the fake (where pay_prepay's notices go): (app, gateway, notifier, clock,
+    notify URL). The fake is stopped after."""
     settings = parse_settings({
         "database": {"url": db_url or f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
         "vault": {"key_file": str(tmp_path / "vault.key")},
@@ -72,17 +85,16 @@ async def wechat_store(tmp_path: Path, *, codes: int = 10, tls: bool = False, ce
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     notifier = RecordingNotifier()
     app = await App.open(settings, clock=clock, notifiers={"wechat": notifier})
-    gateway = WeChatPayGateway(settings, app.shop)
+    gateway = gateway_class(settings, app.shop)
     app.shop.add_gateway(gateway)  # the outbox refunds through it
     server = HttpServer("127.0.0.1", 0)
-    server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify)
+    server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify, **({"v3": True} if v3 else {}))
     await server.start()
-    fake.notify_target = f"http://127.0.0.1:{server.port}{NOTIFY_PATH}"  # where pay_prepay's notices go
+    fake.notify_target = f"http://127.0.0.1:{server.port}{NOTIFY_PATH}"
     try:
         if codes:
             await import_n(app, codes)
-        async with aiohttp.ClientSession() as http:
-            yield Env(app, gateway, fake, notifier, clock, f"http://127.0.0.1:{server.port}{NOTIFY_PATH}", http)
+        yield app, gateway, notifier, clock, fake.notify_target
     finally:
         await gateway.close()
         await server.stop()

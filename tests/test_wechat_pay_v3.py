@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import SecretStr
 
-from app import App
-from bots.http import HttpServer
-from bots.wechat.pay import CHINA, NOTIFY_PATH, PROVIDER, WeChatPayError
+from bots.wechat.pay import CHINA, PROVIDER, WeChatPayError
 from bots.wechat.pay_v3 import WeChatPayV3Gateway
 from config.settings import ConfigError, parse_settings
 from core.clock import FakeClock
 from core.errors import StoreError
 from core.models import Buyer, Order
 from tests.fake_wechat_pay import FakeWeChatPay, make_v3_merchant
-from tests.helpers import SKU, RecordingNotifier, import_n, order_status, payments_for, product_id, settle, stock_of
+from tests.helpers import RecordingNotifier, order_status, payments_for, product_id, settle, stock_of
+from tests.test_wechat_pay import pay_store
 
 APPID, MCH_ID, APIV3_KEY = "wx0123456789abcdef", "1900000109", "v3v3v3v3v3v3v3v3v3v3v3v3v3v3v3v3"
 NOTIFY_URL = "https://shop.example.com/wechat/pay/notify"
@@ -73,30 +71,9 @@ async def v3_store(tmp_path: Path, db_url: str | None = None, *, codes: int = 10
     fake = await FakeWeChatPay(APPID, MCH_ID, apiv3_key=APIV3_KEY,
                                public_key_id=PUBLIC_KEY_ID if public_key else "").start()
     pay = v3_pay_settings(fake, tmp_path, public_key=public_key)
-    settings = parse_settings({
-        "database": {"url": db_url or f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
-        "vault": {"key_file": str(tmp_path / "vault.key")},
-        "wechat": {"appid": APPID, "token": "tok", "secret": "app-secret", "pay": pay},
-        "catalog": [{"sku": SKU, "title": {"en": "Game card 10", "zh_CN": "游戏卡 10"}, "price": 1000,
-                     "kind": "code", "max_qty": 5}]}, tmp_path, env={})
-    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    notifier = RecordingNotifier()
-    app = await App.open(settings, clock=clock, notifiers={"wechat": notifier})
-    gateway = WeChatPayV3Gateway(settings, app.shop)
-    app.shop.add_gateway(gateway)  # the outbox refunds through it
-    server = HttpServer("127.0.0.1", 0)
-    server.add_wechat_pay(NOTIFY_PATH, gateway.handle_notify, v3=True)
-    await server.start()
-    fake.notify_target = f"http://127.0.0.1:{server.port}{NOTIFY_PATH}"
-    try:
-        if codes:
-            await import_n(app, codes)
+    async with pay_store(tmp_path, db_url, fake, pay, WeChatPayV3Gateway, codes=codes, v3=True) as (
+            app, gateway, notifier, clock, _url):
         yield V3(app, gateway, fake, notifier, clock, next(iter(fake.merchant_keys.values())))
-    finally:
-        await gateway.close()
-        await server.stop()
-        await app.close()
-        await fake.stop()
 
 
 def refused(answer: tuple[int, str], reason: str) -> None:
