@@ -2,7 +2,8 @@
 store polling the fake Bot API and the local fake supplier: the product tells the page it needs an account (the
 chat's prompt, the product's pattern); the order carries the account the buyer typed, checked by Shop.reserve; it is
 paid through the bot's own pre-checkout and successful payment, and the supplier recharges that very account. A
-missing or wrong account, an account where none belongs, or more than one top-up at once holds nothing."""
+missing or wrong account, an account where none belongs, or more than one top-up at once holds nothing. The WeChat
+H5 shop (the same page and API, another host) takes the account the same way and pays by JSAPI."""
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,11 @@ import pytest
 from core.models import Buyer, OrderStatus
 from core.supply import poll_topups
 from tests.fake_supplier import FakeSupplier
+from tests.fake_wechat_api import FakeWeChatAPI
 from tests.test_miniapp_orders import Page, init_data, mini_app
 from tests.test_telegram_topup import TOPUP
+from tests.test_wechat_h5 import OPENID, H5Kit, fake_pay, token_of, v2_pay
+from tests.wechat_harness import AES_KEY, APPID, CATALOG, SECRET, store_settings
 
 PROMPT = "Send the account to top up (for a phone top-up: the mobile number, 11 digits)."
 REFUSAL = "That account does not look right for this top-up. Please check it and enter it again."
@@ -152,3 +156,52 @@ async def test_a_wrong_or_missing_account_or_one_where_none_belongs_holds_nothin
 
         assert await page.held_by(501) == [] and await page.held_by(777) == []
         assert page.api.calls("createInvoiceLink") == [] and topups(supplier) == []
+
+
+class TopupH5Kit(H5Kit):
+    """The WeChat H5 shop (tests/test_wechat_h5.py) with the top-up product and its supplier in the catalogue."""
+
+    def __init__(self, api: FakeWeChatAPI, tmp_path: Path, supplier: FakeSupplier, pay: dict[str, Any]) -> None:
+        super().__init__(api, tmp_path, pay=pay)
+        wechat = {"aes_key": AES_KEY, "h5": {"oauth_base": api.base},
+                  "pay": {**pay, "notify_url": f"{self.url}/wechat/pay/notify"}}
+        self.settings = store_settings(api, tmp_path, wechat=wechat, extra={
+            "server": {"host": "127.0.0.1", "port": self.port, "public_url": self.url},
+            "suppliers": {"up": supplier.config()}, "catalog": [*CATALOG, TOPUP]})
+
+
+async def test_the_same_topup_in_the_wechat_h5_shop_is_paid_by_jsapi(tmp_path: Path, supplier: FakeSupplier) -> None:
+    """One page, two hosts: the WeChat buyer's account goes the same way, paid by JSAPI in yuan."""
+    pay = await fake_pay(2)
+    try:
+        async with FakeWeChatAPI(APPID, SECRET) as api, TopupH5Kit(api, tmp_path, supplier,
+                                                                   v2_pay(tmp_path, pay)) as kit:
+            pay.notify_target = kit.url + "/wechat/pay/notify"
+            api.oauth_openid = OPENID
+            token = token_of((await kit.open_shop())[1])
+            status, catalog = await kit.api_get("/catalog", token)
+            topup = next(p for p in catalog["products"] if p["sku"] == "CM-30")
+            assert topup["price"]["amount"] == 3000 and topup["account"]["pattern"] == r"^1[3-9]\d{9}$"
+
+            status, refused = await kit.api_post("/orders", token, {"product_id": topup["id"], "qty": 1,
+                                                                    "account": "1234"})
+            assert (status, refused["error"]["code"]) == (422, "bad_account")
+            assert pay.requests_to("/pay/unifiedorder") == []  # nothing to pay for
+
+            status, placed = await kit.api_post("/orders", token, {"product_id": topup["id"], "qty": 1,
+                                                                   "account": "139-0000-1111"})
+            assert status == 201, placed
+            order_id, params = placed["order"]["id"], placed["pay"]["params"]
+            assert placed["order"]["account"] == "13900001111"
+            (made,) = pay.requests_to("/pay/unifiedorder")
+            assert (made["trade_type"], made["openid"], made["total_fee"]) == ("JSAPI", OPENID, "3000")
+
+            await pay.pay_prepay(params["package"].removeprefix("prepay_id="), OPENID, params=params)
+            await kit.idle()
+            await kit.app.shop.dispatcher.drain()
+            (asked,) = topups(supplier)
+            assert (asked["request_id"], asked["account"]) == (f"T{order_id}", "13900001111")
+            status, body = await kit.api_get(f"/orders/{order_id}", token)
+            assert (body["order"]["status"], body["order"]["account"]) == ("pending", "13900001111")
+    finally:
+        await pay.stop()
