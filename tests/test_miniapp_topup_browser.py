@@ -86,3 +86,26 @@ async def test_a_buyer_types_the_account_buys_the_topup_and_sees_it_done(page: P
             "Done — 13800138000 has been topped up.", timeout=10_000)
         await expect(page.locator("#reveal")).to_have_count(0)  # a top-up has no codes to show
         assert not problems, problems
+
+
+async def test_a_topup_the_supplier_fails_says_the_payment_is_refunded(page: Page, tmp_path: Path,
+                                                                       supplier: FakeSupplier) -> None:
+    supplier.topup_status = "failed"  # the operator refuses the number
+    extra = {"suppliers": {"up": supplier.config()}, "catalog": [TOPUP]}
+    async with mini_app(tmp_path, extra=extra) as shop:
+        await open_page(page, page_url(shop), user())
+        await card(page, "China Mobile ¥30").click()
+        await page.get_by_label("Account to top up").fill("13800138000")
+        await page.evaluate("window.__tg.pressMain()")
+        await until(page, "window.__tg.invoices.length === 1")
+        link = (await page.evaluate("window.__tg.invoices"))[0]
+        pre, paid = shop.api.pay_link_updates(shop.api.user(BUYER, language_code="en"), link)
+        await shop.shop.send(pre)
+        await shop.shop.send(paid)
+        await page.evaluate("window.__tg.closeInvoice('paid')")
+        await shop.shop.app.shop.dispatcher.drain()
+        await expect(page.get_by_role("alert")).to_have_text(
+            "This order could not be completed: your payment is being refunded. The chat tells you more.",
+            timeout=10_000)
+        await expect(page.locator("#order-account")).to_have_text("Account: 13800138000")
+        await shop.api.wait_for("refundStarPayment")  # the Stars went back through the bot

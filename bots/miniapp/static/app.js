@@ -332,7 +332,8 @@ function drawOrder(order, slow) {
     show([heading, h('p', { class: 'notice', role: 'status', 'data-state': order.status }, waiting),
       slow ? null : h('div', { class: 'loading' })]);
   } else {
-    const text = order.status === 'expired' || order.status === 'cancelled' ? t('webapp.expired') : t('webapp.error');
+    const text = order.status === 'expired' || order.status === 'cancelled' ? t('webapp.expired')
+      : order.status === 'refunding' || order.status === 'refunded' ? t('webapp.refunded') : t('webapp.error');
     show([heading, note(text, true), continueButton()]);
   }
 }
