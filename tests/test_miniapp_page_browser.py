@@ -242,6 +242,7 @@ async def test_a_risk_question_is_asked_and_answered_in_the_page(page: Page, tmp
         await shop.shop.stock(2)
         await open_page(page, page_url(shop), user())
         await card(page, "Game card").click()
+        await expect(page.get_by_role("heading", name="Game card")).to_be_visible()  # loaded: the MainButton is set
         await page.evaluate("window.__tg.pressMain()")
         question = page.locator("#question")
         await expect(question).to_contain_text(re.compile(r"\d \+ \d"))  # the server's words, with its sum

@@ -8,8 +8,8 @@ InitDataRefusal: missing, bad_hash, expired, ...) and has no message (whose lang
 language: their stored choice (the chat's /language), else the app's (Telegram's `user.language_code`), else the
 store's default. Prices are in the host's currency (Telegram: Stars); a product the host cannot sell (no Stars
 price) is shown with `price: null`, `buyable: false` and refused at checkout. The page never sends a price: an order
-request is exactly `{"product_id", "qty"}` (+ `"challenge"` answering a risk challenge); anything else is 400 and
-nothing is held.
+request is exactly `{"product_id", "qty"}` (+ `"challenge"` answering a risk challenge, + `"account"` for a top-up
+product: the account the supplier recharges); anything else is 400 and nothing is held.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.images import image_url
-from core.models import Order, OrderStatus, Product, localized
+from core.models import Kind, Order, OrderStatus, Product, localized
 from core.shop import ProductView, Shop, category_key
 from handlers import errors
 from locales import Translator
@@ -42,7 +42,10 @@ MAX_QTY = 1_000_000  # beyond any product's max_qty: a bigger number is a malfor
 MAX_ANSWER = 16  # characters of a challenge's answer or ...
 MAX_TOKEN = 128  # ... token
 ORDER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-ORDER_FIELDS = frozenset({"product_id", "qty", "challenge"})
+MAX_ACCOUNT = 128  # characters of a top-up's account as typed (the product's pattern decides what fits)
+ORDER_FIELDS = frozenset({"product_id", "qty", "challenge", "account"})
+# A top-up pattern of digits only (`^1[3-9]\d{9}$`): the page asks for a number pad (inputmode "tel")
+DIGIT_PATTERN = re.compile(r"(?:\\d|\[[0-9-]+\]|\{\d+(?:,\d*)?\}|[0-9^$()|?+*])+")
 STRINGS_PREFIX = "webapp."  # the catalogue keys `GET /app/api/me` hands the page (locales/*/webapp.po)
 REVEAL_CHAT = "miniapp"  # the reveal's audit entry says it was the Mini App: detail.chat = "miniapp:<chat id>"
 
@@ -203,23 +206,36 @@ class MiniAppApi:
         p: Product = v.product
         fallback = self.shop.default_language
         price = host.unit_price(p)
+        one = p.kind is Kind.TOPUP  # a top-up is one recharge an order
         out: dict[str, Any] = {
             "id": p.id, "sku": p.sku, "title": localized(p.title, lang, fallback),
-            "category": category_key(p), "stars": p.stars, "min_qty": p.min_qty, "max_qty": p.max_qty,
+            "category": category_key(p), "stars": p.stars, "min_qty": 1 if one else p.min_qty,
+            "max_qty": 1 if one else p.max_qty,
             "available": v.available, "in_stock": v.available is None or v.available > 0, "low": v.low,
             "price": self._money(price, host.currency, lang), "buyable": price is not None,
-            "image": image_url(p.image),
+            "image": image_url(p.image), "account": self._account(p, lang),
         }
         if full:
             out["description"] = localized(p.description, lang, fallback)
         return out
+
+    def _account(self, p: Product, lang: str) -> dict[str, Any] | None:
+        """What the page asks for a top-up product (null for other kinds): the chat's prompt as the hint, the
+        product's pattern for the page's own early check (the server decides anyway), the keyboard to show."""
+        if p.kind is not Kind.TOPUP:
+            return None
+        offer = self.shop.supply.offer_for(p)
+        pattern = offer.account_pattern if offer is not None else ""
+        return {"required": True, "hint": self.i18n.t(lang, "topup.ask.body"), "pattern": pattern or None,
+                "inputmode": "tel" if pattern and DIGIT_PATTERN.fullmatch(pattern) else "text",
+                "max_length": MAX_ACCOUNT}
 
     # -- orders ----------------------------------------------------------------------------------------------------
     def _order(self, host: Identity, order: Order, product: Product | None, lang: str) -> dict[str, Any]:
         title = localized(product.title, lang, self.shop.default_language) if product is not None else ""
         amount = order.price_in(host.currency)
         return {"id": order.id, "status": order.status.value, "product_id": order.product_id, "title": title,
-                "qty": order.qty,
+                "qty": order.qty, "account": order.account or None,
                 "amount": self._money(amount, host.currency, lang) or self._money(order.amount, order.currency,
                                                                                    lang),
                 "expires_at": order.expires_at.isoformat()}
@@ -256,11 +272,15 @@ class MiniAppApi:
                     or not isinstance(ch["answer"], str) or not 0 < len(ch["token"]) <= MAX_TOKEN
                     or not 0 < len(ch["answer"]) <= MAX_ANSWER):
                 raise BadRequest("challenge")
+        if "account" in body and (not isinstance(body["account"], str) or len(body["account"]) > MAX_ACCOUNT):
+            raise BadRequest("account")
         return body
 
     async def place(self, request: web.Request) -> web.Response:
-        """`POST /app/api/orders` `{"product_id", "qty"[, "challenge": {"token", "answer"}]}`: the order held by
-        Shop.reserve and how to pay it: `201 {"order", "pay"}`; a refusal holds nothing."""
+        """`POST /app/api/orders` `{"product_id", "qty"[, "challenge": {"token", "answer"}][, "account"]}`: the
+        order held by Shop.reserve and how to pay it: `201 {"order", "pay"}`; a refusal holds nothing. A top-up
+        product takes its account (one unit: one recharge), which Shop.reserve checks (422 bad_account); an
+        account for any other kind is a malformed request (400)."""
         host = request[HOST_KEY]
         visitor = request[VISITOR_KEY]
         lang = await self.language(request)
@@ -277,12 +297,18 @@ class MiniAppApi:
             return self.refused(StoreError(ErrorCode.NOT_FOUND, product_id=pid), lang)
         if host.unit_price(product) is None:  # e.g. no Stars price: nothing is held for what cannot be paid here
             return self.refused(StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=product.sku), lang)
+        topup = product.kind is Kind.TOPUP
+        if "account" in body and not topup:
+            return error("bad_request", field="account", message=self.i18n.t(lang, "miniapp.error.no_account"))
+        if topup and qty != 1:  # one recharge an order, as in the chat and the B2B API
+            return self.refused(StoreError(ErrorCode.BAD_QUANTITY, min=1, max=1), lang)
         challenge = body.get("challenge")
         if challenge is not None and not await self.shop.pass_challenge(visitor.buyer, challenge["token"],
                                                                          challenge["answer"]):
             return error("challenge_failed", message=self.i18n.t(lang, "risk.challenge.failed"))
         try:
-            order = await self.shop.reserve(visitor.buyer, pid, qty, lang, chat_id=visitor.chat_id)
+            order = await self.shop.reserve(visitor.buyer, pid, qty, lang, chat_id=visitor.chat_id,
+                                            account=body.get("account", ""))
         except StoreError as exc:
             if exc.code is ErrorCode.CHALLENGE_REQUIRED:
                 p = exc.params

@@ -1,5 +1,6 @@
 // The shop page: one front-end for two hosts, Telegram's Mini App (`<html data-host="telegram">`) and WeChat's H5
-// shop (`data-host="wechat"`). Screens on a small stack: the catalogue, a product, a risk question, an order.
+// shop (`data-host="wechat"`). Screens on a small stack: the catalogue, a product (a top-up's account field), a
+// risk question, an order.
 // Telegram's BackButton and MainButton drive it inside Telegram; WeChat gets in-page buttons instead.
 // Words come from /app/api/me (`strings`, the buyer's language); before that, from the page's boot strings.
 import './tg.js'; // first: installs window.Telegram.WebApp when the client (or a test) has not
@@ -187,17 +188,24 @@ const SCREENS = {
     const less = h('button', { type: 'button', 'aria-label': t('webapp.qty.less'), onclick: () => step(-1) }, '−');
     const more = h('button', { type: 'button', 'aria-label': t('webapp.qty.more'), onclick: () => step(1) }, '+');
     const buyable = p.in_stock && p.price && p.buyable !== false;
+    const account = p.account ? accountField(p.account, args) : null; // a top-up: whose account to recharge
+    const purchase = () => buy(p, args.qty, null, account ? account.value() : undefined);
     const buyButton = host === 'wechat' && buyable ? h('button', { class: 'primary', type: 'button', id: 'buy',
-      onclick: () => buy(p, args.qty) }) : null;
+      onclick: purchase }) : null;
     const refresh = () => {
       out.textContent = String(args.qty);
       sum.textContent = t('webapp.total', { total: total() });
       less.disabled = args.qty <= p.min_qty;
       more.disabled = args.qty >= most;
       const label = t('webapp.buy', { total: total() });
-      if (buyButton) buyButton.textContent = label;
-      if (buyable) setMain(label, () => buy(p, args.qty));
+      const ready = !account || account.filled(); // Buy waits for the account
+      if (buyButton) {
+        buyButton.textContent = label;
+        buyButton.disabled = !ready;
+      }
+      if (buyable) setMain(label, purchase, ready);
     };
+    if (account) account.onchange = refresh;
     const step = (by) => { args.qty = Math.max(p.min_qty, Math.min(args.qty + by, most)); refresh(); };
     refresh();
     show([
@@ -205,18 +213,20 @@ const SCREENS = {
       h('article', { class: 'product' }, picture(p, p.title), h('h1', {}, p.title),
         p.price ? h('p', { class: 'price' }, t('webapp.price.each', { price: p.price.text })) : null, stock(p),
         p.description ? h('p', { class: 'description' }, p.description) : null,
-        buyable ? [
+        buyable && account ? [account.element, sum, buyButton] : null,
+        buyable && !account ? [
           h('div', { class: 'stepper', role: 'group', 'aria-labelledby': 'qty-label' },
             h('span', { id: 'qty-label' }, t('webapp.qty.label')), less, out, more),
           h('p', { class: 'hint' }, t('webapp.qty.range', { min: p.min_qty, max: most })), sum, buyButton,
         ] : null),
     ]);
+    if (account && args.accountError) account.focus(); // the server refused it: the buyer corrects it here
   },
 
   // A risk question (403 challenge_required): the server's words, an answer field and its choices if it has any
   async challenge(args) {
     const { token, question, options } = args.challenge;
-    const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() });
+    const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() }, args.account);
     const input = h('input', { id: 'answer', name: 'answer', autocomplete: 'off', required: true, maxlength: 16 });
     const choices = (options || []).map((o) => h('button', { class: 'chip', type: 'button',
       onclick: () => answer(o) }, o));
@@ -246,11 +256,62 @@ const SCREENS = {
   },
 };
 
+// A top-up's account field (`spec`: the product's `account`): labelled, the chat's prompt as its hint, the keyboard
+// that fits, what the buyer typed kept in `args.account`, and a refusal (the server's, or the page's own early check
+// against the product's pattern) under it. The server decides: the early check never blocks Buy.
+function accountField(spec, args) {
+  const error = h('p', { class: 'notice bad', id: 'account-error', role: 'alert', hidden: !args.accountError },
+    args.accountError || '');
+  const input = h('input', { id: 'account', name: 'account', autocomplete: 'off', autocapitalize: 'off',
+    spellcheck: 'false', inputmode: spec.inputmode || 'text', enterkeyhint: 'done', maxlength: spec.max_length,
+    required: true, 'aria-describedby': 'account-hint account-error', 'aria-invalid': args.accountError ? 'true'
+      : null, value: args.account || '' });
+  const field = { value: () => input.value.trim(), filled: () => input.value.trim() !== '', onchange: null,
+    focus: () => input.focus() };
+  const say = (text) => {
+    error.textContent = text || '';
+    error.hidden = !text;
+    if (text) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
+  };
+  input.addEventListener('input', () => {
+    args.account = input.value;
+    args.accountError = undefined;
+    say(null); // a refusal was about what was there before
+    if (field.onchange) field.onchange();
+  });
+  input.addEventListener('change', () => {
+    if (field.filled() && !fits(spec.pattern, field.value())) say(t('webapp.account.invalid'));
+  });
+  field.element = [h('div', { class: 'field' }, h('label', { for: 'account' }, t('webapp.account.label')), input,
+    h('p', { class: 'hint', id: 'account-hint' }, spec.hint), error),
+  h('p', { class: 'hint' }, t('webapp.account.check'))];
+  return field;
+}
+
+// The page's early check of an account against the product's pattern, as the server reads it (also without the
+// spaces and dashes a buyer types in a phone number). A pattern this browser cannot read passes: the server decides.
+function fits(pattern, text) {
+  if (!pattern) return true;
+  let re;
+  try {
+    re = new RegExp('^(?:' + pattern + ')$', 'u');
+  } catch (e) {
+    return true;
+  }
+  return re.test(text) || re.test(text.replace(/[\s-]/g, ''));
+}
+
 // -- an order: paying, waiting, delivered -----------------------------------------------------------------------
 function drawOrder(order, slow) {
   const heading = [topbar(t('webapp.order', { id: order.id })), h('p', {}, order.title + ' × ' + order.qty + ' · '
-    + order.amount.text)];
-  if (order.status === 'delivered') {
+    + order.amount.text), order.account ? h('p', { id: 'order-account' }, t('webapp.account.shown',
+    { account: order.account })) : null];
+  if (order.account && ['pending', 'delivered'].includes(order.status)) { // a top-up: no codes, the account
+    const done = order.status === 'delivered';
+    show([heading, h('p', { class: 'notice', role: 'status', 'data-state': order.status },
+      t(done ? 'webapp.topup.done' : 'webapp.topup.pending', { account: order.account })),
+    done || slow ? null : h('div', { class: 'loading' }), done ? continueButton() : null]);
+  } else if (order.status === 'delivered') {
     const codes = h('div', { id: 'codes' });
     const reveal = h('button', { class: 'secondary', type: 'button', id: 'reveal', onclick: async () => {
       reveal.disabled = true;
@@ -271,7 +332,8 @@ function drawOrder(order, slow) {
     show([heading, h('p', { class: 'notice', role: 'status', 'data-state': order.status }, waiting),
       slow ? null : h('div', { class: 'loading' })]);
   } else {
-    const text = order.status === 'expired' || order.status === 'cancelled' ? t('webapp.expired') : t('webapp.error');
+    const text = order.status === 'expired' || order.status === 'cancelled' ? t('webapp.expired')
+      : order.status === 'refunding' || order.status === 'refunded' ? t('webapp.refunded') : t('webapp.error');
     show([heading, note(text, true), continueButton()]);
   }
 }
@@ -303,24 +365,29 @@ function continueButton() {
 // -- buying ------------------------------------------------------------------------------------------------------
 let buying = false;
 
-async function buy(product, qty, challenge) {
+// `account`: a top-up's account as typed (the server checks it against the product's pattern)
+async function buy(product, qty, challenge, account) {
   if (buying) return;
   buying = true;
   if (tg) tg.MainButton.showProgress();
+  const again = { account }; // back on the product: what the buyer typed stays in the field
   try {
     const body = { product_id: product.id, qty };
     if (challenge) body.challenge = challenge;
+    if (account !== undefined) body.account = account;
     const { order, pay } = await api('POST', '/orders', body);
     if (stack[stack.length - 1].screen === 'challenge') stack.pop();
-    await payFor(order, pay, product, qty);
+    await payFor(order, pay, product, qty, again);
   } catch (e) {
     if (e.code === 'challenge_required' && e.error.challenge) {
-      const args = { product, qty, challenge: e.error.challenge, message: e.message };
+      const args = { product, qty, account, challenge: e.error.challenge, message: e.message };
       if (stack[stack.length - 1].screen === 'challenge') replace('challenge', args); else go('challenge', args);
     } else if (e.status === 401) {
       fatal(e);
+    } else if (e.code === 'bad_account') { // the refusal goes under the field it is about
+      backToProduct(product, qty, null, { account, accountError: e.message || t('webapp.account.invalid') });
     } else {
-      backToProduct(product, qty, e.message || t('webapp.error'));
+      backToProduct(product, qty, e.message || t('webapp.error'), again);
     }
   } finally {
     buying = false;
@@ -328,33 +395,35 @@ async function buy(product, qty, challenge) {
   }
 }
 
-function backToProduct(product, qty, text) {
+// `more`: the product screen's arguments to set (a top-up's account as typed, the refusal under its field)
+function backToProduct(product, qty, text, more) {
   while (stack.length > 1 && stack[stack.length - 1].screen !== 'product') stack.pop();
   if (stack[stack.length - 1].screen !== 'product') stack.push({ screen: 'product', args: { id: product.id, qty } });
-  draw({ text, bad: true });
+  Object.assign(stack[stack.length - 1].args, { accountError: undefined }, more || {});
+  draw(text ? { text, bad: true } : undefined);
 }
 
 // The buyer closed the payment without paying: free the held codes for others, then back to the product.
-function unpaid(order, product, qty, text) {
+function unpaid(order, product, qty, text, more) {
   api('POST', '/orders/' + order.id + '/cancel').catch(() => {});
-  backToProduct(product, qty, text);
+  backToProduct(product, qty, text, more);
 }
 
-async function payFor(order, pay, product, qty) {
+async function payFor(order, pay, product, qty, more) {
   if (pay.kind === 'telegram_invoice') {
     if (!tg || !tg.openInvoice) throw new ApiError(500, null);
     tg.openInvoice(pay.url, (status) => {
       if (status === 'paid') go('order', { order });
       else if (status === 'pending') go('order', { order });
-      else unpaid(order, product, qty, t(status === 'cancelled' ? 'webapp.cancelled' : 'webapp.failed'));
+      else unpaid(order, product, qty, t(status === 'cancelled' ? 'webapp.cancelled' : 'webapp.failed'), more);
     });
   } else if (pay.kind === 'wechat_jsapi') {
     const bridge = await weixinBridge();
-    if (!bridge) return backToProduct(product, qty, t('webapp.wechat_only'));
+    if (!bridge) return backToProduct(product, qty, t('webapp.wechat_only'), more);
     bridge.invoke('getBrandWCPayRequest', pay.params, (res) => {
       const result = (res && res.err_msg) || '';
       if (result === 'get_brand_wcpay_request:ok') go('order', { order });
-      else unpaid(order, product, qty, t(result.endsWith(':cancel') ? 'webapp.cancelled' : 'webapp.failed'));
+      else unpaid(order, product, qty, t(result.endsWith(':cancel') ? 'webapp.cancelled' : 'webapp.failed'), more);
     });
   } else {
     throw new ApiError(500, null);
