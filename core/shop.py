@@ -146,6 +146,8 @@ class Shop:
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
         self._pending_writes = Background(log, "a first-contact write")
+        self._refreshes = Background(log, "a customer refresh")  # Shop.language's background reads
+        self._refreshing: set[Buyer] = set()
         # Merchant alerts raised by the shop itself (an order held for review); the composition root points this
         # at the App's FanoutAlerts (log, Telegram admins, WeChat admins).
         self.alerts: AdminAlerts | None = None
@@ -200,6 +202,7 @@ class Shop:
             await self._pending_writes.idle(timeout=drain_seconds)
         if self._alerts_sent:
             await self._alerts_sent.idle(timeout=drain_seconds)
+        await self._refreshes.stop()
         await self.dispatcher.stop()
         if self.reports.events is not None:  # the funnel's last counts
             await self.reports.events.close()
@@ -482,6 +485,33 @@ class Shop:
             self._pending_writes.spawn(self.committer.submit(AddCustomer(c)))
         self._remember(c)
         return _copy(c)
+
+    async def language(self, buyer: Buyer, hint: str | None = None) -> str:
+        """The buyer's language, for requests that only need that (the in-app storefront's, every one): a buyer
+        remembered here is answered at once, however long ago they were read, so no request waits for the
+        database for it; one read over customer_ttl seconds ago is read again in the background, for the next
+        request (a choice made in another process shows a request later; this process's own saves at once).
+        Only a buyer not remembered waits for the read (created on first contact, as `customer` does)."""
+        hit = self._customers.get(buyer)
+        if hit is None:
+            c = await self.customer(buyer, hint)
+        else:
+            seen, c = hit
+            if time.monotonic() - seen >= self.customer_ttl and buyer not in self._refreshing:
+                self._refreshing.add(buyer)
+                self._refreshes.spawn(self._refresh(buyer, seen))
+        return c.language or self.match_language(hint)
+
+    async def _refresh(self, buyer: Buyer, seen: float) -> None:
+        """Read a remembered customer again, unless something newer was remembered meanwhile (a save)."""
+        try:
+            async with self.uow() as uow:
+                c = await uow.customers.get(buyer)
+            hit = self._customers.get(buyer)
+            if c is not None and hit is not None and hit[0] == seen:
+                self._remember(c)
+        finally:
+            self._refreshing.discard(buyer)
 
     def _remember(self, c: Customer) -> None:
         self._customers[c.buyer] = (time.monotonic(), _copy(c))
