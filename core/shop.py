@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 REVEALS_PER_HOUR = 10
 CUSTOMER_CACHE = 10_000  # customers kept in memory (the most recently seen)
+REFRESHES_AT_ONCE = 4  # Shop.language's background reads in flight at most (more wait for a later request)
 MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
 
 
@@ -497,7 +498,8 @@ class Shop:
             c = await self.customer(buyer, hint)
         else:
             seen, c = hit
-            if time.monotonic() - seen >= self.customer_ttl and buyer not in self._refreshing:
+            if (time.monotonic() - seen >= self.customer_ttl and buyer not in self._refreshing
+                    and len(self._refreshing) < REFRESHES_AT_ONCE):
                 self._refreshing.add(buyer)
                 self._refreshes.spawn(self._refresh(buyer, seen))
         return c.language or self.match_language(hint)

@@ -248,15 +248,18 @@ class Database:
             # check needs, and saves a round trip to the driver's thread per read.
             self._sqlite_setup(self.read_engine, None, sqlite_synchronous)
         elif self.dialect == "postgresql":
-            # A fixed set of connections, made as needed and kept: a connection made and dropped under load costs
+            # Two fixed sets of connections, made as needed and kept: a connection made and dropped under load costs
             # its connect and authentication, and every statement it prepares again (asyncpg's cache is per
-            # connection). No pre-ping on every checkout (with asyncpg, BEGIN, a ping and ROLLBACK: three round
-            # trips before each transaction); only a connection idle for PING_IDLE seconds is pinged (`_ping_idle`).
-            self.write_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 3, max_overflow=0)
+            # connection). Writers (the group commit first of all) have their own, so a burst of reads never
+            # makes a payment wait for a connection. No pre-ping at every checkout (with asyncpg: BEGIN, a ping,
+            # ROLLBACK, three round trips before each transaction); a connection idle for PING_IDLE seconds is.
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
             # Readers run without BEGIN and ROLLBACK (autocommit): under READ COMMITTED each statement reads its
-            # own snapshot anyway, so a read is one round trip a statement. The same pool as the writers.
-            self.read_engine = self.write_engine.execution_options(isolation_level="AUTOCOMMIT")
+            # own snapshot anyway, so a read is one round trip a statement, as SQLite's readers are.
+            self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 2, max_overflow=0,
+                                                   isolation_level="AUTOCOMMIT")
             self._ping_idle(self.write_engine)
+            self._ping_idle(self.read_engine)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}")
 
@@ -317,8 +320,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
-        if self.dialect == "sqlite":  # PostgreSQL's readers share the writers' pool
-            await self.read_engine.dispose()
+        await self.read_engine.dispose()
 
 
 if TYPE_CHECKING:
