@@ -137,6 +137,8 @@ class AuditRepo(Protocol):
     async def latest(self, action: str, actor: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """Newest first."""
     async def count(self, action: str, actor: str | None = None, since: datetime | None = None) -> int: ...
+    async def counts(self, action: str, actors: Sequence[str], since: datetime) -> dict[str, int]:
+        """count() of many actors in one query: actor -> entries at or after `since` (actors with none absent)."""
     async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
                      until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         """Entries matching every filter given (`since` <= at < `until`, id < `before_id`), newest first (highest
@@ -144,6 +146,8 @@ class AuditRepo(Protocol):
     async def lock_actor(self, action: str, actor: str) -> None:
         """Until this transaction ends, other transactions wait here for the same (action, actor): a
         count-then-add limit (reveals per hour) cannot be overrun by concurrent requests."""
+    async def lock_actors(self, action: str, actors: Sequence[str]) -> None:
+        """lock_actor for each of `actors`, at once (a batch of reveals: core/shop.py)."""
 
 
 class CustomerRepo(Protocol):

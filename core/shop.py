@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 REVEALS_PER_HOUR = 10
 CUSTOMER_CACHE = 10_000  # customers kept in memory (the most recently seen)
+REFRESHES_AT_ONCE = 4  # Shop.language's background reads in flight at most (more wait for a later request)
 MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
 
 
@@ -71,6 +72,17 @@ class SaveCustomer(QuietRequest[Customer]):
     put: dict[str, Any] = field(default_factory=dict)
     drop: tuple[str, ...] = ()
     whole: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RevealRequest(QuietRequest[list[str]]):
+    """Show a delivered order's codes to its buyer: counted against REVEALS_PER_HOUR and audited in the same
+    transaction (Shop.reveal), answered with the plain codes or RATE_LIMITED."""
+
+    order: Order
+    product_id: int
+    buyer: Buyer
+    chat: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,7 @@ class Shop:
         self.committer.register(PaymentNotice, self.book.pay_batch)
         self.committer.register(SaveCustomer, self._save_customers)
         self.committer.register(AddCustomer, self._add_customers)
+        self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
@@ -134,6 +147,8 @@ class Shop:
         self.customer_ttl = customer_ttl
         self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
         self._pending_writes = Background(log, "a first-contact write")
+        self._refreshes = Background(log, "a customer refresh")  # Shop.language's background reads
+        self._refreshing: set[Buyer] = set()
         # Merchant alerts raised by the shop itself (an order held for review); the composition root points this
         # at the App's FanoutAlerts (log, Telegram admins, WeChat admins).
         self.alerts: AdminAlerts | None = None
@@ -188,6 +203,7 @@ class Shop:
             await self._pending_writes.idle(timeout=drain_seconds)
         if self._alerts_sent:
             await self._alerts_sent.idle(timeout=drain_seconds)
+        await self._refreshes.stop()
         await self.dispatcher.stop()
         if self.reports.events is not None:  # the funnel's last counts
             await self.reports.events.close()
@@ -414,16 +430,40 @@ class Shop:
         due = rules_of(product.rules).delivery_due(order.paid_at) if order.paid_at else None
         if due is not None and due > now:  # scheduled: the codes are not the buyer's to see before then
             raise StoreError(ErrorCode.NOT_YET_DUE, date=due.strftime("%Y-%m-%d %H:%M UTC"))
-        async with self.uow(write=True) as uow:
-            await uow.audit.lock_actor("reveal", buyer.key)  # concurrent reveals cannot overrun the limit
-            recent = await uow.audit.count("reveal", buyer.key, since=now - timedelta(hours=1))
-            if recent >= REVEALS_PER_HOUR:
-                raise StoreError(ErrorCode.RATE_LIMITED, limit=REVEALS_PER_HOUR)
-            codes = decrypt_codes(self.vault, (await load_stored(uow, [order]))[order.id])
-            await uow.audit.add_many([AuditEntry("reveal", buyer.key, buyer.channel, now, order.id, product.id,
-                                                 detail={"chat": chat or order.chat_id, "codes": len(codes)})])
-            await uow.commit()
+        # Counted, decrypted and audited by the group commit: one transaction for every reveal waiting (a reveal
+        # of its own was six round trips to PostgreSQL, and a write transaction queueing on SQLite).
+        codes = await self.committer.submit(RevealRequest(order, product.id, buyer, chat or order.chat_id))
         return order, product, codes
+
+    async def _reveal_batch(self, uow: UnitOfWork, reqs: Sequence[RevealRequest]) -> list[list[str] | Exception]:
+        """Reveals in arrival order, each counted against its buyer's last hour, the ones before it in this batch
+        included: the buyers are locked first (PostgreSQL: other processes' reveals of the same buyers wait until
+        this commits; SQLite writes one transaction at a time), so the limit holds however many come at once.
+        A refused reveal (or one whose codes do not decrypt) shows nothing and is not audited."""
+        now = self.clock.now()  # the batch's time: when each of its reveals is counted and audited
+        buyers = sorted({r.buyer.key for r in reqs})
+        await uow.audit.lock_actors("reveal", buyers)
+        recent = await uow.audit.counts("reveal", buyers, now - timedelta(hours=1))
+        stored = await load_stored(uow, list({r.order.id: r.order for r in reqs}.values()))
+        out: list[list[str] | Exception] = []
+        entries = []
+        for r in reqs:
+            key = r.buyer.key
+            if recent.get(key, 0) >= REVEALS_PER_HOUR:
+                out.append(StoreError(ErrorCode.RATE_LIMITED, limit=REVEALS_PER_HOUR))
+                continue
+            try:
+                codes = decrypt_codes(self.vault, stored.get(r.order.id, []))
+            except Exception as exc:  # noqa: BLE001 - this reveal's failure only (VaultError: a lost key)
+                out.append(exc)
+                continue
+            recent[key] = recent.get(key, 0) + 1
+            entries.append(AuditEntry("reveal", key, r.buyer.channel, now, r.order.id, r.product_id,
+                                      detail={"chat": r.chat, "codes": len(codes)}))
+            out.append(codes)
+        if entries:
+            await uow.audit.add_many(entries)
+        return out
 
     async def stock(self) -> list[StockLine]:
         async with self.uow() as uow:
@@ -446,6 +486,34 @@ class Shop:
             self._pending_writes.spawn(self.committer.submit(AddCustomer(c)))
         self._remember(c)
         return _copy(c)
+
+    async def language(self, buyer: Buyer, hint: str | None = None) -> str:
+        """The buyer's language, for requests that only need that (the in-app storefront's, every one): a buyer
+        remembered here is answered at once, however long ago they were read, so no request waits for the
+        database for it; one read over customer_ttl seconds ago is read again in the background, for the next
+        request (a choice made in another process shows a request later; this process's own saves at once).
+        Only a buyer not remembered waits for the read (created on first contact, as `customer` does)."""
+        hit = self._customers.get(buyer)
+        if hit is None:
+            c = await self.customer(buyer, hint)
+        else:
+            seen, c = hit
+            if (time.monotonic() - seen >= self.customer_ttl and buyer not in self._refreshing
+                    and len(self._refreshing) < REFRESHES_AT_ONCE):
+                self._refreshing.add(buyer)
+                self._refreshes.spawn(self._refresh(buyer, seen))
+        return c.language or self.match_language(hint)
+
+    async def _refresh(self, buyer: Buyer, seen: float) -> None:
+        """Read a remembered customer again, unless something newer was remembered meanwhile (a save)."""
+        try:
+            async with self.uow() as uow:
+                c = await uow.customers.get(buyer)
+            hit = self._customers.get(buyer)
+            if c is not None and hit is not None and hit[0] == seen:
+                self._remember(c)
+        finally:
+            self._refreshing.discard(buyer)
 
     def _remember(self, c: Customer) -> None:
         self._customers[c.buyer] = (time.monotonic(), _copy(c))

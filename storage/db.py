@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.clock import SystemClock
@@ -57,6 +59,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 BULK_ROWS = 256  # executemany with more rows than this runs in aiosqlite's thread
+PING_IDLE = 10.0  # seconds a PostgreSQL connection may sit idle in the pool before it is pinged at checkout
 
 
 class _OneTripCursor:
@@ -245,10 +248,38 @@ class Database:
             # check needs, and saves a round trip to the driver's thread per read.
             self._sqlite_setup(self.read_engine, None, sqlite_synchronous)
         elif self.dialect == "postgresql":
-            self.write_engine = self.read_engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+            # Two fixed sets of connections, made as needed and kept: a connection made and dropped under load costs
+            # its connect and authentication, and every statement it prepares again (asyncpg's cache is per
+            # connection). Writers (the group commit first of all) have their own, so a burst of reads never
+            # makes a payment wait for a connection. No pre-ping at every checkout (with asyncpg: BEGIN, a ping,
+            # ROLLBACK, three round trips before each transaction); a connection idle for PING_IDLE seconds is.
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
+            # Readers run without BEGIN and ROLLBACK (autocommit): under READ COMMITTED each statement reads its
+            # own snapshot anyway, so a read is one round trip a statement, as SQLite's readers are.
+            self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 2, max_overflow=0,
+                                                   isolation_level="AUTOCOMMIT")
+            self._ping_idle(self.write_engine)
+            self._ping_idle(self.read_engine)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}")
+
+    @staticmethod
+    def _ping_idle(engine: AsyncEngine) -> None:
+        """Ping a connection at checkout when it has been idle for PING_IDLE seconds (the server may have restarted
+        or a firewall dropped it meanwhile); one that fails is replaced (the pool tries another). A connection lost
+        while busy fails its statement, and SQLAlchemy then drops every connection as old as it."""
+        @event.listens_for(engine.sync_engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(engine.sync_engine, "checkout")
+        def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            if time.monotonic() - record.info.get("idle_since", time.monotonic()) < PING_IDLE:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # noqa: BLE001 - gone: the pool replaces it
+                raise DisconnectionError(str(exc)) from exc
 
     @staticmethod
     def _sqlite_setup(engine: AsyncEngine, begin: str | None, synchronous: str) -> None:
@@ -289,8 +320,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
-            await self.read_engine.dispose()
+        await self.read_engine.dispose()
 
 
 if TYPE_CHECKING:

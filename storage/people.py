@@ -78,6 +78,14 @@ class AuditRepo(SqlRepo):
             conds.append(c.at >= since)
         return (await self.c.execute(select(func.count()).select_from(t.audit).where(and_(*conds)))).scalar() or 0
 
+    async def counts(self, action: str, actors: Sequence[str], since: datetime) -> dict[str, int]:
+        c = t.audit.c
+        if not actors:
+            return {}
+        rows = await self.c.execute(select(c.actor, func.count()).where(
+            c.action == action, c.actor.in_(sorted(set(actors))), c.at >= since).group_by(c.actor))
+        return {r[0]: int(r[1]) for r in rows}
+
     async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
                      until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         # Newest first by id: the primary key walks backwards and stops after `limit` matches; an order or an actor
@@ -105,3 +113,11 @@ class AuditRepo(SqlRepo):
         # advisory lock; statements after it see what the previous holder committed (READ COMMITTED).
         if self.pg:
             await self.c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(f"audit:{action}:{actor}")})
+
+    async def lock_actors(self, action: str, actors: Sequence[str]) -> None:
+        # As lock_actor, for many actors in one statement, in key order (two transactions locking overlapping
+        # sets cannot wait for each other).
+        if self.pg and actors:
+            keys = sorted({lock_key(f"audit:{action}:{a}") for a in actors})
+            await self.c.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                                 {"keys": keys})

@@ -3,6 +3,7 @@ request with initData signed by the bot's token sees the catalogue in the buyer'
 stock; missing, forged, other-bot or stale initData gets 401 and no catalogue; unknown things are 404 as JSON."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from app import App
 from bots.http import HttpServer
 from bots.miniapp import mount_miniapp
 from config.settings import parse_settings
+from core.models import Buyer
 from tests.dbtemplate import from_template
 from tests.helpers import import_n, product_id
 
@@ -97,6 +99,31 @@ async def test_the_catalogue_in_the_buyers_language_with_stars_and_stock(db_url:
         assert [p["sku"] for p in body["products"]] == ["CARD10"]
         status, body = await kit.get("/catalog?category=nope")
         assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_a_language_chosen_in_the_chat_shows_on_the_page(db_url: str, tmp_path: Path) -> None:
+    async with open_miniapp(db_url, tmp_path) as kit:
+        assert (await kit.get("/me"))[1]["language"] == "en"
+        buyer, shop = Buyer("telegram", "4242"), kit.app.shop
+        chosen = await shop.customer(buyer)  # /language in the chat, in this process: the next request has it
+        chosen.language = "zh_CN"
+        await shop.save_customer(chosen)
+        assert (await kit.get("/me"))[1]["language"] == "zh_CN"
+
+        async with kit.app.db.uow(write=True) as uow:  # another process's chat switches back to English
+            other = await uow.customers.get(buyer)
+            assert other is not None
+            other.language = "en"
+            await uow.customers.save(other)
+            await uow.commit()
+        shop.customer_ttl = 0  # what this process remembers is old: read again, behind the requests
+        assert (await kit.get("/me"))[1]["language"] == "zh_CN"  # no request waits for that read
+        for _ in range(100):
+            if (await kit.get("/me"))[1]["language"] == "en":
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the other process's choice never showed")
 
 
 async def test_search_and_one_product(db_url: str, tmp_path: Path) -> None:

@@ -380,6 +380,23 @@ async def test_given_a_burst_of_reveals_at_once_then_no_more_than_the_hourly_lim
         assert len([e for e in await app.shop.audit_for(order.id) if e.action == "reveal"]) == REVEALS_PER_HOUR
 
 
+async def test_given_bursts_of_reveals_in_two_processes_at_once_then_no_more_than_the_hourly_limit_are_shown(
+        db_url: str, tmp_path: Path) -> None:
+    # Each process counts its burst in one batch; the buyer's lock makes the other process's batch wait for it
+    # and count what it audited.
+    async with open_shop(db_url, tmp_path) as (app, _, _), open_shop(db_url, tmp_path) as (app2, _, _):
+        await import_n(app, 1)
+        order = await _reserve(app, ALICE)
+        await pay(app, order)
+        results = await asyncio.gather(*(a.shop.reveal(order.id, ALICE) for _ in range(REVEALS_PER_HOUR)
+                                         for a in (app, app2)), return_exceptions=True)
+        shown = [r for r in results if not isinstance(r, BaseException)]
+        assert len(shown) == REVEALS_PER_HOUR
+        assert all(isinstance(e, StoreError) and e.code is ErrorCode.RATE_LIMITED
+                   for e in results if isinstance(e, BaseException))
+        assert len([e for e in await app.shop.audit_for(order.id) if e.action == "reveal"]) == REVEALS_PER_HOUR
+
+
 async def test_given_a_held_order_when_two_different_payments_arrive_at_once_then_one_delivers_and_one_is_refunded(
         db_url: str, tmp_path: Path) -> None:
     async with open_shop(db_url, tmp_path) as (app, notifier, gateway), \

@@ -133,10 +133,9 @@ class MiniAppApi:
     async def language(self, request: web.Request) -> str:
         """The buyer's language: their stored choice (the chat's /language), else the app's."""
         lang = request.get(LANG_KEY)
-        if lang is None:
+        if lang is None:  # remembered by the shop: no database round trip on every request (Shop.language)
             visitor = request[VISITOR_KEY]
-            customer = await self.shop.customer(visitor.buyer, visitor.language_hint)
-            lang = request[LANG_KEY] = customer.language or self.shop.match_language(visitor.language_hint)
+            lang = request[LANG_KEY] = await self.shop.language(visitor.buyer, visitor.language_hint)
         return lang
 
     def refused(self, exc: StoreError, lang: str, **extra: Any) -> web.Response:

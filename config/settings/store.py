@@ -90,7 +90,9 @@ class Database(BaseModel):
     echo: bool = Field(False, description="log SQL statements (never contains codes: they are encrypted before SQL)")
     sqlite_synchronous: Annotated[Literal["NORMAL", "FULL"], BeforeValidator(_upper)] = Field(
         "FULL", description="`FULL` (every commit is durable) or `NORMAL`")
-    pool_size: int = Field(5, ge=1, le=100, description="connection pool size")
+    pool_size: int = Field(5, ge=1, le=100, description="connection pool size: PostgreSQL keeps up to this many "
+                           "writer connections and twice as many reader connections (made as needed, kept); "
+                           "SQLite one writer and twice this many readers")
 
     @field_validator("url")
     @classmethod

@@ -4,6 +4,7 @@ audit trail, with the semantics of their SQL repositories.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -102,6 +103,11 @@ class FakeAuditRepo(FakeRepo):
         return sum(1 for e in self.s.audit if e.action == action and (actor is None or e.actor == actor)
                    and (since is None or e.at >= since))
 
+    async def counts(self, action: str, actors: Sequence[str], since: datetime) -> dict[str, int]:
+        wanted = set(actors)
+        found = Counter(e.actor for e in self.s.audit if e.action == action and e.actor in wanted and e.at >= since)
+        return dict(found)
+
     async def search(self, *, action: str | None, actor: str | None, order_id: str | None, since: datetime | None,
                      until: datetime | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         rows = [copied(e) for e in self.s.audit]
@@ -114,4 +120,7 @@ class FakeAuditRepo(FakeRepo):
         return found[:limit]
 
     async def lock_actor(self, action: str, actor: str) -> None:
+        """Nothing to lock: write transactions of the fake run one at a time."""
+
+    async def lock_actors(self, action: str, actors: Sequence[str]) -> None:
         """Nothing to lock: write transactions of the fake run one at a time."""
