@@ -255,6 +255,7 @@ async def main() -> None:
     duplicates = sum(1 for n in per_order.values() if n > 1) + sum(1 for n in in_chats.values() if n > 1)
     delivered = len(users.delivered)
     figures = {
+        "database": "postgresql" if args.postgres else "sqlite",
         "users": args.users, "think_s": args.think, "purchases": wanted, "delivered": delivered,
         "seconds": round(wall, 2),
         "api_requests": len(users.latencies), "api_p50_ms": percentile(users.latencies, 0.5),
