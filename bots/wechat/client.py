@@ -202,7 +202,7 @@ class H5OAuth:
         try:
             answer = await asyncio.to_thread(exchange)
         except WeChatClientException as exc:
-            log.warning("wechat sns/oauth2/access_token refused: errcode %s", exc.errcode)
+            log.warning("wechat sns/oauth2/access_token refused: WeChat error %s", exc.errcode)
             if exc.errcode in (40029, 40163):
                 raise CodeRefused(exc.errcode) from None
             raise WeChatApiError(exc.errcode, "sns/oauth2/access_token") from None
