@@ -5,14 +5,20 @@ end on Telegram (both libraries, the fake Bot API) and WeChat (the fake WeChat A
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
+from app import App
+from bots.console import BUYER, ConsoleNotifier, run_console
 from core import stock_alerts
 from core.models import Buyer
 from core.stock_alerts import NOTICE, Subscribed
+from handlers.customer import Ctx, CustomerFlow
+from locales import Translator
+from tests.dbtemplate import from_template
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI
-from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
+from tests.helpers import buyer, import_n, make_settings, open_shop, pay, product_id, settle
 from tests.telegram_harness import Shopfront, buttons, data_of
 from tests.test_telegram_storefront import browse_to_product
 from tests.wechat_harness import APPID, SECRET, WeChatShop, option
@@ -200,3 +206,29 @@ async def test_given_a_sold_out_product_on_wechat_when_the_buyer_replies_the_ale
         assert "游戏点卡" in notice and "查看商品" in notice
         product = await shop.wx.text(ann, option(notice, "查看商品"))
         assert "游戏点卡" in product and "购买" in product
+
+
+# -- the terminal demo ------------------------------------------------------------------------------------------
+
+async def test_given_a_sold_out_product_in_the_terminal_demo_then_notify_me_is_an_option_and_the_notice_opens_it(
+        tmp_path: Path) -> None:
+    settings = make_settings(from_template(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"), tmp_path)
+    out = io.StringIO()
+    notifier = ConsoleNotifier(out)
+    i18n = Translator(settings.store.languages, settings.store.default_language)
+    app = await App.open(settings, notifiers={"console": notifier})
+    try:
+        flow = CustomerFlow(app.shop, i18n, shop_name="Demo", demo_payments=True)
+        notifier.flow = flow
+        # Catalogue -> the product (sold out: "1" is the alert) -> Notify me
+        await run_console(flow, notifier, i18n, stdin=io.StringIO("1\n1\n1\n"))
+        assert "1. 🔔 Notify me when back" in out.getvalue()
+        assert "we will tell you when it is back" in out.getvalue() and "1. Cancel the alert" in out.getvalue()
+        await import_n(app, 1)
+        await settle(app)
+        notice = out.getvalue().rsplit("Back in stock", 1)[1]
+        assert "Game card 10" in notice and "1. Open the product" in notice
+        [page] = await flow.on_text(Ctx(BUYER, "demo"), "1")  # the buyer answers "1" to the notice: the product
+        assert page.title == "Game card 10" and page.flat_actions()[0].label == "Buy"
+    finally:
+        await app.close()
