@@ -96,15 +96,11 @@ async def refilled(uow: UnitOfWork, product: Product | int, added: int, now: dat
     room = min(added, per_refill)
     if room <= 0:
         return 0
-    if isinstance(product, int):
-        got = await uow.products.get(product)
-        if got is None:
-            return 0
-        product = got
+    product_id = product if isinstance(product, int) else product.id
     told: list[StockAlert] = []
     seen: list[int] = []
     while len(told) < room:
-        batch = await uow.stock_alerts.waiting(product.id, room - len(told), seen)
+        batch = await uow.stock_alerts.waiting(product_id, room - len(told), seen)
         if not batch:
             break
         seen += [a.id for a in batch]
@@ -114,13 +110,16 @@ async def refilled(uow: UnitOfWork, product: Product | int, added: int, now: dat
         for a in batch:
             if a.id not in bought and await uow.stock_alerts.mark_told(a.id, now):
                 told.append(a)  # another refill that marked it first told it; this one tells the next instead
-    if told:
-        await uow.outbox.add_many([
-            OutboxItem(None, "notify", a.buyer.channel, a.chat_id, None, {
-                "key": NOTICE, "language": a.language,
-                "params": {"product": product.id,
-                           "title": localized(product.title, a.language, default_language)}})
-            for a in told])
+    if not told:
+        return 0
+    # The product is read only when someone is told: a lapsed hold with nobody waiting costs one query.
+    p = product if not isinstance(product, int) else await uow.products.get(product_id)
+    title = p.title if p is not None else ""
+    await uow.outbox.add_many([
+        OutboxItem(None, "notify", a.buyer.channel, a.chat_id, None, {
+            "key": NOTICE, "language": a.language,
+            "params": {"product": product_id, "title": localized(title, a.language, default_language)}})
+        for a in told])
     return len(told)
 
 
