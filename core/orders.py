@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core import stock_alerts
 from core.batching import QuietRequest
 from core.clock import Clock
 from core.errors import ConflictError, ErrorCode, StoreError
@@ -359,6 +360,7 @@ class OrderBook:
         if ids:
             await uow.codes.release(ids)
             await uow.orders.set_status(ids, OrderStatus.EXPIRED, now)
+            await stock_alerts.returned(uow, [(locked[i].product_id, locked[i].qty) for i in ids], now)
         return [locked[i] for i in ids]
 
     async def cancel(self, uow: UnitOfWork, order_id: str, buyer: Buyer) -> Order:
@@ -373,4 +375,5 @@ class OrderBook:
         await uow.codes.release([order.id])
         await uow.orders.set_status([order.id], OrderStatus.CANCELLED, self.clock.now())
         order.status = OrderStatus.CANCELLED
+        await stock_alerts.returned(uow, [(order.product_id, order.qty)], self.clock.now())
         return order

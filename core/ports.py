@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
+    from core.stock_alerts import StockAlertRepo
 
 
 class ProductRepo(Protocol):
@@ -211,6 +212,7 @@ class UnitOfWork(Protocol):
     reports: ReportRepo  # a period's sales aggregates (core/reports/)
     console: ConsoleRepo  # the web console's login links and sessions (core/console.py)
     images: ImageRepo  # product pictures and each product's current one (core/images.py)
+    stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -41,6 +41,8 @@ class Shopping(Name):
     TOPUP_ACCOUNT = "topup_account"  # the account the buyer typed (never a button)
     TOPUP_CONFIRM = "topup_confirm"  # topup_confirm:ID
     CHALLENGE = "challenge"  # challenge:TOKEN:ANSWER:PRODUCT:QTY (handlers/risk.py draws the question)
+    ALERT = "alert"  # alert:ID: tell me when this sold-out product is back (core/stock_alerts.py)
+    UNALERT = "unalert"  # unalert:ID: cancel that
 
 
 class Orders(Name):

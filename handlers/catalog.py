@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from core import stock_alerts
 from core.errors import ErrorCode, StoreError
 from core.models import Kind, Order, Product, localized
 from core.risk import rules_of
@@ -86,6 +87,12 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     else:
         lines.append(turn.t("product.in_stock"))
     rows: list[list[Action]] = []
+    if view.available == 0 and p.kind is Kind.CODE:  # back in stock: an alert when codes come in
+        if await stock_alerts.is_waiting(turn.shop, turn.buyer, p.id):
+            lines.append(turn.t("stock_alerts.waiting"))
+            rows.append([Action(Shopping.UNALERT.id(p.id), turn.t("stock_alerts.cancel"))])
+        else:
+            rows.append([Action(Shopping.ALERT.id(p.id), turn.t("stock_alerts.notify_me"))])
     if show_stars and not p.stars:
         lines.append(turn.t("telegram.no_stars"))
     elif view.available != 0 and p.kind is Kind.TOPUP:  # the account comes first, then the invoice
@@ -104,6 +111,26 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
         lines.append(turn.t("product.total", total=turn.money(p.price * qty, p.currency)))
     rows.append([Action(Shopping.CATALOG.id(), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
     return Screen(turn.title(p), "\n".join(lines), actions=[r for r in rows if r])
+
+
+@router.action(Shopping.ALERT)
+async def alert(turn: Turn, product_id: int) -> Screen:
+    """Tell me when it is back: the product again, with what was done on top (in stock now: buy it)."""
+    done = await stock_alerts.subscribe(turn.shop, turn.buyer, turn.ctx.chat_id, turn.lang, product_id)
+    return await _with_note(turn, product_id, done)
+
+
+@router.action(Shopping.UNALERT)
+async def unalert(turn: Turn, product_id: int) -> Screen:
+    """Cancel the alert: the product again, saying so."""
+    done = await stock_alerts.unsubscribe(turn.shop, turn.buyer, product_id)
+    return await _with_note(turn, product_id, done)
+
+
+async def _with_note(turn: Turn, product_id: int, done: stock_alerts.Subscribed) -> Screen:
+    screen = await product(turn, product_id)
+    screen.body = turn.t(f"stock_alerts.{done.value}") + "\n\n" + screen.body
+    return screen
 
 
 async def _sellable(turn: Turn, product_id: int) -> Product | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from core import stock_alerts
 from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
@@ -175,6 +176,9 @@ class CustomerFlow:
         if "reason" in params and params["reason"]:
             params["reason"] = self.i18n.t(lang, f"refund.reason.{params['reason']}")
         actions = [[Action(Home.MENU.id(), self.i18n.t(lang, "nav.menu"))]]
+        if key == stock_alerts.NOTICE and params.get("product"):  # back in stock: open the product
+            actions = [[Action(Shopping.PRODUCT.id(params["product"]), self.i18n.t(lang, "stock_alerts.open"))],
+                       *actions]
         if key == "risk.review.approved" and params.get("order"):  # the shop let the order go on: pay it here
             actions = [[Action(Orders.ORDER.id(params["order"]), self.i18n.t(lang, "risk.review.pay"))], *actions]
         return Screen(self.i18n.t(lang or self.shop.default_language, key, **params), actions=actions)

@@ -49,11 +49,12 @@ from storage.people import AuditRepo, CustomerRepo
 from storage.reports import SqlReportRepo
 from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
+from storage.stock_alerts import StockAlertRepo
 from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, console, groups, images, ports, reports, resellers, risk
+    from core import aftersales, cardfaces, console, groups, images, ports, reports, resellers, risk, stock_alerts
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -162,6 +163,7 @@ class SqlUnitOfWork:
     reports: reports.ReportRepo
     console: console.ConsoleRepo
     images: images.ImageRepo
+    stock_alerts: stock_alerts.StockAlertRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -198,6 +200,7 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepo(*args)  # a period's sales aggregates
         self.console = ConsoleRepo(*args)  # the web console's login links and sessions
         self.images = ImageRepo(*args)  # product pictures (core/images.py)
+        self.stock_alerts = StockAlertRepo(*args)  # buyers waiting for a product (core/stock_alerts.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -87,6 +87,22 @@ product_images = Table(
     Column("created_at", TS, nullable=False),
 )
 
+# Back in stock (core/stock_alerts.py; migration 0017_stock_alerts): a buyer waiting for a sold-out product, told
+# once (notified_at) in the order they subscribed (created_at, id) when codes come in.
+stock_alerts = Table(
+    "stock_alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("notified_at", TS),
+    UniqueConstraint("product_id", "buyer_channel", "buyer_id", name="uq_stock_alerts_buyer"),
+    Index("ix_stock_alerts_waiting", "product_id", "notified_at", "created_at"),
+)
+
 codes = Table(
     "codes", metadata,
     Column("id", BigId, primary_key=True, autoincrement=False),

@@ -21,6 +21,7 @@ TABLES = {
     "0011_account_links": {"link_codes"},
     "0014_report_events": {"report_events"},
     "0016_product_images": {"product_images"},
+    "0017_stock_alerts": {"stock_alerts"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from core import stock_alerts
 from core.aftersales.audit import code_ref
 from core.alerts import AdminAlerts
 from core.clock import Clock
@@ -156,6 +157,7 @@ class RecallDesk:
                     else:
                         await uow.codes.release([oid])
                         await uow.orders.set_status([oid], OrderStatus.CANCELLED, now)
+                        await stock_alerts.returned(uow, [(order.product_id, order.qty - len(ids))], now)
                         outcome = "cancelled"
                     audit.append(AuditEntry("recall", actor, channel, now, oid, product.id, detail={
                         "outcome": outcome, "recalled": recalled, "code_ids": fresh if outcome == "swapped" else []}))

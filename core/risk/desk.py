@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from core import links
+from core import links, stock_alerts
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, Buyer, Order, OrderStatus, OutboxItem, Product
@@ -166,6 +166,7 @@ class RiskDesk:
             await uow.codes.release([order.id])
             await uow.orders.set_status([order.id], OrderStatus.CANCELLED, now)
             order.status = OrderStatus.CANCELLED
+            await stock_alerts.returned(uow, [(order.product_id, order.qty)], now)
             await uow.outbox.add_many([OutboxItem(None, "notify", order.buyer.channel, order.chat_id, order.id, {
                 "key": "risk.review.rejected", "language": order.language, "params": {"order": order.id}})])
             await uow.audit.add_many([AuditEntry("review", actor.key, actor.channel, now, order.id, order.product_id,

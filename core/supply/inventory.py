@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from core import stock_alerts
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.models import AuditEntry, CodeStatus, Kind, NewCode, Product
@@ -179,13 +180,13 @@ async def import_codes(
             continue
         pending.append(parsed)
         if len(pending) >= batch_size:
-            await _land(uow_factory, vault, fp, product, pending, report)
+            await _land(uow_factory, vault, fp, product, pending, report, clock)
             pending = []
             if progress:
                 progress(consumed)
                 consumed = 0
     if pending:
-        await _land(uow_factory, vault, fp, product, pending, report)
+        await _land(uow_factory, vault, fp, product, pending, report, clock)
     if progress and consumed:
         progress(consumed)
     async with uow_factory(write=True) as uow:
@@ -196,7 +197,7 @@ async def import_codes(
 
 
 async def _land(uow_factory: UnitOfWorkFactory, vault: Vault, fp: Callable[[str], bytes], product: Product,
-                pending: list[tuple[str, datetime | None]], report: ImportReport) -> None:
+                pending: list[tuple[str, datetime | None]], report: ImportReport, clock: Clock) -> None:
     status = CodeStatus.REUSABLE if product.kind is Kind.REUSABLE else CodeStatus.AVAILABLE
     async with uow_factory(write=True) as uow:
         ids = await uow.codes.next_ids(len(pending))
@@ -205,6 +206,8 @@ async def _land(uow_factory: UnitOfWorkFactory, vault: Vault, fp: Callable[[str]
             kid, nonce, ct = vault.encrypt(cid, code)
             rows.append(NewCode(cid, product.id, status, kid, nonce, ct, fp(code), expires))
         inserted = await uow.codes.insert_ignore(rows)
+        if status is CodeStatus.AVAILABLE:  # back in stock: the waiting buyers are told with the codes' commit
+            await stock_alerts.refilled(uow, product, inserted, clock.now())
         await uow.commit()
     report.imported += inserted
     report.duplicates += len(pending) - inserted

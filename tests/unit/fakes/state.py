@@ -13,6 +13,7 @@ from core.cardfaces import CardFace
 from core.clock import Clock
 from core.models import AuditEntry, Buyer, Order, OrderStatus, OutboxItem, Payment, Product, StoredCode
 from core.risk import Ban, BuyerFacts, Challenge, OrderRisk
+from core.stock_alerts import StockAlert
 
 LIVE = (OrderStatus.HELD, OrderStatus.PENDING, OrderStatus.DELIVERED)  # orders that count against quotas
 REFUNDED = (OrderStatus.REFUNDING, OrderStatus.REFUNDED)
@@ -72,6 +73,7 @@ class State:
     reseller_users: dict[Buyer, int] = field(default_factory=dict)
     nonce_pairs: dict[str, datetime] = field(default_factory=dict)
     report_events: dict[tuple[date, int, str, str], int] = field(default_factory=dict)  # (day, product, channel, kind)
+    stock_alerts: dict[int, tuple[StockAlert, datetime | None]] = field(default_factory=dict)  # id -> alert, told
     last_id: int = 0  # one sequence for every table's ids (ids are only compared within a table)
 
     def next_id(self) -> int:

@@ -22,12 +22,14 @@ from tests.unit.fakes.orders import FakeAuditRepo, FakeOrderRepo, FakeOutboxRepo
 from tests.unit.fakes.reports import FakeReportRepo
 from tests.unit.fakes.risk import FakeRiskRepo
 from tests.unit.fakes.state import LONG_AGO, CustomerRow, FakeRepo, Missing, State, copied
+from tests.unit.fakes.stock_alerts import FakeStockAlertRepo
 from tests.unit.fakes.wechat import FakeNoncePairRepo
 
 REPOS: dict[str, type[FakeRepo]] = {
     "products": FakeProductRepo, "codes": FakeCodeRepo, "orders": FakeOrderRepo, "payments": FakePaymentRepo,
     "outbox": FakeOutboxRepo, "audit": FakeAuditRepo, "risk": FakeRiskRepo, "tickets": FakeTicketRepo,
     "card_faces": FakeCardFaceRepo, "wechat": FakeNoncePairRepo, "reports": FakeReportRepo,
+    "stock_alerts": FakeStockAlertRepo,
 }
 
 
@@ -45,6 +47,7 @@ class FakeUnitOfWork:
     card_faces: FakeCardFaceRepo
     wechat: FakeNoncePairRepo
     reports: FakeReportRepo
+    stock_alerts: FakeStockAlertRepo
 
     def __init__(self, factory: FakeUnitOfWorkFactory, write: bool) -> None:
         self._factory = factory
