@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from core.clock import SystemClock
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.base import OFF_LOOP, Now
+from storage.broadcasts import BroadcastRepo
 from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
@@ -53,7 +54,7 @@ from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, console, groups, images, ports, reports, resellers, risk
+    from core import aftersales, broadcast, cardfaces, console, groups, images, ports, reports, resellers, risk
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -162,6 +163,7 @@ class SqlUnitOfWork:
     reports: reports.ReportRepo
     console: console.ConsoleRepo
     images: images.ImageRepo
+    broadcasts: broadcast.BroadcastRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -198,6 +200,7 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepo(*args)  # a period's sales aggregates
         self.console = ConsoleRepo(*args)  # the web console's login links and sessions
         self.images = ImageRepo(*args)  # product pictures (core/images.py)
+        self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

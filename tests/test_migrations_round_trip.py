@@ -21,10 +21,12 @@ TABLES = {
     "0011_account_links": {"link_codes"},
     "0014_report_events": {"report_events"},
     "0016_product_images": {"product_images"},
+    "0017_broadcasts": {"broadcasts", "news_optouts"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
     "0016_product_images": {"products": {"image"}},
+    "0017_broadcasts": {"customers": {"last_message_at"}, "outbox": {"priority", "broadcast_id"}},
 }
 
 
