@@ -93,7 +93,8 @@ class BroadcastRepo(Protocol):
     async def set_state(self, broadcast_id: int, state: str, counts: dict[str, int]) -> None: ...
     async def opt_out(self, channel: str, external_id: str, out: bool, at: datetime) -> None: ...
     async def opted_out(self, channel: str, external_id: str) -> bool: ...
-    async def seen(self, channel: str, external_id: str, at: datetime) -> None: ...
+    async def seen(self, channel: str, external_id: str, at: datetime) -> bool:
+        """Note the customer's last message; False when there is no customer row (yet)."""
 
 
 def parse(words: str) -> tuple[Segment, str]:
@@ -208,11 +209,13 @@ class BroadcastDesk:
         """A WeChat buyer wrote: the 48-hour window is open (written at most every SEEN_EVERY seconds)."""
         key = (buyer.channel, buyer.external_id)
         now = time.monotonic()
-        if now - self._seen.get(key, -SEEN_EVERY) < SEEN_EVERY:
+        last = self._seen.get(key)
+        if last is not None and now - last < SEEN_EVERY:
             return
-        self._seen[key] = now
-        if len(self._seen) > 100_000:
-            self._seen.clear()
         async with self.uow(write=True) as uow:
-            await uow.broadcasts.seen(buyer.channel, buyer.external_id, self.clock.now())
+            noted = await uow.broadcasts.seen(buyer.channel, buyer.external_id, self.clock.now())
             await uow.commit()
+        if noted:  # a first message's customer row may not be written yet: noted on the next one
+            if len(self._seen) > 100_000:
+                self._seen.clear()
+            self._seen[key] = now

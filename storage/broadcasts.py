@@ -69,7 +69,8 @@ class BroadcastRepo(SqlRepo):
         return (await self.c.execute(select(o.at).where(o.channel == channel, o.external_id == external_id))
                 ).first() is not None
 
-    async def seen(self, channel: str, external_id: str, at: datetime) -> None:
+    async def seen(self, channel: str, external_id: str, at: datetime) -> bool:
         c = t.customers.c
-        await self.c.execute(update(t.customers).where(c.channel == channel, c.external_id == external_id)
-                             .values(last_message_at=at))
+        res = await self.c.execute(update(t.customers).where(c.channel == channel, c.external_id == external_id)
+                                   .values(last_message_at=at))
+        return bool(res.rowcount)
