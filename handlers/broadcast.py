@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/broadcast"
 BUYER_COMMANDS = ("/stop_news", "/news")
-WATCH_EVERY = 2.0  # seconds between two progress edits
 WATCH_IDLE = 900.0  # seconds without a message going out before the watcher gives up (status still answers)
 
 
@@ -55,15 +54,7 @@ async def news(flow: CustomerFlow, cust: Customer, command: str) -> Screen:
     return Screen(flow.i18n.t(lang, "broadcast.news.on" if wanted else "broadcast.news.off"))
 
 
-class Watchers:
-    """The progress watchers of one process (one per confirmed broadcast)."""
-
-    def __init__(self, every: float = WATCH_EVERY) -> None:
-        self.every = every
-        self.tasks = Background(log, "a broadcast's progress")
-
-
-WATCHERS = Watchers()
+WATCHERS = Background(log, "a broadcast's progress")  # one watcher per confirmed broadcast
 
 
 async def command(flow: AdminFlow, ctx: AdminCtx, rest: str, progress: ProgressSink | None) -> list[Screen]:
@@ -84,7 +75,7 @@ async def command(flow: AdminFlow, ctx: AdminCtx, rest: str, progress: ProgressS
             await flow.service.record(ctx.merchant, "broadcast", id=str(bid), recipients=str(b.total))
             if progress is not None:
                 await progress(_progress_screen(flow, lang, bid, Progress(b.total, 0, 0), final=False))
-            WATCHERS.tasks.spawn(_watch(flow, ctx, b, progress))
+            WATCHERS.spawn(_watch(flow, ctx, b, progress))
             return [] if progress is not None else [Screen(flow.i18n.t(lang, "broadcast.queued", id=bid,
                                                                       total=b.total))]
         if not rest:
@@ -126,11 +117,12 @@ async def _watch(flow: AdminFlow, ctx: AdminCtx, b: Broadcast, progress: Progres
     lang = ctx.language
     last, idle = -1, 0.0
     p = Progress(b.total, 0, 0)
+    every = max(flow.progress_interval, 0.05)  # the merchant's progress edits, as /import's
     while not p.done and idle < WATCH_IDLE:
-        await asyncio.sleep(WATCHERS.every)
+        await asyncio.sleep(every)
         p = await desk.progress(b.id)
         moved = p.sent + p.failed
-        idle = 0.0 if moved != last else idle + WATCHERS.every
+        idle = 0.0 if moved != last else idle + every
         if progress is not None and moved != last and not p.done:
             try:
                 await progress(_progress_screen(flow, lang, b.id, p, final=False))
