@@ -169,7 +169,7 @@ class NewCode:
 @dataclass(slots=True)
 class OutboxItem:
     id: int | None
-    kind: str  # deliver | refund | notify
+    kind: str  # deliver | reissue | delete | refund | notify | broadcast (core/broadcast.py) | buy | topup
     channel: str
     recipient: str
     order_id: str | None

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # other refunds return a stray payment and leave the order as it is.
 ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled"})
 REFUND_PENDING_RETRY = timedelta(seconds=60)  # a refund the provider accepted is asked about this often
+BROADCAST_ATTEMPTS = 3  # an announcement is not worth a day of retries
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
 LEASE = timedelta(seconds=60)  # a claimed row is left alone this long by other dispatchers
 SEND_TIMEOUT = 45.0  # a send (queueing included) ends well inside the lease, so no one else sends the row meanwhile
@@ -311,7 +312,7 @@ class OutboxDispatcher:
                 return False, "refund accepted; waiting for the provider to move the money", {"pending": True}
         elif item.kind in ("buy", "topup") and self.supply is not None:
             return await self.supply.handle(item)
-        elif item.kind == "notify":
+        elif item.kind in ("notify", "broadcast"):  # a broadcast is a notice of lower priority (core/broadcast.py)
             p = item.payload
             await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],
                                                       p.get("params", {}))
@@ -384,7 +385,8 @@ class OutboxDispatcher:
                     attempts = item.attempts + 1
                     # Someone who blocked the bot is not written to again (the codes stay in My orders).
                     give_up = bool(extra.get("unreachable")) or (
-                        item.kind in ("notify", "delete") and attempts >= MAX_ATTEMPTS)
+                        item.kind in ("notify", "delete") and attempts >= MAX_ATTEMPTS) or (
+                        item.kind == "broadcast" and attempts >= BROADCAST_ATTEMPTS)
                     failed.append((item.id, item.lease, err, now + backoff(attempts), give_up, True))
                     continue
                 sent.append((item.id, item.lease))

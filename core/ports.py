@@ -26,6 +26,7 @@ from core.models import (
 if TYPE_CHECKING:
     from core.aftersales import RecallRepo, TicketRepo
     from core.alerts import AdminAlerts
+    from core.broadcast import BroadcastRepo
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
     from core.groups import GroupRepo
@@ -126,6 +127,8 @@ class OutboxRepo(Protocol):
     async def save_payloads(self, rows: Sequence[tuple[int, str | None, dict[str, Any]]]) -> list[bool]:
         """(id, lease, payload): replace the payload of rows still leased by this claimer; True where it did
         (the parts of a delivery that went out, core/ports.py Parts)."""
+    async def broadcast_counts(self, broadcast_id: int) -> dict[str, int]:
+        """The messages of one broadcast by status (pending, sent, failed)."""
     async def pending_count(self) -> int: ...
     async def release_leases(self) -> None: ...
     async def due_now(self, kind: str, order_id: str) -> None:
@@ -213,6 +216,7 @@ class UnitOfWork(Protocol):
     console: ConsoleRepo  # the web console's login links and sessions (core/console.py)
     images: ImageRepo  # product pictures and each product's current one (core/images.py)
     stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
+    broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -18,7 +18,7 @@ from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
-from handlers import aftersales, catalog, errors, home, link, orders, risk, wallet
+from handlers import aftersales, broadcast, catalog, errors, home, link, orders, risk, wallet
 from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, Home, Link, Orders, Shopping
 from handlers.router import Ctx, Router, Turn, number
 from handlers.screen import Action, Screen
@@ -75,6 +75,8 @@ class CustomerFlow:
             return await self._act(cust, ctx, Home.LANGUAGE)
         if command == "/orders":
             return await self._act(cust, ctx, Orders.ORDERS, ["0"])
+        if command in broadcast.BUYER_COMMANDS:  # opting out of (or back into) merchants' broadcasts
+            return [await broadcast.news(self, cust, command)]
         linking = link.command(self.i18n, word)  # /link, /link CODE, /unlink and their words
         if linking is not None:
             return await self._act(cust, ctx, *linking)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from core.clock import SystemClock
 from storage.aftersales import SqlRecallRepo, SqlTicketRepo
 from storage.base import OFF_LOOP, Now
+from storage.broadcasts import BroadcastRepo
 from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
@@ -54,7 +55,19 @@ from storage.supplies import SupplyRepo
 from storage.wechat import NoncePairRepo
 
 if TYPE_CHECKING:
-    from core import aftersales, cardfaces, console, groups, images, ports, reports, resellers, risk, stock_alerts
+    from core import (
+        aftersales,
+        broadcast,
+        cardfaces,
+        console,
+        groups,
+        images,
+        ports,
+        reports,
+        resellers,
+        risk,
+        stock_alerts,
+    )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -164,6 +177,7 @@ class SqlUnitOfWork:
     console: console.ConsoleRepo
     images: images.ImageRepo
     stock_alerts: stock_alerts.StockAlertRepo
+    broadcasts: broadcast.BroadcastRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -201,6 +215,7 @@ class SqlUnitOfWork:
         self.console = ConsoleRepo(*args)  # the web console's login links and sessions
         self.images = ImageRepo(*args)  # product pictures (core/images.py)
         self.stock_alerts = StockAlertRepo(*args)  # buyers waiting for a product (core/stock_alerts.py)
+        self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -195,6 +195,13 @@ def _outbox(r: Row[Any]) -> OutboxItem:
                       r.lease)
 
 
+def _rank(i: OutboxItem) -> dict[str, Any]:
+    """A row's priority and broadcast (core/broadcast.py): broadcast messages go after everything else."""
+    if i.kind == "broadcast":
+        return {"priority": 1, "broadcast_id": int(i.payload["broadcast"])}
+    return {"priority": 0, "broadcast_id": None}
+
+
 class OutboxRepo(SqlRepo):
     async def add_many(self, items: Sequence[OutboxItem], lease_until: datetime | None = None,
                        due_at: datetime | None = None) -> None:
@@ -204,7 +211,7 @@ class OutboxRepo(SqlRepo):
         res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), [
             {"kind": i.kind, "channel": i.channel, "recipient": i.recipient, "order_id": i.order_id,
              "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": lease_until or now,
-             "created_at": now, "lease": lease}
+             "created_at": now, "lease": lease, **_rank(i)}
             for i in items])
         for i in items:
             i.lease = lease
@@ -218,7 +225,10 @@ class OutboxRepo(SqlRepo):
 
     async def claim(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         c = t.outbox.c
-        sub = (select(c.id).where(c.status == "pending", c.next_attempt_at <= now).order_by(c.id).limit(limit))
+        # Deliveries, refunds and notices (priority 0) before broadcast messages (1): an announcement to thousands
+        # never holds up a buyer's codes.
+        sub = (select(c.id).where(c.status == "pending", c.next_attempt_at <= now).order_by(c.priority, c.id)
+               .limit(limit))
         if self.pg:
             sub = sub.with_for_update(skip_locked=True)
         rows = await self.c.execute(update(t.outbox).where(c.id.in_(sub.scalar_subquery()))
@@ -248,6 +258,13 @@ class OutboxRepo(SqlRepo):
                 .values(payload=bindparam("pl", type_=c.payload.type)))
         return [(await self.c.execute(stmt, {"oid": i, "ls": lease, "pl": payload})).rowcount == 1
                 for i, lease, payload in rows]
+
+    async def broadcast_counts(self, broadcast_id: int) -> dict[str, int]:
+        """The messages of one broadcast by status (pending, sent, failed)."""
+        c = t.outbox.c
+        rows = await self.c.execute(select(c.status, func.count()).where(c.broadcast_id == broadcast_id)
+                                    .group_by(c.status))
+        return {r[0]: int(r[1]) for r in rows}
 
     async def pending_count(self) -> int:
         return (await self.c.execute(select(func.count()).select_from(t.outbox)

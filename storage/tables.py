@@ -380,3 +380,29 @@ console_sessions = Table(
     Column("agent", String(200), nullable=False, server_default=""),
     Index("ix_console_sessions_open", "ended_at", "expires_at"),
 )
+
+# Merchant broadcasts (migration 0018_broadcasts; core/broadcast.py): each announcement with its segment and the
+# recipients counted per channel; the messages themselves are outbox rows (kind 'broadcast', lower priority than
+# deliveries), all queued in the transaction that moves the broadcast from 'draft' to 'queued'.
+broadcasts = Table(
+    "broadcasts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("merchant", String(96), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("segment", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("state", String(12), nullable=False),  # draft | queued | cancelled
+    Column("counts", JSON, nullable=False),  # recipients per channel
+)
+
+# Buyers who sent /stop_news: never in a broadcast until they send /news.
+news_optouts = Table(
+    "news_optouts", metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("at", TS, nullable=False),
+)
+customers.append_column(Column("last_message_at", TS))  # WeChat: the buyer's last message (48-hour window)
+outbox.append_column(Column("priority", Integer, nullable=False, server_default="0"))  # 0 first; broadcasts 1
+outbox.append_column(Column("broadcast_id", Integer))
+Index("ix_outbox_broadcast", outbox.c.broadcast_id)

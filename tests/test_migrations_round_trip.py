@@ -22,10 +22,12 @@ TABLES = {
     "0014_report_events": {"report_events"},
     "0016_product_images": {"product_images"},
     "0017_stock_alerts": {"stock_alerts"},
+    "0018_broadcasts": {"broadcasts", "news_optouts"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
     "0016_product_images": {"products": {"image"}},
+    "0018_broadcasts": {"customers": {"last_message_at"}, "outbox": {"priority", "broadcast_id"}},
 }
 
 

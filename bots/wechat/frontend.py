@@ -36,6 +36,7 @@ from core.flood import FloodGate
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
+from handlers import broadcast as broadcast_ui
 from handlers.actions import Home, Orders, Shopping
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
@@ -235,7 +236,7 @@ class WeChatFrontend:
     # -- the callback's handler ------------------------------------------------------------------
     async def handle(self, msg: Any) -> str | None:
         """The passive reply to one message or event (None: answer "success"); the rest follows later."""
-        task = asyncio.create_task(self._process(msg), name="wechat-message")
+        task = asyncio.create_task(self._answer(msg), name="wechat-message")
         done, _ = await asyncio.wait({task}, timeout=self.budget)
         if task in done:
             reply = task.result()
@@ -280,6 +281,15 @@ class WeChatFrontend:
             self._qr_pool = None
 
     # -- one message -----------------------------------------------------------------------------
+    async def _answer(self, msg: Any) -> Reply:
+        reply = await self._process(msg)
+        if str(getattr(msg, "event", "")).lower() != "unsubscribe":
+            try:  # the buyer wrote: their 48-hour window is open for broadcasts (core/broadcast.py)
+                await broadcast_ui.desk_of(self.shop).seen(buyer_of(str(msg.source)))
+            except Exception as exc:  # noqa: BLE001 - the answer goes out regardless
+                log.warning("wechat: could not note a buyer's last message: %s", type(exc).__name__)
+        return reply
+
     async def _process(self, msg: Any) -> Reply:
         openid = str(msg.source)
         if self.flood is not None and openid not in self.exempt:
