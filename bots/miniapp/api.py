@@ -324,18 +324,19 @@ class MiniAppApi:
             return error("pay_unavailable", message=self.i18n.t(lang, "miniapp.error.pay_unavailable"))
         return web.json_response({"order": self._order(host, order, product, lang), "pay": pay}, status=201)
 
-    def _order_id(self, request: web.Request) -> str | None:
+    @staticmethod
+    def _order_id(request: web.Request) -> str:
+        """The order id of the path; a malformed one is an unknown order (NOT_FOUND)."""
         raw = request.match_info["order_id"]
-        return raw if ORDER_ID.fullmatch(raw) else None
+        if not ORDER_ID.fullmatch(raw):
+            raise StoreError(ErrorCode.NOT_FOUND)
+        return raw
 
     async def order(self, request: web.Request) -> web.Response:
         """`GET /app/api/orders/<id>`: one of the buyer's own orders (404 for anyone else's)."""
         lang = await self.language(request)
-        order_id = self._order_id(request)
-        if order_id is None:
-            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
         try:
-            order, product = await self.shop.order_for(order_id, request[VISITOR_KEY].buyer)
+            order, product = await self.shop.order_for(self._order_id(request), request[VISITOR_KEY].buyer)
         except StoreError as exc:
             return self.refused(exc, lang)
         return web.json_response({"order": self._order(request[HOST_KEY], order, product, lang)})
@@ -347,13 +348,10 @@ class MiniAppApi:
         visitor = request[VISITOR_KEY]
         lang = await self.language(request)
         pay_with: Callable[..., Awaitable[dict[str, Any]]] | None = getattr(host, "pay", None)
-        order_id = self._order_id(request)
-        if order_id is None:
-            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
         if pay_with is None:
             return error("unavailable", message=self.i18n.t(lang, "miniapp.error.pay_unavailable"))
         try:
-            order, product = await self.shop.order_for(order_id, visitor.buyer)
+            order, product = await self.shop.order_for(self._order_id(request), visitor.buyer)
         except StoreError as exc:
             return self.refused(exc, lang)
         if order.status is not OrderStatus.HELD or order.expires_at <= self.clock.now():
@@ -370,11 +368,8 @@ class MiniAppApi:
         audited as a reveal (detail.chat "miniapp:<chat id>") and limited like the chat's (Shop.reveal)."""
         lang = await self.language(request)
         visitor = request[VISITOR_KEY]
-        order_id = self._order_id(request)
-        if order_id is None:
-            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
         try:
-            order, product, codes = await self.shop.reveal(order_id, visitor.buyer,
+            order, product, codes = await self.shop.reveal(self._order_id(request), visitor.buyer,
                                                            chat=f"{REVEAL_CHAT}:{visitor.chat_id}")
         except StoreError as exc:
             return self.refused(exc, lang)
@@ -383,11 +378,8 @@ class MiniAppApi:
     async def cancel(self, request: web.Request) -> web.Response:
         """`POST /app/api/orders/<id>/cancel`: the buyer's held order cancelled, its stock released at once."""
         lang = await self.language(request)
-        order_id = self._order_id(request)
-        if order_id is None:
-            return self.refused(StoreError(ErrorCode.NOT_FOUND), lang)
         try:
-            order = await self.shop.cancel(order_id, request[VISITOR_KEY].buyer)
+            order = await self.shop.cancel(self._order_id(request), request[VISITOR_KEY].buyer)
         except StoreError as exc:
             return self.refused(exc, lang)
         return web.json_response({"order": self._order(request[HOST_KEY], order,

@@ -23,6 +23,7 @@ the mobile and desktop apps use a webview, not a frame); the WeChat page is neve
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import html
@@ -148,7 +149,7 @@ def mount_page(server: Any, app: Any) -> ShopPage:
     """`GET /app/` (the Telegram page) and `GET /app/static/<version>/<file>` on `server` (bots/http.py HttpServer)
     for `app` (app/bootstrap.py App: its store's languages)."""
     store = app.settings.store
-    page = ShopPage(Translator(store.languages, store.default_language, rooms=("webapp",)))
+    page = shop_page(tuple(store.languages), store.default_language)
 
     async def slash(request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently(PAGE_PATH)
@@ -159,6 +160,13 @@ def mount_page(server: Any, app: Any) -> ShopPage:
     return page
 
 
+@functools.cache
+def shop_page(languages: tuple[str, ...], default: str) -> ShopPage:
+    """The page for a store's languages, read and compressed once per process: the Mini App (mount_page) and the
+    WeChat H5 shop (bots/wechat/h5.py) serve the same one."""
+    return ShopPage(Translator(languages, default, rooms=("webapp",)))
+
+
 def first_load_bytes() -> int:
     """The page's compressed first load in bytes (bench/webapp.py's first_load_kb), with the shipped catalogues."""
-    return ShopPage(Translator(rooms=("webapp",))).first_load_bytes()
+    return shop_page(("en", "zh_CN"), "en").first_load_bytes()

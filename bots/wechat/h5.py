@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bots.miniapp.hosts import Unauthorized, Visitor
-from bots.miniapp.page import ShopPage
+from bots.miniapp.page import ShopPage, shop_page
 from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import CodeRefused, H5OAuth, WeChatApiError
 from core.models import Buyer, Order, Product, localized
@@ -268,9 +268,8 @@ def build_h5(settings: Any, shop: Shop, gateway: Any | None) -> H5Shop:
     oauth = H5OAuth(wx.appid, wx.secret.get_secret_value(), public_url.rstrip("/") + PATH, api_base=wx.api_base,
                     oauth_base=wx.h5.oauth_base)
     store = settings.store
-    # The shared page (bots/miniapp/page.py); its assets are served under /app/static/ by mount_miniapp's page, the
-    # same files under the same version.
-    page = ShopPage(Translator(store.languages, store.default_language, rooms=("webapp",)))
+    # The shared page (bots/miniapp/page.py), the very one mount_miniapp serves: its assets under /app/static/.
+    page = shop_page(tuple(store.languages), store.default_language)
     return H5Shop(host, oauth, Translator(store.languages, store.default_language), public_url, page)
 
 
