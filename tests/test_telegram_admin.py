@@ -81,11 +81,14 @@ async def test_import_a_txt_file_with_progress_then_the_counts(api: FakeBotAPI, 
         assert "Rejected: 1" in result.params["text"] and "5 (control characters)" in result.params["text"]
 
         calls = [c for c in api.calls()[mark:] if c.method in ("sendMessage", "editMessageText")]
-        progress, edit = calls[0], calls[1]
+        progress, edits = calls[0], calls[1:calls.index(result)]
         assert progress.method == "sendMessage" and "Importing codes into GAME" in progress.params["text"]
         assert "0% read" in progress.params["text"]
-        assert edit.method == "editMessageText" and edit.params["message_id"] == progress.result["message_id"]
-        assert "100% read" in edit.params["text"] and calls[2] is result
+        # A slow machine may show one more step on the way; every step edits the same message, and the last
+        # one before the counts says the reading is done.
+        assert edits and all(e.method == "editMessageText" for e in edits)
+        assert {e.params["message_id"] for e in edits} == {progress.result["message_id"]}
+        assert "100% read" in edits[-1].params["text"] and "Done" in edits[-1].params["text"]
         assert [c.method for c in api.calls("getFile")[-1:]] == ["getFile"]
 
         lines = {s.sku: s for s in await shop.app.shop.stock()}
