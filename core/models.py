@@ -107,14 +107,24 @@ class Order:
     reusable_code_id: int | None = None
     note: str = ""
     account: str = ""  # topup: the account the supplier recharges (phone number, game UID)
+    # Promotions (core/promotions.py): what came off the listed price (amount and Stars), and what each promotion
+    # applied needs to give it back ({name: record}).
+    discount: int = 0
+    stars_discount: int = 0
+    promo: dict[str, Any] = field(default_factory=dict)
 
     def price_in(self, currency: str) -> int | None:
         """The amount due in a currency: the store currency, or XTR (Telegram Stars)."""
         if currency == self.currency:
             return self.amount
         if currency == "XTR" and self.stars is not None:
-            return self.stars * self.qty
+            return self.stars * self.qty - self.stars_discount
         return None
+
+    @property
+    def stars_total(self) -> int | None:
+        """The Stars this order costs (None: no Stars price)."""
+        return self.price_in("XTR") if self.currency != "XTR" else self.amount
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

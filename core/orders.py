@@ -7,7 +7,7 @@ See docs/architecture.md ("The life of an order", "One way to pay").
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core import stock_alerts
@@ -37,6 +37,7 @@ from core.payments import (
     banned_payers,
 )
 from core.ports import UnitOfWork
+from core.promotions import CANCELLED, LAPSED, Priced, Promotion, claim_all, price_all, release_all
 from core.risk import rules_of
 
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
@@ -53,6 +54,9 @@ class ReserveRequest(QuietRequest[Order]):  # a hold adds no outbox row
     # batch runs again, the order that did land is found and returned instead of a second one being made.
     order_id: str = ""
     account: str = ""  # topup: the account to recharge (checked against the product's pattern by the shop)
+    # What the buyer asked of the promotions (core/promotions.py), e.g. {"coupon": "SPRING-7Q2M"}: words only, never
+    # a price; each promotion decides what they are worth.
+    promo: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,6 +76,8 @@ class OrderBook:
         self.delivered_hook: Callable[[list[Handoff]], None] | None = None
         # Called inside each payment batch with the orders it paid (commissions, core/resellers/commissions.py).
         self.paid_hooks: list[Callable[[UnitOfWork, list[Order]], Awaitable[None]]] = []
+        # What decides a price other than the listed one, in the order they apply (core/promotions.py).
+        self.promotions: list[Promotion] = []
 
     def on_paid(self, hook: Callable[[UnitOfWork, list[Order]], Awaitable[None]]) -> None:
         """Run `hook` inside each payment batch's transaction with the orders it paid (registered by the
@@ -100,6 +106,18 @@ class OrderBook:
                 results[i] = err
             elif p is not None:  # always, once _check passed (it refuses a product that is not there)
                 accepted.append((i, r, p))
+        priced: dict[int, Priced] = {}
+        if self.promotions and accepted:  # the price: decided here, in this transaction, before anything is held
+            items = [Priced(r, p, self._new_order(r, p, now)) for _, r, p in accepted]
+            await price_all(self.promotions, uow, items, now)
+            kept = []
+            for (i, r, p), item in zip(accepted, items, strict=True):
+                if item.refusal is not None:
+                    results[i] = item.refusal
+                else:
+                    priced[i] = item
+                    kept.append((i, r, p))
+            accepted = kept
 
         # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order. Ids are only
         # read here; a request refused below (hold cap reached within this batch) simply leaves its share.
@@ -115,7 +133,7 @@ class OrderBook:
             if holds.get(r.buyer.key, 0) >= cap:  # holds are charged only for orders actually made
                 results[i] = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
                 continue
-            order = self._new_order(r, p, now)
+            order = priced[i].order if i in priced else self._new_order(r, p, now)
             if p.kind is Kind.CODE:
                 pool = picked[p.id]
                 if len(pool) < r.qty:
@@ -135,6 +153,9 @@ class OrderBook:
             await uow.orders.insert_many(orders)
         if assignments and await uow.codes.hold(assignments) != len(assignments):
             raise ConflictError("codes were claimed by another process")
+        if priced:
+            made = {o.id for o in orders}
+            await claim_all(self.promotions, uow, [x for x in priced.values() if x.order.id in made], now)
         return results
 
     def _check(self, r: ReserveRequest, p: Product | None) -> StoreError | None:
@@ -253,6 +274,9 @@ class OrderBook:
         paid = [orders[oid] for oid in delivered_ids] + list(supply)
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
+        promo_paid = [o for o in paid if o.promo]
+        for promotion in self.promotions if promo_paid else ():
+            await promotion.paid(uow, promo_paid, now)
         await uow.orders.settle_currency(self._settle_currency(paid, new_payments, notices))
 
         refused: list[AuditEntry] = []
@@ -361,6 +385,7 @@ class OrderBook:
             await uow.codes.release(ids)
             await uow.orders.set_status(ids, OrderStatus.EXPIRED, now)
             await stock_alerts.returned(uow, [(locked[i].product_id, locked[i].qty) for i in ids], now)
+            await release_all(self.promotions, uow, [locked[i] for i in ids], now, LAPSED)
         return [locked[i] for i in ids]
 
     async def cancel(self, uow: UnitOfWork, order_id: str, buyer: Buyer) -> Order:
@@ -376,4 +401,5 @@ class OrderBook:
         await uow.orders.set_status([order.id], OrderStatus.CANCELLED, self.clock.now())
         order.status = OrderStatus.CANCELLED
         await stock_alerts.returned(uow, [(order.product_id, order.qty)], self.clock.now())
+        await release_all(self.promotions, uow, [order], self.clock.now(), CANCELLED)
         return order

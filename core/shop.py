@@ -35,6 +35,7 @@ from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
+from core.promotions import REFUNDED, Priced, Promotion, Quote, release_all
 from core.reports import ReportDesk
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.supply import SupplyDesk, check_account
@@ -129,6 +130,7 @@ class Shop:
         self.committer.register(AddCustomer, self._add_customers)
         self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
+        self.dispatcher.on_refunded(self._refunded_promotions)
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
                                     self.risk.under_review, self.dispatcher.wake, self.book.bans)
@@ -307,9 +309,10 @@ class Shop:
 
     # -- orders -------------------------------------------------------------------------------
     async def reserve(self, buyer: Buyer, product_id: int, qty: int, language: str, chat_id: str = "",
-                      account: str = "") -> Order:
+                      account: str = "", promo: Mapping[str, str] | None = None) -> Order:
         """Hold stock for a buyer until the hold lapses; raises SOLD_OUT when there is not enough.
-        Top-ups carry the account to recharge (BAD_ACCOUNT when it does not fit the product's pattern)."""
+        Top-ups carry the account to recharge (BAD_ACCOUNT when it does not fit the product's pattern).
+        `promo`: what the buyer asked of the promotions (a coupon code, ...); the price is decided in the batch."""
         product = await self.product(product_id)
         if product is not None and product.kind in (Kind.SUPPLIER, Kind.TOPUP):
             if self.supply.supplier_for(product) is None:
@@ -320,7 +323,7 @@ class Shop:
                     raise StoreError(ErrorCode.BAD_ACCOUNT, sku=product.sku)
                 account = checked
         request = ReserveRequest(buyer, product_id, qty, language, chat_id, new_order_id(self.clock.now()),
-                                 account)
+                                 account, dict(promo or {}))
         try:
             order = await self.committer.submit(request)
         except StoreError as exc:
@@ -329,6 +332,39 @@ class Shop:
             raise
         self.reports.invoiced(product_id, buyer.channel)  # the funnel: an order held for payment
         return order
+
+    # -- promotions (core/promotions.py) ----------------------------------------------------------
+    def add_promotion(self, promotion: Promotion) -> None:
+        """A promotion the order book applies, after the ones added before it."""
+        self.book.promotions.append(promotion)
+
+    @property
+    def promotions(self) -> list[Promotion]:
+        return self.book.promotions
+
+    def promotion(self, name: str) -> Promotion | None:
+        return next((p for p in self.book.promotions if p.name == name), None)
+
+    async def quote(self, buyer: Buyer, product: Product, qty: int, promo: Mapping[str, str] | None = None,
+                    language: str = "") -> Quote:
+        """What `buyer` would pay for `qty` of `product` now, with the promotions' lines to show (read-only: the
+        reserve decides again). No promotions: the listed price, without reading anything."""
+        request = ReserveRequest(buyer, product.id, qty, language or self.default_language, "", "x", "",
+                                 dict(promo or {}))
+        item = Priced(request, product, self.book._new_order(request, product, self.clock.now()))
+        if self.book.promotions:
+            async with self.uow() as uow:
+                for promotion in self.book.promotions:
+                    await promotion.preview(uow, item, self.clock.now())
+        o = item.order
+        return Quote(product, qty, o.amount, product.price * qty, o.stars_total, tuple(item.notes), item.available)
+
+    async def _refunded_promotions(self, uow: UnitOfWork, order_ids: list[str]) -> None:
+        """Refunded orders give back what their promotions took (in the refund's transaction)."""
+        if not self.book.promotions:
+            return
+        orders = await uow.orders.get_many(order_ids)
+        await release_all(self.book.promotions, uow, list(orders.values()), self.clock.now(), REFUNDED)
 
     def _review_alert(self, exc: StoreError, buyer: Buyer, product: Product | None, qty: int) -> None:
         """Merchants hear of an order held for review at once, with approve/reject buttons (not waited for)."""

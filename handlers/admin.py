@@ -347,7 +347,7 @@ class AdminFlow:
             t(lang, "admin.order.product", sku=d.product.sku if d.product else f"#{o.product_id}",
               title=self._title(d.product, lang), qty=o.qty),
             t(lang, "admin.order.amount", amount=self._money(o.amount, o.currency, lang),
-              stars=(o.stars or 0) * o.qty),
+              stars=o.stars_total or 0),
             t(lang, "admin.order.created", at=o.created_at.strftime(fmt)),
         ]
         if o.paid_at:

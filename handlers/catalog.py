@@ -7,6 +7,7 @@ import math
 from core import stock_alerts
 from core.errors import ErrorCode, StoreError
 from core.models import Kind, Order, Product, localized
+from core.promotions import MONEY_PARAMS, Quote
 from core.risk import rules_of
 from handlers import risk
 from handlers.actions import Home, Orders, Shopping
@@ -66,18 +67,22 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     if qty is None:  # opened (from the catalogue, a link); a quantity button only redraws it
         turn.shop.reports.viewed(p.id, turn.buyer.channel)
     qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
+    quote = await turn.shop.quote(turn.buyer, p, qty, language=turn.lang)
     lines = []
     desc = localized(p.description, turn.lang, turn.shop.default_language)
     if desc:
         lines.append(desc)
-    lines.append(turn.t("product.price", price=turn.money(p.price, p.currency)))
+    lines.extend(price_lines(turn, quote))
     rules = rules_of(p.rules)
     if rules.effective_from is not None:  # a membership that starts later: say when (and when it arrives)
         key = "rules.effective_delivered_then" if rules.deliver_on_effective else "rules.effective"
         lines.append(turn.t(key, date=rules.effective_from.strftime("%Y-%m-%d")))
     show_stars = turn.flow.show_stars
     if p.stars and show_stars:
-        lines.append(turn.t("product.stars", stars=p.stars))
+        if quote.discounted and quote.stars is not None:
+            lines.append(turn.t("promotions.stars_now", stars=quote.stars, qty=qty))
+        else:
+            lines.append(turn.t("product.stars", stars=p.stars))
     if view.available is None:
         lines.append(turn.t("product.unlimited"))
     elif view.available == 0:
@@ -108,9 +113,27 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
             if qty < p.max_qty:
                 qrow.append(Action(Shopping.PRODUCT.id(p.id, qty + 1), turn.t("product.more")))
             rows.append(qrow)
-        lines.append(turn.t("product.total", total=turn.money(p.price * qty, p.currency)))
+        lines.append(turn.t("product.total", total=turn.money(quote.amount, p.currency)))
     rows.append([Action(Shopping.CATALOG.id(), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
     return Screen(turn.title(p), "\n".join(lines), actions=[r for r in rows if r])
+
+
+def price_lines(turn: Turn, quote: Quote) -> list[str]:
+    """The price as a buyer would pay it now: the listed one, or the promotion's with the listed one beside it;
+    then each promotion's own lines (a sale's countdown, a level's discount)."""
+    p = quote.product
+    if quote.discounted:
+        unit = quote.amount // quote.qty if quote.amount % quote.qty == 0 else None
+        lines = [turn.t("promotions.price_now", price=turn.money(unit if unit is not None else quote.amount,
+                                                                 p.currency),
+                        was=turn.money(p.price if unit is not None else quote.list_amount, p.currency))]
+    else:
+        lines = [turn.t("product.price", price=turn.money(p.price, p.currency))]
+    for note in quote.notes:
+        params = {k: turn.money(v, p.currency) if k in MONEY_PARAMS and isinstance(v, int) else v
+                  for k, v in note.params.items()}
+        lines.append(turn.t(note.key, **params))
+    return lines
 
 
 @router.action(Shopping.ALERT)
@@ -231,4 +254,4 @@ def invoice(turn: Turn, order: Order, p: Product) -> Screen:
         + ("\n" + turn.t("topup.account", account=order.account) if order.account else ""),
         actions=rows,
         invoice={"order_id": order.id, "title": turn.title(p), "amount": order.amount, "currency": order.currency,
-                 "stars": (order.stars or 0) * order.qty, "qty": order.qty, "lang": turn.lang, "minutes": minutes})
+                 "stars": order.stars_total or 0, "qty": order.qty, "lang": turn.lang, "minutes": minutes})

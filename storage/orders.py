@@ -21,7 +21,8 @@ _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
 def _order(r: Row[Any]) -> Order:
     return Order(r.id, Buyer(r.buyer_channel, r.buyer_id), r.chat_id, r.product_id, r.qty, r.unit_price, r.amount,
                  r.currency, r.stars, OrderStatus(r.status), r.language, r.created_at, r.expires_at, r.paid_at,
-                 r.delivered_at, r.reusable_code_id, r.note, r.account or "")
+                 r.delivered_at, r.reusable_code_id, r.note, r.account or "", r.discount or 0, r.stars_discount or 0,
+                 r.promo or {})
 
 
 class OrderRepo(SqlRepo):
@@ -45,7 +46,8 @@ class OrderRepo(SqlRepo):
              "currency": o.currency, "stars": o.stars, "status": o.status.value, "language": o.language,
              "created_at": o.created_at, "expires_at": o.expires_at, "paid_at": o.paid_at,
              "delivered_at": o.delivered_at, "reusable_code_id": o.reusable_code_id, "note": o.note,
-             "account": o.account}
+             "account": o.account, "discount": o.discount, "stars_discount": o.stars_discount,
+             "promo": o.promo or None}
             for o in orders])
 
     async def set_status(self, ids: Sequence[str], status: OrderStatus, at: datetime, *, paid: bool = False,

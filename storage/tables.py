@@ -140,6 +140,10 @@ orders = Table(
     Column("reusable_code_id", BigId),
     Column("note", Text, nullable=False, server_default=""),
     Column("account", String(128), nullable=False, server_default=""),  # topup: the account recharged (0002)
+    # Promotions (0019, core/promotions.py): what came off the listed price, and what each promotion applied.
+    Column("discount", BigInteger, nullable=False, server_default="0"),
+    Column("stars_discount", Integer, nullable=False, server_default="0"),
+    Column("promo", JSON),
     # A buyer's orders, newest first; the id leads so the console's search by a bare id (any channel) uses it too
     # (0015: it was channel, id, created_at).
     Index("ix_orders_buyer", "buyer_id", "buyer_channel", "created_at"),

@@ -13,6 +13,7 @@ from config.settings.catalog import Product
 from config.settings.console import Console
 from config.settings.fields import Loc, fail
 from config.settings.jobs import Jobs
+from config.settings.marketing import Marketing
 from config.settings.resellers import CardFace, Resellers
 from config.settings.risk import Risk
 from config.settings.store import Database, Logging, Server, Store, Vault
@@ -46,11 +47,12 @@ class Settings(BaseModel):
     card_faces: dict[str, CardFace] = Field(default_factory=dict,
                                             description="resellers' card faces, by reseller name")
     console: Console = Field(default_factory=Console, description="the merchant's web console")
+    marketing: Marketing = Field(default_factory=Marketing, description="promotions: coupons, flash sales, members")
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs", "risk",
-                     "resellers", "console", mode="before")
+                     "resellers", "console", "marketing", mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:
         # `telegram:` with nothing under it is YAML null: treat as "all defaults".

@@ -92,7 +92,7 @@ def export_data(trail: AuditTrail, exported_at: datetime) -> dict[str, Any]:
         "order": {
             "id": o.id, "status": o.status.value, "buyer": o.buyer.key, "channel": o.buyer.channel,
             "chat": o.chat_id, "product_id": o.product_id, "sku": p.sku if p else "", "qty": o.qty,
-            "amount": o.amount, "currency": o.currency, "stars": (o.stars or 0) * o.qty if o.stars else None,
+            "amount": o.amount, "currency": o.currency, "stars": o.stars_total,
             "created_at": iso(o.created_at), "paid_at": iso(o.paid_at), "delivered_at": iso(o.delivered_at),
         },
         "payments": [{"id": pay.id, "provider": pay.provider, "txn_id": pay.provider_txn_id, "amount": pay.amount,
