@@ -8,8 +8,10 @@ row (kind 'broadcast') per recipient, so a crash leaves either nothing queued (c
 outbox sends each row once (core/outbox.py) and resends nothing a restart finds sent. Broadcast rows have a lower
 priority than deliveries, refunds and notices (storage/orders.py claim), and the channels' send limits pace them
 (bots/telegram/limits.py). Who gets one: every customer of the segment who did not send /stop_news (/news undoes
-it); on WeChat only those whose last message is inside the 48-hour customer-service window (template messages are
-not used). Member levels do not exist yet, so there is no level filter.
+it). On WeChat a customer-service message reaches only those whose last message is inside the 48-hour window; when
+the merchant set up a template message (`wechat.broadcast_template`), the others get the announcement as that
+template instead (its row carries `template: true`; counted apart in the preview). Member levels do not exist
+yet, so there is no level filter.
 """
 from __future__ import annotations
 
@@ -58,11 +60,13 @@ class Broadcast:
     text: str
     segment: Segment
     state: str  # draft | queued | cancelled
-    counts: dict[str, int] = field(default_factory=dict)  # recipients per channel
+    # Recipients per channel; "wechat_template": how many of the WeChat ones get a template message (outside the
+    # 48-hour window), counted in "wechat" too.
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(n for ch, n in self.counts.items() if ch in CHANNELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +85,14 @@ class Recipient:
     channel: str
     external_id: str
     language: str | None
+    in_window: bool = True  # WeChat: wrote within the 48-hour window (else only a template message reaches them)
 
 
 class BroadcastRepo(Protocol):
-    async def recipients(self, segment: Segment, product_id: int | None, wechat_since: datetime
-                         ) -> list[Recipient]:
-        """Customers of the segment, opted-out ones left out; WeChat ones only if they wrote since `wechat_since`."""
+    async def recipients(self, segment: Segment, product_id: int | None, wechat_since: datetime,
+                         wechat_all: bool = False) -> list[Recipient]:
+        """Customers of the segment, opted-out ones left out; WeChat ones only if they wrote since `wechat_since`
+        (with `wechat_all`, every one, marked in_window or not)."""
     async def add(self, merchant: str, text: str, segment: dict[str, str], counts: dict[str, int], at: datetime
                   ) -> int: ...
     async def get(self, broadcast_id: int, *, for_update: bool = False) -> Broadcast | None: ...
@@ -121,8 +127,9 @@ def parse(words: str) -> tuple[Segment, str]:
 
 class BroadcastDesk:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, catalog: Catalog, *, default_language: str,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None, templates: Callable[[], bool] = lambda: False) -> None:
         self.uow = uow
+        self.templates = templates  # WeChat buyers outside the window can get a template message now
         self.wake = wake  # the outbox dispatcher: rows were queued
         self.clock = clock
         self.catalog = catalog
@@ -137,7 +144,7 @@ class BroadcastDesk:
                 raise BroadcastError("unknown_product", sku=segment.bought)
             product_id = product.id
         rows: list[Recipient] = await uow.broadcasts.recipients(segment, product_id,
-                                                                self.clock.now() - WECHAT_WINDOW)
+                                                                self.clock.now() - WECHAT_WINDOW, self.templates())
         return rows
 
     @staticmethod
@@ -145,6 +152,8 @@ class BroadcastDesk:
         counts = dict.fromkeys(CHANNELS, 0)
         for r in rows:
             counts[r.channel] = counts.get(r.channel, 0) + 1
+            if not r.in_window:
+                counts["wechat_template"] = counts.get("wechat_template", 0) + 1
         return counts
 
     async def preview(self, merchant: str, segment: Segment, text: str) -> Broadcast:
@@ -163,7 +172,7 @@ class BroadcastDesk:
             rows = await self._recipients(uow, b.segment)
             items = [OutboxItem(None, "broadcast", r.channel, r.external_id, None, {
                 "broadcast": b.id, "key": MESSAGE_KEY, "language": r.language or self.default_language,
-                "params": {"text": b.text}}) for r in rows]
+                "params": {"text": b.text}, **({} if r.in_window else {"template": True})}) for r in rows]
             for i in range(0, len(items), QUEUE_CHUNK):
                 await uow.outbox.add_many(items[i:i + QUEUE_CHUNK])
             b.counts, b.state = self._counts(rows), "queued"

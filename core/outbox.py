@@ -27,6 +27,7 @@ from core.ports import (
     Notifier,
     Parts,
     PaymentGateway,
+    TemplateNotifier,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -314,8 +315,14 @@ class OutboxDispatcher:
             return await self.supply.handle(item)
         elif item.kind in ("notify", "broadcast"):  # a broadcast is a notice of lower priority (core/broadcast.py)
             p = item.payload
-            await self._notifier(item.channel).notify(item.recipient, p.get("language", ""), p["key"],
-                                                      p.get("params", {}))
+            notifier = self._notifier(item.channel)
+            if p.get("template"):  # outside the channel's reply window: the merchant's template message
+                if not getattr(notifier, "templates_ready", False):
+                    return False, f"no template message set up for {item.channel}", {}
+                await cast(TemplateNotifier, notifier).notify_template(item.recipient, p.get("language", ""),
+                                                                       p["key"], p.get("params", {}))
+            else:
+                await notifier.notify(item.recipient, p.get("language", ""), p["key"], p.get("params", {}))
         else:
             return False, f"unknown outbox kind {item.kind}", {}
         return True, "", {}

@@ -305,6 +305,15 @@ class ForgetfulNotifier(Notifier, Protocol):
     async def delete(self, recipient: str, refs: list[Any]) -> None: ...
 
 
+class TemplateNotifier(Notifier, Protocol):
+    """A notifier that can also reach a buyer outside its channel's reply window, by a template message the
+    merchant set up (WeChat's 模板消息; core/broadcast.py). `templates_ready`: one is configured."""
+
+    templates_ready: bool
+
+    async def notify_template(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None: ...
+
+
 class PaymentGateway(Protocol):
     """One payment provider (demo, telegram_stars, wechat_pay, wallet)."""
 

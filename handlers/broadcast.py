@@ -41,8 +41,9 @@ def desk_of(shop: Shop) -> BroadcastDesk:
     """The shop's one broadcast desk (the merchant's commands, the buyers' opt-outs and WeChat's window share it)."""
     desk = _DESKS.get(shop)
     if desk is None:
-        desk = _DESKS[shop] = BroadcastDesk(shop.uow, shop.clock, shop, default_language=shop.default_language,
-                                            wake=shop.dispatcher.wake)
+        desk = _DESKS[shop] = BroadcastDesk(
+            shop.uow, shop.clock, shop, default_language=shop.default_language, wake=shop.dispatcher.wake,
+            templates=lambda: bool(getattr(shop.notifiers.get("wechat"), "templates_ready", False)))
     return desk
 
 
@@ -98,7 +99,10 @@ def _preview(flow: AdminFlow, lang: str, b: Broadcast) -> Screen:
     body = "\n".join([t(lang, "broadcast.preview.segment", segment=seg),
                       t(lang, "broadcast.preview.counts", telegram=b.counts.get("telegram", 0),
                         wechat=b.counts.get("wechat", 0), total=b.total),
-                      t(lang, "broadcast.preview.window"), "", b.text])
+                      *([t(lang, "broadcast.preview.templates", n=b.counts["wechat_template"])]
+                        if b.counts.get("wechat_template") else []),
+                      t(lang, "broadcast.preview.window_templates" if desk_of(flow.shop).templates()
+                        else "broadcast.preview.window"), "", b.text])
     actions = [[Action(f"{COMMAND} send {b.id}", t(lang, "broadcast.send")),
                 Action(f"{COMMAND} cancel {b.id}", t(lang, "broadcast.cancel"))]] if b.total else []
     return Screen(t(lang, "broadcast.preview.title", id=b.id), body, actions=actions,

@@ -14,14 +14,16 @@ from storage.base import OFF_LOOP, SqlRepo
 
 
 class BroadcastRepo(SqlRepo):
-    async def recipients(self, segment: Segment, product_id: int | None, wechat_since: datetime
-                         ) -> list[Recipient]:
+    async def recipients(self, segment: Segment, product_id: int | None, wechat_since: datetime,
+                         wechat_all: bool = False) -> list[Recipient]:
         c = t.customers.c
         o = t.news_optouts.c
-        conds: list[Any] = [
-            ~exists().where(o.channel == c.channel, o.external_id == c.external_id),
-            or_(c.channel == "telegram", and_(c.channel == "wechat", c.last_message_at >= wechat_since)),
-        ]
+        conds: list[Any] = [~exists().where(o.channel == c.channel, o.external_id == c.external_id)]
+        if wechat_all:
+            conds.append(c.channel.in_(("telegram", "wechat")))
+        else:
+            conds.append(or_(c.channel == "telegram",
+                             and_(c.channel == "wechat", c.last_message_at >= wechat_since)))
         if segment.channel:
             conds.append(c.channel == segment.channel)
         if segment.lang:
@@ -30,9 +32,12 @@ class BroadcastRepo(SqlRepo):
             od = t.orders.c
             conds.append(exists().where(od.buyer_channel == c.channel, od.buyer_id == c.external_id,
                                         od.product_id == product_id, od.status == "delivered"))
-        rows = await self.c.execute(select(c.channel, c.external_id, c.language).where(*conds)
+        rows = await self.c.execute(select(c.channel, c.external_id, c.language, c.last_message_at).where(*conds)
                                     .order_by(c.channel, c.external_id).prefix_with(OFF_LOOP))
-        return [Recipient(r.channel, r.external_id, r.language) for r in rows]
+        return [Recipient(r.channel, r.external_id, r.language,
+                          r.channel != "wechat" or (r.last_message_at is not None
+                                                    and r.last_message_at >= wechat_since))
+                for r in rows]
 
     async def add(self, merchant: str, text: str, segment: dict[str, str], counts: dict[str, int], at: datetime
                   ) -> int:

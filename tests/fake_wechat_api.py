@@ -12,6 +12,8 @@ Served (as the real API: JSON answers with errcode/errmsg, HTTP 200 even for err
 - GET  /cgi-bin/token?grant_type=client_credential&appid=&secret=  -> a new access_token. Like WeChat, every
   fetch invalidates the previous token (calls with it get errcode 40001), so a second refresher shows.
 - POST /cgi-bin/message/custom/send?access_token=   JSON {touser, msgtype, text|image}
+- POST /cgi-bin/message/template/send?access_token=   JSON {touser, template_id, url, data: {field: {value}}}
+  (no 48-hour window; `unsubscribed` followers get 43004)
 - POST /cgi-bin/media/upload?access_token=&type=image   multipart field "media" -> media_id
 - POST /cgi-bin/menu/create?access_token=   JSON {button: [...]}
 - POST /cgi-bin/webhook/send?key=   a WeCom group robot (send-only), JSON {msgtype: text, text: {content}}
@@ -80,6 +82,7 @@ class FakeWeChatAPI:
         self._faults: dict[str, list[int]] = {}
         self._aimed: list[list[Any]] = []  # [openid, errcode, calls to let through first, times]
         self._closed: set[str] = set()
+        self.unsubscribed: set[str] = set()  # followers who left: template messages to them get 43004
         self._ids = itertools.count(1)
         self._waiters: set[asyncio.Future[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -90,6 +93,7 @@ class FakeWeChatAPI:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
+        app.router.add_post("/cgi-bin/message/template/send", self._template_send)
         app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
         app.router.add_post("/cgi-bin/webhook/send", self._robot)
@@ -212,6 +216,24 @@ class FakeWeChatAPI:
             errcode = 40007
         self._record(Call("message/custom/send", dict(request.query), body, errcode=errcode))
         return self._answer(errcode)
+
+    async def _template_send(self, request: web.Request) -> web.Response:
+        """A template message: no 48-hour window; a follower who unsubscribed gets 43004 (require subscribe)."""
+        body = json.loads(await request.read())
+        errcode = self._check(request, "message/template/send") or self._aimed_fault(str(body.get("touser")))
+        if not errcode and (not body.get("template_id") or not isinstance(body.get("data"), dict)):
+            errcode = 40037  # invalid template_id
+        if not errcode and body.get("touser") in self.unsubscribed:
+            errcode = 43004
+        self._record(Call("message/template/send", dict(request.query), body, errcode=errcode))
+        if errcode:
+            return self._answer(errcode)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)})
+
+    def templates(self, openid: str) -> list[dict[str, Any]]:
+        """The template messages sent to a follower: {template_id, url, data}."""
+        return [c.body for c in self.calls if c.path == "message/template/send" and not c.errcode
+                and c.body.get("touser") == openid]
 
     async def _media_upload(self, request: web.Request) -> web.Response:
         if self.delay:

@@ -97,6 +97,55 @@ async def test_wechat_broadcasts_reach_only_buyers_inside_the_48_hour_window(tmp
         assert "成功 2" in summary and "失败 0" in summary
 
 
+TEMPLATE = {"template_id": "TPL_notice_01", "text_field": "keyword1",
+            "fields": {"first": "{shop} 公告", "keyword2": "{date}", "remark": "回复 /stop_news 退订"},
+            "url": "https://shop.example.com/h5/"}
+
+
+async def test_with_a_template_message_buyers_outside_the_window_get_the_broadcast_as_that_template(
+        tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    async with FakeWeChatAPI(APPID, SECRET) as api, \
+            WeChatShop(api, tmp_path, clock=clock, wechat={"broadcast_template": TEMPLATE}) as shop:
+        for openid in ("o-old", "o-left", "o-quit"):
+            await shop.wx.text(openid, "hi")
+        assert "/news" in await shop.wx.text("o-quit", "/stop_news")
+        clock.advance(hours=49)
+        await shop.wx.text("o-ann", "hi")
+        await shop.wx.text(ADMIN, "hi")
+        api.unsubscribed.add("o-left")  # unfollowed the account since: WeChat answers 43004
+        await shop.idle()
+        before = len(api.texts("o-old"))
+
+        preview = await shop.wx.text(ADMIN, "/broadcast channel=wechat 周末补货：新卡已到")
+        assert "微信 4" in preview and "模板消息 2" in preview  # not o-quit (opted out)
+        send = next(line.split(": ", 1)[1] for line in preview.splitlines() if "/broadcast send" in line)
+        assert "已排队 4 条" in await shop.wx.text(ADMIN, send)
+        await eventually(lambda: any("已完成" in t for t in api.texts(ADMIN)))
+        [summary] = [t for t in api.texts(ADMIN) if "已完成" in t]
+        assert "成功 3" in summary and "失败 1" in summary  # o-left cannot be reached
+
+        assert any("周末补货" in t for t in api.texts("o-ann")) and api.templates("o-ann") == []
+        [tpl] = api.templates("o-old")
+        assert tpl["template_id"] == "TPL_notice_01" and tpl["url"] == "https://shop.example.com/h5/"
+        assert tpl["data"]["keyword1"]["value"] == "周末补货：新卡已到"
+        assert tpl["data"]["keyword2"]["value"] == "2026-03-03" and tpl["data"]["first"]["value"].endswith(" 公告")
+        assert len(api.texts("o-old")) == before  # no customer-service message outside the window
+        assert api.templates("o-quit") == [] and api.templates("o-left") == []
+
+
+async def test_without_a_template_the_preview_says_nothing_of_templates_and_counts_only_the_window(
+        tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path, clock=clock) as shop:
+        await shop.wx.text("o-old", "hi")
+        clock.advance(hours=49)
+        await shop.wx.text(ADMIN, "hi")
+        await shop.idle()
+        preview = await shop.wx.text(ADMIN, "/broadcast channel=wechat 新品")
+        assert "微信 1" in preview and "模板消息" not in preview
+
+
 @pytest.mark.parametrize("text", ["/broadcast", "/broadcast bought=GAME"])
 async def test_a_wechat_buyer_cannot_broadcast_and_a_merchant_gets_the_usage(tmp_path: Path, text: str) -> None:
     async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path) as shop:

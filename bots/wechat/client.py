@@ -124,6 +124,11 @@ class WeChatApi:
     async def send_text(self, openid: str, text: str) -> None:
         await self._call("message/custom/send", self.client.message.send_text, openid, text)
 
+    async def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str = "") -> None:
+        """A template message (模板消息): reaches a follower outside the 48-hour customer-service window."""
+        await self._call("message/template/send", self.client.message.send_template, openid, template_id, data,
+                         url or None)
+
     async def send_image(self, openid: str, media_id: str) -> None:
         await self._call("message/custom/send", self.client.message.send_image, openid, media_id)
 

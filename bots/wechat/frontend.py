@@ -30,7 +30,9 @@ from typing import Any, Protocol
 
 from bots.wechat import CHANNEL, LANGUAGE_HINT
 from bots.wechat.client import WindowClosed
+from config.settings.wechat import BroadcastTemplate
 from core.background import Background
+from core.broadcast import MESSAGE_KEY as BROADCAST_KEY
 from core.errors import RecipientUnreachable, StoreError
 from core.flood import FloodGate
 from core.models import Buyer, Customer
@@ -105,6 +107,7 @@ class Api(Protocol):
     async def send_text(self, openid: str, text: str) -> None: ...
     async def send_image(self, openid: str, media_id: str) -> None: ...
     async def upload_image(self, png: bytes, name: str = "pay.png") -> str: ...
+    async def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str = "") -> None: ...
 
 
 class PayGateway(Protocol):
@@ -464,17 +467,26 @@ class WeChatFrontend:
             await self.api.send_text(openid, part)
 
 
+class _Blank(dict[str, str]):
+    """str.format_map's mapping for the template's fields: an unknown `{name}` stays as it is written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 class WeChatNotifier:
     """Deliveries and notices to WeChat buyers (called by the outbox dispatcher), by customer-service text."""
 
     def __init__(self, flow: CustomerFlow, api: Api, i18n: Translator, pending: Pending, locks: UserLocks,
-                 alerts: Alerts | None = None) -> None:
+                 alerts: Alerts | None = None, template: BroadcastTemplate | None = None) -> None:
         self.flow = flow
         self.api = api
         self.i18n = i18n
         self.pending = pending
         self.locks = locks
         self.alerts = alerts
+        self.template = template if template is not None and template.template_id else None
+        self.templates_ready = self.template is not None  # core/ports.py TemplateNotifier
 
     async def deliver(self, recipient: str, delivery: Delivery) -> None:
         """The codes as text, in as many messages as WeChat's size limit takes: each a part of the delivery,
@@ -495,6 +507,19 @@ class WeChatNotifier:
             return
         async with self.locks(recipient):
             await self.flow.remember(order.buyer, screen)
+
+    async def notify_template(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None:
+        """A broadcast to a buyer outside the 48-hour window: the merchant's template message, its text field
+        carrying the announcement (core/broadcast.py; config `wechat.broadcast_template`)."""
+        tpl = self.template
+        if tpl is None:
+            raise RuntimeError("no wechat.broadcast_template set up")
+        lang = language or self.flow.shop.default_language
+        text = str(params.get("text", "")) if key == BROADCAST_KEY else self.i18n.t(lang, key, **params)
+        values = {"date": self.flow.shop.clock.now().strftime("%Y-%m-%d"), "shop": self.flow.shop_name}
+        data = {name: {"value": value.format_map(_Blank(values))} for name, value in tpl.fields.items()}
+        data[tpl.text_field] = {"value": text}
+        await self.api.send_template(recipient, tpl.template_id, data, tpl.url)
 
     async def notify(self, recipient: str, language: str, key: str, params: dict[str, Any]) -> None:
         screen = self.flow.render_notice(language, key, params)

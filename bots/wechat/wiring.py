@@ -73,7 +73,8 @@ class WeChatRuntime:
         webhook = wx.wecom_webhook.get_secret_value()
         self.alerts = MerchantAlerts(shop, self.api, i18n, admins=list(wx.admins),
                                      robot=WeComRobot(webhook) if webhook else None)
-        self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts)
+        self.notifier = WeChatNotifier(flow, self.api, i18n, pending, locks, self.alerts,
+                                       template=wx.broadcast_template)
         # What this channel gives the shop; the composition root registers it (App.plug).
         self.parts = ChannelParts({CHANNEL: self.notifier})
         if self.alerts.enabled:  # the shop's alerts reach WeChat too

@@ -128,6 +128,38 @@ class H5(BaseModel):
         return value
 
 
+class BroadcastTemplate(BaseModel):
+    """A template message (模板消息) for broadcasts to buyers outside the 48-hour customer-service window; see
+    [Broadcasts on WeChat](wechat.md#broadcasts-outside-the-48-hour-window). WeChat's rules forbid marketing in
+    template messages: pick a service-notice template (e.g. 服务通知 / 公告通知) and keep announcements to what
+    buyers asked for (restocks, service changes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: str = Field("", description="the template's id (公众号 → 广告与服务 → 模板消息); empty = none: "
+                                             "broadcasts reach only buyers who wrote in the last 48 hours")
+    text_field: str = Field("keyword1", description="the template field that carries the announcement's text")
+    fields: dict[str, str] = Field(default_factory=dict,
+                                   description="the template's other fields and their text (`{date}`: the day "
+                                               "sent, `{shop}`: the bot's name), e.g. `{first: 店铺公告, keyword2: "
+                                               "'{date}', remark: 回复 /stop_news 退订}`")
+    url: str = Field("", description="where tapping the message leads (e.g. the H5 shop); empty = nowhere")
+
+    @field_validator("template_id", "text_field")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if value and not re.match(r"^[A-Za-z0-9_-]{1,64}$", value):
+            raise ValueError("letters, digits, '_' or '-' (1-64)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://\S+$", value):
+            raise ValueError("must be an http:// or https:// address")
+        return value
+
+
 def _default_menu() -> list[MenuButton]:
     return [MenuButton(name="商品", action="catalog"), MenuButton(name="我的订单", action="orders"),
             MenuButton(name="更多", sub_button=[MenuButton(name="帮助", action="help"),
@@ -161,6 +193,9 @@ class Wechat(BaseModel):
     menu: list[MenuButton] = Field(default_factory=_default_menu,
                                    description="the custom menu `run.py wechat menu` creates: at most 3 buttons")
     pay: Pay = Field(default_factory=Pay, description="WeChat Pay")
+    broadcast_template: BroadcastTemplate = Field(default_factory=BroadcastTemplate,
+                                                  description="broadcasts outside the 48-hour window, by template "
+                                                              "message")
 
     @field_validator("wecom_webhook")
     @classmethod
