@@ -53,6 +53,7 @@ from bots.telegram.common import (
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
 from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.ptb_request import AiohttpRequest
 from bots.telegram.wiring import storefront
 from core.shop import Shop
 
@@ -187,9 +188,13 @@ async def log_handler_error(update: object, context: ContextTypes.DEFAULT_TYPE) 
 
 
 def build_application(token: str, api_base: str, *, concurrent_updates: bool = True) -> Application:
+    """PTB's Application on the store's transport (bots/telegram/ptb_request.py: aiohttp, not httpx); long polling
+    has its own small pool, so a getUpdates waiting for 50 s never takes a connection a reply needs."""
     base = api_base.rstrip("/")
     return (ApplicationBuilder().token(token)
             .base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+            .request(AiohttpRequest(256))
+            .get_updates_request(AiohttpRequest(2, read_timeout=POLL_TIMEOUT.total_seconds() + 10))
             .concurrent_updates(concurrent_updates)
             .build())
 
