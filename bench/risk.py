@@ -11,7 +11,8 @@ book's own work (its reads, scoring, and the order_risk writes); every order in 
 the latency the check added to it (`risk_ms_p99`; `risk_cpu_ms_p99` the CPU time of the event loop's thread in
 the same spans, which other processes on the machine do not inflate; `risk_ms_amortized_p99` divides the wall
 time by the batch's size). Also the
-same run with `risk.enabled: false` for the throughput either way (the two alternate in order round by round).
+same run with `risk.enabled: false` for the throughput either way (the two alternate in order round by round);
+`risk_throughput_ratio` is the best round with the check over the best without (target: at least 0.9).
 After a warm-up of 100 orders the heap is settled as run.py does when the store starts serving.
 The last line is one JSON object.
 """
@@ -144,8 +145,10 @@ async def main() -> int:
         "orders_per_s_risk_off": round(max(res["orders_per_s"] for res in off), 1),
         "reserve_batches": sum(res["reserve_batches"] for res in on),
     }
+    # What the check costs in throughput, within this run (issue 18's target: at least 0.9).
+    figures["risk_throughput_ratio"] = round(figures["orders_per_s_risk_on"] / figures["orders_per_s_risk_off"], 3)
     figures["ok"] = (p99 <= 5.0 and false_challenges == 0 and false_other == 0 and ordinary_delivered == ordinary_n
-                     and scalper_passed <= 6)
+                     and scalper_passed <= 6 and figures["risk_throughput_ratio"] >= 0.9)
     emit(figures)
     return 0 if figures["ok"] else 1
 
