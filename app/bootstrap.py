@@ -362,5 +362,5 @@ def add_promotions(shop: Shop, settings: Settings) -> None:
     if cfg.enabled:
         coupons = Coupons(lambda: shop.vault.ring.fingerprint_key, cfg.max_guesses_per_hour)
         shop.add_promotion(coupons)
-        shop.coupons = CouponDesk(shop.uow, shop.clock, coupons, shop.quote, code_length=cfg.code_length,
+        shop.coupons = CouponDesk(shop.uow, shop.clock, coupons, shop.quote, shop.vault, code_length=cfg.code_length,
                                   alphabet=cfg.alphabet)

@@ -25,6 +25,7 @@ The product rule `coupon_stacking: false` refuses a coupon on an order that anot
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -37,13 +38,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from core.clock import Clock
-from core.errors import ErrorCode, Refused, StoreError
+from core.errors import ErrorCode, Refused, StoreError, VaultError
 from core.models import AuditEntry, Buyer, Order, Product
 from core.promotions import Note, Priced, Promotion, Quote
 from core.risk import rules_of
 
 if TYPE_CHECKING:
     from core.ports import UnitOfWork, UnitOfWorkFactory
+    from core.vault import Vault
 
 NAME = "coupon"  # the promotion's name: ReserveRequest.promo["coupon"] is the code, order.promo["coupon"] the record
 MISS = "coupon_miss"  # audit action of a wrong code (rate limit and risk signal)
@@ -320,14 +322,29 @@ QuoteFn = Callable[[Buyer, Product, int, Mapping[str, str], str], Awaitable[Quot
 class CouponDesk:
     """Merchants make, list and disable campaigns; a buyer's typed code is checked (and a guess counted)."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, promotion: Coupons, quote: QuoteFn, *,
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, promotion: Coupons, quote: QuoteFn, vault: Vault, *,
                  code_length: int = 10, alphabet: str = "ABCDEFGHJKMNPQRSTVWXYZ23456789") -> None:
         self.uow = uow
+        self.vault = vault  # seals a typed code while a chat remembers it (seal/unseal)
         self.quote = quote  # Shop.quote
         self.clock = clock
         self.promotion = promotion
         self.code_length = code_length
         self.alphabet = alphabet
+
+    def seal(self, code: str) -> str:
+        """A typed code as a chat's conversation state keeps it between the product screen and Buy: encrypted
+        with the vault's current key, never in plain text."""
+        kid, nonce, ct = self.vault.encrypt(0, normalize(code))
+        return ".".join((kid, base64.urlsafe_b64encode(nonce).decode(), base64.urlsafe_b64encode(ct).decode()))
+
+    def unseal(self, sealed: str) -> str | None:
+        """The code `seal` made, or None when it does not open (another key, a row changed by hand)."""
+        try:
+            kid, nonce, ct = sealed.split(".")
+            return self.vault.decrypt(0, kid, base64.urlsafe_b64decode(nonce), base64.urlsafe_b64decode(ct))
+        except (ValueError, VaultError):
+            return None
 
     @staticmethod
     def _name(name: str) -> str:

@@ -1,0 +1,119 @@
+"""A coupon in the chat (handlers/catalog.py): "🎟 Have a coupon?" on the product screen asks for the code, a wrong
+one is refused in words and asked again, a right one shows the product at the coupon's price, and Buy holds the
+order at that price. Telegram end to end with both libraries (the fake Bot API), WeChat by its numbered replies
+(the fake WeChat API). The code is never kept in plain text in the conversation state."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.coupons import PERCENT, Terms
+from core.models import Buyer
+from storage import tables as t
+from tests.fake_bot_api import FakeBotAPI
+from tests.fake_wechat_api import FakeWeChatAPI
+from tests.telegram_harness import Shopfront, buttons, data_of
+from tests.test_telegram_storefront import browse_to_product
+from tests.wechat_harness import APPID, SECRET, WeChatShop, option
+
+HAVE = "🎟 Have a coupon?"
+
+
+async def _states(app) -> str:  # noqa: ANN001
+    async with app.db.read_engine.connect() as conn:
+        return json.dumps([r.state for r in await conn.execute(select(t.customers.c.state))])
+
+
+async def test_a_telegram_buyer_types_a_coupon_sees_the_lower_price_and_pays_it_in_stars(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    async with Shopfront(api, tmp_path, library=library) as shop:
+        await shop.stock(3)
+        await shop.app.shop.coupons.create("TG10", "TGCODE10", Terms(PERCENT, 10, "CNY"))
+        ann = api.user(801, "Ann", "en")
+        page = await browse_to_product(shop, ann)
+        assert HAVE in [b["text"] for b in buttons(page)]
+
+        async def tap(data: str):  # noqa: ANN202
+            mark = api.mark()
+            await shop.send(api.callback_update(ann, data, api.last_message(801)))
+            return await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 801, since=mark)
+
+        async def say(text: str):  # noqa: ANN202
+            mark = api.mark()
+            await shop.send(api.message_update(ann, text))
+            return await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 801, since=mark)
+
+        ask = await tap(data_of(page, HAVE))
+        assert "Type your coupon code for Game card" in ask.params["text"]
+        wrong = await say("NOTACODE")
+        assert "That coupon code is not valid" in wrong.params["text"] and "Tries left this hour: 9" in \
+            wrong.params["text"]
+        priced = await say("tg-code-10")  # asked again after the wrong one: this is taken as the code
+        text = priced.params["text"]
+        assert "Price: CN¥9.00 (was CN¥10.00)" in text and "Coupon TG10: CN¥1.00 off" in text, text
+        assert "63 Stars" in text
+        assert "✖ Remove coupon" in [b["text"] for b in buttons(priced)]
+        assert "TGCODE10" not in (await _states(shop.app)).upper()  # kept sealed, never in plain text
+
+        mark = api.mark()
+        buy = next(b["callback_data"] for b in buttons(priced) if b["callback_data"].startswith("buy:"))
+        await shop.send(api.callback_update(ann, buy, api.last_message(801)))
+        invoice = await api.wait_for("sendInvoice", lambda c: c.params["chat_id"] == 801, since=mark)
+        assert [p["amount"] for p in invoice.params["prices"]] == [63]
+        [order] = await shop.app.shop.my_orders(Buyer("telegram", "801"))
+        assert (order.amount, order.discount) == (900, 100) and order.promo["coupon"]["name"] == "TG10"
+        assert [c.used for c in await shop.app.shop.coupons.all()] == [1]
+
+        # the coupon went with that order: the product is at its price again, and Remove brings the price back
+        game = await shop.app.shop.product_by_sku("GAME")
+        assert game is not None
+        again = await tap(f"product:{game.id}")
+        assert "Price: CN¥10.00" in again.params["text"] and "was" not in again.params["text"]
+
+
+async def test_a_telegram_buyer_who_removes_the_coupon_pays_the_listed_price(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    async with Shopfront(api, tmp_path, library=library) as shop:
+        await shop.stock(2)
+        await shop.app.shop.coupons.create("GONE", "GONE1234", Terms(PERCENT, 50, "CNY"))
+        bob = api.user(802, "Bob", "en")
+        page = await browse_to_product(shop, bob)
+        mark = api.mark()
+        await shop.send(api.callback_update(bob, data_of(page, HAVE), api.last_message(802)))
+        await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
+        mark = api.mark()
+        await shop.send(api.message_update(bob, "GONE1234"))
+        priced = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
+        assert "Coupon GONE" in priced.params["text"]
+        mark = api.mark()
+        await shop.send(api.callback_update(bob, data_of(priced, "✖ Remove coupon"), api.last_message(802)))
+        plain = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
+        assert "Coupon GONE" not in plain.params["text"] and HAVE in [b["text"] for b in buttons(plain)]
+        mark = api.mark()
+        await shop.send(api.callback_update(bob, data_of(plain, "Buy"), api.last_message(802)))
+        invoice = await api.wait_for("sendInvoice", lambda c: c.params["chat_id"] == 802, since=mark)
+        assert [p["amount"] for p in invoice.params["prices"]] == [70]
+        assert [c.used for c in await shop.app.shop.coupons.all()] == [0]
+
+
+async def test_a_wechat_buyer_enters_a_coupon_by_the_numbered_menu_and_orders_at_its_price(tmp_path: Path) -> None:
+    ann = "o-coupon"
+    async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path) as shop:
+        await shop.stock(2)
+        await shop.app.shop.coupons.create("WX5", "WXCODE55", Terms("amount", 500, "CNY", min_spend=800))
+        menu = await shop.wx.subscribe(ann)
+        catalog = await shop.wx.text(ann, option(menu, "商品列表"))
+        page = await shop.wx.text(ann, option(catalog, "游戏点卡"))
+        assert "使用优惠券" in page
+        ask = await shop.wx.text(ann, option(page, "使用优惠券"))
+        assert "请输入用于「游戏点卡」的优惠券码" in ask
+        wrong = await shop.wx.text(ann, "ZZZZZZZZ")
+        assert "优惠券码无效" in wrong
+        priced = await shop.wx.text(ann, "wxcode55")
+        assert "优惠券 WX5：立减 ¥5.00" in priced and "¥5.00" in priced, priced
+        held = await shop.wx.text(ann, option(priced, "购买"))
+        assert "¥5.00" in held
+        [order] = await shop.app.shop.my_orders(Buyer("wechat", ann))
+        assert (order.amount, order.discount) == (500, 500)
