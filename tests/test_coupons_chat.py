@@ -16,7 +16,7 @@ from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.telegram_harness import Shopfront, buttons, data_of
 from tests.test_telegram_storefront import browse_to_product
-from tests.wechat_harness import APPID, SECRET, WeChatShop, option
+from tests.wechat_harness import ADMIN, APPID, SECRET, WeChatShop, option
 
 HAVE = "🎟 Have a coupon?"
 
@@ -117,3 +117,41 @@ async def test_a_wechat_buyer_enters_a_coupon_by_the_numbered_menu_and_orders_at
         assert "¥5.00" in held
         [order] = await shop.app.shop.my_orders(Buyer("wechat", ann))
         assert (order.amount, order.discount) == (500, 500)
+
+
+# -- merchants --------------------------------------------------------------------------------------------------
+
+async def test_a_merchant_lists_coupons_without_codes_and_turns_one_off_on_telegram(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    async with Shopfront(api, tmp_path, library=library) as shop:
+        desk = shop.app.shop.coupons
+        codes = await desk.generate("BATCH", 3, Terms(PERCENT, 20, "CNY"))
+        await desk.create("VIP", "VIPCODE77", Terms("amount", 500, "CNY", total_limit=100))
+        boss, ann = api.user(1), api.user(805)
+
+        async def say(user: dict, text: str) -> str:
+            mark = api.mark()
+            await shop.send(api.message_update(user, text))
+            return (await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == user["id"],
+                                       since=mark)).params["text"]
+
+        assert "merchants only" in await say(ann, "/coupons")
+        listed = await say(boss, "/coupons")
+        assert "#1 BATCH: 20%, 3 single-use codes, used 0, on" in listed
+        assert "#2 VIP: CN¥5.00, one shared code, used 0 of 100, on" in listed
+        assert not any(c in listed for c in [*codes, "VIPCODE77"])
+        assert "/coupon_off NAME" in await say(boss, "/coupon_off")
+        assert "There is no coupon named NOPE" in await say(boss, "/coupon_off NOPE")
+        assert "Coupon VIP is off" in await say(boss, "/coupon_off vip")
+        assert "#2 VIP: CN¥5.00, one shared code, used 0 of 100, off" in await say(boss, "/coupons")
+        async with shop.app.db.uow() as uow:
+            audited = [(e.detail.get("command"), e.detail.get("name")) for e in await uow.audit.latest("admin")]
+        assert ("coupon_off", "VIP") in audited and ("coupons", None) in audited
+
+
+async def test_a_wechat_merchant_lists_coupons(tmp_path: Path) -> None:
+    async with FakeWeChatAPI(APPID, SECRET) as api, WeChatShop(api, tmp_path) as shop:
+        await shop.app.shop.coupons.create("WXVIP", "WXVIP123", Terms(PERCENT, 15, "CNY"))
+        listed = await shop.wx.text(ADMIN, "/coupons")
+        assert "#1 WXVIP：15%，共享码，已用 0，启用" in listed and "WXVIP123" not in listed
+        assert "已停用" in await shop.wx.text(ADMIN, "/coupon_off WXVIP")
