@@ -312,3 +312,15 @@ async def test_merchant_mistakes_are_refused(db_url: str, tmp_path: Path) -> Non
                 await call
             assert e.value.code is code
         assert [c.name for c in await desk.all()] == ["DUP"]
+
+
+async def test_a_few_wrong_codes_at_the_default_risk_points_bring_a_challenge_before_the_next_order(
+        db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path, catalog=CATALOG) as (app, _, _):
+        await import_n(app, 2)
+        policy = app.shop.guard.policy
+        assert (policy.coupon_guess_points, policy.new_account_points, policy.challenge_at) == (5, 10, 30)
+        for i in range(4):  # a new account (10) and four wrong codes (4 x 5): 30, a challenge
+            assert (await refused(app, ALICE, f"GUESS{i:04d}")).code is ErrorCode.COUPON_UNKNOWN
+        assert (await refused(app, ALICE, "")).code is ErrorCode.CHALLENGE_REQUIRED
+        assert await stock_of(app) == (2, 0, 0)
