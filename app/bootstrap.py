@@ -359,8 +359,8 @@ def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
     cfg = settings.marketing.coupons
+    coupons = Coupons(lambda: shop.vault.ring.fingerprint_key, cfg.max_guesses_per_hour, enabled=cfg.enabled)
+    shop.add_promotion(coupons)  # off: still there, refusing every code (an order never silently ignores one)
     if cfg.enabled:
-        coupons = Coupons(lambda: shop.vault.ring.fingerprint_key, cfg.max_guesses_per_hour)
-        shop.add_promotion(coupons)
         shop.coupons = CouponDesk(shop.uow, shop.clock, coupons, shop.quote, shop.vault, code_length=cfg.code_length,
                                   alphabet=cfg.alphabet)

@@ -211,9 +211,10 @@ class Coupons(Promotion):
 
     name = NAME
 
-    def __init__(self, secret: Callable[[], bytes], max_guesses_per_hour: int = 10) -> None:
+    def __init__(self, secret: Callable[[], bytes], max_guesses_per_hour: int = 10, *, enabled: bool = True) -> None:
         self.secret = secret  # the vault's fingerprint key (never rotated)
         self.max_guesses = max_guesses_per_hour
+        self.enabled = enabled  # off (marketing.coupons.enabled): every code is refused as unknown, not counted
 
     def digest(self, code: str) -> str:
         return hmac.new(self.secret(), b"coupon:" + normalize(code).encode(), hashlib.sha256).hexdigest()
@@ -233,6 +234,10 @@ class Coupons(Promotion):
     async def price(self, uow: UnitOfWork, items: Sequence[Priced], now: datetime) -> None:
         wanting = [i for i in items if i.wanted.get(NAME, "").strip()]
         if not wanting:
+            return
+        if not self.enabled:
+            for item in wanting:
+                item.refuse(StoreError(ErrorCode.COUPON_UNKNOWN, left=self.max_guesses))
             return
         misses = await self._guessing(uow, (i.buyer for i in wanting), now)
         digests = {id(i): self.digest(i.wanted[NAME]) for i in wanting}
@@ -292,7 +297,7 @@ class Coupons(Promotion):
 
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
         code = item.wanted.get(NAME, "").strip()
-        if not code:
+        if not code or not self.enabled:
             return
         result = await self.check(uow, item, now)
         if isinstance(result, StoreError):

@@ -324,3 +324,14 @@ async def test_a_few_wrong_codes_at_the_default_risk_points_bring_a_challenge_be
             assert (await refused(app, ALICE, f"GUESS{i:04d}")).code is ErrorCode.COUPON_UNKNOWN
         assert (await refused(app, ALICE, "")).code is ErrorCode.CHALLENGE_REQUIRED
         assert await stock_of(app) == (2, 0, 0)
+
+
+async def test_with_coupons_off_a_code_is_refused_not_ignored(db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path, catalog=CATALOG) as (app, _, _):
+        await import_n(app, 2)
+        await app.shop.coupons.create("LIVE", "LIVECODE1", terms())
+        app.shop.promotion("coupon").enabled = False  # what marketing.coupons.enabled: false sets up
+        assert (await refused(app, ALICE, "LIVECODE1")).code is ErrorCode.COUPON_UNKNOWN
+        assert await stock_of(app) == (2, 0, 0) and await used(app, "LIVE") == 0
+        plain = await app.shop.reserve(ALICE, await product_id(app), 1, "en")
+        assert plain.amount == 1000

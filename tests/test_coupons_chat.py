@@ -26,50 +26,56 @@ async def _states(app) -> str:  # noqa: ANN001
         return json.dumps([r.state for r in await conn.execute(select(t.customers.c.state))])
 
 
+class Chat:
+    """One Telegram buyer's side: taps a button, types a message, and gets the store's next message (or invoice)."""
+
+    def __init__(self, shop: Shopfront, user: dict) -> None:
+        self.shop, self.api, self.user, self.chat = shop, shop.api, user, user["id"]
+
+    async def _next(self, update: dict, method: str = "sendMessage"):  # noqa: ANN202
+        mark = self.api.mark()
+        await self.shop.send(update)
+        return await self.api.wait_for(method, lambda c: c.params["chat_id"] == self.chat, since=mark)
+
+    async def tap(self, data: str, method: str = "sendMessage"):  # noqa: ANN202
+        return await self._next(self.api.callback_update(self.user, data, self.api.last_message(self.chat)), method)
+
+    async def say(self, text: str):  # noqa: ANN202
+        return await self._next(self.api.message_update(self.user, text))
+
+
 async def test_a_telegram_buyer_types_a_coupon_sees_the_lower_price_and_pays_it_in_stars(
         api: FakeBotAPI, tmp_path: Path, library: str) -> None:
     async with Shopfront(api, tmp_path, library=library) as shop:
         await shop.stock(3)
         await shop.app.shop.coupons.create("TG10", "TGCODE10", Terms(PERCENT, 10, "CNY"))
-        ann = api.user(801, "Ann", "en")
-        page = await browse_to_product(shop, ann)
+        ann = Chat(shop, api.user(801, "Ann", "en"))
+        page = await browse_to_product(shop, ann.user)
         assert HAVE in [b["text"] for b in buttons(page)]
 
-        async def tap(data: str):  # noqa: ANN202
-            mark = api.mark()
-            await shop.send(api.callback_update(ann, data, api.last_message(801)))
-            return await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 801, since=mark)
-
-        async def say(text: str):  # noqa: ANN202
-            mark = api.mark()
-            await shop.send(api.message_update(ann, text))
-            return await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 801, since=mark)
-
-        ask = await tap(data_of(page, HAVE))
+        ask = await ann.tap(data_of(page, HAVE))
         assert "Type your coupon code for Game card" in ask.params["text"]
-        wrong = await say("NOTACODE")
+        wrong = await ann.say("NOTACODE")
         assert "That coupon code is not valid" in wrong.params["text"] and "Tries left this hour: 9" in \
             wrong.params["text"]
-        priced = await say("tg-code-10")  # asked again after the wrong one: this is taken as the code
+        priced = await ann.say("tg-code-10")  # asked again after the wrong one: this is taken as the code
         text = priced.params["text"]
         assert "Price: CN¥9.00 (was CN¥10.00)" in text and "Coupon TG10: CN¥1.00 off" in text, text
         assert "63 Stars" in text
         assert "✖ Remove coupon" in [b["text"] for b in buttons(priced)]
         assert "TGCODE10" not in (await _states(shop.app)).upper()  # kept sealed, never in plain text
 
-        mark = api.mark()
         buy = next(b["callback_data"] for b in buttons(priced) if b["callback_data"].startswith("buy:"))
-        await shop.send(api.callback_update(ann, buy, api.last_message(801)))
-        invoice = await api.wait_for("sendInvoice", lambda c: c.params["chat_id"] == 801, since=mark)
+        invoice = await ann.tap(buy, "sendInvoice")
         assert [p["amount"] for p in invoice.params["prices"]] == [63]
         [order] = await shop.app.shop.my_orders(Buyer("telegram", "801"))
         assert (order.amount, order.discount) == (900, 100) and order.promo["coupon"]["name"] == "TG10"
         assert [c.used for c in await shop.app.shop.coupons.all()] == [1]
 
-        # the coupon went with that order: the product is at its price again, and Remove brings the price back
+        # the coupon went with that order: the product is at its listed price again
         game = await shop.app.shop.product_by_sku("GAME")
         assert game is not None
-        again = await tap(f"product:{game.id}")
+        again = await ann.tap(f"product:{game.id}")
         assert "Price: CN¥10.00" in again.params["text"] and "was" not in again.params["text"]
 
 
@@ -78,22 +84,14 @@ async def test_a_telegram_buyer_who_removes_the_coupon_pays_the_listed_price(
     async with Shopfront(api, tmp_path, library=library) as shop:
         await shop.stock(2)
         await shop.app.shop.coupons.create("GONE", "GONE1234", Terms(PERCENT, 50, "CNY"))
-        bob = api.user(802, "Bob", "en")
-        page = await browse_to_product(shop, bob)
-        mark = api.mark()
-        await shop.send(api.callback_update(bob, data_of(page, HAVE), api.last_message(802)))
-        await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
-        mark = api.mark()
-        await shop.send(api.message_update(bob, "GONE1234"))
-        priced = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
+        bob = Chat(shop, api.user(802, "Bob", "en"))
+        page = await browse_to_product(shop, bob.user)
+        await bob.tap(data_of(page, HAVE))
+        priced = await bob.say("GONE1234")
         assert "Coupon GONE" in priced.params["text"]
-        mark = api.mark()
-        await shop.send(api.callback_update(bob, data_of(priced, "✖ Remove coupon"), api.last_message(802)))
-        plain = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 802, since=mark)
+        plain = await bob.tap(data_of(priced, "✖ Remove coupon"))
         assert "Coupon GONE" not in plain.params["text"] and HAVE in [b["text"] for b in buttons(plain)]
-        mark = api.mark()
-        await shop.send(api.callback_update(bob, data_of(plain, "Buy"), api.last_message(802)))
-        invoice = await api.wait_for("sendInvoice", lambda c: c.params["chat_id"] == 802, since=mark)
+        invoice = await bob.tap(data_of(plain, "Buy"), "sendInvoice")
         assert [p["amount"] for p in invoice.params["prices"]] == [70]
         assert [c.used for c in await shop.app.shop.coupons.all()] == [0]
 
@@ -127,13 +125,10 @@ async def test_a_merchant_lists_coupons_without_codes_and_turns_one_off_on_teleg
         desk = shop.app.shop.coupons
         codes = await desk.generate("BATCH", 3, Terms(PERCENT, 20, "CNY"))
         await desk.create("VIP", "VIPCODE77", Terms("amount", 500, "CNY", total_limit=100))
-        boss, ann = api.user(1), api.user(805)
+        boss, ann = Chat(shop, api.user(1)), Chat(shop, api.user(805))
 
-        async def say(user: dict, text: str) -> str:
-            mark = api.mark()
-            await shop.send(api.message_update(user, text))
-            return (await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == user["id"],
-                                       since=mark)).params["text"]
+        async def say(user: Chat, text: str) -> str:
+            return (await user.say(text)).params["text"]
 
         assert "merchants only" in await say(ann, "/coupons")
         listed = await say(boss, "/coupons")

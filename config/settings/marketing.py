@@ -14,8 +14,8 @@ class Coupons(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    enabled: bool = Field(True, description="buyers may enter coupon codes (off: the action is hidden and every "
-                                            "code is refused as unknown)")
+    enabled: bool = Field(True, description="buyers may enter coupon codes (off: the chat's action and the "
+                                            "merchants' commands are gone, and every code is refused as unknown)")
     max_guesses_per_hour: int = Field(10, ge=1, le=1000, description="wrong codes a buyer may type an hour; then "
                                       "every code is refused until the hour is over (each wrong one also raises the "
                                       "buyer's risk score: `risk.coupon_guess_points`)")
