@@ -243,9 +243,11 @@ class Coupons(Promotion):
         digests = {id(i): self.digest(i.wanted[NAME]) for i in wanting}
         found = await uow.coupons.find(sorted(set(digests.values())))
         coupons = await uow.coupons.get(sorted(set(found.values())), for_update=True)
-        persons = await self._persons(uow, (i.buyer for i in wanting if i.buyer.key))
+        limited = {cid for cid, c in coupons.items() if c.terms.per_buyer is not None}
+        # each buyer's linked accounts, read only where a per-buyer limit needs them
+        persons = await self._persons(uow, (i.buyer for i in wanting if found.get(digests[id(i)]) in limited))
         taken = await uow.coupons.codes_in_use(sorted({d for d in digests.values() if d in found}))
-        stored = await uow.coupons.uses_by(sorted(coupons), sorted({k for ks in persons.values() for k in ks}))
+        stored = await uow.coupons.uses_by(sorted(limited), sorted({k for ks in persons.values() for k in ks}))
         batch = _Counts()
         guesses: list[AuditEntry] = []
         for item in wanting:
@@ -260,7 +262,7 @@ class Coupons(Promotion):
                 guesses.append(AuditEntry(MISS, b.key, b.channel, now, product_id=item.product.id))
                 item.refuse(StoreError(ErrorCode.COUPON_UNKNOWN, left=max(0, self.max_guesses - misses[b.key])))
                 continue
-            accounts = persons[b.key]
+            accounts = persons.get(b.key) or [b.key]
             person = accounts[0] if len(accounts) == 1 else min(accounts)
             cid = coupon.id
             used = coupon.used + batch.used.get(cid, 0)

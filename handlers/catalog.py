@@ -69,6 +69,10 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     if qty is None:  # opened (from the catalogue, a link); a quantity button only redraws it
         turn.shop.reports.viewed(p.id, turn.buyer.channel)
     qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
+    wait = turn.state.coupon
+    if wait is not None and not wait.sealed:  # asked for a code, then came back without one: stop waiting
+        turn.state.coupon = None
+        await turn.save()
     code = _coupon_of(turn, p.id)
     quote = await turn.shop.quote(turn.buyer, p, qty, promo=_promo(code), language=turn.lang)
     lines = []
