@@ -25,6 +25,7 @@ from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
+from core.coupons import CouponDesk, Coupons
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
 from core.models import Buyer, Kind, ProductSpec
@@ -357,4 +358,9 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
-    return None
+    cfg = settings.marketing.coupons
+    coupons = Coupons(lambda: shop.vault.ring.fingerprint_key, cfg.max_guesses_per_hour, enabled=cfg.enabled)
+    shop.add_promotion(coupons)  # off: still there, refusing every code (an order never silently ignores one)
+    if cfg.enabled:
+        shop.coupons = CouponDesk(shop.uow, shop.clock, coupons, shop.quote, shop.vault, code_length=cfg.code_length,
+                                  alphabet=cfg.alphabet)

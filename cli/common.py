@@ -16,13 +16,14 @@ from locales import Translator
 
 class Voice:
     """The command line's words: the `cli` room of locales/ (cli.po) in one language, the merchant's
-    `store.default_language`, or English before the settings are read, and the refusals' room (errors.po). Help
+    `store.default_language`, or English before the settings are read, and the refusals' room (errors.po) and
+    the coupons' (coupons.po: `run.py coupons` and its refusals). Help
     texts, messages and errors all go through it; what is data (SKUs, ids, codes' counts, other systems' error
     codes) is passed in as it is."""
 
     def __init__(self, language: str = "en") -> None:
         self.language = language
-        self._i18n = Translator(dict.fromkeys(("en", language)), default="en", rooms=("cli", "errors"))
+        self._i18n = Translator(dict.fromkeys(("en", language)), default="en", rooms=("cli", "errors", "coupons"))
 
     def t(self, message: str, /, **params: object) -> str:
         return self._i18n.t(self.language, message, **params)

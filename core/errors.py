@@ -32,6 +32,15 @@ class ErrorCode(StrEnum):
     LINK_SELF = "link_self"  # the code was asked for by this very account
     LINK_CONFLICT = "link_conflict"  # the two accounts belong to different people
     NOT_LINKED = "not_linked"
+    # Coupons: core/coupons.py (params: name, the campaign's name; never the code)
+    COUPON_UNKNOWN = "coupon_unknown"  # params: left (wrong codes still allowed this hour)
+    COUPON_EXPIRED = "coupon_expired"  # its window ended, or the merchant disabled it
+    COUPON_NOT_STARTED = "coupon_not_started"  # params: date
+    COUPON_EXHAUSTED = "coupon_exhausted"  # all its uses are taken (a single-use code: used)
+    COUPON_PER_BUYER = "coupon_per_buyer"  # params: limit
+    COUPON_SCOPE = "coupon_scope"  # not for this product
+    COUPON_MIN_SPEND = "coupon_min_spend"  # params: amount, currency
+    COUPON_NO_STACKING = "coupon_no_stacking"  # the product's rule coupon_stacking: false, and another discount applies
 
 
 class Refused(Exception):

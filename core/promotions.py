@@ -133,6 +133,7 @@ class Quote:
     stars: int | None  # total Stars due (None: no Stars price)
     notes: tuple[Note, ...] = ()
     available: int | None = None  # a promotion's own cap left (a flash sale's units), None when none applies
+    refusal: StoreError | None = None  # a promotion the buyer asked for that would refuse the order (a coupon)
 
     @property
     def discounted(self) -> bool:

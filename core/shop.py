@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from core.aftersales import ProblemDesk
     from core.cardfaces import CardFaceDesk
     from core.console import ConsoleDesk
+    from core.coupons import CouponDesk
     from core.groups import GroupDesk
     from core.resellers import ResellerDesk
 
@@ -131,6 +132,7 @@ class Shop:
         self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         self.dispatcher.on_refunded(self._refunded_promotions)
+        self.coupons: CouponDesk | None = None  # set by the composition root when coupons are on (core/coupons.py)
         # The one way a payment gets in (core/payments.py): orders through the "pay" batch, top-ups when attached.
         self.payments = PaymentDesk(uow_factory, clock, self.committer.submit, lambda: self.gateways.keys(),
                                     self.risk.under_review, self.dispatcher.wake, self.book.bans)
@@ -357,7 +359,8 @@ class Shop:
                 for promotion in self.book.promotions:
                     await promotion.preview(uow, item, self.clock.now())
         o = item.order
-        return Quote(product, qty, o.amount, product.price * qty, o.stars_total, tuple(item.notes), item.available)
+        return Quote(product, qty, o.amount, product.price * qty, o.stars_total, tuple(item.notes), item.available,
+                     item.refusal)
 
     async def _refunded_promotions(self, uow: UnitOfWork, order_ids: list[str]) -> None:
         """Refunded orders give back what their promotions took (in the refund's transaction)."""

@@ -43,6 +43,9 @@ class Shopping(Name):
     CHALLENGE = "challenge"  # challenge:TOKEN:ANSWER:PRODUCT:QTY (handlers/risk.py draws the question)
     ALERT = "alert"  # alert:ID: tell me when this sold-out product is back (core/stock_alerts.py)
     UNALERT = "unalert"  # unalert:ID: cancel that
+    COUPON = "coupon"  # coupon:ID:QTY: ask for a coupon code (core/coupons.py)
+    COUPON_CODE = "coupon_code"  # the code the buyer typed (never a button)
+    COUPON_CLEAR = "coupon_clear"  # coupon_clear:ID:QTY: buy without the coupon
 
 
 class Orders(Name):

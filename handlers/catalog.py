@@ -1,5 +1,6 @@
 """Browsing and buying: the catalogue, a category, a product, buy -> the invoice; a top-up's account first (asked,
-typed, confirmed); the answer to a risk challenge (the question itself: handlers/risk.py)."""
+typed, confirmed); the answer to a risk challenge (the question itself: handlers/risk.py); a coupon code typed on
+the product screen (asked, checked, the price shown with it, kept sealed until Buy: core/coupons.py)."""
 from __future__ import annotations
 
 import math
@@ -9,13 +10,14 @@ from core.errors import ErrorCode, StoreError
 from core.models import Kind, Order, Product, localized
 from core.promotions import MONEY_PARAMS, Quote
 from core.risk import rules_of
-from handlers import risk
+from handlers import errors, risk
 from handlers.actions import Home, Orders, Shopping
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
-from handlers.state import TopupWait
+from handlers.state import CouponWait, TopupWait
 
 PAGE = 8
+MAX_COUPON_TYPED = 64  # characters of a typed coupon code looked at
 router = Router("catalog")
 
 
@@ -59,7 +61,7 @@ async def category(turn: Turn, index: int, page: int = 0) -> Screen:
     return Screen(turn.t("catalog.title"), body, actions=rows)
 
 
-@router.action(Shopping.PRODUCT)
+@router.action(Shopping.PRODUCT, keeps=("coupon",))
 async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen:
     """A product: what it is, its price and stock, Buy, and the quantity."""
     view = await turn.shop.product_view(product_id)
@@ -67,7 +69,12 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     if qty is None:  # opened (from the catalogue, a link); a quantity button only redraws it
         turn.shop.reports.viewed(p.id, turn.buyer.channel)
     qty = max(p.min_qty, min(p.max_qty, qty if qty is not None else p.min_qty))
-    quote = await turn.shop.quote(turn.buyer, p, qty, language=turn.lang)
+    wait = turn.state.coupon
+    if wait is not None and not wait.sealed:  # asked for a code, then came back without one: stop waiting
+        turn.state.coupon = None
+        await turn.save()
+    code = _coupon_of(turn, p.id)
+    quote = await turn.shop.quote(turn.buyer, p, qty, promo=_promo(code), language=turn.lang)
     lines = []
     desc = localized(p.description, turn.lang, turn.shop.default_language)
     if desc:
@@ -91,6 +98,8 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
         lines.append(turn.t("product.low", n=view.available))
     else:
         lines.append(turn.t("product.in_stock"))
+    if quote.refusal is not None:  # the coupon applied earlier does not fit any more (a smaller quantity, used up)
+        lines.append(errors.text(turn.flow.i18n, turn.lang, quote.refusal))
     rows: list[list[Action]] = []
     if view.available == 0 and p.kind is Kind.CODE:  # back in stock: an alert when codes come in
         if await stock_alerts.is_waiting(turn.shop, turn.buyer, p.id):
@@ -113,6 +122,9 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
             if qty < p.max_qty:
                 qrow.append(Action(Shopping.PRODUCT.id(p.id, qty + 1), turn.t("product.more")))
             rows.append(qrow)
+        if turn.shop.coupons is not None:
+            rows.append([Action(Shopping.COUPON_CLEAR.id(p.id, qty), turn.t("coupons.remove")) if code else
+                         Action(Shopping.COUPON.id(p.id, qty), turn.t("coupons.action"))])
         lines.append(turn.t("product.total", total=turn.money(quote.amount, p.currency)))
     rows.append([Action(Shopping.CATALOG.id(), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
     return Screen(turn.title(p), "\n".join(lines), actions=[r for r in rows if r])
@@ -165,19 +177,88 @@ async def _sellable(turn: Turn, product_id: int) -> Product | None:
     return p
 
 
-@router.action(Shopping.BUY)
+@router.action(Shopping.BUY, keeps=("coupon",))
 async def buy(turn: Turn, product_id: int, qty: int) -> Screen:
     """Hold the codes and show the invoice; a risk challenge or a phone the rules want is asked for first."""
     p = await _sellable(turn, product_id)
     try:
-        order = await turn.shop.reserve(turn.buyer, product_id, qty, turn.lang, turn.ctx.chat_id)
+        order = await turn.shop.reserve(turn.buyer, product_id, qty, turn.lang, turn.ctx.chat_id,
+                                        promo=_promo(_coupon_of(turn, product_id)))
     except StoreError as exc:
         return await risk.ask(turn, exc, product_id, qty)  # or raises exc: the refusal and the menu
+    if turn.state.coupon is not None:  # the order carries the coupon now
+        turn.state.coupon = None
+        await turn.save()
     assert p is not None  # it was just reserved
     return invoice(turn, order, p)
 
 
-@router.action(Shopping.CHALLENGE)
+# -- a coupon on the product screen: asked, typed, checked, kept sealed until Buy --------------------------------
+
+def _coupon_of(turn: Turn, product_id: int) -> str:
+    """The coupon code applied to this product on this screen ("" when none)."""
+    wait, desk = turn.state.coupon, turn.shop.coupons
+    if wait is None or not wait.sealed or wait.product_id != product_id or desk is None:
+        return ""
+    return desk.unseal(wait.sealed) or ""
+
+
+def _promo(code: str) -> dict[str, str] | None:
+    return {"coupon": code} if code else None
+
+
+@router.action(Shopping.COUPON, keeps=("coupon",))
+async def coupon(turn: Turn, product_id: int, qty: int) -> Screen:
+    """"Have a coupon?": the next message the buyer types is taken as the code."""
+    return await _ask_coupon(turn, product_id, qty)
+
+
+async def _ask_coupon(turn: Turn, product_id: int, qty: int, error: str = "") -> Screen:
+    p = await turn.shop.product(product_id)
+    if p is None or turn.shop.coupons is None:
+        raise ValueError("no such product")
+    turn.state.coupon = CouponWait(p.id, qty)
+    await turn.save()
+    return Screen(turn.title(p), (error + "\n\n" if error else "") + turn.t("coupons.ask", title=turn.title(p)),
+                  actions=[[Action(Shopping.PRODUCT.id(p.id, qty), turn.t("nav.back")),
+                            Action(Home.MENU.id(), turn.t("nav.menu"))]])
+
+
+@router.action(Shopping.COUPON_CODE, keeps=("coupon",))
+async def coupon_code(turn: Turn, typed: str) -> Screen:
+    """The code the buyer typed: the product with the coupon's price, or why not (asked again; after too many
+    wrong codes, back to the product without one)."""
+    wait, desk = turn.state.coupon, turn.shop.coupons
+    p = await turn.shop.product(wait.product_id) if wait is not None else None
+    if wait is None or p is None or desk is None:
+        raise ValueError("no coupon asked for")
+    try:
+        await desk.try_code(turn.buyer, p, wait.qty, typed[:MAX_COUPON_TYPED], turn.lang)
+    except StoreError as exc:
+        why = errors.text(turn.flow.i18n, turn.lang, exc)
+        if exc.code is ErrorCode.RATE_LIMITED:
+            turn.state.coupon = None
+            await turn.save()
+            screen = await product(turn, p.id, wait.qty)
+            screen.body, screen.error = why + "\n\n" + screen.body, exc.code.value
+            return screen
+        screen = await _ask_coupon(turn, p.id, wait.qty, why)
+        screen.error = exc.code.value
+        return screen
+    turn.state.coupon = CouponWait(p.id, wait.qty, desk.seal(typed[:MAX_COUPON_TYPED]))
+    await turn.save()
+    return await product(turn, p.id, wait.qty)
+
+
+@router.action(Shopping.COUPON_CLEAR, keeps=("coupon",))
+async def coupon_clear(turn: Turn, product_id: int, qty: int) -> Screen:
+    """Buy without the coupon: the product at its price again."""
+    turn.state.coupon = None
+    await turn.save()
+    return await product(turn, product_id, qty)
+
+
+@router.action(Shopping.CHALLENGE, keeps=("coupon",))
 async def challenge(turn: Turn, token: str, answer: str, product_id: int, qty: int) -> Screen:
     """The buyer's answer to a risk challenge: right -> the purchase goes on; wrong -> told, back to the product."""
     if not token or len(answer) > 3:

@@ -102,6 +102,9 @@ class CustomerFlow:
             return await self._act(cust, ctx, Aftersales.REPORT_NOTE, [word[:aftersales.MAX_TYPED]])
         if state.link is not None and typed and picked is None:  # the code asked for ("I have a code")
             return await self._act(cust, ctx, Link.LINK_REDEEM, [word[:link.MAX_TYPED]])
+        coupon = state.coupon
+        if coupon is not None and not coupon.sealed and typed and picked is None:  # "Have a coupon?": the code
+            return await self._act(cust, ctx, Shopping.COUPON_CODE, [word[:catalog.MAX_COUPON_TYPED]])
         if picked is not None:
             return await self._act(cust, ctx, picked)
         return await self._act(cust, ctx, Home.MENU, error="error.unknown")

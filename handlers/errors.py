@@ -18,6 +18,7 @@ from core.aftersales import AftersalesCode
 from core.auditlog import AuditLogCode
 from core.cardfaces import CardFaceCode
 from core.console import ConsoleCode
+from core.coupons import CouponCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
 from core.images import ImageCode
@@ -40,6 +41,7 @@ ROOMS: dict[type[StrEnum], str] = {
     SearchCode: "admin.error",  # the console's order search
     AuditLogCode: "admin.error",  # the audit log's filters (the console)
     ConsoleCode: "console.login.refused",  # the web console's sign-in links
+    CouponCode: "coupons.error",  # coupon campaigns: merchants (run.py coupons, /coupon_off)
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

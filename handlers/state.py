@@ -47,6 +47,17 @@ class NoteWait:
 
 
 @dataclass(frozen=True, slots=True)
+class CouponWait:
+    """A coupon on a product screen (core/coupons.py): asked for (the next message typed is the code; `sealed` is
+    empty), then applied (`sealed`: the code encrypted by the vault, CouponDesk.seal) until the buyer buys or leaves
+    the product."""
+
+    product_id: int
+    qty: int
+    sealed: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LinkWait:
     """A link code is typed next ("I have a code"). The code itself is never stored."""
 
@@ -132,13 +143,16 @@ class Conversation:
     report_note: Field[NoteWait] = Field("rp_note", _shape(lambda d: NoteWait(str(d["o"]))),
                                          lambda v: {"o": v.order_id})
     link: Field[LinkWait] = Field("link", _shape(lambda d: LinkWait()), lambda v: {"w": 1})
+    coupon: Field[CouponWait] = Field(
+        "coupon", _shape(lambda d: CouponWait(_int(d["p"]), _int(d["q"]), str(d.get("s") or ""))),
+        lambda v: {"p": v.product_id, "q": v.qty, **({"s": v.sealed} if v.sealed else {})})
     # WeChat: deliveries held back while the 48-hour window was closed (bots/wechat/frontend.py Pending).
     wechat_pending: Field[list[dict[str, Any]]] = Field("wechat_pending", _entries, list)
     # The payload of the first deep link the buyer came by (`/start ref_12`): read for referrals by
     # storage/resellers.py straight from the row's JSON, so the key must stay "start_payload".
     start_payload: Field[str] = Field("start_payload", _text, str)
 
-    WAITS = ("topup", "challenge", "report_note", "link")
+    WAITS = ("topup", "challenge", "report_note", "link", "coupon")
 
     def __init__(self, customer: Customer) -> None:
         self.customer = customer

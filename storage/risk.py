@@ -27,6 +27,16 @@ _REFUNDED = [OrderStatus.REFUNDING.value, OrderStatus.REFUNDED.value]
 # Python per statement on a batch of 256 buyers, more than the database did.
 _LIVE_SQL = "(" + ", ".join(f"'{x}'" for x in _LIVE) + ")"
 _REFUNDED_SQL = "(" + ", ".join(f"'{x}'" for x in _REFUNDED) + ")"
+# The audit's part of a buyer's activity: problems reported and reissues (counted with refunds, over history_days)
+# and wrong coupon codes (core/coupons.py, over the last 24 h).
+_AUDIT_ACTIONS = "('report', 'reissue', 'coupon_miss')"
+_AUDIT_REFUNDS = "sum(CASE WHEN a.action <> 'coupon_miss' AND a.at >= :history THEN 1 ELSE 0 END)"
+_AUDIT_GUESSES = "sum(CASE WHEN a.action = 'coupon_miss' AND a.at >= :day THEN 1 ELSE 0 END)"
+
+
+def _plus(a: Activity, b: Activity) -> Activity:
+    return Activity(a.recent + b.recent, a.abandoned + b.abandoned, a.refunds + b.refunds,
+                    a.open_holds + b.open_holds, a.guesses + b.guesses)
 
 
 def _pairs(buyers: Sequence[Buyer]) -> list[tuple[str, str]]:
@@ -124,12 +134,13 @@ class _Statements:
             f"sum(CASE WHEN o.created_at >= :window THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN o.created_at >= :day AND o.status = 'expired' THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN o.created_at >= :history AND o.status IN {_REFUNDED_SQL} THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END) "
+            f"sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END), 0 "
             f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT a.actor, 0, 0, count(*), 0 FROM {src} {join} audit AS a ON a.action IN ('report', 'reissue') "
-            f"AND a.actor = v.ch || ':' || v.id WHERE a.at >= :history GROUP BY a.actor")
+            f"SELECT a.actor, 0, 0, {_AUDIT_REFUNDS}, 0, {_AUDIT_GUESSES} FROM {src} {join} audit AS a "
+            f"ON a.action IN {_AUDIT_ACTIONS} AND a.actor = v.ch || ':' || v.id WHERE a.at >= :since_audit "
+            f"GROUP BY a.actor")
         self.product_counts = q(
             f"SELECT o.buyer_channel, o.buyer_id, o.product_id, "
             f"sum(CASE WHEN o.status IN {_LIVE_SQL} AND o.created_at >= :day_start THEN o.qty ELSE 0 END), "
@@ -162,9 +173,9 @@ class _Statements:
             f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT 'a', a.actor, '0', '0', {txt('count(*)')}, '0', NULL FROM {src} {join} audit AS a "
-            f"ON a.action IN ('report', 'reissue') AND a.actor = v.ch || ':' || v.id "
-            f"WHERE a.at >= :history GROUP BY a.actor "
+            f"SELECT 'a', a.actor, '0', '0', {txt(_AUDIT_REFUNDS)}, '0', {txt(_AUDIT_GUESSES)} FROM {src} {join} "
+            f"audit AS a ON a.action IN {_AUDIT_ACTIONS} AND a.actor = v.ch || ':' || v.id "
+            f"WHERE a.at >= :since_audit GROUP BY a.actor "
             f"UNION ALL "
             f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
             f"ON b.kind IN ('user', 'payer') AND b.value = v.ch || ':' || v.id "
@@ -209,7 +220,8 @@ class RiskRepo(SqlRepo):
             return {}, {}, set()
         rows = await _sql(self.pg).snapshot.run(self.c, {**_pairs_params(self.pg, buyers), "window": window, "day": day,
                                                          "history": history, "now": now,
-                                                         "since": min(window, day, history)})
+                                                         "since": min(window, day, history),
+                                               "since_audit": min(day, history)})
         facts: dict[str, BuyerFacts] = {}
         activity: dict[str, Activity] = {}
         banned: set[tuple[str, str]] = set()
@@ -219,11 +231,9 @@ class RiskRepo(SqlRepo):
                 facts[key] = BuyerFacts(a or "", int(b or 0), c not in (None, "0", "false"), _read_stamp(d), person,
                                         link_set)
             elif part == "a":
-                act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0))
+                act = Activity(int(a or 0), int(b or 0), int(c or 0), int(d or 0), int(link or 0))
                 prev = activity.get(key)
-                activity[key] = act if prev is None else Activity(
-                    prev.recent + act.recent, prev.abandoned + act.abandoned, prev.refunds + act.refunds,
-                    prev.open_holds + act.open_holds)
+                activity[key] = act if prev is None else _plus(prev, act)
             else:
                 banned.add((key, a))
         return facts, activity, banned
@@ -309,13 +319,13 @@ class RiskRepo(SqlRepo):
             return {}
         sql = _sql(self.pg)
         rows = await sql.activity.run(self.c, {**_pairs_params(self.pg, buyers), "window": window, "day": day,
-                                               "history": history, "now": now, "since": min(window, day, history)})
+                                               "history": history, "now": now, "since": min(window, day, history),
+                                               "since_audit": min(day, history)})
         out: dict[str, Activity] = {}
-        for key, a, b, r, h in rows:
+        for key, a, b, r, h, g in rows:
             prev = out.get(key)
-            act = Activity(int(a or 0), int(b or 0), int(r or 0), int(h or 0))
-            out[key] = act if prev is None else Activity(prev.recent + act.recent, prev.abandoned + act.abandoned,
-                                                         prev.refunds + act.refunds, prev.open_holds + act.open_holds)
+            act = Activity(int(a or 0), int(b or 0), int(r or 0), int(h or 0), int(g or 0))
+            out[key] = act if prev is None else _plus(prev, act)
         return out
 
     async def product_counts(self, buyers: Sequence[Buyer], product_ids: Sequence[int], day_start: datetime,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -410,3 +411,45 @@ customers.append_column(Column("last_message_at", TS))  # WeChat: the buyer's la
 outbox.append_column(Column("priority", Integer, nullable=False, server_default="0"))  # 0 first; broadcasts 1
 outbox.append_column(Column("broadcast_id", Integer))
 Index("ix_outbox_broadcast", outbox.c.broadcast_id)
+
+# Coupons (core/coupons.py; migration 0020_coupons): a campaign's terms and its live use count (`used`, changed only
+# with its row locked), its codes as HMAC fingerprints only, and one use row per order that took one (released_at
+# set when the order lapsed, was cancelled or refunded; cleared again by a late payment).
+coupons = Table(
+    "coupons", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(40), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),  # percent | amount
+    Column("value", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("min_spend", BigInteger, nullable=False, server_default="0"),
+    Column("skus", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("starts_at", TS),
+    Column("ends_at", TS),
+    Column("total_limit", Integer),
+    Column("per_buyer", Integer),
+    Column("single_use", Boolean, nullable=False, server_default=false()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("used", Integer, nullable=False, server_default="0"),
+    Column("codes", Integer, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False),
+)
+coupon_codes = Table(
+    "coupon_codes", metadata,
+    Column("digest", String(64), primary_key=True),  # hex HMAC-SHA256 of the normalized code
+    Column("coupon_id", Integer, ForeignKey("coupons.id"), nullable=False),
+    Index("ix_coupon_codes_coupon", "coupon_id"),
+)
+coupon_uses = Table(
+    "coupon_uses", metadata,
+    Column("order_id", String(24), ForeignKey("orders.id"), primary_key=True),
+    Column("coupon_id", Integer, ForeignKey("coupons.id"), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("buyer", String(96), nullable=False),  # channel:external_id
+    Column("amount_off", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("released_at", TS),
+    Index("ix_coupon_uses_coupon_buyer", "coupon_id", "buyer"),
+    Index("ix_coupon_uses_digest", "digest"),
+)

@@ -12,6 +12,7 @@ from core.aftersales import AftersalesCode
 from core.auditlog import AuditLogCode
 from core.cardfaces import CardFaceCode
 from core.console import ConsoleCode
+from core.coupons import CouponCode
 from core.errors import ErrorCode, Refused
 from core.groups import GroupCode
 from core.images import ImageCode
@@ -61,7 +62,8 @@ def test_every_refusal_has_its_message_in_every_language():
     """Each member of each refusal enum (handlers/errors.py ROOMS) has its message in en and zh_CN; a refused rule
     says which rule (rules.refused.<code> for every rule), with a message for a refusal that names none."""
     assert set(errors.ROOMS) == {ErrorCode, ResellerCode, GroupCode, AdminCode, CardFaceCode, AftersalesCode,
-                                 ReportCode, SearchCode, ConsoleCode, AuditLogCode, Refusal, ImageCode}
+                                 ReportCode, SearchCode, ConsoleCode, AuditLogCode, Refusal, ImageCode,
+                                 CouponCode}
     tr = Translator(("en", "zh_CN"))
     missing = [f"{lang}: {errors.ROOMS[enum]}.{code.value}" for lang in ("en", "zh_CN") for enum in errors.ROOMS
                for code in enum if f"{errors.ROOMS[enum]}.{code.value}" not in tr.catalogs[lang]]

@@ -43,7 +43,8 @@ MAX_ANSWER = 16  # characters of a challenge's answer or ...
 MAX_TOKEN = 128  # ... token
 ORDER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 MAX_ACCOUNT = 128  # characters of a top-up's account as typed (the product's pattern decides what fits)
-ORDER_FIELDS = frozenset({"product_id", "qty", "challenge", "account"})
+ORDER_FIELDS = frozenset({"product_id", "qty", "challenge", "account", "coupon"})
+MAX_COUPON = 64  # characters of a coupon code as typed (core/coupons.py decides what it is worth)
 # A top-up pattern of digits only (`^1[3-9]\d{9}$`): the page asks for a number pad (inputmode "tel")
 DIGIT_PATTERN = re.compile(r"(?:\\d|\[[0-9-]+\]|\{\d+(?:,\d*)?\}|[0-9^$()|?+*])+")
 STRINGS_PREFIX = "webapp."  # the catalogue keys `GET /app/api/me` hands the page (locales/*/webapp.po)
@@ -58,7 +59,9 @@ STATUS = {
     ErrorCode.ORDER_NOT_PAYABLE: 409, ErrorCode.PROVIDER_DISABLED: 409, ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNKNOWN_SKU: 404, ErrorCode.BAD_ACCOUNT: 422, ErrorCode.RULE_REFUSED: 422,
     ErrorCode.RISK_REFUSED: 403, ErrorCode.CHALLENGE_REQUIRED: 403, ErrorCode.UNDER_REVIEW: 403,
-    ErrorCode.NOT_YET_DUE: 409,
+    ErrorCode.NOT_YET_DUE: 409, ErrorCode.COUPON_UNKNOWN: 422, ErrorCode.COUPON_EXPIRED: 422,
+    ErrorCode.COUPON_NOT_STARTED: 422, ErrorCode.COUPON_EXHAUSTED: 409, ErrorCode.COUPON_PER_BUYER: 422,
+    ErrorCode.COUPON_SCOPE: 422, ErrorCode.COUPON_MIN_SPEND: 422, ErrorCode.COUPON_NO_STACKING: 422,
 }
 VISITOR_KEY = web.RequestKey("miniapp_visitor", Visitor)
 HOST_KEY = web.RequestKey("miniapp_host", Identity)
@@ -235,6 +238,7 @@ class MiniAppApi:
         amount = order.price_in(host.currency)
         return {"id": order.id, "status": order.status.value, "product_id": order.product_id, "title": title,
                 "qty": order.qty, "account": order.account or None,
+                "discount": self._money(order.discount, order.currency, lang) if order.discount else None,
                 "amount": self._money(amount, host.currency, lang) or self._money(order.amount, order.currency,
                                                                                    lang),
                 "expires_at": order.expires_at.isoformat()}
@@ -273,13 +277,16 @@ class MiniAppApi:
                 raise BadRequest("challenge")
         if "account" in body and (not isinstance(body["account"], str) or len(body["account"]) > MAX_ACCOUNT):
             raise BadRequest("account")
+        if "coupon" in body and (not isinstance(body["coupon"], str) or len(body["coupon"]) > MAX_COUPON):
+            raise BadRequest("coupon")
         return body
 
     async def place(self, request: web.Request) -> web.Response:
-        """`POST /app/api/orders` `{"product_id", "qty"[, "challenge": {"token", "answer"}][, "account"]}`: the
-        order held by Shop.reserve and how to pay it: `201 {"order", "pay"}`; a refusal holds nothing. A top-up
-        product takes its account (one unit: one recharge), which Shop.reserve checks (422 bad_account); an
-        account for any other kind is a malformed request (400)."""
+        """`POST /app/api/orders` `{"product_id", "qty"[, "challenge": {"token", "answer"}][, "account"]
+        [, "coupon"]}`: the order held by Shop.reserve and how to pay it: `201 {"order", "pay"}`; a refusal holds
+        nothing. A top-up product takes its account (one unit: one recharge), which Shop.reserve checks (422
+        bad_account); an account for any other kind is a malformed request (400). A coupon code (core/coupons.py)
+        prices the order in the reserve; a bad one is refused in words (`coupon_*`), nothing held."""
         host = request[HOST_KEY]
         visitor = request[VISITOR_KEY]
         lang = await self.language(request)
@@ -306,8 +313,10 @@ class MiniAppApi:
                                                                          challenge["answer"]):
             return error("challenge_failed", message=self.i18n.t(lang, "risk.challenge.failed"))
         try:
+            coupon = body.get("coupon", "").strip()
             order = await self.shop.reserve(visitor.buyer, pid, qty, lang, chat_id=visitor.chat_id,
-                                            account=body.get("account", ""))
+                                            account=body.get("account", ""),
+                                            promo={"coupon": coupon} if coupon else None)
         except StoreError as exc:
             if exc.code is ErrorCode.CHALLENGE_REQUIRED:
                 p = exc.params

@@ -38,7 +38,7 @@ BUYER_COMMANDS = ("start", "orders", "help", "language", "paysupport", "terms")
 # The merchant menu's order (the most used first); a merchant command missing here follows, alphabetically.
 MERCHANT_ORDER = ("admin", "console", "stock", "orders", "order", "refund", "tickets", "reissue", "reject", "report",
                   "export", "product", "import", "audit", "review", "risk", "ban", "unban", "bans", "reseller",
-                  "wallet", "payout", "linkgroup", "unlinkgroup", "broadcast")
+                  "wallet", "payout", "linkgroup", "unlinkgroup", "broadcast", "coupons", "coupon_off")
 CATEGORIES_SHOWN = 12
 MINI_APP_PATH = "/app/"  # where the store serves the Mini App's page
 

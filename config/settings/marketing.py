@@ -9,9 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Coupons(BaseModel):
-    """Coupons (core/coupons.py)."""
+    """Coupons (core/coupons.py): campaigns are made by merchants (`run.py coupons`, `/coupons`); this is how they
+    behave."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    enabled: bool = Field(True, description="buyers may enter coupon codes (off: the chat's action and the "
+                                            "merchants' commands are gone, and every code is refused as unknown)")
+    max_guesses_per_hour: int = Field(10, ge=1, le=1000, description="wrong codes a buyer may type an hour; then "
+                                      "every code is refused until the hour is over (each wrong one also raises the "
+                                      "buyer's risk score: `risk.coupon_guess_points`)")
+    code_length: int = Field(10, ge=8, le=32, description="characters of each generated single-use code")
+    alphabet: str = Field("ABCDEFGHJKMNPQRSTVWXYZ23456789", min_length=16, pattern=r"^[A-Z0-9]+$",
+                          description="characters of generated codes (upper-case letters and digits; the default "
+                                      "leaves out look-alikes 0/O, 1/I/L and U)")
 
 
 class FlashSales(BaseModel):

@@ -46,6 +46,8 @@ class Risk(BaseModel):
     history_days: int = Field(90, ge=1, le=3650, description="each refund of the person's, and each problem they "
                                                              "reported (after-sales), in this many days ...")
     refund_points: int = Field(20, ge=0, description="... scores this")
+    coupon_guess_points: int = Field(5, ge=0, description="each wrong coupon code the person typed in the last 24 "
+                                                          "hours scores this (guessing codes; core/coupons.py)")
     accounts_per_phone: int = Field(3, ge=1, description="accounts bound to one phone for free")
     shared_phone_points: int = Field(20, ge=0, description="each more scores this")
     review_hold_minutes: int = Field(1440, ge=1, le=10080, description="how long stock stays held while an order "

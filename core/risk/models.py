@@ -16,7 +16,7 @@ BAN_KINDS = ("user", "phone", "payer")  # user: channel:id (a Telegram user id o
 @dataclass(frozen=True, slots=True)
 class Reason:
     signal: str  # velocity_buyer | velocity_phone | velocity_chat | abandoned | new_account | value | refunds |
-    #              blacklist | shared_phone
+    #              blacklist | shared_phone | coupon_guesses
     points: int
     detail: str = ""
 
@@ -39,6 +39,7 @@ class Activity:
     abandoned: int = 0  # holds that lapsed unpaid within 24 h
     refunds: int = 0  # orders refunded (or refunding) within history_days, plus problems reported (after-sales)
     open_holds: int = 0  # unpaid orders still held (the store's hold cap is checked before scoring)
+    guesses: int = 0  # wrong coupon codes typed within 24 h (core/coupons.py)
 
 
 NO_ACTIVITY = Activity()
@@ -59,6 +60,7 @@ class Profile:
     accounts: int  # accounts sharing the phone (0: none bound)
     hits: tuple[str, ...]  # blacklist kinds that hit
     new: bool
+    guesses: int = 0  # wrong coupon codes of the person within 24 h
 
 
 @dataclass(frozen=True, slots=True)

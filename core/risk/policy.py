@@ -31,6 +31,7 @@ class RiskPolicy:
     value_steps: tuple[tuple[int, int], ...] = ((50_000, 10), (100_000, 20), (300_000, 40))  # (amount over, points)
     history_days: int = 90
     refund_points: int = 20  # each refund or after-sales problem report within history_days
+    coupon_guess_points: int = 5  # each wrong coupon code typed within 24 h (core/coupons.py)
     accounts_per_phone: int = 3  # accounts sharing one phone for free; each more adds:
     shared_phone_points: int = 20
     review_hold_minutes: int = 1440  # how long stock stays held while an order waits for review

@@ -3,7 +3,8 @@
 Signals (points add up; thresholds in `RiskPolicy`): order velocity per buyer, per person (all accounts sharing
 the bound phone or linked by a code) and per group chat within `window_minutes`; holds that lapsed unpaid in the
 last 24 h; a new account; the order's value (steps: the higher, the more points); refunds and problem reports
-(after-sales `report` entries of the buyer: bad codes claimed) in the last `history_days`; blacklist hits (user
+(after-sales `report` entries of the buyer: bad codes claimed) in the last `history_days`; wrong coupon codes
+typed in the last 24 h (`coupon_miss` audit entries, core/coupons.py); blacklist hits (user
 id/openid, phone, payer id of any account of the person: refused); many accounts sharing one phone. `challenge`
 makes the question a challenged buyer answers.
 """
@@ -30,12 +31,13 @@ def profile(policy: RiskPolicy, b: Buyer, f: BuyerFacts, person: Person, activit
     own = activity.get(key, NO_ACTIVITY)
     ids = person.accounts
     if len(ids) <= 1:
-        recent, abandoned, refunds = own.recent, own.abandoned, own.refunds
+        recent, abandoned, refunds, guesses = own.recent, own.abandoned, own.refunds, own.guesses
     else:
         acts = [activity.get(x.key, NO_ACTIVITY) for x in ids]
         recent = sum(a.recent for a in acts)
         abandoned = sum(a.abandoned for a in acts)
         refunds = sum(a.refunds for a in acts)
+        guesses = sum(a.guesses for a in acts)
     hits: tuple[str, ...] = ()
     if banned:
         keys = [key] if len(ids) <= 1 else [x.key for x in ids]
@@ -46,7 +48,7 @@ def profile(policy: RiskPolicy, b: Buyer, f: BuyerFacts, person: Person, activit
     phone = person.phone or f.phone
     accounts = (person.bound or 1) if phone else 0
     return Profile(key, person.who, phone, own.recent, recent, abandoned, refunds, own.open_holds, accounts, hits,
-                   new)
+                   new, guesses)
 
 
 def assess(policy: RiskPolicy, prof: Profile, amount: int, group: str, group_orders: int, batch: Mapping[str, int],
@@ -86,6 +88,8 @@ def assess(policy: RiskPolicy, prof: Profile, amount: int, group: str, group_ord
         reasons.append(Reason("value", value, str(amount)))
     if prof.refunds and policy.refund_points:
         reasons.append(Reason("refunds", policy.refund_points * prof.refunds, str(prof.refunds)))
+    if prof.guesses and policy.coupon_guess_points:
+        reasons.append(Reason("coupon_guesses", policy.coupon_guess_points * prof.guesses, str(prof.guesses)))
     score = 0
     for x in reasons:
         score += x.points

@@ -189,7 +189,8 @@ const SCREENS = {
     const more = h('button', { type: 'button', 'aria-label': t('webapp.qty.more'), onclick: () => step(1) }, '+');
     const buyable = p.in_stock && p.price && p.buyable !== false;
     const account = p.account ? accountField(p.account, args) : null; // a top-up: whose account to recharge
-    const purchase = () => buy(p, args.qty, null, account ? account.value() : undefined);
+    const coupon = buyable && !account ? couponField(args) : null; // a coupon code: the server prices the order
+    const purchase = () => buy(p, args.qty, null, account ? account.value() : undefined, coupon && coupon.value());
     const buyButton = host === 'wechat' && buyable ? h('button', { class: 'primary', type: 'button', id: 'buy',
       onclick: purchase }) : null;
     const refresh = () => {
@@ -217,7 +218,8 @@ const SCREENS = {
         buyable && !account ? [
           h('div', { class: 'stepper', role: 'group', 'aria-labelledby': 'qty-label' },
             h('span', { id: 'qty-label' }, t('webapp.qty.label')), less, out, more),
-          h('p', { class: 'hint' }, t('webapp.qty.range', { min: p.min_qty, max: most })), sum, buyButton,
+          h('p', { class: 'hint' }, t('webapp.qty.range', { min: p.min_qty, max: most })), coupon.element, sum,
+          buyButton,
         ] : null),
     ]);
     if (account && args.accountError) account.focus(); // the server refused it: the buyer corrects it here
@@ -226,7 +228,7 @@ const SCREENS = {
   // A risk question (403 challenge_required): the server's words, an answer field and its choices if it has any
   async challenge(args) {
     const { token, question, options } = args.challenge;
-    const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() }, args.account);
+    const answer = (text) => buy(args.product, args.qty, { token, answer: text.trim() }, args.account, args.coupon);
     const input = h('input', { id: 'answer', name: 'answer', autocomplete: 'off', required: true, maxlength: 16 });
     const choices = (options || []).map((o) => h('button', { class: 'chip', type: 'button',
       onclick: () => answer(o) }, o));
@@ -286,6 +288,15 @@ function accountField(spec, args) {
     h('p', { class: 'hint', id: 'account-hint' }, spec.hint), error),
   h('p', { class: 'hint' }, t('webapp.account.check'))];
   return field;
+}
+
+// An optional coupon code (core/coupons.py): what the buyer typed stays in `args.coupon`; the order's price and a
+// refusal (shown above the product) come from the server.
+function couponField(args) {
+  const input = h('input', { id: 'coupon', name: 'coupon', autocomplete: 'off', autocapitalize: 'characters',
+    spellcheck: 'false', maxlength: 64, value: args.coupon || '', oninput: () => { args.coupon = input.value; } });
+  return { element: h('div', { class: 'field' }, h('label', { for: 'coupon' }, t('webapp.coupon.label')), input),
+    value: () => input.value.trim() || undefined };
 }
 
 // The page's early check of an account against the product's pattern, as the server reads it (also without the
@@ -366,21 +377,22 @@ function continueButton() {
 let buying = false;
 
 // `account`: a top-up's account as typed (the server checks it against the product's pattern)
-async function buy(product, qty, challenge, account) {
+async function buy(product, qty, challenge, account, coupon) {
   if (buying) return;
   buying = true;
   if (tg) tg.MainButton.showProgress();
-  const again = { account }; // back on the product: what the buyer typed stays in the field
+  const again = { account, coupon }; // back on the product: what the buyer typed stays in the field
   try {
     const body = { product_id: product.id, qty };
     if (challenge) body.challenge = challenge;
     if (account !== undefined) body.account = account;
+    if (coupon) body.coupon = coupon;
     const { order, pay } = await api('POST', '/orders', body);
     if (stack[stack.length - 1].screen === 'challenge') stack.pop();
     await payFor(order, pay, product, qty, again);
   } catch (e) {
     if (e.code === 'challenge_required' && e.error.challenge) {
-      const args = { product, qty, account, challenge: e.error.challenge, message: e.message };
+      const args = { product, qty, account, coupon, challenge: e.error.challenge, message: e.message };
       if (stack[stack.length - 1].screen === 'challenge') replace('challenge', args); else go('challenge', args);
     } else if (e.status === 401) {
       fatal(e);
