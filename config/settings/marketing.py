@@ -1,5 +1,5 @@
 """Promotions (`marketing:`): coupons, flash sales, member levels and points, referrals, group-buy
-([Operating: promotions](operating.md#promotions)). Every price they make is decided by the server in the order
+([Promotions](promotions.md)). Every price they make is decided by the server in the order
 pipeline (core/promotions.py); nothing here is trusted from a button."""
 from __future__ import annotations
 
