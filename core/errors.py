@@ -32,6 +32,9 @@ class ErrorCode(StrEnum):
     LINK_SELF = "link_self"  # the code was asked for by this very account
     LINK_CONFLICT = "link_conflict"  # the two accounts belong to different people
     NOT_LINKED = "not_linked"
+    # Members: core/members/
+    POINTS_SHORT = "points_short"  # params: needed, balance (points)
+    NOT_IN_MALL = "not_in_mall"  # params: sku; the product is not sold for points
 
 
 class Refused(Exception):

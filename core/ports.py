@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from core.console import ConsoleRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
+    from core.members.ports import MemberRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
@@ -217,6 +218,7 @@ class UnitOfWork(Protocol):
     images: ImageRepo  # product pictures and each product's current one (core/images.py)
     stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
+    members: MemberRepo  # points, the spend counted for levels, referral codes (core/members/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

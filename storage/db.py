@@ -44,6 +44,7 @@ from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
+from storage.members import MemberRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         console,
         groups,
         images,
+        members,
         ports,
         reports,
         resellers,
@@ -178,6 +180,7 @@ class SqlUnitOfWork:
     images: images.ImageRepo
     stock_alerts: stock_alerts.StockAlertRepo
     broadcasts: broadcast.BroadcastRepo
+    members: members.MemberRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -216,6 +219,7 @@ class SqlUnitOfWork:
         self.images = ImageRepo(*args)  # product pictures (core/images.py)
         self.stock_alerts = StockAlertRepo(*args)  # buyers waiting for a product (core/stock_alerts.py)
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
+        self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
