@@ -1,5 +1,5 @@
-"""Referral rewards (邀请有礼) and the new-buyer gift (新人礼包), core/members/: a referrer is rewarded once per referred
-person when that person's first paid order is paid, never for themselves (linked accounts included) nor for a pair
+"""Referral rewards (邀请有礼) and the new-buyer gift (新人礼包), core/members/: a referrer is rewarded once per
+referred person when their first paid order is paid, never for themselves (linked accounts included) nor for a pair
 who referred each other, and the reward is taken back when that order is refunded; the gift is given once per
 person. The referral link on WeChat is a parametric QR code (the fake WeChat API's qrcode/create)."""
 from __future__ import annotations
