@@ -21,7 +21,8 @@ and the new-buyer gift (新人礼包). Configured under `marketing.members` (cor
 """
 from core.members.desk import REFERRAL_PREFIX, MemberDesk, Profile, buy_with_points
 from core.members.policy import Level, MallItem, MemberPolicy
+from core.members.ports import MemberRepo, PointsEntry, Spend
 from core.members.promotions import POINTS, LevelPromotion, PointsGateway, PointsPromotion
 
 __all__ = ["POINTS", "REFERRAL_PREFIX", "Level", "LevelPromotion", "MallItem", "MemberDesk", "MemberPolicy",
-           "PointsGateway", "PointsPromotion", "Profile", "buy_with_points"]
+           "MemberRepo", "PointsEntry", "PointsGateway", "PointsPromotion", "Profile", "Spend", "buy_with_points"]
