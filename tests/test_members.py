@@ -14,6 +14,7 @@ from core.admin import Merchant
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.members import buy_with_points
+from core.payments import PaymentNotice
 from handlers.admin import AdminFlow
 from locales import Translator
 from tests.helpers import SKU, buyer, import_n, open_shop, order_status, pay, payments_for, product_id, settle, stock_of
@@ -171,7 +172,8 @@ async def test_points_below_the_price_and_products_not_in_the_mall_are_refused_h
         assert await stock_of(app, MALL) == (3, 0, 0) and await members.points(ALICE) == 100
 
 
-async def test_a_lapsed_mall_order_gives_the_points_back(db_url: str, tmp_path: Path) -> None:
+async def test_a_lapsed_mall_order_gives_the_points_back_and_a_late_payment_takes_them_again(
+        db_url: str, tmp_path: Path) -> None:
     clock = FakeClock()
     async with shop_with_members(db_url, tmp_path, clock=clock) as (app, _, _):
         members = app.shop.members
@@ -183,6 +185,9 @@ async def test_a_lapsed_mall_order_gives_the_points_back(db_url: str, tmp_path: 
         clock.advance(hours=1)
         await app.shop.expire_holds()
         assert await members.points(ALICE) == 100
+        # Paid late all the same (its payment was on its way): delivered, and the points are taken again.
+        late = await app.shop.pay(PaymentNotice(held.id, "points", f"points:{held.id}", 0, held.currency, ALICE))
+        assert late.outcome == "delivered" and await members.points(ALICE) == 50
 
 
 async def test_the_same_points_spent_twice_at_once_pass_once(db_url: str, tmp_path: Path) -> None:

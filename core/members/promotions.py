@@ -9,6 +9,7 @@ from datetime import datetime
 from core.errors import ErrorCode, StoreError
 from core.members import points as ledger
 from core.members.policy import MemberPolicy
+from core.members.ports import PointsEntry
 from core.models import Order, Payment, localized
 from core.ports import UnitOfWork
 from core.promotions import Note, Priced, Promotion
@@ -89,21 +90,21 @@ class PointsPromotion(Promotion):
                 await ledger.debit(uow, item.buyer, int(record["points"]), ledger.SPEND, f"spend:{item.order.id}", now,
                                    item.order.id)
 
-    async def release(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime, why: str) -> None:
+    async def _spent(self, uow: UnitOfWork, orders: Sequence[Order]
+                     ) -> list[tuple[Order, list[PointsEntry], list[PointsEntry]]]:
+        """Each order that paid with points, with its spends and the returns that gave them back, oldest first."""
         mine = [o for o in orders if self.name in o.promo]
         rows = await uow.members.points_of_orders([o.id for o in mine])
-        for o in mine:
-            spends = [r for r in rows if r.order_id == o.id and r.kind == ledger.SPEND]
-            returns = [r for r in rows if r.order_id == o.id and r.kind == ledger.RETURN]
+        return [(o, [r for r in rows if r.order_id == o.id and r.kind == ledger.SPEND],
+                 [r for r in rows if r.order_id == o.id and r.kind == ledger.RETURN]) for o in mine]
+
+    async def release(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime, why: str) -> None:
+        for o, spends, returns in await self._spent(uow, orders):
             if len(spends) > len(returns):  # taken and not given back yet
                 await ledger.give_back(uow, spends[-1], f"return:{o.id}:{len(returns) + 1}", now)
 
     async def paid(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime) -> None:
-        mine = [o for o in orders if self.name in o.promo]
-        rows = await uow.members.points_of_orders([o.id for o in mine])
-        for o in mine:
-            spends = [r for r in rows if r.order_id == o.id and r.kind == ledger.SPEND]
-            returns = [r for r in rows if r.order_id == o.id and r.kind == ledger.RETURN]
+        for o, spends, returns in await self._spent(uow, orders):
             if spends and len(spends) == len(returns):  # released (it lapsed), then paid late: taken again
                 await ledger.debit(uow, o.buyer, int(o.promo[self.name]["points"]), ledger.SPEND,
                                    f"spend:{o.id}:{len(spends) + 1}", now, o.id)
