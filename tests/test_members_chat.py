@@ -122,3 +122,11 @@ async def test_a_wechat_buyer_sees_their_account_in_chinese_and_buys_with_points
         assert "积分兑换成功" in paid
         await api.wait_for(lambda: any("WX-MALL-0001" in t for t in api.texts("o-ann")))
         assert await shop.app.shop.members.points(ann) == 60
+
+        await shop.app.shop.risk.set_level(ann, 2)  # Gold: the product page shows the member price
+        await import_codes(shop.app.db.uow, shop.app.vault, shop.app.clock, "MALLCARD", [b"WX-MALL-0002\n"])
+        catalog = await shop.wx.text("o-ann", "商品")
+        page = await shop.wx.text("o-ann", option(catalog, "积分卡"))  # in this shop's catalogue, sold for money too
+        assert "会员价：立减 10%（黄金会员）" in page and "¥2.70" in page
+        account = await shop.wx.text("o-ann", "我的")
+        assert "会员等级：黄金会员（每单享 10% 优惠）" in account
