@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from core.members import REFERRAL_PREFIX, MemberDesk, buy_with_points
+from core.members import MemberDesk, buy_with_points
 from core.models import localized
 from handlers.actions import Members
 from handlers.router import Router, Turn
@@ -108,8 +108,7 @@ async def mall_buy(turn: Turn, product_id: int) -> Screen:
 async def invite(turn: Turn) -> Screen:
     """The buyer's referral link (Telegram: a t.me link; WeChat: a QR code's address) and what it earns them."""
     members = desk(turn)
-    payload = REFERRAL_PREFIX + members.referral_code(turn.buyer)
-    await members.profile(turn.buyer)  # remembers the code's fingerprint, so the link works
+    payload = await members.invite_payload(turn.buyer)
     make = turn.flow.invite
     link = await make(payload) if make is not None else f"/start {payload}"
     body = turn.t("members.invite_body", link=link, points=members.policy.referral_points)

@@ -157,3 +157,8 @@ async def test_on_wechat_the_referral_link_is_a_parametric_qr_code_and_scanning_
         await shop.wx.subscribe("o-bob", scene)  # Bob scans Ann's code and follows the account
         customer = await shop.app.shop.customer(Buyer("wechat", "o-bob"), fresh=True)
         assert customer.state.get("start_payload") == scene
+        await shop.wx.text("o-cy", "hi")  # a follower already, who scans the code later: bound the same way
+        status, _ = await shop.wx.post(shop.wx.event_xml("o-cy", "SCAN", scene))
+        assert status == 200
+        customer = await shop.app.shop.customer(Buyer("wechat", "o-cy"), fresh=True)
+        assert customer.state.get("start_payload") == scene

@@ -329,7 +329,7 @@ class WeChatFrontend:
             return reply
 
     async def _screens(self, ctx: Ctx, msg: Any, kind: str, event: str, text: str) -> list[Screen]:
-        if event in ("subscribe", "subscribe_scan"):
+        if event in ("subscribe", "subscribe_scan", "scan"):  # a scene: a parametric QR code (a referral link)
             scene = str(getattr(msg, "scene_id", "") or "")
             return await self.flow.on_text(ctx, "/start " + scene if scene else "/start")
         if event == "click":

@@ -40,7 +40,6 @@ class Profile:
     points: int
     expiry: ledger.Expiry | None
     history: tuple[PointsEntry, ...]
-    code: str  # the buyer's referral code (the link carries r_<code>)
 
 
 class MemberDesk:
@@ -188,22 +187,28 @@ class MemberDesk:
         return given
 
     async def profile(self, buyer: Buyer) -> Profile:
-        """Level, spend, points, the soonest expiry, the last movements and the referral code (remembered)."""
-        code = self.referral_code(buyer)
+        """Level, spend, points, the soonest expiry and the last movements (reads only)."""
         now = self.clock.now()
-        async with self.uow(write=True) as uow:
-            await uow.members.add_referral_code(self._digest(code), buyer, now)
+        async with self.uow() as uow:
             accounts = await uow.risk.link_set(buyer)
             spend = await uow.members.spend_of(accounts)
             stored = max((await uow.members.levels(accounts)).values(), default=0)
             rows = await uow.members.open_points(accounts)
             history = await uow.members.points_history(accounts, HISTORY)
-            await uow.commit()
         policy = self.policy
         level = policy.level(stored)  # what the discount and min_level read (set at payments and refunds)
         nxt = policy.next_level(level.level if level else 0)
         return Profile(level, spend, nxt, max(0, nxt.min_spend - spend) if nxt else 0, ledger.balance(rows, now),
-                       ledger.soonest_expiry(rows, now), tuple(history), code)
+                       ledger.soonest_expiry(rows, now), tuple(history))
+
+    async def invite_payload(self, buyer: Buyer) -> str:
+        """The start payload of the buyer's referral link (r_<code>); its fingerprint is remembered so the link
+        finds the buyer again."""
+        code = self.referral_code(buyer)
+        async with self.uow(write=True) as uow:
+            await uow.members.add_referral_code(self._digest(code), buyer, self.clock.now())
+            await uow.commit()
+        return REFERRAL_PREFIX + code
 
     async def points(self, buyer: Buyer) -> int:
         async with self.uow() as uow:
