@@ -28,6 +28,7 @@ from core.console import ConsoleDesk
 from core.coupons import CouponDesk, Coupons
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
+from core.members import Level, LevelPromotion, MallItem, MemberDesk, MemberPolicy, PointsGateway, PointsPromotion
 from core.models import Buyer, Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
@@ -358,9 +359,38 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
+    members = member_desk(shop, settings)
+    if members is not None:
+        shop.add_promotion(LevelPromotion(members.current))  # after the promotions that set a price of their own
     cfg = settings.marketing.coupons
     coupons = Coupons(lambda: shop.vault.ring.fingerprint_key, cfg.max_guesses_per_hour, enabled=cfg.enabled)
     shop.add_promotion(coupons)  # off: still there, refusing every code (an order never silently ignores one)
     if cfg.enabled:
         shop.coupons = CouponDesk(shop.uow, shop.clock, coupons, shop.quote, shop.vault, code_length=cfg.code_length,
                                   alphabet=cfg.alphabet)
+    if members is not None:
+        shop.add_promotion(PointsPromotion(members.current))  # last: takes whatever is left, paid with points
+
+
+def member_policy(settings: Settings) -> MemberPolicy:
+    m = settings.marketing.members
+    return MemberPolicy(
+        levels=tuple(Level(lv.level, dict(lv.name), lv.min_spend, lv.discount_percent, dict(lv.perks))
+                     for lv in m.levels),
+        points_per_unit=m.points_per_unit, points_days=m.points_days,
+        mall=tuple(MallItem(i.sku, i.points, i.reward) for i in m.mall),
+        referral_points=m.referral_points, gift_points=m.gift_points, gift_on=m.gift_on)
+
+
+def member_desk(shop: Shop, settings: Settings) -> MemberDesk | None:
+    """Members (core/members/) when anything of them is configured: levels and points follow every payment and
+    refund (hooks in their transactions), the points mall's orders are paid through the "points" gateway."""
+    policy = member_policy(settings)
+    if not (policy.levels or policy.points_per_unit or policy.mall or policy.referral_points or policy.gift_points):
+        return None
+    shop.members = desk = MemberDesk(shop.uow, shop.clock, policy, lambda: shop.vault.ring.fingerprint_key)
+    shop.book.on_paid(desk.on_paid)
+    shop.dispatcher.on_refunded(desk.on_refunded)
+    if policy.mall:
+        shop.add_gateway(PointsGateway())
+    return desk

@@ -1,6 +1,6 @@
-"""Broadcasts: a merchant's announcement to all buyers or a segment (language, channel, bought product).
+"""Broadcasts: a merchant's announcement to all buyers or a segment (language, channel, bought product, member level).
 
-    /broadcast [lang=zh_CN] [channel=telegram|wechat] [bought=SKU] TEXT   -> preview (recipients per channel)
+    /broadcast [lang=zh_CN] [channel=telegram|wechat] [bought=SKU] [level=N] TEXT   -> preview (recipients per channel)
     confirm                                                                -> every message queued in the outbox
 
 Exactly once: confirming moves the broadcast from 'draft' to 'queued' in the same transaction that adds one outbox
@@ -10,8 +10,8 @@ priority than deliveries, refunds and notices (storage/orders.py claim), and the
 (bots/telegram/limits.py). Who gets one: every customer of the segment who did not send /stop_news (/news undoes
 it). On WeChat a customer-service message reaches only those whose last message is inside the 48-hour window; when
 the merchant set up a template message (`wechat.broadcast_template`), the others get the announcement as that
-template instead (its row carries `template: true`; counted apart in the preview). Member levels do not exist
-yet, so there is no level filter.
+template instead (its row carries `template: true`; counted apart in the preview). `level=N`: buyers at member
+level N or higher (Customer.level, core/members/).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from core.models import Buyer, OutboxItem
 from core.ports import Catalog, UnitOfWorkFactory
 
 CHANNELS = ("telegram", "wechat")
-FILTERS = ("lang", "channel", "bought")
+FILTERS = ("lang", "channel", "bought", "level")
+MAX_LEVEL = 99
 WECHAT_WINDOW = timedelta(hours=47)  # WeChat's 48 hours, less the margin of SEEN_EVERY and sending time
 SEEN_EVERY = 1800.0  # seconds: a WeChat buyer's last message is written at most this often
 QUEUE_CHUNK = 1000  # outbox rows per insert statement
@@ -48,9 +49,12 @@ class Segment:
     lang: str | None = None
     channel: str | None = None
     bought: str | None = None  # a product's SKU
+    level: int | None = None  # member level N or higher (core/members/)
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("lang", self.lang), ("channel", self.channel), ("bought", self.bought)) if v}
+        level = str(self.level) if self.level is not None else None
+        return {k: v for k, v in (("lang", self.lang), ("channel", self.channel), ("bought", self.bought),
+                                  ("level", level)) if v}
 
 
 @dataclass(slots=True)
@@ -116,13 +120,17 @@ def parse(words: str) -> tuple[Segment, str]:
             raise BroadcastError("filter", filter=head[:32])
         if name == "channel" and value not in CHANNELS:
             raise BroadcastError("filter", filter=head[:32])
+        if name == "level" and not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_LEVEL):
+            raise BroadcastError("filter", filter=head[:32])
         found[name] = value[:64]
         rest = tail.strip()
     if not rest:
         raise BroadcastError("empty")
     if len(rest) > MAX_TEXT:
         raise BroadcastError("too_long", limit=MAX_TEXT)
-    return Segment(found.get("lang"), found.get("channel"), found.get("bought")), rest
+    level = found.get("level")
+    return Segment(found.get("lang"), found.get("channel"), found.get("bought"),
+                   int(level) if level else None), rest
 
 
 class BroadcastDesk:

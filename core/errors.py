@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     COUPON_SCOPE = "coupon_scope"  # not for this product
     COUPON_MIN_SPEND = "coupon_min_spend"  # params: amount, currency
     COUPON_NO_STACKING = "coupon_no_stacking"  # the product's rule coupon_stacking: false, and another discount applies
+    # Members: core/members/
+    POINTS_SHORT = "points_short"  # params: needed, balance (points)
+    NOT_IN_MALL = "not_in_mall"  # params: sku; the product is not sold for points
 
 
 class Refused(Exception):

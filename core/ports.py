@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from core.coupons import CouponRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
+    from core.members.ports import MemberRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
@@ -219,6 +220,7 @@ class UnitOfWork(Protocol):
     stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
     coupons: CouponRepo  # coupon campaigns, their code fingerprints and uses (core/coupons.py)
+    members: MemberRepo  # points, the spend counted for levels, referral codes (core/members/)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

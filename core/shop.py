@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from core.console import ConsoleDesk
     from core.coupons import CouponDesk
     from core.groups import GroupDesk
+    from core.members import MemberDesk
     from core.resellers import ResellerDesk
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class Shop:
         self.problems: ProblemDesk | None = None  # buyers' problem reports, tickets, reissues
         self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
         self.console: ConsoleDesk | None = None  # the web console's links and sessions (`console.enabled`)
+        self.members: MemberDesk | None = None  # levels, points, referrals (`marketing.members`)
         # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
         # The funnel's views and invoices ride with the group commits (core/reports/events.py).
         self.reports = ReportDesk(uow_factory, clock, committer=self.committer)

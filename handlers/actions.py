@@ -85,7 +85,17 @@ class Wallet(Name):
     COMMISSIONS = "commissions"
 
 
-FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet)
+class Members(Name):
+    """handlers/members.py: the buyer's account (level, points), the points mall, the referral link."""
+
+    ACCOUNT = "account"
+    MALL = "mall"
+    MALL_ITEM = "mall_item"  # mall_item:ID: a mall product, its points price and the buyer's balance
+    MALL_BUY = "mall_buy"  # mall_buy:ID: buy one with points
+    INVITE = "invite"  # the buyer's referral link (Telegram) or QR code (WeChat)
+
+
+FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, Members)
 
 # The ids of earlier releases -> today's names (the arguments never changed). Buttons already sent in chats, the
 # actions a numbered channel stored before the upgrade and WeChat custom menus created then carry these.

@@ -1,7 +1,7 @@
 """Broadcasts in the chat (core/broadcast.py): the merchant's /broadcast and the buyers' /stop_news and /news.
 
-    /broadcast [lang=zh_CN] [channel=telegram|wechat] [bought=SKU] TEXT   preview: recipients per channel,
-                                                                          Send / Cancel (buttons or typed commands)
+    /broadcast [lang=zh_CN] [channel=telegram|wechat] [bought=SKU] [level=N] TEXT   preview: recipients per
+                                                                  channel, Send / Cancel (buttons or typed commands)
     /broadcast send ID | cancel ID | status ID
 
 After "send" a progress message follows the outbox (Telegram edits it as messages go out) and ends with the summary

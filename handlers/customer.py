@@ -18,8 +18,8 @@ from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
-from handlers import aftersales, broadcast, catalog, errors, home, link, orders, risk, wallet
-from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, Home, Link, Orders, Shopping
+from handlers import aftersales, broadcast, catalog, errors, home, link, members, orders, risk, wallet
+from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, Home, Link, Members, Orders, Shopping
 from handlers.router import Ctx, Router, Turn, number
 from handlers.screen import Action, Screen
 from handlers.state import Conversation
@@ -51,8 +51,11 @@ class CustomerFlow:
         self.no_reveal = no_reveal
         self.terms = dict(terms or {})  # store.terms per language ({} : the default text of locales/)
         self.webapp_url = webapp_url  # Telegram: the Mini App's https address; the menu gets an "Open shop" button
+        # The channel's referral link for a start payload (bots/telegram/wiring.py: a t.me link; bots/wechat: a QR
+        # code's address); None: the payload is shown as a /start command (the console).
+        self.invite: members.Invite | None = None
         self.router = Router("customer", aliases=OLD_NAMES).include(
-            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router)
+            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router, members.router)
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -66,7 +69,12 @@ class CustomerFlow:
             if command == "/start" and payload and state.start_payload is None:
                 state.start_payload = payload  # a deep link's payload, kept for referrals
                 await self.shop.save_customer(cust)
-            return await self._act(cust, ctx, Home.MENU)
+            gift = await self.shop.members.welcome(ctx.buyer) if command == "/start" and self.shop.members else 0
+            screens = await self._act(cust, ctx, Home.MENU)
+            if gift:  # the new-buyer gift (新人礼包), once per person
+                lang = cust.language or self.shop.default_language
+                screens[0].body = self.i18n.t(lang, "members.gift", points=gift) + "\n\n" + screens[0].body
+            return screens
         if command == "/help":
             return await self._act(cust, ctx, Home.HELP)
         if command == "/terms":
@@ -75,6 +83,8 @@ class CustomerFlow:
             return await self._act(cust, ctx, Home.LANGUAGE)
         if command == "/orders":
             return await self._act(cust, ctx, Orders.ORDERS, ["0"])
+        if command in members.COMMANDS:
+            return await self._act(cust, ctx, Members.ACCOUNT)
         if command in broadcast.BUYER_COMMANDS:  # opting out of (or back into) merchants' broadcasts
             return [await broadcast.news(self, cust, command)]
         linking = link.command(self.i18n, word)  # /link, /link CODE, /unlink and their words

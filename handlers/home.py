@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core.models import localized
-from handlers import wallet
+from handlers import members, wallet
 from handlers.actions import Home, Link, Orders, Shopping
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
@@ -19,6 +19,9 @@ def menu_screen(turn: Turn) -> Screen:
             [Action(Orders.ORDERS.id(0), turn.t("menu.orders"))],
             [Action(Home.HELP.id(), turn.t("menu.help")), Action(Home.LANGUAGE.id(), turn.t("menu.language"))],
             [Action(Link.LINK.id(), turn.t("menu.link"))]]
+    account = members.entry(turn)
+    if account is not None:  # member levels, points, referrals (marketing.members)
+        rows.insert(2, account)
     if turn.flow.webapp_url:  # Telegram with the Mini App on: "Open shop" first (a web_app button)
         rows.insert(0, [Action(Home.MENU.id(), turn.t("miniapp.open_shop"), web_app=turn.flow.webapp_url)])
     return Screen(turn.t("menu.title", shop=turn.flow.shop_name), body, actions=rows)

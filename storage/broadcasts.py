@@ -28,6 +28,8 @@ class BroadcastRepo(SqlRepo):
             conds.append(c.channel == segment.channel)
         if segment.lang:
             conds.append(c.language == segment.lang)
+        if segment.level is not None:
+            conds.append(c.level >= segment.level)
         if product_id is not None:
             od = t.orders.c
             conds.append(exists().where(od.buyer_channel == c.channel, od.buyer_id == c.external_id,
@@ -54,8 +56,9 @@ class BroadcastRepo(SqlRepo):
         if r is None:
             return None
         seg = r.segment or {}
-        return Broadcast(r.id, r.merchant, r.text, Segment(seg.get("lang"), seg.get("channel"), seg.get("bought")),
-                         r.state, dict(r.counts or {}))
+        level = seg.get("level")
+        segment = Segment(seg.get("lang"), seg.get("channel"), seg.get("bought"), int(level) if level else None)
+        return Broadcast(r.id, r.merchant, r.text, segment, r.state, dict(r.counts or {}))
 
     async def set_state(self, broadcast_id: int, state: str, counts: dict[str, int]) -> None:
         await self.c.execute(update(t.broadcasts).where(t.broadcasts.c.id == broadcast_id)

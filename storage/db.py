@@ -45,6 +45,7 @@ from storage.console import ConsoleRepo
 from storage.coupons import CouponRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
+from storage.members import MemberRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         coupons,
         groups,
         images,
+        members,
         ports,
         reports,
         resellers,
@@ -181,6 +183,7 @@ class SqlUnitOfWork:
     stock_alerts: stock_alerts.StockAlertRepo
     broadcasts: broadcast.BroadcastRepo
     coupons: coupons.CouponRepo
+    members: members.MemberRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -220,6 +223,7 @@ class SqlUnitOfWork:
         self.stock_alerts = StockAlertRepo(*args)  # buyers waiting for a product (core/stock_alerts.py)
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         self.coupons = CouponRepo(*args)  # coupon campaigns, code fingerprints, uses (core/coupons.py)
+        self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

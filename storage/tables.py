@@ -453,3 +453,43 @@ coupon_uses = Table(
     Index("ix_coupon_uses_coupon_buyer", "coupon_id", "buyer"),
     Index("ix_coupon_uses_digest", "digest"),
 )
+# Members (migration 0022_members; core/members/): every movement of a buyer's points, once each (ref); `remaining`
+# is what a credit still holds (a negative one is a debt), so the balance is the sum of rows not expired.
+points_ledger = Table(
+    "points_ledger", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("kind", String(12), nullable=False),  # earn | spend | return | reverse | referral | gift
+    Column("ref", String(120), nullable=False, unique=True),
+    Column("order_id", String(24)),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS),
+    Column("detail", JSON, nullable=False),
+    Index("ix_points_ledger_buyer", "buyer_channel", "buyer_id", "remaining"),
+    Index("ix_points_ledger_order", "order_id"),
+)
+
+# Paid orders counted for the member level (refunded ones stop counting).
+member_spend = Table(
+    "member_spend", metadata,
+    Column("order_id", String(24), primary_key=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("paid_at", TS, nullable=False),
+    Column("refunded_at", TS),
+    Index("ix_member_spend_buyer", "buyer_channel", "buyer_id"),
+)
+
+# Buyers' referral codes (`/start r_<code>`), by fingerprint (HMAC) only.
+referral_codes = Table(
+    "referral_codes", metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("channel", "external_id", name="uq_referral_codes_buyer"),
+)

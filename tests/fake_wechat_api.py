@@ -75,6 +75,7 @@ class FakeWeChatAPI:
         self.calls: list[Call] = []
         self.media: dict[str, bytes] = {}
         self.menus: list[dict] = []
+        self.qrcodes: dict[str, dict] = {}  # ticket -> the qrcode/create request (its scene)
         self.delay = 0.0
         self.oauth_openid = "o-h5-buyer"  # who agrees on the OAuth2 page
         self._codes: dict[str, tuple[str, float]] = {}  # code -> (openid, when issued)
@@ -96,6 +97,7 @@ class FakeWeChatAPI:
         app.router.add_post("/cgi-bin/message/template/send", self._template_send)
         app.router.add_post("/cgi-bin/media/upload", self._media_upload)
         app.router.add_post("/cgi-bin/menu/create", self._menu_create)
+        app.router.add_post("/cgi-bin/qrcode/create", self._qrcode_create)
         app.router.add_post("/cgi-bin/webhook/send", self._robot)
         app.router.add_get("/connect/oauth2/authorize", self._authorize)
         app.router.add_get("/sns/oauth2/access_token", self._oauth_token)
@@ -260,6 +262,22 @@ class FakeWeChatAPI:
             self.menus.append(body)
         self._record(Call("menu/create", dict(request.query), body, errcode=errcode))
         return self._answer(errcode)
+
+    async def _qrcode_create(self, request: web.Request) -> web.Response:
+        """A parametric QR code: a ticket for the scene (QR_STR_SCENE / QR_LIMIT_STR_SCENE, scene_str at most 64)."""
+        body = json.loads(await request.read())
+        errcode = self._check(request, "qrcode/create")
+        scene = str(((body.get("action_info") or {}).get("scene") or {}).get("scene_str", ""))
+        if not errcode and (body.get("action_name") not in ("QR_STR_SCENE", "QR_LIMIT_STR_SCENE")
+                            or not 1 <= len(scene) <= 64):
+            errcode = 45157  # invalid scene
+        ticket = ""
+        if not errcode:
+            ticket = f"gQ{next(self._ids)}{secrets.token_hex(8)}=="
+            self.qrcodes[ticket] = body
+        self._record(Call("qrcode/create", dict(request.query), body, errcode=errcode))
+        return self._answer(errcode, ticket=ticket, expire_seconds=body.get("expire_seconds", 0),
+                            url=f"http://weixin.qq.com/q/{ticket[:12]}")
 
     async def _robot(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())

@@ -82,23 +82,28 @@ class RecordingGateway:
 
 
 def make_settings(url: str, tmp_path: Path, *, catalog: Sequence[dict[str, Any]] | None = None, demo: bool = True,
-                  store: dict[str, Any] | None = None, key_file: Path | None = None):
+                  store: dict[str, Any] | None = None, key_file: Path | None = None,
+                  marketing: dict[str, Any] | None = None):
     data: dict[str, Any] = {
         "store": {"demo": demo, **(store or {})},
         "database": {"url": url},
         "vault": {"key_file": str(key_file or tmp_path / "vault.key")},
         "catalog": list(DEFAULT_CATALOG if catalog is None else catalog),
     }
+    if marketing:
+        data["marketing"] = marketing
     return parse_settings(data, tmp_path, env={})
 
 
 @asynccontextmanager
 async def open_shop(url: str, tmp_path: Path, *, catalog: Sequence[dict[str, Any]] | None = None,
                     clock: Clock | None = None, demo: bool = True, max_batch: int = 256,
-                    store: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, RecordingNotifier,
+                    store: dict[str, Any] | None = None, marketing: dict[str, Any] | None = None
+                    ) -> AsyncIterator[tuple[Any, RecordingNotifier,
                                                                                 RecordingGateway]]:
     """A whole store on `url` (schema migrated, vault key file under tmp_path); buyers use channel "test"."""
-    settings = make_settings(from_template(url), tmp_path, catalog=catalog, demo=demo, store=store)
+    settings = make_settings(from_template(url), tmp_path, catalog=catalog, demo=demo, store=store,
+                             marketing=marketing)
     notifier, gateway = RecordingNotifier(), RecordingGateway()
     app = await App.open(settings, clock=clock, notifiers={CHANNEL: notifier}, gateways={PROVIDER: gateway},
                          max_batch=max_batch)

@@ -70,6 +70,13 @@ async def test_a_broadcast_reaches_exactly_its_segment(db_url: str, tmp_path: Pa
         with pytest.raises(BroadcastError) as exc:
             await desk.preview(BOSS, Segment(bought="NOPE"), "x")
         assert exc.value.reason == "unknown_product"
+        assert (await desk.preview(BOSS, Segment(level=1), "x")).counts == {"telegram": 0, "wechat": 0}
+        await app.shop.risk.set_level(Buyer("telegram", "2"), 2)  # member levels (core/members/)
+        await app.shop.risk.set_level(Buyer("wechat", "wa"), 1)
+        await app.shop.risk.set_level(Buyer("telegram", "3"), 3)  # opted out: never counted
+        assert (await desk.preview(BOSS, Segment(level=1), "x")).counts == {"telegram": 1, "wechat": 1}
+        assert (await desk.preview(BOSS, Segment(level=2), "x")).counts == {"telegram": 1, "wechat": 0}
+        assert (await desk.preview(BOSS, Segment(level=3), "x")).counts == {"telegram": 0, "wechat": 0}
 
         zh = await desk.preview(BOSS, Segment(lang="zh_CN"), "新品上架")
         await desk.confirm(BOSS, zh.id)
@@ -154,7 +161,9 @@ def test_filters_and_text_are_parsed_and_bad_ones_refused() -> None:
     assert parse("lang=zh_CN channel=wechat bought=GAME Hello there") == (
         Segment("zh_CN", "wechat", "GAME"), "Hello there")
     assert parse("Hello lang=en") == (Segment(), "Hello lang=en")  # filters only lead
-    for bad, reason in (("", "empty"), ("lang=en", "empty"), ("level=2 hi", "filter"), ("channel=sms hi", "filter"),
+    assert parse("level=2 Gold only") == (Segment(level=2), "Gold only")
+    for bad, reason in (("", "empty"), ("lang=en", "empty"), ("level=0 hi", "filter"), ("level=two hi", "filter"),
+                        ("level=-1 hi", "filter"), ("tier=2 hi", "filter"), ("channel=sms hi", "filter"),
                         ("lang=en lang=zh_CN hi", "filter"), ("x" * 2000, "too_long")):
         with pytest.raises(BroadcastError) as exc:
             parse(bad)

@@ -47,7 +47,9 @@ async def test_a_merchant_broadcasts_on_telegram_and_opted_out_buyers_get_nothin
         assert "merchants only" in await say(ann, "/broadcast Free codes!")
         assert "/broadcast [lang=zh_CN]" in await say(boss, "/broadcast")
         assert "no text" in await say(boss, "/broadcast lang=en")
-        assert "Unknown filter: level=2" in await say(boss, "/broadcast level=2 Hi")
+        assert "Unknown filter: tier=2" in await say(boss, "/broadcast tier=2 Hi")
+        gold = await say(boss, "/broadcast level=2 Gold only")  # member level 2 or higher: nobody yet
+        assert "level=2" in gold and "Recipients: 0" in gold
 
         preview = await say(boss, "/broadcast Big sale today")
         assert "Recipients: 3 (Telegram 3, WeChat 0)" in preview and "Big sale today" in preview

@@ -25,6 +25,7 @@ TABLES = {
     "0018_broadcasts": {"broadcasts", "news_optouts"},
     "0019_promotions": set(),
     "0020_coupons": {"coupons", "coupon_codes", "coupon_uses"},
+    "0022_members": {"points_ledger", "member_spend", "referral_codes"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},

@@ -33,6 +33,12 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True,
                         terms=settings.store.terms, webapp_url=webapp_url(settings))
+
+    async def invite(payload: str) -> str:
+        """A buyer's referral link (core/members/): the bot's t.me link with the start payload."""
+        return f"https://t.me/{await port.username()}?start={payload}"
+
+    flow.invite = invite
     minutes = settings.telegram.delete_code_after
     cards = None
     if shop.card_faces is not None:  # resellers' card faces

@@ -144,9 +144,36 @@ class WeChatApi:
     async def create_menu(self, menu: dict[str, Any]) -> None:
         await self._call("menu/create", self.client.menu.create, menu)
 
+    async def scene_qr(self, scene: str, seconds: int) -> str:
+        """A temporary parametric QR code (qrcode/create, QR_STR_SCENE) carrying `scene`: scanning it follows the
+        account with the scene as the subscribe event's key (the /start payload). Returns its picture's address."""
+        data = {"expire_seconds": seconds, "action_name": "QR_STR_SCENE",
+                "action_info": {"scene": {"scene_str": scene}}}
+        result = await self._call("qrcode/create", self.client.qrcode.create, data)
+        return str(self.client.qrcode.get_url(result["ticket"]))
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client._http.close()  # noqa: SLF001 - wechatpy keeps its requests.Session there
+
+
+class SceneCodes:
+    """Buyers' referral QR codes (core/members/): one temporary parametric code per start payload, made when first
+    asked for and reused until a day before it expires (WeChat keeps a temporary code 30 days at most)."""
+
+    LIFE = 30 * 86400  # seconds
+
+    def __init__(self, api: WeChatApi) -> None:
+        self.api = api
+        self._made: dict[str, tuple[str, float]] = {}  # payload -> (picture address, monotonic time to renew)
+
+    async def link(self, payload: str) -> str:
+        known = self._made.get(payload)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        url = await self.api.scene_qr(payload, self.LIFE)
+        self._made[payload] = (url, time.monotonic() + self.LIFE - 86400)
+        return url
 
 
 class CodeRefused(Exception):

@@ -39,7 +39,7 @@ from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
 from handlers import broadcast as broadcast_ui
-from handlers.actions import Home, Orders, Shopping
+from handlers.actions import Home, Members, Orders, Shopping
 from handlers.customer import Ctx, CustomerFlow
 from handlers.screen import Screen
 from handlers.state import Conversation
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 TEXT_BYTES = 2000  # WeChat's text messages (passive and customer-service) take 2048 bytes
 KEYWORDS = {"menu": Home.MENU.id(), "catalog": Shopping.CATALOG.id(), "orders": Orders.ORDERS.id(0),
-            "help": Home.HELP.id(), "language": Home.LANGUAGE.id()}
+            "help": Home.HELP.id(), "language": Home.LANGUAGE.id(), "account": Members.ACCOUNT.id()}
 BUDGET = 3.0  # seconds for the passive reply; WeChat gives up at 5
 
 
@@ -332,7 +332,7 @@ class WeChatFrontend:
             return reply
 
     async def _screens(self, ctx: Ctx, msg: Any, kind: str, event: str, text: str) -> list[Screen]:
-        if event in ("subscribe", "subscribe_scan"):
+        if event in ("subscribe", "subscribe_scan", "scan"):  # a scene: a parametric QR code (a referral link)
             scene = str(getattr(msg, "scene_id", "") or "")
             return await self.flow.on_text(ctx, "/start " + scene if scene else "/start")
         if event == "click":

@@ -15,7 +15,7 @@ from typing import Any
 from bots.wechat import CHANNEL
 from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
-from bots.wechat.client import StoreWeChatClient, WeChatApi, WeComRobot
+from bots.wechat.client import SceneCodes, StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
 from bots.wechat.h5 import PATH as H5_PATH
 from bots.wechat.h5 import add_shop_button, h5_enabled, menu_language
@@ -68,6 +68,7 @@ class WeChatRuntime:
         self.flow = flow = CustomerFlow(shop, i18n, shop_name=settings.store.name,
                                         support=settings.store.support, show_stars=False, numbered=True,
                                         no_reveal=None if safe else REVEAL_NEEDS_SAFE_MODE, terms=settings.store.terms)
+        flow.invite = SceneCodes(self.api).link  # a buyer's referral link: a parametric QR code (core/members/)
         locks = UserLocks()
         pending = Pending(shop, locks)
         webhook = wx.wecom_webhook.get_secret_value()

@@ -3,7 +3,9 @@
 pipeline (core/promotions.py); nothing here is trusted from a button."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.settings.fields import Localized
 
 # Each promotion's section is its own model below; they are filled in by the promotion's own change.
 
@@ -31,10 +33,84 @@ class FlashSales(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+class MemberLevel(BaseModel):
+    """One member level: reached by cumulative spend, with its discount and perks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int = Field(ge=1, le=99, description="the level's number (what the `min_level` rule and `/broadcast "
+                                                "level=N` compare with); higher is better")
+    name: Localized = Field(description="its name, a string or a per-language map `{en: Gold, zh_CN: 黄金会员}`")
+    min_spend: int = Field(ge=0, description="cumulative spend that reaches it (store currency, minor units; "
+                                             "refunded orders do not count; linked accounts count together)")
+    discount_percent: int = Field(0, ge=0, le=90, description="percent off the listed price of every order")
+    perks: Localized = Field(default_factory=dict, description="what else it brings, shown in the profile")
+
+
+class MallItem(BaseModel):
+    """A product of the points mall (积分商城): bought with points only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, description="the catalogue product's SKU (its codes are delivered as usual)")
+    points: int = Field(ge=1, description="its price in points, per unit")
+    reward: str = Field("product", description="`product` (the SKU's codes); `coupon` is reserved for coupons in "
+                                               "the mall, a later change")
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, value: str) -> str:
+        if value not in ("product", "coupon"):
+            raise ValueError("reward is product or coupon")
+        if value == "coupon":
+            raise ValueError("coupons in the points mall are not built yet")
+        return value
+
+
 class Members(BaseModel):
     """Member levels, points, referrals and the new-buyer gift (core/members/)."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    levels: list[MemberLevel] = Field(default_factory=list, description="member levels (会员等级) by cumulative "
+                                      "spend; none: no levels")
+    points_per_unit: int = Field(0, ge=0, description="points earned per currency unit paid (100 minor units: 1 "
+                                 "CNY); Stars orders earn by their price in the store currency; 0: no points earned")
+    points_days: int = Field(365, ge=1, description="days after which earned points expire")
+    mall: list[MallItem] = Field(default_factory=list, description="the points mall (积分商城): products priced in "
+                                 "points")
+    referral_points: int = Field(0, ge=0, description="points for the referrer when a referred buyer's first paid "
+                                 "order is delivered (邀请有礼); 0: no referral rewards")
+    gift_points: int = Field(0, ge=0, description="the new-buyer gift (新人礼包) in points, once per person; 0: none")
+    gift_on: str = Field("start", description="when the new-buyer gift is given: `start` (first /start) or "
+                         "`purchase` (first paid order)")
+
+    @field_validator("gift_on")
+    @classmethod
+    def _gift_on(cls, value: str) -> str:
+        if value not in ("start", "purchase"):
+            raise ValueError("gift_on is start or purchase")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[MemberLevel]) -> list[MemberLevel]:
+        numbers = [lv.level for lv in value]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("two levels with the same number")
+        ordered = sorted(value, key=lambda lv: lv.level)
+        spends = [lv.min_spend for lv in ordered]
+        if spends != sorted(spends) or len(set(spends)) != len(spends):
+            raise ValueError("a higher level needs a higher min_spend")
+        return ordered
+
+    @field_validator("mall")
+    @classmethod
+    def _mall(cls, value: list[MallItem]) -> list[MallItem]:
+        skus = [m.sku for m in value]
+        if len(set(skus)) != len(skus):
+            raise ValueError("a SKU twice in the mall")
+        return value
 
 
 class GroupBuy(BaseModel):
