@@ -27,7 +27,7 @@ from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
-from core.models import Buyer, Kind, ProductSpec
+from core.models import BundlePart, Buyer, Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
 from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
@@ -54,7 +54,7 @@ def product_specs(settings: Settings) -> list[ProductSpec]:
         ProductSpec(sku=p.sku, kind=Kind(p.kind), title=dict(p.title), description=dict(p.description),
                     category=dict(p.category), price=p.price, currency=settings.store.currency, stars=p.stars,
                     min_qty=p.min_qty, max_qty=p.max_qty, hold_minutes=p.hold_minutes, active=p.active,
-                    rules=dict(p.rules), position=i)
+                    rules=dict(p.rules), position=i, parts=[BundlePart(b.sku, b.qty) for b in p.bundle])
         for i, p in enumerate(settings.catalog)
     ]
 

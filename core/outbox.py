@@ -64,7 +64,9 @@ def backoff(attempts: int) -> timedelta:
 async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, list[StoredCode]]:
     """The encrypted codes of orders. Reusable orders get their pinned code. Burned codes (recalled and
     replaced, core/aftersales/) are never sent or shown again."""
-    stored = {oid: [c for c in rows if c.status is not CodeStatus.BURNED] for oid, rows in
+    # Sorted by product: a bundle's codes come grouped by part (its parts in product id order; handlers/orders.py).
+    stored = {oid: sorted((c for c in rows if c.status is not CodeStatus.BURNED), key=lambda c: (c.product_id, c.id))
+              for oid, rows in
               (await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])).items()}
     reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
     reusable = {c.id: c for c in await uow.codes.get_many(reusable_ids)} if reusable_ids else {}

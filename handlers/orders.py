@@ -145,9 +145,25 @@ def delivery_screen(flow: CustomerFlow, delivery: Delivery, lang: str | None = N
     title = t(lang, "delivery.again_title" if delivery.again else "delivery.title", order=o.id)
     body = t(lang, "delivery.body", title=localized(delivery.product.title, lang, flow.shop.default_language),
              qty=o.qty)
+    if delivery.product.kind is Kind.BUNDLE:
+        body += "\n" + bundle_lines(flow, delivery, lang)
     effective = rules_of(delivery.product.rules).effective_from
     if effective is not None:
         body += "\n" + t(lang, "rules.effective", date=effective.strftime("%Y-%m-%d"))
     return Screen(title, body, secrets=list(delivery.codes), footer=t(lang, "delivery.keep"),
                   actions=[[Action(Orders.ORDER.id(o.id), t(lang, "menu.orders")),
                             Action(Home.MENU.id(), t(lang, "nav.menu"))]])
+
+
+def bundle_lines(flow: CustomerFlow, delivery: Delivery, lang: str) -> str:
+    """What a bundle's codes are, part by part: the codes come grouped by part, the parts in product id order
+    (core/outbox.py load_stored), so each part's are a run of the codes shown."""
+    t = flow.i18n.t
+    lines, first = [], 1
+    for part in sorted(delivery.product.parts, key=lambda x: x.product_id):
+        n = part.qty * delivery.order.qty
+        title = localized(part.title, lang, flow.shop.default_language) or part.sku
+        key = "bundle.part_one" if n == 1 else "bundle.part_many"
+        lines.append(t(lang, key, title=title, n=n, first=first, last=first + n - 1))
+        first += n
+    return "\n".join(lines)
