@@ -25,6 +25,7 @@ from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
+from core.group_buy import GroupBuyDesk, GroupBuyPromotion, GroupOffer
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
 from core.models import BundlePart, Buyer, Kind, ProductSpec
@@ -337,7 +338,8 @@ def job_intervals(settings: Settings) -> dict[str, float]:
     return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
             "reconcile-wechat-pay": js.reconcile_wechat_pay_seconds, "restock": js.restock_seconds,
             "stock-alerts": js.stock_alerts_seconds, "expire-codes": js.expire_codes_seconds,
-            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds}
+            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds,
+            "group-buy-expiry": settings.marketing.group_buy.expiry_seconds}
 
 
 def start_scheduler(app: App, wechat_pay: PaymentReconciler | None = None, stars: StarLedger | None = None
@@ -357,4 +359,16 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
-    return None
+    shop.add_promotion(GroupBuyPromotion(group_offers(settings)))
+    shop.group_buy = GroupBuyDesk(shop.uow, shop.clock, lambda: shop.promotions, shop.dispatcher.wake)
+
+
+def group_offers(settings: Settings) -> dict[str, GroupOffer]:
+    """`marketing.group_buy.offers` by SKU; each must name a `code` or `bundle` product of the catalogue."""
+    kinds = {p.sku: p.kind for p in settings.catalog}
+    problems = [(f"marketing.group_buy.offers[{i}].sku", f"no code or bundle product {o.sku!r} in the catalogue")
+                for i, o in enumerate(settings.marketing.group_buy.offers)
+                if kinds.get(o.sku) not in ("code", "bundle")]
+    if problems:
+        raise ConfigError(problems)
+    return {o.sku: GroupOffer(o.sku, o.price, o.stars, o.size, o.hours) for o in settings.marketing.group_buy.offers}

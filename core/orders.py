@@ -37,7 +37,7 @@ from core.payments import (
     banned_payers,
 )
 from core.ports import UnitOfWork
-from core.promotions import CANCELLED, LAPSED, Priced, Promotion, claim_all, price_all, release_all
+from core.promotions import CANCELLED, LAPSED, Priced, Promotion, claim_all, paid_all, price_all, release_all
 from core.risk import rules_of
 
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
@@ -159,8 +159,9 @@ class OrderBook:
             order = priced[i].order if i in priced else self._new_order(r, p, now)
             if p.kind in POOLED:
                 take, short = take_codes(pool_needs(p, r.qty), picked)
-                if short is not None:
-                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=short[0], available=short[1])
+                if short is not None:  # a bundle names its short part; available: how many of the product are left
+                    left = min(len(picked.get(pid, ())) // (n // r.qty) for pid, n, _ in pool_needs(p, r.qty))
+                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=short[0], available=left)
                     continue
                 assignments.extend((cid, order.id) for cid in take)
             elif p.kind is Kind.REUSABLE:
@@ -284,12 +285,30 @@ class OrderBook:
         delivered_ids = [o.id for o in deliver] + [
             o.id for olist in reclaim.values() for o in olist if o.id not in lapsed_fail
         ]
+        paid = [orders[oid] for oid in delivered_ids] + list(supply)
+        # Promotions decide first: a paid order whose delivery waits (a group-buy not full yet) keeps its codes
+        # held; orders that waited are delivered with this payment (the one that filled the group).
+        decided = await paid_all(self.promotions, uow, paid, now)
+        waiting = decided.wait & set(delivered_ids)
+        released = [o for o in decided.release if o.id not in orders]
+        for o in released:
+            orders[o.id] = o
+        missing = sorted({o.product_id for o in released} - set(products))
+        if missing:
+            products.update(await uow.products.get_many(missing))
+        delivered_ids = [oid for oid in delivered_ids if oid not in waiting] + [o.id for o in released]
         pool_orders = [oid for oid in delivered_ids if products[orders[oid].product_id].kind in POOLED]
         expected = sum(orders[oid].qty * products[orders[oid].product_id].codes_per_unit() for oid in pool_orders)
         if pool_orders and await uow.codes.sell_held(pool_orders) != expected:
             raise ConflictError("held codes changed under a payment")
-        if delivered_ids:
-            await uow.orders.set_status(delivered_ids, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        released_ids = {o.id for o in released}
+        paid_here = [oid for oid in delivered_ids if oid not in released_ids]
+        if paid_here:
+            await uow.orders.set_status(paid_here, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        if released_ids:
+            await uow.orders.set_status(sorted(released_ids), OrderStatus.DELIVERED, now, delivered=True)
+        if waiting:
+            await uow.orders.set_status(sorted(waiting), OrderStatus.PENDING, now, paid=True)
         supply_ids = {o.id for o in supply}
         if supply_ids:
             await uow.orders.set_status(sorted(supply_ids), OrderStatus.PENDING, now, paid=True)
@@ -297,12 +316,8 @@ class OrderBook:
         if refunding_orders:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
 
-        paid = [orders[oid] for oid in delivered_ids] + list(supply)
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
-        promo_paid = [o for o in paid if o.promo]
-        for promotion in self.promotions if promo_paid else ():
-            await promotion.paid(uow, promo_paid, now)
         await uow.orders.settle_currency(self._settle_currency(paid, new_payments, notices))
 
         refused: list[AuditEntry] = []
@@ -335,6 +350,9 @@ class OrderBook:
                 outbox.append(OutboxItem(None, kind, order.buyer.channel, order.chat_id, order.id,
                                          {"payment_id": pay.id, "language": order.language}))
                 results[i] = PaymentResult(Outcome.PENDING, order, payment_id=pay.id)
+            elif order is not None and order.id in waiting:  # paid; delivered when its promotion says (a group)
+                order.status, order.paid_at = OrderStatus.PENDING, now
+                results[i] = PaymentResult(Outcome.PENDING, order, payment_id=pay.id)
             else:
                 assert order is not None
                 order.paid_at = order.delivered_at = now
@@ -348,6 +366,9 @@ class OrderBook:
                 else:
                     outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
                 results[i] = PaymentResult(Outcome.DELIVERED, order, payment_id=pay.id)
+        for o in released:  # orders that waited for a promotion (a group now full): delivered with this payment
+            o.status, o.delivered_at = OrderStatus.DELIVERED, now
+            outbox.append(OutboxItem(None, "deliver", o.buyer.channel, o.chat_id, o.id, {}))
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
         if hook is not None and deliveries:

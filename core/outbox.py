@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
 # other refunds return a stray payment and leave the order as it is.
-ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled"})
+ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled", "group_failed"})
 REFUND_PENDING_RETRY = timedelta(seconds=60)  # a refund the provider accepted is asked about this often
 BROADCAST_ATTEMPTS = 3  # an announcement is not worth a day of retries
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up

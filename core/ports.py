@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from core.broadcast import BroadcastRepo
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
+    from core.group_buy import GroupBuyRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
     from core.reports import ReportRepo
@@ -217,6 +218,7 @@ class UnitOfWork(Protocol):
     images: ImageRepo  # product pictures and each product's current one (core/images.py)
     stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
+    group_buys: GroupBuyRepo  # group-buy groups and their members (core/group_buy.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

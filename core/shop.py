@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from core.aftersales import ProblemDesk
     from core.cardfaces import CardFaceDesk
     from core.console import ConsoleDesk
+    from core.group_buy import GroupBuyDesk
     from core.groups import GroupDesk
     from core.resellers import ResellerDesk
 
@@ -163,6 +164,7 @@ class Shop:
         self.problems: ProblemDesk | None = None  # buyers' problem reports, tickets, reissues
         self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
         self.console: ConsoleDesk | None = None  # the web console's links and sessions (`console.enabled`)
+        self.group_buy: GroupBuyDesk | None = None  # group-buy pages and the group-buy-expiry job (core/group_buy.py)
         # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
         # The funnel's views and invoices ride with the group commits (core/reports/events.py).
         self.reports = ReportDesk(uow_factory, clock, committer=self.committer)
