@@ -262,9 +262,10 @@ class OrderBook:
                 continue
             needs: dict[int, int] = {}
             for o in olist:
-                for part_id, n, _sku in pool_needs(p, o.qty):
-                    needs[part_id] = needs.get(part_id, 0) + n
-            pools = {part_id: await uow.codes.pick_available(part_id, n, now) for part_id, n in sorted(needs.items())}
+                for part_id, count, _sku in pool_needs(p, o.qty):
+                    needs[part_id] = needs.get(part_id, 0) + count
+            pools = {part_id: await uow.codes.pick_available(part_id, count, now)
+                     for part_id, count in sorted(needs.items())}
             for o in olist:
                 take, short = take_codes(pool_needs(p, o.qty), pools)
                 if short is not None:

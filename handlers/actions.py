@@ -82,7 +82,15 @@ class Wallet(Name):
     COMMISSIONS = "commissions"
 
 
-FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet)
+class GroupBuying(Name):
+    """handlers/group_buy.py: group-buy (拼团)."""
+
+    START = "gb_start"  # gb_start:PRODUCT: open a group at the group price
+    GROUP = "gb"  # gb:GROUP: the group's page (paid of needed, time left, the share link)
+    JOIN = "gb_join"  # gb_join:GROUP
+
+
+FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, GroupBuying)
 
 # The ids of earlier releases -> today's names (the arguments never changed). Buttons already sent in chats, the
 # actions a numbered channel stored before the upgrade and WeChat custom menus created then carry these.

@@ -11,15 +11,15 @@ process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from core import stock_alerts
 from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
-from handlers import aftersales, broadcast, catalog, errors, home, link, orders, risk, wallet
-from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, Home, Link, Orders, Shopping
+from handlers import aftersales, broadcast, catalog, errors, group_buy, home, link, orders, risk, wallet
+from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, GroupBuying, Home, Link, Orders, Shopping
 from handlers.router import Ctx, Router, Turn, number
 from handlers.screen import Action, Screen
 from handlers.state import Conversation
@@ -51,8 +51,11 @@ class CustomerFlow:
         self.no_reveal = no_reveal
         self.terms = dict(terms or {})  # store.terms per language ({} : the default text of locales/)
         self.webapp_url = webapp_url  # Telegram: the Mini App's https address; the menu gets an "Open shop" button
+        # Telegram: the bot's deep link for a payload (a group-buy's share link); None: the channel has none
+        self.share_link: Callable[[str], Awaitable[str]] | None = None
         self.router = Router("customer", aliases=OLD_NAMES).include(
-            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router)
+            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router,
+            group_buy.router)
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -66,6 +69,9 @@ class CustomerFlow:
             if command == "/start" and payload and state.start_payload is None:
                 state.start_payload = payload  # a deep link's payload, kept for referrals
                 await self.shop.save_customer(cust)
+            joining = group_buy.start_payload(payload) if command == "/start" else None
+            if joining is not None:  # a group-buy's shared link: the group's page
+                return await self._act(cust, ctx, GroupBuying.GROUP, [joining])
             return await self._act(cust, ctx, Home.MENU)
         if command == "/help":
             return await self._act(cust, ctx, Home.HELP)
@@ -77,6 +83,9 @@ class CustomerFlow:
             return await self._act(cust, ctx, Orders.ORDERS, ["0"])
         if command in broadcast.BUYER_COMMANDS:  # opting out of (or back into) merchants' broadcasts
             return [await broadcast.news(self, cust, command)]
+        joining = group_buy.typed_join(word)  # `拼团 <id>` / `join <id>`: the group's page
+        if joining is not None:
+            return await self._act(cust, ctx, GroupBuying.GROUP, [joining])
         linking = link.command(self.i18n, word)  # /link, /link CODE, /unlink and their words
         if linking is not None:
             return await self._act(cust, ctx, *linking)
@@ -180,6 +189,9 @@ class CustomerFlow:
         actions = [[Action(Home.MENU.id(), self.i18n.t(lang, "nav.menu"))]]
         if key == stock_alerts.NOTICE and params.get("product"):  # back in stock: open the product
             actions = [[Action(Shopping.PRODUCT.id(params["product"]), self.i18n.t(lang, "stock_alerts.open"))],
+                       *actions]
+        if key.startswith("group_buy.") and params.get("group"):  # a group's news: its page
+            actions = [[Action(GroupBuying.GROUP.id(params["group"]), self.i18n.t(lang, "group_buy.open"))],
                        *actions]
         if key == "risk.review.approved" and params.get("order"):  # the shop let the order go on: pay it here
             actions = [[Action(Orders.ORDER.id(params["order"]), self.i18n.t(lang, "risk.review.pay"))], *actions]

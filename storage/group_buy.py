@@ -61,8 +61,9 @@ class GroupBuyRepo(SqlRepo):
     async def add(self, groups: Sequence[Group]) -> None:
         await self.c.execute(t.group_buys.insert(), [
             {"id": g.id, "product_id": g.product_id, "opener_channel": g.opener.channel,
-             "opener_id": g.opener.external_id, "size": g.size, "price": g.price, "stars": g.stars, "opened_at": g.opened_at, "deadline": g.deadline,
-             "status": g.status, "closed_at": g.closed_at} for g in groups])
+             "opener_id": g.opener.external_id, "size": g.size, "price": g.price, "stars": g.stars,
+             "opened_at": g.opened_at, "deadline": g.deadline, "status": g.status, "closed_at": g.closed_at}
+            for g in groups])
 
     async def add_members(self, members: Sequence[Member]) -> None:
         await self.c.execute(t.group_buy_members.insert(), [

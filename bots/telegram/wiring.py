@@ -33,6 +33,11 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True,
                         terms=settings.store.terms, webapp_url=webapp_url(settings))
+
+    async def deep_link(payload: str) -> str:  # a group-buy's share link (handlers/group_buy.py)
+        return f"https://t.me/{await port.username()}?start={payload}"
+
+    flow.share_link = deep_link
     minutes = settings.telegram.delete_code_after
     cards = None
     if shop.card_faces is not None:  # resellers' card faces
