@@ -1,7 +1,7 @@
 """Bundles: one product that delivers the codes of several pool products together, all or none. Held in one
 reserve transaction (every part's codes, or SOLD_OUT naming the part that is short), sold by the payment, delivered
 in one message grouped by part, given back whole when the hold lapses or is cancelled, burned whole on refund.
-The store on SQLite and PostgreSQL; the delivery on Telegram through the fake Bot API."""
+The store on SQLite and PostgreSQL; the delivery on Telegram through the fake Bot API (both libraries)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +12,12 @@ import pytest
 from config.settings import ConfigError
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
+from core.supply import import_codes
+from tests.fake_bot_api import FakeBotAPI
 from tests.helpers import buyer, import_n, make_settings, open_shop, pay, product_id, settle, stock_of
+from tests.telegram_harness import Shopfront
 from tests.test_admin_flow import flow_for, run
+from tests.test_telegram_storefront import buy as tg_buy
 
 CATALOG = [
     {"sku": "GAME", "title": "Game key", "price": 3000, "stars": 200, "kind": "code", "max_qty": 5},
@@ -145,3 +149,34 @@ def test_given_a_bundle_with_a_part_that_is_not_a_pool_product_then_the_config_i
     with pytest.raises(ConfigError) as refused:
         make_settings("sqlite+aiosqlite:///:memory:", tmp_path, catalog=catalog)
     assert problem in str(refused.value)
+
+
+# -- Telegram ---------------------------------------------------------------------------------------------------
+
+async def test_given_a_bundle_bought_on_telegram_then_one_message_carries_every_part_named(
+        api: FakeBotAPI, tmp_path: Path, library: str) -> None:
+    extra = {"catalog": [{"sku": "VIP", "title": "VIP month", "price": 1000, "stars": 70},
+                         {"sku": "PACK", "title": "Starter pack", "price": 2500, "stars": 120, "kind": "bundle",
+                          "bundle": [{"sku": "GAME", "qty": 1}, {"sku": "VIP", "qty": 2}]}]}
+    async with Shopfront(api, tmp_path, library=library, extra=extra) as shop:
+        game = await shop.stock(1)
+        vip = [f"VIP-{i}" for i in range(2)]
+        await import_codes(shop.app.db.uow, shop.app.vault, shop.app.clock, "VIP", [(c + "\n").encode() for c in vip])
+        ann = api.user(601, "Ann")
+        mark = api.mark()
+        await shop.send(api.message_update(ann, "/start"))
+        await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 601, since=mark)
+        mark = api.mark()
+        pack = await product_id(shop.app, "PACK")
+        await shop.send(api.callback_update(ann, f"product:{pack}", api.last_message(601)))
+        page = await api.wait_for("sendMessage", lambda c: c.params["chat_id"] == 601, since=mark)
+        assert "Starter pack" in page.params["text"] and "Only 1 left" in page.params["text"]
+        invoice, _ = await tg_buy(shop, ann, page)
+        mark = api.mark()
+        await shop.send(api.pre_checkout_update(ann, invoice["payload"], 120))
+        await shop.send(api.successful_payment_update(ann, invoice["payload"], 120, "charge-pack"))
+        delivery = await api.wait_for("sendMessage", lambda c: "tg-spoiler" in c.params["text"], since=mark)
+        text = delivery.params["text"]
+        assert all(f"<code>{c}</code>" in text for c in game + vip)
+        assert "Game card: code 1" in text and "VIP month × 2: codes 2–3" in text
+        assert text.index(game[0]) < text.index(vip[0])  # grouped by part, in the order the body names them
