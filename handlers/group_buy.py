@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from core.errors import ErrorCode, StoreError
-from core.group_buy import COMPLETE, FAILED, GROUP, NEW, START_PREFIX, parse_group_id
+from core.group_buy import COMPLETE, FAILED, GROUP, NEW, START_PREFIX, GroupView, parse_group_id
+from core.models import Order
 from handlers.actions import GroupBuying, Home, Orders
 from handlers.catalog import _sellable, invoice
 from handlers.router import Router, Turn
@@ -37,37 +38,39 @@ async def share_link(turn: Turn, gid: str) -> str:
 @router.action(GroupBuying.START)
 async def start(turn: Turn, product_id: int) -> list[Screen]:
     """Open a group: the order at the group price (its invoice), and the group's page to share."""
-    p = await _sellable(turn, product_id)
-    order = await turn.shop.reserve(turn.buyer, product_id, 1, turn.lang, turn.ctx.chat_id, promo={GROUP: NEW})
-    assert p is not None
-    gid = str(order.promo[GROUP]["id"])
-    screen = invoice(turn, order, p)
-    screen.body = turn.t("group_buy.opened", group=gid) + "\n" + screen.body
-    return [screen, await group(turn, gid)]
+    order, screen = await _group_order(turn, product_id, NEW, "group_buy.opened")
+    return [screen, await group(turn, str(order.promo[GROUP]["id"]))]
 
 
 @router.action(GroupBuying.JOIN)
 async def join(turn: Turn, gid: str) -> Screen:
     """Join a group: refused with nothing held when it is closed, full or unknown; else its invoice."""
+    view = await _view(turn, gid)
+    return (await _group_order(turn, view.product.id, view.group.id, "group_buy.joining"))[1]
+
+
+async def _group_order(turn: Turn, product_id: int, wish: str, key: str) -> tuple[Order, Screen]:
+    """One unit held at the group price (opening a group, or joining one) and its invoice, saying which group."""
+    p = await _sellable(turn, product_id)
+    order = await turn.shop.reserve(turn.buyer, product_id, 1, turn.lang, turn.ctx.chat_id, promo={GROUP: wish})
+    assert p is not None
+    screen = invoice(turn, order, p)
+    screen.body = turn.t(key, group=order.promo[GROUP]["id"]) + "\n" + screen.body
+    return order, screen
+
+
+async def _view(turn: Turn, gid: str) -> GroupView:
     desk = turn.shop.group_buy
     view = await desk.view(gid) if desk is not None else None
     if view is None:
         raise StoreError(ErrorCode.GROUP_NOT_FOUND, group=gid[:16])
-    await _sellable(turn, view.product.id)
-    order = await turn.shop.reserve(turn.buyer, view.product.id, 1, turn.lang, turn.ctx.chat_id,
-                                    promo={GROUP: view.group.id})
-    screen = invoice(turn, order, view.product)
-    screen.body = turn.t("group_buy.joining", group=view.group.id) + "\n" + screen.body
-    return screen
+    return view
 
 
 @router.action(GroupBuying.GROUP)
 async def group(turn: Turn, gid: str) -> Screen:
     """A group's page: the product and price, members paid of needed, the time left, the share link, Join."""
-    desk = turn.shop.group_buy
-    view = await desk.view(gid) if desk is not None else None
-    if view is None:
-        raise StoreError(ErrorCode.GROUP_NOT_FOUND, group=gid[:16])
+    view = await _view(turn, gid)
     g, p = view.group, view.product
     lines = [turn.t("group_buy.page.product", title=turn.title(p), price=turn.money(g.price, p.currency),
                     was=turn.money(p.price, p.currency)),
