@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.errors import ErrorCode, StoreError
+from core.group_buy import GROUP
 from core.models import Kind, Order, OrderStatus, Product, localized
 from core.orders import PaymentNotice
 from core.payments import Outcome
 from core.ports import Delivery
 from core.risk import rules_of
 from handlers import aftersales
-from handlers.actions import Aftersales, Home, Orders
+from handlers.actions import Aftersales, GroupBuying, Home, Orders
 from handlers.catalog import invoice
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
@@ -67,10 +68,14 @@ async def order(turn: Turn, order_id: str) -> Screen:
     body = _detail(turn, o, p)
     if o.account:
         body += "\n" + turn.t("topup.account", account=o.account)
-    if o.status is OrderStatus.PENDING:
+    rows = []
+    group = (o.promo.get(GROUP) or {}).get("id")
+    if o.status is OrderStatus.PENDING and group:  # paid, waiting for its group-buy to fill (core/group_buy.py)
+        body += "\n" + turn.t("group_buy.order_waiting", group=group)
+        rows.append([Action(GroupBuying.GROUP.id(group), turn.t("group_buy.open"))])
+    elif o.status is OrderStatus.PENDING:
         body += "\n" + turn.t("topup.pending" if p.kind is Kind.TOPUP else "supplier.pending")
     body += await aftersales.order_lines(turn, o)  # its tickets and their status
-    rows = []
     due = rules_of(p.rules).delivery_due(o.paid_at) if o.paid_at else None
     if o.status is OrderStatus.DELIVERED and due is not None and due > now:
         body += "\n" + turn.t("rules.scheduled_line", date=due.strftime("%Y-%m-%d %H:%M UTC"))
@@ -116,6 +121,10 @@ async def pay(turn: Turn, order_id: str) -> Screen:
         reason = turn.t(f"refund.reason.{result.reason}")
         return Screen(turn.t("order.refunding", order=o.id, reason=reason), actions=turn.home())
     rows = [[Action(Orders.ORDER.id(o.id), turn.t("menu.orders"))], *turn.home()]
+    group = (o.promo.get(GROUP) or {}).get("id")
+    if result.outcome is Outcome.PENDING and group:  # a group-buy member: codes when the group fills
+        return Screen(turn.t("group_buy.order_waiting", group=group),
+                      actions=[[Action(GroupBuying.GROUP.id(group), turn.t("group_buy.open"))], *rows])
     if result.outcome is Outcome.PENDING:  # bought from the supplier next: codes or the top-up follow
         return Screen(turn.t("topup.pending" if o.account else "supplier.pending"), actions=rows)
     return Screen(turn.t("order.paid", order=o.id), actions=rows)
