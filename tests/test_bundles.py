@@ -27,6 +27,13 @@ CATALOG = [
 ]
 
 
+async def _stocked(app, game: int, vip: int) -> int:  # noqa: ANN001
+    """Codes in both parts' pools; returns the bundle's product id."""
+    await import_n(app, game, "GAME", prefix="G")
+    await import_n(app, vip, "VIP", prefix="V")
+    return await product_id(app, "PACK")
+
+
 async def _stock(app) -> dict[str, tuple[int, int, int]]:  # noqa: ANN001
     return {sku: await stock_of(app, sku) for sku in ("GAME", "VIP")}
 
@@ -93,9 +100,7 @@ async def test_given_a_held_bundle_when_the_hold_lapses_or_is_cancelled_then_eve
         db_url: str, tmp_path: Path) -> None:
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, catalog=CATALOG, clock=clock) as (app, _, _):
-        await import_n(app, 2, "GAME", prefix="G")
-        await import_n(app, 4, "VIP", prefix="V")
-        pack = await product_id(app, "PACK")
+        pack = await _stocked(app, 2, 4)
         first = await app.shop.reserve(buyer(1), pack, 1, "en", "chat-1")
         second = await app.shop.reserve(buyer(2), pack, 1, "en", "chat-2")
         assert await _stock(app) == {"GAME": (0, 2, 0), "VIP": (0, 4, 0)}
@@ -110,9 +115,7 @@ async def test_given_a_lapsed_bundle_paid_late_when_a_part_is_gone_then_it_is_re
         db_url: str, tmp_path: Path) -> None:
     clock = FakeClock()
     async with open_shop(db_url, tmp_path, catalog=CATALOG, clock=clock) as (app, notifier, gateway):
-        await import_n(app, 2, "GAME", prefix="G")
-        await import_n(app, 2, "VIP", prefix="V")
-        order = await app.shop.reserve(buyer(1), await product_id(app, "PACK"), 1, "en", "chat-1")
+        order = await app.shop.reserve(buyer(1), await _stocked(app, 2, 2), 1, "en", "chat-1")
         clock.advance(hours=1)
         await app.shop.expire_holds()
         vip = await app.shop.reserve(buyer(2), await product_id(app, "VIP"), 1, "en", "chat-2")  # a part goes
