@@ -26,10 +26,11 @@ from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
 from core.coupons import CouponDesk, Coupons
+from core.group_buy import GroupBuyDesk, GroupBuyPromotion, GroupOffer
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
 from core.members import Level, LevelPromotion, MallItem, MemberDesk, MemberPolicy, PointsGateway, PointsPromotion
-from core.models import Buyer, Kind, ProductSpec
+from core.models import BundlePart, Buyer, Kind, ProductSpec
 from core.orders import OrderPolicy
 from core.payments import DemoGateway, StarLedger
 from core.ports import ChannelParts, Notifier, PaymentGateway, PaymentReconciler
@@ -56,7 +57,7 @@ def product_specs(settings: Settings) -> list[ProductSpec]:
         ProductSpec(sku=p.sku, kind=Kind(p.kind), title=dict(p.title), description=dict(p.description),
                     category=dict(p.category), price=p.price, currency=settings.store.currency, stars=p.stars,
                     min_qty=p.min_qty, max_qty=p.max_qty, hold_minutes=p.hold_minutes, active=p.active,
-                    rules=dict(p.rules), position=i)
+                    rules=dict(p.rules), position=i, parts=[BundlePart(b.sku, b.qty) for b in p.bundle])
         for i, p in enumerate(settings.catalog)
     ]
 
@@ -339,7 +340,8 @@ def job_intervals(settings: Settings) -> dict[str, float]:
     return {"expire-holds": js.expire_holds_seconds, "dispatch-outbox": js.dispatch_outbox_seconds,
             "reconcile-wechat-pay": js.reconcile_wechat_pay_seconds, "restock": js.restock_seconds,
             "stock-alerts": js.stock_alerts_seconds, "expire-codes": js.expire_codes_seconds,
-            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds}
+            "poll-topups": js.poll_topups_seconds, "reconcile-stars": js.reconcile_stars_seconds,
+            "group-buy-expiry": settings.marketing.group_buy.expiry_seconds}
 
 
 def start_scheduler(app: App, wechat_pay: PaymentReconciler | None = None, stars: StarLedger | None = None
@@ -359,6 +361,8 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
+    shop.add_promotion(GroupBuyPromotion(group_offers(settings)))
+    shop.group_buy = GroupBuyDesk(shop.uow, shop.clock, lambda: shop.promotions, shop.dispatcher.wake)
     members = member_desk(shop, settings)
     if members is not None:
         shop.add_promotion(LevelPromotion(members.current))  # after the promotions that set a price of their own
@@ -394,3 +398,14 @@ def member_desk(shop: Shop, settings: Settings) -> MemberDesk | None:
     if policy.mall:
         shop.add_gateway(PointsGateway())
     return desk
+
+
+def group_offers(settings: Settings) -> dict[str, GroupOffer]:
+    """`marketing.group_buy.offers` by SKU; each must name a `code` or `bundle` product of the catalogue."""
+    kinds = {p.sku: p.kind for p in settings.catalog}
+    problems = [(f"marketing.group_buy.offers[{i}].sku", f"no code or bundle product {o.sku!r} in the catalogue")
+                for i, o in enumerate(settings.marketing.group_buy.offers)
+                if kinds.get(o.sku) not in ("code", "bundle")]
+    if problems:
+        raise ConfigError(problems)
+    return {o.sku: GroupOffer(o.sku, o.price, o.stars, o.size, o.hours) for o in settings.marketing.group_buy.offers}

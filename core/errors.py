@@ -27,6 +27,12 @@ class ErrorCode(StrEnum):
     CHALLENGE_REQUIRED = "challenge_required"  # params: token, question, options; answer with shop.pass_challenge
     UNDER_REVIEW = "under_review"  # params: order_id; held for a merchant's review, nothing to pay yet
     NOT_YET_DUE = "not_yet_due"  # params: date; paid goods delivered on their effective date (deliver_on_effective)
+    # Group-buy: core/group_buy.py (params: group, the group's id)
+    GROUP_NOT_OFFERED = "group_not_offered"  # params: sku; the product has no group price
+    GROUP_NOT_FOUND = "group_not_found"  # no such group (for this product)
+    GROUP_CLOSED = "group_closed"  # filled, failed or past its time: nothing can join it
+    GROUP_FULL = "group_full"  # params: size; as many members hold or paid as it takes
+    GROUP_JOINED = "group_joined"  # the buyer is in this group already
     # Linked accounts: core/links.py
     LINK_CODE_INVALID = "link_code_invalid"  # params: left (wrong codes still allowed this hour)
     LINK_SELF = "link_self"  # the code was asked for by this very account

@@ -14,6 +14,7 @@ class Kind(StrEnum):
     REUSABLE = "reusable"  # one code sold to many buyers
     SUPPLIER = "supplier"  # bought from a supplier at sale time (hold -> pay -> buy upstream -> deliver)
     TOPUP = "topup"        # the buyer's account is recharged by a supplier (直充); no code
+    BUNDLE = "bundle"      # several pool products' codes sold together, all or none (Product.parts)
 
 
 class CodeStatus(StrEnum):
@@ -47,6 +48,24 @@ class Buyer:
         return f"{self.channel}:{self.external_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class BundlePart:
+    """One part of a bundle: `qty` codes of the pool product `sku` per bundle bought. `product_id` and `title` are
+    the part's, filled in when the catalogue is applied (0 and empty until then)."""
+
+    sku: str
+    qty: int
+    product_id: int = 0
+    title: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sku": self.sku, "qty": self.qty, "product_id": self.product_id, "title": dict(self.title)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BundlePart:
+        return cls(str(d["sku"]), int(d["qty"]), int(d.get("product_id") or 0), dict(d.get("title") or {}))
+
+
 @dataclass(slots=True)
 class Product:
     id: int
@@ -65,6 +84,11 @@ class Product:
     rules: dict[str, Any] = field(default_factory=dict)
     source: str = "config"  # config: applied from config.yaml at start | admin: made by a merchant command
     image: str | None = None  # the name of its picture (core/images.py), served at /app/img/<name>
+    parts: list[BundlePart] = field(default_factory=list)  # kind bundle: what one of it delivers
+
+    def codes_per_unit(self) -> int:
+        """Codes one unit of this product holds: a bundle's parts together, else one."""
+        return sum(p.qty for p in self.parts) if self.kind is Kind.BUNDLE else 1
 
 
 @dataclass(slots=True)
@@ -85,6 +109,7 @@ class ProductSpec:
     active: bool
     rules: dict[str, Any]
     position: int = 0
+    parts: list[BundlePart] = field(default_factory=list)  # kind bundle: its parts (skus and quantities)
 
 
 @dataclass(slots=True)

@@ -37,10 +37,32 @@ from core.payments import (
     banned_payers,
 )
 from core.ports import UnitOfWork
-from core.promotions import CANCELLED, LAPSED, Priced, Promotion, claim_all, price_all, release_all
+from core.promotions import CANCELLED, LAPSED, Priced, Promotion, claim_all, paid_all, price_all, release_all
 from core.risk import rules_of
 
 SUPPLIED = frozenset({Kind.SUPPLIER, Kind.TOPUP})  # bought from a supplier after payment, nothing held
+POOLED = frozenset({Kind.CODE, Kind.BUNDLE})  # codes taken from pools when held (a bundle: from each part's pool)
+
+
+def pool_needs(p: Product, qty: int) -> list[tuple[int, int, str]]:
+    """(pool product id, codes, sku) an order of `qty` of `p` takes: its own pool, or each part's of a bundle."""
+    if p.kind is Kind.BUNDLE:
+        return [(part.product_id, part.qty * qty, part.sku) for part in p.parts]
+    return [(p.id, qty, p.sku)] if p.kind is Kind.CODE else []
+
+
+def take_codes(needs: Sequence[tuple[int, int, str]], picked: dict[int, list[int]]
+               ) -> tuple[list[int], tuple[str, int] | None]:
+    """Take every need from the picked pools, or nothing: (code ids, None), or ([], (the short pool's sku, what it
+    has left)) when one falls short (a bundle is held whole or not at all)."""
+    for pid, n, sku in needs:
+        if len(picked.get(pid, ())) < n:
+            return [], (sku, len(picked.get(pid, ())))
+    taken: list[int] = []
+    for pid, n, _ in needs:
+        taken.extend(picked[pid][:n])
+        picked[pid] = picked[pid][n:]
+    return taken, None
 
 
 @dataclass(slots=True)
@@ -121,10 +143,11 @@ class OrderBook:
 
         # Pool codes: pick once per product, hand out in arrival order, all-or-nothing per order. Ids are only
         # read here; a request refused below (hold cap reached within this batch) simply leaves its share.
+        # A bundle takes codes of each of its parts' pools, all of them or none.
         wanted: dict[int, int] = {}
         for _, r, p in accepted:
-            if p.kind is Kind.CODE:
-                wanted[p.id] = wanted.get(p.id, 0) + r.qty
+            for pid, n, _sku in pool_needs(p, r.qty):
+                wanted[pid] = wanted.get(pid, 0) + n
         picked = {pid: await uow.codes.pick_available(pid, n, now) for pid, n in sorted(wanted.items())}
         reusable = await uow.codes.reusable_for(sorted({p.id for _, _, p in accepted if p.kind is Kind.REUSABLE}))
         assignments: list[tuple[int, str]] = []
@@ -134,12 +157,12 @@ class OrderBook:
                 results[i] = StoreError(ErrorCode.HOLD_LIMIT, limit=cap)
                 continue
             order = priced[i].order if i in priced else self._new_order(r, p, now)
-            if p.kind is Kind.CODE:
-                pool = picked[p.id]
-                if len(pool) < r.qty:
-                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=p.sku, available=len(pool))
+            if p.kind in POOLED:
+                take, short = take_codes(pool_needs(p, r.qty), picked)
+                if short is not None:  # a bundle names its short part; available: how many of the product are left
+                    left = min(len(picked.get(pid, ())) // (n // r.qty) for pid, n, _ in pool_needs(p, r.qty))
+                    results[i] = StoreError(ErrorCode.SOLD_OUT, sku=short[0], available=left)
                     continue
-                take, picked[p.id] = pool[: r.qty], pool[r.qty :]
                 assignments.extend((cid, order.id) for cid in take)
             elif p.kind is Kind.REUSABLE:
                 if p.id not in reusable:
@@ -161,7 +184,7 @@ class OrderBook:
     def _check(self, r: ReserveRequest, p: Product | None) -> StoreError | None:
         if p is None:
             return StoreError(ErrorCode.NOT_FOUND, product_id=r.product_id)
-        if not p.active:
+        if not p.active or (p.kind is Kind.BUNDLE and not all(part.product_id for part in p.parts)):
             return StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku)
         if p.kind is Kind.TOPUP and not r.account:
             return StoreError(ErrorCode.BAD_ACCOUNT, sku=p.sku)
@@ -237,13 +260,18 @@ class OrderBook:
                         reusable_pairs.append((o.id, live))
                         o.reusable_code_id = live
                 continue
-            pool = await uow.codes.pick_available(pid, sum(o.qty for o in olist), now)
+            needs: dict[int, int] = {}
             for o in olist:
-                if len(pool) < o.qty:
+                for part_id, count, _sku in pool_needs(p, o.qty):
+                    needs[part_id] = needs.get(part_id, 0) + count
+            pools = {part_id: await uow.codes.pick_available(part_id, count, now)
+                     for part_id, count in sorted(needs.items())}
+            for o in olist:
+                take, short = take_codes(pool_needs(p, o.qty), pools)
+                if short is not None:
                     lapsed_fail.add(o.id)
                     continue
-                assignments.extend((cid, o.id) for cid in pool[: o.qty])
-                pool = pool[o.qty :]
+                assignments.extend((cid, o.id) for cid in take)
         if assignments and await uow.codes.hold(assignments) != len(assignments):
             raise ConflictError("codes were claimed by another process")
         if reusable_pairs:
@@ -258,12 +286,30 @@ class OrderBook:
         delivered_ids = [o.id for o in deliver] + [
             o.id for olist in reclaim.values() for o in olist if o.id not in lapsed_fail
         ]
-        pool_orders = [oid for oid in delivered_ids if products[orders[oid].product_id].kind is Kind.CODE]
-        expected = sum(orders[oid].qty for oid in pool_orders)
+        paid = [orders[oid] for oid in delivered_ids] + list(supply)
+        # Promotions decide first: a paid order whose delivery waits (a group-buy not full yet) keeps its codes
+        # held; orders that waited are delivered with this payment (the one that filled the group).
+        decided = await paid_all(self.promotions, uow, paid, now)
+        waiting = decided.wait & set(delivered_ids)
+        released = [o for o in decided.release if o.id not in orders]
+        for o in released:
+            orders[o.id] = o
+        missing = sorted({o.product_id for o in released} - set(products))
+        if missing:
+            products.update(await uow.products.get_many(missing))
+        delivered_ids = [oid for oid in delivered_ids if oid not in waiting] + [o.id for o in released]
+        pool_orders = [oid for oid in delivered_ids if products[orders[oid].product_id].kind in POOLED]
+        expected = sum(orders[oid].qty * products[orders[oid].product_id].codes_per_unit() for oid in pool_orders)
         if pool_orders and await uow.codes.sell_held(pool_orders) != expected:
             raise ConflictError("held codes changed under a payment")
-        if delivered_ids:
-            await uow.orders.set_status(delivered_ids, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        released_ids = {o.id for o in released}
+        paid_here = [oid for oid in delivered_ids if oid not in released_ids]
+        if paid_here:
+            await uow.orders.set_status(paid_here, OrderStatus.DELIVERED, now, paid=True, delivered=True)
+        if released_ids:
+            await uow.orders.set_status(sorted(released_ids), OrderStatus.DELIVERED, now, delivered=True)
+        if waiting:
+            await uow.orders.set_status(sorted(waiting), OrderStatus.PENDING, now, paid=True)
         supply_ids = {o.id for o in supply}
         if supply_ids:
             await uow.orders.set_status(sorted(supply_ids), OrderStatus.PENDING, now, paid=True)
@@ -271,12 +317,8 @@ class OrderBook:
         if refunding_orders:
             await uow.orders.set_status(refunding_orders, OrderStatus.REFUNDING, now, paid=True)
 
-        paid = [orders[oid] for oid in delivered_ids] + list(supply)
         for paid_hook in self.paid_hooks:
             await paid_hook(uow, paid)
-        promo_paid = [o for o in paid if o.promo]
-        for promotion in self.promotions if promo_paid else ():
-            await promotion.paid(uow, promo_paid, now)
         await uow.orders.settle_currency(self._settle_currency(paid, new_payments, notices))
 
         refused: list[AuditEntry] = []
@@ -309,6 +351,9 @@ class OrderBook:
                 outbox.append(OutboxItem(None, kind, order.buyer.channel, order.chat_id, order.id,
                                          {"payment_id": pay.id, "language": order.language}))
                 results[i] = PaymentResult(Outcome.PENDING, order, payment_id=pay.id)
+            elif order is not None and order.id in waiting:  # paid; delivered when its promotion says (a group)
+                order.status, order.paid_at = OrderStatus.PENDING, now
+                results[i] = PaymentResult(Outcome.PENDING, order, payment_id=pay.id)
             else:
                 assert order is not None
                 order.paid_at = order.delivered_at = now
@@ -322,6 +367,9 @@ class OrderBook:
                 else:
                     outbox.append(OutboxItem(None, "deliver", order.buyer.channel, order.chat_id, order.id, {}))
                 results[i] = PaymentResult(Outcome.DELIVERED, order, payment_id=pay.id)
+        for o in released:  # orders that waited for a promotion (a group now full): delivered with this payment
+            o.status, o.delivered_at = OrderStatus.DELIVERED, now
+            outbox.append(OutboxItem(None, "deliver", o.buyer.channel, o.chat_id, o.id, {}))
         hook = self.delivered_hook
         deliveries = [i for i in outbox if i.kind == "deliver"] if hook is not None else []
         if hook is not None and deliveries:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # Refund reasons that give back the whole order (it becomes 'refunded' once the provider took the refund);
 # other refunds return a stray payment and leave the order as it is.
-ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled"})
+ORDER_REFUNDS = frozenset({"stock_gone", "merchant", "supplier_failed", "topup_failed", "recalled", "group_failed"})
 REFUND_PENDING_RETRY = timedelta(seconds=60)  # a refund the provider accepted is asked about this often
 BROADCAST_ATTEMPTS = 3  # an announcement is not worth a day of retries
 MAX_ATTEMPTS = 12  # notices give up after this many failures; deliveries and refunds never give up
@@ -65,7 +65,9 @@ def backoff(attempts: int) -> timedelta:
 async def load_stored(uow: UnitOfWork, orders: Sequence[Order]) -> dict[str, list[StoredCode]]:
     """The encrypted codes of orders. Reusable orders get their pinned code. Burned codes (recalled and
     replaced, core/aftersales/) are never sent or shown again."""
-    stored = {oid: [c for c in rows if c.status is not CodeStatus.BURNED] for oid, rows in
+    # Sorted by product: a bundle's codes come grouped by part (its parts in product id order; handlers/orders.py).
+    stored = {oid: sorted((c for c in rows if c.status is not CodeStatus.BURNED), key=lambda c: (c.product_id, c.id))
+              for oid, rows in
               (await uow.codes.for_orders([o.id for o in orders if not o.reusable_code_id])).items()}
     reusable_ids = sorted({o.reusable_code_id for o in orders if o.reusable_code_id})
     reusable = {c.id: c for c in await uow.codes.get_many(reusable_ids)} if reusable_ids else {}

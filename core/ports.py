@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
     from core.coupons import CouponRepo
+    from core.group_buy import GroupBuyRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
     from core.members.ports import MemberRepo
@@ -221,6 +222,7 @@ class UnitOfWork(Protocol):
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
     coupons: CouponRepo  # coupon campaigns, their code fingerprints and uses (core/coupons.py)
     members: MemberRepo  # points, the spend counted for levels, referral codes (core/members/)
+    group_buys: GroupBuyRepo  # group-buy groups and their members (core/group_buy.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -14,7 +14,11 @@ they apply: a price first, then percentages, then amounts off). In a reserve bat
    "refunded"): give back what they took. Called with every such order; a promotion picks its own from `order.promo`.
 4. `paid(uow, orders, now)`: orders whose payment was accepted, in the payment's transaction. A late payment may
    pay an order whose hold lapsed (and was released): take again what release gave back, even past a limit, since
-   the buyer paid the price they were shown.
+   the buyer paid the price they were shown. It may return a `PaidDecision`: orders whose delivery waits (`wait`:
+   they stay paid and `pending`, their codes held, nothing is sent) and orders that waited and are delivered now,
+   in this payment's transaction (`release`: their held codes are sold and their deliveries queued). A group-buy
+   (core/group_buy.py) waits until the group is full, then releases every member's order with the payment that
+   filled it; one that never fills is refunded by its own job.
 
 An order remembers what was applied in `order.promo` ({promotion name: what it needs to give it back}), and its
 discount in `order.discount` (store currency, minor units) and `order.stars_discount` (Stars), so refunds, reports
@@ -122,6 +126,15 @@ def _stars_for(list_stars: int, amount: int, list_amount: int) -> int:
     return max(1, -(-list_stars * amount // list_amount))
 
 
+@dataclass(slots=True)
+class PaidDecision:
+    """What a promotion's `paid` decided about deliveries: `wait` (ids of orders just paid whose delivery waits:
+    they become `pending`, codes still held) and `release` (orders that waited, paid earlier: delivered now)."""
+
+    wait: set[str] = field(default_factory=set)
+    release: list[Order] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     """What a buyer would pay now for qty of a product (read-only; reserve decides again)."""
@@ -154,7 +167,7 @@ class Promotion:
     async def release(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime, why: str) -> None:
         return None
 
-    async def paid(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime) -> None:
+    async def paid(self, uow: UnitOfWork, orders: Sequence[Order], now: datetime) -> PaidDecision | None:
         return None
 
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
@@ -186,3 +199,18 @@ async def release_all(promotions: Sequence[Promotion], uow: UnitOfWork, orders: 
         return
     for promo in promotions:
         await promo.release(uow, with_promo, now, why)
+
+
+async def paid_all(promotions: Sequence[Promotion], uow: UnitOfWork, orders: Sequence[Order], now: datetime
+                   ) -> PaidDecision:
+    """Every promotion's `paid` over the orders that carry a promotion; their decisions together."""
+    out = PaidDecision()
+    with_promo = [o for o in orders if o.promo]
+    if not with_promo:
+        return out
+    for promo in promotions:
+        decided = await promo.paid(uow, with_promo, now)
+        if decided is not None:
+            out.wait |= decided.wait
+            out.release.extend(decided.release)
+    return out

@@ -20,6 +20,7 @@ from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
 from core.models import (
     AuditEntry,
+    BundlePart,
     Buyer,
     Customer,
     Kind,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from core.cardfaces import CardFaceDesk
     from core.console import ConsoleDesk
     from core.coupons import CouponDesk
+    from core.group_buy import GroupBuyDesk
     from core.groups import GroupDesk
     from core.members import MemberDesk
     from core.resellers import ResellerDesk
@@ -166,6 +168,7 @@ class Shop:
         self.card_faces: CardFaceDesk | None = None  # resellers' card faces (定制卡面)
         self.console: ConsoleDesk | None = None  # the web console's links and sessions (`console.enabled`)
         self.members: MemberDesk | None = None  # levels, points, referrals (`marketing.members`)
+        self.group_buy: GroupBuyDesk | None = None  # group-buy pages and the group-buy-expiry job (core/group_buy.py)
         # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
         # The funnel's views and invoices ride with the group commits (core/reports/events.py).
         self.reports = ReportDesk(uow_factory, clock, committer=self.committer)
@@ -226,6 +229,7 @@ class Shop:
         async with self.uow(write=True) as uow:
             out = [await uow.products.upsert(s) for s in specs]
             await uow.products.deactivate_except([s.sku for s in specs])
+            out = await resolve_bundles(uow, out)
             await uow.commit()
         self.catalog_changed()
         return out
@@ -266,17 +270,15 @@ class Shop:
                 return ProductView(p, None if p.id in live else 0, False)
             if p.kind in (Kind.SUPPLIER, Kind.TOPUP):  # bought when sold: available while a supplier is set
                 return ProductView(p, None if self.supply.supplier_for(p) else 0, False)
-            counts = await uow.codes.available_counts([p.id], self.low_stock + 1, self.clock.now())
-        n = counts.get(p.id, 0)
+            counts = await self._pool_counts(uow, [p])
+        n = min(bundle_available(p, counts) if p.kind is Kind.BUNDLE else counts.get(p.id, 0), self.low_stock + 1)
         return ProductView(p, n, 0 < n <= self.low_stock)
 
     async def product_views(self, products: Sequence[Product]) -> list[ProductView]:
         """Availability of many products at once (two queries, not one a product), as product_view counts it."""
-        counted = [p.id for p in products if p.kind is Kind.CODE]
         reusable = [p.id for p in products if p.kind is Kind.REUSABLE]
         async with self.uow() as uow:
-            counts = await uow.codes.available_counts(counted, self.low_stock + 1, self.clock.now()) if counted \
-                else {}
+            counts = await self._pool_counts(uow, products)
             live = await uow.codes.reusable_for(reusable) if reusable else {}
         out = []
         for p in products:
@@ -285,9 +287,20 @@ class Shop:
             elif p.kind in (Kind.SUPPLIER, Kind.TOPUP):
                 out.append(ProductView(p, None if self.supply.supplier_for(p) else 0, False))
             else:
-                n = counts.get(p.id, 0)
+                n = bundle_available(p, counts) if p.kind is Kind.BUNDLE else counts.get(p.id, 0)
+                n = min(n, self.low_stock + 1)
                 out.append(ProductView(p, n, 0 < n <= self.low_stock))
         return out
+
+    async def _pool_counts(self, uow: UnitOfWork, products: Sequence[Product]) -> dict[int, int]:
+        """Available codes of the pool products among `products` and of the bundles' parts (capped: enough to tell
+        a bundle's availability up to the low-stock line)."""
+        counted = {p.id for p in products if p.kind is Kind.CODE}
+        counted |= {part.product_id for p in products if p.kind is Kind.BUNDLE for part in p.parts}
+        if not counted:
+            return {}
+        most = max([part.qty for p in products if p.kind is Kind.BUNDLE for part in p.parts] or [1])
+        return await uow.codes.available_counts(sorted(counted), (self.low_stock + 1) * most, self.clock.now())
 
     async def search(self, text: str, limit: int = 50) -> list[Product]:
         """Products on sale whose SKU, title, description or category (any language) contains every word of
@@ -620,6 +633,28 @@ class Shop:
 def _copy(c: Customer) -> Customer:
     """A caller's own copy, remembering what it read (save_customer writes only what changed since)."""
     return replace(c, state=copy.deepcopy(c.state), base=(c.language, copy.deepcopy(c.state)))
+
+
+def bundle_available(p: Product, counts: Mapping[int, int]) -> int:
+    """How many of a bundle can be sold now: the fewest its parts' pools allow."""
+    return min((counts.get(part.product_id, 0) // part.qty for part in p.parts), default=0)
+
+
+async def resolve_bundles(uow: UnitOfWork, products: list[Product]) -> list[Product]:
+    """Bundles' parts with their products' ids and titles (what reserve takes codes of, and what the delivery names
+    each part), written with the bundle."""
+    by_sku = {p.sku: p for p in products}
+    out = []
+    for p in products:
+        if p.kind is Kind.BUNDLE and p.parts:
+            parts = []
+            for part in p.parts:
+                q = by_sku.get(part.sku) or await uow.products.by_sku(part.sku)
+                parts.append(BundlePart(part.sku, part.qty, q.id if q else 0, dict(q.title) if q else {}))
+            await uow.products.update(p.id, {"bundle": [x.to_json() for x in parts]})
+            p.parts = parts
+        out.append(p)
+    return out
 
 
 def category_key(p: Product) -> str:

@@ -95,7 +95,15 @@ class Members(Name):
     INVITE = "invite"  # the buyer's referral link (Telegram) or QR code (WeChat)
 
 
-FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, Members)
+class GroupBuying(Name):
+    """handlers/group_buy.py: group-buy (拼团)."""
+
+    START = "gb_start"  # gb_start:PRODUCT: open a group at the group price
+    GROUP = "gb"  # gb:GROUP: the group's page (paid of needed, time left, the share link)
+    JOIN = "gb_join"  # gb_join:GROUP
+
+
+FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, Members, GroupBuying)
 
 # The ids of earlier releases -> today's names (the arguments never changed). Buttons already sent in chats, the
 # actions a numbered channel stored before the upgrade and WeChat custom menus created then carry these.

@@ -7,11 +7,12 @@ import math
 
 from core import stock_alerts
 from core.errors import ErrorCode, StoreError
+from core.group_buy import GROUP, GroupBuyPromotion
 from core.models import Kind, Order, Product, localized
 from core.promotions import MONEY_PARAMS, Quote
 from core.risk import rules_of
 from handlers import errors, risk
-from handlers.actions import Home, Orders, Shopping
+from handlers.actions import GroupBuying, Home, Orders, Shopping
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
 from handlers.state import CouponWait, TopupWait
@@ -126,8 +127,20 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
             rows.append([Action(Shopping.COUPON_CLEAR.id(p.id, qty), turn.t("coupons.remove")) if code else
                          Action(Shopping.COUPON.id(p.id, qty), turn.t("coupons.action"))])
         lines.append(turn.t("product.total", total=turn.money(quote.amount, p.currency)))
+        rows.append(group_start_row(turn, p))
     rows.append([Action(Shopping.CATALOG.id(), turn.t("nav.back")), Action(Home.MENU.id(), turn.t("nav.menu"))])
     return Screen(turn.title(p), "\n".join(lines), actions=[r for r in rows if r])
+
+
+def group_start_row(turn: Turn, p: Product) -> list[Action]:
+    """The product page's "Start a group at X (N people, T hours)", when the product has a group price
+    (core/group_buy.py; the group's screens: handlers/group_buy.py)."""
+    promo = turn.shop.promotion(GROUP)
+    offer = promo.offer_for(p) if isinstance(promo, GroupBuyPromotion) else None
+    if offer is None:
+        return []
+    return [Action(GroupBuying.START.id(p.id), turn.t("group_buy.start", price=turn.money(offer.price, p.currency),
+                                                      size=offer.size, hours=offer.hours))]
 
 
 def price_lines(turn: Turn, quote: Quote) -> list[str]:

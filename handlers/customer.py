@@ -11,15 +11,25 @@ process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from core import stock_alerts
 from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
-from handlers import aftersales, broadcast, catalog, errors, home, link, members, orders, risk, wallet
-from handlers.actions import MAX_ACTION_BYTES, OLD_NAMES, Aftersales, Home, Link, Members, Orders, Shopping
+from handlers import aftersales, broadcast, catalog, errors, group_buy, home, link, members, orders, risk, wallet
+from handlers.actions import (
+    MAX_ACTION_BYTES,
+    OLD_NAMES,
+    Aftersales,
+    GroupBuying,
+    Home,
+    Link,
+    Members,
+    Orders,
+    Shopping,
+)
 from handlers.router import Ctx, Router, Turn, number
 from handlers.screen import Action, Screen
 from handlers.state import Conversation
@@ -54,8 +64,11 @@ class CustomerFlow:
         # The channel's referral link for a start payload (bots/telegram/wiring.py: a t.me link; bots/wechat: a QR
         # code's address); None: the payload is shown as a /start command (the console).
         self.invite: members.Invite | None = None
+        # Telegram: the bot's deep link for a payload (a group-buy's share link); None: the channel has none
+        self.share_link: Callable[[str], Awaitable[str]] | None = None
         self.router = Router("customer", aliases=OLD_NAMES).include(
-            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router, members.router)
+            home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router, members.router,
+            group_buy.router)
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -69,6 +82,9 @@ class CustomerFlow:
             if command == "/start" and payload and state.start_payload is None:
                 state.start_payload = payload  # a deep link's payload, kept for referrals
                 await self.shop.save_customer(cust)
+            joining = group_buy.start_payload(payload) if command == "/start" else None
+            if joining is not None:  # a group-buy's shared link: the group's page
+                return await self._act(cust, ctx, GroupBuying.GROUP, [joining])
             gift = await self.shop.members.welcome(ctx.buyer) if command == "/start" and self.shop.members else 0
             screens = await self._act(cust, ctx, Home.MENU)
             if gift:  # the new-buyer gift (新人礼包), once per person
@@ -87,6 +103,9 @@ class CustomerFlow:
             return await self._act(cust, ctx, Members.ACCOUNT)
         if command in broadcast.BUYER_COMMANDS:  # opting out of (or back into) merchants' broadcasts
             return [await broadcast.news(self, cust, command)]
+        joining = group_buy.typed_join(word)  # `拼团 <id>` / `join <id>`: the group's page
+        if joining is not None:
+            return await self._act(cust, ctx, GroupBuying.GROUP, [joining])
         linking = link.command(self.i18n, word)  # /link, /link CODE, /unlink and their words
         if linking is not None:
             return await self._act(cust, ctx, *linking)
@@ -193,6 +212,9 @@ class CustomerFlow:
         actions = [[Action(Home.MENU.id(), self.i18n.t(lang, "nav.menu"))]]
         if key == stock_alerts.NOTICE and params.get("product"):  # back in stock: open the product
             actions = [[Action(Shopping.PRODUCT.id(params["product"]), self.i18n.t(lang, "stock_alerts.open"))],
+                       *actions]
+        if key.startswith("group_buy.") and params.get("group"):  # a group's news: its page
+            actions = [[Action(GroupBuying.GROUP.id(params["group"]), self.i18n.t(lang, "group_buy.open"))],
                        *actions]
         if key == "risk.review.approved" and params.get("order"):  # the shop let the order go on: pay it here
             actions = [[Action(Orders.ORDER.id(params["order"]), self.i18n.t(lang, "risk.review.pay"))], *actions]

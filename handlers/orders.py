@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.errors import ErrorCode, StoreError
+from core.group_buy import GROUP
 from core.models import Kind, Order, OrderStatus, Product, localized
 from core.orders import PaymentNotice
 from core.payments import Outcome
 from core.ports import Delivery
 from core.risk import rules_of
 from handlers import aftersales
-from handlers.actions import Aftersales, Home, Orders
+from handlers.actions import Aftersales, GroupBuying, Home, Orders
 from handlers.catalog import invoice
 from handlers.router import Router, Turn
 from handlers.screen import Action, Screen
@@ -67,10 +68,14 @@ async def order(turn: Turn, order_id: str) -> Screen:
     body = _detail(turn, o, p)
     if o.account:
         body += "\n" + turn.t("topup.account", account=o.account)
-    if o.status is OrderStatus.PENDING:
+    rows = []
+    group = (o.promo.get(GROUP) or {}).get("id")
+    if o.status is OrderStatus.PENDING and group:  # paid, waiting for its group-buy to fill (core/group_buy.py)
+        body += "\n" + turn.t("group_buy.order_waiting", group=group)
+        rows.append([Action(GroupBuying.GROUP.id(group), turn.t("group_buy.open"))])
+    elif o.status is OrderStatus.PENDING:
         body += "\n" + turn.t("topup.pending" if p.kind is Kind.TOPUP else "supplier.pending")
     body += await aftersales.order_lines(turn, o)  # its tickets and their status
-    rows = []
     due = rules_of(p.rules).delivery_due(o.paid_at) if o.paid_at else None
     if o.status is OrderStatus.DELIVERED and due is not None and due > now:
         body += "\n" + turn.t("rules.scheduled_line", date=due.strftime("%Y-%m-%d %H:%M UTC"))
@@ -116,6 +121,10 @@ async def pay(turn: Turn, order_id: str) -> Screen:
         reason = turn.t(f"refund.reason.{result.reason}")
         return Screen(turn.t("order.refunding", order=o.id, reason=reason), actions=turn.home())
     rows = [[Action(Orders.ORDER.id(o.id), turn.t("menu.orders"))], *turn.home()]
+    group = (o.promo.get(GROUP) or {}).get("id")
+    if result.outcome is Outcome.PENDING and group:  # a group-buy member: codes when the group fills
+        return Screen(turn.t("group_buy.order_waiting", group=group),
+                      actions=[[Action(GroupBuying.GROUP.id(group), turn.t("group_buy.open"))], *rows])
     if result.outcome is Outcome.PENDING:  # bought from the supplier next: codes or the top-up follow
         return Screen(turn.t("topup.pending" if o.account else "supplier.pending"), actions=rows)
     return Screen(turn.t("order.paid", order=o.id), actions=rows)
@@ -145,9 +154,25 @@ def delivery_screen(flow: CustomerFlow, delivery: Delivery, lang: str | None = N
     title = t(lang, "delivery.again_title" if delivery.again else "delivery.title", order=o.id)
     body = t(lang, "delivery.body", title=localized(delivery.product.title, lang, flow.shop.default_language),
              qty=o.qty)
+    if delivery.product.kind is Kind.BUNDLE:
+        body += "\n" + bundle_lines(flow, delivery, lang)
     effective = rules_of(delivery.product.rules).effective_from
     if effective is not None:
         body += "\n" + t(lang, "rules.effective", date=effective.strftime("%Y-%m-%d"))
     return Screen(title, body, secrets=list(delivery.codes), footer=t(lang, "delivery.keep"),
                   actions=[[Action(Orders.ORDER.id(o.id), t(lang, "menu.orders")),
                             Action(Home.MENU.id(), t(lang, "nav.menu"))]])
+
+
+def bundle_lines(flow: CustomerFlow, delivery: Delivery, lang: str) -> str:
+    """What a bundle's codes are, part by part: the codes come grouped by part, the parts in product id order
+    (core/outbox.py load_stored), so each part's are a run of the codes shown."""
+    t = flow.i18n.t
+    lines, first = [], 1
+    for part in sorted(delivery.product.parts, key=lambda x: x.product_id):
+        n = part.qty * delivery.order.qty
+        title = localized(part.title, lang, flow.shop.default_language) or part.sku
+        key = "bundle.part_one" if n == 1 else "bundle.part_many"
+        lines.append(t(lang, key, title=title, n=n, first=first, last=first + n - 1))
+        first += n
+    return "\n".join(lines)

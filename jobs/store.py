@@ -36,6 +36,9 @@ class StoreJobs:
         runner.add("stock-alerts", self.stock_alerts, every=timedelta(seconds=every["stock-alerts"]))
         runner.add("expire-codes", self.expire_codes, every=timedelta(seconds=every["expire-codes"]))
         runner.add("poll-topups", self.poll_topups, every=timedelta(seconds=every["poll-topups"]))
+        if self.shop.group_buy is not None:
+            runner.add("group-buy-expiry", self.group_buy_expiry,
+                       every=timedelta(seconds=every.get("group-buy-expiry", 60)))
         if self.shop.resellers is not None:
             runner.add("b2b-waiting", self.b2b_waiting, every=timedelta(seconds=every.get("b2b-waiting", 60)))
         if daily_summary_at is not None:
@@ -64,6 +67,15 @@ class StoreJobs:
         finished = await self.shop.supply.poll_topups()
         stuck = await self.health.stuck_topups()
         return f"{finished} top-ups finished" + (f", {stuck} stuck (merchants told)" if stuck else "")
+
+    async def group_buy_expiry(self) -> str:
+        """Group-buys that did not fill in time: every paid member refunded, the unpaid holds cancelled, the codes
+        back in the pool (core/group_buy.py)."""
+        desk = self.shop.group_buy
+        if desk is None:
+            return "no group-buy"
+        failed, refunded = await desk.expire()
+        return f"{failed} groups failed, {refunded} members refunded"
 
     async def b2b_waiting(self) -> str:
         """B2B orders waiting for stock (partial policy `wait`): served oldest first, refunded after the wait."""

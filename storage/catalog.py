@@ -11,11 +11,12 @@ from sqlalchemy import Row, bindparam, func, literal_column, or_, select, text, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from core.models import CodeStatus, Kind, NewCode, Product, ProductSpec, StockLine, StoredCode
+from core.models import BundlePart, CodeStatus, Kind, NewCode, Product, ProductSpec, StockLine, StoredCode
 from storage import tables as t
 from storage.base import OFF_LOOP, SqlRepo
 
-PRODUCT_EDITABLE = {"price", "stars", "title", "active", "rules"}  # rules: a merchant command
+PRODUCT_EDITABLE = {"price", "stars", "title", "active", "rules", "bundle"}  # rules: a merchant command; bundle:
+# a bundle's parts resolved to their ids and titles (Shop.sync_catalog)
 
 # Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
 _c = t.codes.c
@@ -28,7 +29,8 @@ _AVAILABLE_CAPPED = select(func.count()).select_from(
 
 def _product(r: Row[Any]) -> Product:
     return Product(r.id, r.sku, Kind(r.kind), r.title, r.description, r.category, r.price, r.currency, r.stars,
-                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {}, r.source, r.image)
+                   r.min_qty, r.max_qty, r.hold_minutes, r.active, r.rules or {}, r.source, r.image,
+                   [BundlePart.from_json(x) for x in r.bundle or ()])
 
 
 class ProductRepo(SqlRepo):
@@ -59,7 +61,7 @@ class ProductRepo(SqlRepo):
             "category": spec.category, "price": spec.price, "currency": spec.currency, "stars": spec.stars,
             "min_qty": spec.min_qty, "max_qty": spec.max_qty, "hold_minutes": spec.hold_minutes,
             "active": spec.active, "rules": spec.rules, "updated_at": now, "position": spec.position,
-            "source": source,
+            "source": source, "bundle": [p.to_json() for p in spec.parts] or None,
         }
         existing = await self.by_sku(spec.sku)
         if existing is None:

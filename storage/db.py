@@ -43,6 +43,7 @@ from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
 from storage.coupons import CouponRepo
+from storage.group_buy import GroupBuyRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
 from storage.members import MemberRepo
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
         cardfaces,
         console,
         coupons,
+        group_buy,
         groups,
         images,
         members,
@@ -184,6 +186,7 @@ class SqlUnitOfWork:
     broadcasts: broadcast.BroadcastRepo
     coupons: coupons.CouponRepo
     members: members.MemberRepo
+    group_buys: group_buy.GroupBuyRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -224,6 +227,7 @@ class SqlUnitOfWork:
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         self.coupons = CouponRepo(*args)  # coupon campaigns, code fingerprints, uses (core/coupons.py)
         self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
+        self.group_buys = GroupBuyRepo(*args)  # group-buy groups and members (core/group_buy.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

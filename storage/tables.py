@@ -493,3 +493,37 @@ referral_codes = Table(
     Column("created_at", TS, nullable=False),
     UniqueConstraint("channel", "external_id", name="uq_referral_codes_buyer"),
 )
+
+# Bundles (migration 0023_group_buy; core/orders.py): a bundle product's parts, [{sku, qty, product_id, title}],
+# resolved to the parts' ids and titles whenever the catalogue is applied.
+products.append_column(Column("bundle", JSON))
+
+# Group-buy, 拼团 (migration 0023_group_buy; core/group_buy.py): a group opened at a product's group price, its
+# members (one order each) and what became of each. The group row is locked by whoever decides it (the payment that
+# completes it, the expiry job that fails it), so it is decided once.
+group_buys = Table(
+    "group_buys", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("opener_channel", String(16), nullable=False),
+    Column("opener_id", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("stars", Integer),
+    Column("opened_at", TS, nullable=False),
+    Column("deadline", TS, nullable=False),
+    Column("status", String(12), nullable=False),  # open | complete | failed
+    Column("closed_at", TS),
+    Index("ix_group_buys_open", "status", "deadline"),
+)
+group_buy_members = Table(
+    "group_buy_members", metadata,
+    Column("order_id", String(24), ForeignKey("orders.id"), primary_key=True),
+    Column("group_id", String(16), ForeignKey("group_buys.id"), nullable=False),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    # held (not paid yet) | paid (waiting for the group) | left (hold lapsed or cancelled) | delivered | refunded
+    Column("state", String(12), nullable=False),
+    Column("joined_at", TS, nullable=False),
+    Index("ix_group_buy_members_group", "group_id", "state"),
+)

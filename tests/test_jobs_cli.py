@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.helpers import SKU, run_cli, write_config
 
 JOBS = {"expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups", "b2b-waiting", "daily-summary",
-        "dispatch-outbox"}
+        "dispatch-outbox", "group-buy-expiry"}
 
 
 def table(stdout: str) -> dict[str, list[str]]:

@@ -26,12 +26,14 @@ TABLES = {
     "0019_promotions": set(),
     "0020_coupons": {"coupons", "coupon_codes", "coupon_uses"},
     "0022_members": {"points_ledger", "member_spend", "referral_codes"},
+    "0023_group_buy": {"group_buys", "group_buy_members"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
     "0016_product_images": {"products": {"image"}},
     "0018_broadcasts": {"customers": {"last_message_at"}, "outbox": {"priority", "broadcast_id"}},
     "0019_promotions": {"orders": {"discount", "stars_discount", "promo"}},
+    "0023_group_buy": {"products": {"bundle"}},
 }
 
 

@@ -20,7 +20,8 @@ from tests.helpers import open_shop
 
 EVERY = 0.5
 LEASE = 1.5
-JOBS = ["expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups", "b2b-waiting", "dispatch-outbox"]
+JOBS = ["expire-holds", "restock", "stock-alerts", "expire-codes", "poll-topups", "b2b-waiting", "dispatch-outbox",
+        "group-buy-expiry"]
 
 
 class QuietAlerts:

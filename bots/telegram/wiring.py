@@ -39,6 +39,10 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
         return f"https://t.me/{await port.username()}?start={payload}"
 
     flow.invite = invite
+    async def deep_link(payload: str) -> str:  # a group-buy's share link (handlers/group_buy.py)
+        return f"https://t.me/{await port.username()}?start={payload}"
+
+    flow.share_link = deep_link
     minutes = settings.telegram.delete_code_after
     cards = None
     if shop.card_faces is not None:  # resellers' card faces

@@ -59,6 +59,15 @@ class Images(BaseModel):
                                                             "from the file's header before it is decoded)")
 
 
+class BundlePart(BaseModel):
+    """One part of a `bundle` product: `{sku: GAME, qty: 1}`."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    sku: str = Field(pattern=_SKU, description="a `code` product of the catalogue (its pool gives the codes)")
+    qty: int = Field(1, ge=1, le=100, description="codes of that product in one bundle")
+
+
 class Product(BaseModel):
     """The products, applied at every start by `sku`: created or updated; a product no longer listed is taken
     off sale but never deleted (its orders, codes and history stay; listing it again puts it back). Products
@@ -72,10 +81,15 @@ class Product(BaseModel):
     category: Localized = Field(default_factory=dict, description="string or per-language map")
     price: int = Field(ge=0, description="minor units of `store.currency`")
     stars: int | None = Field(None, ge=1, description="price in Telegram Stars; none: not sold in Telegram")
-    kind: Literal["code", "reusable", "supplier", "topup"] = Field(
+    kind: Literal["code", "reusable", "supplier", "topup", "bundle"] = Field(
         "code", description="`code` (unique codes, each sold once), `reusable` (one code sold to many; quantity 1), "
                             "`supplier` (bought from a supplier when sold), `topup` (the supplier recharges the "
-                            "buyer's account; quantity 1): see [Suppliers](suppliers.md)")
+                            "buyer's account; quantity 1): see [Suppliers](suppliers.md); `bundle` (the codes of "
+                            "several `code` products together, all or none: `bundle:`; see "
+                            "[Bundles](promotions.md#bundles))")
+    bundle: list[BundlePart] = Field(default_factory=list,
+                                     description="kind `bundle`: its parts, `[{sku: GAME, qty: 1}, {sku: VIP, qty: "
+                                                 "2}]`; each a `code` product of this catalogue")
     min_qty: int = Field(1, ge=1, description="least quantity per order")
     max_qty: int = Field(10, ge=1, description="most per order (chat buyers; a B2B order takes up to 1,000)")
     hold_minutes: int | None = Field(None, ge=1, le=1440, description="per-product hold; none: "
@@ -147,6 +161,10 @@ class Product(BaseModel):
                 fail(*missing)
         elif self.supplier_sku and not self.supplier:
             fail((("supplier",), "required with supplier_sku"))
+        if self.kind == "bundle" and not self.bundle:
+            fail((("bundle",), "required for kind bundle (its parts)"))
+        if self.bundle and self.kind != "bundle":
+            fail((("bundle",), "only for kind bundle"))
         if self.account_pattern and self.kind != "topup":
             fail((("account_pattern",), "only for kind topup"))
         if self.kind == "topup":

@@ -3,9 +3,9 @@
 pipeline (core/promotions.py); nothing here is trusted from a button."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from config.settings.fields import Localized
+from config.settings.fields import Localized, fail
 
 # Each promotion's section is its own model below; they are filled in by the promotion's own change.
 
@@ -113,10 +113,41 @@ class Members(BaseModel):
         return value
 
 
-class GroupBuy(BaseModel):
-    """Group-buy, 拼团 (core/group_buy.py)."""
+class GroupOffer(BaseModel):
+    """One product's group price: `{sku: GAME, price: 2000, stars: 130, size: 3, hours: 24}`."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    sku: str = Field(description="a `code` or `bundle` product of the catalogue")
+    price: int = Field(ge=0, description="the group price of one, minor units of `store.currency`")
+    stars: int | None = Field(None, ge=1, description="the group price in Telegram Stars; none: the product's Stars "
+                                                      "price scaled like the amount")
+    size: int = Field(ge=2, le=100, description="members who must pay for the group to complete (the opener "
+                                                "included)")
+    hours: int = Field(ge=1, le=720, description="hours from the opening for the group to fill; then it fails and "
+                                                 "every paid member is refunded")
+
+
+class GroupBuy(BaseModel):
+    """Group-buy, 拼团 (core/group_buy.py): a buyer opens a group at the group price, others join by the shared link;
+    codes are delivered when `size` members paid within `hours`, else everyone is refunded by the `group-buy-expiry`
+    job ([Group-buy](promotions.md#group-buy))."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    offers: list[GroupOffer] = Field(default_factory=list, description="the products with a group price, one entry "
+                                                                       "each; none: no group-buy")
+    expiry_seconds: float = Field(60, ge=5, description="how often the `group-buy-expiry` job looks for groups whose "
+                                                        "time ran out")
+
+    @model_validator(mode="after")
+    def _one_offer_a_product(self) -> GroupBuy:
+        seen: set[str] = set()
+        for i, offer in enumerate(self.offers):
+            if offer.sku in seen:
+                fail((("offers", i, "sku"), f"{offer.sku!r} has a group price already"))
+            seen.add(offer.sku)
+        return self
 
 
 class Marketing(BaseModel):

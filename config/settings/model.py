@@ -95,6 +95,7 @@ class Settings(BaseModel):
                                  f"duplicate sku {product.sku!r} (already used by catalog[{seen[product.sku]}])"))
             else:
                 seen[product.sku] = i
+            problems.extend(self._bundle_problems(i, product))
             if product.supplier and product.supplier not in self.suppliers:
                 known = ", ".join(self.suppliers) or "none configured"
                 problems.append((("catalog", i, "supplier"), f"unknown supplier {product.supplier!r} "
@@ -102,6 +103,23 @@ class Settings(BaseModel):
         if problems:
             fail(*problems)
         return self
+
+    def _bundle_problems(self, i: int, product: Product) -> list[tuple[Loc, str]]:
+        """A bundle's parts are `code` products of the catalogue (reusable, supplier and top-up parts are refused:
+        a bundle is held whole from pools when ordered, and those kinds hold nothing), each named once."""
+        kinds = {p.sku: p.kind for p in self.catalog}
+        out: list[tuple[Loc, str]] = []
+        named: set[str] = set()
+        for j, part in enumerate(product.bundle):
+            loc: Loc = ("catalog", i, "bundle", j, "sku")
+            if part.sku in named:
+                out.append((loc, f"{part.sku!r} is named twice (give it a qty instead)"))
+            named.add(part.sku)
+            if part.sku not in kinds:
+                out.append((loc, f"no product {part.sku!r} in the catalogue"))
+            elif kinds[part.sku] != "code":
+                out.append((loc, f"{part.sku!r} is a {kinds[part.sku]} product; a bundle's parts are code products"))
+        return out
 
     @model_validator(mode="after")
     def _check_restock(self) -> Settings:
