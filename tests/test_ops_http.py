@@ -1,0 +1,163 @@
+"""/healthz, /readyz and /metrics on the store's HTTP server (bots/ops.py): what an owner's monitoring sees."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiohttp.web
+import pytest
+
+from bots.http import HttpServer
+from bots.ops import metrics_allowed, mount_ops
+from core.models import OutboxItem
+from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
+
+OWNER = "test-owner"
+
+
+@asynccontextmanager
+async def serving(app: Any, **server: Any) -> AsyncIterator[tuple[str, Any]]:
+    """The app's HTTP server on a free port with the ops routes; yields its base URL and the Ops."""
+    current = app.settings.server
+    app.settings.server = type(current).model_validate({**current.model_dump(), **server})
+    http = HttpServer("127.0.0.1", 0)
+    ops = mount_ops(http, app, app.metrics)
+
+    async def order_page(request: Any) -> Any:  # a route with an id in its path
+        return aiohttp.web.Response(text=request.match_info["order_id"])
+
+    http.app.router.add_get("/orders/{order_id}", order_page)
+    await http.start()
+    try:
+        yield f"http://127.0.0.1:{http.port}", ops
+    finally:
+        await http.stop()
+
+
+async def get(url: str, **headers: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+        return r.status, await r.text()
+
+
+async def take_lease(app: Any) -> None:
+    """A live scheduler: the lease held by this test's process."""
+    from storage.jobs import SqlJobStore
+
+    assert await SqlJobStore(app.db).claim(OWNER, app.clock.now(), timedelta(seconds=60))
+
+
+async def test_given_a_running_store_then_healthz_answers_ok(db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path) as (app, _, _), serving(app) as (base, _):
+        assert await get(f"{base}/healthz") == (200, "ok")
+
+
+async def test_given_database_lease_and_small_backlog_then_readyz_is_200_naming_each_check(
+        db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path) as (app, _, _), serving(app) as (base, _):
+        await take_lease(app)
+        status, body = await get(f"{base}/readyz")
+        assert status == 200, body
+        import json
+        data = json.loads(body)
+        assert data["ready"] is True
+        assert set(data["checks"]) == {"database", "outbox", "scheduler"}
+        assert all(c["ok"] for c in data["checks"].values())
+        assert OWNER in data["checks"]["scheduler"]["detail"]  # a loopback client sees the reasons
+
+
+async def test_given_no_scheduler_lease_then_readyz_is_503_and_says_which_check_failed(
+        sqlite_url: str, tmp_path: Path) -> None:
+    import json
+    async with open_shop(sqlite_url, tmp_path) as (app, _, _), serving(app) as (base, _):
+        status, body = await get(f"{base}/readyz")
+        assert status == 503
+        checks = json.loads(body)["checks"]
+        assert checks["database"]["ok"] and checks["outbox"]["ok"]
+        assert not checks["scheduler"]["ok"] and "lease" in checks["scheduler"]["detail"]
+
+
+async def test_given_a_big_outbox_backlog_then_readyz_is_503(db_url: str, tmp_path: Path) -> None:
+    import json
+    async with open_shop(db_url, tmp_path) as (app, _, _), serving(app, ready_max_backlog=5) as (base, _):
+        await take_lease(app)
+        async with app.db.uow(write=True) as uow:
+            await uow.outbox.add_many([OutboxItem(None, "notify", "test", f"c{i}", None,
+                                                  {"key": "x", "language": "en", "params": {}}) for i in range(5)])
+            await uow.commit()
+        status, body = await get(f"{base}/readyz")
+        assert status == 503
+        outbox = json.loads(body)["checks"]["outbox"]
+        assert not outbox["ok"] and "5 rows due" in outbox["detail"]
+        metrics = (await get(f"{base}/metrics"))[1]
+        assert "store_outbox_backlog 5.0" in metrics
+
+
+async def test_given_the_database_is_gone_then_readyz_is_503_and_healthz_still_ok(
+        sqlite_url: str, tmp_path: Path) -> None:
+    import json
+    async with open_shop(sqlite_url, tmp_path) as (app, _, _), serving(app) as (base, _):
+        await take_lease(app)
+        await app.db.read_engine.dispose()
+        (tmp_path / "store.db").rename(tmp_path / "moved.db")  # the disk went away under the store
+        (tmp_path / "store.db").mkdir()  # ... and in its place something that is no database
+        status, body = await get(f"{base}/readyz")
+        assert status == 503
+        assert not json.loads(body)["checks"]["database"]["ok"]
+        assert await get(f"{base}/healthz") == (200, "ok")
+
+
+async def test_given_a_purchase_then_metrics_count_it_and_no_code_or_buyer_id_is_in_the_scrape(
+        db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path) as (app, notifier, _), serving(app) as (base, _):
+        await app.shop.start()
+        codes = await import_n(app, 3)
+        who = buyer("secret-openid-4711")
+        order = await app.shop.reserve(who, await product_id(app), 2, "en")
+        await pay(app, order)
+        await settle(app)
+        assert len(notifier.codes()) == 2
+        assert (await get(f"{base}/orders/{order.id}"))[0] == 200  # timed by its template, never by its path
+        assert (await get(f"{base}/nothing/here/{codes[0]}"))[0] == 404
+        status, text = await get(f"{base}/metrics")
+        assert status == 200
+        assert 'store_payments_total{outcome="delivered",provider="test"} 1.0' in text
+        assert 'store_deliveries_total{channel="test"} 1.0' in text
+        assert 'store_orders{status="delivered"} 1.0' in text
+        assert "store_outbox_lag_seconds" in text
+        assert 'store_http_request_seconds_count{method="GET",route="/orders/{order_id}",status="200"} 1.0' in text
+        assert 'store_http_request_seconds_count{method="GET",route="unmatched",status="404"} 1.0' in text
+        for secret in [*codes, who.external_id, order.id]:
+            assert secret not in text
+
+
+async def test_given_a_remote_client_then_metrics_need_the_token(sqlite_url: str, tmp_path: Path) -> None:
+    """A request a proxy forwarded comes from 127.0.0.1 yet is not the owner's own machine: without the token,
+    403; with it, the scrape."""
+    async with open_shop(sqlite_url, tmp_path) as (app, _, _), serving(app, metrics_token="s3cret-token") as (base, _):
+        forwarded = {"X-Forwarded-For": "203.0.113.9"}
+        assert (await get(f"{base}/metrics", **forwarded))[0] == 403
+        assert (await get(f"{base}/metrics", **forwarded, Authorization="Bearer wrong"))[0] == 403
+        status, text = await get(f"{base}/metrics", **forwarded, Authorization="Bearer s3cret-token")
+        assert status == 200 and "store_orders" in text
+        import json
+        body = json.loads((await get(f"{base}/readyz", **forwarded))[1])  # states only, no reasons
+        assert all(set(c) == {"ok"} for c in body["checks"].values())
+
+
+@pytest.mark.parametrize(("remote", "headers", "token", "allowed"), [
+    ("127.0.0.1", {}, "", True),
+    ("::1", {}, "", True),
+    ("203.0.113.9", {}, "", False),
+    ("203.0.113.9", {"Authorization": "Bearer t0k"}, "t0k", True),
+    ("203.0.113.9", {"Authorization": "Bearer t0k"}, "", False),  # no token configured: no token works
+    ("203.0.113.9", {"Authorization": "Bearer "}, "", False),
+    ("127.0.0.1", {"X-Real-IP": "198.51.100.7"}, "", False),
+    ("127.0.0.1", {"Forwarded": "for=198.51.100.7"}, "t0k", False),
+    (None, {}, "", False),
+])
+def test_who_may_read_metrics(remote: str | None, headers: dict[str, str], token: str, allowed: bool) -> None:
+    assert metrics_allowed(remote, headers, token) is allowed
