@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         say.err("cli.error", error=settings)
         return 2
     command = args.command or "run"
-    configure_logging(settings.logging.level, terminal_demo=command == "run" and settings.demo_mode())
+    configure_logging(settings.logging.level, terminal_demo=command == "run" and settings.demo_mode(),
+                      fmt=settings.logging.format)
     try:
         return asyncio.run(GROUPS[command].execute(settings, args, say))
     except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)

@@ -347,6 +347,7 @@ class Shop:
                 self._review_alert(exc, buyer, product, qty)
             raise
         self.reports.invoiced(product_id, buyer.channel)  # the funnel: an order held for payment
+        set_order(order.id)  # this update's log lines from here on carry the order (core/logcontext.py)
         return order
 
     # -- promotions (core/promotions.py) ----------------------------------------------------------

@@ -1,6 +1,7 @@
 """/healthz, /readyz and /metrics on the store's HTTP server (bots/ops.py): what an owner's monitoring sees."""
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,6 +15,7 @@ import pytest
 from bots.http import HttpServer
 from bots.ops import metrics_allowed, mount_ops
 from core.models import OutboxItem
+from storage.jobs import SqlJobStore
 from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
 
 OWNER = "test-owner"
@@ -45,8 +47,6 @@ async def get(url: str, **headers: str) -> tuple[int, str]:
 
 async def take_lease(app: Any) -> None:
     """A live scheduler: the lease held by this test's process."""
-    from storage.jobs import SqlJobStore
-
     assert await SqlJobStore(app.db).claim(OWNER, app.clock.now(), timedelta(seconds=60))
 
 
@@ -61,7 +61,6 @@ async def test_given_database_lease_and_small_backlog_then_readyz_is_200_naming_
         await take_lease(app)
         status, body = await get(f"{base}/readyz")
         assert status == 200, body
-        import json
         data = json.loads(body)
         assert data["ready"] is True
         assert set(data["checks"]) == {"database", "outbox", "scheduler"}
@@ -71,7 +70,6 @@ async def test_given_database_lease_and_small_backlog_then_readyz_is_200_naming_
 
 async def test_given_no_scheduler_lease_then_readyz_is_503_and_says_which_check_failed(
         sqlite_url: str, tmp_path: Path) -> None:
-    import json
     async with open_shop(sqlite_url, tmp_path) as (app, _, _), serving(app) as (base, _):
         status, body = await get(f"{base}/readyz")
         assert status == 503
@@ -81,7 +79,6 @@ async def test_given_no_scheduler_lease_then_readyz_is_503_and_says_which_check_
 
 
 async def test_given_a_big_outbox_backlog_then_readyz_is_503(db_url: str, tmp_path: Path) -> None:
-    import json
     async with open_shop(db_url, tmp_path) as (app, _, _), serving(app, ready_max_backlog=5) as (base, _):
         await take_lease(app)
         async with app.db.uow(write=True) as uow:
@@ -98,7 +95,6 @@ async def test_given_a_big_outbox_backlog_then_readyz_is_503(db_url: str, tmp_pa
 
 async def test_given_the_database_is_gone_then_readyz_is_503_and_healthz_still_ok(
         sqlite_url: str, tmp_path: Path) -> None:
-    import json
     async with open_shop(sqlite_url, tmp_path) as (app, _, _), serving(app) as (base, _):
         await take_lease(app)
         await app.db.read_engine.dispose()
@@ -143,7 +139,6 @@ async def test_given_a_remote_client_then_metrics_need_the_token(sqlite_url: str
         assert (await get(f"{base}/metrics", **forwarded, Authorization="Bearer wrong"))[0] == 403
         status, text = await get(f"{base}/metrics", **forwarded, Authorization="Bearer s3cret-token")
         assert status == 200 and "store_orders" in text
-        import json
         body = json.loads((await get(f"{base}/readyz", **forwarded))[1])  # states only, no reasons
         assert all(set(c) == {"ok"} for c in body["checks"].values())
 

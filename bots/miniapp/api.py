@@ -120,7 +120,7 @@ class MiniAppApi:
         channel = visitor.buyer.channel  # telegram (the Mini App) or wechat (the H5 shop)
         self.shop.metrics.count("updates", channel=channel, via="app_api")
         try:
-            with log_context(channel=channel):
+            with log_context(channel=channel, order_id=None):
                 response = await handler(request)
         except web.HTTPNotFound:
             return error("not_found")

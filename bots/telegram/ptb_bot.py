@@ -53,8 +53,8 @@ from bots.telegram.common import (
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
 from bots.telegram.polling import PaymentFirstPolling
-from bots.telegram.runtime import handled
 from bots.telegram.ptb_request import AiohttpRequest
+from bots.telegram.runtime import handled
 from bots.telegram.wiring import storefront
 from core.shop import Shop
 

@@ -38,7 +38,7 @@ async def handled(shop: Shop, via: str, update_id: int, handle: Awaitable[Any]) 
     """One update handled (webhook or polling, either library): counted (`updates`, core/metrics.py), and its log
     lines carry the channel and the update id (core/logcontext.py)."""
     shop.metrics.count("updates", channel="telegram", via=via)
-    with log_context(channel="telegram", update_id=update_id):
+    with log_context(channel="telegram", update_id=update_id, order_id=None):
         await handle
 
 

@@ -231,7 +231,7 @@ class WeChatCallback:
             self.handled += 1
             self.metrics.count("updates", channel="wechat", via="callback")
             msg_id = getattr(msg, "id", None)  # MsgId (events have none): the log's update id, not a secret
-            with log_context(channel="wechat", update_id=msg_id if isinstance(msg_id, int) else None):
+            with log_context(channel="wechat", update_id=msg_id if isinstance(msg_id, int) else None, order_id=None):
                 reply = await self.handler(msg)
         except Exception as exc:  # noqa: BLE001 - WeChat gets an empty answer; the log gets the type only
             log.error("wechat message handling failed: %s", type(exc).__name__)
