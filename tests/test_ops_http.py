@@ -12,11 +12,14 @@ import aiohttp
 import aiohttp.web
 import pytest
 
-from bots.http import HttpServer
+from app import App
+from bots.http import HttpServer, webhook_path
 from bots.ops import metrics_allowed, mount_ops
+from config.settings import parse_settings
 from core.models import OutboxItem
 from storage.jobs import SqlJobStore
 from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
+from tests.telegram_harness import CATALOG, TOKEN, Shopfront
 
 OWNER = "test-owner"
 
@@ -156,3 +159,38 @@ async def test_given_a_remote_client_then_metrics_need_the_token(sqlite_url: str
 ])
 def test_who_may_read_metrics(remote: str | None, headers: dict[str, str], token: str, allowed: bool) -> None:
     assert metrics_allowed(remote, headers, token) is allowed
+
+
+async def test_given_telegram_updates_by_polling_and_by_webhook_then_each_is_counted_by_its_way_in(
+        api: Any, tmp_path: Path, library: str) -> None:
+    user = 987654321  # a Telegram user id never appears in the scrape
+    async with Shopfront(api, tmp_path / "polling", library=library) as shop:
+        await shop.send(api.message_update(api.user(user), "/start"))
+        assert shop.app.metrics.value("store_updates_total", channel="telegram", via="polling") == 1
+        assert str(user) not in shop.app.metrics.render().decode()
+
+    secret = "s3cret-Token_1"
+    settings = parse_settings({
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}"},
+        "vault": {"key_file": str(tmp_path / "vault.key")},
+        "telegram": {"token": TOKEN, "api_base": api.base, "library": library, "mode": "webhook",
+                     "webhook": {"url": "https://shop.example.com/tg/hook", "secret": secret}},
+        "catalog": CATALOG}, tmp_path, env={})
+    async with await App.open(settings) as app:
+        runtime = app.add_telegram()
+        http = HttpServer("127.0.0.1", 0)
+        http.add_telegram(runtime, webhook_path(settings.telegram.webhook.url), secret)
+        mount_ops(http, app, app.metrics)
+        await http.start()
+        try:
+            url = f"http://127.0.0.1:{http.port}"
+            update = api.message_update(api.user(user), "/start")
+            assert await api.post_update_to(f"{url}/tg/hook", update, secret=secret) == 200
+            status, text = await get(f"{url}/metrics")
+            assert status == 200
+            assert 'store_updates_total{channel="telegram",via="webhook"} 1.0' in text
+            assert 'route="/tg/hook",status="200"' in text
+            assert str(user) not in text
+        finally:
+            await http.stop()
+            await runtime.stop()

@@ -12,10 +12,8 @@ Either runtime builds the library-neutral storefront with bots/telegram/wiring.p
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.logcontext import log_context
 from core.shop import Shop
 
 if TYPE_CHECKING:
@@ -32,14 +30,6 @@ class TelegramRuntime(Protocol):
     async def set_webhook(self, url: str, secret: str) -> None: ...
     async def set_face(self) -> Face:
         """The bot's commands and descriptions set now (bots/telegram/face.py); Telegram's refusal is raised."""
-
-
-async def handled(shop: Shop, via: str, update_id: int, handle: Awaitable[Any]) -> None:
-    """One update handled (webhook or polling, either library): counted (`updates`, core/metrics.py), and its log
-    lines carry the channel and the update id (core/logcontext.py)."""
-    shop.metrics.count("updates", channel="telegram", via=via)
-    with log_context(channel="telegram", update_id=update_id, order_id=None):
-        await handle
 
 
 def build_telegram(settings: Any, shop: Shop, *, concurrent_updates: bool = True) -> TelegramRuntime:
