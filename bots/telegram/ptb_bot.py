@@ -52,9 +52,8 @@ from bots.telegram.common import (
     stop_sending,
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
-from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.polling import PaymentFirstPolling, handled
 from bots.telegram.ptb_request import AiohttpRequest
-from bots.telegram.runtime import handled
 from bots.telegram.wiring import storefront
 from core.shop import Shop
 
