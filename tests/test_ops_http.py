@@ -15,11 +15,10 @@ import pytest
 from app import App
 from bots.http import HttpServer, webhook_path
 from bots.ops import metrics_allowed, mount_ops
-from config.settings import parse_settings
 from core.models import OutboxItem
 from storage.jobs import SqlJobStore
 from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
-from tests.telegram_harness import CATALOG, TOKEN, Shopfront
+from tests.telegram_harness import Shopfront, store_settings
 
 OWNER = "test-owner"
 
@@ -170,12 +169,10 @@ async def test_given_telegram_updates_by_polling_and_by_webhook_then_each_is_cou
         assert str(user) not in shop.app.metrics.render().decode()
 
     secret = "s3cret-Token_1"
-    settings = parse_settings({
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}"},
-        "vault": {"key_file": str(tmp_path / "vault.key")},
-        "telegram": {"token": TOKEN, "api_base": api.base, "library": library, "mode": "webhook",
-                     "webhook": {"url": "https://shop.example.com/tg/hook", "secret": secret}},
-        "catalog": CATALOG}, tmp_path, env={})
+    hook = tmp_path / "webhook"
+    hook.mkdir()
+    settings = store_settings(api, hook, library=library, telegram={
+        "mode": "webhook", "webhook": {"url": "https://shop.example.com/tg/hook", "secret": secret}})
     async with await App.open(settings) as app:
         runtime = app.add_telegram()
         http = HttpServer("127.0.0.1", 0)
