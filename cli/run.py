@@ -99,6 +99,8 @@ async def serve(settings: Settings) -> int:
             if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
                     or miniapp or h5 or settings.server.ops):
                 await server.start()
+                log.info("health and metrics at http://%s:%s/healthz, /readyz, /metrics (loopback or "
+                         "server.metrics_token)", settings.server.host, server.port)
             if runtime is not None:
                 if webhook:
                     await runtime.set_webhook(tg.webhook.url, tg.webhook.secret.get_secret_value())

@@ -1,7 +1,9 @@
 """/healthz, /readyz and /metrics on the store's HTTP server (bots/ops.py): what an owner's monitoring sees."""
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -11,14 +13,15 @@ from typing import Any
 import aiohttp
 import aiohttp.web
 import pytest
+import yaml
 
 from app import App
 from bots.http import HttpServer, webhook_path
 from bots.ops import metrics_allowed, mount_ops
 from core.models import OutboxItem
 from storage.jobs import SqlJobStore
-from tests.helpers import buyer, import_n, open_shop, pay, product_id, settle
-from tests.telegram_harness import Shopfront, store_settings
+from tests.helpers import buyer, free_port, import_n, open_shop, pay, product_id, settle, start_store
+from tests.telegram_harness import CATALOG, TOKEN, Shopfront, store_settings
 
 OWNER = "test-owner"
 
@@ -191,3 +194,37 @@ async def test_given_telegram_updates_by_polling_and_by_webhook_then_each_is_cou
         finally:
             await http.stop()
             await runtime.stop()
+
+
+async def test_given_server_ops_then_a_polling_store_process_serves_health_and_metrics_and_logs_json(
+        api: Any, tmp_path: Path) -> None:
+    """`server.ops: true`: the store as a merchant runs it (Telegram polling, nothing else on HTTP) opens its
+    server for the ops routes alone; with `logging.format: json` every line it logs is a JSON object."""
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
+        "vault": {"key_file": str(tmp_path / "vault.key")},
+        "server": {"port": port, "ops": True},
+        "logging": {"format": "json"},
+        "telegram": {"token": TOKEN, "api_base": api.base},
+        "jobs": {"lease_seconds": 3},
+        "catalog": CATALOG}))
+    proc = await asyncio.to_thread(start_store, config, port, 120)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert await get(f"{base}/healthz") == (200, "ok")
+        for _ in range(100):  # the scheduler takes its lease within a heartbeat of the start
+            status, body = await get(f"{base}/readyz")
+            if status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert status == 200, body
+        status, text = await get(f"{base}/metrics")
+        assert status == 200 and "store_scheduler_lease_held 1.0" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)  # as systemd stops it
+        _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(json.loads(line)) for line in lines)
