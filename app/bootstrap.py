@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bots.metrics import PromMetrics
 from bots.telegram.runtime import TelegramRuntime, build_telegram
 from config.settings import ConfigError, Settings
 from config.settings import Product as ProductSettings
@@ -118,7 +119,7 @@ class App:
 
     def __init__(self, settings: Settings, db: Database, vault: Vault, shop: Shop, clock: Clock, *,
                  resellers: ResellerDesk, groups: GroupDesk, problems: ProblemDesk, card_faces: CardFaceDesk,
-                 alerts: FanoutAlerts, images: ImageDesk) -> None:
+                 alerts: FanoutAlerts, images: ImageDesk, metrics: PromMetrics) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
@@ -130,6 +131,7 @@ class App:
         self.card_faces = card_faces  # resellers' card faces (定制卡面)
         self.alerts = alerts  # merchant alerts: one fan-out, the log plus the channels plugged in
         self.images = images  # product pictures: the catalogue's, the console's uploads, /app/img/ (core/images.py)
+        self.metrics = metrics  # what the shop counts, served at /metrics (bots/metrics.py, bots/ops.py)
         self.jobs: StoreJobs | None = None  # the scheduler's use cases, once job_runner built them
         self.runner: JobRunner | None = None  # ... and their schedule in this process (the console's jobs page)
 
@@ -154,6 +156,7 @@ class App:
                         low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
                         currency=settings.store.currency)
+            shop.metrics = metrics = PromMetrics()  # this App's own registry (core/metrics.py is the port)
             shop.attach_suppliers(build_suppliers(settings))
             shop.resellers = resellers = reseller_desk(shop, settings)
             shop.card_faces = card_faces = card_face_desk(shop, settings)
@@ -174,7 +177,7 @@ class App:
             await db.dispose()
             raise
         return cls(settings, db, vault, shop, clock, resellers=resellers, groups=groups, problems=problems,
-                   card_faces=card_faces, alerts=alerts, images=images)
+                   card_faces=card_faces, alerts=alerts, images=images, metrics=metrics)
 
     # -- the channels ---------------------------------------------------------------------------------------
     def plug(self, parts: ChannelParts) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from app.logs import configure as configure_logging
-from cli import audit, codes, console, coupons, db, jobs, report, reseller, stock, telegram, wechat
+from cli import audit, backup, codes, console, coupons, db, jobs, report, reseller, restore, stock, telegram, wechat
 from cli import run as run_store
 from cli.common import Voice
 from config.settings import ConfigError, Settings, load_settings
@@ -24,7 +24,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 # The command groups, in the order `run.py --help` lists them; no command given is `run`.
 GROUPS: dict[str, ModuleType] = {"run": run_store, "db": db, "codes": codes, "audit": audit, "stock": stock,
                                  "report": report, "reseller": reseller, "telegram": telegram, "wechat": wechat,
-                                 "jobs": jobs,
+                                 "jobs": jobs, "backup": backup, "restore": restore,
                                  "console": console, "coupons": coupons}
 
 
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         say.err("cli.error", error=settings)
         return 2
     command = args.command or "run"
-    configure_logging(settings.logging.level, terminal_demo=command == "run" and settings.demo_mode())
+    configure_logging(settings.logging.level, terminal_demo=command == "run" and settings.demo_mode(),
+                      fmt=settings.logging.format)
     try:
         return asyncio.run(GROUPS[command].execute(settings, args, say))
     except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)

@@ -15,6 +15,7 @@ from bots.b2b_api import mount_api
 from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
 from bots.miniapp import mount_miniapp
+from bots.ops import mount_ops
 from bots.web import mount_console
 from cli.common import Voice
 from config.settings import Settings
@@ -82,6 +83,7 @@ async def serve(settings: Settings) -> int:
             if webhook:
                 secret = tg.webhook.secret.get_secret_value()
                 server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
+            mount_ops(server, app, app.metrics)  # /healthz, /readyz, /metrics whenever the server runs
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
             if settings.server.api:  # the B2B API for resellers under /api/v1
                 mount_api(server, app.resellers, settings)
@@ -95,8 +97,10 @@ async def serve(settings: Settings) -> int:
                 mount_miniapp(server, app, runtime if miniapp else None, hosts=hosts)
                 log.info("Mini App API at %s/app/api/", settings.server.base_url())
             if (webhook or wechat is not None or callbacks or settings.server.api or settings.console.enabled
-                    or miniapp or h5):
+                    or miniapp or h5 or settings.server.ops):
                 await server.start()
+                log.info("health and metrics at http://%s:%s/healthz, /readyz, /metrics (loopback or "
+                         "server.metrics_token)", settings.server.host, server.port)
             if runtime is not None:
                 if webhook:
                     await runtime.set_webhook(tg.webhook.url, tg.webhook.secret.get_secret_value())

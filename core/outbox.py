@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
 from core.errors import RecipientUnreachable, VaultError
+from core.logcontext import set_order
+from core.metrics import NO_METRICS, Metrics
 from core.models import AuditEntry, CodeStatus, Order, OrderStatus, OutboxItem, Product, StoredCode
 from core.ports import (
     Delivery,
@@ -152,6 +155,7 @@ class OutboxDispatcher:
         self.supply: SupplyDesk | None = None
         # Called in the transaction that marks orders refunded (commission reversal, core/resellers/commissions.py).
         self.refunded_hooks: list[Callable[[UnitOfWork, list[str]], Awaitable[None]]] = []
+        self.metrics: Metrics = NO_METRICS  # deliveries, refunds and failures counted once marked (core/metrics.py)
         committer.register(ClaimOutbox, self._claim_batch)
         committer.register(FinishOutbox, self._done_batch)
         committer.register(SaveParts, self._parts_batch)
@@ -207,7 +211,20 @@ class OutboxDispatcher:
         products = {e.product.id: e.product for e in entries}
         items = [e.item for e in entries]
         outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
+        await self._finish(items, outcomes)
+
+    async def _finish(self, items: list[OutboxItem], outcomes: Sequence[SendOutcome]) -> None:
+        """Mark the rows sent or failed, then count what was marked (committed: a retried batch counts once)."""
         await self.committer.submit(FinishOutbox(list(zip(items, outcomes, strict=True))))
+        for item, (ok, _err, extra) in zip(items, outcomes, strict=True):
+            if not ok:
+                if not extra.get("pending"):  # a refund the provider is still moving is not a failure
+                    self.metrics.count("outbox_failures", kind=item.kind)
+            elif item.kind in ("deliver", "reissue"):
+                self.metrics.count("deliveries", channel=item.channel)
+            elif item.kind == "refund":
+                reason = str(item.payload.get("reason", ""))  # the store's own reason words; anything else: other
+                self.metrics.count("refunds", reason=reason if re.fullmatch(r"[a-z_]{1,32}", reason) else "other")
 
     async def stop(self) -> None:
         for task in list(self._handoffs):
@@ -241,7 +258,7 @@ class OutboxDispatcher:
                 deliver_orders = [orders[i.order_id] for i in items if i.kind == "deliver" and i.order_id in orders]
                 codes = await load_codes(uow, self.vault, deliver_orders)
             outcomes = await asyncio.gather(*(self._send(i, orders, products, codes) for i in items))
-            await self.committer.submit(FinishOutbox(list(zip(items, outcomes, strict=True))))
+            await self._finish(items, outcomes)
             return len(items)
 
     async def _claim_batch(self, uow: UnitOfWork, claims: Sequence[ClaimOutbox]) -> list[list[OutboxItem]]:
@@ -269,6 +286,7 @@ class OutboxDispatcher:
         quote the message, and the message carries the codes. A failure's extra carries the parts that went
         out and are not saved yet (the failed mark saves them)."""
         parts = self._parts(item) if item.kind in PARTED_KINDS else None
+        set_order(item.order_id)  # this send's own task: its log lines carry the order (core/logcontext.py)
 
         def failure(error: str, extra: dict[str, Any]) -> SendOutcome:
             if parts is not None and parts.unsaved:

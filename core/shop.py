@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.alerts import AdminAlerts
 from core.background import Background
@@ -18,6 +18,8 @@ from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
+from core.logcontext import set_order
+from core.metrics import NO_METRICS, Metrics
 from core.models import (
     AuditEntry,
     BundlePart,
@@ -34,12 +36,13 @@ from core.models import (
 )
 from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
-from core.payments import PaymentDesk, PaymentNotice, PaymentResult, Refusal
+from core.payments import Outcome, PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
 from core.promotions import REFUNDED, Priced, Promotion, Quote, release_all
 from core.reports import ReportDesk
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.supply import SupplyDesk, check_account
+from core.supply.metered import MeteredSupplier
 from core.vault import Vault
 
 if TYPE_CHECKING:
@@ -172,6 +175,7 @@ class Shop:
         # Sales figures of a period (core/reports/); the composition root sets the store's zone (jobs.timezone).
         # The funnel's views and invoices ride with the group commits (core/reports/events.py).
         self.reports = ReportDesk(uow_factory, clock, committer=self.committer)
+        self._metrics: Metrics = NO_METRICS
 
     # -- registration (the composition root's calls) ----------------------------------------------
     def add_gateway(self, gateway: PaymentGateway) -> None:
@@ -195,8 +199,20 @@ class Shop:
             lambda: self.dispatcher.handoff(entries))
 
     def attach_suppliers(self, suppliers: Mapping[str, Supplier]) -> None:
-        """The configured suppliers by name; `suppliers.offers` (when given) maps store SKUs to them."""
-        self.supply.attach(suppliers)
+        """The configured suppliers by name; `suppliers.offers` (when given) maps store SKUs to them. Each call to
+        them is counted and timed (core/supply/metered.py)."""
+        metered = {name: MeteredSupplier(s, lambda: self.metrics) for name, s in suppliers.items()}
+        self.supply.attach(cast(Mapping[str, Supplier], metered), getattr(suppliers, "offers", None))
+
+    @property
+    def metrics(self) -> Metrics:
+        """What the shop counts and times (core/metrics.py); set by the composition root (app/bootstrap.py)."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self.dispatcher.metrics = metrics
 
     @property
     def suppliers(self) -> dict[str, Supplier]:
@@ -348,6 +364,7 @@ class Shop:
                 self._review_alert(exc, buyer, product, qty)
             raise
         self.reports.invoiced(product_id, buyer.channel)  # the funnel: an order held for payment
+        set_order(order.id)  # this update's log lines from here on carry the order (core/logcontext.py)
         return order
 
     # -- promotions (core/promotions.py) ----------------------------------------------------------
@@ -410,7 +427,12 @@ class Shop:
     async def pay(self, notice: PaymentNotice) -> PaymentResult:
         """Every payment of every provider comes in here: recorded once, then an order delivered (or bought
         upstream), a wallet top-up credited, or a refund queued (core/payments.py)."""
-        return await self.payments.accept(notice)
+        set_order(notice.order_id)  # this update's log lines from here on carry the order (core/logcontext.py)
+        result = await self.payments.accept(notice)
+        self._metrics.count("payments", provider=notice.provider, outcome=result.outcome.value)
+        if result.outcome is not Outcome.DUPLICATE:
+            log.info("payment %s for order %s: %s", notice.provider, notice.order_id or "-", result.outcome.value)
+        return result
 
     async def payable(self, reference: str, payer: Buyer, amount: int, currency: str) -> Refusal | None:
         """Pre-checkout: None when this payment would be accepted now, else why not (reads only)."""

@@ -28,6 +28,7 @@ from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
 from core.images import image_url
+from core.logcontext import log_context
 from core.models import Kind, Order, OrderStatus, Product, localized
 from core.shop import ProductView, Shop, category_key
 from handlers import errors
@@ -119,8 +120,11 @@ class MiniAppApi:
             return error("unauthorized", reason=refused.reason)
         request[HOST_KEY] = host
         request[VISITOR_KEY] = visitor
+        channel = visitor.buyer.channel  # telegram (the Mini App) or wechat (the H5 shop)
+        self.shop.metrics.count("updates", channel=channel, via="app_api")
         try:
-            response = await handler(request)
+            with log_context(channel=channel, order_id=None):
+                response = await handler(request)
         except web.HTTPNotFound:
             return error("not_found")
         except web.HTTPMethodNotAllowed:

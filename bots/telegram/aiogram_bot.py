@@ -45,7 +45,7 @@ from bots.telegram.common import (
     stop_sending,
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
-from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.polling import PaymentFirstPolling, handled
 from bots.telegram.wiring import storefront
 from core.shop import Shop
 
@@ -276,7 +276,7 @@ class AiogramRuntime:
         self._polling = PaymentFirstPolling(
             lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout,
                                                          request_timeout=timeout + 30),
-            lambda update: self.dp.feed_update(self.bot, update),
+            lambda update: handled(self.shop, "polling", update.update_id, self.dp.feed_update(self.bot, update)),
             lambda update: update.update_id, is_payment_update, timeout=10, concurrent=self._concurrent)
         self._polling.start()
 
@@ -285,7 +285,8 @@ class AiogramRuntime:
         await self.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
 
     async def feed_webhook(self, update: dict[str, Any]) -> None:
-        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+        parsed = Update.model_validate(update, context={"bot": self.bot})
+        await handled(self.shop, "webhook", parsed.update_id, self.dp.feed_update(self.bot, parsed))
 
     async def set_face(self) -> Face:
         """The face set now (`run.py telegram setup`); Telegram's refusal is raised."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,6 +19,7 @@ from aiolimiter import AsyncLimiter
 
 from bots.telegram.common import Button, OutMessage, TelegramPort
 from core.errors import RecipientUnreachable
+from core.metrics import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,8 +48,9 @@ class LimitedPort:
     """A TelegramPort that keeps within Telegram's rates and survives 429s."""
 
     def __init__(self, port: TelegramPort, *, overall: float = OVERALL_PER_SECOND, per_chat_burst: int = PRIVATE_BURST,
-                 group_per_minute: int = GROUP_PER_MINUTE) -> None:
+                 group_per_minute: int = GROUP_PER_MINUTE, metrics: Metrics = NO_METRICS) -> None:
         self.port = port
+        self.metrics = metrics  # time spent waiting on the limits (`send_limit_wait`, core/metrics.py)
         self.overall = AsyncLimiter(overall, 1)
         self.per_chat_burst = per_chat_burst
         self.group_per_minute = group_per_minute
@@ -68,9 +71,9 @@ class LimitedPort:
         """`paced`: waits its turn in the overall bucket (messages); an unpaced call only waits out 429s."""
         for attempt in range(RETRIES_ON_429 + 1):
             if chat_id is not None:
-                await self._chat_limiter(chat_id).acquire()
+                await self._waited(self._chat_limiter(chat_id), "group" if chat_id < 0 else "chat")
             if paced:
-                await self.overall.acquire()
+                await self._waited(self.overall, "overall")
             try:
                 return await call()
             except Exception as exc:
@@ -78,11 +81,20 @@ class LimitedPort:
                 if wait is not None and attempt < RETRIES_ON_429:
                     log.warning("telegram asked to slow down: waiting %.0f s", wait)
                     await asyncio.sleep(wait)
+                    self.metrics.observe("send_limit_wait", wait, limit="retry_after")
                     continue
                 if _forbidden(exc):
                     raise RecipientUnreachable(f"chat {chat_id}: {type(exc).__name__}") from None
                 raise
         raise AssertionError("unreachable")
+
+    async def _waited(self, limiter: AsyncLimiter, limit: str) -> None:
+        if limiter.has_capacity():  # no wait: nothing to time
+            await limiter.acquire()
+            return
+        t0 = time.perf_counter()
+        await limiter.acquire()
+        self.metrics.observe("send_limit_wait", time.perf_counter() - t0, limit=limit)
 
     async def send(self, chat_id: int, message: OutMessage) -> int:
         return await self._call(chat_id, lambda: self.port.send(chat_id, message))
@@ -126,9 +138,9 @@ class LimitedPort:
         return await self._call(None, self.port.username)
 
 
-def limited(port: TelegramPort, limits: Any = None) -> TelegramPort:
+def limited(port: TelegramPort, limits: Any = None, metrics: Metrics = NO_METRICS) -> TelegramPort:
     """Wrap a port with the configured limits (config.settings.TelegramLimits) or the defaults."""
     if limits is None:
-        return LimitedPort(port)
+        return LimitedPort(port, metrics=metrics)
     return LimitedPort(port, overall=limits.overall_per_second, per_chat_burst=limits.per_chat_burst,
-                       group_per_minute=limits.group_per_minute)
+                       group_per_minute=limits.group_per_minute, metrics=metrics)

@@ -22,6 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from core.logcontext import log_context
+
 log = logging.getLogger(__name__)
 
 U = TypeVar("U")
@@ -119,3 +121,11 @@ class PaymentFirstPolling(Generic[U]):
             await self._handle(update)
         except Exception as exc:  # noqa: BLE001 - the update's type and id only: updates may hold codes
             log.error("Telegram update %s failed: %s", self._update_id(update), type(exc).__name__)
+
+
+async def handled(shop: Any, via: str, update_id: int, handle: Awaitable[Any]) -> None:
+    """One update handled (webhook or polling, either library): counted (`updates`, core/metrics.py), and its log
+    lines carry the channel and the update id (core/logcontext.py)."""
+    shop.metrics.count("updates", channel="telegram", via=via)
+    with log_context(channel="telegram", update_id=update_id, order_id=None):
+        await handle

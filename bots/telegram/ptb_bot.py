@@ -52,7 +52,7 @@ from bots.telegram.common import (
     stop_sending,
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
-from bots.telegram.polling import PaymentFirstPolling
+from bots.telegram.polling import PaymentFirstPolling, handled
 from bots.telegram.ptb_request import AiohttpRequest
 from bots.telegram.wiring import storefront
 from core.shop import Shop
@@ -233,7 +233,8 @@ class PtbRuntime:
         await self.bot.delete_webhook(drop_pending_updates=False)  # as PTB's own start_polling does
         self._polling = PaymentFirstPolling(
             lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout),
-            self.application.process_update, lambda update: update.update_id, is_payment_update,
+            lambda update: handled(self.shop, "polling", update.update_id, self.application.process_update(update)),
+            lambda update: update.update_id, is_payment_update,
             timeout=int(POLL_TIMEOUT.total_seconds()), concurrent=self._concurrent)
         self._polling.start()
 
@@ -245,7 +246,8 @@ class PtbRuntime:
     async def feed_webhook(self, update: dict[str, Any]) -> None:
         """Process one update now. Handler exceptions go to the error handler (logged), as in polling."""
         await self._ensure_initialized()
-        await self.application.process_update(Update.de_json(update, self.bot))
+        parsed = Update.de_json(update, self.bot)
+        await handled(self.shop, "webhook", parsed.update_id, self.application.process_update(parsed))
 
     async def set_face(self) -> Face:
         """The face set now (`run.py telegram setup`); Telegram's refusal is raised."""

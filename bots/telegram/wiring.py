@@ -28,7 +28,7 @@ from locales import Translator
 def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFrontend:
     """The library-neutral part: flow and frontend; `frontend.parts` holds the notifiers, the Stars gateway and
     the merchant alerts the outbox and the shop use, for the composition root to register (App.plug)."""
-    port = limited(port, settings.telegram.limits)
+    port = limited(port, settings.telegram.limits, shop.metrics)
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True,

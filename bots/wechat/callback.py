@@ -44,6 +44,9 @@ from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from core.logcontext import log_context
+from core.metrics import NO_METRICS, Metrics
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
@@ -115,8 +118,10 @@ class WeChatCallback:
     None."""
 
     def __init__(self, token: str, appid: str, handler: Handler, *, aes_key: str = "",
-                 clock: Callable[[], float] = time.time, replays: ReplayMemory | None = None) -> None:
+                 clock: Callable[[], float] = time.time, replays: ReplayMemory | None = None,
+                 metrics: Metrics = NO_METRICS) -> None:
         self.token = token
+        self.metrics = metrics  # messages handled (`updates`, core/metrics.py)
         self.appid = appid
         self.handler = handler
         self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
@@ -224,7 +229,10 @@ class WeChatCallback:
         reply: str | None = None
         try:
             self.handled += 1
-            reply = await self.handler(msg)
+            self.metrics.count("updates", channel="wechat", via="callback")
+            msg_id = getattr(msg, "id", None)  # MsgId (events have none): the log's update id, not a secret
+            with log_context(channel="wechat", update_id=msg_id if isinstance(msg_id, int) else None, order_id=None):
+                reply = await self.handler(msg)
         except Exception as exc:  # noqa: BLE001 - WeChat gets an empty answer; the log gets the type only
             log.error("wechat message handling failed: %s", type(exc).__name__)
         finally:

@@ -93,7 +93,8 @@ class WeChatRuntime:
                                        flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
         # every process shares the pairs taken (replays.py)
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
-                                       aes_key=aes_key, replays=StoreReplayMemory(shop.committer))
+                                       aes_key=aes_key, replays=StoreReplayMemory(shop.committer),
+                                       metrics=shop.metrics)
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:

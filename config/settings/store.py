@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from config.settings.catalog import Images
-from config.settings.fields import Key32, Loc, Localized, decode_key, fail
+from config.settings.fields import Key32, Loc, Localized, Secret, decode_key, fail
 
 
 def _upper(value: Any) -> Any:
@@ -127,6 +127,17 @@ class Server(BaseModel):
     api_rate_per_second: int = Field(20, ge=1, le=10_000,
                                      description="the rate limit a new API key gets (`reseller key --rate N` sets "
                                                  "another); each key has its own")
+    ops: bool = Field(False, description="start the HTTP server for `/healthz`, `/readyz` and `/metrics` even when "
+                                         "nothing else needs it (Telegram polling alone); they are served whenever "
+                                         "the server runs. Off by default: no port is opened that was not asked "
+                                         "for. See [Health and metrics](operating.md#health-and-metrics)")
+    metrics_token: Secret = Field(SecretStr(""), description="`/metrics` answers loopback clients, and others only "
+                                                             "with `Authorization: Bearer <this>`; empty: loopback "
+                                                             "only. A request a proxy forwarded (`X-Forwarded-For`, "
+                                                             "`Forwarded`, `X-Real-IP`) needs the token too")
+    ready_max_backlog: int = Field(1000, ge=1, le=10_000_000,
+                                   description="`/readyz` fails while this many outbox rows (or more) are due and "
+                                               "unsent")
 
     @field_validator("public_url")
     @classmethod
@@ -204,3 +215,6 @@ class Logging(BaseModel):
 
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
         "INFO", description="the least severe messages logged")
+    format: Literal["text", "json"] = Field(
+        "text", description="`text`: one readable line per message; `json`: one JSON object per line (time, level, "
+                            "logger, message, and order_id, channel, update_id when known) for a log collector")
