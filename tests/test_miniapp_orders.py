@@ -322,7 +322,8 @@ async def test_invoice_links_wait_out_telegram_and_a_refusal_releases_the_hold(s
         users = (801, 802, 803)
         answers = await asyncio.gather(*[page.order(gid, 1, user) for user in users])
         assert [status for status, _ in answers] == [201, 201, 201]
-        assert time.monotonic() - started < 1.0
+        # Queued behind a 1-a-second rate, the third would wait 2 s at least.
+        assert time.monotonic() - started < 1.9
         for user, (_, body) in zip(users, answers, strict=True):  # the stock back
             status, _ = await page.call("POST", f"/orders/{body['order']['id']}/cancel", user)
             assert status == 200
