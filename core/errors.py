@@ -32,6 +32,11 @@ class ErrorCode(StrEnum):
     LINK_SELF = "link_self"  # the code was asked for by this very account
     LINK_CONFLICT = "link_conflict"  # the two accounts belong to different people
     NOT_LINKED = "not_linked"
+    # Flash sales: core/flash_sales.py (a buyer who asked for the flash price and cannot have it)
+    FLASH_NOT_STARTED = "flash_not_started"  # params: at
+    FLASH_SOLD_OUT = "flash_sold_out"  # params: left
+    FLASH_LIMIT = "flash_limit"  # params: limit, have
+    FLASH_ENDED = "flash_ended"
 
 
 class Refused(Exception):

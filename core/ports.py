@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
+    from core.flash_sales import FlashSaleRepo
     from core.stock_alerts import StockAlertRepo
 
 
@@ -217,6 +218,7 @@ class UnitOfWork(Protocol):
     images: ImageRepo  # product pictures and each product's current one (core/images.py)
     stock_alerts: StockAlertRepo  # buyers waiting for a sold-out product (core/stock_alerts.py)
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
+    flash_sales: FlashSaleRepo  # flash sales and each order's units at their price (core/flash_sales.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -42,6 +42,7 @@ from storage.broadcasts import BroadcastRepo
 from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
+from storage.flash_sales import FlashSaleRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
 from storage.meta import MetaRepo
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
         broadcast,
         cardfaces,
         console,
+        flash_sales,
         groups,
         images,
         ports,
@@ -178,6 +180,7 @@ class SqlUnitOfWork:
     images: images.ImageRepo
     stock_alerts: stock_alerts.StockAlertRepo
     broadcasts: broadcast.BroadcastRepo
+    flash_sales: flash_sales.FlashSaleRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -216,6 +219,7 @@ class SqlUnitOfWork:
         self.images = ImageRepo(*args)  # product pictures (core/images.py)
         self.stock_alerts = StockAlertRepo(*args)  # buyers waiting for a product (core/stock_alerts.py)
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
+        self.flash_sales = FlashSaleRepo(*args)  # flash sales and their uses (core/flash_sales.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -24,6 +24,7 @@ TABLES = {
     "0017_stock_alerts": {"stock_alerts"},
     "0018_broadcasts": {"broadcasts", "news_optouts"},
     "0019_promotions": set(),
+    "0021_flash_sales": {"flash_sales", "flash_sale_uses"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
