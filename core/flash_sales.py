@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ErrorCode, StoreError
-from core.models import Buyer, Order
+from core.models import Buyer, Order, Product
 from core.promotions import Note, Priced, Promotion
 
 if TYPE_CHECKING:
@@ -137,6 +137,20 @@ def when(at: datetime) -> str:
 def offered(notes: Sequence[Note]) -> bool:
     """The quote's price is the flash price (the product page's Buy button then asks for it)."""
     return any(n.key == LIVE for n in notes)
+
+
+def stars_of(sale: FlashSale, product: Product) -> int | None:
+    """A unit's Stars price in the sale: its own, or the product's scaled like the amount (as Priced.set_unit_price
+    does)."""
+    if sale.stars is not None or product.stars is None or not product.price:
+        return sale.stars if product.stars is not None else None
+    return max(1, (product.stars * sale.price + product.price - 1) // product.price)
+
+
+async def open_sales(uow: UnitOfWorkFactory, product_ids: Sequence[int], now: datetime) -> dict[int, FlashSale]:
+    """Each product's sale that matters now (live, else the next to start), for pages that show it."""
+    async with uow() as tx:
+        return _first_per_product(await tx.flash_sales.open_for(sorted(set(product_ids)), now))
 
 
 def _person(buyers: Sequence[Buyer]) -> str:

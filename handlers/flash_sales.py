@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from core.flash_sales import FlashDesk, FlashError, FlashSale, SaleSpec, when
+from core.flash_sales import FlashDesk, FlashError, FlashSale, SaleSpec, stars_of, when
 from handlers.merchant import AdminCtx, Usage
 from handlers.screen import Screen
 
@@ -76,7 +76,7 @@ async def command(flow: AdminFlow, ctx: AdminCtx, command: str, rest: str) -> li
                                   starts=when(sale.starts_at), ends=when(sale.ends_at))
         p = await flow.shop.product(sale.product_id)
         currency = p.currency if p else flow.shop.currency
-        stars = sale.stars or _scaled(p.stars if p else None, p.price if p else 0, sale.price)
+        stars = stars_of(sale, p) if p else sale.stars
         return [Screen(t(lang, "flash_sales.admin.created_title", id=sale.id), t(
             lang, "flash_sales.admin.created", id=sale.id, sku=sku, price=flow.i18n.money(sale.price, currency, lang),
             stars=stars if stars is not None else "-", units=sale.units, per_buyer=sale.per_buyer,
@@ -85,13 +85,6 @@ async def command(flow: AdminFlow, ctx: AdminCtx, command: str, rest: str) -> li
         await flow.service.record(ctx.merchant, command.lstrip("/"), refused=exc.code.value,
                                   **{k: str(v)[:64] for k, v in exc.params.items()})
         return [Screen(t(lang, f"flash_sales.error.{exc.code.value}", **exc.params), error=exc.code.value)]
-
-
-def _scaled(stars: int | None, price: int, flash: int) -> int | None:
-    """The Stars price a sale without its own gets (core/promotions.py Priced.set_unit_price scales it alike)."""
-    if stars is None or not price:
-        return None
-    return max(1, (stars * flash + price - 1) // price)
 
 
 async def _listing(flow: AdminFlow, lang: str, sales: list[FlashSale]) -> Screen:
