@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     from core.broadcast import BroadcastRepo
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
+    from core.flash_sales import FlashSaleRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
-    from core.flash_sales import FlashSaleRepo
     from core.stock_alerts import StockAlertRepo
 
 

@@ -130,7 +130,7 @@ async def test_the_window_edges_before_at_the_start_at_the_end_and_a_hold_made_b
         assert quote.amount == 1000 and quote.available is None
         [note] = quote.notes
         assert note.key == UPCOMING and note.params["countdown"] == "01:00:00" and note.params["price"] == 600
-        assert "2026-01-01 01:00 UTC" == note.params["at"]
+        assert note.params["at"] == "2026-01-01 01:00 UTC"
         early = await _refusal(app.shop.reserve(buyer(1), pid, 1, "en", promo=FLASH))
         assert early.code is ErrorCode.FLASH_NOT_STARTED and await stock_of(app) == (10, 0, 0)
         plain = await app.shop.reserve(buyer(2), pid, 1, "en")
@@ -220,7 +220,7 @@ async def test_the_merchant_makes_lists_and_ends_a_sale_in_the_chat_and_each_ste
         assert f"#1 {SKU}" in listed.body and "0/3 sold" in listed.body and "upcoming" in listed.body
         [overlap] = await flow.on_command(ctx, f"/flash {SKU} 400 3 1 now +1h")
         assert overlap.error == "overlap" and "/flash_end 1" in overlap.title
-        for bad, error in ((f"/flash NOPE 500 3 1 now +1h", "unknown_sku"),
+        for bad, error in (("/flash NOPE 500 3 1 now +1h", "unknown_sku"),
                            (f"/flash {SKU} 500 3 5 now +1h", "bad_numbers"),
                            (f"/flash {SKU} 500 3 1 2025-01-01T00:00 2025-01-02T00:00", "bad_window"),
                            (f"/flash {SKU} five 3 1 now +1h", "usage"),
