@@ -40,13 +40,15 @@ except ImportError:  # pragma: no cover - absent until that change lands
     coupon_race = None
 
 ANSWERS = ("sendInvoice", "sendMessage")
+WELCOME = "<b>Welcome to"
 
 
 async def answer(api: TracedAPI, chat: int, timeout: float = 120.0) -> Any:
-    """The bot's next answer to this chat: an invoice or a message."""
+    """The bot's next answer to this chat: an invoice or a message (the first contact's welcome, which /start
+    sends besides the menu and may come late, is no answer)."""
     while True:
         call = await asyncio.wait_for(api.inbox[chat].get(), timeout)
-        if call.method in ANSWERS:
+        if call.method in ANSWERS and not call.params.get("text", "").startswith(WELCOME):
             return call
 
 
