@@ -27,6 +27,7 @@ from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
 from core.coupons import CouponDesk, Coupons
+from core.flash_sales import FlashDesk, FlashError, FlashSales, SaleSpec
 from core.group_buy import GroupBuyDesk, GroupBuyPromotion, GroupOffer
 from core.groups import GroupDesk
 from core.images import ImageCode, ImageDesk, ImageError, ImageLimits, StoredImage, check_image
@@ -173,6 +174,10 @@ class App:
             await shop.sync_catalog(product_specs(settings))
             images = ImageDesk(shop.uow, clock, image_limits(settings), shop.catalog_changed)
             await images.apply_catalog(pictures)
+            try:
+                await FlashDesk(shop.uow, clock.now).apply_config(flash_sale_specs(settings))
+            except FlashError as exc:
+                raise ConfigError([("marketing.flash_sales.sales", f"{exc.code.value} {exc.params}")]) from None
         except BaseException:
             await db.dispose()
             raise
@@ -364,6 +369,7 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
+    shop.add_promotion(FlashSales())  # a price of its own (core/flash_sales.py)
     shop.add_promotion(GroupBuyPromotion(group_offers(settings)))
     shop.group_buy = GroupBuyDesk(shop.uow, shop.clock, lambda: shop.promotions, shop.dispatcher.wake)
     members = member_desk(shop, settings)
@@ -412,3 +418,9 @@ def group_offers(settings: Settings) -> dict[str, GroupOffer]:
     if problems:
         raise ConfigError(problems)
     return {o.sku: GroupOffer(o.sku, o.price, o.stars, o.size, o.hours) for o in settings.marketing.group_buy.offers}
+
+
+def flash_sale_specs(settings: Settings) -> list[SaleSpec]:
+    """config.yaml's flash sales (marketing.flash_sales.sales), made or changed at start (core/flash_sales.py)."""
+    return [SaleSpec(s.sku, s.price, s.units, s.per_buyer, s.starts, s.ends, s.stars)
+            for s in settings.marketing.flash_sales.sales]

@@ -50,6 +50,11 @@ class ErrorCode(StrEnum):
     # Members: core/members/
     POINTS_SHORT = "points_short"  # params: needed, balance (points)
     NOT_IN_MALL = "not_in_mall"  # params: sku; the product is not sold for points
+    # Flash sales: core/flash_sales.py (a buyer who asked for the flash price and cannot have it)
+    FLASH_NOT_STARTED = "flash_not_started"  # params: at
+    FLASH_SOLD_OUT = "flash_sold_out"  # params: left
+    FLASH_LIMIT = "flash_limit"  # params: limit, have
+    FLASH_ENDED = "flash_ended"
 
 
 class Refused(Exception):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.cardfaces import CardFaceRepo
     from core.console import ConsoleRepo
     from core.coupons import CouponRepo
+    from core.flash_sales import FlashSaleRepo
     from core.group_buy import GroupBuyRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
@@ -223,6 +224,7 @@ class UnitOfWork(Protocol):
     coupons: CouponRepo  # coupon campaigns, their code fingerprints and uses (core/coupons.py)
     members: MemberRepo  # points, the spend counted for levels, referral codes (core/members/)
     group_buys: GroupBuyRepo  # group-buy groups and their members (core/group_buy.py)
+    flash_sales: FlashSaleRepo  # flash sales and each order's units at their price (core/flash_sales.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

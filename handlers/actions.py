@@ -36,7 +36,7 @@ class Shopping(Name):
     CATALOG = "catalog"
     CATEGORY = "category"  # category:INDEX[:PAGE]
     PRODUCT = "product"  # product:ID[:QTY]
-    BUY = "buy"  # buy:ID:QTY
+    BUY = "buy"  # buy:ID:QTY[:1] (1: at the flash price, core/flash_sales.py)
     TOPUP = "topup"  # topup:ID: ask for the account to recharge
     TOPUP_ACCOUNT = "topup_account"  # the account the buyer typed (never a button)
     TOPUP_CONFIRM = "topup_confirm"  # topup_confirm:ID

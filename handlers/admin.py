@@ -20,6 +20,7 @@
     /reseller, /wallet, /linkgroup, /unlinkgroup   reseller accounts and group chats (handlers/groups.py)
     /broadcast [lang=..] [channel=..] [bought=SKU] TEXT   an announcement to buyers (handlers/broadcast.py)
     /coupons, /coupon_off NAME               coupon campaigns: list (never codes), turn one off (handlers/coupons.py)
+    /flash [SKU PRICE UNITS PER_BUYER START END], /flash_end ID   flash sales (handlers/flash_sales.py)
 
 Prices are minor units of the store currency (fen), as in config.yaml. Whether the sender may run these is
 the adapter's business (it knows the platform's merchant ids); `deny` answers everyone else.
@@ -52,6 +53,7 @@ from handlers import aftersales as aftersales_ui
 from handlers import broadcast as broadcast_ui
 from handlers import coupons as coupons_ui
 from handlers import errors, risk_admin
+from handlers import flash_sales as flash_ui
 from handlers import reports as reports_ui
 from handlers.groups import ResellerCommands
 from handlers.merchant import AdminCtx, Usage
@@ -64,7 +66,7 @@ log = logging.getLogger(__name__)
 RESELLER_COMMANDS = frozenset({"/reseller", "/wallet", "/linkgroup", "/unlinkgroup"})  # handlers/groups.py
 COMMANDS = frozenset({"/admin", "/stock", "/import", "/orders", "/order", "/refund", "/product", "/audit",
                       "/reissue", "/reject", "/payout", "/tickets"}) | reports_ui.COMMANDS | risk_admin.COMMANDS \
-    | RESELLER_COMMANDS | {broadcast_ui.COMMAND} | coupons_ui.COMMANDS
+    | RESELLER_COMMANDS | {broadcast_ui.COMMAND} | coupons_ui.COMMANDS | flash_ui.COMMANDS
 AUDIT_SHOWN = 100  # newest entries shown by /audit (the export has them all)
 PER_PAGE = 10
 TITLE_WIDTH = 22  # display columns of a title in the stock table
@@ -253,6 +255,8 @@ class AdminFlow:
             return await broadcast_ui.command(self, ctx, rest, progress)
         if command in coupons_ui.COMMANDS:  # /coupons, /coupon_off NAME (handlers/coupons.py)
             return await coupons_ui.command(self, ctx, command, rest)
+        if command in flash_ui.COMMANDS:  # flash sales (handlers/flash_sales.py)
+            return await flash_ui.command(self, ctx, command, rest)
         if command == "/payout":  # a reseller's commission paid out (handlers/wallet.py)
             return [await payout_command(self, ctx, args)]
         raise ValueError(f"not a merchant command: {command!r}")
@@ -276,7 +280,8 @@ class AdminFlow:
         t = self.i18n.t
         body = "\n".join(t(lang, key) for key in ("admin.help.body", "aftersales.admin.help", "risk.admin.help",
                                                    "groups.admin.help", "wallet.admin.help", "reports.admin.help",
-                                                   "broadcast.admin.help", "coupons.admin.help"))
+                                                   "broadcast.admin.help", "coupons.admin.help",
+                                                   "flash_sales.admin.help"))
         return Screen(t(lang, "admin.help.title"), body)
 
     def _title(self, p: Product | None, lang: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from core import stock_alerts
+from core import flash_sales, stock_alerts
 from core.errors import ErrorCode, StoreError
 from core.group_buy import GROUP, GroupBuyPromotion
 from core.models import Kind, Order, Product, localized
@@ -113,8 +113,12 @@ async def product(turn: Turn, product_id: int, qty: int | None = None) -> Screen
     elif view.available != 0 and p.kind is Kind.TOPUP:  # the account comes first, then the invoice
         rows.append([Action(Shopping.TOPUP.id(p.id), turn.t("product.buy"))])
     elif view.available != 0:
-        # Buy comes first so that on numbered channels "1" always means Buy on a product page.
-        rows.append([Action(Shopping.BUY.id(p.id, qty), turn.t("product.buy"))])
+        # Buy comes first so that on numbered channels "1" always means Buy on a product page. At a flash price the
+        # button asks for it: the buyer then gets that price or a clear refusal, never the ordinary price unasked.
+        if flash_sales.offered(quote.notes):
+            rows.append([Action(Shopping.BUY.id(p.id, qty, flash_sales.WANT), turn.t("flash_sales.buy"))])
+        else:
+            rows.append([Action(Shopping.BUY.id(p.id, qty), turn.t("product.buy"))])
         if p.max_qty > p.min_qty:
             lines.append(turn.t("product.qty", qty=qty, min=p.min_qty, max=p.max_qty))
             qrow = []
@@ -191,12 +195,15 @@ async def _sellable(turn: Turn, product_id: int) -> Product | None:
 
 
 @router.action(Shopping.BUY, keeps=("coupon",))
-async def buy(turn: Turn, product_id: int, qty: int) -> Screen:
-    """Hold the codes and show the invoice; a risk challenge or a phone the rules want is asked for first."""
+async def buy(turn: Turn, product_id: int, qty: int, flash: str = "") -> Screen:
+    """Hold the codes and show the invoice; a risk challenge or a phone the rules want is asked for first.
+    `flash`: the buyer tapped the flash-price button (core/flash_sales.py)."""
     p = await _sellable(turn, product_id)
+    promo = _promo(_coupon_of(turn, product_id)) or {}
+    if flash == flash_sales.WANT:
+        promo[flash_sales.NAME] = flash_sales.WANT
     try:
-        order = await turn.shop.reserve(turn.buyer, product_id, qty, turn.lang, turn.ctx.chat_id,
-                                        promo=_promo(_coupon_of(turn, product_id)))
+        order = await turn.shop.reserve(turn.buyer, product_id, qty, turn.lang, turn.ctx.chat_id, promo=promo)
     except StoreError as exc:
         return await risk.ask(turn, exc, product_id, qty)  # or raises exc: the refusal and the menu
     if turn.state.coupon is not None:  # the order carries the coupon now

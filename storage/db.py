@@ -43,6 +43,7 @@ from storage.cardfaces import CardFaceRepo
 from storage.catalog import CodeRepo, ProductRepo
 from storage.console import ConsoleRepo
 from storage.coupons import CouponRepo
+from storage.flash_sales import FlashSaleRepo
 from storage.group_buy import GroupBuyRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         cardfaces,
         console,
         coupons,
+        flash_sales,
         group_buy,
         groups,
         images,
@@ -187,6 +189,7 @@ class SqlUnitOfWork:
     coupons: coupons.CouponRepo
     members: members.MemberRepo
     group_buys: group_buy.GroupBuyRepo
+    flash_sales: flash_sales.FlashSaleRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
         self._engine = engine
@@ -228,6 +231,7 @@ class SqlUnitOfWork:
         self.coupons = CouponRepo(*args)  # coupon campaigns, code fingerprints, uses (core/coupons.py)
         self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
         self.group_buys = GroupBuyRepo(*args)  # group-buy groups and members (core/group_buy.py)
+        self.flash_sales = FlashSaleRepo(*args)  # flash sales and their uses (core/flash_sales.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

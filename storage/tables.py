@@ -527,3 +527,35 @@ group_buy_members = Table(
     Column("joined_at", TS, nullable=False),
     Index("ix_group_buy_members_group", "group_id", "state"),
 )
+
+# Flash sales (migration 0021_flash_sales; core/flash_sales.py): a product at a price of its own between starts_at
+# and ends_at (or ended_at, when a merchant ended it early), `units` at most; `sold` counts the units held or paid
+# at that price (taken in the reserve batch with the row locked, given back when an order lapses, is cancelled or
+# refunded). Each order's units are a use row, so a buyer's (a person's: linked accounts) units can be counted.
+flash_sales = Table(
+    "flash_sales", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("stars", Integer),
+    Column("units", Integer, nullable=False),
+    Column("per_buyer", Integer, nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("ended_at", TS),
+    Column("sold", Integer, nullable=False, server_default="0"),
+    Column("source", String(96), nullable=False),  # "chat" or "config:<sku>:<start>" (kept in step with config)
+    Column("created_by", String(96), nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Index("ix_flash_sales_product", "product_id", "ends_at"),
+)
+
+flash_sale_uses = Table(
+    "flash_sale_uses", metadata,
+    Column("order_id", String(24), primary_key=True),
+    Column("sale_id", Integer, ForeignKey("flash_sales.id"), nullable=False),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Index("ix_flash_sale_uses_buyer", "sale_id", "buyer_channel", "buyer_id"),
+)

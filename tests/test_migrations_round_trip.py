@@ -27,6 +27,7 @@ TABLES = {
     "0020_coupons": {"coupons", "coupon_codes", "coupon_uses"},
     "0022_members": {"points_ledger", "member_spend", "referral_codes"},
     "0023_group_buy": {"group_buys", "group_buy_members"},
+    "0021_flash_sales": {"flash_sales", "flash_sale_uses"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},

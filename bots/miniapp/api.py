@@ -27,6 +27,7 @@ from bots.miniapp.images import mount_images
 from bots.miniapp.page import mount_page
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
+from core.flash_sales import FlashSale, open_sales, stars_of
 from core.images import image_url
 from core.logcontext import log_context
 from core.models import Kind, Order, OrderStatus, Product, localized
@@ -175,9 +176,8 @@ class MiniAppApi:
         if category is not None and category not in {c["key"] for c in cats}:
             return error("not_found", field="category")
         views = await self.shop.product_views(await self.shop.products(category))
-        host = request[HOST_KEY]
         return web.json_response({"language": lang, "categories": cats,
-                                  "products": [self._product(host, v, lang) for v in views]})
+                                  "products": await self._products(request[HOST_KEY], views, lang)})
 
     async def search(self, request: web.Request) -> web.Response:
         """`GET /app/api/search?q=<words>`: products on sale matching every word (any language)."""
@@ -186,9 +186,8 @@ class MiniAppApi:
             return error("bad_request", field="q", max_length=MAX_QUERY)
         lang = await self.language(request)
         views = await self.shop.product_views(await self.shop.search(q))
-        host = request[HOST_KEY]
         return web.json_response({"language": lang, "query": q,
-                                  "products": [self._product(host, v, lang) for v in views]})
+                                  "products": await self._products(request[HOST_KEY], views, lang)})
 
     async def product(self, request: web.Request) -> web.Response:
         """`GET /app/api/products/<id>`: one product on sale, with its description."""
@@ -200,15 +199,31 @@ class MiniAppApi:
         except StoreError:  # unknown or off sale
             return error("not_found")
         lang = await self.language(request)
-        return web.json_response({"language": lang, "product": self._product(request[HOST_KEY], view, lang,
-                                                                             full=True)})
+        [product] = await self._products(request[HOST_KEY], [view], lang, full=True)
+        return web.json_response({"language": lang, "product": product})
 
     def _money(self, amount: int | None, currency: str, lang: str) -> dict[str, Any] | None:
         if amount is None:
             return None
         return {"amount": amount, "currency": currency, "text": self.i18n.money(amount, currency, lang)}
 
-    def _product(self, host: Identity, v: ProductView, lang: str, *, full: bool = False) -> dict[str, Any]:
+    async def _products(self, host: Identity, views: Sequence[ProductView], lang: str, *, full: bool = False
+                        ) -> list[dict[str, Any]]:
+        """Products as the page shows them, each with its flash sale (live or next) if it has one."""
+        sales = await open_sales(self.shop.uow, [v.product.id for v in views], self.clock.now()) if views else {}
+        return [self._product(host, v, lang, full=full, sale=sales.get(v.product.id)) for v in views]
+
+    def _flash(self, host: Identity, p: Product, sale: FlashSale, lang: str) -> dict[str, Any]:
+        """A flash sale as the page shows it: the price in this host's currency, units left, the window (the page
+        counts down to the start, or to the end). The server decides the price of an order again."""
+        price = stars_of(sale, p) if host.currency == "XTR" else sale.price
+        state = sale.state(self.clock.now())
+        return {"state": "sold_out" if state == "live" and not sale.left else state, "left": sale.left,
+                "units": sale.units, "per_buyer": sale.per_buyer, "price": self._money(price, host.currency, lang),
+                "starts_at": sale.starts_at.isoformat(), "ends_at": sale.closes_at.isoformat()}
+
+    def _product(self, host: Identity, v: ProductView, lang: str, *, full: bool = False,
+                 sale: FlashSale | None = None) -> dict[str, Any]:
         p: Product = v.product
         fallback = self.shop.default_language
         price = host.unit_price(p)
@@ -223,6 +238,10 @@ class MiniAppApi:
         }
         if full:
             out["description"] = localized(p.description, lang, fallback)
+        if sale is not None and price is not None:
+            out["flash"] = flash = self._flash(host, p, sale, lang)
+            if flash["state"] == "live":  # the price an order gets now (up to the buyer's own limit)
+                out["list_price"], out["price"] = out["price"], flash["price"]
         return out
 
     def _account(self, p: Product, lang: str) -> dict[str, Any] | None:

@@ -130,6 +130,30 @@ function picture(product, alt) {
   return h('div', { class: 'pic ph', 'aria-hidden': 'true' }, (product.title || '?').trim().charAt(0).toUpperCase());
 }
 
+// A flash sale's line: units left and a countdown to its end, or to its start (the server decides the price).
+function flashLine(flash, live) {
+  const line = h('p', { class: 'flash', id: 'flash' });
+  const clock = (ms) => {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const pad = (n) => String(n).padStart(2, '0');
+    const hms = `${pad(Math.floor(s / 3600) % 24)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
+    return s >= 86400 ? `${Math.floor(s / 86400)}d ${hms}` : hms;
+  };
+  const tick = () => {
+    if (flash.state === 'sold_out') line.textContent = t('webapp.flash.sold_out');
+    else if (flash.state === 'upcoming') {
+      line.textContent = t('webapp.flash.upcoming', { price: flash.price.text,
+        countdown: clock(Date.parse(flash.starts_at) - Date.now()) });
+    } else {
+      line.textContent = t('webapp.flash.live', { left: flash.left,
+        countdown: clock(Date.parse(flash.ends_at) - Date.now()) });
+    }
+  };
+  tick();
+  const timer = setInterval(() => (live() ? tick() : clearInterval(timer)), 1000);
+  return line;
+}
+
 function stock(product) {
   if (product.buyable === false) return h('span', { class: 'stock' }, t('webapp.not_here'));
   if (!product.in_stock) return h('span', { class: 'stock low' }, t('webapp.stock.sold_out'));
@@ -212,7 +236,8 @@ const SCREENS = {
     show([
       topbar(), note(notice && notice.text, notice && notice.bad),
       h('article', { class: 'product' }, picture(p, p.title), h('h1', {}, p.title),
-        p.price ? h('p', { class: 'price' }, t('webapp.price.each', { price: p.price.text })) : null, stock(p),
+        p.price ? h('p', { class: 'price' }, t('webapp.price.each', { price: p.price.text })) : null,
+        p.flash ? flashLine(p.flash, live) : null, stock(p),
         p.description ? h('p', { class: 'description' }, p.description) : null,
         buyable && account ? [account.element, sum, buyButton] : null,
         buyable && !account ? [

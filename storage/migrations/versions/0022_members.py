@@ -1,13 +1,13 @@
 """members: points ledger, the spend counted for member levels, buyers' referral codes (core/members/)
 
 Revision ID: 0022_members
-Revises: 0020_coupons
+Revises: 0021_flash_sales
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0022_members'
-down_revision = '0020_coupons'
+down_revision = '0021_flash_sales'
 branch_labels = None
 depends_on = None
 
