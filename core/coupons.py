@@ -125,7 +125,9 @@ class CouponRepo(Protocol):
     async def all(self) -> list[Coupon]: ...
     async def set_active(self, coupon_id: int, active: bool) -> None: ...
     async def codes_in_use(self, digests: Sequence[str]) -> set[str]:
-        """The digests with a live use (a single-use code taken)."""
+        """The digests with a live use (a single-use code taken) or voided (an issued reward taken back)."""
+    async def void_codes(self, digests: Sequence[str], at: datetime) -> None:
+        """These codes stop working (known, refused as used up): core/members/coupons.py void_unused."""
     async def uses_by(self, coupon_ids: Sequence[int], buyers: Sequence[str]) -> dict[tuple[int, str], int]:
         """Live uses per (coupon id, account key)."""
     async def add_uses(self, uses: Sequence[CouponUse], at: datetime) -> None:

@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     # Members: core/members/
     POINTS_SHORT = "points_short"  # params: needed, balance (points)
     NOT_IN_MALL = "not_in_mall"  # params: sku; the product is not sold for points
+    COUPON_REWARD_UNAVAILABLE = "coupon_reward_unavailable"  # params: name; the campaign cannot issue a code now
 
 
 class Refused(Exception):

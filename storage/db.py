@@ -46,6 +46,7 @@ from storage.coupons import CouponRepo
 from storage.group_buy import GroupBuyRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
+from storage.member_coupons import MemberCouponRepo
 from storage.members import MemberRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
         risk,
         stock_alerts,
     )
+    from core.members.coupons import MemberCouponRepo as MemberCouponPort
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -186,6 +188,7 @@ class SqlUnitOfWork:
     broadcasts: broadcast.BroadcastRepo
     coupons: coupons.CouponRepo
     members: members.MemberRepo
+    member_coupons: MemberCouponPort
     group_buys: group_buy.GroupBuyRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
@@ -227,6 +230,7 @@ class SqlUnitOfWork:
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         self.coupons = CouponRepo(*args)  # coupon campaigns, code fingerprints, uses (core/coupons.py)
         self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
+        self.member_coupons = MemberCouponRepo(*args)  # coupons issued as rewards (core/members/coupons.py)
         self.group_buys = GroupBuyRepo(*args)  # group-buy groups and members (core/group_buy.py)
         return self
 
