@@ -32,7 +32,7 @@ B2B_CHANNEL = "api"  # reseller API orders (core/resellers/models.py CHANNEL): n
 HISTORY = 10
 REFERRAL_NOTICE = "members.referral_rewarded"
 REFERRAL_COUPON_NOTICE = "member_coupons.referral_rewarded"
-SKIPPED = "member_coupon_skipped"  # audit action: a coupon reward its campaign could not give (off, ended, gone)
+SKIPPED = "mcoupon_skipped"  # audit action: a coupon reward its campaign could not give (off, ended, gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +335,7 @@ class MemberDesk:
             spent = (await uow.members.points_refs([f"spend:coupon:{coupon_row}"])).get(f"spend:coupon:{coupon_row}")
             back = await ledger.give_back(uow, spent, f"return:coupon:{coupon_row}", now) if spent else None
             voided, _ = await issuing.void_unused(uow, [issued], now)
-            await uow.audit.add_many([AuditEntry("member_coupon_refund", actor, "admin", now, detail={
+            await uow.audit.add_many([AuditEntry("mcoupon_refund", actor, "admin", now, detail={
                 "member_coupon": coupon_row, "points": back.delta if back else 0, "voided": bool(voided)})])
             await uow.commit()
         return (back.delta if back else 0), bool(voided)
