@@ -134,24 +134,28 @@ async def mall_coupon(turn: Turn, name: str) -> Screen:
 async def mall_coupon_buy(turn: Turn, name: str) -> Screen:
     """Buy one new code with points: the code is shown at once and stays in My coupons."""
     mine = await desk(turn).buy_coupon(turn.buyer, name)
-    body = turn.t("member_coupons.bought", name=mine.coupon.name, off=off(turn, mine.coupon), code=mine.code or "")
-    return Screen(turn.t("member_coupons.title"), body,
+    body = turn.t("member_coupons.bought", name=mine.coupon.name, off=off(turn, mine.coupon))
+    return Screen(turn.t("member_coupons.title"), body, secrets=[mine.code] if mine.code else [],
+                  footer=turn.t("member_coupons.how"),
                   actions=[[Action(Members.COUPONS.id(), turn.t("member_coupons.menu"))], *turn.home()])
 
 
 @router.action(Members.COUPONS)
 async def my_coupons(turn: Turn) -> Screen:
-    """The buyer's coupons, newest first: each code (typed on a product's "Have a coupon?"), used ones marked."""
+    """The buyer's coupons, newest first: the usable ones numbered, their codes as secrets in the same order (hidden
+    and protected on Telegram; typed on a product's "Have a coupon?"); used and taken back ones marked after them."""
     mine = await desk(turn).my_coupons(turn.buyer)
-    lines = []
-    for c in mine:
-        state = "voided" if c.voided else "used" if c.used else "usable"
-        lines.append(turn.t(f"member_coupons.line_{state}", name=c.coupon.name, off=off(turn, c.coupon),
-                            code=c.code or "?", what=turn.t(f"member_coupons.source.{c.source}"),
-                            date=c.issued_at.strftime("%Y-%m-%d")))
-    body = "\n".join(lines) + "\n\n" + turn.t("member_coupons.how") if lines else turn.t("member_coupons.none")
-    return Screen(turn.t("member_coupons.title"), body,
-                  actions=[[Action(Members.ACCOUNT.id(), turn.t("members.menu"))], *turn.home()])
+    usable = [c for c in mine if c.code and not c.used and not c.voided]
+    lines = [turn.t("member_coupons.line_usable", n=n, name=c.coupon.name, off=off(turn, c.coupon),
+                    what=turn.t(f"member_coupons.source.{c.source}"), date=c.issued_at.strftime("%Y-%m-%d"))
+             for n, c in enumerate(usable, start=1)]
+    lines += [turn.t("member_coupons.line_voided" if c.voided else "member_coupons.line_used", name=c.coupon.name,
+                     off=off(turn, c.coupon)) for c in mine if c not in usable]
+    back = [[Action(Members.ACCOUNT.id(), turn.t("members.menu"))], *turn.home()]
+    if not lines:
+        return Screen(turn.t("member_coupons.title"), turn.t("member_coupons.none"), actions=back)
+    return Screen(turn.t("member_coupons.title"), "\n".join(lines), secrets=[c.code for c in usable if c.code],
+                  footer=turn.t("member_coupons.how") if usable else "", actions=back)
 
 
 @router.action(Members.INVITE)
