@@ -355,6 +355,10 @@ class CouponDesk:
         except (ValueError, VaultError):
             return None
 
+    def new_code(self) -> str:
+        """A random single-use code (generated batches; coupons issued as member rewards)."""
+        return "".join(secrets.choice(self.alphabet) for _ in range(self.code_length))
+
     @staticmethod
     def _name(name: str) -> str:
         n = name.strip().upper()
@@ -401,7 +405,7 @@ class CouponDesk:
             raise CouponError(CouponCode.BAD_COUNT, max=1_000_000)
         codes: dict[str, str] = {}
         while len(codes) < n:
-            code = "".join(secrets.choice(self.alphabet) for _ in range(self.code_length))
+            code = self.new_code()
             codes.setdefault(self.promotion.digest(code), code)
         digests = list(codes)
         async with self.uow() as uow:

@@ -4,17 +4,16 @@ and types one on a product's "Have a coupon?" to see the lower price; a WeChat b
 numbered menu."""
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from core.coupons import PERCENT, Terms
-from core.members import points as ledger
 from core.models import Buyer
 from tests.fake_bot_api import FakeBotAPI
 from tests.fake_wechat_api import FakeWeChatAPI
 from tests.telegram_harness import Shopfront, buttons, data_of
 from tests.test_coupons_chat import HAVE, Chat
+from tests.test_member_coupons import give_points
 from tests.wechat_harness import APPID, SECRET, WeChatShop, option
 
 MARKETING: dict[str, Any] = {"members": {"gift_coupon": "WELCOME",
@@ -25,13 +24,6 @@ EXTRA: dict[str, Any] = {"marketing": MARKETING}
 async def campaigns(app: Any) -> None:
     await app.shop.coupons.generate("WELCOME", 1, Terms(PERCENT, 5, "CNY"))
     await app.shop.coupons.generate("MALLTEN", 1, Terms(PERCENT, 10, "CNY"))
-
-
-async def give_points(app: Any, who: Buyer, points: int) -> None:
-    now = app.clock.now()
-    async with app.db.uow(write=True) as uow:
-        await ledger.credit(uow, who, points, ledger.EARN, f"test:{who.key}", now, now + timedelta(days=30))
-        await uow.commit()
 
 
 async def test_a_telegram_buyer_gets_a_gift_coupon_buys_one_with_points_and_uses_it_from_my_coupons(

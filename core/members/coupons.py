@@ -15,7 +15,6 @@ decided once.
 """
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,7 +83,7 @@ async def issue(uow: UnitOfWork, desk: CouponDesk, name: str, buyer: Buyer, sour
             campaign.terms.ends_at is not None and now >= campaign.terms.ends_at):
         raise StoreError(ErrorCode.COUPON_REWARD_UNAVAILABLE, name=name)
     while True:
-        code = "".join(secrets.choice(desk.alphabet) for _ in range(desk.code_length))
+        code = desk.new_code()
         digest = desk.promotion.digest(code)
         if not await uow.coupons.find([digest]):  # practically always: another code drawn again
             break

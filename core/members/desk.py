@@ -178,7 +178,7 @@ class MemberDesk:
             if back is not None and back.key in keys:
                 return
         refs = [f"referral:{b.key}" for b in accounts]
-        notices = []
+        notices: list[tuple[str, dict[str, object]]] = []
         if policy.referral_points and not await uow.members.points_refs(refs):  # rewarded once per person
             given = await ledger.credit(uow, referrer, policy.referral_points, ledger.REFERRAL,
                                         f"referral:{buyer.key}", now, now + policy.points_life, order.id)
