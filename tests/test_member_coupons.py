@@ -235,3 +235,14 @@ async def test_coupon_rewards_with_coupons_off_stop_the_start(tmp_path: Path) ->
         async with open_shop(f"sqlite+aiosqlite:///{tmp_path}/off.db", tmp_path,
                              marketing={"coupons": {"enabled": False}, **MALL}):
             pass
+
+
+async def test_a_chat_buyer_is_told_in_words_when_the_mall_coupon_cannot_be_given(db_url: str, tmp_path: Path) -> None:
+    async with open_shop(db_url, tmp_path, marketing=MALL) as (app, _, _):
+        await campaign(app)
+        await give_points(app, ALICE, 60)
+        await app.shop.coupons.set_active("MALLTEN", False)  # turned off between the mall screen and the tap
+        screens = await flow_of(app).on_action(Ctx(ALICE, ALICE.external_id), "mall_coupon_buy:MALLTEN")
+        said = "\n".join(s.title + "\n" + s.body for s in screens)
+        assert "The coupon MALLTEN cannot be given now" in said and "Nothing was taken" in said, said
+        assert await app.shop.members.points(ALICE) == 60 and await app.shop.members.my_coupons(ALICE) == []
