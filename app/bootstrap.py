@@ -383,6 +383,7 @@ def add_promotions(shop: Shop, settings: Settings) -> None:
                                   alphabet=cfg.alphabet)
     if members is not None:
         shop.add_promotion(PointsPromotion(members.current))  # last: takes whatever is left, paid with points
+        members.coupons = shop.coupons  # issues the coupons members get as rewards (core/members/coupons.py)
 
 
 def member_policy(settings: Settings) -> MemberPolicy:
@@ -391,20 +392,23 @@ def member_policy(settings: Settings) -> MemberPolicy:
         levels=tuple(Level(lv.level, dict(lv.name), lv.min_spend, lv.discount_percent, dict(lv.perks))
                      for lv in m.levels),
         points_per_unit=m.points_per_unit, points_days=m.points_days,
-        mall=tuple(MallItem(i.sku, i.points, i.reward) for i in m.mall),
-        referral_points=m.referral_points, gift_points=m.gift_points, gift_on=m.gift_on)
+        mall=tuple(MallItem(i.sku, i.points, i.reward, i.coupon) for i in m.mall),
+        referral_points=m.referral_points, gift_points=m.gift_points, gift_on=m.gift_on,
+        referral_coupon=m.referral_coupon, gift_coupon=m.gift_coupon)
 
 
 def member_desk(shop: Shop, settings: Settings) -> MemberDesk | None:
     """Members (core/members/) when anything of them is configured: levels and points follow every payment and
     refund (hooks in their transactions), the points mall's orders are paid through the "points" gateway."""
     policy = member_policy(settings)
-    if not (policy.levels or policy.points_per_unit or policy.mall or policy.referral_points or policy.gift_points):
+    if not (policy.levels or policy.points_per_unit or policy.mall or policy.referral_reward or policy.gift):
         return None
+    if policy.coupon_rewards and not settings.marketing.coupons.enabled:
+        raise ConfigError([("marketing.members", "coupons as rewards need marketing.coupons.enabled")])
     shop.members = desk = MemberDesk(shop.uow, shop.clock, policy, lambda: shop.vault.ring.fingerprint_key)
     shop.book.on_paid(desk.on_paid)
     shop.dispatcher.on_refunded(desk.on_refunded)
-    if policy.mall:
+    if any(m.reward == "product" for m in policy.mall):
         shop.add_gateway(PointsGateway())
     return desk
 

@@ -125,7 +125,9 @@ class CouponRepo(Protocol):
     async def all(self) -> list[Coupon]: ...
     async def set_active(self, coupon_id: int, active: bool) -> None: ...
     async def codes_in_use(self, digests: Sequence[str]) -> set[str]:
-        """The digests with a live use (a single-use code taken)."""
+        """The digests with a live use (a single-use code taken) or voided (an issued reward taken back)."""
+    async def void_codes(self, digests: Sequence[str], at: datetime) -> None:
+        """These codes stop working (known, refused as used up): core/members/coupons.py void_unused."""
     async def uses_by(self, coupon_ids: Sequence[int], buyers: Sequence[str]) -> dict[tuple[int, str], int]:
         """Live uses per (coupon id, account key)."""
     async def add_uses(self, uses: Sequence[CouponUse], at: datetime) -> None:
@@ -353,6 +355,10 @@ class CouponDesk:
         except (ValueError, VaultError):
             return None
 
+    def new_code(self) -> str:
+        """A random single-use code (generated batches; coupons issued as member rewards)."""
+        return "".join(secrets.choice(self.alphabet) for _ in range(self.code_length))
+
     @staticmethod
     def _name(name: str) -> str:
         n = name.strip().upper()
@@ -382,7 +388,7 @@ class CouponDesk:
         if len(typed) < 6 or not typed.isalnum():
             raise CouponError(CouponCode.BAD_CODE)
         digest = self.promotion.digest(typed)
-        async with self.uow() as uow:
+        async with self.uow(write=True) as uow:
             if await uow.coupons.find([digest]):
                 raise CouponError(CouponCode.CODE_TAKEN)
             cid = await self._new(uow, name, terms, False, actor)
@@ -399,10 +405,10 @@ class CouponDesk:
             raise CouponError(CouponCode.BAD_COUNT, max=1_000_000)
         codes: dict[str, str] = {}
         while len(codes) < n:
-            code = "".join(secrets.choice(self.alphabet) for _ in range(self.code_length))
+            code = self.new_code()
             codes.setdefault(self.promotion.digest(code), code)
         digests = list(codes)
-        async with self.uow() as uow:
+        async with self.uow(write=True) as uow:
             clash = await uow.coupons.find(digests)
             for d in clash:  # practically never: another campaign's code drawn again
                 del codes[d]
@@ -428,7 +434,7 @@ class CouponDesk:
 
     async def set_active(self, name: str, active: bool, actor: str = "cli") -> Coupon:
         """Disable (or enable again) a campaign: its codes stop working at once; orders holding one keep it."""
-        async with self.uow() as uow:
+        async with self.uow(write=True) as uow:
             c = await uow.coupons.by_name(self._name(name))
             if c is None:
                 raise CouponError(CouponCode.NO_SUCH, name=name)
@@ -444,7 +450,7 @@ class CouponDesk:
         the StoreError why not. A code nobody made is a guess: audited (the hourly limit, a risk signal)."""
         now = self.clock.now()
         limit = self.promotion.max_guesses
-        async with self.uow() as uow:
+        async with self.uow(write=True) as uow:
             await uow.audit.lock_actor(MISS, buyer.key)  # parallel guesses cannot overrun the limit
             misses = (await uow.audit.counts(MISS, [buyer.key], since=now - timedelta(hours=1))).get(buyer.key, 0)
             if misses >= limit:

@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     FLASH_SOLD_OUT = "flash_sold_out"  # params: left
     FLASH_LIMIT = "flash_limit"  # params: limit, have
     FLASH_ENDED = "flash_ended"
+    COUPON_REWARD_UNAVAILABLE = "coupon_reward_unavailable"  # params: name; the campaign cannot issue a code now
 
 
 class Refused(Exception):

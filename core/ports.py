@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from core.group_buy import GroupBuyRepo
     from core.groups import GroupRepo
     from core.images import ImageRepo
+    from core.members.coupons import MemberCouponRepo
     from core.members.ports import MemberRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
@@ -223,6 +224,7 @@ class UnitOfWork(Protocol):
     broadcasts: BroadcastRepo  # merchants' announcements and buyers' opt-outs (core/broadcast.py)
     coupons: CouponRepo  # coupon campaigns, their code fingerprints and uses (core/coupons.py)
     members: MemberRepo  # points, the spend counted for levels, referral codes (core/members/)
+    member_coupons: MemberCouponRepo  # coupons issued to buyers as rewards (core/members/coupons.py)
     group_buys: GroupBuyRepo  # group-buy groups and their members (core/group_buy.py)
     flash_sales: FlashSaleRepo  # flash sales and each order's units at their price (core/flash_sales.py)
 

@@ -93,6 +93,9 @@ class Members(Name):
     MALL_ITEM = "mall_item"  # mall_item:ID: a mall product, its points price and the buyer's balance
     MALL_BUY = "mall_buy"  # mall_buy:ID: buy one with points
     INVITE = "invite"  # the buyer's referral link (Telegram) or QR code (WeChat)
+    COUPONS = "my_coupons"  # the buyer's coupons (bought in the mall, rewards), each with its code
+    MALL_COUPON = "mall_coupon"  # mall_coupon:NAME: a coupon of the mall, its points price and the buyer's balance
+    MALL_COUPON_BUY = "mall_coupon_buy"  # mall_coupon_buy:NAME: buy one new code with points
 
 
 class GroupBuying(Name):

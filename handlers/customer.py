@@ -85,11 +85,13 @@ class CustomerFlow:
             joining = group_buy.start_payload(payload) if command == "/start" else None
             if joining is not None:  # a group-buy's shared link: the group's page
                 return await self._act(cust, ctx, GroupBuying.GROUP, [joining])
-            gift = await self.shop.members.welcome(ctx.buyer) if command == "/start" and self.shop.members else 0
+            gift = await self.shop.members.welcome(ctx.buyer) if command == "/start" and self.shop.members else None
             screens = await self._act(cust, ctx, Home.MENU)
             if gift:  # the new-buyer gift (新人礼包), once per person
                 lang = cust.language or self.shop.default_language
-                screens[0].body = self.i18n.t(lang, "members.gift", points=gift) + "\n\n" + screens[0].body
+                said = ([self.i18n.t(lang, "members.gift", points=gift.points)] if gift.points else []) + \
+                    ([self.i18n.t(lang, "member_coupons.gift", name=gift.coupon)] if gift.coupon else [])
+                screens[0].body = "\n".join(said) + "\n\n" + screens[0].body
             return screens
         if command == "/help":
             return await self._act(cust, ctx, Home.HELP)

@@ -78,7 +78,12 @@ class CouponRepo(SqlRepo):
         if not digests:
             return set()
         rows = await self.c.execute(select(u.digest).where(u.digest.in_(list(digests)), u.released_at.is_(None)))
-        return {r.digest for r in rows}
+        void = await self.c.execute(select(cc.digest).where(cc.digest.in_(list(digests)), cc.void_at.is_not(None)))
+        return {r.digest for r in rows} | {r.digest for r in void}
+
+    async def void_codes(self, digests: Sequence[str], at: datetime) -> None:
+        if digests:
+            await self.c.execute(update(t.coupon_codes).where(cc.digest.in_(list(digests))).values(void_at=at))
 
     async def uses_by(self, coupon_ids: Sequence[int], buyers: Sequence[str]) -> dict[tuple[int, str], int]:
         if not coupon_ids or not buyers:

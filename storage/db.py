@@ -47,6 +47,7 @@ from storage.flash_sales import FlashSaleRepo
 from storage.group_buy import GroupBuyRepo
 from storage.groups import GroupRepo
 from storage.images import ImageRepo
+from storage.member_coupons import MemberCouponRepo
 from storage.members import MemberRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
         risk,
         stock_alerts,
     )
+    from core.members.coupons import MemberCouponRepo as MemberCouponPort
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -188,15 +190,20 @@ class SqlUnitOfWork:
     broadcasts: broadcast.BroadcastRepo
     coupons: coupons.CouponRepo
     members: members.MemberRepo
+    member_coupons: MemberCouponPort
     group_buys: group_buy.GroupBuyRepo
     flash_sales: flash_sales.FlashSaleRepo
 
-    def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now) -> None:
+    def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now, *, write: bool = True) -> None:
         self._engine = engine
         self._dialect = dialect
         self._now = now_fn
         self._conn: AsyncConnection | None = None
         self._committed = False
+        # A reader commits nothing: on PostgreSQL its connection autocommits each statement (no transaction, so no
+        # row locks held and no all-or-nothing), on SQLite a write there fights the writer's lock ("database is
+        # locked"). A use case that writes asks for uow(write=True); one that commits here is a bug, said at once.
+        self._write = write
 
     async def __aenter__(self) -> SqlUnitOfWork:
         conn = await self._engine.connect()
@@ -230,6 +237,7 @@ class SqlUnitOfWork:
         self.broadcasts = BroadcastRepo(*args)  # announcements and opt-outs (core/broadcast.py)
         self.coupons = CouponRepo(*args)  # coupon campaigns, code fingerprints, uses (core/coupons.py)
         self.members = MemberRepo(*args)  # points, spend for levels, referral codes (core/members/)
+        self.member_coupons = MemberCouponRepo(*args)  # coupons issued as rewards (core/members/coupons.py)
         self.group_buys = GroupBuyRepo(*args)  # group-buy groups and members (core/group_buy.py)
         self.flash_sales = FlashSaleRepo(*args)  # flash sales and their uses (core/flash_sales.py)
         return self
@@ -246,6 +254,8 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
+        if not self._write:
+            raise RuntimeError("commit on a read unit of work: a use case that writes opens uow(write=True)")
         await self._conn.commit()
         self._committed = True
 
@@ -334,7 +344,7 @@ class Database:
             conn.exec_driver_sql(begin)
 
     def uow(self, write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.write_engine if write else self.read_engine, self.dialect, self._now)
+        return SqlUnitOfWork(self.write_engine if write else self.read_engine, self.dialect, self._now, write=write)
 
     async def upgrade(self) -> None:
         """Apply Alembic migrations up to head."""

@@ -559,3 +559,25 @@ flash_sale_uses = Table(
     Column("qty", Integer, nullable=False),
     Index("ix_flash_sale_uses_buyer", "sale_id", "buyer_channel", "buyer_id"),
 )
+# Coupons as member rewards (migration 0024_member_coupons; core/members/coupons.py): a single-use code issued to a
+# buyer (bought in the points mall, a referral reward, the new-buyer gift), kept sealed by the vault (never in plain
+# text) with its fingerprint, once per `ref`. `coupon_codes.void_at`: a code taken back (an issued reward whose order
+# was refunded before it was used): it stays known (typing it is no guess) and is refused as used up.
+member_coupons = Table(
+    "member_coupons", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("buyer_channel", String(16), nullable=False),
+    Column("buyer_id", String(64), nullable=False),
+    Column("coupon_id", Integer, ForeignKey("coupons.id"), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),  # its coupon_codes row
+    Column("sealed", String(400), nullable=False),  # the code encrypted by the vault (CouponDesk.seal)
+    Column("source", String(12), nullable=False),  # mall | referral | gift
+    Column("ref", String(120), nullable=False, unique=True),  # issued once (mall:<token>, referral:<referee>, ...)
+    Column("order_id", String(24)),  # the order that brought it (a refund takes it back)
+    Column("points", BigInteger, nullable=False, server_default="0"),  # what it cost in the mall
+    Column("issued_at", TS, nullable=False),
+    Column("voided_at", TS),
+    Index("ix_member_coupons_buyer", "buyer_channel", "buyer_id"),
+    Index("ix_member_coupons_order", "order_id"),
+)
+coupon_codes.append_column(Column("void_at", TS))

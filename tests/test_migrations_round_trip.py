@@ -28,6 +28,7 @@ TABLES = {
     "0022_members": {"points_ledger", "member_spend", "referral_codes"},
     "0023_group_buy": {"group_buys", "group_buy_members"},
     "0021_flash_sales": {"flash_sales", "flash_sale_uses"},
+    "0024_member_coupons": {"member_coupons"},
 }
 COLUMNS = {  # columns a migration adds to an older table
     "0011_account_links": {"customers": {"person", "link_set", "linked_at"}},
@@ -35,6 +36,7 @@ COLUMNS = {  # columns a migration adds to an older table
     "0018_broadcasts": {"customers": {"last_message_at"}, "outbox": {"priority", "broadcast_id"}},
     "0019_promotions": {"orders": {"discount", "stars_discount", "promo"}},
     "0023_group_buy": {"products": {"bundle"}},
+    "0024_member_coupons": {"coupon_codes": {"void_at"}},
 }
 
 

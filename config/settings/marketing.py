@@ -81,19 +81,33 @@ class MallItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1, description="the catalogue product's SKU (its codes are delivered as usual)")
+    sku: str = Field("", description="the catalogue product's SKU (its codes are delivered as usual); reward "
+                                     "`product` only")
     points: int = Field(ge=1, description="its price in points, per unit")
-    reward: str = Field("product", description="`product` (the SKU's codes); `coupon` is reserved for coupons in "
-                                               "the mall, a later change")
+    reward: str = Field("product", description="`product` (the SKU's codes) or `coupon` (one new single-use code of "
+                                               "the campaign `coupon`, kept in the buyer's My coupons)")
+    coupon: str = Field("", description="reward `coupon`: the name of a single-use campaign (`run.py coupons "
+                                        "generate`); it must be active when bought")
 
     @field_validator("reward")
     @classmethod
     def _reward(cls, value: str) -> str:
         if value not in ("product", "coupon"):
             raise ValueError("reward is product or coupon")
-        if value == "coupon":
-            raise ValueError("coupons in the points mall are not built yet")
         return value
+
+    @field_validator("coupon")
+    @classmethod
+    def _coupon(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _what(self) -> MallItem:
+        if self.reward == "product" and (not self.sku or self.coupon):
+            fail((("sku",), "a product reward names its sku (and no coupon)"))
+        if self.reward == "coupon" and (not self.coupon or self.sku):
+            fail((("coupon",), "a coupon reward names its coupon campaign (and no sku)"))
+        return self
 
 
 class Members(BaseModel):
@@ -113,6 +127,15 @@ class Members(BaseModel):
     gift_points: int = Field(0, ge=0, description="the new-buyer gift (新人礼包) in points, once per person; 0: none")
     gift_on: str = Field("start", description="when the new-buyer gift is given: `start` (first /start) or "
                          "`purchase` (first paid order)")
+    referral_coupon: str = Field("", description="a single-use coupon campaign: the referrer also (or, with "
+                                 "`referral_points: 0`, only) gets one new code of it, once per referred person")
+    gift_coupon: str = Field("", description="a single-use coupon campaign: the new-buyer gift also (or, with "
+                             "`gift_points: 0`, only) is one new code of it, once per person")
+
+    @field_validator("referral_coupon", "gift_coupon")
+    @classmethod
+    def _campaign(cls, value: str) -> str:
+        return value.strip().upper()
 
     @field_validator("gift_on")
     @classmethod
@@ -136,9 +159,12 @@ class Members(BaseModel):
     @field_validator("mall")
     @classmethod
     def _mall(cls, value: list[MallItem]) -> list[MallItem]:
-        skus = [m.sku for m in value]
+        skus = [m.sku for m in value if m.reward == "product"]
         if len(set(skus)) != len(skus):
             raise ValueError("a SKU twice in the mall")
+        names = [m.coupon for m in value if m.reward == "coupon"]
+        if len(set(names)) != len(names):
+            raise ValueError("a coupon twice in the mall")
         return value
 
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.clock import Clock
+from core.errors import ErrorCode, StoreError
+from core.members import coupons as issuing
 from core.members import points as ledger
 from core.members.policy import Level, MallItem, MemberPolicy
 from core.members.ports import PointsEntry, Spend
 from core.members.promotions import POINTS
-from core.models import Buyer, Order, OutboxItem, Product
+from core.models import AuditEntry, Buyer, Order, OutboxItem, Product
 from core.payments import PaymentNotice, PaymentResult
 from core.ports import UnitOfWork, UnitOfWorkFactory
 
 if TYPE_CHECKING:
+    from core.coupons import Coupon, CouponDesk
     from core.shop import Shop
 
 REFERRAL_PREFIX = "r_"  # a buyer's referral link payload: /start r_<code> (a reseller's is ref_<id>)
@@ -27,6 +31,19 @@ CODE_LENGTH = 10
 B2B_CHANNEL = "api"  # reseller API orders (core/resellers/models.py CHANNEL): not a member's spend
 HISTORY = 10
 REFERRAL_NOTICE = "members.referral_rewarded"
+REFERRAL_COUPON_NOTICE = "member_coupons.referral_rewarded"
+SKIPPED = "mcoupon_skipped"  # audit action: a coupon reward its campaign could not give (off, ended, gone)
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    """The new-buyer gift given now: points and/or a coupon campaign's name ("" and 0: nothing)."""
+
+    points: int = 0
+    coupon: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.points or self.coupon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,7 @@ class MemberDesk:
         self.clock = clock
         self.policy = policy
         self._secret = secret  # the vault's fingerprint key: referral codes are derived from it and stored hashed
+        self.coupons: CouponDesk | None = None  # issues coupon rewards (set when coupons are on: app/bootstrap.py)
 
     def current(self) -> MemberPolicy:
         return self.policy
@@ -106,6 +124,7 @@ class MemberDesk:
             if row.kind in ledger.CREDITS and row.id is not None:
                 await ledger.debit(uow, row.buyer, row.delta, ledger.REVERSE, f"reverse:{row.id}", now, row.order_id,
                                    prefer=row.id)
+        await issuing.void_unused(uow, await uow.member_coupons.of_orders(order_ids), now)  # a used one stays used
         if not self.policy.levels:
             return
         done: set[str] = set()
@@ -135,9 +154,9 @@ class MemberDesk:
     async def _first_order(self, uow: UnitOfWork, buyer: Buyer, accounts: list[Buyer], order: Order,
                            now: datetime) -> None:
         policy = self.policy
-        if policy.gift_points and policy.gift_on == "purchase":
+        if policy.gift and policy.gift_on == "purchase":
             await self._gift(uow, buyer, accounts, now, order.id)
-        if not policy.referral_points:
+        if not policy.referral_reward:
             return
         payloads = await uow.resellers.referrals(accounts)
         referrer = None
@@ -158,28 +177,54 @@ class MemberDesk:
             back = await self._referrer(uow, their_payloads.get(b.key))
             if back is not None and back.key in keys:
                 return
-        if await uow.members.points_refs([f"referral:{b.key}" for b in accounts]):
-            return  # rewarded once per person
-        given = await ledger.credit(uow, referrer, policy.referral_points, ledger.REFERRAL, f"referral:{buyer.key}",
-                                    now, now + policy.points_life, order.id)
-        if given is not None:
+        refs = [f"referral:{b.key}" for b in accounts]
+        notices: list[tuple[str, dict[str, object]]] = []
+        if policy.referral_points and not await uow.members.points_refs(refs):  # rewarded once per person
+            given = await ledger.credit(uow, referrer, policy.referral_points, ledger.REFERRAL,
+                                        f"referral:{buyer.key}", now, now + policy.points_life, order.id)
+            if given is not None:
+                notices.append((REFERRAL_NOTICE, {"points": policy.referral_points}))
+        if policy.referral_coupon and not await uow.member_coupons.refs(refs) and await self._issue(
+                uow, policy.referral_coupon, referrer, issuing.REFERRAL, f"referral:{buyer.key}", now, order.id):
+            notices.append((REFERRAL_COUPON_NOTICE, {"name": policy.referral_coupon}))
+        if notices:
             await uow.outbox.add_many([OutboxItem(None, "notify", referrer.channel, referrer.external_id, None, {
-                "key": REFERRAL_NOTICE, "language": "", "params": {"points": policy.referral_points}})])
+                "key": key, "language": "", "params": params}) for key, params in notices])
+
+    async def _issue(self, uow: UnitOfWork, name: str, buyer: Buyer, source: str, ref: str, now: datetime,
+                     order_id: str | None) -> bool:
+        """A coupon reward (referral, gift) in the caller's transaction; a campaign that cannot give one now (off,
+        ended, not made) skips it, audited, and the rest of the reward still happens."""
+        try:
+            if self.coupons is None:
+                raise StoreError(ErrorCode.COUPON_REWARD_UNAVAILABLE, name=name)
+            await issuing.issue(uow, self.coupons, name, buyer, source, ref, now, order_id)
+        except StoreError:
+            await uow.audit.add_many([AuditEntry(SKIPPED, buyer.key, buyer.channel, now,
+                                                 detail={"coupon": name, "source": source})])
+            return False
+        return True
 
     async def _gift(self, uow: UnitOfWork, buyer: Buyer, accounts: Sequence[Buyer], now: datetime,
-                    order_id: str | None = None) -> int:
-        if await uow.members.points_refs([f"gift:{b.key}" for b in accounts]):
-            return 0  # once per person
-        given = await ledger.credit(uow, buyer, self.policy.gift_points, ledger.GIFT, f"gift:{buyer.key}", now,
-                                    now + self.policy.points_life, order_id)
-        return given.delta if given is not None else 0
+                    order_id: str | None = None) -> Gift:
+        refs = [f"gift:{b.key}" for b in accounts]
+        points, coupon = 0, ""
+        if self.policy.gift_points and not await uow.members.points_refs(refs):  # once per person
+            given = await ledger.credit(uow, buyer, self.policy.gift_points, ledger.GIFT, f"gift:{buyer.key}", now,
+                                        now + self.policy.points_life, order_id)
+            points = given.delta if given is not None else 0
+        name = self.policy.gift_coupon
+        if name and not await uow.member_coupons.refs(refs):  # once per person
+            coupon = name if await self._issue(uow, name, buyer, issuing.GIFT, f"gift:{buyer.key}", now,
+                                               order_id) else ""
+        return Gift(points, coupon)
 
     # -- the buyer's side ----------------------------------------------------------------------------
-    async def welcome(self, buyer: Buyer) -> int:
-        """The buyer started the bot: the new-buyer gift when it is given on start (once per person). Returns the
-        points given now (0: none, or given before)."""
-        if not self.policy.gift_points or self.policy.gift_on != "start":
-            return 0
+    async def welcome(self, buyer: Buyer) -> Gift:
+        """The buyer started the bot: the new-buyer gift when it is given on start (once per person). Returns what
+        was given now (nothing: none configured, or given before)."""
+        if not self.policy.gift or self.policy.gift_on != "start":
+            return Gift()
         async with self.uow(write=True) as uow:
             accounts = await uow.risk.link_set(buyer)
             given = await self._gift(uow, buyer, accounts, self.clock.now())
@@ -218,10 +263,82 @@ class MemberDesk:
         """The points mall: its products on sale, in the configured order."""
         out = []
         for item in self.policy.mall:
-            p = await shop.product_by_sku(item.sku)
+            p = await shop.product_by_sku(item.sku) if item.reward == "product" else None
             if p is not None and p.active:
                 out.append((p, item))
         return out
+
+    # -- coupons as rewards (core/members/coupons.py) ------------------------------------------------------
+    async def mall_coupons(self) -> list[tuple[Coupon, MallItem]]:
+        """The points mall's coupons whose campaign can give a code now, in the configured order."""
+        wanted = [m for m in self.policy.mall if m.reward == "coupon"]
+        if not wanted or self.coupons is None:
+            return []
+        now = self.clock.now()
+        async with self.uow() as uow:
+            found = [(await uow.coupons.by_name(m.coupon), m) for m in wanted]
+        return [(c, m) for c, m in found if c is not None and c.active and c.single_use
+                and (c.terms.ends_at is None or now < c.terms.ends_at)]
+
+    async def buy_coupon(self, buyer: Buyer, name: str) -> issuing.MyCoupon:
+        """A coupon of the points mall bought with points: the person's points (locked, as the mall's products take
+        them) are debited and one new code of the campaign issued to the buyer, in one transaction. Refused
+        (nothing debited): not in the mall, points short, the campaign cannot give a code now."""
+        item = self.policy.mall_coupon(name.strip().upper())
+        if item is None or self.coupons is None:
+            raise StoreError(ErrorCode.NOT_IN_MALL, sku=name)
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            accounts = await uow.risk.link_set(buyer)
+            have = await ledger.spendable(uow, accounts, now)
+            if have < item.points:
+                raise StoreError(ErrorCode.POINTS_SHORT, needed=item.points, balance=max(0, have))
+            issued = await issuing.issue(uow, self.coupons, item.coupon, buyer, issuing.MALL,
+                                         f"mall:{buyer.key}:{secrets.token_hex(8)}", now, points=item.points)
+            await ledger.debit(uow, buyer, item.points, ledger.SPEND, f"spend:coupon:{issued.id}", now)
+            mine = await self._reveal(uow, buyer, [issued], now)
+            await uow.commit()
+        return mine[0]
+
+    async def my_coupons(self, buyer: Buyer) -> list[issuing.MyCoupon]:
+        """The person's issued coupons, newest first, each with its code (the reveal audited), used and voided
+        ones marked."""
+        if self.coupons is None:
+            return []
+        async with self.uow(write=True) as uow:
+            accounts = await uow.risk.link_set(buyer)
+            issued = await uow.member_coupons.of_buyers(accounts)
+            mine = await self._reveal(uow, buyer, issued, self.clock.now())
+            await uow.commit()
+        return mine
+
+    async def _reveal(self, uow: UnitOfWork, buyer: Buyer, issued: Sequence[issuing.IssuedCoupon],
+                      now: datetime) -> list[issuing.MyCoupon]:
+        if not issued or self.coupons is None:
+            return []
+        campaigns = await uow.coupons.get(sorted({i.coupon_id for i in issued}))
+        taken = await uow.coupons.codes_in_use(sorted(i.digest for i in issued))
+        await uow.audit.add_many([AuditEntry(issuing.REVEAL, buyer.key, buyer.channel, now,
+                                             detail={"member_coupons": [i.id for i in issued]})])
+        return [issuing.MyCoupon(i.id or 0, campaigns[i.coupon_id], self.coupons.unseal(i.sealed), i.source,
+                                 i.issued_at, i.voided_at is None and i.digest in taken, i.voided_at is not None)
+                for i in issued]
+
+    async def refund_mall_coupon(self, coupon_row: int, actor: str = "cli") -> tuple[int, bool]:
+        """A mall coupon taken back: its points are given back (once) and its code voided when not used yet; a used
+        code stays used (the buyer keeps the discount they had). Returns (points given back, voided)."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            issued = await uow.member_coupons.get(coupon_row)
+            if issued is None or issued.source != issuing.MALL:
+                raise StoreError(ErrorCode.NOT_IN_MALL, sku=str(coupon_row))
+            spent = (await uow.members.points_refs([f"spend:coupon:{coupon_row}"])).get(f"spend:coupon:{coupon_row}")
+            back = await ledger.give_back(uow, spent, f"return:coupon:{coupon_row}", now) if spent else None
+            voided, _ = await issuing.void_unused(uow, [issued], now)
+            await uow.audit.add_many([AuditEntry("mcoupon_refund", actor, "admin", now, detail={
+                "member_coupon": coupon_row, "points": back.delta if back else 0, "voided": bool(voided)})])
+            await uow.commit()
+        return (back.delta if back else 0), bool(voided)
 
 
 async def buy_with_points(shop: Shop, buyer: Buyer, product_id: int, qty: int, language: str,

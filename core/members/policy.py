@@ -19,9 +19,10 @@ class Level:
 
 @dataclass(frozen=True, slots=True)
 class MallItem:
-    sku: str
+    sku: str  # reward "product": the catalogue product sold for points ("" for a coupon)
     points: int  # per unit
-    reward: str = "product"  # "coupon": the seam for coupons in the mall (a later change fills it)
+    reward: str = "product"  # "product" | "coupon": one new code of campaign `coupon` (core/members/coupons.py)
+    coupon: str = ""  # the campaign's name (reward "coupon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class MemberPolicy:
     referral_points: int = 0
     gift_points: int = 0
     gift_on: str = "start"  # start | purchase
+    referral_coupon: str = ""  # a campaign whose new code rewards the referrer (with or instead of points)
+    gift_coupon: str = ""  # a campaign whose new code is the new-buyer gift (with or instead of points)
 
     @property
     def points_life(self) -> timedelta:
@@ -50,7 +53,24 @@ class MemberPolicy:
         return next((lv for lv in self.levels if lv.level > number), None)
 
     def mall_item(self, sku: str) -> MallItem | None:
-        return next((m for m in self.mall if m.sku == sku), None)
+        return next((m for m in self.mall if m.reward == "product" and m.sku == sku), None)
+
+    def mall_coupon(self, name: str) -> MallItem | None:
+        return next((m for m in self.mall if m.reward == "coupon" and m.coupon == name), None)
+
+    @property
+    def referral_reward(self) -> bool:
+        return bool(self.referral_points or self.referral_coupon)
+
+    @property
+    def gift(self) -> bool:
+        return bool(self.gift_points or self.gift_coupon)
+
+    @property
+    def coupon_rewards(self) -> tuple[str, ...]:
+        """The campaigns named as rewards (they need coupons on)."""
+        names = [m.coupon for m in self.mall if m.reward == "coupon"] + [self.referral_coupon, self.gift_coupon]
+        return tuple(n for n in names if n)
 
     def earned(self, amount: int) -> int:
         """Points an order paid `amount` (store currency, minor units) earns."""
