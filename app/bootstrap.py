@@ -369,7 +369,7 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, runner: JobRunner) -> None
 def add_promotions(shop: Shop, settings: Settings) -> None:
     """The promotions (core/promotions.py) in the order they apply: a price of their own first (flash sale,
     group-buy), then the member level's percentage, then coupons, then points spent."""
-    shop.add_promotion(FlashSales())  # a price of its own (core/flash_sales.py)
+    shop.add_promotion(FlashSales(shop.uow, shop.catalog_ttl))  # a price of its own (core/flash_sales.py)
     shop.add_promotion(GroupBuyPromotion(group_offers(settings)))
     shop.group_buy = GroupBuyDesk(shop.uow, shop.clock, lambda: shop.promotions, shop.dispatcher.wake)
     members = member_desk(shop, settings)

@@ -299,6 +299,9 @@ class Coupons(Promotion):
         if mine:  # a late payment of a lapsed order: its use was given back; the buyer paid the coupon's price
             await uow.coupons.retake(mine, now)
 
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        return bool(item.wanted.get(NAME, "").strip()) and self.enabled
+
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
         code = item.wanted.get(NAME, "").strip()
         if not code or not self.enabled:

@@ -20,6 +20,7 @@ What a buyer gets (decided here where the issue is silent, docs/promotions.md "F
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,8 @@ class FlashSaleRepo(Protocol):
     async def open_for(self, product_ids: Sequence[int], now: datetime, *, lock: bool = False) -> list[FlashSale]:
         """Sales of these products not closed at `now` (live or upcoming), by start; `lock`: the live ones'
         rows locked FOR UPDATE in id order (PostgreSQL)."""
+    async def open_all(self, now: datetime) -> list[FlashSale]:
+        """Every sale not closed at `now` (live or upcoming), of any product."""
     async def recent(self, now: datetime, limit: int) -> list[FlashSale]:
         """Sales open now, and those that closed in the last week, newest first (the merchant's list)."""
     async def used(self, sale_ids: Sequence[int], buyers: Sequence[Buyer]) -> dict[tuple[int, str], int]:
@@ -157,10 +160,47 @@ def _person(buyers: Sequence[Buyer]) -> str:
     return min(b.key for b in buyers)
 
 
+_generation = [0]  # bumped by every change a FlashDesk of this process commits (FlashSales' index reads again)
+
+
+def _changed() -> None:
+    _generation[0] += 1
+
+
 class FlashSales(Promotion):
-    """The flash-sale promotion (registered first in app/bootstrap.py add_promotions)."""
+    """The flash-sale promotion (registered first in app/bootstrap.py add_promotions).
+
+    It keeps which products have a sale not yet over (read again after `ttl` seconds, or at once after a change made
+    in this process): a product without one is priced and shown without a query. A sale made by another process
+    shows here within `ttl` seconds, as a catalogue change does (Shop.catalog_ttl); a sale's start and end need no
+    read, as the windows are kept."""
 
     name = NAME
+
+    def __init__(self, uow: UnitOfWorkFactory | None = None, ttl: float = 2.0) -> None:
+        self._uow = uow  # None: no index (every price and preview reads)
+        self._ttl = ttl
+        self._index: dict[int, list[datetime]] = {}  # product id -> when its open sales close
+        self._read: tuple[float, int] | None = None  # (monotonic time, generation) of the last read
+
+    async def _products(self, now: datetime) -> set[int] | None:
+        """Products with a sale open at `now` or later (live or upcoming); None without an index."""
+        if self._uow is None:
+            return None
+        read = self._read
+        if read is None or read[1] != _generation[0] or time.monotonic() - read[0] >= self._ttl:
+            generation = _generation[0]
+            async with self._uow() as uow:
+                sales = await uow.flash_sales.open_all(now)
+            index: dict[int, list[datetime]] = {}
+            for s in sales:
+                index.setdefault(s.product_id, []).append(s.closes_at)
+            self._index, self._read = index, (time.monotonic(), generation)
+        return {pid for pid, closes in self._index.items() if any(c > now for c in closes)}
+
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        products = await self._products(now)
+        return products is None or item.product.id in products
 
     async def _people(self, uow: UnitOfWork, buyers: Sequence[Buyer]) -> dict[str, list[Buyer]]:
         """Each buyer's person: every account linked with it (uow.risk.link_set)."""
@@ -183,6 +223,9 @@ class FlashSales(Promotion):
         return out
 
     async def price(self, uow: UnitOfWork, items: Sequence[Priced], now: datetime) -> None:
+        products = await self._products(now)
+        if products is not None and not any(i.product.id in products or i.wanted.get(NAME) for i in items):
+            return  # no sale of these products (the index): nothing to lock or read
         sales = await uow.flash_sales.open_for(sorted({i.product.id for i in items}), now, lock=True)
         by_product = _first_per_product(sales)
         wanting = [i for i in items if i.wanted.get(NAME)]
@@ -234,6 +277,8 @@ class FlashSales(Promotion):
             await uow.flash_sales.take(again)
 
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
+        if not await self.reads(item, now):
+            return
         sale = _first_per_product(await uow.flash_sales.open_for([item.product.id], now)).get(item.product.id)
         if sale is None:
             return
@@ -293,6 +338,7 @@ class FlashDesk:
                 0, product.id, spec.price, spec.stars, spec.units, spec.per_buyer, spec.starts_at, spec.ends_at,
                 source=source, created_by=by), now)
             await uow.commit()
+            _changed()  # this process's promotion reads the sales again at once
         return sale
 
     async def recent(self, limit: int = 20) -> list[FlashSale]:
@@ -309,6 +355,7 @@ class FlashDesk:
             sale = replace(sale, ended_at=now)
             await uow.flash_sales.update(sale)
             await uow.commit()
+            _changed()  # this process's promotion reads the sales again at once
         return sale
 
     async def apply_config(self, specs: Sequence[SaleSpec]) -> None:
@@ -330,8 +377,10 @@ class FlashDesk:
                 async with self.uow(write=True) as uow:
                     await uow.flash_sales.update(changed)
                     await uow.commit()
+                    _changed()  # this process's promotion reads the sales again at once
         for key, have in existing.items():
             if key not in keys and have.closes_at > now:
                 async with self.uow(write=True) as uow:
                     await uow.flash_sales.update(replace(have, ended_at=now))
                     await uow.commit()
+                    _changed()  # this process's promotion reads the sales again at once

@@ -218,6 +218,9 @@ class GroupBuyPromotion(Promotion):
             await uow.outbox.add_many(notices)
         return decision
 
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        return item.wanted.get(GROUP) not in (None, NEW)  # joining: the group's own price
+
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
         """A group's price when joining one (the group page); on the product page, the line offering to start one."""
         wish = item.wanted.get(GROUP)

@@ -119,6 +119,16 @@ class Priced:
         return off
 
 
+class _NoReads:
+    """The unit of work a quote passes when every promotion said it would not read (Promotion.reads)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a promotion read uow.{name} in a preview after saying it would not (Promotion.reads)")
+
+
+NO_READS: Any = _NoReads()
+
+
 def _stars_for(list_stars: int, amount: int, list_amount: int) -> int:
     """Stars due for `amount` of a `list_amount` priced at `list_stars`: rounded up, at least 1 unless free."""
     if amount <= 0:
@@ -174,6 +184,12 @@ class Promotion:
         """Like `price` for one item, reading only (for a quote): lower the price, add notes, never write. By default
         nothing changes."""
         return None
+
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        """Whether `preview` would read the database for this item. When no promotion would, a quote opens no
+        transaction at all (a product page costs nothing more than before promotions), and `preview` gets NO_READS:
+        a promotion that said False and reads anyway fails loudly. By default: it reads."""
+        return True
 
 
 async def price_all(promotions: Sequence[Promotion], uow: UnitOfWork, items: Sequence[Priced], now: datetime

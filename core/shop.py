@@ -38,7 +38,7 @@ from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import Outcome, PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
-from core.promotions import REFUNDED, Priced, Promotion, Quote, release_all
+from core.promotions import NO_READS, REFUNDED, Priced, Promotion, Quote, release_all
 from core.reports import ReportDesk
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
 from core.supply import SupplyDesk, check_account
@@ -386,10 +386,15 @@ class Shop:
         request = ReserveRequest(buyer, product.id, qty, language or self.default_language, "", "x", "",
                                  dict(promo or {}))
         item = Priced(request, product, self.book._new_order(request, product, self.clock.now()))
-        if self.book.promotions:
+        now = self.clock.now()
+        reading = [p for p in self.book.promotions if await p.reads(item, now)]
+        if reading:
             async with self.uow() as uow:
                 for promotion in self.book.promotions:
-                    await promotion.preview(uow, item, self.clock.now())
+                    await promotion.preview(uow, item, now)
+        else:  # nothing to read: no transaction for a product page
+            for promotion in self.book.promotions:
+                await promotion.preview(NO_READS, item, now)
         o = item.order
         return Quote(product, qty, o.amount, product.price * qty, o.stars_total, tuple(item.notes), item.available,
                      item.refusal)

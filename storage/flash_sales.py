@@ -51,6 +51,9 @@ class FlashSaleRepo(SqlRepo):
         rows = await self.c.execute(q.order_by(f.starts_at, f.id))
         return [_sale(r) for r in rows]
 
+    async def open_all(self, now: datetime) -> list[FlashSale]:
+        return [_sale(r) for r in await self.c.execute(select(t.flash_sales).where(_open(now)))]
+
     async def recent(self, now: datetime, limit: int) -> list[FlashSale]:
         rows = await self.c.execute(select(t.flash_sales).where(f.ends_at > now - timedelta(days=7))
                                     .order_by(f.starts_at.desc(), f.id.desc()).limit(limit))

@@ -41,8 +41,11 @@ class LevelPromotion(Promotion):
             if percent:
                 item.take(self.name, item.list_amount * percent // 100, {"level": level, "percent": percent})
 
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        return item.wanted.get(POINTS) != "1" and any(lv.discount_percent for lv in self.policy().levels)
+
     async def preview(self, uow: UnitOfWork, item: Priced, now: datetime) -> None:
-        if item.wanted.get(POINTS) == "1" or not any(lv.discount_percent for lv in self.policy().levels):
+        if not await self.reads(item, now):
             return
         level, percent, name = self._percent((await uow.members.levels([item.buyer])).get(item.buyer.key, 0))
         if percent:
@@ -60,6 +63,9 @@ class PointsPromotion(Promotion):
 
     def __init__(self, policy: Callable[[], MemberPolicy]) -> None:
         self.policy = policy
+
+    async def reads(self, item: Priced, now: datetime) -> bool:
+        return False  # no preview: a mall page shows the points price from the policy
 
     async def price(self, uow: UnitOfWork, items: Sequence[Priced], now: datetime) -> None:
         used: dict[str, int] = {}  # what earlier items of this batch took, per person
