@@ -16,6 +16,7 @@ on is built by the composition root, app/.
     python run.py [--config PATH] report [--from D --to D | --period 7d] [--csv FILE]   sales figures
     python run.py [--config PATH] reseller ...    reseller accounts, wallets, API keys, card faces
     python run.py [--config PATH] coupons generate N --name NAME --off 10% --out FILE | create | list | disable
+    python run.py [--config PATH] forget CHANNEL:ID [--yes]   erase a person's data (the books keep it anonymised)
 """
 from __future__ import annotations
 

@@ -14,7 +14,22 @@ from pathlib import Path
 from types import ModuleType
 
 from app.logs import configure as configure_logging
-from cli import audit, backup, codes, console, coupons, db, jobs, report, reseller, restore, stock, telegram, wechat
+from cli import (
+    audit,
+    backup,
+    codes,
+    console,
+    coupons,
+    db,
+    forget,
+    jobs,
+    report,
+    reseller,
+    restore,
+    stock,
+    telegram,
+    wechat,
+)
 from cli import run as run_store
 from cli.common import Voice
 from config.settings import ConfigError, Settings, load_settings
@@ -25,7 +40,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 GROUPS: dict[str, ModuleType] = {"run": run_store, "db": db, "codes": codes, "audit": audit, "stock": stock,
                                  "report": report, "reseller": reseller, "telegram": telegram, "wechat": wechat,
                                  "jobs": jobs, "backup": backup, "restore": restore,
-                                 "console": console, "coupons": coupons}
+                                 "console": console, "coupons": coupons, "forget": forget}
 
 
 def build_parser(say: Voice) -> argparse.ArgumentParser:

@@ -23,7 +23,8 @@ class Voice:
 
     def __init__(self, language: str = "en") -> None:
         self.language = language
-        self._i18n = Translator(dict.fromkeys(("en", language)), default="en", rooms=("cli", "errors", "coupons"))
+        self._i18n = Translator(dict.fromkeys(("en", language)), default="en",
+                                rooms=("cli", "errors", "coupons", "privacy"))
 
     def t(self, message: str, /, **params: object) -> str:
         return self._i18n.t(self.language, message, **params)

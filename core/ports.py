@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from core.images import ImageRepo
     from core.members.coupons import MemberCouponRepo
     from core.members.ports import MemberRepo
+    from core.privacy import PrivacyRepo
     from core.reports import ReportRepo
     from core.resellers.ports import ResellerRepo
     from core.risk import RiskRepo
@@ -227,6 +228,7 @@ class UnitOfWork(Protocol):
     member_coupons: MemberCouponRepo  # coupons issued to buyers as rewards (core/members/coupons.py)
     group_buys: GroupBuyRepo  # group-buy groups and their members (core/group_buy.py)
     flash_sales: FlashSaleRepo  # flash sales and each order's units at their price (core/flash_sales.py)
+    privacy: PrivacyRepo  # a person's data: what is kept, forgetting it (core/privacy.py)
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

@@ -38,6 +38,7 @@ from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import Outcome, PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
+from core.privacy import PrivacyDesk
 from core.promotions import NO_READS, REFUNDED, Priced, Promotion, Quote, release_all
 from core.reports import ReportDesk
 from core.risk import Guard, RiskDesk, RiskPolicy, rules_of
@@ -132,6 +133,7 @@ class Shop:
                              bans_changed=self.book.bans.changed)
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
+        self.privacy = PrivacyDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)  # /mydata, forget
         self.committer.register(PaymentNotice, self.book.pay_batch)
         self.committer.register(SaveCustomer, self._save_customers)
         self.committer.register(AddCustomer, self._add_customers)

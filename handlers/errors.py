@@ -24,6 +24,7 @@ from core.groups import GroupCode
 from core.images import ImageCode
 from core.order_search import SearchCode
 from core.payments import Refusal
+from core.privacy import PrivacyCode
 from core.reports import ReportCode
 from core.resellers import ResellerCode
 from handlers.screen import Screen
@@ -42,6 +43,7 @@ ROOMS: dict[type[StrEnum], str] = {
     AuditLogCode: "admin.error",  # the audit log's filters (the console)
     ConsoleCode: "console.login.refused",  # the web console's sign-in links
     CouponCode: "coupons.error",  # coupon campaigns: merchants (run.py coupons, /coupon_off)
+    PrivacyCode: "privacy.error",  # run.py forget
     Refusal: "telegram.precheckout",  # why a payment may not be made: Telegram asks before the buyer pays
 }
 RULE_REFUSED = "rule_refused"  # in ErrorCode and GroupCode: the message is the rule's own

@@ -52,6 +52,7 @@ from storage.members import MemberRepo
 from storage.meta import MetaRepo
 from storage.orders import OrderRepo, OutboxRepo, PaymentRepo
 from storage.people import AuditRepo, CustomerRepo
+from storage.privacy import PrivacyRepo
 from storage.reports import SqlReportRepo
 from storage.reseller_repo import SqlResellerRepo
 from storage.risk import RiskRepo
@@ -193,6 +194,7 @@ class SqlUnitOfWork:
     member_coupons: MemberCouponPort
     group_buys: group_buy.GroupBuyRepo
     flash_sales: flash_sales.FlashSaleRepo
+    privacy: PrivacyRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now, *, write: bool = True) -> None:
         self._engine = engine
@@ -240,6 +242,7 @@ class SqlUnitOfWork:
         self.member_coupons = MemberCouponRepo(*args)  # coupons issued as rewards (core/members/coupons.py)
         self.group_buys = GroupBuyRepo(*args)  # group-buy groups and members (core/group_buy.py)
         self.flash_sales = FlashSaleRepo(*args)  # flash sales and their uses (core/flash_sales.py)
+        self.privacy = PrivacyRepo(*args)  # a person's data: /mydata, run.py forget (core/privacy.py)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
