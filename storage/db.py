@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         images,
         members,
         ports,
+        privacy,
         reports,
         resellers,
         risk,
@@ -194,7 +195,7 @@ class SqlUnitOfWork:
     member_coupons: MemberCouponPort
     group_buys: group_buy.GroupBuyRepo
     flash_sales: flash_sales.FlashSaleRepo
-    privacy: PrivacyRepo
+    privacy: privacy.PrivacyRepo
 
     def __init__(self, engine: AsyncEngine, dialect: str, now_fn: Now, *, write: bool = True) -> None:
         self._engine = engine

@@ -153,10 +153,11 @@ class PrivacyRepo(SqlRepo):
             elif isinstance(col.type, JSON):
                 needles = [col.isnot(None)] + [or_(*(cast(col, Text).like("%" + _like(i) + "%", escape="\\")
                                                      for i in swap.ids))]
-                for r in await self.c.execute(select(*pk, col).where(*needles)):
-                    new_value = swap.json(r[-1])
-                    if new_value != r[-1]:
-                        await self.c.execute(update(table).where(*(c == v for c, v in zip(pk, r[:-1], strict=True)))
+                for found in await self.c.execute(select(*pk, col).where(*needles)):
+                    new_value = swap.json(found[-1])
+                    if new_value != found[-1]:
+                        key = tuple(found[:-1])
+                        await self.c.execute(update(table).where(*(c == v for c, v in zip(pk, key, strict=True)))
                                              .values({col.name: new_value}))
-                        touched.add(tuple(r[:-1]))
+                        touched.add(key)
         return len(touched)

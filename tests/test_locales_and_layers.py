@@ -19,6 +19,7 @@ from core.images import ImageCode
 from core.models import OrderStatus
 from core.order_search import SearchCode
 from core.payments import Refusal
+from core.privacy import PrivacyCode
 from core.reports import ReportCode
 from core.resellers import ResellerCode
 from core.risk import RULE_CODES
@@ -63,7 +64,7 @@ def test_every_refusal_has_its_message_in_every_language():
     says which rule (rules.refused.<code> for every rule), with a message for a refusal that names none."""
     assert set(errors.ROOMS) == {ErrorCode, ResellerCode, GroupCode, AdminCode, CardFaceCode, AftersalesCode,
                                  ReportCode, SearchCode, ConsoleCode, AuditLogCode, Refusal, ImageCode,
-                                 CouponCode}
+                                 CouponCode, PrivacyCode}
     tr = Translator(("en", "zh_CN"))
     missing = [f"{lang}: {errors.ROOMS[enum]}.{code.value}" for lang in ("en", "zh_CN") for enum in errors.ROOMS
                for code in enum if f"{errors.ROOMS[enum]}.{code.value}" not in tr.catalogs[lang]]
