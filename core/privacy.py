@@ -15,10 +15,11 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from core.alerts import AdminAlerts
 from core.clock import Clock
 from core.errors import Refused
 from core.models import AuditEntry, Buyer, OrderStatus
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from core.ports import UnitOfWorkFactory
 
 ANONYMOUS_PREFIX = "forgotten:"
+REQUEST = "forget_request"  # the audit action of a buyer's request
 IN_FLIGHT = (OrderStatus.HELD, OrderStatus.PENDING, OrderStatus.REFUNDING)
 
 
@@ -101,6 +103,20 @@ class PrivacyDesk:
             me = await uow.customers.get(buyer)
         return Kept(len(accounts), n["orders"], n["payments"], n["points"], n["tickets"],
                     me.language if me else None, bool(me and me.phone), n["alerts"], bool(n["news_optouts"]))
+
+    async def request(self, buyer: Buyer, alerts: AdminAlerts | None) -> bool:
+        """The buyer asked (`/mydata`, "Delete my data") for their data to be erased: the merchants are told which
+        command to run (docs/personal-data.md says why it is not done at once). False: already asked within a day
+        (nothing sent again)."""
+        now = self.clock.now()
+        async with self.uow(write=True) as uow:
+            if await uow.audit.count(REQUEST, actor=buyer.key, since=now - timedelta(days=1)):
+                return False
+            await uow.audit.add_many([AuditEntry(REQUEST, buyer.key, buyer.channel, now)])
+            await uow.commit()
+        if alerts is not None:
+            await alerts.alert("privacy.alert.request", {"buyer": buyer.key})  # the text names the command
+        return True
 
     async def forget(self, buyer: Buyer) -> Forgotten:
         """Erase the person behind `buyer` (and every account linked with it). Refused with nothing changed while

@@ -77,6 +77,14 @@ class Link(Name):
     UNLINK_CONFIRM = "unlink_confirm"
 
 
+class Privacy(Name):
+    """handlers/privacy.py: what the store keeps about the buyer (/mydata), and asking for it to be deleted."""
+
+    MYDATA = "mydata"
+    DELETE = "mydata_delete"  # asks once more
+    DELETE_CONFIRM = "mydata_delete_ok"  # the request goes to the merchants
+
+
 class Wallet(Name):
     """handlers/wallet.py: a reseller's wallet in the chat."""
 

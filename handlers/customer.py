@@ -18,7 +18,20 @@ from core.errors import Refused
 from core.models import Buyer, Customer
 from core.ports import Delivery
 from core.shop import Shop
-from handlers import aftersales, broadcast, catalog, errors, group_buy, home, link, members, orders, risk, wallet
+from handlers import (
+    aftersales,
+    broadcast,
+    catalog,
+    errors,
+    group_buy,
+    home,
+    link,
+    members,
+    orders,
+    privacy,
+    risk,
+    wallet,
+)
 from handlers.actions import (
     MAX_ACTION_BYTES,
     OLD_NAMES,
@@ -28,6 +41,7 @@ from handlers.actions import (
     Link,
     Members,
     Orders,
+    Privacy,
     Shopping,
 )
 from handlers.router import Ctx, Router, Turn, number
@@ -68,7 +82,7 @@ class CustomerFlow:
         self.share_link: Callable[[str], Awaitable[str]] | None = None
         self.router = Router("customer", aliases=OLD_NAMES).include(
             home.router, catalog.router, orders.router, aftersales.router, link.router, wallet.router, members.router,
-            group_buy.router)
+            group_buy.router, privacy.router)
 
     # -- entry points -------------------------------------------------------------------------
     async def on_text(self, ctx: Ctx, text: str) -> list[Screen]:
@@ -103,6 +117,8 @@ class CustomerFlow:
             return await self._act(cust, ctx, Orders.ORDERS, ["0"])
         if command in members.COMMANDS:
             return await self._act(cust, ctx, Members.ACCOUNT)
+        if privacy.asked(self.i18n, word):  # what is kept about me
+            return await self._act(cust, ctx, Privacy.MYDATA)
         if command in broadcast.BUYER_COMMANDS:  # opting out of (or back into) merchants' broadcasts
             return [await broadcast.news(self, cust, command)]
         joining = group_buy.typed_join(word)  # `拼团 <id>` / `join <id>`: the group's page
