@@ -45,7 +45,7 @@ async def test_the_start_sets_the_menu_and_descriptions_per_language_and_each_me
         assert api.my_commands("") == buyer_menu("en") == api.my_commands("en")
         assert api.my_commands("zh") == buyer_menu("zh_CN")
         assert [c for c, _ in api.my_commands("zh")] == ["start", "orders", "help", "language", "paysupport",
-                                                         "terms"]
+                                                         "terms", "mydata"]
         # each merchant: in their own chat, every merchant command (/console, /report, /export ...) and the buyers'
         for merchant in (1, 2):
             for code, lang in (("", "en"), ("en", "en"), ("zh", "zh_CN")):

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DESCRIPTION_LIMIT = 512  # setMyDescription
 SHORT_DESCRIPTION_LIMIT = 120  # setMyShortDescription
 COMMAND_DESCRIPTION_LIMIT = 256  # BotCommand.description
-BUYER_COMMANDS = ("start", "orders", "help", "language", "paysupport", "terms")
+BUYER_COMMANDS = ("start", "orders", "help", "language", "paysupport", "terms", "mydata")
 # The merchant menu's order (the most used first); a merchant command missing here follows, alphabetically.
 MERCHANT_ORDER = ("admin", "console", "stock", "orders", "order", "refund", "tickets", "reissue", "reject", "report",
                   "export", "product", "import", "audit", "review", "risk", "ban", "unban", "bans", "reseller",
