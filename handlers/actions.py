@@ -114,7 +114,8 @@ class GroupBuying(Name):
     JOIN = "gb_join"  # gb_join:GROUP
 
 
-FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, Members, GroupBuying)
+FEATURES: tuple[type[Name], ...] = (Home, Shopping, Orders, Aftersales, Link, Wallet, Members, GroupBuying,
+                                    Privacy)
 
 # The ids of earlier releases -> today's names (the arguments never changed). Buttons already sent in chats, the
 # actions a numbered channel stored before the upgrade and WeChat custom menus created then carry these.
