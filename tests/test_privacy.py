@@ -125,3 +125,15 @@ def test_forget_as_a_process(tmp_path: Path) -> None:
     assert f"{ALICE.key} forgotten (2 account(s))" in done.stdout and "  orders: 2 row(s)" in done.stdout
     again = run_cli(cfg, "forget", ALICE.key, "--yes")
     assert again.returncode == 2 and "Nothing is kept about" in again.stderr
+
+
+def test_the_anonymous_id_replaces_whole_ids_and_keys_never_a_part_of_a_longer_one() -> None:
+    from storage.privacy import _Swap  # noqa: PLC0415
+
+    swap = _Swap([Buyer("telegram", "7")], "forgotten:x")
+    assert swap.text("7", True) == "forgotten:x" and swap.text("77", True) == "77"
+    assert swap.text("telegram:7", False) == "telegram:forgotten:x"
+    assert swap.text("referral:telegram:7", False) == "referral:telegram:forgotten:x"
+    assert swap.text("referral:telegram:77", False) == "referral:telegram:77"
+    assert swap.json({"chat": "7", "n": 7, "who": ["telegram:7", "telegram:17"]}) == {
+        "chat": "forgotten:x", "n": 7, "who": ["telegram:forgotten:x", "telegram:17"]}
