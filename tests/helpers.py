@@ -3,6 +3,8 @@ for the outside world, and feed it codes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import signal
 import socket
 import subprocess
@@ -232,8 +234,25 @@ def stock_table(stdout: str) -> dict[str, tuple[int, int, int]]:
 
 
 # -- the store as a process ------------------------------------------------------------------------------------
+_PORTS = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port for a store process this test starts. Each xdist worker takes its own range below the kernel's
+    ephemeral ports (32768 and up): a port the OS handed out as free could be taken by another worker's store, or by
+    a client socket, before ours binds it (a test once reached another test's server that way)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = 20000 + (index % 24) * 500
+    for _ in range(500):
+        port = base + next(_PORTS) % 500
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the whole range busy: whatever the OS has
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

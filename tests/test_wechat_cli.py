@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 
 from tests.fake_supplier import FakeSupplier
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
+from tests.helpers import free_port
 from tests.wechat_harness import APPID, SECRET, TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,12 +64,6 @@ async def test_a_bad_menu_in_the_config_names_the_key(tmp_path):
         code, _, err = await run(cfg, "wechat", "menu")
         assert code == 2 and "wechat.menu[0].action" in err
         assert api.menus == []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_the_store_process_serves_the_wechat_callback(tmp_path):
