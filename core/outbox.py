@@ -337,9 +337,9 @@ class OutboxDispatcher:
             p = item.payload
             notifier = self._notifier(item.channel)
             if p.get("template"):  # outside the channel's reply window: the merchant's template message
-                if not getattr(notifier, "templates_ready", False):
+                if not (isinstance(notifier, TemplateNotifier) and notifier.templates_ready):
                     return False, f"no template message set up for {item.channel}", {}
-                await cast(TemplateNotifier, notifier).notify_template(item.recipient, p.get("language", ""),
+                await notifier.notify_template(item.recipient, p.get("language", ""),
                                                                        p["key"], p.get("params", {}))
             else:
                 await notifier.notify(item.recipient, p.get("language", ""), p["key"], p.get("params", {}))

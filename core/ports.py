@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from core.models import (
     AuditEntry,
@@ -317,6 +317,7 @@ class ForgetfulNotifier(Notifier, Protocol):
     async def delete(self, recipient: str, refs: list[Any]) -> None: ...
 
 
+@runtime_checkable
 class TemplateNotifier(Notifier, Protocol):
     """A notifier that can also reach a buyer outside its channel's reply window, by a template message the
     merchant set up (WeChat's 模板消息; core/broadcast.py). `templates_ready`: one is configured."""

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from core.alerts import AdminAlerts
 from core.background import Background
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
+from core.customers import CustomerBook
 from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
 from core.logcontext import set_order
@@ -37,7 +36,7 @@ from core.models import (
 from core.orders import OrderBook, OrderPolicy, ReserveRequest
 from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
 from core.payments import Outcome, PaymentDesk, PaymentNotice, PaymentResult, Refusal
-from core.ports import Notifier, PaymentGateway, Supplier, UnitOfWork, UnitOfWorkFactory
+from core.ports import Notifier, PaymentGateway, Supplier, TemplateNotifier, UnitOfWork, UnitOfWorkFactory
 from core.privacy import PrivacyDesk
 from core.promotions import NO_READS, REFUNDED, Priced, Promotion, Quote, release_all
 from core.reports import ReportDesk
@@ -58,8 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REVEALS_PER_HOUR = 10
-CUSTOMER_CACHE = 10_000  # customers kept in memory (the most recently seen)
-REFRESHES_AT_ONCE = 4  # Shop.language's background reads in flight at most (more wait for a later request)
 MERCHANT_REFUND = "merchant"  # the refund reason of a refund a merchant ordered (core/admin.py)
 
 
@@ -71,19 +68,6 @@ class ProductView:
 
 
 @dataclass(frozen=True, slots=True)
-class SaveCustomer(QuietRequest[Customer]):
-    """Store what changed of a customer: the language (when `language` is set) and the state keys in `put` and
-    `drop`; everything else in the stored row stays as another update left it. `whole`: no snapshot to compare
-    with (a customer made by hand), so language and state are written as they are."""
-
-    customer: Customer
-    language: bool = True
-    put: dict[str, Any] = field(default_factory=dict)
-    drop: tuple[str, ...] = ()
-    whole: bool = True
-
-
-@dataclass(frozen=True, slots=True)
 class RevealRequest(QuietRequest[list[str]]):
     """Show a delivered order's codes to its buyer: counted against REVEALS_PER_HOUR and audited in the same
     transaction (Shop.reveal), answered with the plain codes or RATE_LIMITED."""
@@ -92,13 +76,6 @@ class RevealRequest(QuietRequest[list[str]]):
     product_id: int
     buyer: Buyer
     chat: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddCustomer(QuietRequest[None]):
-    """Store a first contact unless the customer exists already."""
-
-    customer: Customer
 
 
 class Shop:
@@ -135,8 +112,6 @@ class Shop:
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.privacy = PrivacyDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)  # /mydata, forget
         self.committer.register(PaymentNotice, self.book.pay_batch)
-        self.committer.register(SaveCustomer, self._save_customers)
-        self.committer.register(AddCustomer, self._add_customers)
         self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
         self.dispatcher.on_refunded(self._refunded_promotions)
@@ -153,14 +128,8 @@ class Shop:
         # transaction, so a product taken off sale elsewhere cannot be sold from a stale page.
         self.catalog_ttl = catalog_ttl
         self._catalog: tuple[float, list[Product]] | None = None
-        # Button channels read a customer (for the language) on every update: the last few seconds' reads
-        # are kept here, refreshed by this process's own saves. Numbered channels ask for fresh=True: their
-        # replies are resolved against the stored state, which another process may have just changed.
-        self.customer_ttl = customer_ttl
-        self._customers: OrderedDict[Buyer, tuple[float, Customer]] = OrderedDict()
-        self._pending_writes = Background(log, "a first-contact write")
-        self._refreshes = Background(log, "a customer refresh")  # Shop.language's background reads
-        self._refreshing: set[Buyer] = set()
+        self.customer_book = CustomerBook(uow_factory, self.committer, clock, self.languages, default_language,
+                                          customer_ttl)  # core/customers.py
         # Merchant alerts raised by the shop itself (an order held for review); the composition root points this
         # at the App's FanoutAlerts (log, Telegram admins, WeChat admins).
         self.alerts: AdminAlerts | None = None
@@ -183,6 +152,12 @@ class Shop:
     def add_gateway(self, gateway: PaymentGateway) -> None:
         """A payment provider the shop takes payments from and refunds through, under its name."""
         self.gateways[gateway.name] = gateway
+
+    def templates_ready(self, channel: str) -> bool:
+        """Whether `channel` reaches buyers outside its reply window by a template message set up for it
+        (core/ports.py TemplateNotifier; WeChat's `wechat.broadcast_template`)."""
+        notifier = self.notifiers.get(channel)
+        return isinstance(notifier, TemplateNotifier) and notifier.templates_ready
 
     def add_notifier(self, channel: str, notifier: Notifier, *, replace: bool = True) -> None:
         """What sends deliveries and notices to the buyers of `channel`; replace=False keeps one already given."""
@@ -226,11 +201,9 @@ class Shop:
         if self.dispatcher.running:
             with contextlib.suppress(Exception):  # timed out or failed: unsent rows stay in the outbox for next start
                 await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_seconds)
-        if self._pending_writes:  # first contacts still on their way to the database
-            await self._pending_writes.idle(timeout=drain_seconds)
+        await self.customer_book.close(drain_seconds)
         if self._alerts_sent:
             await self._alerts_sent.idle(timeout=drain_seconds)
-        await self._refreshes.stop()
         await self.dispatcher.stop()
         if self.reports.events is not None:  # the funnel's last counts
             await self.reports.events.close()
@@ -552,116 +525,33 @@ class Shop:
         async with self.uow() as uow:
             return await uow.codes.stock(self.clock.now())
 
-    # -- customers ----------------------------------------------------------------------------
+    # -- customers (core/customers.py) ------------------------------------------------------------
     async def customer(self, buyer: Buyer, language_hint: str | None = None, *, fresh: bool = False) -> Customer:
-        """The customer record, created on first contact with the platform's language if we speak it.
-        A copy: changing it changes nothing until save_customer."""
-        hit = None if fresh else self._customers.get(buyer)
-        if hit is not None and time.monotonic() - hit[0] < self.customer_ttl:
-            return _copy(hit[1])
-        async with self.uow() as uow:
-            c = await uow.customers.get(buyer)
-        if c is None:
-            c = Customer(buyer, self.match_language(language_hint), {}, self.clock.now())
-            # Stored by the group commit, and not waited for: the first answer to a new customer needs nothing
-            # from this row (its language came from the hint, kept in the cache meanwhile), and a lost row is
-            # simply made again on the next contact.
-            self._pending_writes.spawn(self.committer.submit(AddCustomer(c)))
-        self._remember(c)
-        return _copy(c)
+        """The customer record (created on first contact); a copy: nothing changes until save_customer."""
+        return await self.customer_book.customer(buyer, language_hint, fresh=fresh)
 
     async def language(self, buyer: Buyer, hint: str | None = None) -> str:
-        """The buyer's language, for requests that only need that (the in-app storefront's, every one): a buyer
-        remembered here is answered at once, however long ago they were read, so no request waits for the
-        database for it; one read over customer_ttl seconds ago is read again in the background, for the next
-        request (a choice made in another process shows a request later; this process's own saves at once).
-        Only a buyer not remembered waits for the read (created on first contact, as `customer` does)."""
-        hit = self._customers.get(buyer)
-        if hit is None:
-            c = await self.customer(buyer, hint)
-        else:
-            seen, c = hit
-            if (time.monotonic() - seen >= self.customer_ttl and buyer not in self._refreshing
-                    and len(self._refreshing) < REFRESHES_AT_ONCE):
-                self._refreshing.add(buyer)
-                self._refreshes.spawn(self._refresh(buyer, seen))
-        return c.language or self.match_language(hint)
-
-    async def _refresh(self, buyer: Buyer, seen: float) -> None:
-        """Read a remembered customer again, unless something newer was remembered meanwhile (a save)."""
-        try:
-            async with self.uow() as uow:
-                c = await uow.customers.get(buyer)
-            hit = self._customers.get(buyer)
-            if c is not None and hit is not None and hit[0] == seen:
-                self._remember(c)
-        finally:
-            self._refreshing.discard(buyer)
-
-    def _remember(self, c: Customer) -> None:
-        self._customers[c.buyer] = (time.monotonic(), _copy(c))
-        self._customers.move_to_end(c.buyer)
-        while len(self._customers) > CUSTOMER_CACHE:
-            self._customers.popitem(last=False)
+        """The buyer's language, without waiting for the database for one remembered (CustomerBook.language)."""
+        return await self.customer_book.language(buyer, hint)
 
     async def save_customer(self, customer: Customer) -> None:
-        """Store what changed of a customer's language and conversation state since it was read (group-committed
-        with other writes): a concurrent update of another field or state key of the same buyer is kept."""
-        if customer.base is None:
-            request = SaveCustomer(customer)
-        else:
-            language, state = customer.base
-            put = {k: v for k, v in customer.state.items() if k not in state or state[k] != v}
-            request = SaveCustomer(customer, customer.language != language, put,
-                                   tuple(k for k in state if k not in customer.state), whole=False)
-        stored: Customer = await self.committer.submit(request)
-        self._remember(stored)
-
-    @staticmethod
-    async def _save_customers(uow: UnitOfWork, saves: Sequence[SaveCustomer]) -> list[Customer]:
-        """Each buyer's changes applied in arrival order to the row as stored now (locked on PostgreSQL; SQLite
-        writes one transaction at a time), so changes to different fields or state keys all survive."""
-        merged: dict[Buyer, Customer] = {}
-        for s in saves:
-            c = s.customer
-            cur = merged.get(c.buyer)
-            if cur is None and not s.whole:
-                cur = await uow.customers.get(c.buyer, for_update=True)
-            if s.whole or cur is None:
-                cur = replace(c, state=copy.deepcopy(c.state), base=None)
-            else:
-                state = {k: v for k, v in cur.state.items() if k not in s.drop}
-                state.update(copy.deepcopy(s.put))
-                cur = replace(cur, state=state, language=c.language if s.language else cur.language)
-            merged[c.buyer] = cur
-        for c in merged.values():
-            await uow.customers.save(c)
-        return [merged[s.customer.buyer] for s in saves]
-
-    @staticmethod
-    async def _add_customers(uow: UnitOfWork, adds: Sequence[AddCustomer]) -> list[None]:
-        """First contacts: inserted unless the customer exists (a concurrent first update already made it,
-        perhaps with a language chosen since): a first contact never overwrites what is stored."""
-        customers = [a.customer for a in adds]
-        await uow.customers.add_new(list({c.buyer: c for c in customers}.values()))
-        return [None] * len(customers)
+        """Store what changed of a customer's language and conversation state since it was read."""
+        await self.customer_book.save_customer(customer)
 
     def match_language(self, hint: str | None) -> str:
-        if hint:
-            norm = hint.replace("-", "_")
-            for lang in self.languages:
-                if norm.lower() == lang.lower() or norm.split("_")[0].lower() == lang.split("_")[0].lower():
-                    return lang
-        return self.default_language
+        return self.customer_book.match_language(hint)
+
+    @property
+    def customer_ttl(self) -> float:
+        return self.customer_book.ttl
+
+    @customer_ttl.setter
+    def customer_ttl(self, seconds: float) -> None:
+        self.customer_book.ttl = seconds
 
     async def audit_for(self, order_id: str) -> list[AuditEntry]:
         async with self.uow() as uow:
             return await uow.audit.for_order(order_id)
-
-
-def _copy(c: Customer) -> Customer:
-    """A caller's own copy, remembering what it read (save_customer writes only what changed since)."""
-    return replace(c, state=copy.deepcopy(c.state), base=(c.language, copy.deepcopy(c.state)))
 
 
 def bundle_available(p: Product, counts: Mapping[int, int]) -> int:

@@ -43,7 +43,7 @@ def desk_of(shop: Shop) -> BroadcastDesk:
     if desk is None:
         desk = _DESKS[shop] = BroadcastDesk(
             shop.uow, shop.clock, shop, default_language=shop.default_language, wake=shop.dispatcher.wake,
-            templates=lambda: bool(getattr(shop.notifiers.get("wechat"), "templates_ready", False)))
+            templates=lambda: shop.templates_ready("wechat"))
     return desk
 
 
