@@ -26,9 +26,12 @@ def _home(turn: Turn) -> list[Action]:
 @router.action(Privacy.MYDATA)
 async def mydata(turn: Turn) -> Screen:
     kept = await turn.shop.privacy.kept(turn.buyer)
+    # The language as this turn read it: a first contact's row may still be on its way to the database (stored by
+    # the group commit without being waited for), and it is stored with this very language.
+    language = kept.language or turn.customer.language
     yes, no = turn.t("privacy.yes"), turn.t("privacy.no")
     body = turn.t("privacy.kept", accounts=kept.accounts, orders=kept.orders, payments=kept.payments,
-                  points=kept.points, tickets=kept.tickets, language=kept.language or "-",
+                  points=kept.points, tickets=kept.tickets, language=language or "-",
                   phone=yes if kept.phone else no, alerts=kept.alerts, news=no if kept.news_optout else yes)
     return Screen(turn.t("privacy.title"), body + "\n\n" + turn.t("privacy.why"),
                   actions=[[Action(Privacy.DELETE.id(), turn.t("privacy.delete"))], _home(turn)])
