@@ -26,6 +26,7 @@ from core.alerts import AdminAlerts, FanoutAlerts, LogAlerts
 from core.cardfaces import CardFace, CardFaceDesk
 from core.clock import Clock, SystemClock
 from core.console import ConsoleDesk
+from core.coordination import LocalShared, Shared
 from core.coupons import CouponDesk, Coupons
 from core.flash_sales import FlashDesk, FlashError, FlashSales, SaleSpec
 from core.group_buy import GroupBuyDesk, GroupBuyPromotion, GroupOffer
@@ -46,6 +47,7 @@ from core.vault import KeyRing, Vault, open_vault
 from jobs.lease import JobRunner
 from jobs.scheduler import build_scheduler
 from jobs.store import StoreJobs
+from storage.coordination import RedisShared, RedisUnavailable
 from storage.db import Database
 from storage.jobs import SqlJobStore
 from suppliers import build_suppliers
@@ -142,6 +144,7 @@ class App:
                    gateways: Mapping[str, PaymentGateway] | None = None, max_batch: int = 256) -> App:
         clock = clock or SystemClock()
         pictures = catalog_images(settings)  # a bad picture stops the start before anything is opened
+        shared = shared_state(settings)  # Redis when `redis.url` is set: several processes share limits and caches
         db = Database(settings.database_url_resolved(), echo=settings.database.echo,
                       sqlite_synchronous=settings.database.sqlite_synchronous,
                       pool_size=settings.database.pool_size, now_fn=clock.now)
@@ -156,7 +159,12 @@ class App:
                         languages=settings.store.languages, default_language=settings.store.default_language,
                         low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
                         notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
-                        currency=settings.store.currency)
+                        currency=settings.store.currency, shared=shared)
+            if isinstance(shared, RedisShared):  # after the shop's caches listen: the listener subscribes them
+                try:
+                    await shared.start(required=not settings.redis.start_without)
+                except RedisUnavailable as exc:
+                    raise ConfigError([("redis.url", str(exc))]) from None
             shop.metrics = metrics = PromMetrics()  # this App's own registry (core/metrics.py is the port)
             shop.attach_suppliers(build_suppliers(settings))
             shop.resellers = resellers = reseller_desk(shop, settings)
@@ -179,6 +187,7 @@ class App:
             except FlashError as exc:
                 raise ConfigError([("marketing.flash_sales.sales", f"{exc.code.value} {exc.params}")]) from None
         except BaseException:
+            await shared.close()
             await db.dispose()
             raise
         return cls(settings, db, vault, shop, clock, resellers=resellers, groups=groups, problems=problems,
@@ -231,6 +240,7 @@ class App:
 
     async def close(self) -> None:
         await self.shop.close()
+        await self.shop.shared.close()
         await self.db.dispose()
 
     async def __aenter__(self) -> App:
@@ -241,6 +251,16 @@ class App:
 
 
 # -- the features, each built with only what it needs ---------------------------------------------------------
+def shared_state(settings: Settings) -> Shared:
+    """What the processes share (core/coordination.py): Redis (storage/coordination.py) when `redis.url` is set,
+    else this process's own memory."""
+    url = settings.redis.url.get_secret_value()
+    if not url:
+        return LocalShared()
+    return RedisShared(url, settings.redis.prefix, timeout=settings.redis.timeout_seconds)
+
+
+
 def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
     """Reseller accounts, wallets and commissions (`resellers:`); the shop takes wallet payments and refunds
     (`wallet` gateway), sends nothing to the `api` channel (resellers read their orders), accrues commissions on
@@ -248,6 +268,8 @@ def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
     desk = ResellerDesk(shop.uow, shop.clock, shop.vault, committer=shop.committer, listing=shop,
                         guard=shop.guard, supply=shop.supply, wake=shop.dispatcher.wake,
                         currency=shop.currency).configure(settings.resellers)
+    desk.api_keys.changed = lambda key: shop.caches.changed("api_keys", key)  # a revoked key, everywhere at once
+    shop.caches.on("api_keys", desk.api_keys.drop)
     shop.add_gateway(desk.gateway)
     shop.add_notifier(RESELLER_CHANNEL, desk.notifier, replace=False)
     shop.book.on_paid(desk.commission_book.accrue)  # commissions, in the payment's own transaction
@@ -270,7 +292,10 @@ def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:
                                  *(str(settings.resolve_path(p)) if p else "" for p in (f.background_image, f.logo,
                                                                                         f.font)))
                   for name, f in settings.card_faces.items()}
-    return CardFaceDesk(shop.uow, shop.clock, configured)
+    desk = CardFaceDesk(shop.uow, shop.clock, configured)
+    desk.changed = lambda key: shop.caches.changed("card_faces", key)  # every process's cache drops at once
+    shop.caches.on("card_faces", desk.drop)
+    return desk
 
 
 def console_desk(shop: Shop, settings: Settings) -> ConsoleDesk:

@@ -3,8 +3,8 @@
 - `/healthz`: liveness: 200 `ok` while the process answers.
 - `/readyz`: 200 when every check passes, else 503; a JSON body names each check and its state:
   `database` (`SELECT 1` within a second), `outbox` (fewer than `server.ready_max_backlog` rows due and unsent),
-  `scheduler` (a live process holds the scheduler lease), and `redis` when `redis.url` is set (its ping; the
-  Redis client registers it with `Ops.add_check`). The reasons (numbers, the lease's holder) are shown only to
+  `scheduler` (a live process holds the scheduler lease), and `redis` when `redis.url` is set (its ping,
+  storage/coordination.py). The reasons (numbers, the lease's holder) are shown only to
   those who may read `/metrics`.
 - `/metrics`: Prometheus' text format (bots/metrics.py), answered to loopback clients, or to a request with
   `Authorization: Bearer <server.metrics_token>`; 403 otherwise. A request that came through a proxy
@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bots.metrics import PromMetrics
+from storage.coordination import RedisShared
 from storage.jobs import SqlJobStore
 from storage.ops import OpsQueries
 
@@ -73,9 +74,8 @@ class Ops:
         self.max_backlog = server.ready_max_backlog
         self.checks: dict[str, Check] = {"database": self._database, "outbox": self._outbox,
                                          "scheduler": self._scheduler}
-        redis = getattr(app.settings, "redis", None)
-        if getattr(redis, "url", ""):  # the seam for the Redis client: it replaces this with its ping
-            self.checks["redis"] = self._redis_missing
+        if isinstance(app.shop.shared, RedisShared):  # `redis.url` set (storage/coordination.py): its ping
+            self.checks["redis"] = self._redis(app.shop.shared.ping)
 
     def add_check(self, name: str, check: Check) -> None:
         """Another readiness check (`redis`: the shared client's ping)."""
@@ -98,8 +98,16 @@ class Ops:
             raise NotReady("no live process holds the scheduler lease")
         return f"held by {lease.owner}"
 
-    async def _redis_missing(self) -> str:
-        raise NotReady("redis.url is set but no Redis client is running")
+    @staticmethod
+    def _redis(ping: Callable[[], Awaitable[None]]) -> Check:
+        async def check() -> str:
+            try:
+                await ping()
+            except Exception as exc:  # noqa: BLE001 - its type is the reason; the URL may hold a password
+                raise NotReady(f"no answer from Redis ({type(exc).__name__})") from None
+            return "answers"
+
+        return check
 
     async def _run(self, name: str, check: Check) -> CheckResult:
         try:

@@ -103,6 +103,13 @@ class CardFaceDesk:
         self._cache: dict[Buyer, tuple[float, CardFace | None]] = {}
         self._any: tuple[float, bool] | None = None  # whether any face exists: most shops have none, and then
         # a delivery costs no lookup of its buyer
+        # A face changed: this process's cache drops; the composition root points this at the shop's CacheBus
+        # (every process's drops at once, core/coordination.py)
+        self.changed: Callable[[str], None] = self.drop
+
+    def drop(self, _key: str = "*") -> None:
+        self._cache.clear()
+        self._any = None
 
     async def set_face(self, reseller_id: int, face: CardFace, *, actor: str) -> CardFace:
         """The merchant gives a reseller a card face (audited)."""
@@ -115,8 +122,7 @@ class CardFaceDesk:
             await uow.audit.add_many([AuditEntry("reseller", actor, "api", now, detail={
                 "reseller": reseller_id, "op": "card_face", "name": face.display_name})])
             await uow.commit()
-        self._cache.clear()
-        self._any = None
+        self.changed("*")
         return face
 
     async def clear_face(self, reseller_id: int, *, actor: str) -> bool:
@@ -126,7 +132,7 @@ class CardFaceDesk:
                 await uow.audit.add_many([AuditEntry("reseller", actor, "api", self.clock.now(), detail={
                     "reseller": reseller_id, "op": "card_face_cleared"})])
             await uow.commit()
-        self._cache.clear()
+        self.changed("*")
         return dropped
 
     async def face(self, reseller_id: int) -> CardFace | None:

@@ -15,6 +15,7 @@ from typing import Any
 from core.background import Background
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
+from core.coordination import ALL, CacheBus
 from core.models import Buyer, Customer
 from core.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -49,7 +50,7 @@ class CustomerBook:
     against the stored state, which another process may have just changed."""
 
     def __init__(self, uow: UnitOfWorkFactory, committer: GroupCommitter, clock: Clock, languages: Sequence[str],
-                 default_language: str, ttl: float = 2.0) -> None:
+                 default_language: str, ttl: float = 2.0, caches: CacheBus | None = None) -> None:
         self.uow = uow
         self.committer = committer
         self.clock = clock
@@ -60,6 +61,10 @@ class CustomerBook:
         self._pending_writes = Background(log, "a first-contact write")
         self._refreshes = Background(log, "a customer refresh")  # language()'s background reads
         self._refreshing: set[Buyer] = set()
+        # A save tells every process to read that customer again (core/coordination.py); none: this process only
+        self.caches = caches
+        if caches is not None:
+            caches.on("customer", self._drop)
         committer.register(SaveCustomer, self._save_customers)
         committer.register(AddCustomer, self._add_customers)
 
@@ -113,6 +118,14 @@ class CustomerBook:
         finally:
             self._refreshing.discard(buyer)
 
+    def _drop(self, key: str) -> None:
+        """Forget a customer (`*`: all) in this process: the next read goes to the database."""
+        if key == ALL:
+            self._customers.clear()
+            return
+        channel, _, external_id = key.partition(":")
+        self._customers.pop(Buyer(channel, external_id), None)
+
     def _remember(self, c: Customer) -> None:
         self._customers[c.buyer] = (time.monotonic(), _copy(c))
         self._customers.move_to_end(c.buyer)
@@ -130,6 +143,8 @@ class CustomerBook:
             request = SaveCustomer(customer, customer.language != language, put,
                                    tuple(k for k in state if k not in customer.state), whole=False)
         stored: Customer = await self.committer.submit(request)
+        if self.caches is not None:
+            self.caches.changed("customer", stored.buyer.key)
         self._remember(stored)
 
     @staticmethod

@@ -14,6 +14,7 @@ from core.alerts import AdminAlerts
 from core.background import Background
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
+from core.coordination import CacheBus, LocalShared, Shared
 from core.customers import CustomerBook
 from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
@@ -85,8 +86,12 @@ class Shop:
                  gateways: Mapping[str, PaymentGateway] | None = None,
                  notifiers: Mapping[str, Notifier] | None = None, single_process: bool = True,
                  max_batch: int = 256, currency: str | None = None, catalog_ttl: float = 2.0,
-                 customer_ttl: float = 2.0, risk: RiskPolicy | None = None) -> None:
+                 customer_ttl: float = 2.0, risk: RiskPolicy | None = None, shared: Shared | None = None) -> None:
         self.uow = uow_factory
+        # What the store's processes share (Redis, or this process's memory: core/coordination.py) and the caches
+        # every process drops together through it (catalogue, customers, API keys, card faces, the ban gate).
+        self.shared: Shared = shared if shared is not None else LocalShared()
+        self.caches = CacheBus(self.shared)
         self.vault = vault
         self.clock = clock
         self.languages = list(languages)
@@ -107,7 +112,8 @@ class Shop:
         self.risk = RiskDesk(uow_factory, clock, self.guard,
                              lambda p: (p.hold_minutes if p else None) or self.book.policy.hold_minutes,
                              self.catalog_changed, wake=lambda: self.dispatcher.wake(),
-                             bans_changed=self.book.bans.changed)
+                             bans_changed=lambda: self.caches.changed("bans"))
+        self.caches.on("bans", lambda _key: self.book.bans.changed())
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.privacy = PrivacyDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)  # /mydata, forget
@@ -128,8 +134,9 @@ class Shop:
         # transaction, so a product taken off sale elsewhere cannot be sold from a stale page.
         self.catalog_ttl = catalog_ttl
         self._catalog: tuple[float, list[Product]] | None = None
+        self.caches.on("catalog", self._drop_catalog)
         self.customer_book = CustomerBook(uow_factory, self.committer, clock, self.languages, default_language,
-                                          customer_ttl)  # core/customers.py
+                                          customer_ttl, self.caches)  # core/customers.py
         # Merchant alerts raised by the shop itself (an order held for review); the composition root points this
         # at the App's FanoutAlerts (log, Telegram admins, WeChat admins).
         self.alerts: AdminAlerts | None = None
@@ -208,6 +215,7 @@ class Shop:
         if self.reports.events is not None:  # the funnel's last counts
             await self.reports.events.close()
         await self.committer.close()
+        await self.caches.close()
         for supplier in self.supply.suppliers.values():
             aclose = getattr(supplier, "aclose", None)
             if aclose is not None:
@@ -226,7 +234,10 @@ class Shop:
         return out
 
     def catalog_changed(self) -> None:
-        """Forget the cached catalogue (called after every product change made by this process)."""
+        """Forget the cached catalogue, here and in every other process (called after every product change)."""
+        self.caches.changed("catalog")
+
+    def _drop_catalog(self, _key: str) -> None:
         self._catalog = None
 
     async def _all_products(self) -> list[Product]:

@@ -35,7 +35,7 @@ from config.settings.loading import load_settings, parse_settings
 from config.settings.model import Settings
 from config.settings.resellers import CardFace, Resellers, TopupChoice
 from config.settings.risk import Risk, ValueStep
-from config.settings.store import Database, Logging, Server, Store, Vault
+from config.settings.store import Database, Logging, Redis, Server, Store, Vault
 from config.settings.suppliers import Supplier, SupplierAnswer, SupplierFields, SupplierPaths
 from config.settings.telegram import Telegram, TelegramGroups, TelegramLimits, TelegramWebApp, Webhook
 from config.settings.wechat import MenuButton, Pay, Wechat
@@ -48,6 +48,7 @@ __all__ = [
     "Database",
     "Jobs",
     "Logging",
+    "Redis",
     "MenuButton",
     "Pay",
     "Product",

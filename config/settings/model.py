@@ -16,7 +16,7 @@ from config.settings.jobs import Jobs
 from config.settings.marketing import Marketing
 from config.settings.resellers import CardFace, Resellers
 from config.settings.risk import Risk
-from config.settings.store import Database, Logging, Server, Store, Vault
+from config.settings.store import Database, Logging, Redis, Server, Store, Vault
 from config.settings.suppliers import SUPPLIER_NAME, Supplier
 from config.settings.telegram import Telegram
 from config.settings.wechat import Wechat
@@ -36,6 +36,7 @@ class Settings(BaseModel):
     server: Server = Field(default_factory=Server, description="the HTTP server")
     vault: Vault = Field(default_factory=Vault, description="the code vault's keys")
     logging: Logging = Field(default_factory=Logging, description="the log")
+    redis: Redis = Field(default_factory=Redis, description="several processes: what they share through Redis")
     catalog: list[Product] = Field(default_factory=list, description="the products")
     telegram: Telegram = Field(default_factory=Telegram, description="the Telegram bot")
     wechat: Wechat = Field(default_factory=Wechat, description="the WeChat Official Account and WeChat Pay")
@@ -51,7 +52,7 @@ class Settings(BaseModel):
 
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
-    @field_validator("store", "database", "server", "vault", "logging", "telegram", "wechat", "jobs", "risk",
+    @field_validator("store", "database", "server", "vault", "logging", "redis", "telegram", "wechat", "jobs", "risk",
                      "resellers", "console", "marketing", mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:

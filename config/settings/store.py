@@ -218,3 +218,21 @@ class Logging(BaseModel):
     format: Literal["text", "json"] = Field(
         "text", description="`text`: one readable line per message; `json`: one JSON object per line (time, level, "
                             "logger, message, and order_id, channel, update_id when known) for a log collector")
+
+
+class Redis(BaseModel):
+    """Several store processes share Telegram's send limits, the flood and rate limits, update de-duplication, the
+    WeChat access token and cache invalidation through Redis (see [Several processes](deployment.md)). Empty
+    `url`: one process, everything in its own memory, no Redis needed."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    url: Secret = Field(SecretStr(""), description="e.g. `redis://127.0.0.1:6379/0` (a password goes in the URL: "
+                                                   "use `${REDIS_URL}`); empty: single process, no Redis")
+    prefix: str = Field("store:", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+                        description="every key and channel starts with it, so two shops can share one Redis")
+    start_without: bool = Field(False, description="Redis unreachable at start: `false` refuses to start naming "
+                                                   "`redis.url`; `true` starts with this process's own limits and "
+                                                   "uses Redis once it answers")
+    timeout_seconds: float = Field(0.5, gt=0, le=10, description="how long one Redis call may take before the "
+                                                                 "process falls back to its own limits for a moment")

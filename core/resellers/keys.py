@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -41,6 +41,9 @@ class ApiKeys:
         self.vault = vault
         self.committer = committer
         self._cache: dict[str, tuple[float, ApiKey | None, Reseller | None]] = {}
+        # A key or reseller changed: this process's cache drops it; the composition root points this at the
+        # shop's CacheBus, so every process's does at once (core/coordination.py)
+        self.changed: Callable[[str], None] = self.drop
         self._nonce_sweep = 0.0
         committer.register(NonceUse, self._nonce_batch)
 
@@ -65,8 +68,8 @@ class ApiKeys:
         return key_id, secret
 
     async def revoke_api_key(self, key_id: str, *, reseller_id: int | None = None) -> bool:
-        """The key stops working (within KEY_CACHE_SECONDS in other processes); False when there is no such key
-        (of that reseller, when one is named)."""
+        """The key stops working, in every process at once (CacheBus); False when there is no such key (of that
+        reseller, when one is named)."""
         async with self.uow(write=True) as uow:
             if reseller_id is not None:
                 found = await uow.resellers.key(key_id)
@@ -74,7 +77,7 @@ class ApiKeys:
                     return False
             done = await uow.resellers.set_key_status(key_id, "revoked")
             await uow.commit()
-        self._cache.pop(key_id, None)
+        self.changed(key_id)
         return done
 
     async def keys_of(self, reseller_id: int) -> list[ApiKey]:
@@ -100,8 +103,15 @@ class ApiKeys:
         return (key, reseller) if key is not None and reseller is not None else None
 
     def forget(self) -> None:
-        """Drop the cache: a reseller changed (a suspension counts at the next request, not within seconds)."""
-        self._cache.clear()
+        """A reseller changed: every key is read again (a suspension counts at the next request, everywhere)."""
+        self.changed("*")
+
+    def drop(self, key_id: str) -> None:
+        """Forget one key (`*`: all) in this process."""
+        if key_id == "*":
+            self._cache.clear()
+        else:
+            self._cache.pop(key_id, None)
 
     async def replayed(self, key_id: str, nonce: str, window_seconds: float) -> bool:
         """Records a request's nonce; True when this key used it before (a replay)."""
