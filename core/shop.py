@@ -117,6 +117,7 @@ class Shop:
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.privacy = PrivacyDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)  # /mydata, forget
+        self.privacy.forgotten = lambda buyer: self.caches.changed("customer", buyer.key)
         self.committer.register(PaymentNotice, self.book.pay_batch)
         self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
