@@ -3,9 +3,14 @@
 - **Configurable API base** (`wechat.api_base`): wechatpy's `API_BASE_URL` is a class attribute, and
   `fetch_access_token` (and a few `customservice`/`media` calls) use absolute https://api.weixin.qq.com URLs.
   `StoreWeChatClient` sets the base per instance and rewrites every absolute URL of the official host.
-- **One token refresher**: each fetch of an access token invalidates the previous one, so two threads
-  refreshing at once would break each other's calls. Fetches are serialised, and a thread that waited for
-  another thread's fetch uses that token instead of fetching again.
+- **One token refresher**: each fetch of an access token invalidates the previous one, so two threads (or two
+  store processes) refreshing at once would break each other's calls. Fetches are serialised, and whoever waited
+  for another's fetch uses that token instead of fetching again. A 40001/40014/42001 answer refreshes only while
+  the stored token is still the one that failed (else the stored one is used), and the call is retried once.
+  With `redis.url` set (`SharedTokens`) the token lives in Redis (`<redis.prefix>wx:token:<appid>`, expiring with
+  it) and fetches are serialised across processes by a Redis lock that expires by itself (a fetcher that died
+  holds it 15 s at most). Redis unreachable: one WARNING, and this process keeps and fetches
+  its own token until Redis answers again (tried every few seconds).
 - **Off the event loop**: wechatpy is synchronous (requests). `WeChatApi` runs every call in a small thread
   pool of its own, so a slow WeChat API never blocks other users' messages, and turns errcodes into typed
   errors (45015/45047: `WindowClosed`; unsubscribed or unknown openid: `RecipientUnreachable`). Few threads:
@@ -20,6 +25,7 @@ configured API base and authorize page, with a timeout, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import threading
@@ -29,12 +35,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import aiohttp
+import redis
+import requests
 from aiolimiter import AsyncLimiter
+from redis.exceptions import RedisError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.oauth import WeChatOAuth
 
 from core.errors import RecipientUnreachable
+from storage.coordination import redacted
 
 log = logging.getLogger(__name__)
 # urllib3 logs every request line at DEBUG, and the Official Account API takes the access token in the query
@@ -49,6 +59,8 @@ WINDOW_CLOSED = 45015   # the user has not written within 48 hours
 QUOTA_USED = 45047      # too many customer-service messages since the user last wrote
 UNREACHABLE = {43004, 40003, 43019}  # unsubscribed, invalid openid, blocked the account
 TOKEN_ERRORS = {40001, 40014, 42001}
+TOKEN_MARGIN = 60.0  # seconds before its expiry a token is fetched anew (wechatpy's margin)
+REDIS_RETRY = 5.0    # seconds this process keeps its own token after Redis failed, before Redis is tried again
 
 
 class WindowClosed(Exception):
@@ -67,16 +79,56 @@ class WeChatApiError(Exception):
         self.errcode = errcode
 
 
-class StoreWeChatClient(WeChatClient):
-    """WeChatClient against a configurable API base, with serialised token fetches."""
+class SharedTokens:
+    """The access token every process of one appid uses, in Redis (a sync client: wechatpy runs in threads), and
+    the lock that lets one of them fetch at a time. The token's key expires with the token (Redis's clock)."""
 
-    def __init__(self, appid: str, secret: str, api_base: str = OFFICIAL, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, prefix: str, appid: str, *, timeout: float = 0.5, lock_seconds: float = 15.0
+                 ) -> None:
+        self.url = url
+        self.client: Any = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                                decode_responses=True)
+        self.key = f"{prefix}wx:token:{appid}"
+        self.lock_key = f"{prefix}wx:token-lock:{appid}"
+        self.lock_seconds = lock_seconds
+
+    def read(self) -> tuple[str, float] | None:
+        """(the token, seconds it still lives), or None when there is none."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.key)
+        pipe.pttl(self.key)
+        token, pttl = pipe.execute()
+        if not token or pttl is None or int(pttl) < 0:
+            return None
+        return str(token), int(pttl) / 1000
+
+    def write(self, token: str, expires_in: float) -> None:
+        self.client.set(self.key, token, px=max(1, int(expires_in * 1000)))
+
+    def lock(self) -> Any:
+        """redis-py's Lock: expires after `lock_seconds` (a dead holder frees it), waited for a little longer."""
+        return self.client.lock(self.lock_key, timeout=self.lock_seconds, blocking_timeout=self.lock_seconds + 5,
+                                raise_on_release_error=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class StoreWeChatClient(WeChatClient):
+    """WeChatClient against a configurable API base, with one token refresher (across processes with `shared`)."""
+
+    def __init__(self, appid: str, secret: str, api_base: str = OFFICIAL, timeout: float = 10.0, *,
+                 shared: SharedTokens | None = None) -> None:
         super().__init__(appid, secret, timeout=timeout)
         self.api_base = api_base.rstrip("/")
         self.API_BASE_URL = self.api_base + "/cgi-bin/"  # shadows the class attribute for this client
+        self.shared = shared
         self._token_lock = threading.Lock()
-        self._fetched_at = 0.0
-        self.token_fetches = 0
+        self._token: tuple[str, float] | None = None  # this process's copy: (token, monotonic time it expires)
+        self._retrying = threading.local()
+        self._down_until = 0.0
+        self._down = False
+        self.token_fetches = 0  # fetches this client made (tests read it)
 
     def _rebase(self, url: str) -> str:
         if url.startswith(OFFICIAL + "/"):
@@ -89,16 +141,140 @@ class StoreWeChatClient(WeChatClient):
             url_or_endpoint = base + url_or_endpoint
         return super()._request(method, self._rebase(url_or_endpoint), **kwargs)
 
+    # -- the token -----------------------------------------------------------------------------------------------
+
+    @property
+    def access_token(self) -> str:
+        known = self._current()
+        if known is not None and known[1] > TOKEN_MARGIN:
+            return known[0]
+        return self._refresh(known[0] if known is not None else None)
+
     def fetch_access_token(self) -> dict[str, Any]:
-        started = time.monotonic()
-        with self._token_lock:
-            if self._fetched_at > started and self.session.get(self.access_token_key):
-                return {"access_token": self.session.get(self.access_token_key)}  # fetched while we waited
-            result = self._fetch_access_token(url=self.api_base + "/cgi-bin/token", params={
-                "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
-            self._fetched_at = time.monotonic()
-            self.token_fetches += 1
-            return result
+        """A new token, unless another thread or process fetched one while this one waited for its turn."""
+        known = self._current()
+        return {"access_token": self._refresh(known[0] if known is not None else None)}
+
+    def _redis(self) -> SharedTokens | None:
+        """The shared store, unless there is none or it failed a moment ago."""
+        if self.shared is None or (self._down and time.monotonic() < self._down_until):
+            return None
+        return self.shared
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + REDIS_RETRY
+        if not self._down:
+            self._down = True
+            assert self.shared is not None
+            log.warning("wechat: redis unreachable at %s (%s): this process keeps and fetches its own access token "
+                        "until it answers", redacted(self.shared.url), type(exc).__name__)
+
+    def _came_back(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("wechat: redis answers again: the access token is shared again")
+
+    def _current(self) -> tuple[str, float] | None:
+        """(the token to use, seconds it still lives): Redis's when it has one, else this process's own copy."""
+        shared = self._redis()
+        if shared is not None:
+            try:
+                found = shared.read()
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+            else:
+                self._came_back()
+                if found is not None:
+                    self._token = (found[0], time.monotonic() + found[1])
+                    return found
+        own = self._token
+        if own is None:
+            return None
+        return own[0], own[1] - time.monotonic()
+
+    def _refresh(self, seen: str | None) -> str:
+        """The token to use after `seen` failed or is about to expire: a fresh one fetched meanwhile by another
+        thread or process, else a new one fetched now, by one fetcher at a time."""
+        def newer() -> str | None:
+            known = self._current()
+            if known is not None and known[0] != seen and known[1] > TOKEN_MARGIN:
+                return known[0]
+            return None
+
+        with self._token_lock:  # this process's threads queue here; one of them at a time asks Redis's lock
+            if (token := newer()) is not None:
+                return token
+            shared = self._redis()
+            if shared is None:
+                return self._fetch(None)
+            lock = shared.lock()
+            try:
+                held = bool(lock.acquire())
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+                return self._fetch(None)
+            try:
+                if held:
+                    if (token := newer()) is not None:  # another process fetched while we waited
+                        return token
+                else:
+                    log.warning("wechat: waited %.0f s for another process's access token fetch; fetching",
+                                shared.lock_seconds + 5)
+                return self._fetch(shared)
+            finally:
+                if held:
+                    with contextlib.suppress(RedisError, OSError):
+                        lock.release()
+
+    def _fetch(self, shared: SharedTokens | None) -> str:
+        """cgi-bin/token (with a timeout, which wechatpy's own fetch lacks); the token is kept here and in Redis."""
+        res = self._http.get(self.api_base + "/cgi-bin/token", timeout=self.timeout, params={
+            "grant_type": "client_credential", "appid": self.appid, "secret": self.secret})
+        try:
+            res.raise_for_status()
+        except requests.RequestException as exc:
+            raise WeChatClientException(None, None, client=self, request=exc.request, response=exc.response) from None
+        result = res.json()
+        if int(result.get("errcode", 0) or 0):
+            raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self, request=res.request,
+                                        response=res)
+        token, expires_in = str(result["access_token"]), float(result.get("expires_in", 7200))
+        self.token_fetches += 1
+        self._token = (token, time.monotonic() + expires_in)
+        self.expires_at = int(time.time() + expires_in)
+        if shared is not None:
+            try:
+                shared.write(token, expires_in)
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+        return token
+
+    def _handle_result(self, res: Any, method: Any = None, url: Any = None, result_processor: Any = None,
+                       **kwargs: Any) -> Any:
+        """wechatpy's, but a token error refreshes only while the failed token is still the stored one, and the
+        call is retried once (wechatpy fetches a new token every time, and retries without end)."""
+        result = res if isinstance(res, dict) else self._decode_result(res)
+        errcode = result.get("errcode") if isinstance(result, dict) else None
+        params = kwargs.get("params")
+        if errcode is None or int(errcode) not in TOKEN_ERRORS or not isinstance(params, dict):
+            return super()._handle_result(res, method, url, result_processor, **kwargs)
+        failed = params.get("access_token")
+        if not self.auto_retry or not failed or getattr(self._retrying, "on", False):
+            raise WeChatClientException(int(errcode), result.get("errmsg", errcode), client=self,
+                                        request=getattr(res, "request", None), response=res)
+        log.info("wechat: the access token was refused (errcode %s); using a newer one", errcode)
+        params["access_token"] = self._refresh(str(failed))
+        self._retrying.on = True
+        try:
+            return self._request(method=method, url_or_endpoint=url, result_processor=result_processor, **kwargs)
+        finally:
+            self._retrying.on = False
+
+    def close(self) -> None:
+        self._http.close()
+        if self.shared is not None:
+            with contextlib.suppress(Exception):
+                self.shared.close()
 
 
 class WeChatApi:
@@ -154,7 +330,7 @@ class WeChatApi:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.client._http.close()  # noqa: SLF001 - wechatpy keeps its requests.Session there
+        self.client.close()
 
 
 class SceneCodes:

@@ -15,7 +15,7 @@ from typing import Any
 from bots.wechat import CHANNEL
 from bots.wechat.admin import MerchantAlerts, WeChatAdmin
 from bots.wechat.callback import WeChatCallback
-from bots.wechat.client import SceneCodes, StoreWeChatClient, WeChatApi, WeComRobot
+from bots.wechat.client import SceneCodes, SharedTokens, StoreWeChatClient, WeChatApi, WeComRobot
 from bots.wechat.frontend import Pending, UserLocks, WeChatFrontend, WeChatNotifier
 from bots.wechat.h5 import PATH as H5_PATH
 from bots.wechat.h5 import add_shop_button, h5_enabled, menu_language
@@ -47,8 +47,12 @@ def menu_json(buttons: list[MenuButton]) -> dict[str, Any]:
 
 
 def make_api(settings: Any) -> WeChatApi:
+    """The Official Account API; with `redis.url` set, the access token is shared by every store process (and by
+    `run.py wechat menu`, whose fetch would otherwise invalidate the running store's token)."""
     wx = settings.wechat
-    return WeChatApi(StoreWeChatClient(wx.appid, wx.secret.get_secret_value(), wx.api_base))
+    url = settings.redis.url.get_secret_value()
+    tokens = SharedTokens(url, settings.redis.prefix, wx.appid, timeout=settings.redis.timeout_seconds) if url else None
+    return WeChatApi(StoreWeChatClient(wx.appid, wx.secret.get_secret_value(), wx.api_base, shared=tokens))
 
 
 class WeChatRuntime:
