@@ -18,8 +18,11 @@
 - De-duplication: WeChat re-sends a message 3 times when no answer came within 5 s. The key is the MsgId
   (events: FromUserName + CreateTime, with the event and its key). A re-send of a message still being handled
   waits for that one handling and gets its answer; a re-send of a handled message gets the answer again. The
-  flow runs once. (In one process: with several processes behind a balancer, WeChat's re-sends of one
-  message should reach the same process, e.g. by hashing FromUserName.)
+  flow runs once. With several processes (`redis.url`), a balancer may give a re-send to another process:
+  before handling, a process claims the message for the replay window (`Shared.claim`, `wx:msg:<hash of the
+  key>`), and a process that finds it claimed by another answers `success` (WeChat takes it; the first
+  process's slower results follow as customer-service messages; answers are not shared, as they may show codes).
+  A handling that failed releases its claim and is not remembered, so a re-send is handled again, anywhere.
 - The answer budget: the reply (a passive text reply) is what the flow produced within `budget` seconds
   (well under 5 s); whatever is slower goes to the user as customer-service messages (see frontend.py).
 """
@@ -44,6 +47,7 @@ from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from core.coordination import Shared
 from core.logcontext import log_context
 from core.metrics import NO_METRICS, Metrics
 
@@ -119,8 +123,10 @@ class WeChatCallback:
 
     def __init__(self, token: str, appid: str, handler: Handler, *, aes_key: str = "",
                  clock: Callable[[], float] = time.time, replays: ReplayMemory | None = None,
-                 metrics: Metrics = NO_METRICS) -> None:
+                 metrics: Metrics = NO_METRICS, shared: Shared | None = None) -> None:
         self.token = token
+        self.shared = shared  # with other processes (Redis): one of them handles a message
+        self.origin = secrets.token_hex(6)  # this callback's claims
         self.metrics = metrics  # messages handled (`updates`, core/metrics.py)
         self.appid = appid
         self.handler = handler
@@ -227,23 +233,63 @@ class WeChatCallback:
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         reply: str | None = None
+        done = False  # handled here (not by another process, not failed): re-sends get this answer
         try:
+            if not await self._claim(key):
+                log.info("wechat: a message another process took; answered success")
+                return None
             self.handled += 1
             self.metrics.count("updates", channel="wechat", via="callback")
             msg_id = getattr(msg, "id", None)  # MsgId (events have none): the log's update id, not a secret
-            with log_context(channel="wechat", update_id=msg_id if isinstance(msg_id, int) else None, order_id=None):
-                reply = await self.handler(msg)
-        except Exception as exc:  # noqa: BLE001 - WeChat gets an empty answer; the log gets the type only
-            log.error("wechat message handling failed: %s", type(exc).__name__)
+            try:
+                with log_context(channel="wechat", update_id=msg_id if isinstance(msg_id, int) else None,
+                                 order_id=None):
+                    reply = await self.handler(msg)
+                done = True
+            except asyncio.CancelledError:  # the store stopping mid-message: another process may take the re-send
+                await self._unclaim(key)
+                raise
+            except Exception as exc:  # noqa: BLE001 - WeChat gets an empty answer; the log gets the type only
+                log.error("wechat message handling failed: %s", type(exc).__name__)
+                await self._unclaim(key)  # a re-send is handled again, by whichever process gets it
         finally:
             del self._inflight[key]
-            now = self.clock()
-            self._forget_old(now)
-            self._answered[key] = now
-            if reply is not None:
-                self._replies[key] = (now, reply)
+            if done:
+                now = self.clock()
+                self._forget_old(now)
+                self._answered[key] = now
+                if reply is not None:
+                    self._replies[key] = (now, reply)
             fut.set_result(reply)
         return reply
+
+    def _shared_key(self, key: str) -> str | None:
+        if self.shared is None or not self.shared.distributed:
+            return None  # one process: its own memory (`_inflight`, `_answered`) is the whole truth
+        return "wx:msg:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+    async def _claim(self, key: str) -> bool:
+        """True when this process may handle the message: no other process has claimed it in the replay window.
+        The shared state failing (beyond its own fallback to this process's memory) does not stop the message."""
+        shared_key = self._shared_key(key)
+        if shared_key is None:
+            return True
+        assert self.shared is not None
+        try:
+            return await self.shared.claim(shared_key, self.origin, REPLAY_WINDOW) is None
+        except Exception as exc:  # noqa: BLE001 - handled here, de-duplicated in this process only
+            log.warning("wechat callback: the shared message claim failed: %s", type(exc).__name__)
+            return True
+
+    async def _unclaim(self, key: str) -> None:
+        shared_key = self._shared_key(key)
+        if shared_key is None:
+            return
+        assert self.shared is not None
+        try:
+            await self.shared.release(shared_key, self.origin)
+        except Exception as exc:  # noqa: BLE001 - the claim then lasts its window: re-sends get success
+            log.warning("wechat callback: the shared message claim was not released: %s", type(exc).__name__)
 
     def _forget_old(self, now: float) -> None:
         """Keys are kept for the replay window (a re-send is never handled twice); reply texts only as long as

@@ -96,10 +96,10 @@ class WeChatRuntime:
                                        qr_png=qr, locks=locks, pending=pending,
                                        flood=gate_from(settings.risk, shop.shared, "wechat"),
                                        exempt=frozenset(wx.admins), **kw)
-        # every process shares the pairs taken (replays.py)
+        # every process shares the pairs taken (replays.py) and, with Redis, which process handles a message
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
                                        aes_key=aes_key, replays=StoreReplayMemory(shop.committer),
-                                       metrics=shop.metrics)
+                                       metrics=shop.metrics, shared=shop.shared)
         if server is not None:
             server.add_wechat(CALLBACK_PATH, self.callback)
             if self.gateway is not None:
