@@ -1,6 +1,5 @@
-"""WeChat with several store processes sharing a real Redis (127.0.0.1:6379; `STORE_TEST_REDIS_URL` for another,
-`STORE_TEST_REQUIRE_REDIS=1` makes an unreachable Redis a failure instead of a skip). Each test has a key prefix of
-its own and deletes its keys afterwards.
+"""WeChat with several store processes sharing a real Redis (tests/redis_kit.py: the machine's, a key prefix of the
+test's own deleted afterwards; a private redis-server for Redis restarted mid-run).
 
 - The access token: two clients standing for two processes (each its own redis client, one prefix) fetch it once
   between them; a token refused by both is fetched again once (bots/wechat/client.py).
@@ -11,46 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bots.wechat.callback import WeChatCallback
 from bots.wechat.client import SharedTokens, StoreWeChatClient, WeChatApi
 from storage.coordination import RedisShared
 from tests.fake_wechat_api import FakeWeChatAPI, WeChatServer
 from tests.helpers import free_port
+from tests.redis_kit import REDIS_URL, PrivateRedis, private_redis, redis_prefix  # noqa: F401 - fixtures by name
 from tests.wechat_harness import APPID, SECRET, WeChatShop
 
-REDIS_URL = os.environ.get("STORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_REQUIRED = os.environ.get("STORE_TEST_REQUIRE_REDIS") == "1"
 TOKEN = "callback_token"
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of this test's own on the test Redis; its keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except (RedisError, OSError) as exc:
-        client.close()
-        (pytest.fail if REDIS_REQUIRED else pytest.skip)(
-            f"these tests share state through a real Redis, and {REDIS_URL} is unreachable ({type(exc).__name__}); "
-            "start one or set STORE_TEST_REDIS_URL")
-    name = f"test-wx-{secrets.token_hex(6)}:"
-    yield name
-    keys = list(client.scan_iter(match=name + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(redis_prefix: tuple[str, str]) -> str:  # noqa: F811 - the fixture, by name
+    """A key prefix of this test's own on the test Redis (REDIS_URL); its keys are deleted afterwards."""
+    return redis_prefix[1]
 
 
 class GatedWeChatAPI(FakeWeChatAPI):
@@ -184,6 +166,37 @@ async def test_redis_away_the_process_keeps_its_own_token_with_one_warning_and_n
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "redis" in r.getMessage()]
         assert len(warnings) == 1 and "***" in warnings[0].getMessage()
         assert "hunter2" not in caplog.text and api.token not in caplog.text
+
+
+async def test_redis_restarted_mid_run_each_process_keeps_going_then_they_share_the_token_again(
+        api, private_redis: PrivateRedis, monkeypatch, caplog):  # noqa: F811
+    monkeypatch.setattr("bots.wechat.client.REDIS_RETRY", 0.0)  # Redis is tried again at the next call
+
+    def process_on(url: str) -> WeChatApi:
+        return WeChatApi(StoreWeChatClient(APPID, SECRET, api.base, shared=SharedTokens(url, "p:", APPID)))
+
+    one = process_on(private_redis.url)
+    two: WeChatApi | None = None
+    try:
+        await one.send_text("o-a", "hi")
+        private_redis.stop()
+        with caplog.at_level(logging.INFO):
+            api.token = "made-invalid-elsewhere"
+            await one.send_text("o-b", "hi")  # refused: a token of its own, Redis being away
+            await one.send_text("o-c", "hi")
+        assert api.token_fetches == 2 and len(api.sends()) == 3
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING and "redis" in r.getMessage()]) == 1
+
+        private_redis.start()  # empty: the other process fetches a token (the first one's is now invalid) ...
+        two = process_on(private_redis.url)
+        await two.send_text("o-d", "hi")
+        await one.send_text("o-e", "hi")  # ... and the first one takes it from Redis instead of fetching again
+        assert api.token_fetches == 3
+        assert tokens_used(api, "o-d") == tokens_used(api, "o-e") == {api.token}
+    finally:
+        one.close()
+        if two is not None:
+            two.close()
 
 
 # -- messages -------------------------------------------------------------------------------------------------------
