@@ -229,7 +229,6 @@ def test_every_release_names_a_revision_of_the_chain_in_order_and_the_newest_has
     released = [rev for _, rev in rows[:-1]]
     assert all(rev in chain for rev in released), released
     assert [chain.index(r) for r in released] == sorted(chain.index(r) for r in released)
-    assert released[-1] != script.get_current_head(), "the coming release adds no migration: nothing to test"
     assert released[-1] in FILLERS, f"release {rows[-2][0]} ({released[-1]}) has no filler in FILLERS"
 
 
