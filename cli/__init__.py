@@ -34,6 +34,7 @@ from cli import run as run_store
 from cli.common import Voice
 from config.settings import ConfigError, Settings, load_settings
 from core.errors import VaultError
+from storage.migrations import SchemaAheadError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 # The command groups, in the order `run.py --help` lists them; no command given is `run`.
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(GROUPS[command].execute(settings, args, say))
     except ConfigError as exc:  # found while starting (e.g. a WeChat Pay certificate file that is missing)
+        say.err("cli.error", error=exc)
+        return 2
+    except SchemaAheadError as exc:  # database.url holds a newer release's schema: nothing was run on it
         say.err("cli.error", error=exc)
         return 2
     except VaultError as exc:
