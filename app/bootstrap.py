@@ -50,6 +50,7 @@ from jobs.store import StoreJobs
 from storage.coordination import RedisShared, RedisUnavailable
 from storage.db import Database
 from storage.jobs import SqlJobStore
+from storage.startup import startup_lock
 from suppliers import build_suppliers
 
 if TYPE_CHECKING:
@@ -149,43 +150,44 @@ class App:
                       sqlite_synchronous=settings.database.sqlite_synchronous,
                       pool_size=settings.database.pool_size, now_fn=clock.now)
         try:
-            await db.upgrade()
-            vault = await open_vault(db.uow, config_ring(settings), settings.resolve_path(settings.vault.key_file))
-            gw: dict[str, PaymentGateway] = dict(gateways or {})
-            if settings.demo_mode():
-                gw.setdefault("demo", DemoGateway())
-            shop = Shop(db.uow, vault, clock, policy=OrderPolicy(settings.store.hold_minutes,
-                                                                   settings.store.max_open_holds),
-                        languages=settings.store.languages, default_language=settings.store.default_language,
-                        low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
-                        notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
-                        currency=settings.store.currency, shared=shared)
-            if isinstance(shared, RedisShared):  # after the shop's caches listen: the listener subscribes them
+            async with startup_lock(db):  # processes starting together take turns (storage/startup.py)
+                await db.upgrade()
+                vault = await open_vault(db.uow, config_ring(settings), settings.resolve_path(settings.vault.key_file))
+                gw: dict[str, PaymentGateway] = dict(gateways or {})
+                if settings.demo_mode():
+                    gw.setdefault("demo", DemoGateway())
+                shop = Shop(db.uow, vault, clock, policy=OrderPolicy(settings.store.hold_minutes,
+                                                                       settings.store.max_open_holds),
+                            languages=settings.store.languages, default_language=settings.store.default_language,
+                            low_stock=settings.store.low_stock_threshold, demo=settings.demo_mode(), gateways=gw,
+                            notifiers=notifiers, single_process=db.dialect == "sqlite", max_batch=max_batch,
+                            currency=settings.store.currency, shared=shared)
+                if isinstance(shared, RedisShared):  # after the shop's caches listen: the listener subscribes them
+                    try:
+                        await shared.start(required=not settings.redis.start_without)
+                    except RedisUnavailable as exc:
+                        raise ConfigError([("redis.url", str(exc))]) from None
+                shop.metrics = metrics = PromMetrics()  # this App's own registry (core/metrics.py is the port)
+                shop.attach_suppliers(build_suppliers(settings))
+                shop.resellers = resellers = reseller_desk(shop, settings)
+                shop.card_faces = card_faces = card_face_desk(shop, settings)
+                shop.groups = groups = group_desk(shop, resellers, settings)
+                shop.problems = problems = problem_desk(shop, settings)
+                shop.console = console_desk(shop, settings) if settings.console.enabled else None
+                shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
+                add_promotions(shop, settings)
+                shop.reports.configure(  # whole days of the store's zone; costs from the catalogue or restock purchases
+                    zone=settings.jobs.timezone, currency=settings.store.currency,
+                    costs={p.sku: p.cost for p in settings.catalog if p.cost is not None},
+                    restocks={r.sku: (r.supplier, r.supplier_sku) for r in restock_rules(settings.catalog)})
+                shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
+                await shop.sync_catalog(product_specs(settings))
+                images = ImageDesk(shop.uow, clock, image_limits(settings), shop.catalog_changed)
+                await images.apply_catalog(pictures)
                 try:
-                    await shared.start(required=not settings.redis.start_without)
-                except RedisUnavailable as exc:
-                    raise ConfigError([("redis.url", str(exc))]) from None
-            shop.metrics = metrics = PromMetrics()  # this App's own registry (core/metrics.py is the port)
-            shop.attach_suppliers(build_suppliers(settings))
-            shop.resellers = resellers = reseller_desk(shop, settings)
-            shop.card_faces = card_faces = card_face_desk(shop, settings)
-            shop.groups = groups = group_desk(shop, resellers, settings)
-            shop.problems = problems = problem_desk(shop, settings)
-            shop.console = console_desk(shop, settings) if settings.console.enabled else None
-            shop.guard.configure(risk_policy_from(settings.risk), settings.jobs.timezone)
-            add_promotions(shop, settings)
-            shop.reports.configure(  # whole days of the store's zone; costs from the catalogue or restock purchases
-                zone=settings.jobs.timezone, currency=settings.store.currency,
-                costs={p.sku: p.cost for p in settings.catalog if p.cost is not None},
-                restocks={r.sku: (r.supplier, r.supplier_sku) for r in restock_rules(settings.catalog)})
-            shop.alerts = alerts = FanoutAlerts([LogAlerts()])  # the channels are plugged in (App.plug)
-            await shop.sync_catalog(product_specs(settings))
-            images = ImageDesk(shop.uow, clock, image_limits(settings), shop.catalog_changed)
-            await images.apply_catalog(pictures)
-            try:
-                await FlashDesk(shop.uow, clock.now).apply_config(flash_sale_specs(settings))
-            except FlashError as exc:
-                raise ConfigError([("marketing.flash_sales.sales", f"{exc.code.value} {exc.params}")]) from None
+                    await FlashDesk(shop.uow, clock.now).apply_config(flash_sale_specs(settings))
+                except FlashError as exc:
+                    raise ConfigError([("marketing.flash_sales.sales", f"{exc.code.value} {exc.params}")]) from None
         except BaseException:
             await shared.close()
             await db.dispose()
