@@ -212,6 +212,7 @@ class Coupons(Promotion):
     """The coupon promotion (registered after the member level's percentage, before points)."""
 
     name = NAME
+    unasked = False  # a coupon applies only to an order that names one
 
     def __init__(self, secret: Callable[[], bytes], max_guesses_per_hour: int = 10, *, enabled: bool = True) -> None:
         self.secret = secret  # the vault's fingerprint key (never rotated)
