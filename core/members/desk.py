@@ -35,6 +35,17 @@ REFERRAL_COUPON_NOTICE = "member_coupons.referral_rewarded"
 SKIPPED = "mcoupon_skipped"  # audit action: a coupon reward its campaign could not give (off, ended, gone)
 
 
+async def _accounts(uow: UnitOfWork, buyers: Sequence[Buyer]) -> tuple[dict[str, list[Buyer]], dict[str, int]]:
+    """Each buyer's linked accounts as `uow.risk.link_set` reads them (an account in no link set is its own: one
+    read for all the buyers, then one per buyer that is linked), and each buyer's stored level."""
+    facts = await uow.risk.buyer_facts(buyers)
+    out: dict[str, list[Buyer]] = {}
+    for b in buyers:
+        f = facts.get(b.key)
+        out[b.key] = await uow.risk.link_set(b) if f is not None and f.link_set else [b]
+    return out, {k: f.level for k, f in facts.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Gift:
     """The new-buyer gift given now: points and/or a coupon campaign's name ("" and 0: nothing)."""
@@ -93,7 +104,11 @@ class MemberDesk:
         """In the payment batch: count each paid order for the level (raised at once), credit the points it earns,
         and for a person's first paid order the referrer's reward and the new-buyer gift (when given on purchase).
         Amounts are the store price (a Stars order counts by its price in the store currency: hooks run before
-        the order is settled in Stars)."""
+        the order is settled in Stars).
+
+        A batch pays hundreds of orders: the reads and writes are made for the whole batch (the accounts, the
+        spends, the points earned), not per order; per buyer only what the policy needs (whether it is a first
+        order when that is rewarded, the level when there are levels)."""
         counted = [o for o in orders if o.buyer.channel != B2B_CHANNEL and o.amount > 0]
         if not counted:
             return
@@ -102,18 +117,33 @@ class MemberDesk:
         by_buyer: dict[Buyer, list[Order]] = {}
         for o in counted:
             by_buyer.setdefault(o.buyer, []).append(o)
-        for buyer in sorted(by_buyer, key=lambda b: b.key):
+        buyers = sorted(by_buyer, key=lambda b: b.key)
+        accounts, stored = await _accounts(uow, buyers)
+        top = max((lv.level for lv in policy.levels), default=0)
+        # First paid orders (read before this batch's spends are stored): a person counts once, with its first
+        # account in the batch (a linked account after it in the same batch is not a first any more).
+        first: set[str] = set()
+        if policy.referral_reward or (policy.gift and policy.gift_on == "purchase"):
+            seen: set[str] = set()
+            for buyer in buyers:
+                who = ledger.person_key(accounts[buyer.key])
+                if who not in seen and await uow.members.paid_orders(accounts[buyer.key]) == 0:
+                    first.add(buyer.key)
+                seen.add(who)
+        await uow.members.add_spend([Spend(o.id, buyer, o.amount) for buyer in buyers for o in by_buyer[buyer]], now)
+        earning = ledger.Earnings(uow, accounts, now)
+        await earning.load([(o, policy.earned(o.amount)) for buyer in buyers for o in by_buyer[buyer]])
+        for buyer in buyers:
             mine = by_buyer[buyer]
-            accounts = await uow.risk.link_set(buyer)
-            first = await uow.members.paid_orders(accounts) == 0
-            await uow.members.add_spend([Spend(o.id, buyer, o.amount) for o in mine], now)
             for o in mine:
-                await ledger.credit(uow, buyer, policy.earned(o.amount), ledger.EARN, f"earn:{o.id}", now,
-                                    now + policy.points_life, o.id)
-            if first:
-                await self._first_order(uow, buyer, accounts, mine[0], now)
-            if policy.levels:
-                await self._raise_level(uow, accounts, now)
+                await earning.credit(buyer, o, policy.earned(o.amount), now + policy.points_life)
+            if buyer.key in first:
+                await earning.flush()  # the gift and the referral credit through the ledger: it reads what is stored
+                await self._first_order(uow, buyer, accounts[buyer.key], mine[0], now)
+            # an account of its own already at the top level has no level to reach (no read of its spend)
+            if policy.levels and not (len(accounts[buyer.key]) == 1 and stored.get(buyer.key, 0) >= top):
+                await self._raise_level(uow, accounts[buyer.key], now)
+        await earning.flush()
 
     async def on_refunded(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
         """In the refund's transaction: the orders stop counting for the level (lowered when spend put it there),
@@ -147,8 +177,10 @@ class MemberDesk:
 
     async def _raise_level(self, uow: UnitOfWork, accounts: list[Buyer], now: datetime) -> None:
         reached = self._number(await uow.members.spend_of(accounts))
+        if not reached:
+            return  # no level reached: nothing to raise (no read of the stored levels)
         stored = await uow.members.levels(accounts)
-        if reached and any(stored.get(b.key, 0) < reached for b in accounts):
+        if any(stored.get(b.key, 0) < reached for b in accounts):
             await uow.members.set_levels([b for b in accounts if stored.get(b.key, 0) < reached], reached, now)
 
     async def _first_order(self, uow: UnitOfWork, buyer: Buyer, accounts: list[Buyer], order: Order,
