@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, Product
-from core.promotions import Note, Priced, Promotion
+from core.promotions import Note, Priced, Promotion, link_sets
 
 if TYPE_CHECKING:
     from core.ports import UnitOfWork, UnitOfWorkFactory
@@ -207,12 +207,8 @@ class FlashSales(Promotion):
         return products is None or item.product.id in products
 
     async def _people(self, uow: UnitOfWork, buyers: Sequence[Buyer]) -> dict[str, list[Buyer]]:
-        """Each buyer's person: every account linked with it (uow.risk.link_set)."""
-        out: dict[str, list[Buyer]] = {}
-        for b in buyers:
-            if b.key not in out:
-                out[b.key] = await uow.risk.link_set(b)
-        return out
+        """Each buyer's person: every account linked with it (uow.risk.link_set; read for all buyers at once)."""
+        return await link_sets(uow, buyers)
 
     async def _used(self, uow: UnitOfWork, sale_ids: Sequence[int], people: dict[str, list[Buyer]]
                     ) -> dict[tuple[int, str], int]:

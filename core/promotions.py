@@ -32,7 +32,7 @@ sale's countdown, a level's discount); the reserve decides again in its own tran
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -194,6 +194,19 @@ class Promotion:
         transaction at all (a product page costs nothing more than before promotions), and `preview` gets NO_READS:
         a promotion that said False and reads anyway fails loudly. By default: it reads."""
         return True
+
+
+async def link_sets(uow: UnitOfWork, buyers: Iterable[Buyer]) -> dict[str, list[Buyer]]:
+    """Each buyer's accounts as `uow.risk.link_set` reads them (itself and the accounts linked with it), for many
+    buyers at once: one read of the buyers' facts, then `link_set` only for those in a link set (an account in none
+    is its own)."""
+    unique = list({b.key: b for b in buyers}.values())
+    facts = await uow.risk.buyer_facts(unique) if unique else {}
+    out: dict[str, list[Buyer]] = {}
+    for b in unique:
+        f = facts.get(b.key)
+        out[b.key] = await uow.risk.link_set(b) if f is not None and f.link_set else [b]
+    return out
 
 
 async def price_all(promotions: Sequence[Promotion], uow: UnitOfWork, items: Sequence[Priced], now: datetime

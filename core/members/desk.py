@@ -21,6 +21,7 @@ from core.members.promotions import POINTS
 from core.models import AuditEntry, Buyer, Order, OutboxItem, Product
 from core.payments import PaymentNotice, PaymentResult
 from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.promotions import link_sets
 
 if TYPE_CHECKING:
     from core.coupons import Coupon, CouponDesk
@@ -33,17 +34,6 @@ HISTORY = 10
 REFERRAL_NOTICE = "members.referral_rewarded"
 REFERRAL_COUPON_NOTICE = "member_coupons.referral_rewarded"
 SKIPPED = "mcoupon_skipped"  # audit action: a coupon reward its campaign could not give (off, ended, gone)
-
-
-async def _accounts(uow: UnitOfWork, buyers: Sequence[Buyer]) -> tuple[dict[str, list[Buyer]], dict[str, int]]:
-    """Each buyer's linked accounts as `uow.risk.link_set` reads them (an account in no link set is its own: one
-    read for all the buyers, then one per buyer that is linked), and each buyer's stored level."""
-    facts = await uow.risk.buyer_facts(buyers)
-    out: dict[str, list[Buyer]] = {}
-    for b in buyers:
-        f = facts.get(b.key)
-        out[b.key] = await uow.risk.link_set(b) if f is not None and f.link_set else [b]
-    return out, {k: f.level for k, f in facts.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +108,7 @@ class MemberDesk:
         for o in counted:
             by_buyer.setdefault(o.buyer, []).append(o)
         buyers = sorted(by_buyer, key=lambda b: b.key)
-        accounts, stored = await _accounts(uow, buyers)
-        top = max((lv.level for lv in policy.levels), default=0)
+        accounts = await link_sets(uow, buyers)
         # First paid orders (read before this batch's spends are stored): a person counts once, with its first
         # account in the batch (a linked account after it in the same batch is not a first any more).
         first: set[str] = set()
@@ -140,8 +129,7 @@ class MemberDesk:
             if buyer.key in first:
                 await earning.flush()  # the gift and the referral credit through the ledger: it reads what is stored
                 await self._first_order(uow, buyer, accounts[buyer.key], mine[0], now)
-            # an account of its own already at the top level has no level to reach (no read of its spend)
-            if policy.levels and not (len(accounts[buyer.key]) == 1 and stored.get(buyer.key, 0) >= top):
+            if policy.levels:
                 await self._raise_level(uow, accounts[buyer.key], now)
         await earning.flush()
 
