@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.clock import Clock
 from core.errors import ErrorCode, Refused, StoreError, VaultError
 from core.models import AuditEntry, Buyer, Order, Product
-from core.promotions import Note, Priced, Promotion, Quote
+from core.promotions import Note, Priced, Promotion, Quote, link_sets
 from core.risk import rules_of
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ class Coupons(Promotion):
     """The coupon promotion (registered after the member level's percentage, before points)."""
 
     name = NAME
+    unasked = False  # a coupon applies only to an order that names one
 
     def __init__(self, secret: Callable[[], bytes], max_guesses_per_hour: int = 10, *, enabled: bool = True) -> None:
         self.secret = secret  # the vault's fingerprint key (never rotated)
@@ -223,11 +224,7 @@ class Coupons(Promotion):
 
     async def _persons(self, uow: UnitOfWork, buyers: Iterable[Buyer]) -> dict[str, list[str]]:
         """Each account's person: the keys of its linked accounts (itself first)."""
-        out: dict[str, list[str]] = {}
-        for b in buyers:
-            if b.key not in out:
-                out[b.key] = [x.key for x in await uow.risk.link_set(b)]
-        return out
+        return {k: [x.key for x in accounts] for k, accounts in (await link_sets(uow, buyers)).items()}
 
     async def _guessing(self, uow: UnitOfWork, buyers: Iterable[Buyer], now: datetime) -> dict[str, int]:
         keys = sorted({b.key for b in buyers})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import ErrorCode, StoreError
 from core.models import Buyer, Order, Product
-from core.promotions import Note, Priced, Promotion
+from core.promotions import Note, Priced, Promotion, link_sets
 
 if TYPE_CHECKING:
     from core.ports import UnitOfWork, UnitOfWorkFactory
@@ -160,6 +161,7 @@ def _person(buyers: Sequence[Buyer]) -> str:
     return min(b.key for b in buyers)
 
 
+_NONE: frozenset[int] = frozenset()
 _generation = [0]  # bumped by every change a FlashDesk of this process commits (FlashSales' index reads again)
 
 
@@ -183,7 +185,7 @@ class FlashSales(Promotion):
         self._index: dict[int, list[datetime]] = {}  # product id -> when its open sales close
         self._read: tuple[float, int] | None = None  # (monotonic time, generation) of the last read
 
-    async def _products(self, now: datetime) -> set[int] | None:
+    async def _products(self, now: datetime) -> AbstractSet[int] | None:
         """Products with a sale open at `now` or later (live or upcoming); None without an index."""
         if self._uow is None:
             return None
@@ -196,6 +198,8 @@ class FlashSales(Promotion):
             for s in sales:
                 index.setdefault(s.product_id, []).append(s.closes_at)
             self._index, self._read = index, (time.monotonic(), generation)
+        if not self._index:
+            return _NONE  # no sale at all (most of the time): nothing to look through
         return {pid for pid, closes in self._index.items() if any(c > now for c in closes)}
 
     async def reads(self, item: Priced, now: datetime) -> bool:
@@ -203,12 +207,8 @@ class FlashSales(Promotion):
         return products is None or item.product.id in products
 
     async def _people(self, uow: UnitOfWork, buyers: Sequence[Buyer]) -> dict[str, list[Buyer]]:
-        """Each buyer's person: every account linked with it (uow.risk.link_set)."""
-        out: dict[str, list[Buyer]] = {}
-        for b in buyers:
-            if b.key not in out:
-                out[b.key] = await uow.risk.link_set(b)
-        return out
+        """Each buyer's person: every account linked with it (uow.risk.link_set; read for all buyers at once)."""
+        return await link_sets(uow, buyers)
 
     async def _used(self, uow: UnitOfWork, sale_ids: Sequence[int], people: dict[str, list[Buyer]]
                     ) -> dict[tuple[int, str], int]:
@@ -224,8 +224,9 @@ class FlashSales(Promotion):
 
     async def price(self, uow: UnitOfWork, items: Sequence[Priced], now: datetime) -> None:
         products = await self._products(now)
-        if products is not None and not any(i.product.id in products or i.wanted.get(NAME) for i in items):
-            return  # no sale of these products (the index): nothing to lock or read
+        if products is not None and not any(i.wanted.get(NAME) for i in items) and (
+                not products or not any(i.product.id in products for i in items)):
+            return  # no sale of these products (the index) and nobody asked for one: nothing to lock or read
         sales = await uow.flash_sales.open_for(sorted({i.product.id for i in items}), now, lock=True)
         by_product = _first_per_product(sales)
         wanting = [i for i in items if i.wanted.get(NAME)]

@@ -122,6 +122,7 @@ class GroupBuyPromotion(Promotion):
     """The group price: see the module's docstring."""
 
     name = GROUP
+    unasked = False  # a group price only for an order that opens or joins a group
 
     def __init__(self, offers: Mapping[str, GroupOffer]) -> None:
         self.offers = dict(offers)

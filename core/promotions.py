@@ -32,7 +32,7 @@ sale's countdown, a level's discount); the reserve decides again in its own tran
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -167,6 +167,10 @@ class Promotion:
     """A promotion's hooks; every one does nothing unless a promotion overrides it."""
 
     name = "promotion"
+    # Whether `price` may change an order nobody asked this promotion for (a flash sale's price, a level's
+    # discount). False: it acts only on requests that name it in their promo (a coupon, a group, points), and a
+    # batch in which no request asks for anything skips its `price` altogether.
+    unasked = True
 
     async def price(self, uow: UnitOfWork, items: Sequence[Priced], now: datetime) -> None:
         return None
@@ -192,11 +196,29 @@ class Promotion:
         return True
 
 
+async def link_sets(uow: UnitOfWork, buyers: Iterable[Buyer]) -> dict[str, list[Buyer]]:
+    """Each buyer's accounts as `uow.risk.link_set` reads them (itself and the accounts linked with it), for many
+    buyers at once: one read of the buyers' facts, then `link_set` only for those in a link set (an account in none
+    is its own)."""
+    unique = list({b.key: b for b in buyers}.values())
+    facts = await uow.risk.buyer_facts(unique) if unique else {}
+    out: dict[str, list[Buyer]] = {}
+    for b in unique:
+        f = facts.get(b.key)
+        out[b.key] = await uow.risk.link_set(b) if f is not None and f.link_set else [b]
+    return out
+
+
 async def price_all(promotions: Sequence[Promotion], uow: UnitOfWork, items: Sequence[Priced], now: datetime
                     ) -> None:
-    """Run every promotion's `price` over the items not refused yet, in registration order."""
+    """Run every promotion's `price` over the items not refused yet, in registration order (a promotion that acts
+    only when asked is skipped when no request of the batch asks for anything: most batches)."""
+    asked = any(i.request.promo for i in items)
+    live = list(items)
     for promo in promotions:
-        live = [i for i in items if not i.refused]
+        if not (asked or promo.unasked):
+            continue
+        live = [i for i in live if i.refusal is None]
         if not live:
             return
         await promo.price(uow, live, now)
@@ -204,8 +226,13 @@ async def price_all(promotions: Sequence[Promotion], uow: UnitOfWork, items: Seq
 
 async def claim_all(promotions: Sequence[Promotion], uow: UnitOfWork, items: Sequence[Priced], now: datetime
                     ) -> None:
+    """Every promotion's `claim` over the items a promotion applied to (one whose order carries no promotion has
+    nothing to claim: a promotion claims only what its `price` recorded in `order.promo`)."""
+    with_promo = [i for i in items if i.order.promo]
+    if not with_promo:
+        return
     for promo in promotions:
-        await promo.claim(uow, items, now)
+        await promo.claim(uow, with_promo, now)
 
 
 async def release_all(promotions: Sequence[Promotion], uow: UnitOfWork, orders: Sequence[Order], now: datetime,

@@ -14,6 +14,7 @@ from core.admin import Merchant
 from core.clock import FakeClock
 from core.errors import ErrorCode, StoreError
 from core.members import buy_with_points
+from core.models import Buyer
 from core.payments import PaymentNotice
 from handlers.admin import AdminFlow
 from locales import Translator
@@ -205,3 +206,41 @@ async def test_the_same_points_spent_twice_at_once_pass_once(db_url: str, tmp_pa
         assert all(r.code is ErrorCode.POINTS_SHORT for r in refused)
         assert await app.shop.members.points(ALICE) == 0
         assert await stock_of(app, MALL) == (4, 0, 2)
+
+
+async def reserved(app: Any, who: Any, sku: str = SKU) -> Any:
+    """An order held for `who` (answering the risk check's question when a refund made it ask)."""
+    try:
+        return await app.shop.reserve(who, await product_id(app, sku), 1, "en")
+    except StoreError as exc:
+        assert exc.code is ErrorCode.CHALLENGE_REQUIRED
+        a, b = exc.params["question"].split(" + ")
+        assert await app.shop.pass_challenge(who, exc.params["token"], str(int(a) + int(b)))
+        return await app.shop.reserve(who, await product_id(app, sku), 1, "en")
+
+
+async def test_payments_landing_together_count_each_person_once_and_pay_a_debt_first(
+        db_url: str, tmp_path: Path) -> None:
+    marketing = {"members": {**MEMBERS["members"], "gift_points": 20, "gift_on": "purchase"}}
+    async with open_shop(db_url, tmp_path, catalog=CATALOG, marketing=marketing) as (app, _, _):
+        members = app.shop.members
+        await import_n(app, 10)
+        await import_n(app, 3, sku=MALL, prefix="MALL")
+        earned = await buy(app, ALICE)  # 100 points and the gift's 20
+        assert (await buy_with_points(app.shop, ALICE, await product_id(app, MALL), 1, "en")).outcome == "delivered"
+        await refund(app, earned.id)  # the 120 are taken back; 50 were spent
+        assert await members.points(ALICE) == -50
+        alt, carol, carol2 = Buyer("wechat", "o-alice"), buyer("carol"), Buyer("wechat", "o-carol")
+        async with app.db.uow(write=True) as uow:
+            await uow.risk.set_links([ALICE, alt], "P-alice", "L-alice", app.clock.now())
+            await uow.risk.set_links([carol, carol2], "P-carol", "L-carol", app.clock.now())
+            await uow.commit()
+        orders = [await reserved(app, who) for who in (ALICE, alt, BOB, carol, carol2)]
+        results = await asyncio.gather(*(pay(app, o) for o in orders))  # one payment batch
+        assert [r.outcome for r in results] == ["delivered"] * 5
+        await settle(app)
+        assert await members.points(alt) == -50 + 100 + 100  # the debt paid first; no gift: Alice bought before
+        assert await members.points(BOB) == 100 + 20  # a first order: the gift
+        assert await members.points(carol2) == 100 + 100 + 20  # one person, two accounts: one gift
+        assert (await level_of(app, ALICE), await level_of(app, alt)) == (1, 1)  # 1000 + 1000 (refund left out)
+        assert (await level_of(app, BOB), await level_of(app, carol)) == (0, 1)  # 1000; 2000 together

@@ -21,6 +21,7 @@ from core.members.promotions import POINTS
 from core.models import AuditEntry, Buyer, Order, OutboxItem, Product
 from core.payments import PaymentNotice, PaymentResult
 from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.promotions import link_sets
 
 if TYPE_CHECKING:
     from core.coupons import Coupon, CouponDesk
@@ -93,7 +94,11 @@ class MemberDesk:
         """In the payment batch: count each paid order for the level (raised at once), credit the points it earns,
         and for a person's first paid order the referrer's reward and the new-buyer gift (when given on purchase).
         Amounts are the store price (a Stars order counts by its price in the store currency: hooks run before
-        the order is settled in Stars)."""
+        the order is settled in Stars).
+
+        A batch pays hundreds of orders: the reads and writes are made for the whole batch (the accounts, the
+        spends, the points earned), not per order; per buyer only what the policy needs (whether it is a first
+        order when that is rewarded, the level when there are levels)."""
         counted = [o for o in orders if o.buyer.channel != B2B_CHANNEL and o.amount > 0]
         if not counted:
             return
@@ -102,18 +107,31 @@ class MemberDesk:
         by_buyer: dict[Buyer, list[Order]] = {}
         for o in counted:
             by_buyer.setdefault(o.buyer, []).append(o)
-        for buyer in sorted(by_buyer, key=lambda b: b.key):
+        buyers = sorted(by_buyer, key=lambda b: b.key)
+        accounts = await link_sets(uow, buyers)
+        # First paid orders (read before this batch's spends are stored): a person counts once, with its first
+        # account in the batch (a linked account after it in the same batch is not a first any more).
+        first: set[str] = set()
+        if policy.referral_reward or (policy.gift and policy.gift_on == "purchase"):
+            seen: set[str] = set()
+            for buyer in buyers:
+                who = ledger.person_key(accounts[buyer.key])
+                if who not in seen and await uow.members.paid_orders(accounts[buyer.key]) == 0:
+                    first.add(buyer.key)
+                seen.add(who)
+        await uow.members.add_spend([Spend(o.id, buyer, o.amount) for buyer in buyers for o in by_buyer[buyer]], now)
+        earning = ledger.Earnings(uow, accounts, now)
+        await earning.load([(o, policy.earned(o.amount)) for buyer in buyers for o in by_buyer[buyer]])
+        for buyer in buyers:
             mine = by_buyer[buyer]
-            accounts = await uow.risk.link_set(buyer)
-            first = await uow.members.paid_orders(accounts) == 0
-            await uow.members.add_spend([Spend(o.id, buyer, o.amount) for o in mine], now)
             for o in mine:
-                await ledger.credit(uow, buyer, policy.earned(o.amount), ledger.EARN, f"earn:{o.id}", now,
-                                    now + policy.points_life, o.id)
-            if first:
-                await self._first_order(uow, buyer, accounts, mine[0], now)
+                await earning.credit(buyer, o, policy.earned(o.amount), now + policy.points_life)
+            if buyer.key in first:
+                await earning.flush()  # the gift and the referral credit through the ledger: it reads what is stored
+                await self._first_order(uow, buyer, accounts[buyer.key], mine[0], now)
             if policy.levels:
-                await self._raise_level(uow, accounts, now)
+                await self._raise_level(uow, accounts[buyer.key], now)
+        await earning.flush()
 
     async def on_refunded(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
         """In the refund's transaction: the orders stop counting for the level (lowered when spend put it there),
@@ -147,8 +165,10 @@ class MemberDesk:
 
     async def _raise_level(self, uow: UnitOfWork, accounts: list[Buyer], now: datetime) -> None:
         reached = self._number(await uow.members.spend_of(accounts))
+        if not reached:
+            return  # no level reached: nothing to raise (no read of the stored levels)
         stored = await uow.members.levels(accounts)
-        if reached and any(stored.get(b.key, 0) < reached for b in accounts):
+        if any(stored.get(b.key, 0) < reached for b in accounts):
             await uow.members.set_levels([b for b in accounts if stored.get(b.key, 0) < reached], reached, now)
 
     async def _first_order(self, uow: UnitOfWork, buyer: Buyer, accounts: list[Buyer], order: Order,

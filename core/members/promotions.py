@@ -60,6 +60,7 @@ class PointsPromotion(Promotion):
     (claim). Released orders (lapsed, cancelled, refunded) give the points back; a late payment takes them again."""
 
     name = POINTS
+    unasked = False  # only an order that asks to be paid with points
 
     def __init__(self, policy: Callable[[], MemberPolicy]) -> None:
         self.policy = policy

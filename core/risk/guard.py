@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from core import links
 from core.clock import Clock
 from core.errors import ErrorCode, StoreError
+from core.links import Person
 from core.models import Order, Product
 from core.payments import BanGate
 from core.risk import scoring
@@ -114,14 +115,14 @@ class Guard:
         results: list[Order | Exception | None] = [None] * len(reqs)
         passing: list[int] = []
         todo: list[int] = []
+        intents: list[Intent] = []
         for i, r in enumerate(reqs):
             p = products.get(r.product_id)
             if r.order_id in landed or p is None or not p.active or not p.min_qty <= r.qty <= p.max_qty:
                 passing.append(i)  # landed: found again by the book; else the book refuses it (not found, ...)
             else:
                 todo.append(i)
-        intents = [Intent(reqs[i].buyer, reqs[i].product_id, reqs[i].qty, products[reqs[i].product_id].price *
-                          reqs[i].qty, group=_group_of(reqs[i])) for i in todo]
+                intents.append(Intent(r.buyer, r.product_id, r.qty, p.price * r.qty, _group_of(r)))
         assessed: dict[int, Assessment] = {}
         for i, verdict in zip(todo, await self.screen(uow, intents, products, now), strict=True):
             if isinstance(verdict, StoreError):
@@ -143,7 +144,7 @@ class Guard:
                 results[i] = StoreError(ErrorCode.UNDER_REVIEW, order_id=res.id, held=True, score=a.score,
                                         reasons=", ".join(f"{x.signal}+{x.points}" for x in a.reasons))
         # A retried batch finds orders that landed before: one still waiting for review is not payable.
-        landed_ids = [reqs[i].order_id for i in range(len(reqs)) if reqs[i].order_id in landed]
+        landed_ids = [r.order_id for r in reqs if r.order_id in landed] if landed else []
         if landed_ids:
             risk = await uow.risk.get_many(landed_ids)
             for i, r in enumerate(reqs):
@@ -178,6 +179,7 @@ class Guard:
                 prules[pid] = rules_of(products[pid].rules)
             except RulesError:
                 prules[pid] = NO_RULES  # unusable stored rules: the product is refused below
+        counting = {pid for pid, r in prules.items() if r.counted}  # products whose rules count past orders
         keys = [x.buyer.key for x in intents]  # dicts below are keyed by these strings (a Buyer hashes slowly)
         by_key = {keys[i]: x.buyer for i, x in enumerate(intents)}
         scored = {keys[i] for i, x in enumerate(intents) if policy.enabled and RISK not in x.exempt}
@@ -196,9 +198,13 @@ class Guard:
                 entries = [(kind, b.key) for b in unscored for kind in ("user", "payer")]
                 entries += [("phone", facts[b.key].phone) for b in unscored if b.key in facts and facts[b.key].phone]
                 banned |= await uow.risk.blacklisted(entries)
-        # The person behind each account: accounts sharing a bound phone or linked by a code (core/links.py).
-        people = await links.people(uow.risk, {k: links.identity_of(b, facts.get(k)) for k, b in by_key.items()})
-        quota_buyers = sorted({keys[i] for i, x in enumerate(intents) if prules[x.product_id].counted})
+        # The person behind each account: accounts sharing a bound phone or linked by a code (core/links.py). When
+        # no account of the batch has either (most batches), each is a person of its own: nothing to read or join.
+        if any(f.phone or f.person for f in facts.values()):
+            people = await links.people(uow.risk, {k: links.identity_of(b, facts.get(k)) for k, b in by_key.items()})
+        else:
+            people = {k: Person(k, [b]) for k, b in by_key.items()}
+        quota_buyers = sorted({keys[i] for i, x in enumerate(intents) if x.product_id in counting}) if counting else []
         if quota_buyers and not preview:
             # Quotas are counted and then added to in this transaction: on PostgreSQL another process's batch
             # must not count the same people in between. So every buyer of the batch (the locks the hold cap
@@ -209,7 +215,7 @@ class Guard:
         grouped = any(len(p.accounts) > 1 for p in people.values())
         everyone = (list({x.key: x for p in people.values() for x in p.accounts}.values()) if grouped
                     else list(by_key.values()))
-        counted = sorted({x.product_id for x in intents if prules[x.product_id].counted})
+        counted = sorted(counting)
         pcounts = await uow.risk.product_counts(everyone, counted, self.day_start(now), now) if counted else {}
         profiles: dict[str, Profile] = {}
         chats: dict[str, int] = {}
@@ -230,8 +236,9 @@ class Guard:
             group_chats = sorted({x.group for i, x in enumerate(intents) if x.group and keys[i] in scored})
             chats = (await uow.risk.chat_orders(group_chats, now - timedelta(minutes=policy.window_minutes))
                      if group_chats else {})
+            new_since = now - timedelta(minutes=policy.new_account_minutes)
             profiles = {k: scoring.profile(policy, by_key[k], facts.get(k, NO_FACTS), people[k], activity, banned,
-                                           now, k) for k in scored}
+                                           now, k, new_since) for k in scored}
         passes: set[str] | None = None
         cap = self.hold_cap() if self.hold_cap is not None else None
         # What this call already accepted counts like stored orders (a burst lands in one batch).
@@ -240,16 +247,18 @@ class Guard:
         batch_orders: dict[str, int] = {}
         out: list[StoreError | Assessment] = []
         challenges: list[tuple[int, Challenge, dict[str, Any]]] = []
+        unusable = {pid for pid, r in prules.items() if r is NO_RULES and products[pid].rules}
         for i, x in enumerate(intents):
             key = keys[i]
-            p = products[x.product_id]
-            rules = prules[p.id]
-            if p.rules and rules is NO_RULES:
-                out.append(StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=p.sku))
+            pid = x.product_id
+            if pid in unusable:
+                out.append(StoreError(ErrorCode.PRODUCT_UNAVAILABLE, sku=products[pid].sku))
                 continue
+            rules = prules[pid]
             person = people[key]
             who, ids = person.who, person.accounts
             if rules is not NO_RULES:
+                p = products[pid]
                 counts = None
                 if rules.counted:
                     day = total = holds = 0
@@ -257,7 +266,7 @@ class Guard:
                         c = pcounts.get((b.key, p.id))
                         if c is not None:
                             day, total, holds = day + c.day_qty, total + c.total_qty, holds + c.open_holds
-                    k = (who, p.id)
+                    k = (who, pid)
                     counts = Counts(day + batch_qty.get(k, 0), total + batch_qty.get(k, 0),
                                     holds + batch_holds.get(k, 0))
                 f = facts.get(key, NO_FACTS)
@@ -270,14 +279,16 @@ class Guard:
                 if err is not None:
                     out.append(err)
                     continue
-            a = Assessment(0, ALLOW)
             if key in scored:
                 prof = profiles[key]
-                if x.holds and cap is not None and prof.open_holds >= cap:
-                    out.append(StoreError(ErrorCode.HOLD_LIMIT, limit=cap))
-                    continue
+                room = None
+                if x.holds and cap is not None:
+                    if prof.open_holds >= cap:
+                        out.append(StoreError(ErrorCode.HOLD_LIMIT, limit=cap))
+                        continue
+                    room = cap - prof.open_holds
                 a = scoring.assess(policy, prof, x.amount, x.group, chats.get(x.group, 0) if x.group else 0,
-                                   batch_orders, None if cap is None or not x.holds else max(0, cap - prof.open_holds))
+                                   batch_orders, room)
                 if a.decision == CHALLENGE:
                     if passes is None:
                         passes = await uow.risk.passes(list(by_key.values()), now)
@@ -301,8 +312,10 @@ class Guard:
                     if ph)):
                 out.append(StoreError(ErrorCode.RISK_REFUSED))
                 continue
-            if rules.counted:
-                k = (who, p.id)
+            else:
+                a = Assessment(0, ALLOW)
+            if pid in counting:
+                k = (who, pid)
                 batch_qty[k] = batch_qty.get(k, 0) + x.qty
                 batch_holds[k] = batch_holds.get(k, 0) + (1 if x.holds else 0)
             out.append(a)
@@ -318,11 +331,18 @@ class Guard:
         those to review get the longer hold. Returns the ids of the orders held for review."""
         rows: list[OrderRisk] = []
         review_ids: list[str] = []
+        stored: dict[int, dict[str, Any]] = {}  # each reason object's stored form by its id (most orders share one)
         for a, o in made:
             if a.decision == REVIEW:
                 review_ids.append(o.id)
             if a.score > 0 or a.decision == REVIEW:
-                rows.append(OrderRisk(o.id, o.buyer, a.decision, a.score, [_as_dict(x) for x in a.reasons],
+                reasons = []
+                for x in a.reasons:
+                    d = stored.get(id(x))
+                    if d is None:
+                        d = stored[id(x)] = _as_dict(x)
+                    reasons.append(d)
+                rows.append(OrderRisk(o.id, o.buyer, a.decision, a.score, reasons,
                                       "pending" if a.decision == REVIEW else "", now))
         if rows:
             await uow.risk.record(rows)

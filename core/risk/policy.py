@@ -38,10 +38,6 @@ class RiskPolicy:
     challenge_minutes: int = 10  # how long a challenge can be answered
     pass_minutes: int = 60  # after a passed challenge, no challenge for this long (review/refuse still apply)
 
-    @property
-    def _lowest_step(self) -> int:
-        return min((over for over, _ in self.value_steps), default=0) if self.value_steps else 1 << 62
-
     def decision(self, score: int) -> str:
         if score >= self.refuse_at:
             return REFUSE
@@ -52,8 +48,7 @@ class RiskPolicy:
         return ALLOW
 
     def value_points(self, amount: int) -> int:
-        if amount <= self._lowest_step:
-            return 0
+        """The points of the highest step `amount` is over (0 under every step). Called for every order."""
         best = 0
         for over, pts in self.value_steps:
             if amount > over and pts > best:

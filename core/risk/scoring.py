@@ -25,8 +25,10 @@ _NEW: dict[int, Reason] = {}  # the new_account reason per point value: one obje
 
 
 def profile(policy: RiskPolicy, b: Buyer, f: BuyerFacts, person: Person, activity: Mapping[str, Activity],
-            banned: set[tuple[str, str]], now: datetime, key: str | None = None) -> Profile:
-    """What the risk check knows about one buyer in this batch (from the batch's reads; no I/O)."""
+            banned: set[tuple[str, str]], now: datetime, key: str | None = None,
+            new_since: datetime | None = None) -> Profile:
+    """What the risk check knows about one buyer in this batch (from the batch's reads; no I/O). `new_since`: when
+    an account first seen after it is new (now - new_account_minutes; a batch works it out once)."""
     key = key or b.key
     own = activity.get(key, NO_ACTIVITY)
     ids = person.accounts
@@ -44,7 +46,10 @@ def profile(policy: RiskPolicy, b: Buyer, f: BuyerFacts, person: Person, activit
         phones = {f.phone, person.phone, *person.phones} - {""}
         hits = tuple(kind for kind, values in (("user", keys), ("payer", keys), ("phone", phones))
                      if any((kind, v) in banned for v in values))
-    new = f.created_at is None or now - f.created_at < timedelta(minutes=policy.new_account_minutes)
+    if new_since is None:
+        new_since = now - timedelta(minutes=policy.new_account_minutes)
+    created = f.created_at
+    new = created is None or created > new_since  # now - created < new_account_minutes
     phone = person.phone or f.phone
     accounts = (person.bound or 1) if phone else 0
     return Profile(key, person.who, phone, own.recent, recent, abandoned, refunds, own.open_holds, accounts, hits,
@@ -55,12 +60,15 @@ def assess(policy: RiskPolicy, prof: Profile, amount: int, group: str, group_ord
            room: int | None = None) -> Assessment:
     """Score one request (no I/O). `group`: the group chat it came from ("" for a private chat); `room`: the
     holds the buyer may still open: requests of one buyer in a batch beyond it are refused by the hold cap
-    (or stand in for one that failed), so they never count as velocity."""
+    (or stand in for one that failed), so they never count as velocity. Called for every order of a batch: kept
+    to plain comparisons (no reason is made for a signal that adds nothing)."""
     reasons: list[Reason] = []
     if prof.hits:
         reasons.append(Reason("blacklist", policy.refuse_at, ",".join(prof.hits)))
-    in_batch = batch.get(prof.key, 0)
-    n = prof.recent + (in_batch if room is None else min(in_batch, room)) + 1
+    in_batch = batch.get(prof.key, 0) if batch else 0
+    if room is not None and in_batch > room:
+        in_batch = room
+    n = prof.recent + in_batch + 1
     if n > policy.buyer_orders:
         reasons.append(Reason("velocity_buyer", policy.buyer_points * (n - policy.buyer_orders),
                               f"{n}/{policy.window_minutes}min"))
@@ -83,13 +91,16 @@ def assess(policy: RiskPolicy, prof: Profile, amount: int, group: str, group_ord
     if prof.new and policy.new_account_points:
         reasons.append(_NEW.get(policy.new_account_points) or _NEW.setdefault(
             policy.new_account_points, Reason("new_account", policy.new_account_points)))
-    value = policy.value_points(amount)
-    if value:
-        reasons.append(Reason("value", value, str(amount)))
+    if policy.value_steps:
+        value = policy.value_points(amount)
+        if value:
+            reasons.append(Reason("value", value, str(amount)))
     if prof.refunds and policy.refund_points:
         reasons.append(Reason("refunds", policy.refund_points * prof.refunds, str(prof.refunds)))
     if prof.guesses and policy.coupon_guess_points:
         reasons.append(Reason("coupon_guesses", policy.coupon_guess_points * prof.guesses, str(prof.guesses)))
+    if not reasons:
+        return Assessment(0, policy.decision(0), reasons)
     score = 0
     for x in reasons:
         score += x.points
