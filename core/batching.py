@@ -118,8 +118,9 @@ class GroupCommitter:
     def after_this_commit(self, callback: Callable[[], None]) -> None:
         """Called by a batch handler: run callback once the running batch has committed (never if it fails)."""
         this_batch = _AFTER_THIS_COMMIT.get()
-        if this_batch is None:
-            raise RuntimeError("after_this_commit is for batch handlers, while their batch runs")
+        if this_batch is None:  # a handler called outside the committer: no batch of ours to follow
+            log.debug("after_this_commit outside a batch: %r dropped", callback)
+            return
         this_batch.append(callback)
 
     async def submit(self, item: Request[T]) -> T:
