@@ -316,8 +316,7 @@ class Database:
                                                    isolation_level="AUTOCOMMIT")
             self._ping_idle(self.write_engine)
             self._ping_idle(self.read_engine)
-            self._pg_setup(self.write_engine)
-            self._pg_setup(self.read_engine)
+            self._pg_setup(self.write_engine)  # the group commit's (readers learn the types they use as they go)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}")
 
