@@ -112,7 +112,9 @@ class OrderBook:
         now = self.clock.now()
         products = await uow.products.get_many(sorted({r.product_id for r in reqs}))
         holds = await uow.orders.open_holds(list({r.buyer for r in reqs}), now)
-        landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id])
+        # An order that may have landed already comes back alone: after a failed batch (a commit whose outcome is
+        # unknown) the group committer retries its items one by one, so only a batch of one needs looking for it.
+        landed = await uow.orders.get_many([r.order_id for r in reqs if r.order_id]) if len(reqs) == 1 else {}
         results: list[Order | Exception | None] = [None] * len(reqs)
         cap = self.policy.max_open_holds
         accepted: list[tuple[int, ReserveRequest, Product]] = []

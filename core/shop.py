@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 
 from core.alerts import AdminAlerts
 from core.background import Background
-from core.batching import GroupCommitter, QuietRequest
+from core.batching import Coalesced, GroupCommitter, QuietRequest
 from core.clock import Clock
 from core.coordination import ALL, CacheBus, LocalShared, Shared
 from core.customers import CustomerBook
@@ -35,7 +35,7 @@ from core.models import (
     new_order_id,
 )
 from core.orders import OrderBook, OrderPolicy, ReserveRequest
-from core.outbox import OutboxDispatcher, decrypt_codes, load_stored
+from core.outbox import ClaimOutbox, FinishOutbox, OutboxDispatcher, SaveParts, decrypt_codes, load_stored
 from core.payments import Outcome, PaymentDesk, PaymentNotice, PaymentResult, Refusal
 from core.ports import Notifier, PaymentGateway, Supplier, TemplateNotifier, UnitOfWork, UnitOfWorkFactory
 from core.privacy import PrivacyDesk
@@ -101,7 +101,8 @@ class Shop:
         self.single_process = single_process
         self.gateways: dict[str, PaymentGateway] = dict(gateways or {})
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
-        self.committer = GroupCommitter(uow_factory, max_batch=max_batch)
+        self.committer = GroupCommitter(uow_factory, max_batch=max_batch, lanes=() if single_process else (
+            (ReserveRequest,), (ClaimOutbox, FinishOutbox, SaveParts)))  # PostgreSQL: side by side (batching.py)
         self.book = OrderBook(clock, policy or OrderPolicy())
         # Rules and risk check every reserve inside its batch, before the order book holds stock.
         self.guard = Guard(clock, risk, hold_cap=lambda: self.book.policy.max_open_holds,
@@ -135,6 +136,7 @@ class Shop:
         # transaction, so a product taken off sale elsewhere cannot be sold from a stale page.
         self.catalog_ttl = catalog_ttl
         self._catalog: tuple[float, list[Product]] | None = None
+        self._catalog_read = Coalesced(self._read_catalog)  # callers finding it stale at once share one read
         self.caches.on("catalog", self._drop_catalog)
         self.customer_book = CustomerBook(uow_factory, self.committer, clock, self.languages, default_language,
                                           customer_ttl, self.caches)  # core/customers.py
@@ -240,15 +242,18 @@ class Shop:
 
     def _drop_catalog(self, _key: str) -> None:
         self._catalog = None
+        self._catalog_read.forget()
 
     async def _all_products(self) -> list[Product]:
         cached = self._catalog
         if cached is not None and time.monotonic() - cached[0] < self.catalog_ttl:
             return cached[1]
+        return await self._catalog_read.get()
+
+    async def _read_catalog(self) -> list[Product]:
         async with self.uow() as uow:
-            items = await uow.products.list(active_only=False)
-        self._catalog = (time.monotonic(), items)
-        return items
+            self._catalog = (time.monotonic(), await uow.products.list(active_only=False))
+        return self._catalog[1]
 
     async def products(self, category: str | None = None, *, include_inactive: bool = False) -> list[Product]:
         items = [p for p in await self._all_products() if include_inactive or p.active]

@@ -86,6 +86,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 BULK_ROWS = 256  # executemany with more rows than this runs in aiosqlite's thread
 PING_IDLE = 10.0  # seconds a PostgreSQL connection may sit idle in the pool before it is pinged at checkout
+# asyncpg learns each array type by a query of its own on every connection, the first time a statement uses it (the
+# array parameters of storage/base.py): one query for them all when a connection is made, instead of one each later.
+_PG_ARRAY_TYPES = ("SELECT CAST($1 AS bigint[]), CAST($2 AS integer[]), CAST($3 AS varchar[]), CAST($4 AS text[]), "
+                   "CAST($5 AS timestamptz[]), CAST($6 AS json[])")
+WARM_WRITERS = 3  # PostgreSQL write connections opened by `upgrade`: one per group-commit lane (core/shop.py)
 
 
 class _OneTripCursor:
@@ -301,13 +306,17 @@ class Database:
             # connection). Writers (the group commit first of all) have their own, so a burst of reads never
             # makes a payment wait for a connection. No pre-ping at every checkout (with asyncpg: BEGIN, a ping,
             # ROLLBACK, three round trips before each transaction); a connection idle for PING_IDLE seconds is.
-            self.write_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
+            # Last in, first out: the group commit's batches (one at a time) keep reusing the connection that has
+            # their statements prepared, instead of going round every connection preparing them again.
+            self.write_engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0,
+                                                    pool_use_lifo=True)
             # Readers run without BEGIN and ROLLBACK (autocommit): under READ COMMITTED each statement reads its
             # own snapshot anyway, so a read is one round trip a statement, as SQLite's readers are.
             self.read_engine = create_async_engine(url, echo=echo, pool_size=pool_size * 2, max_overflow=0,
                                                    isolation_level="AUTOCOMMIT")
             self._ping_idle(self.write_engine)
             self._ping_idle(self.read_engine)
+            self._pg_setup(self.write_engine)  # the group commit's (readers learn the types they use as they go)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}")
 
@@ -328,6 +337,14 @@ class Database:
                 engine.dialect.do_ping(dbapi_conn)
             except Exception as exc:  # noqa: BLE001 - gone: the pool replaces it
                 raise DisconnectionError(str(exc)) from exc
+
+    @staticmethod
+    def _pg_setup(engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(_PG_ARRAY_TYPES, (None,) * 6)
+            cur.close()
 
     @staticmethod
     def _sqlite_setup(engine: AsyncEngine, begin: str | None, synchronous: str) -> None:
@@ -351,7 +368,7 @@ class Database:
         return SqlUnitOfWork(self.write_engine if write else self.read_engine, self.dialect, self._now, write=write)
 
     async def upgrade(self) -> None:
-        """Apply Alembic migrations up to head."""
+        """Apply Alembic migrations up to head; on PostgreSQL then open the write connections the lanes use."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
 
@@ -361,6 +378,12 @@ class Database:
 
         async with self.write_engine.begin() as conn:
             await conn.run_sync(run)
+        if self.dialect == "postgresql":
+            # The write connections the group commit's lanes use, made now (connect, authentication, types) rather
+            # than by the first buyers.
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(min(WARM_WRITERS, self.write_engine.pool.size())):  # type: ignore[attr-defined]
+                    await stack.enter_async_context(self.write_engine.connect())
 
     async def current_revision(self) -> str | None:
         async with self.read_engine.connect() as conn:

@@ -12,9 +12,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.models import AuditEntry, Buyer, Customer
 from storage import tables as t
-from storage.base import OFF_LOOP, SqlRepo, lock_key
+from storage.base import OFF_LOOP, SqlRepo, as_arrays, lock_key, unnest_insert
 
 # Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
+_AUDIT_COLUMNS = ["at", "action", "actor", "channel", "order_id", "product_id", "code_id", "detail"]
+_INSERT_AUDIT = unnest_insert(t.audit, _AUDIT_COLUMNS)  # PostgreSQL: a batch's entries in one statement
 _CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
                                              t.customers.c.external_id == bindparam("external_id"))
 
@@ -53,9 +55,14 @@ def _audit(r: Row[Any]) -> AuditEntry:
 
 class AuditRepo(SqlRepo):
     async def add_many(self, entries: Sequence[AuditEntry]) -> None:
-        await self.c.execute(t.audit.insert(), [
-            {"at": e.at, "action": e.action, "actor": e.actor, "channel": e.channel, "order_id": e.order_id,
-             "product_id": e.product_id, "code_id": e.code_id, "detail": e.detail} for e in entries])
+        if not entries:
+            return
+        rows = [{"at": e.at, "action": e.action, "actor": e.actor, "channel": e.channel, "order_id": e.order_id,
+                 "product_id": e.product_id, "code_id": e.code_id, "detail": e.detail} for e in entries]
+        if self.pg:
+            await self.c.execute(_INSERT_AUDIT, as_arrays(rows, _AUDIT_COLUMNS))
+        else:
+            await self.c.execute(t.audit.insert(), rows)
 
     async def for_order(self, order_id: str) -> list[AuditEntry]:
         rows = await self.c.execute(select(t.audit).where(t.audit.c.order_id == order_id).order_by(t.audit.c.id))
