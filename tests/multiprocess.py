@@ -393,13 +393,14 @@ async def buy_one(api: Shoppers, result: RaceResult, user: dict, product_id: int
 
 class Cluster:
     """N store processes, a private Redis and a fresh database behind the fake Bot API; see the module docstring.
-    `codes`: imported before the processes start (through `run.py codes import`); `copies_every`, `delivery_timeout`:
-    see tests/fake_bot_api/delivery.py."""
+    `codes`: imported before the processes start (`prepare=False`: none, the processes start together on a blank
+    database); `copies_every`, `delivery_timeout`: see tests/fake_bot_api/delivery.py."""
 
     def __init__(self, directory: Path, *, processes: int, codes: int, overall_per_second: float,
                  admin_url: str | None = None, copies_every: int = 0, delivery_timeout: float = 10.0,
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", prepare: bool = True) -> None:
         self.directory = directory
+        self.prepare = prepare
         self.n = processes
         self.n_codes = codes
         self.overall_per_second = overall_per_second
@@ -438,26 +439,36 @@ class Cluster:
                 vault=vault, overall_per_second=self.overall_per_second, log_level=self.log_level)))
             self.stores.append(StoreProcess(f"store{i}", cfg, port))
         self._stack.push_async_callback(self._stop_stores)
-        await self._import_codes()
-        await asyncio.gather(*(s.start() for s in self.stores))
+        if self.prepare:
+            await self._import_codes()
+        started = await asyncio.gather(*(s.start() for s in self.stores), return_exceptions=True)
+        failed = [e for e in started if isinstance(e, BaseException)]
+        if failed:
+            raise failed[0]
         self.product_id = (await query(self.db_url, "SELECT id FROM products WHERE sku = $1", SKU))[0]["id"]
         self.api.deliver_to([s.hook_url for s in self.stores], SECRET, timeout=self.delivery_timeout,
                             retry_seconds=0.5, copies_every=self.copies_every)
 
     async def _import_codes(self) -> None:
-        """`run.py codes import` before any store starts: migrates the new database and fills the pool."""
+        """Before any store starts: the new database migrated, the catalogue synced and the pool filled (the stores
+        then start on a database that is ready, as after `run.py codes import`)."""
         await self.restock(self.n_codes)
 
     async def restock(self, n: int) -> None:
-        """`run.py codes import` of `n` new codes (while the stores run, too)."""
-        lines = self.directory / "codes.txt"
-        lines.write_text("".join(f"MP-{secrets.token_hex(6).upper()}\n" for _ in range(n)))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "run.py", "--config", str(self.stores[0].config), "codes", "import", SKU, str(lines),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"codes import failed: {err.decode()[-2000:]}")
+        """`n` new codes in the pool, imported as `run.py codes import` does (while the stores run, too)."""
+        from app import App  # noqa: PLC0415 - the store's modules load only when a cluster starts
+        from config.settings import parse_settings  # noqa: PLC0415
+        from core.supply import import_codes  # noqa: PLC0415
+
+        settings = parse_settings(yaml.safe_load(self.stores[0].config.read_text()), self.directory, env={})
+        app = await App.open(settings)
+        try:
+            report = await import_codes(app.db.uow, app.vault, app.clock, SKU,
+                                        [f"MP-{secrets.token_hex(6).upper()}\n".encode() for _ in range(n)])
+        finally:
+            await app.close()
+        if report.imported != n:
+            raise RuntimeError(f"imported {report.imported} of {n} codes: {report}")
 
     async def _stop_stores(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.stores))
