@@ -281,9 +281,11 @@ def reseller_desk(shop: Shop, settings: Settings) -> ResellerDesk:
 def group_desk(shop: Shop, resellers: ResellerDesk, settings: Settings) -> GroupDesk:
     """Reseller group chats on the Telegram channel (`telegram.groups`)."""
     g = settings.telegram.groups
-    return GroupDesk(shop.uow, shop.clock, resellers=resellers, listing=shop,
+    desk = GroupDesk(shop.uow, shop.clock, resellers=resellers, listing=shop,
                      wake=shop.dispatcher.wake, channel="telegram", confirm_minutes=g.confirm_minutes,
                      buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
+    desk.shared = shop.shared  # /buy counted across processes with Redis
+    return desk
 
 
 def card_face_desk(shop: Shop, settings: Settings) -> CardFaceDesk:

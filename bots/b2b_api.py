@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
-from aiolimiter import AsyncLimiter
 
+from core.coordination import LocalShared, Shared
 from core.errors import StoreError
 from core.resellers import MAX_QTY, B2BOrder, Reseller, ResellerDesk, ResellerError, WalletEntry
 from core.signing import PREFIX, sign
@@ -75,12 +75,12 @@ class B2BApi:
     """The /api/v1 routes over a ResellerDesk. `i18n` (locales.Translator) words the error messages."""
 
     def __init__(self, desk: ResellerDesk, i18n: Any, *, max_skew: int = MAX_SKEW,
-                 now: Callable[[], float] | None = None) -> None:
+                 now: Callable[[], float] | None = None, shared: Shared | None = None) -> None:
         self.desk = desk
         self.i18n = i18n
         self.max_skew = max_skew
         self._now = now or (lambda: desk.clock.now().timestamp())
-        self._limiters: dict[str, AsyncLimiter] = {}
+        self.shared: Shared = shared if shared is not None else LocalShared()
 
     def mount(self, app: web.Application, prefix: str = PREFIX) -> None:
         app.router.add_get(f"{prefix}/openapi.json", self.openapi)
@@ -143,12 +143,10 @@ class B2BApi:
         expected = sign(key.secret, request.method, request.raw_path, ts, nonce, bytes(body), idempotency_key)
         if not SIGNATURE_RE.fullmatch(signature) or not hmac.compare_digest(expected, signature.lower()):
             raise ApiError("bad_signature")
-        limiter = self._limiters.get(key.key_id)
-        if limiter is None or limiter.max_rate != key.rate_per_second:
-            limiter = self._limiters[key.key_id] = AsyncLimiter(key.rate_per_second, 1)
-        if not limiter.has_capacity():
-            raise ApiError("rate_limited", rate=key.rate_per_second)
-        await limiter.acquire()
+        # the key's rate (a second's worth at once), counted by every store process together with Redis
+        rate = key.rate_per_second
+        if await self.shared.reserve(f"api:{key.key_id}:{rate}", rate, max(1, int(rate)), 0.0) is None:
+            raise ApiError("rate_limited", rate=rate)
         # Recorded only for requests that are signed right: a forger cannot use up someone's nonces.
         if await self.desk.replayed(key.key_id, nonce, self.max_skew):
             raise ApiError("replayed_nonce")
@@ -405,9 +403,9 @@ def openapi_document() -> dict[str, Any]:
     return doc
 
 
-def mount_api(server: Any, desk: ResellerDesk, settings: Any) -> B2BApi:
-    """The B2B API on the store's HTTP server (`run.py` with `server.api: true`)."""
+def mount_api(server: Any, desk: ResellerDesk, settings: Any, shared: Shared | None = None) -> B2BApi:
+    """The B2B API on the store's HTTP server (`run.py` with `server.api: true`); rate limits on `shared`."""
     api = B2BApi(desk, Translator(settings.store.languages, settings.store.default_language),
-                 max_skew=settings.server.api_max_skew_seconds)
+                 max_skew=settings.server.api_max_skew_seconds, shared=shared)
     server.add_b2b_api(api)
     return api

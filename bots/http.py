@@ -5,7 +5,9 @@ compared in constant time (missing: 401, wrong: 403, nothing processed). Bodies 
 Updates are processed before the answer, so Telegram re-sends what a crash interrupted; update ids already
 processed (the last 10,000 per process) are answered 200 and skipped. An update id is claimed before it is
 handled: a copy arriving while the first is still being handled (Telegram re-sends when an answer is slow)
-waits for it and gets the same answer, so it is handled once and a failed one is still sent again.
+waits for it and gets the same answer, so it is handled once and a failed one is still sent again. With several
+processes (`redis.url`) the claim is shared: a copy reaching another process is answered 503 while the first is
+handled (Telegram sends it again) and 200 once it was (for DONE_SECONDS).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import hmac
 import json
 import logging
 import re
+import secrets
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,11 +25,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestPayloadError
 
+from core.coordination import Shared
+
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024
 SEEN_UPDATES = 10_000
+HANDLING_SECONDS = 30.0  # a claim on an update id while it is handled (a process killed meanwhile: free after this)
+DONE_SECONDS = 600.0  # an update id handled, remembered by every process (a 200 lost on the way is re-sent)
+DONE = "done"
 
 
 def webhook_path(url: str) -> str:
@@ -58,7 +66,14 @@ class HttpServer:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._handling: dict[int, asyncio.Future[int]] = {}  # update id -> the HTTP status its handling ends with
 
-    def add_telegram(self, runtime: Any, path: str, secret: str) -> None:
+    def add_telegram(self, runtime: Any, path: str, secret: str, shared: Shared | None = None,
+                     bot: str = "bot") -> None:
+        """`shared` (core/coordination.py, Redis): an update id is claimed by one process of all; a copy that
+        reaches another process while the first is handled is answered 503 (Telegram sends it again later), one
+        handled already 200."""
+        shared = shared if shared is not None and shared.distributed else None
+        owner = secrets.token_hex(6)
+
         async def webhook(request: web.Request) -> web.Response:
             given = request.headers.get(SECRET_HEADER)
             if given is None:
@@ -76,6 +91,13 @@ class HttpServer:
             if first is not None:  # the same update is being handled right now: answer as that copy is answered
                 status = await asyncio.shield(first)
                 return web.Response(status=status, text="ok" if status == 200 else "not handled")
+            key, mine = f"tg:{bot}:update:{update_id}", f"{owner}:handling"
+            if shared is not None:
+                held = await shared.claim(key, mine, HANDLING_SECONDS)
+                if held is not None:  # another process has it
+                    if held == DONE:
+                        return web.Response(text="ok")
+                    return web.Response(status=503, text="being handled by another process")
             claim: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._handling[update_id] = claim
             status = 500  # an exception (or a cancelled request) leaves the id unclaimed: a re-send is handled
@@ -88,6 +110,9 @@ class HttpServer:
             finally:
                 del self._handling[update_id]
                 claim.set_result(status)
+                if shared is not None:
+                    await asyncio.shield(shared.put(key, DONE, DONE_SECONDS) if status == 200
+                                         else shared.release(key, mine))
             return web.Response(text="ok")
 
         self.app.router.add_post(path, webhook)

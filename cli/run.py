@@ -16,6 +16,7 @@ from bots.console import ConsoleNotifier, run_console
 from bots.http import HttpServer, webhook_path
 from bots.miniapp import mount_miniapp
 from bots.ops import mount_ops
+from bots.telegram.common import bot_id
 from bots.web import mount_console
 from cli.common import Voice
 from config.settings import Settings
@@ -82,11 +83,12 @@ async def serve(settings: Settings) -> int:
             webhook = runtime is not None and tg.mode == "webhook"
             if webhook:
                 secret = tg.webhook.secret.get_secret_value()
-                server.add_telegram(runtime, webhook_path(tg.webhook.url), secret)
+                server.add_telegram(runtime, webhook_path(tg.webhook.url), secret, app.shop.shared,
+                                    bot=bot_id(settings))
             mount_ops(server, app, app.metrics)  # /healthz, /readyz, /metrics whenever the server runs
             callbacks = mount_callbacks(server, app.shop, settings)  # suppliers' top-up results, when any
             if settings.server.api:  # the B2B API for resellers under /api/v1
-                mount_api(server, app.resellers, settings)
+                mount_api(server, app.resellers, settings, app.shop.shared)
             if settings.console.enabled:  # the merchant's web console under /console/
                 mount_console(server, app)
                 log.info("web console at %s/console/", settings.server.base_url())

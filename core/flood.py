@@ -4,8 +4,9 @@ and never able to starve the other buyers.
 One token bucket per sender: `burst` updates at once, refilled at `per_minute`. An update beyond that waits for
 its token when that is at most `max_delay` seconds away (the sender is slowed: the update is handled late, in
 order); further ones are dropped until tokens come back, and the sender is told once per such episode. Buckets
-live in this process's memory (a bounded LRU: the oldest sender is forgotten first); with several processes each
-enforces its own share, which is what a flood limit needs.
+live in this process's memory (a bounded LRU: the oldest sender is forgotten first); with `redis.url` (`shared`,
+core/coordination.py) every process draws on the same bucket per sender, so a flooder spread over several webhook
+processes is slowed as one.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
+
+from core.coordination import Shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +31,8 @@ ADMIT = Admission()
 
 class FloodGate:
     def __init__(self, per_minute: float, burst: int, max_delay: float, *,
-                 clock: Callable[[], float] = time.monotonic, max_senders: int = 100_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_senders: int = 100_000,
+                 shared: Shared | None = None, scope: str = "") -> None:
         if per_minute <= 0 or burst < 1 or max_delay < 0:
             raise ValueError("per_minute > 0, burst >= 1 and max_delay >= 0 are needed")
         self.rate = per_minute / 60.0
@@ -37,6 +41,23 @@ class FloodGate:
         self.clock = clock
         self.max_senders = max_senders
         self._buckets: OrderedDict[Hashable, list[float]] = OrderedDict()  # sender -> [tokens, at, warned]
+        self.shared = shared if shared is not None and shared.distributed else None
+        self.scope = scope  # the channel: its senders' buckets in `shared`
+        self._warned: OrderedDict[Hashable, None] = OrderedDict()  # senders told to slow down (shared buckets)
+
+    async def check(self, sender: Hashable) -> Admission:
+        """`admit`, on the bucket every process shares when there is one."""
+        if self.shared is None:
+            return self.admit(sender)
+        wait = await self.shared.reserve(f"flood:{self.scope}:{sender}", self.rate, int(self.burst), self.max_delay)
+        if wait is not None:
+            self._warned.pop(sender, None)
+            return ADMIT if wait <= 0 else Admission(delay=wait)
+        warn = sender not in self._warned
+        self._warned[sender] = None
+        while len(self._warned) > self.max_senders:
+            self._warned.popitem(last=False)
+        return Admission(drop=True, warn=warn)
 
     def admit(self, sender: Hashable) -> Admission:
         now = self.clock()
@@ -78,9 +99,9 @@ class FloodSettings(Protocol):
     def flood_max_delay_seconds(self) -> float: ...
 
 
-def gate_from(section: FloodSettings) -> FloodGate | None:
-    """The gate the `risk:` settings section asks for (None when risk checks are off)."""
+def gate_from(section: FloodSettings, shared: Shared | None = None, scope: str = "") -> FloodGate | None:
+    """The gate the `risk:` settings section asks for (None when risk checks are off), on `shared` buckets."""
     if not section.enabled:
         return None
     return FloodGate(section.flood_per_minute, section.flood_burst,
-                     section.flood_max_delay_seconds)
+                     section.flood_max_delay_seconds, shared=shared, scope=scope)

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from core.clock import Clock
+from core.coordination import Shared
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
 from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
@@ -153,8 +154,8 @@ class GroupRepo(Protocol):
 
 
 class Throttle:
-    """At most `limit` events per key in any `window` (a sliding window on the store's clock). In memory:
-    each process counts its own (Telegram sends a group's updates to one webhook process at a time)."""
+    """At most `limit` events per key in any `window` (a sliding window on the store's clock), in this process's
+    memory; GroupDesk counts on Redis instead when several processes share it."""
 
     MAX_KEYS = 10_000
 
@@ -195,6 +196,8 @@ class GroupDesk:
         self.confirm_ttl = timedelta(minutes=confirm_minutes)
         self.member_buys = Throttle(self.clock, buys_per_member)
         self.group_buys = Throttle(self.clock, buys_per_group)
+        # with Redis (core/coordination.py) every process counts the same /buy: a group's updates may reach any
+        self.shared: Shared | None = None
 
     def buyer(self, user: str) -> Buyer:
         return Buyer(self.channel, user)
@@ -294,9 +297,14 @@ class GroupDesk:
         return user
 
     # -- members: ordering ------------------------------------------------------------------------------------------
-    def throttled(self, chat: str, user: str) -> bool:
+    async def throttled(self, chat: str, user: str) -> bool:
         """True when this /buy is over the member's or the group's rate (a flood is slowed, not served)."""
-        return not (self.member_buys.allow(f"{chat}:{user}") and self.group_buys.allow(chat))
+        if self.shared is None or not self.shared.distributed:
+            return not (self.member_buys.allow(f"{chat}:{user}") and self.group_buys.allow(chat))
+        for key, limit in ((f"member:{chat}:{user}", self.member_buys.limit), (f"group:{chat}", self.group_buys.limit)):
+            if await self.shared.reserve(f"buys:{self.channel}:{key}", limit / 60.0, limit, 0.0) is None:
+                return True
+        return False
 
     async def quote(self, chat: str, user: str, sku: str, qty: int, language: str) -> Quote:
         """What `qty` of `sku` costs this group's reseller; kept as a pending quote only `user` may confirm."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
+from core.coordination import low_priority
 from core.errors import RecipientUnreachable, VaultError
 from core.logcontext import set_order
 from core.metrics import NO_METRICS, Metrics
@@ -336,13 +337,15 @@ class OutboxDispatcher:
         elif item.kind in ("notify", "broadcast"):  # a broadcast is a notice of lower priority (core/broadcast.py)
             p = item.payload
             notifier = self._notifier(item.channel)
-            if p.get("template"):  # outside the channel's reply window: the merchant's template message
-                if not (isinstance(notifier, TemplateNotifier) and notifier.templates_ready):
-                    return False, f"no template message set up for {item.channel}", {}
-                await notifier.notify_template(item.recipient, p.get("language", ""),
-                                                                       p["key"], p.get("params", {}))
-            else:
-                await notifier.notify(item.recipient, p.get("language", ""), p["key"], p.get("params", {}))
+            if p.get("template") and not (isinstance(notifier, TemplateNotifier) and notifier.templates_ready):
+                return False, f"no template message set up for {item.channel}", {}
+            # a broadcast draws on its own lane of the channel's send limit (core/coordination.py)
+            with low_priority() if item.kind == "broadcast" else contextlib.nullcontext():
+                if p.get("template"):  # outside the channel's reply window: the merchant's template message
+                    await cast(TemplateNotifier, notifier).notify_template(item.recipient, p.get("language", ""),
+                                                                           p["key"], p.get("params", {}))
+                else:
+                    await notifier.notify(item.recipient, p.get("language", ""), p["key"], p.get("params", {}))
         else:
             return False, f"unknown outbox kind {item.kind}", {}
         return True, "", {}

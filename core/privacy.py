@@ -90,6 +90,7 @@ class PrivacyDesk:
         self.uow = uow
         self.clock = clock
         self.secret = secret  # the vault's fingerprint key
+        self.forgotten: Callable[[Buyer], None] = lambda _buyer: None  # an account erased (Shop: caches drop it)
 
     def anonymous(self, accounts: Sequence[Buyer]) -> str:
         first = min(b.key for b in accounts)
@@ -134,4 +135,6 @@ class PrivacyDesk:
             await uow.audit.add_many([AuditEntry("forget", anonymous, buyer.channel, now,
                                                  detail={"accounts": len(accounts), "rows": sum(changed.values())})])
             await uow.commit()
+        for account in accounts:  # no process keeps serving the erased row from its cache (core/coordination.py)
+            self.forgotten(account)
         return Forgotten(anonymous, tuple(b.channel for b in accounts), {k: v for k, v in changed.items() if v})

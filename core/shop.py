@@ -14,7 +14,7 @@ from core.alerts import AdminAlerts
 from core.background import Background
 from core.batching import GroupCommitter, QuietRequest
 from core.clock import Clock
-from core.coordination import CacheBus, LocalShared, Shared
+from core.coordination import ALL, CacheBus, LocalShared, Shared
 from core.customers import CustomerBook
 from core.errors import ErrorCode, StoreError
 from core.links import LinkDesk
@@ -117,6 +117,7 @@ class Shop:
         # Linked accounts (core/links.py): the codes' HMAC key is the vault's fingerprint key (never rotated).
         self.links = LinkDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)
         self.privacy = PrivacyDesk(uow_factory, clock, lambda: vault.ring.fingerprint_key)  # /mydata, forget
+        self.privacy.forgotten = lambda buyer: self.caches.changed("customer", buyer.key)
         self.committer.register(PaymentNotice, self.book.pay_batch)
         self.committer.register(RevealRequest, self._reveal_batch)
         self.dispatcher = OutboxDispatcher(uow_factory, self.committer, vault, clock, self.notifiers, self.gateways)
@@ -462,7 +463,7 @@ class Shop:
                 raise StoreError(ErrorCode.UNDER_REVIEW, order_id=order.id)
         product = await self.product(order.product_id)
         if product is None:  # made by another process a moment ago
-            self.catalog_changed()
+            self._drop_catalog(ALL)
             product = await self.product(order.product_id)
         assert product is not None
         return order, product
@@ -483,7 +484,7 @@ class Shop:
                 raise StoreError(ErrorCode.NOT_YOUR_ORDER)
         product = await self.product(order.product_id)
         if product is None:
-            self.catalog_changed()
+            self._drop_catalog(ALL)
             product = await self.product(order.product_id)
         assert product is not None
         return order, product

@@ -99,7 +99,7 @@ class GroupFlow:
             return GroupAnswer(errors.screen(self.i18n, ctx.language, exc))
 
     async def _buy(self, ctx: GroupCtx, args: list[str]) -> GroupAnswer | None:
-        if self.desk.throttled(ctx.chat, ctx.user):
+        if await self.desk.throttled(ctx.chat, ctx.user):
             if self._notices.allow(ctx.chat):
                 return GroupAnswer(self._error(ctx.language, "slow_down"))
             return None  # a flood: not answered at all (the group's 20 messages a minute are kept for orders)

@@ -243,9 +243,9 @@ class RedisShared:
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message and message.get("type") == "message":
-                        channel = channels.get(message["channel"])
-                        if channel is not None:
-                            self._tell(channel, str(message["data"]))
+                        name = channels.get(message["channel"])
+                        if name is not None:
+                            self._tell(name, str(message["data"]))
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()

@@ -42,10 +42,11 @@ from bots.telegram.common import (
     LibraryPort,
     OutMessage,
     TelegramFrontend,
+    bot_id,
     stop_sending,
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
-from bots.telegram.polling import PaymentFirstPolling, handled
+from bots.telegram.polling import PaymentFirstPolling, PollerLease, handled
 from bots.telegram.wiring import storefront
 from core.shop import Shop
 
@@ -268,10 +269,14 @@ class AiogramRuntime:
         self.dp.include_router(store_router(self.frontend))
         self._concurrent = concurrent_updates
         self._polling: PaymentFirstPolling[Update] | None = None
+        self._lease: PollerLease | None = None  # this process's claim to poll the bot (polling.py)
         self.face = FaceTask()  # the bot's commands and descriptions, set in the background at start (face.py)
 
     async def start(self) -> None:
-        """Long polling in the background; a payment update is confirmed only once handled (polling.py)."""
+        """Long polling in the background; a payment update is confirmed only once handled (polling.py). Refused
+        (ConfigError) when another store process polls this bot."""
+        self._lease = PollerLease(self.shop.shared, bot_id(self.settings))
+        await self._lease.take()
         self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         self._polling = PaymentFirstPolling(
             lambda offset, timeout: self.bot.get_updates(offset=offset, timeout=timeout,
@@ -299,5 +304,8 @@ class AiogramRuntime:
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None
+        if self._lease is not None:
+            await self._lease.release()
+            self._lease = None
         await stop_sending(self.shop.dispatcher, self.port)
         await self.bot.session.close()

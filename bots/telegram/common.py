@@ -355,7 +355,7 @@ class TelegramFrontend:
         The first dropped update of a flood is answered with "slow down"; later ones with nothing."""
         if self.flood is None or user_id in self.exempt:
             return True
-        a = self.flood.admit(user_id)
+        a = await self.flood.check(user_id)
         if not a.drop:
             if a.delay:
                 await asyncio.sleep(a.delay)
@@ -408,7 +408,7 @@ class TelegramFrontend:
         if self.groups is None:
             return
         if self.flood is not None and user_id not in self.exempt:
-            a = self.flood.admit(user_id)
+            a = await self.flood.check(user_id)
             if a.drop:
                 return
             if a.delay:
@@ -543,3 +543,9 @@ class StarsGateway:
             raise ValueError(f"payment {payment.id} has no Telegram payer to refund")
         await self.port.refund_stars(int(user_id), payment.provider_txn_id)
         return True
+
+
+def bot_id(settings: Any) -> str:
+    """The bot's own id, the token's part before the colon (public: it is the bot's user id): it names the bot's
+    shared keys (send limits, update ids, the poller), so two bots on one Redis never mix."""
+    return settings.telegram.token.get_secret_value().partition(":")[0] or "bot"

@@ -1,7 +1,8 @@
 """Outbound limits for the Bot API, around any library's TelegramPort.
 
 Telegram's limits (Bot FAQ): about 30 messages a second overall, 1 a second per chat, 20 a minute per group.
-Beyond them it answers 429 with `retry_after`. Sends wait their turn in leaky buckets (aiolimiter); a 429 is
+Beyond them it answers 429 with `retry_after`. Sends wait their turn in buckets shared by every store process
+(core/coordination.py; Redis with `redis.url`); a 429 is
 waited out and retried; a 403 (the user blocked the bot) becomes RecipientUnreachable, which the outbox does
 not retry forever. Both libraries' exceptions are recognised by their shape (`retry_after`, "Forbidden").
 """
@@ -9,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from aiolimiter import AsyncLimiter
-
 from bots.telegram.common import Button, OutMessage, TelegramPort
+from core.coordination import LOW_PRIORITY, LocalShared, Shared
 from core.errors import RecipientUnreachable
 from core.metrics import NO_METRICS, Metrics
 
@@ -28,7 +26,7 @@ OVERALL_PER_SECOND = 30
 PRIVATE_BURST = 3  # a reply may take a few messages at once (an invoice and its hold notice); then 1 a second
 GROUP_PER_MINUTE = 20
 RETRIES_ON_429 = 3
-MAX_CHATS_TRACKED = 10_000
+BROADCAST_SHARE = 0.5  # of the overall rate, at most, for broadcasts
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -45,35 +43,44 @@ def _forbidden(exc: BaseException) -> bool:
 
 
 class LimitedPort:
-    """A TelegramPort that keeps within Telegram's rates and survives 429s."""
+    """A TelegramPort that keeps within Telegram's rates and survives 429s.
+
+    The buckets are `Shared` ones (core/coordination.py): with `redis.url` every store process draws on the same
+    overall, per-chat and per-group buckets of this bot (keys `tg:<bot id>:...`), so N processes together send at
+    most `overall_per_second`; without Redis the buckets are this process's. Broadcasts (sent under
+    core.coordination.low_priority by the outbox) also draw on a lane of their own, `broadcast_share` of the
+    overall rate, so deliveries and answers are never queued behind an announcement to thousands. The overall rate
+    is paced evenly (one message every 1/rate seconds, no burst): no second ever holds more than the rate, whichever
+    process sent."""
 
     def __init__(self, port: TelegramPort, *, overall: float = OVERALL_PER_SECOND, per_chat_burst: int = PRIVATE_BURST,
-                 group_per_minute: int = GROUP_PER_MINUTE, metrics: Metrics = NO_METRICS) -> None:
+                 group_per_minute: int = GROUP_PER_MINUTE, metrics: Metrics = NO_METRICS,
+                 shared: Shared | None = None, bot: str = "bot", broadcast_share: float = BROADCAST_SHARE) -> None:
         self.port = port
         self.metrics = metrics  # time spent waiting on the limits (`send_limit_wait`, core/metrics.py)
-        self.overall = AsyncLimiter(overall, 1)
+        self.shared: Shared = shared if shared is not None else LocalShared()
+        self.overall = overall
         self.per_chat_burst = per_chat_burst
         self.group_per_minute = group_per_minute
-        self._chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self.broadcast_share = broadcast_share
+        self.prefix = f"tg:{bot}:"
 
-    def _chat_limiter(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._chats.pop(chat_id, None)
-        if limiter is None:
-            # Groups and channels have negative ids.
-            limiter = (AsyncLimiter(self.group_per_minute, 60) if chat_id < 0
-                       else AsyncLimiter(self.per_chat_burst, self.per_chat_burst))
-        self._chats[chat_id] = limiter
-        while len(self._chats) > MAX_CHATS_TRACKED:
-            self._chats.popitem(last=False)
-        return limiter
+    async def _chat_turn(self, chat_id: int) -> None:
+        if chat_id < 0:  # groups and channels have negative ids: 20 a minute
+            await self._waited(f"group:{chat_id}", self.group_per_minute / 60.0, self.group_per_minute, "group")
+        else:  # a burst of a few, then one a second
+            await self._waited(f"chat:{chat_id}", 1.0, self.per_chat_burst, "chat")
 
     async def _call(self, chat_id: int | None, call: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
         """`paced`: waits its turn in the overall bucket (messages); an unpaced call only waits out 429s."""
         for attempt in range(RETRIES_ON_429 + 1):
             if chat_id is not None:
-                await self._waited(self._chat_limiter(chat_id), "group" if chat_id < 0 else "chat")
+                await self._chat_turn(chat_id)
             if paced:
-                await self._waited(self.overall, "overall")
+                if LOW_PRIORITY.get():
+                    share = self.overall * self.broadcast_share
+                    await self._waited("broadcast", share, 1, "broadcast")
+                await self._waited("overall", self.overall, 1, "overall")
             try:
                 return await call()
             except Exception as exc:
@@ -88,13 +95,11 @@ class LimitedPort:
                 raise
         raise AssertionError("unreachable")
 
-    async def _waited(self, limiter: AsyncLimiter, limit: str) -> None:
-        if limiter.has_capacity():  # no wait: nothing to time
-            await limiter.acquire()
-            return
-        t0 = time.perf_counter()
-        await limiter.acquire()
-        self.metrics.observe("send_limit_wait", time.perf_counter() - t0, limit=limit)
+    async def _waited(self, bucket: str, per_second: float, burst: int, limit: str) -> None:
+        wait = await self.shared.reserve(self.prefix + bucket, per_second, burst)
+        if wait:  # the unit is ours; its time comes in `wait` seconds
+            await asyncio.sleep(wait)
+            self.metrics.observe("send_limit_wait", wait, limit=limit)
 
     async def send(self, chat_id: int, message: OutMessage) -> int:
         return await self._call(chat_id, lambda: self.port.send(chat_id, message))
@@ -138,9 +143,12 @@ class LimitedPort:
         return await self._call(None, self.port.username)
 
 
-def limited(port: TelegramPort, limits: Any = None, metrics: Metrics = NO_METRICS) -> TelegramPort:
-    """Wrap a port with the configured limits (config.settings.TelegramLimits) or the defaults."""
+def limited(port: TelegramPort, limits: Any = None, metrics: Metrics = NO_METRICS, *, shared: Shared | None = None,
+            bot: str = "bot") -> TelegramPort:
+    """Wrap a port with the configured limits (config.settings.TelegramLimits) or the defaults, drawn from `shared`
+    (every process's buckets with Redis) under the bot's id."""
     if limits is None:
-        return LimitedPort(port, metrics=metrics)
+        return LimitedPort(port, metrics=metrics, shared=shared, bot=bot)
     return LimitedPort(port, overall=limits.overall_per_second, per_chat_burst=limits.per_chat_burst,
-                       group_per_minute=limits.group_per_minute, metrics=metrics)
+                       group_per_minute=limits.group_per_minute, metrics=metrics, shared=shared, bot=bot,
+                       broadcast_share=limits.broadcast_share)

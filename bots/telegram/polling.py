@@ -19,15 +19,68 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from config.settings import ConfigError
+from core.coordination import Shared
 from core.logcontext import log_context
 
 log = logging.getLogger(__name__)
 
 U = TypeVar("U")
 STOP_GRACE = 5.0  # seconds the updates being handled get to finish when polling stops
+POLLER_SECONDS = 30.0  # the poller's claim on its bot; renewed every third of it, free this long after a crash
+
+
+class PollerLease:
+    """Only one process may poll a bot (Telegram answers a second getUpdates with 409 Conflict and the two cut each
+    other off): the poller claims `tg:<bot>:poller` in the shared state (core/coordination.py; with Redis every
+    store process sees it) and renews it while it polls. A second poller is refused at start, naming the way out."""
+
+    def __init__(self, shared: Shared, bot: str, *, wait: float = POLLER_SECONDS) -> None:
+        self.shared = shared
+        self.wait = wait  # how long a start waits for another poller's claim to lapse (a crashed one's does)
+        self.key = f"tg:{bot}:poller"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._renewing: asyncio.Task[None] | None = None
+
+    async def take(self) -> None:
+        held = await self.shared.claim(self.key, self.owner, POLLER_SECONDS)
+        if held is not None:  # perhaps a poller that crashed: its claim lapses unless it is alive and renews it
+            log.warning("another store process (%s) polls this bot; waiting up to %.0f s for its claim to lapse",
+                        held, self.wait)
+            deadline = time.monotonic() + self.wait + 1.0
+            while time.monotonic() < deadline:
+                await asyncio.sleep(min(1.0, self.wait / 4 or 0.1))
+                held = await self.shared.claim(self.key, self.owner, POLLER_SECONDS)
+                if held is None:
+                    break
+        if held is not None:
+            raise ConfigError([("telegram.mode", f"another store process ({held}) polls this bot already; polling "
+                                                 "allows one process: run several processes with telegram.mode: "
+                                                 "webhook, or stop the other one")])
+        self._renewing = asyncio.create_task(self._renew(), name="telegram-poller-lease")
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(POLLER_SECONDS / 3)
+            if (not await self.shared.renew(self.key, self.owner, POLLER_SECONDS)
+                    and await self.shared.claim(self.key, self.owner, POLLER_SECONDS) is not None):
+                log.error("another process took over polling this bot; this one goes on, and Telegram will "
+                          "answer one of the two with 409 Conflict: stop one of them")
+
+    async def release(self) -> None:
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+            self._renewing = None
+        await self.shared.release(self.key, self.owner)
 
 
 class PaymentFirstPolling(Generic[U]):
@@ -84,7 +137,11 @@ class PaymentFirstPolling(Generic[U]):
                     return
                 raise
             except Exception as exc:  # noqa: BLE001 - the network or the Bot API; try again later
-                log.warning("getUpdates failed (%s); again in %.1f s", type(exc).__name__, delay)
+                if "Conflict" in type(exc).__name__:  # aiogram's TelegramConflictError, PTB's Conflict
+                    log.error("getUpdates: Telegram says another program polls this bot (409 Conflict), or a webhook "
+                              "is set; only one poller per bot: again in %.1f s", delay)
+                else:
+                    log.warning("getUpdates failed (%s); again in %.1f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue

@@ -49,10 +49,11 @@ from bots.telegram.common import (
     LibraryPort,
     OutMessage,
     TelegramFrontend,
+    bot_id,
     stop_sending,
 )
 from bots.telegram.face import Face, FaceTask, apply_face, bot_face
-from bots.telegram.polling import PaymentFirstPolling, handled
+from bots.telegram.polling import PaymentFirstPolling, PollerLease, handled
 from bots.telegram.ptb_request import AiohttpRequest
 from bots.telegram.wiring import storefront
 from core.shop import Shop
@@ -220,13 +221,17 @@ class PtbRuntime:
         self.application.add_error_handler(log_handler_error)
         self._concurrent = concurrent_updates
         self._polling: PaymentFirstPolling[Update] | None = None
+        self._lease: PollerLease | None = None  # this process's claim to poll the bot (polling.py)
         self.face = FaceTask()  # the bot's commands and descriptions, set in the background at start (face.py)
 
     async def _ensure_initialized(self) -> None:
         await self.application.initialize()  # a no-op when already initialized
 
     async def start(self) -> None:
-        """Long polling in the background (returns once PTB has deleted any webhook and started polling)."""
+        """Long polling in the background (returns once PTB has deleted any webhook and started polling). Refused
+        (ConfigError) when another store process polls this bot."""
+        self._lease = PollerLease(self.shop.shared, bot_id(self.settings))
+        await self._lease.take()
         await self._ensure_initialized()
         self.face.start(self.port, self.settings, self.shop, self.frontend.i18n)
         await self.application.start()
@@ -261,6 +266,9 @@ class PtbRuntime:
         if self._polling is not None:
             await self._polling.stop()
             self._polling = None
+        if self._lease is not None:
+            await self._lease.release()
+            self._lease = None
         if self.application.running:
             await self.application.stop()
         await stop_sending(self.shop.dispatcher, self.port)

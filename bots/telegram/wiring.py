@@ -13,7 +13,7 @@ from typing import Any
 from bots.cardface import paint_card
 from bots.telegram.admin import TelegramAdmin
 from bots.telegram.alerts import TelegramAlerts
-from bots.telegram.common import CHANNEL, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort
+from bots.telegram.common import CHANNEL, StarsGateway, TelegramFrontend, TelegramNotifier, TelegramPort, bot_id
 from bots.telegram.face import webapp_url
 from bots.telegram.groups import GroupDeliveryNotifier, TelegramGroups
 from bots.telegram.limits import limited
@@ -28,7 +28,8 @@ from locales import Translator
 def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFrontend:
     """The library-neutral part: flow and frontend; `frontend.parts` holds the notifiers, the Stars gateway and
     the merchant alerts the outbox and the shop use, for the composition root to register (App.plug)."""
-    port = limited(port, settings.telegram.limits, shop.metrics)
+    # the bot's buckets, shared by every process (core/coordination.py)
+    port = limited(port, settings.telegram.limits, shop.metrics, shared=shop.shared, bot=bot_id(settings))
     i18n = Translator(settings.store.languages, settings.store.default_language)
     flow = CustomerFlow(shop, i18n, shop_name=settings.store.name, support=settings.store.support,
                         show_stars=True, numbered=False, ask_phone=True,
@@ -57,7 +58,8 @@ def storefront(settings: Any, shop: Shop, port: TelegramPort) -> TelegramFronten
     if desk is not None:
         groups = TelegramGroups(desk, shop, port, i18n, admins=list(settings.telegram.admins))
         parts.notifiers[desk.deliver_channel] = GroupDeliveryNotifier(groups, notifier)
-    frontend = TelegramFrontend(shop, flow, port, i18n, admin, groups, flood=gate_from(settings.risk),
+    frontend = TelegramFrontend(shop, flow, port, i18n, admin, groups,
+                                flood=gate_from(settings.risk, shop.shared, "telegram"),
                                 exempt=frozenset(settings.telegram.admins))
     frontend.parts = parts
     return frontend

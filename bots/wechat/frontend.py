@@ -296,7 +296,7 @@ class WeChatFrontend:
     async def _process(self, msg: Any) -> Reply:
         openid = str(msg.source)
         if self.flood is not None and openid not in self.exempt:
-            a = self.flood.admit(openid)
+            a = await self.flood.check(openid)
             if a.drop:  # told once per flood, then silence; nothing else of theirs is read meanwhile
                 return Reply(self.i18n.t(await self._language(openid), "risk.flood.slow_down") if a.warn else None)
             if a.delay:  # slowed: a late answer goes out as a customer-service message (the budget above)

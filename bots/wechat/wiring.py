@@ -90,7 +90,8 @@ class WeChatRuntime:
         kw = {"budget": budget} if budget is not None else {}
         self.frontend = WeChatFrontend(shop, flow, self.api, i18n, admin=self.admin, gateway=self.gateway,
                                        qr_png=qr, locks=locks, pending=pending,
-                                       flood=gate_from(settings.risk), exempt=frozenset(wx.admins), **kw)
+                                       flood=gate_from(settings.risk, shop.shared, "wechat"),
+                                       exempt=frozenset(wx.admins), **kw)
         # every process shares the pairs taken (replays.py)
         self.callback = WeChatCallback(wx.token.get_secret_value(), wx.appid, self.frontend.handle,
                                        aes_key=aes_key, replays=StoreReplayMemory(shop.committer),

@@ -31,8 +31,8 @@ class Webhook(BaseModel):
 
 
 class TelegramLimits(BaseModel):
-    """Outbound rates (leaky buckets; defaults from Telegram's Bot FAQ); raise them only for a local test server or
-    paid broadcasts."""
+    """Outbound rates (defaults from Telegram's Bot FAQ), for the bot as a whole: with `redis.url` every store process
+    draws on the same buckets. Raise them only for a local test server or paid broadcasts."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -40,6 +40,8 @@ class TelegramLimits(BaseModel):
     per_chat_burst: int = Field(3, ge=1, description="messages one private chat may get at once; then about one a "
                                                      "second")
     group_per_minute: int = Field(20, ge=1, description="messages a minute to one group")
+    broadcast_share: float = Field(0.5, gt=0, le=1, description="the part of `overall_per_second` broadcasts may "
+                                                               "use at most: deliveries and answers keep the rest")
 
 
 class TelegramGroups(BaseModel):

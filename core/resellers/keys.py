@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from core.clock import Clock
     from core.vault import Vault
 
-KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (suspensions show within it)
+KEY_CACHE_SECONDS = 5.0  # API keys and their resellers read from memory this long (a change drops them at once)
 API_KEY_AAD_BASE = 1 << 63  # vault associated data of an API secret: distinct from every code row id
 
 
