@@ -171,20 +171,23 @@ def vault_keys() -> dict[str, Any]:
 
 
 def store_config(*, db_url: str, redis_url: str, prefix: str, api_base: str, port: int, vault: dict[str, Any],
-                 overall_per_second: float, log_level: str = "WARNING") -> dict[str, Any]:
+                 overall_per_second: float, log_level: str = "WARNING", library: str = "ptb") -> dict[str, Any]:
     return {
         "store": {"name": "Multi Shop", "demo": False, "languages": ["en"], "default_language": "en",
                   "hold_minutes": 1, "max_open_holds": 3},
         "database": {"url": db_url, "pool_size": 5},
         "vault": vault,
         "server": {"host": "127.0.0.1", "port": port},
-        "redis": {"url": redis_url, "prefix": prefix, "timeout_seconds": 0.5},
-        "telegram": {"token": TOKEN, "api_base": api_base, "library": "aiogram", "mode": "webhook",
+        # A Redis call slower than timeout_seconds falls back to the process's own limits and de-duplication for a
+        # second; on a loaded 2-core machine an event loop busy with hundreds of buyers takes longer than the default
+        # 0.5 s to read an answer that came in time: 2 s keeps the fallback for Redis really being away.
+        "redis": {"url": redis_url, "prefix": prefix, "timeout_seconds": 2.0},
+        "telegram": {"token": TOKEN, "api_base": api_base, "library": library, "mode": "webhook",
                      "webhook": {"url": PUBLIC_HOOK, "secret": SECRET},
                      "limits": {"overall_per_second": overall_per_second, "per_chat_burst": 3}},
         # Small lease and intervals: a killed process's scheduler lease passes on, lapsed holds are released and
         # the outbox swept within seconds.
-        "jobs": {"lease_seconds": 5, "expire_holds_seconds": 1, "dispatch_outbox_seconds": 1,
+        "jobs": {"lease_seconds": 5, "expire_holds_seconds": 2, "dispatch_outbox_seconds": 2,
                  "daily_summary_at": ""},
         "logging": {"level": log_level},
         "catalog": [{"sku": SKU, "title": "Card", "price": 100, "stars": STARS, "max_qty": 1}],
@@ -205,7 +208,7 @@ class StoreProcess:
     def hook_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/tg/hook"
 
-    async def start(self, timeout: float = 90.0) -> None:
+    async def start(self, timeout: float = 180.0) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "run.py", "--config", str(self.config)], cwd=ROOT,
                                          stdout=out, stderr=subprocess.STDOUT)
@@ -393,13 +396,15 @@ async def buy_one(api: Shoppers, result: RaceResult, user: dict, product_id: int
 
 class Cluster:
     """N store processes, a private Redis and a fresh database behind the fake Bot API; see the module docstring.
-    `codes`: imported before the processes start (`prepare=False`: none, the processes start together on a blank
+    `library`: the processes' Telegram library (PTB by default: importing aiogram costs a process about 5 s of CPU
+    at start, PTB 0.3 s). `codes`: imported before the processes start (`prepare=False`: none, the processes start together on a blank
     database); `copies_every`, `delivery_timeout`: see tests/fake_bot_api/delivery.py."""
 
     def __init__(self, directory: Path, *, processes: int, codes: int, overall_per_second: float,
                  admin_url: str | None = None, copies_every: int = 0, delivery_timeout: float = 10.0,
-                 log_level: str = "WARNING", prepare: bool = True) -> None:
+                 log_level: str = "WARNING", prepare: bool = True, library: str = "ptb") -> None:
         self.directory = directory
+        self.library = library
         self.prepare = prepare
         self.n = processes
         self.n_codes = codes
@@ -436,7 +441,8 @@ class Cluster:
             cfg = self.directory / f"store{i}.yaml"
             cfg.write_text(yaml.safe_dump(store_config(
                 db_url=self.db_url, redis_url=self.redis.url, prefix=self.prefix, api_base=self.api.base, port=port,
-                vault=vault, overall_per_second=self.overall_per_second, log_level=self.log_level)))
+                vault=vault, overall_per_second=self.overall_per_second, log_level=self.log_level,
+                library=self.library)))
             self.stores.append(StoreProcess(f"store{i}", cfg, port))
         self._stack.push_async_callback(self._stop_stores)
         if self.prepare:

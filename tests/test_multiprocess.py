@@ -42,8 +42,9 @@ def assert_within_limits(cluster: Cluster, since: int) -> None:
     limit's worth and that burst; one chat no more than its burst and one a second."""
     one = cluster.api.send_rates(since=since, window=1.0)
     five = cluster.api.send_rates(since=since, window=5.0)
-    assert one.overall <= 2 * LIMIT, one
-    assert five.overall <= 6 * LIMIT, five
+    print("RATES", one, five)
+    assert one.overall <= 1.25 * LIMIT, one
+    assert five.overall <= 5.25 * LIMIT, five
     assert one.per_chat <= PER_CHAT_BURST + 1, one
 
 
