@@ -2,7 +2,8 @@
 """Scaling out: purchases per second with 1, 2 and 3 store processes on PostgreSQL + Redis, through Telegram
 webhooks.
 
-    .venv/bin/python bench/scale.py [--buyers 400] [--processes 1,2,3] [--limit 1000] [--postgres URL]
+    .venv/bin/python bench/scale.py [--buyers 400] [--processes 1,2,3] [--limit 1000] [--library ptb|aiogram]
+                                    [--repeat 1] [--postgres URL]
 
 For each number of processes, a fresh cluster (tests/multiprocess.py): a new PostgreSQL database, a private
 redis-server, N `run.py` processes in webhook mode (same database, Redis URL and prefix, bot token, vault keys),
@@ -59,7 +60,7 @@ def postgres_cpu() -> float:
 async def one_run(n: int, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     codes = args.buyers + args.warmup
     async with Cluster(directory, processes=n, codes=codes, overall_per_second=args.limit,
-                       admin_url=args.postgres, delivery_timeout=60) as cluster:
+                       admin_url=args.postgres, delivery_timeout=60, library=args.library) as cluster:
         await cluster.race(args.warmup, args.warmup, first=900_000)
         log(f"{n} process(es): {args.buyers} buyers at once")
         mark = cluster.api.mark()
@@ -92,7 +93,8 @@ async def one_run(n: int, args: argparse.Namespace, directory: Path) -> dict[str
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"bench": "scale", "buyers": args.buyers, "limit": args.limit, "cores": os.cpu_count()}
+    out: dict[str, Any] = {"bench": "scale", "buyers": args.buyers, "limit": args.limit, "library": args.library,
+                           "cores": os.cpu_count()}
     runs: dict[int, dict[str, Any]] = {}
     with temp_dir("bench-scale-") as d:
         for n in args.processes:
@@ -126,6 +128,8 @@ def main() -> int:
                     help="numbers of store processes to measure (1,2,3)")
     ap.add_argument("--limit", type=float, default=1000.0,
                     help="telegram.limits.overall_per_second of the shop (1000: not the bottleneck)")
+    ap.add_argument("--library", choices=["ptb", "aiogram"], default="ptb",
+                    help="the processes' Telegram library (ptb: starts in a fraction of aiogram's CPU)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per number of processes; the best is kept (1)")
     ap.add_argument("--postgres", default=os.environ.get("STORE_TEST_POSTGRES_URL", DEFAULT_PG),
                     help="the server to make a fresh database on")
