@@ -14,8 +14,10 @@ Both client libraries can poll it for real:
 The parts: wire.py (what the clients send and what they get back: `Call`, `ApiError`), state.py (what the fake
 holds: queue, chats, messages, files; waiting on a change), updates.py (the updates a test makes users send),
 methods.py (the Bot API methods of messages, files, commands, polling and webhooks), stars.py (invoices,
-pre-checkout and payments in Stars, refunds, the Star balance), server.py (`FakeBotAPI`: the HTTP server that
-routes each request to its method, records it, and lets a test wait for it).
+pre-checkout and payments in Stars, refunds, the Star balance), delivery.py (`api.deliver_to(urls, secret)`: pushed
+updates are POSTed to webhook URLs in turn, re-sent until answered 200, optionally in two copies at once; and
+`api.send_rates()`, the most messages received in any one second, overall and per chat), server.py (`FakeBotAPI`:
+the HTTP server that routes each request to its method, records it, and lets a test wait for it).
 
 Like the real server it also enforces a few rules that bite in production: callback_data of 1-64 bytes,
 text <= 4096 / caption <= 1024 chars, "message is not modified" on a no-op edit, no getUpdates while a

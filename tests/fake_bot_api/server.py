@@ -13,13 +13,13 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fake_bot_api.delivery import WebhookDelivery
 from tests.fake_bot_api.methods import BotMethods
 from tests.fake_bot_api.stars import StarsPayments
-from tests.fake_bot_api.updates import UpdateBuilders
 from tests.fake_bot_api.wire import BLOCKED, DEFAULT_ERRORS, ApiError, Call, decode
 
 
-class FakeBotAPI(UpdateBuilders, BotMethods, StarsPayments):
+class FakeBotAPI(WebhookDelivery, BotMethods, StarsPayments):
     """The fake server plus its state; see the package docstring. Sync helpers build/queue updates and
     inspect what the bot did; `wait_for` / `wait_confirmed` await the bot's reactions."""
 
@@ -38,6 +38,7 @@ class FakeBotAPI(UpdateBuilders, BotMethods, StarsPayments):
         return self.base
 
     async def stop(self) -> None:
+        await self.stop_delivery()
         self._closing = True
         self._notify()  # pending long polls answer [] right away, so cleanup does not wait for them
         if self._runner is not None:

@@ -10,6 +10,7 @@ import copy
 import itertools
 import mimetypes
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,10 @@ class BotState:
         self._faults: dict[str, list[tuple[int, int, str | None]]] = {}
         self._blocked: set[int] = set()
         self._waiters: set[asyncio.Future] = set()
+        self._hook: Any = None                   # webhook delivery (delivery.py), once deliver_to was called
+        self.webhook_answers: list[Any] = []     # ... every POST of an update and its outcome (delivery.Posted)
+        self.answered_ok: Counter[int] = Counter()  # ... update id -> how many of its POSTs were answered 200
+        self._pushed: set[int] = set()           # ... update ids pushed for delivery
         self.polls = 0                           # getUpdates requests received, answered or still waiting
         self._closing = False
         self._runner: web.AppRunner | None = None
