@@ -171,10 +171,6 @@ async def test_three_processes_sell_each_code_once_and_a_killed_one_loses_nothin
         assert len(sent) == CODES
 
 
-@pytest.mark.xfail(reason="the store's migrations are not serialised between processes: several processes started "
-                          "together on a blank PostgreSQL database each run `alembic upgrade`, and all but one stop "
-                          "with IntegrityError (CREATE TABLE alembic_version: duplicate key pg_type_typname_nsp_index)",
-                   strict=False)
 async def test_three_processes_started_together_on_a_blank_database_all_come_up_and_sell(tmp_path: Path) -> None:
     async with Cluster(tmp_path, processes=3, codes=0, overall_per_second=LIMIT, prepare=False) as cluster:
         assert all(s.alive for s in cluster.stores)
