@@ -6,8 +6,10 @@ package's asyncio client. Every key and channel starts with `redis.prefix`, so t
 - Claims: `SET NX PX` (GET of the winner's value for the loser); renew and release compare the value first.
 - Messages: pub/sub on `<prefix><channel>`, one listener task that reconnects by itself.
 
-Redis going away never stops the shop: a call that fails or takes longer than `redis.timeout_seconds` logs one
-WARNING and the process uses its own memory (core.coordination.LocalShared) for a second, then tries Redis again;
+Redis going away never stops the shop: a call that fails (or SLOW_IN_A_ROW calls in a row that take longer than
+`redis.timeout_seconds`: a busy process reads a quick answer late, which is not Redis being away; a slow call alone is
+answered from memory) logs one WARNING and the process uses its own memory (core.coordination.LocalShared) for a
+second, then tries Redis again;
 the first call that works again logs that Redis is back, and the listeners are told to drop every cache
 (`ALL`: messages may have been missed meanwhile). While Redis is away each process keeps its own limits, so the
 shop as a whole may send faster than the shared limit for that while — Telegram's 429s are still waited out.
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_SECONDS = 1.0  # after a failed call, this process's own memory is used this long before Redis is tried again
+SLOW_IN_A_ROW = 3  # calls slower than redis.timeout_seconds in a row that count as Redis being away
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 # KEYS[1]: the bucket; ARGV: seconds per unit, burst, max wait (negative: wait whatever it takes).
@@ -79,7 +82,7 @@ def redacted(url: str) -> str:
 class RedisShared:
     distributed = True
 
-    def __init__(self, url: str, prefix: str = "store:", *, timeout: float = 0.5) -> None:
+    def __init__(self, url: str, prefix: str = "store:", *, timeout: float = 2.0) -> None:
         self.url = url
         self.prefix = prefix
         self.timeout = timeout
@@ -93,7 +96,9 @@ class RedisShared:
         self._renew = self.client.register_script(RENEW)
         self._release = self.client.register_script(RELEASE)
         self._down_until = 0.0
+        self._down_since = 0.0
         self._down = False
+        self._slow = 0  # calls in a row that took longer than `timeout`
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
         self._listening: asyncio.Task[None] | None = None
         self.fallbacks = 0  # calls answered by this process's own memory (tests and /metrics read it)
@@ -133,6 +138,7 @@ class RedisShared:
 
     def _went_down(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + RETRY_SECONDS
+        self._down_since = time.monotonic()
         if not self._down:
             self._down = True
             log.warning("redis unreachable at %s (%s): send and rate limits, update de-duplication and cache "
@@ -140,20 +146,32 @@ class RedisShared:
                         type(exc).__name__)
 
     def _came_back(self) -> None:
-        self._down = False
-        log.warning("redis answers again at %s: limits and de-duplication are shared again", redacted(self.url))
+        if self._down:
+            self._down = False
+            self._slow = 0
+            log.warning("redis answers again at %s: limits and de-duplication are shared again", redacted(self.url))
 
     async def _call(self, remote: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]) -> T:
         if self._down and time.monotonic() < self._down_until:
             self.fallbacks += 1
             return await local()
+        started = time.monotonic()
         try:
             result = await asyncio.wait_for(remote(), self.timeout)
+        except (TimeoutError, RedisTimeoutError) as exc:
+            # Slow is not gone: a busy event loop reads a quick answer late. This call is answered here; only
+            # SLOW_IN_A_ROW such calls in a row count as Redis being away.
+            self._slow += 1
+            if self._slow >= SLOW_IN_A_ROW:
+                self._went_down(exc)
+            self.fallbacks += 1
+            return await local()
         except DOWN as exc:
             self._went_down(exc)
             self.fallbacks += 1
             return await local()
-        if self._down:
+        self._slow = 0
+        if self._down and started > self._down_since:  # a call begun before the failure proves nothing
             self._came_back()
         return result
 
@@ -237,6 +255,7 @@ class RedisShared:
                 await pubsub.subscribe(*channels)
                 if lost:
                     lost = False
+                    self._came_back()
                     for channel in self._listeners:
                         self._tell(channel, ALL)
                 delay = RETRY_SECONDS

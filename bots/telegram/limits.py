@@ -125,8 +125,9 @@ class LimitedPort:
         await self._call(None, lambda: self.port.set_menu_button(text, url))
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
-        # Answers to the user's own taps are not messages: no per-chat wait, never dropped.
-        await self._call(None, lambda: self.port.answer_callback(callback_id, text))
+        # Answers to the user's own taps are not messages (Telegram's 30 a second count messages): no wait in the
+        # buckets, so a tap's spinner stops at once however busy the shop's sending is; a 429 is still waited out.
+        await self._call(None, lambda: self.port.answer_callback(callback_id, text), paced=False)
 
     async def answer_pre_checkout(self, query_id: str, ok: bool, error: str | None = None) -> None:
         # Must be answered within 10 s: skips the queues.

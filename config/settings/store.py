@@ -234,5 +234,6 @@ class Redis(BaseModel):
     start_without: bool = Field(False, description="Redis unreachable at start: `false` refuses to start naming "
                                                    "`redis.url`; `true` starts with this process's own limits and "
                                                    "uses Redis once it answers")
-    timeout_seconds: float = Field(0.5, gt=0, le=10, description="how long one Redis call may take before the "
-                                                                 "process falls back to its own limits for a moment")
+    timeout_seconds: float = Field(2.0, gt=0, le=10, description="how long one Redis call may take before it is "
+                                                                 "answered from the process's own memory (three "
+                                                                 "in a row: Redis counts as away for a moment)")
