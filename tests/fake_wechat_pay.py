@@ -53,10 +53,8 @@ v3; else ValueError), and the signed notice is posted to `notify_target` (or the
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import itertools
 import json
 import re
@@ -74,11 +72,12 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
 from wechatpy.crypto import RefundCrypto
 from wechatpy.pay.utils import calculate_signature, dict_to_xml
+
+from tests.wechat_certs import make_cert, make_v3_merchant, self_signed  # noqa: F401 - tests import them from here
 
 # The fields of a unified order that must be the same for a repeat to get the same trade.
 SAME_ORDER = ("body", "total_fee", "fee_type", "trade_type", "product_id", "notify_url", "time_expire")
@@ -381,7 +380,7 @@ class FakeWeChatPay:
     @property
     def platform_cert(self) -> x509.Certificate:
         if self._platform_cert is None:
-            self._platform_cert = _self_signed(self.platform_key, "Tenpay.com Root CA")
+            self._platform_cert = self_signed(self.platform_key, "Tenpay.com Root CA")
         return self._platform_cert
 
     @property
@@ -588,41 +587,3 @@ class FakeWeChatPay:
         resource = self._v3_refund_of(trade, refund) | {"mchid": self.mch_id, "refund_status": status}
         return self._v3_event(f"REFUND.{status}", "退款成功", resource, "refund", sign_key=sign_key, tamper=False,
                               timestamp=None, apiv3_key=None)
-
-
-def _self_signed(key: Any, name: str) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
-
-
-def make_v3_merchant(directory: Path) -> tuple[Path, str, rsa.RSAPublicKey]:
-    """A merchant API key for v3 (RSA 2048, PKCS#8 PEM as apiclient_key.pem), the serial of its certificate
-    (as the merchant platform shows it) and its public key (for FakeWeChatPay's merchant_keys)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = directory / "apiclient_key.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    serial = format(_self_signed(key, "merchant").serial_number, "X")
-    return path, serial, key.public_key()
-
-def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (usable as its own CA) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path

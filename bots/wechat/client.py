@@ -262,7 +262,7 @@ class StoreWeChatClient(WeChatClient):
         if not self.auto_retry or not failed or getattr(self._retrying, "on", False):
             raise WeChatClientException(int(errcode), result.get("errmsg", errcode), client=self,
                                         request=getattr(res, "request", None), response=res)
-        log.info("wechat: the access token was refused (errcode %s); using a newer one", errcode)
+        log.info("wechat: the access token was refused (WeChat error %s); using a newer one", errcode)
         params["access_token"] = self._refresh(str(failed))
         self._retrying.on = True
         try:
