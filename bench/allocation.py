@@ -131,7 +131,7 @@ async def ours(directory: Path, db_url: str | None, buyers: int, pool: int, warm
         log(f"ours: {buyers} buyers start")
         prof = None
         if profile:
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.thread_time)
             prof.enable()
         r = await run_buyers(app, notifier, product.id, buyers, tag="buyer")
         if prof is not None:

@@ -12,20 +12,18 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, text, update
 
 from core.models import Buyer, Order, OrderStatus, OutboxItem, Payment
 from storage import tables as t
-from storage.base import SqlRepo, as_arrays, lock_key, unnest_insert
+from storage.base import SqlRepo, json_insert, json_rows, lock_key
 
 # Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
 _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
-# PostgreSQL: a batch's rows go in one INSERT of one array per column (storage/base.py unnest_insert).
+# PostgreSQL: a batch's rows go in one INSERT of one JSON parameter (storage/base.py json_insert).
 _ORDER_COLUMNS = [c.name for c in t.orders.c]
-_INSERT_ORDERS = unnest_insert(t.orders, _ORDER_COLUMNS)
+_INSERT_ORDERS = json_insert(t.orders, _ORDER_COLUMNS)
 _PAYMENT_COLUMNS = ["order_id", "provider", "provider_txn_id", "amount", "currency", "payer", "status", "created_at"]
-_INSERT_PAYMENTS = unnest_insert(t.payments, _PAYMENT_COLUMNS).returning(
-    t.payments.c.id, t.payments.c.provider, t.payments.c.provider_txn_id)
+_INSERT_PAYMENTS = json_insert(t.payments, _PAYMENT_COLUMNS, returning=("id", "provider", "provider_txn_id"))
 _OUTBOX_COLUMNS = ["kind", "channel", "recipient", "order_id", "payload", "status", "attempts", "next_attempt_at",
                    "created_at", "lease", "priority", "broadcast_id"]
-_INSERT_OUTBOX = unnest_insert(t.outbox, _OUTBOX_COLUMNS).returning(t.outbox.c.id, t.outbox.c.kind,
-                                                                    t.outbox.c.order_id)
+_INSERT_OUTBOX = json_insert(t.outbox, _OUTBOX_COLUMNS, returning=("id", "kind", "order_id"))
 # Sent rows, each still under the lease it was claimed with (a NULL lease matches nothing, as `lease = :ls` does).
 _MARK_SENT = text("UPDATE outbox SET status = 'sent', sent_at = :at, lease = NULL "
                   "FROM unnest(CAST(:ids AS bigint[]), CAST(:leases AS text[])) AS v(id, ls) "
@@ -76,7 +74,7 @@ class OrderRepo(SqlRepo):
              "promo": o.promo or None}
             for o in orders]
         if self.pg:
-            await self.c.execute(_INSERT_ORDERS, as_arrays(rows, _ORDER_COLUMNS))
+            await self.c.exec_driver_sql(_INSERT_ORDERS, json_rows(rows))
         else:
             await self.c.execute(t.orders.insert(), rows)
 
@@ -205,7 +203,7 @@ class PaymentRepo(SqlRepo):
         # INSERT per row on SQLite (callers never pass the same key twice).
         c = t.payments.c
         if self.pg:
-            res = await self.c.execute(_INSERT_PAYMENTS, as_arrays(rows, _PAYMENT_COLUMNS))
+            res = await self.c.exec_driver_sql(_INSERT_PAYMENTS, json_rows(rows))
         else:
             res = await self.c.execute(t.payments.insert().returning(c.id, c.provider, c.provider_txn_id), rows)
         ids = {(provider, txn): pid for pid, provider, txn in res}
@@ -253,7 +251,7 @@ class OutboxRepo(SqlRepo):
                  "payload": i.payload, "status": "pending", "attempts": 0, "next_attempt_at": lease_until or now,
                  "created_at": now, "lease": lease, **_rank(i)} for i in items]
         if self.pg:
-            res = await self.c.execute(_INSERT_OUTBOX, as_arrays(rows, _OUTBOX_COLUMNS))
+            res = await self.c.exec_driver_sql(_INSERT_OUTBOX, json_rows(rows))
         else:
             res = await self.c.execute(t.outbox.insert().returning(c.id, c.kind, c.order_id), rows)
         for i in items:

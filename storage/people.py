@@ -12,11 +12,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.models import AuditEntry, Buyer, Customer
 from storage import tables as t
-from storage.base import OFF_LOOP, SqlRepo, as_arrays, lock_key, unnest_insert
+from storage.base import OFF_LOOP, SqlRepo, json_insert, json_rows, lock_key
 
 # Run on every screen, built once: SQLAlchemy then skips building the statement and its cache key.
 _AUDIT_COLUMNS = ["at", "action", "actor", "channel", "order_id", "product_id", "code_id", "detail"]
-_INSERT_AUDIT = unnest_insert(t.audit, _AUDIT_COLUMNS)  # PostgreSQL: a batch's entries in one statement
+_INSERT_AUDIT = json_insert(t.audit, _AUDIT_COLUMNS)  # PostgreSQL: a batch's entries in one statement
 _CUSTOMER_BY_KEY = select(t.customers).where(t.customers.c.channel == bindparam("channel"),
                                              t.customers.c.external_id == bindparam("external_id"))
 
@@ -60,7 +60,7 @@ class AuditRepo(SqlRepo):
         rows = [{"at": e.at, "action": e.action, "actor": e.actor, "channel": e.channel, "order_id": e.order_id,
                  "product_id": e.product_id, "code_id": e.code_id, "detail": e.detail} for e in entries]
         if self.pg:
-            await self.c.execute(_INSERT_AUDIT, as_arrays(rows, _AUDIT_COLUMNS))
+            await self.c.exec_driver_sql(_INSERT_AUDIT, json_rows(rows))
         else:
             await self.c.execute(t.audit.insert(), rows)
 

@@ -16,7 +16,7 @@ from core.links import Identity
 from core.models import Buyer, OrderStatus
 from core.risk import Activity, Ban, BuyerFacts, Challenge, Counts, OrderRisk
 from storage import tables as t
-from storage.base import SqlRepo, lock_key
+from storage.base import SqlRepo, json_insert, json_rows, lock_key
 
 _LIVE = [OrderStatus.HELD.value, OrderStatus.PENDING.value, OrderStatus.DELIVERED.value]  # count against quotas
 _REFUNDED = [OrderStatus.REFUNDING.value, OrderStatus.REFUNDED.value]
@@ -190,6 +190,8 @@ class _Statements:
 
 
 _STATEMENTS: dict[bool, _Statements] = {}
+_INSERT_RISK = json_insert(t.order_risk, ["order_id", "buyer_channel", "buyer_id", "decision", "score", "reasons",
+                                          "review", "created_at", "decided_by"])
 
 
 def _sql(pg: bool) -> _Statements:
@@ -381,6 +383,12 @@ class RiskRepo(SqlRepo):
         if not rows:
             return
         # Straight to the driver: SQLAlchemy's per-row parameter processing was most of this batch's risk cost.
+        if self.pg:  # one statement, one round trip, one JSON parameter whatever the number of rows
+            await self.c.exec_driver_sql(_INSERT_RISK, json_rows([
+                {"order_id": r.order_id, "buyer_channel": r.buyer.channel, "buyer_id": r.buyer.external_id,
+                 "decision": r.decision, "score": r.score, "reasons": r.reasons, "review": r.review,
+                 "created_at": r.created_at, "decided_by": ""} for r in rows]))
+            return
         encode = json.JSONEncoder(separators=(",", ":")).encode
         done: dict[tuple[int, ...], str] = {}  # the guard shares one dict per distinct reason: encode each list once
 
@@ -391,28 +399,16 @@ class RiskRepo(SqlRepo):
                 out = done[key] = encode(reasons)
             return out
 
-        if self.pg:
-            # One statement, one round trip, whatever the number of rows (executemany pipelines one per row).
-            cols = list(zip(*[(r.order_id, r.buyer.channel, r.buyer.external_id, r.decision, r.score,
-                               dumps(r.reasons), r.review, r.created_at) for r in rows], strict=True))
-            await self.c.exec_driver_sql(
-                "INSERT INTO order_risk (order_id, buyer_channel, buyer_id, decision, score, reasons, review, "
-                "created_at, decided_by) SELECT o, ch, id, d, s, CAST(r AS json), rv, at, '' FROM unnest("
-                "CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]), CAST($5 AS int[]), "
-                "CAST($6 AS text[]), CAST($7 AS text[]), CAST($8 AS timestamptz[])) AS v(o, ch, id, d, s, r, rv, at)",
-                tuple(list(c) for c in cols))
-            return
-        else:
-            sql = ("INSERT INTO order_risk (order_id, buyer_channel, buyer_id, decision, score, reasons, review, "
-                   "created_at, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')")
-            # The text SQLAlchemy's SQLite DATETIME writes (UTCDateTime stores UTC without a zone).
-            stamps: dict[datetime, str] = {}
-            for r in rows:
-                if r.created_at not in stamps:
-                    stamps[r.created_at] = _stamp(r.created_at)
-            params = [(r.order_id, r.buyer.channel, r.buyer.external_id, r.decision, r.score, dumps(r.reasons),
-                       r.review, stamps[r.created_at]) for r in rows]
-        await self.c.exec_driver_sql(sql, params)
+        # The text SQLAlchemy's SQLite DATETIME writes (UTCDateTime stores UTC without a zone).
+        stamps: dict[datetime, str] = {}
+        for r in rows:
+            if r.created_at not in stamps:
+                stamps[r.created_at] = _stamp(r.created_at)
+        await self.c.exec_driver_sql(
+            "INSERT INTO order_risk (order_id, buyer_channel, buyer_id, decision, score, reasons, review, "
+            "created_at, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
+            [(r.order_id, r.buyer.channel, r.buyer.external_id, r.decision, r.score, dumps(r.reasons), r.review,
+              stamps[r.created_at]) for r in rows])
 
     async def get_many(self, order_ids: Sequence[str]) -> dict[str, OrderRisk]:
         if not order_ids:
