@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -17,11 +16,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import yaml
 from sqlalchemy.engine import make_url
 
 from config.settings import Settings, parse_settings
+from storage.scratch import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]  # the benchmarks put it on sys.path before importing bench.common
 
@@ -112,23 +111,14 @@ async def postgres_database(url: str) -> AsyncIterator[str]:
     base = make_url(url)
     if base.get_backend_name() != "postgresql":
         raise SystemExit(f"--postgres wants a postgresql+asyncpg:// URL, got {base.drivername}")
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"bench_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
+    made = await create_database(url, "bench_")
+    name = make_url(made).database
     log(f"created PostgreSQL database {name} on {base.host}:{base.port}")
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield made
     finally:
         try:
-            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await drop_database(url, made)
             log(f"dropped PostgreSQL database {name}")
         except Exception as exc:  # noqa: BLE001
             log(f"WARNING: could not drop database {name}: {exc}")

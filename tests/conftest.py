@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -38,23 +37,15 @@ def pg_database() -> str:
                                                       "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     import asyncpg  # noqa: PLC0415 - keeps tests/unit free of DB drivers
 
+    from storage.scratch import create_database, drop_database  # noqa: PLC0415 - as above
+
     base = _pg_admin(PG_URL)
-    name = f"store_test_{secrets.token_hex(4)}"
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = asyncio.run(create_database(PG_URL, "store_test_"))
     except (OSError, asyncpg.PostgresError) as exc:
         (pytest.fail if PG_REQUIRED else pytest.skip)(f"PostgreSQL at {base.host}:{base.port} is unreachable: {exc}")
-    yield base.set(database=name).render_as_string(hide_password=False)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield url
+    asyncio.run(drop_database(PG_URL, url))
 
 
 @pytest.fixture

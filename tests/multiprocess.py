@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import redis.asyncio as aioredis
 import yaml
 from sqlalchemy.engine import make_url
 
+from storage.scratch import scratch_database
 from tests.fake_bot_api import Call, FakeBotAPI
 from tests.helpers import free_port
 
@@ -124,25 +124,9 @@ class PrivateRedis:
 
 # -- PostgreSQL -------------------------------------------------------------------------------------------------
 
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
+def fresh_database(admin_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     """A new database on the server of `admin_url` (a postgresql+asyncpg:// URL), dropped at the end."""
-    base = make_url(admin_url)
-    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"mp_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_database(admin_url, "mp_")
 
 
 async def query(url: str, sql: str, *args: Any) -> list[Any]:

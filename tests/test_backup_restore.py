@@ -4,21 +4,19 @@ holding data and a file that is no backup are refused with a clear message, noth
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from app import App
 from core.errors import VaultError
 from core.vault import KeyRing, write_key_file
 from storage.jobs import SqlJobStore
 from storage.ops import OpsQueries
+from storage.scratch import create_database, drop_database
 from tests.conftest import PG_URL
 from tests.helpers import (
     buyer,
@@ -176,22 +174,10 @@ needs_pg_tools = pytest.mark.skipif(not (shutil.which("pg_dump") and shutil.whic
                                     reason="pg_dump/pg_restore are not installed or STORE_TEST_POSTGRES_URL is unset")
 
 
-async def _admin(sql: str) -> None:
-    dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @needs_pg_tools
 async def test_given_postgresql_then_backup_is_pg_dump_and_restore_round_trips_onto_a_fresh_database(
         tmp_path: Path) -> None:
-    names = [f"store_backup_{os.getpid()}_{i}" for i in ("src", "dst")]
-    urls = [make_url(PG_URL).set(database=n).render_as_string(hide_password=False) for n in names]
-    for n in names:
-        await _admin(f'CREATE DATABASE "{n}"')
+    urls = [await create_database(PG_URL, f"store_backup_{i}_") for i in ("src", "dst")]
     try:
         src, dst = tmp_path / "src", tmp_path / "dst"
         src.mkdir()
@@ -218,6 +204,6 @@ async def test_given_postgresql_then_backup_is_pg_dump_and_restore_round_trips_o
         wrong = run_cli(write_config(dst, url=urls[1]), "restore", str(sqlite_backup))
         assert wrong.returncode == 2 and "cannot be restored onto PostgreSQL" in wrong.stderr
     finally:
-        for n in names:
-            await _admin(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+        for url in urls:
+            await drop_database(PG_URL, url)
 
