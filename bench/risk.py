@@ -12,7 +12,9 @@ the latency the check added to it (`risk_ms_p99`; `risk_cpu_ms_p99` the CPU time
 the same spans, which other processes on the machine do not inflate; `risk_ms_amortized_p99` divides the wall
 time by the batch's size). Also the
 same run with `risk.enabled: false` for the throughput either way (the two alternate in order round by round);
-`risk_throughput_ratio` is the best round with the check over the best without (target: at least 0.9).
+`risk_throughput_ratio` is the median round with the check over the median without (target: at least 0.9; a round
+lasts a fifth of a second, so one lucky or unlucky round would decide a best-against-best figure, which is printed
+too as `risk_throughput_ratio_best`).
 After a warm-up of 100 orders the heap is settled as run.py does when the store starts serving.
 The last line is one JSON object.
 """
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import statistics
 import sys
 import time
 from collections import Counter
@@ -104,7 +107,7 @@ async def one_round(directory: Path, url: str, orders: int, enabled: bool) -> di
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--postgres", default="")
     args = ap.parse_args()
     on: list[dict[str, Any]] = []
@@ -141,12 +144,16 @@ async def main() -> int:
         "ordinary_delivered": ordinary_delivered, "ordinary_buyers": ordinary_n,
         "scalper_orders_passed": scalper_passed, "scalper_attempts": SCALPER_ORDERS,
         "scalper_outcomes": on[-1]["scalper"],
-        "orders_per_s_risk_on": round(max(res["orders_per_s"] for res in on), 1),
-        "orders_per_s_risk_off": round(max(res["orders_per_s"] for res in off), 1),
+        "orders_per_s_risk_on": round(statistics.median(res["orders_per_s"] for res in on), 1),
+        "orders_per_s_risk_off": round(statistics.median(res["orders_per_s"] for res in off), 1),
+        "orders_per_s_risk_on_runs": [round(res["orders_per_s"], 1) for res in on],
+        "orders_per_s_risk_off_runs": [round(res["orders_per_s"], 1) for res in off],
         "reserve_batches": sum(res["reserve_batches"] for res in on),
     }
     # What the check costs in throughput, within this run (at least 0.9: the check must not cost a tenth).
     figures["risk_throughput_ratio"] = round(figures["orders_per_s_risk_on"] / figures["orders_per_s_risk_off"], 3)
+    figures["risk_throughput_ratio_best"] = round(max(res["orders_per_s"] for res in on)
+                                                  / max(res["orders_per_s"] for res in off), 3)
     figures["ok"] = (p99 <= 5.0 and false_challenges == 0 and false_other == 0 and ordinary_delivered == ordinary_n
                      and scalper_passed <= 6 and figures["risk_throughput_ratio"] >= 0.9)
     emit(figures)
