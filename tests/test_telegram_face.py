@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bots.telegram.face import BUYER_COMMANDS, fit, merchant_commands, utf16_len
+from app import App
+from bots.telegram.face import BUYER_COMMANDS, fit, merchant_commands, set_face_quietly, utf16_len
 from handlers.admin import COMMANDS as ADMIN_COMMANDS
 from locales import Translator
 from tests.fake_bot_api import FakeBotAPI
 from tests.helpers import run_cli
-from tests.telegram_harness import TOKEN, Shopfront
+from tests.redis_kit import redis_prefix  # noqa: F401 - a fixture used by name
+from tests.telegram_harness import TOKEN, Shopfront, store_settings
 
 I18N = Translator(("en", "zh_CN"))
 CATEGORISED = [
@@ -154,6 +156,27 @@ async def test_an_unreachable_bot_api_does_not_hold_up_the_start(tmp_path: Path,
             async with Shopfront(api, tmp_path, library=library) as shop:
                 assert await face_set(shop) is False
                 assert api.descriptions == {}  # the first refusal stops the rest; the next start tries again
+
+
+async def test_processes_of_one_bot_on_redis_set_the_face_once_and_a_failed_attempt_lets_the_next_one_try(
+        api: FakeBotAPI, tmp_path: Path, redis_prefix: tuple[str, str]) -> None:  # noqa: F811
+    url, prefix = redis_prefix
+    shared = {"redis": {"url": url, "prefix": prefix}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    api.fail_next("setMyCommands", 500, times=1)
+    async with Shopfront(api, tmp_path / "a", extra=shared) as first:
+        assert await face_set(first) is False  # refused: the claim is given back
+        other = await App.open(store_settings(api, tmp_path / "b", extra=shared))  # a second process of the bot
+        try:
+            assert await set_face_quietly(first.runtime.port, other.settings, other.shop, I18N) is True
+            assert api.my_commands("zh") == buyer_menu("zh_CN")  # the second one set it
+            calls = len(api.calls("setMyCommands"))
+            # a third process starting within a minute leaves it to the one that set it
+            assert await set_face_quietly(first.runtime.port, first.settings, first.app.shop, I18N) is True
+            assert len(api.calls("setMyCommands")) == calls
+        finally:
+            await other.close()
 
 
 # -- `run.py telegram setup` as a real process ------------------------------------------------------------------

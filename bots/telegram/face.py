@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bots.telegram.common import bot_id
 from core.models import localized
 from core.shop import Shop
 from handlers.admin import COMMANDS as ADMIN_COMMANDS
@@ -40,6 +43,7 @@ MERCHANT_ORDER = ("admin", "console", "stock", "orders", "order", "refund", "tic
                   "export", "product", "import", "audit", "review", "risk", "ban", "unban", "bans", "reseller",
                   "wallet", "payout", "linkgroup", "unlinkgroup", "broadcast", "coupons", "coupon_off")
 CATEGORIES_SHOWN = 12
+FACE_SECONDS = 60  # several processes of one bot starting within this long set the face once
 MINI_APP_PATH = "/app/"  # where the store serves the Mini App's page
 
 
@@ -180,14 +184,23 @@ async def apply_face(port: FacePort, face: Face) -> None:
 
 
 async def set_face_quietly(port: FacePort, settings: Any, shop: Shop, i18n: Translator) -> bool:
-    """At start: the face, or a WARNING when Telegram (or the network) refuses it; the store runs on either way."""
+    """At start: the face, or a WARNING when Telegram (or the network) refuses it; the store runs on either way.
+    Several processes of one bot (`redis.url`, docs/several-processes.md) starting together set it once: the first
+    claims `tg:<bot id>:face` for FACE_SECONDS, the others leave it to that one (all read the same config). A failed
+    attempt gives the claim back, so the next process to start tries again."""
+    key, me = f"tg:{bot_id(settings)}:face", f"{os.getpid()}-{secrets.token_hex(4)}"
+    if shop.shared.distributed and await shop.shared.claim(key, me, FACE_SECONDS) is not None:
+        log.info("the bot's commands and description are being set by another process of this bot")
+        return True
     try:
         await apply_face(port, await bot_face(settings, shop, i18n))
     except asyncio.CancelledError:
+        await shop.shared.release(key, me)
         raise
     except Exception as exc:  # noqa: BLE001 - the face is cosmetic: never stops the store
         log.warning("the bot's commands and description were not set in Telegram: %s: %s",
                     type(exc).__name__, str(exc)[:200])
+        await shop.shared.release(key, me)
         return False
     log.info("the bot's commands and description are set in Telegram")
     return True
