@@ -162,9 +162,10 @@ def store_config(*, db_url: str, redis_url: str, prefix: str, api_base: str, por
         "database": {"url": db_url, "pool_size": 5},
         "vault": vault,
         "server": {"host": "127.0.0.1", "port": port},
-        # A Redis call slower than timeout_seconds falls back to the process's own limits and de-duplication for a
-        # second; on a loaded 2-core machine an event loop busy with hundreds of buyers takes longer than the default
-        # 0.5 s to read an answer that came in time: 2 s keeps the fallback for Redis really being away.
+        # A Redis call with no answer after timeout_seconds is slow: a send-limit turn or a claim waits up to 4 times
+        # it for Redis's answer, other calls fall back to the process's own memory; on a loaded 2-core machine an
+        # event loop busy with hundreds of buyers reads a quick answer late, and 2 s (the default) keeps slowness
+        # rare.
         "redis": {"url": redis_url, "prefix": prefix, "timeout_seconds": 2.0},
         "telegram": {"token": TOKEN, "api_base": api_base, "library": library, "mode": "webhook",
                      "webhook": {"url": PUBLIC_HOOK, "secret": SECRET},

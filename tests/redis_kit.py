@@ -1,11 +1,13 @@
 """Real Redis for the tests: the machine's (STORE_TEST_REDIS_URL, default 127.0.0.1:6379) with a key prefix of the
 test's own, deleted after; and a private `redis-server` on a port of the test's own, which a test may stop and start
-again (Redis restarted mid-run). .ci/run sets STORE_TEST_REQUIRE_REDIS=1: there an unreachable Redis fails."""
+again (Redis restarted mid-run) or pause and resume (a Redis that stalls, then answers). .ci/run sets
+STORE_TEST_REQUIRE_REDIS=1: there an unreachable Redis fails."""
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -66,6 +68,15 @@ class PrivateRedis:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"redis-server did not start on port {self.port}")
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, commands wait unanswered until `resume` (then run, in order)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc is not None:

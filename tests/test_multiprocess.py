@@ -24,6 +24,7 @@ if missing() is not None:
 LIMIT = 40  # telegram.limits.overall_per_second of every process: the shop's send rate, all processes together
 PER_CHAT_BURST = 3  # telegram.limits.per_chat_burst
 BUYERS, CODES = 500, 100
+A_FEW = 4  # messages a 5-s window may hold beyond what the limit and the fake's stamping explain (0 was seen)
 
 
 def assert_sold_once(result: RaceResult, codes: int) -> None:
@@ -37,15 +38,17 @@ def assert_sold_once(result: RaceResult, codes: int) -> None:
 
 
 def assert_within_limits(cluster: Cluster, since: int) -> None:
-    """The messages the fake Telegram received: over any 5 seconds at most a quarter over the limit's worth (the
-    processes, each on its own, would send 2 or 3 times it; on a machine as loaded as a parallel test run a Redis
-    answer read too late is answered from the process's own bucket, and 228 against 200 was seen); in any one second
-    no more than twice the limit: the fake stamps a message when its event loop reads it, and a loaded loop stalls
-    and then reads a queue of requests at once; one chat no more than its burst and one a second."""
+    """The messages the fake Telegram received (the processes, each on its own, would send 2 or 3 times the limit).
+    The fake stamps a message when its event loop reads it, and a loaded loop stalls and then reads a queue of
+    requests at once, so any one second may hold up to twice the limit (a parallel run's stall read 75 at once
+    against 40). Over 5 seconds the messages keep to the limit's worth, plus a few, plus no more than the busiest
+    second's excess: a stall at a window's start lets in what was sent just before it, which shows in that second
+    too. A process sending from its own bucket beside the shared one (a late Redis answer taken locally) would exceed
+    that for as long as it did. One chat no more than its burst and one a second."""
     one = cluster.api.send_rates(since=since, window=1.0)
     five = cluster.api.send_rates(since=since, window=5.0)
-    assert five.overall <= 1.25 * 5 * LIMIT, five
     assert one.overall <= 2 * LIMIT, one
+    assert five.overall <= 5 * LIMIT + max(0, one.overall - LIMIT) + A_FEW, (five, one)
     assert one.per_chat <= PER_CHAT_BURST + 1, one
 
 

@@ -1,12 +1,14 @@
 """What several store processes share through Redis (storage/coordination.py, core/coordination.py), each
 "process" here being its own RedisShared (its own connections) on one key prefix, as two store processes are:
 send limits that hold for the bot as a whole, an update handled by one process only, one poller per bot, caches
-that every process drops when one changes a product or revokes an API key, and what happens when Redis is away
-(at start: a clear error naming redis.url, or the fallback when configured; mid-run: a clear log line, the shop
-keeps going on its own limits, and is back on the shared ones when Redis is)."""
+that every process drops when one changes a product or revokes an API key, what happens when Redis is slow (its
+late answer is waited for and used: the shared limit and the single claim hold) and when it is away (at start: a
+clear error naming redis.url, or the fallback when configured; mid-run, or stalled past the patience: a clear log
+line, the shop keeps going on its own limits, and is back on the shared ones when Redis is)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import replace
@@ -276,4 +278,86 @@ async def test_redis_restarted_mid_run_falls_back_then_shares_again(
         assert ALL in told  # every cache was told to start afresh: messages may have been missed meanwhile
         assert await shared.claim("k", "v", 5) is None and await shared.claim("k", "w", 5) == "v"  # on Redis
     finally:
+        await shared.close()
+
+
+async def test_a_redis_that_answers_late_is_waited_for_and_the_processes_keep_the_shared_rate(
+        private_redis: PrivateRedis) -> None:  # noqa: F811
+    a, b = (RedisShared(private_redis.url, "slow:", timeout=0.5) for _ in range(2))  # patience: 4 × 0.5 s
+    await a.start()
+    await b.start()
+    try:
+        for shared in (a, b):
+            await shared.reserve("warm", 1000, 1000)  # the script loaded, Redis's clock compared with ours
+
+        async def turn(shared: RedisShared) -> float:
+            """A sender's turn in the bot's overall bucket: reserve, wait, send."""
+            wait = await shared.reserve("tg:42:overall", 20, 1)
+            assert wait is not None
+            await asyncio.sleep(wait)
+            return time.monotonic()
+
+        private_redis.pause()  # Redis stalls longer than redis.timeout_seconds, then answers
+        turns = [asyncio.create_task(turn(s)) for s in (a, b) for _ in range(20)]
+        await asyncio.sleep(1.0)
+        private_redis.resume()
+        sent = await asyncio.gather(*turns)
+        # 40 turns at 20 a second: spread over 2 s from when Redis answered, not sent at once for the time waited
+        assert most_in_a_second(sent) <= 22
+        assert a.fallbacks == b.fallbacks == 0  # no turn taken from a process's own bucket
+        assert a.late == b.late == 20 and not a.down and not b.down  # every turn was Redis's, answered late
+    finally:
+        private_redis.resume()
+        await a.close()
+        await b.close()
+
+
+async def test_an_update_claimed_while_redis_answers_late_is_still_handled_by_one_process(
+        private_redis: PrivateRedis) -> None:  # noqa: F811
+    a, b = (RedisShared(private_redis.url, "slow:", timeout=0.5) for _ in range(2))
+    await a.start()
+    await b.start()
+    try:
+        private_redis.pause()
+        claims = [asyncio.create_task(s.claim("tg:42:update:7", name, 60)) for s, name in ((a, "a"), (b, "b"))]
+        await asyncio.sleep(1.0)
+        private_redis.resume()
+        held = await asyncio.gather(*claims)
+        assert held.count(None) == 1 and set(held) - {None} <= {"a", "b"}  # one won; the other was told who
+        assert a.fallbacks == b.fallbacks == 0 and a.late == b.late == 1
+    finally:
+        private_redis.resume()
+        await a.close()
+        await b.close()
+
+
+async def test_a_redis_stalled_past_the_patience_is_answered_here_and_the_shop_keeps_sending(
+        private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    shared = RedisShared(private_redis.url, "stall:", timeout=0.2)  # patience: 0.8 s
+    sent: list[tuple[float, int]] = []
+    port = LimitedPort(Recording(sent), overall=20, shared=shared, bot="42")
+    await shared.start()
+    try:
+        await port.send(1, None)
+        with caplog.at_level(logging.WARNING):
+            private_redis.pause()
+            try:
+                await port.send(2, None)  # no answer within the patience: sent on this process's own limits
+                assert shared.down and shared.fallbacks >= 2 and [chat for _, chat in sent] == [1, 2]
+                assert await shared.claim("k", "v", 5) is None  # Redis counts as away: answered here at once
+                await asyncio.sleep(1.5)  # the calls Redis never answered give up on their socket meanwhile
+            finally:
+                private_redis.resume()
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                await shared.reserve("again", 100, 100)
+                if not shared.down:
+                    break
+            assert not shared.down
+            gc.collect()  # a call left unanswered whose failure nobody read would be reported as it is collected
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("redis unreachable" in m for m in messages) and any("redis answers again" in m for m in messages)
+        assert not [m for m in messages if "never retrieved" in m], messages
+    finally:
+        private_redis.resume()
         await shared.close()

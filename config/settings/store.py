@@ -234,6 +234,10 @@ class Redis(BaseModel):
     start_without: bool = Field(False, description="Redis unreachable at start: `false` refuses to start naming "
                                                    "`redis.url`; `true` starts with this process's own limits and "
                                                    "uses Redis once it answers")
-    timeout_seconds: float = Field(2.0, gt=0, le=10, description="how long one Redis call may take before it is "
-                                                                 "answered from the process's own memory (three "
-                                                                 "in a row: Redis counts as away for a moment)")
+    timeout_seconds: float = Field(2.0, gt=0, le=10, description="how long a Redis call may take before it counts "
+                                                                 "as slow: a send-limit turn or a claim then waits "
+                                                                 "up to 4 times this for Redis's answer, other "
+                                                                 "calls are answered from the process's own memory; "
+                                                                 "no answer within 4 times this, or three slow "
+                                                                 "moments in a row: Redis counts as away for a "
+                                                                 "moment")
