@@ -16,7 +16,8 @@ codes delivered / seconds from the first tap to the last code.
 rules do not set the pace here; max_send_rate is the most messages the fake received in any one second, reported
 against it. CPU seconds per purchase of each part (the stores, the driver: this process with the fake Bot API and
 the buyers, redis-server, every postgres process on the machine) and the machine's busy cores during the timed
-window say what the machine spent the time on. The last line is one JSON object.
+window say what the machine spent the time on; `scaling_ceiling` is all the cores over the cores the one-process
+run kept busy, the most scaling could give on this machine. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -111,6 +112,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for n in runs:
             if n > 1 and runs[1]["purchases_per_s"]:
                 out[f"scaling_{n}_over_1"] = round(runs[n]["purchases_per_s"] / runs[1]["purchases_per_s"], 2)
+        # The most any number of processes could give here, doing the same work per purchase: all the cores over
+        # the cores the one-process run kept busy (its store, the driver, PostgreSQL and Redis).
+        if runs[1]["busy_cores"]:
+            out["scaling_ceiling"] = round((os.cpu_count() or 1) / runs[1]["busy_cores"], 2)
     out["duplicates"] = sum(r["duplicates"] for r in runs.values())
     out["lost"] = sum(r["lost"] for r in runs.values())
     out["max_send_rate"] = max(r["max_send_rate"] for r in runs.values())
