@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ class Snapshot(Collector):
         self.backlog = 0
         self.lag = 0.0
         self.lease_held = 0
+        # With `redis.url` (storage/coordination.py RedisShared): (away now, calls answered by this process's own
+        # memory, answers used though they came late), since the process started; None without Redis.
+        self.redis: tuple[bool, int, int] | None = None
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         orders = GaugeMetricFamily("store_orders", "orders by state (counted at scrape)", labels=["status"])
         for status, n in sorted(self.orders.items()):
             orders.add_metric([status], n)
@@ -43,6 +46,14 @@ class Snapshot(Collector):
                                 value=self.lag)
         yield GaugeMetricFamily("store_scheduler_lease_held", "1 while a live process holds the scheduler lease",
                                 value=self.lease_held)
+        if self.redis is not None:
+            away, fallbacks, late = self.redis
+            yield GaugeMetricFamily("store_redis_away", "1 while this process uses its own limits and claims "
+                                    "because Redis does not answer", value=int(away))
+            yield CounterMetricFamily("store_redis_fallbacks", "calls to Redis answered from this process's own "
+                                      "memory (Redis away or too slow)", value=fallbacks)
+            yield CounterMetricFamily("store_redis_late_answers", "Redis answers waited for past "
+                                      "redis.timeout_seconds and used", value=late)
 
 
 class PromMetrics:

@@ -137,6 +137,9 @@ class Ops:
             snap.lag = max(0.0, (now - backlog.oldest_due).total_seconds()) if backlog.oldest_due else 0.0
         if not isinstance(lease, BaseException):
             snap.lease_held = int(lease is not None and lease.until > now)
+        shared = self.app.shop.shared
+        if isinstance(shared, RedisShared):
+            snap.redis = (shared.down, shared.fallbacks, shared.late)
 
     # -- the routes ------------------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:

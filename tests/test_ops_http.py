@@ -20,7 +20,19 @@ from bots.http import HttpServer, webhook_path
 from bots.ops import metrics_allowed, mount_ops
 from core.models import OutboxItem
 from storage.jobs import SqlJobStore
-from tests.helpers import buyer, free_port, import_n, open_shop, pay, product_id, settle, start_store
+from tests.helpers import (
+    buyer,
+    free_port,
+    import_n,
+    make_settings,
+    open_shop,
+    pay,
+    product_id,
+    settle,
+    sqlite_url_for,
+    start_store,
+)
+from tests.redis_kit import PrivateRedis, private_redis  # noqa: F401 - a fixture used by name
 from tests.telegram_harness import CATALOG, TOKEN, Shopfront, store_settings
 
 OWNER = "test-owner"
@@ -229,3 +241,32 @@ async def test_given_server_ops_then_a_polling_store_process_serves_health_and_m
     assert proc.returncode == 0, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= set(json.loads(line)) for line in lines)
+
+
+def sample(text: str, name: str) -> float:
+    """One sample's value in a Prometheus text page."""
+    line = next(x for x in text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[1])
+
+
+async def test_given_redis_going_away_then_metrics_and_readyz_say_so(
+        private_redis: PrivateRedis, tmp_path: Path) -> None:  # noqa: F811
+    settings = make_settings(sqlite_url_for(tmp_path), tmp_path)
+    settings.redis.url = type(settings.redis.url)(private_redis.url)
+    settings.redis.timeout_seconds = 0.3
+    app = await App.open(settings)
+    try:
+        async with serving(app) as (base, _):
+            await take_lease(app)
+            status, page = await get(f"{base}/metrics")
+            assert status == 200
+            assert sample(page, "store_redis_away") == 0 and sample(page, "store_redis_fallbacks_total") == 0
+            assert sample(page, "store_redis_late_answers_total") == 0
+            private_redis.stop()
+            assert await app.shop.shared.reserve("tg:1:overall", 30, 1) == 0.0  # the shop goes on, on its own
+            status, page = await get(f"{base}/metrics")
+            assert sample(page, "store_redis_away") == 1 and sample(page, "store_redis_fallbacks_total") >= 1
+            status, body = await get(f"{base}/readyz")
+            assert status == 503 and json.loads(body)["checks"]["redis"]["ok"] is False
+    finally:
+        await app.close()

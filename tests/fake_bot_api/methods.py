@@ -8,13 +8,12 @@ case-insensitively, as Telegram's do).
 """
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
 
 from tests.fake_bot_api.state import BotState
-from tests.fake_bot_api.wire import ApiError
+from tests.fake_bot_api.wire import ApiError, snapshot
 
 
 class BotMethods(BotState):
@@ -39,7 +38,7 @@ class BotMethods(BotState):
         self._notify()
         limit = min(max(p.get("limit") or 100, 1), 100)
         await self._wait_until(lambda: self._queue or self._closing, float(p.get("timeout") or 0))
-        return copy.deepcopy(self._queue[:limit])
+        return snapshot(self._queue[:limit])
 
     def _m_setWebhook(self, p: dict, files: dict) -> bool:
         self.webhook = {"url": p.get("url", ""), "secret_token": p.get("secret_token")}
@@ -160,7 +159,7 @@ class BotMethods(BotState):
         msg.pop("reply_markup", None)  # an edit without reply_markup removes the keyboard
         if markup:
             msg["reply_markup"] = markup
-        return copy.deepcopy(msg)
+        return snapshot(msg)
 
     def _m_editMessageReplyMarkup(self, p: dict, files: dict) -> dict:
         msg = self._find_sent(p, "edit")
@@ -171,7 +170,7 @@ class BotMethods(BotState):
         if markup:
             msg["reply_markup"] = markup
         msg["edit_date"] = int(time.time())
-        return copy.deepcopy(msg)
+        return snapshot(msg)
 
     def _m_deleteMessage(self, p: dict, files: dict) -> bool:
         msg = self._find_sent(p, "delete")

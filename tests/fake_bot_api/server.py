@@ -5,7 +5,6 @@ and lets a test wait for the bot's reactions. See the package docstring for how 
 from __future__ import annotations
 
 import asyncio
-import copy
 import socket
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from aiohttp import web
 from tests.fake_bot_api.delivery import WebhookDelivery
 from tests.fake_bot_api.methods import BotMethods
 from tests.fake_bot_api.stars import StarsPayments
-from tests.fake_bot_api.wire import BLOCKED, DEFAULT_ERRORS, ApiError, Call, decode
+from tests.fake_bot_api.wire import BLOCKED, DEFAULT_ERRORS, ApiError, Call, decode, snapshot
 
 
 class FakeBotAPI(WebhookDelivery, BotMethods, StarsPayments):
@@ -91,7 +90,7 @@ class FakeBotAPI(WebhookDelivery, BotMethods, StarsPayments):
 
     # ------------------------------------------------------------------ state helpers for tests
     def sent_to(self, chat_id: int, *, include_deleted: bool = True) -> list[dict]:
-        return [copy.deepcopy(m) for m in self._sent.get(chat_id, [])
+        return [snapshot(m) for m in self._sent.get(chat_id, [])
                 if include_deleted or (chat_id, m["message_id"]) not in self._deleted]
 
     def my_commands(self, language: str = "", chat_id: int | None = None) -> list[tuple[str, str]]:

@@ -6,7 +6,6 @@ find and check messages and files.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import mimetypes
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_bot_api.wire import ApiError, Call
+from tests.fake_bot_api.wire import ApiError, Call, snapshot
 
 
 class BotState:
@@ -132,7 +131,7 @@ class BotState:
         msg = self._message(chat_id, self.bot_user, reply_markup=self._check_markup(p.get("reply_markup")),
                             caption=p.get("caption"), caption_entities=p.get("caption_entities"), **content)
         self._sent.setdefault(chat_id, []).append(msg)
-        return copy.deepcopy(msg)
+        return snapshot(msg)
 
     def _find_sent(self, p: dict, what: str) -> dict:
         chat_id = self._chat_id(p)

@@ -4,12 +4,12 @@ are in stars.py.
 """
 from __future__ import annotations
 
-import copy
 import re
 
 import aiohttp
 
 from tests.fake_bot_api.state import BotState
+from tests.fake_bot_api.wire import snapshot
 
 COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?")
 
@@ -57,7 +57,7 @@ class UpdateBuilders(BotState):
     def callback_update(self, user: dict, data: str, message: dict) -> dict:
         """A press on an inline button with `data`, on `message` (a Message the bot sent)."""
         query = {"id": str(next(self._ids)), "from": user, "chat_instance": f"ci{message['chat']['id']}",
-                 "message": copy.deepcopy(message), "data": data}
+                 "message": snapshot(message), "data": data}
         return {"callback_query": query}
 
     def register_file(self, data: bytes, file_name: str, mime_type: str = "text/plain") -> dict:

@@ -68,3 +68,9 @@ def decode(key: str, value: Any) -> Any:
     if key in BOOL_FIELDS and value in ("true", "false"):
         return value == "true"
     return value
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of a JSON value that later changes to the original (an edited message) do not reach: a round trip
+    through json, several times cheaper than copy.deepcopy (the fake copies every message it sends)."""
+    return json.loads(json.dumps(value))
