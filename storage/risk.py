@@ -165,22 +165,25 @@ class _Statements:
         holding = txt("sum(CASE WHEN o.status = 'held' AND o.expires_at > :now THEN 1 ELSE 0 END)")
         # The seventh column: a buyer's link (core/links.py) as "person link_set", from its customers row.
         link = "c.person || ' ' || COALESCE(c.link_set, '')"
+        # SQLite reads the buyers' JSON once for the five parts (a CTE used more than once is materialized); a
+        # parameter in each part would be five copies to bind and parse. PostgreSQL numbers its one parameter.
+        cte, one = ("", src) if pg else (f"WITH v AS (SELECT * FROM {src}) ", "v")
         self.snapshot = q(
-            f"SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)}, {link} "
-            f"FROM {src} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id "
+            f"{cte}SELECT 'f', {key}, c.phone, {txt('c.level')}, {txt(reseller)}, {txt(created)}, {link} "
+            f"FROM {one} {join} customers AS c ON c.channel = v.ch AND c.external_id = v.id "
             f"UNION ALL "
             f"SELECT 'a', o.buyer_channel || ':' || o.buyer_id, {recent}, {lapsed}, {refunded}, {holding}, NULL "
-            f"FROM {src} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
+            f"FROM {one} {join} orders AS o ON o.buyer_channel = v.ch AND o.buyer_id = v.id "
             f"WHERE o.created_at >= :since GROUP BY o.buyer_channel, o.buyer_id "
             f"UNION ALL "
-            f"SELECT 'a', a.actor, '0', '0', {txt(_AUDIT_REFUNDS)}, '0', {txt(_AUDIT_GUESSES)} FROM {src} {join} "
+            f"SELECT 'a', a.actor, '0', '0', {txt(_AUDIT_REFUNDS)}, '0', {txt(_AUDIT_GUESSES)} FROM {one} {join} "
             f"audit AS a ON a.action IN {_AUDIT_ACTIONS} AND a.actor = v.ch || ':' || v.id "
             f"WHERE a.at >= :since_audit GROUP BY a.actor "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} blacklist AS b "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {one} {join} blacklist AS b "
             f"ON b.kind IN ('user', 'payer') AND b.value = v.ch || ':' || v.id "
             f"UNION ALL "
-            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {src} {join} customers AS c "
+            f"SELECT 'b', b.kind, b.value, NULL, NULL, NULL, NULL FROM {one} {join} customers AS c "
             f"ON c.channel = v.ch AND c.external_id = v.id {join} blacklist AS b "
             f"ON b.kind = 'phone' AND b.value = c.phone")
         self.passes = q(f"SELECT DISTINCT r.buyer_channel, r.buyer_id FROM {src} {join} risk_challenges AS r "
