@@ -54,7 +54,7 @@ from bench.common import (  # noqa: E402
     write_code_file,
 )
 from core.webapp_auth import sign_init_data  # noqa: E402
-from tests.fake_bot_api import FakeBotAPI  # noqa: E402
+from tests.fake_bot_api import Call, FakeBotAPI  # noqa: E402
 
 TOKEN = "777:ABC"
 STARS = 5
@@ -73,21 +73,16 @@ class RoutedAPI(FakeBotAPI):
         super().__init__(token=TOKEN)
         self.answers: dict[str, asyncio.Future[bool]] = {}
         self.chat_codes: dict[int, list[str]] = defaultdict(list)
-        self._routed = 0
 
-    def _notify(self) -> None:
-        super()._notify()
-        while self._routed < len(self._calls):
-            call = self._calls[self._routed]
-            self._routed += 1
-            if call.status != 200:
-                continue
-            if call.method == "answerPreCheckoutQuery":
-                fut = self.answers.pop(call.params.get("pre_checkout_query_id", ""), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(bool(call.params.get("ok")))
-            elif call.method == "sendMessage" and isinstance(call.params.get("chat_id"), int):
-                self.chat_codes[call.params["chat_id"]] += SPOILER.findall(call.params.get("text", ""))
+    def _answered(self, call: Call) -> None:
+        if call.status != 200:
+            return
+        if call.method == "answerPreCheckoutQuery":
+            fut = self.answers.pop(call.params.get("pre_checkout_query_id", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(bool(call.params.get("ok")))
+        elif call.method == "sendMessage" and isinstance(call.params.get("chat_id"), int):
+            self.chat_codes[call.params["chat_id"]] += SPOILER.findall(call.params.get("text", ""))
 
 
 class Users:

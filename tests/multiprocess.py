@@ -259,20 +259,15 @@ class Shoppers(FakeBotAPI):
         super().__init__(token=TOKEN)
         self.inbox: defaultdict[int, asyncio.Queue[Call]] = defaultdict(asyncio.Queue)
         self.query_chat: dict[str, int] = {}
-        self._routed = 0
 
-    def _notify(self) -> None:
-        super()._notify()
-        while self._routed < len(self._calls):
-            call = self._calls[self._routed]
-            self._routed += 1
-            if call.status != 200 or call.method not in self.ROUTED:
-                continue
-            chat = call.params.get("chat_id")
-            if call.method == "answerPreCheckoutQuery":
-                chat = self.query_chat.get(call.params.get("pre_checkout_query_id"))
-            if isinstance(chat, int):
-                self.inbox[chat].put_nowait(call)
+    def _answered(self, call: Call) -> None:
+        if call.status != 200 or call.method not in self.ROUTED:
+            return
+        chat = call.params.get("chat_id")
+        if call.method == "answerPreCheckoutQuery":
+            chat = self.query_chat.get(call.params.get("pre_checkout_query_id"))
+        if isinstance(chat, int):
+            self.inbox[chat].put_nowait(call)
 
     def code_messages(self, since: int = 0) -> Counter[tuple[int, str]]:
         """(chat, code) -> how many messages carried that code to that chat."""

@@ -183,5 +183,6 @@ class FakeBotAPI(WebhookDelivery, BotMethods, StarsPayments):
             if err.parameters:
                 body["parameters"] = err.parameters
         self._calls.append(call)
+        self._answered(call)
         self._notify()
         return web.json_response(body, status=call.status)

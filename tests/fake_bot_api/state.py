@@ -58,6 +58,10 @@ class BotState:
         self._methods = {name[3:].lower(): name[3:] for name in dir(self) if name.startswith("_m_")}
 
     # ------------------------------------------------------------------ waiting
+    def _answered(self, call: Call) -> None:
+        """Each call once answered, in order (a harness that routes calls to the users waiting for them overrides
+        it)."""
+
     def _notify(self) -> None:
         for fut in self._waiters:
             if not fut.done():
