@@ -8,9 +8,11 @@ line, the shop keeps going on its own limits, and is back on the shared ones whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,17 @@ from tests.helpers import make_settings, sqlite_url_for
 from tests.redis_kit import PrivateRedis, private_redis, redis_prefix  # noqa: F401 - fixtures used by name
 
 
-async def two(url: str, prefix: str) -> tuple[RedisShared, RedisShared]:
-    a, b = RedisShared(url, prefix), RedisShared(url, prefix)
-    await a.start()
-    await b.start()
-    return a, b
+@contextlib.asynccontextmanager
+async def two(url: str, prefix: str, **kw: Any) -> AsyncIterator[tuple[RedisShared, RedisShared]]:
+    """Two processes' clients of one Redis, closed at the end."""
+    a, b = RedisShared(url, prefix, **kw), RedisShared(url, prefix, **kw)
+    try:
+        await a.start()
+        await b.start()
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 class Recording:
@@ -55,26 +63,21 @@ def most_in_a_second(times: list[float]) -> int:
 
 async def test_two_processes_together_keep_the_bots_overall_send_rate(redis_prefix: tuple[str, str]) -> None:  # noqa: F811
     url, prefix = redis_prefix
-    a, b = await two(url, prefix)
-    sent: list[tuple[float, int]] = []
-    try:
+    async with two(url, prefix) as (a, b):
+        sent: list[tuple[float, int]] = []
         ports = [LimitedPort(Recording(sent), overall=20, shared=s, bot="42") for s in (a, b)]
         # 60 messages to 60 chats, half from each process: alone, each process would send its 30 in 1.5 s
         await asyncio.gather(*(ports[i % 2].send(1000 + i, None) for i in range(60)))
         assert len(sent) == 60
         assert most_in_a_second([t for t, _ in sent]) <= 22  # 20 a second for the bot, whichever process sent
         assert sent[-1][0] - sent[0][0] >= 2.5  # 60 messages at 20 a second: about 3 s, not 1.5
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_chats_limit_is_shared_and_broadcasts_leave_room_for_deliveries(
         redis_prefix: tuple[str, str]) -> None:  # noqa: F811
     url, prefix = redis_prefix
-    a, b = await two(url, prefix)
-    sent: list[tuple[float, int]] = []
-    try:
+    async with two(url, prefix) as (a, b):
+        sent: list[tuple[float, int]] = []
         pa, pb = (LimitedPort(Recording(sent), overall=20, per_chat_burst=2, shared=s, bot="42",
                               broadcast_share=0.25) for s in (a, b))
         t0 = time.monotonic()
@@ -96,68 +99,58 @@ async def test_a_chats_limit_is_shared_and_broadcasts_leave_room_for_deliveries(
         await asyncio.gather(*announcement)
         assert waited < 0.5  # at 5 a second the announcement would hold it 4 s; it draws a quarter of the rate
         assert sent[-1][1] != 99
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_flooder_spread_over_processes_is_slowed_as_one(redis_prefix: tuple[str, str]) -> None:  # noqa: F811
     url, prefix = redis_prefix
-    a, b = await two(url, prefix)
-    try:
+    async with two(url, prefix) as (a, b):
         gates = [FloodGate(6, 4, 0.0, shared=s, scope="telegram") for s in (a, b)]
         seen = [await gates[i % 2].check(777) for i in range(8)]
         assert [x.drop for x in seen] == [False] * 4 + [True] * 4  # a burst of 4 in all, not 4 per process
         assert [x.warn for x in seen if x.drop] == [True, True, False, False]  # each process tells the sender once
         assert not (await gates[0].check(778)).drop  # another sender has a bucket of their own
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_an_update_sent_to_two_processes_is_handled_once(redis_prefix: tuple[str, str]) -> None:  # noqa: F811
     url, prefix = redis_prefix
-    a, b = await two(url, prefix)
-    handled: list[int] = []
+    async with two(url, prefix) as (a, b):
+        handled: list[int] = []
 
-    class Runtime:
-        async def feed_webhook(self, update: dict[str, Any]) -> None:
-            await asyncio.sleep(0.3)
-            handled.append(update["update_id"])
+        class Runtime:
+            async def feed_webhook(self, update: dict[str, Any]) -> None:
+                await asyncio.sleep(0.3)
+                handled.append(update["update_id"])
 
-    servers = []
-    try:
-        for shared in (a, b):
-            server = HttpServer("127.0.0.1", 0)
-            server.add_telegram(Runtime(), "/tg", "s3cret", shared, bot="42")
-            await server.start()
-            servers.append(server)
-        async with aiohttp.ClientSession() as http:
-            async def post(server: HttpServer, update_id: int) -> int:
-                async with http.post(f"http://127.0.0.1:{server.port}/tg", json={"update_id": update_id},
-                                     headers={SECRET_HEADER: "s3cret"}) as r:
-                    return r.status
+        servers = []
+        try:
+            for shared in (a, b):
+                server = HttpServer("127.0.0.1", 0)
+                server.add_telegram(Runtime(), "/tg", "s3cret", shared, bot="42")
+                await server.start()
+                servers.append(server)
+            async with aiohttp.ClientSession() as http:
+                async def post(server: HttpServer, update_id: int) -> int:
+                    async with http.post(f"http://127.0.0.1:{server.port}/tg", json={"update_id": update_id},
+                                         headers={SECRET_HEADER: "s3cret"}) as r:
+                        return r.status
 
-            # Telegram re-sends a slow update; a balancer gives the copy to the other process
-            statuses = await asyncio.gather(post(servers[0], 5001), post(servers[1], 5001))
-            assert sorted(statuses) == [200, 503]  # the copy: "later", while the first is being handled
-            assert await post(servers[1], 5001) == 200  # handled now: the copy is answered, not handled again
-            assert handled == [5001]
-            assert await post(servers[1], 5002) == 200
-            assert handled == [5001, 5002]
-    finally:
-        for server in servers:
-            await server.stop()
-        await a.close()
-        await b.close()
+                # Telegram re-sends a slow update; a balancer gives the copy to the other process
+                statuses = await asyncio.gather(post(servers[0], 5001), post(servers[1], 5001))
+                assert sorted(statuses) == [200, 503]  # the copy: "later", while the first is being handled
+                assert await post(servers[1], 5001) == 200  # handled now: the copy is answered, not handled again
+                assert handled == [5001]
+                assert await post(servers[1], 5002) == 200
+                assert handled == [5001, 5002]
+        finally:
+            for server in servers:
+                await server.stop()
 
 
 async def test_a_second_poller_for_one_bot_is_refused_with_the_way_out(
         redis_prefix: tuple[str, str]) -> None:  # noqa: F811
     url, prefix = redis_prefix
-    a, b = await two(url, prefix)
-    first = PollerLease(a, "42", wait=0.5)
-    try:
+    async with two(url, prefix) as (a, b):
+        first = PollerLease(a, "42", wait=0.5)
         await first.take()
         with pytest.raises(ConfigError) as refused:
             await PollerLease(b, "42", wait=0.5).take()
@@ -167,9 +160,6 @@ async def test_a_second_poller_for_one_bot_is_refused_with_the_way_out(
         second = PollerLease(b, "42", wait=0.5)
         await second.take()  # the first stopped: the next may poll
         await second.release()
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_change_in_one_process_drops_every_processs_cache(redis_prefix: tuple[str, str]) -> None:  # noqa: F811
@@ -283,52 +273,44 @@ async def test_redis_restarted_mid_run_falls_back_then_shares_again(
 
 async def test_a_redis_that_answers_late_is_waited_for_and_the_processes_keep_the_shared_rate(
         private_redis: PrivateRedis) -> None:  # noqa: F811
-    a, b = (RedisShared(private_redis.url, "slow:", timeout=0.5) for _ in range(2))  # patience: 4 × 0.5 s
-    await a.start()
-    await b.start()
-    try:
-        for shared in (a, b):
-            await shared.reserve("warm", 1000, 1000)  # the script loaded, Redis's clock compared with ours
+    async with two(private_redis.url, "slow:", timeout=0.5) as (a, b):  # patience: 4 × 0.5 s
+        try:
+            for shared in (a, b):
+                await shared.reserve("warm", 1000, 1000)  # the script loaded, Redis's clock compared with ours
 
-        async def turn(shared: RedisShared) -> float:
-            """A sender's turn in the bot's overall bucket: reserve, wait, send."""
-            wait = await shared.reserve("tg:42:overall", 20, 1)
-            assert wait is not None
-            await asyncio.sleep(wait)
-            return time.monotonic()
+            async def turn(shared: RedisShared) -> float:
+                """A sender's turn in the bot's overall bucket: reserve, wait, send."""
+                wait = await shared.reserve("tg:42:overall", 20, 1)
+                assert wait is not None
+                await asyncio.sleep(wait)
+                return time.monotonic()
 
-        private_redis.pause()  # Redis stalls longer than redis.timeout_seconds, then answers
-        turns = [asyncio.create_task(turn(s)) for s in (a, b) for _ in range(20)]
-        await asyncio.sleep(1.0)
-        private_redis.resume()
-        sent = await asyncio.gather(*turns)
-        # 40 turns at 20 a second: spread over 2 s from when Redis answered, not sent at once for the time waited
-        assert most_in_a_second(sent) <= 22
-        assert a.fallbacks == b.fallbacks == 0  # no turn taken from a process's own bucket
-        assert a.late == b.late == 20 and not a.down and not b.down  # every turn was Redis's, answered late
-    finally:
-        private_redis.resume()
-        await a.close()
-        await b.close()
+            private_redis.pause()  # Redis stalls longer than redis.timeout_seconds, then answers
+            turns = [asyncio.create_task(turn(s)) for s in (a, b) for _ in range(20)]
+            await asyncio.sleep(1.0)
+            private_redis.resume()
+            sent = await asyncio.gather(*turns)
+            # 40 turns at 20 a second: spread over 2 s from when Redis answered, not sent at once for the time waited
+            assert most_in_a_second(sent) <= 22
+            assert a.fallbacks == b.fallbacks == 0  # no turn taken from a process's own bucket
+            assert a.late == b.late == 20 and not a.down and not b.down  # every turn was Redis's, answered late
+        finally:
+            private_redis.resume()
 
 
 async def test_an_update_claimed_while_redis_answers_late_is_still_handled_by_one_process(
         private_redis: PrivateRedis) -> None:  # noqa: F811
-    a, b = (RedisShared(private_redis.url, "slow:", timeout=0.5) for _ in range(2))
-    await a.start()
-    await b.start()
-    try:
-        private_redis.pause()
-        claims = [asyncio.create_task(s.claim("tg:42:update:7", name, 60)) for s, name in ((a, "a"), (b, "b"))]
-        await asyncio.sleep(1.0)
-        private_redis.resume()
-        held = await asyncio.gather(*claims)
-        assert held.count(None) == 1 and set(held) - {None} <= {"a", "b"}  # one won; the other was told who
-        assert a.fallbacks == b.fallbacks == 0 and a.late == b.late == 1
-    finally:
-        private_redis.resume()
-        await a.close()
-        await b.close()
+    async with two(private_redis.url, "slow:", timeout=0.5) as (a, b):
+        try:
+            private_redis.pause()
+            claims = [asyncio.create_task(s.claim("tg:42:update:7", name, 60)) for s, name in ((a, "a"), (b, "b"))]
+            await asyncio.sleep(1.0)
+            private_redis.resume()
+            held = await asyncio.gather(*claims)
+            assert held.count(None) == 1 and set(held) - {None} <= {"a", "b"}  # one won; the other was told who
+            assert a.fallbacks == b.fallbacks == 0 and a.late == b.late == 1
+        finally:
+            private_redis.resume()
 
 
 async def test_a_redis_stalled_past_the_patience_is_answered_here_and_the_shop_keeps_sending(
