@@ -3,8 +3,9 @@ and never able to starve the other buyers.
 
 One token bucket per sender: `burst` updates at once, refilled at `per_minute`. An update beyond that waits for
 its token when that is at most `max_delay` seconds away (the sender is slowed: the update is handled late, in
-order); further ones are dropped until tokens come back, and the sender is told once per such episode. Buckets
-live in this process's memory (a bounded LRU: the oldest sender is forgotten first); with `redis.url` (`shared`,
+order); further ones are dropped until tokens come back, and the sender is told once per such episode. The
+buckets are core/coordination.py's GCRA: in this process's memory (a bounded LRU: the oldest sender is forgotten
+first); with `redis.url` (`shared`,
 core/coordination.py) every process draws on the same bucket per sender, so a flooder spread over several webhook
 processes is slowed as one.
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.coordination import Shared
+from core.coordination import LocalShared, Shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +37,30 @@ class FloodGate:
         if per_minute <= 0 or burst < 1 or max_delay < 0:
             raise ValueError("per_minute > 0, burst >= 1 and max_delay >= 0 are needed")
         self.rate = per_minute / 60.0
-        self.burst = float(burst)
+        self.burst = burst
         self.max_delay = max_delay
-        self.clock = clock
         self.max_senders = max_senders
-        self._buckets: OrderedDict[Hashable, list[float]] = OrderedDict()  # sender -> [tokens, at, warned]
+        # The buckets: this process's (bounded, the oldest sender forgotten first), or every process's with Redis.
+        self.local = LocalShared(clock)
         self.shared = shared if shared is not None and shared.distributed else None
         self.scope = scope  # the channel: its senders' buckets in `shared`
-        self._warned: OrderedDict[Hashable, None] = OrderedDict()  # senders told to slow down (shared buckets)
+        self._warned: OrderedDict[Hashable, None] = OrderedDict()  # senders told to slow down in this episode
 
     async def check(self, sender: Hashable) -> Admission:
         """`admit`, on the bucket every process shares when there is one."""
         if self.shared is None:
             return self.admit(sender)
-        wait = await self.shared.reserve(f"flood:{self.scope}:{sender}", self.rate, int(self.burst), self.max_delay)
+        key = f"flood:{self.scope}:{sender}"
+        return self._decide(sender, await self.shared.reserve(key, self.rate, self.burst, self.max_delay))
+
+    def admit(self, sender: Hashable) -> Admission:
+        """This process's bucket of `sender` decides (no Redis)."""
+        key = f"flood:{self.scope}:{sender}"
+        return self._decide(sender, self.local.reserve_now(key, self.rate, self.burst, self.max_delay))
+
+    def _decide(self, sender: Hashable, wait: float | None) -> Admission:
+        """The bucket's answer (the wait for this update's token, None: more than max_delay away, none taken) as
+        an admission; a sender is told to slow down once per episode of drops."""
         if wait is not None:
             self._warned.pop(sender, None)
             return ADMIT if wait <= 0 else Admission(delay=wait)
@@ -58,32 +69,6 @@ class FloodGate:
         while len(self._warned) > self.max_senders:
             self._warned.popitem(last=False)
         return Admission(drop=True, warn=warn)
-
-    def admit(self, sender: Hashable) -> Admission:
-        now = self.clock()
-        bucket = self._buckets.get(sender)
-        if bucket is None:
-            bucket = self._buckets[sender] = [self.burst, now, 0.0]
-            if len(self._buckets) > self.max_senders:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(sender)
-            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-            bucket[1] = now
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
-            bucket[2] = 0.0
-            return ADMIT
-        wait = (1.0 - bucket[0]) / self.rate
-        if wait <= self.max_delay:
-            bucket[0] -= 1.0  # the token is taken now: later updates queue behind this one
-            return Admission(delay=wait)
-        warn = not bucket[2]
-        bucket[2] = 1.0
-        return Admission(drop=True, warn=warn)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 class FloodSettings(Protocol):
