@@ -286,7 +286,8 @@ def group_desk(shop: Shop, resellers: ResellerDesk, settings: Settings) -> Group
     desk = GroupDesk(shop.uow, shop.clock, resellers=resellers, listing=shop,
                      wake=shop.dispatcher.wake, channel="telegram", confirm_minutes=g.confirm_minutes,
                      buys_per_member=g.buys_per_member_per_minute, buys_per_group=g.buys_per_group_per_minute)
-    desk.shared = shop.shared  # /buy counted across processes with Redis
+    if shop.shared.distributed:  # /buy counted across processes with Redis
+        desk.shared = shop.shared
     return desk
 
 

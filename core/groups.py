@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from core.clock import Clock
-from core.coordination import Shared
+from core.coordination import LocalShared, Shared
 from core.errors import ErrorCode, Refused, StoreError
 from core.models import AuditEntry, Buyer, Kind, Order, OutboxItem, Product
 from core.ports import Catalog, UnitOfWork, UnitOfWorkFactory
@@ -155,7 +155,7 @@ class GroupRepo(Protocol):
 
 class Throttle:
     """At most `limit` events per key in any `window` (a sliding window on the store's clock), in this process's
-    memory; GroupDesk counts on Redis instead when several processes share it."""
+    memory (the groups' "slow down" notices, handlers/groups.py)."""
 
     MAX_KEYS = 10_000
 
@@ -194,10 +194,11 @@ class GroupDesk:
         self.channel = channel
         self.deliver_channel = f"{channel}_group"
         self.confirm_ttl = timedelta(minutes=confirm_minutes)
-        self.member_buys = Throttle(self.clock, buys_per_member)
-        self.group_buys = Throttle(self.clock, buys_per_group)
-        # with Redis (core/coordination.py) every process counts the same /buy: a group's updates may reach any
-        self.shared: Shared | None = None
+        self.buys_per_member = buys_per_member
+        self.buys_per_group = buys_per_group
+        # Where /buy is counted (core/coordination.py buckets): this process's memory, on the store's clock; with
+        # Redis every process's (app/bootstrap.py), as a group's updates may reach any of them.
+        self.shared: Shared = LocalShared(lambda: self.clock.now().timestamp())
 
     def buyer(self, user: str) -> Buyer:
         return Buyer(self.channel, user)
@@ -299,9 +300,7 @@ class GroupDesk:
     # -- members: ordering ------------------------------------------------------------------------------------------
     async def throttled(self, chat: str, user: str) -> bool:
         """True when this /buy is over the member's or the group's rate (a flood is slowed, not served)."""
-        if self.shared is None or not self.shared.distributed:
-            return not (self.member_buys.allow(f"{chat}:{user}") and self.group_buys.allow(chat))
-        for key, limit in ((f"member:{chat}:{user}", self.member_buys.limit), (f"group:{chat}", self.group_buys.limit)):
+        for key, limit in ((f"member:{chat}:{user}", self.buys_per_member), (f"group:{chat}", self.buys_per_group)):
             if await self.shared.reserve(f"buys:{self.channel}:{key}", limit / 60.0, limit, 0.0) is None:
                 return True
         return False
