@@ -37,12 +37,12 @@ from typing import Any, TypeVar
 import aiohttp
 import redis
 import requests
-from aiolimiter import AsyncLimiter
 from redis.exceptions import RedisError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.oauth import WeChatOAuth
 
+from core.coordination import LocalShared
 from core.errors import RecipientUnreachable
 from storage.coordination import redacted
 
@@ -428,21 +428,25 @@ class H5OAuth:
 
 
 class WeComRobot:
-    """A WeCom (企业微信) group robot: send-only webhook, at most 20 messages a minute (a leaky bucket)."""
+    """A WeCom (企业微信) group robot: send-only webhook, at most 20 messages a minute (a burst of 20, then one
+    every 3 s: core/coordination.py's buckets)."""
 
     def __init__(self, url: str, *, per_minute: int = 20) -> None:
         self.url = url
-        self._limiter = AsyncLimiter(per_minute, 60)
+        self.per_minute = per_minute
+        self._bucket = LocalShared()
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, text: str) -> None:
-        async with self._limiter:
-            if self._session is None:
-                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            async with self._session.post(self.url, json={"msgtype": "text", "text": {"content": text}}) as resp:
-                data = await resp.json(content_type=None)
-            if resp.status != 200 or int(data.get("errcode", 0)) != 0:
-                raise WeChatApiError(data.get("errcode"), "wecom robot send")
+        wait = await self._bucket.reserve("wecom-robot", self.per_minute / 60.0, self.per_minute)
+        if wait:
+            await asyncio.sleep(wait)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        async with self._session.post(self.url, json={"msgtype": "text", "text": {"content": text}}) as resp:
+            data = await resp.json(content_type=None)
+        if resp.status != 200 or int(data.get("errcode", 0)) != 0:
+            raise WeChatApiError(data.get("errcode"), "wecom robot send")
 
     async def close(self) -> None:
         if self._session is not None:
